@@ -1,0 +1,44 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test install lint format migration clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/cadenza db upgrade
+	$(BIN)/cadenza demo --if-empty
+	$(BIN)/cadenza sequences list
+	@echo "Cadenza is ready on ./cadenza.db. Try: $(BIN)/cadenza --help (README: 'A first tour')"
+
+test: install
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: install
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+# Developer use: autogenerate a migration after changing store/models.py.
+migration: install
+	rm -f /tmp/cadenza-migration.db
+	CADENZA_DATABASE_URL=sqlite:////tmp/cadenza-migration.db $(BIN)/cadenza db upgrade
+	$(BIN)/python -c "from cadenza.store import migrate; from cadenza.store.db import Database; \
+	  migrate.revision(Database('sqlite:////tmp/cadenza-migration.db'), '$(MSG)')"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis cadenza.db cadenza.db-*

@@ -1,0 +1,3 @@
+"""Cadenza: a self-hosted sales-engagement engine."""
+
+__version__ = "0.1.0"

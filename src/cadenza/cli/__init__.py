@@ -1,0 +1,20 @@
+"""The `cadenza` command line (Typer + Rich)."""
+
+import typer
+
+from cadenza.cli import contacts, db, enrollments, sequences, users
+
+app = typer.Typer(
+    help="Cadenza: self-hosted sales sequences. Set CADENZA_DATABASE_URL to choose the database.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.command("demo")(db.demo)
+app.add_typer(users.user_app, name="user")
+app.add_typer(users.token_app, name="token")
+app.add_typer(users.mailbox_app, name="mailboxes")
+app.add_typer(contacts.app, name="contacts")
+app.add_typer(sequences.app, name="sequences")
+app.command("enroll")(enrollments.enroll_command)
+app.add_typer(enrollments.app, name="enrollments")

@@ -1,0 +1,66 @@
+"""What every command shares: the services context, the acting user, error reporting."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from sqlalchemy import select
+
+from cadenza.config import Settings
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.context import Context
+from cadenza.services.users import find_user_by_email
+from cadenza.store.models import User
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+AS_USER_HELP = "Act as this user (email); defaults to CADENZA_CLI_USER or the only user."
+
+
+def make_context() -> Context:
+    return Context.from_settings(Settings())
+
+
+def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
+    """Turns a CadenzaError into one readable line and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except CadenzaError as exc:
+            err_console.print(f"[bold red]error[/] {exc.code}: {exc.message}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def acting_user(ctx: Context, email: str | None) -> User:
+    email = email or ctx.settings.cli_user
+    if email:
+        return find_user_by_email(ctx, email)
+    with ctx.db.transaction() as session:
+        users = list(session.scalars(select(User).limit(2)))
+    if len(users) == 1:
+        return users[0]
+    raise CadenzaError(
+        ErrorCode.USER_NOT_FOUND,
+        "say which user you act as: --as EMAIL (or set CADENZA_CLI_USER)",
+    )
+
+
+def fmt_time(moment: datetime | None, tz: ZoneInfo) -> str:
+    if moment is None:
+        return "—"
+    local = moment.astimezone(tz)
+    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"

@@ -1,0 +1,39 @@
+"""`cadenza db …` and `cadenza demo`."""
+
+from __future__ import annotations
+
+import typer
+
+from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.services.demo import is_empty, load_demo
+from cadenza.store import migrate
+
+app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+@fails_cleanly
+def upgrade() -> None:
+    """Migrate the database to the latest schema (safe to run again)."""
+    ctx = make_context()
+    migrate.upgrade(ctx.db)
+    console.print(f"database at {ctx.db.engine.url.render_as_string()} is up to date")
+
+
+@fails_cleanly
+def demo(
+    if_empty: bool = typer.Option(
+        False, "--if-empty", help="Do nothing (successfully) when the database has data."
+    ),
+) -> None:
+    """Load the demo data set: a rep, a capture mailbox, three sequences, 200 contacts."""
+    ctx = make_context()
+    if not is_empty(ctx):
+        console.print("the database already has data: demo not loaded")
+        if if_empty:
+            return
+        raise typer.Exit(1)
+    login = load_demo(ctx)
+    console.print("[green]demo data loaded[/]")
+    console.print(f"  user:      {login.email}  (password: {login.password})")
+    console.print(f"  API token: {login.api_token}")

@@ -1,0 +1,202 @@
+"""`cadenza enroll` and `cadenza enrollments …`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import typer
+from rich.table import Table
+
+from cadenza.cli.common import (
+    AS_USER_HELP,
+    acting_user,
+    console,
+    err_console,
+    fails_cleanly,
+    fmt_time,
+    make_context,
+)
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import enrollment_control
+from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment_views import get_enrollment, list_enrollments
+
+app = typer.Typer(help="Enrollments: list, show, pause, resume, unenroll.", no_args_is_help=True)
+
+
+def _parse_send_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"--send-at must be ISO 8601 such as 2026-12-01T09:00 (their local time) "
+            f"or 2026-12-01T09:00+01:00, got {value!r}",
+        ) from None
+
+
+def _parse_tokens(pairs: list[str]) -> dict[str, str]:
+    tokens = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR, f"--token takes NAME=VALUE, got {pair!r}"
+            )
+        tokens[name.strip()] = value
+    return tokens
+
+
+@fails_cleanly
+def enroll_command(
+    sequence_id: int = typer.Argument(..., help="The sequence to enroll in."),
+    contact_ids: list[int] = typer.Argument(..., help="One or more contact ids."),
+    mailbox: int = typer.Option(None, help="Send from this mailbox (if you have several)."),
+    start_step: int = typer.Option(1, help="Start at this step."),
+    timezone: str = typer.Option(None, help="Run every step in this IANA time zone."),
+    send_at: str = typer.Option(
+        None, help="When step 1 goes out: ISO date-time; without an offset it is their local time."
+    ),
+    token: list[str] = typer.Option(
+        [], help="A value for a missing token, e.g. --token firstname=Sam (applies to all)."
+    ),
+    dry_run: bool = typer.Option(False, help="Check and show the schedule; write nothing."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Enroll contacts in a sequence; prints each contact's result and schedule."""
+    ctx = make_context()
+    user = acting_user(ctx, as_user)
+    tokens = _parse_tokens(token)
+    results = enroll(
+        ctx,
+        EnrollRequest(
+            sequence_id=sequence_id,
+            user_id=user.id,
+            contacts=[ContactRequest(cid, token_values=tokens) for cid in contact_ids],
+            mailbox_id=mailbox,
+            start_step=start_step,
+            timezone=timezone,
+            send_at=_parse_send_at(send_at),
+            dry_run=dry_run,
+        ),
+    )
+    enrolled = 0
+    for result in results:
+        if result.ok:
+            enrolled += 1
+            verb = "would enroll" if dry_run else f"enrolled (enrollment {result.enrollment_id})"
+            console.print(f"[green]✓[/] contact {result.contact_id}: {verb}, {result.timezone}")
+            for step in result.schedule:
+                console.print(f"    step {step.step}: {step.due_at:%a %Y-%m-%d %H:%M %Z}")
+        else:
+            console.print(
+                f"[red]✗[/] contact {result.contact_id}: {result.code}: {result.message}",
+                highlight=False,
+            )
+    summary = f"{enrolled} of {len(results)} contacts {'can be' if dry_run else ''} enrolled"
+    console.print(summary.replace("  ", " "))
+    if enrolled == 0:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+@fails_cleanly
+def list_command(
+    sequence: int = typer.Option(None, help="Only this sequence."),
+    contact: int = typer.Option(None, help="Only this contact."),
+    state: str = typer.Option(None, help="active, paused, finished or unenrolled."),
+) -> None:
+    """List enrollments."""
+    rows = list_enrollments(make_context(), sequence_id=sequence, contact_id=contact, state=state)
+    table = Table("id", "contact", "sequence", "state", "time zone", "reason")
+    for e in rows:
+        table.add_row(
+            str(e.id),
+            e.contact.email or str(e.contact_id),
+            str(e.sequence_id),
+            e.state,
+            e.timezone,
+            e.reason or "",
+        )
+    console.print(table)
+
+
+@app.command("show")
+@fails_cleanly
+def show_command(
+    enrollment_id: int,
+    viewer_tz: str = typer.Option(
+        None, "--tz", help="Your time zone for the second column (default: the acting user's)."
+    ),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Show an enrollment's steps and projected timeline, in their time and yours."""
+    ctx = make_context()
+    view = get_enrollment(ctx, enrollment_id)
+    e = view.enrollment
+    if viewer_tz is None:
+        try:
+            viewer_tz = acting_user(ctx, as_user).timezone
+        except CadenzaError:
+            viewer_tz = None
+    their_tz = parse_timezone(e.timezone)
+    your_tz = parse_timezone(viewer_tz or ctx.settings.default_timezone)
+    console.print(
+        f"[bold]enrollment {e.id}[/]: {view.contact_name} <{view.contact_email}> "
+        f"in “{view.sequence_name}” — {e.state}" + (f" ({e.reason})" if e.reason else "")
+    )
+    table = Table("step", "type", "title", "status", f"their time ({e.timezone})",
+                  f"your time ({your_tz.key})")  # fmt: skip
+    for line in view.steps:
+        table.add_row(
+            str(line.position),
+            line.type,
+            line.title,
+            line.status + (f" ({line.wait_reason})" if line.wait_reason else ""),
+            fmt_time(line.completed_at or line.due_at, their_tz),
+            fmt_time(line.completed_at or line.due_at, your_tz),
+        )
+    console.print(table)
+
+
+def _act(action, ids: list[int], **kwargs) -> None:
+    ctx = make_context()
+    failed = 0
+    for outcome in enrollment_control.for_many(action, ctx, ids, **kwargs):
+        if outcome.ok:
+            console.print(f"[green]✓[/] enrollment {outcome.enrollment_id}")
+        else:
+            failed += 1
+            err_console.print(
+                f"[red]✗[/] enrollment {outcome.enrollment_id}: {outcome.code}: {outcome.message}",
+                highlight=False,
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("pause")
+@fails_cleanly
+def pause_command(enrollment_ids: list[int]) -> None:
+    """Pause enrollments; the remaining wait is kept for when they resume."""
+    _act(enrollment_control.pause, enrollment_ids)
+
+
+@app.command("resume")
+@fails_cleanly
+def resume_command(enrollment_ids: list[int]) -> None:
+    """Resume paused enrollments."""
+    _act(enrollment_control.resume, enrollment_ids)
+
+
+@app.command("unenroll")
+@fails_cleanly
+def unenroll_command(
+    enrollment_ids: list[int],
+    reason: str = typer.Option("manual", help="Why (recorded with the enrollment)."),
+) -> None:
+    """Unenroll: cancels pending steps and open tasks."""
+    _act(enrollment_control.unenroll, enrollment_ids, reason=reason)

@@ -1,0 +1,101 @@
+"""`cadenza user …`, `cadenza token …`, `cadenza mailboxes …`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
+from cadenza.services.users import create_mailbox, create_token, create_user, list_mailboxes
+
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="Sending mailboxes.", no_args_is_help=True)
+
+
+@user_app.command("create")
+@fails_cleanly
+def user_create(
+    email: str,
+    firstname: str = typer.Option("", help="First name (the {{ sender.firstname }} token)."),
+    lastname: str = typer.Option(""),
+    role: str = typer.Option("member", help="admin or member."),
+    timezone: str = typer.Option(None, help="IANA time zone, e.g. Europe/Berlin."),
+    password: str = typer.Option(
+        None, prompt=True, hide_input=True, confirmation_prompt=True, help="Login password."
+    ),
+) -> None:
+    """Create a user who can log in and enroll contacts."""
+    user = create_user(
+        make_context(),
+        email,
+        firstname=firstname,
+        lastname=lastname,
+        role=role,
+        timezone=timezone,
+        password=password,
+    )
+    console.print(f"user {user.id} created: {user.email} ({user.role})")
+
+
+@token_app.command("create")
+@fails_cleanly
+def token_create(
+    name: str = typer.Option("cli", help="What the token is for."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Create an API token; it is shown once and only its hash is stored."""
+    ctx = make_context()
+    issued = create_token(ctx, acting_user(ctx, as_user).id, name)
+    console.print(issued.token, highlight=False)
+
+
+@mailbox_app.command("create")
+@fails_cleanly
+def mailbox_create(
+    from_email: str,
+    from_name: str = typer.Option(""),
+    transport: str = typer.Option("capture", help="capture or smtp."),
+    smtp_host: str = typer.Option(None),
+    smtp_port: int = typer.Option(None),
+    smtp_security: str = typer.Option("starttls", help="none, starttls or tls."),
+    smtp_username: str = typer.Option(None),
+    smtp_password: str = typer.Option(None, envvar="CADENZA_SMTP_PASSWORD"),
+    per_minute_limit: int = typer.Option(10),
+    daily_limit: int = typer.Option(1000),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Connect a mailbox to send from (owned by the acting user)."""
+    ctx = make_context()
+    mailbox = create_mailbox(
+        ctx,
+        acting_user(ctx, as_user).id,
+        from_email,
+        from_name=from_name,
+        transport=transport,
+        smtp_host=smtp_host,
+        smtp_port=smtp_port,
+        smtp_security=smtp_security,
+        smtp_username=smtp_username,
+        smtp_password=smtp_password,
+        per_minute_limit=per_minute_limit,
+        daily_limit=daily_limit,
+    )
+    console.print(f"mailbox {mailbox.id} created: {mailbox.from_email} via {mailbox.transport}")
+
+
+@mailbox_app.command("list")
+@fails_cleanly
+def mailbox_list() -> None:
+    """List mailboxes (never their passwords)."""
+    table = Table("id", "owner", "from", "transport", "limits", "state")
+    for m in list_mailboxes(make_context()):
+        table.add_row(
+            str(m.id),
+            str(m.owner_id),
+            f"{m.from_name} <{m.from_email}>",
+            m.transport,
+            f"{m.per_minute_limit}/min, {m.daily_limit}/24h",
+            "connected" if m.connected else f"disconnected: {m.disconnected_reason}",
+        )
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Pure logic with no I/O: schedule math, templates, eligibility rules, error codes."""

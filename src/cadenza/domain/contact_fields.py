@@ -1,0 +1,115 @@
+"""Validation of the values a contact (or a user) is made of: email address and time zone."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from email_validator import EmailNotValidError, validate_email
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+
+# Fixed columns of a contact; every other imported or posted field is a custom property.
+CONTACT_FIELDS = ("email", "firstname", "lastname", "company", "jobtitle", "phone", "timezone")
+
+
+def normalize_email(address: str) -> str:
+    """Syntax check only: no DNS lookup, so validation is fast, offline and deterministic."""
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise CadenzaError(
+            ErrorCode.INVALID_EMAIL, f"{address!r} is not a valid email address: {exc}"
+        ) from None
+    return result.normalized
+
+
+def email_key(address: str) -> str:
+    return address.lower()
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def parse_timezone(name: str) -> ZoneInfo:
+    """An IANA zone name, exactly as the tz database spells it (e.g. Europe/Berlin)."""
+    if name not in _known_zones():
+        raise CadenzaError(
+            ErrorCode.INVALID_TIMEZONE,
+            f"{name!r} is not an IANA time zone (examples: Europe/Berlin, America/New_York, UTC)",
+            {"timezone": name},
+        )
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CadenzaError(
+            ErrorCode.INVALID_TIMEZONE, f"{name!r} is not an IANA time zone", {"timezone": name}
+        ) from None
+
+
+def all_timezones() -> list[str]:
+    return sorted(_known_zones())
+
+
+_MAX_LENGTHS = {"firstname": 100, "lastname": 100, "company": 200, "jobtitle": 200, "phone": 50}
+
+
+def clean_contact_input(data: dict) -> tuple[dict, dict]:
+    """Splits posted or imported values into validated columns and custom properties.
+
+    Blank strings mean "no value"; unknown keys become custom properties, which
+    templates can read as `{{ contact.<key> }}`.
+    """
+    if not isinstance(data, dict):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "a contact must be an object")
+    columns: dict = {}
+    properties: dict = {}
+    for raw_key, raw_value in data.items():
+        key = str(raw_key).strip()
+        value = raw_value.strip() if isinstance(raw_value, str) else raw_value
+        if value == "":
+            value = None
+        if key == "properties":
+            if not isinstance(raw_value, dict):
+                raise CadenzaError(ErrorCode.VALIDATION_ERROR, "properties must be an object")
+            nested = clean_contact_input(raw_value)
+            if nested[0]:
+                raise CadenzaError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"{', '.join(nested[0])} are contact fields, not custom properties",
+                )
+            properties.update(nested[1])
+        elif key in CONTACT_FIELDS:
+            columns[key] = _clean_field(key, value)
+        else:
+            if not key or len(key) > 100:
+                raise CadenzaError(
+                    ErrorCode.VALIDATION_ERROR, "property names must be 1 to 100 characters"
+                )
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise CadenzaError(
+                    ErrorCode.VALIDATION_ERROR, f"property {key!r} must be text, number or boolean"
+                )
+            properties[key] = value
+    return columns, properties
+
+
+def _clean_field(key: str, value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"{key} must be text", {"field": key})
+    if key == "email":
+        return normalize_email(value)
+    if key == "timezone":
+        parse_timezone(value)
+        return value
+    if len(value) > _MAX_LENGTHS[key]:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{key} is longer than {_MAX_LENGTHS[key]} characters",
+            {"field": key},
+        )
+    return value

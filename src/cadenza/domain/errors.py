@@ -1,0 +1,88 @@
+"""Machine-readable error codes and the one exception type that carries them.
+
+Every layer raises `CadenzaError`; the CLI prints `code: message`, the API answers
+`{"error": {"code", "message", "details"}}` with `http_status`. Keeping the codes in
+one enum stops the web, CLI and engine from inventing spellings of their own.
+"""
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    # per contact, in an enrollment request
+    CONTACT_NOT_FOUND = "contact_not_found"
+    MISSING_EMAIL = "missing_email"
+    INVALID_EMAIL = "invalid_email"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    BLOCKED = "blocked"
+    ALREADY_ENROLLED = "already_enrolled"
+    MISSING_TOKEN_VALUES = "missing_token_values"
+    NO_ASSOCIATED_CONTACT = "no_associated_contact"
+    DAILY_ENROLLMENT_LIMIT = "daily_enrollment_limit"
+    DUPLICATE_CONTACT = "duplicate_contact"
+    INVALID_STEP_EDIT = "invalid_step_edit"
+    # whole request
+    BULK_LIMIT_EXCEEDED = "bulk_limit_exceeded"
+    SEQUENCE_NOT_FOUND = "sequence_not_found"
+    SEQUENCE_HAS_NO_STEPS = "sequence_has_no_steps"
+    INVALID_START_STEP = "invalid_start_step"
+    INVALID_TIMEZONE = "invalid_timezone"
+    SEND_AT_IN_PAST = "send_at_in_past"
+    MAILBOX_NOT_FOUND = "mailbox_not_found"
+    MAILBOX_REQUIRED = "mailbox_required"
+    MAILBOX_NOT_YOURS = "mailbox_not_yours"
+    MAILBOX_DISCONNECTED = "mailbox_disconnected"
+    PERMISSION_DENIED = "permission_denied"
+    NO_CONTACTS = "no_contacts"
+    # other use cases
+    VALIDATION_ERROR = "validation_error"
+    INVALID_TEMPLATE = "invalid_template"
+    UNSAFE_TEMPLATE = "unsafe_template"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    INVALID_STATE = "invalid_state"
+    USER_NOT_FOUND = "user_not_found"
+    ENROLLMENT_NOT_FOUND = "enrollment_not_found"
+    # CSV import
+    FILE_TOO_LARGE = "file_too_large"
+    BAD_ENCODING = "bad_encoding"
+    MISSING_HEADER = "missing_header"
+    MALFORMED_CSV = "malformed_csv"
+
+
+_HTTP_STATUS = {
+    ErrorCode.CONTACT_NOT_FOUND: 404,
+    ErrorCode.SEQUENCE_NOT_FOUND: 404,
+    ErrorCode.MAILBOX_NOT_FOUND: 404,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.USER_NOT_FOUND: 404,
+    ErrorCode.ENROLLMENT_NOT_FOUND: 404,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.MAILBOX_NOT_YOURS: 403,
+    ErrorCode.ALREADY_ENROLLED: 409,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.FILE_TOO_LARGE: 413,
+}
+
+
+class CadenzaError(Exception):
+    """A refusal the user can act on: a stable code, a sentence, optional details."""
+
+    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def http_status(self) -> int:
+        return _HTTP_STATUS.get(self.code, 422)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": str(self.code), "message": self.message, "details": self.details}}
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"

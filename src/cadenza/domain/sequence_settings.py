@@ -1,0 +1,128 @@
+"""The follow-up settings of a sequence, validated once and shared by the schedule."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import time
+from typing import Any
+
+import holidays
+
+from cadenza.domain.enums import FollowUpDays, UnenrollOnReply
+from cadenza.domain.errors import CadenzaError, ErrorCode
+
+
+def _parse_hhmm(value: str, field: str) -> time:
+    try:
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    except (ValueError, AttributeError):
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"{field} must be a time as HH:MM, got {value!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """Local hours in which follow-ups may go out: [start, end), end after start."""
+
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"send window end {self.end:%H:%M} must be after its start {self.start:%H:%M}",
+            )
+
+    @classmethod
+    def parse(cls, value: dict[str, str] | str | None) -> SendWindow | None:
+        """Accepts {"start": "08:00", "end": "18:00"} or "08:00-18:00"; None means no window."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            parts = value.replace("–", "-").split("-")
+            if len(parts) != 2:
+                raise CadenzaError(
+                    ErrorCode.VALIDATION_ERROR, f"send window must be HH:MM-HH:MM, got {value!r}"
+                )
+            value = {"start": parts[0].strip(), "end": parts[1].strip()}
+        if not isinstance(value, dict) or set(value) != {"start", "end"}:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR, 'send window must be {"start": "HH:MM", "end": "HH:MM"}'
+            )
+        return cls(
+            _parse_hhmm(value["start"], "send_window.start"),
+            _parse_hhmm(value["end"], "send_window.end"),
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start": f"{self.start:%H:%M}", "end": f"{self.end:%H:%M}"}
+
+
+@dataclass(frozen=True)
+class SequenceSettings:
+    follow_up_days: FollowUpDays = FollowUpDays.EVERY_DAY
+    holiday_country: str | None = None
+    send_window: SendWindow | None = None
+    thread_follow_ups: bool = True
+    unenroll_on_reply: UnenrollOnReply = UnenrollOnReply.CONTACT
+    unenroll_on_meeting: bool = True
+    task_reminders: bool = False
+
+    def __post_init__(self) -> None:
+        if self.follow_up_days is FollowUpDays.BUSINESS_DAYS and not self.holiday_country:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                "business_days needs holiday_country (an ISO 3166 code such as US or DE)",
+            )
+        if self.holiday_country and self.holiday_country not in holidays.list_supported_countries():
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"holiday_country {self.holiday_country!r} is not a supported country code",
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SequenceSettings:
+        data = dict(data or {})
+        known = {
+            "follow_up_days",
+            "holiday_country",
+            "send_window",
+            "thread_follow_ups",
+            "unenroll_on_reply",
+            "unenroll_on_meeting",
+            "task_reminders",
+        }
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"unknown sequence setting(s): {', '.join(unknown)}",
+                {"unknown": unknown},
+            )
+        try:
+            follow_up_days = FollowUpDays(data.get("follow_up_days", FollowUpDays.EVERY_DAY))
+            unenroll_on_reply = UnenrollOnReply(
+                data.get("unenroll_on_reply", UnenrollOnReply.CONTACT)
+            )
+        except ValueError as exc:
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+        country = data.get("holiday_country") or None
+        return cls(
+            follow_up_days=follow_up_days,
+            holiday_country=country.upper() if isinstance(country, str) else country,
+            send_window=SendWindow.parse(data.get("send_window")),
+            thread_follow_ups=bool(data.get("thread_follow_ups", True)),
+            unenroll_on_reply=unenroll_on_reply,
+            unenroll_on_meeting=bool(data.get("unenroll_on_meeting", True)),
+            task_reminders=bool(data.get("task_reminders", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["follow_up_days"] = str(self.follow_up_days)
+        data["unenroll_on_reply"] = str(self.unenroll_on_reply)
+        data["send_window"] = self.send_window.to_dict() if self.send_window else None
+        return data

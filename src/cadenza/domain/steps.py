@@ -1,0 +1,192 @@
+"""The shape of a sequence step, validated when a sequence is saved.
+
+The same `StepSpec` is what an enrollment snapshots (as a plain dict), so the engine
+runs exactly what was validated, with the contact's edits applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from cadenza.domain import templates
+from cadenza.domain.enums import StepType, TaskPriority, TaskType
+from cadenza.domain.errors import CadenzaError, ErrorCode
+
+MAX_DELAY_DAYS = 365
+EDITABLE_FIELDS = ("subject", "body", "task_title", "task_notes")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    position: int
+    type: StepType
+    delay_days: int = 0
+    delay_hours: int = 0
+    subject: str | None = None
+    body: str | None = None
+    thread_with_step: int | None = None
+    task_type: TaskType | None = None
+    task_title: str | None = None
+    task_notes: str | None = None
+    task_priority: TaskPriority = TaskPriority.NONE
+    continue_without_completing: bool = False
+
+    @property
+    def sends_email(self) -> bool:
+        return self.type in (StepType.EMAIL, StepType.MANUAL_EMAIL)
+
+    def templates(self) -> list[str]:
+        """Every template the step renders, for token checks."""
+        return [t for t in (self.subject, self.body, self.task_title, self.task_notes) if t]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("type", "task_type", "task_priority"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepSpec:
+        """Rebuilds a stored (already validated) step, e.g. from an enrollment snapshot."""
+        return cls(
+            **{
+                **data,
+                "type": StepType(data["type"]),
+                "task_type": TaskType(data["task_type"]) if data.get("task_type") else None,
+                "task_priority": TaskPriority(data.get("task_priority") or "none"),
+            }
+        )
+
+    def with_edits(self, edits: dict[str, str]) -> StepSpec:
+        return replace(self, **edits)
+
+
+def _fail(position: int, message: str, field: str | None = None) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.VALIDATION_ERROR,
+        f"step {position}: {message}",
+        {"step": position, "field": field},
+    )
+
+
+def _int(data: dict[str, Any], key: str, position: int, low: int, high: int) -> int:
+    value = data.get(key, 0) or 0
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(position, f"{key} must be a whole number from {low} to {high}", key)
+    return value
+
+
+def _choice(enum, value: Any, position: int, field: str):
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise _fail(position, f"{field} must be one of {allowed}, got {value!r}", field) from None
+
+
+def _template(value: Any, position: int, field: str, *, html: bool = False) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _fail(position, f"{field} must be text", field)
+    try:
+        templates.validate_template(value, field=field)
+    except CadenzaError as exc:
+        exc.message = f"step {position}: {exc.message}"
+        exc.details = {**(exc.details or {}), "step": position, "field": field}
+        raise
+    return templates.sanitize_html(value) if html else value
+
+
+STEP_KEYS = {
+    "type",
+    "delay_days",
+    "delay_hours",
+    "subject",
+    "body",
+    "thread_with_step",
+    "task_type",
+    "task_title",
+    "task_notes",
+    "task_priority",
+    "continue_without_completing",
+    "position",
+    "id",
+}
+
+
+def parse_step(data: dict[str, Any], position: int) -> StepSpec:
+    if not isinstance(data, dict):
+        raise _fail(position, "must be an object")
+    unknown = sorted(set(data) - STEP_KEYS)
+    if unknown:
+        raise _fail(position, f"unknown field(s): {', '.join(unknown)}")
+    step_type = _choice(StepType, data.get("type"), position, "type")
+    spec = StepSpec(
+        position=position,
+        type=step_type,
+        delay_days=_int(data, "delay_days", position, 0, MAX_DELAY_DAYS),
+        delay_hours=_int(data, "delay_hours", position, 0, 23),
+        subject=_template(data.get("subject"), position, "subject"),
+        body=_template(data.get("body"), position, "body", html=True),
+        thread_with_step=data.get("thread_with_step"),
+        task_title=_template(data.get("task_title"), position, "task_title"),
+        task_notes=_template(data.get("task_notes"), position, "task_notes"),
+        task_priority=_choice(
+            TaskPriority, data.get("task_priority") or "none", position, "task_priority"
+        ),
+        continue_without_completing=bool(data.get("continue_without_completing", False)),
+    )
+    if step_type is StepType.TASK:
+        return replace(
+            spec,
+            task_type=_choice(TaskType, data.get("task_type") or "todo", position, "task_type"),
+            subject=None,
+            body=None,
+            thread_with_step=None,
+        )
+    if not spec.body:
+        raise _fail(position, "an email step needs a body", "body")
+    if not spec.subject and spec.thread_with_step is None:
+        raise _fail(position, "an email step needs a subject (or thread_with_step)", "subject")
+    return spec
+
+
+def parse_steps(items: list[dict[str, Any]]) -> list[StepSpec]:
+    """Validates an ordered list of steps; positions are 1-based, in list order."""
+    if not isinstance(items, list):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "steps must be a list")
+    steps = [parse_step(item, index) for index, item in enumerate(items, start=1)]
+    for step in steps:
+        if step.thread_with_step is None:
+            continue
+        target = step.thread_with_step
+        if (
+            not isinstance(target, int)
+            or not 1 <= target < step.position
+            or not steps[target - 1].sends_email
+        ):
+            raise _fail(
+                step.position,
+                "thread_with_step must name an earlier email step of this sequence",
+                "thread_with_step",
+            )
+    return steps
+
+
+def validate_edits(step: StepSpec, edits: Any) -> dict[str, str]:
+    """Per-contact edits of a step at enrollment: only text fields, each a valid template."""
+    if not isinstance(edits, dict):
+        raise _fail(step.position, "edits must be an object")
+    unknown = sorted(set(edits) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise _fail(step.position, f"cannot edit {', '.join(unknown)}")
+    clean: dict[str, str] = {}
+    for field, value in edits.items():
+        if value is None:
+            continue
+        rendered = _template(value, step.position, field, html=field == "body")
+        if rendered is not None:
+            clean[field] = rendered
+    return clean

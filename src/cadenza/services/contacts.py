@@ -1,0 +1,172 @@
+"""Contacts: create, read, update, delete, search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cadenza.domain.contact_fields import clean_contact_input, email_key
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.store.models import (
+    Contact,
+    EmailEvent,
+    Enrollment,
+    Message,
+    StepRun,
+    Task,
+)
+
+
+def _apply(contact: Contact, columns: dict, properties: dict) -> None:
+    for key, value in columns.items():
+        setattr(contact, key, value)
+        if key == "email":
+            contact.email_key = email_key(value) if value else None
+    if properties:
+        merged = {**(contact.properties or {}), **properties}
+        contact.properties = {k: v for k, v in merged.items() if v is not None}
+
+
+def _duplicate(columns: dict) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.CONFLICT,
+        f"a contact with email {columns.get('email')} already exists",
+        {"field": "email"},
+    )
+
+
+def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = None) -> Contact:
+    columns, properties = clean_contact_input(data)
+    now = ctx.clock.now()
+    try:
+        with ctx.db.transaction() as session:
+            if columns.get("email") and find_by_email(session, columns["email"]):
+                raise _duplicate(columns)
+            contact = Contact(properties={}, created_at=now, updated_at=now, owner_id=actor_id)
+            _apply(contact, columns, properties)
+            session.add(contact)
+            session.flush()
+            record(session, ctx, actor_id, "contact.create", "contact", contact.id)
+    except IntegrityError:
+        raise _duplicate(columns) from None
+    return contact
+
+
+def find_by_email(session: Session, address: str) -> Contact | None:
+    return session.scalar(select(Contact).where(Contact.email_key == email_key(address)))
+
+
+def upsert_contact(session: Session, ctx: Context, columns: dict, properties: dict) -> bool:
+    """Creates or updates by email inside the caller's transaction; True when created."""
+    contact = find_by_email(session, columns["email"])
+    created = contact is None
+    now = ctx.clock.now()
+    if contact is None:
+        contact = Contact(properties={}, created_at=now)
+        session.add(contact)
+    _apply(contact, columns, properties)
+    contact.updated_at = now
+    return created
+
+
+def get_contact(ctx: Context, contact_id: int) -> Contact:
+    with ctx.db.transaction() as session:
+        contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise CadenzaError(ErrorCode.CONTACT_NOT_FOUND, f"contact {contact_id} does not exist")
+    return contact
+
+
+def update_contact(
+    ctx: Context, contact_id: int, data: dict[str, Any], actor_id: int | None = None
+) -> Contact:
+    columns, properties = clean_contact_input(data)
+    try:
+        with ctx.db.transaction() as session:
+            contact = session.get(Contact, contact_id)
+            if contact is None:
+                raise CadenzaError(
+                    ErrorCode.CONTACT_NOT_FOUND, f"contact {contact_id} does not exist"
+                )
+            if columns.get("email"):
+                other = find_by_email(session, columns["email"])
+                if other is not None and other.id != contact_id:
+                    raise _duplicate(columns)
+            _apply(contact, columns, properties)
+            contact.updated_at = ctx.clock.now()
+            record(session, ctx, actor_id, "contact.update", "contact", contact_id)
+    except IntegrityError:
+        raise _duplicate(columns) from None
+    return contact
+
+
+def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -> None:
+    """Deletes the contact and its history (a right-to-be-forgotten delete).
+
+    A contact still live in a sequence is refused: unenroll first, so that a worker
+    never holds a step of a contact that no longer exists.
+    """
+    with ctx.db.transaction() as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise CadenzaError(ErrorCode.CONTACT_NOT_FOUND, f"contact {contact_id} does not exist")
+        enrollment_ids = select(Enrollment.id).where(Enrollment.contact_id == contact_id)
+        live = session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .where(
+                Enrollment.contact_id == contact_id,
+                Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+            )
+        )
+        if live:
+            raise CadenzaError(
+                ErrorCode.INVALID_STATE,
+                "the contact is enrolled in a sequence: unenroll it before deleting it",
+            )
+        session.execute(delete(EmailEvent).where(EmailEvent.contact_id == contact_id))
+        session.execute(delete(Task).where(Task.contact_id == contact_id))
+        session.execute(delete(Message).where(Message.contact_id == contact_id))
+        session.execute(delete(StepRun).where(StepRun.enrollment_id.in_(enrollment_ids)))
+        session.execute(delete(Enrollment).where(Enrollment.contact_id == contact_id))
+        session.delete(contact)
+        record(session, ctx, actor_id, "contact.delete", "contact", contact_id)
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    results: list[Contact]
+    next_cursor: int | None
+
+
+def search_contacts(
+    ctx: Context, query: str | None = None, *, limit: int = 50, after_id: int | None = None
+) -> ContactPage:
+    """Keyset pagination by id: stable under inserts, cheap at any depth."""
+    if not 1 <= limit <= 500:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "limit must be between 1 and 500")
+    statement = select(Contact).order_by(Contact.id).limit(limit + 1)
+    if after_id is not None:
+        statement = statement.where(Contact.id > after_id)
+    if query:
+        pattern = f"%{query.strip().lower()}%"
+        statement = statement.where(
+            or_(
+                Contact.email_key.like(pattern),
+                func.lower(Contact.firstname).like(pattern),
+                func.lower(Contact.lastname).like(pattern),
+                func.lower(Contact.company).like(pattern),
+            )
+        )
+    with ctx.db.transaction() as session:
+        rows = list(session.scalars(statement))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ContactPage(rows, rows[-1].id if more else None)

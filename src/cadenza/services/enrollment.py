@@ -1,0 +1,449 @@
+"""Enroll contacts in a sequence: every rule of DESIGN §3–4, one transaction per request.
+
+Each contact gets its own result. Whole-request problems (unknown sequence, bad time
+zone, someone else's mailbox, ...) raise before anything is looked at per contact.
+Each contact is written inside its own SAVEPOINT, so one failing contact leaves
+nothing half-written while the valid ones still enroll. Contacts are row-locked
+(PostgreSQL) or the whole write is serialised (SQLite's BEGIN IMMEDIATE), so two
+concurrent requests cannot both put a contact into a sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cadenza.domain import schedule, templates
+from cadenza.domain.contact_fields import normalize_email, parse_timezone
+from cadenza.domain.eligibility import ContactFacts, refusal_for
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.personalization import build_context, normalize_token_values
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec, validate_edits
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.services.personalization import contact_values, sender_values
+from cadenza.services.sequences import load_sequence, step_specs
+from cadenza.services.users import get_user
+from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, StepRun, User
+
+
+@dataclass
+class ContactRequest:
+    contact_id: int
+    token_values: dict[str, Any] = field(default_factory=dict)
+    step_edits: dict[Any, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class EnrollRequest:
+    sequence_id: int
+    user_id: int
+    contacts: list[ContactRequest]
+    mailbox_id: int | None = None
+    start_step: int = 1
+    timezone: str | None = None
+    # Aware: that instant. Naive: that wall-clock time in each enrollment's own time
+    # zone ("9:00 their time"), which is why it is resolved per contact.
+    send_at: datetime | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    step: int
+    due_at: datetime  # aware, in the enrollment's time zone
+
+
+@dataclass
+class ContactResult:
+    contact_id: int
+    ok: bool
+    enrollment_id: int | None = None
+    code: str | None = None
+    message: str | None = None
+    missing_tokens: list[str] = field(default_factory=list)
+    timezone: str | None = None
+    schedule: list[ScheduledStep] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """What is shared by every contact of one request, validated once."""
+
+    user: User
+    mailbox: Mailbox
+    sequence_id: int
+    specs: list[StepSpec]
+    settings: SequenceSettings
+    start_step: int
+    tz_override: ZoneInfo | None
+    now: datetime
+    bulk: bool
+    daily_limit: int
+    enrolled_today: int
+
+
+def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    _check_request_shape(ctx, request)
+    with ctx.db.transaction() as session:
+        plan = _plan(ctx, session, request)
+        contacts = _lock_contacts(session, [c.contact_id for c in request.contacts])
+        live = _live_sequences(session, list(contacts))
+        blocked = _blocked_patterns(session, contacts.values())
+        results: list[ContactResult] = []
+        seen: set[int] = set()
+        for item in request.contacts:
+            if item.contact_id in seen:
+                results.append(
+                    _refused(item.contact_id, ErrorCode.DUPLICATE_CONTACT, "listed twice")
+                )
+                continue
+            seen.add(item.contact_id)
+            result = _enroll_one(
+                ctx, session, plan, request, item, contacts.get(item.contact_id), live, blocked
+            )
+            if result.ok:
+                plan.enrolled_today += 1
+            results.append(result)
+    return results
+
+
+def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
+    if not request.contacts:
+        raise CadenzaError(ErrorCode.NO_CONTACTS, "choose at least one contact to enroll")
+    limit = ctx.settings.enroll_bulk_limit
+    if len(request.contacts) > limit:
+        raise CadenzaError(
+            ErrorCode.BULK_LIMIT_EXCEEDED,
+            f"at most {limit} contacts can be enrolled at once; got {len(request.contacts)}",
+            {"limit": limit, "requested": len(request.contacts)},
+        )
+    if request.timezone is not None:
+        parse_timezone(request.timezone)
+    if (
+        request.send_at is not None
+        and request.send_at.tzinfo is not None
+        and request.send_at <= ctx.clock.now()
+    ):
+        raise CadenzaError(
+            ErrorCode.SEND_AT_IN_PAST,
+            f"send_at {request.send_at.isoformat()} is not in the future",
+            {"send_at": request.send_at.isoformat()},
+        )
+
+
+def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
+    user = get_user(session, request.user_id)
+    if not user.can_enroll:
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
+    sequence = load_sequence(session, request.sequence_id)
+    specs = step_specs(sequence)
+    if not specs:
+        raise CadenzaError(ErrorCode.SEQUENCE_HAS_NO_STEPS, f"sequence {sequence.id} has no steps")
+    if (
+        isinstance(request.start_step, bool)
+        or not isinstance(request.start_step, int)
+        or not 1 <= request.start_step <= len(specs)
+    ):
+        raise CadenzaError(
+            ErrorCode.INVALID_START_STEP,
+            f"start_step must be between 1 and {len(specs)}, got {request.start_step!r}",
+            {"steps": len(specs)},
+        )
+    now = ctx.clock.now()
+    return _Plan(
+        user=user,
+        mailbox=_resolve_mailbox(session, user, request.mailbox_id),
+        sequence_id=sequence.id,
+        specs=specs,
+        settings=SequenceSettings.from_dict(sequence.settings),
+        start_step=request.start_step,
+        tz_override=parse_timezone(request.timezone) if request.timezone else None,
+        now=now,
+        bulk=len(request.contacts) > 1,
+        daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
+        enrolled_today=_enrolled_today(ctx, session, user, now),
+    )
+
+
+def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Mailbox:
+    if mailbox_id is None:
+        owned = list(session.scalars(select(Mailbox).where(Mailbox.owner_id == user.id)))
+        if not owned:
+            raise CadenzaError(
+                ErrorCode.MAILBOX_NOT_FOUND, "you have no mailbox to send from: connect one first"
+            )
+        if len(owned) > 1:
+            raise CadenzaError(
+                ErrorCode.MAILBOX_REQUIRED,
+                "you have several mailboxes: choose the one to send from",
+                {"mailbox_ids": [m.id for m in owned]},
+            )
+        mailbox = owned[0]
+    else:
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is None:
+            raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
+        if mailbox.owner_id != user.id:
+            raise CadenzaError(
+                ErrorCode.MAILBOX_NOT_YOURS,
+                f"mailbox {mailbox_id} belongs to another user: send from one of yours",
+            )
+    if not mailbox.connected:
+        raise CadenzaError(
+            ErrorCode.MAILBOX_DISCONNECTED,
+            f"mailbox {mailbox.from_email} is disconnected: reconnect it before enrolling",
+            {"reason": mailbox.disconnected_reason},
+        )
+    return mailbox
+
+
+def _enrolled_today(ctx: Context, session: Session, user: User, now: datetime) -> int:
+    """The daily limit counts enrollments since midnight in the user's own time zone."""
+    tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
+    local_midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = schedule.local_to_utc(local_midnight.replace(tzinfo=None), tz)
+    return session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(Enrollment.enrolled_by_id == user.id, Enrollment.enrolled_at >= since)
+    )
+
+
+def _lock_contacts(session: Session, ids: list[int]) -> dict[int, Contact]:
+    wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)})
+    rows = session.scalars(
+        select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id).with_for_update()
+    )
+    return {c.id: c for c in rows}
+
+
+def _live_sequences(session: Session, contact_ids: list[int]) -> dict[int, set[int]]:
+    rows = session.execute(
+        select(Enrollment.contact_id, Enrollment.sequence_id).where(
+            Enrollment.contact_id.in_(contact_ids),
+            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        )
+    )
+    live: dict[int, set[int]] = {}
+    for contact_id, sequence_id in rows:
+        live.setdefault(contact_id, set()).add(sequence_id)
+    return live
+
+
+def _blocked_patterns(session: Session, contacts) -> set[str]:
+    keys = set()
+    for contact in contacts:
+        if contact.email_key:
+            keys.add(contact.email_key)
+            keys.add("@" + contact.email_key.rpartition("@")[2])
+    if not keys:
+        return set()
+    return set(
+        session.scalars(select(BlockedAddress.pattern).where(BlockedAddress.pattern.in_(keys)))
+    )
+
+
+def _is_blocked(contact: Contact, patterns: set[str]) -> bool:
+    if contact.blocked:
+        return True
+    if not contact.email_key:
+        return False
+    return bool({contact.email_key, "@" + contact.email_key.rpartition("@")[2]} & patterns)
+
+
+def _valid_email(address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        normalize_email(address)
+    except CadenzaError:
+        return False
+    return True
+
+
+def _refused(contact_id: int, code: ErrorCode, message: str, **extra: Any) -> ContactResult:
+    return ContactResult(contact_id=contact_id, ok=False, code=str(code), message=message, **extra)
+
+
+def _enroll_one(
+    ctx: Context,
+    session: Session,
+    plan: _Plan,
+    request: EnrollRequest,
+    item: ContactRequest,
+    contact: Contact | None,
+    live: dict[int, set[int]],
+    blocked: set[str],
+) -> ContactResult:
+    if contact is None:
+        return _refused(
+            item.contact_id,
+            ErrorCode.CONTACT_NOT_FOUND,
+            f"contact {item.contact_id} does not exist",
+        )
+    facts = ContactFacts(
+        email=contact.email,
+        email_valid=_valid_email(contact.email),
+        bounced=contact.bounced_at is not None,
+        unsubscribed=contact.unsubscribed_at is not None,
+        blocked=_is_blocked(contact, blocked),
+        live_enrollment_sequence_ids=frozenset(live.get(contact.id, ())),
+    )
+    refusal = refusal_for(
+        facts, plan.sequence_id, allow_multiple_sequences=ctx.settings.allow_multiple_sequences
+    )
+    if refusal is not None:
+        return _refused(contact.id, refusal.code, refusal.message)
+    try:
+        steps = _personal_steps(plan.specs, item.step_edits)
+        token_values = normalize_token_values(item.token_values)
+    except CadenzaError as exc:
+        return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
+    context = build_context(
+        contact_values(contact), sender_values(plan.user, plan.mailbox), token_values
+    )
+    remaining = [s for s in steps if s.position >= plan.start_step]
+    missing = templates.missing_tokens([t for s in remaining for t in s.templates()], context)
+    if missing:
+        return _refused(
+            contact.id,
+            ErrorCode.MISSING_TOKEN_VALUES,
+            f"no value for {', '.join(missing)}: give token_values for them",
+            missing_tokens=missing,
+        )
+    if plan.enrolled_today >= plan.daily_limit:
+        return _refused(
+            contact.id,
+            ErrorCode.DAILY_ENROLLMENT_LIMIT,
+            f"you reached your daily limit of {plan.daily_limit} enrollments",
+        )
+    tz_name, tz = _timezone_for(ctx, plan, contact)
+    first_due = _first_due(plan, request.send_at, tz)
+    if first_due is None:
+        return _refused(
+            contact.id,
+            ErrorCode.SEND_AT_IN_PAST,
+            f"{request.send_at:%Y-%m-%d %H:%M} in {tz_name} has already passed",
+            timezone=tz_name,
+        )
+    projected = schedule.project_timeline(
+        steps=[schedule.StepDelay(s.delay_days, s.delay_hours) for s in remaining],
+        positions=[s.position for s in remaining],
+        tz=tz,
+        settings=plan.settings,
+        anchor=first_due,
+        anchor_is_first_step=True,
+    )
+    result = ContactResult(
+        contact_id=contact.id,
+        ok=True,
+        timezone=tz_name,
+        schedule=[ScheduledStep(p.position, p.due_at.astimezone(tz)) for p in projected],
+    )
+    if request.dry_run:
+        return result
+    try:
+        with session.begin_nested():
+            enrollment = _write_enrollment(
+                session, plan, contact, steps, token_values, tz_name, first_due, request
+            )
+    except IntegrityError:
+        return _refused(contact.id, ErrorCode.ALREADY_ENROLLED, "the contact was just enrolled")
+    live.setdefault(contact.id, set()).add(plan.sequence_id)
+    record(
+        session,
+        ctx,
+        plan.user.id,
+        "enrollment.create",
+        "enrollment",
+        enrollment.id,
+        {"contact_id": contact.id, "sequence_id": plan.sequence_id},
+    )
+    result.enrollment_id = enrollment.id
+    return result
+
+
+def _personal_steps(specs: list[StepSpec], step_edits: dict[Any, dict[str, str]]) -> list[StepSpec]:
+    by_position = {s.position: s for s in specs}
+    edits_by_position: dict[int, dict[str, str]] = {}
+    for key, edits in (step_edits or {}).items():
+        try:
+            position = int(key)
+        except (TypeError, ValueError):
+            position = None
+        if position not in by_position:
+            raise CadenzaError(ErrorCode.INVALID_STEP_EDIT, f"there is no step {key!r} to edit")
+        edits_by_position[position] = validate_edits(by_position[position], edits)
+    return [s.with_edits(edits_by_position.get(s.position, {})) for s in specs]
+
+
+def _timezone_for(ctx: Context, plan: _Plan, contact: Contact) -> tuple[str, ZoneInfo]:
+    """Chosen at enrollment, else the contact's, else the sender's, else the default."""
+    if plan.tz_override is not None:
+        return plan.tz_override.key, plan.tz_override
+    for name in (contact.timezone, plan.user.timezone, ctx.settings.default_timezone):
+        if name:
+            try:
+                return name, parse_timezone(name)
+            except CadenzaError:
+                continue
+    return "UTC", ZoneInfo("UTC")
+
+
+def _first_due(plan: _Plan, send_at: datetime | None, tz: ZoneInfo) -> datetime | None:
+    if send_at is not None and send_at.tzinfo is None:
+        send_at = schedule.local_to_utc(send_at, tz)
+        if send_at <= plan.now:
+            return None
+    return schedule.first_step_due(plan.now, send_at)
+
+
+def _write_enrollment(
+    session: Session,
+    plan: _Plan,
+    contact: Contact,
+    steps: list[StepSpec],
+    token_values: dict[str, str],
+    tz_name: str,
+    first_due: datetime,
+    request: EnrollRequest,
+) -> Enrollment:
+    enrollment = Enrollment(
+        contact_id=contact.id,
+        sequence_id=plan.sequence_id,
+        mailbox_id=plan.mailbox.id,
+        enrolled_by_id=plan.user.id,
+        timezone=tz_name,
+        state=str(EnrollmentState.ACTIVE),
+        start_step=plan.start_step,
+        steps_snapshot=[s.to_dict() for s in steps],
+        settings_snapshot=plan.settings.to_dict(),
+        token_values=token_values,
+        bulk=plan.bulk,
+        send_at=first_due if request.send_at is not None else None,
+        enrolled_at=plan.now,
+    )
+    session.add(enrollment)
+    session.flush()
+    first = steps[plan.start_step - 1]
+    session.add(
+        StepRun(
+            enrollment_id=enrollment.id,
+            step_position=first.position,
+            step_type=str(first.type),
+            status=str(StepRunStatus.PENDING),
+            due_at=first_due,
+            created_at=plan.now,
+        )
+    )
+    session.flush()
+    return enrollment

@@ -1,0 +1,184 @@
+"""Pause, resume and unenroll: each acts on the enrollment and its pending steps at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cadenza.domain import schedule
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.store.models import Enrollment, StepRun, Task
+
+# Reasons an enrollment ends early; the signal issues add bounce, reply, meeting, ...
+UNENROLL_REASONS = (
+    "manual",
+    "replied",
+    "meeting_booked",
+    "bounced",
+    "unsubscribed",
+    "company_replied",
+    "failed",
+)
+
+
+def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment:
+    enrollment = session.scalar(
+        select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
+    )
+    if enrollment is None:
+        raise CadenzaError(
+            ErrorCode.ENROLLMENT_NOT_FOUND, f"enrollment {enrollment_id} does not exist"
+        )
+    return enrollment
+
+
+def _require_state(enrollment: Enrollment, *states: EnrollmentState, action: str) -> None:
+    if enrollment.state not in states:
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE,
+            f"enrollment {enrollment.id} is {enrollment.state}: it cannot be {action}",
+            {"state": enrollment.state},
+        )
+
+
+def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
+    """The remaining delay of the waiting step is kept and restarts on resume."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        enrollment = lock_enrollment(session, enrollment_id)
+        _require_state(enrollment, EnrollmentState.ACTIVE, action="paused")
+        enrollment.state = str(EnrollmentState.PAUSED)
+        enrollment.paused_at = now
+        session.execute(
+            update(StepRun)
+            .where(
+                StepRun.enrollment_id == enrollment_id,
+                StepRun.status == str(StepRunStatus.PENDING),
+            )
+            .values(status=str(StepRunStatus.PAUSED))
+        )
+        record(session, ctx, actor_id, "enrollment.pause", "enrollment", enrollment_id)
+    return enrollment
+
+
+def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        enrollment = lock_enrollment(session, enrollment_id)
+        _require_state(enrollment, EnrollmentState.PAUSED, action="resumed")
+        tz = parse_timezone(enrollment.timezone)
+        settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+        paused_runs = session.scalars(
+            select(StepRun).where(
+                StepRun.enrollment_id == enrollment_id,
+                StepRun.status == str(StepRunStatus.PAUSED),
+            )
+        )
+        for run in paused_runs:
+            run.due_at = resumed_due(run, enrollment, now, tz, settings)
+            run.status = str(StepRunStatus.PENDING)
+        enrollment.state = str(EnrollmentState.ACTIVE)
+        enrollment.paused_at = None
+        record(session, ctx, actor_id, "enrollment.resume", "enrollment", enrollment_id)
+    return enrollment
+
+
+def resumed_due(run: StepRun, enrollment: Enrollment, now: datetime, tz, settings) -> datetime:
+    """Now plus what was left of the wait; follow-ups then obey the days and window rules."""
+    paused_at = enrollment.paused_at or now
+    remaining = max(run.due_at - paused_at, timedelta(0))
+    due = now + remaining
+    if run.step_position == enrollment.start_step:
+        return due
+    local_wall = due.astimezone(tz).replace(tzinfo=None)
+    return schedule.normalize_follow_up(local_wall, tz, settings)
+
+
+def unenroll(
+    ctx: Context,
+    enrollment_id: int,
+    reason: str = "manual",
+    *,
+    detail: str | None = None,
+    actor_id: int | None = None,
+) -> Enrollment:
+    if reason not in UNENROLL_REASONS:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"reason must be one of {', '.join(UNENROLL_REASONS)}",
+        )
+    with ctx.db.transaction() as session:
+        enrollment = lock_enrollment(session, enrollment_id)
+        _require_state(
+            enrollment, EnrollmentState.ACTIVE, EnrollmentState.PAUSED, action="unenrolled"
+        )
+        end_enrollment(session, ctx, enrollment, reason, detail)
+        record(
+            session,
+            ctx,
+            actor_id,
+            "enrollment.unenroll",
+            "enrollment",
+            enrollment_id,
+            {"reason": reason, "detail": detail},
+        )
+    return enrollment
+
+
+def end_enrollment(
+    session: Session, ctx: Context, enrollment: Enrollment, reason: str, detail: str | None
+) -> None:
+    """Cancels every step not yet done and every open task, in the caller's transaction."""
+    enrollment.state = str(EnrollmentState.UNENROLLED)
+    enrollment.reason = reason
+    enrollment.reason_detail = detail
+    enrollment.ended_at = ctx.clock.now()
+    enrollment.paused_at = None
+    session.execute(
+        update(StepRun)
+        .where(
+            StepRun.enrollment_id == enrollment.id,
+            StepRun.status.in_(
+                [
+                    str(StepRunStatus.PENDING),
+                    str(StepRunStatus.PAUSED),
+                    str(StepRunStatus.WAITING_TASK),
+                ]
+            ),
+        )
+        .values(status=str(StepRunStatus.CANCELLED))
+    )
+    session.execute(
+        update(Task)
+        .where(Task.enrollment_id == enrollment.id, Task.status == str(TaskStatus.OPEN))
+        .values(status=str(TaskStatus.CANCELLED))
+    )
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    enrollment_id: int
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+
+
+def for_many(action, ctx: Context, enrollment_ids: list[int], **kwargs) -> list[BulkOutcome]:
+    """Applies pause/resume/unenroll to many enrollments; each succeeds or fails on its own."""
+    outcomes = []
+    for enrollment_id in enrollment_ids:
+        try:
+            action(ctx, enrollment_id, **kwargs)
+        except CadenzaError as exc:
+            outcomes.append(BulkOutcome(enrollment_id, False, str(exc.code), exc.message))
+        else:
+            outcomes.append(BulkOutcome(enrollment_id, True))
+    return outcomes

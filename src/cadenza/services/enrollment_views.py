@@ -1,0 +1,156 @@
+"""Read models of enrollments: each step's state and the projected future.
+
+The projection uses the same pure schedule function as the engine, so what the rep
+is shown is what will happen (assuming tasks are completed when they are due).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from cadenza.domain import schedule
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec
+from cadenza.services.context import Context
+from cadenza.store.models import Enrollment, StepRun
+
+# A run in one of these has a known completion time; the projection continues from it.
+_DONE = {str(StepRunStatus.SENT), str(StepRunStatus.DONE)}
+# A run in one of these will still happen at (or after) its due time.
+_AHEAD = {
+    str(StepRunStatus.PENDING),
+    str(StepRunStatus.PAUSED),
+    str(StepRunStatus.SENDING),
+    str(StepRunStatus.WAITING_TASK),
+}
+
+
+@dataclass(frozen=True)
+class StepLine:
+    position: int
+    type: str
+    title: str
+    status: str  # a step run status, or "projected" for a step not yet scheduled
+    due_at: datetime | None
+    completed_at: datetime | None
+    wait_reason: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class EnrollmentView:
+    enrollment: Enrollment
+    contact_email: str | None
+    contact_name: str
+    sequence_name: str
+    steps: list[StepLine]
+
+
+def _title(spec: StepSpec) -> str:
+    return spec.subject or spec.task_title or f"{spec.type} step"
+
+
+def step_lines(enrollment: Enrollment, now: datetime) -> list[StepLine]:
+    specs = [StepSpec.from_dict(s) for s in enrollment.steps_snapshot]
+    runs = {r.step_position: r for r in enrollment.step_runs}
+    tz = parse_timezone(enrollment.timezone)
+    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    live = enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
+    lines: list[StepLine] = []
+    anchor: datetime | None = None  # completion time (real or projected) of the step before
+    for spec in specs:
+        if spec.position < enrollment.start_step:
+            continue
+        run = runs.get(spec.position)
+        if run is not None:
+            lines.append(
+                StepLine(
+                    spec.position,
+                    str(spec.type),
+                    _title(spec),
+                    run.status,
+                    run.due_at,
+                    run.completed_at,
+                    run.wait_reason,
+                    run.last_error,
+                )
+            )
+            if run.status in _DONE:
+                anchor = run.completed_at
+            elif run.status in _AHEAD:
+                anchor = max(run.due_at, now)
+            else:
+                anchor = None  # failed, cancelled or unknown: nothing follows
+            continue
+        if not live or anchor is None:
+            break
+        due = schedule.next_step_due(
+            anchor, tz, schedule.StepDelay(spec.delay_days, spec.delay_hours), settings
+        )
+        lines.append(StepLine(spec.position, str(spec.type), _title(spec), "projected", due, None))
+        anchor = due
+    return lines
+
+
+def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
+    with ctx.db.transaction() as session:
+        enrollment = session.scalar(
+            select(Enrollment)
+            .where(Enrollment.id == enrollment_id)
+            .options(
+                selectinload(Enrollment.step_runs),
+                selectinload(Enrollment.contact),
+                selectinload(Enrollment.sequence),
+            )
+        )
+        if enrollment is None:
+            raise CadenzaError(
+                ErrorCode.ENROLLMENT_NOT_FOUND, f"enrollment {enrollment_id} does not exist"
+            )
+        contact = enrollment.contact
+        name = " ".join(p for p in (contact.firstname, contact.lastname) if p)
+        return EnrollmentView(
+            enrollment=enrollment,
+            contact_email=contact.email,
+            contact_name=name or (contact.email or f"contact {contact.id}"),
+            sequence_name=enrollment.sequence.name,
+            steps=step_lines(enrollment, ctx.clock.now()),
+        )
+
+
+def list_enrollments(
+    ctx: Context,
+    *,
+    sequence_id: int | None = None,
+    contact_id: int | None = None,
+    state: str | None = None,
+    limit: int = 100,
+    after_id: int | None = None,
+) -> list[Enrollment]:
+    if state is not None and state not in {s.value for s in EnrollmentState}:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"state must be one of {', '.join(s.value for s in EnrollmentState)}",
+        )
+    query = select(Enrollment).order_by(Enrollment.id).limit(limit)
+    if sequence_id is not None:
+        query = query.where(Enrollment.sequence_id == sequence_id)
+    if contact_id is not None:
+        query = query.where(Enrollment.contact_id == contact_id)
+    if state is not None:
+        query = query.where(Enrollment.state == state)
+    if after_id is not None:
+        query = query.where(Enrollment.id > after_id)
+    with ctx.db.transaction() as session:
+        return list(session.scalars(query.options(selectinload(Enrollment.contact))))
+
+
+def pending_run(enrollment: Enrollment) -> StepRun | None:
+    return next((r for r in enrollment.step_runs if r.status in _AHEAD), None)

@@ -1,0 +1,145 @@
+"""Sequences and their ordered steps.
+
+A save replaces the whole step list (as the editor and `PUT` send it); running
+enrollments are unaffected because each holds its own snapshot of the steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec, parse_steps
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.services.users import get_user
+from cadenza.store.models import Sequence, SequenceStep
+
+
+def _validated(
+    name: Any, settings: Any, steps: Any
+) -> tuple[str, SequenceSettings, list[StepSpec]]:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "name must be 1 to 200 characters")
+    return name.strip(), SequenceSettings.from_dict(settings), parse_steps(steps or [])
+
+
+def _step_rows(specs: list[StepSpec]) -> list[SequenceStep]:
+    return [SequenceStep(**spec.to_dict()) for spec in specs]
+
+
+def create_sequence(
+    ctx: Context,
+    owner_id: int,
+    name: str,
+    *,
+    settings: dict[str, Any] | None = None,
+    steps: list[dict[str, Any]] | None = None,
+) -> Sequence:
+    clean_name, clean_settings, specs = _validated(name, settings, steps)
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        get_user(session, owner_id)
+        sequence = Sequence(
+            owner_id=owner_id,
+            name=clean_name,
+            settings=clean_settings.to_dict(),
+            created_at=now,
+            updated_at=now,
+            steps=_step_rows(specs),
+        )
+        session.add(sequence)
+        session.flush()
+        record(session, ctx, owner_id, "sequence.create", "sequence", sequence.id)
+    return sequence
+
+
+def load_sequence(session: Session, sequence_id: int) -> Sequence:
+    sequence = session.scalar(
+        select(Sequence)
+        .where(Sequence.id == sequence_id, Sequence.archived_at.is_(None))
+        .options(selectinload(Sequence.steps))
+    )
+    if sequence is None:
+        raise CadenzaError(
+            ErrorCode.SEQUENCE_NOT_FOUND,
+            f"sequence {sequence_id} does not exist",
+            {"sequence_id": sequence_id},
+        )
+    return sequence
+
+
+def get_sequence(ctx: Context, sequence_id: int) -> Sequence:
+    with ctx.db.transaction() as session:
+        return load_sequence(session, sequence_id)
+
+
+def list_sequences(ctx: Context) -> list[Sequence]:
+    with ctx.db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Sequence)
+                .where(Sequence.archived_at.is_(None))
+                .order_by(Sequence.id)
+                .options(selectinload(Sequence.steps))
+            )
+        )
+
+
+def replace_sequence(
+    ctx: Context,
+    sequence_id: int,
+    *,
+    name: str,
+    settings: dict[str, Any] | None,
+    steps: list[dict[str, Any]],
+    actor_id: int | None = None,
+) -> Sequence:
+    clean_name, clean_settings, specs = _validated(name, settings, steps)
+    with ctx.db.transaction() as session:
+        sequence = load_sequence(session, sequence_id)
+        sequence.name = clean_name
+        sequence.settings = clean_settings.to_dict()
+        sequence.updated_at = ctx.clock.now()
+        session.execute(delete(SequenceStep).where(SequenceStep.sequence_id == sequence_id))
+        session.expire(sequence, ["steps"])
+        for row in _step_rows(specs):
+            row.sequence_id = sequence_id
+            session.add(row)
+        session.flush()
+        record(session, ctx, actor_id, "sequence.update", "sequence", sequence_id)
+        return load_sequence(session, sequence_id)
+
+
+def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> None:
+    """Archived, not deleted: enrollments in flight keep running from their snapshots."""
+    with ctx.db.transaction() as session:
+        sequence = load_sequence(session, sequence_id)
+        sequence.archived_at = ctx.clock.now()
+        record(session, ctx, actor_id, "sequence.archive", "sequence", sequence_id)
+
+
+def step_specs(sequence: Sequence) -> list[StepSpec]:
+    return [
+        StepSpec.from_dict(
+            {
+                "position": s.position,
+                "type": s.type,
+                "delay_days": s.delay_days,
+                "delay_hours": s.delay_hours,
+                "subject": s.subject,
+                "body": s.body,
+                "thread_with_step": s.thread_with_step,
+                "task_type": s.task_type,
+                "task_title": s.task_title,
+                "task_notes": s.task_notes,
+                "task_priority": s.task_priority,
+                "continue_without_completing": s.continue_without_completing,
+            }
+        )
+        for s in sequence.steps
+    ]

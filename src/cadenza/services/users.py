@@ -1,0 +1,163 @@
+"""Users, their API tokens and their sending mailboxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cadenza.domain.contact_fields import normalize_email, parse_timezone
+from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.secrets import hash_password, hash_token, new_api_token
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.store.models import ApiToken, Mailbox, User
+
+
+def create_user(
+    ctx: Context,
+    email: str,
+    *,
+    firstname: str = "",
+    lastname: str = "",
+    role: str = UserRole.MEMBER,
+    timezone: str | None = None,
+    password: str | None = None,
+    can_enroll: bool = True,
+) -> User:
+    address = normalize_email(email)
+    try:
+        role = UserRole(role)
+    except ValueError:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "role must be admin or member") from None
+    if timezone:
+        parse_timezone(timezone)
+    with ctx.db.transaction() as session:
+        if session.scalar(select(User.id).where(func.lower(User.email) == address.lower())):
+            raise CadenzaError(ErrorCode.CONFLICT, f"a user with email {address} already exists")
+        user = User(
+            email=address,
+            firstname=firstname,
+            lastname=lastname,
+            role=str(role),
+            timezone=timezone,
+            password_hash=hash_password(password) if password else None,
+            can_enroll=can_enroll,
+            created_at=ctx.clock.now(),
+        )
+        session.add(user)
+        session.flush()
+        record(session, ctx, None, "user.create", "user", user.id, {"email": address})
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise CadenzaError(ErrorCode.USER_NOT_FOUND, f"user {user_id} does not exist")
+    return user
+
+
+def find_user_by_email(ctx: Context, email: str) -> User:
+    with ctx.db.transaction() as session:
+        user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise CadenzaError(ErrorCode.USER_NOT_FOUND, f"no user with email {email}")
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: int
+    token: str  # shown once; only its hash is stored
+
+
+def create_token(ctx: Context, user_id: int, name: str) -> IssuedToken:
+    token = new_api_token()
+    with ctx.db.transaction() as session:
+        get_user(session, user_id)
+        row = ApiToken(
+            user_id=user_id,
+            name=name,
+            prefix=token[:8],
+            token_hash=hash_token(token),
+            created_at=ctx.clock.now(),
+        )
+        session.add(row)
+        session.flush()
+        record(session, ctx, user_id, "token.create", "api_token", row.id, {"name": name})
+    return IssuedToken(row.id, token)
+
+
+def user_for_token(ctx: Context, token: str) -> User | None:
+    with ctx.db.transaction() as session:
+        row = session.scalar(
+            select(ApiToken).where(
+                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+            )
+        )
+        if row is None:
+            return None
+        row.last_used_at = ctx.clock.now()
+        return session.get(User, row.user_id)
+
+
+def create_mailbox(
+    ctx: Context,
+    owner_id: int,
+    from_email: str,
+    *,
+    from_name: str = "",
+    transport: str = MailTransport.CAPTURE,
+    smtp_host: str | None = None,
+    smtp_port: int | None = None,
+    smtp_security: str = SmtpSecurity.STARTTLS,
+    smtp_username: str | None = None,
+    smtp_password: str | None = None,
+    per_minute_limit: int = 10,
+    daily_limit: int = 1000,
+) -> Mailbox:
+    address = normalize_email(from_email)
+    try:
+        transport = MailTransport(transport)
+        smtp_security = SmtpSecurity(smtp_security)
+    except ValueError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    if transport is MailTransport.SMTP and not smtp_host:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
+    if not 1 <= per_minute_limit <= 1000 or not 1 <= daily_limit <= 1000:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            "per_minute_limit and daily_limit must be between 1 and 1000",
+        )
+    with ctx.db.transaction() as session:
+        get_user(session, owner_id)
+        mailbox = Mailbox(
+            owner_id=owner_id,
+            from_email=address,
+            from_name=from_name,
+            transport=str(transport),
+            smtp_host=smtp_host,
+            smtp_port=smtp_port,
+            smtp_security=str(smtp_security),
+            smtp_username=smtp_username,
+            smtp_password=smtp_password,
+            per_minute_limit=per_minute_limit,
+            daily_limit=daily_limit,
+            connected=True,
+            created_at=ctx.clock.now(),
+        )
+        session.add(mailbox)
+        session.flush()
+        record(session, ctx, owner_id, "mailbox.create", "mailbox", mailbox.id, {"from": address})
+    return mailbox
+
+
+def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
+    with ctx.db.transaction() as session:
+        query = select(Mailbox).order_by(Mailbox.id)
+        if owner_id is not None:
+            query = query.where(Mailbox.owner_id == owner_id)
+        return list(session.scalars(query))

@@ -1,0 +1,316 @@
+"""The relational model (DESIGN §6). Services are the only writers.
+
+Invariants that must hold across many workers live in the schema, not only in code:
+one step run per (enrollment, step) — so a step can never be sent twice — and at most
+one live enrollment of a contact in a given sequence. Due-time lookups use a partial
+index over pending step runs only, so a worker's tick costs what is due, not what exists.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cadenza.store.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    firstname: Mapped[str] = mapped_column(String(100), default="")
+    lastname: Mapped[str] = mapped_column(String(100), default="")
+    role: Mapped[str] = mapped_column(String(20), default="member")
+    can_enroll: Mapped[bool] = mapped_column(Boolean, default=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    daily_enrollment_limit: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+    mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="owner")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Mailbox(Base):
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    from_email: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    transport: Mapped[str] = mapped_column(String(20), default="capture")
+    smtp_host: Mapped[str | None] = mapped_column(String(255))
+    smtp_port: Mapped[int | None] = mapped_column(Integer)
+    smtp_security: Mapped[str] = mapped_column(String(20), default="starttls")
+    smtp_username: Mapped[str | None] = mapped_column(String(320))
+    # A secret the worker must replay to the server, so it cannot be hashed; never
+    # returned by the API nor logged (the repr of this model leaves it out).
+    smtp_password: Mapped[str | None] = mapped_column(String(500))
+    per_minute_limit: Mapped[int] = mapped_column(Integer, default=10)
+    daily_limit: Mapped[int] = mapped_column(Integer, default=1000)
+    connected: Mapped[bool] = mapped_column(Boolean, default=True)
+    disconnected_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    owner: Mapped[User] = relationship(back_populates="mailboxes")
+
+    def __repr__(self) -> str:
+        return f"Mailbox(id={self.id!r}, from_email={self.from_email!r})"
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    # Lower-cased address: the identity used for de-duplication and reply matching.
+    email_key: Mapped[str | None] = mapped_column(String(320), unique=True)
+    firstname: Mapped[str | None] = mapped_column(String(100))
+    lastname: Mapped[str | None] = mapped_column(String(100))
+    company: Mapped[str | None] = mapped_column(String(200))
+    jobtitle: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    bounced_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BlockedAddress(Base):
+    """An address ("ann@corp.com") or a whole domain ("@corp.com") never to be enrolled."""
+
+    __tablename__ = "blocked_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(320), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Sequence(Base):
+    __tablename__ = "sequences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    steps: Mapped[list[SequenceStep]] = relationship(
+        back_populates="sequence",
+        order_by="SequenceStep.position",
+        cascade="all, delete-orphan",
+    )
+
+
+class SequenceStep(Base):
+    __tablename__ = "sequence_steps"
+    __table_args__ = (UniqueConstraint("sequence_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(20))
+    delay_days: Mapped[int] = mapped_column(Integer, default=0)
+    delay_hours: Mapped[int] = mapped_column(Integer, default=0)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    thread_with_step: Mapped[int | None] = mapped_column(Integer)
+    task_type: Mapped[str | None] = mapped_column(String(20))
+    task_title: Mapped[str | None] = mapped_column(Text)
+    task_notes: Mapped[str | None] = mapped_column(Text)
+    task_priority: Mapped[str | None] = mapped_column(String(20))
+    continue_without_completing: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    sequence: Mapped[Sequence] = relationship(back_populates="steps")
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        # A contact is live in a given sequence at most once, whatever the account allows.
+        Index(
+            "uq_enrollments_live_contact_sequence",
+            "contact_id",
+            "sequence_id",
+            unique=True,
+            sqlite_where=text("state IN ('active', 'paused')"),
+            postgresql_where=text("state IN ('active', 'paused')"),
+        ),
+        Index("ix_enrollments_enrolled_by_at", "enrolled_by_id", "enrolled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), index=True)
+    enrolled_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    timezone: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    reason: Mapped[str | None] = mapped_column(String(50))
+    reason_detail: Mapped[str | None] = mapped_column(Text)
+    start_step: Mapped[int] = mapped_column(Integer, default=1)
+    # The sequence as it was at enrollment, with this contact's edits applied: editing
+    # the sequence later never changes an enrollment in flight.
+    steps_snapshot: Mapped[list[Any]] = mapped_column()
+    settings_snapshot: Mapped[dict[str, Any]] = mapped_column()
+    token_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    bulk: Mapped[bool] = mapped_column(Boolean, default=False)
+    send_at: Mapped[datetime | None]
+    enrolled_at: Mapped[datetime]
+    paused_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+    contact: Mapped[Contact] = relationship()
+    sequence: Mapped[Sequence] = relationship()
+    mailbox: Mapped[Mailbox] = relationship()
+    step_runs: Mapped[list[StepRun]] = relationship(
+        back_populates="enrollment", order_by="StepRun.step_position"
+    )
+
+
+class StepRun(Base):
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        # The backbone of "sent at most once, ever": one run per step of an enrollment.
+        UniqueConstraint("enrollment_id", "step_position"),
+        Index(
+            "ix_step_runs_due",
+            "due_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    step_position: Mapped[int] = mapped_column(Integer)
+    step_type: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    wait_reason: Mapped[str | None] = mapped_column(String(50))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    enrollment: Mapped[Enrollment] = relationship(back_populates="step_runs")
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_owner_status_due", "owner_id", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), unique=True)
+    type: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(20), default="none")
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    due_at: Mapped[datetime]
+    draft_subject: Mapped[str | None] = mapped_column(Text)
+    draft_body: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), unique=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    references: Mapped[str | None] = mapped_column(Text)
+    from_email: Mapped[str] = mapped_column(String(320))
+    to_email: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class EmailEvent(Base):
+    __tablename__ = "email_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Makes an event seen twice count once (provider event id, or a derived key).
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(50))
+    subject_type: Mapped[str] = mapped_column(String(50))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(index=True)

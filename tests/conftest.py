@@ -1,0 +1,152 @@
+"""Fixtures shared by every test: databases on both backends, a frozen clock, a services context.
+
+PostgreSQL tests run against a throw-away database created for this run (so two runs
+never collide) on the server at CADENZA_TEST_PG (default 127.0.0.1:5432, database
+`test`). If that server is unreachable the PostgreSQL tests FAIL with instructions:
+they are never silently skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from cadenza.config import Settings
+from cadenza.domain.clock import FrozenClock
+from cadenza.services.context import Context
+from cadenza.store import migrate
+from cadenza.store.db import Database
+from cadenza.store.models import Base
+
+PG_ADMIN_DSN = os.environ.get("CADENZA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_START_HINT = (
+    "PostgreSQL is not reachable at {dsn} ({error}). Start it with:\n"
+    "  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+    "or point CADENZA_TEST_PG at a server with trust auth and a database you may create in."
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    name = f"cadenza_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(PG_START_HINT.format(dsn=PG_ADMIN_DSN, error=exc), pytrace=False)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    url = f"{base}/{name}"
+    db = Database(url)
+    migrate.upgrade(db)
+    db.dispose()
+    yield url
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file, copied per test: migrating once keeps the suite fast."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db)
+    db.dispose()  # the last connection closing folds the WAL back into the file
+    return path
+
+
+def _empty_postgres(db: Database) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request, tmp_path) -> Iterator[Database]:
+    """A migrated, empty database on each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "cadenza.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        db = Database(f"sqlite:///{path}")
+    else:
+        db = Database(request.getfixturevalue("pg_database_url"))
+        _empty_postgres(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # A Monday, 09:00 UTC: tests that care about weekdays move it explicitly.
+    return FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(database_url="sqlite://", default_timezone="UTC")
+
+
+@pytest.fixture
+def ctx(database: Database, clock: FrozenClock, settings: Settings) -> Context:
+    return Context(db=database, clock=clock, settings=settings)
+
+
+# --- a small world most service tests start from -------------------------------------
+
+EMAIL_STEPS = [
+    {"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"},
+    {"type": "email", "delay_days": 3, "thread_with_step": 1, "body": "<p>Bump</p>"},
+    {
+        "type": "task",
+        "delay_days": 3,
+        "task_type": "call",
+        "task_title": "Call {{ contact.firstname }}",
+    },
+]
+
+
+class World:
+    """Builders for the records a test needs, all written through the services."""
+
+    def __init__(self, ctx: Context) -> None:
+        from cadenza.services import contacts, sequences, users
+
+        self.ctx = ctx
+        self._contacts = contacts
+        self._sequences = sequences
+        self._users = users
+        self.user = users.create_user(
+            ctx, "rep@example.com", firstname="Riley", timezone="America/New_York"
+        )
+        self.mailbox = users.create_mailbox(ctx, self.user.id, "rep@example.com", from_name="Riley")
+        self.sequence = self.make_sequence()
+
+    def make_sequence(self, steps=None, settings=None, name="Follow-up"):
+        return self._sequences.create_sequence(
+            self.ctx,
+            self.user.id,
+            name,
+            settings=settings or {"follow_up_days": "weekdays"},
+            steps=EMAIL_STEPS if steps is None else steps,
+        )
+
+    def contact(self, email="ann@corp.example", **fields):
+        fields.setdefault("firstname", "Ann")
+        return self._contacts.create_contact(self.ctx, {"email": email, **fields})
+
+    def contacts(self, count: int, prefix: str = "c"):
+        return [self.contact(f"{prefix}{i}@corp.example") for i in range(count)]
+
+
+@pytest.fixture
+def world(ctx: Context) -> World:
+    return World(ctx)

@@ -1,0 +1,105 @@
+"""The command line end to end, as the README's tour runs it, on both databases."""
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from cadenza.cli import app
+from cadenza.services.demo import CONTACT_COUNT, DEMO_EMAIL
+
+
+@pytest.fixture
+def cli(database, monkeypatch):
+    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+
+    def run(*args, ok=True):
+        result = runner.invoke(app, [str(a) for a in args])
+        output = result.output + (result.stderr if result.stderr_bytes else "")
+        assert (result.exit_code == 0) is ok, output
+        return output
+
+    return run
+
+
+@pytest.fixture
+def demo(cli):
+    cli("db", "upgrade")
+    out = cli("demo")
+    assert DEMO_EMAIL in out and "cdz_" in out
+    return cli
+
+
+def test_demo_loads_once(demo):
+    assert "already has data" in demo("demo", ok=False)
+    assert "already has data" in demo("demo", "--if-empty")
+    listing = demo("sequences", "list")
+    assert "Inbound lead follow-up" in listing and "Webinar invite" in listing
+    assert "more: --after" in demo("contacts", "list")
+
+
+def test_tour_enroll_refuse_and_show_timeline(demo):
+    contacts = demo("contacts", "list", "--limit", CONTACT_COUNT)
+    bounced = re.search(r"│ (\d+) .*bounced", contacts).group(1)
+    out = demo("enroll", 1, 1, 2, bounced, "--dry-run")
+    assert "would enroll" in out and f"contact {bounced}: bounced" in out
+    assert "enrolled" not in out.replace("can be enrolled", "")
+    out = demo("enroll", 1, 1, 2, bounced)
+    enrollment_id = re.search(r"enrolled \(enrollment (\d+)\)", out).group(1)
+    assert "2 of 3 contacts enrolled" in out
+    again = demo("enroll", 1, 1, ok=False)
+    assert "already_enrolled" in again
+    shown = demo("enrollments", "show", enrollment_id, "--tz", "Asia/Kolkata")
+    assert "pending" in shown and "projected" in shown and "IST" in shown
+    demo("enrollments", "pause", enrollment_id)
+    assert "paused" in demo("enrollments", "list", "--state", "paused")
+    demo("enrollments", "resume", enrollment_id)
+    demo("enrollments", "unenroll", enrollment_id, "--reason", "manual")
+    assert "invalid_state" in demo("enrollments", "pause", enrollment_id, ok=False)
+
+
+def test_whole_request_errors_are_one_clear_line(demo):
+    out = demo("enroll", 1, 1, "--timezone", "Mars/Phobos", ok=False)
+    assert "error invalid_timezone: 'Mars/Phobos' is not an IANA time zone" in out
+    out = demo("enroll", 1, 1, "--send-at", "tomorrow", ok=False)
+    assert "validation_error" in out and "--send-at" in out
+    out = demo("enroll", 1, *range(1, 52), ok=False)
+    assert "bulk_limit_exceeded" in out
+    assert "Traceback" not in out
+
+
+def test_missing_token_values_are_listed_and_can_be_given(demo):
+    contacts = demo("contacts", "list", "--limit", 20)
+    # demo contact index 3 (id 4) has no first name
+    assert re.search(r"│ 4 .*│\s+│ Globex|│ 4 ", contacts)
+    out = demo("enroll", 1, 4, "--dry-run", ok=False)
+    assert "missing_token_values" in out and "contact.firstname" in out
+    assert "would enroll" in demo("enroll", 1, 4, "--dry-run", "--token", "firstname=there")
+
+
+def test_import_reports_bad_rows_and_refuses_huge_files(demo, tmp_path):
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("email,firstname\nnew@x.example,New\nbroken,Row\n", encoding="utf-8")
+    out = demo("contacts", "import", csv_file, ok=False)
+    assert "line 3: invalid_email" in out and "1 created" in out
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    out = demo("contacts", "import", huge, ok=False)
+    assert "file_too_large" in out
+
+
+def test_user_token_and_sequence_creation(cli, tmp_path):
+    cli("db", "upgrade")
+    cli("user", "create", "ops@example.com", "--role", "admin", "--password", "s3cret")
+    assert "conflict" in cli("user", "create", "ops@example.com", "--password", "x", ok=False)
+    assert re.search(r"cdz_\S{20,}", cli("token", "create", "--as", "ops@example.com"))
+    spec = tmp_path / "seq.json"
+    spec.write_text(
+        '{"name": "Mine", "steps": [{"type": "email", "subject": "Hi", "body": "<p>Hi</p>"}]}'
+    )
+    assert "sequence 1 created: Mine (1 steps)" in cli("sequences", "create", spec)
+    spec.write_text("{not json")
+    assert "not valid JSON" in cli("sequences", "create", spec, ok=False)

@@ -1,0 +1,84 @@
+"""Contacts CRUD and search through the services, on both databases."""
+
+import pytest
+
+from cadenza.domain.errors import CadenzaError
+from cadenza.services import contacts
+from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+
+
+def fails(code, fn, *args, **kwargs):
+    with pytest.raises(CadenzaError) as caught:
+        fn(*args, **kwargs)
+    assert caught.value.code == code
+    return caught.value
+
+
+def test_create_normalises_and_keeps_custom_properties(ctx):
+    contact = contacts.create_contact(
+        ctx,
+        {"email": " Ann@Corp.EXAMPLE ", "firstname": "Ann", "timezone": "Asia/Kathmandu",
+         "industry": "retail", "seats": 40},
+    )  # fmt: skip
+    stored = contacts.get_contact(ctx, contact.id)
+    assert stored.email == "Ann@corp.example" and stored.email_key == "ann@corp.example"
+    assert stored.properties == {"industry": "retail", "seats": 40}
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ({"email": "not-an-address"}, "invalid_email"),
+        ({"email": "a@b.example", "timezone": "Mars/Phobos"}, "invalid_timezone"),
+        ({"email": "a@b.example", "firstname": "x" * 101}, "validation_error"),
+        ({"email": "a@b.example", "properties": {"firstname": "x"}}, "validation_error"),
+        ({"email": "a@b.example", "tags": ["a", "b"]}, "validation_error"),
+        ({"email": 42}, "validation_error"),
+    ],
+)
+def test_bad_contact_input_is_refused_and_nothing_written(ctx, data, code):
+    fails(code, contacts.create_contact, ctx, data)
+    assert contacts.search_contacts(ctx).results == []
+
+
+def test_email_is_unique_case_insensitively(ctx):
+    contacts.create_contact(ctx, {"email": "ann@corp.example"})
+    fails("conflict", contacts.create_contact, ctx, {"email": "ANN@corp.example"})
+    other = contacts.create_contact(ctx, {"email": "bob@corp.example"})
+    fails("conflict", contacts.update_contact, ctx, other.id, {"email": "Ann@Corp.example"})
+
+
+def test_update_merges_properties_and_blank_clears(ctx):
+    contact = contacts.create_contact(
+        ctx, {"email": "a@x.example", "firstname": "A", "plan": "pro"}
+    )
+    contacts.update_contact(ctx, contact.id, {"firstname": "", "seats": 3, "plan": None})
+    stored = contacts.get_contact(ctx, contact.id)
+    assert stored.firstname is None
+    assert stored.properties == {"seats": 3}
+    fails("contact_not_found", contacts.update_contact, ctx, 999, {"firstname": "x"})
+
+
+def test_search_and_keyset_pagination(ctx):
+    for name in ["Ann", "Bob", "Anna", "Cid"]:
+        contacts.create_contact(ctx, {"email": f"{name.lower()}@x.example", "firstname": name})
+    page = contacts.search_contacts(ctx, "ann", limit=1)
+    assert [c.firstname for c in page.results] == ["Ann"] and page.next_cursor
+    rest = contacts.search_contacts(ctx, "ann", limit=1, after_id=page.next_cursor)
+    assert [c.firstname for c in rest.results] == ["Anna"] and rest.next_cursor is None
+    fails("validation_error", contacts.search_contacts, ctx, limit=0)
+
+
+def test_delete_refuses_a_live_contact_then_forgets_everything(ctx, world):
+    contact = world.contact()
+    [result] = enroll(
+        ctx,
+        EnrollRequest(world.sequence.id, world.user.id, [ContactRequest(contact.id)]),
+    )
+    fails("invalid_state", contacts.delete_contact, ctx, contact.id)
+    from cadenza.services.enrollment_control import unenroll
+
+    unenroll(ctx, result.enrollment_id)
+    contacts.delete_contact(ctx, contact.id)
+    fails("contact_not_found", contacts.get_contact, ctx, contact.id)
+    fails("contact_not_found", contacts.delete_contact, ctx, contact.id)

@@ -1,0 +1,38 @@
+"""The migrations and the models describe the same schema, on both databases."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from cadenza.store import migrate
+from cadenza.store.db import Database
+from cadenza.store.models import Base
+
+
+def test_migrations_match_models(database):
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+def test_migrations_are_current_and_create_every_table(database):
+    assert migrate.is_current(database)
+    tables = set(inspect(database.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+
+
+def test_due_index_is_partial_over_pending_runs(database):
+    indexes = {ix["name"]: ix for ix in inspect(database.engine).get_indexes("step_runs")}
+    due = indexes["ix_step_runs_due"]
+    where = (due.get("dialect_options") or {}).get(f"{database.dialect}_where")
+    assert due["column_names"] == ["due_at"]
+    assert where is not None and "pending" in str(where)
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
