@@ -51,7 +51,8 @@ def list_contacts(
 ) -> None:
     """List contacts, with the flags that stop them from being enrolled."""
     page = search_contacts(make_context(), search, limit=limit, after_id=after)
-    table = Table("id", "email", "name", "company", "time zone", "flags")
+    table = Table("id", "name", "company", "time zone", "flags")
+    table.add_column("email", no_wrap=True)
     for c in page.results:
         flags = [
             f for f, on in (("bounced", c.bounced_at), ("unsubscribed", c.unsubscribed_at),
@@ -59,7 +60,7 @@ def list_contacts(
         ]  # fmt: skip
         name = " ".join(p for p in (c.firstname, c.lastname) if p)
         table.add_row(
-            str(c.id), c.email or "—", name, c.company or "", c.timezone or "", ", ".join(flags)
+            str(c.id), name, c.company or "", c.timezone or "", ", ".join(flags), c.email or "—"
         )
     console.print(table)
     if page.next_cursor:

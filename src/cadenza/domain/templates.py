@@ -580,17 +580,70 @@ _ALLOWED_ATTRIBUTES = {
 }
 _URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 
-# {# ... #}, and {{ ... }} / {% ... %} with quoted strings skipped so "}}" in a literal
-# does not end the tag early.
-_JINJA_TAG = re.compile(
-    r"""
-      \{\#.*?\#\}
-    | \{\{ (?: "(?:\\.|[^"\\])*" | '(?:\\.|[^'\\])*' | [^"'}] | \}(?!\}) )* \}\}
-    | \{% (?: "(?:\\.|[^"\\])*" | '(?:\\.|[^'\\])*' | [^"'%] | %(?!\}) )* %\}
-    """,
-    re.DOTALL | re.VERBOSE,
-)
+# The scanner below mirrors jinja2.lexer for the default delimiters, because a disagreement
+# about where a tag ends is a sanitiser bypass: anything taken for a tag is hidden from nh3,
+# and if Jinja reads it as text instead it is sent verbatim. So: `{% raw %}` bodies are HTML
+# (Jinja prints them as they are), comments end at the first `#}`, and `{{ }}` / `{% %}` end
+# only outside string literals and once (), [] and {} are balanced. `sanitize_html` then
+# asks Jinja's own lexer to confirm, and refuses when the two disagree.
+_OPENER = re.compile(r"\{%[-+]?\s*raw\s*-?%\}|\{[{%#]")
+_RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
+_STRING = re.compile(r"'([^'\\]*(?:\\.[^'\\]*)*)'" r'|"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_WHITESPACE = re.compile(r"\s+")
 _MARKER = "cdzjinja"  # lower-case letters only: nh3 never escapes it, and no entity starts so
+
+
+def _tag_end(source: str, pos: int, end: str) -> int | None:
+    """Where the `{{`/`{%` tag whose body starts at pos ends, or None if Jinja would fail."""
+    stack: list[str] = []
+    while pos < len(source):
+        if not stack and source.startswith(end, pos):
+            return pos + len(end)
+        char = source[pos]
+        if char in "'\"":
+            string = _STRING.match(source, pos)
+            if string is None:
+                return None
+            pos = string.end()
+            continue
+        if char in _CLOSERS:
+            stack.append(_CLOSERS[char])
+        elif char in ")]}" and (not stack or stack.pop() != char):
+            return None
+        pos += 1
+    return None
+
+
+def _split_jinja(source: str) -> list[tuple[bool, str]]:
+    """Splits a body into (is_jinja_tag, text) pieces, in order, covering all of it."""
+    pieces: list[tuple[bool, str]] = []
+    pos = 0
+    while (opener := _OPENER.search(source, pos)) is not None:
+        start = opener.start()
+        if opener.group() == "{#":
+            close = source.find("#}", start + 2)
+            stop = None if close < 0 else close + 2
+        elif opener.group() in ("{{", "{%"):
+            stop = _tag_end(source, opener.end(), "}}" if opener.group() == "{{" else "%}")
+        else:  # raw block: its delimiters are tags, its body is HTML like any other text
+            raw_end = _RAW_END.search(source, opener.end())
+            if raw_end is None:
+                break
+            pieces += [
+                (False, source[pos:start]),
+                (True, opener.group()),
+                (False, source[opener.end() : raw_end.start()]),
+                (True, raw_end.group()),
+            ]
+            pos = raw_end.end()
+            continue
+        if stop is None:
+            break  # Jinja cannot compile this; leave the rest to nh3 as plain HTML
+        pieces += [(False, source[pos:start]), (True, source[start:stop])]
+        pos = stop
+    pieces.append((False, source[pos:]))
+    return [piece for piece in pieces if piece[1]]
 
 
 def sanitize_html(body: str, *, field: str = "body") -> str:
@@ -603,20 +656,24 @@ def sanitize_html(body: str, *, field: str = "body") -> str:
 
     Jinja tags inside removed content (script, style, comments) or inside an HTML tag outside
     an attribute value are dropped with it. Raises CadenzaError(INVALID_TEMPLATE) when the
-    HTML parser moves Jinja tags (text between table rows is moved before the table) or when
-    dropping them breaks the template, rather than silently changing what gets sent.
+    HTML parser moves Jinja tags (text between table rows is moved before the table), when
+    dropping them breaks the template, or when Jinja would read the result differently from
+    the scanner, rather than save something other than what was checked.
     """
     marker = _MARKER
     while marker in body:
         marker += "q"
     originals: list[str] = []
-
-    def stash(match: re.Match[str]) -> str:
-        originals.append(match.group(0))
-        return f"{marker}x{len(originals) - 1}x"
+    protected: list[str] = []
+    for is_tag, text in _split_jinja(body):
+        if is_tag:
+            protected.append(f"{marker}x{len(originals)}x")
+            originals.append(text)
+        else:
+            protected.append(text)
 
     cleaned = nh3.clean(
-        _JINJA_TAG.sub(stash, body),
+        "".join(protected),
         tags=set(_ALLOWED_TAGS),
         attributes={tag: set(attrs) for tag, attrs in _ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(_URL_SCHEMES),
@@ -639,23 +696,38 @@ def sanitize_html(body: str, *, field: str = "body") -> str:
     restored = placeholder.sub(lambda m: originals[int(m.group(1))], cleaned)
     kept = set(order)
     dropped = [tag for i, tag in enumerate(originals) if i not in kept]
-    if any(tag.startswith("{%") for tag in dropped):
-        _check_still_parses(body, restored, dropped, field)
+    _confirm_with_jinja(body, restored, placeholder.sub("", cleaned), dropped, field)
     return restored
 
 
-def _check_still_parses(body: str, restored: str, dropped: list[str], field: str) -> None:
+def _jinja_text(source: str) -> str | None:
+    """What Jinja prints verbatim (text and raw bodies), whitespace removed; None if it
+    cannot lex the source. Whitespace is ignored because `{%-` / `-%}` trim it."""
     try:
-        _ENVS[True].parse(body)
+        tokens = list(_ENVS[True].lex(source))
     except TemplateSyntaxError:
-        return  # already broken: validate_template reports it against what the user wrote
-    try:
-        _ENVS[True].parse(restored)
-    except TemplateSyntaxError:
+        return None
+    return _WHITESPACE.sub("", "".join(value for _, kind, value in tokens if kind == "data"))
+
+
+def _confirm_with_jinja(
+    body: str, restored: str, approved: str, dropped: list[str], field: str
+) -> None:
+    text = _jinja_text(restored)
+    if text is None:
+        if dropped and _jinja_text(body) is not None:
+            raise CadenzaError(
+                ErrorCode.INVALID_TEMPLATE,
+                f"Cleaning the HTML of {field} removed {', '.join(dropped)}, which breaks the "
+                "template. Keep Jinja tags in text or attribute values, not inside HTML tags, "
+                "scripts or comments.",
+                details={"field": field, "dropped": dropped},
+            )
+        return  # already broken as written: validate_template reports it with its line
+    if text != _WHITESPACE.sub("", approved):
         raise CadenzaError(
             ErrorCode.INVALID_TEMPLATE,
-            f"Cleaning the HTML of {field} removed {', '.join(dropped)}, which breaks the "
-            "template. Keep Jinja tags in text or attribute values, not inside HTML tags, "
-            "scripts or comments.",
-            details={"field": field, "dropped": dropped},
-        ) from None
+            f"Could not tell the Jinja tags in {field} apart from its HTML safely; "
+            "check for unbalanced brackets or quotes inside {{ }} and {% %}.",
+            details={"field": field},
+        )

@@ -6,6 +6,7 @@ Deterministic (seeded), so the README's walkthrough shows the same contacts to e
 from __future__ import annotations
 
 import random
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -172,7 +173,8 @@ def _contacts(ctx: Context, owner_id: int) -> None:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             company, domain = rng.choice(COMPANIES)
             local = f"{first}.{last}.{index}".lower().replace("'", "")
-            email = f"{local.encode('ascii', 'ignore').decode()}@{domain}"
+            ascii_local = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode()
+            email = f"{ascii_local}@{domain}"
             contact = Contact(
                 email=email,
                 email_key=email.lower(),
