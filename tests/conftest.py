@@ -150,3 +150,29 @@ class World:
 @pytest.fixture
 def world(ctx: Context) -> World:
     return World(ctx)
+
+
+@pytest.fixture
+def worker(ctx):
+    from cadenza.engine.worker import Worker, WorkerOptions
+
+    engine = Worker(ctx, WorkerOptions(batch_size=100), worker_id="test-worker")
+    yield engine
+    engine.close()
+
+
+def enroll_ids(world, contacts, sequence=None, **options):
+    """Enrolls contacts through the service and returns the enrollment ids (all must succeed)."""
+    from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+
+    results = enroll(
+        world.ctx,
+        EnrollRequest(
+            sequence_id=(sequence or world.sequence).id,
+            user_id=world.user.id,
+            contacts=[ContactRequest(c.id) for c in contacts],
+            **options,
+        ),
+    )
+    assert all(r.ok for r in results), results
+    return [r.enrollment_id for r in results]

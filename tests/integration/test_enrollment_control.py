@@ -85,6 +85,7 @@ def test_resumed_follow_up_obeys_days_and_window(ctx, world):
         session.add(
             StepRun(
                 enrollment_id=enrollment_id,
+                mailbox_id=world.mailbox.id,
                 step_position=2,
                 step_type="email",
                 status="pending",

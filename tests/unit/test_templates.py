@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from html.parser import HTMLParser
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import Markup, escape
 
+from cadenza.domain import templates
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.templates import (
     TokenRef,
@@ -106,6 +110,19 @@ def test_if_guard_renders_without_the_value() -> None:
     assert render(source, {"contact": {"employees": 500, "vip": "y"}}, html=False) == (
         "no company big vip"
     )
+
+
+def test_if_tests_treat_a_missing_value_as_empty() -> None:
+    source = (
+        '{% if "vip" in contact.tags %}vip{% endif %}'
+        "{% if contact.tags | length > 1 %}many{% endif %}"
+        '{% if contact.plan == "pro" %}pro{% endif %}'
+        "{% if contact.plan is not defined %}no plan{% endif %}"
+    )
+    assert required_tokens(source) == set()
+    assert render(source, {}, html=False) == "no plan"
+    context = {"contact": {"tags": ["vip", "x"], "plan": "pro"}}
+    assert render(source, context, html=False) == "vipmanypro"
 
 
 def test_loops_and_set_use_names_the_template_assigns() -> None:
@@ -341,6 +358,7 @@ def test_unclosed_block_and_unknown_filter_are_invalid() -> None:
         ("{% for x in contact.tags %}{{ loop.cycle('a', 'b') }}{% endfor %}", "calls"),
         ("{{ contact.firstname * 10000000 }}", "too long"),
         ("{{ 9 ** 999999 }}", "too large"),
+        ("{% set ns.count = 1 %}", "namespace()"),
     ],
 )
 def test_unsafe_templates_are_refused(source: str, fragment: str) -> None:
@@ -505,6 +523,43 @@ def test_sanitize_drops_jinja_inside_removed_content_silently() -> None:
     assert sanitize_html(body) == "<p>x</p>"
 
 
+def test_sanitize_cleans_raw_block_bodies_because_jinja_prints_them_verbatim() -> None:
+    body = '{% raw %}{{ "<script>alert(1)</script>" }}<b onclick="x()">b</b>{% endraw %}'
+    clean = sanitize_html(body)
+    assert clean == '{% raw %}{{ "" }}<b>b</b>{% endraw %}'
+    assert render(clean, {}, html=True) == '{{ "" }}<b>b</b>'
+
+
+def test_sanitize_follows_jinja_bracket_balancing() -> None:
+    # a naive "up to the first }}" scan ends the first tag early, then takes
+    # {#" }}<script>...</script>{{ "#} for a comment and hides the script from nh3
+    body = '{{ {"a": {"b": 1}} ~ "{#" }}<script>alert(1)</script>{{ "#}" }}'
+    clean = sanitize_html(body)
+    assert clean == '{{ {"a": {"b": 1}} ~ "{#" }}{{ "#}" }}'
+    assert "script" not in render(clean, {}, html=True)
+
+
+def test_sanitize_refuses_when_jinja_disagrees_with_the_scanner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def naive_split(source: str) -> list[tuple[bool, str]]:
+        parts = re.split(r"(\{\{.*?\}\}|\{#.*?#\})", source, flags=re.DOTALL)
+        return [(i % 2 == 1, part) for i, part in enumerate(parts) if part]
+
+    monkeypatch.setattr(templates, "_split_jinja", naive_split)
+    body = '{{ {"a": {"b": 1}} ~ "{#" }}<script>alert(1)</script>{{ "#}" }}'
+    err = _error(sanitize_html, body)
+    assert err.code is ErrorCode.INVALID_TEMPLATE
+    assert err.details == {"field": "body"}
+
+
+def test_sanitize_leaves_broken_templates_for_validation_to_report() -> None:
+    body = '<p onclick="x()">{{ contact["x"] }}</p>\n{{ "unterminated }}<script>bad()</script>'
+    clean = sanitize_html(body)
+    assert clean == '<p>{{ contact["x"] }}</p>\n{{ "unterminated }}'
+    assert _error(validate_template, clean).details["line"] == 2
+
+
 # --------------------------------------------------------------------------- properties
 
 VALUES = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
@@ -539,3 +594,73 @@ def test_html_render_never_emits_a_raw_angle_bracket_from_a_value(firstname: str
 def test_sanitize_keeps_any_jinja_string_literal_byte_for_byte(text: str) -> None:
     tag = '{{ "' + text + '" }}'
     assert sanitize_html(f"<p>{tag}</p>") == f"<p>{tag}</p>"
+
+
+DANGEROUS_HTML = st.sampled_from(
+    [
+        "<script>alert(1)</script>", '<b onclick="y()">b</b>', '<a href="javascript:z()">a</a>',
+        "<p>t</p>", "<!-- c -->", " ", "{{", "}}", "{#", "#}", '"',
+    ]
+)  # fmt: skip
+TAG_INNARDS = st.sampled_from(
+    [
+        '"<script>alert(1)</script>"', "'<b onclick=y()>'", '"{#"', '"#}"', '"}}"', '"%}"',
+        "{", "}", '{"k": 1}', "(", ")", "1", " ~ ", "-",
+    ]
+)  # fmt: skip
+TAG_LIKE = st.builds(
+    lambda open_, innards, close: f"{open_} {''.join(innards)} {close}",
+    st.sampled_from(["{{", "{%", "{#"]),
+    st.lists(TAG_INNARDS, max_size=5),
+    st.sampled_from(["}}", "%}", "#}"]),
+)
+SEGMENT = st.recursive(
+    st.one_of(DANGEROUS_HTML, TAG_LIKE),
+    lambda inner: st.lists(inner, max_size=4).map(
+        lambda parts: "{% raw %}" + "".join(parts) + "{% endraw %}"
+    ),
+    max_leaves=12,
+)
+
+
+class _ActiveContent(HTMLParser):
+    """Finds what a mail client could execute, as a browser would parse it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "iframe"):
+            self.found.append(tag)
+        for name, value in attrs:
+            if name.startswith("on") or name == "style":
+                self.found.append(name)
+            url = re.sub(r"[\x00-\x20]", "", value or "").lower()
+            if name in ("href", "src") and url.startswith(("javascript:", "data:", "vbscript:")):
+                self.found.append(f"{name}={value}")
+
+
+def _active_content(html: str) -> list[str]:
+    parser = _ActiveContent()
+    parser.feed(html)
+    parser.close()
+    return parser.found
+
+
+@given(st.lists(SEGMENT, max_size=6).map("".join))
+def test_sanitized_body_never_renders_active_content(body: str) -> None:
+    try:
+        output = render(sanitize_html(body), {}, html=True)
+    except CadenzaError:
+        return  # refused at some stage: nothing is sent
+    assert _active_content(output) == []
+
+
+def test_active_content_oracle_sees_what_it_should() -> None:
+    assert _active_content('<script>x</script><b onclick="y">b</b><a href=" javascript:z">') == [
+        "script",
+        "onclick",
+        "href= javascript:z",
+    ]
+    assert _active_content("&lt;script&gt; &lt;b onclick=y&gt;") == []

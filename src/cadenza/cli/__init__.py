@@ -2,7 +2,7 @@
 
 import typer
 
-from cadenza.cli import contacts, db, enrollments, sequences, users
+from cadenza.cli import contacts, db, enrollments, outbox, sequences, tasks, users, worker
 
 app = typer.Typer(
     help="Cadenza: self-hosted sales sequences. Set CADENZA_DATABASE_URL to choose the database.",
@@ -18,3 +18,6 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(sequences.app, name="sequences")
 app.command("enroll")(enrollments.enroll_command)
 app.add_typer(enrollments.app, name="enrollments")
+app.command("worker")(worker.worker)
+app.add_typer(outbox.app, name="outbox")
+app.add_typer(tasks.app, name="tasks")

@@ -6,7 +6,13 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.services.users import create_mailbox, create_token, create_user, list_mailboxes
+from cadenza.services.users import (
+    create_mailbox,
+    create_token,
+    create_user,
+    list_mailboxes,
+    reconnect_mailbox,
+)
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -99,3 +105,16 @@ def mailbox_list() -> None:
             "connected" if m.connected else f"disconnected: {m.disconnected_reason}",
         )
     console.print(table)
+
+
+@mailbox_app.command("reconnect")
+@fails_cleanly
+def mailbox_reconnect(
+    mailbox_id: int,
+    smtp_password: str = typer.Option(
+        None, envvar="CADENZA_SMTP_PASSWORD", help="A new password, if that was the problem."
+    ),
+) -> None:
+    """Mark a disconnected mailbox connected again; its waiting emails go out."""
+    mailbox = reconnect_mailbox(make_context(), mailbox_id, smtp_password=smtp_password)
+    console.print(f"mailbox {mailbox.id} ({mailbox.from_email}) is connected")

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from threading import Event
 from typing import Protocol
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
+    def wait(self, seconds: float, stop: Event) -> None:
+        """Lets time pass (or until `stop` is set): how the worker spaces its sends."""
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def wait(self, seconds: float, stop: Event) -> None:
+        stop.wait(seconds)
 
 
 class FrozenClock:
@@ -28,6 +35,9 @@ class FrozenClock:
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+    def wait(self, seconds: float, stop: Event) -> None:
+        self.advance(timedelta(seconds=seconds))
 
     def set(self, moment: datetime) -> None:
         self._now = moment.astimezone(UTC)

@@ -25,7 +25,14 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import nh3
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    nodes,
+)
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -87,6 +94,9 @@ class _Missing(StrictUndefined):
 
     def __iter__(self) -> Iterator[Any]:
         return iter(())
+
+    def __contains__(self, item: object) -> bool:
+        return False
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other)
@@ -217,6 +227,7 @@ _FORBIDDEN_STATEMENTS: tuple[tuple[type[nodes.Node], str], ...] = (
     (nodes.Macro, "{% macro %} is not allowed; keep templates declarative"),
     (nodes.CallBlock, "{% call %} is not allowed; keep templates declarative"),
     (nodes.EvalContextModifier, "{% autoescape %} is not allowed; escaping is always on"),
+    (nodes.NSRef, "{% set name.attribute %} needs namespace(), which is not available"),
 )
 
 # `attr` reaches arbitrary attributes; `safe` would let a contact value carry raw HTML past
@@ -501,11 +512,9 @@ def validate_template(source: str, *, field: str = "template") -> None:
     CadenzaError(UNSAFE_TEMPLATE) for anything reaching outside contact/sender data; both
     carry details {"field", "line", "reason"}.
     """
-    ast = _parse(source, field)
-    _check_safe(ast, field)
-    template = _build(source, True, field)
+    template = _build(source, True, field)  # syntax, static check, unknown filters
     try:
-        template.render(_sample_context(ast))
+        template.render(_sample_context(_parse(source, field)))
     except SecurityError as exc:
         raise _unsafe(field, _template_line(exc.__traceback__), str(exc)) from None
     except Exception:
@@ -536,7 +545,7 @@ def render(source: str, context: Mapping[str, Mapping[str, Any]], *, html: bool)
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR, message, details={"tokens": tokens}
         ) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         line = _template_line(exc.__traceback__)
         raise CadenzaError(
             ErrorCode.INVALID_TEMPLATE,
@@ -646,6 +655,21 @@ def _split_jinja(source: str) -> list[tuple[bool, str]]:
     return [piece for piece in pieces if piece[1]]
 
 
+def clean_html(html: str) -> str:
+    """The allow-list itself; also applied to every rendered body before it is sent, since
+    a token value (say a contact's website in an href) can carry a `javascript:` URL that
+    no check at save time could see."""
+    return nh3.clean(
+        html,
+        tags=set(_ALLOWED_TAGS),
+        attributes={tag: set(attrs) for tag, attrs in _ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(_URL_SCHEMES),
+        link_rel="noopener noreferrer",
+        clean_content_tags={"script", "style"},
+        strip_comments=True,
+    )
+
+
 def sanitize_html(body: str, *, field: str = "body") -> str:
     """Cleans an email body when it is saved, leaving its Jinja tags exactly as written.
 
@@ -672,15 +696,7 @@ def sanitize_html(body: str, *, field: str = "body") -> str:
         else:
             protected.append(text)
 
-    cleaned = nh3.clean(
-        "".join(protected),
-        tags=set(_ALLOWED_TAGS),
-        attributes={tag: set(attrs) for tag, attrs in _ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(_URL_SCHEMES),
-        link_rel="noopener noreferrer",
-        clean_content_tags={"script", "style"},
-        strip_comments=True,
-    )
+    cleaned = clean_html("".join(protected))
     placeholder = re.compile(rf"{marker}x(\d+)x")
     order = [int(m.group(1)) for m in placeholder.finditer(cleaned)]
     if order != sorted(set(order)):
@@ -700,22 +716,26 @@ def sanitize_html(body: str, *, field: str = "body") -> str:
     return restored
 
 
-def _jinja_text(source: str) -> str | None:
-    """What Jinja prints verbatim (text and raw bodies), whitespace removed; None if it
-    cannot lex the source. Whitespace is ignored because `{%-` / `-%}` trim it."""
+def _parses(source: str) -> bool:
     try:
-        tokens = list(_ENVS[True].lex(source))
+        _ENVS[True].parse(source)
     except TemplateSyntaxError:
-        return None
+        return False
+    return True
+
+
+def _jinja_text(source: str) -> str:
+    """What Jinja prints verbatim (text and raw bodies), whitespace removed, because `{%-`
+    and `-%}` trim whitespace next to tags."""
+    tokens = _ENVS[True].lex(source)
     return _WHITESPACE.sub("", "".join(value for _, kind, value in tokens if kind == "data"))
 
 
 def _confirm_with_jinja(
     body: str, restored: str, approved: str, dropped: list[str], field: str
 ) -> None:
-    text = _jinja_text(restored)
-    if text is None:
-        if dropped and _jinja_text(body) is not None:
+    if not _parses(restored):
+        if dropped and _parses(body):
             raise CadenzaError(
                 ErrorCode.INVALID_TEMPLATE,
                 f"Cleaning the HTML of {field} removed {', '.join(dropped)}, which breaks the "
@@ -723,8 +743,8 @@ def _confirm_with_jinja(
                 "scripts or comments.",
                 details={"field": field, "dropped": dropped},
             )
-        return  # already broken as written: validate_template reports it with its line
-    if text != _WHITESPACE.sub("", approved):
+        return  # broken as written and so never renderable: validate_template reports it
+    if _jinja_text(restored) != _WHITESPACE.sub("", approved):
         raise CadenzaError(
             ErrorCode.INVALID_TEMPLATE,
             f"Could not tell the Jinja tags in {field} apart from its HTML safely; "

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from cadenza.domain import schedule, templates
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.eligibility import ContactFacts, refusal_for
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -30,9 +30,10 @@ from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.personalization import contact_values, sender_values
+from cadenza.services.progress import add_step_run
 from cadenza.services.sequences import load_sequence, step_specs
 from cadenza.services.users import get_user
-from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, StepRun, User
+from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
 
 
 @dataclass
@@ -434,16 +435,6 @@ def _write_enrollment(
     )
     session.add(enrollment)
     session.flush()
-    first = steps[plan.start_step - 1]
-    session.add(
-        StepRun(
-            enrollment_id=enrollment.id,
-            step_position=first.position,
-            step_type=str(first.type),
-            status=str(StepRunStatus.PENDING),
-            due_at=first_due,
-            created_at=plan.now,
-        )
-    )
+    add_step_run(session, enrollment, plan.start_step, first_due, plan.now)
     session.flush()
     return enrollment

@@ -161,3 +161,26 @@ def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
         if owner_id is not None:
             query = query.where(Mailbox.owner_id == owner_id)
         return list(session.scalars(query))
+
+
+def get_mailbox(ctx: Context, mailbox_id: int) -> Mailbox:
+    with ctx.db.transaction() as session:
+        mailbox = session.get(Mailbox, mailbox_id)
+    if mailbox is None:
+        raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
+    return mailbox
+
+
+def reconnect_mailbox(
+    ctx: Context, mailbox_id: int, *, smtp_password: str | None = None, actor_id: int | None = None
+) -> Mailbox:
+    """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
+    with ctx.db.transaction() as session:
+        mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
+        if mailbox is None:
+            raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
+        if smtp_password is not None:
+            mailbox.smtp_password = smtp_password
+        mailbox.connected, mailbox.disconnected_reason = True, None
+        record(session, ctx, actor_id, "mailbox.reconnect", "mailbox", mailbox_id)
+    return mailbox

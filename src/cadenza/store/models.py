@@ -91,6 +91,9 @@ class Mailbox(Base):
     daily_limit: Mapped[int] = mapped_column(Integer, default=1000)
     connected: Mapped[bool] = mapped_column(Boolean, default=True)
     disconnected_reason: Mapped[str | None] = mapped_column(Text)
+    # The earliest moment the next email of this mailbox may leave: the spacing that
+    # keeps sends under the per-minute limit, shared by every worker through the row.
+    next_send_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     owner: Mapped[User] = relationship(back_populates="mailboxes")
@@ -202,6 +205,8 @@ class Enrollment(Base):
     settings_snapshot: Mapped[dict[str, Any]] = mapped_column()
     token_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
     bulk: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set when a step failed or its outcome is unknown: a person should look.
+    needs_attention: Mapped[bool] = mapped_column(Boolean, default=False)
     send_at: Mapped[datetime | None]
     enrolled_at: Mapped[datetime]
     paused_at: Mapped[datetime | None]
@@ -226,13 +231,32 @@ class StepRun(Base):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        Index(
+            "ix_step_runs_mailbox_due",
+            "mailbox_id",
+            "due_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_step_runs_lease",
+            "locked_until",
+            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text("status = 'sending'"),
+        ),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    # Copied from the enrollment so that claims per mailbox are one index range scan.
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
     step_position: Mapped[int] = mapped_column(Integer)
     step_type: Mapped[str] = mapped_column(String(20))
+    # The first step of a bulk enrollment: throttled to 3 per minute per mailbox.
+    bulk_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A manual email whose task was completed: its content is final, the engine sends it.
+    send_ready: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     due_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -263,17 +287,20 @@ class Task(Base):
     due_at: Mapped[datetime]
     draft_subject: Mapped[str | None] = mapped_column(Text)
     draft_body: Mapped[str | None] = mapped_column(Text)
+    remind_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 
 class Message(Base):
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), unique=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
@@ -284,10 +311,28 @@ class Message(Base):
     body_html: Mapped[str] = mapped_column(Text)
     body_text: Mapped[str] = mapped_column(Text)
     raw: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    # prepared -> handing -> sent | failed | unknown; back to prepared on a retry.
+    status: Mapped[str] = mapped_column(String(20), default="prepared")
     smtp_reply: Mapped[str | None] = mapped_column(Text)
+    handed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class DeliveryAttempt(Base):
+    """Every try at handing a message over, with the server's answer."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20))
+    code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
 
 
 class EmailEvent(Base):

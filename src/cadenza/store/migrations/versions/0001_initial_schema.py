@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:19:24.348627
+Create Date: 2026-11-26 23:30:22.069083
 """
 
 import sqlalchemy as sa
@@ -120,6 +120,7 @@ def upgrade() -> None:
         sa.Column("daily_limit", sa.Integer(), nullable=False),
         sa.Column("connected", sa.Boolean(), nullable=False),
         sa.Column("disconnected_reason", sa.Text(), nullable=True),
+        sa.Column("next_send_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["users.id"], name=op.f("fk_mailboxes_owner_id_users")
@@ -162,6 +163,7 @@ def upgrade() -> None:
         sa.Column("settings_snapshot", sa.JSON(), nullable=False),
         sa.Column("token_values", sa.JSON(), nullable=False),
         sa.Column("bulk", sa.Boolean(), nullable=False),
+        sa.Column("needs_attention", sa.Boolean(), nullable=False),
         sa.Column("send_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("enrolled_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("paused_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
@@ -226,8 +228,11 @@ def upgrade() -> None:
         "step_runs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("enrollment_id", sa.Integer(), nullable=False),
+        sa.Column("mailbox_id", sa.Integer(), nullable=False),
         sa.Column("step_position", sa.Integer(), nullable=False),
         sa.Column("step_type", sa.String(length=20), nullable=False),
+        sa.Column("bulk_first", sa.Boolean(), nullable=False),
+        sa.Column("send_ready", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("due_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -244,6 +249,9 @@ def upgrade() -> None:
             name=op.f("fk_step_runs_enrollment_id_enrollments"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["mailbox_id"], ["mailboxes.id"], name=op.f("fk_step_runs_mailbox_id_mailboxes")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_step_runs")),
         sa.UniqueConstraint(
             "enrollment_id", "step_position", name=op.f("uq_step_runs_enrollment_id")
@@ -253,6 +261,20 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_step_runs_due",
             ["due_at"],
+            unique=False,
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        )
+        batch_op.create_index(
+            "ix_step_runs_lease",
+            ["locked_until"],
+            unique=False,
+            sqlite_where=sa.text("status = 'sending'"),
+            postgresql_where=sa.text("status = 'sending'"),
+        )
+        batch_op.create_index(
+            "ix_step_runs_mailbox_due",
+            ["mailbox_id", "due_at"],
             unique=False,
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),
@@ -276,6 +298,7 @@ def upgrade() -> None:
         sa.Column("raw", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("smtp_reply", sa.Text(), nullable=True),
+        sa.Column("handed_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("sent_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -301,7 +324,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_messages_enrollment_id"), ["enrollment_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_messages_mailbox_id"), ["mailbox_id"], unique=False)
+        batch_op.create_index("ix_messages_mailbox_sent", ["mailbox_id", "sent_at"], unique=False)
 
     op.create_table(
         "tasks",
@@ -318,6 +341,8 @@ def upgrade() -> None:
         sa.Column("due_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("draft_subject", sa.Text(), nullable=True),
         sa.Column("draft_body", sa.Text(), nullable=True),
+        sa.Column("remind_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -337,6 +362,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tasks_enrollment_id"), ["enrollment_id"], unique=False)
         batch_op.create_index(
             "ix_tasks_owner_status_due", ["owner_id", "status", "due_at"], unique=False
+        )
+
+    op.create_table(
+        "delivery_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("outcome", sa.String(length=20), nullable=False),
+        sa.Column("code", sa.Integer(), nullable=True),
+        sa.Column("reply", sa.Text(), nullable=True),
+        sa.Column("at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_delivery_attempts_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_attempts")),
+    )
+    with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_delivery_attempts_message_id"), ["message_id"], unique=False
         )
 
     op.create_table(
@@ -381,18 +428,32 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_email_events_contact_id"))
 
     op.drop_table("email_events")
+    with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_attempts_message_id"))
+
+    op.drop_table("delivery_attempts")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_owner_status_due")
         batch_op.drop_index(batch_op.f("ix_tasks_enrollment_id"))
 
     op.drop_table("tasks")
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_messages_mailbox_id"))
+        batch_op.drop_index("ix_messages_mailbox_sent")
         batch_op.drop_index(batch_op.f("ix_messages_enrollment_id"))
         batch_op.drop_index(batch_op.f("ix_messages_contact_id"))
 
     op.drop_table("messages")
     with op.batch_alter_table("step_runs", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_step_runs_mailbox_due",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        )
+        batch_op.drop_index(
+            "ix_step_runs_lease",
+            sqlite_where=sa.text("status = 'sending'"),
+            postgresql_where=sa.text("status = 'sending'"),
+        )
         batch_op.drop_index(
             "ix_step_runs_due",
             sqlite_where=sa.text("status = 'pending'"),

@@ -1,0 +1,37 @@
+"""`cadenza worker`: runs due steps until stopped (SIGTERM/SIGINT finish the current email)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import timedelta
+
+import typer
+
+from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.engine.worker_lock import WorkerLock
+
+
+@fails_cleanly
+def worker(
+    batch_size: int = typer.Option(200, help="Step runs claimed per mailbox per tick."),
+    lease_seconds: int = typer.Option(300, help="How long a claim holds before others take it."),
+    poll: float = typer.Option(1.0, help="Seconds between ticks when nothing is due."),
+    exit_when_idle: bool = typer.Option(
+        False, help="Exit once nothing is due (batch jobs, tests)."
+    ),
+    worker_id: str = typer.Option(None, "--id", help="Name in claims and logs (default host:pid)."),
+) -> None:
+    """Run the engine: send due emails, create due tasks, schedule next steps."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ctx = make_context()
+    options = WorkerOptions(
+        batch_size=batch_size, lease=timedelta(seconds=lease_seconds), poll_interval=poll
+    )
+    engine = Worker(ctx, options, worker_id)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: engine.stop_event.set())
+    with WorkerLock(ctx.db.url):
+        console.print(f"worker {engine.id} running on {ctx.db.engine.url.render_as_string()}")
+        engine.run(exit_when_idle=exit_when_idle)

@@ -1,0 +1,1 @@
+"""The worker: claims due steps, renders, sends, records; throttling; mail transports."""

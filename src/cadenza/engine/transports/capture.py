@@ -1,0 +1,21 @@
+"""The transport for running without a mail server (the embedded default).
+
+The engine already keeps every raw message in its database, so "capturing" is only
+saying yes: nothing leaves the machine and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
+
+
+class CaptureTransport:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, sender: str, recipients: list[str], message: bytes) -> DeliveryResult:
+        self.count += 1
+        return DeliveryResult(DeliveryOutcome.SENT, 250, "captured")
+
+    def close(self) -> None:
+        pass

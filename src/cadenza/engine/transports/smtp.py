@@ -1,0 +1,356 @@
+"""SMTP delivery that never sends a message twice.
+
+The engine records a hand-over before calling send() and lets the outcome decide whether a
+retry is safe. So every failure is classified by *when* it happened: until the final "." of
+DATA is written the server cannot have accepted the message, and a retry is safe (TRANSIENT);
+once it is written, silence means "maybe delivered" (UNKNOWN, never resent).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+
+from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
+
+log = logging.getLogger(__name__)
+
+SECURITY_MODES = ("none", "starttls", "tls")
+
+# PLAIN and LOGIN work with any server-side password storage; CRAM-MD5 is often advertised
+# but unusable (hashed passwords), so it is only tried when nothing else is offered.
+_AUTH_PREFERENCE = ("PLAIN", "LOGIN", "CRAM-MD5")
+
+# Bytes versions of smtplib's private _fix_eols/_quote_periods (its _fix_eols is str-only).
+# Normalising bare CR/LF *before* dot-stuffing means no "\n.\n" can end the DATA early.
+_LINE_END = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_END_OF_DATA = b".\r\n"
+
+_SENT = DeliveryOutcome.SENT
+_TRANSIENT = DeliveryOutcome.TRANSIENT
+_PERMANENT = DeliveryOutcome.PERMANENT
+_AUTH_FAILED = DeliveryOutcome.AUTH_FAILED
+_UNKNOWN = DeliveryOutcome.UNKNOWN
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # "none" | "starttls" | "tls" (implicit TLS)
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0  # per socket operation: connect, TLS handshake, each reply
+    ssl_context: ssl.SSLContext | None = None  # None: ssl.create_default_context()
+    local_hostname: str | None = None  # EHLO name; None: socket.getfqdn()
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ValueError(f"security must be one of {SECURITY_MODES}, not {self.security!r}")
+        if not self.timeout > 0:
+            raise ValueError("timeout must be positive: a send must never wait forever")
+
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks and log lines: the password must not.
+        password = "'***'" if self.password else repr(self.password)
+        return (
+            f"SmtpSettings(host={self.host!r}, port={self.port!r}, security={self.security!r}, "
+            f"username={self.username!r}, password={password}, timeout={self.timeout!r}, "
+            f"local_hostname={self.local_hostname!r})"
+        )
+
+
+class _Failed(Exception):
+    """Carries a classified failure out of the protocol steps.
+
+    `usable` says the server answered and the session can go on after an RSET.
+    """
+
+    def __init__(self, result: DeliveryResult, *, usable: bool = False) -> None:
+        super().__init__(result.reply)
+        self.result = result
+        self.usable = usable
+
+
+class _StaleConnection(Exception):
+    """A reused session turned out dead before any of the message was sent."""
+
+
+class SmtpTransport:
+    """One SMTP session per mailbox, reused across sends; not thread-safe (one per worker)."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+        self._ssl_context = settings.ssl_context
+
+    def send(self, sender: str, recipients: list[str], message: bytes) -> DeliveryResult:
+        result = self._scrub(self._send(sender, recipients, message))
+        if result.outcome is not _SENT:
+            log.info("SMTP send to %s:%s: %s %s %s", *self._where(), *_summary(result))
+        return result
+
+    def check(self) -> DeliveryResult:
+        """Test the settings on a fresh session (connect, TLS, AUTH, NOOP).
+
+        SENT means the server accepted the session; the session is kept for later sends.
+        """
+        self._discard()
+        try:
+            smtp = self._connect()
+            code, reply = smtp.noop()
+        except _Failed as failed:
+            return self._scrub(failed.result)
+        except OSError as exc:
+            self._discard()
+            return self._scrub(DeliveryResult(_TRANSIENT, None, _describe("NOOP", exc)))
+        except BaseException:
+            self._discard()
+            raise
+        if 200 <= code < 300:
+            return self._scrub(DeliveryResult(_SENT, code, _text(reply)))
+        self._discard()
+        return self._scrub(_by_reply_class(code, reply))
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with contextlib.suppress(Exception):
+                smtp.quit()
+            with contextlib.suppress(Exception):
+                smtp.close()
+
+    # -- one message ----------------------------------------------------------------------
+
+    def _send(self, sender: str, recipients: list[str], message: bytes) -> DeliveryResult:
+        if not recipients:
+            return DeliveryResult(_PERMANENT, None, "no recipients")
+        payload = _data_payload(message)
+        try:
+            if self._smtp is not None:
+                try:
+                    return self._transmit(self._smtp, sender, recipients, payload, reused=True)
+                except _StaleConnection:
+                    log.info("SMTP session to %s:%s was closed; reconnecting", *self._where())
+                    self._discard()
+            return self._transmit(self._connect(), sender, recipients, payload, reused=False)
+        except _Failed as failed:
+            self._recover(usable=failed.usable)
+            return failed.result
+        except BaseException:
+            # A session left mid-DATA must never carry the next message: it would be merged.
+            self._discard()
+            raise
+
+    def _transmit(
+        self,
+        smtp: smtplib.SMTP,
+        sender: str,
+        recipients: list[str],
+        payload: bytes,
+        *,
+        reused: bool,
+    ) -> DeliveryResult:
+        step, handed_over = "MAIL", False
+        try:
+            code, reply = smtp.mail(sender, _mail_options(smtp, sender, recipients, payload))
+            if reused and code == 421:  # e.g. the server's idle timeout, announced
+                raise _StaleConnection
+            _expect(code, reply, 250)
+            step = "RCPT"
+            for recipient in recipients:  # all or nothing: one refusal aborts the message
+                code, reply = smtp.rcpt(recipient)
+                _expect(code, reply, 250, 251)
+            step = "DATA"
+            code, reply = smtp.docmd("DATA")
+            _expect(code, reply, 354)
+            smtp.send(payload)
+            step, handed_over = "end of DATA", True  # from here on the server may have it
+            smtp.send(_END_OF_DATA)
+            code, reply = smtp.getreply()
+        except (ValueError, smtplib.SMTPNotSupportedError) as exc:
+            # CR/LF in an address, or SMTPUTF8 needed but not offered: nothing was sent.
+            result = DeliveryResult(_PERMANENT, None, _describe(step, exc))
+            raise _Failed(result, usable=True) from exc
+        except OSError as exc:  # includes every smtplib exception and socket timeouts
+            if reused and step == "MAIL" and isinstance(exc, smtplib.SMTPServerDisconnected):
+                raise _StaleConnection from exc
+            outcome = _UNKNOWN if handed_over else _TRANSIENT
+            raise _Failed(DeliveryResult(outcome, None, _describe(step, exc))) from exc
+        if 200 <= code < 300:
+            return DeliveryResult(_SENT, code, _text(reply))
+        if not 400 <= code < 600:  # a garbled answer to the end of DATA proves nothing
+            raise _Failed(DeliveryResult(_UNKNOWN, code, _text(reply)))
+        raise _Failed(_by_reply_class(code, reply), usable=code != 421)
+
+    # -- session --------------------------------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        step, smtp = "connect", None
+        try:
+            if s.security == "tls":
+                smtp = smtplib.SMTP_SSL(
+                    s.host,
+                    s.port,
+                    local_hostname=s.local_hostname,
+                    timeout=s.timeout,
+                    context=self._tls_context(),
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout
+                )
+            # The final ".\r\n" is written on its own (see _transmit); with Nagle on it would
+            # wait for the server's delayed ACK, ~40 ms per message.
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            step = "EHLO"
+            smtp.ehlo_or_helo_if_needed()
+            if s.security == "starttls":
+                step = "STARTTLS"
+                smtp.starttls(context=self._tls_context())
+                step = "EHLO"
+                smtp.ehlo_or_helo_if_needed()
+            if s.username:
+                step = "AUTH"
+                self._login(smtp)
+        except _Failed:
+            _close_quietly(smtp)
+            raise
+        except OSError as exc:  # refused, DNS, TLS handshake/verification, timeouts, 4xx/5xx
+            _close_quietly(smtp)
+            code = exc.smtp_code if isinstance(exc, smtplib.SMTPResponseException) else None
+            raise _Failed(DeliveryResult(_TRANSIENT, code, _describe(step, exc))) from exc
+        log.debug("SMTP session open to %s:%s (%s)", s.host, s.port, s.security)
+        self._smtp = smtp
+        return smtp
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        """One attempt with one mechanism: retrying bad credentials only risks a lockout."""
+        offered = smtp.esmtp_features.get("auth", "").upper().split()
+        mechanism = next((m for m in _AUTH_PREFERENCE if m in offered), None)
+        if mechanism is None:
+            reason = f"server offers no usable AUTH mechanism (offered: {' '.join(offered) or '-'})"
+            raise _Failed(DeliveryResult(_AUTH_FAILED, None, reason))
+        smtp.user, smtp.password = self.settings.username, self.settings.password or ""
+        try:
+            smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+        except smtplib.SMTPAuthenticationError as exc:
+            # 4xx (454 temporary failure) is the server's trouble, not the credentials'.
+            outcome = _TRANSIENT if 400 <= exc.smtp_code < 500 else _AUTH_FAILED
+            raise _Failed(DeliveryResult(outcome, exc.smtp_code, _text(exc.smtp_error))) from exc
+        finally:
+            smtp.user = smtp.password = ""
+
+    def _recover(self, *, usable: bool) -> None:
+        """After a failure the next send must start on a clean session."""
+        if usable and self._smtp is not None:
+            try:
+                if self._smtp.rset()[0] == 250:
+                    return
+            except OSError:
+                pass
+        self._discard()
+
+    def _discard(self) -> None:
+        """Drop the session without QUIT: after a timeout or a lost reply its state is unknown."""
+        smtp, self._smtp = self._smtp, None
+        _close_quietly(smtp)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _where(self) -> tuple[str, int]:
+        return self.settings.host, self.settings.port
+
+    def _scrub(self, result: DeliveryResult) -> DeliveryResult:
+        """Servers may echo what they received (e.g. a garbled AUTH line): never pass it on."""
+        password = self.settings.password
+        if not password:
+            return result
+        user = self.settings.username or ""
+        secrets = (
+            password,
+            _b64(password),
+            _b64(f"\0{user}\0{password}"),
+        )
+        reply = result.reply
+        for secret in secrets:
+            reply = reply.replace(secret, "***")
+        return (
+            result if reply == result.reply else DeliveryResult(result.outcome, result.code, reply)
+        )
+
+
+def _data_payload(message: bytes) -> bytes:
+    """The DATA body ready for the wire, ending in CRLF so that only ".\\r\\n" is left to write."""
+    payload = _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", message))
+    return payload if payload.endswith(b"\r\n") else payload + b"\r\n"
+
+
+def _mail_options(
+    smtp: smtplib.SMTP, sender: str, recipients: list[str], payload: bytes
+) -> list[str]:
+    options = []
+    if smtp.has_extn("size"):  # lets the server refuse an oversized message before DATA
+        options.append(f"SIZE={len(payload)}")
+    if smtp.has_extn("8bitmime") and not payload.isascii():
+        options.append("BODY=8BITMIME")
+    if not all(address.isascii() for address in (sender, *recipients)):
+        options.append("SMTPUTF8")  # smtplib refuses (SMTPNotSupportedError) if not offered
+    return options
+
+
+def _expect(code: int, reply: bytes, *ok: int) -> None:
+    if code not in ok:
+        raise _Failed(_by_reply_class(code, reply), usable=code != 421)
+
+
+def _by_reply_class(code: int, reply: bytes) -> DeliveryResult:
+    """5xx: the server refuses for good; anything else (4xx, garbage) may pass later.
+
+    530 ("authentication required", also "STARTTLS first") blames the mailbox settings,
+    not this message: failing the step would only fail every other step after it.
+    """
+    if code == 530:
+        return DeliveryResult(_AUTH_FAILED, code, _text(reply))
+    outcome = _PERMANENT if 500 <= code < 600 else _TRANSIENT
+    return DeliveryResult(outcome, code, _text(reply))
+
+
+def _text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", "replace")
+    return reply.strip()
+
+
+def _describe(step: str, exc: BaseException) -> str:
+    """smtplib re-raises socket errors as SMTPServerDisconnected: keep the original cause."""
+    text = f"{step}: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def _summary(result: DeliveryResult) -> tuple[str, str, str]:
+    return result.outcome.value, "" if result.code is None else str(result.code), result.reply
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _close_quietly(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        with contextlib.suppress(Exception):
+            smtp.close()

@@ -1,0 +1,153 @@
+"""The worker loop: recover dead claims, create due tasks, claim and send due emails.
+
+Each tick claims what is due now (within every mailbox's throttle), then hands the
+claimed emails over in slot order, pausing between them as the spacing requires.
+Recording one email's outcome and marking the next as "handing" share a single
+commit, so the protocol costs one transaction per email.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cadenza.engine.transports.base import Transport
+from cadenza.engine.transports.factory import settings_key, transport_for
+from cadenza.services import delivery, tasks
+from cadenza.services.context import Context
+from cadenza.services.users import get_mailbox
+
+log = logging.getLogger("cadenza.worker")
+
+IDLE_TRANSPORT_SECONDS = 60.0
+
+
+@dataclass
+class WorkerOptions:
+    batch_size: int = 200
+    lease: timedelta = timedelta(minutes=5)
+    # How far ahead a tick grants send slots; the worker waits for each slot itself.
+    horizon: timedelta = timedelta(seconds=2)
+    poll_interval: float = 1.0
+
+
+class Worker:
+    def __init__(
+        self, ctx: Context, options: WorkerOptions | None = None, worker_id: str | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.options = options or WorkerOptions()
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stop_event = threading.Event()
+        self._transports: dict[int, tuple[tuple, Transport, float]] = {}
+
+    # -- the loop -------------------------------------------------------------------
+
+    def tick(self) -> int:
+        """One pass; returns how many step runs it moved (0 means nothing was due)."""
+        opts = self.options
+        moved = delivery.recover_expired(self.ctx)
+        moved += tasks.create_due_tasks(self.ctx, opts.batch_size)
+        claims: list[delivery.ClaimedEmail] = []
+        for mailbox_id in delivery.mailboxes_with_due_email(self.ctx):
+            claims += delivery.claim_emails(
+                self.ctx,
+                mailbox_id,
+                self.id,
+                batch_size=opts.batch_size,
+                horizon=opts.horizon,
+                lease=opts.lease,
+            )
+        claims.sort(key=lambda c: c.slot)
+        for mailbox_id in {c.mailbox_id for c in claims}:
+            self._open_transport(mailbox_id)
+        self._hand_over(claims)
+        self._close_idle_transports()
+        return moved + len(claims)
+
+    def run(self, *, exit_when_idle: bool = False) -> None:
+        """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""
+        log.info("worker %s started", self.id)
+        while not self.stop_event.is_set():
+            if self.tick() == 0:
+                if exit_when_idle and not self._has_due_work():
+                    break
+                self.ctx.clock.wait(self.options.poll_interval, self.stop_event)
+        self.close()
+        log.info("worker %s stopped", self.id)
+
+    def run_until(self, deadline: datetime) -> None:
+        """For tests and simulations on a FrozenClock: jumps from one due time to the next."""
+        while True:
+            if self.tick():
+                continue
+            upcoming = delivery.next_wakeup(self.ctx)
+            if upcoming is None or upcoming > deadline:
+                self.ctx.clock.set(max(deadline, self.ctx.clock.now()))
+                return
+            self.ctx.clock.set(upcoming)
+
+    def close(self) -> None:
+        for _, transport, _ in self._transports.values():
+            transport.close()
+        self._transports.clear()
+
+    # -- sending --------------------------------------------------------------------
+
+    def _hand_over(self, claims: list[delivery.ClaimedEmail]) -> None:
+        unrecorded: tuple[delivery.ClaimedEmail, object] | None = None
+        for index, claim in enumerate(claims):
+            if self.stop_event.is_set():
+                self._record(unrecorded)
+                delivery.release_unsent(self.ctx, claims[index:], self.id)
+                return
+            wait = (claim.slot - self.ctx.clock.now()).total_seconds()
+            if wait > 0:
+                self.ctx.clock.wait(wait, self.stop_event)
+            with self.ctx.db.transaction() as session:
+                if unrecorded is not None:
+                    delivery.record_outcome(session, self.ctx, *unrecorded, self.id)
+                    unrecorded = None
+                go = delivery.begin_handing(session, self.ctx, claim, self.id)
+            if go:
+                transport = self._transports[claim.mailbox_id][1]
+                result = transport.send(claim.sender, [claim.recipient], claim.raw)
+                unrecorded = (claim, result)
+        self._record(unrecorded)
+
+    def _record(self, unrecorded) -> None:
+        if unrecorded is not None:
+            with self.ctx.db.transaction() as session:
+                delivery.record_outcome(session, self.ctx, *unrecorded, self.id)
+
+    def _open_transport(self, mailbox_id: int) -> None:
+        """Keeps one transport (one SMTP connection) per mailbox while it has work."""
+        mailbox = get_mailbox(self.ctx, mailbox_id)
+        key = settings_key(mailbox)
+        cached = self._transports.get(mailbox_id)
+        if cached is not None and cached[0] == key:
+            transport = cached[1]
+        else:
+            if cached is not None:
+                cached[1].close()
+            transport = transport_for(mailbox)
+        self._transports[mailbox_id] = (key, transport, time.monotonic())
+
+    def _close_idle_transports(self) -> None:
+        limit = time.monotonic() - IDLE_TRANSPORT_SECONDS
+        for mailbox_id, (_, transport, used) in list(self._transports.items()):
+            if used < limit:
+                transport.close()
+                del self._transports[mailbox_id]
+
+    # -- what is left ---------------------------------------------------------------
+
+    def _has_due_work(self) -> bool:
+        upcoming = delivery.next_due_at(self.ctx)
+        return upcoming is not None and upcoming <= self.ctx.clock.now()

@@ -1,0 +1,112 @@
+"""Turning a claimed step run into the exact email that will go out.
+
+Rendering happens once, when the step is claimed; the bytes and the Message-ID are
+stored before anything is handed to a server, so a retry sends the very same message
+and a crash can always be recognised afterwards.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cadenza.domain import templates
+from cadenza.domain.message import (
+    OutgoingEmail,
+    build_mime,
+    html_to_text,
+    new_message_id,
+    reply_subject,
+)
+from cadenza.domain.personalization import build_context
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec
+from cadenza.services.personalization import contact_values, sender_values
+from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
+
+
+def _thread_parent(session: Session, enrollment_id: int, position: int) -> Message | None:
+    return session.scalar(
+        select(Message)
+        .join(StepRun, Message.step_run_id == StepRun.id)
+        .where(
+            StepRun.enrollment_id == enrollment_id,
+            StepRun.step_position == position,
+            Message.status == "sent",
+        )
+    )
+
+
+def render_step(
+    enrollment: Enrollment, contact: Contact, user: User, mailbox: Mailbox, spec: StepSpec
+) -> tuple[str, str]:
+    """The step's subject and HTML body for this contact (raises on a missing token)."""
+    context = build_context(
+        contact_values(contact), sender_values(user, mailbox), enrollment.token_values or {}
+    )
+    subject_source = spec.subject
+    if not subject_source and spec.thread_with_step:
+        subject_source = enrollment.steps_snapshot[spec.thread_with_step - 1].get("subject")
+    subject = templates.render_subject(subject_source or "", context)
+    body = templates.clean_html(templates.render(spec.body or "", context, html=True))
+    return subject, body
+
+
+def compose(
+    session: Session,
+    run: StepRun,
+    enrollment: Enrollment,
+    contact: Contact,
+    user: User,
+    mailbox: Mailbox,
+    now,
+) -> Message:
+    """Creates (or, on a retry, returns) the run's message, with its raw bytes."""
+    existing = session.scalar(select(Message).where(Message.step_run_id == run.id))
+    if existing is not None:
+        return existing
+    spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
+    if run.send_ready:  # a manual email: the rep's reviewed draft is final
+        task = session.scalar(select(Task).where(Task.step_run_id == run.id))
+        subject, body = task.draft_subject or "", task.draft_body or ""
+    else:
+        subject, body = render_step(enrollment, contact, user, mailbox, spec)
+    in_reply_to, references = None, ()
+    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    if spec.thread_with_step and settings.thread_follow_ups:
+        parent = _thread_parent(session, enrollment.id, spec.thread_with_step)
+        if parent is not None:
+            subject = reply_subject(parent.subject)
+            in_reply_to = parent.message_id
+            references = (*(parent.references or "").split(), parent.message_id)
+    email = OutgoingEmail(
+        message_id=new_message_id(mailbox.from_email),
+        from_email=mailbox.from_email,
+        from_name=mailbox.from_name or None,
+        to_email=contact.email,
+        to_name=" ".join(p for p in (contact.firstname, contact.lastname) if p) or None,
+        subject=subject,
+        html_body=body,
+        date=now,
+        in_reply_to=in_reply_to,
+        references=references,
+    )
+    message = Message(
+        step_run_id=run.id,
+        enrollment_id=enrollment.id,
+        mailbox_id=mailbox.id,
+        contact_id=contact.id,
+        message_id=email.message_id,
+        in_reply_to=in_reply_to,
+        references=" ".join(references) or None,
+        from_email=mailbox.from_email,
+        to_email=contact.email,
+        subject=subject,
+        body_html=body,
+        body_text=html_to_text(body),
+        raw=build_mime(email).decode("utf-8"),
+        status="prepared",
+        created_at=now,
+    )
+    session.add(message)
+    return message

@@ -1,0 +1,185 @@
+"""Tasks: created by task and manual-email steps, completed or skipped by reps.
+
+A task step holds the enrollment until its task is completed (unless the step says
+"continue without completing"); the next delay counts from the completion. A manual
+email's task holds the rendered draft; completing it (optionally edited) hands the
+email to the engine, which sends it within the mailbox's limits like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cadenza.domain import templates
+from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.personalization import build_context
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec
+from cadenza.services.audit import record
+from cadenza.services.compose import render_step
+from cadenza.services.context import Context
+from cadenza.services.delivery import _fail
+from cadenza.services.personalization import contact_values, sender_values
+from cadenza.services.progress import after_step_completed
+from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
+
+PENDING = str(StepRunStatus.PENDING)
+
+
+def create_due_tasks(ctx: Context, limit: int = 100) -> int:
+    """Turns due task and manual-email step runs into tasks, in one transaction."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        rows = list(
+            session.execute(
+                select(StepRun, Enrollment)
+                .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
+                .where(
+                    StepRun.status == PENDING,
+                    StepRun.due_at <= now,
+                    StepRun.step_type.in_((str(StepType.TASK), str(StepType.MANUAL_EMAIL))),
+                    StepRun.send_ready.is_(False),
+                )
+                .order_by(StepRun.due_at)
+                .limit(limit)
+                .with_for_update(of=StepRun, skip_locked=True)
+            )
+        )
+        for run, enrollment in rows:
+            _create_task(session, ctx, run, enrollment, now)
+        return len(rows)
+
+
+def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrollment, now) -> None:
+    spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
+    contact = session.get(Contact, enrollment.contact_id)
+    user = session.get(User, enrollment.enrolled_by_id)
+    mailbox = session.get(Mailbox, enrollment.mailbox_id)
+    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    try:
+        context = build_context(
+            contact_values(contact), sender_values(user, mailbox), enrollment.token_values or {}
+        )
+        task = Task(
+            owner_id=enrollment.enrolled_by_id,
+            contact_id=contact.id,
+            enrollment_id=enrollment.id,
+            step_run_id=run.id,
+            priority=str(spec.task_priority),
+            status=str(TaskStatus.OPEN),
+            due_at=run.due_at,
+            remind_at=run.due_at if settings.task_reminders else None,
+            created_at=now,
+        )
+        if spec.type is StepType.MANUAL_EMAIL:
+            task.type = "email"
+            task.draft_subject, task.draft_body = render_step(
+                enrollment, contact, user, mailbox, spec
+            )
+            task.title = f"Send email: {task.draft_subject}"
+        else:
+            task.type = str(spec.task_type)
+            task.title = templates.render_subject(spec.task_title or str(spec.task_type), context)
+            task.notes = (
+                templates.render(spec.task_notes, context, html=False) if spec.task_notes else None
+            )
+    except CadenzaError as exc:
+        _fail(session, ctx, run, enrollment, None, f"could not render: {exc.message}")
+        return
+    session.add(task)
+    if spec.type is StepType.TASK and spec.continue_without_completing:
+        run.status, run.completed_at = str(StepRunStatus.DONE), now
+        after_step_completed(session, enrollment, run.step_position, now)
+    else:
+        run.status = str(StepRunStatus.WAITING_TASK)
+
+
+@dataclass(frozen=True)
+class TaskEdits:
+    subject: str | None = None
+    body: str | None = None
+
+
+def _lock_open_task(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id, with_for_update=True)
+    if task is None:
+        raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist")
+    if task.status != TaskStatus.OPEN:
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE,
+            f"task {task_id} is already {task.status}",
+            {"status": task.status},
+        )
+    return task
+
+
+def complete_task(
+    ctx: Context, task_id: int, *, edits: TaskEdits | None = None, actor_id: int | None = None
+) -> Task:
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        task = _lock_open_task(session, task_id)
+        if edits and (edits.subject is not None or edits.body is not None):
+            if task.type != "email":
+                raise CadenzaError(
+                    ErrorCode.VALIDATION_ERROR, "only an email task has a draft to edit"
+                )
+            if edits.subject is not None:
+                task.draft_subject = " ".join(edits.subject.split())
+            if edits.body is not None:
+                task.draft_body = templates.sanitize_html(edits.body)
+        if task.type == "email" and not (task.draft_subject and task.draft_body):
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the email needs a subject and a body")
+        task.status, task.completed_at = str(TaskStatus.COMPLETED), now
+        _move_on(session, task, now, send=task.type == "email")
+        record(session, ctx, actor_id, "task.complete", "task", task_id)
+    return task
+
+
+def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> Task:
+    """Skipping moves the sequence on; a skipped manual email is not sent."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        task = _lock_open_task(session, task_id)
+        task.status, task.completed_at = str(TaskStatus.SKIPPED), now
+        _move_on(session, task, now, send=False)
+        record(session, ctx, actor_id, "task.skip", "task", task_id)
+    return task
+
+
+def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None:
+    if task.step_run_id is None:
+        return
+    run = session.get(StepRun, task.step_run_id, with_for_update=True)
+    if run.status != StepRunStatus.WAITING_TASK:
+        return  # the step continued without it, or the enrollment ended
+    enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
+    if send:
+        run.send_ready, run.status, run.due_at = True, PENDING, now
+        if enrollment.state == "paused":
+            run.status = str(StepRunStatus.PAUSED)
+        return
+    run.status, run.completed_at = str(StepRunStatus.DONE), now
+    after_step_completed(session, enrollment, run.step_position, now)
+
+
+def list_tasks(
+    ctx: Context, *, owner_id: int | None = None, status: str | None = "open", limit: int = 100
+) -> list[Task]:
+    if status is not None and status not in {s.value for s in TaskStatus}:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"status must be one of {', '.join(s.value for s in TaskStatus)}",
+        )
+    query = select(Task).order_by(Task.due_at, Task.id).limit(limit)
+    if owner_id is not None:
+        query = query.where(Task.owner_id == owner_id)
+    if status is not None:
+        query = query.where(Task.status == status)
+    with ctx.db.transaction() as session:
+        return list(session.scalars(query))
