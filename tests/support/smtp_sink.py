@@ -175,9 +175,19 @@ class SmtpSink:
     def hang_next_data(self) -> threading.Event:
         """Keep the next message (the server has it) but withhold the reply until the
         returned event is set, so the client is left waiting after its final dot."""
-        release = threading.Event()
-        self._script("DATA", ("hang", release), 1)
-        return release
+        return self.hang_data_after(0)[1]
+
+    def hang_data_after(self, passes: int) -> tuple[threading.Event, threading.Event]:
+        """Answer `passes` messages normally, then hang on the next one as above.
+
+        Returns (reached, release): `reached` is set once the hung message has arrived,
+        so a test can act (say, kill the client) exactly while it waits for the reply.
+        """
+        reached, release = threading.Event(), threading.Event()
+        with self._lock:
+            self._faults["DATA"].extend([("pass", None)] * passes)
+            self._faults["DATA"].append(("hang", (reached, release)))
+        return reached, release
 
     def close_connections(self, reply: str | None = None) -> None:
         """End every open session from the server side, like an idle timeout; with `reply`
@@ -289,13 +299,17 @@ class _Handler:
         if fault is None:
             return None
         kind, argument = fault
+        if kind == "pass":
+            return None
         if kind == "reply":
             if argument.startswith("421"):
                 server.loop.call_soon(server.transport.close)  # after the reply is written
             return argument
         if kind == "hang":
             self.sink._store(envelope)
-            while not argument.is_set():  # polled: a cancelled wait leaves no thread behind
+            reached, release = argument
+            reached.set()
+            while not release.is_set():  # polled: a cancelled wait leaves no thread behind
                 await asyncio.sleep(0.01)
             return "250 2.0.0 OK: queued"
         server.transport.abort()  # "drop": connection_lost() cancels this handler

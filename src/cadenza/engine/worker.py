@@ -45,6 +45,7 @@ class Worker:
         self.options = options or WorkerOptions()
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stop_event = threading.Event()
+        self.sent = 0  # messages handed over by this worker (for logs and tests)
         self._transports: dict[int, tuple[tuple, Transport, float]] = {}
 
     # -- the loop -------------------------------------------------------------------
@@ -80,7 +81,7 @@ class Worker:
                     break
                 self.ctx.clock.wait(self.options.poll_interval, self.stop_event)
         self.close()
-        log.info("worker %s stopped", self.id)
+        log.info("worker %s stopped after handing over %d emails", self.id, self.sent)
 
     def run_until(self, deadline: datetime) -> None:
         """For tests and simulations on a FrozenClock: jumps from one due time to the next."""
@@ -118,6 +119,7 @@ class Worker:
             if go:
                 transport = self._transports[claim.mailbox_id][1]
                 result = transport.send(claim.sender, [claim.recipient], claim.raw)
+                self.sent += 1
                 unrecorded = (claim, result)
         self._record(unrecorded)
 

@@ -104,6 +104,21 @@ def user_for_token(ctx: Context, token: str) -> User | None:
         return session.get(User, row.user_id)
 
 
+# Defaults follow HubSpot (10 per minute, 1,000 per rolling day); a self-hosted relay
+# may allow far more, so the ceilings are high and the choice is the admin's.
+MAX_PER_MINUTE = 100_000
+MAX_DAILY = 10_000_000
+
+
+def check_limits(per_minute_limit: int, daily_limit: int) -> None:
+    if not 1 <= per_minute_limit <= MAX_PER_MINUTE:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"per_minute_limit must be from 1 to {MAX_PER_MINUTE}"
+        )
+    if not 1 <= daily_limit <= MAX_DAILY:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"daily_limit must be from 1 to {MAX_DAILY}")
+
+
 def create_mailbox(
     ctx: Context,
     owner_id: int,
@@ -127,11 +142,7 @@ def create_mailbox(
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     if transport is MailTransport.SMTP and not smtp_host:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
-    if not 1 <= per_minute_limit <= 1000 or not 1 <= daily_limit <= 1000:
-        raise CadenzaError(
-            ErrorCode.VALIDATION_ERROR,
-            "per_minute_limit and daily_limit must be between 1 and 1000",
-        )
+    check_limits(per_minute_limit, daily_limit)
     with ctx.db.transaction() as session:
         get_user(session, owner_id)
         mailbox = Mailbox(

@@ -1,0 +1,5 @@
+"""`python -m cadenza` is the `cadenza` command."""
+
+from cadenza.cli import app
+
+app()

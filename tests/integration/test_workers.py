@@ -1,0 +1,127 @@
+"""Worker processes: many at once on PostgreSQL, one on SQLite, SIGKILL and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from cadenza.domain.clock import FrozenClock, SystemClock
+from cadenza.engine.worker import Worker
+from cadenza.engine.worker_lock import WorkerLock
+from cadenza.services.context import Context
+from cadenza.store.db import Database
+from cadenza.store.models import Base, Message, StepRun
+from tests.support.seed import seed_due_emails
+from tests.support.smtp_sink import SmtpSink
+
+CADENZA = [sys.executable, "-m", "cadenza"]
+
+
+def spawn_worker(url: str, name: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "CADENZA_DATABASE_URL": url}
+    return subprocess.Popen(
+        [*CADENZA, "worker", "--exit-when-idle", "--poll", "0.1", "--id", name, *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def statuses(ctx) -> Counter:
+    with ctx.db.transaction() as session:
+        return Counter(
+            dict(
+                session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
+            )
+        )
+
+
+@pytest.fixture
+def live_ctx(database, settings) -> Context:
+    return Context(db=database, clock=SystemClock(), settings=settings)
+
+
+@pytest.fixture
+def pg_ctx(pg_database_url, settings):
+    db = Database(pg_database_url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield Context(db=db, clock=SystemClock(), settings=settings)
+    db.dispose()
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_many_workers_on_postgresql_send_every_step_exactly_once(pg_ctx, workers):
+    with SmtpSink() as sink:
+        seed_due_emails(pg_ctx, 5000, mailboxes=10, smtp_port=sink.port)
+        processes = [spawn_worker(pg_ctx.db.url, f"w{i}") for i in range(workers)]
+        outputs = [p.communicate(timeout=600)[0] for p in processes]
+        assert [p.returncode for p in processes] == [0] * workers, outputs
+        received = sink.message_ids()
+    assert len(received) == 5000 and len(set(received)) == 5000  # checked on the SMTP side
+    with pg_ctx.db.transaction() as session:
+        stored = set(session.scalars(select(Message.message_id)))
+        runs = Counter(session.scalars(select(StepRun.status)))
+    assert stored == set(received) and runs == Counter({"sent": 5000})
+    handed = [int(re.search(r"handing over (\d+) emails", out).group(1)) for out in outputs]
+    assert sum(handed) == 5000 and all(n > 0 for n in handed), handed
+
+
+def test_worker_killed_mid_batch_leaves_only_the_in_flight_step_unknown(live_ctx):
+    with SmtpSink() as sink:
+        seed_due_emails(live_ctx, 120, smtp_port=sink.port)
+        reached, release = sink.hang_data_after(40)
+        process = spawn_worker(live_ctx.db.url, "doomed")
+        assert reached.wait(120), "the worker never reached the 41st message"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        release.set()
+        # A new worker whose clock is past every lease the dead one held.
+        later = FrozenClock(datetime.now(UTC) + timedelta(minutes=10))
+        restarted = Worker(Context(db=live_ctx.db, clock=later, settings=live_ctx.settings))
+        restarted.run_until(later.now() + timedelta(minutes=5))
+        restarted.close()
+        received = sink.message_ids()
+    assert len(received) == len(set(received)) == 120  # nothing lost, nothing twice
+    assert statuses(live_ctx) == Counter({"sent": 119, "unknown": 1})
+    with live_ctx.db.transaction() as session:
+        unknown = session.scalar(select(Message.message_id).where(Message.status == "unknown"))
+    assert unknown == received[40]  # exactly the one the server held when the worker died
+
+
+def test_sigterm_finishes_the_email_in_flight_and_releases_the_rest(live_ctx):
+    with SmtpSink() as sink:
+        seed_due_emails(live_ctx, 60, smtp_port=sink.port)
+        reached, release = sink.hang_data_after(10)
+        process = spawn_worker(live_ctx.db.url, "polite")
+        assert reached.wait(120)
+        process.send_signal(signal.SIGTERM)
+        release.set()
+        output = process.communicate(timeout=60)[0]
+        assert process.returncode == 0, output
+        assert len(sink.message_ids()) == 11
+    assert statuses(live_ctx) == Counter({"sent": 11, "prepared": 49})
+    with live_ctx.db.transaction() as session:
+        runs = Counter(session.scalars(select(StepRun.status)))
+    assert runs == Counter({"sent": 11, "pending": 49})  # released at once, not left leased
+
+
+def test_a_second_worker_on_sqlite_refuses_to_start(sqlite_template, tmp_path):
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    shutil.copy(sqlite_template, tmp_path / "one.db")
+    with WorkerLock(url):
+        process = spawn_worker(url, "second")
+        output = process.communicate(timeout=60)[0]
+    assert process.returncode == 1
+    assert "another worker is already running on this SQLite database" in output
