@@ -1,6 +1,8 @@
 """The engine against a real SMTP server on loopback: retries, failures, auth, unknowns."""
 
 from datetime import timedelta
+from email.parser import BytesParser
+from email.policy import default
 
 import pytest
 from sqlalchemy import select
@@ -133,3 +135,19 @@ def test_a_reused_connection_closed_by_the_server_is_reopened(ctx, smtp_world, s
     worker.run_until(ctx.clock.now() + timedelta(minutes=1))
     assert [m.status for m in rows(ctx, Message)] == ["sent", "sent"]
     assert len(sink.message_ids()) == 2 and sink.connections == 2
+
+
+def test_task_reminders_email_the_owner_once(ctx, smtp_world, sink, worker):
+    sequence = smtp_world.make_sequence(
+        steps=[{"type": "task", "task_title": "Call {{ contact.firstname }}",
+                "task_notes": "Ask about <pricing>"}],
+        settings={"task_reminders": True},
+        name="Reminded",
+    )  # fmt: skip
+    enroll_ids(smtp_world, [smtp_world.contact()], sequence)
+    worker.run_until(ctx.clock.now() + timedelta(days=2))
+    [reminder] = sink.messages
+    assert reminder.rcpt_tos == ("rep@example.com",)
+    parsed = BytesParser(policy=default).parsebytes(reminder.data)
+    assert parsed["Subject"] == "Task due: Call Ann"
+    assert "<p>Ask about &lt;pricing&gt;</p>" in parsed.get_body(("html",)).get_content()

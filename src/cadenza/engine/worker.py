@@ -66,11 +66,17 @@ class Worker:
                 lease=opts.lease,
             )
         claims.sort(key=lambda c: c.slot)
-        for mailbox_id in {c.mailbox_id for c in claims}:
+        reminders = tasks.claim_due_reminders(self.ctx)
+        for mailbox_id in {c.mailbox_id for c in claims} | {r.mailbox_id for r in reminders}:
             self._open_transport(mailbox_id)
         self._hand_over(claims)
+        for reminder in reminders:
+            outcome = self._transports[reminder.mailbox_id][1].send(
+                reminder.sender, [reminder.recipient], reminder.raw
+            )
+            log.info("reminder for task %s: %s", reminder.task_id, outcome.outcome)
         self._close_idle_transports()
-        return moved + len(claims)
+        return moved + len(claims) + len(reminders)
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""

@@ -7,6 +7,8 @@ and a crash can always be recognised afterwards.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,16 +27,46 @@ from cadenza.services.personalization import contact_values, sender_values
 from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
 
 
-def _thread_parent(session: Session, enrollment_id: int, position: int) -> Message | None:
-    return session.scalar(
-        select(Message)
-        .join(StepRun, Message.step_run_id == StepRun.id)
-        .where(
-            StepRun.enrollment_id == enrollment_id,
-            StepRun.step_position == position,
-            Message.status == "sent",
-        )
-    )
+@dataclass
+class MessageSources:
+    """What composing a batch needs beyond the rows themselves, loaded in two queries:
+    the manual emails' reviewed drafts and the earlier emails follow-ups thread with."""
+
+    drafts: dict[int, Task]
+    parents: dict[tuple[int, int], Message]
+    existing: dict[int, Message]  # by step run: a retry sends the very same message
+
+    @classmethod
+    def load(cls, session: Session, rows: list[tuple[StepRun, Enrollment]]) -> MessageSources:
+        run_ids = [run.id for run, _ in rows]
+        existing = {
+            m.step_run_id: m
+            for m in session.scalars(select(Message).where(Message.step_run_id.in_(run_ids)))
+        }
+        manual = [run.id for run, _ in rows if run.send_ready]
+        drafts = {}
+        if manual:
+            drafts = {
+                t.step_run_id: t
+                for t in session.scalars(select(Task).where(Task.step_run_id.in_(manual)))
+            }
+        wanted = set()
+        for run, enrollment in rows:
+            target = enrollment.steps_snapshot[run.step_position - 1].get("thread_with_step")
+            if target:
+                wanted.add((enrollment.id, target))
+        parents = {}
+        if wanted:
+            found = session.execute(
+                select(StepRun.enrollment_id, StepRun.step_position, Message)
+                .join(Message, Message.step_run_id == StepRun.id)
+                .where(
+                    StepRun.enrollment_id.in_({e for e, _ in wanted}),
+                    Message.status == "sent",
+                )
+            )
+            parents = {(e, p): m for e, p, m in found if (e, p) in wanted}
+        return cls(drafts, parents, existing)
 
 
 def render_step(
@@ -53,7 +85,7 @@ def render_step(
 
 
 def compose(
-    session: Session,
+    sources: MessageSources,
     run: StepRun,
     enrollment: Enrollment,
     contact: Contact,
@@ -61,24 +93,22 @@ def compose(
     mailbox: Mailbox,
     now,
 ) -> Message:
-    """Creates (or, on a retry, returns) the run's message, with its raw bytes."""
-    existing = session.scalar(select(Message).where(Message.step_run_id == run.id))
-    if existing is not None:
-        return existing
+    """The run's message, rendered and built (or, on a retry, the one it already has)."""
+    if run.id in sources.existing:
+        return sources.existing[run.id]
     spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
     if run.send_ready:  # a manual email: the rep's reviewed draft is final
-        task = session.scalar(select(Task).where(Task.step_run_id == run.id))
+        task = sources.drafts[run.id]
         subject, body = task.draft_subject or "", task.draft_body or ""
     else:
         subject, body = render_step(enrollment, contact, user, mailbox, spec)
     in_reply_to, references = None, ()
     settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
-    if spec.thread_with_step and settings.thread_follow_ups:
-        parent = _thread_parent(session, enrollment.id, spec.thread_with_step)
-        if parent is not None:
-            subject = reply_subject(parent.subject)
-            in_reply_to = parent.message_id
-            references = (*(parent.references or "").split(), parent.message_id)
+    parent = sources.parents.get((enrollment.id, spec.thread_with_step))
+    if parent is not None and settings.thread_follow_ups:
+        subject = reply_subject(parent.subject)
+        in_reply_to = parent.message_id
+        references = (*(parent.references or "").split(), parent.message_id)
     email = OutgoingEmail(
         message_id=new_message_id(mailbox.from_email),
         from_email=mailbox.from_email,
@@ -91,7 +121,7 @@ def compose(
         in_reply_to=in_reply_to,
         references=references,
     )
-    message = Message(
+    return Message(
         step_run_id=run.id,
         enrollment_id=enrollment.id,
         mailbox_id=mailbox.id,
@@ -108,5 +138,3 @@ def compose(
         status="prepared",
         created_at=now,
     )
-    session.add(message)
-    return message

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
@@ -31,7 +31,7 @@ from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import plan_slots
-from cadenza.services.compose import compose
+from cadenza.services.compose import MessageSources, compose
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import end_enrollment
 from cadenza.services.progress import after_step_completed
@@ -55,6 +55,7 @@ SENDING = str(StepRunStatus.SENDING)
 @dataclass(frozen=True)
 class ClaimedEmail:
     run_id: int
+    enrollment_id: int
     message_pk: int
     mailbox_id: int
     slot: datetime  # not to be handed over before this instant (the mailbox's spacing)
@@ -198,11 +199,12 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
         c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
     }
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
-    claimed = []
+    sources = MessageSources.load(session, [(run, enrollment) for run, enrollment in granted])
+    composed = []
     for (run, enrollment), slot in zip(granted, slots, strict=True):
         try:
             message = compose(
-                session,
+                sources,
                 run,
                 enrollment,
                 contacts[enrollment.contact_id],
@@ -213,55 +215,145 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
         except CadenzaError as exc:
             _fail(session, ctx, run, enrollment, None, f"could not render: {exc.message}")
             continue
+        if message.id is None:
+            session.add(message)
         run.status, run.locked_by, run.locked_until = SENDING, worker_id, slot + lease
         run.wait_reason = None
-        session.flush()
-        claimed.append(
-            ClaimedEmail(
-                run.id,
-                message.id,
-                mailbox.id,
-                slot,
-                mailbox.from_email,
-                message.to_email,
-                message.raw.encode("utf-8"),
-            )
+        composed.append((run, message, slot))
+    session.flush()  # one round of INSERTs for the whole batch
+    return [
+        ClaimedEmail(
+            run.id,
+            run.enrollment_id,
+            message.id,
+            mailbox.id,
+            slot,
+            mailbox.from_email,
+            message.to_email,
+            message.raw.encode("utf-8"),
         )
-    return claimed
+        for run, message, slot in composed
+    ]
+
+
+# The per-email statements, built once: constructing SQLAlchemy statements costs more
+# than running these on SQLite, and this is the hot path of every send.
+def _owned_by_worker(*conditions):
+    return (
+        select(StepRun.id)
+        .where(StepRun.id == bindparam("run_id"), StepRun.locked_by == bindparam("worker"))
+        .where(*conditions)
+        .exists()
+    )
+
+
+_STATE = (
+    select(Enrollment.state, Mailbox.connected)
+    .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
+    .where(Enrollment.id == bindparam("enrollment_id"))
+)
+_STATE_FOR_UPDATE = _STATE.with_for_update(of=Enrollment)
+_HAND_OVER = (
+    update(Message)
+    .where(
+        Message.id == bindparam("pk"),
+        Message.status == "prepared",
+        _owned_by_worker(StepRun.status == SENDING),
+    )
+    .values(status="handing", handed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_MARK_SENT = (
+    update(Message)
+    .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
+    .values(status="sent", sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
+    .execution_options(synchronize_session=False)
+)
+_RUN_SENT = (
+    update(StepRun)
+    .where(StepRun.id == bindparam("run_id"))
+    .values(
+        status=str(StepRunStatus.SENT),
+        completed_at=bindparam("now"),
+        attempts=StepRun.attempts + 1,
+        locked_by=None,
+        locked_until=None,
+        last_error=None,
+    )
+    .returning(StepRun.attempts, StepRun.step_position)
+    .execution_options(synchronize_session=False)
+)
+_ATTEMPT = insert(DeliveryAttempt).values(
+    message_id=bindparam("pk"),
+    attempt=bindparam("attempt"),
+    outcome=bindparam("outcome"),
+    code=bindparam("code"),
+    reply=bindparam("reply"),
+    at=bindparam("now"),
+)
 
 
 def begin_handing(session: Session, ctx: Context, claim: ClaimedEmail, worker_id: str) -> bool:
     """The last check before a message leaves, and the commit point of "maybe sent".
 
     Locks the enrollment, so an unenroll or pause either happens before (and the
-    message never leaves) or after (and it is recorded as sent, then unenrolled).
+    message never leaves) or after (and it is recorded as sent, then unenrolled). Plain
+    statements rather than ORM loads: this runs once per email, on the hot path.
     """
+    state, connected = session.execute(
+        _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
+        {"enrollment_id": claim.enrollment_id},
+    ).one()
+    if state == EnrollmentState.ACTIVE and connected:
+        handed = session.execute(
+            _HAND_OVER,
+            {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id,
+             "now": ctx.clock.now()},
+        )  # fmt: skip
+        return handed.rowcount == 1  # 0: our lease expired and someone else took over
     run = session.get(StepRun, claim.run_id, with_for_update=True)
-    if run is None or run.status != SENDING or run.locked_by != worker_id:
-        return False  # our lease expired and someone else took over
-    enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
-    mailbox = session.get(Mailbox, claim.mailbox_id)
-    if enrollment.state != EnrollmentState.ACTIVE or not mailbox.connected:
-        _release(run, enrollment, mailbox)
-        return False
-    message = session.get(Message, claim.message_pk)
-    message.status, message.handed_at = "handing", ctx.clock.now()
-    return True
+    if run.status == SENDING and run.locked_by == worker_id:
+        _release(run, state)
+    return False
 
 
-def _release(run: StepRun, enrollment: Enrollment, mailbox: Mailbox) -> None:
+def _release(run: StepRun, enrollment_state: str) -> None:
     run.locked_by = run.locked_until = None
-    if enrollment.state == EnrollmentState.PAUSED:
+    if enrollment_state == EnrollmentState.PAUSED:
         run.status = str(StepRunStatus.PAUSED)
-    elif enrollment.state == EnrollmentState.ACTIVE:
+    elif enrollment_state == EnrollmentState.ACTIVE:  # its mailbox was disconnected
         run.status, run.wait_reason = PENDING, "mailbox_disconnected"
     else:
         run.status = str(StepRunStatus.CANCELLED)
 
 
+def _record_sent(
+    session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id: str
+) -> bool:
+    """The common case in three statements; False when the slow path must decide."""
+    now = ctx.clock.now()
+    reply = f"{result.code or ''} {result.reply}".strip()
+    params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
+    if session.execute(_MARK_SENT, {**params, "reply": reply}).rowcount != 1:
+        return False
+    attempts, position = session.execute(_RUN_SENT, params).one()
+    session.execute(
+        _ATTEMPT,
+        {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
+         "code": result.code, "reply": result.reply, "now": now},
+    )  # fmt: skip
+    enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
+    after_step_completed(session, enrollment, position, now)
+    return True
+
+
 def record_outcome(
     session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id: str
 ) -> None:
+    if result.outcome is DeliveryOutcome.SENT and _record_sent(
+        session, ctx, claim, result, worker_id
+    ):
+        return
     now = ctx.clock.now()
     run = session.get(StepRun, claim.run_id, with_for_update=True)
     enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)

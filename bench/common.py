@@ -1,0 +1,66 @@
+"""Shared pieces of the benchmarks: a sink in its own process, scratch databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.support (the seeding helper and the SMTP sink)
+
+PG_ADMIN = os.environ.get("CADENZA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def sink_process():
+    """An SMTP sink in another process, so it does not share this one's interpreter lock."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.smtp_sink", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline().strip()
+    host, port = line.removeprefix("listening on ").rsplit(":", 1)
+    counted = {}
+    try:
+        yield host, int(port), counted
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].strip().splitlines()
+        counted["messages"] = int(output[-1]) if output else -1
+
+
+@contextmanager
+def scratch_database(kind: str):
+    """A migrated, empty database: a temporary SQLite file or a throw-away PostgreSQL db."""
+    from cadenza.store import migrate
+    from cadenza.store.db import Database
+
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            db = Database(url)
+            migrate.upgrade(db)
+            yield db
+            db.dispose()
+        return
+    name = f"cadenza_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    db = Database(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        migrate.upgrade(db)
+        yield db
+    finally:
+        db.dispose()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,93 @@
+"""Engine throughput against a bare smtplib loop, to the same local SMTP sink, in one run.
+
+    .venv/bin/python bench/engine.py [-n 20000] [--db sqlite|postgresql] [--workers 1]
+
+Baseline: N pre-built messages sent by one smtplib connection (no database, no
+rendering). Engine: N due email steps claimed, rendered, sent and recorded by the
+worker(s) through the same sink. The ratio engine/baseline is what is reported
+(machines here are shared and noisy; absolute rates are not comparable across runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from common import ROOT, scratch_database, sink_process
+
+from cadenza.config import Settings
+from cadenza.domain.clock import SystemClock
+from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
+from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.services.context import Context
+from tests.support.seed import seed_due_emails
+
+
+def baseline(host: str, port: int, count: int) -> float:
+    messages = [
+        build_mime(
+            OutgoingEmail(
+                message_id=new_message_id("box@example.com"),
+                from_email="box@example.com",
+                from_name="Box",
+                to_email=f"c{i}@corp.example",
+                to_name="Ann",
+                subject="Hi Ann",
+                html_body="<p>Hello</p>",
+                date=datetime.now(UTC),
+            )
+        )
+        for i in range(count)
+    ]
+    started = time.perf_counter()
+    with smtplib.SMTP(host, port) as smtp:
+        for i, raw in enumerate(messages):
+            smtp.sendmail("box@example.com", [f"c{i}@corp.example"], raw)
+    return count / (time.perf_counter() - started)
+
+
+def engine(host: str, port: int, count: int, kind: str, workers: int) -> float:
+    with scratch_database(kind) as db:
+        ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
+        seed_due_emails(ctx, count, mailboxes=max(workers, 1) * 2, smtp_port=port)
+        started = time.perf_counter()
+        if workers == 1:
+            worker = Worker(ctx, WorkerOptions(batch_size=500))
+            worker.run(exit_when_idle=True)
+        else:
+            env = {**os.environ, "CADENZA_DATABASE_URL": db.url}
+            command = [sys.executable, "-m", "cadenza", "worker", "--exit-when-idle",
+                       "--poll", "0.05", "--batch-size", "500"]  # fmt: skip
+            processes = [
+                subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+                for _ in range(workers)
+            ]  # fmt: skip
+            for process in processes:
+                process.wait()
+        return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    with sink_process() as (host, port, counted):
+        base = baseline(host, port, args.n)
+        rate = engine(host, port, args.n, args.db, args.workers)
+    expected = 2 * args.n
+    print(f"baseline smtplib loop: {base:8.0f} messages/s")
+    print(f"engine ({args.db}, {args.workers} worker(s)): {rate:8.0f} messages/s")
+    print(f"ratio engine/baseline: {rate / base:.2f}")
+    print(f"sink received {counted['messages']} of {expected} messages")
+
+
+if __name__ == "__main__":
+    main()
