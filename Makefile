@@ -19,7 +19,8 @@ run: install
 	$(BIN)/cadenza db upgrade
 	$(BIN)/cadenza demo --if-empty
 	$(BIN)/cadenza sequences list
-	@echo "Cadenza is ready on ./cadenza.db. Try: $(BIN)/cadenza --help (README: 'A first tour')"
+	@echo "Cadenza is ready on ./cadenza.db. In another terminal: $(BIN)/cadenza --help (README: 'A first tour')"
+	$(BIN)/cadenza worker
 
 test: install
 	$(BIN)/ruff check src tests

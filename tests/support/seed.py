@@ -6,6 +6,7 @@ dominate those runs; this writes the same rows (what `enroll` writes) in bulk.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, text
@@ -30,10 +31,11 @@ def seed_due_emails(
     chunk: int = 5_000,
 ) -> list[int]:
     """`count` enrollments of a one-email sequence, spread over mailboxes; returns mailbox ids."""
-    user = create_user(ctx, f"seed{ctx.clock.now().timestamp():.0f}@example.com", firstname="Sam")
+    tag = uuid.uuid4().hex[:8]  # seeding twice into one database must not collide
+    user = create_user(ctx, f"seed-{tag}@example.com", firstname="Sam")
     boxes = [
         create_mailbox(
-            ctx, user.id, f"box{i}@example.com",
+            ctx, user.id, f"box{i}-{tag}@example.com",
             transport="smtp" if smtp_port else "capture",
             smtp_host="127.0.0.1" if smtp_port else None,
             smtp_port=smtp_port, smtp_security="none",
@@ -57,8 +59,8 @@ def seed_due_emails(
             session.execute(
                 insert(Contact),
                 [
-                    {"id": first_id + i, "email": f"c{start + i}@corp.example",
-                     "email_key": f"c{start + i}@corp.example", "firstname": "Ann",
+                    {"id": first_id + i, "email": f"c{start + i}-{tag}@corp.example",
+                     "email_key": f"c{start + i}-{tag}@corp.example", "firstname": "Ann",
                      "properties": {}, "blocked": False, "created_at": now, "updated_at": now}
                     for i in range(size)
                 ],

@@ -117,17 +117,27 @@ class Worker:
             wait = (claim.slot - self.ctx.clock.now()).total_seconds()
             if wait > 0:
                 self.ctx.clock.wait(wait, self.stop_event)
-            with self.ctx.db.transaction() as session:
-                if unrecorded is not None:
-                    delivery.record_outcome(session, self.ctx, *unrecorded, self.id)
-                    unrecorded = None
-                go = delivery.begin_handing(session, self.ctx, claim, self.id)
-            if go:
+            step = self._begin(claim, unrecorded)
+            unrecorded = None
+            while step is delivery.HandOver.WAIT:
+                if self.stop_event.is_set():
+                    delivery.release_unsent(self.ctx, claims[index:], self.id)
+                    return
+                self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop_event)
+                step = self._begin(claim, None)
+            if step is delivery.HandOver.GO:
                 transport = self._transports[claim.mailbox_id][1]
                 result = transport.send(claim.sender, [claim.recipient], claim.raw)
                 self.sent += 1
                 unrecorded = (claim, result)
         self._record(unrecorded)
+
+    def _begin(self, claim, unrecorded) -> delivery.HandOver:
+        """Records the previous email's outcome and marks this one as leaving: one commit."""
+        with self.ctx.db.transaction() as session:
+            if unrecorded is not None:
+                delivery.record_outcome(session, self.ctx, *unrecorded, self.id)
+            return delivery.begin_handing(session, self.ctx, claim, self.id)
 
     def _record(self, unrecorded) -> None:
         if unrecorded is not None:

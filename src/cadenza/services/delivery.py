@@ -19,6 +19,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -30,7 +31,7 @@ from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
-from cadenza.domain.throttle import plan_slots
+from cadenza.domain.throttle import plan_slots, spacing
 from cadenza.services.compose import MessageSources, compose
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import end_enrollment
@@ -62,6 +63,13 @@ class ClaimedEmail:
     sender: str
     recipient: str
     raw: bytes
+    spacing: timedelta  # the least time after the mailbox's previous hand-over
+
+
+class HandOver(StrEnum):
+    GO = "go"
+    SKIP = "skip"  # paused, unenrolled, disconnected, or no longer ours
+    WAIT = "wait"  # the mailbox's previous email left too recently (it was late)
 
 
 def _sends_email():
@@ -231,6 +239,7 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
             mailbox.from_email,
             message.to_email,
             message.raw.encode("utf-8"),
+            spacing(mailbox.per_minute_limit, bulk_first=False),
         )
         for run, message, slot in composed
     ]
@@ -253,6 +262,15 @@ _STATE = (
     .where(Enrollment.id == bindparam("enrollment_id"))
 )
 _STATE_FOR_UPDATE = _STATE.with_for_update(of=Enrollment)
+_MAILBOX_SLOT = (
+    update(Mailbox)
+    .where(
+        Mailbox.id == bindparam("mailbox_id"),
+        or_(Mailbox.last_handed_at.is_(None), Mailbox.last_handed_at <= bindparam("earliest")),
+    )
+    .values(last_handed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
 _HAND_OVER = (
     update(Message)
     .where(
@@ -293,13 +311,15 @@ _ATTEMPT = insert(DeliveryAttempt).values(
 )
 
 
-def begin_handing(session: Session, ctx: Context, claim: ClaimedEmail, worker_id: str) -> bool:
+def begin_handing(session: Session, ctx: Context, claim: ClaimedEmail, worker_id: str) -> HandOver:
     """The last check before a message leaves, and the commit point of "maybe sent".
 
     Locks the enrollment, so an unenroll or pause either happens before (and the
-    message never leaves) or after (and it is recorded as sent, then unenrolled). Plain
-    statements rather than ORM loads: this runs once per email, on the hot path.
+    message never leaves) or after (and it is recorded as sent, then unenrolled). Takes
+    the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
+    Plain statements rather than ORM loads: this runs once per email, on the hot path.
     """
+    now = ctx.clock.now()
     state, connected = session.execute(
         _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
         {"enrollment_id": claim.enrollment_id},
@@ -307,14 +327,24 @@ def begin_handing(session: Session, ctx: Context, claim: ClaimedEmail, worker_id
     if state == EnrollmentState.ACTIVE and connected:
         handed = session.execute(
             _HAND_OVER,
-            {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id,
-             "now": ctx.clock.now()},
-        )  # fmt: skip
-        return handed.rowcount == 1  # 0: our lease expired and someone else took over
+            {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
+        )
+        if handed.rowcount != 1:
+            return HandOver.SKIP  # our lease expired and someone else took over
+        slot = {"mailbox_id": claim.mailbox_id, "earliest": now - claim.spacing, "now": now}
+        if session.execute(_MAILBOX_SLOT, slot).rowcount == 1:
+            return HandOver.GO
+        session.execute(  # rare: the previous email left late; take the mark back
+            update(Message)
+            .where(Message.id == claim.message_pk)
+            .values(status="prepared", handed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return HandOver.WAIT
     run = session.get(StepRun, claim.run_id, with_for_update=True)
     if run.status == SENDING and run.locked_by == worker_id:
         _release(run, state)
-    return False
+    return HandOver.SKIP
 
 
 def _release(run: StepRun, enrollment_state: str) -> None:

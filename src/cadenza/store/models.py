@@ -94,6 +94,9 @@ class Mailbox(Base):
     # The earliest moment the next email of this mailbox may leave: the spacing that
     # keeps sends under the per-minute limit, shared by every worker through the row.
     next_send_at: Mapped[datetime | None]
+    # When its last email was actually handed over: a late send must not let the next
+    # one follow closer than the spacing, whichever worker sends it.
+    last_handed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     owner: Mapped[User] = relationship(back_populates="mailboxes")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 23:30:22.069083
+Create Date: 2026-11-27 00:05:59.729161
 """
 
 import sqlalchemy as sa
@@ -121,6 +121,7 @@ def upgrade() -> None:
         sa.Column("connected", sa.Boolean(), nullable=False),
         sa.Column("disconnected_reason", sa.Text(), nullable=True),
         sa.Column("next_send_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_handed_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"], ["users.id"], name=op.f("fk_mailboxes_owner_id_users")
