@@ -14,6 +14,7 @@ from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
 from cadenza.store.models import (
     Contact,
     EmailEvent,
@@ -78,10 +79,7 @@ def upsert_contact(session: Session, ctx: Context, columns: dict, properties: di
 
 def get_contact(ctx: Context, contact_id: int) -> Contact:
     with ctx.db.transaction() as session:
-        contact = session.get(Contact, contact_id)
-    if contact is None:
-        raise CadenzaError(ErrorCode.CONTACT_NOT_FOUND, f"contact {contact_id} does not exist")
-    return contact
+        return fetch(session, Contact, contact_id)
 
 
 def update_contact(
@@ -90,11 +88,7 @@ def update_contact(
     columns, properties = clean_contact_input(data)
     try:
         with ctx.db.transaction() as session:
-            contact = session.get(Contact, contact_id)
-            if contact is None:
-                raise CadenzaError(
-                    ErrorCode.CONTACT_NOT_FOUND, f"contact {contact_id} does not exist"
-                )
+            contact = fetch(session, Contact, contact_id)
             if columns.get("email"):
                 other = find_by_email(session, columns["email"])
                 if other is not None and other.id != contact_id:
@@ -114,9 +108,7 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
     never holds a step of a contact that no longer exists.
     """
     with ctx.db.transaction() as session:
-        contact = session.get(Contact, contact_id)
-        if contact is None:
-            raise CadenzaError(ErrorCode.CONTACT_NOT_FOUND, f"contact {contact_id} does not exist")
+        contact = fetch(session, Contact, contact_id)
         enrollment_ids = select(Enrollment.id).where(Enrollment.contact_id == contact_id)
         live = session.scalar(
             select(func.count())

@@ -28,7 +28,12 @@ from sqlalchemy.orm import Session
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
-from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    EnrollmentState,
+    StepRunStatus,
+    StepType,
+)
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import plan_slots, spacing
@@ -64,6 +69,7 @@ class ClaimedEmail:
     recipient: str
     raw: bytes
     spacing: timedelta  # the least time after the mailbox's previous hand-over
+    last_step: bool  # no step follows: the enrollment finishes when this one is sent
 
 
 class HandOver(StrEnum):
@@ -227,7 +233,7 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
             session.add(message)
         run.status, run.locked_by, run.locked_until = SENDING, worker_id, slot + lease
         run.wait_reason = None
-        composed.append((run, message, slot))
+        composed.append((run, enrollment, message, slot))
     session.flush()  # one round of INSERTs for the whole batch
     return [
         ClaimedEmail(
@@ -240,8 +246,9 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
             message.to_email,
             message.raw.encode("utf-8"),
             spacing(mailbox.per_minute_limit, bulk_first=False),
+            run.step_position >= len(enrollment.steps_snapshot),
         )
-        for run, message, slot in composed
+        for run, enrollment, message, slot in composed
     ]
 
 
@@ -301,6 +308,15 @@ _RUN_SENT = (
     .returning(StepRun.attempts, StepRun.step_position)
     .execution_options(synchronize_session=False)
 )
+_FINISH = (
+    update(Enrollment)
+    .where(
+        Enrollment.id == bindparam("enrollment_id"),
+        Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+    )
+    .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
 _ATTEMPT = insert(DeliveryAttempt).values(
     message_id=bindparam("pk"),
     attempt=bindparam("attempt"),
@@ -320,19 +336,23 @@ def begin_handing(session: Session, ctx: Context, claim: ClaimedEmail, worker_id
     Plain statements rather than ORM loads: this runs once per email, on the hot path.
     """
     now = ctx.clock.now()
-    state, connected = session.execute(
-        _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
-        {"enrollment_id": claim.enrollment_id},
-    ).one()
+    state, connected = (
+        session.connection()
+        .execute(
+            _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
+            {"enrollment_id": claim.enrollment_id},
+        )
+        .one()
+    )
     if state == EnrollmentState.ACTIVE and connected:
-        handed = session.execute(
+        handed = session.connection().execute(
             _HAND_OVER,
             {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
         )
         if handed.rowcount != 1:
             return HandOver.SKIP  # our lease expired and someone else took over
         slot = {"mailbox_id": claim.mailbox_id, "earliest": now - claim.spacing, "now": now}
-        if session.execute(_MAILBOX_SLOT, slot).rowcount == 1:
+        if session.connection().execute(_MAILBOX_SLOT, slot).rowcount == 1:
             return HandOver.GO
         session.execute(  # rare: the previous email left late; take the mark back
             update(Message)
@@ -364,16 +384,19 @@ def _record_sent(
     now = ctx.clock.now()
     reply = f"{result.code or ''} {result.reply}".strip()
     params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
-    if session.execute(_MARK_SENT, {**params, "reply": reply}).rowcount != 1:
+    if session.connection().execute(_MARK_SENT, {**params, "reply": reply}).rowcount != 1:
         return False
-    attempts, position = session.execute(_RUN_SENT, params).one()
-    session.execute(
+    attempts, position = session.connection().execute(_RUN_SENT, params).one()
+    session.connection().execute(
         _ATTEMPT,
         {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
-    enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
-    after_step_completed(session, enrollment, position, now)
+    if claim.last_step:  # the common end of a sequence, without loading its snapshot
+        session.connection().execute(_FINISH, {"enrollment_id": claim.enrollment_id, "now": now})
+    else:
+        enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
+        after_step_completed(session, enrollment, position, now)
     return True
 
 

@@ -29,6 +29,7 @@ from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
 from cadenza.services.personalization import contact_values, sender_values
 from cadenza.services.progress import add_step_run
 from cadenza.services.sequences import load_sequence, step_specs
@@ -190,9 +191,7 @@ def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Ma
             )
         mailbox = owned[0]
     else:
-        mailbox = session.get(Mailbox, mailbox_id)
-        if mailbox is None:
-            raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
+        mailbox = fetch(session, Mailbox, mailbox_id)
         if mailbox.owner_id != user.id:
             raise CadenzaError(
                 ErrorCode.MAILBOX_NOT_YOURS,

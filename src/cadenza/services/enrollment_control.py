@@ -15,6 +15,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
 from cadenza.store.models import Enrollment, StepRun, Task
 
 # Reasons an enrollment ends early; the signal issues add bounce, reply, meeting, ...
@@ -30,14 +31,7 @@ UNENROLL_REASONS = (
 
 
 def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment:
-    enrollment = session.scalar(
-        select(Enrollment).where(Enrollment.id == enrollment_id).with_for_update()
-    )
-    if enrollment is None:
-        raise CadenzaError(
-            ErrorCode.ENROLLMENT_NOT_FOUND, f"enrollment {enrollment_id} does not exist"
-        )
-    return enrollment
+    return fetch(session, Enrollment, enrollment_id, for_update=True)
 
 
 def _require_state(enrollment: Enrollment, *states: EnrollmentState, action: str) -> None:

@@ -8,6 +8,7 @@ from cadenza.domain.enums import StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
 from cadenza.services.progress import after_step_completed
 from cadenza.store.models import DeliveryAttempt, Enrollment, Message, StepRun
 
@@ -39,9 +40,7 @@ def list_messages(
 
 def get_message(ctx: Context, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
     with ctx.db.transaction() as session:
-        message = session.get(Message, message_id)
-        if message is None:
-            raise CadenzaError(ErrorCode.NOT_FOUND, f"message {message_id} does not exist")
+        message = fetch(session, Message, message_id)
         attempts = list(
             session.scalars(
                 select(DeliveryAttempt)
@@ -76,9 +75,7 @@ def resolve_unknown(
     """
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        message = session.get(Message, message_id, with_for_update=True)
-        if message is None:
-            raise CadenzaError(ErrorCode.NOT_FOUND, f"message {message_id} does not exist")
+        message = fetch(session, Message, message_id, for_update=True)
         if message.status != "unknown":
             raise CadenzaError(
                 ErrorCode.INVALID_STATE,

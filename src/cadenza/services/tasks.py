@@ -26,6 +26,7 @@ from cadenza.services.audit import record
 from cadenza.services.compose import render_step
 from cadenza.services.context import Context
 from cadenza.services.delivery import _fail
+from cadenza.services.lookup import fetch
 from cadenza.services.personalization import contact_values, sender_values
 from cadenza.services.progress import after_step_completed
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
@@ -108,9 +109,7 @@ class TaskEdits:
 
 
 def _lock_open_task(session: Session, task_id: int) -> Task:
-    task = session.get(Task, task_id, with_for_update=True)
-    if task is None:
-        raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist")
+    task = fetch(session, Task, task_id, for_update=True)
     if task.status != TaskStatus.OPEN:
         raise CadenzaError(
             ErrorCode.INVALID_STATE,

@@ -13,6 +13,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.secrets import hash_password, hash_token, new_api_token
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
 from cadenza.store.models import ApiToken, Mailbox, User
 
 
@@ -54,10 +55,7 @@ def create_user(
 
 
 def get_user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise CadenzaError(ErrorCode.USER_NOT_FOUND, f"user {user_id} does not exist")
-    return user
+    return fetch(session, User, user_id)
 
 
 def find_user_by_email(ctx: Context, email: str) -> User:
@@ -176,10 +174,7 @@ def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
 
 def get_mailbox(ctx: Context, mailbox_id: int) -> Mailbox:
     with ctx.db.transaction() as session:
-        mailbox = session.get(Mailbox, mailbox_id)
-    if mailbox is None:
-        raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
-    return mailbox
+        return fetch(session, Mailbox, mailbox_id)
 
 
 def reconnect_mailbox(
@@ -187,9 +182,7 @@ def reconnect_mailbox(
 ) -> Mailbox:
     """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
     with ctx.db.transaction() as session:
-        mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
-        if mailbox is None:
-            raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
+        mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
         if smtp_password is not None:
             mailbox.smtp_password = smtp_password
         mailbox.connected, mailbox.disconnected_reason = True, None
