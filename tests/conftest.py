@@ -176,3 +176,61 @@ def enroll_ids(world, contacts, sequence=None, **options):
     )
     assert all(r.ok for r in results), results
     return [r.enrollment_id for r in results]
+
+
+class Api:
+    """A TestClient over the app, with a token per role: admin, member, viewer, other."""
+
+    def __init__(self, ctx: Context, world: World) -> None:
+        from fastapi.testclient import TestClient
+
+        from cadenza.services.users import create_mailbox, create_token, create_user
+        from cadenza.web.app import create_app
+
+        self.ctx = ctx
+        self.world = world
+        self.client = TestClient(create_app(ctx), raise_server_exceptions=False)
+        admin = create_user(ctx, "admin@example.com", role="admin", timezone="UTC")
+        viewer = create_user(ctx, "viewer@example.com", role="viewer")
+        other = create_user(ctx, "other@example.com", firstname="Olive")
+        self.other_mailbox = create_mailbox(ctx, other.id, "other@example.com")
+        self.users = {"member": world.user, "admin": admin, "viewer": viewer, "other": other}
+        self.tokens = {
+            role: create_token(ctx, u.id, "test").token for role, u in self.users.items()
+        }
+
+    def headers(self, role: str = "member") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def request(self, method: str, path: str, *, role: str | None = "member", **kwargs):
+        headers = self.headers(role) if role else {}
+        return self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+
+def assert_error(response, status: int, code: str):
+    """The error format every failure follows: {"error": {"code", "message", "details"}}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
+@pytest.fixture
+def api(ctx: Context, world: World) -> Api:
+    return Api(ctx, world)

@@ -64,8 +64,9 @@ class TaskStatus(StrEnum):
 
 
 class UserRole(StrEnum):
-    ADMIN = "admin"
-    MEMBER = "member"
+    ADMIN = "admin"  # everything
+    MEMBER = "member"  # own mailboxes; enrolls when granted the enroll permission
+    VIEWER = "viewer"  # reads only
 
 
 class MailTransport(StrEnum):

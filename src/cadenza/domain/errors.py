@@ -45,6 +45,10 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     USER_NOT_FOUND = "user_not_found"
     ENROLLMENT_NOT_FOUND = "enrollment_not_found"
+    # HTTP
+    UNAUTHENTICATED = "unauthenticated"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    BODY_TOO_LARGE = "body_too_large"
     # CSV import
     FILE_TOO_LARGE = "file_too_large"
     BAD_ENCODING = "bad_encoding"
@@ -65,6 +69,10 @@ _HTTP_STATUS = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.INVALID_STATE: 409,
     ErrorCode.FILE_TOO_LARGE: 413,
+    ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.TOO_MANY_ATTEMPTS: 429,
+    ErrorCode.MAILBOX_REQUIRED: 422,
 }
 
 

@@ -32,7 +32,9 @@ def create_user(
     try:
         role = UserRole(role)
     except ValueError:
-        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "role must be admin or member") from None
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, "role must be admin, member or viewer"
+        ) from None
     if timezone:
         parse_timezone(timezone)
     with ctx.db.transaction() as session:

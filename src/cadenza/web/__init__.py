@@ -1,0 +1,1 @@
+"""The HTTP face of Cadenza: the JSON API under /api/v1 (and, next, the web UI)."""

@@ -1,0 +1,68 @@
+"""The FastAPI application: API routes, errors, health, body limit."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from cadenza import __version__
+from cadenza.domain.errors import ErrorCode
+from cadenza.services.context import Context
+from cadenza.store import migrate
+from cadenza.web import errors
+from cadenza.web.auth import FailedLogins
+from cadenza.web.routes import contacts, enrollments, mailboxes, messages, sequences, tasks
+
+MAX_BODY_BYTES = 25 * 1024 * 1024  # a CSV import is the largest body we accept
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuses a body announced as too large before reading it (413, in our error format)."""
+
+    async def dispatch(self, request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return errors.error_response(
+                413,
+                ErrorCode.BODY_TOO_LARGE,
+                f"request bodies are limited to {MAX_BODY_BYTES // (1024 * 1024)} MB",
+            )
+        return await call_next(request)
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="Cadenza API",
+        version=__version__,
+        description="Sequences, contacts and enrollments of a self-hosted Cadenza. "
+        "Authenticate with `Authorization: Bearer <token>` (`cadenza token create`).",
+    )
+    app.state.ctx = ctx
+    app.state.failed_logins = FailedLogins()
+    app.add_middleware(BodyLimit)
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz():
+        """Readiness: the database answers and its schema is current."""
+        try:
+            with ctx.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            current = migrate.is_current(ctx.db)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            return JSONResponse({"status": "unavailable", "reason": str(exc)[:200]}, 503)
+        if not current:
+            return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
+        return {"status": "ready"}
+
+    for module in (contacts, mailboxes, sequences, enrollments, tasks, messages):
+        router = module.router
+        app.include_router(router, prefix="/api/v1")
+    return app

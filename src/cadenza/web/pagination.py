@@ -1,0 +1,26 @@
+"""Cursor pagination: `?limit=&cursor=` → `{"results": [...], "next_cursor": ...}`.
+
+Cursors are opaque strings to clients; today they carry the last id seen (keyset
+pagination: stable under inserts, cheap at any depth).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+def after_id(cursor: str | None) -> int | None:
+    if cursor in (None, ""):
+        return None
+    if not cursor.isdigit():
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "cursor is not one this API gave out")
+    return int(cursor)
+
+
+def page(results: list[Any], next_after: int | None) -> dict[str, Any]:
+    return {"results": results, "next_cursor": str(next_after) if next_after else None}

@@ -1,0 +1,151 @@
+"""Contacts: create, list and search, read, update, delete, CSV import."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import contact_import, contacts
+from cadenza.services.context import Context
+from cadenza.store.models import Contact, User
+from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
+
+router = APIRouter(tags=["contacts"])
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    firstname: str | None = None
+    lastname: str | None = None
+    company: str | None = None
+    jobtitle: str | None = None
+    phone: str | None = None
+    timezone: str | None = Field(None, description="IANA time zone, e.g. Europe/Berlin")
+    properties: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class ContactOut(BaseModel):
+    id: int
+    email: str | None
+    firstname: str | None
+    lastname: str | None
+    company: str | None
+    jobtitle: str | None
+    phone: str | None
+    timezone: str | None
+    properties: dict[str, Any]
+    bounced: bool
+    unsubscribed: bool
+    blocked: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactPage(BaseModel):
+    results: list[ContactOut]
+    next_cursor: str | None
+
+
+class RowErrorOut(BaseModel):
+    line: int
+    code: str
+    message: str
+
+
+class ImportOut(BaseModel):
+    rows: int
+    created: int
+    updated: int
+    errors: list[RowErrorOut]
+
+
+def contact_out(contact: Contact) -> ContactOut:
+    return ContactOut(
+        id=contact.id,
+        email=contact.email,
+        firstname=contact.firstname,
+        lastname=contact.lastname,
+        company=contact.company,
+        jobtitle=contact.jobtitle,
+        phone=contact.phone,
+        timezone=contact.timezone,
+        properties=contact.properties or {},
+        bounced=contact.bounced_at is not None,
+        unsubscribed=contact.unsubscribed_at is not None,
+        blocked=contact.blocked,
+        created_at=contact.created_at,
+        updated_at=contact.updated_at,
+    )
+
+
+def _data(body: ContactIn, *, partial: bool) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=partial)
+    return data
+
+
+@router.post("/contacts", status_code=201, response_model=ContactOut)
+def create_contact(
+    body: ContactIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> ContactOut:
+    return contact_out(contacts.create_contact(ctx, _data(body, partial=False), user.id))
+
+
+@router.get("/contacts", response_model=ContactPage)
+def list_contacts(
+    q: str | None = Query(None, description="Part of an email, name or company"),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    _user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> dict[str, Any]:
+    found = contacts.search_contacts(ctx, q, limit=limit, after_id=after_id(cursor))
+    return page([contact_out(c) for c in found.results], found.next_cursor)
+
+
+@router.get("/contacts/{contact_id}", response_model=ContactOut)
+def get_contact(
+    contact_id: int, _user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+) -> ContactOut:
+    return contact_out(contacts.get_contact(ctx, contact_id))
+
+
+@router.patch("/contacts/{contact_id}", response_model=ContactOut)
+def update_contact(
+    contact_id: int,
+    body: ContactIn,
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> ContactOut:
+    return contact_out(contacts.update_contact(ctx, contact_id, _data(body, partial=True), user.id))
+
+
+@router.delete("/contacts/{contact_id}", status_code=204)
+def delete_contact(
+    contact_id: int, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> None:
+    contacts.delete_contact(ctx, contact_id, user.id)
+
+
+@router.post("/contacts/import", response_model=ImportOut)
+def import_contacts(
+    file: UploadFile = File(..., description="CSV with an 'email' column"),
+    _user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> ImportOut:
+    data = file.file.read(ctx.settings.import_max_bytes + 1)
+    if len(data) > ctx.settings.import_max_bytes:
+        raise CadenzaError(ErrorCode.FILE_TOO_LARGE, "the file is larger than the import limit")
+    report = contact_import.import_contacts(ctx, data)
+    return ImportOut(
+        rows=report.rows,
+        created=report.created,
+        updated=report.updated,
+        errors=[RowErrorOut(line=e.line, code=e.code, message=e.message) for e in report.errors],
+    )

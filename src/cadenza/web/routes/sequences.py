@@ -1,0 +1,7 @@
+"""Sequences: routes under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["sequences"])
