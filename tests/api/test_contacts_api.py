@@ -6,9 +6,9 @@ from tests.conftest import assert_error
 
 
 def test_create_read_update_delete(api):
-    created = api.post("/contacts", json={"email": "Ann@Corp.example", "firstname": "Ann",
-                                          "timezone": "Europe/Berlin",
-                                          "properties": {"industry": "retail", "seats": 4}})  # fmt: skip
+    body = {"email": "Ann@Corp.example", "firstname": "Ann", "timezone": "Europe/Berlin",
+            "properties": {"industry": "retail", "seats": 4}}  # fmt: skip
+    created = api.post("/contacts", json=body)
     assert created.status_code == 201, created.text
     contact = created.json()
     assert contact["email"] == "Ann@corp.example" and contact["properties"]["seats"] == 4
