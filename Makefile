@@ -18,9 +18,9 @@ install: $(STAMP)
 run: install
 	$(BIN)/cadenza db upgrade
 	$(BIN)/cadenza demo --if-empty
-	$(BIN)/cadenza sequences list
-	@echo "Cadenza is ready on ./cadenza.db. In another terminal: $(BIN)/cadenza --help (README: 'A first tour')"
-	$(BIN)/cadenza worker
+	@echo "Demo login: rep@example.com / cadenza-demo. API token: printed above when the demo"
+	@echo "was loaded, or make one: $(BIN)/cadenza token create --as rep@example.com"
+	$(BIN)/cadenza serve
 
 test: install
 	$(BIN)/ruff check src tests

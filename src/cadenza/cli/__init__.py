@@ -2,7 +2,17 @@
 
 import typer
 
-from cadenza.cli import contacts, db, enrollments, outbox, sequences, tasks, users, worker
+from cadenza.cli import (
+    contacts,
+    db,
+    enrollments,
+    outbox,
+    sequences,
+    serve,
+    tasks,
+    users,
+    worker,
+)
 
 app = typer.Typer(
     help="Cadenza: self-hosted sales sequences. Set CADENZA_DATABASE_URL to choose the database.",
@@ -21,3 +31,4 @@ app.add_typer(enrollments.app, name="enrollments")
 app.command("worker")(worker.worker)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(tasks.app, name="tasks")
+app.command("serve")(serve.serve)

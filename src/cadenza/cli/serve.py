@@ -1,0 +1,57 @@
+"""`cadenza serve`: the API, with the worker in the same process (the embedded default)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import typer
+import uvicorn
+
+from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.engine.worker_lock import WorkerLock
+from cadenza.store import migrate
+from cadenza.web.app import create_app
+
+log = logging.getLogger("cadenza.serve")
+
+
+@fails_cleanly
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Serve only the web; run `cadenza worker` elsewhere."
+    ),
+    poll: float = typer.Option(1.0, help="Worker: seconds between ticks when nothing is due."),
+) -> None:
+    """Serve the API on HOST:PORT, and run the worker alongside unless --no-worker."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ctx = make_context()
+    if not migrate.is_current(ctx.db):
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE, "the database schema is not current: run `cadenza db upgrade`"
+        )
+    app = create_app(ctx)
+    engine = None
+    lock = WorkerLock(ctx.db.url)
+    if not no_worker:
+        lock.acquire()
+        engine = Worker(ctx, WorkerOptions(poll_interval=poll))
+        thread = threading.Thread(target=engine.run, name="cadenza-worker", daemon=True)
+        thread.start()
+    console.print(f"Cadenza API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler it
+    # found: make that one stop the worker, rather than end the process mid-send.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: engine and engine.stop_event.set())
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")  # returns on SIGTERM/SIGINT
+    finally:
+        if engine is not None:
+            engine.stop_event.set()  # the worker finishes the email in flight, then stops
+            thread.join(timeout=120)
+            lock.release()

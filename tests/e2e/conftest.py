@@ -1,0 +1,71 @@
+"""A live `cadenza serve` process on a free port, over a fresh SQLite database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, url: str, database_url: str, process: subprocess.Popen) -> None:
+        self.url = url
+        self.database_url = database_url
+        self.process = process
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def cli(self, *args: str) -> str:
+        env = {**os.environ, "CADENZA_DATABASE_URL": self.database_url}
+        done = subprocess.run(
+            [sys.executable, "-m", "cadenza", *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+
+@pytest.fixture
+def live_server(sqlite_template, tmp_path):
+    database = tmp_path / "live.db"
+    shutil.copy(sqlite_template, database)
+    database_url = f"sqlite:///{database}"
+    port = free_port()
+    env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--poll", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:  # wait for readiness, as a load balancer would
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "cadenza serve did not become ready"
+        time.sleep(0.1)
+    server = LiveServer(url, database_url, process)
+    yield server
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
