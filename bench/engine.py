@@ -19,13 +19,13 @@ import time
 from datetime import UTC, datetime
 
 from common import ROOT, scratch_database, sink_process
+from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.context import Context
-from tests.support.seed import seed_due_emails
 
 
 def baseline(host: str, port: int, count: int) -> float:

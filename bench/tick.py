@@ -21,12 +21,12 @@ import time
 from datetime import timedelta
 
 from common import ROOT, scratch_database
+from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
 from cadenza.services import delivery
 from cadenza.services.context import Context
-from tests.support.seed import seed_due_emails
 
 BATCH = 100
 ROUNDS = 5

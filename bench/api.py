@@ -1,0 +1,137 @@
+"""API latency and throughput against a bare endpoint on the same server, in one run.
+
+    .venv/bin/python bench/api.py [--requests 2000] [--concurrency 32] [--db sqlite|postgresql]
+
+Serves Cadenza's app (plus a constant-JSON endpoint, the baseline) with uvicorn in a
+separate process, then drives each endpoint with 32 concurrent clients: the constant
+endpoint, `GET /api/v1/enrollments/{id}`, and a 50-contact enroll (dry run, so every
+request does the full validation and projection without using up contacts).
+Prints p50/p99 latency, requests/s, and the ratios to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+from common import ROOT, scratch_database
+
+from cadenza.config import Settings
+from cadenza.domain.clock import SystemClock
+from cadenza.services.contacts import create_contact
+from cadenza.services.context import Context
+from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.sequences import create_sequence
+from cadenza.services.users import create_mailbox, create_token, create_user
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def prepare(ctx: Context) -> tuple[str, int, int, list[int]]:
+    user = create_user(ctx, "bench@example.com", firstname="Ben", timezone="Europe/Berlin")
+    create_mailbox(ctx, user.id, "bench@example.com")
+    token = create_token(ctx, user.id, "bench").token
+    steps = [
+        {"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>One</p>"},
+        {"type": "email", "delay_days": 3, "thread_with_step": 1, "body": "<p>Two</p>"},
+        {"type": "task", "delay_days": 2, "task_title": "Call {{ contact.firstname }}"},
+    ]
+    sequence = create_sequence(ctx, user.id, "Bench", settings={"follow_up_days": "weekdays"},
+                               steps=steps)  # fmt: skip
+    contact_ids = [
+        create_contact(ctx, {"email": f"b{i}@client.example", "firstname": f"B{i}"}).id
+        for i in range(51)
+    ]
+    [result] = enroll(ctx, EnrollRequest(sequence.id, user.id, [ContactRequest(contact_ids[50])]))
+    return token, sequence.id, result.enrollment_id, contact_ids[:50]
+
+
+async def drive(url: str, method: str, total: int, concurrency: int, headers, body=None):
+    latencies: list[float] = []
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+        queue = iter(range(total))
+
+        async def one_client() -> None:
+            for _ in queue:
+                started = time.perf_counter()
+                response = await client.request(method, url, json=body)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "rps": total / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    with scratch_database(args.db) as db:
+        ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
+        token, sequence_id, enrollment_id, contact_ids = prepare(ctx)
+        port = free_port()
+        env = {**os.environ, "CADENZA_DATABASE_URL": db.url, "PYTHONPATH": "src:bench"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api_server:app", "--port", str(port),
+             "--log-level", "warning"],
+            env=env, cwd=ROOT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            headers = {"Authorization": f"Bearer {token}"}
+            enroll_body = {"contacts": [{"contact_id": i} for i in contact_ids], "dry_run": True}
+            runs = {
+                "constant JSON (baseline)": ("GET", f"{base}/constant", None, args.requests),
+                "GET /enrollments/{id}": (
+                    "GET", f"{base}/api/v1/enrollments/{enrollment_id}", None, args.requests,
+                ),
+                "enroll 50 contacts (dry run)": (
+                    "POST", f"{base}/api/v1/sequences/{sequence_id}/enrollments", enroll_body,
+                    max(args.requests // 10, args.concurrency),
+                ),
+            }  # fmt: skip
+            results = {
+                name: asyncio.run(drive(url, method, total, args.concurrency, headers, body))
+                for name, (method, url, body, total) in runs.items()
+            }
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    baseline = results["constant JSON (baseline)"]
+    print(f"{args.db}, {args.concurrency} concurrent clients")
+    for name, r in results.items():
+        rps_ratio, p50_ratio = r["rps"] / baseline["rps"], r["p50"] / baseline["p50"]
+        print(
+            f"{name:32} p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms  {r['rps']:7.0f} req/s"
+            f"  rps ratio {rps_ratio:.2f}  p50 ratio {p50_ratio:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
