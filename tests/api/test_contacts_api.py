@@ -48,6 +48,17 @@ def test_bad_input_is_a_clear_4xx(api, body, status, code):
     assert error["message"]
 
 
+def test_search_by_custom_property(api):
+    api.post("/contacts", json={"email": "a@x.example", "properties": {"plan": "pro", "seats": 5}})
+    api.post("/contacts", json={"email": "b@x.example", "properties": {"plan": "free"}})
+    found = api.get("/contacts", params={"property": "plan:pro"}).json()["results"]
+    assert [c["email"] for c in found] == ["a@x.example"]
+    both = api.get("/contacts", params=[("property", "plan:pro"), ("property", "seats:5")])
+    assert [c["email"] for c in both.json()["results"]] == ["a@x.example"]
+    assert api.get("/contacts", params={"property": "plan:team"}).json()["results"] == []
+    assert_error(api.get("/contacts", params={"property": "plan"}), 422, "validation_error")
+
+
 def test_duplicate_email_conflicts(api):
     api.post("/contacts", json={"email": "a@x.example"})
     assert_error(api.post("/contacts", json={"email": "A@x.example"}), 409, "conflict")

@@ -139,9 +139,17 @@ class ContactPage:
 
 
 def search_contacts(
-    ctx: Context, query: str | None = None, *, limit: int = 50, after_id: int | None = None
+    ctx: Context,
+    query: str | None = None,
+    *,
+    properties: dict[str, str] | None = None,
+    limit: int = 50,
+    after_id: int | None = None,
 ) -> ContactPage:
-    """Keyset pagination by id: stable under inserts, cheap at any depth."""
+    """Keyset pagination by id: stable under inserts, cheap at any depth.
+
+    `properties` match custom properties exactly, compared as text ({"plan": "pro"}).
+    """
     if not 1 <= limit <= 500:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "limit must be between 1 and 500")
     statement = select(Contact).order_by(Contact.id).limit(limit + 1)
@@ -157,6 +165,8 @@ def search_contacts(
                 func.lower(Contact.company).like(pattern),
             )
         )
+    for name, value in (properties or {}).items():
+        statement = statement.where(Contact.properties[name].as_string() == str(value))
     with ctx.db.transaction() as session:
         rows = list(session.scalars(statement))
     more = len(rows) > limit

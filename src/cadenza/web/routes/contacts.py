@@ -85,6 +85,18 @@ def contact_out(contact: Contact) -> ContactOut:
     )
 
 
+def _property_filters(pairs: list[str]) -> dict[str, str]:
+    filters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR, f"property filters are NAME:VALUE, got {pair!r}"
+            )
+        filters[name] = value
+    return filters
+
+
 def _data(body: ContactIn, *, partial: bool) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=partial)
     return data
@@ -100,12 +112,18 @@ def create_contact(
 @router.get("/contacts", response_model=ContactPage)
 def list_contacts(
     q: str | None = Query(None, description="Part of an email, name or company"),
+    property: list[str] = Query(
+        default_factory=list,
+        description="Custom property filter NAME:VALUE (exact); repeat to combine",
+    ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
     _user: User = Depends(current_user),
     ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
-    found = contacts.search_contacts(ctx, q, limit=limit, after_id=after_id(cursor))
+    found = contacts.search_contacts(
+        ctx, q, properties=_property_filters(property), limit=limit, after_id=after_id(cursor)
+    )
     return page([contact_out(c) for c in found.results], found.next_cursor)
 
 
