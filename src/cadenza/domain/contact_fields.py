@@ -68,6 +68,8 @@ def clean_contact_input(data: dict) -> tuple[dict, dict]:
     properties: dict = {}
     for raw_key, raw_value in data.items():
         key = str(raw_key).strip()
+        if "\x00" in key or (isinstance(raw_value, str) and "\x00" in raw_value):
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"{key or 'a field'} contains a NUL")
         value = raw_value.strip() if isinstance(raw_value, str) else raw_value
         if value == "":
             value = None

@@ -11,7 +11,7 @@ concurrent requests cannot both put a contact into a sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -130,15 +130,41 @@ def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
         )
     if request.timezone is not None:
         parse_timezone(request.timezone)
-    if (
-        request.send_at is not None
-        and request.send_at.tzinfo is not None
-        and request.send_at <= ctx.clock.now()
-    ):
+    _check_send_at(ctx, request.send_at)
+
+
+# Far beyond any real campaign; a send_at further out would overflow the date arithmetic
+# of the schedule (steps wait up to a year each) instead of being refused.
+SEND_AT_HORIZON = timedelta(days=5 * 365)
+# Wall-clock offsets span UTC-12 to UTC+14: a local time this far back is past everywhere.
+WIDEST_OFFSET_SPAN = timedelta(days=2)
+
+
+def _check_send_at(ctx: Context, send_at: datetime | None) -> None:
+    """Refuses what cannot be scheduled, before any contact is looked at. A naive
+    send_at is checked per contact later, in that contact's zone."""
+    if send_at is None:
+        return
+    now = ctx.clock.now()
+    instant = send_at if send_at.tzinfo else send_at.replace(tzinfo=UTC)  # within a day of it
+    details = {"send_at": send_at.isoformat()}
+    if instant - now > SEND_AT_HORIZON:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"send_at must be within {SEND_AT_HORIZON.days} days from now",
+            details,
+        )
+    if send_at.tzinfo is not None and send_at <= now:
         raise CadenzaError(
             ErrorCode.SEND_AT_IN_PAST,
-            f"send_at {request.send_at.isoformat()} is not in the future",
-            {"send_at": request.send_at.isoformat()},
+            f"send_at {send_at.isoformat()} is not in the future",
+            details,
+        )
+    if send_at.tzinfo is None and now - instant > WIDEST_OFFSET_SPAN:
+        raise CadenzaError(
+            ErrorCode.SEND_AT_IN_PAST,
+            f"send_at {send_at.isoformat()} has passed in every time zone",
+            details,
         )
 
 

@@ -26,7 +26,7 @@ UNENROLL_REASONS = (
     "bounced",
     "unsubscribed",
     "company_replied",
-    "failed",
+    "send_failed",
 )
 
 

@@ -131,6 +131,7 @@ def list_enrollments(
     sequence_id: int | None = None,
     contact_id: int | None = None,
     state: str | None = None,
+    enrolled_by_id: int | None = None,
     limit: int = 100,
     after_id: int | None = None,
 ) -> list[Enrollment]:
@@ -146,6 +147,8 @@ def list_enrollments(
         query = query.where(Enrollment.contact_id == contact_id)
     if state is not None:
         query = query.where(Enrollment.state == state)
+    if enrolled_by_id is not None:
+        query = query.where(Enrollment.enrolled_by_id == enrolled_by_id)
     if after_id is not None:
         query = query.where(Enrollment.id > after_id)
     with ctx.db.transaction() as session:

@@ -78,16 +78,20 @@ def get_sequence(ctx: Context, sequence_id: int) -> Sequence:
         return load_sequence(session, sequence_id)
 
 
-def list_sequences(ctx: Context) -> list[Sequence]:
+def list_sequences(
+    ctx: Context, *, limit: int | None = None, after_id: int | None = None
+) -> list[Sequence]:
+    query = (
+        select(Sequence)
+        .where(Sequence.archived_at.is_(None))
+        .order_by(Sequence.id)
+        .options(selectinload(Sequence.steps))
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(Sequence.id > after_id)
     with ctx.db.transaction() as session:
-        return list(
-            session.scalars(
-                select(Sequence)
-                .where(Sequence.archived_at.is_(None))
-                .order_by(Sequence.id)
-                .options(selectinload(Sequence.steps))
-            )
-        )
+        return list(session.scalars(query))
 
 
 def replace_sequence(

@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
+
+# Ids are PostgreSQL `integer` columns: a larger id in a path or query would make the
+# driver fail ("integer out of range") instead of the API answering "not found".
+MAX_ID = 2**31 - 1
+# PostgreSQL text cannot hold NUL: refused as invalid input rather than in the driver.
+NO_NUL = r"^[^\x00]*$"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Declared so clients (and the schema fuzzer) know the shape every failure has."""
+
+    error: ErrorDetail
+
+
+_ERROR_MEANINGS = {
+    401: "No valid API token",
+    403: "The role does not allow this",
+    404: "No such record, or not one of yours",
+    409: "The record is not in a state that allows this",
+    413: "The body is too large",
+    422: "The request is invalid (field paths in details)",
+    429: "Too many failed authentications",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for our error format; 422 replaces FastAPI's own, which we never send."""
+    return {s: {"model": ErrorOut, "description": _ERROR_MEANINGS[s]} for s in statuses}
+
 
 _HTTP_CODES = {
     401: ErrorCode.UNAUTHENTICATED,
@@ -49,7 +87,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
-        response = error_response(exc.status_code, code, str(exc.detail))
+        # A body that cannot be parsed (bad JSON, bad multipart) is invalid input like
+        # any other: one status for one code.
+        status = 422 if exc.status_code == 400 else exc.status_code
+        response = error_response(status, code, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
         return response

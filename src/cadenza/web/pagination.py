@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.web.errors import MAX_ID
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -17,7 +18,7 @@ MAX_LIMIT = 500
 def after_id(cursor: str | None) -> int | None:
     if cursor in (None, ""):
         return None
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 10) or int(cursor) > MAX_ID:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "cursor is not one this API gave out")
     return int(cursor)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -13,6 +13,7 @@ from cadenza.services import contact_import, contacts
 from cadenza.services.context import Context
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 
 router = APIRouter(tags=["contacts"])
@@ -21,13 +22,15 @@ router = APIRouter(tags=["contacts"])
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = None
-    firstname: str | None = None
-    lastname: str | None = None
-    company: str | None = None
-    jobtitle: str | None = None
-    phone: str | None = None
-    timezone: str | None = Field(None, description="IANA time zone, e.g. Europe/Berlin")
+    email: str | None = Field(None, pattern=NO_NUL)
+    firstname: str | None = Field(None, pattern=NO_NUL)
+    lastname: str | None = Field(None, pattern=NO_NUL)
+    company: str | None = Field(None, pattern=NO_NUL)
+    jobtitle: str | None = Field(None, pattern=NO_NUL)
+    phone: str | None = Field(None, pattern=NO_NUL)
+    timezone: str | None = Field(
+        None, pattern=NO_NUL, description="IANA time zone, e.g. Europe/Berlin"
+    )
     properties: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
 
 
@@ -89,7 +92,7 @@ def _property_filters(pairs: list[str]) -> dict[str, str]:
     filters = {}
     for pair in pairs:
         name, sep, value = pair.partition(":")
-        if not sep or not name:
+        if not sep or not name or "\x00" in pair:
             raise CadenzaError(
                 ErrorCode.VALIDATION_ERROR, f"property filters are NAME:VALUE, got {pair!r}"
             )
@@ -102,16 +105,24 @@ def _data(body: ContactIn, *, partial: bool) -> dict[str, Any]:
     return data
 
 
-@router.post("/contacts", status_code=201, response_model=ContactOut)
+ContactId = Path(ge=1, le=MAX_ID)
+
+
+@router.post(
+    "/contacts",
+    status_code=201,
+    response_model=ContactOut,
+    responses=error_responses(401, 403, 409, 422),
+)
 def create_contact(
     body: ContactIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> ContactOut:
     return contact_out(contacts.create_contact(ctx, _data(body, partial=False), user.id))
 
 
-@router.get("/contacts", response_model=ContactPage)
+@router.get("/contacts", response_model=ContactPage, responses=error_responses(401, 422))
 def list_contacts(
-    q: str | None = Query(None, description="Part of an email, name or company"),
+    q: str | None = Query(None, pattern=NO_NUL, description="Part of an email, name or company"),
     property: list[str] = Query(
         default_factory=list,
         description="Custom property filter NAME:VALUE (exact); repeat to combine",
@@ -127,31 +138,43 @@ def list_contacts(
     return page([contact_out(c) for c in found.results], found.next_cursor)
 
 
-@router.get("/contacts/{contact_id}", response_model=ContactOut)
+@router.get(
+    "/contacts/{contact_id}", response_model=ContactOut, responses=error_responses(401, 404, 422)
+)
 def get_contact(
-    contact_id: int, _user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    contact_id: int = ContactId,
+    _user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
 ) -> ContactOut:
     return contact_out(contacts.get_contact(ctx, contact_id))
 
 
-@router.patch("/contacts/{contact_id}", response_model=ContactOut)
+@router.patch(
+    "/contacts/{contact_id}",
+    response_model=ContactOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 def update_contact(
-    contact_id: int,
     body: ContactIn,
+    contact_id: int = ContactId,
     user: User = Depends(writer),
     ctx: Context = Depends(get_ctx),
 ) -> ContactOut:
     return contact_out(contacts.update_contact(ctx, contact_id, _data(body, partial=True), user.id))
 
 
-@router.delete("/contacts/{contact_id}", status_code=204)
+@router.delete(
+    "/contacts/{contact_id}", status_code=204, responses=error_responses(401, 403, 404, 409, 422)
+)
 def delete_contact(
-    contact_id: int, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    contact_id: int = ContactId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> None:
     contacts.delete_contact(ctx, contact_id, user.id)
 
 
-@router.post("/contacts/import", response_model=ImportOut)
+@router.post(
+    "/contacts/import", response_model=ImportOut, responses=error_responses(401, 403, 413, 422)
+)
 def import_contacts(
     file: UploadFile = File(..., description="CSV with an 'email' column"),
     _user: User = Depends(writer),

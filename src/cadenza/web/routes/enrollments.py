@@ -1,7 +1,422 @@
-"""Enrollments: routes under /api/v1."""
+"""Enrollments: enroll contacts in a sequence, list and read them, pause, resume, unenroll.
+
+Every time of an enrollment leaves with the enrollment's own UTC offset
+("2026-03-05T04:00:00-05:00"), never as "Z": the rep reads "4 am their time" straight
+from the string, and a client need not know the zone rules to show it.
+
+Members act on the enrollments they made and are told "not found" for anyone else's,
+so enrollment ids of colleagues cannot be probed; admins act on all, viewers read.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import UserRole
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import enrollment_control, enrollment_views
+from cadenza.services.context import Context
+from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
+from cadenza.store.models import Enrollment, User
+from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 
 router = APIRouter(tags=["enrollments"])
+
+BULK_ACTION_LIMIT = 500
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+EnrollmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# pydantic writes a UTC time as "Z"; isoformat keeps "+00:00" like every other offset.
+LocalTime = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO-8601 with the enrollment's UTC offset",
+        }
+    ),
+]
+
+
+class StepEditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(None, pattern=NO_NUL)
+    body: str | None = Field(None, pattern=NO_NUL)
+    task_title: str | None = Field(None, pattern=NO_NUL)
+    task_notes: str | None = Field(None, pattern=NO_NUL)
+
+
+class EnrollContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: RowId
+    token_values: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        description='Values for tokens, e.g. {"contact.firstname": "Sam"} or {"firstname": "Sam"}',
+    )
+    step_edits: dict[str, StepEditIn] = Field(
+        default_factory=dict, description='This contact\'s edits by step position: {"2": {...}}'
+    )
+
+
+class EnrollIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mailbox_id: RowId | None = Field(None, description="One of yours; omitted: your only mailbox")
+    contacts: list[EnrollContactIn] = Field(
+        ..., description="At most 50 (CADENZA_ENROLL_BULK_LIMIT)"
+    )
+    start_step: int = Field(1, description="1-based; earlier steps are skipped")
+    timezone: str | None = Field(
+        None, description="IANA zone for every contact; else each contact's, else yours"
+    )
+    send_at: datetime | None = Field(
+        None,
+        description="When the first step goes out. With an offset: that instant. Without: "
+        "that wall-clock time in each contact's own zone",
+    )
+    dry_run: bool = Field(False, description="Validate and project the schedule; write nothing")
+
+
+class ScheduledStepOut(BaseModel):
+    step: int
+    due_at: LocalTime
+
+
+class EnrollResultOut(BaseModel):
+    contact_id: int
+    ok: bool
+    enrollment_id: int | None
+    code: str | None
+    message: str | None
+    missing_tokens: list[str]
+    timezone: str | None
+    schedule: list[ScheduledStepOut]
+
+
+class EnrollOut(BaseModel):
+    results: list[EnrollResultOut]
+
+
+class StepLineOut(BaseModel):
+    position: int
+    type: str
+    title: str
+    status: str = Field(..., description='A step run status, or "projected" for the future')
+    due_at: LocalTime | None
+    completed_at: LocalTime | None
+    wait_reason: str | None
+    last_error: str | None
+
+
+class EnrollmentSummaryOut(BaseModel):
+    id: int
+    contact_id: int
+    sequence_id: int
+    mailbox_id: int
+    enrolled_by_id: int
+    state: str
+    reason: str | None
+    reason_detail: str | None
+    timezone: str
+    needs_attention: bool
+    enrolled_at: LocalTime
+    ended_at: LocalTime | None
+
+
+class EnrollmentOut(EnrollmentSummaryOut):
+    steps: list[StepLineOut]
+
+
+class EnrollmentPage(BaseModel):
+    results: list[EnrollmentSummaryOut]
+    next_cursor: str | None
+
+
+class UnenrollIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal[enrollment_control.UNENROLL_REASONS] = "manual"
+    detail: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+
+
+class BulkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enrollment_ids: list[RowId] = Field(..., description=f"At most {BULK_ACTION_LIMIT}")
+
+
+class BulkUnenrollIn(BulkIn, UnenrollIn):
+    pass
+
+
+class BulkResultOut(BaseModel):
+    enrollment_id: int
+    ok: bool
+    code: str | None
+    message: str | None
+
+
+class BulkOut(BaseModel):
+    results: list[BulkResultOut]
+
+
+# --- output -------------------------------------------------------------------------
+
+
+def _summary(enrollment: Enrollment) -> dict[str, Any]:
+    tz = parse_timezone(enrollment.timezone)
+    return {
+        "id": enrollment.id,
+        "contact_id": enrollment.contact_id,
+        "sequence_id": enrollment.sequence_id,
+        "mailbox_id": enrollment.mailbox_id,
+        "enrolled_by_id": enrollment.enrolled_by_id,
+        "state": enrollment.state,
+        "reason": enrollment.reason,
+        "reason_detail": enrollment.reason_detail,
+        "timezone": enrollment.timezone,
+        "needs_attention": enrollment.needs_attention,
+        "enrolled_at": enrollment.enrolled_at.astimezone(tz),
+        "ended_at": enrollment.ended_at.astimezone(tz) if enrollment.ended_at else None,
+    }
+
+
+def enrollment_out(view: enrollment_views.EnrollmentView) -> EnrollmentOut:
+    tz = parse_timezone(view.enrollment.timezone)
+    return EnrollmentOut(
+        **_summary(view.enrollment),
+        steps=[
+            StepLineOut(
+                position=line.position,
+                type=line.type,
+                title=line.title,
+                status=line.status,
+                due_at=line.due_at.astimezone(tz) if line.due_at else None,
+                completed_at=line.completed_at.astimezone(tz) if line.completed_at else None,
+                wait_reason=line.wait_reason,
+                last_error=line.last_error,
+            )
+            for line in view.steps
+        ],
+    )
+
+
+def _result_out(result: ContactResult) -> EnrollResultOut:
+    return EnrollResultOut(
+        contact_id=result.contact_id,
+        ok=result.ok,
+        enrollment_id=result.enrollment_id,
+        code=result.code,
+        message=result.message,
+        missing_tokens=result.missing_tokens,
+        timezone=result.timezone,
+        schedule=[ScheduledStepOut(step=s.step, due_at=s.due_at) for s in result.schedule],
+    )
+
+
+# --- who may see and act ------------------------------------------------------------
+
+
+def _sees_all(user: User) -> bool:
+    """Viewers only read, so they may read everything; members only their own."""
+    return user.role != UserRole.MEMBER
+
+
+def _not_found(enrollment_id: int) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.ENROLLMENT_NOT_FOUND,
+        f"enrollment {enrollment_id} does not exist",
+        {"id": enrollment_id},
+    )
+
+
+def _visible(ctx: Context, user: User, enrollment_id: int) -> enrollment_views.EnrollmentView:
+    view = enrollment_views.get_enrollment(ctx, enrollment_id)
+    if not _sees_all(user) and view.enrollment.enrolled_by_id != user.id:
+        raise _not_found(enrollment_id)
+    return view
+
+
+def _guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enrollment]:
+    """The action, refused as "not found" on an enrollment the member did not make.
+
+    Ownership never changes, so checking before the action's own transaction is safe.
+    """
+
+    def run(ctx: Context, enrollment_id: int, **kwargs: Any) -> Enrollment:
+        if not is_admin(user):
+            _visible(ctx, user, enrollment_id)
+        return action(ctx, enrollment_id, actor_id=user.id, **kwargs)
+
+    return run
+
+
+def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> BulkOut:
+    if len(body.enrollment_ids) > BULK_ACTION_LIMIT:
+        raise CadenzaError(
+            ErrorCode.BULK_LIMIT_EXCEEDED,
+            f"at most {BULK_ACTION_LIMIT} enrollments at once; got {len(body.enrollment_ids)}",
+            {"limit": BULK_ACTION_LIMIT, "requested": len(body.enrollment_ids)},
+        )
+    outcomes = enrollment_control.for_many(
+        _guarded(action, user), ctx, body.enrollment_ids, **kwargs
+    )
+    return BulkOut(
+        results=[
+            BulkResultOut(enrollment_id=o.enrollment_id, ok=o.ok, code=o.code, message=o.message)
+            for o in outcomes
+        ]
+    )
+
+
+# --- routes -------------------------------------------------------------------------
+
+
+@router.post(
+    "/sequences/{sequence_id}/enrollments",
+    response_model=EnrollOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def enroll_contacts(
+    body: EnrollIn,
+    sequence_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> EnrollOut:
+    """200 with a result per contact: some may enroll while others are refused."""
+    request = EnrollRequest(
+        sequence_id=sequence_id,
+        user_id=user.id,
+        contacts=[
+            ContactRequest(
+                contact_id=c.contact_id,
+                token_values=dict(c.token_values),
+                step_edits={
+                    key: edits.model_dump(exclude_unset=True) for key, edits in c.step_edits.items()
+                },
+            )
+            for c in body.contacts
+        ],
+        mailbox_id=body.mailbox_id,
+        start_step=body.start_step,
+        timezone=body.timezone,
+        send_at=body.send_at,
+        dry_run=body.dry_run,
+    )
+    return EnrollOut(results=[_result_out(r) for r in enroll(ctx, request)])
+
+
+@router.get("/enrollments", response_model=EnrollmentPage, responses=error_responses(401, 422))
+def list_enrollments(
+    sequence_id: int | None = Query(None, ge=1, le=MAX_ID),
+    contact_id: int | None = Query(None, ge=1, le=MAX_ID),
+    state: str | None = Query(None, description="active, paused, finished or unenrolled"),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> dict[str, Any]:
+    found = enrollment_views.list_enrollments(
+        ctx,
+        sequence_id=sequence_id,
+        contact_id=contact_id,
+        state=state,
+        enrolled_by_id=None if _sees_all(user) else user.id,
+        limit=limit + 1,
+        after_id=after_id(cursor),
+    )
+    more = len(found) > limit
+    found = found[:limit]
+    return page([_summary(e) for e in found], found[-1].id if more else None)
+
+
+@router.get(
+    "/enrollments/{enrollment_id}",
+    response_model=EnrollmentOut,
+    responses=error_responses(401, 404, 422),
+)
+def get_enrollment(
+    enrollment_id: EnrollmentId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+) -> EnrollmentOut:
+    return enrollment_out(_visible(ctx, user, enrollment_id))
+
+
+@router.post("/enrollments/pause", response_model=BulkOut, responses=error_responses(401, 403, 422))
+def pause_many(
+    body: BulkIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> BulkOut:
+    return _bulk(ctx, user, enrollment_control.pause, body)
+
+
+@router.post(
+    "/enrollments/resume", response_model=BulkOut, responses=error_responses(401, 403, 422)
+)
+def resume_many(
+    body: BulkIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> BulkOut:
+    return _bulk(ctx, user, enrollment_control.resume, body)
+
+
+@router.post(
+    "/enrollments/unenroll", response_model=BulkOut, responses=error_responses(401, 403, 422)
+)
+def unenroll_many(
+    body: BulkUnenrollIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> BulkOut:
+    return _bulk(
+        ctx, user, enrollment_control.unenroll, body, reason=body.reason, detail=body.detail
+    )
+
+
+@router.post(
+    "/enrollments/{enrollment_id}/pause",
+    response_model=EnrollmentOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def pause(
+    enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> EnrollmentOut:
+    _guarded(enrollment_control.pause, user)(ctx, enrollment_id)
+    return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
+
+
+@router.post(
+    "/enrollments/{enrollment_id}/resume",
+    response_model=EnrollmentOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def resume(
+    enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> EnrollmentOut:
+    _guarded(enrollment_control.resume, user)(ctx, enrollment_id)
+    return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
+
+
+@router.post(
+    "/enrollments/{enrollment_id}/unenroll",
+    response_model=EnrollmentOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def unenroll(
+    enrollment_id: EnrollmentId,
+    body: UnenrollIn | None = None,
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> EnrollmentOut:
+    body = body or UnenrollIn()
+    _guarded(enrollment_control.unenroll, user)(
+        ctx, enrollment_id, reason=body.reason, detail=body.detail
+    )
+    return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))

@@ -1,7 +1,265 @@
-"""Mailboxes: routes under /api/v1."""
+"""Mailboxes: connect, list, read, change, delete, test the connection, reconnect.
+
+Members work with their own mailboxes only; someone else's answers as if it did not exist.
+Admins manage every mailbox. The SMTP password is write-only: accepted, never returned.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StrictInt
+
+from cadenza.domain.delivery import DeliveryOutcome
+from cadenza.domain.enums import MailTransport, SmtpSecurity
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.engine.transports.check import check_mailbox
+from cadenza.services import users
+from cadenza.services.context import Context
+from cadenza.store.models import Mailbox, User
+from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
+from cadenza.web.pagination import page
 
 router = APIRouter(tags=["mailboxes"])
+
+# Column sizes: a longer value must be a 422 here, not a database error later.
+_EMAIL_MAX, _NAME_MAX, _HOST_MAX, _PASSWORD_MAX = 320, 200, 255, 500
+_PASSWORD_DOC = "Write-only: stored for the worker to log in with, never returned."
+_PER_MINUTE_DOC = f"Emails per minute, 1 to {users.MAX_PER_MINUTE}."
+_DAILY_DOC = f"Emails per rolling day, 1 to {users.MAX_DAILY}."
+MailboxId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _no_nul(password: SecretStr | None) -> SecretStr | None:
+    """SecretStr takes no `pattern`; the message must not quote the value either."""
+    if password is not None and "\x00" in password.get_secret_value():
+        raise ValueError("must not contain NUL characters")
+    return password
+
+
+Password = Annotated[
+    SecretStr | None,
+    Field(max_length=_PASSWORD_MAX, description=_PASSWORD_DOC),
+    AfterValidator(_no_nul),
+]
+
+
+class MailboxIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_email: str = Field(max_length=_EMAIL_MAX)
+    from_name: str = Field("", max_length=_NAME_MAX, pattern=NO_NUL)
+    transport: MailTransport = MailTransport.CAPTURE
+    smtp_host: str | None = Field(None, max_length=_HOST_MAX, pattern=NO_NUL)
+    smtp_port: StrictInt | None = Field(None, ge=1, le=65535)
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_username: str | None = Field(None, max_length=_EMAIL_MAX, pattern=NO_NUL)
+    smtp_password: Password = None
+    per_minute_limit: StrictInt = Field(10, description=_PER_MINUTE_DOC)
+    daily_limit: StrictInt = Field(1000, description=_DAILY_DOC)
+    owner_id: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Admins only: create the mailbox for this user (default: yourself).",
+    )
+
+
+class MailboxPatch(BaseModel):
+    """Only the fields sent change; null clears an optional field (not a required one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_email: str | None = Field(None, max_length=_EMAIL_MAX)
+    from_name: str | None = Field(None, max_length=_NAME_MAX, pattern=NO_NUL)
+    transport: MailTransport | None = None
+    smtp_host: str | None = Field(None, max_length=_HOST_MAX, pattern=NO_NUL)
+    smtp_port: StrictInt | None = Field(None, ge=1, le=65535)
+    smtp_security: SmtpSecurity | None = None
+    smtp_username: str | None = Field(None, max_length=_EMAIL_MAX, pattern=NO_NUL)
+    smtp_password: Password = None
+    per_minute_limit: StrictInt | None = Field(None, description=_PER_MINUTE_DOC)
+    daily_limit: StrictInt | None = Field(None, description=_DAILY_DOC)
+
+
+class ReconnectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    smtp_password: Password = None
+
+
+class MailboxOut(BaseModel):
+    id: int
+    owner_id: int
+    from_email: str
+    from_name: str
+    transport: str
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str
+    smtp_username: str | None
+    has_password: bool
+    per_minute_limit: int
+    daily_limit: int
+    connected: bool
+    disconnected_reason: str | None
+    created_at: datetime
+
+
+class MailboxPage(BaseModel):
+    results: list[MailboxOut]
+    next_cursor: str | None
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    code: int | None
+    reply: str
+
+
+def mailbox_out(mailbox: Mailbox) -> MailboxOut:
+    return MailboxOut(
+        id=mailbox.id,
+        owner_id=mailbox.owner_id,
+        from_email=mailbox.from_email,
+        from_name=mailbox.from_name,
+        transport=mailbox.transport,
+        smtp_host=mailbox.smtp_host,
+        smtp_port=mailbox.smtp_port,
+        smtp_security=mailbox.smtp_security,
+        smtp_username=mailbox.smtp_username,
+        has_password=bool(mailbox.smtp_password),
+        per_minute_limit=mailbox.per_minute_limit,
+        daily_limit=mailbox.daily_limit,
+        connected=mailbox.connected,
+        disconnected_reason=mailbox.disconnected_reason,
+        created_at=mailbox.created_at,
+    )
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    """The password stays wrapped in SecretStr up to here, so no repr or log of it leaks."""
+    password = data.get("smtp_password")
+    if isinstance(password, SecretStr):
+        data["smtp_password"] = password.get_secret_value()
+    return data
+
+
+def _visible(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
+    """Someone else's mailbox answers exactly as a missing one: ids must not reveal others'."""
+    mailbox = users.get_mailbox(ctx, mailbox_id)
+    if mailbox.owner_id != user.id and not is_admin(user):
+        raise CadenzaError(
+            ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist", {"id": mailbox_id}
+        )
+    return mailbox
+
+
+@router.post(
+    "/mailboxes",
+    status_code=201,
+    response_model=MailboxOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def create_mailbox(
+    body: MailboxIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> MailboxOut:
+    owner_id = user.id if body.owner_id is None else body.owner_id
+    if owner_id != user.id and not is_admin(user):
+        raise CadenzaError(
+            ErrorCode.PERMISSION_DENIED, "only admins can create a mailbox for another user"
+        )
+    data = _plain(body.model_dump(exclude={"owner_id"}))
+    return mailbox_out(users.create_mailbox(ctx, owner_id, **data))
+
+
+@router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
+def list_mailboxes(
+    user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+) -> dict[str, Any]:
+    owner_id = None if is_admin(user) else user.id
+    return page([mailbox_out(m) for m in users.list_mailboxes(ctx, owner_id)], None)
+
+
+@router.get(
+    "/mailboxes/{mailbox_id}",
+    response_model=MailboxOut,
+    responses=error_responses(401, 404, 422),
+)
+def get_mailbox(
+    mailbox_id: MailboxId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+) -> MailboxOut:
+    return mailbox_out(_visible(ctx, user, mailbox_id))
+
+
+@router.patch(
+    "/mailboxes/{mailbox_id}",
+    response_model=MailboxOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def update_mailbox(
+    mailbox_id: MailboxId,
+    body: MailboxPatch,
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> MailboxOut:
+    """Changing how it connects (host, port, security, credentials) marks it connected again."""
+    _visible(ctx, user, mailbox_id)
+    changes = _plain(body.model_dump(exclude_unset=True))
+    return mailbox_out(users.update_mailbox(ctx, mailbox_id, changes, user.id))
+
+
+@router.delete(
+    "/mailboxes/{mailbox_id}",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def delete_mailbox(
+    mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> None:
+    """Refused (409) while enrollments send from it, or once it has sending history."""
+    _visible(ctx, user, mailbox_id)
+    users.delete_mailbox(ctx, mailbox_id, user.id)
+
+
+@router.post(
+    "/mailboxes/{mailbox_id}/test",
+    response_model=CheckOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def check_connection(
+    mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> CheckOut:
+    """Logs in with the stored settings and says what the server answered; sends nothing.
+
+    The mailbox is left as it is, connected or not: a passing test is a reason to
+    reconnect, and a failing one is not yet a reason to stop its emails.
+    """
+    result = check_mailbox(_visible(ctx, user, mailbox_id))
+    return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
+
+
+@router.post(
+    "/mailboxes/{mailbox_id}/reconnect",
+    response_model=MailboxOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def reconnect_mailbox(
+    mailbox_id: MailboxId,
+    body: ReconnectIn | None = None,
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> MailboxOut:
+    """Marks it connected again, with a new password if one is sent; waiting emails go out."""
+    _visible(ctx, user, mailbox_id)
+    password = body.smtp_password if body is not None else None
+    mailbox = users.reconnect_mailbox(
+        ctx,
+        mailbox_id,
+        smtp_password=None if password is None else password.get_secret_value(),
+        actor_id=user.id,
+    )
+    return mailbox_out(mailbox)

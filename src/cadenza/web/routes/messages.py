@@ -1,7 +1,194 @@
-"""Messages: routes under /api/v1."""
+"""Messages: the outbox — what was sent, with every delivery attempt — and review of unknown sends.
+
+A message belongs to whoever owns the mailbox it leaves from: members and viewers see
+the messages of their own mailboxes only (someone else's answers 404, like a missing
+one); admins see all.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import outbox, users
+from cadenza.services.context import Context
+from cadenza.store.models import DeliveryAttempt, Message, User
+from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.errors import MAX_ID, error_responses
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 
 router = APIRouter(tags=["messages"])
+
+MessageStatus = Literal["prepared", "handing", "sent", "failed", "unknown"]
+
+# The outbox service cannot filter by mailbox owner, so a member's page is gathered by
+# scanning the (newest first) outbox in batches. The scan is bounded per request: past
+# the budget a page may come back short, with a cursor to carry on from.
+SCAN_BATCH = MAX_LIMIT
+SCAN_BUDGET = 20 * MAX_LIMIT
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    enrollment_id: int | None
+    contact_id: int | None
+    mailbox_id: int
+    message_id: str = Field(description="The Message-ID header, fixed before the first attempt")
+    in_reply_to: str | None
+    from_email: str
+    to_email: str
+    subject: str
+    body_html: str
+    body_text: str
+    status: MessageStatus
+    smtp_reply: str | None
+    handed_at: datetime | None
+    sent_at: datetime | None
+    created_at: datetime
+
+
+class MessagePage(BaseModel):
+    results: list[MessageOut]
+    next_cursor: str | None
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    outcome: str
+    code: int | None
+    reply: str | None
+    at: datetime
+
+
+class MessageDetail(MessageOut):
+    attempts: list[AttemptOut]
+    raw: str | None = Field(description="The full MIME text, exactly as handed over")
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict: a decision that resends or settles an email must not be read from "no" or 0.
+    delivered: bool = Field(strict=True, description="Did the recipient's server accept it?")
+
+
+def _scan(
+    ctx: Context,
+    mailbox_ids: set[int] | None,
+    *,
+    status: str | None,
+    enrollment_id: int | None,
+    limit: int,
+    after: int | None,
+) -> tuple[list[Message], int | None]:
+    """One page of the outbox, restricted to `mailbox_ids` unless that is None (an admin)."""
+    if mailbox_ids is not None and not mailbox_ids:
+        return [], None
+    batch_size = limit + 1 if mailbox_ids is None else SCAN_BATCH
+    found: list[Message] = []
+    scanned = 0
+    while True:
+        batch = outbox.list_messages(
+            ctx, status=status, enrollment_id=enrollment_id, limit=batch_size, after_id=after
+        )
+        found += [m for m in batch if mailbox_ids is None or m.mailbox_id in mailbox_ids]
+        if len(found) > limit:
+            found = found[:limit]
+            return found, found[-1].id
+        if len(batch) < batch_size:
+            return found, None
+        after = batch[-1].id
+        scanned += len(batch)
+        if scanned >= SCAN_BUDGET:
+            return found, after
+
+
+def _after(cursor: str | None) -> int | None:
+    """`after_id` trusts `str.isdigit`, which passes "²" (then `int` fails) and ids past the
+    column's range (then the driver fails): both would be 500s instead of a clear 422."""
+    if cursor and not (len(cursor) <= 10 and cursor.isascii() and cursor.isdigit()):
+        cursor = "x"  # refused by after_id, with its message
+    after = after_id(cursor)
+    if after is not None and after > MAX_ID:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "cursor is not one this API gave out")
+    return after
+
+
+def _visible(ctx: Context, user: User, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
+    message, attempts = outbox.get_message(ctx, message_id)
+    if not is_admin(user) and users.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
+        raise CadenzaError(
+            ErrorCode.NOT_FOUND, f"message {message_id} does not exist", {"id": message_id}
+        )
+    return message, attempts
+
+
+@router.get("/messages", response_model=MessagePage, responses=error_responses(401, 422))
+def list_messages(
+    enrollment_id: int | None = Query(None, ge=1, le=MAX_ID),
+    status: MessageStatus | None = None,
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> dict[str, Any]:
+    """Newest first. A member's page may hold fewer than `limit` messages while
+    `next_cursor` is set: keep following the cursor until it is null."""
+    mailbox_ids = None if is_admin(user) else {m.id for m in users.list_mailboxes(ctx, user.id)}
+    found, next_after = _scan(
+        ctx,
+        mailbox_ids,
+        status=status,
+        enrollment_id=enrollment_id,
+        limit=limit,
+        after=_after(cursor),
+    )
+    return page([MessageOut.model_validate(m) for m in found], next_after)
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageDetail,
+    responses=error_responses(401, 404, 422),
+)
+def get_message(
+    message_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> MessageDetail:
+    """With every delivery attempt and the raw MIME text: what a support question needs."""
+    message, attempts = _visible(ctx, user, message_id)
+    return MessageDetail(
+        **MessageOut.model_validate(message).model_dump(),
+        attempts=[AttemptOut.model_validate(a) for a in attempts],
+        raw=message.raw,
+    )
+
+
+@router.post(
+    "/messages/{message_id}/review",
+    response_model=MessageOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def review_message(
+    body: Review,
+    message_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> MessageOut:
+    """The engine never guesses whether an interrupted send arrived: a person settles it.
+
+    Delivered: the step counts as sent and the sequence goes on. Not delivered: the same
+    message, with the same Message-ID, is queued to go again.
+    """
+    _visible(ctx, user, message_id)
+    message = outbox.resolve_unknown(ctx, message_id, delivered=body.delivered, actor_id=user.id)
+    return MessageOut.model_validate(message)

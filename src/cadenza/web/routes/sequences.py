@@ -1,7 +1,318 @@
-"""Sequences: routes under /api/v1."""
+"""Sequences: create, list, read, replace, archive, and their delivery statistics.
+
+The pydantic models describe the JSON shape for clients and /openapi.json; the
+services still validate everything (templates, threading, holiday countries), so the
+CLI and the API refuse exactly the same sequences.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.services import sequences, stats
+from cadenza.services.context import Context
+from cadenza.store.models import Sequence, User
+from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 
 router = APIRouter(tags=["sequences"])
+
+SequenceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class SendWindowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: str = Field(..., description="Local time HH:MM", examples=["08:00"])
+    end: str = Field(..., description="Local time HH:MM, after start", examples=["18:00"])
+
+
+class SettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    follow_up_days: Literal["every_day", "weekdays", "business_days"] = "every_day"
+    holiday_country: str | None = Field(
+        None, max_length=10, description="ISO 3166 code; needed by business_days", examples=["US"]
+    )
+    send_window: SendWindowIn | str | None = Field(
+        None, description='Hours follow-ups may go out, or null: {"start", "end"} or "HH:MM-HH:MM"'
+    )
+    thread_follow_ups: bool = True
+    unenroll_on_reply: Literal["contact", "company"] = "contact"
+    unenroll_on_meeting: bool = True
+    task_reminders: bool = False
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["email", "manual_email", "task"]
+    delay_days: int = Field(0, ge=0, le=365, description="Wait after the previous step")
+    delay_hours: int = Field(0, ge=0, le=23)
+    subject: str | None = Field(
+        None, pattern=NO_NUL, description="Template; optional with thread_with_step"
+    )
+    body: str | None = Field(
+        None, pattern=NO_NUL, description="HTML template, sanitised when saved"
+    )
+    thread_with_step: int | None = Field(
+        None, description="Position of an earlier email step to reply in the thread of"
+    )
+    task_type: Literal["call", "todo", "linkedin"] | None = None
+    task_title: str | None = Field(None, pattern=NO_NUL)
+    task_notes: str | None = Field(None, pattern=NO_NUL)
+    task_priority: Literal["none", "low", "medium", "high"] | None = None
+    continue_without_completing: bool = False
+
+
+class SequenceIn(BaseModel):
+    """The whole sequence: a PUT replaces settings and the full step list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=200, pattern=NO_NUL)
+    settings: SettingsIn = Field(default_factory=SettingsIn)
+    steps: list[StepIn] = Field(default_factory=list, description="In order; positions from 1")
+
+
+class SendWindowOut(BaseModel):
+    start: str
+    end: str
+
+
+class SettingsOut(BaseModel):
+    follow_up_days: str
+    holiday_country: str | None
+    send_window: SendWindowOut | None
+    thread_follow_ups: bool
+    unenroll_on_reply: str
+    unenroll_on_meeting: bool
+    task_reminders: bool
+
+
+class StepOut(BaseModel):
+    position: int
+    type: str
+    delay_days: int
+    delay_hours: int
+    subject: str | None
+    body: str | None
+    thread_with_step: int | None
+    task_type: str | None
+    task_title: str | None
+    task_notes: str | None
+    task_priority: str | None
+    continue_without_completing: bool
+
+
+class SequenceOut(BaseModel):
+    id: int
+    owner_id: int
+    name: str
+    settings: SettingsOut
+    steps: list[StepOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SequencePage(BaseModel):
+    results: list[SequenceOut]
+    next_cursor: str | None
+
+
+class UnenrolledOut(BaseModel):
+    total: int
+    by_reason: dict[str, int]
+
+
+class StepStatsOut(BaseModel):
+    position: int
+    type: str
+    sent: int
+    failed: int
+    unknown: int
+    tasks_completed: int
+    tasks_open: int
+
+
+class SequenceStatsOut(BaseModel):
+    enrolled: int
+    active: int
+    paused: int
+    finished: int
+    unenrolled: UnenrolledOut
+    sent: int
+    failed: int
+    unknown: int
+    steps: list[StepStatsOut]
+
+
+def sequence_out(sequence: Sequence) -> SequenceOut:
+    return SequenceOut(
+        id=sequence.id,
+        owner_id=sequence.owner_id,
+        name=sequence.name,
+        settings=SettingsOut(**SequenceSettings.from_dict(sequence.settings).to_dict()),
+        steps=[
+            StepOut(
+                position=s.position,
+                type=s.type,
+                delay_days=s.delay_days,
+                delay_hours=s.delay_hours,
+                subject=s.subject,
+                body=s.body,
+                thread_with_step=s.thread_with_step,
+                task_type=s.task_type,
+                task_title=s.task_title,
+                task_notes=s.task_notes,
+                task_priority=s.task_priority,
+                continue_without_completing=s.continue_without_completing,
+            )
+            for s in sequence.steps
+        ],
+        created_at=sequence.created_at,
+        updated_at=sequence.updated_at,
+    )
+
+
+def _data(body: SequenceIn) -> dict[str, Any]:
+    """Only what the client sent, so the service's defaults stay the single source."""
+    return {
+        "name": body.name,
+        "settings": body.settings.model_dump(exclude_unset=True),
+        "steps": [step.model_dump(exclude_unset=True) for step in body.steps],
+    }
+
+
+def _editable(ctx: Context, sequence_id: int, user: User) -> None:
+    """Sequences are shared reading, but only their owner (or an admin) may change them."""
+    sequence = sequences.get_sequence(ctx, sequence_id)
+    if sequence.owner_id != user.id and not is_admin(user):
+        raise CadenzaError(
+            ErrorCode.PERMISSION_DENIED,
+            f"sequence {sequence_id} belongs to another user: only its owner or an admin "
+            "can change it",
+        )
+
+
+@router.post(
+    "/sequences",
+    status_code=201,
+    response_model=SequenceOut,
+    responses=error_responses(401, 403, 422),
+)
+def create_sequence(
+    body: SequenceIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> SequenceOut:
+    data = _data(body)
+    return sequence_out(
+        sequences.create_sequence(
+            ctx, user.id, data["name"], settings=data["settings"], steps=data["steps"]
+        )
+    )
+
+
+@router.get("/sequences", response_model=SequencePage, responses=error_responses(401, 422))
+def list_sequences(
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    _user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> dict[str, Any]:
+    found = sequences.list_sequences(ctx, limit=limit + 1, after_id=after_id(cursor))
+    more = len(found) > limit
+    found = found[:limit]
+    return page([sequence_out(s) for s in found], found[-1].id if more else None)
+
+
+@router.get(
+    "/sequences/{sequence_id}",
+    response_model=SequenceOut,
+    responses=error_responses(401, 404, 422),
+)
+def get_sequence(
+    sequence_id: SequenceId,
+    _user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> SequenceOut:
+    return sequence_out(sequences.get_sequence(ctx, sequence_id))
+
+
+@router.put(
+    "/sequences/{sequence_id}",
+    response_model=SequenceOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def replace_sequence(
+    body: SequenceIn,
+    sequence_id: SequenceId,
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> SequenceOut:
+    _editable(ctx, sequence_id, user)
+    data = _data(body)
+    return sequence_out(
+        sequences.replace_sequence(
+            ctx,
+            sequence_id,
+            name=data["name"],
+            settings=data["settings"],
+            steps=data["steps"],
+            actor_id=user.id,
+        )
+    )
+
+
+@router.delete(
+    "/sequences/{sequence_id}",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 422),
+)
+def archive_sequence(
+    sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> None:
+    """Archives: enrollments in flight keep running from their snapshots."""
+    _editable(ctx, sequence_id, user)
+    sequences.archive_sequence(ctx, sequence_id, actor_id=user.id)
+
+
+@router.get(
+    "/sequences/{sequence_id}/stats",
+    response_model=SequenceStatsOut,
+    responses=error_responses(401, 404, 422),
+)
+def sequence_stats(
+    sequence_id: SequenceId,
+    _user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> SequenceStatsOut:
+    found = stats.sequence_stats(ctx, sequence_id)
+    return SequenceStatsOut(
+        enrolled=found.enrolled,
+        active=found.active,
+        paused=found.paused,
+        finished=found.finished,
+        unenrolled=UnenrolledOut(total=found.unenrolled, by_reason=found.unenrolled_by_reason),
+        sent=found.sent,
+        failed=found.failed,
+        unknown=found.unknown,
+        steps=[
+            StepStatsOut(
+                position=s.position,
+                type=s.type,
+                sent=s.sent,
+                failed=s.failed,
+                unknown=s.unknown,
+                tasks_completed=s.tasks_completed,
+                tasks_open=s.tasks_open,
+            )
+            for s in found.steps
+        ],
+    )

@@ -1,7 +1,180 @@
-"""Tasks: routes under /api/v1."""
+"""Tasks: a rep's queue of calls, to-dos and manual emails, completed or skipped over HTTP.
+
+Members and viewers see their own tasks only; someone else's task answers 404 exactly
+like a missing one, so task ids reveal nothing about other reps' work. Admins see and
+settle everyone's.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, or_, select
+
+from cadenza.domain.enums import TaskPriority, TaskStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import tasks
+from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
+from cadenza.store.models import Task, User
+from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(tags=["tasks"])
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class TaskCompletion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(
+        None, pattern=NO_NUL, description="Email tasks: the subject to send instead of the draft's"
+    )
+    body: str | None = Field(
+        None,
+        pattern=NO_NUL,
+        description="Email tasks: the HTML body to send instead of the draft's",
+    )
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    owner_id: int
+    contact_id: int | None
+    enrollment_id: int | None
+    type: Literal["call", "todo", "linkedin", "email"]
+    title: str
+    notes: str | None
+    priority: TaskPriority
+    status: TaskStatus
+    due_at: datetime
+    draft_subject: str | None
+    draft_body: str | None
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class TaskPage(BaseModel):
+    results: list[TaskOut]
+    next_cursor: str | None
+
+
+def _cursor(task: Task) -> str:
+    """Tasks come earliest due first, so a cursor must carry the due time as well as the id."""
+    return f"{(task.due_at - _EPOCH) // _MICROSECOND}.{task.id}"
+
+
+def _after(cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor in (None, ""):
+        return None
+    due, _, task_id = cursor.partition(".")
+    try:
+        if not (cursor.isascii() and due.isdigit() and task_id.isdigit()) or int(task_id) > MAX_ID:
+            raise ValueError(cursor)
+        return _EPOCH + int(due) * _MICROSECOND, int(task_id)
+    except (ValueError, OverflowError):
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, "cursor is not one this API gave out"
+        ) from None
+
+
+def _page_of_tasks(
+    ctx: Context,
+    *,
+    owner_id: int | None,
+    status: TaskStatus | None,
+    limit: int,
+    after: tuple[datetime, int] | None,
+) -> tuple[list[Task], str | None]:
+    """`tasks.list_tasks` with keyset paging, which the service does not offer yet.
+
+    Same filters and order (due time, then id) as the service and the CLI; it should
+    move into `services.tasks` as an `after` argument.
+    """
+    query = select(Task).order_by(Task.due_at, Task.id).limit(limit + 1)
+    if owner_id is not None:
+        query = query.where(Task.owner_id == owner_id)
+    if status is not None:
+        query = query.where(Task.status == str(status))
+    if after is not None:
+        due, task_id = after
+        query = query.where(or_(Task.due_at > due, and_(Task.due_at == due, Task.id > task_id)))
+    with ctx.db.transaction() as session:
+        rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _cursor(rows[-1]) if more else None
+
+
+def _ensure_own(ctx: Context, user: User, task_id: int) -> None:
+    """The task services do not know who asks; a member may only settle their own tasks."""
+    with ctx.db.transaction() as session:
+        owner_id = fetch(session, Task, task_id).owner_id
+    if owner_id != user.id and not is_admin(user):
+        raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist", {"id": task_id})
+
+
+@router.get("/tasks", response_model=TaskPage, responses=error_responses(401, 403, 422))
+def list_tasks(
+    status: TaskStatus = Query(TaskStatus.OPEN, description="Open tasks unless asked otherwise"),
+    owner: int | None = Query(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="A user's id; members and viewers may only ask for their own. "
+        "Omitted: your own tasks, or everyone's for an admin.",
+    ),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    user: User = Depends(current_user),
+    ctx: Context = Depends(get_ctx),
+) -> dict[str, Any]:
+    """Earliest due first: the order a rep works through them."""
+    if not is_admin(user):
+        if owner not in (None, user.id):
+            raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins see other users' tasks")
+        owner = user.id
+    rows, next_cursor = _page_of_tasks(
+        ctx, owner_id=owner, status=status, limit=limit, after=_after(cursor)
+    )
+    return {"results": [TaskOut.model_validate(t) for t in rows], "next_cursor": next_cursor}
+
+
+@router.post(
+    "/tasks/{task_id}/complete",
+    response_model=TaskOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def complete_task(
+    task_id: int = Path(ge=1, le=MAX_ID),
+    body: TaskCompletion | None = Body(None),
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> TaskOut:
+    """An email task's draft (as edited here, if at all) is then sent by the engine."""
+    _ensure_own(ctx, user, task_id)
+    edits = tasks.TaskEdits(body.subject, body.body) if body else None
+    return TaskOut.model_validate(tasks.complete_task(ctx, task_id, edits=edits, actor_id=user.id))
+
+
+@router.post(
+    "/tasks/{task_id}/skip",
+    response_model=TaskOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def skip_task(
+    task_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+) -> TaskOut:
+    """The sequence moves on without it; a skipped manual email is never sent."""
+    _ensure_own(ctx, user, task_id)
+    return TaskOut.model_validate(tasks.skip_task(ctx, task_id, actor_id=user.id))
