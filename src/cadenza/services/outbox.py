@@ -10,7 +10,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.progress import after_step_completed
-from cadenza.store.models import DeliveryAttempt, Enrollment, Message, StepRun
+from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
 MESSAGE_STATUSES = ("prepared", "handing", "sent", "failed", "unknown")
 
@@ -20,9 +20,11 @@ def list_messages(
     *,
     status: str | None = None,
     enrollment_id: int | None = None,
+    owner_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
 ) -> list[Message]:
+    """Newest first; `owner_id` keeps the messages of that user's mailboxes only."""
     if status is not None and status not in MESSAGE_STATUSES:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR, f"status must be one of {', '.join(MESSAGE_STATUSES)}"
@@ -32,6 +34,9 @@ def list_messages(
         query = query.where(Message.status == status)
     if enrollment_id is not None:
         query = query.where(Message.enrollment_id == enrollment_id)
+    if owner_id is not None:
+        owned = select(Mailbox.id).where(Mailbox.owner_id == owner_id)
+        query = query.where(Message.mailbox_id.in_(owned))
     if after_id is not None:
         query = query.where(Message.id < after_id)
     with ctx.db.transaction() as session:
