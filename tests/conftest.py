@@ -234,3 +234,20 @@ def assert_error(response, status: int, code: str):
 @pytest.fixture
 def api(ctx: Context, world: World) -> Api:
     return Api(ctx, world)
+
+
+def crash_while_handing_over(ctx: Context, worker) -> None:
+    """A worker dies just after committing the hand-over of the one due email; once its
+    lease expires, `worker` recovers the claim: the send's outcome is now unknown."""
+    from datetime import timedelta
+
+    from cadenza.services import delivery
+
+    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
+    [claim] = delivery.claim_emails(
+        ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
+    )
+    with ctx.db.transaction() as session:
+        delivery.begin_handing(session, ctx, claim, "dead")
+    ctx.clock.advance(timedelta(minutes=2))
+    worker.tick()

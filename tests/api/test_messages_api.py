@@ -1,12 +1,9 @@
 """The outbox over HTTP: what the worker sent, its attempts and MIME, review of unknown sends."""
 
-from datetime import timedelta
-
 import pytest
 
-from cadenza.services import delivery
 from tests.api.test_tasks_api import enroll_as, run
-from tests.conftest import assert_error
+from tests.conftest import assert_error, crash_while_handing_over
 
 EMAIL = [
     {"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"},
@@ -40,14 +37,7 @@ def make_unknown(api, worker):
     """A worker dies after marking the send "handing": nobody knows whether it arrived."""
     ctx = api.ctx
     enroll_as(api, "member", [api.world.contact()], EMAIL)
-    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
-    [claim] = delivery.claim_emails(
-        ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
-    )
-    with ctx.db.transaction() as session:
-        delivery.begin_handing(session, ctx, claim, "dead")
-    ctx.clock.advance(timedelta(minutes=2))
-    worker.tick()
+    crash_while_handing_over(ctx, worker)
     [message] = listed(api, status="unknown")
     return message
 

@@ -12,7 +12,7 @@ from cadenza.services import delivery, enrollment_control
 from cadenza.services.sequences import replace_sequence
 from cadenza.services.tasks import TaskEdits, complete_task, list_tasks, skip_task
 from cadenza.store.models import Enrollment, Message, StepRun, Task
-from tests.conftest import enroll_ids
+from tests.conftest import crash_while_handing_over, enroll_ids
 
 FIVE_STEPS = [
     {"type": "email", "subject": "Hello {{ contact.firstname }}", "body": "<p>One</p>"},
@@ -261,14 +261,7 @@ def test_reviewing_an_unknown_send(ctx, world, worker):
     from cadenza.services.outbox import resolve_unknown
 
     [eid] = enroll_ids(world, [world.contact()])
-    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
-    [claim] = delivery.claim_emails(
-        ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
-    )
-    with ctx.db.transaction() as session:
-        delivery.begin_handing(session, ctx, claim, "dead")
-    ctx.clock.advance(timedelta(minutes=2))
-    worker.tick()
+    crash_while_handing_over(ctx, worker)
     [message] = messages(ctx)
     assert message.status == "unknown"
     resolve_unknown(ctx, message.id, delivered=True)

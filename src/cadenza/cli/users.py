@@ -25,7 +25,10 @@ def user_create(
     email: str,
     firstname: str = typer.Option("", help="First name (the {{ sender.firstname }} token)."),
     lastname: str = typer.Option(""),
-    role: str = typer.Option("member", help="admin or member."),
+    role: str = typer.Option("member", help="admin, member or viewer."),
+    can_enroll: bool = typer.Option(
+        True, "--can-enroll/--no-enroll", help="May this user enroll contacts?"
+    ),
     timezone: str = typer.Option(None, help="IANA time zone, e.g. Europe/Berlin."),
     password: str = typer.Option(
         None, prompt=True, hide_input=True, confirmation_prompt=True, help="Login password."
@@ -40,6 +43,7 @@ def user_create(
         role=role,
         timezone=timezone,
         password=password,
+        can_enroll=can_enroll,
     )
     console.print(f"user {user.id} created: {user.email} ({user.role})")
 

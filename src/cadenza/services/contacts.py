@@ -78,7 +78,7 @@ def upsert_contact(session: Session, ctx: Context, columns: dict, properties: di
 
 
 def get_contact(ctx: Context, contact_id: int) -> Contact:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return fetch(session, Contact, contact_id)
 
 
@@ -167,7 +167,7 @@ def search_contacts(
         )
     for name, value in (properties or {}).items():
         statement = statement.where(Contact.properties[name].as_string() == str(value))
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         rows = list(session.scalars(statement))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -100,7 +100,7 @@ def step_lines(enrollment: Enrollment, now: datetime) -> list[StepLine]:
 
 
 def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         enrollment = session.scalar(
             select(Enrollment)
             .where(Enrollment.id == enrollment_id)
@@ -151,7 +151,7 @@ def list_enrollments(
         query = query.where(Enrollment.enrolled_by_id == enrolled_by_id)
     if after_id is not None:
         query = query.where(Enrollment.id > after_id)
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return list(session.scalars(query.options(selectinload(Enrollment.contact))))
 
 

@@ -39,12 +39,12 @@ def list_messages(
         query = query.where(Message.mailbox_id.in_(owned))
     if after_id is not None:
         query = query.where(Message.id < after_id)
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return list(session.scalars(query))
 
 
 def get_message(ctx: Context, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         message = fetch(session, Message, message_id)
         attempts = list(
             session.scalars(
@@ -58,7 +58,7 @@ def get_message(ctx: Context, message_id: int) -> tuple[Message, list[DeliveryAt
 
 def list_waiting(ctx: Context, limit: int = 50) -> list[StepRun]:
     """Email steps that are due or held back, with the reason each one waits."""
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return list(
             session.scalars(
                 select(StepRun)

@@ -74,7 +74,7 @@ def load_sequence(session: Session, sequence_id: int) -> Sequence:
 
 
 def get_sequence(ctx: Context, sequence_id: int) -> Sequence:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return load_sequence(session, sequence_id)
 
 
@@ -90,7 +90,7 @@ def list_sequences(
     )
     if after_id is not None:
         query = query.where(Sequence.id > after_id)
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return list(session.scalars(query))
 
 

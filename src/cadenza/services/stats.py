@@ -50,7 +50,7 @@ UNSPECIFIED_REASON = "unspecified"
 
 def sequence_stats(ctx: Context, sequence_id: int) -> SequenceStats:
     """Counts every enrollment the sequence ever had, including finished and unenrolled ones."""
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         sequence = load_sequence(session, sequence_id)
         types = {s.position: s.type for s in sequence.steps}
         by_state = session.execute(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
@@ -61,7 +62,7 @@ def get_user(session: Session, user_id: int) -> User:
 
 
 def find_user_by_email(ctx: Context, email: str) -> User:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None:
         raise CadenzaError(ErrorCode.USER_NOT_FOUND, f"no user with email {email}")
@@ -91,17 +92,26 @@ def create_token(ctx: Context, user_id: int, name: str) -> IssuedToken:
     return IssuedToken(row.id, token)
 
 
+# Recording every request's use would make every API read a write; once a minute is
+# precise enough to tell an active token from a forgotten one.
+TOKEN_USE_PRECISION = timedelta(minutes=1)
+
+
 def user_for_token(ctx: Context, token: str) -> User | None:
-    with ctx.db.transaction() as session:
-        row = session.scalar(
-            select(ApiToken).where(
-                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-            )
-        )
-        if row is None:
-            return None
-        row.last_used_at = ctx.clock.now()
-        return session.get(User, row.user_id)
+    now = ctx.clock.now()
+    with ctx.db.read() as session:
+        found = session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        ).first()
+    if found is None:
+        return None
+    row, user = found
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_PRECISION:
+        with ctx.db.transaction() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return user
 
 
 # Defaults follow HubSpot (10 per minute, 1,000 per rolling day); a self-hosted relay
@@ -167,7 +177,7 @@ def create_mailbox(
 
 
 def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         query = select(Mailbox).order_by(Mailbox.id)
         if owner_id is not None:
             query = query.where(Mailbox.owner_id == owner_id)
@@ -175,7 +185,7 @@ def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
 
 
 def get_mailbox(ctx: Context, mailbox_id: int) -> Mailbox:
-    with ctx.db.transaction() as session:
+    with ctx.db.read() as session:
         return fetch(session, Mailbox, mailbox_id)
 
 

@@ -30,7 +30,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str) -> Engine:
@@ -47,6 +48,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads take no write lock on SQLite (WAL lets them run beside the writer), so
+        # the API's reads never queue behind the worker's sends.
+        self._readers = sessionmaker(
+            self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -56,6 +62,12 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """Commit on success, roll back on any exception: nothing is ever half-written."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction for use cases that only read."""
+        with self._readers() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
