@@ -224,7 +224,7 @@ def test_an_enrollment_shows_its_steps_and_projected_future(api, world):
         {"position": 1, "type": "email", "title": "Hi {{ contact.firstname }}",
          "status": "pending", "due_at": "2026-03-02T04:00:00-05:00", "completed_at": None,
          "wait_reason": None, "last_error": None},
-        {"position": 2, "type": "email", "title": "email step", "status": "projected",
+        {"position": 2, "type": "email", "title": "reply in the thread of step 1", "status": "projected",
          "due_at": "2026-03-05T04:00:00-05:00", "completed_at": None, "wait_reason": None,
          "last_error": None},
         {"position": 3, "type": "task", "title": "Call {{ contact.firstname }}",

@@ -295,3 +295,16 @@ def test_task_reminders_are_set_when_the_sequence_asks(ctx, world, worker):
     with ctx.db.transaction() as session:
         task = session.scalars(select(Task)).one()
     assert task.remind_at == task.due_at
+
+
+def test_the_enrollment_view_titles_steps_by_what_went_out(ctx, world, worker):
+    from cadenza.services.enrollment_views import get_enrollment
+
+    [eid] = enroll_ids(world, [world.contact()])
+    worker.tick()
+    titles = [(s.status, s.title) for s in get_enrollment(ctx, eid).steps]
+    assert titles == [
+        ("sent", "Hi Ann"),  # rendered, as sent
+        ("pending", "reply in the thread of step 1"),
+        ("projected", "Call {{ contact.firstname }}"),  # not yet rendered
+    ]

@@ -19,7 +19,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
-from cadenza.store.models import Enrollment, StepRun
+from cadenza.store.models import Enrollment, Message, StepRun
 
 # A run in one of these has a known completion time; the projection continues from it.
 _DONE = {str(StepRunStatus.SENT), str(StepRunStatus.DONE)}
@@ -53,11 +53,22 @@ class EnrollmentView:
     steps: list[StepLine]
 
 
-def _title(spec: StepSpec) -> str:
-    return spec.subject or spec.task_title or f"{spec.type} step"
+def _title(spec: StepSpec, sent_subject: str | None) -> str:
+    """What went out, once it has; before that the step's template (tokens unfilled)."""
+    if sent_subject:
+        return sent_subject
+    if spec.subject or spec.task_title:
+        return spec.subject or spec.task_title
+    if spec.thread_with_step:
+        return f"reply in the thread of step {spec.thread_with_step}"
+    return f"{spec.type} step"
 
 
-def step_lines(enrollment: Enrollment, now: datetime) -> list[StepLine]:
+def step_lines(
+    enrollment: Enrollment, now: datetime, subjects: dict[int, str] | None = None
+) -> list[StepLine]:
+    """`subjects`: the subject each step's message went out with, by step position."""
+    subjects = subjects or {}
     specs = [StepSpec.from_dict(s) for s in enrollment.steps_snapshot]
     runs = {r.step_position: r for r in enrollment.step_runs}
     tz = parse_timezone(enrollment.timezone)
@@ -74,7 +85,7 @@ def step_lines(enrollment: Enrollment, now: datetime) -> list[StepLine]:
                 StepLine(
                     spec.position,
                     str(spec.type),
-                    _title(spec),
+                    _title(spec, subjects.get(spec.position)),
                     run.status,
                     run.due_at,
                     run.completed_at,
@@ -94,9 +105,19 @@ def step_lines(enrollment: Enrollment, now: datetime) -> list[StepLine]:
         due = schedule.next_step_due(
             anchor, tz, schedule.StepDelay(spec.delay_days, spec.delay_hours), settings
         )
-        lines.append(StepLine(spec.position, str(spec.type), _title(spec), "projected", due, None))
+        title = _title(spec, None)
+        lines.append(StepLine(spec.position, str(spec.type), title, "projected", due, None))
         anchor = due
     return lines
+
+
+def _sent_subjects(session, enrollment: Enrollment) -> dict[int, str]:
+    rows = session.execute(
+        select(StepRun.step_position, Message.subject)
+        .join(Message, Message.step_run_id == StepRun.id)
+        .where(StepRun.enrollment_id == enrollment.id)
+    )
+    return dict(rows.all())
 
 
 def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
@@ -121,7 +142,7 @@ def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
             contact_email=contact.email,
             contact_name=name or (contact.email or f"contact {contact.id}"),
             sequence_name=enrollment.sequence.name,
-            steps=step_lines(enrollment, ctx.clock.now()),
+            steps=step_lines(enrollment, ctx.clock.now(), _sent_subjects(session, enrollment)),
         )
 
 
