@@ -25,3 +25,10 @@ def after_id(cursor: str | None) -> int | None:
 
 def page(results: list[Any], next_after: int | None) -> dict[str, Any]:
     return {"results": results, "next_cursor": str(next_after) if next_after else None}
+
+
+def paged(rows: list[Any], limit: int, render) -> dict[str, Any]:
+    """`rows` were fetched with `limit + 1`: the extra row only says that more follow."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return page([render(row) for row in rows], rows[-1].id if more else None)

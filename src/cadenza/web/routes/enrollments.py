@@ -26,7 +26,7 @@ from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollReq
 from cadenza.store.models import Enrollment, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
-from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
 router = APIRouter(tags=["enrollments"])
 
@@ -337,9 +337,7 @@ def list_enrollments(
         limit=limit + 1,
         after_id=after_id(cursor),
     )
-    more = len(found) > limit
-    found = found[:limit]
-    return page([_summary(e) for e in found], found[-1].id if more else None)
+    return paged(found, limit, _summary)
 
 
 @router.get(

@@ -19,7 +19,7 @@ from cadenza.services.context import Context
 from cadenza.store.models import DeliveryAttempt, Message, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
 from cadenza.web.errors import MAX_ID, error_responses
-from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
 router = APIRouter(tags=["messages"])
 
@@ -101,9 +101,7 @@ def list_messages(
         limit=limit + 1,
         after_id=after_id(cursor),
     )
-    more = len(found) > limit
-    found = found[:limit]
-    return page([MessageOut.model_validate(m) for m in found], found[-1].id if more else None)
+    return paged(found, limit, MessageOut.model_validate)
 
 
 @router.get(

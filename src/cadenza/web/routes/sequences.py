@@ -20,7 +20,7 @@ from cadenza.services.context import Context
 from cadenza.store.models import Sequence, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
-from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
+from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
 router = APIRouter(tags=["sequences"])
 
@@ -227,9 +227,7 @@ def list_sequences(
     ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = sequences.list_sequences(ctx, limit=limit + 1, after_id=after_id(cursor))
-    more = len(found) > limit
-    found = found[:limit]
-    return page([sequence_out(s) for s in found], found[-1].id if more else None)
+    return paged(found, limit, sequence_out)
 
 
 @router.get(
