@@ -25,7 +25,7 @@ from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
-from cadenza.services import delivery
+from cadenza.services import claims
 from cadenza.services.context import Context
 
 BATCH = 100
@@ -45,12 +45,12 @@ def claim_times(kind: str, scheduled: int, *, measure_memory: bool) -> tuple[flo
             started = time.perf_counter()
             claimed = sum(
                 len(
-                    delivery.claim_emails(
+                    claims.claim_emails(
                         ctx, mailbox_id, "bench", batch_size=BATCH,
                         horizon=timedelta(minutes=1), lease=timedelta(minutes=5),
                     )
                 )
-                for mailbox_id in delivery.mailboxes_with_due_email(ctx)
+                for mailbox_id in claims.mailboxes_with_due_email(ctx)
             )  # fmt: skip
             times.append(time.perf_counter() - started)
             assert claimed == BATCH, claimed

@@ -241,10 +241,10 @@ def crash_while_handing_over(ctx: Context, worker) -> None:
     lease expires, `worker` recovers the claim: the send's outcome is now unknown."""
     from datetime import timedelta
 
-    from cadenza.services import delivery
+    from cadenza.services import claims, delivery
 
-    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
-    [claim] = delivery.claim_emails(
+    [mailbox_id] = claims.mailboxes_with_due_email(ctx)
+    [claim] = claims.claim_emails(
         ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
     )
     with ctx.db.transaction() as session:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from cadenza.services import delivery, enrollment_control
+from cadenza.services import claims, delivery, enrollment_control
 from cadenza.services.sequences import replace_sequence
 from cadenza.services.tasks import TaskEdits, complete_task, list_tasks, skip_task
 from cadenza.store.models import Enrollment, Message, StepRun, Task
@@ -216,15 +216,15 @@ def test_unenroll_or_pause_between_claim_and_hand_over_stops_the_send(ctx, world
     first, second = world.contacts(2)
     [e1] = enroll_ids(world, [first])
     [e2] = enroll_ids(world, [second])
-    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
-    claims = delivery.claim_emails(
+    [mailbox_id] = claims.mailboxes_with_due_email(ctx)
+    held = claims.claim_emails(
         ctx, mailbox_id, "w1", batch_size=10,
         horizon=timedelta(minutes=5), lease=timedelta(minutes=5),
     )  # fmt: skip
-    assert len(claims) == 2
+    assert len(held) == 2
     enrollment_control.unenroll(ctx, e1)
     enrollment_control.pause(ctx, e2)  # pause and unenroll act even while the worker holds them
-    for claim in claims:
+    for claim in held:
         with ctx.db.transaction() as session:
             assert delivery.begin_handing(session, ctx, claim, "w1") == "skip"
     assert [r.status for r in runs(ctx, e1)] == ["cancelled"]
@@ -236,13 +236,13 @@ def test_unenroll_or_pause_between_claim_and_hand_over_stops_the_send(ctx, world
 def test_dead_worker_claims_are_recovered_without_resending(ctx, world, worker):
     contacts = world.contacts(3)
     enroll_ids(world, contacts)
-    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
-    claims = delivery.claim_emails(
+    [mailbox_id] = claims.mailboxes_with_due_email(ctx)
+    held = claims.claim_emails(
         ctx, mailbox_id, "dead", batch_size=10,
         horizon=timedelta(minutes=5), lease=timedelta(minutes=5),
     )  # fmt: skip
     with ctx.db.transaction() as session:  # it died after committing the hand-over of #1
-        assert delivery.begin_handing(session, ctx, claims[0], "dead") == "go"
+        assert delivery.begin_handing(session, ctx, held[0], "dead") == "go"
     handed_id = messages(ctx)[0].message_id
     ctx.clock.advance(timedelta(minutes=30))  # its leases expire
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))

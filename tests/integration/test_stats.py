@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import delivery, enrollment_control
+from cadenza.services import claims, delivery, enrollment_control
 from cadenza.services.contacts import update_contact
 from cadenza.services.sequences import archive_sequence, replace_sequence
 from cadenza.services.stats import SequenceStats, StepStats, sequence_stats
@@ -16,8 +16,8 @@ from tests.conftest import EMAIL_STEPS, enroll_ids
 def leave_one_send_unknown(ctx, world, contact):
     """A worker that dies after committing the hand-over: the outcome stays unknown."""
     [eid] = enroll_ids(world, [contact])
-    [mailbox_id] = delivery.mailboxes_with_due_email(ctx)
-    [claim] = delivery.claim_emails(
+    [mailbox_id] = claims.mailboxes_with_due_email(ctx)
+    [claim] = claims.claim_emails(
         ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
     )
     with ctx.db.transaction() as session:

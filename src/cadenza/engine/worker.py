@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import settings_key, transport_for
-from cadenza.services import delivery, tasks
+from cadenza.services import claims, delivery, recovery, tasks
 from cadenza.services.context import Context
 from cadenza.services.users import get_mailbox
 
@@ -53,11 +53,11 @@ class Worker:
     def tick(self) -> int:
         """One pass; returns how many step runs it moved (0 means nothing was due)."""
         opts = self.options
-        moved = delivery.recover_expired(self.ctx)
+        moved = recovery.recover_expired(self.ctx)
         moved += tasks.create_due_tasks(self.ctx, opts.batch_size)
-        claims: list[delivery.ClaimedEmail] = []
-        for mailbox_id in delivery.mailboxes_with_due_email(self.ctx):
-            claims += delivery.claim_emails(
+        due: list[claims.ClaimedEmail] = []
+        for mailbox_id in claims.mailboxes_with_due_email(self.ctx):
+            due += claims.claim_emails(
                 self.ctx,
                 mailbox_id,
                 self.id,
@@ -65,18 +65,18 @@ class Worker:
                 horizon=opts.horizon,
                 lease=opts.lease,
             )
-        claims.sort(key=lambda c: c.slot)
+        due.sort(key=lambda c: c.slot)
         reminders = tasks.claim_due_reminders(self.ctx)
-        for mailbox_id in {c.mailbox_id for c in claims} | {r.mailbox_id for r in reminders}:
+        for mailbox_id in {c.mailbox_id for c in due} | {r.mailbox_id for r in reminders}:
             self._open_transport(mailbox_id)
-        self._hand_over(claims)
+        self._hand_over(due)
         for reminder in reminders:
             outcome = self._transports[reminder.mailbox_id][1].send(
                 reminder.sender, [reminder.recipient], reminder.raw
             )
             log.info("reminder for task %s: %s", reminder.task_id, outcome.outcome)
         self._close_idle_transports()
-        return moved + len(claims) + len(reminders)
+        return moved + len(due) + len(reminders)
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""
@@ -94,7 +94,7 @@ class Worker:
         while True:
             if self.tick():
                 continue
-            upcoming = delivery.next_wakeup(self.ctx)
+            upcoming = recovery.next_wakeup(self.ctx)
             if upcoming is None or upcoming > deadline:
                 self.ctx.clock.set(max(deadline, self.ctx.clock.now()))
                 return
@@ -107,12 +107,12 @@ class Worker:
 
     # -- sending --------------------------------------------------------------------
 
-    def _hand_over(self, claims: list[delivery.ClaimedEmail]) -> None:
-        unrecorded: tuple[delivery.ClaimedEmail, object] | None = None
-        for index, claim in enumerate(claims):
+    def _hand_over(self, batch: list[claims.ClaimedEmail]) -> None:
+        unrecorded: tuple[claims.ClaimedEmail, object] | None = None
+        for index, claim in enumerate(batch):
             if self.stop_event.is_set():
                 self._record(unrecorded)
-                delivery.release_unsent(self.ctx, claims[index:], self.id)
+                recovery.release_unsent(self.ctx, batch[index:], self.id)
                 return
             wait = (claim.slot - self.ctx.clock.now()).total_seconds()
             if wait > 0:
@@ -121,7 +121,7 @@ class Worker:
             unrecorded = None
             while step is delivery.HandOver.WAIT:
                 if self.stop_event.is_set():
-                    delivery.release_unsent(self.ctx, claims[index:], self.id)
+                    recovery.release_unsent(self.ctx, batch[index:], self.id)
                     return
                 self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop_event)
                 step = self._begin(claim, None)
@@ -167,5 +167,5 @@ class Worker:
     # -- what is left ---------------------------------------------------------------
 
     def _has_due_work(self) -> bool:
-        upcoming = delivery.next_due_at(self.ctx)
+        upcoming = recovery.next_due_at(self.ctx)
         return upcoming is not None and upcoming <= self.ctx.clock.now()

@@ -15,7 +15,8 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
-from cadenza.store.models import Enrollment, StepRun
+from cadenza.services.enrollment_control import end_enrollment
+from cadenza.store.models import Enrollment, Message, StepRun
 
 
 def add_step_run(
@@ -59,3 +60,19 @@ def after_step_completed(
         SequenceSettings.from_dict(enrollment.settings_snapshot),
     )
     return add_step_run(session, enrollment, following.position, due, completed_at)
+
+
+def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: str) -> None:
+    message.status = "unknown"
+    run.status, run.last_error = str(StepRunStatus.UNKNOWN), why
+    run.locked_by = run.locked_until = None
+    enrollment.needs_attention = True
+
+
+def fail_step(session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str) -> None:
+    """A step that cannot be sent ends the enrollment, flagged, with the reason kept."""
+    run.status, run.last_error = str(StepRunStatus.FAILED), reason
+    run.locked_by = run.locked_until = None
+    enrollment.needs_attention = True
+    if enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
+        end_enrollment(session, ctx, enrollment, "send_failed", reason)

@@ -25,10 +25,9 @@ from cadenza.domain.steps import StepSpec
 from cadenza.services.audit import record
 from cadenza.services.compose import render_step
 from cadenza.services.context import Context
-from cadenza.services.delivery import _fail
 from cadenza.services.lookup import fetch
 from cadenza.services.personalization import contact_values, sender_values
-from cadenza.services.progress import after_step_completed
+from cadenza.services.progress import after_step_completed, fail_step
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
 
 PENDING = str(StepRunStatus.PENDING)
@@ -92,7 +91,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
                 templates.render(spec.task_notes, context, html=False) if spec.task_notes else None
             )
     except CadenzaError as exc:
-        _fail(session, ctx, run, enrollment, None, f"could not render: {exc.message}")
+        fail_step(session, ctx, run, enrollment, f"could not render: {exc.message}")
         return
     session.add(task)
     if spec.type is StepType.TASK and spec.continue_without_completing:
