@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
-from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.secrets import hash_password, hash_token, new_api_token
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
-from cadenza.store.models import ApiToken, Mailbox, User
+from cadenza.store.models import ApiToken, Enrollment, Mailbox, Message, StepRun, User
 
 
 def create_user(
@@ -280,12 +281,6 @@ def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -
     sent, and from where, outlives a change of mind. So a mailbox with history is refused
     rather than erasing that history or breaking its references.
     """
-    # Imported here: this block was appended to a module whose header others edit.
-    from sqlalchemy.exc import IntegrityError
-
-    from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
-    from cadenza.store.models import Enrollment, Message, StepRun
-
     try:
         with ctx.db.transaction() as session:
             # The row lock makes a concurrent enrollment (whose foreign key needs a share
