@@ -49,10 +49,6 @@ def parse_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
-def all_timezones() -> list[str]:
-    return sorted(_known_zones())
-
-
 _MAX_LENGTHS = {"firstname": 100, "lastname": 100, "company": 200, "jobtitle": 200, "phone": 50}
 
 

@@ -174,7 +174,3 @@ def list_enrollments(
         query = query.where(Enrollment.id > after_id)
     with ctx.db.read() as session:
         return list(session.scalars(query.options(selectinload(Enrollment.contact))))
-
-
-def pending_run(enrollment: Enrollment) -> StepRun | None:
-    return next((r for r in enrollment.step_runs if r.status in _AHEAD), None)
