@@ -28,8 +28,9 @@ from cadenza.domain.clock import SystemClock
 from cadenza.services.contacts import create_contact
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.sequences import create_sequence
-from cadenza.services.users import create_mailbox, create_token, create_user
+from cadenza.services.users import create_token, create_user
 
 
 def free_port() -> int:

@@ -118,7 +118,7 @@ class World:
     """Builders for the records a test needs, all written through the services."""
 
     def __init__(self, ctx: Context) -> None:
-        from cadenza.services import contacts, sequences, users
+        from cadenza.services import contacts, mailboxes, sequences, users
 
         self.ctx = ctx
         self._contacts = contacts
@@ -127,7 +127,9 @@ class World:
         self.user = users.create_user(
             ctx, "rep@example.com", firstname="Riley", timezone="America/New_York"
         )
-        self.mailbox = users.create_mailbox(ctx, self.user.id, "rep@example.com", from_name="Riley")
+        self.mailbox = mailboxes.create_mailbox(
+            ctx, self.user.id, "rep@example.com", from_name="Riley"
+        )
         self.sequence = self.make_sequence()
 
     def make_sequence(self, steps=None, settings=None, name="Follow-up"):
@@ -184,7 +186,8 @@ class Api:
     def __init__(self, ctx: Context, world: World) -> None:
         from fastapi.testclient import TestClient
 
-        from cadenza.services.users import create_mailbox, create_token, create_user
+        from cadenza.services.mailboxes import create_mailbox
+        from cadenza.services.users import create_token, create_user
         from cadenza.web.app import create_app
 
         self.ctx = ctx

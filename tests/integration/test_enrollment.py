@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from cadenza.domain.errors import CadenzaError
 from cadenza.services import enrollment_control
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.users import create_mailbox, create_user
+from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.users import create_user
 from cadenza.store.models import AuditEntry, BlockedAddress, Contact, Enrollment, StepRun
 
 

@@ -6,13 +6,8 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.services.users import (
-    create_mailbox,
-    create_token,
-    create_user,
-    list_mailboxes,
-    reconnect_mailbox,
-)
+from cadenza.services.mailboxes import create_mailbox, list_mailboxes, reconnect_mailbox
+from cadenza.services.users import create_token, create_user
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)

@@ -21,7 +21,7 @@ from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import settings_key, transport_for
 from cadenza.services import claims, delivery, recovery, tasks
 from cadenza.services.context import Context
-from cadenza.services.users import get_mailbox
+from cadenza.services.mailboxes import get_mailbox
 
 log = logging.getLogger("cadenza.worker")
 

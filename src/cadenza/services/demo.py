@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from cadenza.domain.enums import UserRole
 from cadenza.services.context import Context
+from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.sequences import create_sequence
-from cadenza.services.users import create_mailbox, create_token, create_user
+from cadenza.services.users import create_token, create_user
 from cadenza.store.models import Contact, User
 
 DEMO_EMAIL = "rep@example.com"

@@ -16,7 +16,7 @@ from cadenza.domain.delivery import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.transports.check import check_mailbox
-from cadenza.services import users
+from cadenza.services import mailboxes
 from cadenza.services.context import Context
 from cadenza.store.models import Mailbox, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
@@ -28,8 +28,8 @@ router = APIRouter(tags=["mailboxes"])
 # Column sizes: a longer value must be a 422 here, not a database error later.
 _EMAIL_MAX, _NAME_MAX, _HOST_MAX, _PASSWORD_MAX = 320, 200, 255, 500
 _PASSWORD_DOC = "Write-only: stored for the worker to log in with, never returned."
-_PER_MINUTE_DOC = f"Emails per minute, 1 to {users.MAX_PER_MINUTE}."
-_DAILY_DOC = f"Emails per rolling day, 1 to {users.MAX_DAILY}."
+_PER_MINUTE_DOC = f"Emails per minute, 1 to {mailboxes.MAX_PER_MINUTE}."
+_DAILY_DOC = f"Emails per rolling day, 1 to {mailboxes.MAX_DAILY}."
 MailboxId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -150,7 +150,7 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 
 def _visible(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
     """Someone else's mailbox answers exactly as a missing one: ids must not reveal others'."""
-    mailbox = users.get_mailbox(ctx, mailbox_id)
+    mailbox = mailboxes.get_mailbox(ctx, mailbox_id)
     if mailbox.owner_id != user.id and not is_admin(user):
         raise CadenzaError(
             ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist", {"id": mailbox_id}
@@ -173,7 +173,7 @@ def create_mailbox(
             ErrorCode.PERMISSION_DENIED, "only admins can create a mailbox for another user"
         )
     data = _plain(body.model_dump(exclude={"owner_id"}))
-    return mailbox_out(users.create_mailbox(ctx, owner_id, **data))
+    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, **data))
 
 
 @router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
@@ -181,7 +181,7 @@ def list_mailboxes(
     user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
     owner_id = None if is_admin(user) else user.id
-    return page([mailbox_out(m) for m in users.list_mailboxes(ctx, owner_id)], None)
+    return page([mailbox_out(m) for m in mailboxes.list_mailboxes(ctx, owner_id)], None)
 
 
 @router.get(
@@ -209,7 +209,7 @@ def update_mailbox(
     """Changing how it connects (host, port, security, credentials) marks it connected again."""
     _visible(ctx, user, mailbox_id)
     changes = _plain(body.model_dump(exclude_unset=True))
-    return mailbox_out(users.update_mailbox(ctx, mailbox_id, changes, user.id))
+    return mailbox_out(mailboxes.update_mailbox(ctx, mailbox_id, changes, user.id))
 
 
 @router.delete(
@@ -222,7 +222,7 @@ def delete_mailbox(
 ) -> None:
     """Refused (409) while enrollments send from it, or once it has sending history."""
     _visible(ctx, user, mailbox_id)
-    users.delete_mailbox(ctx, mailbox_id, user.id)
+    mailboxes.delete_mailbox(ctx, mailbox_id, user.id)
 
 
 @router.post(
@@ -256,7 +256,7 @@ def reconnect_mailbox(
     """Marks it connected again, with a new password if one is sent; waiting emails go out."""
     _visible(ctx, user, mailbox_id)
     password = body.smtp_password if body is not None else None
-    mailbox = users.reconnect_mailbox(
+    mailbox = mailboxes.reconnect_mailbox(
         ctx,
         mailbox_id,
         smtp_password=None if password is None else password.get_secret_value(),

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import outbox, users
+from cadenza.services import mailboxes, outbox
 from cadenza.services.context import Context
 from cadenza.store.models import DeliveryAttempt, Message, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
@@ -76,7 +76,7 @@ class Review(BaseModel):
 
 def _visible(ctx: Context, user: User, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
     message, attempts = outbox.get_message(ctx, message_id)
-    if not is_admin(user) and users.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
+    if not is_admin(user) and mailboxes.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
         raise CadenzaError(
             ErrorCode.NOT_FOUND, f"message {message_id} does not exist", {"id": message_id}
         )

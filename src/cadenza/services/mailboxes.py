@@ -1,0 +1,222 @@
+"""Sending mailboxes: connect, limit, change, test-ready settings, remove."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from cadenza.domain.contact_fields import normalize_email
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
+from cadenza.services.users import get_user
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
+
+# Defaults follow HubSpot (10 per minute, 1,000 per rolling day); a self-hosted relay
+# may allow far more, so the ceilings are high and the choice is the admin's.
+MAX_PER_MINUTE = 100_000
+MAX_DAILY = 10_000_000
+
+
+def check_limits(per_minute_limit: int, daily_limit: int) -> None:
+    if not 1 <= per_minute_limit <= MAX_PER_MINUTE:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"per_minute_limit must be from 1 to {MAX_PER_MINUTE}"
+        )
+    if not 1 <= daily_limit <= MAX_DAILY:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"daily_limit must be from 1 to {MAX_DAILY}")
+
+
+def create_mailbox(
+    ctx: Context,
+    owner_id: int,
+    from_email: str,
+    *,
+    from_name: str = "",
+    transport: str = MailTransport.CAPTURE,
+    smtp_host: str | None = None,
+    smtp_port: int | None = None,
+    smtp_security: str = SmtpSecurity.STARTTLS,
+    smtp_username: str | None = None,
+    smtp_password: str | None = None,
+    per_minute_limit: int = 10,
+    daily_limit: int = 1000,
+) -> Mailbox:
+    address = normalize_email(from_email)
+    try:
+        transport = MailTransport(transport)
+        smtp_security = SmtpSecurity(smtp_security)
+    except ValueError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    if transport is MailTransport.SMTP and not smtp_host:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
+    check_limits(per_minute_limit, daily_limit)
+    with ctx.db.transaction() as session:
+        get_user(session, owner_id)
+        mailbox = Mailbox(
+            owner_id=owner_id,
+            from_email=address,
+            from_name=from_name,
+            transport=str(transport),
+            smtp_host=smtp_host,
+            smtp_port=smtp_port,
+            smtp_security=str(smtp_security),
+            smtp_username=smtp_username,
+            smtp_password=smtp_password,
+            per_minute_limit=per_minute_limit,
+            daily_limit=daily_limit,
+            connected=True,
+            created_at=ctx.clock.now(),
+        )
+        session.add(mailbox)
+        session.flush()
+        record(session, ctx, owner_id, "mailbox.create", "mailbox", mailbox.id, {"from": address})
+    return mailbox
+
+
+def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
+    with ctx.db.read() as session:
+        query = select(Mailbox).order_by(Mailbox.id)
+        if owner_id is not None:
+            query = query.where(Mailbox.owner_id == owner_id)
+        return list(session.scalars(query))
+
+
+def get_mailbox(ctx: Context, mailbox_id: int) -> Mailbox:
+    with ctx.db.read() as session:
+        return fetch(session, Mailbox, mailbox_id)
+
+
+def reconnect_mailbox(
+    ctx: Context, mailbox_id: int, *, smtp_password: str | None = None, actor_id: int | None = None
+) -> Mailbox:
+    """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
+    with ctx.db.transaction() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        if smtp_password is not None:
+            mailbox.smtp_password = smtp_password
+        mailbox.connected, mailbox.disconnected_reason = True, None
+        record(session, ctx, actor_id, "mailbox.reconnect", "mailbox", mailbox_id)
+    return mailbox
+
+
+# --- changing and removing mailboxes ----------------------------------------------------
+
+_MAILBOX_FIELDS = (
+    "from_email",
+    "from_name",
+    "transport",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "smtp_password",
+    "per_minute_limit",
+    "daily_limit",
+)
+_NOT_NULL_MAILBOX_FIELDS = frozenset(
+    {"from_email", "from_name", "transport", "smtp_security", "per_minute_limit", "daily_limit"}
+)
+# What reaching the server depends on: changing any of it is the fix a disconnected
+# mailbox waits for, so it deserves a fresh try (a failing one disconnects it again).
+_CONNECTION_FIELDS = frozenset(
+    {"transport", "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password"}
+)
+
+
+def update_mailbox(
+    ctx: Context, mailbox_id: int, changes: dict, actor_id: int | None = None
+) -> Mailbox:
+    """Applies a partial change; the mailbox as it would be afterwards must pass create's rules.
+
+    Checking the merged result, not only the changed fields, is what stops switching a
+    mailbox to smtp without a host, or clearing the host of an smtp mailbox.
+    """
+    unknown = sorted(set(changes) - set(_MAILBOX_FIELDS))
+    if unknown:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"a mailbox has no field {', '.join(unknown)}"
+        )
+    nulls = sorted(f for f in _NOT_NULL_MAILBOX_FIELDS.intersection(changes) if changes[f] is None)
+    if nulls:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"{', '.join(nulls)} cannot be null")
+    values = dict(changes)
+    if "from_email" in values:
+        values["from_email"] = normalize_email(values["from_email"])
+    try:
+        if "transport" in values:
+            values["transport"] = str(MailTransport(values["transport"]))
+        if "smtp_security" in values:
+            values["smtp_security"] = str(SmtpSecurity(values["smtp_security"]))
+    except ValueError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    with ctx.db.transaction() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        merged = {field: values.get(field, getattr(mailbox, field)) for field in _MAILBOX_FIELDS}
+        if merged["transport"] == MailTransport.SMTP and not merged["smtp_host"]:
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
+        check_limits(merged["per_minute_limit"], merged["daily_limit"])
+        changed = sorted(
+            field for field, value in values.items() if getattr(mailbox, field) != value
+        )
+        for field in changed:
+            setattr(mailbox, field, values[field])
+        reconnected = not mailbox.connected and bool(_CONNECTION_FIELDS.intersection(changed))
+        if reconnected:
+            mailbox.connected, mailbox.disconnected_reason = True, None
+        if changed:
+            # Field names only: the audit trail must never hold the password.
+            data = {"fields": changed, "reconnected": reconnected}
+            record(session, ctx, actor_id, "mailbox.update", "mailbox", mailbox_id, data)
+    return mailbox
+
+
+def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -> None:
+    """Deletes a mailbox that nothing was ever scheduled or sent from.
+
+    Enrollments, step runs and messages keep pointing at the mailbox they used: what was
+    sent, and from where, outlives a change of mind. So a mailbox with history is refused
+    rather than erasing that history or breaking its references.
+    """
+    try:
+        with ctx.db.transaction() as session:
+            # The row lock makes a concurrent enrollment (whose foreign key needs a share
+            # lock on this row) either finish first, and be counted, or wait and then fail.
+            mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+            live = session.scalar(
+                select(func.count())
+                .select_from(Enrollment)
+                .where(
+                    Enrollment.mailbox_id == mailbox_id,
+                    Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+                )
+            )
+            if live:
+                raise CadenzaError(
+                    ErrorCode.INVALID_STATE,
+                    f"{live} live enrollment(s) send from mailbox {mailbox_id}: unenroll them "
+                    "or let them finish before deleting it",
+                    {"live_enrollments": live},
+                )
+            used = any(
+                session.scalar(select(model.id).where(model.mailbox_id == mailbox_id).limit(1))
+                is not None
+                for model in (Enrollment, StepRun, Message)
+            )
+            if used:
+                raise _mailbox_has_history(mailbox_id)
+            session.delete(mailbox)
+            data = {"from": mailbox.from_email}
+            record(session, ctx, actor_id, "mailbox.delete", "mailbox", mailbox_id, data)
+    except IntegrityError:  # history appeared between the checks and the delete
+        raise _mailbox_has_history(mailbox_id) from None
+
+
+def _mailbox_has_history(mailbox_id: int) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.INVALID_STATE,
+        f"mailbox {mailbox_id} has sending history, which is kept: it cannot be deleted; "
+        "stop sending from it instead",
+    )
