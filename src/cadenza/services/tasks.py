@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates
@@ -168,9 +168,20 @@ def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None
     after_step_completed(session, enrollment, run.step_position, now)
 
 
+def get_task(ctx: Context, task_id: int) -> Task:
+    with ctx.db.read() as session:
+        return fetch(session, Task, task_id)
+
+
 def list_tasks(
-    ctx: Context, *, owner_id: int | None = None, status: str | None = "open", limit: int = 100
+    ctx: Context,
+    *,
+    owner_id: int | None = None,
+    status: str | None = "open",
+    limit: int = 100,
+    after: tuple[datetime, int] | None = None,
 ) -> list[Task]:
+    """Earliest due first; `after` = (due_at, id) of the last task seen (keyset paging)."""
     if status is not None and status not in {s.value for s in TaskStatus}:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
@@ -181,7 +192,10 @@ def list_tasks(
         query = query.where(Task.owner_id == owner_id)
     if status is not None:
         query = query.where(Task.status == status)
-    with ctx.db.transaction() as session:
+    if after is not None:
+        due, task_id = after
+        query = query.where(or_(Task.due_at > due, and_(Task.due_at == due, Task.id > task_id)))
+    with ctx.db.read() as session:
         return list(session.scalars(query))
 
 

@@ -12,13 +12,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, or_, select
 
 from cadenza.domain.enums import TaskPriority, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import tasks
 from cadenza.services.context import Context
-from cadenza.services.lookup import fetch
 from cadenza.store.models import Task, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -86,39 +84,9 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
         ) from None
 
 
-def _page_of_tasks(
-    ctx: Context,
-    *,
-    owner_id: int | None,
-    status: TaskStatus | None,
-    limit: int,
-    after: tuple[datetime, int] | None,
-) -> tuple[list[Task], str | None]:
-    """`tasks.list_tasks` with keyset paging, which the service does not offer yet.
-
-    Same filters and order (due time, then id) as the service and the CLI; it should
-    move into `services.tasks` as an `after` argument.
-    """
-    query = select(Task).order_by(Task.due_at, Task.id).limit(limit + 1)
-    if owner_id is not None:
-        query = query.where(Task.owner_id == owner_id)
-    if status is not None:
-        query = query.where(Task.status == str(status))
-    if after is not None:
-        due, task_id = after
-        query = query.where(or_(Task.due_at > due, and_(Task.due_at == due, Task.id > task_id)))
-    with ctx.db.transaction() as session:
-        rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, _cursor(rows[-1]) if more else None
-
-
 def _ensure_own(ctx: Context, user: User, task_id: int) -> None:
     """The task services do not know who asks; a member may only settle their own tasks."""
-    with ctx.db.transaction() as session:
-        owner_id = fetch(session, Task, task_id).owner_id
-    if owner_id != user.id and not is_admin(user):
+    if tasks.get_task(ctx, task_id).owner_id != user.id and not is_admin(user):
         raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist", {"id": task_id})
 
 
@@ -142,9 +110,12 @@ def list_tasks(
         if owner not in (None, user.id):
             raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins see other users' tasks")
         owner = user.id
-    rows, next_cursor = _page_of_tasks(
-        ctx, owner_id=owner, status=status, limit=limit, after=_after(cursor)
+    rows = tasks.list_tasks(
+        ctx, owner_id=owner, status=str(status), limit=limit + 1, after=_after(cursor)
     )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _cursor(rows[-1]) if more else None
     return {"results": [TaskOut.model_validate(t) for t in rows], "next_cursor": next_cursor}
 
 
