@@ -250,7 +250,6 @@ def crash_while_handing_over(ctx: Context, worker) -> None:
     [claim] = claims.claim_emails(
         ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
     )
-    with ctx.db.transaction() as session:
-        delivery.begin_handing(session, ctx, claim, "dead")
+    delivery.hand_over(ctx, claim, "dead")
     ctx.clock.advance(timedelta(minutes=2))
     worker.tick()

@@ -225,8 +225,7 @@ def test_unenroll_or_pause_between_claim_and_hand_over_stops_the_send(ctx, world
     enrollment_control.unenroll(ctx, e1)
     enrollment_control.pause(ctx, e2)  # pause and unenroll act even while the worker holds them
     for claim in held:
-        with ctx.db.transaction() as session:
-            assert delivery.begin_handing(session, ctx, claim, "w1") == "skip"
+        assert delivery.hand_over(ctx, claim, "w1") == "skip"
     assert [r.status for r in runs(ctx, e1)] == ["cancelled"]
     assert [r.status for r in runs(ctx, e2)] == ["paused"]
     enrollment_control.resume(ctx, e2)
@@ -241,8 +240,8 @@ def test_dead_worker_claims_are_recovered_without_resending(ctx, world, worker):
         ctx, mailbox_id, "dead", batch_size=10,
         horizon=timedelta(minutes=5), lease=timedelta(minutes=5),
     )  # fmt: skip
-    with ctx.db.transaction() as session:  # it died after committing the hand-over of #1
-        assert delivery.begin_handing(session, ctx, held[0], "dead") == "go"
+    # it died after committing the hand-over of #1
+    assert delivery.hand_over(ctx, held[0], "dead") == "go"
     handed_id = messages(ctx)[0].message_id
     ctx.clock.advance(timedelta(minutes=30))  # its leases expire
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))

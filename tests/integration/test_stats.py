@@ -20,8 +20,7 @@ def leave_one_send_unknown(ctx, world, contact):
     [claim] = claims.claim_emails(
         ctx, mailbox_id, "dead", batch_size=10, horizon=timedelta(0), lease=timedelta(minutes=1)
     )
-    with ctx.db.transaction() as session:
-        assert delivery.begin_handing(session, ctx, claim, "dead") == "go"
+    assert delivery.hand_over(ctx, claim, "dead") == "go"
     return eid
 
 

@@ -2,8 +2,10 @@
 
 Each tick claims what is due now (within every mailbox's throttle), then hands the
 claimed emails over in slot order, pausing between them as the spacing requires.
-Recording one email's outcome and marking the next as "handing" share a single
-commit, so the protocol costs one transaction per email.
+Recording finished emails' outcomes and marking the next one as "handing" share a
+single commit, so the protocol costs one transaction per email. Each mailbox sends
+over its own connection on a sender thread, so mailboxes proceed side by side while
+the database work stays on the worker's own thread.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cadenza.domain.delivery import DeliveryResult
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import settings_key, transport_for
 from cadenza.services import claims, delivery, recovery, tasks
@@ -35,6 +41,8 @@ class WorkerOptions:
     # How far ahead a tick grants send slots; the worker waits for each slot itself.
     horizon: timedelta = timedelta(seconds=2)
     poll_interval: float = 1.0
+    # Mailboxes sending at the same time, each over its own connection.
+    connections: int = 8
 
 
 class Worker:
@@ -47,6 +55,7 @@ class Worker:
         self.stop_event = threading.Event()
         self.sent = 0  # messages handed over by this worker (for logs and tests)
         self._transports: dict[int, tuple[tuple, Transport, float]] = {}
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- the loop -------------------------------------------------------------------
 
@@ -101,6 +110,9 @@ class Worker:
             self.ctx.clock.set(upcoming)
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         for _, transport, _ in self._transports.values():
             transport.close()
         self._transports.clear()
@@ -108,41 +120,76 @@ class Worker:
     # -- sending --------------------------------------------------------------------
 
     def _hand_over(self, batch: list[claims.ClaimedEmail]) -> None:
-        unrecorded: tuple[claims.ClaimedEmail, object] | None = None
-        for index, claim in enumerate(batch):
-            if self.stop_event.is_set():
-                self._record(unrecorded)
-                recovery.release_unsent(self.ctx, batch[index:], self.id)
-                return
+        """Sends each mailbox's emails in slot order, mailboxes side by side.
+
+        Each mailbox sends over its own connection on a sender thread, one email at a
+        time, so a server's round trip overlaps the next email's hand-over commit for
+        another mailbox. Only emails actually being transmitted are in the "handing"
+        state, so a crash leaves at most one `unknown` per mailbox. Across mailboxes
+        there is no order to keep; the idle mailbox with the earliest slot goes next.
+        """
+        queues: dict[int, deque[claims.ClaimedEmail]] = {}
+        for claim in batch:
+            queues.setdefault(claim.mailbox_id, deque()).append(claim)
+        sending: dict[int, tuple[claims.ClaimedEmail, Future]] = {}
+        finished: list[tuple[claims.ClaimedEmail, DeliveryResult]] = []
+        while queues and not self.stop_event.is_set():
+            idle = [m for m in queues if m not in sending]
+            if not idle or len(sending) >= self.options.connections:
+                finished += self._drain(sending, first_only=True)
+                continue
+            mailbox_id = min(idle, key=lambda m: queues[m][0].slot)
+            claim = queues[mailbox_id][0]
             wait = (claim.slot - self.ctx.clock.now()).total_seconds()
             if wait > 0:
-                self.ctx.clock.wait(wait, self.stop_event)
-            step = self._begin(claim, unrecorded)
-            unrecorded = None
-            while step is delivery.HandOver.WAIT:
-                if self.stop_event.is_set():
-                    recovery.release_unsent(self.ctx, batch[index:], self.id)
-                    return
+                if sending:  # a busy mailbox may free up before this slot comes
+                    finished += self._drain(sending, first_only=True)
+                else:
+                    self.ctx.clock.wait(wait, self.stop_event)
+                continue
+            finished += self._drain(sending, ready_only=True)
+            step = delivery.hand_over(self.ctx, claim, self.id, finished)
+            finished = []
+            while step is delivery.HandOver.WAIT and not self.stop_event.is_set():
                 self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop_event)
-                step = self._begin(claim, None)
+                step = delivery.hand_over(self.ctx, claim, self.id)
+            if step is delivery.HandOver.WAIT:
+                break  # stopping: this one is released with the rest
+            queues[mailbox_id].popleft()
+            if not queues[mailbox_id]:
+                del queues[mailbox_id]
             if step is delivery.HandOver.GO:
                 transport = self._transports[claim.mailbox_id][1]
-                result = transport.send(claim.sender, [claim.recipient], claim.raw)
+                future = self._senders().submit(
+                    transport.send, claim.sender, [claim.recipient], claim.raw
+                )
+                sending[claim.mailbox_id] = (claim, future)
                 self.sent += 1
-                unrecorded = (claim, result)
-        self._record(unrecorded)
+        delivery.record_outcomes(self.ctx, finished + self._drain(sending), self.id)
+        unsent = [claim for queue in queues.values() for claim in queue]
+        if unsent:
+            recovery.release_unsent(self.ctx, unsent, self.id)
 
-    def _begin(self, claim, unrecorded) -> delivery.HandOver:
-        """Records the previous email's outcome and marks this one as leaving: one commit."""
-        with self.ctx.db.transaction() as session:
-            if unrecorded is not None:
-                delivery.record_outcome(session, self.ctx, *unrecorded, self.id)
-            return delivery.begin_handing(session, self.ctx, claim, self.id)
+    def _drain(
+        self, sending: dict, *, ready_only: bool = False, first_only: bool = False
+    ) -> list[tuple[claims.ClaimedEmail, DeliveryResult]]:
+        """Outcomes of sends in flight: all of them, the finished ones, or the first to end."""
+        if first_only:
+            wait_for({future for _, future in sending.values()}, return_when=FIRST_COMPLETED)
+        outcomes = []
+        for mailbox_id, (claim, future) in list(sending.items()):
+            if (ready_only or first_only) and not future.done():
+                continue
+            outcomes.append((claim, future.result()))
+            del sending[mailbox_id]
+        return outcomes
 
-    def _record(self, unrecorded) -> None:
-        if unrecorded is not None:
-            with self.ctx.db.transaction() as session:
-                delivery.record_outcome(session, self.ctx, *unrecorded, self.id)
+    def _senders(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self.options.connections, thread_name_prefix="cadenza-send"
+            )
+        return self._executor
 
     def _open_transport(self, mailbox_id: int) -> None:
         """Keeps one transport (one SMTP connection) per mailbox while it has work."""

@@ -16,7 +16,7 @@ import random
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
@@ -102,6 +102,12 @@ _FINISH = (
     .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
+_TAKE_BACK = (
+    update(Message)
+    .where(Message.id == bindparam("pk"))
+    .values(status="prepared", handed_at=None)
+    .execution_options(synchronize_session=False)
+)
 _ATTEMPT = insert(DeliveryAttempt).values(
     message_id=bindparam("pk"),
     attempt=bindparam("attempt"),
@@ -112,43 +118,62 @@ _ATTEMPT = insert(DeliveryAttempt).values(
 )
 
 
-def begin_handing(session: Session, ctx: Context, claim: ClaimedEmail, worker_id: str) -> HandOver:
+Finished = list[tuple[ClaimedEmail, DeliveryResult]]
+
+
+def hand_over(
+    ctx: Context, claim: ClaimedEmail, worker_id: str, finished: Finished = ()
+) -> HandOver:
+    """Records the finished emails' outcomes and marks this one as leaving: one commit.
+
+    A Core connection rather than an ORM session: this runs once per email, and the
+    session's bookkeeping cost more than the statements. The rare paths open a
+    session on the same connection and transaction.
+    """
+    with ctx.db.engine.begin() as connection:
+        for done, result in finished:
+            _record(connection, ctx, done, result, worker_id)
+        return _begin_handing(connection, ctx, claim, worker_id)
+
+
+def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
+    if finished:
+        with ctx.db.engine.begin() as connection:
+            for claim, result in finished:
+                _record(connection, ctx, claim, result, worker_id)
+
+
+def _begin_handing(
+    connection: Connection, ctx: Context, claim: ClaimedEmail, worker_id: str
+) -> HandOver:
     """The last check before a message leaves, and the commit point of "maybe sent".
 
     Locks the enrollment, so an unenroll or pause either happens before (and the
     message never leaves) or after (and it is recorded as sent, then unenrolled). Takes
     the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
-    Plain statements rather than ORM loads: this runs once per email, on the hot path.
     """
     now = ctx.clock.now()
-    state, connected = (
-        session.connection()
-        .execute(
-            _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
-            {"enrollment_id": claim.enrollment_id},
-        )
-        .one()
-    )
+    state, connected = connection.execute(
+        _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
+        {"enrollment_id": claim.enrollment_id},
+    ).one()
     if state == EnrollmentState.ACTIVE and connected:
-        handed = session.connection().execute(
+        handed = connection.execute(
             _HAND_OVER,
             {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
         )
         if handed.rowcount != 1:
             return HandOver.SKIP  # our lease expired and someone else took over
         slot = {"mailbox_id": claim.mailbox_id, "earliest": now - claim.spacing, "now": now}
-        if session.connection().execute(_MAILBOX_SLOT, slot).rowcount == 1:
+        if connection.execute(_MAILBOX_SLOT, slot).rowcount == 1:
             return HandOver.GO
-        session.execute(  # rare: the previous email left late; take the mark back
-            update(Message)
-            .where(Message.id == claim.message_pk)
-            .values(status="prepared", handed_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        return HandOver.WAIT
-    run = session.get(StepRun, claim.run_id, with_for_update=True)
-    if run.status == SENDING and run.locked_by == worker_id:
-        _release(run, state)
+        connection.execute(_TAKE_BACK, {"pk": claim.message_pk})
+        return HandOver.WAIT  # rare: the previous email left late
+    with Session(bind=connection) as session:
+        run = session.get(StepRun, claim.run_id, with_for_update=True)
+        if run.status == SENDING and run.locked_by == worker_id:
+            _release(run, state)
+        session.flush()
     return HandOver.SKIP
 
 
@@ -162,36 +187,47 @@ def _release(run: StepRun, enrollment_state: str) -> None:
         run.status = str(StepRunStatus.CANCELLED)
 
 
+def _record(
+    connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
+) -> None:
+    if result.outcome is DeliveryOutcome.SENT and _record_sent(
+        connection, ctx, claim, result, worker_id
+    ):
+        return
+    with Session(bind=connection) as session:
+        _record_slowly(session, ctx, claim, result, worker_id)
+        session.flush()
+
+
 def _record_sent(
-    session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id: str
+    connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
 ) -> bool:
-    """The common case in three statements; False when the slow path must decide."""
+    """The common case in plain statements; False when the slow path must decide."""
     now = ctx.clock.now()
     reply = f"{result.code or ''} {result.reply}".strip()
     params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
-    if session.connection().execute(_MARK_SENT, {**params, "reply": reply}).rowcount != 1:
+    if connection.execute(_MARK_SENT, {**params, "reply": reply}).rowcount != 1:
         return False
-    attempts, position = session.connection().execute(_RUN_SENT, params).one()
-    session.connection().execute(
+    attempts, position = connection.execute(_RUN_SENT, params).one()
+    connection.execute(
         _ATTEMPT,
         {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
     if claim.last_step:  # the common end of a sequence, without loading its snapshot
-        session.connection().execute(_FINISH, {"enrollment_id": claim.enrollment_id, "now": now})
+        connection.execute(_FINISH, {"enrollment_id": claim.enrollment_id, "now": now})
     else:
-        enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
-        after_step_completed(session, enrollment, position, now)
+        with Session(bind=connection) as session:
+            enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
+            after_step_completed(session, enrollment, position, now)
+            session.flush()
     return True
 
 
-def record_outcome(
+def _record_slowly(
     session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id: str
 ) -> None:
-    if result.outcome is DeliveryOutcome.SENT and _record_sent(
-        session, ctx, claim, result, worker_id
-    ):
-        return
+    """Retries, failures, auth trouble, unknowns and late knowledge: the ORM's clarity."""
     now = ctx.clock.now()
     run = session.get(StepRun, claim.run_id, with_for_update=True)
     enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)

@@ -37,7 +37,10 @@ def _configure_sqlite(engine: Engine) -> None:
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # A ping per checkout guards against a server that dropped the connection; an
+    # SQLite file cannot, and the ping would cost a statement per transaction.
+    pre_ping = not url.startswith("sqlite")
+    engine = create_engine(url, future=True, pool_pre_ping=pre_ping)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
