@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from cadenza.domain.clock import FrozenClock, SystemClock
 from cadenza.engine.worker import Worker
 from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.context import Context
+from cadenza.services.mailboxes import update_mailbox
 from cadenza.store.db import Database
 from cadenza.store.models import Base, Message, StepRun
 from tests.support.seed import seed_due_emails
@@ -99,6 +101,56 @@ def test_worker_killed_mid_batch_leaves_only_the_in_flight_step_unknown(live_ctx
     with live_ctx.db.transaction() as session:
         unknown = session.scalar(select(Message.message_id).where(Message.status == "unknown"))
     assert unknown == received[40]  # exactly the one the server held when the worker died
+
+
+def two_mailboxes_on_two_sinks(ctx, count: int, first: SmtpSink, second: SmtpSink) -> list[int]:
+    boxes = seed_due_emails(ctx, count, mailboxes=2, smtp_port=first.port)
+    update_mailbox(ctx, boxes[1], {"smtp_port": second.port})
+    return boxes
+
+
+def test_a_hanging_server_does_not_hold_up_another_mailbox(live_ctx):
+    """Each mailbox sends over its own connection: one stuck server delays only its own."""
+    with SmtpSink() as stuck, SmtpSink() as healthy:
+        two_mailboxes_on_two_sinks(live_ctx, 20, stuck, healthy)
+        reached, release = stuck.hang_data_after(0)
+        worker = Worker(live_ctx)
+        runner = threading.Thread(target=worker.run, kwargs={"exit_when_idle": True})
+        runner.start()
+        try:
+            healthy.wait_for_messages(10, timeout=60)
+            assert reached.is_set() and stuck.message_count == 1  # the first, still unanswered
+        finally:
+            release.set()
+            runner.join(timeout=120)
+        assert len(set(stuck.message_ids())) == len(set(healthy.message_ids())) == 10
+    assert statuses(live_ctx) == Counter({"sent": 20})
+
+
+def test_a_crash_leaves_at_most_the_one_email_in_flight_per_mailbox_unknown(live_ctx):
+    with SmtpSink() as first, SmtpSink() as second:
+        two_mailboxes_on_two_sinks(live_ctx, 40, first, second)
+        held = [sink.hang_data_after(5) for sink in (first, second)]
+        process = spawn_worker(live_ctx.db.url, "doomed")
+        for reached, _ in held:
+            assert reached.wait(120), "the worker never reached the 6th message of a mailbox"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        for _, release in held:
+            release.set()
+        later = FrozenClock(datetime.now(UTC) + timedelta(minutes=10))
+        restarted = Worker(Context(db=live_ctx.db, clock=later, settings=live_ctx.settings))
+        restarted.run_until(later.now() + timedelta(minutes=5))
+        restarted.close()
+        received = first.message_ids() + second.message_ids()
+        in_flight = {first.message_ids()[5], second.message_ids()[5]}
+    assert len(received) == len(set(received)) == 40  # nothing lost, nothing twice
+    assert statuses(live_ctx) == Counter({"sent": 38, "unknown": 2})
+    with live_ctx.db.transaction() as session:
+        unknown = set(
+            session.scalars(select(Message.message_id).where(Message.status == "unknown"))
+        )
+    assert unknown == in_flight  # exactly the ones each server held when the worker died
 
 
 def test_sigterm_finishes_the_email_in_flight_and_releases_the_rest(live_ctx):

@@ -345,6 +345,31 @@ def test_crlf_lines_no_longer_than_998_octets():
     assert "y" * 5000 in content(html)
 
 
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [
+        ("Hello Bob,\n\n.a line that starts with a dot\nbye", "7bit"),
+        ("Grüße, Zoë 🎉\n=?utf-8?q?x?= stays text", "quoted-printable"),
+        ("ascii but " + "long " * 300, "quoted-printable"),  # one line over 998 octets
+    ],
+)
+def test_bodies_go_7bit_when_they_can_else_quoted_printable(body, encoding):
+    plain, _ = parse(build_mime(make(text_body=body))).iter_parts()
+
+    assert plain["Content-Transfer-Encoding"] == encoding
+    assert content(plain) == body + "\n"
+
+
+def test_a_body_cannot_forge_the_boundary_or_end_the_message():
+    raw = build_mime(make(text_body="--=_forged\r\n.\r\nQUIT", html_body="<p>--=_x--</p>"))
+    boundary = parse(raw).get_boundary()
+
+    assert raw.count(f"--{boundary}".encode()) == 3  # two parts and the closing delimiter
+    plain, html = parse(raw).iter_parts()
+    assert content(plain) == "--=_forged\n.\nQUIT\n"
+    assert content(html) == "<p>--=_x--</p>\n"
+
+
 def test_a_token_too_long_for_any_header_line_is_refused():
     with pytest.raises(ValueError):
         build_mime(make(extra_headers=(("List-Unsubscribe", f"<https://x.test/{'a' * 1000}>"),)))
