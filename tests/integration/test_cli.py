@@ -103,3 +103,26 @@ def test_user_token_and_sequence_creation(cli, tmp_path):
     assert "sequence 1 created: Mine (1 steps)" in cli("sequences", "create", spec)
     spec.write_text("{not json")
     assert "not valid JSON" in cli("sequences", "create", spec, ok=False)
+
+
+def test_webhooks_from_the_command_line(demo):
+    out = demo(
+        "webhooks", "create", "https://hooks.example/cadenza", "--event", "enrolled",
+        "--event", "replied", "--as", DEMO_EMAIL,
+    )  # fmt: skip
+    webhook_id = re.search(r"webhook (\d+) →", out).group(1)
+    secret = re.search(r"secret \(shown once\): (whsec_\S+)", out).group(1)
+    listing = demo("webhooks", "list")
+    assert "hooks.example/cadenza" in listing and "enrolled, replied" in listing
+    assert secret not in listing
+    assert "validation_error" in demo(
+        "webhooks", "create", "ftp://x", "--event", "enrolled", "--as", DEMO_EMAIL, ok=False
+    )
+    demo("user", "create", "mia@example.com", "--role", "member", "--password", "pw-mia-12345")
+    assert "permission_denied" in demo(
+        "webhooks", "delete", webhook_id, "--as", "mia@example.com", ok=False
+    )
+    assert "ping" in demo("webhooks", "test", webhook_id)
+    assert "ping" in demo("webhooks", "deliveries", webhook_id)
+    demo("webhooks", "delete", webhook_id, "--as", DEMO_EMAIL)
+    assert "not_found" in demo("webhooks", "deliveries", webhook_id, ok=False)

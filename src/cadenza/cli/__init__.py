@@ -11,6 +11,7 @@ from cadenza.cli import (
     serve,
     tasks,
     users,
+    webhooks,
     worker,
 )
 
@@ -32,3 +33,4 @@ app.command("worker")(worker.worker)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(tasks.app, name="tasks")
 app.command("serve")(serve.serve)
+app.add_typer(webhooks.app, name="webhooks")

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from cadenza.domain.delivery import DeliveryResult
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import settings_key, transport_for
-from cadenza.services import claims, delivery, recovery, tasks
+from cadenza.engine.webhooks import WebhookDispatcher
+from cadenza.services import claims, delivery, recovery, tasks, webhooks
 from cadenza.services.context import Context
 from cadenza.services.mailboxes import get_mailbox
 
@@ -43,6 +44,8 @@ class WorkerOptions:
     poll_interval: float = 1.0
     # Mailboxes sending at the same time, each over its own connection.
     connections: int = 8
+    # Webhook deliveries go out from a thread of their own while the worker runs.
+    webhooks: bool = True
 
 
 class Worker:
@@ -90,13 +93,23 @@ class Worker:
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""
         log.info("worker %s started", self.id)
+        dispatcher = WebhookDispatcher(self.ctx) if self.options.webhooks else None
+        if dispatcher is not None:
+            dispatcher.start()
+        try:
+            self._loop(exit_when_idle)
+        finally:
+            if dispatcher is not None:
+                dispatcher.stop()
+        self.close()
+        log.info("worker %s stopped after handing over %d emails", self.id, self.sent)
+
+    def _loop(self, exit_when_idle: bool) -> None:
         while not self.stop_event.is_set():
             if self.tick() == 0:
                 if exit_when_idle and not self._has_due_work():
                     break
                 self.ctx.clock.wait(self.options.poll_interval, self.stop_event)
-        self.close()
-        log.info("worker %s stopped after handing over %d emails", self.id, self.sent)
 
     def run_until(self, deadline: datetime) -> None:
         """For tests and simulations on a FrozenClock: jumps from one due time to the next."""
@@ -214,5 +227,10 @@ class Worker:
     # -- what is left ---------------------------------------------------------------
 
     def _has_due_work(self) -> bool:
+        """Due steps, or due webhook deliveries (the dispatcher thread is sending them)."""
+        now = self.ctx.clock.now()
         upcoming = recovery.next_due_at(self.ctx)
-        return upcoming is not None and upcoming <= self.ctx.clock.now()
+        if upcoming is not None and upcoming <= now:
+            return True
+        hook = webhooks.next_due_at(self.ctx) if self.options.webhooks else None
+        return hook is not None and hook <= now

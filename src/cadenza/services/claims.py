@@ -43,6 +43,10 @@ class ClaimedEmail:
     raw: bytes
     spacing: timedelta  # the least time after the mailbox's previous hand-over
     last_step: bool  # no step follows: the enrollment finishes when this one is sent
+    # For the events this send reports (webhooks), without another read.
+    contact_id: int = 0
+    sequence_id: int = 0
+    step_position: int = 0
 
 
 def _sends_email():
@@ -214,6 +218,9 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
             message.raw.encode("utf-8"),
             spacing(mailbox.per_minute_limit, bulk_first=False),
             run.step_position >= len(enrollment.steps_snapshot),
+            enrollment.contact_id,
+            enrollment.sequence_id,
+            run.step_position,
         )
         for run, enrollment, message, slot in composed
     ]

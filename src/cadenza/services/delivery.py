@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
+from cadenza.services import webhooks
 from cadenza.services.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.context import Context
 from cadenza.services.progress import after_step_completed, fail_step, mark_unknown
@@ -214,14 +215,27 @@ def _record_sent(
         {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
+    event = _event_data(claim)
+    webhooks.emit(connection, now, "step_sent", {**event, "message_id": claim.message_pk})
     if claim.last_step:  # the common end of a sequence, without loading its snapshot
-        connection.execute(_FINISH, {"enrollment_id": claim.enrollment_id, "now": now})
+        finished = connection.execute(_FINISH, {"enrollment_id": claim.enrollment_id, "now": now})
+        if finished.rowcount == 1:
+            webhooks.emit(connection, now, "finished", event)
     else:
         with Session(bind=connection) as session:
             enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
             after_step_completed(session, enrollment, position, now)
             session.flush()
     return True
+
+
+def _event_data(claim: ClaimedEmail) -> dict:
+    return {
+        "enrollment_id": claim.enrollment_id,
+        "contact_id": claim.contact_id,
+        "sequence_id": claim.sequence_id,
+        "step_position": claim.step_position,
+    }
 
 
 def _record_slowly(
@@ -254,6 +268,9 @@ def _record_slowly(
             enrollment.needs_attention = False
         message.status, message.sent_at = "sent", now
         run.status, run.completed_at, run.last_error = str(StepRunStatus.SENT), now, None
+        webhooks.emit(
+            session, now, "step_sent", {**_event_data(claim), "message_id": claim.message_pk}
+        )
         after_step_completed(session, enrollment, run.step_position, now)
     elif outcome is DeliveryOutcome.TRANSIENT and run.attempts < MAX_ATTEMPTS:
         message.status = "prepared"

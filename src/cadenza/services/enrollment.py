@@ -27,6 +27,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
+from cadenza.services import webhooks
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -34,6 +35,7 @@ from cadenza.services.personalization import contact_values, sender_values
 from cadenza.services.progress import add_step_run
 from cadenza.services.sequences import load_sequence, step_specs
 from cadenza.services.users import get_user
+from cadenza.services.webhooks import enrollment_event
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
 
 
@@ -462,4 +464,14 @@ def _write_enrollment(
     session.flush()
     add_step_run(session, enrollment, plan.start_step, first_due, plan.now)
     session.flush()
+    webhooks.emit(
+        session,
+        plan.now,
+        "enrolled",
+        {
+            **enrollment_event(enrollment),
+            "enrolled_by_id": plan.user.id,
+            "first_due_at": first_due.isoformat(),
+        },
+    )
     return enrollment

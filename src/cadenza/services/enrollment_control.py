@@ -13,9 +13,12 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.webhooks import REASON_EVENTS
+from cadenza.services import webhooks
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
+from cadenza.services.webhooks import enrollment_event
 from cadenza.store.models import Enrollment, StepRun, Task
 
 # Reasons an enrollment ends early; the signal issues add bounce, reply, meeting, ...
@@ -60,6 +63,7 @@ def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enro
             .values(status=str(StepRunStatus.PAUSED))
         )
         record(session, ctx, actor_id, "enrollment.pause", "enrollment", enrollment_id)
+        webhooks.emit(session, now, "paused", enrollment_event(enrollment))
     return enrollment
 
 
@@ -82,6 +86,7 @@ def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enr
         enrollment.state = str(EnrollmentState.ACTIVE)
         enrollment.paused_at = None
         record(session, ctx, actor_id, "enrollment.resume", "enrollment", enrollment_id)
+        webhooks.emit(session, now, "resumed", enrollment_event(enrollment))
     return enrollment
 
 
@@ -155,6 +160,10 @@ def end_enrollment(
         .where(Task.enrollment_id == enrollment.id, Task.status == str(TaskStatus.OPEN))
         .values(status=str(TaskStatus.CANCELLED))
     )
+    event = {**enrollment_event(enrollment), "reason": reason, "detail": detail}
+    webhooks.emit(session, enrollment.ended_at, "unenrolled", event)
+    if reason in REASON_EVENTS:
+        webhooks.emit(session, enrollment.ended_at, reason, event)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""Webhooks out: event types, the signature receivers check, and the retry schedule.
+
+The signature follows the widely used `t=<unix time>,v1=<hex HMAC-SHA256>` shape over
+`"<t>." + body`: the timestamp inside the signed text lets a receiver refuse replays
+of an old delivery, and the version tag lets the scheme change without breaking them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+
+EVENT_TYPES = (
+    "enrolled",
+    "step_sent",
+    "finished",
+    "paused",
+    "resumed",
+    "unenrolled",  # every early end, with its reason; the next ones are its common reasons
+    "replied",
+    "meeting_booked",
+    "bounced",
+    "unsubscribed",
+)
+# An enrollment that ends for one of these reasons also emits the event of that name.
+REASON_EVENTS = frozenset({"replied", "meeting_booked", "bounced", "unsubscribed"})
+PING = "ping"  # sent only by "test this webhook"
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+SIGNATURE_HEADER = "Cadenza-Signature"
+MAX_URL = 2000
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300) -> bool:
+    """What a receiver runs: right secret, untouched body, and recent enough."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, fields.get("v1", ""))
+
+
+def backoff(attempt: int) -> timedelta:
+    """30 s, 1 min, 2 min, … capped at 6 h, ±25% jitter so retries of many hooks spread."""
+    delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
+    return delay * random.uniform(0.75, 1.25)
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if (
+        len(url) > MAX_URL
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not url.isprintable()
+        or " " in url
+    ):
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a webhook URL must be an absolute http(s) URL of at most {MAX_URL} characters",
+            {"field": "url"},
+        )
+    return url
+
+
+def check_events(events: list[str]) -> list[str]:
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if not events or unknown:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            "choose one or more event types"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            {"field": "events", "allowed": list(EVENT_TYPES)},
+        )
+    return sorted(set(events))
