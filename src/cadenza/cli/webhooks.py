@@ -23,9 +23,7 @@ def create_command(
 ) -> None:
     """Subscribe URL to events; prints the signing secret, which is not shown again."""
     ctx = make_context()
-    user = acting_user(ctx, as_user)
-    if user.role != "admin":
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins manage webhooks")
+    user = _admin(ctx, as_user)
     webhook, secret = webhooks.create_webhook(ctx, user.id, url, event, description)
     console.print(f"webhook {webhook.id} → {webhook.url}  events: {', '.join(webhook.events)}")
     console.print(f"signing secret (shown once): {secret}", highlight=False, markup=False)
@@ -73,8 +71,13 @@ def delete_command(
     webhook_id: int, as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)
 ) -> None:
     ctx = make_context()
+    user = _admin(ctx, as_user)
+    webhooks.delete_webhook(ctx, user.id, webhook_id)
+    console.print(f"webhook {webhook_id} deleted")
+
+
+def _admin(ctx, as_user: str | None):
     user = acting_user(ctx, as_user)
     if user.role != "admin":
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins manage webhooks")
-    webhooks.delete_webhook(ctx, user.id, webhook_id)
-    console.print(f"webhook {webhook_id} deleted")
+    return user
