@@ -30,7 +30,7 @@ def sink_process():
     )
     line = process.stdout.readline().strip()
     host, port = line.removeprefix("listening on ").rsplit(":", 1)
-    counted = {}
+    counted = {"pid": process.pid}
     try:
         yield host, int(port), counted
     finally:

@@ -18,6 +18,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import psutil
 from common import ROOT, scratch_database, sink_process
 from tests.support.seed import seed_due_emails
 
@@ -51,11 +52,12 @@ def baseline(host: str, port: int, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def engine(host: str, port: int, count: int, kind: str, workers: int) -> float:
+def engine(host: str, port: int, count: int, kind: str, workers: int) -> tuple[float, float]:
+    """Messages per second, and the worker's CPU seconds (one in-process worker only)."""
     with scratch_database(kind) as db:
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
         seed_due_emails(ctx, count, mailboxes=max(workers, 1) * 2, smtp_port=port)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         if workers == 1:
             worker = Worker(ctx, WorkerOptions(batch_size=500))
             worker.run(exit_when_idle=True)
@@ -70,7 +72,13 @@ def engine(host: str, port: int, count: int, kind: str, workers: int) -> float:
             ]  # fmt: skip
             for process in processes:
                 process.wait()
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), cpu_seconds() - cpu
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU of a process (this one by default), children excluded."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def main() -> None:
@@ -80,13 +88,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     with sink_process() as (host, port, counted):
+        sink_before = cpu_seconds(counted["pid"])
         base = baseline(host, port, args.n)
-        rate = engine(host, port, args.n, args.db, args.workers)
+        sink_between = cpu_seconds(counted["pid"])
+        rate, engine_cpu = engine(host, port, args.n, args.db, args.workers)
+        sink_after = cpu_seconds(counted["pid"])
     expected = 2 * args.n
+    per_message = 1000 / args.n
     print(f"baseline smtplib loop: {base:8.0f} messages/s")
     print(f"engine ({args.db}, {args.workers} worker(s)): {rate:8.0f} messages/s")
     print(f"ratio engine/baseline: {rate / base:.2f}")
     print(f"sink received {counted['messages']} of {expected} messages")
+    # Where the CPU goes: both sides share two cores with the sink.
+    print(f"sink CPU per message: {(sink_between - sink_before) * per_message:.3f} ms (baseline), "
+          f"{(sink_after - sink_between) * per_message:.3f} ms (engine)")  # fmt: skip
+    if args.workers == 1:
+        print(f"worker CPU per message: {engine_cpu * per_message:.3f} ms")
 
 
 if __name__ == "__main__":
