@@ -26,6 +26,7 @@ from cadenza.services.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.context import Context
 from cadenza.services.progress import after_step_completed, fail_step, mark_unknown
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
+from cadenza.store.prepared import Prepared
 
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(minutes=1)
@@ -38,8 +39,8 @@ class HandOver(StrEnum):
     WAIT = "wait"  # the mailbox's previous email left too recently (it was late)
 
 
-# The per-email statements, built once: constructing SQLAlchemy statements costs more
-# than running these on SQLite, and this is the hot path of every send.
+# The per-email statements, built and compiled once and run on the driver's cursor
+# (store/prepared.py): this is the hot path of every send.
 def _owned_by_worker(*conditions):
     return (
         select(StepRun.id)
@@ -49,13 +50,14 @@ def _owned_by_worker(*conditions):
     )
 
 
-_STATE = (
+_STATE_QUERY = (
     select(Enrollment.state, Mailbox.connected)
     .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
     .where(Enrollment.id == bindparam("enrollment_id"))
 )
-_STATE_FOR_UPDATE = _STATE.with_for_update(of=Enrollment)
-_MAILBOX_SLOT = (
+_STATE = Prepared(_STATE_QUERY)
+_STATE_FOR_UPDATE = Prepared(_STATE_QUERY.with_for_update(of=Enrollment))
+_MAILBOX_SLOT = Prepared(
     update(Mailbox)
     .where(
         Mailbox.id == bindparam("mailbox_id"),
@@ -64,7 +66,7 @@ _MAILBOX_SLOT = (
     .values(last_handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
-_HAND_OVER = (
+_HAND_OVER = Prepared(
     update(Message)
     .where(
         Message.id == bindparam("pk"),
@@ -74,13 +76,13 @@ _HAND_OVER = (
     .values(status="handing", handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
-_MARK_SENT = (
+_MARK_SENT = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
     .values(status="sent", sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
     .execution_options(synchronize_session=False)
 )
-_RUN_SENT = (
+_RUN_SENT = Prepared(
     update(StepRun)
     .where(StepRun.id == bindparam("run_id"))
     .values(
@@ -94,28 +96,30 @@ _RUN_SENT = (
     .returning(StepRun.attempts, StepRun.step_position)
     .execution_options(synchronize_session=False)
 )
-_FINISH = (
+_FINISH = Prepared(
     update(Enrollment)
     .where(
         Enrollment.id == bindparam("enrollment_id"),
-        Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        or_(*(Enrollment.state == str(s) for s in LIVE_ENROLLMENT_STATES)),
     )
     .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
-_TAKE_BACK = (
+_TAKE_BACK = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"))
     .values(status="prepared", handed_at=None)
     .execution_options(synchronize_session=False)
 )
-_ATTEMPT = insert(DeliveryAttempt).values(
-    message_id=bindparam("pk"),
-    attempt=bindparam("attempt"),
-    outcome=bindparam("outcome"),
-    code=bindparam("code"),
-    reply=bindparam("reply"),
-    at=bindparam("now"),
+_ATTEMPT = Prepared(
+    insert(DeliveryAttempt).values(
+        message_id=bindparam("pk"),
+        attempt=bindparam("attempt"),
+        outcome=bindparam("outcome"),
+        code=bindparam("code"),
+        reply=bindparam("reply"),
+        at=bindparam("now"),
+    )
 )
 
 
@@ -154,21 +158,22 @@ def _begin_handing(
     the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
     """
     now = ctx.clock.now()
-    state, connected = connection.execute(
-        _STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE,
-        {"enrollment_id": claim.enrollment_id},
-    ).one()
+    state, connected = (
+        (_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)
+        .run(connection, {"enrollment_id": claim.enrollment_id})
+        .fetchone()
+    )
     if state == EnrollmentState.ACTIVE and connected:
-        handed = connection.execute(
-            _HAND_OVER,
+        handed = _HAND_OVER.run(
+            connection,
             {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
         )
         if handed.rowcount != 1:
             return HandOver.SKIP  # our lease expired and someone else took over
         slot = {"mailbox_id": claim.mailbox_id, "earliest": now - claim.spacing, "now": now}
-        if connection.execute(_MAILBOX_SLOT, slot).rowcount == 1:
+        if _MAILBOX_SLOT.run(connection, slot).rowcount == 1:
             return HandOver.GO
-        connection.execute(_TAKE_BACK, {"pk": claim.message_pk})
+        _TAKE_BACK.run(connection, {"pk": claim.message_pk})
         return HandOver.WAIT  # rare: the previous email left late
     with Session(bind=connection) as session:
         run = session.get(StepRun, claim.run_id, with_for_update=True)
@@ -207,18 +212,18 @@ def _record_sent(
     now = ctx.clock.now()
     reply = f"{result.code or ''} {result.reply}".strip()
     params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
-    if connection.execute(_MARK_SENT, {**params, "reply": reply}).rowcount != 1:
+    if _MARK_SENT.run(connection, {**params, "reply": reply}).rowcount != 1:
         return False
-    attempts, position = connection.execute(_RUN_SENT, params).one()
-    connection.execute(
-        _ATTEMPT,
+    [(attempts, position)] = _RUN_SENT.run(connection, params).fetchall()
+    _ATTEMPT.run(
+        connection,
         {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
     event = _event_data(claim)
     webhooks.emit(connection, now, "step_sent", {**event, "message_id": claim.message_pk})
     if claim.last_step:  # the common end of a sequence, without loading its snapshot
-        finished = connection.execute(_FINISH, {"enrollment_id": claim.enrollment_id, "now": now})
+        finished = _FINISH.run(connection, {"enrollment_id": claim.enrollment_id, "now": now})
         if finished.rowcount == 1:
             webhooks.emit(connection, now, "finished", event)
     else:

@@ -24,11 +24,13 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
+from cadenza.store.prepared import Prepared
 
 LEASE = timedelta(minutes=2)  # longer than a POST may take (10 s timeout) by far
 MAX_ERROR = 500
 
-_ACTIVE = select(Webhook.id, Webhook.events).where(Webhook.active.is_(True))
+# Read for every event, the engine's sends included: run on the driver's cursor.
+_ACTIVE = Prepared(select(Webhook.id, Webhook.events).where(Webhook.active.is_(True)))
 _NEW_DELIVERY = insert(WebhookDelivery).values(
     webhook_id=bindparam("webhook_id"),
     event_id=bindparam("event_id"),
@@ -148,7 +150,7 @@ def emit(session: Session | Connection, now: datetime, event_type: str, data: di
     connection = session.connection() if isinstance(session, Session) else session
     targets = [
         webhook_id
-        for webhook_id, events in connection.execute(_ACTIVE)
+        for webhook_id, events in _ACTIVE.run(connection).fetchall()
         if event_type in _events(events)
     ]
     if not targets:

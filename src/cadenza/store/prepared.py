@@ -1,0 +1,62 @@
+"""Statements compiled once per dialect and run straight on the driver's cursor.
+
+For the engine's per-email statements only. SQLAlchemy's execution layer (result
+objects, events, parameter processing) costs about three times what SQLite needs to
+run these small statements, and they run several times for every email sent
+(bench/engine.py). The statement is still written with SQLAlchemy Core, so the SQL is
+the dialect's own, and bound values still pass through each column type's processor
+(UTCDateTime included), so what is stored is exactly what the ORM would store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Executable
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    order: tuple[str, ...] | None  # positional paramstyles (SQLite's qmark); None: by name
+    fixed: dict[str, Any]  # values written into the statement itself
+    processors: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> _Plan:
+        compiled = statement.compile(dialect=dialect)
+        if any(b.expanding for b in compiled.binds.values()):
+            raise ValueError("IN lists are not supported: write them as OR of equalities")
+        processors = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        fixed = {name: b.value for name, b in compiled.binds.items() if not b.required}
+        order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        return cls(str(compiled), order, fixed, processors)
+
+    def parameters(self, given: dict[str, Any]) -> Any:
+        values = {**self.fixed, **given}
+        for name, processor in self.processors.items():
+            values[name] = processor(values[name])
+        return values if self.order is None else [values[name] for name in self.order]
+
+
+class Prepared:
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._plans: dict[str, _Plan] = {}
+
+    def run(self, connection: Connection, params: dict[str, Any] | None = None) -> Any:
+        """Runs in `connection`'s transaction; returns the DBAPI cursor (rowcount, fetchone)."""
+        dialect = connection.dialect
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _Plan.of(self.statement, dialect)
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute(plan.sql, plan.parameters(params or {}))
+        return cursor
