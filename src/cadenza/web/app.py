@@ -13,7 +13,15 @@ from cadenza.services.context import Context
 from cadenza.store import migrate
 from cadenza.web import errors
 from cadenza.web.auth import FailedLogins
-from cadenza.web.routes import contacts, enrollments, mailboxes, messages, sequences, tasks
+from cadenza.web.routes import (
+    contacts,
+    enrollments,
+    mailboxes,
+    messages,
+    public,
+    sequences,
+    tasks,
+)
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # a CSV import is the largest body we accept
 
@@ -65,4 +73,5 @@ def create_app(ctx: Context) -> FastAPI:
     for module in (contacts, mailboxes, sequences, enrollments, tasks, messages):
         router = module.router
         app.include_router(router, prefix="/api/v1")
+    app.include_router(public.router)  # unsubscribe, open and click links: token-signed
     return app
