@@ -255,7 +255,8 @@ def test_engagement_counts_each_step_and_message_separately(api, worker):
             select(Message).where(Message.contact_id == ann.id, Message.in_reply_to.is_not(None))
         )
     ctx.clock.advance(timedelta(hours=1))
-    for path in (first.pixels[0], first.pixels[0], second.pixels[0], Sent(ctx, follow_up).pixels[0]):
+    pixels = [first.pixels[0], first.pixels[0], second.pixels[0], Sent(ctx, follow_up).pixels[0]]
+    for path in pixels:
         api.client.get(path, headers={"User-Agent": BROWSER})
     sequence_id = one(ctx, Enrollment, Enrollment.id == first.row.enrollment_id)[0].sequence_id
     by_step = engagement_by_step(ctx, sequence_id)

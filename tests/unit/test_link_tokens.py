@@ -2,7 +2,14 @@
 
 import pytest
 
-from cadenza.domain.link_tokens import InvalidToken, Purpose, TokenRef, new_tracking_id, sign, verify
+from cadenza.domain.link_tokens import (
+    InvalidToken,
+    Purpose,
+    TokenRef,
+    new_tracking_id,
+    sign,
+    verify,
+)
 
 SECRET = b"k" * 32
 
