@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # Signs those links; when unset, a random key is generated once and kept in the
     # database (table app_secrets), so every process of one installation shares it.
-    secret_key: str | None = None
+    # (a SecretStr: settings printed or logged show it as **********)
+    secret_key: SecretStr | None = None
     # An open or click this soon after sending is a scanner's, not a person's.
     open_grace_seconds: int = 60
 
@@ -38,8 +39,8 @@ class Settings(BaseSettings):
 
     @field_validator("secret_key")
     @classmethod
-    def _secret_key(cls, value: str | None) -> str | None:
-        if value is not None and len(value) < 32:
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("secret_key must be at least 32 characters long")
         return value
 

@@ -28,7 +28,7 @@ _cache: weakref.WeakKeyDictionary[Database, bytes] = weakref.WeakKeyDictionary()
 def link_secret(ctx: Context, session: Session | None = None) -> bytes:
     """The signing key, created on first use (inside `session` when one is given)."""
     if ctx.settings.secret_key:
-        return ctx.settings.secret_key.encode("utf-8")
+        return ctx.settings.secret_key.get_secret_value().encode("utf-8")
     cached = _cache.get(ctx.db)
     if cached is not None:
         return cached
