@@ -186,6 +186,10 @@ def test_clicks_redirect_only_to_the_message_own_links(api, worker):
         "https://example.com/pricing?plan=pro&x=1",
         "https://example.org/case-study",
     ]
+    # the outbox shows the real links and no pixel: reading it records nothing
+    assert "https://example.org/case-study" in sent.row.body_html
+    assert "/c/" not in sent.row.body_html and "/o/" not in sent.row.body_html
+    assert ctx.settings.public_url + sent.unsubscribe in sent.row.body_html
     ctx.clock.advance(timedelta(minutes=30))
     response = api.client.get(sent.clicks[1], headers={"User-Agent": BROWSER},
                               follow_redirects=False)  # fmt: skip

@@ -25,10 +25,9 @@ def test_generated_once_and_shared_by_every_process(ctx):
 
 
 def test_a_key_created_in_a_transaction_that_rolls_back_is_not_kept(ctx):
-    with pytest.raises(RuntimeError):
-        with ctx.db.transaction() as session:
-            lost = link_secret(ctx, session)
-            raise RuntimeError("the claim failed")
+    with pytest.raises(RuntimeError), ctx.db.transaction() as session:
+        lost = link_secret(ctx, session)
+        raise RuntimeError("the claim failed")
     assert link_secret(ctx) != lost
 
 

@@ -69,6 +69,9 @@ class LinkMaker:
 class TrackedBody:
     unsubscribe_url: str
     html: str  # what is sent
+    # The same with the real links and no pixel: what the outbox shows, so that a rep
+    # reading a sent email records no open or click.
+    untracked_html: str
     text: str  # the plain-text alternative: real URLs, the unsubscribe link, no tracking
     links: list[str]  # click redirect targets, by index; empty when clicks are not tracked
 
@@ -91,7 +94,7 @@ def decorate(
         sent = _with_unsubscribe(_rewrite_links(html, links, tracking_id, targets), unsubscribe_url)
     if track_opens:
         sent += PIXEL.format(url=escape(links.open_pixel(tracking_id)))
-    return TrackedBody(unsubscribe_url, sent, html_to_text(plain), targets)
+    return TrackedBody(unsubscribe_url, sent, plain, html_to_text(plain), targets)
 
 
 def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:

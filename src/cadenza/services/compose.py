@@ -117,7 +117,7 @@ def compose(
         in_reply_to = parent.message_id
         references = (*(parent.references or "").split(), parent.message_id)
     tracking_id = new_tracking_id()
-    body = tracking.decorate(
+    content = tracking.decorate(
         body,
         sources.links,
         tracking_id,
@@ -131,12 +131,12 @@ def compose(
         to_email=contact.email,
         to_name=" ".join(p for p in (contact.firstname, contact.lastname) if p) or None,
         subject=subject,
-        html_body=body.html,
-        text_body=body.text,
+        html_body=content.html,
+        text_body=content.text,
         date=now,
         in_reply_to=in_reply_to,
         references=references,
-        extra_headers=tracking.unsubscribe_headers(body.unsubscribe_url),
+        extra_headers=tracking.unsubscribe_headers(content.unsubscribe_url),
     )
     return Message(
         step_run_id=run.id,
@@ -149,11 +149,11 @@ def compose(
         from_email=mailbox.from_email,
         to_email=contact.email,
         subject=subject,
-        body_html=body.html,
-        body_text=body.text,
+        body_html=content.untracked_html,
+        body_text=content.text,
         raw=build_mime(email).decode("utf-8"),
         tracking_id=tracking_id,
-        links=body.links or None,
+        links=content.links or None,
         status="prepared",
         created_at=now,
     )
