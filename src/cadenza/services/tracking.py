@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,53 +71,74 @@ def recipient(ctx: Context, token: str) -> Recipient:
 
 
 def unsubscribe(ctx: Context, token: str, user_agent: str | None = None) -> Unsubscribed:
-    """Marks the contact unsubscribed and unenrolls it from every sequence, at once.
-
-    Idempotent: a repeat finds the contact unsubscribed, nothing live and the event
-    recorded (one per contact, by its dedupe key), and changes nothing."""
-    now = ctx.clock.now()
+    """The one-click link: marks the contact unsubscribed and unenrolls it everywhere."""
     link_secret(ctx)
     with ctx.db.transaction() as session:
         message, _ = _message(session, ctx, Purpose.UNSUBSCRIBE, token)
         contact = session.get(Contact, message.contact_id, with_for_update=True)
         if contact is None:
             raise _not_found()
-        already = contact.unsubscribed_at is not None
-        if not already:
-            contact.unsubscribed_at = now
-            contact.updated_at = now
-        live = session.scalars(
-            select(Enrollment)
-            .where(
-                Enrollment.contact_id == contact.id,
-                Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        return unsubscribe_contact(
+            session,
+            ctx,
+            contact,
+            message,
+            detail=f"unsubscribe link in {message.message_id}",
+            data={"source": "link", "user_agent": (user_agent or "")[:_MAX_AGENT]},
+        )
+
+
+def unsubscribe_contact(
+    session: Session,
+    ctx: Context,
+    contact: Contact,
+    message: Message | None,
+    *,
+    detail: str,
+    data: dict[str, Any],
+) -> Unsubscribed:
+    """In the caller's transaction, with the contact row locked: sets unsubscribed_at,
+    ends every live enrollment with reason `unsubscribed`, records the event once.
+
+    Idempotent: a repeat (by link, or any other source calling this) finds the contact
+    unsubscribed, nothing live and the event recorded (one per contact, by its dedupe
+    key), and changes nothing."""
+    now = ctx.clock.now()
+    already = contact.unsubscribed_at is not None
+    if not already:
+        contact.unsubscribed_at = now
+        contact.updated_at = now
+    live = session.scalars(
+        select(Enrollment)
+        .where(
+            Enrollment.contact_id == contact.id,
+            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        )
+        .order_by(Enrollment.id)
+        .with_for_update()
+    ).all()
+    for enrollment in live:
+        end_enrollment(session, ctx, enrollment, "unsubscribed", detail)
+        record(
+            session, ctx, None, "enrollment.unenroll", "enrollment", enrollment.id,
+            {"reason": "unsubscribed", "detail": detail},
+        )  # fmt: skip
+    dedupe_key = f"unsubscribe:contact:{contact.id}"
+    if session.scalar(select(EmailEvent.id).where(EmailEvent.dedupe_key == dedupe_key)) is None:
+        session.add(
+            EmailEvent(
+                kind="unsubscribe",
+                contact_id=contact.id,
+                enrollment_id=message.enrollment_id if message else None,
+                message_id=message.id if message else None,
+                dedupe_key=dedupe_key,
+                data=data,
+                occurred_at=now,
             )
-            .order_by(Enrollment.id)
-            .with_for_update()
-        ).all()
-        detail = f"unsubscribe link in {message.message_id}"
-        for enrollment in live:
-            end_enrollment(session, ctx, enrollment, "unsubscribed", detail)
-            record(
-                session, ctx, None, "enrollment.unenroll", "enrollment", enrollment.id,
-                {"reason": "unsubscribed", "detail": detail},
-            )  # fmt: skip
-        dedupe_key = f"unsubscribe:contact:{contact.id}"
-        if session.scalar(select(EmailEvent.id).where(EmailEvent.dedupe_key == dedupe_key)) is None:
-            session.add(
-                EmailEvent(
-                    kind="unsubscribe",
-                    contact_id=contact.id,
-                    enrollment_id=message.enrollment_id,
-                    message_id=message.id,
-                    dedupe_key=dedupe_key,
-                    data={"source": "link", "user_agent": (user_agent or "")[:_MAX_AGENT]},
-                    occurred_at=now,
-                )
-            )
-            record(session, ctx, None, "contact.unsubscribe", "contact", contact.id,
-                   {"message_id": message.id})  # fmt: skip
-        return Unsubscribed(contact.id, already and not live, [e.id for e in live])
+        )
+        record(session, ctx, None, "contact.unsubscribe", "contact", contact.id,
+               {"message_id": message.id if message else None})  # fmt: skip
+    return Unsubscribed(contact.id, already and not live, [e.id for e in live])
 
 
 def _record(
