@@ -35,7 +35,9 @@ def engagement(
     if step_position is not None and sequence_id is None:
         raise ValueError("a step position needs its sequence")
     by_step = _counts(ctx, message_id, sequence_id, step_position)
-    return by_step.get(step_position, Engagement()) if step_position else _total(by_step)
+    if step_position is not None:
+        return by_step.get(step_position, Engagement())
+    return _total(by_step)
 
 
 def engagement_by_step(ctx: Context, sequence_id: int) -> dict[int, Engagement]:
