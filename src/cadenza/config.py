@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +16,33 @@ class Settings(BaseSettings):
     allow_multiple_sequences: bool = False
     import_max_bytes: int = 20 * 1024 * 1024
     cli_user: str | None = None
+    # Where recipients reach this server: unsubscribe, open and click links start here.
+    public_url: str = "http://127.0.0.1:8000"
+    # Signs those links; when unset, a random key is generated once and kept in the
+    # database (table app_secrets), so every process of one installation shares it.
+    # (a SecretStr: settings printed or logged show it as **********)
+    secret_key: SecretStr | None = None
+    # An open or click this soon after sending is a scanner's, not a person's.
+    open_grace_seconds: int = 60
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        """Checked at start-up: a bad base would otherwise fail every send's header."""
+        value = value.strip().rstrip("/")
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("http", "https") or not rest or not value.isascii():
+            raise ValueError("public_url must be an http:// or https:// URL in ASCII")
+        if any(c.isspace() or c in "<>\"'" for c in value):
+            raise ValueError("public_url must not contain spaces, quotes or angle brackets")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("secret_key must be at least 32 characters long")
+        return value
 
 
 @lru_cache

@@ -22,6 +22,8 @@ SETTINGS = {
     "unenroll_on_reply": "company",
     "unenroll_on_meeting": False,
     "task_reminders": True,
+    "track_opens": True,
+    "track_clicks": True,
 }
 
 

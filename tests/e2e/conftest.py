@@ -45,7 +45,9 @@ def live_server(sqlite_template, tmp_path):
     shutil.copy(sqlite_template, database)
     database_url = f"sqlite:///{database}"
     port = free_port()
-    env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
+    url = f"http://127.0.0.1:{port}"
+    # links in the emails it sends lead back to this very server
+    env = {**os.environ, "CADENZA_DATABASE_URL": database_url, "CADENZA_PUBLIC_URL": url}
     process = subprocess.Popen(
         [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--poll", "0.2"],
         env=env,
@@ -53,7 +55,6 @@ def live_server(sqlite_template, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:  # wait for readiness, as a load balancer would
         try:

@@ -70,6 +70,10 @@ class SequenceSettings:
     unenroll_on_reply: UnenrollOnReply = UnenrollOnReply.CONTACT
     unenroll_on_meeting: bool = True
     task_reminders: bool = False
+    # Off unless a sequence asks: pixels and rewritten links cost deliverability and
+    # privacy, and many recipients' clients block or prefetch them anyway.
+    track_opens: bool = False
+    track_clicks: bool = False
 
     def __post_init__(self) -> None:
         if self.follow_up_days is FollowUpDays.BUSINESS_DAYS and not self.holiday_country:
@@ -94,6 +98,8 @@ class SequenceSettings:
             "unenroll_on_reply",
             "unenroll_on_meeting",
             "task_reminders",
+            "track_opens",
+            "track_clicks",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -118,6 +124,8 @@ class SequenceSettings:
             unenroll_on_reply=unenroll_on_reply,
             unenroll_on_meeting=bool(data.get("unenroll_on_meeting", True)),
             task_reminders=bool(data.get("task_reminders", False)),
+            track_opens=bool(data.get("track_opens", False)),
+            track_clicks=bool(data.get("track_clicks", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:

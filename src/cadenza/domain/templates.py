@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn
@@ -50,6 +50,12 @@ __all__ = [
 ]
 
 NAMESPACES: tuple[str, ...] = ("contact", "sender")
+# Where the message's own unsubscribe link goes; compose swaps in the real, signed URL
+# after sanitising (domain/tracking.py). A URL under a reserved domain, so the sanitiser
+# keeps it and it can never lead anywhere if it slipped through.
+UNSUBSCRIBE_PLACEHOLDER = "https://unsubscribe.cadenza.invalid/"
+# Names a template may read besides the namespaces, with the values they render to.
+LINKS: dict[str, str] = {"unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER}
 
 
 @dataclass(frozen=True, order=True)
@@ -270,8 +276,8 @@ def _dangerous_reason(node: nodes.Node, assigned: frozenset[str]) -> str | None:
         return f"'{node.arg.value}' starts with an underscore, which could reach Python internals"
     if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in assigned:
         return (
-            f"'{node.name}' is not available; templates may use only contact, sender "
-            "and names they set themselves"
+            f"'{node.name}' is not available; templates may use only contact, sender, "
+            "unsubscribe_url and names they set themselves"
         )
     if isinstance(node, nodes.Filter | nodes.Test):
         return _filter_reason(node)
@@ -306,6 +312,7 @@ def _filter_reason(node: nodes.Filter | nodes.Test) -> str | None:
 def _check_safe(ast: nodes.Template, field: str) -> None:
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
     assigned.update(NAMESPACES)
+    assigned.update(LINKS)
     if any(True for _ in ast.find_all(nodes.For)):
         assigned.add("loop")
     frozen = frozenset(assigned)
@@ -502,7 +509,7 @@ def _sample_context(ast: nodes.Template) -> dict[str, _Namespace]:
         token = _token_of(node)
         if token is not None:
             values[token.namespace][token.name] = f"Sample {token.name}"
-    return {ns: _Namespace(ns, v) for ns, v in values.items()}
+    return {**LINKS, **{ns: _Namespace(ns, v) for ns, v in values.items()}}
 
 
 def validate_template(source: str, *, field: str = "template") -> None:
@@ -534,7 +541,7 @@ def render(source: str, context: Mapping[str, Mapping[str, Any]], *, html: bool)
     if missing:
         _raise_missing(missing)
     try:
-        return template.render(namespaces)
+        return template.render({**LINKS, **namespaces})
     except SecurityError as exc:
         raise _unsafe("template", _template_line(exc.__traceback__), str(exc)) from None
     except UndefinedError as exc:
@@ -655,10 +662,11 @@ def _split_jinja(source: str) -> list[tuple[bool, str]]:
     return [piece for piece in pieces if piece[1]]
 
 
-def clean_html(html: str) -> str:
+def clean_html(html: str, attribute_filter: Callable[[str, str, str], str] | None = None) -> str:
     """The allow-list itself; also applied to every rendered body before it is sent, since
     a token value (say a contact's website in an href) can carry a `javascript:` URL that
-    no check at save time could see."""
+    no check at save time could see. `attribute_filter(tag, attribute, value)` may change
+    allowed values (click tracking rewrites hrefs with it)."""
     return nh3.clean(
         html,
         tags=set(_ALLOWED_TAGS),
@@ -667,6 +675,7 @@ def clean_html(html: str) -> str:
         link_rel="noopener noreferrer",
         clean_content_tags={"script", "style"},
         strip_comments=True,
+        attribute_filter=attribute_filter,
     )
 
 

@@ -213,7 +213,7 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
         c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
     }
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
-    sources = MessageSources.load(session, [(run, enrollment) for run, enrollment in granted])
+    sources = MessageSources.load(session, granted, ctx)
     composed = []
     for (run, enrollment), slot in zip(granted, slots, strict=True):
         try:

@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadenza.domain import templates
+from cadenza.domain import templates, tracking
+from cadenza.domain.link_tokens import new_tracking_id
 from cadenza.domain.message import (
     OutgoingEmail,
     build_mime,
-    html_to_text,
     new_message_id,
     reply_subject,
 )
 from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
+from cadenza.domain.tracking import LinkMaker
+from cadenza.services.context import Context
+from cadenza.services.link_secret import link_maker
 from cadenza.services.personalization import contact_values, sender_values
 from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
 
@@ -30,14 +33,18 @@ from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun,
 @dataclass
 class MessageSources:
     """What composing a batch needs beyond the rows themselves, loaded in two queries:
-    the manual emails' reviewed drafts and the earlier emails follow-ups thread with."""
+    the manual emails' reviewed drafts and the earlier emails follow-ups thread with;
+    and the installation's signed-link maker (unsubscribe, open and click links)."""
 
     drafts: dict[int, Task]
     parents: dict[tuple[int, int], Message]
     existing: dict[int, Message]  # by step run: a retry sends the very same message
+    links: LinkMaker
 
     @classmethod
-    def load(cls, session: Session, rows: list[tuple[StepRun, Enrollment]]) -> MessageSources:
+    def load(
+        cls, session: Session, rows: list[tuple[StepRun, Enrollment]], ctx: Context
+    ) -> MessageSources:
         run_ids = [run.id for run, _ in rows]
         existing = {
             m.step_run_id: m
@@ -66,7 +73,7 @@ class MessageSources:
                 )
             )
             parents = {(e, p): m for e, p, m in found if (e, p) in wanted}
-        return cls(drafts, parents, existing)
+        return cls(drafts, parents, existing, link_maker(ctx, session))
 
 
 def render_step(
@@ -109,6 +116,14 @@ def compose(
         subject = reply_subject(parent.subject)
         in_reply_to = parent.message_id
         references = (*(parent.references or "").split(), parent.message_id)
+    tracking_id = new_tracking_id()
+    content = tracking.decorate(
+        body,
+        sources.links,
+        tracking_id,
+        track_opens=settings.track_opens,
+        track_clicks=settings.track_clicks,
+    )
     email = OutgoingEmail(
         message_id=new_message_id(mailbox.from_email),
         from_email=mailbox.from_email,
@@ -116,10 +131,12 @@ def compose(
         to_email=contact.email,
         to_name=" ".join(p for p in (contact.firstname, contact.lastname) if p) or None,
         subject=subject,
-        html_body=body,
+        html_body=content.html,
+        text_body=content.text,
         date=now,
         in_reply_to=in_reply_to,
         references=references,
+        extra_headers=tracking.unsubscribe_headers(content.unsubscribe_url),
     )
     return Message(
         step_run_id=run.id,
@@ -132,9 +149,11 @@ def compose(
         from_email=mailbox.from_email,
         to_email=contact.email,
         subject=subject,
-        body_html=body,
-        body_text=html_to_text(body),
+        body_html=content.untracked_html,
+        body_text=content.text,
         raw=build_mime(email).decode("utf-8"),
+        tracking_id=tracking_id,
+        links=content.links or None,
         status="prepared",
         created_at=now,
     )

@@ -314,6 +314,12 @@ class Message(Base):
     body_html: Mapped[str] = mapped_column(Text)
     body_text: Mapped[str] = mapped_column(Text)
     raw: Mapped[str | None] = mapped_column(Text)
+    # Random public name of the message in its unsubscribe, open and click links
+    # (domain/link_tokens.py); null for messages composed before tracking existed.
+    tracking_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
+    # The click-tracked URLs, by the index their redirect token carries: only these can
+    # be redirect targets, so a link can never be made to point anywhere else.
+    links: Mapped[list[Any] | None] = mapped_column()
     # prepared -> handing -> sent | failed | unknown; back to prepared on a retry.
     status: Mapped[str] = mapped_column(String(20), default="prepared")
     smtp_reply: Mapped[str | None] = mapped_column(Text)
@@ -345,11 +351,22 @@ class EmailEvent(Base):
     kind: Mapped[str] = mapped_column(String(30))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     # Makes an event seen twice count once (provider event id, or a derived key).
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime]
+
+
+class AppSecret(Base):
+    """Keys the installation generates for itself once (the link-signing key), shared by
+    every process through the database rather than a file only one host can read."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
 
 
 class AuditEntry(Base):

@@ -18,6 +18,7 @@ from cadenza.web.routes import (
     enrollments,
     mailboxes,
     messages,
+    public,
     sequences,
     tasks,
     webhooks,
@@ -73,4 +74,5 @@ def create_app(ctx: Context) -> FastAPI:
     for module in (contacts, mailboxes, sequences, enrollments, tasks, messages, webhooks):
         router = module.router
         app.include_router(router, prefix="/api/v1")
+    app.include_router(public.router)  # unsubscribe, open and click links: token-signed
     return app

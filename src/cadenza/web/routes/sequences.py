@@ -48,6 +48,8 @@ class SettingsIn(BaseModel):
     unenroll_on_reply: Literal["contact", "company"] = "contact"
     unenroll_on_meeting: bool = True
     task_reminders: bool = False
+    track_opens: bool = Field(False, description="Add an open-tracking pixel to emails")
+    track_clicks: bool = Field(False, description="Send links through signed click redirects")
 
 
 class StepIn(BaseModel):
@@ -95,6 +97,8 @@ class SettingsOut(BaseModel):
     unenroll_on_reply: str
     unenroll_on_meeting: bool
     task_reminders: bool
+    track_opens: bool
+    track_clicks: bool
 
 
 class StepOut(BaseModel):
