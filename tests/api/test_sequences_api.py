@@ -22,6 +22,7 @@ SETTINGS = {
     "unenroll_on_reply": "company",
     "unenroll_on_meeting": False,
     "task_reminders": True,
+    "auto_reply_pause_days": 5,
 }
 
 

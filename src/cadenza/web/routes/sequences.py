@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -48,6 +48,9 @@ class SettingsIn(BaseModel):
     unenroll_on_reply: Literal["contact", "company"] = "contact"
     unenroll_on_meeting: bool = True
     task_reminders: bool = False
+    auto_reply_pause_days: StrictInt = Field(
+        7, ge=1, le=90, description="Out-of-office pause when no return date can be read"
+    )
 
 
 class StepIn(BaseModel):
@@ -95,6 +98,7 @@ class SettingsOut(BaseModel):
     unenroll_on_reply: str
     unenroll_on_meeting: bool
     task_reminders: bool
+    auto_reply_pause_days: int
 
 
 class StepOut(BaseModel):
