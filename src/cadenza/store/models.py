@@ -340,6 +340,8 @@ class Message(Base):
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     handed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # A hard bounce came back for it: it was sent (status stays "sent"), and not received.
+    bounced_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

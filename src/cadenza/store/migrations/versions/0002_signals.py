@@ -48,6 +48,11 @@ def upgrade() -> None:
             postgresql_where=sa.text("resume_at IS NOT NULL"),
         )
 
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("bounced_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=True)
+        )
+
     with op.batch_alter_table("mailboxes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("imap_host", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("imap_port", sa.Integer(), nullable=True))
@@ -59,6 +64,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("bounced_at")
+
     with op.batch_alter_table("mailboxes", schema=None) as batch_op:
         batch_op.drop_column("imap_password")
         batch_op.drop_column("imap_username")
