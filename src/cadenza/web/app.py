@@ -13,7 +13,15 @@ from cadenza.services.context import Context
 from cadenza.store import migrate
 from cadenza.web import errors
 from cadenza.web.auth import FailedLogins
-from cadenza.web.routes import contacts, enrollments, mailboxes, messages, sequences, tasks
+from cadenza.web.routes import (
+    contacts,
+    enrollments,
+    events,
+    mailboxes,
+    messages,
+    sequences,
+    tasks,
+)
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # a CSV import is the largest body we accept
 
@@ -62,7 +70,7 @@ def create_app(ctx: Context) -> FastAPI:
             return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
         return {"status": "ready"}
 
-    for module in (contacts, mailboxes, sequences, enrollments, tasks, messages):
+    for module in (contacts, mailboxes, sequences, enrollments, tasks, messages, events):
         router = module.router
         app.include_router(router, prefix="/api/v1")
     return app
