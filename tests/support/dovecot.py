@@ -160,6 +160,4 @@ class Dovecot:
             client.select_folder(folder, readonly=True)
             uids = client.search(["ALL"])
             data = client.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-        return {
-            d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip(): d[b"FLAGS"] for d in data.values()
-        }
+        return {d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip(): d[b"FLAGS"] for d in data.values()}
