@@ -203,3 +203,38 @@ def test_an_unreachable_server_is_reported(ctx, world, poller):
     update_mailbox(ctx, world.mailbox.id, {"imap_port": 1})
     result = poll_mailbox(ctx, get_mailbox(ctx, world.mailbox.id))
     assert result.error and "Connection" in result.error
+
+
+def test_the_cli_sets_imap_and_polls(ctx, world, worker, dovecot, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cadenza.cli import app
+
+    sent = send_first_emails(ctx, world, worker, ["ann"])
+    contact, _, message = sent["ann"]
+    # The CLI runs on the system clock: the message arrives "now", inside its look-back.
+    dovecot.append(
+        inbound_mail("reply_gmail", contact=contact.email, message_id=message.message_id)
+    )
+    monkeypatch.setenv("CADENZA_DATABASE_URL", ctx.db.url)
+    monkeypatch.setenv("CADENZA_IMAP_PASSWORD", dovecot.password)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    where = ["--host", dovecot.host, "--port", str(dovecot.port), "--security", "none"]
+    args = ["mailboxes", "set-imap", str(world.mailbox.id), *where, "--username", dovecot.user]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and dovecot.password not in result.output, result.output
+
+    result = runner.invoke(app, ["inbox", "poll"])
+    assert result.exit_code == 0, result.output
+    assert f"mailbox {world.mailbox.id}: 1 read (reply 1)" in result.output
+    assert enrollment(ctx, sent["ann"][1]).reason == "replied"
+    status = runner.invoke(app, ["inbox", "status"]).output
+    assert "INBOX" in status and dovecot.password not in status
+
+    result = runner.invoke(app, ["mailboxes", "set-imap", str(world.mailbox.id), "--host",
+                                 dovecot.host, "--port", "1", "--security", "none"])  # fmt: skip
+    failed = runner.invoke(app, ["inbox", "poll"])
+    assert failed.exit_code == 1 and "Connection" in failed.output
+    bad = runner.invoke(app, ["mailboxes", "set-imap", "1", "--host", "x", "--security", "ssl"])
+    assert bad.exit_code == 1 and "validation_error" in bad.output
