@@ -78,9 +78,10 @@ def record_signal(ctx: Context, signal: Signal) -> Outcome:
             return apply(session, ctx, signal)
     except IntegrityError:
         with ctx.db.read() as session:
-            if _existing(session, signal.dedupe_key) is None:
-                raise
-            return Outcome(_existing(session, signal.dedupe_key), duplicate=True)
+            existing = _existing(session, signal.dedupe_key)
+        if existing is None:
+            raise
+        return Outcome(existing, duplicate=True)
 
 
 def _existing(session: Session, dedupe_key: str) -> int | None:
