@@ -3,16 +3,21 @@ being sent, the company rule, meetings, and auto-replies next to a person's paus
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import EventKind
-from cadenza.services import claims, delivery, enrollment_control
+from cadenza.services import claims, delivery, enrollment_control, inbound
+from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.signals import Signal, record_signal
 from cadenza.store.models import AuditEntry, Message, StepRun
+from tests.conftest import enroll_ids
+from tests.support.inbound_mail import inbound_mail
 from tests.support.signals import enrollment, events, send_first_emails
+from tests.support.smtp_sink import SmtpSink
 
 TWO_EMAILS = [
     {"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"},
@@ -147,3 +152,45 @@ def test_the_same_signal_twice_changes_nothing(ctx, world, worker):
     with ctx.db.read() as session:
         assert session.scalar(select(func.count()).select_from(AuditEntry)) == audit
     assert enrollment(ctx, enrollment_id).cause_event_id == first_outcome.event_id
+
+
+def test_a_reply_landing_during_the_smtp_conversation_of_the_next_step(ctx, world, worker):
+    """The real thing: the worker is mid-DATA with the SMTP server when the reply is read."""
+    with SmtpSink(auth={"rep": "pw-1"}) as sink:
+        mailbox = create_mailbox(
+            ctx, world.user.id, "rep@corp.example", transport="smtp", smtp_host=sink.host,
+            smtp_port=sink.port, smtp_security="none", smtp_username="rep", smtp_password="pw-1",
+        )  # fmt: skip
+        sequence = world.make_sequence(steps=TWO_EMAILS)
+        contact = world.contact("ann@corp.example")
+        [enrollment_id] = enroll_ids(world, [contact], sequence=sequence, mailbox_id=mailbox.id)
+        worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+        with ctx.db.read() as session:
+            first = session.scalar(select(Message).where(Message.enrollment_id == enrollment_id))
+            second = session.scalar(
+                select(StepRun).where(
+                    StepRun.enrollment_id == enrollment_id, StepRun.status == "pending"
+                )
+            )
+        ctx.clock.set(second.due_at)
+        reached, release = sink.hang_data_after(0)
+        sending = threading.Thread(target=worker.tick)
+        sending.start()
+        try:
+            assert reached.wait(10), "the worker never reached DATA"
+            raw = inbound_mail(
+                "reply_outlook", contact=contact.email, message_id=first.message_id,
+                mailbox=mailbox.from_email, subject=first.subject,
+            )  # fmt: skip
+            assert inbound.ingest(ctx, mailbox.id, raw, "uid-1").kind == "reply"
+        finally:
+            release.set()
+            sending.join(30)
+        assert not sending.is_alive()
+        assert sink.message_count == 2  # step 2 had left: it is recorded as sent …
+    assert runs(ctx, enrollment_id) == {1: "sent", 2: "sent"}  # … and nothing follows it
+    row = enrollment(ctx, enrollment_id)
+    assert (row.state, row.reason) == ("unenrolled", "replied")
+    with ctx.db.read() as session:
+        statuses = [m.status for m in session.scalars(select(Message).order_by(Message.id))]
+    assert statuses == ["sent", "sent"]
