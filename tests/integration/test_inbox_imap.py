@@ -4,6 +4,7 @@ and bounces are acted on; unrelated mail is left exactly as it was (still unread
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -238,3 +239,22 @@ def test_the_cli_sets_imap_and_polls(ctx, world, worker, dovecot, monkeypatch):
     assert failed.exit_code == 1 and "Connection" in failed.output
     bad = runner.invoke(app, ["mailboxes", "set-imap", "1", "--host", "x", "--security", "ssl"])
     assert bad.exit_code == 1 and "validation_error" in bad.output
+
+
+def test_a_reply_with_a_large_attachment_is_read_in_part(ctx, world, worker, dovecot, poller):
+    from email.message import EmailMessage
+
+    from cadenza.engine import inbox
+
+    [(contact, enrollment_id, message)] = send_first_emails(ctx, world, worker, ["ann"]).values()
+    reply = EmailMessage()
+    reply["From"], reply["To"] = contact.email, world.mailbox.from_email
+    reply["Subject"], reply["Message-ID"] = "Re: Hi Ann", "<big-1@corp.example>"
+    reply["In-Reply-To"] = message.message_id
+    reply.set_content("Signed contract attached.")
+    reply.add_attachment(os.urandom(2 * inbox.MAX_BYTES), "application", "pdf", filename="c.pdf")
+    dovecot.append(reply.as_bytes(), msg_time=ctx.clock.now())
+    [result], _ = poller.poll_once()
+    assert result.kinds == {"reply": 1}
+    assert enrollment(ctx, enrollment_id).reason == "replied"
+    assert all(b"\\Seen" not in flags for flags in dovecot.flags().values())

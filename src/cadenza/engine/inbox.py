@@ -30,7 +30,10 @@ log = logging.getLogger("cadenza.inbox")
 
 FOLDER = "INBOX"
 TIMEOUT_SECONDS = 30.0
-BATCH = 100
+BATCH = 25
+# Replies, auto-replies and bounces are decided by headers and the first text part: of
+# a larger message (attachments) only this much is read.
+MAX_BYTES = 1024 * 1024
 # A folder seen for the first time (or renumbered) is read from this far back: old
 # mail cannot concern sequences, and a large inbox must not be read in full.
 FIRST_LOOK_BACK = timedelta(days=14)
@@ -103,9 +106,9 @@ def _read_folder(ctx: Context, client: IMAPClient, mailbox: Mailbox, result: Pol
         uids = [u for u in uids if u > cursor.last_uid]
     for start in range(0, len(uids), BATCH):
         chunk = uids[start : start + BATCH]
-        fetched = client.fetch(chunk, ["BODY.PEEK[]"])
+        bodies = _bodies(client, chunk)
         for uid in chunk:
-            raw = fetched.get(uid, {}).get(b"BODY[]")
+            raw = bodies.get(uid)
             if raw is not None:
                 kind = _ingest(ctx, mailbox.id, raw, f"{FOLDER}:{uidvalidity}:{uid}")
                 result.kinds[kind] = result.kinds.get(kind, 0) + 1
@@ -114,6 +117,21 @@ def _read_folder(ctx: Context, client: IMAPClient, mailbox: Mailbox, result: Pol
         save_cursor(ctx, mailbox.id, FOLDER, cursor)
     if not uids:
         save_cursor(ctx, mailbox.id, FOLDER, cursor)
+
+
+def _bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes]:
+    """BODY.PEEK[] of each message (never sets \\Seen), cut at MAX_BYTES."""
+    sizes = client.fetch(uids, ["RFC822.SIZE"])
+    small = [u for u in uids if sizes.get(u, {}).get(b"RFC822.SIZE", 0) <= MAX_BYTES]
+    large = sorted(set(uids) - set(small))
+    bodies = {}
+    if small:
+        for uid, data in client.fetch(small, ["BODY.PEEK[]"]).items():
+            bodies[uid] = data.get(b"BODY[]")
+    if large:
+        for uid, data in client.fetch(large, [f"BODY.PEEK[]<0.{MAX_BYTES}>"]).items():
+            bodies[uid] = data.get(b"BODY[]<0>")
+    return {uid: body for uid, body in bodies.items() if body is not None}
 
 
 def _ingest(ctx: Context, mailbox_id: int, raw: bytes, fallback_key: str) -> str:
