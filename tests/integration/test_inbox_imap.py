@@ -258,3 +258,26 @@ def test_a_reply_with_a_large_attachment_is_read_in_part(ctx, world, worker, dov
     assert result.kinds == {"reply": 1}
     assert enrollment(ctx, enrollment_id).reason == "replied"
     assert all(b"\\Seen" not in flags for flags in dovecot.flags().values())
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_and_starttls_verify_the_server_certificate(ctx, world, worker, security):
+    with Dovecot(tls=True) as server:
+        settings = {
+            "imap_host": server.host,
+            "imap_port": server.tls_port if security == "tls" else server.port,
+            "imap_security": security,
+            "imap_username": server.user,
+            "imap_password": server.password,
+        }
+        update_mailbox(ctx, world.mailbox.id, settings)
+        sent = send_first_emails(ctx, world, worker, ["ann"])
+        deliver_about(server, ctx, "reply_gmail", sent["ann"])
+        mailbox = get_mailbox(ctx, world.mailbox.id)
+
+        untrusted = poll_mailbox(ctx, mailbox)  # the system's CAs do not know the test CA
+        assert untrusted.error and "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+
+        result = poll_mailbox(ctx, mailbox, server.ssl_context())
+        assert result.error is None and result.kinds == {"reply": 1}
+        assert all(b"\\Seen" not in flags for flags in server.flags().values())

@@ -13,11 +13,13 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import trustme
 from imapclient import IMAPClient
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -33,7 +35,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
@@ -56,7 +58,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service stats {{
@@ -74,13 +78,19 @@ def free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, user: str = "rep@example.com", password: str = "imap-pw-81"):
+    def __init__(
+        self, user: str = "rep@example.com", password: str = "imap-pw-81", *, tls: bool = False
+    ):
+        """With `tls`, also IMAPS on `tls_port` and STARTTLS on `port`, with a certificate
+        from a test CA (`ssl_context()` trusts it)."""
         # Its own directory, not pytest's: those are private to root, and dovecot's mail
         # processes run as the unprivileged `dovecot` user.
         self.root = Path(tempfile.mkdtemp(prefix="cadenza-dovecot-"))
         self.root.chmod(0o755)
         self.user, self.password = user, password
         self.host, self.port = "127.0.0.1", free_port()
+        self.tls_port = free_port() if tls else 0
+        self.ca = trustme.CA() if tls else None
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Dovecot:
@@ -93,11 +103,21 @@ class Dovecot:
         for sub in ("run", "state", "mail", "home"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        ssl_setting = "ssl = no"
+        if self.ca is not None:
+            leaf = self.ca.issue_cert(self.host)
+            leaf.cert_chain_pems[0].write_to_path(str(self.root / "cert.pem"))
+            leaf.private_key_pem.write_to_path(str(self.root / "key.pem"))
+            ssl_setting = (
+                f"ssl = yes\nssl_cert = <{self.root}/cert.pem\nssl_key = <{self.root}/key.pem"
+            )
         config = self.root / "dovecot.conf"
         config.write_text(
             CONFIG.format(
                 root=self.root,
+                ssl=ssl_setting,
                 port=self.port,
+                tls_port=self.tls_port,
                 internal=internal.pw_name,
                 internal_group=internal.pw_name,
                 login=login.pw_name,
@@ -140,6 +160,11 @@ class Dovecot:
         if self.process is not None and self.process.stderr is not None:
             self.process.stderr.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
 
     def log(self) -> str:
         path = self.root / "dovecot.log"
