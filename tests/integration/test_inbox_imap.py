@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from cadenza.domain.clock import SystemClock
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.engine.inbox import poll_mailbox
 from cadenza.engine.inbox_poller import InboxPoller
+from cadenza.services.context import Context
 from cadenza.services.inbox_cursors import Cursor, get_cursor, save_cursor
 from cadenza.services.mailboxes import get_mailbox, update_mailbox
 from cadenza.store.models import Contact, Message, StepRun
@@ -281,3 +284,30 @@ def test_tls_and_starttls_verify_the_server_certificate(ctx, world, worker, secu
         result = poll_mailbox(ctx, mailbox, server.ssl_context())
         assert result.error is None and result.kinds == {"reply": 1}
         assert all(b"\\Seen" not in flags for flags in server.flags().values())
+
+
+def wait_for(condition, what, seconds=20.0):
+    """Polls a condition another thread will make true, with a deadline."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_idle_wakes_the_poller_as_soon_as_mail_arrives(ctx, world, worker, dovecot, poller):
+    sent = send_first_emails(ctx, world, worker, ["ann"])
+    # A running poller needs time to pass by itself: the system clock, and an interval
+    # so long that only IDLE can explain a prompt reaction.
+    live = InboxPoller(Context(db=ctx.db, clock=SystemClock(), settings=ctx.settings), 600)
+    thread = live.start()
+    try:
+        wait_for(lambda: world.mailbox.id in live.watching(), "the IDLE session")
+        wait_for(lambda: get_cursor(ctx, world.mailbox.id, "INBOX"), "the first pass")
+        contact, enrollment_id, message = sent["ann"]
+        dovecot.append(inbound_mail("reply_gmail", contact=contact.email,
+                                    message_id=message.message_id))  # fmt: skip
+        wait_for(lambda: enrollment(ctx, enrollment_id).reason == "replied", "the reply")
+    finally:
+        live.stop()
+        thread.join(30)
+    assert not thread.is_alive()

@@ -59,7 +59,7 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level="info")  # returns on SIGTERM/SIGINT
     finally:
         if poller is not None:
-            poller.stop_event.set()
+            poller.stop()
         if engine is not None:
             engine.stop_event.set()  # the worker finishes the email in flight, then stops
             thread.join(timeout=120)

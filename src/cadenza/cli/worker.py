@@ -45,4 +45,4 @@ def worker(
             engine.run(exit_when_idle=exit_when_idle)
         finally:
             if poller is not None:
-                poller.stop_event.set()
+                poller.stop()

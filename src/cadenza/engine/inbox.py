@@ -64,7 +64,7 @@ def connect(mailbox: Mailbox, ssl_context: ssl.SSLContext | None = None) -> IMAP
             client.starttls(context)
         client.login(mailbox.imap_username or mailbox.from_email, mailbox.imap_password or "")
     except BaseException:
-        _logout(client)
+        logout(client)
         raise
     return client
 
@@ -84,7 +84,7 @@ def poll_mailbox(
     except FAILURES as exc:
         return _failed(ctx, result, exc)
     finally:
-        _logout(client)
+        logout(client)
     return result
 
 
@@ -153,7 +153,7 @@ def _failed(ctx: Context, result: PollResult, exc: BaseException) -> PollResult:
     return result
 
 
-def _logout(client: IMAPClient) -> None:
+def logout(client: IMAPClient) -> None:
     try:
         client.logout()
     except FAILURES:
