@@ -7,14 +7,17 @@ import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from cadenza.cli import app
 from cadenza.domain.clock import SystemClock
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
-from cadenza.engine.inbox import poll_mailbox
+from cadenza.engine.inbox import MAX_BYTES, poll_mailbox
 from cadenza.engine.inbox_poller import InboxPoller
 from cadenza.services.context import Context
 from cadenza.services.inbox_cursors import Cursor, get_cursor, save_cursor
@@ -210,10 +213,6 @@ def test_an_unreachable_server_is_reported(ctx, world, poller):
 
 
 def test_the_cli_sets_imap_and_polls(ctx, world, worker, dovecot, monkeypatch):
-    from typer.testing import CliRunner
-
-    from cadenza.cli import app
-
     sent = send_first_emails(ctx, world, worker, ["ann"])
     contact, _, message = sent["ann"]
     # The CLI runs on the system clock: the message arrives "now", inside its look-back.
@@ -245,17 +244,13 @@ def test_the_cli_sets_imap_and_polls(ctx, world, worker, dovecot, monkeypatch):
 
 
 def test_a_reply_with_a_large_attachment_is_read_in_part(ctx, world, worker, dovecot, poller):
-    from email.message import EmailMessage
-
-    from cadenza.engine import inbox
-
     [(contact, enrollment_id, message)] = send_first_emails(ctx, world, worker, ["ann"]).values()
     reply = EmailMessage()
     reply["From"], reply["To"] = contact.email, world.mailbox.from_email
     reply["Subject"], reply["Message-ID"] = "Re: Hi Ann", "<big-1@corp.example>"
     reply["In-Reply-To"] = message.message_id
     reply.set_content("Signed contract attached.")
-    reply.add_attachment(os.urandom(2 * inbox.MAX_BYTES), "application", "pdf", filename="c.pdf")
+    reply.add_attachment(os.urandom(2 * MAX_BYTES), "application", "pdf", filename="c.pdf")
     dovecot.append(reply.as_bytes(), msg_time=ctx.clock.now())
     [result], _ = poller.poll_once()
     assert result.kinds == {"reply": 1}

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import EventKind
 from cadenza.services import claims, delivery, enrollment_control, inbound
-from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.inbox_cursors import Cursor, get_cursor, save_cursor
+from cadenza.services.mailboxes import create_mailbox, delete_mailbox
 from cadenza.services.signals import Signal, record_signal
 from cadenza.store.models import AuditEntry, Message, StepRun
 from tests.conftest import enroll_ids
@@ -194,3 +195,10 @@ def test_a_reply_landing_during_the_smtp_conversation_of_the_next_step(ctx, worl
     with ctx.db.read() as session:
         statuses = [m.status for m in session.scalars(select(Message).order_by(Message.id))]
     assert statuses == ["sent", "sent"]
+
+
+def test_deleting_a_mailbox_deletes_its_inbox_cursor(ctx, world):
+    save_cursor(ctx, world.mailbox.id, "INBOX", Cursor(7, 42))
+    assert get_cursor(ctx, world.mailbox.id, "INBOX") == Cursor(7, 42)
+    delete_mailbox(ctx, world.mailbox.id)
+    assert get_cursor(ctx, world.mailbox.id, "INBOX") is None
