@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +36,8 @@ MAX_BYTES = 1024 * 1024
 # A folder seen for the first time (or renumbered) is read from this far back: old
 # mail cannot concern sequences, and a large inbox must not be read in full.
 FIRST_LOOK_BACK = timedelta(days=14)
-FAILURES = (IMAPClientError, OSError, socket.timeout, ssl.SSLError)
+# Server trouble: refusals, dropped connections, timeouts and TLS errors (all OSErrors).
+FAILURES = (IMAPClientError, OSError)
 
 
 @dataclass
