@@ -23,6 +23,7 @@ OUTPUT_FIELDS = {
     "id", "owner_id", "from_email", "from_name", "transport", "smtp_host", "smtp_port",
     "smtp_security", "smtp_username", "has_password", "per_minute_limit", "daily_limit",
     "connected", "disconnected_reason", "created_at",
+    "imap_host", "imap_port", "imap_security", "imap_username", "has_imap_password",
 }  # fmt: skip
 
 
@@ -125,6 +126,21 @@ def test_create_read_update_delete(api, world):
     assert patched.json() == {**created, "from_name": "Samantha", "daily_limit": 500}
     assert api.delete(path).status_code == 204
     assert_error(api.get(path), 404, "mailbox_not_found")
+
+
+def test_imap_settings_keep_their_password_write_only(api):
+    created = create(api, {"from_email": "sam@corp.example", "imap_host": "imap.corp.example"})
+    assert created["imap_security"] == "tls" and created["has_imap_password"] is False
+    path = f"/mailboxes/{created['id']}"
+    body = {"imap_port": 143, "imap_security": "starttls", "imap_username": "sam",
+            "imap_password": PASSWORD}  # fmt: skip
+    patched = api.patch(path, json=body).json()
+    assert patched["has_imap_password"] is True and "imap_password" not in patched
+    assert (patched["imap_port"], patched["imap_security"]) == (143, "starttls")
+    assert api.patch(path, json={"imap_password": None}).json()["has_imap_password"] is False
+    assert_error(api.patch(path, json={"imap_security": "ssl"}), 422, "validation_error")
+    assert_error(api.patch(path, json={"imap_security": None}), 422, "validation_error")
+    assert_error(api.patch(path, json={"imap_port": 0}), 422, "validation_error")
 
 
 def test_smtp_mailbox_keeps_its_password_write_only(api, sink):

@@ -24,6 +24,7 @@ SETTINGS = {
     "task_reminders": True,
     "track_opens": True,
     "track_clicks": True,
+    "auto_reply_pause_days": 5,
 }
 
 
@@ -99,6 +100,8 @@ def test_bodies_are_sanitised_when_saved(api):
         ({"settings": {"followup_days": "weekdays"}}, "validation_error", None),
         ({"settings": {"follow_up_days": "business_days"}}, "validation_error", None),
         ({"settings": {"holiday_country": "XX"}}, "validation_error", None),
+        ({"settings": {"auto_reply_pause_days": 0}}, "validation_error", None),
+        ({"settings": {"auto_reply_pause_days": 7.5}}, "validation_error", None),
         ({"settings": {"send_window": {"start": "18:00", "end": "08:00"}}}, "validation_error",
          None),
         ({"settings": {"send_window": {"start": "8 am", "end": "18:00"}}}, "validation_error",

@@ -89,6 +89,10 @@ def test_template_syntax_error_is_refused_with_its_line(ctx, world):
         {"send_window": {"start": "18:00", "end": "08:00"}},
         {"send_window": "9am-5pm"},
         {"colour": "red"},
+        {"auto_reply_pause_days": 0},
+        {"auto_reply_pause_days": 91},
+        {"auto_reply_pause_days": "7"},
+        {"auto_reply_pause_days": True},
     ],
 )
 def test_bad_settings_are_refused(ctx, world, settings):

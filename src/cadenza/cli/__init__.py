@@ -6,6 +6,7 @@ from cadenza.cli import (
     contacts,
     db,
     enrollments,
+    inbox,
     outbox,
     sequences,
     serve,
@@ -32,5 +33,6 @@ app.add_typer(enrollments.app, name="enrollments")
 app.command("worker")(worker.worker)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(inbox.app, name="inbox")
 app.command("serve")(serve.serve)
 app.add_typer(webhooks.app, name="webhooks")

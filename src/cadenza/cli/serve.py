@@ -11,6 +11,7 @@ import uvicorn
 
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
 from cadenza.store import migrate
@@ -27,6 +28,9 @@ def serve(
         False, "--no-worker", help="Serve only the web; run `cadenza worker` elsewhere."
     ),
     poll: float = typer.Option(1.0, help="Worker: seconds between ticks when nothing is due."),
+    inbox_interval: float = typer.Option(
+        DEFAULT_INTERVAL_SECONDS, help="Seconds between inbox (IMAP) polls; 0 turns it off."
+    ),
 ) -> None:
     """Serve the API on HOST:PORT, and run the worker alongside unless --no-worker."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -36,13 +40,16 @@ def serve(
             ErrorCode.INVALID_STATE, "the database schema is not current: run `cadenza db upgrade`"
         )
     app = create_app(ctx)
-    engine = None
+    engine = poller = None
     lock = WorkerLock(ctx.db.url)
     if not no_worker:
         lock.acquire()
         engine = Worker(ctx, WorkerOptions(poll_interval=poll))
         thread = threading.Thread(target=engine.run, name="cadenza-worker", daemon=True)
         thread.start()
+        if inbox_interval > 0:
+            poller = InboxPoller(ctx, inbox_interval)
+            poller.start()
     console.print(f"Cadenza API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler it
     # found: make that one stop the worker, rather than end the process mid-send.
@@ -51,6 +58,8 @@ def serve(
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")  # returns on SIGTERM/SIGINT
     finally:
+        if poller is not None:
+            poller.stop()
         if engine is not None:
             engine.stop_event.set()  # the worker finishes the email in flight, then stops
             thread.join(timeout=120)

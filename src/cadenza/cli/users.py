@@ -6,7 +6,12 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.services.mailboxes import create_mailbox, list_mailboxes, reconnect_mailbox
+from cadenza.services.mailboxes import (
+    create_mailbox,
+    list_mailboxes,
+    reconnect_mailbox,
+    update_mailbox,
+)
 from cadenza.services.users import create_token, create_user
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -117,3 +122,22 @@ def mailbox_reconnect(
     """Mark a disconnected mailbox connected again; its waiting emails go out."""
     mailbox = reconnect_mailbox(make_context(), mailbox_id, smtp_password=smtp_password)
     console.print(f"mailbox {mailbox.id} ({mailbox.from_email}) is connected")
+
+
+@mailbox_app.command("set-imap")
+@fails_cleanly
+def mailbox_set_imap(
+    mailbox_id: int,
+    host: str = typer.Option(..., help="IMAP server; the inbox poller reads its INBOX."),
+    port: int = typer.Option(None, help="Default 993 for tls, 143 otherwise."),
+    security: str = typer.Option("tls", help="none, starttls or tls."),
+    username: str = typer.Option(None, help="Default: the mailbox's address."),
+    password: str = typer.Option(None, envvar="CADENZA_IMAP_PASSWORD"),
+) -> None:
+    """Where replies and bounces for this mailbox arrive (the password is never shown)."""
+    changes = {"imap_host": host, "imap_port": port, "imap_security": security}
+    changes["imap_username"] = username
+    if password is not None:
+        changes["imap_password"] = password
+    mailbox = update_mailbox(make_context(), mailbox_id, changes)
+    console.print(f"mailbox {mailbox.id} reads its inbox at {mailbox.imap_host}")

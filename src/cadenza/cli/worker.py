@@ -9,6 +9,7 @@ from datetime import timedelta
 import typer
 
 from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
 
@@ -22,6 +23,9 @@ def worker(
         False, help="Exit once nothing is due (batch jobs, tests)."
     ),
     worker_id: str = typer.Option(None, "--id", help="Name in claims and logs (default host:pid)."),
+    inbox_interval: float = typer.Option(
+        DEFAULT_INTERVAL_SECONDS, help="Seconds between inbox (IMAP) polls; 0 turns it off."
+    ),
 ) -> None:
     """Run the engine: send due emails, create due tasks, schedule next steps."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -34,4 +38,11 @@ def worker(
         signal.signal(signum, lambda *_: engine.stop_event.set())
     with WorkerLock(ctx.db.url):
         console.print(f"worker {engine.id} running on {ctx.db.engine.url.render_as_string()}")
-        engine.run(exit_when_idle=exit_when_idle)
+        poller = InboxPoller(ctx, inbox_interval) if inbox_interval > 0 else None
+        if poller is not None:
+            poller.start()
+        try:
+            engine.run(exit_when_idle=exit_when_idle)
+        finally:
+            if poller is not None:
+                poller.stop()

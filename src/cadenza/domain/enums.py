@@ -78,3 +78,14 @@ class SmtpSecurity(StrEnum):
     NONE = "none"
     STARTTLS = "starttls"
     TLS = "tls"
+
+
+class EventKind(StrEnum):
+    """Signals recorded in email_events: from the inbox, the events API or a provider."""
+
+    REPLY = "reply"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"  # data.hard tells a permanent failure from a temporary one
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MEETING_BOOKED = "meeting_booked"

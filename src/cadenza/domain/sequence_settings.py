@@ -61,6 +61,9 @@ class SendWindow:
         return {"start": f"{self.start:%H:%M}", "end": f"{self.end:%H:%M}"}
 
 
+MAX_AUTO_REPLY_PAUSE_DAYS = 90
+
+
 @dataclass(frozen=True)
 class SequenceSettings:
     follow_up_days: FollowUpDays = FollowUpDays.EVERY_DAY
@@ -74,8 +77,20 @@ class SequenceSettings:
     # privacy, and many recipients' clients block or prefetch them anyway.
     track_opens: bool = False
     track_clicks: bool = False
+    # An out-of-office reply pauses the enrollment until the stated return date, or
+    # for this many days when the text states none.
+    auto_reply_pause_days: int = 7
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.auto_reply_pause_days, bool)
+            or not isinstance(self.auto_reply_pause_days, int)
+            or not 1 <= self.auto_reply_pause_days <= MAX_AUTO_REPLY_PAUSE_DAYS
+        ):
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"auto_reply_pause_days must be a whole number, 1 to {MAX_AUTO_REPLY_PAUSE_DAYS}",
+            )
         if self.follow_up_days is FollowUpDays.BUSINESS_DAYS and not self.holiday_country:
             raise CadenzaError(
                 ErrorCode.VALIDATION_ERROR,
@@ -100,6 +115,7 @@ class SequenceSettings:
             "task_reminders",
             "track_opens",
             "track_clicks",
+            "auto_reply_pause_days",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -126,6 +142,7 @@ class SequenceSettings:
             task_reminders=bool(data.get("task_reminders", False)),
             track_opens=bool(data.get("track_opens", False)),
             track_clicks=bool(data.get("track_clicks", False)),
+            auto_reply_pause_days=data.get("auto_reply_pause_days", 7),
         )
 
     def to_dict(self) -> dict[str, Any]:

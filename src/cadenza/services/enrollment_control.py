@@ -29,6 +29,7 @@ UNENROLL_REASONS = (
     "bounced",
     "unsubscribed",
     "company_replied",
+    "complained",
     "send_failed",
 )
 
@@ -48,23 +49,27 @@ def _require_state(enrollment: Enrollment, *states: EnrollmentState, action: str
 
 def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
     """The remaining delay of the waiting step is kept and restarts on resume."""
-    now = ctx.clock.now()
     with ctx.db.transaction() as session:
         enrollment = lock_enrollment(session, enrollment_id)
         _require_state(enrollment, EnrollmentState.ACTIVE, action="paused")
-        enrollment.state = str(EnrollmentState.PAUSED)
-        enrollment.paused_at = now
-        session.execute(
-            update(StepRun)
-            .where(
-                StepRun.enrollment_id == enrollment_id,
-                StepRun.status == str(StepRunStatus.PENDING),
-            )
-            .values(status=str(StepRunStatus.PAUSED))
-        )
+        pause_enrollment(session, ctx, enrollment)
         record(session, ctx, actor_id, "enrollment.pause", "enrollment", enrollment_id)
-        webhooks.emit(session, now, "paused", enrollment_event(enrollment))
     return enrollment
+
+
+def pause_enrollment(session: Session, ctx: Context, enrollment: Enrollment) -> None:
+    """Holds its pending steps, in the caller's transaction (a step being sent finishes)."""
+    enrollment.state = str(EnrollmentState.PAUSED)
+    enrollment.paused_at = ctx.clock.now()
+    session.execute(
+        update(StepRun)
+        .where(
+            StepRun.enrollment_id == enrollment.id,
+            StepRun.status == str(StepRunStatus.PENDING),
+        )
+        .values(status=str(StepRunStatus.PAUSED))
+    )
+    webhooks.emit(session, enrollment.paused_at, "paused", enrollment_event(enrollment))
 
 
 def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
@@ -84,7 +89,7 @@ def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enr
             run.due_at = resumed_due(run, enrollment, now, tz, settings)
             run.status = str(StepRunStatus.PENDING)
         enrollment.state = str(EnrollmentState.ACTIVE)
-        enrollment.paused_at = None
+        enrollment.paused_at = enrollment.resume_at = None
         record(session, ctx, actor_id, "enrollment.resume", "enrollment", enrollment_id)
         webhooks.emit(session, now, "resumed", enrollment_event(enrollment))
     return enrollment
@@ -140,7 +145,7 @@ def end_enrollment(
     enrollment.reason = reason
     enrollment.reason_detail = detail
     enrollment.ended_at = ctx.clock.now()
-    enrollment.paused_at = None
+    enrollment.paused_at = enrollment.resume_at = None
     session.execute(
         update(StepRun)
         .where(

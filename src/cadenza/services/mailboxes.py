@@ -43,11 +43,17 @@ def create_mailbox(
     smtp_password: str | None = None,
     per_minute_limit: int = 10,
     daily_limit: int = 1000,
+    imap_host: str | None = None,
+    imap_port: int | None = None,
+    imap_security: str = SmtpSecurity.TLS,
+    imap_username: str | None = None,
+    imap_password: str | None = None,
 ) -> Mailbox:
     address = normalize_email(from_email)
     try:
         transport = MailTransport(transport)
         smtp_security = SmtpSecurity(smtp_security)
+        imap_security = SmtpSecurity(imap_security)
     except ValueError as exc:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     if transport is MailTransport.SMTP and not smtp_host:
@@ -67,6 +73,11 @@ def create_mailbox(
             smtp_password=smtp_password,
             per_minute_limit=per_minute_limit,
             daily_limit=daily_limit,
+            imap_host=imap_host,
+            imap_port=imap_port,
+            imap_security=str(imap_security),
+            imap_username=imap_username,
+            imap_password=imap_password,
             connected=True,
             created_at=ctx.clock.now(),
         )
@@ -81,6 +92,13 @@ def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
         query = select(Mailbox).order_by(Mailbox.id)
         if owner_id is not None:
             query = query.where(Mailbox.owner_id == owner_id)
+        return list(session.scalars(query))
+
+
+def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
+    """The mailboxes whose inbox the poller reads: those with an IMAP host."""
+    with ctx.db.read() as session:
+        query = select(Mailbox).where(Mailbox.imap_host.is_not(None)).order_by(Mailbox.id)
         return list(session.scalars(query))
 
 
@@ -115,9 +133,22 @@ _MAILBOX_FIELDS = (
     "smtp_password",
     "per_minute_limit",
     "daily_limit",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+    "imap_username",
+    "imap_password",
 )
 _NOT_NULL_MAILBOX_FIELDS = frozenset(
-    {"from_email", "from_name", "transport", "smtp_security", "per_minute_limit", "daily_limit"}
+    {
+        "from_email",
+        "from_name",
+        "transport",
+        "smtp_security",
+        "imap_security",
+        "per_minute_limit",
+        "daily_limit",
+    }
 )
 # What reaching the server depends on: changing any of it is the fix a disconnected
 # mailbox waits for, so it deserves a fresh try (a failing one disconnects it again).
@@ -148,8 +179,9 @@ def update_mailbox(
     try:
         if "transport" in values:
             values["transport"] = str(MailTransport(values["transport"]))
-        if "smtp_security" in values:
-            values["smtp_security"] = str(SmtpSecurity(values["smtp_security"]))
+        for security in ("smtp_security", "imap_security"):
+            if security in values:
+                values[security] = str(SmtpSecurity(values[security]))
     except ValueError as exc:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     with ctx.db.transaction() as session:

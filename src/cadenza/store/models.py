@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -87,6 +88,13 @@ class Mailbox(Base):
     # A secret the worker must replay to the server, so it cannot be hashed; never
     # returned by the API nor logged (the repr of this model leaves it out).
     smtp_password: Mapped[str | None] = mapped_column(String(500))
+    # Where replies and bounces arrive (optional): the inbox poller reads it over IMAP.
+    imap_host: Mapped[str | None] = mapped_column(String(255))
+    imap_port: Mapped[int | None] = mapped_column(Integer)
+    imap_security: Mapped[str] = mapped_column(String(20), default="tls", server_default="tls")
+    imap_username: Mapped[str | None] = mapped_column(String(320))
+    # Like smtp_password: replayed to the server, so stored, and never returned or logged.
+    imap_password: Mapped[str | None] = mapped_column(String(500))
     per_minute_limit: Mapped[int] = mapped_column(Integer, default=10)
     daily_limit: Mapped[int] = mapped_column(Integer, default=1000)
     connected: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -190,6 +198,13 @@ class Enrollment(Base):
             postgresql_where=text("state IN ('active', 'paused')"),
         ),
         Index("ix_enrollments_enrolled_by_at", "enrolled_by_id", "enrolled_at"),
+        # Out-of-office pauses waiting to end: the poller's lookup touches only those.
+        Index(
+            "ix_enrollments_resume_at",
+            "resume_at",
+            sqlite_where=text("resume_at IS NOT NULL"),
+            postgresql_where=text("resume_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -213,7 +228,13 @@ class Enrollment(Base):
     send_at: Mapped[datetime | None]
     enrolled_at: Mapped[datetime]
     paused_at: Mapped[datetime | None]
+    # An out-of-office pause ends by itself at this time (the poller resumes it).
+    resume_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    # The signal (reply, bounce, meeting, ...) that ended or paused it, when one did.
+    # No foreign key: email_events already points at enrollments, and the pair would
+    # make each table depend on the other; both go together when a contact is deleted.
+    cause_event_id: Mapped[int | None] = mapped_column(Integer)
 
     contact: Mapped[Contact] = relationship()
     sequence: Mapped[Sequence] = relationship()
@@ -325,6 +346,8 @@ class Message(Base):
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     handed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # A hard bounce came back for it: it was sent (status stays "sent"), and not received.
+    bounced_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 
@@ -367,6 +390,25 @@ class AppSecret(Base):
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class InboxCursor(Base):
+    """How far the poller has read one folder of a mailbox.
+
+    IMAP UIDs only mean something together with the folder's UIDVALIDITY: when that
+    changes, the server renumbered the folder and the cursor starts again.
+    """
+
+    __tablename__ = "inbox_cursors"
+    __table_args__ = (UniqueConstraint("mailbox_id", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    polled_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditEntry(Base):

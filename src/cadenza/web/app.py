@@ -16,6 +16,7 @@ from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
     contacts,
     enrollments,
+    events,
     mailboxes,
     messages,
     public,
@@ -71,7 +72,8 @@ def create_app(ctx: Context) -> FastAPI:
             return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
         return {"status": "ready"}
 
-    for module in (contacts, mailboxes, sequences, enrollments, tasks, messages, webhooks):
+    api_modules = (contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks)
+    for module in api_modules:
         router = module.router
         app.include_router(router, prefix="/api/v1")
     app.include_router(public.router)  # unsubscribe, open and click links: token-signed

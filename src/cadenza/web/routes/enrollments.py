@@ -129,6 +129,10 @@ class EnrollmentSummaryOut(BaseModel):
     state: str
     reason: str | None
     reason_detail: str | None
+    cause_event_id: int | None = Field(
+        description="The email_events row (reply, bounce, meeting…) that ended or paused it"
+    )
+    resume_at: LocalTime | None = Field(description="When an out-of-office pause ends by itself")
     timezone: str
     needs_attention: bool
     enrolled_at: LocalTime
@@ -186,6 +190,8 @@ def _summary(enrollment: Enrollment) -> dict[str, Any]:
         "state": enrollment.state,
         "reason": enrollment.reason,
         "reason_detail": enrollment.reason_detail,
+        "cause_event_id": enrollment.cause_event_id,
+        "resume_at": enrollment.resume_at.astimezone(tz) if enrollment.resume_at else None,
         "timezone": enrollment.timezone,
         "needs_attention": enrollment.needs_attention,
         "enrolled_at": enrollment.enrolled_at.astimezone(tz),

@@ -30,6 +30,7 @@ _EMAIL_MAX, _NAME_MAX, _HOST_MAX, _PASSWORD_MAX = 320, 200, 255, 500
 _PASSWORD_DOC = "Write-only: stored for the worker to log in with, never returned."
 _PER_MINUTE_DOC = f"Emails per minute, 1 to {mailboxes.MAX_PER_MINUTE}."
 _DAILY_DOC = f"Emails per rolling day, 1 to {mailboxes.MAX_DAILY}."
+_IMAP_DOC = "Where replies and bounces arrive: the inbox poller reads it (optional)."
 MailboxId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
@@ -60,6 +61,11 @@ class MailboxIn(BaseModel):
     smtp_password: Password = None
     per_minute_limit: StrictInt = Field(10, description=_PER_MINUTE_DOC)
     daily_limit: StrictInt = Field(1000, description=_DAILY_DOC)
+    imap_host: str | None = Field(None, max_length=_HOST_MAX, pattern=NO_NUL, description=_IMAP_DOC)
+    imap_port: StrictInt | None = Field(None, ge=1, le=65535)
+    imap_security: SmtpSecurity = SmtpSecurity.TLS
+    imap_username: str | None = Field(None, max_length=_EMAIL_MAX, pattern=NO_NUL)
+    imap_password: Password = None
     owner_id: StrictInt | None = Field(
         None,
         ge=1,
@@ -83,6 +89,11 @@ class MailboxPatch(BaseModel):
     smtp_password: Password = None
     per_minute_limit: StrictInt | None = Field(None, description=_PER_MINUTE_DOC)
     daily_limit: StrictInt | None = Field(None, description=_DAILY_DOC)
+    imap_host: str | None = Field(None, max_length=_HOST_MAX, pattern=NO_NUL, description=_IMAP_DOC)
+    imap_port: StrictInt | None = Field(None, ge=1, le=65535)
+    imap_security: SmtpSecurity | None = None
+    imap_username: str | None = Field(None, max_length=_EMAIL_MAX, pattern=NO_NUL)
+    imap_password: Password = None
 
 
 class ReconnectIn(BaseModel):
@@ -102,6 +113,11 @@ class MailboxOut(BaseModel):
     smtp_security: str
     smtp_username: str | None
     has_password: bool
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: str
+    imap_username: str | None
+    has_imap_password: bool
     per_minute_limit: int
     daily_limit: int
     connected: bool
@@ -132,6 +148,11 @@ def mailbox_out(mailbox: Mailbox) -> MailboxOut:
         smtp_security=mailbox.smtp_security,
         smtp_username=mailbox.smtp_username,
         has_password=bool(mailbox.smtp_password),
+        imap_host=mailbox.imap_host,
+        imap_port=mailbox.imap_port,
+        imap_security=mailbox.imap_security,
+        imap_username=mailbox.imap_username,
+        has_imap_password=bool(mailbox.imap_password),
         per_minute_limit=mailbox.per_minute_limit,
         daily_limit=mailbox.daily_limit,
         connected=mailbox.connected,
@@ -141,10 +162,11 @@ def mailbox_out(mailbox: Mailbox) -> MailboxOut:
 
 
 def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    """The password stays wrapped in SecretStr up to here, so no repr or log of it leaks."""
-    password = data.get("smtp_password")
-    if isinstance(password, SecretStr):
-        data["smtp_password"] = password.get_secret_value()
+    """Passwords stay wrapped in SecretStr up to here, so no repr or log of them leaks."""
+    for field in ("smtp_password", "imap_password"):
+        password = data.get(field)
+        if isinstance(password, SecretStr):
+            data[field] = password.get_secret_value()
     return data
 
 

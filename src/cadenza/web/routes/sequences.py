@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -50,6 +50,9 @@ class SettingsIn(BaseModel):
     task_reminders: bool = False
     track_opens: bool = Field(False, description="Add an open-tracking pixel to emails")
     track_clicks: bool = Field(False, description="Send links through signed click redirects")
+    auto_reply_pause_days: StrictInt = Field(
+        7, ge=1, le=90, description="Out-of-office pause when no return date can be read"
+    )
 
 
 class StepIn(BaseModel):
@@ -99,6 +102,7 @@ class SettingsOut(BaseModel):
     task_reminders: bool
     track_opens: bool
     track_clicks: bool
+    auto_reply_pause_days: int
 
 
 class StepOut(BaseModel):

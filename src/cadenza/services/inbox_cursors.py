@@ -1,0 +1,55 @@
+"""How far each mailbox folder has been read: (UIDVALIDITY, last UID) per folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from cadenza.services.context import Context
+from cadenza.store.models import InboxCursor
+
+
+@dataclass(frozen=True)
+class Cursor:
+    uidvalidity: int
+    last_uid: int
+
+
+def get_cursor(ctx: Context, mailbox_id: int, folder: str) -> Cursor | None:
+    with ctx.db.read() as session:
+        row = _row(session, mailbox_id, folder)
+        return Cursor(row.uidvalidity, row.last_uid) if row is not None else None
+
+
+def save_cursor(
+    ctx: Context, mailbox_id: int, folder: str, cursor: Cursor, error: str | None = None
+) -> None:
+    with ctx.db.transaction() as session:
+        row = _row(session, mailbox_id, folder)
+        if row is None:
+            row = InboxCursor(mailbox_id=mailbox_id, folder=folder)
+            session.add(row)
+        row.uidvalidity, row.last_uid = cursor.uidvalidity, cursor.last_uid
+        row.polled_at, row.last_error = ctx.clock.now(), error
+
+
+def record_error(ctx: Context, mailbox_id: int, folder: str, error: str) -> None:
+    """Keeps the cursor where it was; the message is shown in `cadenza inbox status`."""
+    with ctx.db.transaction() as session:
+        row = _row(session, mailbox_id, folder)
+        if row is not None:
+            row.polled_at, row.last_error = ctx.clock.now(), error[:500]
+
+
+def list_cursors(ctx: Context) -> list[InboxCursor]:
+    with ctx.db.read() as session:
+        return list(session.scalars(select(InboxCursor).order_by(InboxCursor.mailbox_id)))
+
+
+def _row(session, mailbox_id: int, folder: str) -> InboxCursor | None:
+    return session.scalar(
+        select(InboxCursor)
+        .where(InboxCursor.mailbox_id == mailbox_id, InboxCursor.folder == folder)
+        .with_for_update()
+    )

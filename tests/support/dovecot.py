@@ -1,0 +1,188 @@
+"""A real IMAP server for tests: Debian's dovecot, configured and started in a temporary
+directory on a free loopback port, with one test user and a Maildir, stopped afterwards.
+
+Nothing of the system's dovecot configuration is used. As root, mail and login
+processes run as the package's unprivileged `dovecot`/`dovenull` users; as anyone else,
+as the current user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import trustme
+from imapclient import IMAPClient
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+START_DEADLINE_SECONDS = 20.0
+INSTALL_HINT = (
+    "dovecot is not installed: apt-get install -y --no-install-recommends dovecot-imapd "
+    "(.ci/run does this)"
+)
+
+CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+{ssl}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal}
+default_internal_group = {internal_group}
+default_login_user = {login}
+first_valid_uid = {uid}
+last_valid_uid = 0
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Dovecot:
+    def __init__(
+        self, user: str = "rep@example.com", password: str = "imap-pw-81", *, tls: bool = False
+    ):
+        """With `tls`, also IMAPS on `tls_port` and STARTTLS on `port`, with a certificate
+        from a test CA (`ssl_context()` trusts it)."""
+        # Its own directory, not pytest's: those are private to root, and dovecot's mail
+        # processes run as the unprivileged `dovecot` user.
+        self.root = Path(tempfile.mkdtemp(prefix="cadenza-dovecot-"))
+        self.root.chmod(0o755)
+        self.user, self.password = user, password
+        self.host, self.port = "127.0.0.1", free_port()
+        self.tls_port = free_port() if tls else 0
+        self.ca = trustme.CA() if tls else None
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Dovecot:
+        if not os.path.exists(DOVECOT):
+            raise RuntimeError(INSTALL_HINT)
+        if os.geteuid() == 0:
+            internal, login = pwd.getpwnam("dovecot"), pwd.getpwnam("dovenull")
+        else:
+            internal = login = pwd.getpwuid(os.geteuid())
+        for sub in ("run", "state", "mail", "home"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        ssl_setting = "ssl = no"
+        if self.ca is not None:
+            leaf = self.ca.issue_cert(self.host)
+            leaf.cert_chain_pems[0].write_to_path(str(self.root / "cert.pem"))
+            leaf.private_key_pem.write_to_path(str(self.root / "key.pem"))
+            ssl_setting = (
+                f"ssl = yes\nssl_cert = <{self.root}/cert.pem\nssl_key = <{self.root}/key.pem"
+            )
+        config = self.root / "dovecot.conf"
+        config.write_text(
+            CONFIG.format(
+                root=self.root,
+                ssl=ssl_setting,
+                port=self.port,
+                tls_port=self.tls_port,
+                internal=internal.pw_name,
+                internal_group=internal.pw_name,
+                login=login.pw_name,
+                uid=internal.pw_uid,
+                gid=internal.pw_gid,
+            )
+        )
+        if os.geteuid() == 0:
+            for path in (self.root / "mail", self.root / "home"):
+                os.chown(path, internal.pw_uid, internal.pw_gid)
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._wait_until_listening()
+        return self
+
+    def _wait_until_listening(self) -> None:
+        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dovecot exited: {self.process.stderr.read().decode()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1) as conn:
+                    if conn.recv(100).startswith(b"* OK"):
+                        return
+            except OSError:
+                time.sleep(0.05)  # polling a starting process, with a deadline
+        raise RuntimeError(f"dovecot did not listen on port {self.port}: {self.log()}")
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text() if path.exists() else ""
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        client.login(self.user, self.password)
+        return client
+
+    def append(self, raw: bytes, folder: str = "INBOX", msg_time=None) -> None:
+        with self.client() as client:
+            client.append(folder, raw, msg_time=msg_time)
+
+    def flags(self, folder: str = "INBOX") -> dict[bytes, tuple[bytes, ...]]:
+        """Flags of every message, keyed by its Message-ID header."""
+        with self.client() as client:
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            data = client.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        return {d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip(): d[b"FLAGS"] for d in data.values()}
