@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     allow_multiple_sequences: bool = False
     import_max_bytes: int = 20 * 1024 * 1024
     cli_user: str | None = None
+    # Signs the web app's session cookies; unset, each process makes its own (sessions
+    # then end at a restart and are not shared by several web processes).
+    secret_key: str | None = None
 
 
 @lru_cache

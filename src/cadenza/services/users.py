@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.secrets import hash_password, hash_token, new_api_token
+from cadenza.domain.secrets import hash_password, hash_token, new_api_token, verify_password
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -59,6 +59,11 @@ def create_user(
 
 def get_user(session: Session, user_id: int) -> User:
     return fetch(session, User, user_id)
+
+
+def load_user(ctx: Context, user_id: int) -> User | None:
+    with ctx.db.read() as session:
+        return session.get(User, user_id)
 
 
 def find_user_by_email(ctx: Context, email: str) -> User:
@@ -112,3 +117,18 @@ def user_for_token(ctx: Context, token: str) -> User | None:
         with ctx.db.transaction() as session:
             session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
     return user
+
+
+# Checked when no user has the address, so that a wrong address costs as long as a
+# wrong password and response times do not tell which addresses have accounts.
+_DUMMY_HASH = hash_password("no such user")
+
+
+def authenticate(ctx: Context, email: str, password: str) -> User | None:
+    """The user with this email and password, or None (never says which one was wrong)."""
+    with ctx.db.read() as session:
+        user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.password_hash:
+        verify_password(password, _DUMMY_HASH)
+        return None
+    return user if verify_password(password, user.password_hash) else None
