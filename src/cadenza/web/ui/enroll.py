@@ -28,6 +28,7 @@ from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services import contact_index, mailboxes
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
+from cadenza.services.personalization import contact_values
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import get_ctx
@@ -120,7 +121,28 @@ def _edits(form: FormData, specs: list[StepSpec], contact_id: int) -> dict[str, 
     return edits
 
 
-def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: bool) -> DialogInput:
+def _lacking(tokens: dict[str, str], contact: Contact | None) -> dict[str, str]:
+    """ "Update all" fills a token for the contacts that have no value of their own: a
+    contact whose record has a first name keeps it."""
+    if contact is None:
+        return dict(tokens)
+    values = contact_values(contact)
+    return {
+        name: value
+        for name, value in tokens.items()
+        if not name.startswith("contact.")
+        or values.get(name.removeprefix("contact.")) in (None, "")
+    }
+
+
+def read_form(
+    form: FormData,
+    user: User,
+    specs: list[StepSpec],
+    contacts: dict[int, Contact],
+    *,
+    dry_run: bool,
+) -> DialogInput:
     sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
     contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
     if not contact_ids:
@@ -136,7 +158,11 @@ def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: boo
         sequence_id=sequence_id,
         user_id=user.id,
         contacts=[
-            ContactRequest(cid, token_values=dict(tokens), step_edits=_edits(form, specs, cid))
+            ContactRequest(
+                cid,
+                token_values=_lacking(tokens, contacts.get(cid)),
+                step_edits=_edits(form, specs, cid),
+            )
             for cid in contact_ids
         ],
         mailbox_id=_int(mailbox, "mailbox", "a mailbox") if mailbox else None,
@@ -170,9 +196,10 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
     try:
         sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
         specs = step_specs(get_sequence(ctx, sequence_id))
-        dialog = read_form(form, user, specs, dry_run=dry_run)
+        asked = [str(v) for v in form.getlist("contact")]
+        contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
+        dialog = read_form(form, user, specs, {c.id: c for c in contacts}, dry_run=dry_run)
         tokens = dialog.token_values
-        contacts = contact_index.get_contacts(ctx, dialog.contact_ids)
         results = {r.contact_id: r for r in enroll(ctx, dialog.request)}
     except FormError as exc:
         errors[exc.field] = exc.message
