@@ -7,30 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from cadenza.domain.clock import FrozenClock
-from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services import enrollment_views, mailboxes, outbox
 from tests.support.smtp_sink import SmtpSink
+from tests.ui.engine import run_engine
 
 ROME = ZoneInfo("Europe/Rome")
 # Demo contacts (the demo data is seeded): 2 Hana Usman (reachable), 4 "Usman" with no
 # first name, 12 Zoë Usman (unsubscribed).
 READY, NO_FIRSTNAME, UNSUBSCRIBED = 2, 4, 12
-
-
-def run_engine_until_sent(ctx, at: datetime, count: int) -> None:
-    """Ticks a worker with a frozen clock at `at` until `count` emails went out (bounded)."""
-    ctx.clock = FrozenClock(at)
-    worker = Worker(ctx, WorkerOptions(batch_size=50), worker_id="ui-test")
-    try:
-        for _ in range(50):
-            worker.tick()
-            if len(outbox.list_messages(ctx, status="sent")) >= count:
-                return
-            ctx.clock.advance(timedelta(seconds=30))
-        raise AssertionError("the engine did not send the emails")
-    finally:
-        worker.close()
 
 
 def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx):
@@ -118,7 +102,7 @@ def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx):
             assert "(yours)" in text and "Step 3" in text
 
         # The engine, with its clock just past 09:00 Rome tomorrow, sends both.
-        run_engine_until_sent(server_ctx, first_due.astimezone(UTC) + timedelta(minutes=1), 2)
+        run_engine(server_ctx, first_due.astimezone(UTC) + timedelta(minutes=1), until_sent=2)
         assert sink.message_count == 2
         tab.visit("/outbox", "outbox")
         rows = page.locator("table.messages tbody tr")
