@@ -25,6 +25,7 @@ from cadenza.web.ui import (
     enrollments,
     login,
     outbox,
+    sequence_editor,
     sequences,
     settings_pages,
     tasks,
@@ -133,9 +134,13 @@ def _install_error_pages(app: FastAPI) -> None:
 
 
 def install(app: FastAPI) -> None:
-    secret = app.state.ctx.settings.secret_key or secrets.token_urlsafe(32)
+    ctx = app.state.ctx  # None when the app is built only for its OpenAPI document
+    secret = (ctx.settings.secret_key if ctx is not None else None) or secrets.token_urlsafe(32)
     app.add_middleware(UiSession, codec=SessionCodec(secret))
     _install_error_pages(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (login, contacts, enroll, enrollments, outbox, sequences, tasks, settings_pages):
+    for module in (
+        login, contacts, enroll, enrollments, outbox, sequences, sequence_editor, tasks,
+        settings_pages,
+    ):  # fmt: skip
         app.include_router(module.router, include_in_schema=False)

@@ -32,6 +32,7 @@ from cadenza.services.personalization import contact_values
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import get_ctx
+from cadenza.web.ui.forms import FormError, settings_from_form
 from cadenza.web.ui.rendering import person_name, render
 from cadenza.web.ui.session import check_csrf, ui_writer
 
@@ -52,12 +53,6 @@ _FIELD_OF_CODE = {
     ErrorCode.SEQUENCE_HAS_NO_STEPS: "sequence",
 }
 FIELDS = ("sequence", "start_step", "timezone", "send", "mailbox", "settings", "general")
-
-
-class FormError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
 
 
 def _int(value: Any, field: str, what: str) -> int:
@@ -89,19 +84,6 @@ def _send_at(form: FormData) -> datetime | None:
     except ValueError:
         raise FormError("send", "give the date and time to send the first step") from None
     return datetime.combine(day, moment)  # naive: that time in each enrollment's zone
-
-
-def _settings(form: FormData) -> dict[str, Any]:
-    start, end = form.get("window_start", ""), form.get("window_end", "")
-    if bool(start) != bool(end):
-        raise FormError("settings", "give both the start and the end of the send window")
-    return {
-        "follow_up_days": form.get("follow_up_days", "every_day"),
-        "holiday_country": str(form.get("holiday_country", "")).strip().upper() or None,
-        "send_window": {"start": start, "end": end} if start else None,
-        "thread_follow_ups": form.get("thread_follow_ups") == "on",
-        "task_reminders": form.get("task_reminders") == "on",
-    }
 
 
 def _edits(form: FormData, specs: list[StepSpec], contact_id: int) -> dict[str, dict[str, str]]:
@@ -170,7 +152,7 @@ def read_form(
         timezone=zone or None,
         send_at=_send_at(form),
         dry_run=dry_run,
-        settings=_settings(form),
+        settings=settings_from_form(form),
     )
     return DialogInput(sequence_id, contact_ids, request, tokens)
 

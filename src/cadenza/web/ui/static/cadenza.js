@@ -117,8 +117,24 @@
     }
   }
 
+  // --- the sequence editor's token picker: inserts {{ token }} at the cursor ----------
+  function tokenPickerSetup() {
+    document.addEventListener("change", function (e) {
+      var picker = e.target;
+      if (!picker.classList || !picker.classList.contains("token-picker") || !picker.value) return;
+      var area = document.getElementById(picker.dataset.target);
+      var text = "{{ " + picker.value + " }}";
+      var at = area.selectionStart || area.value.length;
+      area.value = area.value.slice(0, at) + text + area.value.slice(area.selectionEnd || at);
+      picker.value = "";
+      area.focus();
+      area.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     selectionSetup();
     enrollSetup();
+    tokenPickerSetup();
   });
 })();
