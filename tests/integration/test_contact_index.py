@@ -120,3 +120,20 @@ def test_waiting_emails_of_one_owner(ctx, world):
     assert outbox.list_waiting(ctx, owner_id=other.id) == []
     [run] = outbox.list_waiting(ctx)
     assert run.enrollment.contact.email == "ann@corp.example"
+
+
+def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):
+    from cadenza.domain.steps import parse_steps
+    from cadenza.services.preview import preview_steps
+
+    specs = parse_steps(
+        [
+            {"type": "email", "subject": "Hi {{ contact.firstname }}",
+             "body": "<p>{{ sender.firstname }}</p>"},
+            {"type": "email", "thread_with_step": 1, "body": "<p>{{ contact.jobtitle }}</p>"},
+        ]
+    )  # fmt: skip
+    first, second = preview_steps(ctx, specs, world.contact().id, world.user.id)
+    assert (first.subject, first.body_html, first.problems) == ("Hi Ann", "<p>Riley</p>", [])
+    assert second.subject == "Hi Ann"
+    assert second.body_html is None and "contact.jobtitle" in second.problems[0]
