@@ -65,6 +65,9 @@ def test_a_viewer_sees_contacts_but_no_enroll_button(tab, demo_server):
     tab.shot("contacts")
     assert page.locator("table.contacts tbody tr").count() == 25
     assert page.locator("#enroll-selected").count() == 0
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing spills sideways
+    tab.shot("contacts-phone")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     tab.visit("/contacts/2", "contact")
     assert page.locator("#enroll-contact").count() == 0
     answer = page.request.get(tab.url("/enroll?contact=2"))
