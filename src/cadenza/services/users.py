@@ -132,3 +132,66 @@ def authenticate(ctx: Context, email: str, password: str) -> User | None:
         verify_password(password, _DUMMY_HASH)
         return None
     return user if verify_password(password, user.password_hash) else None
+
+
+def list_users(ctx: Context) -> list[User]:
+    with ctx.db.read() as session:
+        return list(session.scalars(select(User).order_by(User.email)))
+
+
+def update_user(
+    ctx: Context,
+    user_id: int,
+    *,
+    role: str | None = None,
+    can_enroll: bool | None = None,
+    actor_id: int | None = None,
+) -> User:
+    """An admin changes someone's role or enroll permission. The last admin stays admin,
+    so a team can never lock itself out of its own settings."""
+    if role is not None:
+        try:
+            role = UserRole(role)
+        except ValueError:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR, "role must be admin, member or viewer"
+            ) from None
+    with ctx.db.transaction() as session:
+        user = fetch(session, User, user_id, for_update=True)
+        if role is not None and role != UserRole.ADMIN and user.role == UserRole.ADMIN:
+            admins = session.scalar(
+                select(func.count()).select_from(User).where(User.role == str(UserRole.ADMIN))
+            )
+            if admins <= 1:
+                raise CadenzaError(
+                    ErrorCode.INVALID_STATE, "the last admin cannot stop being an admin"
+                )
+        changes = {}
+        if role is not None:
+            user.role = changes["role"] = str(role)
+        if can_enroll is not None:
+            user.can_enroll = changes["can_enroll"] = bool(can_enroll)
+        record(session, ctx, actor_id, "user.update", "user", user_id, changes)
+    return user
+
+
+def list_tokens(ctx: Context, user_id: int) -> list[ApiToken]:
+    """The user's tokens, live and revoked, newest first; only prefixes, never secrets."""
+    with ctx.db.read() as session:
+        return list(
+            session.scalars(
+                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+            )
+        )
+
+
+def revoke_token(ctx: Context, user_id: int, token_id: int) -> ApiToken:
+    """Someone else's token answers as a missing one: token ids reveal nothing."""
+    with ctx.db.transaction() as session:
+        token = session.get(ApiToken, token_id, with_for_update=True)
+        if token is None or token.user_id != user_id:
+            raise CadenzaError(ErrorCode.NOT_FOUND, f"token {token_id} does not exist")
+        if token.revoked_at is None:
+            token.revoked_at = ctx.clock.now()
+            record(session, ctx, user_id, "token.revoke", "api_token", token_id)
+    return token
