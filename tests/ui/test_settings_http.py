@@ -124,3 +124,23 @@ def test_tokens_are_shown_once_listed_by_prefix_and_revoked(admin_ui, ctx):
     assert users.user_for_token(ctx, token) is None
     assert post(admin_ui, "/settings/tokens/999/revoke").status_code == 404
     assert post(admin_ui, "/settings/tokens", name="").status_code == 422
+
+
+def test_create_a_sequence_then_archive_it(admin_ui, ctx):
+    from cadenza.services.sequences import get_sequence
+
+    made = admin_ui.client.post(
+        "/sequences", data={"csrf_token": admin_ui.token, "name": "Trade show"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert made.status_code == 303
+    sequence_id = int(made.headers["location"].split("/")[2])
+    assert admin_ui.client.get(made.headers["location"]).status_code == 200
+    assert get_sequence(ctx, sequence_id).name == "Trade show"
+    blank = post(admin_ui, "/sequences", name="   ")
+    assert blank.status_code == 422 and "1 to 200 characters" in blank.text
+    archived = admin_ui.client.post(
+        f"/sequences/{sequence_id}/archive", headers={"X-CSRF-Token": admin_ui.token}
+    )
+    assert archived.status_code == 204 and archived.headers["HX-Redirect"] == "/sequences"
+    assert admin_ui.client.get(f"/sequences/{sequence_id}").status_code == 404
