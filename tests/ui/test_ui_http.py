@@ -229,3 +229,27 @@ def test_the_enroll_dialog_enrolls_with_edits_tokens_and_settings(ui, world, ctx
     assert rows[nameless.id].token_values == {"contact.firstname": "there"}
     assert rows[ann.id].settings_snapshot["send_window"] == {"start": "08:00", "end": "17:00"}
     assert enrollment_views.get_enrollment(ctx, rows[ann.id].id).enrollment.state == "active"
+
+
+def test_an_unknown_send_is_reviewed_from_its_page(ui, ctx, world, worker):
+    from cadenza.services import outbox
+    from tests.conftest import crash_while_handing_over, enroll_ids
+
+    enroll_ids(world, [world.contact()])
+    crash_while_handing_over(ctx, worker)
+    [message] = outbox.list_messages(ctx, status="unknown")
+    assert ui.login("rep@example.com", "pw").status_code == 303
+    page = ui.client.get(f"/outbox/{message.id}")
+    assert "Did this email arrive?" in page.text
+    token = CSRF.search(page.text).group(1)
+    bad = ui.client.post(f"/outbox/{message.id}/review", data={"csrf_token": token})
+    assert bad.status_code == 422
+    done = ui.client.post(
+        f"/outbox/{message.id}/review", data={"csrf_token": token, "delivered": "yes"}
+    )
+    assert done.status_code == 200 and "Did this email arrive?" not in done.text
+    assert outbox.get_message(ctx, message.id)[0].status == "sent"
+    again = ui.client.post(
+        f"/outbox/{message.id}/review", data={"csrf_token": token, "delivered": "no"}
+    )
+    assert again.status_code == 409

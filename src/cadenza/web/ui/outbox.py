@@ -7,8 +7,8 @@ anywhere: even a body that slipped past sanitising could neither run nor phone h
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.templates import clean_html
@@ -18,7 +18,7 @@ from cadenza.store.models import Message, User
 from cadenza.web.auth import get_ctx, is_admin
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -64,6 +64,21 @@ def message_page(
     ctx: Context = Depends(get_ctx),
 ):
     return render(request, "outbox/message.html", message=_visible(ctx, user, message_id))
+
+
+@router.post("/outbox/{message_id}/review")
+def review_message(
+    message_id: int = Path(ge=1, le=MAX_ID),
+    delivered: str = Form(""),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    """A send whose outcome is unknown: a person says whether it arrived (never guessed)."""
+    if delivered not in ("yes", "no"):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "say whether the email was delivered")
+    _visible(ctx, user, message_id)
+    outbox.resolve_unknown(ctx, message_id, delivered=delivered == "yes", actor_id=user.id)
+    return RedirectResponse(f"/outbox/{message_id}", status_code=303)
 
 
 @router.get("/outbox/{message_id}/body")
