@@ -105,3 +105,26 @@ def test_markup_in_a_contact_is_shown_as_text_everywhere(tab, server_ctx):
     assert XSS["company"] in page.inner_text("h1.subject")
     assert page.evaluate("() => window.__xss") is None
     tab.shot("message")
+
+
+def test_keyboard_only_sign_in_and_selection_with_visible_focus(tab):
+    page = tab.page
+    tab.visit("/contacts")
+    assert page.evaluate("() => document.activeElement.id") == "email"  # autofocus
+    page.keyboard.type("rep@example.com")
+    page.keyboard.press("Tab")
+    page.keyboard.type("cadenza-demo")
+    page.keyboard.press("Enter")
+    page.wait_for_url(tab.url("/contacts"))
+    page.focus("#select-all")
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth")
+    assert outline == "3px"
+    page.keyboard.press("Space")
+    assert page.inner_text("#selected-count") == "25 selected"
+    for _ in range(10):  # past the sortable column headers to the first row's checkbox
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.classList.contains('row-check')"):
+            break
+    page.keyboard.press("Space")
+    assert page.inner_text("#selected-count") == "24 selected"
+    tab.shot("keyboard-selection")
