@@ -101,3 +101,14 @@ def test_enrollments_are_paused_resumed_and_unenrolled_in_bulk(rep, ctx, world):
     assert filtered.text.count('class="card enrollment"') == 1
     assert bulk("explode", ids).status_code == 422
     assert bulk("pause", []).status_code == 422
+
+
+def test_the_contact_record_shows_its_emails_tasks_and_enrollments(rep, ctx, world, worker):
+    ann = world.contact(timezone="Asia/Tokyo")
+    other = world.contact("bo@corp.example", firstname="Bo")
+    enroll_ids(world, [ann, other])
+    worker.tick()
+    page = rep.client.get(f"/contacts/{ann.id}").text
+    assert page.count('class="subject"') == 1 and "Hi Ann" in page and "Hi Bo" not in page
+    assert "JST their time" in page and "Follow-up" in page
+    assert "Step 3" in page  # the projected call task

@@ -22,6 +22,7 @@ def list_messages(
     status: str | None = None,
     enrollment_id: int | None = None,
     owner_id: int | None = None,
+    contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
 ) -> list[Message]:
@@ -35,6 +36,8 @@ def list_messages(
         query = query.where(Message.status == status)
     if enrollment_id is not None:
         query = query.where(Message.enrollment_id == enrollment_id)
+    if contact_id is not None:
+        query = query.where(Message.contact_id == contact_id)
     if owner_id is not None:
         owned = select(Mailbox.id).where(Mailbox.owner_id == owner_id)
         query = query.where(Message.mailbox_id.in_(owned))

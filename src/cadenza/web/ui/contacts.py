@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from cadenza.domain.enums import UserRole
-from cadenza.services import contact_index, enrollment_views
+from cadenza.services import contact_index, enrollment_views, outbox, tasks
 from cadenza.services.contacts import get_contact
 from cadenza.services.context import Context
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import get_ctx, is_admin
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user
@@ -78,11 +78,25 @@ def contact_record(
         enrollment_views.get_enrollment(ctx, e.id)
         for e in reversed(enrollment_views.list_enrollments(ctx, contact_id=contact_id))
     ]
+    # Emails and tasks, newest first: what this contact received and what was done for them.
+    # Like the outbox and the task queue: members and viewers see their own, admins all.
+    owner = None if is_admin(user) else user.id
+    messages = outbox.list_messages(ctx, contact_id=contact_id, owner_id=owner, limit=100)
+    contact_tasks = tasks.list_tasks(
+        ctx, owner_id=owner, contact_id=contact_id, status=None, limit=100
+    )
+    activity = sorted(
+        [("email", m.sent_at or m.created_at, m) for m in messages]
+        + [("task", t.completed_at or t.due_at, t) for t in contact_tasks],
+        key=lambda item: item[1],
+        reverse=True,
+    )
     return render(
         request,
         "contacts/record.html",
         contact=contact,
         views=views,
+        activity=activity,
         may_enroll=may_enroll(user),
         live=any(v.enrollment.state in ("active", "paused") for v in views),
     )
