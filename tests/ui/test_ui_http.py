@@ -253,3 +253,21 @@ def test_an_unknown_send_is_reviewed_from_its_page(ui, ctx, world, worker):
         f"/outbox/{message.id}/review", data={"csrf_token": token, "delivered": "no"}
     )
     assert again.status_code == 409
+
+
+def test_a_user_with_several_mailboxes_chooses_the_sender(ui, ctx, world):
+    from cadenza.services.mailboxes import create_mailbox
+
+    second = create_mailbox(ctx, world.user.id, "rep2@example.com", from_name="Riley Two")
+    assert ui.login("rep@example.com", "pw").status_code == 303
+    contact = world.contact()
+    dialog = ui.client.get(f"/enroll?contact={contact.id}").text
+    assert 'id="mailbox"' in dialog and "rep2@example.com" in dialog
+    token = CSRF.search(dialog).group(1)
+    form = _enroll_form(token, world, [contact], mailbox=str(second.id))
+    assert ui.client.post("/enroll", data=form).status_code == 200
+    with ctx.db.read() as session:
+        [enrollment] = session.query(Enrollment).all()
+    assert enrollment.mailbox_id == second.id
+    missing = ui.client.post("/enroll/check", data=_enroll_form(token, world, [contact]))
+    assert "choose the one to send from" in missing.text
