@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test install lint format migration clean
+.PHONY: run test install lint format migration screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ format: install
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
+# Refresh the README's pictures from the web app's browser tests.
+screenshots: install
+	CADENZA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/ui -q -k "not http"
+
 # Developer use: autogenerate a migration after changing store/models.py.
 migration: install
 	rm -f /tmp/cadenza-migration.db
@@ -42,4 +46,4 @@ migration: install
 	  migrate.revision(Database('sqlite:////tmp/cadenza-migration.db'), '$(MSG)')"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis cadenza.db cadenza.db-*
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build cadenza.db cadenza.db-*

@@ -18,8 +18,9 @@ class Settings(BaseSettings):
     cli_user: str | None = None
     # Where recipients reach this server: unsubscribe, open and click links start here.
     public_url: str = "http://127.0.0.1:8000"
-    # Signs those links; when unset, a random key is generated once and kept in the
-    # database (table app_secrets), so every process of one installation shares it.
+    # Signs those links and the web app's session cookies; when unset, a random key is
+    # generated once and kept in the database (table app_secrets), so every process of
+    # one installation shares it and sessions survive a restart.
     # (a SecretStr: settings printed or logged show it as **********)
     secret_key: SecretStr | None = None
     # An open or click this soon after sending is a scanner's, not a person's.

@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     # HTTP
     UNAUTHENTICATED = "unauthenticated"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    CSRF_FAILED = "csrf_failed"
     BODY_TOO_LARGE = "body_too_large"
     # CSV import
     FILE_TOO_LARGE = "file_too_large"
@@ -72,6 +73,7 @@ _HTTP_STATUS = {
     ErrorCode.BODY_TOO_LARGE: 413,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.TOO_MANY_ATTEMPTS: 429,
+    ErrorCode.CSRF_FAILED: 403,
     ErrorCode.MAILBOX_REQUIRED: 422,
 }
 

@@ -58,6 +58,9 @@ class EnrollRequest:
     # zone ("9:00 their time"), which is why it is resolved per contact.
     send_at: datetime | None = None
     dry_run: bool = False
+    # Follow-up settings for this enrollment only, over the sequence's (the enroll
+    # dialog offers them); None keeps the sequence's settings.
+    settings: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         mailbox=_resolve_mailbox(session, user, request.mailbox_id),
         sequence_id=sequence.id,
         specs=specs,
-        settings=SequenceSettings.from_dict(sequence.settings),
+        settings=SequenceSettings.from_dict({**sequence.settings, **(request.settings or {})}),
         start_step=request.start_step,
         tz_override=parse_timezone(request.timezone) if request.timezone else None,
         now=now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -21,6 +22,7 @@ def list_messages(
     status: str | None = None,
     enrollment_id: int | None = None,
     owner_id: int | None = None,
+    contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
 ) -> list[Message]:
@@ -34,6 +36,8 @@ def list_messages(
         query = query.where(Message.status == status)
     if enrollment_id is not None:
         query = query.where(Message.enrollment_id == enrollment_id)
+    if contact_id is not None:
+        query = query.where(Message.contact_id == contact_id)
     if owner_id is not None:
         owned = select(Mailbox.id).where(Mailbox.owner_id == owner_id)
         query = query.where(Message.mailbox_id.in_(owned))
@@ -56,18 +60,26 @@ def get_message(ctx: Context, message_id: int) -> tuple[Message, list[DeliveryAt
         return message, attempts
 
 
-def list_waiting(ctx: Context, limit: int = 50) -> list[StepRun]:
-    """Email steps that are due or held back, with the reason each one waits."""
-    with ctx.db.read() as session:
-        return list(
-            session.scalars(
-                select(StepRun)
-                .where(StepRun.status == str(StepRunStatus.PENDING))
-                .where(StepRun.step_type.in_(("email", "manual_email")))
-                .order_by(StepRun.due_at)
-                .limit(limit)
-            )
+def list_waiting(ctx: Context, limit: int = 50, owner_id: int | None = None) -> list[StepRun]:
+    """Email steps that are due or held back, with the reason each one waits.
+
+    `owner_id` keeps the steps of that user's mailboxes only; each run comes with its
+    enrollment and contact loaded, so a page can name who it is for.
+    """
+    query = (
+        select(StepRun)
+        .where(StepRun.status == str(StepRunStatus.PENDING))
+        .where(StepRun.step_type.in_(("email", "manual_email")))
+        .order_by(StepRun.due_at)
+        .limit(limit)
+        .options(selectinload(StepRun.enrollment).selectinload(Enrollment.contact))
+    )
+    if owner_id is not None:
+        query = query.where(
+            StepRun.mailbox_id.in_(select(Mailbox.id).where(Mailbox.owner_id == owner_id))
         )
+    with ctx.db.read() as session:
+        return list(session.scalars(query))
 
 
 def resolve_unknown(

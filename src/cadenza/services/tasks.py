@@ -177,6 +177,7 @@ def list_tasks(
     ctx: Context,
     *,
     owner_id: int | None = None,
+    contact_id: int | None = None,
     status: str | None = "open",
     limit: int = 100,
     after: tuple[datetime, int] | None = None,
@@ -190,6 +191,8 @@ def list_tasks(
     query = select(Task).order_by(Task.due_at, Task.id).limit(limit)
     if owner_id is not None:
         query = query.where(Task.owner_id == owner_id)
+    if contact_id is not None:
+        query = query.where(Task.contact_id == contact_id)
     if status is not None:
         query = query.where(Task.status == status)
     if after is not None:

@@ -1,4 +1,4 @@
-"""The FastAPI application: API routes, errors, health, body limit."""
+"""The FastAPI application: API routes, errors, health, body limit, and the web app."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cadenza import __version__
 from cadenza.domain.errors import ErrorCode
 from cadenza.services.context import Context
 from cadenza.store import migrate
-from cadenza.web import errors
+from cadenza.web import errors, ui
 from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
     contacts,
@@ -77,4 +77,5 @@ def create_app(ctx: Context) -> FastAPI:
         router = module.router
         app.include_router(router, prefix="/api/v1")
     app.include_router(public.router)  # unsubscribe, open and click links: token-signed
+    ui.install(app)  # the web app at `/`, after the API so that it never shadows it
     return app

@@ -66,31 +66,35 @@ def _field_path(location: tuple) -> str:
     return ".".join(str(part) for part in location)
 
 
+async def cadenza_error(_request: Request, exc: CadenzaError) -> JSONResponse:
+    return error_response(exc.http_status, exc.code, exc.message, exc.details)
+
+
+async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = [
+        {"field": _field_path(error["loc"]), "message": error["msg"]} for error in exc.errors()
+    ]
+    first = fields[0] if fields else {"field": "", "message": "invalid request"}
+    return error_response(
+        422,
+        ErrorCode.VALIDATION_ERROR,
+        f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+        fields,
+    )
+
+
+async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
+    # A body that cannot be parsed (bad JSON, bad multipart) is invalid input like
+    # any other: one status for one code.
+    status = 422 if exc.status_code == 400 else exc.status_code
+    response = error_response(status, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(CadenzaError)
-    async def cadenza_error(_request: Request, exc: CadenzaError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, exc.message, exc.details)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [
-            {"field": _field_path(error["loc"]), "message": error["msg"]} for error in exc.errors()
-        ]
-        first = fields[0] if fields else {"field": "", "message": "invalid request"}
-        return error_response(
-            422,
-            ErrorCode.VALIDATION_ERROR,
-            f"{first['field']}: {first['message']}" if first["field"] else first["message"],
-            fields,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
-        # A body that cannot be parsed (bad JSON, bad multipart) is invalid input like
-        # any other: one status for one code.
-        status = 422 if exc.status_code == 400 else exc.status_code
-        response = error_response(status, code, str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
+    app.add_exception_handler(CadenzaError, cadenza_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)

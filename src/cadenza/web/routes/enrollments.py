@@ -235,7 +235,7 @@ def _result_out(result: ContactResult) -> EnrollResultOut:
 # --- who may see and act ------------------------------------------------------------
 
 
-def _sees_all(user: User) -> bool:
+def sees_all(user: User) -> bool:
     """Viewers only read, so they may read everything; members only their own."""
     return user.role != UserRole.MEMBER
 
@@ -248,14 +248,16 @@ def _not_found(enrollment_id: int) -> CadenzaError:
     )
 
 
-def _visible(ctx: Context, user: User, enrollment_id: int) -> enrollment_views.EnrollmentView:
+def visible_enrollment(
+    ctx: Context, user: User, enrollment_id: int
+) -> enrollment_views.EnrollmentView:
     view = enrollment_views.get_enrollment(ctx, enrollment_id)
-    if not _sees_all(user) and view.enrollment.enrolled_by_id != user.id:
+    if not sees_all(user) and view.enrollment.enrolled_by_id != user.id:
         raise _not_found(enrollment_id)
     return view
 
 
-def _guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enrollment]:
+def guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enrollment]:
     """The action, refused as "not found" on an enrollment the member did not make.
 
     Ownership never changes, so checking before the action's own transaction is safe.
@@ -263,7 +265,7 @@ def _guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enr
 
     def run(ctx: Context, enrollment_id: int, **kwargs: Any) -> Enrollment:
         if not is_admin(user):
-            _visible(ctx, user, enrollment_id)
+            visible_enrollment(ctx, user, enrollment_id)
         return action(ctx, enrollment_id, actor_id=user.id, **kwargs)
 
     return run
@@ -277,7 +279,7 @@ def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> Bulk
             {"limit": BULK_ACTION_LIMIT, "requested": len(body.enrollment_ids)},
         )
     outcomes = enrollment_control.for_many(
-        _guarded(action, user), ctx, body.enrollment_ids, **kwargs
+        guarded(action, user), ctx, body.enrollment_ids, **kwargs
     )
     return BulkOut(
         results=[
@@ -339,7 +341,7 @@ def list_enrollments(
         sequence_id=sequence_id,
         contact_id=contact_id,
         state=state,
-        enrolled_by_id=None if _sees_all(user) else user.id,
+        enrolled_by_id=None if sees_all(user) else user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
     )
@@ -354,7 +356,7 @@ def list_enrollments(
 def get_enrollment(
     enrollment_id: EnrollmentId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
 ) -> EnrollmentOut:
-    return enrollment_out(_visible(ctx, user, enrollment_id))
+    return enrollment_out(visible_enrollment(ctx, user, enrollment_id))
 
 
 @router.post("/enrollments/pause", response_model=BulkOut, responses=error_responses(401, 403, 422))
@@ -392,7 +394,7 @@ def unenroll_many(
 def pause(
     enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> EnrollmentOut:
-    _guarded(enrollment_control.pause, user)(ctx, enrollment_id)
+    guarded(enrollment_control.pause, user)(ctx, enrollment_id)
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
 
 
@@ -404,7 +406,7 @@ def pause(
 def resume(
     enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> EnrollmentOut:
-    _guarded(enrollment_control.resume, user)(ctx, enrollment_id)
+    guarded(enrollment_control.resume, user)(ctx, enrollment_id)
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
 
 
@@ -420,7 +422,7 @@ def unenroll(
     ctx: Context = Depends(get_ctx),
 ) -> EnrollmentOut:
     body = body or UnenrollIn()
-    _guarded(enrollment_control.unenroll, user)(
+    guarded(enrollment_control.unenroll, user)(
         ctx, enrollment_id, reason=body.reason, detail=body.detail
     )
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))

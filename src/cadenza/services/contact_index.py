@@ -1,0 +1,149 @@
+"""The contact index a rep browses: search, filters, sort and numbered pages.
+
+The API pages contacts by keyset (cheap at any depth, stable under inserts); a person
+sorting by name and jumping to page 3 needs offsets and a total instead, so the index
+has its own query. Pages are bounded, so the offset cost stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, or_, select
+
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.context import Context
+from cadenza.store.models import Contact, Enrollment
+
+SORTS = {
+    "name": (
+        func.lower(func.coalesce(Contact.lastname, "")),
+        func.lower(func.coalesce(Contact.firstname, "")),
+    ),
+    "email": (Contact.email_key,),
+    "company": (func.lower(func.coalesce(Contact.company, "")),),
+    "timezone": (Contact.timezone,),
+    "created": (Contact.created_at,),
+}
+ENROLLED_FILTERS = ("yes", "no")
+STATUS_FILTERS = ("bounced", "unsubscribed", "reachable")
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    query: str | None = None
+    timezone: str | None = None  # an IANA zone, or "none" for contacts without one
+    enrolled: str | None = None  # "yes": in a sequence now; "no": not
+    status: str | None = None  # "bounced", "unsubscribed", or "reachable" (neither)
+    sort: str = "name"
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ContactIndexPage:
+    contacts: list[Contact]
+    live_contact_ids: set[int]  # which of these contacts are in a sequence now
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _invalid(message: str, field: str) -> CadenzaError:
+    return CadenzaError(ErrorCode.VALIDATION_ERROR, message, {"field": field})
+
+
+def _live():
+    return exists().where(
+        Enrollment.contact_id == Contact.id,
+        Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+    )
+
+
+def _conditions(spec: ContactFilter) -> list:
+    conditions = []
+    if spec.query and spec.query.strip():
+        pattern = f"%{spec.query.strip().lower()}%"
+        conditions.append(
+            or_(
+                Contact.email_key.like(pattern),
+                func.lower(Contact.firstname).like(pattern),
+                func.lower(Contact.lastname).like(pattern),
+                func.lower(Contact.company).like(pattern),
+            )
+        )
+    if spec.timezone == "none":
+        conditions.append(Contact.timezone.is_(None))
+    elif spec.timezone:
+        parse_timezone(spec.timezone)
+        conditions.append(Contact.timezone == spec.timezone)
+    if spec.enrolled not in (None, *ENROLLED_FILTERS):
+        raise _invalid("enrolled must be yes or no", "enrolled")
+    if spec.enrolled:
+        conditions.append(_live() if spec.enrolled == "yes" else ~_live())
+    if spec.status not in (None, *STATUS_FILTERS):
+        raise _invalid(f"status must be one of {', '.join(STATUS_FILTERS)}", "status")
+    if spec.status == "bounced":
+        conditions.append(Contact.bounced_at.is_not(None))
+    elif spec.status == "unsubscribed":
+        conditions.append(Contact.unsubscribed_at.is_not(None))
+    elif spec.status == "reachable":
+        conditions.append(Contact.bounced_at.is_(None))
+        conditions.append(Contact.unsubscribed_at.is_(None))
+    return conditions
+
+
+def browse_contacts(
+    ctx: Context, spec: ContactFilter, *, page: int = 1, per_page: int = 50
+) -> ContactIndexPage:
+    if spec.sort not in SORTS:
+        raise _invalid(f"sort must be one of {', '.join(SORTS)}", "sort")
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise _invalid(f"per_page must be between 1 and {MAX_PER_PAGE}", "per_page")
+    if page < 1:
+        raise _invalid("page must be 1 or more", "page")
+    conditions = _conditions(spec)
+    keys = [k.desc() if spec.descending else k.asc() for k in SORTS[spec.sort]]
+    query = (
+        select(Contact)
+        .where(*conditions)
+        .order_by(*keys, Contact.id.desc() if spec.descending else Contact.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    with ctx.db.read() as session:
+        total = session.scalar(select(func.count()).select_from(Contact).where(*conditions))
+        contacts = list(session.scalars(query))
+        ids = [c.id for c in contacts]
+        live = set(
+            session.scalars(
+                select(Enrollment.contact_id).where(
+                    Enrollment.contact_id.in_(ids),
+                    Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+                )
+            )
+        )
+    return ContactIndexPage(contacts, live, total, page, per_page)
+
+
+def contact_timezones(ctx: Context) -> list[str]:
+    """The zones contacts have, for the filter: a short list instead of all of IANA."""
+    with ctx.db.read() as session:
+        return sorted(
+            z for z in session.scalars(select(Contact.timezone).distinct()) if z is not None
+        )
+
+
+def get_contacts(ctx: Context, contact_ids: list[int]) -> list[Contact]:
+    """In the order asked, skipping ids that do not exist."""
+    with ctx.db.read() as session:
+        found = {
+            c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+        }
+    return [found[i] for i in contact_ids if i in found]

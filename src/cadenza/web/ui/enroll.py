@@ -1,0 +1,264 @@
+"""The enroll dialog (DESIGN §2): options for everyone, per-contact edits, a dry run first.
+
+The dialog is one form. Every change re-posts it to `/enroll/check`, which runs the
+enrollment service as a dry run and answers with who can be enrolled, who cannot and
+why, the tokens that have no value (in red, each with "Update all"), and the button.
+`/enroll` posts the same form for real and answers with the result per contact.
+Field names:
+
+    sequence, contact (repeated), start_step, timezone, send (now|later), send_date,
+    send_time, mailbox, follow_up_days, holiday_country, window_start, window_end,
+    thread_follow_ups, task_reminders, token:<contact.name> (a value for everyone),
+    edit:<contact id>:<step>:<field> (one contact's text of one step)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.datastructures import FormData
+
+from cadenza.domain.enums import FollowUpDays
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
+from cadenza.services import contact_index, mailboxes
+from cadenza.services.context import Context
+from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
+from cadenza.services.personalization import contact_values
+from cadenza.services.sequences import get_sequence, list_sequences, step_specs
+from cadenza.store.models import Contact, User
+from cadenza.web.auth import get_ctx
+from cadenza.web.ui.forms import FormError, settings_from_form
+from cadenza.web.ui.rendering import person_name, render
+from cadenza.web.ui.session import check_csrf, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+MAX_CONTACTS_IN_URL = 200  # the service refuses more than the bulk limit with its own message
+
+# Which form field a whole-request refusal belongs next to.
+_FIELD_OF_CODE = {
+    ErrorCode.INVALID_TIMEZONE: "timezone",
+    ErrorCode.SEND_AT_IN_PAST: "send",
+    ErrorCode.INVALID_START_STEP: "start_step",
+    ErrorCode.MAILBOX_NOT_FOUND: "mailbox",
+    ErrorCode.MAILBOX_REQUIRED: "mailbox",
+    ErrorCode.MAILBOX_NOT_YOURS: "mailbox",
+    ErrorCode.MAILBOX_DISCONNECTED: "mailbox",
+    ErrorCode.SEQUENCE_NOT_FOUND: "sequence",
+    ErrorCode.SEQUENCE_HAS_NO_STEPS: "sequence",
+}
+FIELDS = ("sequence", "start_step", "timezone", "send", "mailbox", "settings", "general")
+
+
+def _int(value: Any, field: str, what: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise FormError(field, f"choose {what}") from None
+    if not 1 <= number <= 2**31 - 1:
+        raise FormError(field, f"choose {what}")
+    return number
+
+
+@dataclass
+class DialogInput:
+    """The form, read and checked: what the service needs plus what the page shows again."""
+
+    sequence_id: int
+    contact_ids: list[int]
+    request: EnrollRequest
+    token_values: dict[str, str] = field(default_factory=dict)
+
+
+def _send_at(form: FormData) -> datetime | None:
+    if form.get("send", "now") != "later":
+        return None
+    try:
+        day = date.fromisoformat(str(form.get("send_date", "")))
+        moment = time.fromisoformat(str(form.get("send_time", "")))
+    except ValueError:
+        raise FormError("send", "give the date and time to send the first step") from None
+    return datetime.combine(day, moment)  # naive: that time in each enrollment's zone
+
+
+def _edits(form: FormData, specs: list[StepSpec], contact_id: int) -> dict[str, dict[str, str]]:
+    """Only text that differs from the sequence's: an untouched step stays the template."""
+    by_position = {s.position: s for s in specs}
+    edits: dict[str, dict[str, str]] = {}
+    prefix = f"edit:{contact_id}:"
+    for key, value in form.multi_items():
+        if not key.startswith(prefix):
+            continue
+        position_text, _, name = key[len(prefix) :].partition(":")
+        spec = by_position.get(int(position_text)) if position_text.isdigit() else None
+        if spec is None or name not in EDITABLE_FIELDS:
+            continue
+        if str(value) != (getattr(spec, name) or ""):
+            edits.setdefault(str(spec.position), {})[name] = str(value)
+    return edits
+
+
+def _lacking(tokens: dict[str, str], contact: Contact | None) -> dict[str, str]:
+    """ "Update all" fills a token for the contacts that have no value of their own: a
+    contact whose record has a first name keeps it."""
+    if contact is None:
+        return dict(tokens)
+    values = contact_values(contact)
+    return {
+        name: value
+        for name, value in tokens.items()
+        if not name.startswith("contact.")
+        or values.get(name.removeprefix("contact.")) in (None, "")
+    }
+
+
+def read_form(
+    form: FormData,
+    user: User,
+    specs: list[StepSpec],
+    contacts: dict[int, Contact],
+    *,
+    dry_run: bool,
+) -> DialogInput:
+    sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
+    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
+    if not contact_ids:
+        raise FormError("general", "every contact was removed: choose contacts to enroll")
+    tokens = {
+        key.removeprefix("token:"): str(value).strip()
+        for key, value in form.multi_items()
+        if key.startswith("token:") and str(value).strip()
+    }
+    zone = str(form.get("timezone", "")).strip()
+    mailbox = str(form.get("mailbox", ""))
+    request = EnrollRequest(
+        sequence_id=sequence_id,
+        user_id=user.id,
+        contacts=[
+            ContactRequest(
+                cid,
+                token_values=_lacking(tokens, contacts.get(cid)),
+                step_edits=_edits(form, specs, cid),
+            )
+            for cid in contact_ids
+        ],
+        mailbox_id=_int(mailbox, "mailbox", "a mailbox") if mailbox else None,
+        start_step=_int(form.get("start_step", "1"), "start_step", "a step"),
+        timezone=zone or None,
+        send_at=_send_at(form),
+        dry_run=dry_run,
+        settings=settings_from_form(form),
+    )
+    return DialogInput(sequence_id, contact_ids, request, tokens)
+
+
+@dataclass
+class Outcome:
+    contacts: list[Contact]
+    results: dict[int, ContactResult]
+    errors: dict[str, str]
+    missing: dict[str, list[str]]  # token -> names of the contacts that lack it
+    tokens: dict[str, str]
+
+    @property
+    def enrollable(self) -> int:
+        return sum(1 for r in self.results.values() if r.ok)
+
+
+def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
+    errors: dict[str, str] = {}
+    contacts: list[Contact] = []
+    results: dict[int, ContactResult] = {}
+    tokens: dict[str, str] = {}
+    try:
+        sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
+        specs = step_specs(get_sequence(ctx, sequence_id))
+        asked = [str(v) for v in form.getlist("contact")]
+        contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
+        dialog = read_form(form, user, specs, {c.id: c for c in contacts}, dry_run=dry_run)
+        tokens = dialog.token_values
+        results = {r.contact_id: r for r in enroll(ctx, dialog.request)}
+    except FormError as exc:
+        errors[exc.field] = exc.message
+    except CadenzaError as exc:
+        where = _FIELD_OF_CODE.get(exc.code)
+        if where is None and exc.code == ErrorCode.VALIDATION_ERROR:
+            where = "send" if "send_at" in exc.message else "settings"
+        errors[where or "general"] = exc.message
+    names = {c.id: person_name(c) for c in contacts}
+    missing: dict[str, list[str]] = {}
+    for result in results.values():
+        for token in result.missing_tokens:
+            missing.setdefault(token, []).append(names.get(result.contact_id, "?"))
+    return Outcome(contacts, results, errors, missing, tokens)
+
+
+def _contact_ids(raw: list[str]) -> list[int]:
+    ids = []
+    for value in raw[:MAX_CONTACTS_IN_URL]:
+        if value.isdigit() and 1 <= int(value) <= 2**31 - 1 and int(value) not in ids:
+            ids.append(int(value))
+    return ids
+
+
+@router.get("/enroll")
+def enroll_dialog(
+    request: Request,
+    contact: list[str] = Query(default_factory=list),
+    sequence: str = "",
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    if not user.can_enroll:
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
+    contacts = contact_index.get_contacts(ctx, _contact_ids(contact))
+    sequences = list_sequences(ctx)
+    chosen = next((s for s in sequences if str(s.id) == sequence), None)
+    if chosen is None and sequences:
+        chosen = sequences[0]
+    specs = step_specs(chosen) if chosen else []
+    return render(
+        request,
+        "enroll/dialog.html",
+        contacts=contacts,
+        sequences=sequences,
+        chosen=chosen,
+        specs=specs,
+        settings=chosen.settings if chosen else {},
+        follow_up_choices=[f.value for f in FollowUpDays],
+        mailboxes=mailboxes.list_mailboxes(ctx, owner_id=user.id),
+        zones=sorted(available_timezones()),
+        editable=EDITABLE_FIELDS,
+    )
+
+
+@router.post("/enroll/check")
+async def enroll_check(
+    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+):
+    outcome = _run(ctx, await request.form(), user, dry_run=True)
+    return render(request, "enroll/check.html", outcome=outcome, fields=FIELDS)
+
+
+@router.post("/enroll")
+async def enroll_submit(
+    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+):
+    form = await request.form()
+    outcome = _run(ctx, form, user, dry_run=False)
+    if outcome.errors:  # nothing was written: show the dialog's check again
+        response = render(request, "enroll/check.html", outcome=outcome, fields=FIELDS)
+        response.headers["HX-Retarget"] = "#enroll-check"
+        return response
+    return render(
+        request,
+        "enroll/result.html",
+        outcome=outcome,
+        sequence_id=form.get("sequence"),
+        viewer_tz=user.timezone,
+    )

@@ -1,0 +1,106 @@
+"""Enrollments: filter by sequence and state, each with its projected timeline in the
+contact's zone and the viewer's; pause, resume and unenroll one or many."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import RedirectResponse
+
+from cadenza.domain.enums import EnrollmentState
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import enrollment_control, enrollment_views
+from cadenza.services.context import Context
+from cadenza.services.sequences import list_sequences
+from cadenza.store.models import User
+from cadenza.web.auth import get_ctx
+from cadenza.web.errors import MAX_ID
+from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, sees_all, visible_enrollment
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+PER_PAGE = 25
+ACTIONS = {
+    "pause": enrollment_control.pause,
+    "resume": enrollment_control.resume,
+    "unenroll": enrollment_control.unenroll,
+}
+
+
+def _action(name: str):
+    if name not in ACTIONS:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "action must be pause, resume or unenroll")
+    return ACTIONS[name]
+
+
+@router.get("/enrollments")
+def enrollment_list(
+    request: Request,
+    sequence: int | None = Query(None, ge=1, le=MAX_ID),
+    state: str = Query("", max_length=20),
+    after: int | None = Query(None, ge=0, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    found = enrollment_views.list_enrollments(
+        ctx,
+        sequence_id=sequence,
+        state=state or None,
+        enrolled_by_id=None if sees_all(user) else user.id,
+        limit=PER_PAGE + 1,
+        after_id=after,
+    )
+    more = len(found) > PER_PAGE
+    views = [enrollment_views.get_enrollment(ctx, e.id) for e in found[:PER_PAGE]]
+    return render(
+        request,
+        "enrollments/list.html",
+        views=views,
+        sequences=list_sequences(ctx),
+        states=[s.value for s in EnrollmentState],
+        sequence=sequence,
+        state=state,
+        next_after=views[-1].enrollment.id if more else None,
+        may_act=user.role != "viewer",
+    )
+
+
+@router.get("/enrollments/{enrollment_id}")
+def enrollment_detail(
+    request: Request,
+    enrollment_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    view = visible_enrollment(ctx, user, enrollment_id)
+    return render(request, "enrollments/detail.html", view=view, may_act=user.role != "viewer")
+
+
+@router.post("/enrollments/{enrollment_id}/{action}")
+def enrollment_action(
+    action: str,
+    enrollment_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    guarded(_action(action), user)(ctx, enrollment_id)
+    return RedirectResponse(f"/enrollments/{enrollment_id}", status_code=303)
+
+
+@router.post("/enrollments")
+async def enrollment_bulk(
+    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+):
+    form = await request.form()
+    ids = [int(v) for v in form.getlist("enrollment") if str(v).isdigit() and int(v) <= MAX_ID]
+    if not ids:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "select at least one enrollment")
+    if len(ids) > BULK_ACTION_LIMIT:
+        raise CadenzaError(
+            ErrorCode.BULK_LIMIT_EXCEEDED, f"at most {BULK_ACTION_LIMIT} enrollments at once"
+        )
+    outcomes = enrollment_control.for_many(
+        guarded(_action(str(form.get("action", ""))), user), ctx, ids
+    )
+    return render(request, "enrollments/bulk_result.html", outcomes=outcomes)

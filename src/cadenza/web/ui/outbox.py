@@ -1,0 +1,95 @@
+"""The outbox: sent emails and those still waiting, with why each one waits.
+
+An email body is shown in a sandboxed frame (no scripts, no same-origin access) whose
+document is served with its own Content-Security-Policy that loads nothing from
+anywhere: even a body that slipped past sanitising could neither run nor phone home.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.templates import clean_html
+from cadenza.services import mailboxes, outbox
+from cadenza.services.context import Context
+from cadenza.store.models import Message, User
+from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+FRAME_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+WAIT_REASONS = {
+    None: "due: the engine sends it at the due time",
+    "rate_limit": "held back by the mailbox's per-minute limit",
+    "daily_limit": "held back by the mailbox's 24-hour limit",
+    "send_window": "outside the sequence's send window",
+    "mailbox_disconnected": "the mailbox is disconnected: reconnect it in Settings",
+    "retry": "a temporary failure: it will be retried",
+}
+
+
+def _visible(ctx: Context, user: User, message_id: int) -> Message:
+    message, _attempts = outbox.get_message(ctx, message_id)
+    if not is_admin(user) and mailboxes.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
+        raise CadenzaError(ErrorCode.NOT_FOUND, f"message {message_id} does not exist")
+    return message
+
+
+@router.get("/outbox")
+def outbox_page(
+    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    owner = None if is_admin(user) else user.id
+    return render(
+        request,
+        "outbox/index.html",
+        messages=outbox.list_messages(ctx, owner_id=owner, limit=50),
+        waiting=outbox.list_waiting(ctx, limit=50, owner_id=owner),
+        wait_reasons=WAIT_REASONS,
+    )
+
+
+@router.get("/outbox/{message_id}")
+def message_page(
+    request: Request,
+    message_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    return render(request, "outbox/message.html", message=_visible(ctx, user, message_id))
+
+
+@router.post("/outbox/{message_id}/review")
+def review_message(
+    message_id: int = Path(ge=1, le=MAX_ID),
+    delivered: str = Form(""),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    """A send whose outcome is unknown: a person says whether it arrived (never guessed)."""
+    if delivered not in ("yes", "no"):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "say whether the email was delivered")
+    _visible(ctx, user, message_id)
+    outbox.resolve_unknown(ctx, message_id, delivered=delivered == "yes", actor_id=user.id)
+    return RedirectResponse(f"/outbox/{message_id}", status_code=303)
+
+
+@router.get("/outbox/{message_id}/body")
+def message_body(
+    message_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    message = _visible(ctx, user, message_id)
+    page = f"<!doctype html><meta charset='utf-8'><body>{clean_html(message.body_html)}</body>"
+    return HTMLResponse(
+        page,
+        headers={"Content-Security-Policy": FRAME_POLICY, "X-Frame-Options": "SAMEORIGIN"},
+    )

@@ -1,0 +1,187 @@
+"""The sequence editor: add, reorder, edit and delete steps, the settings, and a live
+preview for a chosen contact.
+
+The whole sequence is one form. Add / move / delete re-render the form with the change
+(unsaved) so nothing needs client-side state; Save replaces the sequence through the
+sequences service, which validates every step (errors are shown on their step).
+In-flight enrollments keep their snapshots, so saving never changes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
+
+from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType
+from cadenza.domain.errors import CadenzaError
+from cadenza.domain.steps import parse_step
+from cadenza.services import contact_index, preview
+from cadenza.services.context import Context
+from cadenza.services.sequences import get_sequence, replace_sequence, step_specs
+from cadenza.store.models import User
+from cadenza.web.auth import get_ctx
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.forms import FormError, settings_from_form
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+TEXT_FIELDS = ("subject", "body", "task_title", "task_notes", "task_type", "task_priority")
+TOKENS = (
+    "contact.firstname", "contact.lastname", "contact.fullname", "contact.company",
+    "contact.jobtitle", "sender.firstname", "sender.fullname", "sender.email",
+)  # fmt: skip
+
+
+def _number(value: Any) -> Any:
+    """Digits become numbers; anything else goes to the validator as it is, to be refused."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else (text or 0)
+
+
+def steps_from_form(form: FormData) -> list[dict[str, Any]]:
+    steps = []
+    for index in range(1, int(form.get("step_count", "0") or 0) + 1):
+        prefix = f"step-{index}-"
+        if f"{prefix}type" not in form:
+            continue
+        step: dict[str, Any] = {"type": form[f"{prefix}type"]}
+        for name in TEXT_FIELDS:
+            step[name] = str(form.get(prefix + name, "")) or None
+        step["delay_days"] = _number(form.get(prefix + "delay_days"))
+        step["delay_hours"] = _number(form.get(prefix + "delay_hours"))
+        thread = str(form.get(prefix + "thread_with_step", ""))
+        step["thread_with_step"] = int(thread) if thread.isdigit() else None
+        step["continue_without_completing"] = form.get(prefix + "continue") == "on"
+        steps.append(step)
+    return steps
+
+
+def apply_op(steps: list[dict[str, Any]], op: str) -> list[dict[str, Any]]:
+    """add:<type>, up:<n>, down:<n>, delete:<n> (1-based); threads follow their step."""
+    verb, _, arg = op.partition(":")
+    steps = list(steps)
+    if verb == "add" and arg in {t.value for t in StepType}:
+        new = {"type": arg, "delay_days": 0 if not steps else 2, "delay_hours": 0}
+        if arg == StepType.TASK:
+            new |= {"task_type": "call", "task_title": "Call {{ contact.firstname }}"}
+        else:
+            new |= {"subject": "", "body": "<p>Hi {{ contact.firstname }},</p>"}
+        return [*steps, new]
+    if not arg.isdigit() or not 1 <= int(arg) <= len(steps):
+        return steps
+    index = int(arg) - 1
+    order = list(range(len(steps)))
+    if verb == "delete":
+        order.pop(index)
+    elif verb == "up" and index > 0:
+        order[index - 1], order[index] = order[index], order[index - 1]
+    elif verb == "down" and index < len(steps) - 1:
+        order[index + 1], order[index] = order[index], order[index + 1]
+    else:
+        return steps
+    new_position = {old + 1: new + 1 for new, old in enumerate(order)}
+    moved = [dict(steps[old]) for old in order]
+    for step in moved:
+        target = step.get("thread_with_step")
+        if target:
+            step["thread_with_step"] = new_position.get(target)
+    return moved
+
+
+STEP_DEFAULTS = {
+    **dict.fromkeys(TEXT_FIELDS),
+    "delay_days": 0,
+    "delay_hours": 0,
+    "thread_with_step": None,
+    "continue_without_completing": False,
+}
+
+
+def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
+    state["steps"] = [{**STEP_DEFAULTS, **step} for step in state.get("steps", [])]
+    contacts = contact_index.browse_contacts(
+        ctx, contact_index.ContactFilter(status="reachable"), per_page=50
+    ).contacts
+    return render(
+        request,
+        "sequences/editor.html",
+        sequence_id=sequence_id,
+        contacts=contacts,
+        tokens=TOKENS,
+        step_types=[t.value for t in StepType],
+        task_types=[t.value for t in TaskType],
+        priorities=[p.value for p in TaskPriority],
+        follow_up_choices=[f.value for f in FollowUpDays],
+        status_code=state.pop("status_code", 200),
+        **{"error": None, "notice": None, **state},
+    )
+
+
+@router.get("/sequences/{sequence_id}/edit")
+def edit_sequence(
+    request: Request,
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    _user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    sequence = get_sequence(ctx, sequence_id)
+    steps = [s.to_dict() for s in step_specs(sequence)]
+    return _editor(
+        request, ctx, sequence_id, name=sequence.name, settings=sequence.settings, steps=steps
+    )
+
+
+@router.post("/sequences/{sequence_id}/edit")
+async def save_sequence(
+    request: Request,
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    form = await request.form()
+    get_sequence(ctx, sequence_id)  # a missing sequence is a 404 page, not a form error
+    name = str(form.get("name", ""))
+    steps = steps_from_form(form)
+    op = str(form.get("op", "save"))
+    try:
+        settings = settings_from_form(form)
+    except FormError as exc:
+        return _editor(request, ctx, sequence_id, name=name, settings={}, steps=steps,
+                       error={"step": None, "message": exc.message}, status_code=422)  # fmt: skip
+    if op != "save":
+        steps = apply_op(steps, op)
+        return _editor(request, ctx, sequence_id, name=name, settings=settings, steps=steps,
+                       notice="Not saved yet: press Save to keep the changes.")  # fmt: skip
+    try:
+        replace_sequence(
+            ctx, sequence_id, name=name, settings=settings, steps=steps, actor_id=user.id
+        )
+    except CadenzaError as exc:
+        step = (exc.details or {}).get("step") if isinstance(exc.details, dict) else None
+        return _editor(request, ctx, sequence_id, name=name, settings=settings, steps=steps,
+                       error={"step": step, "message": exc.message}, status_code=422)  # fmt: skip
+    return RedirectResponse(f"/sequences/{sequence_id}", status_code=303)
+
+
+@router.post("/sequences/{sequence_id}/preview")
+async def preview_sequence(
+    request: Request,
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    form = await request.form()
+    contact = str(form.get("preview_contact", ""))
+    specs, problems = [], []
+    for position, step in enumerate(steps_from_form(form), start=1):
+        try:
+            specs.append(parse_step(step, position))
+        except CadenzaError as exc:
+            problems.append(exc.message)
+    previews = preview.preview_steps(ctx, specs, int(contact), user.id) if contact.isdigit() else []
+    return render(request, "sequences/preview.html", previews=previews, problems=problems)

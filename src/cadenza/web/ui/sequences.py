@@ -1,0 +1,82 @@
+"""Sequences: the list with each one's key numbers, a sequence's steps, creating one
+(then edited in the editor) and archiving one (enrollments in flight go on)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from cadenza.domain.errors import CadenzaError
+from cadenza.services.context import Context
+from cadenza.services.sequences import (
+    archive_sequence,
+    create_sequence,
+    get_sequence,
+    list_sequences,
+    step_specs,
+)
+from cadenza.services.stats import sequence_stats
+from cadenza.store.models import User
+from cadenza.web.auth import get_ctx
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+FIRST_STEP = {"type": "email", "subject": "Hello {{ contact.firstname | default('there') }}",
+              "body": "<p>Hi {{ contact.firstname | default('there') }},</p>"}  # fmt: skip
+
+
+@router.get("/sequences")
+def sequence_list(
+    request: Request, _user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
+    return render(request, "sequences/list.html", rows=rows, error=None, name="")
+
+
+@router.post("/sequences")
+def new_sequence(
+    request: Request,
+    name: str = Form(""),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    """Starts with one email so the editor has something to show; the rep edits it there."""
+    try:
+        sequence = create_sequence(ctx, user.id, name, steps=[FIRST_STEP])
+    except CadenzaError as exc:
+        rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
+        return render(
+            request, "sequences/list.html", status_code=exc.http_status, rows=rows,
+            error=exc.message, name=name,
+        )  # fmt: skip
+    return RedirectResponse(f"/sequences/{sequence.id}/edit", status_code=303)
+
+
+@router.post("/sequences/{sequence_id}/archive")
+def archive(
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    archive_sequence(ctx, sequence_id, actor_id=user.id)
+    return Response(status_code=204, headers={"HX-Redirect": "/sequences"})
+
+
+@router.get("/sequences/{sequence_id}")
+def sequence_detail(
+    request: Request,
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    _user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    sequence = get_sequence(ctx, sequence_id)
+    return render(
+        request,
+        "sequences/detail.html",
+        sequence=sequence,
+        specs=step_specs(sequence),
+        stats=sequence_stats(ctx, sequence_id),
+    )

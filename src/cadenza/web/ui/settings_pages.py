@@ -1,0 +1,215 @@
+"""Settings: mailboxes (add, edit, test the connection, reconnect, limits), users and
+roles (admins), and the signed-in user's API tokens.
+
+Each form posts to its own route and the page comes back with that form's outcome next
+to it. An SMTP password is write-only: the page never shows it, and a blank password
+field leaves the stored one as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.datastructures import FormData
+
+from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.engine.transports.base import DeliveryOutcome
+from cadenza.engine.transports.check import check_mailbox
+from cadenza.services import mailboxes, users
+from cadenza.services.context import Context
+from cadenza.store.models import Mailbox, User
+from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.forms import FormError
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_admin, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+MailboxId = Path(ge=1, le=MAX_ID)
+
+
+def _page(request: Request, ctx: Context, user: User, status_code: int = 200, **state: Any):
+    return render(
+        request,
+        "settings.html",
+        status_code=status_code,
+        mailboxes=mailboxes.list_mailboxes(ctx, owner_id=None if is_admin(user) else user.id),
+        users=users.list_users(ctx) if is_admin(user) else [],
+        tokens=users.list_tokens(ctx, user.id),
+        transports=[t.value for t in MailTransport],
+        securities=[s.value for s in SmtpSecurity],
+        roles=[r.value for r in UserRole],
+        **{"new_token": None, "errors": {}, "notices": {}, **state},
+    )
+
+
+def _refused(request, ctx, user, key: str, exc: CadenzaError | FormError):
+    status = exc.http_status if isinstance(exc, CadenzaError) else 422
+    return _page(request, ctx, user, status, errors={key: exc.message})
+
+
+def _whole(form: FormData, name: str, *, required: bool = True) -> int | None:
+    text = str(form.get(name, "")).strip()
+    if not text and not required:
+        return None
+    if not text.isdigit() or int(text) > MAX_ID:
+        raise FormError(name, f"{name.replace('_', ' ')} must be a whole number")
+    return int(text)
+
+
+def _mailbox_fields(form: FormData) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "from_name": str(form.get("from_name", "")).strip(),
+        "transport": str(form.get("transport", "capture")),
+        "smtp_host": str(form.get("smtp_host", "")).strip() or None,
+        "smtp_port": _whole(form, "smtp_port", required=False),
+        "smtp_security": str(form.get("smtp_security", "starttls")),
+        "smtp_username": str(form.get("smtp_username", "")).strip() or None,
+        "per_minute_limit": _whole(form, "per_minute_limit"),
+        "daily_limit": _whole(form, "daily_limit"),
+    }
+    password = str(form.get("smtp_password", ""))
+    if password:
+        fields["smtp_password"] = password
+    return fields
+
+
+def _own_mailbox(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
+    mailbox = mailboxes.get_mailbox(ctx, mailbox_id)
+    if mailbox.owner_id != user.id and not is_admin(user):
+        raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
+    return mailbox
+
+
+@router.get("/settings")
+def settings_page(
+    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    return _page(request, ctx, user)
+
+
+@router.post("/settings/mailboxes")
+async def add_mailbox(
+    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+):
+    form = await request.form()
+    try:
+        fields = _mailbox_fields(form)
+        mailbox = mailboxes.create_mailbox(ctx, user.id, str(form.get("from_email", "")), **fields)
+    except (CadenzaError, FormError) as exc:
+        return _refused(request, ctx, user, "mailbox-new", exc)
+    return _page(request, ctx, user, notices={f"mailbox-{mailbox.id}": "Mailbox added."})
+
+
+@router.post("/settings/mailboxes/{mailbox_id}")
+async def edit_mailbox(
+    request: Request,
+    mailbox_id: int = MailboxId,
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    _own_mailbox(ctx, user, mailbox_id)
+    try:
+        fields = _mailbox_fields(await request.form())
+        mailboxes.update_mailbox(ctx, mailbox_id, fields, actor_id=user.id)
+    except (CadenzaError, FormError) as exc:
+        return _refused(request, ctx, user, f"mailbox-{mailbox_id}", exc)
+    return _page(request, ctx, user, notices={f"mailbox-{mailbox_id}": "Saved."})
+
+
+@router.post("/settings/mailboxes/{mailbox_id}/test")
+def test_mailbox(
+    request: Request,
+    mailbox_id: int = MailboxId,
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    """Logs in with the stored settings and says what the server answered; sends nothing."""
+    result = check_mailbox(_own_mailbox(ctx, user, mailbox_id))
+    key = f"mailbox-{mailbox_id}"
+    if result.outcome is DeliveryOutcome.SENT:
+        return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
+    reply = f"{result.code} {result.reply}" if result.code else result.reply
+    return _page(request, ctx, user, errors={key: f"Connection failed: {reply}"})
+
+
+@router.post("/settings/mailboxes/{mailbox_id}/reconnect")
+def reconnect_mailbox(
+    request: Request,
+    mailbox_id: int = MailboxId,
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    _own_mailbox(ctx, user, mailbox_id)
+    mailboxes.reconnect_mailbox(ctx, mailbox_id, actor_id=user.id)
+    return _page(
+        request, ctx, user, notices={f"mailbox-{mailbox_id}": "Reconnected: waiting emails go."}
+    )
+
+
+@router.post("/settings/users")
+async def add_user(
+    request: Request, admin: User = Depends(ui_admin), ctx: Context = Depends(get_ctx)
+):
+    form = await request.form()
+    try:
+        created = users.create_user(
+            ctx,
+            str(form.get("email", "")),
+            firstname=str(form.get("firstname", "")).strip(),
+            lastname=str(form.get("lastname", "")).strip(),
+            role=str(form.get("role", "member")),
+            timezone=str(form.get("timezone", "")).strip() or None,
+            password=str(form.get("password", "")) or None,
+            can_enroll=form.get("can_enroll") == "on",
+        )
+    except CadenzaError as exc:
+        return _refused(request, ctx, admin, "user-new", exc)
+    return _page(request, ctx, admin, notices={f"user-{created.id}": "User added."})
+
+
+@router.post("/settings/users/{user_id}")
+async def change_user(
+    request: Request,
+    user_id: int = Path(ge=1, le=MAX_ID),
+    admin: User = Depends(ui_admin),
+    ctx: Context = Depends(get_ctx),
+):
+    form = await request.form()
+    try:
+        users.update_user(
+            ctx,
+            user_id,
+            role=str(form.get("role", "")),
+            can_enroll=form.get("can_enroll") == "on",
+            actor_id=admin.id,
+        )
+    except CadenzaError as exc:
+        return _refused(request, ctx, admin, f"user-{user_id}", exc)
+    return _page(request, ctx, admin, notices={f"user-{user_id}": "Saved."})
+
+
+@router.post("/settings/tokens")
+async def new_token(
+    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    name = str((await request.form()).get("name", "")).strip()
+    if not name or len(name) > 100:
+        error = FormError("name", "give the token a name of at most 100 characters")
+        return _refused(request, ctx, user, "token", error)
+    issued = users.create_token(ctx, user.id, name)
+    return _page(request, ctx, user, new_token=issued.token)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke(
+    request: Request,
+    token_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    users.revoke_token(ctx, user.id, token_id)
+    return _page(request, ctx, user, notices={"token": "Token revoked."})

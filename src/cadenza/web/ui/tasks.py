@@ -1,0 +1,96 @@
+"""The signed-in user's task queue: overdue, due today and upcoming; complete or skip;
+a manual email opens its draft to edit and send."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import RedirectResponse
+
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import tasks
+from cadenza.services.contacts import get_contact
+from cadenza.services.context import Context
+from cadenza.store.models import Task, User
+from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.rendering import render, viewer_zone
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+
+def _own(ctx: Context, user: User, task_id: int) -> Task:
+    task = tasks.get_task(ctx, task_id)
+    if task.owner_id != user.id and not is_admin(user):
+        raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist")
+    return task
+
+
+@router.get("/tasks")
+def task_queue(
+    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    """Grouped by the viewer's own day: "today" is today where the rep sits."""
+    tz = parse_timezone(viewer_zone(request))
+    now = ctx.clock.now().astimezone(tz)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    groups: dict[str, list[Task]] = {"Overdue": [], "Due today": [], "Upcoming": []}
+    for task in tasks.list_tasks(ctx, owner_id=user.id, status="open", limit=200):
+        if task.due_at < start:
+            groups["Overdue"].append(task)
+        elif task.due_at < end:
+            groups["Due today"].append(task)
+        else:
+            groups["Upcoming"].append(task)
+    return render(request, "tasks/queue.html", groups=groups)
+
+
+@router.get("/tasks/{task_id}")
+def task_detail(
+    request: Request,
+    task_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    task = _own(ctx, user, task_id)
+    contact = get_contact(ctx, task.contact_id) if task.contact_id else None
+    return render(request, "tasks/detail.html", task=task, contact=contact, error=None)
+
+
+@router.post("/tasks/{task_id}/complete")
+def complete(
+    request: Request,
+    task_id: int = Path(ge=1, le=MAX_ID),
+    subject: str | None = Form(None),
+    body: str | None = Form(None),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    task = _own(ctx, user, task_id)
+    edits = tasks.TaskEdits(subject=subject, body=body) if task.type == "email" else None
+    try:
+        tasks.complete_task(ctx, task_id, edits=edits, actor_id=user.id)
+    except CadenzaError as exc:
+        if exc.code != ErrorCode.VALIDATION_ERROR:
+            raise
+        contact = get_contact(ctx, task.contact_id) if task.contact_id else None
+        return render(
+            request, "tasks/detail.html", status_code=422, task=task, contact=contact,
+            error=exc.message,
+        )  # fmt: skip
+    return RedirectResponse("/tasks", status_code=303)
+
+
+@router.post("/tasks/{task_id}/skip")
+def skip(
+    task_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    _own(ctx, user, task_id)
+    tasks.skip_task(ctx, task_id, actor_id=user.id)
+    return RedirectResponse("/tasks", status_code=303)

@@ -1,0 +1,139 @@
+"""The contact index the web app browses, and the service additions the UI needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from cadenza.domain.errors import CadenzaError
+from cadenza.services import outbox
+from cadenza.services.contact_index import ContactFilter, browse_contacts, contact_timezones
+from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.users import authenticate, create_user
+from cadenza.store.models import Contact
+from tests.conftest import enroll_ids
+
+
+@pytest.fixture
+def people(world, ctx):
+    ann = world.contact("ann@corp.example", firstname="Ann", lastname="Zed", timezone="Europe/Rome")
+    bob = world.contact("bob@corp.example", firstname="Bob", lastname="Young", company="Acme")
+    cid = world.contact("cid@corp.example", firstname="Cid", lastname="Xu", timezone="Asia/Tokyo")
+    dee = world.contact("dee@corp.example", firstname="Dee", lastname="Wu", timezone="Europe/Rome")
+    with ctx.db.transaction() as session:
+        session.get(Contact, cid.id).bounced_at = ctx.clock.now()
+        session.get(Contact, dee.id).unsubscribed_at = ctx.clock.now()
+    enroll_ids(world, [bob])
+    return ann, bob, cid, dee
+
+
+def names(page):
+    return [c.firstname for c in page.contacts]
+
+
+def test_filters_combine(ctx, people):
+    _ann, bob, _cid, _dee = people
+    assert names(browse_contacts(ctx, ContactFilter(timezone="Europe/Rome"))) == ["Dee", "Ann"]
+    assert names(browse_contacts(ctx, ContactFilter(timezone="none"))) == ["Bob"]
+    assert names(browse_contacts(ctx, ContactFilter(enrolled="yes"))) == ["Bob"]
+    assert names(browse_contacts(ctx, ContactFilter(enrolled="no"))) == ["Dee", "Cid", "Ann"]
+    assert names(browse_contacts(ctx, ContactFilter(status="bounced"))) == ["Cid"]
+    assert names(browse_contacts(ctx, ContactFilter(status="unsubscribed"))) == ["Dee"]
+    assert names(browse_contacts(ctx, ContactFilter(status="reachable"))) == ["Bob", "Ann"]
+    assert names(browse_contacts(ctx, ContactFilter(query="ACME"))) == ["Bob"]
+    found = browse_contacts(ctx, ContactFilter(timezone="Europe/Rome", status="reachable"))
+    assert names(found) == ["Ann"] and found.total == 1
+    assert browse_contacts(ctx, ContactFilter()).live_contact_ids == {bob.id}
+    assert contact_timezones(ctx) == ["Asia/Tokyo", "Europe/Rome"]
+
+
+def test_sort_and_pages(ctx, people):
+    by_email = browse_contacts(ctx, ContactFilter(sort="email", descending=True), per_page=3)
+    assert names(by_email) == ["Dee", "Cid", "Bob"] and by_email.total == 4 and by_email.pages == 2
+    second = browse_contacts(ctx, ContactFilter(sort="email", descending=True), page=2, per_page=3)
+    assert names(second) == ["Ann"]
+    assert names(browse_contacts(ctx, ContactFilter(sort="company")))[-1] == "Bob"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ContactFilter(sort="shoe_size"),
+        ContactFilter(timezone="Mars/Base"),
+        ContactFilter(enrolled="maybe"),
+        ContactFilter(status="happy"),
+    ],
+)
+def test_bad_filters_are_refused(ctx, spec):
+    with pytest.raises(CadenzaError) as raised:
+        browse_contacts(ctx, spec)
+    assert raised.value.http_status == 422
+
+
+def test_bad_pages_are_refused(ctx):
+    for page, per_page in ((0, 10), (1, 0), (1, 201)):
+        with pytest.raises(CadenzaError):
+            browse_contacts(ctx, ContactFilter(), page=page, per_page=per_page)
+
+
+def test_enrollment_settings_override_the_sequence_for_that_enrollment(ctx, world):
+    contact = world.contact()
+    [result] = enroll(
+        ctx,
+        EnrollRequest(
+            world.sequence.id,
+            world.user.id,
+            [ContactRequest(contact.id)],
+            settings={"follow_up_days": "every_day", "send_window": "10:00-12:00"},
+        ),
+    )
+    assert result.ok
+    # Monday 09:00 UTC = 04:00 New York; step 2 three days later, moved into the window.
+    assert [s.due_at.strftime("%a %H:%M") for s in result.schedule][1] == "Thu 10:00"
+    with pytest.raises(CadenzaError) as raised:
+        enroll(
+            ctx,
+            EnrollRequest(
+                world.sequence.id,
+                world.user.id,
+                [ContactRequest(world.contact("z@corp.example").id)],
+                settings={"send_window": "12:00-10:00"},
+            ),
+        )
+    assert raised.value.code == "validation_error"
+
+
+def test_authenticate(ctx):
+    create_user(ctx, "pw@example.com", password="secret")
+    create_user(ctx, "nopw@example.com")
+    assert authenticate(ctx, " PW@example.com ", "secret").email == "pw@example.com"
+    assert authenticate(ctx, "pw@example.com", "Secret") is None
+    assert authenticate(ctx, "nopw@example.com", "") is None
+    assert authenticate(ctx, "nobody@example.com", "secret") is None
+
+
+def test_waiting_emails_of_one_owner(ctx, world):
+    other = create_user(ctx, "other@example.com")
+    create_mailbox(ctx, other.id, "other@example.com")
+    enroll_ids(world, [world.contact()])
+    assert len(outbox.list_waiting(ctx, owner_id=world.user.id)) == 1
+    assert outbox.list_waiting(ctx, owner_id=other.id) == []
+    [run] = outbox.list_waiting(ctx)
+    assert run.enrollment.contact.email == "ann@corp.example"
+
+
+def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):
+    from cadenza.domain.steps import parse_steps
+    from cadenza.services.preview import preview_steps
+
+    specs = parse_steps(
+        [
+            {"type": "email", "subject": "Hi {{ contact.firstname }}",
+             "body": "<p>{{ sender.firstname }}</p>"},
+            {"type": "email", "thread_with_step": 1, "body": "<p>{{ contact.jobtitle }}</p>"},
+        ]
+    )  # fmt: skip
+    first, second = preview_steps(ctx, specs, world.contact().id, world.user.id)
+    assert (first.subject, first.body_html, first.problems) == ("Hi Ann", "<p>Riley</p>", [])
+    assert second.subject == "Hi Ann"
+    assert second.body_html is None and "contact.jobtitle" in second.problems[0]

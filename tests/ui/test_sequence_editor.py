@@ -1,0 +1,68 @@
+"""The sequence editor round trip in Chromium: preview, add, reorder, edit, delete, save."""
+
+from __future__ import annotations
+
+from cadenza.services.contacts import get_contact
+from cadenza.services.sequences import get_sequence, step_specs
+
+WEBINAR = 3  # demo: two emails, the second in the thread of the first
+
+
+def test_edit_a_sequence_and_save_it(tab, server_ctx):
+    page = tab.page
+    tab.login(path=f"/sequences/{WEBINAR}")
+    tab.shot("sequence")
+    page.click("#edit-sequence")
+    page.wait_for_selector(".step-preview")
+    chosen = get_contact(server_ctx, int(page.input_value("#preview_contact")))
+    subject = page.inner_text(".step-preview[data-step='1'] .preview-subject")
+    assert subject == f"Invitation: scaling outbound in {chosen.properties['industry']}"
+    greeting = f"Hi {chosen.firstname or 'there'},"
+    assert greeting in page.inner_text(".step-preview[data-step='1'] .preview-body")
+    tab.shot("editor")
+
+    # Add a task, move it between the two emails, give it a title.
+    page.click("button[value='add:task']")
+    page.wait_for_selector("fieldset[data-step='3']")
+    assert "Not saved yet" in page.inner_text(".notice")
+    page.click("button[value='up:3']")
+    page.wait_for_selector("fieldset[data-step='2'] input[name='step-2-task_title']")
+    page.fill("input[name='step-2-task_title']", "Call {{ contact.firstname }} about the webinar")
+    page.check("input[name='step-2-continue']")
+    # The token picker puts a token into the first email's body.
+    page.select_option("select[data-target='step-1-body']", "contact.company")
+    assert "{{ contact.company }}" in page.input_value("#step-1-body")
+    tab.shot("editor-changed")
+
+    # A broken step is refused on its own step, nothing saved.
+    page.fill("#step-1-body", "")
+    page.click("#save-sequence")
+    page.wait_for_selector("#step-1-error")
+    tab.errors.clear()  # the 422 answer is logged by Chromium as a failed resource
+    assert "needs a body" in page.inner_text("#step-1-error")
+    assert len(step_specs(get_sequence(server_ctx, WEBINAR))) == 2
+    page.fill(
+        "#step-1-body",
+        "<p>Hi {{ contact.firstname | default('there') }} at {{ contact.company }}</p>",
+    )
+    page.click("#save-sequence")
+    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
+    tab.shot("saved")
+
+    specs = step_specs(get_sequence(server_ctx, WEBINAR))
+    assert [s.type.value for s in specs] == ["email", "task", "email"]
+    assert specs[1].task_title == "Call {{ contact.firstname }} about the webinar"
+    assert specs[1].continue_without_completing
+    assert specs[2].thread_with_step == 1
+    assert "{{ contact.company }}" in specs[0].body
+
+    # Delete the task again.
+    tab.visit(f"/sequences/{WEBINAR}/edit")
+    page.click("button[value='delete:2']")
+    page.wait_for_selector("fieldset[data-step='2'] textarea[name='step-2-body']")
+    page.click("#save-sequence")
+    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
+    assert [s.type.value for s in step_specs(get_sequence(server_ctx, WEBINAR))] == [
+        "email",
+        "email",
+    ]
