@@ -149,11 +149,11 @@ def _test(item: dict[str, Any], actual: Any, now: datetime) -> bool:
     if op == "is_unknown":
         return not known
     if op == "not_equals":
-        return not known or not _equal(actual, wanted)
+        return not known or not equal(actual, wanted)
     if not known:
         return False
     if op == "equals":
-        return _equal(actual, wanted)
+        return equal(actual, wanted)
     if op == "contains":
         return str(wanted).lower() in _text(actual).lower()
     if op == "in_last_days":
@@ -173,7 +173,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _equal(actual: Any, wanted: Any) -> bool:
+def equal(actual: Any, wanted: Any) -> bool:
     left, right = _number(actual), _number(wanted)
     if left is not None and right is not None:
         return left == right

@@ -251,6 +251,19 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
     )
 
 
+def check_plan(session: Session, ctx: Context, request: EnrollRequest) -> None:
+    """The whole-request checks alone (user may enroll, sequence, mailbox, start step),
+    for callers that enroll later in batches (list jobs, automation rules)."""
+    _plan(ctx, session, request)
+
+
+def daily_limit_resets_at(ctx: Context, user: User, now: datetime) -> datetime:
+    """The next midnight in the user's time zone, when the daily limit starts afresh."""
+    tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
+    tomorrow = now.astimezone(tz).date() + timedelta(days=1)
+    return schedule.local_to_utc(datetime(tomorrow.year, tomorrow.month, tomorrow.day), tz)
+
+
 def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Mailbox:
     if mailbox_id is None:
         owned = list(session.scalars(select(Mailbox).where(Mailbox.owner_id == user.id)))

@@ -114,7 +114,7 @@ def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) ->
     """Label and properties may change; removing a property leaves old values unread."""
     with ctx.db.transaction() as session:
         object_type = find_type(session, name)
-        if "label" in changes and changes["label"]:
+        if changes.get("label"):
             object_type.label = str(changes["label"])[:100]
         if "properties" in changes:
             object_type.properties = record_types.check_properties(changes["properties"])
@@ -291,9 +291,7 @@ def search_records(
         if after_id is not None:
             statement = statement.where(Record.id > after_id)
         if query:
-            statement = statement.where(
-                func.lower(Record.name).like(f"%{query.strip().lower()}%")
-            )
+            statement = statement.where(func.lower(Record.name).like(f"%{query.strip().lower()}%"))
         for name, value in (properties or {}).items():
             statement = statement.where(Record.properties[name].as_string() == str(value))
         if contact_id is not None:
