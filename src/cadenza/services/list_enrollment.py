@@ -171,9 +171,7 @@ def describe(job: ListEnrollJob) -> dict[str, Any]:
         "refused": job.refused,
         "refusals": job.refusals or {},
         "resume_at": job.resume_at,
-        "error": {"code": job.error_code, "message": job.error_message}
-        if job.error_code
-        else None,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
     }

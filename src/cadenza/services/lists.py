@@ -125,13 +125,14 @@ def list_lists(ctx: Context, *, limit: int, after_id: int | None = None) -> list
         if after_id is not None:
             query = query.where(ContactList.id > after_id)
         found = list(session.scalars(query))
-        sizes = dict(
-            session.execute(
+        sizes = {
+            list_id: size
+            for list_id, size in session.execute(
                 select(ListMember.list_id, func.count())
                 .where(ListMember.list_id.in_([c.id for c in found]))
                 .group_by(ListMember.list_id)
-            ).tuples()
-        )
+            )
+        }
         return [ListView(c, sizes.get(c.id, 0)) for c in found]
 
 

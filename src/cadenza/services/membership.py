@@ -95,14 +95,15 @@ def _evaluate(session: Session, now: datetime, lists: list[ContactList], ids: li
     types = set().union(*(filters.object_types_used(lst.filters) for lst in lists))
     contacts = list(session.scalars(select(Contact).where(Contact.id.in_(ids))))
     facts = facts_for(session, contacts, types)
-    current = set(
-        session.execute(
+    current = {
+        tuple(row)
+        for row in session.execute(
             select(ListMember.list_id, ListMember.contact_id).where(
                 ListMember.list_id.in_([lst.id for lst in lists]),
                 ListMember.contact_id.in_(ids),
             )
-        ).tuples()
-    )
+        )
+    }
     wanted = {
         (lst.id, contact_id)
         for lst in lists

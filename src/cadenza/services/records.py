@@ -461,14 +461,15 @@ def contacts_for_enrollment(
         return None, [record_id]
     object_type = find_type(session, type_name)
     record = fetch_record(session, object_type, record_id)
-    linked = list(
-        session.execute(
+    linked = [
+        tuple(row)
+        for row in session.execute(
             select(Association.contact_id, Contact.email, Association.is_primary)
             .join(Contact, Contact.id == Association.contact_id)
             .where(Association.record_id == record_id)
             .order_by(Association.is_primary.desc(), Association.contact_id)
-        ).tuples()
-    )
+        )
+    ]
     if not linked:
         raise CadenzaError(
             ErrorCode.NO_ASSOCIATED_CONTACT,
