@@ -40,7 +40,9 @@ def live(ctx, contact_id):
         return [
             (e.sequence_id, e.state)
             for e in session.scalars(
-                select(Enrollment).where(Enrollment.contact_id == contact_id).order_by(Enrollment.id)
+                select(Enrollment)
+                .where(Enrollment.contact_id == contact_id)
+                .order_by(Enrollment.id)
             )
         ]
 
@@ -105,7 +107,9 @@ def test_contact_created_and_already_enrolled_is_logged_not_retried(ctx, world):
 def test_reply_and_finished_triggers(ctx, world):
     other = world.make_sequence(name="Nurture")
     replied = unenroll_rule(world, {"type": "replied"}, scope="all", sequence=other)
-    finished = enroll_rule(world, {"type": "enrollment_finished", "sequence_id": world.sequence.id}, sequence=other)
+    finished = enroll_rule(
+        world, {"type": "enrollment_finished", "sequence_id": world.sequence.id}, sequence=other
+    )
     ann = world.contact("ann@corp.example")
     [first] = enroll_ids(world, [ann])
     enrollment_control.unenroll(ctx, first, "replied")

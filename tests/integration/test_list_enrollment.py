@@ -120,9 +120,13 @@ def test_automation_enrolls_a_5000_member_list_within_every_throttle(ctx, world,
                 .group_by(AutomationRun.outcome)
             ).all()
         )
-        per_day = session.execute(
-            select(func.count()).select_from(Enrollment).group_by(Enrollment.enrolled_at)
-        ).scalars().all()
+        per_day = (
+            session.execute(
+                select(func.count()).select_from(Enrollment).group_by(Enrollment.enrolled_at)
+            )
+            .scalars()
+            .all()
+        )
     assert outcomes == {"enrolled": 5000}
     assert sorted(per_day) == [1000, 2000, 2000]
 

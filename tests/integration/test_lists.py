@@ -50,7 +50,9 @@ def test_active_list_follows_contact_changes(ctx, world, clock):
     contacts.update_contact(ctx, ann.id, {"properties": {"plan": None}})
     assert member_emails(ctx, pro.id) == ["bob@corp.example"]
     with pytest.raises(CadenzaError):
-        contacts.update_contact(ctx, ann.id, {"email": "not an address", "properties": {"plan": "pro"}})
+        contacts.update_contact(
+            ctx, ann.id, {"email": "not an address", "properties": {"plan": "pro"}}
+        )
     assert member_emails(ctx, pro.id) == ["bob@corp.example"]  # a failed change moves nobody
     assert code_of(lists.change_members, ctx, None, pro.id, add=[ann.id]) == "invalid_state"
 
@@ -72,7 +74,9 @@ def test_active_list_follows_contact_changes(ctx, world, clock):
     ],
 )  # fmt: skip
 def test_filter_operators(ctx, world, condition, expected):
-    world.contact("ann@acme.example", jobtitle="CTO", properties={"score": 80, "demo_on": "2025-12-01"})
+    world.contact(
+        "ann@acme.example", jobtitle="CTO", properties={"score": 80, "demo_on": "2025-12-01"}
+    )
     world.contact("bob@corp.example", properties={"score": "20", "demo_on": "2026-02-27"})
     active = lists.create_list(ctx, None, "t", "active", {"all": [condition]}).contact_list
     assert member_emails(ctx, active.id) == expected
