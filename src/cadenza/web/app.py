@@ -14,10 +14,13 @@ from cadenza.store import migrate
 from cadenza.web import errors
 from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
+    automation,
     contacts,
     enrollments,
+    lists,
     mailboxes,
     messages,
+    records,
     sequences,
     tasks,
     webhooks,
@@ -70,7 +73,10 @@ def create_app(ctx: Context) -> FastAPI:
             return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
         return {"status": "ready"}
 
-    for module in (contacts, mailboxes, sequences, enrollments, tasks, messages, webhooks):
+    for module in (
+        contacts, mailboxes, sequences, enrollments, tasks, messages, webhooks,
+        records, lists, automation,
+    ):  # fmt: skip
         router = module.router
         app.include_router(router, prefix="/api/v1")
     return app
