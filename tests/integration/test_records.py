@@ -150,3 +150,17 @@ def test_enroll_from_a_record_through_its_associated_contacts(ctx, world):
     from cadenza.services.enrollment_views import get_enrollment
 
     assert get_enrollment(ctx, result.enrollment_id).enrollment.source_record_id is None
+
+
+def test_deleting_a_contact_takes_its_associations_and_memberships(ctx, world):
+    from cadenza.services import contacts, lists
+
+    ann = world.contact("ann@corp.example")
+    acme = records.create_record(
+        ctx, None, "company", name="Acme", associations=[AssociationIn(ann.id, True)]
+    ).record
+    static = lists.create_list(ctx, None, "L", "static").contact_list
+    lists.change_members(ctx, None, static.id, add=[ann.id])
+    contacts.delete_contact(ctx, ann.id)
+    assert records.get_record(ctx, "company", acme.id).associations == []
+    assert lists.get_list(ctx, static.id).size == 0

@@ -7,6 +7,7 @@ from cadenza.cli import (
     db,
     enrollments,
     outbox,
+    records,
     sequences,
     serve,
     tasks,
@@ -34,3 +35,6 @@ app.add_typer(outbox.app, name="outbox")
 app.add_typer(tasks.app, name="tasks")
 app.command("serve")(serve.serve)
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(records.app, name="records")
+app.add_typer(records.lists_app, name="lists")
+app.add_typer(records.automation_app, name="automation")

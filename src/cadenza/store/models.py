@@ -460,8 +460,6 @@ class Record(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     type_id: Mapped[int] = mapped_column(ForeignKey("object_types.id"))
     name: Mapped[str] = mapped_column(String(300))
-    # A re-import finds the record again by this (the value of the chosen key column).
-    import_key: Mapped[str | None] = mapped_column(String(300))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]

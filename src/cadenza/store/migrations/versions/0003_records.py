@@ -55,7 +55,6 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("type_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=False),
-        sa.Column("import_key", sa.String(length=300), nullable=True),
         sa.Column("properties", sa.JSON(), nullable=False),
         sa.Column("owner_id", sa.Integer(), nullable=True),
         sa.Column("created_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
