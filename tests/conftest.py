@@ -69,9 +69,7 @@ SEEDED = {"object_types"}
 
 
 def _empty_postgres(db: Database) -> None:
-    tables = ", ".join(
-        f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name not in SEEDED
-    )
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name not in SEEDED)
     with db.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         connection.execute(text("DELETE FROM object_types WHERE NOT builtin"))

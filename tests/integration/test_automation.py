@@ -74,6 +74,7 @@ def test_active_list_change_enrolls_and_a_second_change_unenrolls(ctx, world, wo
     assert state == "unenrolled" and runs(ctx, leaves) == [(ann.id, "unenrolled", None)]
     with ctx.db.read() as session:
         assert session.scalar(select(Enrollment.reason)) == "automation"
+    assert code_of(lists.delete_list, ctx, None, pro.id) == "invalid_state"  # rules watch it
 
 
 def test_property_changed_to_a_value_with_conditions(ctx, world):
@@ -104,19 +105,27 @@ def test_contact_created_and_already_enrolled_is_logged_not_retried(ctx, world):
     assert runs(ctx, second) == [(ann.id, "refused", "already_enrolled")]
 
 
-def test_reply_and_finished_triggers(ctx, world):
-    other = world.make_sequence(name="Nurture")
-    replied = unenroll_rule(world, {"type": "replied"}, scope="all", sequence=other)
-    finished = enroll_rule(
-        world, {"type": "enrollment_finished", "sequence_id": world.sequence.id}, sequence=other
+def test_reply_and_finished_triggers(ctx, world, worker):
+    """A reply ends an enrollment (the signal path: end_enrollment with reason replied);
+    finishing the last step is recorded by the engine's fast path. Both trigger rules."""
+    one_email = world.make_sequence(
+        steps=[{"type": "email", "subject": "Hi", "body": "<p>Hi</p>"}], name="One"
     )
-    ann = world.contact("ann@corp.example")
+    nurture = world.make_sequence(name="Nurture")
+    after_reply = enroll_rule(world, {"type": "replied", "sequence_id": world.sequence.id},
+                              sequence=nurture)  # fmt: skip
+    after_finish = enroll_rule(
+        world, {"type": "enrollment_finished", "sequence_id": one_email.id}, sequence=nurture
+    )
+    ann, bob = world.contact("ann@corp.example"), world.contact("bob@corp.example")
     [first] = enroll_ids(world, [ann])
+    enroll_ids(world, [bob], one_email)
     enrollment_control.unenroll(ctx, first, "replied")
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))  # bob's only email goes out
     automation.run_pending(ctx)
-    # the reply ended the enrollment already: nothing is live to unenroll
-    assert runs(ctx, replied) == [(ann.id, "skipped", "not_enrolled")]
-    assert runs(ctx, finished) == []  # unenrolled is not finished
+    assert runs(ctx, after_reply) == [(ann.id, "enrolled", None)]
+    assert runs(ctx, after_finish) == [(bob.id, "enrolled", None)]
+    assert live(ctx, bob.id) == [(one_email.id, "finished"), (nurture.id, "active")]
 
 
 def test_a_rule_loop_is_stopped(ctx, world):

@@ -50,15 +50,31 @@ REASON_TRIGGERS = {"replied", "meeting_booked", "bounced"}
 def run_pending(ctx: Context) -> int:
     """One pass over every enabled rule; returns how many events were looked at."""
     now = ctx.clock.now()
-    with ctx.db.read() as session:
-        rule_ids = list(
-            session.scalars(
-                select(AutomationRule.id)
+    with ctx.db.read() as session:  # the write lock only for rules with work to do
+        rule_ids = [
+            rule.id
+            for rule in session.scalars(
+                select(AutomationRule)
                 .where(AutomationRule.enabled.is_(True))
                 .order_by(AutomationRule.id)
             )
-        )
+            if (rule.resume_at is None or rule.resume_at <= now) and _has_events(session, rule)
+        ]
     return sum(_run_rule(ctx, rule_id, now) for rule_id in rule_ids)
+
+
+def _has_events(session: Session, rule: AutomationRule) -> bool:
+    return (
+        session.scalar(
+            select(AutomationEvent.id)
+            .where(
+                AutomationEvent.id > rule.cursor,
+                AutomationEvent.type == triggers.TRIGGER_EVENTS[rule.trigger["type"]],
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _run_rule(ctx: Context, rule_id: int, now: datetime) -> int:

@@ -48,6 +48,8 @@ SEQUENCE_TRIGGERS = {
     "meeting_booked",
     "bounced",
 }
+# Why an enrollment can end early: a person's reasons, the signals', and a rule's own.
+ENDING_REASONS = (*UNENROLL_REASONS, "automation")
 TRIGGER_KEYS = {
     "contact_created": set(),
     "property_changed": {"property", "value"},
@@ -92,9 +94,9 @@ def check_trigger(session: Session, trigger: Any) -> dict[str, Any]:
         if not _is_id(trigger["sequence_id"]):
             raise _invalid("trigger.sequence_id must be an id", "trigger.sequence_id")
         load_sequence(session, trigger["sequence_id"])
-    if trigger.get("reason") is not None and trigger["reason"] not in UNENROLL_REASONS:
+    if trigger.get("reason") is not None and trigger["reason"] not in ENDING_REASONS:
         raise _invalid(
-            f"trigger.reason must be one of {', '.join(UNENROLL_REASONS)}", "trigger.reason"
+            f"trigger.reason must be one of {', '.join(ENDING_REASONS)}", "trigger.reason"
         )
     return dict(trigger)
 

@@ -30,7 +30,6 @@ UNENROLL_REASONS = (
     "unsubscribed",
     "company_replied",
     "send_failed",
-    "automation",
 )
 
 

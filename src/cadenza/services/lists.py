@@ -14,7 +14,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import membership
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.store.models import Contact, ContactList, ListMember, ObjectType
+from cadenza.store.models import AutomationRule, Contact, ContactList, ListMember, ObjectType
 
 KINDS = ("static", "active")
 MAX_MEMBER_CHANGE = 1000
@@ -107,8 +107,22 @@ def update_list(ctx: Context, actor_id: int | None, list_id: int, changes: dict)
 
 
 def delete_list(ctx: Context, actor_id: int | None, list_id: int) -> None:
+    """Refused while an automation rule watches the list: the rule would go quiet."""
     with ctx.db.transaction() as session:
-        session.delete(fetch_list(session, list_id, for_update=True))
+        contact_list = fetch_list(session, list_id, for_update=True)
+        watching = [
+            rule.id
+            for rule in session.scalars(select(AutomationRule))
+            if (rule.trigger or {}).get("list_id") == list_id
+        ]
+        if watching:
+            raise CadenzaError(
+                ErrorCode.INVALID_STATE,
+                f"automation rules {', '.join(map(str, watching))} watch this list: "
+                "change or delete them first",
+                {"rule_ids": watching},
+            )
+        session.delete(contact_list)
         record(session, ctx, actor_id, "list.delete", "list", list_id)
 
 

@@ -144,6 +144,8 @@ def contact_saved(
 ) -> None:
     """A contact was created (`before` None) or changed: its automation events, then its
     active lists. Called by services/contacts.py in the transaction of the change."""
+    if not _watched(session):
+        return  # no rule listens and no active list exists: nothing to do (imports)
     session.flush()
     after = contact_fields(contact)
     if before is None:
@@ -161,3 +163,16 @@ def contact_saved(
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+WATCH_KEY = "cadenza.contact_watch"
+
+
+def _watched(session: Session) -> bool:
+    """Whether contact changes matter to anything, asked once per transaction: a CSV
+    import saves thousands of contacts in one."""
+    if WATCH_KEY not in session.info:
+        listened = triggers.listened_types(session) & {"contact_created", "property_changed"}
+        active = session.scalar(select(ContactList.id).where(ContactList.kind == "active").limit(1))
+        session.info[WATCH_KEY] = bool(listened) or active is not None
+    return session.info[WATCH_KEY]

@@ -550,6 +550,8 @@ class AutomationEvent(Base):
     """
 
     __tablename__ = "automation_events"
+    # A rule reads the events of its trigger's type after its cursor.
+    __table_args__ = (Index("ix_automation_events_type", "type", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(30))

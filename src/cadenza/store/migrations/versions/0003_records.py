@@ -125,6 +125,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_automation_events_contact_id"), ["contact_id"], unique=False
         )
+        batch_op.create_index("ix_automation_events_type", ["type", "id"], unique=False)
 
     op.create_table(
         "automation_rules",
@@ -352,6 +353,7 @@ def downgrade() -> None:
 
     op.drop_table("automation_rules")
     with op.batch_alter_table("automation_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_automation_events_type")
         batch_op.drop_index(batch_op.f("ix_automation_events_contact_id"))
 
     op.drop_table("automation_events")
