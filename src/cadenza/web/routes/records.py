@@ -129,7 +129,7 @@ class RecordPage(BaseModel):
     next_cursor: str | None
 
 
-class AssociationIn_(BaseModel):
+class AssociationCreateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     record_id: RowId
@@ -444,7 +444,7 @@ def list_associations(
     responses=error_responses(401, 403, 404, 422),
 )
 def create_association(
-    body: AssociationIn_, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: AssociationCreateIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> AssociationOut:
     records.associate(ctx, user.id, body.record_id, body.contact_id, primary=body.primary)
     [row] = [
