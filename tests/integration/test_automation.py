@@ -49,7 +49,7 @@ def live(ctx, contact_id):
 
 def runs(ctx, rule):
     """The run log in the order of the events acted on."""
-    log = sorted(automation_rules.list_runs(ctx, rule.id), key=lambda r: r.event_id)
+    log = sorted(automation_rules.list_runs(ctx, rule.id, limit=500), key=lambda r: r.event_id)
     return [(r.contact_id, r.outcome, r.code) for r in log]
 
 
@@ -225,3 +225,21 @@ def test_daily_limit_holds_a_rule_until_midnight(ctx, world, clock):
     clock.set(resume_at)
     automation.run_pending(ctx)
     assert [c for c, o, _ in runs(ctx, rule) if o == "enrolled"] == [p.id for p in people]
+
+
+def test_two_runners_at_once_act_once_per_trigger(ctx, world):
+    """Two workers' passes over the same rule at the same time: the rule's row lock (and
+    the unique run key) let each trigger act exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rule = enroll_rule(world, {"type": "contact_created"})
+    people = world.contacts(60)
+
+    def drain(_):
+        while automation.run_pending(ctx):
+            pass
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(drain, range(2)))
+    assert sorted(c for c, o, _ in runs(ctx, rule) if o == "enrolled") == [p.id for p in people]
+    assert len(runs(ctx, rule)) == 60
