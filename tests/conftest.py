@@ -64,10 +64,15 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
+# Rows the migrations seed (the built-in object types) survive between tests.
+SEEDED = {"object_types"}
+
+
 def _empty_postgres(db: Database) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name not in SEEDED)
     with db.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        connection.execute(text("DELETE FROM object_types WHERE NOT builtin"))
 
 
 @pytest.fixture(params=BACKENDS)

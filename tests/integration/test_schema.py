@@ -36,3 +36,27 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_records_migration_keeps_enrollments_and_their_steps(tmp_path, clock, settings):
+    """0005 adds enrollments.source_record_id without rebuilding the table: on SQLite a
+    rebuild under foreign_keys=ON would delete every step run with the old table."""
+    from alembic import command
+    from sqlalchemy import func, select
+
+    from cadenza.services.context import Context
+    from cadenza.store.models import StepRun
+    from tests.conftest import World, enroll_ids
+
+    db = Database(f"sqlite:///{tmp_path / 'upgrade.db'}")
+    migrate.upgrade(db)
+    world = World(Context(db=db, clock=clock, settings=settings))
+    enroll_ids(world, world.contacts(3))
+    config = migrate._config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(StepRun)) == 3
+    db.dispose()

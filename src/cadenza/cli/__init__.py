@@ -8,6 +8,7 @@ from cadenza.cli import (
     enrollments,
     inbox,
     outbox,
+    records,
     sequences,
     serve,
     tasks,
@@ -36,3 +37,6 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(inbox.app, name="inbox")
 app.command("serve")(serve.serve)
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(records.app, name="records")
+app.add_typer(records.lists_app, name="lists")
+app.add_typer(records.automation_app, name="automation")

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     ALREADY_ENROLLED = "already_enrolled"
     MISSING_TOKEN_VALUES = "missing_token_values"
     NO_ASSOCIATED_CONTACT = "no_associated_contact"
+    NOT_ASSOCIATED = "not_associated"
     DAILY_ENROLLMENT_LIMIT = "daily_enrollment_limit"
     DUPLICATE_CONTACT = "duplicate_contact"
     INVALID_STEP_EDIT = "invalid_step_edit"
@@ -36,6 +37,7 @@ class ErrorCode(StrEnum):
     MAILBOX_DISCONNECTED = "mailbox_disconnected"
     PERMISSION_DENIED = "permission_denied"
     NO_CONTACTS = "no_contacts"
+    ASSOCIATED_CONTACT_REQUIRED = "associated_contact_required"
     # other use cases
     VALIDATION_ERROR = "validation_error"
     INVALID_TEMPLATE = "invalid_template"

@@ -26,7 +26,15 @@ from cadenza.domain.delivery import DeliveryResult
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import settings_key, transport_for
 from cadenza.engine.webhooks import WebhookDispatcher
-from cadenza.services import claims, delivery, recovery, tasks, webhooks
+from cadenza.services import (
+    automation,
+    claims,
+    delivery,
+    list_enrollment,
+    recovery,
+    tasks,
+    webhooks,
+)
 from cadenza.services.context import Context
 from cadenza.services.mailboxes import get_mailbox
 
@@ -66,6 +74,8 @@ class Worker:
         """One pass; returns how many step runs it moved (0 means nothing was due)."""
         opts = self.options
         moved = recovery.recover_expired(self.ctx)
+        # Rules and list jobs enroll first, so what they make due is claimed this tick.
+        moved += automation.run_pending(self.ctx) + list_enrollment.run_due(self.ctx)
         moved += tasks.create_due_tasks(self.ctx, opts.batch_size)
         due: list[claims.ClaimedEmail] = []
         for mailbox_id in claims.mailboxes_with_due_email(self.ctx):

@@ -112,13 +112,12 @@ def read_file(ctx: Context, path: Path) -> bytes:
     return path.read_bytes()
 
 
-def import_contacts(
-    ctx: Context,
-    data: bytes,
-    *,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> ImportReport:
-    """Validates the whole file's shape first, then imports row batches of BATCH_SIZE."""
+def parse_csv(
+    ctx: Context, data: bytes, columns_of: Callable[[list[str]], list[str]]
+) -> list[tuple[int, dict | RowError]]:
+    """The file's rows as {column: cell}, or a RowError for a malformed line. Problems
+    with the whole file (size, encoding, header, quoting) raise; `columns_of` maps and
+    checks the header. Shared by every CSV import (contacts, records)."""
     if len(data) > ctx.settings.import_max_bytes:
         raise CadenzaError(ErrorCode.FILE_TOO_LARGE, "the file is larger than the import limit")
     text = _decode(data)
@@ -131,12 +130,22 @@ def import_contacts(
         )
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line))
     try:
-        columns = _columns(next(reader))
-        parsed = _parse_rows(reader, columns)
+        columns = columns_of(next(reader))
+        return _parse_rows(reader, columns)
     except csv.Error as exc:
         raise CadenzaError(
             ErrorCode.MALFORMED_CSV, f"line {reader.line_num}: {exc}", {"line": reader.line_num}
         ) from None
+
+
+def import_contacts(
+    ctx: Context,
+    data: bytes,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Validates the whole file's shape first, then imports row batches of BATCH_SIZE."""
+    parsed = parse_csv(ctx, data, _columns)
     report = ImportReport(rows=len(parsed))
     good: list[tuple[int, dict, dict]] = []
     for line, values in parsed:

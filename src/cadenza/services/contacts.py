@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cadenza.domain.contact_fields import clean_contact_input, email_key
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import membership
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -54,6 +55,7 @@ def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = No
             _apply(contact, columns, properties)
             session.add(contact)
             session.flush()
+            membership.contact_saved(session, now, contact, None)
             record(session, ctx, actor_id, "contact.create", "contact", contact.id)
     except IntegrityError:
         raise _duplicate(columns) from None
@@ -69,11 +71,13 @@ def upsert_contact(session: Session, ctx: Context, columns: dict, properties: di
     contact = find_by_email(session, columns["email"])
     created = contact is None
     now = ctx.clock.now()
+    before = None if created else membership.contact_fields(contact)
     if contact is None:
         contact = Contact(properties={}, created_at=now)
         session.add(contact)
     _apply(contact, columns, properties)
     contact.updated_at = now
+    membership.contact_saved(session, now, contact, before)
     return created
 
 
@@ -93,8 +97,10 @@ def update_contact(
                 other = find_by_email(session, columns["email"])
                 if other is not None and other.id != contact_id:
                     raise _duplicate(columns)
+            before = membership.contact_fields(contact)
             _apply(contact, columns, properties)
             contact.updated_at = ctx.clock.now()
+            membership.contact_saved(session, contact.updated_at, contact, before)
             record(session, ctx, actor_id, "contact.update", "contact", contact_id)
     except IntegrityError:
         raise _duplicate(columns) from None

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
-from cadenza.services import webhooks
+from cadenza.services import triggers, webhooks
 from cadenza.services.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.context import Context
 from cadenza.services.progress import after_step_completed, fail_step, mark_unknown
@@ -226,6 +226,7 @@ def _record_sent(
         finished = _FINISH.run(connection, {"enrollment_id": claim.enrollment_id, "now": now})
         if finished.rowcount == 1:
             webhooks.emit(connection, now, "finished", event)
+            triggers.enrollment_ended(connection, now, {**event, "state": "finished"})
     else:
         with Session(bind=connection) as session:
             enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)

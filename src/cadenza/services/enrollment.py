@@ -27,12 +27,13 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
-from cadenza.services import webhooks
+from cadenza.services import triggers, webhooks
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.personalization import contact_values, sender_values
 from cadenza.services.progress import add_step_run
+from cadenza.services.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.sequences import load_sequence, step_specs
 from cadenza.services.users import get_user
 from cadenza.services.webhooks import enrollment_event
@@ -61,6 +62,11 @@ class EnrollRequest:
     # Follow-up settings for this enrollment only, over the sequence's (the enroll
     # dialog offers them); None keeps the sequence's settings.
     settings: dict[str, Any] | None = None
+    # Enrolling from a record: "contact", or an object type ("company", "deal", ...) and
+    # its id. Other records enroll through their associated contacts (`contacts` then
+    # chooses among them, or may be empty when there is exactly one).
+    record_type: str | None = None
+    record_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,34 +102,75 @@ class _Plan:
     bulk: bool
     daily_limit: int
     enrolled_today: int
+    source_record_id: int | None = None
 
 
 def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
-    _check_request_shape(ctx, request)
     with ctx.db.transaction() as session:
-        plan = _plan(ctx, session, request)
-        contacts = _lock_contacts(session, [c.contact_id for c in request.contacts])
-        live = _live_sequences(session, list(contacts))
-        blocked = _blocked_patterns(session, contacts.values())
-        results: list[ContactResult] = []
-        seen: set[int] = set()
-        for item in request.contacts:
-            if item.contact_id in seen:
-                results.append(
-                    _refused(item.contact_id, ErrorCode.DUPLICATE_CONTACT, "listed twice")
-                )
-                continue
-            seen.add(item.contact_id)
-            result = _enroll_one(
-                ctx, session, plan, request, item, contacts.get(item.contact_id), live, blocked
-            )
-            if result.ok:
-                plan.enrolled_today += 1
-            results.append(result)
+        return enroll_in(session, ctx, request)
+
+
+def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    """`enroll` inside the caller's transaction (automation acts in its own)."""
+    _check_request_shape(ctx, request)
+    plan = _plan(ctx, session, request)
+    source, allowed = _source(session, request)
+    plan.source_record_id = source
+    contacts = _lock_contacts(session, [c.contact_id for c in request.contacts])
+    live = _live_sequences(session, list(contacts))
+    blocked = _blocked_patterns(session, contacts.values())
+    results: list[ContactResult] = []
+    seen: set[int] = set()
+    for item in request.contacts:
+        if item.contact_id in seen:
+            results.append(_refused(item.contact_id, ErrorCode.DUPLICATE_CONTACT, "listed twice"))
+            continue
+        seen.add(item.contact_id)
+        if allowed is not None and item.contact_id not in allowed:
+            results.append(_not_associated(request, item.contact_id))
+            continue
+        result = _enroll_one(
+            ctx, session, plan, request, item, contacts.get(item.contact_id), live, blocked
+        )
+        if result.ok:
+            plan.enrolled_today += 1
+        results.append(result)
     return results
 
 
+def _source(session: Session, request: EnrollRequest) -> tuple[int | None, set[int] | None]:
+    """The source record's id and the contacts it may enroll (None: any contact).
+    Fills `request.contacts` from the record's only associated contact when none given."""
+    if request.record_type is None:
+        return None, None
+    record, ids = contacts_for_enrollment(
+        session, request.record_type, request.record_id, [c.contact_id for c in request.contacts]
+    )
+    if not request.contacts:
+        request.contacts = [ContactRequest(contact_id=i) for i in ids]
+    if record is None:
+        return None, None
+    return record.id, associated_contact_ids(session, record.id)
+
+
+def _not_associated(request: EnrollRequest, contact_id: int) -> ContactResult:
+    return _refused(
+        contact_id,
+        ErrorCode.NOT_ASSOCIATED,
+        f"contact {contact_id} is not associated with {request.record_type} {request.record_id}",
+    )
+
+
 def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
+    if request.record_type is not None or request.record_id is not None:
+        if request.record_type is None or request.record_id is None:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                "record_type and record_id go together",
+                {"field": "record_id" if request.record_id is None else "record_type"},
+            )
+        if not request.contacts:
+            return  # the record's associated contact, resolved in the transaction
     if not request.contacts:
         raise CadenzaError(ErrorCode.NO_CONTACTS, "choose at least one contact to enroll")
     limit = ctx.settings.enroll_bulk_limit
@@ -205,6 +252,19 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
         enrolled_today=_enrolled_today(ctx, session, user, now),
     )
+
+
+def check_plan(session: Session, ctx: Context, request: EnrollRequest) -> None:
+    """The whole-request checks alone (user may enroll, sequence, mailbox, start step),
+    for callers that enroll later in batches (list jobs, automation rules)."""
+    _plan(ctx, session, request)
+
+
+def daily_limit_resets_at(ctx: Context, user: User, now: datetime) -> datetime:
+    """The next midnight in the user's time zone, when the daily limit starts afresh."""
+    tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
+    tomorrow = now.astimezone(tz).date() + timedelta(days=1)
+    return schedule.local_to_utc(datetime(tomorrow.year, tomorrow.month, tomorrow.day), tz)
 
 
 def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Mailbox:
@@ -462,6 +522,7 @@ def _write_enrollment(
         bulk=plan.bulk,
         send_at=first_due if request.send_at is not None else None,
         enrolled_at=plan.now,
+        source_record_id=plan.source_record_id,
     )
     session.add(enrollment)
     session.flush()
@@ -476,5 +537,12 @@ def _write_enrollment(
             "enrolled_by_id": plan.user.id,
             "first_due_at": first_due.isoformat(),
         },
+    )
+    triggers.record(
+        session,
+        plan.now,
+        "enrolled",
+        contact.id,
+        {"enrollment_id": enrollment.id, "sequence_id": plan.sequence_id},
     )
     return enrollment

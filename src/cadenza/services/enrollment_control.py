@@ -14,7 +14,7 @@ from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.webhooks import REASON_EVENTS
-from cadenza.services import webhooks
+from cadenza.services import triggers, webhooks
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -169,6 +169,7 @@ def end_enrollment(
     webhooks.emit(session, enrollment.ended_at, "unenrolled", event)
     if reason in REASON_EVENTS:
         webhooks.emit(session, enrollment.ended_at, reason, event)
+    triggers.enrollment_ended(session, enrollment.ended_at, enrollment)
 
 
 @dataclass(frozen=True)

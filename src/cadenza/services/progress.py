@@ -15,7 +15,7 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
-from cadenza.services import webhooks
+from cadenza.services import triggers, webhooks
 from cadenza.services.enrollment_control import end_enrollment
 from cadenza.services.webhooks import enrollment_event
 from cadenza.store.models import Enrollment, Message, StepRun
@@ -54,6 +54,7 @@ def after_step_completed(
         enrollment.state = str(EnrollmentState.FINISHED)
         enrollment.ended_at = completed_at
         webhooks.emit(session, completed_at, "finished", enrollment_event(enrollment))
+        triggers.enrollment_ended(session, completed_at, enrollment)
         return None
     following = StepSpec.from_dict(enrollment.steps_snapshot[position])
     due = schedule.next_step_due(

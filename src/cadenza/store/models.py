@@ -235,6 +235,11 @@ class Enrollment(Base):
     # No foreign key: email_events already points at enrollments, and the pair would
     # make each table depend on the other; both go together when a contact is deleted.
     cause_event_id: Mapped[int | None] = mapped_column(Integer)
+    # The company, deal, ticket or custom record it was enrolled from, if any. No
+    # foreign key: adding one to an existing SQLite table rebuilds it, and dropping the
+    # old copy under foreign_keys=ON would cascade into step_runs. Deleting a record
+    # clears it (services/records.py).
+    source_record_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     contact: Mapped[Contact] = relationship()
     sequence: Mapped[Sequence] = relationship()
@@ -486,3 +491,181 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+# --- records, associations, lists, automation (issue 7) ------------------------------
+
+
+class ObjectType(Base):
+    """A kind of record: the built-ins (company, deal, ticket) seeded by the migration,
+    and custom types admins define at run time. `properties` declares each property's
+    name, label and type (string, number, date, bool, enum with options)."""
+
+    __tablename__ = "object_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    plural: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    properties: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime]
+
+
+class Record(Base):
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_type_id", "type_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("object_types.id"))
+    name: Mapped[str] = mapped_column(String(300))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Association(Base):
+    """A record ↔ contact link; at most one primary contact per record."""
+
+    __tablename__ = "associations"
+    __table_args__ = (
+        UniqueConstraint("record_id", "contact_id"),
+        Index(
+            "uq_associations_primary",
+            "record_id",
+            unique=True,
+            sqlite_where=text("is_primary"),
+            postgresql_where=text("is_primary"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class ContactList(Base):
+    """Static (members added by hand) or active (members are the contacts matching
+    `filters`, kept current in the transaction of every change that could matter)."""
+
+    __tablename__ = "contact_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    filters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ListMember(Base):
+    __tablename__ = "list_members"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("contact_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime]
+
+
+class AutomationRule(Base):
+    """When `trigger` happens to a contact (and `conditions` hold), do `action` as `user`.
+
+    `cursor` is the last automation event this rule has looked at: a rule acts only on
+    events after it was switched on, and each once. `resume_at` holds a rule back after
+    its user's daily enrollment limit was reached.
+    """
+
+    __tablename__ = "automation_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id"), index=True)
+    trigger: Mapped[dict[str, Any]] = mapped_column()
+    conditions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    action: Mapped[dict[str, Any]] = mapped_column()
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    resume_at: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AutomationEvent(Base):
+    """Something that happened to a contact, written in the transaction of the change.
+
+    `depth` and `chain` carry causality: an event caused by a rule's action has the
+    depth of its cause plus one and the rule ids that led to it, so a rule never acts
+    on what it caused itself and no chain grows past a fixed depth.
+    """
+
+    __tablename__ = "automation_events"
+    # A rule reads the events of its trigger's type after its cursor.
+    __table_args__ = (Index("ix_automation_events_type", "type", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(30))
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    chain: Mapped[list[Any]] = mapped_column(default=list)
+    occurred_at: Mapped[datetime]
+
+
+class AutomationRun(Base):
+    """What a rule did for one event: the dedupe key (rule, event) makes it act once."""
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "event_id"),
+        Index("ix_automation_runs_rule", "rule_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("automation_events.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(20))
+    code: Mapped[str | None] = mapped_column(String(50))
+    message: Mapped[str | None] = mapped_column(Text)
+    enrollment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="SET NULL")
+    )
+    at: Mapped[datetime]
+
+
+class ListEnrollJob(Base):
+    """A whole list enrolled in batches by the worker; the progress resource of the API."""
+
+    __tablename__ = "list_enroll_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("contact_lists.id", ondelete="CASCADE"))
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # running -> done | failed; `resume_at` while held back by the daily limit.
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    refusals: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    resume_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -14,12 +14,15 @@ from cadenza.store import migrate
 from cadenza.web import errors, ui
 from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
+    automation,
     contacts,
     enrollments,
     events,
+    lists,
     mailboxes,
     messages,
     public,
+    records,
     sequences,
     tasks,
     webhooks,
@@ -72,7 +75,10 @@ def create_app(ctx: Context) -> FastAPI:
             return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
         return {"status": "ready"}
 
-    api_modules = (contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks)
+    api_modules = (
+        contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
+        records, lists, automation,
+    )  # fmt: skip
     for module in api_modules:
         router = module.router
         app.include_router(router, prefix="/api/v1")

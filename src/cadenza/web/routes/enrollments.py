@@ -75,8 +75,18 @@ class EnrollIn(BaseModel):
 
     mailbox_id: RowId | None = Field(None, description="One of yours; omitted: your only mailbox")
     contacts: list[EnrollContactIn] = Field(
-        ..., description="At most 50 (CADENZA_ENROLL_BULK_LIMIT)"
+        default_factory=list,
+        description="At most 50 (CADENZA_ENROLL_BULK_LIMIT). From a record: which of its "
+        "associated contacts (may be left out when it has exactly one)",
     )
+    record_type: str | None = Field(
+        None,
+        max_length=64,
+        pattern=NO_NUL,
+        description='Enrolling from a record: "contact", "company", "deal", "ticket" or a '
+        "custom object type; the enrollment remembers it",
+    )
+    record_id: RowId | None = None
     start_step: int = Field(1, description="1-based; earlier steps are skipped")
     timezone: str | None = Field(
         None, description="IANA zone for every contact; else each contact's, else yours"
@@ -137,6 +147,7 @@ class EnrollmentSummaryOut(BaseModel):
     needs_attention: bool
     enrolled_at: LocalTime
     ended_at: LocalTime | None
+    source_record_id: int | None = Field(None, description="The record it was enrolled from")
 
 
 class EnrollmentOut(EnrollmentSummaryOut):
@@ -196,6 +207,7 @@ def _summary(enrollment: Enrollment) -> dict[str, Any]:
         "needs_attention": enrollment.needs_attention,
         "enrolled_at": enrollment.enrolled_at.astimezone(tz),
         "ended_at": enrollment.ended_at.astimezone(tz) if enrollment.ended_at else None,
+        "source_record_id": enrollment.source_record_id,
     }
 
 
@@ -322,6 +334,8 @@ def enroll_contacts(
         timezone=body.timezone,
         send_at=body.send_at,
         dry_run=body.dry_run,
+        record_type=body.record_type,
+        record_id=body.record_id,
     )
     return EnrollOut(results=[_result_out(r) for r in enroll(ctx, request)])
 
