@@ -126,3 +126,14 @@ def test_webhooks_from_the_command_line(demo):
     assert "ping" in demo("webhooks", "deliveries", webhook_id)
     demo("webhooks", "delete", webhook_id, "--as", DEMO_EMAIL)
     assert "not_found" in demo("webhooks", "deliveries", webhook_id, ok=False)
+
+
+def test_analytics_and_events_from_the_command_line(demo):
+    out = demo("enroll", 1, 1, 2)
+    enrollment_id = re.search(r"enrolled \(enrollment (\d+)\)", out).group(1)
+    report = demo("sequences", "analytics", 1)
+    assert "enrolled" in report and "rates:" in report and "open rate" in report
+    assert "reply_rate —" in report  # nothing sent yet: no rate rather than 0%
+    events = demo("enrollments", "events", enrollment_id, "--tz", "Europe/Rome")
+    assert "enrolled" in events and re.search(r"\bCES?T\b", events)  # Rome, in any season
+    assert "sequence_not_found" in demo("sequences", "analytics", 999, ok=False)

@@ -19,6 +19,7 @@ from cadenza.cli.common import (
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control
+from cadenza.services.analytics import enrollment_timeline
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.enrollment_views import get_enrollment, list_enrollments
 
@@ -200,3 +201,20 @@ def unenroll_command(
 ) -> None:
     """Unenroll: cancels pending steps and open tasks."""
     _act(enrollment_control.unenroll, enrollment_ids, reason=reason)
+
+
+@app.command("events")
+@fails_cleanly
+def events_command(
+    enrollment_id: int,
+    viewer_tz: str = typer.Option("UTC", "--tz", help="Show times in this zone."),
+) -> None:
+    """One enrollment's timeline: sent, opened, clicked, replied, tasks, the end."""
+    tz = parse_timezone(viewer_tz)
+    table = Table("when", "what", "step", "detail")
+    for event in enrollment_timeline(make_context(), enrollment_id):
+        what = f"{event.kind} (flagged: {event.flagged})" if event.flagged else event.kind
+        table.add_row(
+            fmt_time(event.at, tz), what, str(event.step_position or ""), event.detail or ""
+        )
+    console.print(table)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.analytics import sequence_report
 from cadenza.services.sequences import create_sequence, get_sequence, list_sequences
 
 app = typer.Typer(help="Sequences.", no_args_is_help=True)
@@ -76,3 +77,34 @@ def create(
         steps=spec.get("steps"),
     )
     console.print(f"sequence {sequence.id} created: {sequence.name} ({len(sequence.steps)} steps)")
+
+
+@app.command("analytics")
+@fails_cleanly
+def analytics_command(sequence_id: int) -> None:
+    """Sent, delivered, opened, clicked, replied, bounced, … with rates, per step."""
+    report = sequence_report(make_context(), sequence_id)
+    counts, rates = report.counts, report.rates
+    console.print(
+        f"{counts.enrolled} enrolled · {counts.active} active · {counts.finished} finished · "
+        f"{counts.unenrolled} unenrolled {counts.unenrolled_by_reason or ''}"
+    )
+    console.print(
+        "rates: " + ", ".join(f"{name} {_percent(value)}" for name, value in rates.items())
+    )
+    table = Table("step", "type", "sent", "delivered", "bounced", "opened", "clicked", "replied",
+                  "meetings", "open rate", "reply rate")  # fmt: skip
+    for step, outcomes in [*report.steps, (None, report.outcomes)]:
+        table.add_row(
+            str(step.position) if step else "all",
+            step.type if step else "",
+            *(str(getattr(outcomes, f)) for f in
+              ("sent", "delivered", "bounced", "opened", "clicked", "replied", "meetings_booked")),
+            _percent(outcomes.rates["open_rate"]),
+            _percent(outcomes.rates["reply_rate"] if step else rates["reply_rate"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.1%}"

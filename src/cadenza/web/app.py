@@ -14,6 +14,7 @@ from cadenza.store import migrate
 from cadenza.web import errors, ui
 from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
+    analytics,
     automation,
     contacts,
     enrollments,
@@ -77,7 +78,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
-        records, lists, automation,
+        records, lists, automation, analytics,
     )  # fmt: skip
     for module in api_modules:
         router = module.router

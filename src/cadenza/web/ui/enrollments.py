@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from cadenza.domain.enums import EnrollmentState
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control, enrollment_views
+from cadenza.services.analytics import enrollment_timeline
 from cadenza.services.context import Context
 from cadenza.services.sequences import list_sequences
 from cadenza.store.models import User
@@ -74,7 +75,10 @@ def enrollment_detail(
     ctx: Context = Depends(get_ctx),
 ):
     view = visible_enrollment(ctx, user, enrollment_id)
-    return render(request, "enrollments/detail.html", view=view, may_act=user.role != "viewer")
+    events = enrollment_timeline(ctx, enrollment_id)
+    return render(
+        request, "enrollments/detail.html", view=view, events=events, may_act=user.role != "viewer"
+    )
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")

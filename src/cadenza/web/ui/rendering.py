@@ -43,6 +43,14 @@ def person_name(record: Any) -> str:
 
 
 env.filters["local_time"] = local_time
+
+
+def percent(rate: float | None) -> str:
+    """A rate for people: one decimal, or a dash when there was nothing to divide by."""
+    return "—" if rate is None else f"{rate:.1%}"
+
+
+env.filters["percent"] = percent
 env.globals["person_name"] = person_name
 env.globals["htmx_file"] = HTMX
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.services.analytics import daily_activity, sequence_report
 from cadenza.services.context import Context
 from cadenza.services.sequences import (
     archive_sequence,
@@ -19,8 +20,11 @@ from cadenza.services.stats import sequence_stats
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx
 from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.charts import daily_chart
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+
+CHART_DAYS = 30
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -73,10 +77,14 @@ def sequence_detail(
     ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
+    report = sequence_report(ctx, sequence_id)
+    days = daily_activity(ctx, sequence_id, days=CHART_DAYS, today=ctx.clock.now().date())
     return render(
         request,
         "sequences/detail.html",
         sequence=sequence,
         specs=step_specs(sequence),
-        stats=sequence_stats(ctx, sequence_id),
+        stats=report.counts,
+        report=report,
+        chart=daily_chart(days),
     )

@@ -1,0 +1,34 @@
+"""The sequence page's results and chart, and an enrollment's activity, over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cadenza.domain.enums import EventKind
+from cadenza.services.signals import Signal, record_signal
+from cadenza.store.models import Message
+from tests.conftest import enroll_ids
+from tests.ui.test_ui_http import ui  # noqa: F401 - the signed-in client fixture
+
+
+def test_sequence_page_shows_results_rates_and_the_daily_chart(ctx, world, worker, ui):  # noqa: F811
+    ids = enroll_ids(world, world.contacts(2))
+    worker.run_until(ctx.clock.now() + timedelta(hours=1))
+    with ctx.db.read() as session:
+        first = session.query(Message).filter(Message.enrollment_id == ids[0]).one()
+    record_signal(
+        ctx,
+        Signal(
+            EventKind.REPLY, "reply-1", message_pk=first.id, data={"subject": "<script>x</script>"}
+        ),
+    )
+    ui.login("rep@example.com", "pw")
+
+    page = ui.client.get(f"/sequences/{world.sequence.id}").text
+    assert 'id="analytics"' in page and "<polyline" in page
+    assert "Replied</dt><dd>1 <small>50.0%</small>" in page
+    assert "Emails sent: 2" in page
+
+    activity = ui.client.get(f"/enrollments/{ids[0]}").text
+    assert "Activity" in activity and "reply" in activity
+    assert "<script>x</script>" not in activity and "&lt;script&gt;x&lt;/script&gt;" in activity
