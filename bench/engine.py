@@ -52,11 +52,13 @@ def baseline(host: str, port: int, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def engine(host: str, port: int, count: int, kind: str, workers: int) -> tuple[float, float]:
+def engine(
+    host: str, port: int, count: int, kind: str, workers: int, mailboxes: int
+) -> tuple[float, float]:
     """Messages per second, and the worker's CPU seconds (one in-process worker only)."""
     with scratch_database(kind) as db:
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
-        seed_due_emails(ctx, count, mailboxes=max(workers, 1) * 2, smtp_port=port)
+        seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port)
         started, cpu = time.perf_counter(), cpu_seconds()
         if workers == 1:
             worker = Worker(ctx, WorkerOptions(batch_size=500))
@@ -86,17 +88,23 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--mailboxes", type=int, default=None,
+        help="sending mailboxes, each its own connection (default: 2 per worker)",
+    )  # fmt: skip
     args = parser.parse_args()
     with sink_process() as (host, port, counted):
         sink_before = cpu_seconds(counted["pid"])
         base = baseline(host, port, args.n)
         sink_between = cpu_seconds(counted["pid"])
-        rate, engine_cpu = engine(host, port, args.n, args.db, args.workers)
+        mailboxes = args.mailboxes or 2 * args.workers
+        rate, engine_cpu = engine(host, port, args.n, args.db, args.workers, mailboxes)
         sink_after = cpu_seconds(counted["pid"])
     expected = 2 * args.n
     per_message = 1000 / args.n
     print(f"baseline smtplib loop: {base:8.0f} messages/s")
-    print(f"engine ({args.db}, {args.workers} worker(s)): {rate:8.0f} messages/s")
+    print(f"engine ({args.db}, {args.workers} worker(s), {mailboxes} mailboxes): "
+          f"{rate:8.0f} messages/s")  # fmt: skip
     print(f"ratio engine/baseline: {rate / base:.2f}")
     print(f"sink received {counted['messages']} of {expected} messages")
     # Where the CPU goes: both sides share two cores with the sink.

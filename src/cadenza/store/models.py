@@ -301,7 +301,16 @@ class StepRun(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_owner_status_due", "owner_id", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_tasks_owner_status_due", "owner_id", "status", "due_at"),
+        # The worker's reminder lookup reads only reminders not yet sent, not every task.
+        Index(
+            "ix_tasks_reminder_due",
+            "remind_at",
+            sqlite_where=text("reminded_at IS NULL AND status = 'open'"),
+            postgresql_where=text("reminded_at IS NULL AND status = 'open'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -649,6 +658,15 @@ class ListEnrollJob(Base):
     """A whole list enrolled in batches by the worker; the progress resource of the API."""
 
     __tablename__ = "list_enroll_jobs"
+    # The worker looks for running jobs every tick; finished ones pile up.
+    __table_args__ = (
+        Index(
+            "ix_list_enroll_jobs_running",
+            "id",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("contact_lists.id", ondelete="CASCADE"))

@@ -1,0 +1,57 @@
+"""The worker's lookups read what is due, not what exists: checked on SQLite's plans.
+
+A tick must cost what is due (issue: engine; bench/tick.py measures it). A plan that
+SCANs a table that grows with use — step runs, tasks, messages, events — turns a tick
+into a walk over everything ever scheduled, which no functional test would notice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from cadenza.engine.worker import Worker, WorkerOptions
+from tests.support.seed import seed_due_emails
+
+# Tables that stay small (configuration), and partial indexes that hold only live rows.
+SMALL = {"automation_rules", "webhooks", "mailboxes", "users", "object_types", "app_secrets"}
+LIVE_ONLY = {"ix_list_enroll_jobs_running"}
+
+
+def scans(connection, sql: str, params) -> list[str]:
+    plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    found = []
+    for *_, detail in plan:
+        words = detail.split()
+        if words[0] != "SCAN" or words[1] in SMALL or any(i in words for i in LIVE_ONLY):
+            continue
+        found.append(detail)
+    return found
+
+
+def test_a_tick_reads_only_what_is_due(ctx, database):
+    if database.dialect != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by statistics")
+    seed_due_emails(ctx, 300, due_at=ctx.clock.now() + timedelta(days=30))
+    seed_due_emails(ctx, 20)
+    statements = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and not executemany:
+            statements.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    worker = Worker(ctx, WorkerOptions(webhooks=False))
+    try:
+        assert worker.tick() >= 1
+    finally:
+        worker.close()
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert statements
+    with database.engine.connect() as connection:
+        bad = {
+            sql: found for sql, params in statements if (found := scans(connection, sql, params))
+        }
+    assert bad == {}
