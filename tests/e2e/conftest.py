@@ -20,6 +20,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    """Polls /readyz, as a load balancer would, with a deadline (not a fixed sleep)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "cadenza serve did not become ready"
+        time.sleep(0.1)
+
+
 class LiveServer:
     def __init__(self, url: str, database_url: str, process: subprocess.Popen) -> None:
         self.url = url
@@ -55,16 +69,7 @@ def live_server(sqlite_template, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while True:  # wait for readiness, as a load balancer would
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "cadenza serve did not become ready"
-        time.sleep(0.1)
+    wait_until_ready(url, process)
     server = LiveServer(url, database_url, process)
     yield server
     if process.poll() is None:

@@ -17,16 +17,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from cadenza.services.context import Context
 from cadenza.store.db import Database
-from tests.e2e.conftest import LiveServer, free_port
+from tests.e2e.conftest import LiveServer, free_port, wait_until_ready
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,16 +64,7 @@ def demo_server(sqlite_template, tmp_path):
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # wait for readiness, polling with a deadline
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "cadenza serve did not become ready"
-        time.sleep(0.1)
+    wait_until_ready(url, process)
     yield LiveServer(url, database_url, process)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)

@@ -64,3 +64,15 @@ def fmt_time(moment: datetime | None, tz: ZoneInfo) -> str:
         return "—"
     local = moment.astimezone(tz)
     return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def print_import_report(report) -> None:
+    """Rejected lines on stderr, the totals on stdout, exit 1 when any line was rejected."""
+    for error in report.errors:
+        err_console.print(f"line {error.line}: {error.code}: {error.message}", highlight=False)
+    console.print(
+        f"{report.rows} rows: {report.created} created, {report.updated} updated, "
+        f"{len(report.errors)} rejected"
+    )
+    if report.errors:
+        raise typer.Exit(1)

@@ -8,7 +8,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from cadenza.cli.common import console, err_console, fails_cleanly, make_context
+from cadenza.cli.common import (
+    console,
+    err_console,
+    fails_cleanly,
+    make_context,
+    print_import_report,
+)
 from cadenza.services.contact_import import import_contacts, read_file
 from cadenza.services.contacts import search_contacts
 
@@ -32,14 +38,7 @@ def import_csv(
             data,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    for error in report.errors:
-        err_console.print(f"line {error.line}: {error.code}: {error.message}", highlight=False)
-    console.print(
-        f"{report.rows} rows: {report.created} created, {report.updated} updated, "
-        f"{len(report.errors)} rejected"
-    )
-    if report.errors:
-        raise typer.Exit(1)
+    print_import_report(report)
 
 
 @app.command("list")

@@ -16,6 +16,7 @@ from cadenza.cli.common import (
     err_console,
     fails_cleanly,
     make_context,
+    print_import_report,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import automation_rules, list_enrollment, lists, records
@@ -49,14 +50,7 @@ def import_command(
             key=key,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    for error in report.errors:
-        err_console.print(f"line {error.line}: {error.code}: {error.message}", highlight=False)
-    console.print(
-        f"{report.rows} rows: {report.created} created, {report.updated} updated, "
-        f"{len(report.errors)} rejected"
-    )
-    if report.errors:
-        raise typer.Exit(1)
+    print_import_report(report)
 
 
 @app.command("types")
