@@ -23,6 +23,7 @@ run: install
 	$(BIN)/cadenza serve
 
 test: install
+	scripts/install-test-packages
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
