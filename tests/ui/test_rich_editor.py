@@ -3,8 +3,13 @@ reload; and the same form still works as plain HTML with scripts off."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from cadenza.services import tasks
 from cadenza.services.contacts import get_contact
-from cadenza.services.sequences import get_sequence, step_specs
+from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.sequences import create_sequence, get_sequence, step_specs
+from tests.ui.engine import run_engine
 
 WEBINAR = 3  # demo: two emails
 
@@ -66,3 +71,32 @@ def test_the_body_is_a_plain_textarea_without_scripts(browser, demo_server, serv
         context.close()
     body = step_specs(get_sequence(server_ctx, WEBINAR))[0].body
     assert body == "<p>Plain <em>HTML</em> {{ contact.company }}</p>"
+
+
+def test_a_manual_email_draft_is_edited_in_the_rich_editor(tab, server_ctx):
+    sequence = create_sequence(
+        server_ctx,
+        1,
+        "Manual draft",
+        steps=[{"type": "manual_email", "subject": "Hi {{ contact.firstname }}",
+                "body": "<p>Draft for {{ contact.firstname }}</p>"}],
+    )  # fmt: skip
+    [result] = enroll(server_ctx, EnrollRequest(sequence.id, 1, [ContactRequest(2)]))
+    assert result.ok, result
+    run_engine(server_ctx, datetime.now(UTC) + timedelta(minutes=1))
+    [task] = [t for t in tasks.list_tasks(server_ctx, owner_id=1) if t.type == "email"]
+
+    page = tab.page
+    tab.login(path=f"/tasks/{task.id}")
+    area = page.locator("#body-rich")
+    assert area.inner_text().startswith("Draft for ")
+    area.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(", with ")
+    page.keyboard.press("Control+i")
+    page.keyboard.type("notes")
+    tab.shot("draft")
+    page.click("button:text('Send email')")
+    page.wait_for_url(tab.url("/tasks"))
+    body = tasks.get_task(server_ctx, task.id).draft_body
+    assert body.startswith("<p>Draft for ") and "with <em>notes</em>" in body

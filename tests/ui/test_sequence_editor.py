@@ -59,7 +59,7 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx):
     # Delete the task again.
     tab.visit(f"/sequences/{WEBINAR}/edit")
     page.click("button[value='delete:2']")
-    page.wait_for_selector("fieldset[data-step='2'] textarea[name='step-2-body']")
+    page.wait_for_selector("fieldset[data-step='2'] #step-2-body-rich")
     page.click("#save-sequence")
     page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
     assert [s.type.value for s in step_specs(get_sequence(server_ctx, WEBINAR))] == [
