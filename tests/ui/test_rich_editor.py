@@ -100,3 +100,23 @@ def test_a_manual_email_draft_is_edited_in_the_rich_editor(tab, server_ctx):
     page.wait_for_url(tab.url("/tasks"))
     body = tasks.get_task(server_ctx, task.id).draft_body
     assert body.startswith("<p>Draft for ") and "with <em>notes</em>" in body
+
+
+def test_the_toolbar_makes_a_link_and_italics(tab, server_ctx):
+    page = tab.page
+    tab.login(path=f"/sequences/{WEBINAR}/edit")
+    area = page.locator("#step-2-body-rich")
+    area.fill("")
+    area.press_sequentially("see the docs")
+    for _ in range(4):
+        page.keyboard.press("Shift+ArrowLeft")  # select "docs"
+    page.once("dialog", lambda dialog: dialog.accept("https://example.com/docs"))
+    page.click("fieldset[data-step='2'] button[aria-label='Link']")
+    page.click("fieldset[data-step='2'] button[aria-label='Italic']")
+    posted = page.input_value("#step-2-body")
+    assert '<a href="https://example.com/docs">' in posted and "<em>docs</em>" in posted
+    page.click("#save-sequence")
+    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
+    body = step_specs(get_sequence(server_ctx, WEBINAR))[1].body
+    assert body.startswith('<p>see the <a href="https://example.com/docs"')
+    assert "<em>docs</em></a></p>" in body
