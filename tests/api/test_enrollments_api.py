@@ -221,13 +221,13 @@ def test_an_enrollment_shows_its_steps_and_projected_future(api, world):
     assert (body["timezone"], body["needs_attention"]) == ("America/New_York", False)
     assert (body["enrolled_at"], body["ended_at"]) == ("2026-03-02T04:00:00-05:00", None)
     assert body["steps"] == [
-        {"position": 1, "type": "email", "title": "Hi {{ contact.firstname }}",
+        {"position": 1, "type": "email", "title": "Hi Ann",
          "status": "pending", "due_at": "2026-03-02T04:00:00-05:00", "completed_at": None,
          "wait_reason": None, "last_error": None},
         {"position": 2, "type": "email", "title": "reply in the thread of step 1",
          "status": "projected", "due_at": "2026-03-05T04:00:00-05:00", "completed_at": None,
          "wait_reason": None, "last_error": None},
-        {"position": 3, "type": "task", "title": "Call {{ contact.firstname }}",
+        {"position": 3, "type": "task", "title": "Call Ann",
          "status": "projected", "due_at": "2026-03-09T04:00:00-04:00", "completed_at": None,
          "wait_reason": None, "last_error": None},
     ]  # fmt: skip

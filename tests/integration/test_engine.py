@@ -305,5 +305,5 @@ def test_the_enrollment_view_titles_steps_by_what_went_out(ctx, world, worker):
     assert titles == [
         ("sent", "Hi Ann"),  # rendered, as sent
         ("pending", "reply in the thread of step 1"),
-        ("projected", "Call {{ contact.firstname }}"),  # not yet rendered
+        ("projected", "Call Ann"),  # filled for the contact before it happens
     ]

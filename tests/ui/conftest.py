@@ -123,3 +123,18 @@ def tab(browser, demo_server, request):
     yield tab
     context.close()
     assert tab.errors == [], f"console errors: {tab.errors}"
+
+
+@pytest.fixture
+def rep(ctx, world):
+    """The world's rep signed in over HTTP (no browser), with the page's CSRF token."""
+    from cadenza.domain.secrets import hash_password
+    from cadenza.store.models import User
+    from tests.ui.test_ui_http import Ui
+
+    with ctx.db.transaction() as session:
+        session.get(User, world.user.id).password_hash = hash_password("pw")
+    ui = Ui(ctx, world)
+    assert ui.login("rep@example.com", "pw").status_code == 303
+    ui.token = ui.csrf("/tasks")
+    return ui

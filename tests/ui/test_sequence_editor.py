@@ -30,21 +30,21 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx):
     page.fill("input[name='step-2-task_title']", "Call {{ contact.firstname }} about the webinar")
     page.check("input[name='step-2-continue']")
     # The token picker puts a token into the first email's body.
+    page.click("#step-1-body-rich")
+    page.keyboard.press("End")
     page.select_option("select[data-target='step-1-body']", "contact.company")
-    assert "{{ contact.company }}" in page.input_value("#step-1-body")
+    assert "{{ contact.company }}" in page.inner_text("#step-1-body-rich")
     tab.shot("editor-changed")
 
     # A broken step is refused on its own step, nothing saved.
-    page.fill("#step-1-body", "")
+    page.fill("#step-1-body-rich", "")
     page.click("#save-sequence")
     page.wait_for_selector("#step-1-error")
     tab.errors.clear()  # the 422 answer is logged by Chromium as a failed resource
     assert "needs a body" in page.inner_text("#step-1-error")
     assert len(step_specs(get_sequence(server_ctx, WEBINAR))) == 2
-    page.fill(
-        "#step-1-body",
-        "<p>Hi {{ contact.firstname | default('there') }} at {{ contact.company }}</p>",
-    )
+    page.fill("#step-1-body-rich", "Hi {{ contact.firstname | default('there') }} at ")
+    page.select_option("select[data-target='step-1-body']", "contact.company")
     page.click("#save-sequence")
     page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
     tab.shot("saved")
@@ -59,7 +59,7 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx):
     # Delete the task again.
     tab.visit(f"/sequences/{WEBINAR}/edit")
     page.click("button[value='delete:2']")
-    page.wait_for_selector("fieldset[data-step='2'] textarea[name='step-2-body']")
+    page.wait_for_selector("fieldset[data-step='2'] #step-2-body-rich")
     page.click("#save-sequence")
     page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
     assert [s.type.value for s in step_specs(get_sequence(server_ctx, WEBINAR))] == [

@@ -5,23 +5,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from cadenza.domain.secrets import hash_password
 from cadenza.services import enrollment_views, outbox, tasks
-from cadenza.store.models import User
 from tests.conftest import enroll_ids
-from tests.ui.test_ui_http import CSRF, Ui
-
-
-@pytest.fixture
-def rep(ctx, world):
-    with ctx.db.transaction() as session:
-        session.get(User, world.user.id).password_hash = hash_password("pw")
-    ui = Ui(ctx, world)
-    assert ui.login("rep@example.com", "pw").status_code == 303
-    ui.token = ui.csrf("/tasks")
-    return ui
+from tests.ui.test_ui_http import CSRF
 
 
 def test_a_manual_email_draft_is_edited_and_sent_from_the_queue(rep, ctx, world, worker):

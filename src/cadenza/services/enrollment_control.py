@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -19,7 +19,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.webhooks import enrollment_event
-from cadenza.store.models import Enrollment, StepRun, Task
+from cadenza.store.models import Contact, Enrollment, StepRun, Task
 
 # Reasons an enrollment ends early; the signal issues add bounce, reply, meeting, ...
 UNENROLL_REASONS = (
@@ -178,10 +178,16 @@ class BulkOutcome:
     ok: bool
     code: str | None = None
     message: str | None = None
+    contact_id: int | None = None
+    contact_name: str | None = None  # name, else email: what a person recognises
 
 
 def for_many(action, ctx: Context, enrollment_ids: list[int], **kwargs) -> list[BulkOutcome]:
-    """Applies pause/resume/unenroll to many enrollments; each succeeds or fails on its own."""
+    """Applies pause/resume/unenroll to many enrollments; each succeeds or fails on its own.
+
+    Each outcome names the enrollment's contact, except where the action answered "not
+    found": that answer also hides enrollments the caller may not see, so no name leaks.
+    """
     outcomes = []
     for enrollment_id in enrollment_ids:
         try:
@@ -190,4 +196,31 @@ def for_many(action, ctx: Context, enrollment_ids: list[int], **kwargs) -> list[
             outcomes.append(BulkOutcome(enrollment_id, False, str(exc.code), exc.message))
         else:
             outcomes.append(BulkOutcome(enrollment_id, True))
-    return outcomes
+    hidden = str(ErrorCode.ENROLLMENT_NOT_FOUND)
+    contacts = _contacts_of([o.enrollment_id for o in outcomes if o.code != hidden], ctx)
+    return [
+        replace(
+            o, contact_id=contacts[o.enrollment_id][0], contact_name=contacts[o.enrollment_id][1]
+        )
+        if o.enrollment_id in contacts
+        else o
+        for o in outcomes
+    ]
+
+
+def _contacts_of(enrollment_ids: list[int], ctx: Context) -> dict[int, tuple[int, str]]:
+    if not enrollment_ids:
+        return {}
+    with ctx.db.read() as session:
+        rows = session.execute(
+            select(Enrollment.id, Contact.id, Contact.firstname, Contact.lastname, Contact.email)
+            .join(Contact, Contact.id == Enrollment.contact_id)
+            .where(Enrollment.id.in_(enrollment_ids))
+        )
+        return {
+            enrollment_id: (
+                contact_id,
+                " ".join(p for p in (first, last) if p) or email or f"contact {contact_id}",
+            )
+            for enrollment_id, contact_id, first, last, email in rows
+        }

@@ -6,20 +6,27 @@ is shown is what will happen (assuming tasks are completed when they are due).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from cadenza.domain import schedule
+from cadenza.domain import schedule, templates
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
-from cadenza.store.models import Enrollment, Message, StepRun
+from cadenza.services.personalization import contact_values, sender_values
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, User
+
+# The values a step's template is filled with: {"contact": ..., "sender": ..., ...}.
+TemplateContext = Mapping[str, Mapping[str, Any]]
 
 # A run in one of these has a known completion time; the projection continues from it.
 _DONE = {str(StepRunStatus.SENT), str(StepRunStatus.DONE)}
@@ -42,6 +49,13 @@ class StepLine:
     completed_at: datetime | None
     wait_reason: str | None = None
     last_error: str | None = None
+    bounced_at: datetime | None = None  # the step's email hard-bounced
+
+    @property
+    def shown_status(self) -> str:
+        """What a person is shown: a bounced email's run stays "sent" in the database
+        (it did leave, docs/signals.md), but "sent" alone would read as a success."""
+        return "bounced" if self.bounced_at is not None else self.status
 
 
 @dataclass(frozen=True)
@@ -53,22 +67,39 @@ class EnrollmentView:
     steps: list[StepLine]
 
 
-def _title(spec: StepSpec, sent_subject: str | None) -> str:
-    """What went out, once it has; before that the step's template (tokens unfilled)."""
+@dataclass(frozen=True)
+class SentEmail:
+    subject: str
+    bounced_at: datetime | None = None
+
+
+def _title(spec: StepSpec, sent_subject: str | None, context: TemplateContext | None) -> str:
+    """What went out, once it has; before that the step's template filled for the
+    contact, or the raw template when it cannot be (a token deleted since, say)."""
     if sent_subject:
         return sent_subject
-    if spec.subject or spec.task_title:
-        return spec.subject or spec.task_title
+    source = spec.subject or spec.task_title
+    if source:
+        if context is None:
+            return source
+        try:
+            return templates.render_subject(source, context) or source
+        except CadenzaError:
+            return source
     if spec.thread_with_step:
         return f"reply in the thread of step {spec.thread_with_step}"
     return f"{spec.type} step"
 
 
 def step_lines(
-    enrollment: Enrollment, now: datetime, subjects: dict[int, str] | None = None
+    enrollment: Enrollment,
+    now: datetime,
+    sent: Mapping[int, SentEmail] | None = None,
+    context: TemplateContext | None = None,
 ) -> list[StepLine]:
-    """`subjects`: the subject each step's message went out with, by step position."""
-    subjects = subjects or {}
+    """`sent`: each step's message (subject it went out with, bounce), by step position;
+    `context`: the values to fill pending titles with (None: show the templates)."""
+    sent = sent or {}
     specs = [StepSpec.from_dict(s) for s in enrollment.steps_snapshot]
     runs = {r.step_position: r for r in enrollment.step_runs}
     tz = parse_timezone(enrollment.timezone)
@@ -81,16 +112,18 @@ def step_lines(
             continue
         run = runs.get(spec.position)
         if run is not None:
+            email = sent.get(spec.position)
             lines.append(
                 StepLine(
                     spec.position,
                     str(spec.type),
-                    _title(spec, subjects.get(spec.position)),
+                    _title(spec, email.subject if email else None, context),
                     run.status,
                     run.due_at,
                     run.completed_at,
                     run.wait_reason,
                     run.last_error,
+                    email.bounced_at if email else None,
                 )
             )
             if run.status in _DONE:
@@ -105,19 +138,30 @@ def step_lines(
         due = schedule.next_step_due(
             anchor, tz, schedule.StepDelay(spec.delay_days, spec.delay_hours), settings
         )
-        title = _title(spec, None)
+        title = _title(spec, None, context)
         lines.append(StepLine(spec.position, str(spec.type), title, "projected", due, None))
         anchor = due
     return lines
 
 
-def _sent_subjects(session, enrollment: Enrollment) -> dict[int, str]:
+def _sent_emails(session, enrollment: Enrollment) -> dict[int, SentEmail]:
     rows = session.execute(
-        select(StepRun.step_position, Message.subject)
+        select(StepRun.step_position, Message.subject, Message.bounced_at)
         .join(Message, Message.step_run_id == StepRun.id)
         .where(StepRun.enrollment_id == enrollment.id)
     )
-    return dict(rows.all())
+    return {position: SentEmail(subject, bounced) for position, subject, bounced in rows}
+
+
+def _template_context(session, enrollment: Enrollment) -> TemplateContext:
+    """The values the engine will fill this enrollment's steps with (compose.render_step)."""
+    user = session.get(User, enrollment.enrolled_by_id)
+    mailbox = session.get(Mailbox, enrollment.mailbox_id)
+    return build_context(
+        contact_values(enrollment.contact),
+        sender_values(user, mailbox),
+        enrollment.token_values or {},
+    )
 
 
 def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
@@ -142,7 +186,12 @@ def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
             contact_email=contact.email,
             contact_name=name or (contact.email or f"contact {contact.id}"),
             sequence_name=enrollment.sequence.name,
-            steps=step_lines(enrollment, ctx.clock.now(), _sent_subjects(session, enrollment)),
+            steps=step_lines(
+                enrollment,
+                ctx.clock.now(),
+                _sent_emails(session, enrollment),
+                _template_context(session, enrollment),
+            ),
         )
 
 

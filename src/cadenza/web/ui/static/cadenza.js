@@ -124,9 +124,10 @@
       if (!picker.classList || !picker.classList.contains("token-picker") || !picker.value) return;
       var area = document.getElementById(picker.dataset.target);
       var text = "{{ " + picker.value + " }}";
+      picker.value = "";
+      if (area.richInsert) return area.richInsert(text);  // rich-editor.js is on
       var at = area.selectionStart || area.value.length;
       area.value = area.value.slice(0, at) + text + area.value.slice(area.selectionEnd || at);
-      picker.value = "";
       area.focus();
       area.dispatchEvent(new Event("change", { bubbles: true }));
     });
