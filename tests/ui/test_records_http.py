@@ -40,7 +40,7 @@ def company(ctx, world):
 
 
 def test_record_index_and_page_show_properties_and_the_primary(ui, company):
-    record, ann, bob = company
+    record, _ann, _bob = company
     ui.login("rep@example.com", "pw")
     index = ui.client.get("/records/company?q=acm")
     assert index.status_code == 200
@@ -55,7 +55,7 @@ def test_record_index_and_page_show_properties_and_the_primary(ui, company):
 
 
 def test_enroll_from_a_record_asks_which_contact_then_remembers_the_record(ui, ctx, world, company):
-    record, ann, bob = company
+    record, _ann, bob = company
     ui.login("rep@example.com", "pw")
     asked = ui.client.get(f"/enroll?record_type=company&record_id={record.id}")
     assert asked.status_code == 200 and "associated_contact_required" in asked.text
@@ -89,7 +89,7 @@ def test_a_record_without_contacts_says_no_associated_contact(ui, ctx, world):
 
 
 def test_a_viewer_sees_records_and_lists_but_no_enroll_and_no_rules(ui, ctx, world, company):
-    record, ann, bob = company
+    record, ann, _bob = company
     members = lists.create_list(ctx, world.user.id, "Leads", "static").contact_list
     lists.change_members(ctx, world.user.id, members.id, add=[ann.id])
     ui.login("viewer@example.com", "secret")
@@ -163,8 +163,8 @@ def test_whole_list_enrollment_starts_a_job_with_progress(ui, ctx, world):
     page = ui.client.get(f"/lists/{the_list.id}")
     assert page.text.count('class="row-check"') == 3
     token = ui.csrf("/lists")
-    started = ui.client.post(f"/lists/{the_list.id}/enroll", data={"csrf_token": token,
-                             "sequence": str(world.sequence.id)}, follow_redirects=False)  # fmt: skip
+    form = {"csrf_token": token, "sequence": str(world.sequence.id)}
+    started = ui.client.post(f"/lists/{the_list.id}/enroll", data=form, follow_redirects=False)
     assert started.status_code == 303
     job_page = ui.client.get(started.headers["location"])
     assert "0 of 3 processed" in job_page.text and "running" in job_page.text
