@@ -192,3 +192,24 @@ def test_bad_record_and_list_input_gets_a_page_not_a_500(ui):
     token = ui.csrf("/lists")
     blank = ui.client.post("/lists", data={"csrf_token": token, "name": "  "})
     assert blank.status_code == 422
+
+
+def test_contacts_index_adds_the_selection_to_a_static_list(ui, ctx, world):
+    ann, bob = world.contact("ann@corp.example"), world.contact("bob@corp.example")
+    the_list = lists.create_list(ctx, world.user.id, "Picked", "static").contact_list
+    ui.login("rep@example.com", "pw")
+    assert 'id="add-to-list"' in ui.client.get("/contacts").text
+    headers = {"X-CSRF-Token": ui.csrf("/contacts"), "HX-Request": "true"}
+    form = {"list": str(the_list.id), "contact": [str(ann.id), str(bob.id)]}
+    added = ui.client.post("/lists/members", data=form, headers=headers)
+    assert added.status_code == 200 and "2 of 2 added" in added.text
+    assert lists.get_list(ctx, the_list.id).size == 2
+    unknown = ui.client.post("/lists/members", data={**form, "contact": "999999"}, headers=headers)
+    assert unknown.status_code == 404 and "contact_not_found" in unknown.text
+    none = ui.client.post("/lists/members", data={"list": str(the_list.id)}, headers=headers)
+    assert none.status_code == 422 and "no_contacts" in none.text
+    assert lists.get_list(ctx, the_list.id).size == 2
+    ui.login("viewer@example.com", "secret")
+    assert 'id="add-to-list"' not in ui.client.get("/contacts").text
+    viewer_headers = {"X-CSRF-Token": ui.csrf("/contacts"), "HX-Request": "true"}
+    assert ui.client.post("/lists/members", data=form, headers=viewer_headers).status_code == 403

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import list_enrollment, lists
 from cadenza.services.context import Context
 from cadenza.services.sequences import list_sequences
@@ -47,6 +48,24 @@ def create_static_list(
 ):
     created = lists.create_list(ctx, user.id, name, "static")
     return RedirectResponse(f"/lists/{created.contact_list.id}", status_code=303)
+
+
+@router.post("/lists/members")
+async def add_members(
+    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+):
+    """The contacts index's "Add to list": the selection joins a static list."""
+    form = await request.form()
+    list_id = str(form.get("list", ""))
+    if not (list_id.isdigit() and 1 <= int(list_id) <= MAX_ID):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "choose a static list")
+    chosen = [str(v) for v in form.getlist("contact")]
+    if not chosen or not all(v.isdigit() and 1 <= int(v) <= MAX_ID for v in chosen):
+        raise CadenzaError(ErrorCode.NO_CONTACTS, "select contacts to add to the list first")
+    changed = lists.change_members(ctx, user.id, int(list_id), add=[int(v) for v in chosen])
+    return render(
+        request, "lists/added.html", list_id=int(list_id), changed=changed, asked=len(chosen)
+    )
 
 
 @router.get("/lists/jobs/{job_id}")
