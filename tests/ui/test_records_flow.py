@@ -50,6 +50,11 @@ def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx):
     page.wait_for_url(f"**/records/company/{company.id}")
     assert page.locator(f"table.record-enrollments a[href='/enrollments/{enrollment.id}']").count()
     tab.shot("company-with-enrollment")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing spills sideways
+    for path in (f"/records/company/{company.id}", "/records/company", "/lists/1"):
+        tab.visit(path)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
+    tab.shot("company-phone")
 
 
 def test_enroll_from_a_list_with_select_all(tab, server_ctx):
