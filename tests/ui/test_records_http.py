@@ -213,3 +213,26 @@ def test_contacts_index_adds_the_selection_to_a_static_list(ui, ctx, world):
     assert 'id="add-to-list"' not in ui.client.get("/contacts").text
     viewer_headers = {"X-CSRF-Token": ui.csrf("/contacts"), "HX-Request": "true"}
     assert ui.client.post("/lists/members", data=form, headers=viewer_headers).status_code == 403
+
+
+def test_a_custom_object_type_has_its_index_and_record_pages(ui, ctx, world):
+    records.create_type(
+        ctx, None, name="project", plural="projects", label="Project",
+        properties=[{"name": "budget", "label": "Budget", "type": "number"}],
+    )  # fmt: skip
+    contact = world.contact()
+    project = records.create_record(
+        ctx, world.user.id, "project", name="Migration", properties={"budget": "1,200"},
+        associations=[records.AssociationIn(contact.id)],
+    ).record  # fmt: skip
+    ui.login("rep@example.com", "pw")
+    index = ui.client.get("/records/company")
+    assert 'href="/records/project"' in index.text  # a tab for every type
+    projects = ui.client.get("/records/projects")  # the plural works too
+    assert projects.status_code == 200 and "Migration" in projects.text and "1200" in projects.text
+    page = ui.client.get(f"/records/project/{project.id}")
+    assert "Budget" in page.text and "ann@corp.example" in page.text
+    # One associated contact: the dialog opens for it directly.
+    dialog = ui.client.get(f"/enroll?record_type=project&record_id={project.id}")
+    assert dialog.status_code == 200 and 'id="enroll-form"' in dialog.text
+    assert f'name="contact" value="{contact.id}"' in dialog.text
