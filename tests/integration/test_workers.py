@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from cadenza.domain.clock import FrozenClock, SystemClock
 from cadenza.engine.worker import Worker
@@ -22,7 +22,8 @@ from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.context import Context
 from cadenza.services.mailboxes import update_mailbox
 from cadenza.store.db import Database
-from cadenza.store.models import Base, Message, StepRun
+from cadenza.store.models import Message, StepRun
+from tests.conftest import _empty_postgres
 from tests.support.seed import seed_due_emails
 from tests.support.smtp_sink import SmtpSink
 
@@ -57,9 +58,9 @@ def live_ctx(database, settings) -> Context:
 @pytest.fixture
 def pg_ctx(pg_database_url, settings):
     db = Database(pg_database_url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with db.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    # Keeps the built-in object types the migration seeded: later tests on the shared
+    # database enroll from companies.
+    _empty_postgres(db)
     yield Context(db=db, clock=SystemClock(), settings=settings)
     db.dispose()
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from cadenza.domain.enums import UserRole
+from cadenza.services import lists, records
 from cadenza.services.context import Context
 from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.sequences import create_sequence
@@ -162,6 +163,7 @@ def load_demo(ctx: Context) -> DemoLogin:
             ctx, user.id, sequence["name"], settings=sequence["settings"], steps=sequence["steps"]
         )
     _contacts(ctx, user.id)
+    _records_and_list(ctx, user.id)
     token = create_token(ctx, user.id, "demo")
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, token.token)
 
@@ -202,3 +204,25 @@ def _contacts(ctx: Context, owner_id: int) -> None:
             if index % 40 == 0:
                 contact.timezone = None
             session.add(contact)
+
+
+def _records_and_list(ctx: Context, owner_id: int) -> None:
+    """Two companies with two contacts each, a deal and a static list, so the record and
+    list pages have something to show (contact ids follow the seeded order above)."""
+    for name, domain, (primary, other) in (
+        ("Northwind Traders", "northwind.example", (2, 3)),
+        ("Globex", "globex.example", (9, 10)),
+    ):
+        linked = [records.AssociationIn(primary, primary=True), records.AssociationIn(other)]
+        records.create_record(
+            ctx, owner_id, "company", name=name,
+            properties={"domain": domain, "industry": "Software", "employees": 120},
+            associations=linked,
+        )  # fmt: skip
+    records.create_record(
+        ctx, owner_id, "deal", name="Northwind renewal",
+        properties={"amount": 24000, "stage": "proposal"},
+        associations=[records.AssociationIn(2, primary=True)],
+    )  # fmt: skip
+    conference = lists.create_list(ctx, owner_id, "Conference leads", "static")
+    lists.change_members(ctx, owner_id, conference.contact_list.id, add=range(11, 21))

@@ -23,11 +23,14 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.link_secret import link_secret
 from cadenza.web import errors
 from cadenza.web.ui import (
+    automation,
     contacts,
     enroll,
     enrollments,
+    lists,
     login,
     outbox,
+    records,
     sequence_editor,
     sequences,
     settings_pages,
@@ -151,6 +154,6 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (
         login, contacts, enroll, enrollments, outbox, sequences, sequence_editor, tasks,
-        settings_pages,
+        settings_pages, records, lists, automation,
     ):  # fmt: skip
         app.include_router(module.router, include_in_schema=False)

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from cadenza.domain.enums import UserRole
-from cadenza.services import contact_index, enrollment_views, outbox, tasks
+from cadenza.services import contact_index, enrollment_views, lists, outbox, tasks
 from cadenza.services.contacts import get_contact
 from cadenza.services.context import Context
 from cadenza.store.models import User
@@ -63,6 +63,13 @@ def contact_index_page(
         link=link,
         zones=contact_index.contact_timezones(ctx),
         may_enroll=may_enroll(user),
+        static_lists=[]
+        if user.role == UserRole.VIEWER
+        else [
+            v.contact_list
+            for v in lists.list_lists(ctx, limit=500)
+            if v.contact_list.kind == "static"
+        ],
     )
 
 

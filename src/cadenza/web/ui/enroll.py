@@ -9,7 +9,13 @@ Field names:
     sequence, contact (repeated), start_step, timezone, send (now|later), send_date,
     send_time, mailbox, follow_up_days, holiday_country, window_start, window_end,
     thread_follow_ups, task_reminders, token:<contact.name> (a value for everyone),
-    edit:<contact id>:<step>:<field> (one contact's text of one step)
+    edit:<contact id>:<step>:<field> (one contact's text of one step),
+    record_type, record_id (enrolling from a company, deal, ticket or custom record)
+
+Opened from a record (`?record_type=company&record_id=7`), the dialog enrolls through
+the record's associated contacts: with none it says so (`no_associated_contact`), with
+several and none chosen it asks which (the service would answer
+`associated_contact_required`), and the enrollment remembers the record.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
-from cadenza.services import contact_index, mailboxes
+from cadenza.services import contact_index, mailboxes, records
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
 from cadenza.services.personalization import contact_values
@@ -154,7 +160,18 @@ def read_form(
         dry_run=dry_run,
         settings=settings_from_form(form),
     )
+    request.record_type, request.record_id = read_record(form)
     return DialogInput(sequence_id, contact_ids, request, tokens)
+
+
+def read_record(form: Any) -> tuple[str | None, int | None]:
+    """The record the dialog was opened from, if any (a query string or the form)."""
+    record_type = str(form.get("record_type") or "").strip()
+    if not record_type:
+        return None, None
+    if len(record_type) > 64:
+        raise FormError("general", "unknown record type")
+    return record_type, _int(form.get("record_id", ""), "general", "a record")
 
 
 @dataclass
@@ -206,6 +223,18 @@ def _contact_ids(raw: list[str]) -> list[int]:
     return ids
 
 
+def _record_source(ctx: Context, request: Request):
+    """The record view and its associated contacts when the dialog comes from a record."""
+    try:
+        record_type, record_id = read_record(request.query_params)
+    except FormError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, exc.message) from None
+    if record_type is None:
+        return None, []
+    view = records.get_record(ctx, record_type, record_id)
+    return view, [a.contact_id for a in view.associations]
+
+
 @router.get("/enroll")
 def enroll_dialog(
     request: Request,
@@ -216,7 +245,24 @@ def enroll_dialog(
 ):
     if not user.can_enroll:
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
-    contacts = contact_index.get_contacts(ctx, _contact_ids(contact))
+    chosen_ids = _contact_ids(contact)
+    source, associated = _record_source(ctx, request)
+    if source is not None and not associated:
+        raise CadenzaError(
+            ErrorCode.NO_ASSOCIATED_CONTACT,
+            f"{source.record.name} has no associated contact to enroll: associate one first",
+        )
+    if source is not None and not chosen_ids:
+        if len(associated) > 1:  # the service would answer associated_contact_required
+            return render(
+                request,
+                "enroll/choose.html",
+                view=source,
+                contacts={c.id: c for c in contact_index.get_contacts(ctx, associated)},
+                sequence=sequence,
+            )
+        chosen_ids = associated
+    contacts = contact_index.get_contacts(ctx, chosen_ids)
     sequences = list_sequences(ctx)
     chosen = next((s for s in sequences if str(s.id) == sequence), None)
     if chosen is None and sequences:
@@ -234,6 +280,7 @@ def enroll_dialog(
         mailboxes=mailboxes.list_mailboxes(ctx, owner_id=user.id),
         zones=sorted(available_timezones()),
         editable=EDITABLE_FIELDS,
+        source=source,
     )
 
 
@@ -261,4 +308,6 @@ async def enroll_submit(
         outcome=outcome,
         sequence_id=form.get("sequence"),
         viewer_tz=user.timezone,
+        record_type=form.get("record_type"),
+        record_id=form.get("record_id"),
     )

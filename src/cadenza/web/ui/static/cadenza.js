@@ -69,6 +69,7 @@
         // Steps differ per sequence: reload the dialog for it, keeping the contacts.
         var params = new URLSearchParams();
         form.querySelectorAll("input[name=contact]").forEach(function (c) { params.append("contact", c.value); });
+        form.querySelectorAll("input[name=record_type], input[name=record_id]").forEach(function (r) { params.append(r.name, r.value); });
         params.append("sequence", t.value);
         window.location.assign("/enroll?" + params.toString());
         return;

@@ -1,0 +1,115 @@
+"""Lists: the index (and a new static list), a list's members to select and enroll, and
+a whole list enrolled in batches by the worker with its progress.
+
+Selected members go to the enroll dialog like a contacts-index selection, so the
+dialog's bulk limit applies per batch. "Enroll the whole list" starts the same job as
+`POST /api/v1/lists/{id}/enrollments` (services/list_enrollment.py) and shows its page.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import RedirectResponse
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import list_enrollment, lists
+from cadenza.services.context import Context
+from cadenza.services.sequences import list_sequences
+from cadenza.store.models import User
+from cadenza.web.auth import get_ctx
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.contacts import may_enroll
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+PER_PAGE = 50
+MAX_LISTS = 500
+
+
+@router.get("/lists")
+def list_index(
+    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    return render(
+        request,
+        "lists/index.html",
+        found=lists.list_lists(ctx, limit=MAX_LISTS),
+        may_write=user.role != "viewer",
+    )
+
+
+@router.post("/lists")
+def create_static_list(
+    name: str = Form(max_length=300),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    created = lists.create_list(ctx, user.id, name, "static")
+    return RedirectResponse(f"/lists/{created.contact_list.id}", status_code=303)
+
+
+@router.post("/lists/members")
+async def add_members(
+    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+):
+    """The contacts index's "Add to list": the selection joins a static list."""
+    form = await request.form()
+    list_id = str(form.get("list", ""))
+    if not (list_id.isdigit() and 1 <= int(list_id) <= MAX_ID):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "choose a static list")
+    chosen = [str(v) for v in form.getlist("contact")]
+    if not chosen or not all(v.isdigit() and 1 <= int(v) <= MAX_ID for v in chosen):
+        raise CadenzaError(ErrorCode.NO_CONTACTS, "select contacts to add to the list first")
+    changed = lists.change_members(ctx, user.id, int(list_id), add=[int(v) for v in chosen])
+    return render(
+        request, "lists/added.html", list_id=int(list_id), changed=changed, asked=len(chosen)
+    )
+
+
+@router.get("/lists/jobs/{job_id}")
+def job_page(
+    request: Request,
+    job_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    job = list_enrollment.describe(list_enrollment.get_job(ctx, job_id))
+    template = "lists/job_progress.html" if request.headers.get("hx-request") else "lists/job.html"
+    return render(request, template, job=job)
+
+
+@router.get("/lists/{list_id}")
+def list_page(
+    request: Request,
+    list_id: int = Path(ge=1, le=MAX_ID),
+    after: int | None = Query(None, ge=0, le=MAX_ID),
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    view = lists.get_list(ctx, list_id)
+    found = lists.members(ctx, list_id, limit=PER_PAGE + 1, after_id=after or None)
+    return render(
+        request,
+        "lists/detail.html",
+        view=view,
+        members=found[:PER_PAGE],
+        next_after=found[PER_PAGE - 1].id if len(found) > PER_PAGE else None,
+        paged=after is not None,
+        sequences=list_sequences(ctx),
+        may_enroll=may_enroll(user),
+    )
+
+
+@router.post("/lists/{list_id}/enroll")
+def enroll_whole_list(
+    list_id: int = Path(ge=1, le=MAX_ID),
+    sequence: int = Form(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    """Checks the request now (permission, sequence, mailbox) and leaves the batches to
+    the worker; the job's page follows its progress."""
+    job = list_enrollment.start(ctx, user.id, list_id, sequence)
+    return RedirectResponse(f"/lists/jobs/{job.id}", status_code=303)
