@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cadenza.domain.enums import EventKind
+from cadenza.services import automation_rules
 from cadenza.services.signals import Signal, record_signal
+from cadenza.services.users import create_user
 from cadenza.store.models import Message
 from tests.conftest import enroll_ids
 from tests.ui.test_ui_http import ui  # noqa: F401 - the signed-in client fixture
@@ -32,3 +34,20 @@ def test_sequence_page_shows_results_rates_and_the_daily_chart(ctx, world, worke
     activity = ui.client.get(f"/enrollments/{ids[0]}").text
     assert "Activity" in activity and "reply" in activity
     assert "<script>x</script>" not in activity and "&lt;script&gt;x&lt;/script&gt;" in activity
+
+
+def test_sequence_page_lists_its_automation_rules(ctx, world, ui):  # noqa: F811
+    admin = create_user(ctx, "boss@example.com", role="admin", password="pw")
+    automation_rules.create_rule(
+        ctx, admin.id, name="<i>VPs</i> from the webinar", sequence_id=world.sequence.id,
+        trigger={"type": "contact_created"},
+        action={"type": "enroll", "user_id": world.user.id},
+    )  # fmt: skip
+    ui.login("rep@example.com", "pw")
+    page = ui.client.get(f"/sequences/{world.sequence.id}").text
+    assert 'id="automation"' in page and "&lt;i&gt;VPs&lt;/i&gt; from the webinar" in page
+    assert "when contact created" in page and 'id="manage-rules"' not in page  # members
+    ui.client.post("/logout", data={"csrf_token": ui.csrf("/")})
+    ui.login("boss@example.com", "pw")
+    page = ui.client.get(f"/sequences/{world.sequence.id}").text
+    assert 'id="manage-rules"' in page and "/automation/rules/" in page

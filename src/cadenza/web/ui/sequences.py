@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.analytics import daily_activity, sequence_report
+from cadenza.services.automation_rules import list_rules
 from cadenza.services.context import Context
 from cadenza.services.sequences import (
     archive_sequence,
@@ -25,6 +26,7 @@ from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
 
 CHART_DAYS = 30
+MAX_RULES_SHOWN = 50
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -87,4 +89,5 @@ def sequence_detail(
         stats=report.counts,
         report=report,
         chart=daily_chart(days),
+        rules=list_rules(ctx, sequence_id=sequence_id, limit=MAX_RULES_SHOWN),
     )
