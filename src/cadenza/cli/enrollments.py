@@ -156,7 +156,7 @@ def show_command(
             str(line.position),
             line.type,
             line.title,
-            line.status + (f" ({line.wait_reason})" if line.wait_reason else ""),
+            line.shown_status + (f" ({line.wait_reason})" if line.wait_reason else ""),
             fmt_time(line.completed_at or line.due_at, their_tz),
             fmt_time(line.completed_at or line.due_at, your_tz),
         )
