@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 
 from cadenza.domain.enums import EventKind
@@ -45,7 +47,9 @@ def test_sequence_page_lists_its_automation_rules(ctx, world, ui):  # noqa: F811
     )  # fmt: skip
     ui.login("rep@example.com", "pw")
     page = ui.client.get(f"/sequences/{world.sequence.id}").text
-    assert 'id="automation"' in page and "&lt;i&gt;VPs&lt;/i&gt; from the webinar" in page
+    assert page.count('id="automation"') == 1 and "&lt;i&gt;VPs&lt;/i&gt; from the webinar" in page
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert title == "Follow-up · Cadenza"  # the section is in the page, not in its title
     assert "when contact created" in page and 'id="manage-rules"' not in page  # members
     ui.client.post("/logout", data={"csrf_token": ui.csrf("/")})
     ui.login("boss@example.com", "pw")
