@@ -44,9 +44,9 @@ class ClaimedEmail:
     spacing: timedelta  # the least time after the mailbox's previous hand-over
     last_step: bool  # no step follows: the enrollment finishes when this one is sent
     # For the events this send reports (webhooks), without another read.
-    contact_id: int = 0
-    sequence_id: int = 0
-    step_position: int = 0
+    contact_id: int
+    sequence_id: int
+    step_position: int
 
 
 def _sends_email():
