@@ -22,10 +22,14 @@ run: install
 	@echo "was loaded, or make one: $(BIN)/cadenza token create --as rep@example.com"
 	$(BIN)/cadenza serve
 
+# Tests run in parallel, one process per CPU (TEST_WORKERS=4 or 0 to override); tests that
+# must not overlap share an xdist_group and so one worker (docs/testing.md).
+TEST_WORKERS ?= auto
+
 test: install
 	scripts/install-test-packages
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check src tests bench

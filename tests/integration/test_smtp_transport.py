@@ -305,6 +305,7 @@ def test_drop_after_the_message_is_unknown(sink, transport):
     assert_next_send_works(transport, sink)
 
 
+@pytest.mark.xdist_group("realclock")
 def test_no_answer_after_the_message_is_unknown_even_though_it_arrived(sink, make_transport):
     """The dangerous case: the server has the message, the client only sees a timeout."""
     transport = make_transport(sink, timeout=0.5)

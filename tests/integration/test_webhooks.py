@@ -143,6 +143,7 @@ def test_a_delivery_whose_dispatcher_died_is_sent_again_with_the_same_event_id(
     assert request.headers["Cadenza-Delivery"] == claimed.event_id
 
 
+@pytest.mark.xdist_group("realclock")
 def test_a_hanging_receiver_never_holds_up_the_emails(database, settings, world, receiver):
     """The worker's own loop keeps sending while its dispatcher thread waits on a receiver."""
     live = Context(db=database, clock=SystemClock(), settings=settings)

@@ -29,6 +29,9 @@ from tests.support.smtp_sink import SmtpSink
 
 CADENZA = [sys.executable, "-m", "cadenza"]
 
+# Real-clock worker processes: under `-n`, one xdist worker runs them one after another.
+pytestmark = pytest.mark.xdist_group("realclock")
+
 
 def spawn_worker(url: str, name: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "CADENZA_DATABASE_URL": url}
