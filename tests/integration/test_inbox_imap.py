@@ -3,8 +3,10 @@ and bounces are acted on; unrelated mail is left exactly as it was (still unread
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -35,6 +37,7 @@ AUTO_REPLIES = {
     "gaelle": ("ooo_fr", (2026, 3, 7)),
     "hugo": ("ooo_no_date", None),
 }
+ACCOUNT_NUMBERS = itertools.count(1)
 HARD_BOUNCES = {
     "ian": "dsn_postfix",
     "jo": "dsn_exim",
@@ -43,10 +46,18 @@ HARD_BOUNCES = {
 }
 
 
-@pytest.fixture
-def dovecot():
+@pytest.fixture(scope="session")
+def dovecot_server():
+    """One dovecot per session (per xdist worker): starting one costs ~2 s."""
     with Dovecot() as server:
         yield server
+
+
+@pytest.fixture
+def dovecot(dovecot_server):
+    """A fresh IMAP user with an empty INBOX on the shared server, for this test alone."""
+    user = f"rep-{next(ACCOUNT_NUMBERS)}@example.com"
+    return dovecot_server.add_account(user, f"imap-pw-{secrets.token_hex(4)}")
 
 
 @pytest.fixture
@@ -289,6 +300,7 @@ def wait_for(condition, what, seconds=20.0):
         time.sleep(0.05)
 
 
+@pytest.mark.xdist_group("realclock")
 def test_idle_wakes_the_poller_as_soon_as_mail_arrives(ctx, world, worker, dovecot, poller):
     sent = send_first_emails(ctx, world, worker, ["ann"])
     # A running poller needs time to pass by itself: the system clock, and an interval

@@ -1,5 +1,7 @@
 """A real IMAP server for tests: Debian's dovecot, configured and started in a temporary
 directory on a free loopback port, with one test user and a Maildir, stopped afterwards.
+Started once, it can hand out further users (`add_account`), each with an empty Maildir of
+its own, so tests share one server without seeing each other's mail.
 
 Nothing of the system's dovecot configuration is used. As root, mail and login
 processes run as the package's unprivileged `dovecot`/`dovenull` users; as anyone else,
@@ -16,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +80,35 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class Account:
+    """One user's mail on a running Dovecot: what a test logs in with and delivers to."""
+
+    def __init__(self, server: Dovecot, user: str, password: str) -> None:
+        self.server = server
+        self.host, self.port = server.host, server.port
+        self.user, self.password = user, password
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        client.login(self.user, self.password)
+        return client
+
+    def append(self, raw: bytes, folder: str = "INBOX", msg_time=None) -> None:
+        with self.client() as client:
+            client.append(folder, raw, msg_time=msg_time)
+
+    def flags(self, folder: str = "INBOX") -> dict[bytes, tuple[bytes, ...]]:
+        """Flags of every message, keyed by its Message-ID header."""
+        with self.client() as client:
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            data = client.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        return {d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip(): d[b"FLAGS"] for d in data.values()}
+
+    def log(self) -> str:
+        return self.server.log()
+
+
 class Dovecot:
     def __init__(
         self, user: str = "rep@example.com", password: str = "imap-pw-81", *, tls: bool = False
@@ -92,6 +124,8 @@ class Dovecot:
         self.tls_port = free_port() if tls else 0
         self.ca = trustme.CA() if tls else None
         self.process: subprocess.Popen | None = None
+        self._users = {user: password}
+        self._users_lock = threading.Lock()
 
     def __enter__(self) -> Dovecot:
         if not os.path.exists(DOVECOT):
@@ -102,7 +136,7 @@ class Dovecot:
             internal = login = pwd.getpwuid(os.geteuid())
         for sub in ("run", "state", "mail", "home"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "users").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        self._write_users()
         ssl_setting = "ssl = no"
         if self.ca is not None:
             leaf = self.ca.issue_cert(self.host)
@@ -161,6 +195,20 @@ class Dovecot:
             self.process.stderr.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def _write_users(self) -> None:
+        lines = "".join(f"{user}:{{PLAIN}}{password}\n" for user, password in self._users.items())
+        staged = self.root / "users.new"
+        staged.write_text(lines)
+        staged.replace(self.root / "users")  # dovecot re-reads the changed file at the next login
+
+    def add_account(self, user: str, password: str) -> Account:
+        """A new user with an empty Maildir on this running server."""
+        with self._users_lock:
+            assert user not in self._users, f"{user} already exists"
+            self._users[user] = password
+            self._write_users()
+        return Account(self, user, password)
+
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
         self.ca.configure_trust(context)
@@ -170,19 +218,15 @@ class Dovecot:
         path = self.root / "dovecot.log"
         return path.read_text() if path.exists() else ""
 
+    def _first_account(self) -> Account:
+        return Account(self, self.user, self.password)
+
     def client(self) -> IMAPClient:
-        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
-        client.login(self.user, self.password)
-        return client
+        return self._first_account().client()
 
     def append(self, raw: bytes, folder: str = "INBOX", msg_time=None) -> None:
-        with self.client() as client:
-            client.append(folder, raw, msg_time=msg_time)
+        self._first_account().append(raw, folder, msg_time)
 
     def flags(self, folder: str = "INBOX") -> dict[bytes, tuple[bytes, ...]]:
         """Flags of every message, keyed by its Message-ID header."""
-        with self.client() as client:
-            client.select_folder(folder, readonly=True)
-            uids = client.search(["ALL"])
-            data = client.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-        return {d[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip(): d[b"FLAGS"] for d in data.values()}
+        return self._first_account().flags(folder)
