@@ -9,7 +9,7 @@ import pytest
 from cadenza.domain.enums import EventKind
 from cadenza.services.signals import Signal, record_signal
 from cadenza.store.models import Message
-from tests.conftest import assert_error, enroll_ids
+from tests.conftest import MISSING_ID, assert_error, enroll_ids
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_bad_ranges_are_refused(api, world, query):
 
 
 def test_unknown_sequence_and_no_token(api):
-    assert_error(api.get("/sequences/999999/analytics"), 404, "sequence_not_found")
+    assert_error(api.get(f"/sequences/{MISSING_ID}/analytics"), 404, "sequence_not_found")
     assert_error(api.get("/sequences/1/analytics", role=None), 401, "unauthenticated")
 
 

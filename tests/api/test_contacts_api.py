@@ -84,9 +84,9 @@ def test_csv_import_over_http(api):
     response = api.post("/contacts/import", files={"file": ("c.csv", csv, "text/csv")})
     assert response.status_code == 200, response.text
     assert response.json()["created"] == 1
-    assert response.json()["errors"] == [
-        {"line": 3, "code": "invalid_email", "message": response.json()["errors"][0]["message"]}
-    ]
+    [error] = response.json()["errors"]
+    assert (error["line"], error["code"]) == (3, "invalid_email")
+    assert error["message"].startswith("'broken' is not a valid email address")  # names the row
     bad = api.post("/contacts/import", files={"file": ("c.csv", b"name\nx\n", "text/csv")})
     assert_error(bad, 422, "missing_header")
 

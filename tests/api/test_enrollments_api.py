@@ -12,17 +12,9 @@ from sqlalchemy import func, select
 
 from cadenza.services.mailboxes import create_mailbox
 from cadenza.store.models import Contact, Enrollment, Mailbox, User
-from tests.conftest import assert_error, enroll_ids
+from tests.conftest import MISSING_ID, assert_error, enroll_ids
+from tests.conftest import enroll_over_api as enroll
 from tests.support.seed import seed_due_emails
-
-
-def enroll(api, world, contacts, role="member", sequence_id=None, **options):
-    body = {"contacts": [c if isinstance(c, dict) else {"contact_id": c.id} for c in contacts]}
-    return api.post(
-        f"/sequences/{sequence_id or world.sequence.id}/enrollments",
-        role=role,
-        json={**body, **options},
-    )
 
 
 def results(response):
@@ -90,7 +82,7 @@ def test_per_contact_options_tokens_and_step_edits(api, world):
         {"contact_id": tokyo.id, "step_edits": {"2": {"body": "<p>Mine</p><script>x</script>"}}},
         {"contact_id": other.id, "token_values": {"firstname": "Sam"},
          "step_edits": {"9": {"subject": "Nope"}}},
-        {"contact_id": 9999},
+        {"contact_id": MISSING_ID},
         {"contact_id": tokyo.id},
     ]  # fmt: skip
     found = results(enroll(api, world, contacts))
@@ -152,9 +144,9 @@ def test_send_at_with_an_offset_is_an_instant_without_one_each_contacts_wall_clo
         ({"send_at": "2026-03-02T08:59:00+00:00"}, 422, "send_at_in_past"),
         ({"send_at": "0001-01-01T00:00:00"}, 422, "send_at_in_past"),  # past in every zone
         ({"send_at": "9999-12-31T23:59:59-14:00"}, 422, "validation_error"),  # beyond 5 years
-        ({"mailbox_id": 9999}, 404, "mailbox_not_found"),
+        ({"mailbox_id": MISSING_ID}, 404, "mailbox_not_found"),
         ({"contacts": []}, 422, "no_contacts"),
-        ({"sequence_id": 9999}, 404, "sequence_not_found"),
+        ({"sequence_id": MISSING_ID}, 404, "sequence_not_found"),
         ({"send_at": "soon"}, 422, "validation_error"),
         ({"contacts": [{"id": 1}]}, 422, "validation_error"),
         ({"mode": "fast"}, 422, "validation_error"),
@@ -231,7 +223,7 @@ def test_an_enrollment_shows_its_steps_and_projected_future(api, world):
          "status": "projected", "due_at": "2026-03-09T04:00:00-04:00", "completed_at": None,
          "wait_reason": None, "last_error": None},
     ]  # fmt: skip
-    assert_error(api.get("/enrollments/9999"), 404, "enrollment_not_found")
+    assert_error(api.get(f"/enrollments/{MISSING_ID}"), 404, "enrollment_not_found")
 
 
 def test_list_filters_and_pages(api, world):
@@ -321,8 +313,8 @@ def test_pause_resume_unenroll_one(api, world):
     [third] = enroll_ids(world, [world.contact("c@corp.example")])
     bad = api.post(f"/enrollments/{third}/unenroll", json={"reason": "bored"})
     assert_error(bad, 422, "validation_error")
-    assert_error(api.post("/enrollments/9999/pause"), 404, "enrollment_not_found")
-    assert_error(api.post("/enrollments/9999/unenroll", role="admin"), 404,
+    assert_error(api.post(f"/enrollments/{MISSING_ID}/pause"), 404, "enrollment_not_found")
+    assert_error(api.post(f"/enrollments/{MISSING_ID}/unenroll", role="admin"), 404,
                  "enrollment_not_found")  # fmt: skip
 
 
@@ -342,7 +334,7 @@ def test_bulk_actions_report_each_enrollment(api, world):
     ]
     assert outcomes[0]["message"] is None and outcomes[1]["message"]
 
-    resumed = api.post("/enrollments/resume", json={"enrollment_ids": [first, 9999]})
+    resumed = api.post("/enrollments/resume", json={"enrollment_ids": [first, MISSING_ID]})
     assert [(r["ok"], r["code"]) for r in resumed.json()["results"]] == [
         (True, None),
         (False, "enrollment_not_found"),

@@ -2,8 +2,14 @@
 
 import pytest
 
-from tests.api.test_tasks_api import enroll_as, run
-from tests.conftest import assert_error, crash_while_handing_over
+from tests.conftest import (
+    MISSING_ID,
+    assert_error,
+    backend_independent,
+    crash_while_handing_over,
+    enroll_as,
+)
+from tests.conftest import run_worker as run
 
 EMAIL = [
     {"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"},
@@ -85,7 +91,7 @@ def test_filters_and_cursor(api, worker):
     ]
     assert len(listed(api, status="sent")) == 3
     assert listed(api, status="failed") == listed(api, status="unknown") == []
-    assert listed(api, enrollment_id=999999) == []
+    assert listed(api, enrollment_id=MISSING_ID) == []
     first = api.get("/messages", params={"limit": 2}).json()
     rest = api.get("/messages", params={"limit": 2, "cursor": first["next_cursor"]}).json()
     ids = [m["id"] for m in first["results"] + rest["results"]]
@@ -93,6 +99,7 @@ def test_filters_and_cursor(api, worker):
     assert rest["next_cursor"] is None
 
 
+@backend_independent
 @pytest.mark.parametrize(
     "params",
     [
@@ -122,7 +129,7 @@ def test_members_see_only_messages_of_their_own_mailboxes(api, worker):
     assert listed(api, role="viewer") == []
     error = assert_error(api.get(f"/messages/{theirs['id']}"), 404, "not_found")
     assert error["message"] == f"message {theirs['id']} does not exist"  # like a missing one
-    assert_error(api.get("/messages/999999"), 404, "not_found")
+    assert_error(api.get(f"/messages/{MISSING_ID}"), 404, "not_found")
     assert_error(api.get(f"/messages/{mine['id']}", role="viewer"), 404, "not_found")
     assert api.get(f"/messages/{theirs['id']}", role="admin").status_code == 200
     assert api.get(f"/messages/{theirs['id']}", role="other").status_code == 200
@@ -179,7 +186,9 @@ def test_review_is_refused_for_sent_missing_and_by_viewers(api, worker):
     path = f"/messages/{sent['id']}/review"
     error = assert_error(api.post(path, json={"delivered": True}), 409, "invalid_state")
     assert "only unknown sends" in error["message"]
-    assert_error(api.post("/messages/999999/review", json={"delivered": True}), 404, "not_found")
+    assert_error(
+        api.post(f"/messages/{MISSING_ID}/review", json={"delivered": True}), 404, "not_found"
+    )
     assert_error(api.post(path, role="viewer", json={"delivered": True}), 403,
                  "permission_denied")  # fmt: skip
     assert_error(api.post(path, role=None, json={"delivered": True}), 401, "unauthenticated")

@@ -1,6 +1,6 @@
 """Records, associations, lists and automation through the HTTP API, on both databases."""
 
-from tests.conftest import assert_error
+from tests.conftest import MISSING_ID, assert_error
 
 
 def company(api, name="Acme", contacts=(), role="member", **properties):
@@ -64,7 +64,7 @@ def test_associations_api(api, world):
     assert len(listed["results"]) == 1 and listed["next_cursor"]
     assert_error(api.get("/associations"), 422, "validation_error")
     assert_error(
-        api.post("/associations", json={"record_id": deal["id"], "contact_id": 999_999}),
+        api.post("/associations", json={"record_id": deal["id"], "contact_id": MISSING_ID}),
         404, "contact_not_found",
     )  # fmt: skip
     params = {"record_id": deal["id"], "contact_id": ann.id}
@@ -106,7 +106,7 @@ def test_lists_api_and_whole_list_enrollment_job(api, world, worker):
     assert added.json() == {"added": 3, "removed": 0, "size": 3}
     members = api.get(f"/lists/{static['id']}/members", params={"limit": 2}).json()
     assert len(members["results"]) == 2 and members["next_cursor"]
-    assert_error(api.post(f"/lists/{static['id']}/members", json={"contact_ids": [999_999]}),
+    assert_error(api.post(f"/lists/{static['id']}/members", json={"contact_ids": [MISSING_ID]}),
                  404, "contact_not_found")  # fmt: skip
     active = api.post("/lists", json={
         "name": "Ann", "kind": "active",

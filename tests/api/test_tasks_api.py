@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from tests.conftest import assert_error
+from tests.conftest import MISSING_ID, assert_error, backend_independent, enroll_as
+from tests.conftest import run_worker as run
 
 CALL = [
     {
@@ -23,28 +23,6 @@ MANUAL = [
 TASK_FIELDS = {"id", "owner_id", "contact_id", "enrollment_id", "type", "title", "notes",
                "priority", "status", "due_at", "draft_subject", "draft_body", "completed_at",
                "created_at"}  # fmt: skip
-
-
-def enroll_as(api, role, contacts, steps):
-    """Enrolls through the service as `role` ("member" or "other"), from their own mailbox."""
-    world = api.world
-    sequence = world.make_sequence(steps=steps, name=f"{role} {len(contacts)} {steps[0]['type']}")
-    mailbox = api.other_mailbox if role == "other" else world.mailbox
-    results = enroll(
-        api.ctx,
-        EnrollRequest(
-            sequence_id=sequence.id,
-            user_id=api.users[role].id,
-            contacts=[ContactRequest(c.id) for c in contacts],
-            mailbox_id=mailbox.id,
-        ),
-    )
-    assert all(r.ok for r in results), results
-    return [r.enrollment_id for r in results]
-
-
-def run(api, worker, hours=1):
-    worker.run_until(api.ctx.clock.now() + timedelta(hours=hours))
 
 
 def open_tasks(api, role="member", **params):
@@ -165,6 +143,7 @@ def test_the_queue_is_earliest_due_first_and_pages_with_a_cursor(api, worker):
     assert rest["next_cursor"] is None
 
 
+@backend_independent
 @pytest.mark.parametrize(
     "params",
     [
@@ -208,9 +187,9 @@ def test_someone_elses_task_is_not_found_for_a_member(api, worker):
     [task] = open_tasks(api, role="other")
     for action in ("complete", "skip"):
         error = assert_error(api.post(f"/tasks/{task['id']}/{action}"), 404, "not_found")
-        missing = assert_error(api.post(f"/tasks/999999/{action}"), 404, "not_found")
+        missing = assert_error(api.post(f"/tasks/{MISSING_ID}/{action}"), 404, "not_found")
         assert error["message"] == f"task {task['id']} does not exist"  # same as a missing one
-        assert missing["message"] == "task 999999 does not exist"
+        assert missing["message"] == f"task {MISSING_ID} does not exist"
         assert_error(api.post(f"/tasks/{task['id']}/{action}", role="viewer"), 403,
                      "permission_denied")  # fmt: skip
         assert_error(api.post(f"/tasks/{task['id']}/{action}", role=None), 401, "unauthenticated")

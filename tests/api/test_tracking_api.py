@@ -17,8 +17,8 @@ from cadenza.domain.link_tokens import Purpose, sign
 from cadenza.services.engagement import Engagement, engagement, engagement_by_step
 from cadenza.services.link_secret import link_secret
 from cadenza.store.models import AuditEntry, Contact, EmailEvent, Enrollment, Message, StepRun
-from tests.api.test_enrollments_api import enroll
 from tests.conftest import assert_error, enroll_ids
+from tests.conftest import enroll_over_api as enroll
 
 BODY = (
     '<p>Hi {{ contact.firstname }}, see <a href="https://example.com/pricing?plan=pro&amp;x=1">'

@@ -8,7 +8,7 @@ import pytest
 
 from cadenza.domain import webhooks as rules
 from cadenza.engine.webhooks import WebhookDispatcher
-from tests.conftest import assert_error
+from tests.conftest import assert_error, backend_independent
 from tests.support.webhook_receiver import WebhookReceiver
 
 
@@ -42,6 +42,7 @@ def test_only_admins_manage_webhooks(api, receiver, role):
     assert_error(api.get("/webhooks", role=None), 401, "unauthenticated")
 
 
+@backend_independent
 @pytest.mark.parametrize(
     ("url", "events"),
     [

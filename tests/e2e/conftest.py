@@ -34,6 +34,15 @@ def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 60) -
         time.sleep(0.1)
 
 
+def wait_for(predicate, timeout=30.0):
+    """Polls until the worker in the server has done its part (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "timed out waiting for the server"
+        time.sleep(0.05)
+    return result
+
+
 class LiveServer:
     def __init__(self, url: str, database_url: str, process: subprocess.Popen) -> None:
         self.url = url

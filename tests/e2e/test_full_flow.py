@@ -1,19 +1,10 @@
 """The whole flow over HTTP against a live `cadenza serve`, delivering to a real SMTP sink."""
 
-import time
 from email.parser import BytesParser
 from email.policy import default
 
+from tests.e2e.conftest import wait_for
 from tests.support.smtp_sink import SmtpSink
-
-
-def wait_for(predicate, timeout=30.0):
-    """Polls until the worker in the server has done its part (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, "timed out waiting for the server"
-        time.sleep(0.05)
-    return result
 
 
 def test_mailbox_sequence_contacts_enroll_send_pause_resume_unenroll(live_server):

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import httpx
 
-from tests.e2e.test_full_flow import wait_for
+from tests.e2e.conftest import wait_for
 from tests.support.smtp_sink import SmtpSink
 
 

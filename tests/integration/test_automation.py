@@ -5,19 +5,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from cadenza.domain.errors import CadenzaError
 from cadenza.services import automation, automation_rules, contacts, enrollment_control, lists
 from cadenza.services.users import create_user
 from cadenza.store.models import AutomationRule, Enrollment, User
-from tests.conftest import enroll_ids
+from tests.conftest import MISSING_ID, code_of, enroll_ids
 
 PRO = {"all": [{"property": "plan", "op": "equals", "value": "pro"}]}
-
-
-def code_of(call, *args, **kwargs) -> str:
-    with pytest.raises(CadenzaError) as caught:
-        call(*args, **kwargs)
-    return str(caught.value.code)
 
 
 def enroll_rule(world, trigger, sequence=None, conditions=None, **action):
@@ -185,7 +178,7 @@ def test_only_admins_create_rules_and_rules_act_within_their_user(ctx, world):
     someone_elses = create_mailbox(ctx, admin.id, "admin@example.com")
     for bad_action, code in [
         ({**action, "mailbox_id": someone_elses.id}, "mailbox_not_yours"),
-        ({**action, "user_id": 999_999}, "user_not_found"),
+        ({**action, "user_id": MISSING_ID}, "user_not_found"),
         ({"type": "enroll"}, "validation_error"),
         ({"type": "unenroll", "scope": "everything"}, "validation_error"),
         ({"type": "notify"}, "validation_error"),
@@ -196,7 +189,7 @@ def test_only_admins_create_rules_and_rules_act_within_their_user(ctx, world):
         ) == code, bad_action  # fmt: skip
     for bad_trigger in [{"type": "tuesday"}, {"type": "list_added"},
                         {"type": "contact_created", "list_id": 1},
-                        {"type": "list_added", "list_id": 999_999}]:  # fmt: skip
+                        {"type": "list_added", "list_id": MISSING_ID}]:  # fmt: skip
         assert code_of(
             automation_rules.create_rule, ctx, admin.id, name="x",
             sequence_id=world.sequence.id, trigger=bad_trigger, action=action,

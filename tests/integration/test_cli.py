@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from cadenza.cli import app
 from cadenza.services.demo import CONTACT_COUNT, DEMO_EMAIL
+from tests.conftest import MISSING_ID
 
 
 @pytest.fixture
@@ -136,4 +137,4 @@ def test_analytics_and_events_from_the_command_line(demo):
     assert "reply_rate —" in report  # nothing sent yet: no rate rather than 0%
     events = demo("enrollments", "events", enrollment_id, "--tz", "Europe/Rome")
     assert "enrolled" in events and re.search(r"\bCES?T\b", events)  # Rome, in any season
-    assert "sequence_not_found" in demo("sequences", "analytics", 999, ok=False)
+    assert "sequence_not_found" in demo("sequences", "analytics", MISSING_ID, ok=False)

@@ -5,6 +5,7 @@ import pytest
 from cadenza.domain.errors import CadenzaError
 from cadenza.services import contacts
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from tests.conftest import MISSING_ID
 
 
 def fails(code, fn, *args, **kwargs):
@@ -56,7 +57,7 @@ def test_update_merges_properties_and_blank_clears(ctx):
     stored = contacts.get_contact(ctx, contact.id)
     assert stored.firstname is None
     assert stored.properties == {"seats": 3}
-    fails("contact_not_found", contacts.update_contact, ctx, 999, {"firstname": "x"})
+    fails("contact_not_found", contacts.update_contact, ctx, MISSING_ID, {"firstname": "x"})
 
 
 def test_search_and_keyset_pagination(ctx):

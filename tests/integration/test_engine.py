@@ -12,7 +12,7 @@ from cadenza.services import claims, delivery, enrollment_control
 from cadenza.services.sequences import replace_sequence
 from cadenza.services.tasks import TaskEdits, complete_task, list_tasks, skip_task
 from cadenza.store.models import Enrollment, Message, StepRun, Task
-from tests.conftest import crash_while_handing_over, enroll_ids
+from tests.conftest import crash_while_handing_over, enroll_ids, spaced_ok
 
 FIVE_STEPS = [
     {"type": "email", "subject": "Hello {{ contact.firstname }}", "body": "<p>One</p>"},
@@ -134,11 +134,6 @@ def test_editing_a_sequence_mid_flight_does_not_change_running_enrollments(ctx, 
     assert [m.subject for m in messages(ctx)] == ["Hi Ann", "Re: Hi Ann"]
     assert "Bump" in messages(ctx)[1].body_html
     assert [r.step_position for r in runs(ctx, eid)] == [1, 2, 3]
-
-
-def spaced_ok(times, limit, window=timedelta(seconds=60)):
-    """At most `limit` sends in any half-open 60-second window."""
-    return all(sum(1 for t in times if start <= t < start + window) <= limit for start in times)
 
 
 def test_per_minute_limit_spaces_sends_in_due_order(ctx, world, worker):

@@ -11,6 +11,7 @@ from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.users import create_user
 from cadenza.store.models import AuditEntry, BlockedAddress, Contact, Enrollment, StepRun
+from tests.conftest import MISSING_ID
 
 
 def request(world, contact_ids, **options):
@@ -113,11 +114,11 @@ def test_send_at_in_the_past_is_refused(ctx, world):
 @pytest.mark.parametrize(
     ("options", "code"),
     [
-        ({"sequence_id": 9999}, "sequence_not_found"),
+        ({"sequence_id": MISSING_ID}, "sequence_not_found"),
         ({"start_step": 0}, "invalid_start_step"),
         ({"start_step": 4}, "invalid_start_step"),
         ({"timezone": "Mars/Phobos"}, "invalid_timezone"),
-        ({"mailbox_id": 9999}, "mailbox_not_found"),
+        ({"mailbox_id": MISSING_ID}, "mailbox_not_found"),
     ],
 )
 def test_whole_request_errors(ctx, world, options, code):
@@ -175,7 +176,7 @@ def test_per_contact_refusals_while_valid_contacts_enroll(ctx, world):
         unsubscribed.id,
         blocked.id,
         domain_blocked.id,
-        424242,
+        MISSING_ID,
         ok.id,
     ]
     results = enroll(ctx, request(world, ids))
@@ -186,7 +187,7 @@ def test_per_contact_refusals_while_valid_contacts_enroll(ctx, world):
         (unsubscribed.id, "unsubscribed"),
         (blocked.id, "blocked"),
         (domain_blocked.id, "blocked"),
-        (424242, "contact_not_found"),
+        (MISSING_ID, "contact_not_found"),
         (ok.id, "duplicate_contact"),
     ]
     assert all(r.message for r in results[1:])

@@ -10,6 +10,7 @@ from cadenza.services import enrollment_control
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.enrollment_views import get_enrollment, list_enrollments
 from cadenza.store.models import Enrollment, StepRun, Task
+from tests.conftest import MISSING_ID
 
 
 def enrolled(ctx, world, **options):
@@ -145,7 +146,7 @@ def test_actions_in_the_wrong_state_are_refused(ctx, world, action, code):
 
 def test_unknown_enrollment_and_reason(ctx, world):
     with pytest.raises(CadenzaError) as caught:
-        enrollment_control.pause(ctx, 999)
+        enrollment_control.pause(ctx, MISSING_ID)
     assert caught.value.code == "enrollment_not_found"
     enrollment_id = enrolled(ctx, world)
     with pytest.raises(CadenzaError) as caught:

@@ -11,7 +11,7 @@ from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.enrollment_views import get_enrollment
 from cadenza.services.signals import Signal, record_signal
 from cadenza.store.models import Enrollment
-from tests.conftest import enroll_ids
+from tests.conftest import MISSING_ID, enroll_ids
 from tests.support.signals import send_first_emails
 
 TOKENS = [
@@ -101,7 +101,7 @@ def test_bulk_outcomes_name_the_contacts_but_not_behind_not_found(ctx, world):
 
     def refuse_first(ctx, enrollment_id):
         if enrollment_id == first:  # as the web layer answers for someone else's enrollment
-            enrollment_control.pause(ctx, 999_999)
+            enrollment_control.pause(ctx, MISSING_ID)
         enrollment_control.pause(ctx, enrollment_id)
 
     outcomes = enrollment_control.for_many(enrollment_control.pause, ctx, [first, second, 777])

@@ -7,7 +7,7 @@ from sqlalchemy import func, insert, select
 
 from cadenza.services import automation, automation_rules, list_enrollment, lists
 from cadenza.store.models import AutomationRun, Contact, Enrollment, Message, User
-from tests.integration.test_engine import spaced_ok
+from tests.conftest import MISSING_ID, spaced_ok
 from tests.support.seed import _next_id, _resync_sequences
 
 
@@ -72,9 +72,9 @@ def test_list_enrollment_job_refuses_what_cannot_start(ctx, world):
     with pytest.raises(CadenzaError) as empty:
         list_enrollment.start(ctx, world.user.id, static.id, world.sequence.id)
     with pytest.raises(CadenzaError) as no_sequence:
-        list_enrollment.start(ctx, world.user.id, static.id, 999_999)
+        list_enrollment.start(ctx, world.user.id, static.id, MISSING_ID)
     with pytest.raises(CadenzaError) as no_list:
-        list_enrollment.start(ctx, world.user.id, 999_999, world.sequence.id)
+        list_enrollment.start(ctx, world.user.id, MISSING_ID, world.sequence.id)
     assert (empty.value.code, no_sequence.value.code, no_list.value.code) == (
         "no_contacts", "sequence_not_found", "not_found",
     )  # fmt: skip

@@ -6,12 +6,7 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.services import records
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.records import AssociationIn
-
-
-def code_of(call, *args, **kwargs) -> str:
-    with pytest.raises(CadenzaError) as caught:
-        call(*args, **kwargs)
-    return str(caught.value.code)
+from tests.conftest import code_of
 
 
 def test_builtin_types_are_seeded_by_the_migration(ctx):

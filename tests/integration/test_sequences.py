@@ -4,6 +4,7 @@ import pytest
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.services import sequences
+from tests.conftest import backend_independent
 
 UNSAFE_BODY = '<p onclick="x()">Hi <a href="javascript:alert(1)">x</a></p><script>bad()</script>'
 EMAIL = {"type": "email", "subject": "s", "body": "b"}
@@ -46,6 +47,7 @@ def test_steps_are_stored_in_order_with_sanitised_html(ctx, world):
     assert stored.settings["send_window"] == {"start": "08:00", "end": "17:30"}
 
 
+@backend_independent
 @pytest.mark.parametrize(
     ("steps", "fragment"),
     [
@@ -80,6 +82,7 @@ def test_template_syntax_error_is_refused_with_its_line(ctx, world):
     assert error.code == "invalid_template" and error.details["line"] == 1
 
 
+@backend_independent
 @pytest.mark.parametrize(
     "settings",
     [

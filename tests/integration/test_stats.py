@@ -10,7 +10,7 @@ from cadenza.services.contacts import update_contact
 from cadenza.services.sequences import archive_sequence, replace_sequence
 from cadenza.services.stats import SequenceStats, StepStats, sequence_stats
 from cadenza.services.tasks import complete_task, list_tasks
-from tests.conftest import EMAIL_STEPS, enroll_ids
+from tests.conftest import EMAIL_STEPS, MISSING_ID, enroll_ids
 
 
 def leave_one_send_unknown(ctx, world, contact):
@@ -105,7 +105,7 @@ def test_steps_removed_later_still_count_from_the_runs(ctx, world, worker):
 
 def test_an_unknown_or_archived_sequence_has_no_stats(ctx, world):
     with pytest.raises(CadenzaError) as caught:
-        sequence_stats(ctx, 999)
+        sequence_stats(ctx, MISSING_ID)
     assert caught.value.code == "sequence_not_found"
     archive_sequence(ctx, world.sequence.id)
     with pytest.raises(CadenzaError):

@@ -191,12 +191,13 @@ def test_throttle_holds_across_worker_processes(pg_ctx):
         processes = [spawn_worker(pg_ctx.db.url, f"t{i}") for i in range(2)]
         outputs = [p.communicate(timeout=120)[0] for p in processes]
         assert [p.returncode for p in processes] == [0, 0], outputs
-        arrivals = sorted(m.received_at for m in sink.messages)
-    assert len(arrivals) == 8
-    # The guarantee is taken at hand-over, in the database, whichever worker sends:
+        received = sink.message_ids()
+    assert len(received) == len(set(received)) == 8
+    # The guarantee is taken at hand-over, in the database, whichever worker sends. (The
+    # gaps between arrivals at the sink are not asserted: on a loaded machine one slow
+    # transmission followed by a prompt one brings two arrivals closer than the limit
+    # although the workers kept it.)
     with pg_ctx.db.transaction() as session:
         handed = sorted(session.scalars(select(Message.handed_at)))
     assert all(b - a >= timedelta(seconds=1) for a, b in itertools.pairwise(handed)), handed
-    # and the server sees no burst (arrival adds the transmission's own jitter):
-    assert min(b - a for a, b in itertools.pairwise(arrivals)) > 0.5, arrivals
     assert statuses(pg_ctx) == Counter({"sent": 8})

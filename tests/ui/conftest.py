@@ -1,5 +1,10 @@
-"""Real Chromium (Debian's /usr/bin/chromium, headless, driven by Playwright) against a
-live `cadenza serve` on a free port, over a fresh SQLite database with the demo data.
+"""Web-app test helpers.
+
+Over HTTP without a browser: `Ui`, a TestClient over the app with the CSRF handling a
+form post needs, and the `ui` (signed out) and `rep` (signed in) fixtures.
+
+In a browser: real Chromium (Debian's /usr/bin/chromium, headless, driven by Playwright)
+against a live `cadenza serve` on a free port, over a fresh SQLite database with the demo data.
 
 The server runs without its worker: a test runs the engine itself, in this process,
 on the same database with a FrozenClock, so "tomorrow at 09:00" arrives on demand.
@@ -20,16 +25,162 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import select
 
+from cadenza.domain.secrets import hash_password
 from cadenza.services.context import Context
+from cadenza.services.users import create_user
 from cadenza.store.db import Database
+from cadenza.store.models import (
+    Association,
+    Contact,
+    ContactList,
+    ListMember,
+    Mailbox,
+    Record,
+    Sequence,
+    User,
+)
+from cadenza.web.app import create_app
 from tests.e2e.conftest import LiveServer, free_port, wait_until_ready
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("CADENZA_SCREENSHOTS") or ROOT / "build" / "screenshots")
 DEMO_EMAIL, DEMO_PASSWORD = "rep@example.com", "cadenza-demo"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token a page's forms carry (every signed-in page has one)."""
+    found = CSRF.search(html)
+    assert found, "no csrf_token on the page"
+    return found.group(1)
+
+
+class Ui:
+    """The web app over HTTP without a browser; `token` is the signed-in session's CSRF
+    token once `sign_in` (or a fixture) set it."""
+
+    def __init__(self, ctx, world=None) -> None:
+        self.ctx = ctx
+        self.world = world
+        self.client = TestClient(create_app(ctx), raise_server_exceptions=False)
+        self.token: str | None = None
+
+    def csrf(self, path: str = "/login") -> str:
+        return csrf_token(self.client.get(path).text)
+
+    def login(self, email: str, password: str, next_path: str = "/"):
+        return self.client.post(
+            "/login",
+            data={"email": email, "password": password, "next": next_path,
+                  "csrf_token": self.csrf()},
+            follow_redirects=False,
+        )  # fmt: skip
+
+    def sign_in(self, email: str, password: str, page: str = "/tasks") -> Ui:
+        """Signs in (it must succeed) and keeps the CSRF token of `page` in `token`."""
+        answer = self.login(email, password)
+        assert answer.status_code == 303, answer.text
+        self.token = self.csrf(page)
+        return self
+
+
+def set_password(ctx, user_id: int, password: str) -> None:
+    """Gives an existing user (the world's rep) a password to sign in with."""
+    with ctx.db.transaction() as session:
+        session.get(User, user_id).password_hash = hash_password(password)
+
+
+@pytest.fixture
+def ui(ctx, world):
+    """Signed out; can sign in as pw@example.com/secret (a member in Rome),
+    viewer@example.com/secret, or the world's rep, rep@example.com/pw."""
+    create_user(ctx, "pw@example.com", password="secret", timezone="Europe/Rome")
+    create_user(ctx, "viewer@example.com", password="secret", role="viewer")
+    set_password(ctx, world.user.id, "pw")  # the world's rep, who has a mailbox, signs in too
+    return Ui(ctx, world)
+
+
+@pytest.fixture
+def rep(ctx, world):
+    """The world's rep signed in over HTTP (no browser), with the page's CSRF token."""
+    set_password(ctx, world.user.id, "pw")
+    return Ui(ctx, world).sign_in("rep@example.com", "pw", "/tasks")
+
+
+class DemoData:
+    """Finds the demo data's rows by what they are (a name, a state), never by a remembered
+    id: ids are the database's business, and a test that names "contact 12" says nothing
+    of why it picked it."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def _one(self, query):
+        with self.ctx.db.read() as session:
+            found = session.scalars(query.limit(1)).first()
+        assert found is not None, str(query)
+        return found
+
+    @property
+    def user_id(self) -> int:
+        return self._one(select(User.id).where(User.email == DEMO_EMAIL))
+
+    @property
+    def mailbox_id(self) -> int:
+        return self._one(select(Mailbox.id).where(Mailbox.from_email == DEMO_EMAIL))
+
+    def sequence_id(self, name: str) -> int:
+        return self._one(select(Sequence.id).where(Sequence.name == name))
+
+    def list_id(self, name: str) -> int:
+        return self._one(select(ContactList.id).where(ContactList.name == name))
+
+    def contact_id(self, *conditions) -> int:
+        """The first contact (in id order) meeting every condition, e.g.
+        `Contact.lastname == "Usman", Contact.unsubscribed_at.is_not(None)`."""
+        return self._one(select(Contact.id).where(*conditions).order_by(Contact.id))
+
+    def reachable(self):
+        """Conditions of a contact the engine may write to."""
+        return (
+            Contact.email.is_not(None),
+            Contact.unsubscribed_at.is_(None),
+            Contact.bounced_at.is_(None),
+        )
+
+    def company_contacts(self, company: str) -> tuple[int, int]:
+        """The primary and the other contact of a demo company."""
+        with self.ctx.db.read() as session:
+            rows = session.execute(
+                select(Association.contact_id, Association.is_primary)
+                .join(Record, Record.id == Association.record_id)
+                .where(Record.name == company)
+                .order_by(Association.is_primary.desc())
+            ).all()
+        [(primary, is_primary), (other, _)] = rows
+        assert is_primary, rows
+        return primary, other
+
+    def list_members(self, name: str, *conditions) -> list[int]:
+        with self.ctx.db.read() as session:
+            return list(
+                session.scalars(
+                    select(ListMember.contact_id)
+                    .join(Contact, Contact.id == ListMember.contact_id)
+                    .where(ListMember.list_id == self.list_id(name), *conditions)
+                    .order_by(ListMember.contact_id)
+                )
+            )
+
+
+@pytest.fixture
+def demo(server_ctx) -> DemoData:
+    return DemoData(server_ctx)
 
 
 @pytest.fixture(scope="session")
@@ -45,16 +196,26 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def demo_server(sqlite_template, tmp_path):
-    """`cadenza serve --no-worker` over a copy of the migrated template with the demo data."""
-    database = tmp_path / "ui.db"
-    shutil.copy(sqlite_template, database)
-    database_url = f"sqlite:///{database}"
-    env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
+@pytest.fixture(scope="session")
+def demo_template(sqlite_template, tmp_path_factory) -> Path:
+    """The migrated template with the demo data loaded by `cadenza demo`, once per session
+    (per xdist worker): loading it takes seconds, copying the file milliseconds."""
+    path = tmp_path_factory.mktemp("demo-template") / "demo.db"
+    shutil.copy(sqlite_template, path)
+    env = {**os.environ, "CADENZA_DATABASE_URL": f"sqlite:///{path}"}
     subprocess.run(
         [sys.executable, "-m", "cadenza", "demo"], env=env, check=True, capture_output=True
-    )
+    )  # the process's last connection closing folds the WAL back into the file
+    return path
+
+
+@pytest.fixture
+def demo_server(demo_template, tmp_path):
+    """`cadenza serve --no-worker` over a fresh copy of the demo database."""
+    database = tmp_path / "ui.db"
+    shutil.copy(demo_template, database)
+    database_url = f"sqlite:///{database}"
+    env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--no-worker"],
@@ -123,18 +284,3 @@ def tab(browser, demo_server, request):
     yield tab
     context.close()
     assert tab.errors == [], f"console errors: {tab.errors}"
-
-
-@pytest.fixture
-def rep(ctx, world):
-    """The world's rep signed in over HTTP (no browser), with the page's CSRF token."""
-    from cadenza.domain.secrets import hash_password
-    from cadenza.store.models import User
-    from tests.ui.test_ui_http import Ui
-
-    with ctx.db.transaction() as session:
-        session.get(User, world.user.id).password_hash = hash_password("pw")
-    ui = Ui(ctx, world)
-    assert ui.login("rep@example.com", "pw").status_code == 303
-    ui.token = ui.csrf("/tasks")
-    return ui

@@ -39,8 +39,10 @@ def test_sign_in_redirects_back_and_wrong_password_is_refused(tab):
     assert "/login" in page.url
 
 
-def test_unsafe_requests_without_the_csrf_token_are_refused(tab, server_ctx):
-    [result] = enroll(server_ctx, EnrollRequest(1, 1, [ContactRequest(2)]))
+def test_unsafe_requests_without_the_csrf_token_are_refused(tab, server_ctx, demo):
+    sequence_id = demo.sequence_id("Inbound lead follow-up")
+    contact = ContactRequest(demo.contact_id(*demo.reachable()))
+    [result] = enroll(server_ctx, EnrollRequest(sequence_id, demo.user_id, [contact]))
     tab.login()
     request = tab.page.request
     url = tab.url(f"/enrollments/{result.enrollment_id}/pause")
@@ -58,7 +60,7 @@ def test_unsafe_requests_without_the_csrf_token_are_refused(tab, server_ctx):
     tab.shot("enrollment-paused")
 
 
-def test_a_viewer_sees_contacts_but_no_enroll_button(tab, demo_server):
+def test_a_viewer_sees_contacts_but_no_enroll_button(tab, demo_server, demo):
     demo_server.cli("user", "create", "viewer@example.com", "--role", "viewer", "--password", "pw")
     tab.login("viewer@example.com", "pw")
     page = tab.page
@@ -68,9 +70,10 @@ def test_a_viewer_sees_contacts_but_no_enroll_button(tab, demo_server):
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing spills sideways
     tab.shot("contacts-phone")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    tab.visit("/contacts/2", "contact")
+    contact_id = demo.contact_id(*demo.reachable())
+    tab.visit(f"/contacts/{contact_id}", "contact")
     assert page.locator("#enroll-contact").count() == 0
-    answer = page.request.get(tab.url("/enroll?contact=2"))
+    answer = page.request.get(tab.url(f"/enroll?contact={contact_id}"))
     assert answer.status == 403 and "permission_denied" in answer.text()
 
 

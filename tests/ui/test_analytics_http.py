@@ -11,10 +11,9 @@ from cadenza.services.signals import Signal, record_signal
 from cadenza.services.users import create_user
 from cadenza.store.models import Message
 from tests.conftest import enroll_ids
-from tests.ui.test_ui_http import ui  # noqa: F401 - the signed-in client fixture
 
 
-def test_sequence_page_shows_results_rates_and_the_daily_chart(ctx, world, worker, ui):  # noqa: F811
+def test_sequence_page_shows_results_rates_and_the_daily_chart(ctx, world, worker, ui):
     ids = enroll_ids(world, world.contacts(2))
     worker.run_until(ctx.clock.now() + timedelta(hours=1))
     with ctx.db.read() as session:
@@ -37,7 +36,7 @@ def test_sequence_page_shows_results_rates_and_the_daily_chart(ctx, world, worke
     assert "<script>x</script>" not in activity and "&lt;script&gt;x&lt;/script&gt;" in activity
 
 
-def test_sequence_page_lists_its_automation_rules(ctx, world, ui):  # noqa: F811
+def test_sequence_page_lists_its_automation_rules(ctx, world, ui):
     admin = create_user(ctx, "boss@example.com", role="admin", password="pw")
     automation_rules.create_rule(
         ctx, admin.id, name="<i>VPs</i> from the webinar", sequence_id=world.sequence.id,

@@ -8,21 +8,24 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cadenza.services import enrollment_views, mailboxes, outbox
+from cadenza.store.models import Contact
 from tests.support.smtp_sink import SmtpSink
 from tests.ui.engine import run_engine
 
 ROME = ZoneInfo("Europe/Rome")
-# Demo contacts (the demo data is seeded): 2 Hana Usman (reachable), 4 "Usman" with no
-# first name, 12 Zoë Usman (unsubscribed).
-READY, NO_FIRSTNAME, UNSUBSCRIBED = 2, 4, 12
 
 
-def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx):
+def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx, demo):
+    # Three of the demo's Usmans: Hana (reachable), one with no first name, one unsubscribed.
+    usman = Contact.lastname == "Usman"
+    READY = demo.contact_id(usman, Contact.firstname == "Hana", *demo.reachable())
+    NO_FIRSTNAME = demo.contact_id(usman, Contact.firstname.is_(None), *demo.reachable())
+    UNSUBSCRIBED = demo.contact_id(usman, Contact.unsubscribed_at.is_not(None))
     page = tab.page
     with SmtpSink() as sink:
         mailboxes.update_mailbox(
             server_ctx,
-            1,
+            demo.mailbox_id,
             {"transport": "smtp", "smtp_host": sink.host, "smtp_port": sink.port,
              "smtp_security": "none"},
         )  # fmt: skip
@@ -67,7 +70,9 @@ def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx):
         assert not page.locator(f".panel-contact[data-contact='{READY}']").is_visible()
         page.fill("#panel-search", "")
         page.click(f".remove-contact[data-remove='{UNSUBSCRIBED}']")
-        page.wait_for_function("() => !document.querySelector(\"tr[data-contact='12']\")")
+        page.wait_for_function(
+            f"() => !document.querySelector(\"tr[data-contact='{UNSUBSCRIBED}']\")"
+        )
 
         # Send later: tomorrow 09:00 in Europe/Rome.
         tomorrow = (datetime.now(ROME) + timedelta(days=1)).date()

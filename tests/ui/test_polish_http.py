@@ -9,7 +9,6 @@ from cadenza.domain.enums import EventKind
 from cadenza.services.signals import Signal, record_signal
 from tests.conftest import enroll_ids
 from tests.support.signals import send_first_emails
-from tests.ui.test_ui_http import CSRF
 
 
 def test_step_titles_are_filled_for_the_contact(rep, ctx, world):
@@ -42,16 +41,17 @@ def test_a_bounced_email_shows_as_bounced(rep, ctx, world, worker):
 def test_bulk_results_name_the_contacts(rep, ctx, world):
     cy = world.contact("cy@corp.example", firstname="Cy", lastname="Young")
     ids = enroll_ids(world, [cy, world.contact("dee@corp.example", firstname="Dee")])
-    token = CSRF.search(rep.client.get("/enrollments").text).group(1)
+    missing = max(ids) + 1  # nothing was enrolled after these
+    token = rep.csrf("/enrollments")
     answer = rep.client.post(
         "/enrollments",
-        data={"csrf_token": token, "action": "pause", "enrollment": [str(ids[0]), "4242"]},
+        data={"csrf_token": token, "action": "pause", "enrollment": [str(ids[0]), str(missing)]},
     )
     assert answer.status_code == 200
     assert (
         f'<a href="/enrollments/{ids[0]}">Cy Young</a> (enrollment {ids[0]}): done' in answer.text
     )
-    assert "Enrollment 4242: enrollment 4242 does not exist" in answer.text
+    assert f"Enrollment {missing}: enrollment {missing} does not exist" in answer.text
     again = rep.client.post(
         "/enrollments", data={"csrf_token": token, "action": "pause", "enrollment": ids}
     )

@@ -4,11 +4,11 @@ its two associated contacts, and from a list with "select all"; plus the rules p
 from __future__ import annotations
 
 from cadenza.services import enrollment_views, records
+from cadenza.store.models import Contact
 
-# Demo data: Northwind Traders (company) has contacts 2 (primary) and 3; the static list
-# "Conference leads" holds contacts 11-20, of which 12 unsubscribed.
-PRIMARY, OTHER = 2, 3
-UNSUBSCRIBED = 12
+# Demo data: Northwind Traders (company) has two contacts, one of them primary; the static
+# list "Conference leads" holds ten contacts, one of them unsubscribed.
+LIST = "Conference leads"
 
 
 def _northwind(server_ctx):
@@ -16,8 +16,9 @@ def _northwind(server_ctx):
     return found[0]
 
 
-def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx):
+def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx, demo):
     page = tab.page
+    PRIMARY, OTHER = demo.company_contacts("Northwind Traders")
     company = _northwind(server_ctx)
     tab.login(path="/records/company")
     tab.shot("companies")
@@ -51,17 +52,22 @@ def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx):
     assert page.locator(f"table.record-enrollments a[href='/enrollments/{enrollment.id}']").count()
     tab.shot("company-with-enrollment")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing spills sideways
-    for path in (f"/records/company/{company.id}", "/records/company", "/lists/1"):
+    for path in (
+        f"/records/company/{company.id}",
+        "/records/company",
+        f"/lists/{demo.list_id(LIST)}",
+    ):
         tab.visit(path)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
     tab.shot("company-phone")
 
 
-def test_enroll_from_a_list_with_select_all(tab, server_ctx):
+def test_enroll_from_a_list_with_select_all(tab, server_ctx, demo):
     page = tab.page
+    [UNSUBSCRIBED] = demo.list_members(LIST, Contact.unsubscribed_at.is_not(None))
     tab.login(path="/lists")
     tab.shot("lists")
-    page.click("a.list-name:has-text('Conference leads')")
+    page.click(f"a.list-name:has-text('{LIST}')")
     page.wait_for_selector("#member-selection")
     assert page.locator(".row-check").count() == 10
     assert page.locator("#enroll-selected").is_disabled()

@@ -10,7 +10,8 @@ import pytest
 
 from cadenza.services import automation_rules, enrollment_views, lists, records
 from cadenza.services.users import create_user
-from tests.ui.test_ui_http import Ui
+from tests.conftest import MISSING_ID
+from tests.ui.conftest import Ui, set_password
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -20,11 +21,7 @@ def ui(ctx, world):
     create_user(ctx, "admin@example.com", password="secret", role="admin")
     create_user(ctx, "member@example.com", password="secret")
     create_user(ctx, "viewer@example.com", password="secret", role="viewer")
-    from cadenza.domain.secrets import hash_password
-    from cadenza.store.models import User
-
-    with ctx.db.transaction() as session:  # the world's rep (a member with a mailbox)
-        session.get(User, world.user.id).password_hash = hash_password("pw")
+    set_password(ctx, world.user.id, "pw")  # the world's rep (a member with a mailbox)
     return Ui(ctx, world)
 
 
@@ -178,13 +175,13 @@ def test_bad_record_and_list_input_gets_a_page_not_a_500(ui):
     ui.login("rep@example.com", "pw")
     for path, status in (
         ("/records/nosuchtype", 404),
-        ("/records/company/999999", 404),
+        (f"/records/company/{MISSING_ID}", 404),
         ("/records/company/0", 422),
         ("/records/Bad-Type!", 422),
-        ("/lists/999999", 404),
-        ("/lists/jobs/999999", 404),
+        (f"/lists/{MISSING_ID}", 404),
+        (f"/lists/jobs/{MISSING_ID}", 404),
         ("/enroll?record_type=company&record_id=abc", 422),
-        ("/enroll?record_type=company&record_id=99999", 404),
+        (f"/enroll?record_type=company&record_id={MISSING_ID}", 404),
     ):
         answer = ui.client.get(path)
         assert answer.status_code == status, (path, answer.status_code, answer.text[:300])
@@ -204,7 +201,9 @@ def test_contacts_index_adds_the_selection_to_a_static_list(ui, ctx, world):
     added = ui.client.post("/lists/members", data=form, headers=headers)
     assert added.status_code == 200 and "2 of 2 added" in added.text
     assert lists.get_list(ctx, the_list.id).size == 2
-    unknown = ui.client.post("/lists/members", data={**form, "contact": "999999"}, headers=headers)
+    unknown = ui.client.post(
+        "/lists/members", data={**form, "contact": str(MISSING_ID)}, headers=headers
+    )
     assert unknown.status_code == 404 and "contact_not_found" in unknown.text
     none = ui.client.post("/lists/members", data={"list": str(the_list.id)}, headers=headers)
     assert none.status_code == 422 and "no_contacts" in none.text

@@ -11,12 +11,13 @@ from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.sequences import create_sequence, get_sequence, step_specs
 from tests.ui.engine import run_engine
 
-WEBINAR = 3  # demo: two emails
+WEBINAR = "Webinar invite"  # demo: two emails
 
 
-def test_bold_text_and_a_token_are_saved_and_previewed(tab, server_ctx):
+def test_bold_text_and_a_token_are_saved_and_previewed(tab, server_ctx, demo):
     page = tab.page
-    tab.login(path=f"/sequences/{WEBINAR}/edit")
+    webinar = demo.sequence_id(WEBINAR)
+    tab.login(path=f"/sequences/{webinar}/edit")
     page.wait_for_selector(".step-preview")
     assert not page.is_visible("#step-1-body")  # the textarea is the hidden posted field
     area = page.locator("#step-1-body-rich")
@@ -36,16 +37,16 @@ def test_bold_text_and_a_token_are_saved_and_previewed(tab, server_ctx):
     page.click("button[aria-label='Bulleted list'] >> nth=0")
     assert "<li>" in page.input_value("#step-1-body")
     page.click("#save-sequence")
-    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
+    page.wait_for_url(tab.url(f"/sequences/{webinar}"))
 
-    body = step_specs(get_sequence(server_ctx, WEBINAR))[0].body
+    body = step_specs(get_sequence(server_ctx, webinar))[0].body
     assert "<strong>bold</strong>" in body
     assert "{{ contact.firstname }}" in body
     assert "<li>" in body
 
     # Reload the editor: the stored body is back in the editor and in the preview,
     # with the token rendered for the chosen contact.
-    tab.visit(f"/sequences/{WEBINAR}/edit")
+    tab.visit(f"/sequences/{webinar}/edit")
     page.wait_for_selector(".step-preview[data-step='1'] .preview-body strong")
     assert page.inner_html("#step-1-body-rich strong") == "bold"
     contact = get_contact(server_ctx, int(page.input_value("#preview_contact")))
@@ -54,37 +55,39 @@ def test_bold_text_and_a_token_are_saved_and_previewed(tab, server_ctx):
     tab.shot("reloaded")
 
 
-def test_the_body_is_a_plain_textarea_without_scripts(browser, demo_server, server_ctx):
+def test_the_body_is_a_plain_textarea_without_scripts(browser, demo_server, server_ctx, demo):
+    webinar = demo.sequence_id(WEBINAR)
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     try:
-        page.goto(demo_server.url + f"/sequences/{WEBINAR}/edit")
+        page.goto(demo_server.url + f"/sequences/{webinar}/edit")
         page.fill("#email", "rep@example.com")
         page.fill("#password", "cadenza-demo")
         page.click("button[type=submit]")
-        page.wait_for_url(demo_server.url + f"/sequences/{WEBINAR}/edit")
+        page.wait_for_url(demo_server.url + f"/sequences/{webinar}/edit")
         assert page.locator(".rich-editor").count() == 0
         page.fill("#step-1-body", "<p>Plain <em>HTML</em> {{ contact.company }}</p>")
         page.click("#save-sequence")
-        page.wait_for_url(demo_server.url + f"/sequences/{WEBINAR}")
+        page.wait_for_url(demo_server.url + f"/sequences/{webinar}")
     finally:
         context.close()
-    body = step_specs(get_sequence(server_ctx, WEBINAR))[0].body
+    body = step_specs(get_sequence(server_ctx, webinar))[0].body
     assert body == "<p>Plain <em>HTML</em> {{ contact.company }}</p>"
 
 
-def test_a_manual_email_draft_is_edited_in_the_rich_editor(tab, server_ctx):
+def test_a_manual_email_draft_is_edited_in_the_rich_editor(tab, server_ctx, demo):
     sequence = create_sequence(
         server_ctx,
-        1,
+        demo.user_id,
         "Manual draft",
         steps=[{"type": "manual_email", "subject": "Hi {{ contact.firstname }}",
                 "body": "<p>Draft for {{ contact.firstname }}</p>"}],
     )  # fmt: skip
-    [result] = enroll(server_ctx, EnrollRequest(sequence.id, 1, [ContactRequest(2)]))
+    contact = ContactRequest(demo.contact_id(*demo.reachable()))
+    [result] = enroll(server_ctx, EnrollRequest(sequence.id, demo.user_id, [contact]))
     assert result.ok, result
     run_engine(server_ctx, datetime.now(UTC) + timedelta(minutes=1))
-    [task] = [t for t in tasks.list_tasks(server_ctx, owner_id=1) if t.type == "email"]
+    [task] = [t for t in tasks.list_tasks(server_ctx, owner_id=demo.user_id) if t.type == "email"]
 
     page = tab.page
     tab.login(path=f"/tasks/{task.id}")
@@ -102,9 +105,10 @@ def test_a_manual_email_draft_is_edited_in_the_rich_editor(tab, server_ctx):
     assert body.startswith("<p>Draft for ") and "with <em>notes</em>" in body
 
 
-def test_the_toolbar_makes_a_link_and_italics(tab, server_ctx):
+def test_the_toolbar_makes_a_link_and_italics(tab, server_ctx, demo):
     page = tab.page
-    tab.login(path=f"/sequences/{WEBINAR}/edit")
+    webinar = demo.sequence_id(WEBINAR)
+    tab.login(path=f"/sequences/{webinar}/edit")
     area = page.locator("#step-2-body-rich")
     area.fill("")
     area.press_sequentially("see the docs")
@@ -116,7 +120,7 @@ def test_the_toolbar_makes_a_link_and_italics(tab, server_ctx):
     posted = page.input_value("#step-2-body")
     assert '<a href="https://example.com/docs">' in posted and "<em>docs</em>" in posted
     page.click("#save-sequence")
-    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
-    body = step_specs(get_sequence(server_ctx, WEBINAR))[1].body
+    page.wait_for_url(tab.url(f"/sequences/{webinar}"))
+    body = step_specs(get_sequence(server_ctx, webinar))[1].body
     assert body.startswith('<p>see the <a href="https://example.com/docs"')
     assert "<em>docs</em></a></p>" in body

@@ -5,12 +5,13 @@ from __future__ import annotations
 from cadenza.services.contacts import get_contact
 from cadenza.services.sequences import get_sequence, step_specs
 
-WEBINAR = 3  # demo: two emails, the second in the thread of the first
+WEBINAR = "Webinar invite"  # demo: two emails, the second in the thread of the first
 
 
-def test_edit_a_sequence_and_save_it(tab, server_ctx):
+def test_edit_a_sequence_and_save_it(tab, server_ctx, demo):
+    webinar = demo.sequence_id(WEBINAR)
     page = tab.page
-    tab.login(path=f"/sequences/{WEBINAR}")
+    tab.login(path=f"/sequences/{webinar}")
     tab.shot("sequence")
     page.click("#edit-sequence")
     page.wait_for_selector(".step-preview")
@@ -42,14 +43,14 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx):
     page.wait_for_selector("#step-1-error")
     tab.errors.clear()  # the 422 answer is logged by Chromium as a failed resource
     assert "needs a body" in page.inner_text("#step-1-error")
-    assert len(step_specs(get_sequence(server_ctx, WEBINAR))) == 2
+    assert len(step_specs(get_sequence(server_ctx, webinar))) == 2
     page.fill("#step-1-body-rich", "Hi {{ contact.firstname | default('there') }} at ")
     page.select_option("select[data-target='step-1-body']", "contact.company")
     page.click("#save-sequence")
-    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
+    page.wait_for_url(tab.url(f"/sequences/{webinar}"))
     tab.shot("saved")
 
-    specs = step_specs(get_sequence(server_ctx, WEBINAR))
+    specs = step_specs(get_sequence(server_ctx, webinar))
     assert [s.type.value for s in specs] == ["email", "task", "email"]
     assert specs[1].task_title == "Call {{ contact.firstname }} about the webinar"
     assert specs[1].continue_without_completing
@@ -57,12 +58,12 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx):
     assert "{{ contact.company }}" in specs[0].body
 
     # Delete the task again.
-    tab.visit(f"/sequences/{WEBINAR}/edit")
+    tab.visit(f"/sequences/{webinar}/edit")
     page.click("button[value='delete:2']")
     page.wait_for_selector("fieldset[data-step='2'] #step-2-body-rich")
     page.click("#save-sequence")
-    page.wait_for_url(tab.url(f"/sequences/{WEBINAR}"))
-    assert [s.type.value for s in step_specs(get_sequence(server_ctx, WEBINAR))] == [
+    page.wait_for_url(tab.url(f"/sequences/{webinar}"))
+    assert [s.type.value for s in step_specs(get_sequence(server_ctx, webinar))] == [
         "email",
         "email",
     ]

@@ -7,24 +7,17 @@ import re
 
 import pytest
 
-from cadenza.domain.secrets import hash_password
 from cadenza.services import mailboxes, users
-from cadenza.store.models import User
+from tests.conftest import MISSING_ID
 from tests.support.smtp_sink import SmtpSink
-from tests.ui.test_ui_http import Ui
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.ui.conftest import Ui, set_password
 
 
 @pytest.fixture
 def admin_ui(ctx, world):
     users.create_user(ctx, "boss@example.com", role="admin", password="pw")
-    with ctx.db.transaction() as session:
-        session.get(User, world.user.id).password_hash = hash_password("pw")
-    ui = Ui(ctx, world)
-    assert ui.login("boss@example.com", "pw").status_code == 303
-    ui.token = ui.csrf("/settings")
-    return ui
+    set_password(ctx, world.user.id, "pw")
+    return Ui(ctx, world).sign_in("boss@example.com", "pw", "/settings")
 
 
 def post(ui, path, **data):
@@ -122,7 +115,7 @@ def test_tokens_are_shown_once_listed_by_prefix_and_revoked(admin_ui, ctx):
     assert token not in listed and f"{row.prefix}…" in listed
     assert post(admin_ui, f"/settings/tokens/{row.id}/revoke").status_code == 200
     assert users.user_for_token(ctx, token) is None
-    assert post(admin_ui, "/settings/tokens/999/revoke").status_code == 404
+    assert post(admin_ui, f"/settings/tokens/{MISSING_ID}/revoke").status_code == 404
     assert post(admin_ui, "/settings/tokens", name="").status_code == 422
 
 

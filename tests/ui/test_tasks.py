@@ -9,14 +9,16 @@ from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from tests.ui.engine import run_engine
 
 
-def test_a_task_is_completed_from_the_queue(tab, server_ctx):
-    # Sequence 2 of the demo: an email, then a call two business days later.
-    [result] = enroll(server_ctx, EnrollRequest(2, 1, [ContactRequest(2)]))
+def test_a_task_is_completed_from_the_queue(tab, server_ctx, demo):
+    # The demo's outbound sequence: an email, then a call two business days later.
+    sequence_id = demo.sequence_id("Outbound: VP Sales")
+    contact = ContactRequest(demo.contact_id(*demo.reachable()))
+    [result] = enroll(server_ctx, EnrollRequest(sequence_id, demo.user_id, [contact]))
     run_engine(server_ctx, datetime.now(UTC) + timedelta(minutes=1), until_sent=1)
     view = enrollment_views.get_enrollment(server_ctx, result.enrollment_id)
     call_due = next(line.due_at for line in view.steps if line.position == 2)
     run_engine(server_ctx, call_due + timedelta(minutes=1))
-    [task] = tasks.list_tasks(server_ctx, owner_id=1)
+    [task] = tasks.list_tasks(server_ctx, owner_id=demo.user_id)
     assert task.type == "call"
 
     page = tab.page

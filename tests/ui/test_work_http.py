@@ -7,7 +7,7 @@ import re
 
 from cadenza.services import enrollment_views, outbox, tasks
 from tests.conftest import enroll_ids
-from tests.ui.test_ui_http import CSRF
+from tests.ui.conftest import csrf_token
 
 
 def test_a_manual_email_draft_is_edited_and_sent_from_the_queue(rep, ctx, world, worker):
@@ -66,7 +66,7 @@ def test_enrollments_are_paused_resumed_and_unenrolled_in_bulk(rep, ctx, world):
     ids = enroll_ids(world, world.contacts(3))
     page = rep.client.get("/enrollments")
     assert page.text.count('class="card enrollment"') == 3
-    token = CSRF.search(page.text).group(1)
+    token = csrf_token(page.text)
 
     def bulk(action, chosen):
         return rep.client.post(
