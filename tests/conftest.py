@@ -1,9 +1,10 @@
 """Fixtures shared by every test: databases on both backends, a frozen clock, a services context.
 
-PostgreSQL tests run against a throw-away database created for this run (so two runs
-never collide) on the server at CADENZA_TEST_PG (default 127.0.0.1:5432, database
-`test`). If that server is unreachable the PostgreSQL tests FAIL with instructions:
-they are never silently skipped.
+PostgreSQL tests run against a throw-away database created for this run — one per
+xdist worker, each worker being its own session — so two runs or two workers never
+collide, on the server at CADENZA_TEST_PG (default 127.0.0.1:5432, database `test`).
+If that server is unreachable the PostgreSQL tests FAIL with instructions: they are
+never silently skipped. docs/testing.md describes the fixtures and what each costs.
 """
 
 from __future__ import annotations
