@@ -91,7 +91,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
                 templates.render(spec.task_notes, context, html=False) if spec.task_notes else None
             )
     except CadenzaError as exc:
-        fail_step(session, ctx, run, enrollment, f"could not render: {exc.message}")
+        fail_step(session, ctx, run, enrollment, f"could not render ({exc.code}): {exc.message}")
         return
     session.add(task)
     if spec.type is StepType.TASK and spec.continue_without_completing:
