@@ -319,10 +319,11 @@ def _check_slice(args: dict[str, Any]) -> None:
 
 
 def _check_format(args: dict[str, Any]) -> None:
-    check_format(args.get("value"))
-    for value in (*args.get("args", ()), *args.get("kwargs", {}).values()):
-        if isinstance(value, str):
-            budget().expect("a value given to format", len(value))
+    spec = args.get("value")
+    check_format(spec)
+    values = (*args.get("args", ()), *args.get("kwargs", {}).values())
+    size = _text_len(spec) + sum(_text_len(v) for v in values if isinstance(v, str))
+    budget().expect("the result of format", size)
 
 
 def _check_join(args: dict[str, Any]) -> None:
@@ -355,6 +356,12 @@ _BEFORE: dict[str, Callable[[dict[str, Any]], None]] = {
 def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     before = _BEFORE.get(name)
     signature = inspect.signature(func) if before is not None else None
+    # Jinja passes its context first to a filter marked pass_*; async-ready filters are
+    # marked so on a wrapper whose signature (the sync function's) does not show it.
+    skip = 0
+    if signature is not None and getattr(func, "jinja_pass_arg", None) is not None:
+        first = next(iter(signature.parameters), "")
+        skip = 0 if first in ("eval_ctx", "context", "environment", "env") else 1
 
     @functools.wraps(func)  # keeps jinja_pass_arg, so Jinja still passes the context
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -362,7 +369,7 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         current.tick()
         if before is not None and signature is not None:
             try:
-                bound = signature.bind(*args, **kwargs)
+                bound = signature.bind(*args[skip:], **kwargs)
             except TypeError:
                 pass  # the call itself will fail with Jinja's own message
             else:
