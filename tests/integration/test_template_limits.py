@@ -65,3 +65,62 @@ def test_one_contact_over_a_limit_fails_alone_and_the_hundred_others_go_out(ctx,
     assert view.enrollment.needs_attention
     assert view.steps[0].status == "failed"
     assert "template_limit" in view.steps[0].last_error
+
+
+LONG_COMPANY = "Q" * 200
+NESTED_SUBJECT = (
+    "Hi {% for a in contact.company %}{% for b in contact.company %}{% endfor %}{% endfor %}"
+)
+
+
+def test_the_preview_reports_the_limit_for_that_contact_and_shows_the_rest(ctx, world):
+    from cadenza.domain.steps import parse_steps
+    from cadenza.services.preview import preview_steps
+
+    hostile = world.contact("long@corp.example", company=LONG_COMPANY)
+    specs = parse_steps(
+        [
+            {"type": "email", "subject": "Hello {{ contact.firstname }}", "body": NESTED},
+            {"type": "email", "subject": NESTED_SUBJECT, "body": "<p>Fine</p>"},
+        ]
+    )
+    first, second = preview_steps(ctx, specs, hostile.id, world.user.id)
+    assert first.subject == "Hello Ann" and first.body_html is None
+    assert len(first.problems) == 1 and "Template limit reached" in first.problems[0]
+    assert "loops would run more than 10000 times" in first.problems[0]
+    assert second.subject is None and second.body_html == "<p>Fine</p>"
+    assert "Template limit reached" in second.problems[0]
+
+
+def test_a_task_step_past_a_limit_fails_alone_with_template_limit(ctx, world, worker):
+    sequence = create_sequence(
+        ctx,
+        world.user.id,
+        "Calls",
+        steps=[{"type": "task", "task_type": "call", "task_title": NESTED_SUBJECT}],
+    )
+    fine = world.contact("fine@corp.example", company="Acme")
+    hostile = world.contact("long@corp.example", company=LONG_COMPANY)
+    fine_id, hostile_id = enroll_ids(world, [fine, hostile], sequence)
+    worker.tick()
+    with ctx.db.read() as session:
+        by_enrollment = {run.enrollment_id: run for run in session.scalars(select(StepRun))}
+    assert by_enrollment[fine_id].status == "waiting_task"
+    assert by_enrollment[hostile_id].status == "failed"
+    assert by_enrollment[hostile_id].last_error.startswith("could not render (template_limit):")
+
+
+def test_the_enrollment_view_shows_the_template_when_the_title_runs_past_a_limit(ctx, world):
+    sequence = create_sequence(
+        ctx,
+        world.user.id,
+        "Later",
+        steps=[
+            {"type": "email", "subject": "Hi", "body": "<p>One</p>"},
+            {"type": "email", "delay_days": 3, "subject": NESTED_SUBJECT, "body": "<p>Two</p>"},
+        ],
+    )
+    hostile = world.contact("long@corp.example", company=LONG_COMPANY)
+    [eid] = enroll_ids(world, [hostile], sequence)
+    view = get_enrollment(ctx, eid)
+    assert [line.title for line in view.steps] == ["Hi", NESTED_SUBJECT]
