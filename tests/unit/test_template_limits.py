@@ -247,3 +247,25 @@ def test_limits_come_from_settings_through_the_service_context():
 def test_settings_refuse_a_limit_that_is_not_positive():
     with pytest.raises(ValueError, match="template_max_loop_iterations"):
         Settings(template_max_loop_iterations=0)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("{% set x | upper %}hi {{ contact.firstname }}{% endset %}{{ x }}", "HI ADA"),
+        ("{% for t in contact.none | default([]) %}x{% else %}none{% endfor %}", "none"),
+        ("{% filter upper %}{{ contact.company }}{% endfilter %}", "ACME"),
+        (
+            "{% for t in contact.tags %}{{ loop.revindex }}{{ loop.last }}{% endfor %}",
+            "2False1True",
+        ),
+        ('{{ contact.tags | map("upper") | join("+") }}', "A+B"),
+        ('{{ "%s-%s" % (1, 2) }} {{ 1 + 2 }} {{ (contact.tags + ["c"]) | join }}', "1-2 3 abc"),
+        ("{{ contact.firstname ~ '/' ~ contact.company }}", "Ada/Acme"),
+    ],
+)
+def test_the_instrumented_constructs_render_as_jinja_does(source, expected):
+    """Loops, `~`, block captures and filters are rewritten to pass through the budget;
+    what they render must not change."""
+    validate_template(source)
+    assert render(source, CONTEXT, html=False) == expected
