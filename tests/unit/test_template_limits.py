@@ -53,7 +53,7 @@ def _render_limit(source: str, **kwargs) -> CadenzaError:
         ('{{ "%*s" | format(10**9, 1) }}', "* width or precision"),
         ('{{ "%1000000000s" % 1 }}', "a width in a % format"),
         ('{{ "x" * 10**9 }}', "the result of * would be 1000000000 characters"),
-        ("{{ [1, 2] * 10**9 }}", "the result of * would be 2000000000"),
+        ("{{ [1, 2] * 10**9 }}", "the result of * would be 8000000000"),
         ("{{ 9 ** 999999 }}", "the result of ** would be too large"),
         ("{{ (9 ** 30000) * (9 ** 30000) * (9 ** 30000) * (9 ** 30000) }}", "* would be too large"),
         ("{{ [[1]] * 1000 | sum(start=[]) }}", "sum adds numbers only"),
@@ -75,7 +75,8 @@ def test_a_width_count_or_size_past_the_limit_is_refused_at_save(source, fragmen
         ('{{ contact.notes | replace("", contact.notes * 20) }}', "the result of replace"),
         ("{{ contact.notes | wordwrap(1, wrapstring=contact.notes * 20) }}", "wordwrap"),
         ('{{ ((contact.notes ~ "\n") * 2000) | indent(300, true) }}', "result of indent"),
-        ("{{ ([contact.notes * 100] * 100) | join }}", "the result of join would be 3000000"),
+        ("{{ ([contact.notes * 100] * 100) | join }}", "the result of * would be 3000400"),
+        ("{{ contact.notes | list | join(contact.notes * 20) }}", "the result of join would be"),
         ('{{ contact.notes | map("center", 5000) | join }}', "the result of join"),
         (
             '{% set a = contact.notes * 2000 %}{{ "%s%s%s%s" | format(a, a, a, a) }}',
@@ -269,3 +270,19 @@ def test_the_instrumented_constructs_render_as_jinja_does(source, expected):
     what they render must not change."""
     validate_template(source)
     assert render(source, CONTEXT, html=False) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # lists hold references, but as text (printed, joined, `~`, tojson) each is spelled
+        # out: a literal of lists doubles what it holds, line after line
+        "{% set a = contact.notes * 2000 %}{% set b = [a, a] %}{% set c = [b, b] %}{{ c }}",
+        "{% set a = contact.notes * 2000 %}{{ [a] * 2 }}",
+        "{% set a = contact.notes * 2000 %}{{ {'x': a, 'y': a} | tojson }}",
+        "{% set a = contact.notes * 2000 %}{% set b = (a, a) %}{{ b | join }}",
+    ],
+)
+def test_lists_and_dicts_are_measured_as_the_text_they_would_make(source):
+    err = _render_limit(source)
+    assert "would be 1200" in err.details["reason"], err

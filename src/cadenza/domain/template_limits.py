@@ -115,6 +115,7 @@ class RenderBudget:
         self.iterations = 0
         self.built = 0
         self.output = 0
+        self._sizes: dict[int, tuple[Any, int]] = {}
 
     def tick(self) -> None:
         if self._timer() > self._deadline:
@@ -150,12 +151,36 @@ class RenderBudget:
     def built_value(self, what: str, value: Any) -> Any:
         """Measures a value after it is built; returns it, or an iterator that counts."""
         self.tick()
-        if isinstance(value, str | list | tuple):
+        if isinstance(value, str):
             self.expect(what, len(value))
+            self._charge(len(value))
+        elif isinstance(value, list | tuple | dict):
+            # as text: `[big] * 9` or `[a, a, a]` holds references, but printing it, `~`,
+            # `join` or `tojson` would spell each one out
+            self.expect(what, self.size(value))
             self._charge(len(value))
         elif isinstance(value, Iterator):
             return self.counted(value)
         return value
+
+    def size(self, value: Any) -> int:
+        """About how long `value` is as text; shared parts are measured once."""
+        if isinstance(value, str):
+            return len(value)
+        if isinstance(value, bool) or value is None:
+            return 5
+        if isinstance(value, int):
+            return value.bit_length() // 3 + 1
+        if not isinstance(value, list | tuple | dict):
+            return 24
+        known = self._sizes.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        self.tick()
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 2 + sum(self.size(item) + 2 for item in items)
+        self._sizes[id(value)] = (value, total)  # kept alive, so the id is not reused
+        return total
 
     def counted(self, items: Iterable[Any]) -> Iterator[Any]:
         for item in items:
@@ -218,8 +243,17 @@ def _wrap(node: nodes.Expr | None, name: str, lineno: int) -> nodes.Filter:
     return nodes.Filter(node, name, [], [], None, None, lineno=lineno)
 
 
+def _built_node(node: Any) -> bool:
+    """Expressions whose value is checked once built: `~`, and list, tuple and dict
+    literals (a literal of lists doubles what it holds, line after line)."""
+    if isinstance(node, nodes.Tuple):
+        return node.ctx == "load"  # not a target such as `{% for k, v in ... %}`
+    return isinstance(node, nodes.Concat | nodes.List | nodes.Dict)
+
+
 def instrument(tree: nodes.Template) -> nodes.Template:
-    """Routes loops, `~` and block captures through the counting filters (in place)."""
+    """Routes loops, built values and block captures through the counting filters
+    (in place)."""
     for loop in list(tree.find_all(nodes.For)):
         loop.iter = _wrap(loop.iter, LOOP_FILTER, loop.lineno)
     for capture in list(tree.find_all(nodes.AssignBlock)):
@@ -227,12 +261,11 @@ def instrument(tree: nodes.Template) -> nodes.Template:
     for parent in list(tree.find_all(nodes.Node)):
         for field in parent.fields:
             value = getattr(parent, field, None)
-            if isinstance(value, nodes.Concat):
+            if _built_node(value):
                 setattr(parent, field, _wrap(value, BUILT_FILTER, value.lineno))
             elif isinstance(value, list):
                 value[:] = [
-                    _wrap(v, BUILT_FILTER, v.lineno) if isinstance(v, nodes.Concat) else v
-                    for v in value
+                    _wrap(v, BUILT_FILTER, v.lineno) if _built_node(v) else v for v in value
                 ]
     return tree
 
@@ -326,12 +359,29 @@ def _check_format(args: dict[str, Any]) -> None:
     budget().expect("the result of format", size)
 
 
+def _attribute_of(item: Any, attribute: Any) -> Any:
+    for part in str(attribute).split("."):
+        if isinstance(item, dict):
+            item = item.get(part, "")
+        elif isinstance(item, list | tuple) and part.isdigit() and int(part) < len(item):
+            item = item[int(part)]
+        else:
+            return ""
+    return item
+
+
 def _check_join(args: dict[str, Any]) -> None:
-    value, separator = args.get("value"), args.get("d", "")
-    if args.get("attribute") is None and isinstance(value, list | tuple):
-        size = sum(_text_len(item) for item in value)
-        size += max(len(value) - 1, 0) * _text_len(separator)
-        budget().expect("the result of join", size)
+    value, separator, attribute = args.get("value"), args.get("d", ""), args.get("attribute")
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list | tuple):
+        # a generator (select, map...) is collected here, its items counted, to be measured
+        value = args["value"] = list(value)
+    current = budget()
+    items = value if attribute is None else [_attribute_of(item, attribute) for item in value]
+    size = sum(current.size(item) for item in items)
+    size += max(len(value) - 1, 0) * _text_len(separator)
+    current.expect("the result of join", size)
 
 
 def _check_sum(args: dict[str, Any]) -> None:
@@ -339,7 +389,7 @@ def _check_sum(args: dict[str, Any]) -> None:
         raise TemplateLimitError("sum adds numbers only; use join for text and lists")
 
 
-_BEFORE: dict[str, Callable[[dict[str, Any]], None]] = {
+_BEFORE: dict[str, Callable[[Any], None]] = {
     "replace": _check_replace,
     "center": _check_center,
     "indent": _check_indent,
@@ -374,7 +424,8 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 pass  # the call itself will fail with Jinja's own message
             else:
                 bound.apply_defaults()
-                before(dict(bound.arguments))
+                before(bound.arguments)  # may collect a generator argument to measure it
+                args, kwargs = (*args[:skip], *bound.args), bound.kwargs
         return current.built_value(f"the result of {name}", func(*args, **kwargs))
 
     return guarded
@@ -418,6 +469,6 @@ def check_binop(operator: str, left: Any, right: Any, max_bits: int) -> None:
             return
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                current.expect("the result of *", len(seq) * max(count, 0))
+                current.expect("the result of *", current.size(seq) * max(count, 0))
     elif operator == "%" and isinstance(left, str):
         check_format(left)
