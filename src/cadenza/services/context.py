@@ -19,7 +19,8 @@ class Context:
     def __post_init__(self) -> None:
         # Templates render in the domain, which has no settings: one installation per
         # process, so its limits are installed once, for every render (config.py).
-        template_limits.configure(self.settings.template_limits())
+        if isinstance(self.settings, Settings):
+            template_limits.configure(self.settings.template_limits())
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Context:
