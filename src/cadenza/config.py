@@ -2,8 +2,12 @@
 
 from functools import lru_cache
 
-from pydantic import SecretStr, field_validator
+from pydantic import PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cadenza.domain.template_limits import TemplateLimits
+
+_TEMPLATE_DEFAULTS = TemplateLimits()
 
 
 class Settings(BaseSettings):
@@ -25,6 +29,27 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     # An open or click this soon after sending is a scanner's, not a person's.
     open_grace_seconds: int = 60
+    # What one template render may use, at save, preview, views and in the worker alike
+    # (docs/security.md, "Template limits"). A render past a limit fails that one step
+    # with template_limit; the others go on.
+    template_max_source_chars: PositiveInt = _TEMPLATE_DEFAULTS.max_source_chars
+    template_max_output_chars: PositiveInt = _TEMPLATE_DEFAULTS.max_output_chars
+    template_max_built_chars: PositiveInt = _TEMPLATE_DEFAULTS.max_built_chars
+    template_max_loop_iterations: PositiveInt = _TEMPLATE_DEFAULTS.max_loop_iterations
+    template_max_number: PositiveInt = _TEMPLATE_DEFAULTS.max_number
+    template_max_nesting: PositiveInt = _TEMPLATE_DEFAULTS.max_nesting
+    template_max_seconds: PositiveFloat = _TEMPLATE_DEFAULTS.max_seconds
+
+    def template_limits(self) -> TemplateLimits:
+        return TemplateLimits(
+            max_source_chars=self.template_max_source_chars,
+            max_output_chars=self.template_max_output_chars,
+            max_built_chars=self.template_max_built_chars,
+            max_loop_iterations=self.template_max_loop_iterations,
+            max_number=self.template_max_number,
+            max_nesting=self.template_max_nesting,
+            max_seconds=self.template_max_seconds,
+        )
 
     @field_validator("public_url")
     @classmethod

@@ -180,7 +180,7 @@ def test_render_refuses_unsafe_template_even_if_never_validated() -> None:
 
 def test_render_caps_repetition() -> None:
     err = _error(render, "x\n{{ contact.firstname * 10000000 }}", CONTEXT, html=False)
-    assert err.code is ErrorCode.UNSAFE_TEMPLATE
+    assert err.code is ErrorCode.TEMPLATE_LIMIT
     assert err.details["line"] == 2
 
 
@@ -356,8 +356,6 @@ def test_unclosed_block_and_unknown_filter_are_invalid() -> None:
         ("{% macro m() %}x{% endmacro %}", "macro"),
         ("{% call contact.f() %}x{% endcall %}", "call"),
         ("{% for x in contact.tags %}{{ loop.cycle('a', 'b') }}{% endfor %}", "calls"),
-        ("{{ contact.firstname * 10000000 }}", "too long"),
-        ("{{ 9 ** 999999 }}", "too large"),
         ("{% set ns.count = 1 %}", "namespace()"),
     ],
 )
@@ -376,10 +374,10 @@ def test_unsafe_construct_reports_its_line() -> None:
     assert err.message.startswith("Unsafe template in template on line 4:")
 
 
-def test_sample_render_catches_runtime_refusals_with_line() -> None:
+def test_sample_render_catches_runtime_limits_with_line() -> None:
     source = "Hi\n{% set s = contact.firstname %}\n{{ s * 100000 }}"
     err = _error(validate_template, source, field="subject")
-    assert err.code is ErrorCode.UNSAFE_TEMPLATE
+    assert err.code is ErrorCode.TEMPLATE_LIMIT
     assert err.details["line"] == 3
 
 

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     INVALID_TEMPLATE = "invalid_template"
     UNSAFE_TEMPLATE = "unsafe_template"
+    TEMPLATE_LIMIT = "template_limit"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     INVALID_STATE = "invalid_state"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -36,10 +37,18 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from cadenza.domain import template_limits as limits_
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.template_limits import (
+    RenderBudget,
+    TemplateLimitError,
+    TemplateLimits,
+    active_limits,
+)
 
 __all__ = [
     "NAMESPACES",
+    "TemplateLimits",
     "TokenRef",
     "missing_tokens",
     "render",
@@ -130,26 +139,29 @@ class _Namespace(dict[str, Any]):
 
 
 _MISSING_PREFIX = "missing value for "
-_MAX_SEQUENCE = 100_000  # characters or items one `*` may produce
-_MAX_POWER_BITS = 100_000  # bits one `**` may produce
+_MAX_POWER_BITS = 100_000  # bits one `*` or `**` between whole numbers may produce
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with dict keys only and bounded `*` / `**`.
+    """The immutable sandbox, with dict keys only and every costly step on a budget.
 
     Dicts are looked up by key only, so a custom property called `items` or `keys` reads the
-    property instead of a dict method. `*` and `**` are intercepted because `{{ 9**9**9 }}` or
-    `{{ "x" * 10**10 }}` would tie up a worker (and the save-time sample render) indefinitely.
+    property instead of a dict method. `*`, `**`, `+` and `%` are intercepted because
+    `{{ 9**9**9 }}`, `{{ "x" * 10**10 }}` or `{{ "%999999999s" % x }}` would tie up a worker
+    (and the save-time sample render) indefinitely; loops, concatenation and filters are
+    routed through the render's budget too (domain/template_limits.py).
     """
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        limits_.budget().tick()
         if isinstance(obj, dict):
             return self._key(obj, attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        limits_.budget().tick()
         if isinstance(obj, dict):
             return self._key(obj, argument)
         return super().getitem(obj, argument)
@@ -162,23 +174,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return self.undefined(hint=hint, obj=obj, name=key)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and max(abs(left).bit_length(), 1) * right > _MAX_POWER_BITS
-        ):
-            raise SecurityError("the result of ** would be too large")
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(count, int)
-                    and len(seq) * count > _MAX_SEQUENCE
-                ):
-                    raise SecurityError("the result of * would be too long")
-        return super().call_binop(context, operator, left, right)
+        limits_.check_binop(operator, left, right, _MAX_POWER_BITS)
+        result = super().call_binop(context, operator, left, right)
+        return limits_.budget().built_value(f"the result of {operator}", result)
+
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
+        """Compiles the tree with loops, `~` and block captures routed through the budget."""
+        return super()._generate(limits_.instrument(source), *args, **kwargs)
 
 
 def _make_env(html: bool) -> _Sandbox:
@@ -186,6 +188,7 @@ def _make_env(html: bool) -> _Sandbox:
     # range, lipsum, cycler, joiner, namespace, dict: the static check refuses them already;
     # clearing them means a name the check misses resolves to a missing value, not a tool.
     env.globals.clear()
+    limits_.guard_filters(env.filters)
     return env
 
 
@@ -211,6 +214,25 @@ def _unsafe(field: str, line: int | None, reason: str) -> CadenzaError:
         f"Unsafe template in {field}{where}: {reason}",
         details={"field": field, "line": line, "reason": reason},
     )
+
+
+def _limit(field: str, line: int | None, reason: str) -> CadenzaError:
+    where = f" on line {line}" if line else ""
+    return CadenzaError(
+        ErrorCode.TEMPLATE_LIMIT,
+        f"Template limit reached in {field}{where}: {reason}",
+        details={"field": field, "line": line, "reason": reason},
+    )
+
+
+def _check_length(source: str, field: str, limits: TemplateLimits) -> None:
+    if len(source) > limits.max_source_chars:
+        raise _limit(
+            field,
+            None,
+            f"the template is {len(source)} characters long, more than the "
+            f"{limits.max_source_chars} allowed",
+        )
 
 
 def _template_line(tb: TracebackType | None) -> int | None:
@@ -323,10 +345,20 @@ def _check_safe(ast: nodes.Template, field: str) -> None:
 
 
 def _parse(source: str, field: str) -> nodes.Template:
+    limits = active_limits()
+    _check_length(source, field, limits)
     try:
-        return _ENVS[True].parse(source)
+        tree = _ENVS[True].parse(source)
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc, field) from None
+    except RecursionError:
+        raise _limit(field, None, "the template nests too deeply") from None
+    depth = limits_.nesting(tree)
+    if depth > limits.max_nesting:
+        raise _limit(
+            field, None, f"the template nests {depth} levels deep, more than {limits.max_nesting}"
+        )
+    return tree
 
 
 def _build(source: str, html: bool, field: str) -> Template:
@@ -336,6 +368,9 @@ def _build(source: str, html: bool, field: str) -> Template:
         return _ENVS[html].from_string(source)
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc, field) from None
+    except (RecursionError, SyntaxError, MemoryError):
+        # Python's own compiler refuses code nested past its limits
+        raise _limit(field, None, "the template nests too deeply") from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -512,36 +547,79 @@ def _sample_context(ast: nodes.Template) -> dict[str, _Namespace]:
     return {**LINKS, **{ns: _Namespace(ns, v) for ns, v in values.items()}}
 
 
-def validate_template(source: str, *, field: str = "template") -> None:
+def _run(
+    template: Template,
+    values: Mapping[str, Any],
+    limits: TemplateLimits,
+    timer: Callable[[], float],
+) -> str:
+    """Renders chunk by chunk under a fresh budget, so a limit stops it part way."""
+    budget = RenderBudget(limits, timer)
+    chunks = []
+    with limits_.rendering(budget):
+        for chunk in template.generate(values):
+            budget.emitted(chunk)
+            chunks.append(chunk)
+    return "".join(chunks)
+
+
+def validate_template(
+    source: str, *, field: str = "template", limits: TemplateLimits | None = None
+) -> None:
     """Refuses, at save time, a template that would fail or escape the sandbox at send time.
 
-    Raises CadenzaError(INVALID_TEMPLATE) for syntax errors and unknown filters, and
-    CadenzaError(UNSAFE_TEMPLATE) for anything reaching outside contact/sender data; both
-    carry details {"field", "line", "reason"}.
+    Raises CadenzaError(INVALID_TEMPLATE) for syntax errors and unknown filters,
+    CadenzaError(UNSAFE_TEMPLATE) for anything reaching outside contact/sender data, and
+    CadenzaError(TEMPLATE_LIMIT) for a template too long or too deep, or whose render with
+    sample values already runs past a limit; all carry details {"field", "line", "reason"}.
     """
+    limits = limits or active_limits()
+    _check_length(source, field, limits)
     template = _build(source, True, field)  # syntax, static check, unknown filters
     try:
-        template.render(_sample_context(_parse(source, field)))
+        _run(template, _sample_context(_parse(source, field)), limits, time.monotonic)
     except SecurityError as exc:
         raise _unsafe(field, _template_line(exc.__traceback__), str(exc)) from None
+    except TemplateLimitError as exc:
+        raise _limit(field, _template_line(exc.__traceback__), exc.reason) from None
+    except (RecursionError, MemoryError) as exc:
+        raise _limit(
+            field, _template_line(exc.__traceback__), "the render ran out of room"
+        ) from None
     except Exception:
         pass  # sample values cannot prove data-dependent failures; only escapes matter here
 
 
-def render(source: str, context: Mapping[str, Mapping[str, Any]], *, html: bool) -> str:
+def render(
+    source: str,
+    context: Mapping[str, Mapping[str, Any]],
+    *,
+    html: bool,
+    limits: TemplateLimits | None = None,
+    timer: Callable[[], float] = time.monotonic,
+) -> str:
     """Fills a template for one contact; html=True escapes values for an email body.
 
     Raises CadenzaError(VALIDATION_ERROR, details={"tokens": [...]}) when a required token
-    has no value, UNSAFE_TEMPLATE if the sandbox refuses something, INVALID_TEMPLATE for a
-    broken template or a value the template cannot compute with.
+    has no value, UNSAFE_TEMPLATE if the sandbox refuses something, TEMPLATE_LIMIT when this
+    contact's values make the render run past a limit (`limits`, by default the installation's;
+    `timer` measures the time budget), INVALID_TEMPLATE for a broken template or a value the
+    template cannot compute with.
     """
+    limits = limits or active_limits()
+    _check_length(source, "template", limits)
     template = _compiled(source, html)
     namespaces = _namespaces(context)
     missing = sorted(str(t) for t in _required(source) if t.name not in namespaces[t.namespace])
     if missing:
         _raise_missing(missing)
     try:
-        return template.render({**LINKS, **namespaces})
+        return _run(template, {**LINKS, **namespaces}, limits, timer)
+    except TemplateLimitError as exc:
+        raise _limit("template", _template_line(exc.__traceback__), exc.reason) from None
+    except (RecursionError, MemoryError) as exc:
+        line = _template_line(exc.__traceback__)
+        raise _limit("template", line, "the render ran out of room") from None
     except SecurityError as exc:
         raise _unsafe("template", _template_line(exc.__traceback__), str(exc)) from None
     except UndefinedError as exc:

@@ -233,7 +233,8 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
                 now,
             )
         except CadenzaError as exc:
-            fail_step(session, ctx, run, enrollment, f"could not render: {exc.message}")
+            reason = f"could not render ({exc.code}): {exc.message}"
+            fail_step(session, ctx, run, enrollment, reason)
             continue
         composed.append((run, enrollment, message, slot))
     _store(session, composed, worker_id, lease)

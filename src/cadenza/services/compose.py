@@ -106,7 +106,10 @@ def compose(
     spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
     if run.send_ready:  # a manual email: the rep's reviewed draft is final
         task = sources.drafts[run.id]
-        subject, body = task.draft_subject or "", task.draft_body or ""
+        # Not a template: sanitised like a rendered body, whatever stored it (a draft saved
+        # before drafts were cleaned, or written by another tool) and whatever the tracking.
+        subject = " ".join((task.draft_subject or "").split())
+        body = templates.clean_html(task.draft_body or "")
     else:
         subject, body = render_step(enrollment, contact, user, mailbox, spec)
     in_reply_to, references = None, ()

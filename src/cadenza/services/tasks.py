@@ -91,7 +91,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
                 templates.render(spec.task_notes, context, html=False) if spec.task_notes else None
             )
     except CadenzaError as exc:
-        fail_step(session, ctx, run, enrollment, f"could not render: {exc.message}")
+        fail_step(session, ctx, run, enrollment, f"could not render ({exc.code}): {exc.message}")
         return
     session.add(task)
     if spec.type is StepType.TASK and spec.continue_without_completing:
@@ -132,7 +132,9 @@ def complete_task(
             if edits.subject is not None:
                 task.draft_subject = " ".join(edits.subject.split())
             if edits.body is not None:
-                task.draft_body = templates.sanitize_html(edits.body)
+                # the draft is the final email, not a template: Jinja tags in it are text,
+                # so the whole of it is cleaned (sanitize_html would keep tags verbatim)
+                task.draft_body = templates.clean_html(edits.body)
         if task.type == "email" and not (task.draft_subject and task.draft_body):
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the email needs a subject and a body")
         task.status, task.completed_at = str(TaskStatus.COMPLETED), now
