@@ -31,7 +31,7 @@ from cadenza.services import triggers, webhooks
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
-from cadenza.services.personalization import contact_values, sender_values
+from cadenza.services.personalization import contact_values, sender_values, values_lacking
 from cadenza.services.progress import add_step_run
 from cadenza.services.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.sequences import load_sequence, step_specs
@@ -67,6 +67,62 @@ class EnrollRequest:
     # chooses among them, or may be empty when there is exactly one).
     record_type: str | None = None
     record_id: int | None = None
+    # Values for everyone, used for a token only where the contact's record has none
+    # (the dialog's "Update all", the CLI's --token, a list's values); a contact's own
+    # `token_values` win over both.
+    token_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EnrollOptions:
+    """What every contact of one enrollment shares: the one definition of the choices
+    the enroll dialog, the API (`EnrollOptionsIn`), the CLI and a list job offer."""
+
+    mailbox_id: int | None = None
+    start_step: int = 1
+    timezone: str | None = None
+    send_at: datetime | None = None  # naive: that wall-clock time in each contact's zone
+    settings: dict[str, Any] | None = None  # follow-up settings over the sequence's
+    token_values: dict[str, Any] = field(default_factory=dict)  # for whoever lacks one
+
+    def request(
+        self, sequence_id: int, user_id: int, contacts: list[ContactRequest], **extra: Any
+    ) -> EnrollRequest:
+        return EnrollRequest(
+            sequence_id=sequence_id,
+            user_id=user_id,
+            contacts=contacts,
+            mailbox_id=self.mailbox_id,
+            start_step=self.start_step,
+            timezone=self.timezone,
+            send_at=self.send_at,
+            settings=self.settings,
+            token_defaults=dict(self.token_values),
+            **extra,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """For a list job's `options` column (the mailbox has its own)."""
+        return {
+            "start_step": self.start_step,
+            "timezone": self.timezone,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "settings": self.settings,
+            "token_values": self.token_values,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None, mailbox_id: int | None) -> EnrollOptions:
+        data = data or {}
+        send_at = data.get("send_at")
+        return cls(
+            mailbox_id=mailbox_id,
+            start_step=data.get("start_step", 1),
+            timezone=data.get("timezone"),
+            send_at=datetime.fromisoformat(send_at) if send_at else None,
+            settings=data.get("settings"),
+            token_values=data.get("token_values") or {},
+        )
 
 
 @dataclass(frozen=True)
@@ -162,6 +218,7 @@ def _not_associated(request: EnrollRequest, contact_id: int) -> ContactResult:
 
 
 def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
+    _check_options(ctx, request)
     if request.record_type is not None or request.record_id is not None:
         if request.record_type is None or request.record_id is None:
             raise CadenzaError(
@@ -180,8 +237,13 @@ def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
             f"at most {limit} contacts can be enrolled at once; got {len(request.contacts)}",
             {"limit": limit, "requested": len(request.contacts)},
         )
+
+
+def _check_options(ctx: Context, request: EnrollRequest) -> None:
+    """The shared choices that need no database: zone, values for everyone, send time."""
     if request.timezone is not None:
         parse_timezone(request.timezone)
+    request.token_defaults = normalize_token_values(request.token_defaults)
     _check_send_at(ctx, request.send_at)
 
 
@@ -257,6 +319,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
 def check_plan(session: Session, ctx: Context, request: EnrollRequest) -> None:
     """The whole-request checks alone (user may enroll, sequence, mailbox, start step),
     for callers that enroll later in batches (list jobs, automation rules)."""
+    _check_options(ctx, request)
     _plan(ctx, session, request)
 
 
@@ -399,6 +462,7 @@ def _enroll_one(
         token_values = normalize_token_values(item.token_values)
     except CadenzaError as exc:
         return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
+    token_values = {**values_lacking(request.token_defaults, contact), **token_values}
     context = build_context(
         contact_values(contact), sender_values(plan.user, plan.mailbox), token_values
     )

@@ -33,8 +33,13 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services import contact_index, mailboxes, records
 from cadenza.services.context import Context
-from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
-from cadenza.services.personalization import contact_values
+from cadenza.services.enrollment import (
+    ContactRequest,
+    ContactResult,
+    EnrollOptions,
+    EnrollRequest,
+    enroll,
+)
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import get_ctx
@@ -109,59 +114,44 @@ def _edits(form: FormData, specs: list[StepSpec], contact_id: int) -> dict[str, 
     return edits
 
 
-def _lacking(tokens: dict[str, str], contact: Contact | None) -> dict[str, str]:
-    """ "Update all" fills a token for the contacts that have no value of their own: a
-    contact whose record has a first name keeps it."""
-    if contact is None:
-        return dict(tokens)
-    values = contact_values(contact)
+def read_tokens(form: Any) -> dict[str, str]:
+    """`token:<name>` fields: values for everyone, used where a contact has none."""
     return {
-        name: value
-        for name, value in tokens.items()
-        if not name.startswith("contact.")
-        or values.get(name.removeprefix("contact.")) in (None, "")
-    }
-
-
-def read_form(
-    form: FormData,
-    user: User,
-    specs: list[StepSpec],
-    contacts: dict[int, Contact],
-    *,
-    dry_run: bool,
-) -> DialogInput:
-    sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
-    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
-    if not contact_ids:
-        raise FormError("general", "every contact was removed: choose contacts to enroll")
-    tokens = {
         key.removeprefix("token:"): str(value).strip()
         for key, value in form.multi_items()
         if key.startswith("token:") and str(value).strip()
     }
+
+
+def read_options(form: Any) -> EnrollOptions:
+    """The choices every contact shares, as the service's one `EnrollOptions`: the
+    contacts' dialog and a whole list's read them alike."""
     zone = str(form.get("timezone", "")).strip()
     mailbox = str(form.get("mailbox", ""))
-    request = EnrollRequest(
-        sequence_id=sequence_id,
-        user_id=user.id,
-        contacts=[
-            ContactRequest(
-                cid,
-                token_values=_lacking(tokens, contacts.get(cid)),
-                step_edits=_edits(form, specs, cid),
-            )
-            for cid in contact_ids
-        ],
+    return EnrollOptions(
         mailbox_id=_int(mailbox, "mailbox", "a mailbox") if mailbox else None,
         start_step=_int(form.get("start_step", "1"), "start_step", "a step"),
         timezone=zone or None,
         send_at=_send_at(form),
-        dry_run=dry_run,
         settings=settings_from_form(form),
+        token_values=read_tokens(form),
+    )
+
+
+def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: bool) -> DialogInput:
+    sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
+    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
+    if not contact_ids:
+        raise FormError("general", "every contact was removed: choose contacts to enroll")
+    options = read_options(form)
+    request = options.request(
+        sequence_id,
+        user.id,
+        [ContactRequest(cid, step_edits=_edits(form, specs, cid)) for cid in contact_ids],
+        dry_run=dry_run,
     )
     request.record_type, request.record_id = read_record(form)
-    return DialogInput(sequence_id, contact_ids, request, tokens)
+    return DialogInput(sequence_id, contact_ids, request, options.token_values)
 
 
 def read_record(form: Any) -> tuple[str | None, int | None]:
@@ -197,7 +187,7 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
         specs = step_specs(get_sequence(ctx, sequence_id))
         asked = [str(v) for v in form.getlist("contact")]
         contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
-        dialog = read_form(form, user, specs, {c.id: c for c in contacts}, dry_run=dry_run)
+        dialog = read_form(form, user, specs, dry_run=dry_run)
         tokens = dialog.token_values
         results = {r.contact_id: r for r in enroll(ctx, dialog.request)}
     except FormError as exc:
