@@ -31,7 +31,7 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
-from cadenza.services import contact_index, mailboxes, records
+from cadenza.services import contact_index, list_enrollment, lists, mailboxes, records
 from cadenza.services.context import Context
 from cadenza.services.enrollment import (
     ContactRequest,
@@ -154,6 +154,16 @@ def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: boo
     return DialogInput(sequence_id, contact_ids, request, options.token_values)
 
 
+def read_sequence_id(form: Any) -> int:
+    return _int(form.get("sequence", ""), "sequence", "a sequence")
+
+
+def read_list(form: Any) -> int | None:
+    """The list whose members are all enrolled (`list`), when the dialog is for one."""
+    value = str(form.get("list") or "").strip()
+    return _int(value, "general", "a list") if value else None
+
+
 def read_record(form: Any) -> tuple[str | None, int | None]:
     """The record the dialog was opened from, if any (a query string or the form)."""
     record_type = str(form.get("record_type") or "").strip()
@@ -185,24 +195,39 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
     try:
         sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
         specs = step_specs(get_sequence(ctx, sequence_id))
-        asked = [str(v) for v in form.getlist("contact")]
-        contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
-        dialog = read_form(form, user, specs, dry_run=dry_run)
-        tokens = dialog.token_values
-        results = {r.contact_id: r for r in enroll(ctx, dialog.request)}
-    except FormError as exc:
-        errors[exc.field] = exc.message
-    except CadenzaError as exc:
-        where = _FIELD_OF_CODE.get(exc.code)
-        if where is None and exc.code == ErrorCode.VALIDATION_ERROR:
-            where = "send" if "send_at" in exc.message else "settings"
-        errors[where or "general"] = exc.message
+        list_id = read_list(form)
+        if list_id is not None:  # a whole list: its first batch is the dry run's sample
+            sample = list_enrollment.first_batch_ids(ctx, list_id)
+            contacts = contact_index.get_contacts(ctx, sample)
+            options = read_options(form)
+            tokens = options.token_values
+            chosen = [ContactRequest(c.id) for c in contacts]
+            request = options.request(sequence_id, user.id, chosen, dry_run=True)
+        else:
+            asked = [str(v) for v in form.getlist("contact")]
+            contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
+            dialog = read_form(form, user, specs, dry_run=dry_run)
+            tokens = dialog.token_values
+            request = dialog.request
+        results = {r.contact_id: r for r in enroll(ctx, request)}
+    except (FormError, CadenzaError) as exc:
+        errors = field_errors(exc)
     names = {c.id: person_name(c) for c in contacts}
     missing: dict[str, list[str]] = {}
     for result in results.values():
         for token in result.missing_tokens:
             missing.setdefault(token, []).append(names.get(result.contact_id, "?"))
     return Outcome(contacts, results, errors, missing, tokens)
+
+
+def field_errors(exc: FormError | CadenzaError) -> dict[str, str]:
+    """A refusal of the whole request, next to the field it is about."""
+    if isinstance(exc, FormError):
+        return {exc.field: exc.message}
+    where = _FIELD_OF_CODE.get(exc.code)
+    if where is None and exc.code == ErrorCode.VALIDATION_ERROR:
+        where = "send" if "send_at" in exc.message else "settings"
+    return {where or "general": exc.message}
 
 
 def _contact_ids(raw: list[str]) -> list[int]:
@@ -236,6 +261,13 @@ def enroll_dialog(
     if not user.can_enroll:
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
     chosen_ids = _contact_ids(contact)
+    try:
+        list_id = read_list(request.query_params)
+    except FormError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, exc.message) from None
+    member_list = lists.get_list(ctx, list_id) if list_id is not None else None
+    if member_list is not None:
+        chosen_ids = []  # the whole list is enrolled by a job, not these contacts
     source, associated = _record_source(ctx, request)
     if source is not None and not associated:
         raise CadenzaError(
@@ -271,6 +303,8 @@ def enroll_dialog(
         zones=sorted(available_timezones()),
         editable=EDITABLE_FIELDS,
         source=source,
+        member_list=member_list,
+        bulk_limit=ctx.settings.enroll_bulk_limit,
     )
 
 
@@ -278,7 +312,18 @@ def enroll_dialog(
 async def enroll_check(
     request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
 ):
-    outcome = _run(ctx, await request.form(), user, dry_run=True)
+    form = await request.form()
+    outcome = _run(ctx, form, user, dry_run=True)
+    list_id = read_list(form) if not outcome.errors.get("general") else None
+    if list_id is not None:
+        return render(
+            request,
+            "enroll/list_check.html",
+            outcome=outcome,
+            fields=FIELDS,
+            member_list=lists.get_list(ctx, list_id),
+            bulk_limit=ctx.settings.enroll_bulk_limit,
+        )
     return render(request, "enroll/check.html", outcome=outcome, fields=FIELDS)
 
 
