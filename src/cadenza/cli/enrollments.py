@@ -69,9 +69,18 @@ def list_command(
     sequence: int = typer.Option(None, help="Only this sequence."),
     contact: int = typer.Option(None, help="Only this contact."),
     state: str = typer.Option(None, help="active, paused, finished or unenrolled."),
+    search: str = typer.Option(None, help="Contact email or name, or sequence name, contains."),
+    newest: bool = typer.Option(False, "--newest", help="Newest first."),
 ) -> None:
     """List enrollments."""
-    rows = list_enrollments(make_context(), sequence_id=sequence, contact_id=contact, state=state)
+    rows = list_enrollments(
+        make_context(),
+        sequence_id=sequence,
+        contact_id=contact,
+        state=state,
+        query=search,
+        newest_first=newest,
+    )
     table = Table("id", "contact", "sequence", "state", "time zone", "reason")
     for e in rows:
         table.add_row(

@@ -388,6 +388,12 @@ def list_enrollments(
     sequence_id: int | None = Query(None, ge=1, le=MAX_ID),
     contact_id: int | None = Query(None, ge=1, le=MAX_ID),
     state: str | None = Query(None, description="active, paused, finished or unenrolled"),
+    q: str | None = Query(
+        None, max_length=200, description="Contact email or name, or sequence name, contains"
+    ),
+    order: Literal["oldest", "newest"] = Query(
+        "oldest", description="By id; the cursor pages on in the same order"
+    ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
     user: User = Depends(current_user),
@@ -401,6 +407,8 @@ def list_enrollments(
         enrolled_by_id=None if sees_all(user) else user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
+        query=q,
+        newest_first=order == "newest",
     )
     return paged(found, limit, _summary)
 
