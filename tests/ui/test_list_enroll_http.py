@@ -25,8 +25,8 @@ def test_whole_list_through_the_dialog_with_two_mailboxes(rep, ctx, world):
     lists.change_members(ctx, world.user.id, the_list.id, add=[ann.id, nameless.id])
 
     list_page = rep.client.get(f"/lists/{the_list.id}").text
-    assert 'action="/enroll"' in list_page and f'name="list" value="{the_list.id}"' in list_page
-    dialog = rep.client.get(f"/enroll?list={the_list.id}&sequence={world.sequence.id}")
+    assert 'action="/enroll"' in list_page and f'name="whole_list" value="{the_list.id}"' in list_page
+    dialog = rep.client.get(f"/enroll?whole_list={the_list.id}&sequence={world.sequence.id}")
     assert dialog.status_code == 200
     assert 'id="enroll-list-scope"' in dialog.text and "All 2 members" in dialog.text
     for field in ('name="mailbox"', 'name="start_step"', 'name="timezone"', 'name="send"',
@@ -34,7 +34,7 @@ def test_whole_list_through_the_dialog_with_two_mailboxes(rep, ctx, world):
         assert field in dialog.text, field
     assert "rep2@example.com" in dialog.text
 
-    form = {"csrf_token": rep.token, "list": str(the_list.id), "sequence": str(world.sequence.id),
+    form = {"csrf_token": rep.token, "whole_list": str(the_list.id), "sequence": str(world.sequence.id),
             "start_step": "1", "send": "now", "follow_up_days": "every_day"}  # fmt: skip
     hx = {"HX-Request": "true"}
     check = rep.client.post("/enroll/check", data={**form, "mailbox": str(second.id)}, headers=hx)
@@ -65,11 +65,11 @@ def test_whole_list_through_the_dialog_with_two_mailboxes(rep, ctx, world):
 
 
 def test_bad_list_dialog_input_is_answered_not_a_500(rep, ctx, world):
-    for path, status in (("/enroll?list=abc", 422), ("/enroll?list=999999", 404)):
+    for path, status in (("/enroll?whole_list=abc", 422), ("/enroll?whole_list=999", 404)):
         answer = rep.client.get(path)
         assert answer.status_code == status, (path, answer.text[:300])
     empty = lists.create_list(ctx, world.user.id, "Empty", "static").contact_list
-    form = {"csrf_token": rep.token, "list": str(empty.id), "sequence": str(world.sequence.id)}
+    form = {"csrf_token": rep.token, "whole_list": str(empty.id), "sequence": str(world.sequence.id)}
     check = rep.client.post("/enroll/check", data=form, headers={"HX-Request": "true"})
     assert check.status_code == 200 and "Enroll all" not in check.text
     bad = {**form, "timezone": "Mars/Base"}

@@ -172,3 +172,19 @@ def get_contacts(ctx: Context, contact_ids: list[int]) -> list[Contact]:
             c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
         }
     return [found[i] for i in contact_ids if i in found]
+
+
+def matching_ids(ctx: Context, spec: ContactFilter, limit: int) -> tuple[list[int], int]:
+    """The ids of the contacts a filter matches, in the index's order, at most `limit`,
+    and how many match: "select all N matching" on the contacts index."""
+    if spec.sort not in SORTS:
+        raise _invalid(f"sort must be one of {', '.join(SORTS)}", "sort")
+    conditions = _conditions(spec)
+    keys = [k.desc() if spec.descending else k.asc() for k in SORTS[spec.sort]]
+    order = [*keys, Contact.id.desc() if spec.descending else Contact.id]
+    with ctx.db.read() as session:
+        total = session.scalar(select(func.count()).select_from(Contact).where(*conditions))
+        ids = list(
+            session.scalars(select(Contact.id).where(*conditions).order_by(*order).limit(limit))
+        )
+    return ids, total

@@ -10,7 +10,7 @@ concurrent requests cannot both put a contact into a sequence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,6 +71,9 @@ class EnrollRequest:
     # (the dialog's "Update all", the CLI's --token, a list's values); a contact's own
     # `token_values` win over both.
     token_defaults: dict[str, Any] = field(default_factory=dict)
+    # Enrollments earlier batches of the same dry run would have made: a dry run writes
+    # none, yet its later batches must meet the daily limit as the real run will.
+    dry_run_enrolled: int = 0
 
 
 @dataclass
@@ -164,6 +167,26 @@ class _Plan:
 def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
     with ctx.db.transaction() as session:
         return enroll_in(session, ctx, request)
+
+
+def enroll_in_batches(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    """A selection larger than the bulk limit (the web app's selection across pages),
+    enrolled one batch of `CADENZA_ENROLL_BULK_LIMIT` at a time, each batch its own
+    request and transaction with every usual rule (the daily limit refuses the contacts
+    past it). A whole-request refusal comes from the first batch, before anything is
+    written."""
+    limit = ctx.settings.enroll_bulk_limit
+    if len(request.contacts) <= limit:
+        return enroll(ctx, request)
+    results: list[ContactResult] = []
+    for start in range(0, len(request.contacts), limit):
+        batch = replace(
+            request,
+            contacts=request.contacts[start : start + limit],
+            dry_run_enrolled=sum(1 for r in results if r.ok) if request.dry_run else 0,
+        )
+        results.extend(enroll(ctx, batch))
+    return results
 
 
 def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[ContactResult]:
@@ -312,7 +335,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         now=now,
         bulk=len(request.contacts) > 1,
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
-        enrolled_today=_enrolled_today(ctx, session, user, now),
+        enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
     )
 
 

@@ -26,6 +26,7 @@ from cadenza.services.context import Context
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx, is_admin
 from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.enroll import MAX_CONTACTS_IN_URL
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
 
@@ -51,14 +52,7 @@ def contact_index_page(
     user: User = Depends(signed_in_user),
     ctx: Context = Depends(get_ctx),
 ):
-    spec = contact_index.ContactFilter(
-        query=q or None,
-        timezone=timezone or None,
-        enrolled=enrolled or None,
-        status=status or None,
-        sort=sort,
-        descending=desc,
-    )
+    spec = _spec(q, timezone, enrolled, status, sort, desc)
     found = contact_index.browse_contacts(ctx, spec, page=page, per_page=PER_PAGE)
     filters = {"q": q, "timezone": timezone, "enrolled": enrolled, "status": status}
 
@@ -76,6 +70,15 @@ def contact_index_page(
         link=link,
         zones=contact_index.contact_timezones(ctx),
         may_enroll=may_enroll(user),
+        ids_link="/contacts/ids?"
+        + urlencode(
+            {
+                k: v
+                for k, v in {**filters, "sort": sort, "desc": "true" if desc else ""}.items()
+                if v
+            }
+        ),
+        max_selection=MAX_CONTACTS_IN_URL,
         static_lists=[]
         if user.role == UserRole.VIEWER
         else [
@@ -83,6 +86,35 @@ def contact_index_page(
             for v in lists.list_lists(ctx, limit=500)
             if v.contact_list.kind == "static"
         ],
+    )
+
+
+@router.get("/contacts/ids")
+def matching_contact_ids(
+    q: str = Query("", max_length=200),
+    timezone: str = Query("", max_length=64),
+    enrolled: str = Query("", max_length=3),
+    status: str = Query("", max_length=20),
+    sort: str = Query("name", max_length=20),
+    desc: bool = False,
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    """ "Select all N matching": the ids the index's filters match, up to what the enroll
+    dialog takes (`capped` says when more match)."""
+    spec = _spec(q, timezone, enrolled, status, sort, desc)
+    ids, total = contact_index.matching_ids(ctx, spec, MAX_CONTACTS_IN_URL)
+    return {"ids": ids, "total": total, "capped": total > len(ids)}
+
+
+def _spec(q, timezone, enrolled, status, sort, desc) -> contact_index.ContactFilter:
+    return contact_index.ContactFilter(
+        query=q or None,
+        timezone=timezone or None,
+        enrolled=enrolled or None,
+        status=status or None,
+        sort=sort,
+        descending=desc,
     )
 
 

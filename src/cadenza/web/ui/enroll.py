@@ -38,7 +38,7 @@ from cadenza.services.enrollment import (
     ContactResult,
     EnrollOptions,
     EnrollRequest,
-    enroll,
+    enroll_in_batches,
 )
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
@@ -49,7 +49,9 @@ from cadenza.web.ui.session import check_csrf, ui_writer
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
-MAX_CONTACTS_IN_URL = 200  # the service refuses more than the bulk limit with its own message
+# A selection may span pages of the contacts index ("select all N matching" too): up to
+# this many go to the dialog, and are enrolled in batches of the bulk limit.
+MAX_CONTACTS_IN_URL = 500
 
 # Which form field a whole-request refusal belongs next to.
 _FIELD_OF_CODE = {
@@ -159,8 +161,9 @@ def read_sequence_id(form: Any) -> int:
 
 
 def read_list(form: Any) -> int | None:
-    """The list whose members are all enrolled (`list`), when the dialog is for one."""
-    value = str(form.get("list") or "").strip()
+    """The list whose members are all enrolled (`whole_list`), when the dialog is for one.
+    (Not `list`: the contacts index's selection form has a `list` field of its own.)"""
+    value = str(form.get("whole_list") or "").strip()
     return _int(value, "general", "a list") if value else None
 
 
@@ -209,7 +212,7 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
             dialog = read_form(form, user, specs, dry_run=dry_run)
             tokens = dialog.token_values
             request = dialog.request
-        results = {r.contact_id: r for r in enroll(ctx, request)}
+        results = {r.contact_id: r for r in enroll_in_batches(ctx, request)}
     except (FormError, CadenzaError) as exc:
         errors = field_errors(exc)
     names = {c.id: person_name(c) for c in contacts}
