@@ -25,7 +25,8 @@ def test_whole_list_through_the_dialog_with_two_mailboxes(rep, ctx, world):
     lists.change_members(ctx, world.user.id, the_list.id, add=[ann.id, nameless.id])
 
     list_page = rep.client.get(f"/lists/{the_list.id}").text
-    assert 'action="/enroll"' in list_page and f'name="whole_list" value="{the_list.id}"' in list_page
+    assert 'action="/enroll"' in list_page
+    assert f'name="whole_list" value="{the_list.id}"' in list_page
     dialog = rep.client.get(f"/enroll?whole_list={the_list.id}&sequence={world.sequence.id}")
     assert dialog.status_code == 200
     assert 'id="enroll-list-scope"' in dialog.text and "All 2 members" in dialog.text
@@ -34,8 +35,9 @@ def test_whole_list_through_the_dialog_with_two_mailboxes(rep, ctx, world):
         assert field in dialog.text, field
     assert "rep2@example.com" in dialog.text
 
-    form = {"csrf_token": rep.token, "whole_list": str(the_list.id), "sequence": str(world.sequence.id),
-            "start_step": "1", "send": "now", "follow_up_days": "every_day"}  # fmt: skip
+    form = {"csrf_token": rep.token, "whole_list": str(the_list.id),
+            "sequence": str(world.sequence.id), "start_step": "1", "send": "now",
+            "follow_up_days": "every_day"}  # fmt: skip
     hx = {"HX-Request": "true"}
     check = rep.client.post("/enroll/check", data={**form, "mailbox": str(second.id)}, headers=hx)
     assert "Enroll all 2 members" in check.text and 'id="enroll-submit"' not in check.text
@@ -69,7 +71,8 @@ def test_bad_list_dialog_input_is_answered_not_a_500(rep, ctx, world):
         answer = rep.client.get(path)
         assert answer.status_code == status, (path, answer.text[:300])
     empty = lists.create_list(ctx, world.user.id, "Empty", "static").contact_list
-    form = {"csrf_token": rep.token, "whole_list": str(empty.id), "sequence": str(world.sequence.id)}
+    form = {"csrf_token": rep.token, "whole_list": str(empty.id),
+            "sequence": str(world.sequence.id)}  # fmt: skip
     check = rep.client.post("/enroll/check", data=form, headers={"HX-Request": "true"})
     assert check.status_code == 200 and "Enroll all" not in check.text
     bad = {**form, "timezone": "Mars/Base"}
