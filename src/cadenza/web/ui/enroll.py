@@ -52,6 +52,9 @@ router = APIRouter(dependencies=[Depends(check_csrf)])
 # A selection may span pages of the contacts index ("select all N matching" too): up to
 # this many go to the dialog, and are enrolled in batches of the bulk limit.
 MAX_CONTACTS_IN_URL = 500
+# Each contact brings its own fields (its id and each step's editable text), past the
+# form parser's default of 1000 fields for a few hundred contacts.
+MAX_FORM_FIELDS = 40_000
 
 # Which form field a whole-request refusal belongs next to.
 _FIELD_OF_CODE = {
@@ -315,7 +318,7 @@ def enroll_dialog(
 async def enroll_check(
     request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
 ):
-    form = await request.form()
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
     outcome = _run(ctx, form, user, dry_run=True)
     list_id = read_list(form) if not outcome.errors.get("general") else None
     if list_id is not None:
@@ -334,7 +337,7 @@ async def enroll_check(
 async def enroll_submit(
     request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
 ):
-    form = await request.form()
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
     outcome = _run(ctx, form, user, dry_run=False)
     if outcome.errors:  # nothing was written: show the dialog's check again
         response = render(request, "enroll/check.html", outcome=outcome, fields=FIELDS)

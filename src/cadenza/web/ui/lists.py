@@ -114,7 +114,7 @@ async def enroll_whole_list(
     """The enroll dialog's choices (`read_options`, the same as for chosen contacts),
     checked now; the batches are left to the worker and the job's page follows them.
     From the dialog (htmx) a refusal shows next to its field; nothing is started."""
-    form = await request.form()
+    form = await request.form(max_fields=enroll.MAX_FORM_FIELDS)
     from_dialog = request.headers.get("hx-request") == "true"
     try:
         sequence_id = enroll.read_sequence_id(form)

@@ -52,8 +52,11 @@
     }
 
     boxes().forEach(function (b) { if (chosen.has(b.value)) b.checked = true; });
-    form.addEventListener("change", function (e) {
+    // On the document, registered after cadenza.js's own listener: this count is the
+    // last word (a listener on the form would run first and be overwritten).
+    document.addEventListener("change", function (e) {
       var target = e.target;
+      if (!form.contains(target)) return;
       if (target.classList && target.classList.contains("row-check")) {
         if (target.checked) chosen.add(target.value); else chosen.delete(target.value);
       } else if (target.id === "select-all") {
