@@ -19,3 +19,44 @@ def test_stops_cleanly_on_sigterm(live_server):
     output = live_server.process.communicate(timeout=60)[0]
     assert live_server.process.returncode == 0, output
     assert "worker" in output and "stopped" in output
+
+
+def _start(sqlite_template, tmp_path, public_url):
+    """`cadenza serve --no-worker` on a free port; returns its URL and its start-up lines."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import free_port, wait_until_ready
+
+    database = tmp_path / "serve.db"
+    shutil.copy(sqlite_template, database)
+    env = {k: v for k, v in os.environ.items() if k != "CADENZA_PUBLIC_URL"}
+    env["CADENZA_DATABASE_URL"] = f"sqlite:///{database}"
+    if public_url:
+        env["CADENZA_PUBLIC_URL"] = public_url
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ready(url, process)
+    process.send_signal(signal.SIGTERM)
+    return url, process.communicate(timeout=60)[0]
+
+
+def test_links_follow_the_port_served_when_no_public_url_is_set(sqlite_template, tmp_path):
+    url, output = _start(sqlite_template, tmp_path, None)
+    assert f"Links in emails start at {url}" in output
+    assert "warning" not in output
+
+
+def test_a_public_url_on_another_port_is_warned_about(sqlite_template, tmp_path):
+    url, output = _start(sqlite_template, tmp_path, "http://127.0.0.1:8000")
+    assert "Links in emails start at http://127.0.0.1:8000" in output
+    assert "warning" in output and f"CADENZA_PUBLIC_URL={url}" in " ".join(output.split())

@@ -137,3 +137,22 @@ def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):
     assert (first.subject, first.body_html, first.problems) == ("Hi Ann", "<p>Riley</p>", [])
     assert second.subject == "Hi Ann"
     assert second.body_html is None and "contact.jobtitle" in second.problems[0]
+
+
+def test_reachable_means_enrollment_would_not_refuse_for_the_address(ctx, world, people):
+    """Issue 11 item 13: no address, a blocked contact, or a blocklisted address or
+    domain is not "reachable"; `no_email` finds the contacts without an address."""
+    from cadenza.services.contacts import create_contact
+    from cadenza.store.models import BlockedAddress
+
+    nobody = create_contact(ctx, {"firstname": "Nora", "lastname": "Vo"})
+    blocked = world.contact("eve@corp.example", firstname="Eve", lastname="Ux")
+    world.contact("fay@spam.example", firstname="Fay", lastname="Tan")
+    world.contact("gus@other.example", firstname="Gus", lastname="Sol")
+    with ctx.db.transaction() as session:
+        session.get(Contact, blocked.id).blocked = True
+        session.add(BlockedAddress(pattern="@spam.example", created_at=ctx.clock.now()))
+        session.add(BlockedAddress(pattern="gus@other.example", created_at=ctx.clock.now()))
+    assert names(browse_contacts(ctx, ContactFilter(status="reachable"))) == ["Bob", "Ann"]
+    found = browse_contacts(ctx, ContactFilter(status="no_email"))
+    assert [c.id for c in found.contacts] == [nobody.id]

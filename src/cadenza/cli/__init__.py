@@ -25,6 +25,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.command("demo")(db.demo)
 app.add_typer(users.user_app, name="user")
+app.command("use")(users.use_command)
+app.command("whoami")(users.whoami_command)
 app.add_typer(users.token_app, name="token")
 app.add_typer(users.mailbox_app, name="mailboxes")
 app.add_typer(contacts.app, name="contacts")

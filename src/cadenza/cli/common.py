@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
+from cadenza.cli import identity
 from cadenza.config import Settings
-from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.errors import CadenzaError
 from cadenza.services.context import Context
-from cadenza.services.users import find_user_by_email
 from cadenza.store.models import User
 
 console = Console()
@@ -24,7 +23,10 @@ err_console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-AS_USER_HELP = "Act as this user (email); defaults to CADENZA_CLI_USER or the only user."
+AS_USER_HELP = (
+    "Act as this user (email); defaults to CADENZA_CLI_USER, then `cadenza use`'s choice, "
+    "then the only user."
+)
 
 
 def make_context() -> Context:
@@ -46,17 +48,8 @@ def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def acting_user(ctx: Context, email: str | None) -> User:
-    email = email or ctx.settings.cli_user
-    if email:
-        return find_user_by_email(ctx, email)
-    with ctx.db.transaction() as session:
-        users = list(session.scalars(select(User).limit(2)))
-    if len(users) == 1:
-        return users[0]
-    raise CadenzaError(
-        ErrorCode.USER_NOT_FOUND,
-        "say which user you act as: --as EMAIL (or set CADENZA_CLI_USER)",
-    )
+    """The user a command acts as (cli/identity.py says how it is chosen)."""
+    return identity.resolve(ctx, email).user
 
 
 def fmt_time(moment: datetime | None, tz: ZoneInfo) -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import typer
 from rich.table import Table
 
+from cadenza.cli import enroll_options
 from cadenza.cli.common import (
     AS_USER_HELP,
     acting_user,
@@ -17,73 +16,34 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.errors import CadenzaError
 from cadenza.services import enrollment_control
 from cadenza.services.analytics import enrollment_timeline
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment import ContactRequest, enroll
 from cadenza.services.enrollment_views import get_enrollment, list_enrollments
 
 app = typer.Typer(help="Enrollments: list, show, pause, resume, unenroll.", no_args_is_help=True)
-
-
-def _parse_send_at(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise CadenzaError(
-            ErrorCode.VALIDATION_ERROR,
-            f"--send-at must be ISO 8601 such as 2026-12-01T09:00 (their local time) "
-            f"or 2026-12-01T09:00+01:00, got {value!r}",
-        ) from None
-
-
-def _parse_tokens(pairs: list[str]) -> dict[str, str]:
-    tokens = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise CadenzaError(
-                ErrorCode.VALIDATION_ERROR, f"--token takes NAME=VALUE, got {pair!r}"
-            )
-        tokens[name.strip()] = value
-    return tokens
 
 
 @fails_cleanly
 def enroll_command(
     sequence_id: int = typer.Argument(..., help="The sequence to enroll in."),
     contact_ids: list[int] = typer.Argument(..., help="One or more contact ids."),
-    mailbox: int = typer.Option(None, help="Send from this mailbox (if you have several)."),
-    start_step: int = typer.Option(1, help="Start at this step."),
-    timezone: str = typer.Option(None, help="Run every step in this IANA time zone."),
-    send_at: str = typer.Option(
-        None, help="When step 1 goes out: ISO date-time; without an offset it is their local time."
-    ),
-    token: list[str] = typer.Option(
-        [], help="A value for a missing token, e.g. --token firstname=Sam (applies to all)."
-    ),
+    mailbox: int = enroll_options.MAILBOX,
+    start_step: int = enroll_options.START_STEP,
+    timezone: str = enroll_options.TIMEZONE,
+    send_at: str = enroll_options.SEND_AT,
+    token: list[str] = enroll_options.TOKEN,
+    setting: list[str] = enroll_options.SETTING,
     dry_run: bool = typer.Option(False, help="Check and show the schedule; write nothing."),
     as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
     """Enroll contacts in a sequence; prints each contact's result and schedule."""
     ctx = make_context()
     user = acting_user(ctx, as_user)
-    tokens = _parse_tokens(token)
-    results = enroll(
-        ctx,
-        EnrollRequest(
-            sequence_id=sequence_id,
-            user_id=user.id,
-            contacts=[ContactRequest(cid, token_values=tokens) for cid in contact_ids],
-            mailbox_id=mailbox,
-            start_step=start_step,
-            timezone=timezone,
-            send_at=_parse_send_at(send_at),
-            dry_run=dry_run,
-        ),
-    )
+    options = enroll_options.build(mailbox, start_step, timezone, send_at, token, setting)
+    contacts = [ContactRequest(cid) for cid in contact_ids]
+    results = enroll(ctx, options.request(sequence_id, user.id, contacts, dry_run=dry_run))
     enrolled = 0
     for result in results:
         if result.ok:
@@ -109,9 +69,18 @@ def list_command(
     sequence: int = typer.Option(None, help="Only this sequence."),
     contact: int = typer.Option(None, help="Only this contact."),
     state: str = typer.Option(None, help="active, paused, finished or unenrolled."),
+    search: str = typer.Option(None, help="Contact email or name, or sequence name, contains."),
+    newest: bool = typer.Option(False, "--newest", help="Newest first."),
 ) -> None:
     """List enrollments."""
-    rows = list_enrollments(make_context(), sequence_id=sequence, contact_id=contact, state=state)
+    rows = list_enrollments(
+        make_context(),
+        sequence_id=sequence,
+        contact_id=contact,
+        state=state,
+        query=search,
+        newest_first=newest,
+    )
     table = Table("id", "contact", "sequence", "state", "time zone", "reason")
     for e in rows:
         table.add_row(

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from cadenza.cli import enroll_options
 from cadenza.cli.common import (
     AS_USER_HELP,
     acting_user,
@@ -97,13 +98,20 @@ def lists_command() -> None:
 def enroll_list_command(
     list_id: int,
     sequence: int = typer.Option(..., "--sequence", help="Sequence id."),
-    mailbox: int = typer.Option(None, "--mailbox", help="Mailbox id (yours)."),
+    mailbox: int = enroll_options.MAILBOX,
+    start_step: int = enroll_options.START_STEP,
+    timezone: str = enroll_options.TIMEZONE,
+    send_at: str = enroll_options.SEND_AT,
+    token: list[str] = enroll_options.TOKEN,
+    setting: list[str] = enroll_options.SETTING,
     as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
-    """Start enrolling every member; the worker runs it in batches (see `lists job`)."""
+    """Start enrolling every member with the same options as `cadenza enroll`; the worker
+    runs it in batches (see `lists job`)."""
     ctx = make_context()
     user = acting_user(ctx, as_user)
-    job = list_enrollment.start(ctx, user.id, list_id, sequence, mailbox_id=mailbox)
+    options = enroll_options.build(mailbox, start_step, timezone, send_at, token, setting)
+    job = list_enrollment.start(ctx, user.id, list_id, sequence, options)
     console.print(f"list enrollment job {job.id}: {job.total} members, run by the worker")
 
 

@@ -9,11 +9,14 @@ import threading
 import typer
 import uvicorn
 
-from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.cli import public_url
+from cadenza.cli.common import console, err_console, fails_cleanly
+from cadenza.config import Settings
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
+from cadenza.services.context import Context
 from cadenza.store import migrate
 from cadenza.web.app import create_app
 
@@ -34,7 +37,8 @@ def serve(
 ) -> None:
     """Serve the API on HOST:PORT, and run the worker alongside unless --no-worker."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    ctx = make_context()
+    settings, warnings = public_url.resolve(Settings(), host, port)
+    ctx = Context.from_settings(settings)
     if not migrate.is_current(ctx.db):
         raise CadenzaError(
             ErrorCode.INVALID_STATE, "the database schema is not current: run `cadenza db upgrade`"
@@ -51,6 +55,9 @@ def serve(
             poller = InboxPoller(ctx, inbox_interval)
             poller.start()
     console.print(f"Cadenza API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    console.print(f"Links in emails start at {settings.public_url}", highlight=False)
+    for warning in warnings:
+        err_console.print(f"[bold yellow]warning[/] {warning}", highlight=False)
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal to the handler it
     # found: make that one stop the worker, rather than end the process mid-send.
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -5,14 +5,16 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from cadenza.cli import identity
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.mailboxes import (
     create_mailbox,
     list_mailboxes,
     reconnect_mailbox,
     update_mailbox,
 )
-from cadenza.services.users import create_token, create_user
+from cadenza.services.users import create_token, create_user, find_user_by_email
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -141,3 +143,26 @@ def mailbox_set_imap(
         changes["imap_password"] = password
     mailbox = update_mailbox(make_context(), mailbox_id, changes)
     console.print(f"mailbox {mailbox.id} reads its inbox at {mailbox.imap_host}")
+
+
+@fails_cleanly
+def use_command(
+    email: str = typer.Argument(None, help="The user to act as from now on."),
+    forget: bool = typer.Option(False, "--forget", help="Forget the remembered user."),
+) -> None:
+    """Remember who you act as, so commands need no --as once there are several users."""
+    if forget:
+        console.print(f"forgot the user in {identity.remember_user(None)}")
+        return
+    if not email:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "give the EMAIL of the user to act as")
+    user = find_user_by_email(make_context(), email)
+    path = identity.remember_user(user.email)
+    console.print(f"acting as {user.email} ({user.role}) from now on; saved in {path}")
+
+
+@fails_cleanly
+def whoami_command(as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)) -> None:
+    """Show the user commands act as, and what chose them."""
+    found = identity.resolve(make_context(), as_user)
+    console.print(f"{found.user.email} ({found.user.role}), chosen by {found.source}")

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import typer
 
-from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.cli.common import console, err_console, fails_cleanly, make_context
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
@@ -38,6 +38,12 @@ def worker(
         signal.signal(signum, lambda *_: engine.stop_event.set())
     with WorkerLock(ctx.db.url):
         console.print(f"worker {engine.id} running on {ctx.db.engine.url.render_as_string()}")
+        if "public_url" not in ctx.settings.model_fields_set:
+            err_console.print(
+                "[bold yellow]warning[/] CADENZA_PUBLIC_URL is not set: links in emails lead "
+                f"to {ctx.settings.public_url}; set it to where `cadenza serve` is reached",
+                highlight=False,
+            )
         poller = InboxPoller(ctx, inbox_interval) if inbox_interval > 0 else None
         if poller is not None:
             poller.start()

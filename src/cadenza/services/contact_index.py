@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
-from cadenza.store.models import Contact, Enrollment
+from cadenza.store.models import BlockedAddress, Contact, Enrollment
 
 SORTS = {
     "name": (
@@ -28,7 +28,7 @@ SORTS = {
     "created": (Contact.created_at,),
 }
 ENROLLED_FILTERS = ("yes", "no")
-STATUS_FILTERS = ("bounced", "unsubscribed", "reachable")
+STATUS_FILTERS = ("bounced", "unsubscribed", "reachable", "no_email")
 MAX_PER_PAGE = 200
 
 
@@ -37,7 +37,9 @@ class ContactFilter:
     query: str | None = None
     timezone: str | None = None  # an IANA zone, or "none" for contacts without one
     enrolled: str | None = None  # "yes": in a sequence now; "no": not
-    status: str | None = None  # "bounced", "unsubscribed", or "reachable" (neither)
+    # "bounced", "unsubscribed", "no_email", or "reachable": has an email address that may be sent
+    # to (not bounced, unsubscribed or blocked), the contacts enrollment would accept.
+    status: str | None = None
     sort: str = "name"
     descending: bool = False
 
@@ -93,10 +95,33 @@ def _conditions(spec: ContactFilter) -> list:
         conditions.append(Contact.bounced_at.is_not(None))
     elif spec.status == "unsubscribed":
         conditions.append(Contact.unsubscribed_at.is_not(None))
+    elif spec.status == "no_email":
+        conditions.append(or_(Contact.email_key.is_(None), Contact.email_key == ""))
     elif spec.status == "reachable":
-        conditions.append(Contact.bounced_at.is_(None))
-        conditions.append(Contact.unsubscribed_at.is_(None))
+        conditions.extend(reachable_conditions())
     return conditions
+
+
+def reachable_conditions() -> list:
+    """Who an email could go to: the same facts enrollment refuses on (an address,
+    not bounced, unsubscribed or blocked, by the contact or by the blocklist), so a
+    "Reachable" filter never offers someone the dialog will then refuse for that."""
+    key_length = func.length(Contact.email_key)
+    tail = func.substr(Contact.email_key, key_length - func.length(BlockedAddress.pattern) + 1)
+    blocked_by_list = exists().where(
+        or_(
+            BlockedAddress.pattern == Contact.email_key,
+            and_(BlockedAddress.pattern.like("@%"), tail == BlockedAddress.pattern),
+        )
+    )
+    return [
+        Contact.email_key.is_not(None),
+        Contact.email_key != "",
+        Contact.bounced_at.is_(None),
+        Contact.unsubscribed_at.is_(None),
+        Contact.blocked.is_(False),
+        ~blocked_by_list,
+    ]
 
 
 def browse_contacts(
@@ -147,3 +172,19 @@ def get_contacts(ctx: Context, contact_ids: list[int]) -> list[Contact]:
             c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
         }
     return [found[i] for i in contact_ids if i in found]
+
+
+def matching_ids(ctx: Context, spec: ContactFilter, limit: int) -> tuple[list[int], int]:
+    """The ids of the contacts a filter matches, in the index's order, at most `limit`,
+    and how many match: "select all N matching" on the contacts index."""
+    if spec.sort not in SORTS:
+        raise _invalid(f"sort must be one of {', '.join(SORTS)}", "sort")
+    conditions = _conditions(spec)
+    keys = [k.desc() if spec.descending else k.asc() for k in SORTS[spec.sort]]
+    order = [*keys, Contact.id.desc() if spec.descending else Contact.id]
+    with ctx.db.read() as session:
+        total = session.scalar(select(func.count()).select_from(Contact).where(*conditions))
+        ids = list(
+            session.scalars(select(Contact.id).where(*conditions).order_by(*order).limit(limit))
+        )
+    return ids, total

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.domain.contact_fields import clean_contact_input, email_key
+from cadenza.domain.contact_fields import clean_contact_input, email_key, normalize_email
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import membership
@@ -178,3 +180,67 @@ def search_contacts(
     more = len(rows) > limit
     rows = rows[:limit]
     return ContactPage(rows, rows[-1].id if more else None)
+
+
+MAX_PASTED_EMAILS = 500
+
+
+@dataclass
+class PastedEmails:
+    """What a pasted list of addresses came to: the contacts to enroll, in the order
+    pasted (those found and, when asked, those created), and what could not be used."""
+
+    contacts: list[Contact] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # no contact, and none was to be made
+    invalid: list[str] = field(default_factory=list)  # not an email address
+
+
+def resolve_emails(
+    ctx: Context, text: str, *, create_unknown: bool, actor_id: int | None = None
+) -> PastedEmails:
+    """Addresses separated by commas, semicolons, spaces or lines (a "Name <a@b>" form
+    too), each looked up by its normalised key; an unknown one becomes a new contact only
+    when `create_unknown` says the user confirmed it, through `create_contact`."""
+    words = _pasted_words(text or "")
+    if len(words) > MAX_PASTED_EMAILS:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"paste at most {MAX_PASTED_EMAILS} addresses at once; got {len(words)}",
+        )
+    outcome = PastedEmails()
+    seen: set[str] = set()
+    for word in words:
+        try:
+            address = normalize_email(word)
+        except CadenzaError:
+            outcome.invalid.append(word)
+            continue
+        if email_key(address) in seen:
+            continue
+        seen.add(email_key(address))
+        with ctx.db.read() as session:
+            contact = find_by_email(session, address)
+        if contact is None and create_unknown:
+            contact = create_contact(ctx, {"email": address}, actor_id)
+            outcome.created.append(address)
+        if contact is None:
+            outcome.unknown.append(address)
+        else:
+            outcome.contacts.append(contact)
+    return outcome
+
+
+def _pasted_words(text: str) -> list[str]:
+    """Entries split on commas, semicolons and lines; an entry with <…> is one display
+    form ("Ann Lee <ann@x.com>"), any other may hold several space-separated addresses."""
+    words: list[str] = []
+    for entry in re.split(r"[,;\n]+", text):
+        entry = entry.strip()
+        if not entry:
+            continue
+        if "<" in entry:
+            words.append(parseaddr(entry)[1] or entry)
+        else:
+            words.extend(entry.split())
+    return words

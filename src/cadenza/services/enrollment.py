@@ -10,7 +10,7 @@ concurrent requests cannot both put a contact into a sequence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,7 +31,7 @@ from cadenza.services import triggers, webhooks
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
-from cadenza.services.personalization import contact_values, sender_values
+from cadenza.services.personalization import contact_values, sender_values, values_lacking
 from cadenza.services.progress import add_step_run
 from cadenza.services.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.sequences import load_sequence, step_specs
@@ -67,6 +67,65 @@ class EnrollRequest:
     # chooses among them, or may be empty when there is exactly one).
     record_type: str | None = None
     record_id: int | None = None
+    # Values for everyone, used for a token only where the contact's record has none
+    # (the dialog's "Update all", the CLI's --token, a list's values); a contact's own
+    # `token_values` win over both.
+    token_defaults: dict[str, Any] = field(default_factory=dict)
+    # Enrollments earlier batches of the same dry run would have made: a dry run writes
+    # none, yet its later batches must meet the daily limit as the real run will.
+    dry_run_enrolled: int = 0
+
+
+@dataclass
+class EnrollOptions:
+    """What every contact of one enrollment shares: the one definition of the choices
+    the enroll dialog, the API (`EnrollOptionsIn`), the CLI and a list job offer."""
+
+    mailbox_id: int | None = None
+    start_step: int = 1
+    timezone: str | None = None
+    send_at: datetime | None = None  # naive: that wall-clock time in each contact's zone
+    settings: dict[str, Any] | None = None  # follow-up settings over the sequence's
+    token_values: dict[str, Any] = field(default_factory=dict)  # for whoever lacks one
+
+    def request(
+        self, sequence_id: int, user_id: int, contacts: list[ContactRequest], **extra: Any
+    ) -> EnrollRequest:
+        return EnrollRequest(
+            sequence_id=sequence_id,
+            user_id=user_id,
+            contacts=contacts,
+            mailbox_id=self.mailbox_id,
+            start_step=self.start_step,
+            timezone=self.timezone,
+            send_at=self.send_at,
+            settings=self.settings,
+            token_defaults=dict(self.token_values),
+            **extra,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """For a list job's `options` column (the mailbox has its own)."""
+        return {
+            "start_step": self.start_step,
+            "timezone": self.timezone,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "settings": self.settings,
+            "token_values": self.token_values,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None, mailbox_id: int | None) -> EnrollOptions:
+        data = data or {}
+        send_at = data.get("send_at")
+        return cls(
+            mailbox_id=mailbox_id,
+            start_step=data.get("start_step", 1),
+            timezone=data.get("timezone"),
+            send_at=datetime.fromisoformat(send_at) if send_at else None,
+            settings=data.get("settings"),
+            token_values=data.get("token_values") or {},
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +167,26 @@ class _Plan:
 def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
     with ctx.db.transaction() as session:
         return enroll_in(session, ctx, request)
+
+
+def enroll_in_batches(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    """A selection larger than the bulk limit (the web app's selection across pages),
+    enrolled one batch of `CADENZA_ENROLL_BULK_LIMIT` at a time, each batch its own
+    request and transaction with every usual rule (the daily limit refuses the contacts
+    past it). A whole-request refusal comes from the first batch, before anything is
+    written."""
+    limit = ctx.settings.enroll_bulk_limit
+    if len(request.contacts) <= limit:
+        return enroll(ctx, request)
+    results: list[ContactResult] = []
+    for start in range(0, len(request.contacts), limit):
+        batch = replace(
+            request,
+            contacts=request.contacts[start : start + limit],
+            dry_run_enrolled=sum(1 for r in results if r.ok) if request.dry_run else 0,
+        )
+        results.extend(enroll(ctx, batch))
+    return results
 
 
 def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[ContactResult]:
@@ -162,6 +241,7 @@ def _not_associated(request: EnrollRequest, contact_id: int) -> ContactResult:
 
 
 def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
+    _check_options(ctx, request)
     if request.record_type is not None or request.record_id is not None:
         if request.record_type is None or request.record_id is None:
             raise CadenzaError(
@@ -180,8 +260,13 @@ def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
             f"at most {limit} contacts can be enrolled at once; got {len(request.contacts)}",
             {"limit": limit, "requested": len(request.contacts)},
         )
+
+
+def _check_options(ctx: Context, request: EnrollRequest) -> None:
+    """The shared choices that need no database: zone, values for everyone, send time."""
     if request.timezone is not None:
         parse_timezone(request.timezone)
+    request.token_defaults = normalize_token_values(request.token_defaults)
     _check_send_at(ctx, request.send_at)
 
 
@@ -250,13 +335,14 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         now=now,
         bulk=len(request.contacts) > 1,
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
-        enrolled_today=_enrolled_today(ctx, session, user, now),
+        enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
     )
 
 
 def check_plan(session: Session, ctx: Context, request: EnrollRequest) -> None:
     """The whole-request checks alone (user may enroll, sequence, mailbox, start step),
     for callers that enroll later in batches (list jobs, automation rules)."""
+    _check_options(ctx, request)
     _plan(ctx, session, request)
 
 
@@ -399,6 +485,7 @@ def _enroll_one(
         token_values = normalize_token_values(item.token_values)
     except CadenzaError as exc:
         return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
+    token_values = {**values_lacking(request.token_defaults, contact), **token_values}
     context = build_context(
         contact_values(contact), sender_values(plan.user, plan.mailbox), token_values
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from cadenza.domain import schedule, templates
@@ -23,7 +23,7 @@ from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
 from cadenza.services.personalization import contact_values, sender_values
-from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, User
+from cadenza.store.models import Contact, Enrollment, Mailbox, Message, Sequence, StepRun, User
 
 # The values a step's template is filled with: {"contact": ..., "sender": ..., ...}.
 TemplateContext = Mapping[str, Mapping[str, Any]]
@@ -204,22 +204,52 @@ def list_enrollments(
     enrolled_by_id: int | None = None,
     limit: int = 100,
     after_id: int | None = None,
+    query: str | None = None,
+    newest_first: bool = False,
 ) -> list[Enrollment]:
+    """Keyset pages by id: `after_id` is the last id of the previous page, in either
+    order (newest first: ids below it), so inserts never shift or repeat a row.
+    `query` searches the contact's email and name and the sequence's name."""
     if state is not None and state not in {s.value for s in EnrollmentState}:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
             f"state must be one of {', '.join(s.value for s in EnrollmentState)}",
         )
-    query = select(Enrollment).order_by(Enrollment.id).limit(limit)
+    order = Enrollment.id.desc() if newest_first else Enrollment.id
+    query_rows = select(Enrollment).order_by(order).limit(limit)
     if sequence_id is not None:
-        query = query.where(Enrollment.sequence_id == sequence_id)
+        query_rows = query_rows.where(Enrollment.sequence_id == sequence_id)
     if contact_id is not None:
-        query = query.where(Enrollment.contact_id == contact_id)
+        query_rows = query_rows.where(Enrollment.contact_id == contact_id)
     if state is not None:
-        query = query.where(Enrollment.state == state)
+        query_rows = query_rows.where(Enrollment.state == state)
     if enrolled_by_id is not None:
-        query = query.where(Enrollment.enrolled_by_id == enrolled_by_id)
+        query_rows = query_rows.where(Enrollment.enrolled_by_id == enrolled_by_id)
     if after_id is not None:
-        query = query.where(Enrollment.id > after_id)
+        query_rows = query_rows.where(
+            Enrollment.id < after_id if newest_first else Enrollment.id > after_id
+        )
+    if query and query.strip():
+        query_rows = query_rows.where(_matching(query.strip().lower()))
     with ctx.db.read() as session:
-        return list(session.scalars(query.options(selectinload(Enrollment.contact))))
+        return list(session.scalars(query_rows.options(selectinload(Enrollment.contact))))
+
+
+def _matching(text: str):
+    """The contact's email or name, or the sequence's name, contains `text`."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    name = func.lower(
+        func.coalesce(Contact.firstname, "") + " " + func.coalesce(Contact.lastname, "")
+    )
+    contact = exists().where(
+        Contact.id == Enrollment.contact_id,
+        or_(
+            Contact.email_key.like(pattern, escape="\\"),
+            name.like(pattern, escape="\\"),
+        ),
+    )
+    sequence = exists().where(
+        Sequence.id == Enrollment.sequence_id,
+        func.lower(Sequence.name).like(pattern, escape="\\"),
+    )
+    return or_(contact, sequence)

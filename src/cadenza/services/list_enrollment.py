@@ -21,6 +21,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.enrollment import (
     ContactRequest,
+    EnrollOptions,
     EnrollRequest,
     check_plan,
     daily_limit_resets_at,
@@ -35,16 +36,15 @@ def start(
     user_id: int,
     list_id: int,
     sequence_id: int,
-    *,
-    mailbox_id: int | None = None,
-    start_step: int = 1,
-    timezone: str | None = None,
+    options: EnrollOptions | None = None,
 ) -> ListEnrollJob:
+    """Checks every shared choice now (the same `EnrollOptions` as the enroll dialog)
+    and leaves the members to the worker."""
+    options = options or EnrollOptions()
     now = ctx.clock.now()
-    options = {"start_step": start_step, "timezone": timezone}
     with ctx.db.transaction() as session:
         lists.fetch_list(session, list_id)
-        request = _request(sequence_id, user_id, mailbox_id, options, [])
+        request = options.request(sequence_id, user_id, [])
         check_plan(session, ctx, request)
         total = session.scalar(
             select(func.count()).select_from(ListMember).where(ListMember.list_id == list_id)
@@ -55,8 +55,8 @@ def start(
             list_id=list_id,
             sequence_id=sequence_id,
             user_id=user_id,
-            mailbox_id=mailbox_id,
-            options=options,
+            mailbox_id=options.mailbox_id,
+            options=options.to_json(),
             status="running",
             total=total,
             refusals={},
@@ -71,15 +71,18 @@ def start(
         return job
 
 
-def _request(sequence_id, user_id, mailbox_id, options, contact_ids) -> EnrollRequest:
-    return EnrollRequest(
-        sequence_id=sequence_id,
-        user_id=user_id,
-        mailbox_id=mailbox_id,
-        contacts=[ContactRequest(contact_id=c) for c in contact_ids],
-        start_step=options.get("start_step", 1),
-        timezone=options.get("timezone"),
+def _request(job: ListEnrollJob, contact_ids: list[int]) -> EnrollRequest:
+    options = EnrollOptions.from_json(job.options, job.mailbox_id)
+    return options.request(
+        job.sequence_id, job.user_id, [ContactRequest(contact_id=c) for c in contact_ids]
     )
+
+
+def first_batch_ids(ctx: Context, list_id: int) -> list[int]:
+    """The members the first batch would take, for the dialog's dry run."""
+    with ctx.db.read() as session:
+        lists.fetch_list(session, list_id)
+        return lists.member_ids(session, list_id, after=0, limit=ctx.settings.enroll_bulk_limit)
 
 
 def get_job(ctx: Context, job_id: int) -> ListEnrollJob:
@@ -133,7 +136,7 @@ def run_batch(ctx: Context, job_id: int, now: datetime) -> int:
         if not ids:
             job.status, job.finished_at = "done", now
             return 0
-        request = _request(job.sequence_id, job.user_id, job.mailbox_id, job.options, ids)
+        request = _request(job, ids)
         try:
             with session.begin_nested():
                 results = enroll_in(session, ctx, request)

@@ -15,6 +15,20 @@ def contact_values(contact: Contact) -> dict[str, Any]:
     return values
 
 
+def values_lacking(tokens: dict[str, Any], contact: Contact | None) -> dict[str, Any]:
+    """The token values a contact's own record does not already give: a value "for
+    everyone" fills gaps, it does not overwrite a first name the contact has."""
+    if contact is None:
+        return dict(tokens)
+    values = contact_values(contact)
+    return {
+        name: value
+        for name, value in tokens.items()
+        if not name.startswith("contact.")
+        or values.get(name.removeprefix("contact.")) in (None, "")
+    }
+
+
 def sender_values(user: User, mailbox: Mailbox) -> dict[str, Any]:
     return {
         "firstname": user.firstname or None,

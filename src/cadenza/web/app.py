@@ -11,7 +11,7 @@ from cadenza import __version__
 from cadenza.domain.errors import ErrorCode
 from cadenza.services.context import Context
 from cadenza.store import migrate
-from cadenza.web import errors, ui
+from cadenza.web import api_docs, errors, ui
 from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
     analytics,
@@ -52,6 +52,8 @@ def create_app(ctx: Context) -> FastAPI:
         version=__version__,
         description="Sequences, contacts and enrollments of a self-hosted Cadenza. "
         "Authenticate with `Authorization: Bearer <token>` (`cadenza token create`).",
+        docs_url=None,  # api_docs serves /docs from the package, not from a CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.failed_logins = FailedLogins()
@@ -84,5 +86,6 @@ def create_app(ctx: Context) -> FastAPI:
         router = module.router
         app.include_router(router, prefix="/api/v1")
     app.include_router(public.router)  # unsubscribe, open and click links: token-signed
+    api_docs.install(app)
     ui.install(app)  # the web app at `/`, after the API so that it never shadows it
     return app

@@ -15,18 +15,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.context import Context
-from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
+from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollOptions, enroll
 from cadenza.store.models import Enrollment, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
+from cadenza.web.routes.sequences import SettingsIn
 
 router = APIRouter(tags=["enrollments"])
 
@@ -70,10 +71,64 @@ class EnrollContactIn(BaseModel):
     )
 
 
-class EnrollIn(BaseModel):
+def _optional(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """`model` with every field optional and unset by default: an override of some."""
+    fields = {
+        field: (info.annotation | None, Field(None, description=info.description))
+        for field, info in model.model_fields.items()
+    }
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+# A sequence's settings (`SettingsIn`, the one definition) as overrides for some
+# enrollments: what is left out stays the sequence's.
+EnrollSettingsIn = _optional(SettingsIn, "EnrollSettingsIn")
+
+
+class EnrollOptionsIn(BaseModel):
+    """The choices every contact of one enrollment shares: the enroll dialog's, the
+    CLI's (`cadenza enroll`, `cadenza lists enroll`) and a list job's, read into the
+    service's `EnrollOptions`."""
+
     model_config = ConfigDict(extra="forbid")
 
     mailbox_id: RowId | None = Field(None, description="One of yours; omitted: your only mailbox")
+    start_step: int = Field(1, description="1-based; earlier steps are skipped")
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        pattern=NO_NUL,
+        description="IANA zone for every contact; else each contact's, else yours",
+    )
+    send_at: datetime | None = Field(
+        None,
+        description="When the first step goes out. With an offset: that instant. Without: "
+        "that wall-clock time in each contact's own zone",
+    )
+    settings: EnrollSettingsIn | None = Field(  # type: ignore[valid-type]
+        None,
+        description="Follow-up settings for these enrollments only, over the sequence's "
+        "(the same names as a sequence's settings; those left out stay the sequence's)",
+    )
+    token_values: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Values for everyone, used where a contact has none of its own "
+        '(e.g. {"firstname": "there"}); a contact\'s own token_values win',
+    )
+
+    def options(self) -> EnrollOptions:
+        return EnrollOptions(
+            mailbox_id=self.mailbox_id,
+            start_step=self.start_step,
+            timezone=self.timezone,
+            send_at=self.send_at,
+            settings=self.settings.model_dump(exclude_unset=True) if self.settings else None,
+            token_values=dict(self.token_values),
+        )
+
+
+class EnrollIn(EnrollOptionsIn):
     contacts: list[EnrollContactIn] = Field(
         default_factory=list,
         description="At most 50 (CADENZA_ENROLL_BULK_LIMIT). From a record: which of its "
@@ -87,15 +142,6 @@ class EnrollIn(BaseModel):
         "custom object type; the enrollment remembers it",
     )
     record_id: RowId | None = None
-    start_step: int = Field(1, description="1-based; earlier steps are skipped")
-    timezone: str | None = Field(
-        None, description="IANA zone for every contact; else each contact's, else yours"
-    )
-    send_at: datetime | None = Field(
-        None,
-        description="When the first step goes out. With an offset: that instant. Without: "
-        "that wall-clock time in each contact's own zone",
-    )
     dry_run: bool = Field(False, description="Validate and project the schedule; write nothing")
 
 
@@ -316,23 +362,20 @@ def enroll_contacts(
     ctx: Context = Depends(get_ctx),
 ) -> EnrollOut:
     """200 with a result per contact: some may enroll while others are refused."""
-    request = EnrollRequest(
-        sequence_id=sequence_id,
-        user_id=user.id,
-        contacts=[
-            ContactRequest(
-                contact_id=c.contact_id,
-                token_values=dict(c.token_values),
-                step_edits={
-                    key: edits.model_dump(exclude_unset=True) for key, edits in c.step_edits.items()
-                },
-            )
-            for c in body.contacts
-        ],
-        mailbox_id=body.mailbox_id,
-        start_step=body.start_step,
-        timezone=body.timezone,
-        send_at=body.send_at,
+    contacts = [
+        ContactRequest(
+            contact_id=c.contact_id,
+            token_values=dict(c.token_values),
+            step_edits={
+                key: edits.model_dump(exclude_unset=True) for key, edits in c.step_edits.items()
+            },
+        )
+        for c in body.contacts
+    ]
+    request = body.options().request(
+        sequence_id,
+        user.id,
+        contacts,
         dry_run=body.dry_run,
         record_type=body.record_type,
         record_id=body.record_id,
@@ -345,6 +388,12 @@ def list_enrollments(
     sequence_id: int | None = Query(None, ge=1, le=MAX_ID),
     contact_id: int | None = Query(None, ge=1, le=MAX_ID),
     state: str | None = Query(None, description="active, paused, finished or unenrolled"),
+    q: str | None = Query(
+        None, max_length=200, description="Contact email or name, or sequence name, contains"
+    ),
+    order: Literal["oldest", "newest"] = Query(
+        "oldest", description="By id; the cursor pages on in the same order"
+    ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
     user: User = Depends(current_user),
@@ -358,6 +407,8 @@ def list_enrollments(
         enrolled_by_id=None if sees_all(user) else user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
+        query=q,
+        newest_first=order == "newest",
     )
     return paged(found, limit, _summary)
 

@@ -23,6 +23,7 @@ from cadenza.web.auth import current_user, get_ctx, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 from cadenza.web.routes.contacts import ContactPage, contact_out
+from cadenza.web.routes.enrollments import EnrollOptionsIn
 
 router = APIRouter(tags=["lists"])
 
@@ -76,13 +77,10 @@ class MembersOut(BaseModel):
     size: int
 
 
-class ListEnrollIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ListEnrollIn(EnrollOptionsIn):
+    """The sequence, and the same options as enrolling contacts (`EnrollOptionsIn`)."""
 
     sequence_id: RowId
-    mailbox_id: RowId | None = Field(None, description="One of yours; omitted: your only one")
-    start_step: int = 1
-    timezone: str | None = Field(None, max_length=64, pattern=NO_NUL)
 
 
 class JobErrorOut(BaseModel):
@@ -206,10 +204,7 @@ def enroll_list(
     ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Enrolls every member in batches of the bulk limit, as you, in the worker."""
-    job = list_enrollment.start(
-        ctx, user.id, list_id, body.sequence_id,
-        mailbox_id=body.mailbox_id, start_step=body.start_step, timezone=body.timezone,
-    )  # fmt: skip
+    job = list_enrollment.start(ctx, user.id, list_id, body.sequence_id, body.options())
     return list_enrollment.describe(job)
 
 

@@ -32,6 +32,7 @@ from cadenza.web.ui import (
     outbox,
     records,
     sequence_editor,
+    sequence_enroll,
     sequences,
     settings_pages,
     tasks,
@@ -154,6 +155,6 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (
         login, contacts, enroll, enrollments, outbox, sequences, sequence_editor, tasks,
-        settings_pages, records, lists, automation,
+        settings_pages, records, lists, automation, sequence_enroll,
     ):  # fmt: skip
         app.include_router(module.router, include_in_schema=False)

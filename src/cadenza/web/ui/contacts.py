@@ -1,20 +1,34 @@
-"""Contacts: the index (search, filters, sort, pages, selection to enroll) and the record."""
+"""Contacts: the index (search, filters, sort, pages, selection to enroll), the record
+with its associated records, and editing it (through the API's own service, so the
+same validation answers both)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import RedirectResponse
 
+from cadenza.domain.contact_fields import CONTACT_FIELDS
 from cadenza.domain.enums import UserRole
-from cadenza.services import contact_index, enrollment_views, lists, outbox, tasks
+from cadenza.domain.errors import CadenzaError
+from cadenza.services import (
+    contact_index,
+    contacts,
+    enrollment_views,
+    lists,
+    outbox,
+    records,
+    tasks,
+)
 from cadenza.services.contacts import get_contact
 from cadenza.services.context import Context
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx, is_admin
 from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.enroll import MAX_CONTACTS_IN_URL
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user
+from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -38,14 +52,7 @@ def contact_index_page(
     user: User = Depends(signed_in_user),
     ctx: Context = Depends(get_ctx),
 ):
-    spec = contact_index.ContactFilter(
-        query=q or None,
-        timezone=timezone or None,
-        enrolled=enrolled or None,
-        status=status or None,
-        sort=sort,
-        descending=desc,
-    )
+    spec = _spec(q, timezone, enrolled, status, sort, desc)
     found = contact_index.browse_contacts(ctx, spec, page=page, per_page=PER_PAGE)
     filters = {"q": q, "timezone": timezone, "enrolled": enrolled, "status": status}
 
@@ -63,6 +70,15 @@ def contact_index_page(
         link=link,
         zones=contact_index.contact_timezones(ctx),
         may_enroll=may_enroll(user),
+        ids_link="/contacts/ids?"
+        + urlencode(
+            {
+                k: v
+                for k, v in {**filters, "sort": sort, "desc": "true" if desc else ""}.items()
+                if v
+            }
+        ),
+        max_selection=MAX_CONTACTS_IN_URL,
         static_lists=[]
         if user.role == UserRole.VIEWER
         else [
@@ -70,6 +86,35 @@ def contact_index_page(
             for v in lists.list_lists(ctx, limit=500)
             if v.contact_list.kind == "static"
         ],
+    )
+
+
+@router.get("/contacts/ids")
+def matching_contact_ids(
+    q: str = Query("", max_length=200),
+    timezone: str = Query("", max_length=64),
+    enrolled: str = Query("", max_length=3),
+    status: str = Query("", max_length=20),
+    sort: str = Query("name", max_length=20),
+    desc: bool = False,
+    user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
+):
+    """ "Select all N matching": the ids the index's filters match, up to what the enroll
+    dialog takes (`capped` says when more match)."""
+    spec = _spec(q, timezone, enrolled, status, sort, desc)
+    ids, total = contact_index.matching_ids(ctx, spec, MAX_CONTACTS_IN_URL)
+    return {"ids": ids, "total": total, "capped": total > len(ids)}
+
+
+def _spec(q, timezone, enrolled, status, sort, desc) -> contact_index.ContactFilter:
+    return contact_index.ContactFilter(
+        query=q or None,
+        timezone=timezone or None,
+        enrolled=enrolled or None,
+        status=status or None,
+        sort=sort,
+        descending=desc,
     )
 
 
@@ -105,5 +150,77 @@ def contact_record(
         views=views,
         activity=activity,
         may_enroll=may_enroll(user),
+        may_edit=user.role != UserRole.VIEWER,
+        associations=records.list_associations(ctx, contact_id=contact_id, limit=MAX_ASSOCIATIONS),
         live=any(v.enrollment.state in ("active", "paused") for v in views),
     )
+
+
+# The form's fields: the contact's columns, in the order the record page shows them.
+EDIT_FIELDS = ("email", "firstname", "lastname", "company", "jobtitle", "phone", "timezone")
+MAX_ASSOCIATIONS = 200
+MAX_NEW_PROPERTIES = 3
+
+
+def _edit_form(request: Request, contact, values: dict, error: str | None, status: int = 200):
+    response = render(
+        request,
+        "contacts/edit.html",
+        contact=contact,
+        values=values,
+        fields=EDIT_FIELDS,
+        new_rows=range(MAX_NEW_PROPERTIES),
+        error=error,
+    )
+    response.status_code = status
+    return response
+
+
+@router.get("/contacts/{contact_id}/edit")
+def edit_contact_page(
+    request: Request,
+    contact_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    contact = get_contact(ctx, contact_id)
+    values = {f: getattr(contact, f) or "" for f in EDIT_FIELDS}
+    return _edit_form(request, contact, values, None)
+
+
+def form_changes(form) -> dict:
+    """The posted form as the API's PATCH body: every column (blank clears it), existing
+    properties (`prop:<name>`, blank removes it) and new ones (`new_name_N`, `new_value_N`)."""
+    data: dict = {f: str(form.get(f, "")) for f in EDIT_FIELDS if f in CONTACT_FIELDS}
+    properties: dict = {}
+    for key, value in form.multi_items():
+        if key.startswith("prop:"):
+            properties[key.removeprefix("prop:")] = str(value)
+    for n in range(MAX_NEW_PROPERTIES):
+        name = str(form.get(f"new_name_{n}", "")).strip()
+        if name:
+            properties[name] = str(form.get(f"new_value_{n}", ""))
+    if properties:
+        data["properties"] = properties
+    return data
+
+
+@router.post("/contacts/{contact_id}/edit")
+async def save_contact(
+    request: Request,
+    contact_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    """Saved by `services.contacts.update_contact`, as `PATCH /api/v1/contacts/{id}`: a
+    refusal (bad email or zone, an email another contact has) keeps what was typed."""
+    contact = get_contact(ctx, contact_id)
+    form = await request.form()
+    data = form_changes(form)
+    try:
+        contacts.update_contact(ctx, contact_id, data, user.id)
+    except CadenzaError as exc:
+        values = {f: data.get(f, "") for f in EDIT_FIELDS}
+        status = 409 if exc.code == "conflict" else 422
+        return _edit_form(request, contact, values, exc.message, status)
+    return RedirectResponse(f"/contacts/{contact_id}", status_code=303)

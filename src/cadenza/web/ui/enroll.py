@@ -31,10 +31,15 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
-from cadenza.services import contact_index, mailboxes, records
+from cadenza.services import contact_index, list_enrollment, lists, mailboxes, records
 from cadenza.services.context import Context
-from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
-from cadenza.services.personalization import contact_values
+from cadenza.services.enrollment import (
+    ContactRequest,
+    ContactResult,
+    EnrollOptions,
+    EnrollRequest,
+    enroll_in_batches,
+)
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import get_ctx
@@ -44,7 +49,12 @@ from cadenza.web.ui.session import check_csrf, ui_writer
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
-MAX_CONTACTS_IN_URL = 200  # the service refuses more than the bulk limit with its own message
+# A selection may span pages of the contacts index ("select all N matching" too): up to
+# this many go to the dialog, and are enrolled in batches of the bulk limit.
+MAX_CONTACTS_IN_URL = 500
+# Each contact brings its own fields (its id and each step's editable text), past the
+# form parser's default of 1000 fields for a few hundred contacts.
+MAX_FORM_FIELDS = 40_000
 
 # Which form field a whole-request refusal belongs next to.
 _FIELD_OF_CODE = {
@@ -109,59 +119,55 @@ def _edits(form: FormData, specs: list[StepSpec], contact_id: int) -> dict[str, 
     return edits
 
 
-def _lacking(tokens: dict[str, str], contact: Contact | None) -> dict[str, str]:
-    """ "Update all" fills a token for the contacts that have no value of their own: a
-    contact whose record has a first name keeps it."""
-    if contact is None:
-        return dict(tokens)
-    values = contact_values(contact)
+def read_tokens(form: Any) -> dict[str, str]:
+    """`token:<name>` fields: values for everyone, used where a contact has none."""
     return {
-        name: value
-        for name, value in tokens.items()
-        if not name.startswith("contact.")
-        or values.get(name.removeprefix("contact.")) in (None, "")
-    }
-
-
-def read_form(
-    form: FormData,
-    user: User,
-    specs: list[StepSpec],
-    contacts: dict[int, Contact],
-    *,
-    dry_run: bool,
-) -> DialogInput:
-    sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
-    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
-    if not contact_ids:
-        raise FormError("general", "every contact was removed: choose contacts to enroll")
-    tokens = {
         key.removeprefix("token:"): str(value).strip()
         for key, value in form.multi_items()
         if key.startswith("token:") and str(value).strip()
     }
+
+
+def read_options(form: Any) -> EnrollOptions:
+    """The choices every contact shares, as the service's one `EnrollOptions`: the
+    contacts' dialog and a whole list's read them alike."""
     zone = str(form.get("timezone", "")).strip()
     mailbox = str(form.get("mailbox", ""))
-    request = EnrollRequest(
-        sequence_id=sequence_id,
-        user_id=user.id,
-        contacts=[
-            ContactRequest(
-                cid,
-                token_values=_lacking(tokens, contacts.get(cid)),
-                step_edits=_edits(form, specs, cid),
-            )
-            for cid in contact_ids
-        ],
+    return EnrollOptions(
         mailbox_id=_int(mailbox, "mailbox", "a mailbox") if mailbox else None,
         start_step=_int(form.get("start_step", "1"), "start_step", "a step"),
         timezone=zone or None,
         send_at=_send_at(form),
-        dry_run=dry_run,
         settings=settings_from_form(form),
+        token_values=read_tokens(form),
+    )
+
+
+def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: bool) -> DialogInput:
+    sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
+    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
+    if not contact_ids:
+        raise FormError("general", "every contact was removed: choose contacts to enroll")
+    options = read_options(form)
+    request = options.request(
+        sequence_id,
+        user.id,
+        [ContactRequest(cid, step_edits=_edits(form, specs, cid)) for cid in contact_ids],
+        dry_run=dry_run,
     )
     request.record_type, request.record_id = read_record(form)
-    return DialogInput(sequence_id, contact_ids, request, tokens)
+    return DialogInput(sequence_id, contact_ids, request, options.token_values)
+
+
+def read_sequence_id(form: Any) -> int:
+    return _int(form.get("sequence", ""), "sequence", "a sequence")
+
+
+def read_list(form: Any) -> int | None:
+    """The list whose members are all enrolled (`whole_list`), when the dialog is for one.
+    (Not `list`: the contacts index's selection form has a `list` field of its own.)"""
+    value = str(form.get("whole_list") or "").strip()
+    return _int(value, "general", "a list") if value else None
 
 
 def read_record(form: Any) -> tuple[str | None, int | None]:
@@ -195,24 +201,39 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
     try:
         sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
         specs = step_specs(get_sequence(ctx, sequence_id))
-        asked = [str(v) for v in form.getlist("contact")]
-        contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
-        dialog = read_form(form, user, specs, {c.id: c for c in contacts}, dry_run=dry_run)
-        tokens = dialog.token_values
-        results = {r.contact_id: r for r in enroll(ctx, dialog.request)}
-    except FormError as exc:
-        errors[exc.field] = exc.message
-    except CadenzaError as exc:
-        where = _FIELD_OF_CODE.get(exc.code)
-        if where is None and exc.code == ErrorCode.VALIDATION_ERROR:
-            where = "send" if "send_at" in exc.message else "settings"
-        errors[where or "general"] = exc.message
+        list_id = read_list(form)
+        if list_id is not None:  # a whole list: its first batch is the dry run's sample
+            sample = list_enrollment.first_batch_ids(ctx, list_id)
+            contacts = contact_index.get_contacts(ctx, sample)
+            options = read_options(form)
+            tokens = options.token_values
+            chosen = [ContactRequest(c.id) for c in contacts]
+            request = options.request(sequence_id, user.id, chosen, dry_run=True)
+        else:
+            asked = [str(v) for v in form.getlist("contact")]
+            contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
+            dialog = read_form(form, user, specs, dry_run=dry_run)
+            tokens = dialog.token_values
+            request = dialog.request
+        results = {r.contact_id: r for r in enroll_in_batches(ctx, request)}
+    except (FormError, CadenzaError) as exc:
+        errors = field_errors(exc)
     names = {c.id: person_name(c) for c in contacts}
     missing: dict[str, list[str]] = {}
     for result in results.values():
         for token in result.missing_tokens:
             missing.setdefault(token, []).append(names.get(result.contact_id, "?"))
     return Outcome(contacts, results, errors, missing, tokens)
+
+
+def field_errors(exc: FormError | CadenzaError) -> dict[str, str]:
+    """A refusal of the whole request, next to the field it is about."""
+    if isinstance(exc, FormError):
+        return {exc.field: exc.message}
+    where = _FIELD_OF_CODE.get(exc.code)
+    if where is None and exc.code == ErrorCode.VALIDATION_ERROR:
+        where = "send" if "send_at" in exc.message else "settings"
+    return {where or "general": exc.message}
 
 
 def _contact_ids(raw: list[str]) -> list[int]:
@@ -246,6 +267,13 @@ def enroll_dialog(
     if not user.can_enroll:
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
     chosen_ids = _contact_ids(contact)
+    try:
+        list_id = read_list(request.query_params)
+    except FormError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, exc.message) from None
+    member_list = lists.get_list(ctx, list_id) if list_id is not None else None
+    if member_list is not None:
+        chosen_ids = []  # the whole list is enrolled by a job, not these contacts
     source, associated = _record_source(ctx, request)
     if source is not None and not associated:
         raise CadenzaError(
@@ -281,6 +309,8 @@ def enroll_dialog(
         zones=sorted(available_timezones()),
         editable=EDITABLE_FIELDS,
         source=source,
+        member_list=member_list,
+        bulk_limit=ctx.settings.enroll_bulk_limit,
     )
 
 
@@ -288,7 +318,18 @@ def enroll_dialog(
 async def enroll_check(
     request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
 ):
-    outcome = _run(ctx, await request.form(), user, dry_run=True)
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
+    outcome = _run(ctx, form, user, dry_run=True)
+    list_id = read_list(form) if not outcome.errors.get("general") else None
+    if list_id is not None:
+        return render(
+            request,
+            "enroll/list_check.html",
+            outcome=outcome,
+            fields=FIELDS,
+            member_list=lists.get_list(ctx, list_id),
+            bulk_limit=ctx.settings.enroll_bulk_limit,
+        )
     return render(request, "enroll/check.html", outcome=outcome, fields=FIELDS)
 
 
@@ -296,7 +337,7 @@ async def enroll_check(
 async def enroll_submit(
     request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
 ):
-    form = await request.form()
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
     outcome = _run(ctx, form, user, dry_run=False)
     if outcome.errors:  # nothing was written: show the dialog's check again
         response = render(request, "enroll/check.html", outcome=outcome, fields=FIELDS)

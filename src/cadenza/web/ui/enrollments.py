@@ -3,6 +3,8 @@ contact's zone and the viewer's; pause, resume and unenroll one or many."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
@@ -40,10 +42,13 @@ def enrollment_list(
     request: Request,
     sequence: int | None = Query(None, ge=1, le=MAX_ID),
     state: str = Query("", max_length=20),
+    q: str = Query("", max_length=200),
     after: int | None = Query(None, ge=0, le=MAX_ID),
     user: User = Depends(signed_in_user),
     ctx: Context = Depends(get_ctx),
 ):
+    """Newest first (what a rep looks for is what just happened), searchable by contact
+    and sequence; `after` is the last id of the previous page."""
     found = enrollment_views.list_enrollments(
         ctx,
         sequence_id=sequence,
@@ -51,6 +56,8 @@ def enrollment_list(
         enrolled_by_id=None if sees_all(user) else user.id,
         limit=PER_PAGE + 1,
         after_id=after,
+        query=q or None,
+        newest_first=True,
     )
     more = len(found) > PER_PAGE
     views = [enrollment_views.get_enrollment(ctx, e.id) for e in found[:PER_PAGE]]
@@ -62,6 +69,10 @@ def enrollment_list(
         states=[s.value for s in EnrollmentState],
         sequence=sequence,
         state=state,
+        q=q,
+        next_link=urlencode(
+            {k: v for k, v in {"sequence": sequence or "", "state": state, "q": q}.items() if v}
+        ),
         next_after=views[-1].enrollment.id if more else None,
         may_act=user.role != "viewer",
     )

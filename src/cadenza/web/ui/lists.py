@@ -9,7 +9,7 @@ dialog's bulk limit applies per batch. "Enroll the whole list" starts the same j
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import list_enrollment, lists
@@ -18,7 +18,9 @@ from cadenza.services.sequences import list_sequences
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx
 from cadenza.web.errors import MAX_ID
+from cadenza.web.ui import enroll
 from cadenza.web.ui.contacts import may_enroll
+from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
 
@@ -103,13 +105,28 @@ def list_page(
 
 
 @router.post("/lists/{list_id}/enroll")
-def enroll_whole_list(
+async def enroll_whole_list(
+    request: Request,
     list_id: int = Path(ge=1, le=MAX_ID),
-    sequence: int = Form(ge=1, le=MAX_ID),
     user: User = Depends(ui_writer),
     ctx: Context = Depends(get_ctx),
 ):
-    """Checks the request now (permission, sequence, mailbox) and leaves the batches to
-    the worker; the job's page follows its progress."""
-    job = list_enrollment.start(ctx, user.id, list_id, sequence)
-    return RedirectResponse(f"/lists/jobs/{job.id}", status_code=303)
+    """The enroll dialog's choices (`read_options`, the same as for chosen contacts),
+    checked now; the batches are left to the worker and the job's page follows them.
+    From the dialog (htmx) a refusal shows next to its field; nothing is started."""
+    form = await request.form(max_fields=enroll.MAX_FORM_FIELDS)
+    from_dialog = request.headers.get("hx-request") == "true"
+    try:
+        sequence_id = enroll.read_sequence_id(form)
+        job = list_enrollment.start(ctx, user.id, list_id, sequence_id, enroll.read_options(form))
+    except (FormError, CadenzaError) as exc:
+        if not from_dialog:
+            if isinstance(exc, FormError):
+                raise CadenzaError(ErrorCode.VALIDATION_ERROR, exc.message) from None
+            raise
+        outcome = enroll.Outcome([], {}, enroll.field_errors(exc), {}, enroll.read_tokens(form))
+        return render(request, "enroll/check.html", outcome=outcome, fields=enroll.FIELDS)
+    page = f"/lists/jobs/{job.id}"
+    if from_dialog:
+        return Response(headers={"HX-Redirect": page})
+    return RedirectResponse(page, status_code=303)

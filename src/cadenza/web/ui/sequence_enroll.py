@@ -1,0 +1,69 @@
+"""A sequence page's "Enroll contacts": search and pick contacts, or paste addresses,
+then the same enroll dialog as everywhere else (`/enroll?sequence=…&contact=…`).
+
+Pasted addresses are looked up by `services.contacts.resolve_emails`; an address with
+no contact is reported, and becomes a new contact only when the user confirms it
+("Create them and continue"), never silently.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import contact_index, contacts
+from cadenza.services.context import Context
+from cadenza.services.sequences import get_sequence
+from cadenza.store.models import User
+from cadenza.web.auth import get_ctx
+from cadenza.web.errors import MAX_ID
+from cadenza.web.ui.contacts import may_enroll
+from cadenza.web.ui.rendering import render
+from cadenza.web.ui.session import check_csrf, ui_writer
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+
+PER_PAGE = 25
+MAX_PASTE_CHARS = 50_000
+
+
+def _enroller(user: User = Depends(ui_writer)) -> User:
+    if not may_enroll(user):
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
+    return user
+
+
+@router.get("/sequences/{sequence_id}/enroll")
+def pick_contacts(
+    request: Request,
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    q: str = Query("", max_length=200),
+    user: User = Depends(_enroller),
+    ctx: Context = Depends(get_ctx),
+):
+    sequence = get_sequence(ctx, sequence_id)
+    found = None
+    if q.strip():
+        spec = contact_index.ContactFilter(query=q)
+        found = contact_index.browse_contacts(ctx, spec, per_page=PER_PAGE)
+    return render(
+        request, "sequences/enroll_contacts.html", sequence=sequence, q=q, found=found,
+        pasted=None, text="",
+    )  # fmt: skip
+
+
+@router.post("/sequences/{sequence_id}/enroll/emails")
+def paste_emails(
+    request: Request,
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    emails: str = Form("", max_length=MAX_PASTE_CHARS),
+    create_unknown: bool = Form(False),
+    user: User = Depends(_enroller),
+    ctx: Context = Depends(get_ctx),
+):
+    sequence = get_sequence(ctx, sequence_id)
+    pasted = contacts.resolve_emails(ctx, emails, create_unknown=create_unknown, actor_id=user.id)
+    return render(
+        request, "sequences/enroll_contacts.html", sequence=sequence, q="", found=None,
+        pasted=pasted, text=emails,
+    )  # fmt: skip
