@@ -46,7 +46,11 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
     ),
     "cadenza.domain.link_tokens": (
         ["src/cadenza/domain/link_tokens.py"],
-        ["tests/unit/test_link_tokens.py", "tests/unit/test_tracking_html.py"],
+        [
+            "tests/unit/test_link_tokens.py",
+            "tests/unit/test_link_token_reasons.py",
+            "tests/unit/test_tracking_html.py",
+        ],
         [],
     ),
     "cadenza.domain.inbound": (
