@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test install lint format migration screenshots clean
+.PHONY: run test install lint format migration screenshots mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ format: install
 screenshots: install
 	CADENZA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/ui -q -k "not http"
 
+# Mutation testing of the guarantee-carrying modules (slow; not part of `make test`).
+# One module: make mutation MODULE=cadenza.domain.throttle (docs/testing.md).
+mutation: install
+	$(BIN)/python scripts/mutation.py $(MODULE)
+
 # Developer use: autogenerate a migration after changing store/models.py.
 migration: install
 	rm -f /tmp/cadenza-migration.db
@@ -51,4 +56,4 @@ migration: install
 	  migrate.revision(Database('sqlite:////tmp/cadenza-migration.db'), '$(MSG)')"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build cadenza.db cadenza.db-*
+	rm -rf $(VENV) .mutation .pytest_cache .ruff_cache .hypothesis build cadenza.db cadenza.db-*

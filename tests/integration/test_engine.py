@@ -182,6 +182,8 @@ def delivery_waiting(ctx):
 
 
 def test_a_held_follow_up_still_obeys_the_send_window(ctx, world, worker):
+    from cadenza.store.models import Mailbox
+
     sequence = world.make_sequence(
         steps=[
             {"type": "email", "subject": "One", "body": "<p>1</p>"},
@@ -189,21 +191,23 @@ def test_a_held_follow_up_still_obeys_the_send_window(ctx, world, worker):
         ],
         settings={"follow_up_days": "weekdays", "send_window": {"start": "08:00", "end": "18:00"}},
     )
-    with ctx.db.transaction() as session:
-        from cadenza.store.models import Mailbox
-
-        session.get(Mailbox, world.mailbox.id).per_minute_limit = 1
-    # Monday 17:58 in UTC: the 3 follow-ups are due Tuesday 17:58, one per minute
-    ctx.clock.set(ctx.clock.now().replace(hour=17, minute=58))
-    contacts = world.contacts(3)
-    for c in contacts:
+    # Monday 17:59 in UTC: the 3 first emails go within seconds of each other...
+    ctx.clock.set(ctx.clock.now().replace(hour=17, minute=59))
+    for c in world.contacts(3):
         enroll_ids(world, [c], sequence, timezone="UTC")
+    worker.run_until(ctx.clock.now() + timedelta(minutes=1))
+    firsts = sorted(m.sent_at for m in messages(ctx) if m.subject == "One")
+    assert len(firsts) == 3 and firsts[-1] < ctx.clock.now().replace(minute=59, second=30)
+    # ...so the 3 follow-ups are all due Tuesday 17:59, inside the window; one a
+    # minute from now on holds two of them past 18:00, when the window has closed
+    with ctx.db.transaction() as session:
+        session.get(Mailbox, world.mailbox.id).per_minute_limit = 1
     worker.run_until(ctx.clock.now() + timedelta(days=3))
     follow_ups = sorted(m.sent_at for m in messages(ctx) if m.subject == "Two")
     assert [t.isoformat() for t in follow_ups] == [
-        "2026-03-03T17:58:00+00:00",
         "2026-03-03T17:59:00+00:00",
-        "2026-03-04T08:00:00+00:00",
+        "2026-03-04T08:00:00+00:00",  # held: the next morning, not 18:00 on Tuesday
+        "2026-03-04T08:01:00+00:00",
     ]
 
 
