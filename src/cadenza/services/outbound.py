@@ -28,8 +28,24 @@ def system_resolver(host: str, port: int) -> list[str]:
 @dataclass(frozen=True)
 class Target:
     host: str  # as typed: for Host, SNI and the certificate
-    address: str  # what was checked: the only address to connect to
+    addresses: tuple[str, ...]  # what was checked, in the resolver's order: connect only here
     port: int
+
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
+
+
+def connect(target: Target, timeout: float) -> socket.socket:
+    """A TCP connection to the first checked address that answers (as create_connection
+    would try every address of the name, but never one that was not checked)."""
+    error: OSError | None = None
+    for ip in target.addresses:
+        try:
+            return socket.create_connection((ip, target.port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error or OSError(f"no address to connect to for {target.host}")
 
 
 class Unresolvable(Exception):
@@ -63,7 +79,7 @@ def _checked(
                 f"{host} resolves to {reason} ({ip}); an admin can allow-list it",
                 {"field": field, "host": host, "address": str(ip)},
             )
-    return Target(host, str(addresses[0]), port)
+    return Target(host, tuple(str(ip) for ip in addresses), port)
 
 
 def webhook_target(

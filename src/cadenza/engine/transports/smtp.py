@@ -17,7 +17,9 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
+from cadenza.services import outbound
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,30 @@ class _Failed(Exception):
 
 class _StaleConnection(Exception):
     """A reused session turned out dead before any of the message was sent."""
+
+
+class _Pinned:
+    """Connects to the addresses that were checked (services/outbound.py), never to a
+    second lookup of the name; smtplib keeps the name (`_host`) for SNI and the
+    certificate check, in implicit TLS and STARTTLS alike."""
+
+    def __init__(self, target: outbound.Target, *args, **kwargs) -> None:
+        self._target = target
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        sock = outbound.connect(self._target, timeout)
+        if isinstance(self, smtplib.SMTP_SSL):
+            return self.context.wrap_socket(sock, server_hostname=self._host)
+        return sock
+
+
+class _PinnedSMTP(_Pinned, smtplib.SMTP):
+    pass
+
+
+class _PinnedSMTP_SSL(_Pinned, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpTransport:
@@ -196,8 +222,15 @@ class SmtpTransport:
         s = self.settings
         step, smtp = "connect", None
         try:
+            target = outbound.mailbox_target(s.host, s.port, "smtp_host")
+        except CadenzaError as refused:  # the host now resolves to metadata/link-local
+            raise _Failed(DeliveryResult(_AUTH_FAILED, None, refused.message)) from None
+        except outbound.Unresolvable as exc:
+            raise _Failed(DeliveryResult(_TRANSIENT, None, f"connect: {exc}")) from None
+        try:
             if s.security == "tls":
-                smtp = smtplib.SMTP_SSL(
+                smtp = _PinnedSMTP_SSL(
+                    target,
                     s.host,
                     s.port,
                     local_hostname=s.local_hostname,
@@ -205,8 +238,8 @@ class SmtpTransport:
                     context=self._tls_context(),
                 )
             else:
-                smtp = smtplib.SMTP(
-                    s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout
+                smtp = _PinnedSMTP(
+                    target, s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout
                 )
             # The final ".\r\n" is written on its own (see _transmit); with Nagle on it would
             # wait for the server's delayed ACK, ~40 ms per message.
