@@ -195,7 +195,7 @@ def create_mailbox(
             ErrorCode.PERMISSION_DENIED, "only admins can create a mailbox for another user"
         )
     data = _plain(body.model_dump(exclude={"owner_id"}))
-    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, **data))
+    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, actor_id=user.id, **data))
 
 
 @router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
