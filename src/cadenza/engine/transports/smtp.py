@@ -260,6 +260,8 @@ class SmtpTransport:
         except OSError as exc:  # refused, DNS, TLS handshake/verification, timeouts, 4xx/5xx
             _close_quietly(smtp)
             code = exc.smtp_code if isinstance(exc, smtplib.SMTPResponseException) else None
+            if code is not None and not 200 <= code < 600:
+                raise _Failed(DeliveryResult(_TRANSIENT, None, _not_smtp(step, s))) from exc
             raise _Failed(DeliveryResult(_TRANSIENT, code, _describe(step, exc))) from exc
         log.debug("SMTP session open to %s:%s (%s)", s.host, s.port, s.security)
         self._smtp = smtp
@@ -364,6 +366,13 @@ def _text(reply: bytes | str) -> str:
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", "replace")
     return reply.strip()
+
+
+def _not_smtp(step: str, settings: SmtpSettings) -> str:
+    """What a server that is not an SMTP server said is never repeated: a member could
+    otherwise read an internal service's banner (or more) through a connection test."""
+    where = f"{settings.host}:{settings.port}"
+    return f"{step}: the server at {where} did not answer as an SMTP server"
 
 
 def _describe(step: str, exc: BaseException) -> str:
