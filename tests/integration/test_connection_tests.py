@@ -118,3 +118,17 @@ def test_connection_tests_use_a_short_timeout(ctx, world):
     )
     transport = check.transport_for(mailbox, timeout=check.CHECK_TIMEOUT_SECONDS)
     assert transport.settings.timeout == check.CHECK_TIMEOUT_SECONDS <= 5
+
+
+@pytest.mark.parametrize("raw_server", [BANNERS[0], BANNERS[1]], indirect=True)
+def test_an_inbox_that_is_not_imap_is_never_echoed(ctx, world, raw_server):
+    from cadenza.engine.inbox import poll_mailbox
+    from cadenza.services.mailboxes import get_mailbox, update_mailbox
+
+    update_mailbox(
+        ctx, world.mailbox.id,
+        {"imap_host": "127.0.0.1", "imap_port": raw_server.port, "imap_security": "none"},
+    )  # fmt: skip
+    result = poll_mailbox(ctx, get_mailbox(ctx, world.mailbox.id))
+    assert "internal-admin" not in result.error and "s3cr3t" not in result.error
+    assert "did not answer as an IMAP server" in result.error

@@ -60,14 +60,18 @@ def connect(mailbox: Mailbox, ssl_context: ssl.SSLContext | None = None) -> IMAP
         raise OSError(refused.message) from None
     except outbound.Unresolvable as exc:
         raise OSError(str(exc)) from None
-    client = PinnedIMAPClient(
-        target,
-        mailbox.imap_host,
-        port=port,
-        ssl=security is SmtpSecurity.TLS,
-        ssl_context=context,
-        timeout=TIMEOUT_SECONDS,
-    )
+    try:
+        client = PinnedIMAPClient(
+            target,
+            mailbox.imap_host,
+            port=port,
+            ssl=security is SmtpSecurity.TLS,
+            ssl_context=context,
+            timeout=TIMEOUT_SECONDS,
+        )
+    except IMAPClientError:  # a greeting that is not IMAP: never repeat what it said
+        where = f"{mailbox.imap_host}:{port}"
+        raise IMAPClientError(f"the server at {where} did not answer as an IMAP server") from None
     try:
         if security is SmtpSecurity.STARTTLS:
             client.starttls(context)
