@@ -132,3 +132,21 @@ def test_an_inbox_that_is_not_imap_is_never_echoed(ctx, world, raw_server):
     result = poll_mailbox(ctx, get_mailbox(ctx, world.mailbox.id))
     assert "internal-admin" not in result.error and "s3cr3t" not in result.error
     assert "did not answer as an IMAP server" in result.error
+
+
+def test_a_mail_host_that_is_a_metadata_address_is_never_connected_to(ctx, world):
+    """Saving refuses it; were the row to hold one anyway (set before this rule, or a
+    name that resolves there now), the connection is refused before any packet."""
+    from cadenza.engine.inbox import poll_mailbox
+    from cadenza.engine.transports.smtp import SmtpSettings, SmtpTransport
+    from cadenza.services.mailboxes import get_mailbox
+    from cadenza.store.models import Mailbox
+
+    transport = SmtpTransport(SmtpSettings("169.254.169.254", 25, "none", timeout=1))
+    result = transport.check()
+    assert result.outcome == "auth_failed"  # disconnects the mailbox: its emails wait
+    assert result.reply.startswith("169.254.169.254 resolves to a cloud metadata address")
+    with ctx.db.transaction() as session:
+        session.get(Mailbox, world.mailbox.id).imap_host = "169.254.169.254"
+    polled = poll_mailbox(ctx, get_mailbox(ctx, world.mailbox.id))
+    assert "cloud metadata address" in polled.error
