@@ -50,6 +50,12 @@ class Settings(BaseSettings):
             max_nesting=self.template_max_nesting,
             max_seconds=self.template_max_seconds,
         )
+    # Hosts and networks webhooks may reach although they are inside (loopback, private):
+    # comma-separated names, `*.suffix`, addresses or CIDR networks. Empty: public only.
+    outbound_allow: str = ""
+    # Mail servers members may use for their mailboxes (admins may set any host but
+    # link-local and metadata addresses); same syntax. Default: a relay on this machine.
+    mailbox_hosts: str = "localhost,127.0.0.1,::1"
 
     @field_validator("public_url")
     @classmethod

@@ -162,7 +162,7 @@ def test_postmark_hard_bounce_with_our_message_id_in_its_content(api, ctx, sent)
     ann, enrollment_id, message = sent["ann"]
     content = f"Return-Path: <>\nMessage-ID: {message.message_id}\nSubject: Hi Ann\n"
     body = postmark_bounce(ann.email, Content=content)
-    response = api.post("/events/postmark", json=body)
+    response = api.post("/events/postmark", json=body, role="admin")
     assert response.status_code == 201 and response.json()["unenrolled"] == [enrollment_id]
     assert contact(ctx, ann.id).bounced_at is not None
     with ctx.db.read() as session:
@@ -171,22 +171,25 @@ def test_postmark_hard_bounce_with_our_message_id_in_its_content(api, ctx, sent)
         assert event.data["type"] == "HardBounce" and event.data["hard"] is True
         assert event.occurred_at.isoformat() == "2026-03-02T09:05:00+00:00"
     before = counts(ctx)
-    assert api.post("/events/postmark", json=body).json()["duplicate"] is True
+    assert api.post("/events/postmark", json=body, role="admin").json()["duplicate"] is True
     assert counts(ctx) == before
 
 
 def test_postmark_soft_bounce_complaint_ignored_and_unknown(api, ctx, sent):
     bob, enrollment_id, _ = sent["bob"]
     soft = postmark_bounce(bob.email, ID=1, Type="SoftBounce", TypeCode=4096, Inactive=False)
-    assert api.post("/events/postmark", json=soft).json()["unenrolled"] == []
+    assert api.post("/events/postmark", json=soft, role="admin").json()["unenrolled"] == []
     assert contact(ctx, bob.id).bounced_at is None
     complaint = postmark_bounce(bob.email, ID=2, RecordType="SpamComplaint", Type="SpamComplaint")
-    assert api.post("/events/postmark", json=complaint).json()["unenrolled"] == [enrollment_id]
+    answered = api.post("/events/postmark", json=complaint, role="admin")
+    assert answered.json()["unenrolled"] == [enrollment_id]
     assert enrollment(ctx, enrollment_id).reason == "complained"
 
-    delivered = api.post("/events/postmark", json={"RecordType": "Delivery", "ID": 3})
+    delivered = api.post("/events/postmark", json={"RecordType": "Delivery", "ID": 3}, role="admin")
     assert delivered.status_code == 200 and delivered.json()["ignored"] == "Delivery"
-    unknown = api.post("/events/postmark", json=postmark_bounce("who@else.example", ID=4))
+    unknown = api.post(
+        "/events/postmark", json=postmark_bounce("who@else.example", ID=4), role="admin"
+    )
     assert unknown.status_code == 201 and unknown.json()["matched"] is False
 
 
@@ -200,5 +203,5 @@ def test_postmark_soft_bounce_complaint_ignored_and_unknown(api, ctx, sent):
 )
 def test_postmark_bounces_without_id_or_email_are_refused(api, ctx, sent, body):
     before = counts(ctx)
-    assert_error(api.post("/events/postmark", json=body), 422, "validation_error")
+    assert_error(api.post("/events/postmark", json=body, role="admin"), 422, "validation_error")
     assert counts(ctx) == before

@@ -13,6 +13,12 @@ from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
+def settings(settings):
+    """The receiver listens on loopback, which webhooks may reach only when allow-listed."""
+    return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
+
+
+@pytest.fixture
 def receiver():
     with WebhookReceiver() as server:
         yield server

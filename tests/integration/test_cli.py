@@ -138,3 +138,44 @@ def test_analytics_and_events_from_the_command_line(demo):
     events = demo("enrollments", "events", enrollment_id, "--tz", "Europe/Rome")
     assert "enrolled" in events and re.search(r"\bCES?T\b", events)  # Rome, in any season
     assert "sequence_not_found" in demo("sequences", "analytics", MISSING_ID, ok=False)
+
+
+def test_integration_tokens_and_undoing_an_event_from_the_command_line(demo, database):
+    from sqlalchemy import select
+
+    from cadenza.domain.enums import EventKind
+    from cadenza.services import events
+    from cadenza.services.context import Context
+    from cadenza.store.models import Contact
+
+    demo("user", "create", "mia@example.com", "--role", "member", "--password", "pw-mia-12345")
+    assert "permission_denied" in demo(
+        "token", "create", "--scope", "events", "--as", "mia@example.com", ok=False
+    )
+    out = demo("token", "create", "--name", "crm", "--scope", "events", "--as", DEMO_EMAIL)
+    assert re.search(r"cdz_\S{20,}", out)
+    assert "validation_error" in demo(
+        "token", "create", "--scope", "everything", "--as", DEMO_EMAIL, ok=False
+    )
+    ctx = Context(db=database)
+    with database.read() as session:
+        who = session.scalar(
+            select(Contact)
+            .where(Contact.unsubscribed_at.is_(None), Contact.email.is_not(None))
+            .order_by(Contact.id)
+        )
+    mistake = events.ExternalEvent(EventKind.UNSUBSCRIBE, "oops-1", contact_email=who.email)
+    event_id = events.receive(ctx, mistake).event_id
+    listing = demo("events", "list", "--kind", "unsubscribe")
+    assert re.search(rf"\b{event_id}\b.*unsubscribe", listing)
+    assert "permission_denied" in demo(
+        "events", "revoke", event_id, "--reason", "typo", "--as", "mia@example.com", ok=False
+    )
+    out = demo("events", "revoke", event_id, "--reason", "wrong contact", "--as", DEMO_EMAIL)
+    assert f"event {event_id} revoked; contact {who.id} no longer unsubscribed" in out
+    with database.read() as session:
+        assert session.get(Contact, who.id).unsubscribed_at is None
+    assert "revoked" in demo("events", "list", "--kind", "unsubscribe")
+    assert "not_found" in demo(
+        "events", "revoke", "999999", "--reason", "typo", "--as", DEMO_EMAIL, ok=False
+    )

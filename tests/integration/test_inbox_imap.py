@@ -34,10 +34,11 @@ AUTO_REPLIES = {
     "dan": ("ooo_en", (2026, 3, 16)),
     "elena": ("ooo_it", (2026, 3, 10)),
     "frank": ("ooo_de", (2026, 3, 23)),
-    "gaelle": ("ooo_fr", (2026, 3, 7)),
     "hugo": ("ooo_no_date", None),
 }
 ACCOUNT_NUMBERS = itertools.count(1)
+# Names no message we sent (no In-Reply-To): recorded, shown, but it pauses nothing.
+UNREFERENCED_AUTO_REPLIES = {"gaelle": "ooo_fr"}
 HARD_BOUNCES = {
     "ian": "dsn_postfix",
     "jo": "dsn_exim",
@@ -95,10 +96,11 @@ def deliver_about(dovecot, ctx, fixture, sent_row):
 def test_replies_auto_replies_and_bounces_are_acted_on_and_nothing_is_marked_read(
     ctx, world, worker, dovecot, poller
 ):
-    names = [*REPLIES, *AUTO_REPLIES, *HARD_BOUNCES, "max"]
+    names = [*REPLIES, *AUTO_REPLIES, *UNREFERENCED_AUTO_REPLIES, *HARD_BOUNCES, "max"]
     sent = send_first_emails(ctx, world, worker, names)
     world.contact("pat@corp.example", firstname="Pat")  # a contact, but not enrolled
     fixtures = {**REPLIES, **{n: f for n, (f, _) in AUTO_REPLIES.items()}, **HARD_BOUNCES}
+    fixtures |= UNREFERENCED_AUTO_REPLIES
     for name, fixture in fixtures.items():
         deliver_about(dovecot, ctx, fixture, sent[name])
     deliver_about(dovecot, ctx, "dsn_delayed", sent["max"])
@@ -132,6 +134,11 @@ def test_replies_auto_replies_and_bounces_are_acted_on_and_nothing_is_marked_rea
             local = datetime(*back, tzinfo=ZoneInfo(row.timezone))
             assert row.resume_at == local.astimezone(UTC), name
         assert row.cause_event_id in {e.id for e in events(ctx, "auto_reply")}
+    for name in UNREFERENCED_AUTO_REPLIES:
+        row = enrollment(ctx, sent[name][1])
+        assert row.state == "active" and row.resume_at is None, name
+        [event] = [e for e in events(ctx, "auto_reply") if e.enrollment_id == row.id]
+        assert event.data["unverified"] and event.contact_id == sent[name][0].id
     with ctx.db.read() as session:
         for name in HARD_BOUNCES:
             contact, enrollment_id, message = sent[name]

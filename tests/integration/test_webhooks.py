@@ -25,6 +25,12 @@ ONE_STEP = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "
 
 
 @pytest.fixture
+def settings(settings):
+    """The receiver listens on loopback, which webhooks may reach only when allow-listed."""
+    return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
+
+
+@pytest.fixture
 def receiver():
     with WebhookReceiver() as server:
         yield server

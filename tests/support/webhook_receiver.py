@@ -19,6 +19,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._answers: deque = deque()
+        self._bodies: deque[bytes] = deque()
         self._lock = threading.Condition()
         receiver = self
 
@@ -28,15 +29,16 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.requests.append(Received(self.path, dict(self.headers), body))
                     answer = receiver._answers.popleft() if receiver._answers else 200
+                    body = receiver._bodies.popleft() if receiver._bodies else b"ok"
                     receiver._lock.notify_all()
                 if isinstance(answer, threading.Event):  # hold the reply until released
                     answer.wait(30)
                     answer = 200
                 try:
                     self.send_response(answer)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting: what a timeout test expects
 
@@ -50,6 +52,11 @@ class WebhookReceiver:
         """The next requests get these status codes (then 200s)."""
         with self._lock:
             self._answers.extend(statuses)
+
+    def body_next(self, text: str) -> None:
+        """The next answer carries this body (then "ok")."""
+        with self._lock:
+            self._bodies.append(text.encode())
 
     def hang_next(self) -> threading.Event:
         release = threading.Event()

@@ -6,6 +6,7 @@ from cadenza.cli import (
     contacts,
     db,
     enrollments,
+    events,
     inbox,
     outbox,
     records,
@@ -39,6 +40,7 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(inbox.app, name="inbox")
 app.command("serve")(serve.serve)
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(events.app, name="events")
 app.add_typer(records.app, name="records")
 app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")

@@ -54,11 +54,14 @@ def user_create(
 @fails_cleanly
 def token_create(
     name: str = typer.Option("cli", help="What the token is for."),
+    scope: list[str] = typer.Option(
+        None, "--scope", help="Limit it (admins, for an integration): events."
+    ),
     as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
     """Create an API token; it is shown once and only its hash is stored."""
     ctx = make_context()
-    issued = create_token(ctx, acting_user(ctx, as_user).id, name)
+    issued = create_token(ctx, acting_user(ctx, as_user).id, name, scopes=scope or None)
     console.print(issued.token, highlight=False)
 
 

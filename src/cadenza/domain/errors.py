@@ -58,6 +58,8 @@ class ErrorCode(StrEnum):
     BAD_ENCODING = "bad_encoding"
     MISSING_HEADER = "missing_header"
     MALFORMED_CSV = "malformed_csv"
+    # Outbound connections (webhooks, mailbox hosts)
+    HOST_NOT_ALLOWED = "host_not_allowed"
 
 
 _HTTP_STATUS = {

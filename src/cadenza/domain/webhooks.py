@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -36,6 +37,18 @@ BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
 SIGNATURE_HEADER = "Cadenza-Signature"
 MAX_URL = 2000
+EXCERPT = 200  # characters of a receiver's answer or an error kept in the delivery log
+
+# What may be a credential in a receiver's answer or an error: a key=value or header
+# naming one, a bearer token, a URL's user:password or query, a long opaque string.
+_SECRET_FIELD = re.compile(
+    r"(?i)\b(authorization|cookie|set-cookie|token|secret|password|passwd|api[_-]?key|"
+    r"session|signature|access[_-]?key)(\"?\s*[:=]\s*\"?)(bearer\s+|basic\s+)?[^\s\"',;&]+"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[\w\-.~+/=]{8,}")
+_URL_USERINFO = re.compile(r"(?i)(\w+://)[^/\s@]+@")
+_URL_QUERY = re.compile(r"(?i)(\w+://[^\s?#]*)\?[^\s#\"']*")
+_OPAQUE = re.compile(r"[A-Za-z0-9_\-+/=]{32,}")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -60,6 +73,23 @@ def backoff(attempt: int) -> timedelta:
     """30 s, 1 min, 2 min, … capped at 6 h, ±25% jitter so retries of many hooks spread."""
     delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
     return delay * random.uniform(0.75, 1.25)
+
+
+def excerpt(text: str) -> str:
+    """A short, single-line, redacted excerpt for the delivery log.
+
+    A receiver's error page or a connection error can echo what it was sent or holds
+    (tokens, cookies, a URL with credentials), and the log is shown to every admin: so
+    only the first EXCERPT characters are kept, with anything shaped like a secret
+    replaced by `[redacted]`.
+    """
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    line = _SECRET_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", line)
+    line = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", line)
+    line = _URL_USERINFO.sub(r"\1[redacted]@", line)
+    line = _URL_QUERY.sub(r"\1?[redacted]", line)
+    line = _OPAQUE.sub("[redacted]", line)
+    return line[:EXCERPT] + ("…" if len(line) > EXCERPT else "")
 
 
 def check_url(url: str) -> str:

@@ -20,7 +20,9 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy.exc import SQLAlchemyError
 
 from cadenza.domain.enums import SmtpSecurity
-from cadenza.services import inbound
+from cadenza.domain.errors import CadenzaError
+from cadenza.engine.imap_pinned import PinnedIMAPClient
+from cadenza.services import inbound, outbound
 from cadenza.services.context import Context
 from cadenza.services.inbox_cursors import Cursor, get_cursor, record_error, save_cursor
 from cadenza.store.models import Mailbox
@@ -52,13 +54,24 @@ def connect(mailbox: Mailbox, ssl_context: ssl.SSLContext | None = None) -> IMAP
     security = SmtpSecurity(mailbox.imap_security)
     context = ssl_context or ssl.create_default_context()
     port = mailbox.imap_port or (993 if security is SmtpSecurity.TLS else 143)
-    client = IMAPClient(
-        mailbox.imap_host,
-        port=port,
-        ssl=security is SmtpSecurity.TLS,
-        ssl_context=context,
-        timeout=TIMEOUT_SECONDS,
-    )
+    try:
+        target = outbound.mailbox_target(mailbox.imap_host, port, "imap_host")
+    except CadenzaError as refused:  # resolves to a metadata or link-local address
+        raise OSError(refused.message) from None
+    except outbound.Unresolvable as exc:
+        raise OSError(str(exc)) from None
+    try:
+        client = PinnedIMAPClient(
+            target,
+            mailbox.imap_host,
+            port=port,
+            ssl=security is SmtpSecurity.TLS,
+            ssl_context=context,
+            timeout=TIMEOUT_SECONDS,
+        )
+    except IMAPClientError:  # a greeting that is not IMAP: never repeat what it said
+        where = f"{mailbox.imap_host}:{port}"
+        raise IMAPClientError(f"the server at {where} did not answer as an IMAP server") from None
     try:
         if security is SmtpSecurity.STARTTLS:
             client.starttls(context)

@@ -11,6 +11,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
+from cadenza.services.mailbox_hosts import check_hosts
 from cadenza.services.users import get_user
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
 
@@ -48,7 +49,9 @@ def create_mailbox(
     imap_security: str = SmtpSecurity.TLS,
     imap_username: str | None = None,
     imap_password: str | None = None,
+    actor_id: int | None = None,
 ) -> Mailbox:
+    """`actor_id` is who sets it up when not the owner (an admin for a member)."""
     address = normalize_email(from_email)
     try:
         transport = MailTransport(transport)
@@ -61,6 +64,8 @@ def create_mailbox(
     check_limits(per_minute_limit, daily_limit)
     with ctx.db.transaction() as session:
         get_user(session, owner_id)
+        hosts = {"smtp_host": smtp_host, "imap_host": imap_host}
+        check_hosts(ctx, session, owner_id if actor_id is None else actor_id, hosts)
         mailbox = Mailbox(
             owner_id=owner_id,
             from_email=address,
@@ -193,6 +198,7 @@ def update_mailbox(
         changed = sorted(
             field for field, value in values.items() if getattr(mailbox, field) != value
         )
+        check_hosts(ctx, session, actor_id, {f: values[f] for f in changed})
         for field in changed:
             setattr(mailbox, field, values[field])
         reconnected = not mailbox.connected and bool(_CONNECTION_FIELDS.intersection(changed))

@@ -40,6 +40,11 @@ class Signal:
 
     `mailbox_id` narrows a contact-only signal to the enrollments sending from that
     mailbox (a reply seen in that mailbox's inbox); without it, all of the contact's.
+
+    `acts` is False for a signal that could not be authenticated (a bounce or
+    auto-reply naming no message this mailbox sent): it is recorded against the contact,
+    and the enrollment it would concern (`enrollment_id`), so a person can see it, but it
+    changes nothing — anyone can send a mailbox a message that looks like a bounce.
     """
 
     kind: EventKind
@@ -51,6 +56,8 @@ class Signal:
     return_date: date | None = None  # auto-replies: the day the sender is back
     occurred_at: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    acts: bool = True
+    enrollment_id: int | None = None  # shown with this enrollment when no message is known
 
 
 @dataclass
@@ -99,7 +106,7 @@ def apply(session: Session, ctx: Context, signal: Signal) -> Outcome:
     event = EmailEvent(
         kind=str(signal.kind),
         contact_id=contact.id if contact else None,
-        enrollment_id=message.enrollment_id if message is not None else None,
+        enrollment_id=message.enrollment_id if message is not None else signal.enrollment_id,
         message_id=message.id if message is not None else None,
         dedupe_key=signal.dedupe_key,
         data=dict(signal.data),
@@ -108,7 +115,7 @@ def apply(session: Session, ctx: Context, signal: Signal) -> Outcome:
     session.add(event)
     session.flush()
     outcome = Outcome(event.id, matched=contact is not None)
-    if contact is not None:
+    if contact is not None and signal.acts:
         _EFFECTS[signal.kind](session, ctx, signal, event, contact, message, outcome)
     event.data = {**event.data, "unenrolled": outcome.unenrolled, "paused": outcome.paused}
     return outcome

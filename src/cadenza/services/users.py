@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from cadenza.domain import token_scopes
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -80,20 +81,33 @@ class IssuedToken:
     token: str  # shown once; only its hash is stored
 
 
-def create_token(ctx: Context, user_id: int, name: str) -> IssuedToken:
+def create_token(
+    ctx: Context, user_id: int, name: str, *, scopes: list[str] | None = None
+) -> IssuedToken:
+    """A token for the user; with scopes (admins only), an integration's narrower key."""
+    stored = token_scopes.parse(scopes)
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 100:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "a token name has 1 to 100 characters")
     token = new_api_token()
     with ctx.db.transaction() as session:
-        get_user(session, user_id)
+        user = get_user(session, user_id)
+        if stored is not None and user.role != UserRole.ADMIN:
+            raise CadenzaError(
+                ErrorCode.PERMISSION_DENIED, "only admins create integration (scoped) tokens"
+            )
         row = ApiToken(
             user_id=user_id,
             name=name,
             prefix=token[:8],
             token_hash=hash_token(token),
             created_at=ctx.clock.now(),
+            scopes=stored,
         )
         session.add(row)
         session.flush()
-        record(session, ctx, user_id, "token.create", "api_token", row.id, {"name": name})
+        data = {"name": name, "scopes": stored}
+        record(session, ctx, user_id, "token.create", "api_token", row.id, data)
     return IssuedToken(row.id, token)
 
 
@@ -102,7 +116,18 @@ def create_token(ctx: Context, user_id: int, name: str) -> IssuedToken:
 TOKEN_USE_PRECISION = timedelta(minutes=1)
 
 
+@dataclass(frozen=True)
+class TokenHolder:
+    user: User
+    scopes: str | None  # None: a full token; else what domain/token_scopes.allows opens
+
+
 def user_for_token(ctx: Context, token: str) -> User | None:
+    holder = resolve_token(ctx, token)
+    return holder.user if holder is not None else None
+
+
+def resolve_token(ctx: Context, token: str) -> TokenHolder | None:
     now = ctx.clock.now()
     with ctx.db.read() as session:
         found = session.execute(
@@ -116,7 +141,7 @@ def user_for_token(ctx: Context, token: str) -> User | None:
     if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_PRECISION:
         with ctx.db.transaction() as session:
             session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-    return user
+    return TokenHolder(user, row.scopes)
 
 
 # Checked when no user has the address, so that a wrong address costs as long as a

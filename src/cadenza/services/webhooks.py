@@ -9,25 +9,28 @@ holds up an email.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import webhooks as rules
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.outbound import AllowList
+from cadenza.services import outbound
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
 from cadenza.store.prepared import Prepared
 
 LEASE = timedelta(minutes=2)  # longer than a POST may take (10 s timeout) by far
-MAX_ERROR = 500
 
 # Read for every event, the engine's sends included: run on the driver's cursor.
 _ACTIVE = Prepared(select(Webhook.id, Webhook.events).where(Webhook.active.is_(True)))
@@ -53,7 +56,7 @@ def create_webhook(
     secret = "whsec_" + secrets.token_urlsafe(32)
     with ctx.db.transaction() as session:
         webhook = Webhook(
-            url=rules.check_url(url),
+            url=_check_url(ctx, url),
             events=rules.check_events(events),
             secret=secret,
             description=description,
@@ -65,6 +68,28 @@ def create_webhook(
         session.flush()
         record(session, ctx, actor_id, "webhook.create", "webhook", webhook.id, {"url": url})
     return webhook, secret
+
+
+def _check_url(ctx: Context, url: str) -> str:
+    """A URL whose host resolves inside (loopback, private, metadata…) is refused now,
+    unless allow-listed; one that does not resolve yet is accepted, since the dispatcher
+    checks the address again before every delivery anyway."""
+    url = rules.check_url(url)
+    parts = urlsplit(url)
+    with contextlib.suppress(outbound.Unresolvable):
+        outbound.webhook_target(parts.hostname, _port(parts), allow_list(ctx))
+    return url
+
+
+def allow_list(ctx: Context) -> AllowList:
+    return AllowList.parse(ctx.settings.outbound_allow)
+
+
+def _port(parts) -> int:
+    try:
+        return parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the URL's port is not a number") from None
 
 
 def list_webhooks(ctx: Context) -> list[Webhook]:
@@ -81,7 +106,7 @@ def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) 
     with ctx.db.transaction() as session:
         webhook = _fetch(session, webhook_id, for_update=True)
         if "url" in changes:
-            webhook.url = rules.check_url(changes["url"])
+            webhook.url = _check_url(ctx, changes["url"])
         if "events" in changes:
             webhook.events = rules.check_events(changes["events"])
         if "description" in changes:
@@ -253,7 +278,7 @@ def record_attempt(
         delivery.attempts += 1
         delivery.locked_until = None
         delivery.last_status_code = status_code
-        delivery.last_error = error[:MAX_ERROR] if error else None
+        delivery.last_error = rules.excerpt(error) if error else None
         session.add(
             WebhookAttempt(
                 delivery_id=delivery_id,

@@ -71,6 +71,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # None: everything its user may do; "events": only POST /api/v1/events (integrations).
+    scopes: Mapped[str | None] = mapped_column(String(200))
 
 
 class Mailbox(Base):
@@ -393,6 +395,8 @@ class EmailEvent(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime]
+    # An admin undid it (posted by mistake): kept for the record, its marks cleared.
+    revoked_at: Mapped[datetime | None]
 
 
 class AppSecret(Base):

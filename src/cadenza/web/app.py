@@ -19,6 +19,7 @@ from cadenza.web.routes import (
     contacts,
     enrollments,
     events,
+    integrations,
     lists,
     mailboxes,
     messages,
@@ -80,7 +81,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
-        records, lists, automation, analytics,
+        records, lists, automation, analytics, integrations,
     )  # fmt: skip
     for module in api_modules:
         router = module.router

@@ -12,10 +12,11 @@ from collections import defaultdict, deque
 
 from fastapi import Depends, Request
 
+from cadenza.domain import token_scopes
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
-from cadenza.services.users import user_for_token
+from cadenza.services.users import resolve_token
 from cadenza.store.models import User
 
 FAILED_ATTEMPTS_ALLOWED = 10
@@ -61,14 +62,19 @@ def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     limiter.check(client)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    user = user_for_token(ctx, token.strip()) if scheme.lower() == "bearer" and token else None
-    if user is None:
+    holder = resolve_token(ctx, token.strip()) if scheme.lower() == "bearer" and token else None
+    if holder is None:
         limiter.failed(client)
         raise CadenzaError(
             ErrorCode.UNAUTHENTICATED,
             "send a valid API token as 'Authorization: Bearer <token>'",
         )
-    return user
+    if not token_scopes.allows(holder.scopes, request.method, request.url.path):
+        raise CadenzaError(
+            ErrorCode.PERMISSION_DENIED,
+            f"this token's scope ({holder.scopes}) does not open {request.url.path}",
+        )
+    return holder.user
 
 
 def writer(user: User = Depends(current_user)) -> User:

@@ -23,7 +23,7 @@ def settings_key(mailbox: Mailbox) -> tuple:
     )
 
 
-def transport_for(mailbox: Mailbox) -> Transport:
+def transport_for(mailbox: Mailbox, *, timeout: float | None = None) -> Transport:
     if mailbox.transport == MailTransport.CAPTURE:
         return CaptureTransport()
     return SmtpTransport(
@@ -33,6 +33,6 @@ def transport_for(mailbox: Mailbox) -> Transport:
             security=mailbox.smtp_security,
             username=mailbox.smtp_username,
             password=mailbox.smtp_password,
-            timeout=SMTP_TIMEOUT_SECONDS,
+            timeout=timeout or SMTP_TIMEOUT_SECONDS,
         )
     )

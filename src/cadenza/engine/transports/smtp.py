@@ -17,7 +17,9 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
+from cadenza.services import outbound
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,30 @@ class _Failed(Exception):
 
 class _StaleConnection(Exception):
     """A reused session turned out dead before any of the message was sent."""
+
+
+class _Pinned:
+    """Connects to the addresses that were checked (services/outbound.py), never to a
+    second lookup of the name; smtplib keeps the name (`_host`) for SNI and the
+    certificate check, in implicit TLS and STARTTLS alike."""
+
+    def __init__(self, target: outbound.Target, *args, **kwargs) -> None:
+        self._target = target
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        sock = outbound.connect(self._target, timeout)
+        if isinstance(self, smtplib.SMTP_SSL):
+            return self.context.wrap_socket(sock, server_hostname=self._host)
+        return sock
+
+
+class _PinnedSMTP(_Pinned, smtplib.SMTP):
+    pass
+
+
+class _PinnedSMTP_SSL(_Pinned, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpTransport:
@@ -196,8 +222,15 @@ class SmtpTransport:
         s = self.settings
         step, smtp = "connect", None
         try:
+            target = outbound.mailbox_target(s.host, s.port, "smtp_host")
+        except CadenzaError as refused:  # the host now resolves to metadata/link-local
+            raise _Failed(DeliveryResult(_AUTH_FAILED, None, refused.message)) from None
+        except outbound.Unresolvable as exc:
+            raise _Failed(DeliveryResult(_TRANSIENT, None, f"connect: {exc}")) from None
+        try:
             if s.security == "tls":
-                smtp = smtplib.SMTP_SSL(
+                smtp = _PinnedSMTP_SSL(
+                    target,
                     s.host,
                     s.port,
                     local_hostname=s.local_hostname,
@@ -205,8 +238,8 @@ class SmtpTransport:
                     context=self._tls_context(),
                 )
             else:
-                smtp = smtplib.SMTP(
-                    s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout
+                smtp = _PinnedSMTP(
+                    target, s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout
                 )
             # The final ".\r\n" is written on its own (see _transmit); with Nagle on it would
             # wait for the server's delayed ACK, ~40 ms per message.
@@ -227,6 +260,8 @@ class SmtpTransport:
         except OSError as exc:  # refused, DNS, TLS handshake/verification, timeouts, 4xx/5xx
             _close_quietly(smtp)
             code = exc.smtp_code if isinstance(exc, smtplib.SMTPResponseException) else None
+            if code is not None and not 200 <= code < 600:
+                raise _Failed(DeliveryResult(_TRANSIENT, None, _not_smtp(step, s))) from exc
             raise _Failed(DeliveryResult(_TRANSIENT, code, _describe(step, exc))) from exc
         log.debug("SMTP session open to %s:%s (%s)", s.host, s.port, s.security)
         self._smtp = smtp
@@ -331,6 +366,13 @@ def _text(reply: bytes | str) -> str:
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", "replace")
     return reply.strip()
+
+
+def _not_smtp(step: str, settings: SmtpSettings) -> str:
+    """What a server that is not an SMTP server said is never repeated: a member could
+    otherwise read an internal service's banner (or more) through a connection test."""
+    where = f"{settings.host}:{settings.port}"
+    return f"{step}: the server at {where} did not answer as an SMTP server"
 
 
 def _describe(step: str, exc: BaseException) -> str:

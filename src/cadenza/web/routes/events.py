@@ -4,9 +4,10 @@ and Postmark's bounce/complaint webhook. Each event is applied once, however oft
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -17,8 +18,9 @@ from cadenza.services import events
 from cadenza.services.context import Context
 from cadenza.services.signals import Outcome
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx, writer
-from cadenza.web.errors import NO_NUL, error_responses
+from cadenza.web.auth import admin, get_ctx, writer
+from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
+from cadenza.web.pagination import DEFAULT_LIMIT, after_id, page
 
 router = APIRouter(tags=["events"])
 
@@ -73,7 +75,11 @@ def post_event(
     body: EventIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> JSONResponse:
     """Records an event and applies the sequence rules: a reply or booked meeting
-    unenrolls, a hard bounce, complaint or unsubscribe also marks the contact."""
+    unenrolls, a hard bounce, complaint or unsubscribe also marks the contact.
+
+    Admins and their integration tokens (scope `events`) may post about any message or
+    contact; a member only about messages sent from their mailboxes and contacts enrolled
+    from them (403 `permission_denied` otherwise)."""
     if len(str(body.data)) > 10_000:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "data is limited to 10,000 characters")
     event = events.ExternalEvent(
@@ -85,7 +91,7 @@ def post_event(
         occurred_at=body.occurred_at,
         data={**body.data, "received_from_user": user.id},
     )
-    return _answer(events.receive(ctx, event))
+    return _answer(events.receive(ctx, event, actor=user))
 
 
 @router.post(
@@ -97,12 +103,14 @@ def post_event(
 )
 def post_postmark(
     payload: dict[str, Any] = Body(..., description="Postmark's Bounce or SpamComplaint JSON"),
-    user: User = Depends(writer),
+    user: User = Depends(admin),
     ctx: Context = Depends(get_ctx),
 ) -> JSONResponse:
     """Postmark's bounce and spam-complaint webhook, as Postmark sends it.
 
-    Configure it in Postmark with a custom header `Authorization: Bearer <token>`.
+    Configure it in Postmark with a custom header `Authorization: Bearer <token>`, the
+    token an admin's integration token (scope `events`): a provider reports on every
+    mailbox, so it speaks with an admin's authority.
     Other record types (deliveries, opens, …) are answered 200 and ignored.
     """
     try:
@@ -116,3 +124,95 @@ def post_postmark(
         )
         return JSONResponse(body.model_dump(), status_code=200)
     return _answer(events.receive_provider(ctx, event, "postmark"))
+
+
+# --- review and undo (admins) --------------------------------------------------------------
+
+
+EventKindName = Literal[
+    "reply", "auto_reply", "meeting_booked", "bounce", "complaint", "unsubscribe", "open", "click"
+]
+
+
+class EventRow(BaseModel):
+    id: int
+    kind: str
+    contact_id: int | None
+    enrollment_id: int | None
+    message_id: int | None = Field(description="The messages row, when the event names one")
+    occurred_at: datetime
+    revoked_at: datetime | None = Field(description="Set when an admin undid the event")
+    source: str | None = Field(description="api, postmark, inbox, link…")
+    unverified: str | None = Field(
+        description="Why an inbound bounce or auto-reply was recorded without acting"
+    )
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    results: list[EventRow]
+    next_cursor: str | None
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(..., min_length=1, max_length=500, pattern=NO_NUL)
+
+
+class RevokedOut(BaseModel):
+    event_id: int
+    contact_id: int | None
+    unsubscribed_cleared: bool = Field(description="The contact may be enrolled again")
+    bounced_cleared: bool
+
+
+def _row(event) -> EventRow:
+    return EventRow(
+        id=event.id,
+        kind=event.kind,
+        contact_id=event.contact_id,
+        enrollment_id=event.enrollment_id,
+        message_id=event.message_id,
+        occurred_at=event.occurred_at,
+        revoked_at=event.revoked_at,
+        source=event.data.get("source"),
+        unverified=event.data.get("unverified"),
+        data=event.data,
+    )
+
+
+@router.get("/events", response_model=EventPage, responses=error_responses(401, 403, 422))
+def list_events(
+    kind: list[EventKindName] | None = Query(None),
+    unverified: bool = Query(False, description="Only inbound signals that changed nothing"),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=200),
+    cursor: str | None = None,
+    user: User = Depends(admin),
+    ctx: Context = Depends(get_ctx),
+) -> dict[str, Any]:
+    """Events newest first, for review: complaints and unsubscribes to check, and the
+    bounces and auto-replies recorded as unverified (they named no message we sent)."""
+    rows = events.list_events(
+        ctx, kinds=kind, unverified=unverified, before_id=after_id(cursor), limit=limit + 1
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return page([_row(e) for e in rows], rows[-1].id if more else None)
+
+
+@router.post(
+    "/events/{event_id}/revoke",
+    response_model=RevokedOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def revoke_event(
+    event_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: RevokeIn,
+    user: User = Depends(admin),
+    ctx: Context = Depends(get_ctx),
+) -> RevokedOut:
+    """Undoes a complaint, unsubscribe or bounce posted by mistake: the event is kept and
+    marked revoked, the contact's mark is cleared unless another such event stands, and
+    the audit log records who and why. Enrollments it ended stay ended."""
+    done = events.revoke(ctx, user, event_id, body.reason)
+    return RevokedOut(**done.__dict__)

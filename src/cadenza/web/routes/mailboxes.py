@@ -15,11 +15,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, St
 from cadenza.domain.delivery import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.engine.transports.check import check_mailbox
+from cadenza.engine.transports.check import ConnectionTests
 from cadenza.services import mailboxes
 from cadenza.services.context import Context
 from cadenza.store.models import Mailbox, User
 from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import page
 
@@ -195,7 +196,7 @@ def create_mailbox(
             ErrorCode.PERMISSION_DENIED, "only admins can create a mailbox for another user"
         )
     data = _plain(body.model_dump(exclude={"owner_id"}))
-    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, **data))
+    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, actor_id=user.id, **data))
 
 
 @router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
@@ -250,17 +251,21 @@ def delete_mailbox(
 @router.post(
     "/mailboxes/{mailbox_id}/test",
     response_model=CheckOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 429),
 )
 def check_connection(
-    mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    mailbox_id: MailboxId,
+    user: User = Depends(writer),
+    ctx: Context = Depends(get_ctx),
+    tests: ConnectionTests = Depends(connection_tests),
 ) -> CheckOut:
     """Logs in with the stored settings and says what the server answered; sends nothing.
 
     The mailbox is left as it is, connected or not: a passing test is a reason to
-    reconnect, and a failing one is not yet a reason to stop its emails.
+    reconnect, and a failing one is not yet a reason to stop its emails. Tests time out
+    after 5 seconds, run at most 4 at once and 6 a minute per user (429 beyond).
     """
-    result = check_mailbox(_visible(ctx, user, mailbox_id))
+    result = tests.run(user.id, _visible(ctx, user, mailbox_id))
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
 

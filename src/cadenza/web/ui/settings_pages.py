@@ -16,11 +16,11 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.transports.base import DeliveryOutcome
-from cadenza.engine.transports.check import check_mailbox
 from cadenza.services import mailboxes, users
 from cadenza.services.context import Context
 from cadenza.store.models import Mailbox, User
 from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
@@ -128,7 +128,7 @@ def test_mailbox(
     ctx: Context = Depends(get_ctx),
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
-    result = check_mailbox(_own_mailbox(ctx, user, mailbox_id))
+    result = connection_tests(request).run(user.id, _own_mailbox(ctx, user, mailbox_id))
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
