@@ -8,7 +8,7 @@ from cadenza.engine.transports.factory import transport_for
 from cadenza.store.models import Mailbox
 
 
-def check_mailbox(mailbox: Mailbox) -> DeliveryResult:
+def check_mailbox(mailbox: Mailbox, password: str | None) -> DeliveryResult:
     """SENT when the server accepts a session with these settings; the reply says why not.
 
     The session is always closed: a check must leave no connection behind on the server,
@@ -16,7 +16,7 @@ def check_mailbox(mailbox: Mailbox) -> DeliveryResult:
     """
     if mailbox.transport == MailTransport.CAPTURE:
         return DeliveryResult(DeliveryOutcome.SENT, 250, "capture transport: nothing to connect to")
-    transport = transport_for(mailbox)
+    transport = transport_for(mailbox, password)
     try:
         return transport.check()
     finally:

@@ -260,7 +260,8 @@ def check_connection(
     The mailbox is left as it is, connected or not: a passing test is a reason to
     reconnect, and a failing one is not yet a reason to stop its emails.
     """
-    result = check_mailbox(_visible(ctx, user, mailbox_id))
+    mailbox = _visible(ctx, user, mailbox_id)
+    result = check_mailbox(mailbox, mailboxes.smtp_password(ctx, mailbox))
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
 

@@ -128,7 +128,8 @@ def test_mailbox(
     ctx: Context = Depends(get_ctx),
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
-    result = check_mailbox(_own_mailbox(ctx, user, mailbox_id))
+    mailbox = _own_mailbox(ctx, user, mailbox_id)
+    result = check_mailbox(mailbox, mailboxes.smtp_password(ctx, mailbox))
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
