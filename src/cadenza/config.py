@@ -65,7 +65,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(part, strict=False)
             except ValueError:
-                raise ValueError(f"trusted_proxies: {part!r} is not an address or network")
+                raise ValueError(f"trusted_proxies: {part!r} is no address or network") from None
         return value
 
     @property

@@ -9,6 +9,7 @@ from cadenza.cli import (
     inbox,
     outbox,
     records,
+    secrets,
     sequences,
     serve,
     tasks,
@@ -40,3 +41,4 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(records.app, name="records")
 app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
+app.add_typer(secrets.app, name="secrets")
