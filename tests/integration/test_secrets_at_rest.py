@@ -25,6 +25,7 @@ from cadenza.web.ui.session import Session, SessionCodec
 
 SMTP_PW = "smtp-Pa55-word-unique-7731"
 IMAP_PW = "imap-Pa55-word-unique-9902"
+HOOK_URL = "https://hooks.example.com/x"
 HOOK_EVENTS = [webhook_rules.EVENT_TYPES[0]]
 
 
@@ -109,8 +110,8 @@ def test_a_password_over_an_unencrypted_connection_goes_only_to_an_allowed_host(
             ctx, local.id, {"smtp_host": "mx.example.com", "smtp_password": "pw"}
         )
     with pytest.raises(CadenzaError):
-        mailboxes.update_mailbox(ctx, local.id, {"imap_host": "imap.example.com",
-                                                  "imap_security": "none", "imap_password": "x"})  # fmt: skip
+        imap = {"imap_host": "imap.example.com", "imap_security": "none", "imap_password": "x"}
+        mailboxes.update_mailbox(ctx, local.id, imap)
     assert mailboxes.get_mailbox(ctx, local.id).smtp_host == "127.0.0.1"  # nothing half-done
 
 
@@ -155,7 +156,7 @@ def _kids(ctx) -> set[str]:
 
 def test_rotating_the_key_file_reseals_everything_and_drops_the_old_key(ctx, world):
     _mailbox(ctx, world)
-    webhooks.create_webhook(ctx, world.user.id, "https://hooks.example.com/x", HOOK_EVENTS)
+    webhooks.create_webhook(ctx, world.user.id, HOOK_URL, HOOK_EVENTS)
     link_key = link_secret(ctx)
     old = keys.keyring(ctx)
     assert _kids(ctx) == {old.current_id}
