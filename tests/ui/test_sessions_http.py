@@ -219,3 +219,14 @@ def test_readyz_says_only_ready_or_not(ctx, tmp_path):
     finally:
         empty.dispose()
     assert response.status_code == 503 and response.json() == {"status": "unavailable"}
+
+
+def test_a_form_repeating_a_field_thousands_of_times_is_refused_not_a_500(ctx, people):
+    ann = Browser(ctx)
+    ann.login("ann@example.com", "ann-secret")
+    token = ann.csrf("/settings")
+    answer = ann.client.post(
+        "/enrollments", data={"action": "pause", "enrollment": [str(i) for i in range(5000)]},
+        headers={"X-CSRF-Token": token}, follow_redirects=False,
+    )  # fmt: skip
+    assert answer.status_code == 400 and "Too many fields" in answer.text
