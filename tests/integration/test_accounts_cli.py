@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -52,3 +54,25 @@ def test_password_change_deactivation_and_token_revocation(cli):
                                                           "ann@example.com")  # fmt: skip
     assert users.user_for_token(ctx, second) is None
     assert "last active admin" in cli("user", "deactivate", "boss@example.com", ok=False)
+
+
+def test_db_upgrade_seals_passwords_an_older_version_stored_in_clear(cli):
+    from sqlalchemy import text, update
+
+    from cadenza.services import mailboxes
+    from cadenza.store.models import Mailbox
+
+    ctx = cli.ctx
+    owner = users.create_user(ctx, "rep@example.com")
+    box = mailboxes.create_mailbox(ctx, owner.id, "rep@example.com", smtp_password="x")
+    with ctx.db.transaction() as session:  # as before sealing existed
+        session.execute(update(Mailbox).values(smtp_password="clear-Old-pw-5521"))
+    assert "1 stored secret(s) sealed" in cli("db", "upgrade")
+    with ctx.db.engine.connect() as connection:
+        raw = repr(connection.execute(text("SELECT * FROM mailboxes")).all())
+    assert "clear-Old-pw-5521" not in raw
+    key_file = os.environ["CADENZA_KEY_FILE"]  # the key the CLI sealed with
+    settings = Settings(database_url=ctx.db.url, key_file=key_file)
+    cli_ctx = Context(db=ctx.db, clock=ctx.clock, settings=settings)
+    stored = mailboxes.get_mailbox(cli_ctx, box.id)
+    assert mailboxes.smtp_password(cli_ctx, stored) == "clear-Old-pw-5521"
