@@ -2,18 +2,33 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: run test install lint format migration screenshots mutation clean
+.PHONY: run test install lock lint format migration screenshots mutation clean
 
-$(STAMP): pyproject.toml
+# Exactly the versions in requirements.lock (what the tests passed with), then Cadenza
+# itself without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve pyproject.toml's ranges in a fresh venv and pin the result (after adding or
+# raising a dependency; commit requirements.lock once `make test` passes with it).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	echo "# Pinned by 'make lock' from pyproject.toml; installed by 'make install'." > $(LOCK)
+	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' >> $(LOCK)
+	rm -rf .lock-venv
 
 run: install
 	$(BIN)/cadenza db upgrade
@@ -56,4 +71,4 @@ migration: install
 	  migrate.revision(Database('sqlite:////tmp/cadenza-migration.db'), '$(MSG)')"
 
 clean:
-	rm -rf $(VENV) .mutation .pytest_cache .ruff_cache .hypothesis build cadenza.db cadenza.db-*
+	rm -rf $(VENV) .lock-venv .mutation .pytest_cache .ruff_cache .hypothesis build cadenza.db cadenza.db-*

@@ -119,8 +119,14 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(database_url="sqlite://", default_timezone="UTC")
+def settings(tmp_path) -> Settings:
+    # A cheap password hash (the knob exists for tests only) and a key file of this test's.
+    return Settings(
+        database_url="sqlite://",
+        default_timezone="UTC",
+        password_hash_cost=4,
+        key_file=str(tmp_path / "cadenza.key"),
+    )
 
 
 @pytest.fixture

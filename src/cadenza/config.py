@@ -1,5 +1,6 @@
 """Settings read from CADENZA_* environment variables (documented in the README)."""
 
+import ipaddress
 from functools import lru_cache
 
 from pydantic import PositiveFloat, PositiveInt, SecretStr, field_validator
@@ -22,11 +23,23 @@ class Settings(BaseSettings):
     cli_user: str | None = None
     # Where recipients reach this server: unsubscribe, open and click links start here.
     public_url: str = "http://127.0.0.1:8000"
-    # Signs those links and the web app's session cookies; when unset, a random key is
-    # generated once and kept in the database (table app_secrets), so every process of
-    # one installation shares it and sessions survive a restart.
+    # The key that seals stored secrets (mailbox passwords, webhook secrets, the key that
+    # signs links and session cookies); when unset, a key file is created once beside the
+    # SQLite database (see services/keys.py and docs/security.md). Never in the database.
     # (a SecretStr: settings printed or logged show it as **********)
     secret_key: SecretStr | None = None
+    # Earlier secret keys, comma-separated: still open what they sealed, during a rotation.
+    old_secret_keys: SecretStr | None = None
+    # Where the key file is when CADENZA_SECRET_KEY is unset (default: beside the database).
+    key_file: str | None = None
+    # scrypt work factor for login passwords: log2 of N (r=8, p=3; 2^15 uses 32 MiB).
+    # TEST-ONLY knob: tests lower it to stay fast. Production keeps the default.
+    password_hash_cost: int = 15
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks).
+    # None by default: the peer address is the client, and nobody can claim another.
+    trusted_proxies: str = ""
+    # Hosts a mailbox may log in to without encryption (comma-separated): a local relay.
+    plain_auth_hosts: str = "localhost,127.0.0.1,::1"
     # An open or click this soon after sending is a scanner's, not a person's.
     open_grace_seconds: int = 60
     # What one template render may use, at save, preview, views and in the worker alike
@@ -68,6 +81,28 @@ class Settings(BaseSettings):
         if any(c.isspace() or c in "<>\"'" for c in value):
             raise ValueError("public_url must not contain spaces, quotes or angle brackets")
         return value
+
+    @field_validator("password_hash_cost")
+    @classmethod
+    def _password_hash_cost(cls, value: int) -> int:
+        if not 4 <= value <= 20:
+            raise ValueError("password_hash_cost must be from 4 to 20")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {part!r} is no address or network") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = filter(None, (p.strip() for p in self.trusted_proxies.split(",")))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts)
 
     @field_validator("secret_key")
     @classmethod

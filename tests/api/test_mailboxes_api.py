@@ -442,6 +442,16 @@ def test_reconnect_lets_the_waiting_email_go(api, ctx, sink, worker, disconnecte
     assert len(sink.messages) == 1
 
 
+@pytest.mark.parametrize(
+    "move", [{"smtp_username": "rep2"}, {"smtp_host": "localhost"}, {"smtp_port": 2526}]
+)
+def test_moving_to_another_server_or_account_clears_the_password(api, disconnected, move):
+    """The password was given for one account on one server: never replayed to another."""
+    path = f"/mailboxes/{disconnected['id']}"
+    assert api.get(path).json()["has_password"] is True
+    assert api.patch(path, json=move).json()["has_password"] is False
+
+
 def test_reconnect_with_a_new_password(api, disconnected):
     path = f"/mailboxes/{disconnected['id']}"
     api.patch(path, json={"smtp_password": None})
@@ -461,9 +471,10 @@ def test_changing_other_fields_leaves_it_disconnected(api, sink, disconnected):
 @pytest.mark.parametrize(
     "changes",
     [
-        {"smtp_username": "rep2"},
+        # a new server or account clears the stored password: it is given again with it
+        {"smtp_username": "rep2", "smtp_password": PASSWORD},
         {"smtp_password": PASSWORD + "-new"},
-        {"smtp_host": "localhost"},
+        {"smtp_host": "localhost", "smtp_password": PASSWORD},
     ],
     ids=["username", "password", "host"],
 )
@@ -474,7 +485,7 @@ def test_changing_credentials_or_host_reconnects(api, ctx, sink, worker, disconn
     assert response.json()["connected"] is True
     assert response.json()["disconnected_reason"] is None
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    if "smtp_password" in changes:  # the server knows only the old one: refused again
+    if changes["smtp_password"] != PASSWORD:  # the server knows only the old one: refused
         assert api.get(path).json()["connected"] is False and sink.messages == []
     else:
         assert len(sink.messages) == 1

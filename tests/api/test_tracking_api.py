@@ -33,8 +33,13 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(database_url="sqlite://", allow_multiple_sequences=True)
+def settings(tmp_path) -> Settings:
+    return Settings(
+        database_url="sqlite://",
+        allow_multiple_sequences=True,
+        password_hash_cost=4,
+        key_file=str(tmp_path / "cadenza.key"),
+    )
 
 
 class Links(HTMLParser):

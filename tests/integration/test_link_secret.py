@@ -1,4 +1,5 @@
-"""The link-signing key: generated once per installation and shared through the database."""
+"""The link-signing key: generated once per installation and shared through the database,
+sealed under a key that is not in it."""
 
 import pytest
 from pydantic import ValidationError
@@ -31,13 +32,16 @@ def test_a_key_created_in_a_transaction_that_rolls_back_is_not_kept(ctx):
     assert link_secret(ctx) != lost
 
 
-def test_a_configured_key_wins_and_is_never_printed(ctx):
+def test_a_configured_key_keeps_signing_links_and_is_stored_sealed_never_printed(ctx):
+    """An installation that set CADENZA_SECRET_KEY signed its links with it: it stays
+    the link key (links already sent keep working), but the database holds it sealed."""
     settings = Settings(database_url="sqlite://", secret_key="k" * 40)
     configured = Context(db=ctx.db, clock=ctx.clock, settings=settings)
     assert link_secret(configured) == b"k" * 40
     assert "k" * 40 not in repr(settings) and "k" * 40 not in str(settings.model_dump())
     with ctx.db.read() as session:
-        assert session.scalar(select(func.count()).select_from(AppSecret)) == 0
+        stored = session.scalar(select(AppSecret.value))
+    assert stored.startswith("sealed:v1:") and "k" * 40 not in stored
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from cadenza.cli import (
     inbox,
     outbox,
     records,
+    secrets,
     sequences,
     serve,
     tasks,
@@ -44,3 +45,4 @@ app.add_typer(events.app, name="events")
 app.add_typer(records.app, name="records")
 app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
+app.add_typer(secrets.app, name="secrets")

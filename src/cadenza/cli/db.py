@@ -6,6 +6,7 @@ import typer
 
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.services.demo import is_empty, load_demo
+from cadenza.services.keys import seal_everything
 from cadenza.store import migrate
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -17,6 +18,9 @@ def upgrade() -> None:
     """Migrate the database to the latest schema (safe to run again)."""
     ctx = make_context()
     migrate.upgrade(ctx.db)
+    sealed = seal_everything(ctx).sealed  # values stored before sealing existed
+    if sealed:
+        console.print(f"{sealed} stored secret(s) sealed")
     console.print(f"database at {ctx.db.engine.url.render_as_string()} is up to date")
 
 

@@ -17,6 +17,7 @@ from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.context import Context
+from cadenza.services.keys import seal_everything
 from cadenza.store import migrate
 from cadenza.web.app import create_app
 
@@ -43,6 +44,7 @@ def serve(
         raise CadenzaError(
             ErrorCode.INVALID_STATE, "the database schema is not current: run `cadenza db upgrade`"
         )
+    seal_everything(ctx)  # clear values left by an older version: sealed before serving
     app = create_app(ctx)
     engine = poller = None
     lock = WorkerLock(ctx.db.url)

@@ -14,7 +14,15 @@ from cadenza.services.mailboxes import (
     reconnect_mailbox,
     update_mailbox,
 )
-from cadenza.services.users import create_token, create_user, find_user_by_email
+from cadenza.services.users import (
+    change_password,
+    create_token,
+    create_user,
+    find_user_by_email,
+    revoke_all_tokens,
+    revoke_token,
+    set_active,
+)
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -48,6 +56,63 @@ def user_create(
         can_enroll=can_enroll,
     )
     console.print(f"user {user.id} created: {user.email} ({user.role})")
+
+
+@user_app.command("password")
+@fails_cleanly
+def user_password(
+    email: str,
+    password: str = typer.Option(
+        ...,
+        prompt="New password",
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="CADENZA_NEW_PASSWORD",
+        help="The new password (prompted; never an argument).",
+    ),
+) -> None:
+    """Set a user's password (whoever runs the CLI administers the installation); every
+    web session of that user ends."""
+    ctx = make_context()
+    user = change_password(ctx, find_user_by_email(ctx, email).id, password)
+    console.print(f"password of {user.email} changed; their sessions are ended")
+
+
+@user_app.command("deactivate")
+@fails_cleanly
+def user_deactivate(email: str) -> None:
+    """No sign-in, no API token, every session ended; their data and history stay."""
+    ctx = make_context()
+    user = set_active(ctx, find_user_by_email(ctx, email).id, False)
+    console.print(f"{user.email} is deactivated")
+
+
+@user_app.command("activate")
+@fails_cleanly
+def user_activate(email: str) -> None:
+    """Let a deactivated user sign in again (their revoked tokens stay revoked)."""
+    ctx = make_context()
+    user = set_active(ctx, find_user_by_email(ctx, email).id, True)
+    console.print(f"{user.email} is active")
+
+
+@token_app.command("revoke")
+@fails_cleanly
+def token_revoke(
+    token_id: int = typer.Argument(None, help="The token to revoke; omit with --all."),
+    all_tokens: bool = typer.Option(False, "--all", help="Every live token of the user."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Revoke an API token of the user (or all of them): it stops working at once."""
+    ctx = make_context()
+    user = acting_user(ctx, as_user)
+    if all_tokens:
+        console.print(f"{revoke_all_tokens(ctx, user.id)} token(s) of {user.email} revoked")
+    elif token_id is not None:
+        revoke_token(ctx, user.id, token_id)
+        console.print(f"token {token_id} revoked")
+    else:
+        raise typer.BadParameter("give a TOKEN_ID or --all")
 
 
 @token_app.command("create")

@@ -12,6 +12,7 @@ from cadenza.cli.common import console, err_console, fails_cleanly, make_context
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
+from cadenza.services.keys import seal_everything
 
 
 @fails_cleanly
@@ -37,6 +38,7 @@ def worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: engine.stop_event.set())
     with WorkerLock(ctx.db.url):
+        seal_everything(ctx)  # clear values left by an older version
         console.print(f"worker {engine.id} running on {ctx.db.engine.url.render_as_string()}")
         if "public_url" not in ctx.settings.model_fields_set:
             err_console.print(

@@ -49,6 +49,11 @@ def parse_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
+# Custom properties are the contact's free-form part: bounded so that one contact (or a
+# CSV of them) cannot fill the database or make every template render slow.
+MAX_PROPERTIES = 100
+MAX_PROPERTY_CHARS = 10_000
+
 _MAX_LENGTHS = {"firstname": 100, "lastname": 100, "company": 200, "jobtitle": 200, "phone": 50}
 
 
@@ -90,8 +95,24 @@ def clean_contact_input(data: dict) -> tuple[dict, dict]:
                 raise CadenzaError(
                     ErrorCode.VALIDATION_ERROR, f"property {key!r} must be text, number or boolean"
                 )
+            if isinstance(value, str) and len(value) > MAX_PROPERTY_CHARS:
+                raise CadenzaError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"property {key[:40]!r} is longer than {MAX_PROPERTY_CHARS} characters",
+                    {"field": key, "limit": MAX_PROPERTY_CHARS},
+                )
             properties[key] = value
+    check_property_count(properties)
     return columns, properties
+
+
+def check_property_count(properties: dict) -> None:
+    if len(properties) > MAX_PROPERTIES:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a contact has at most {MAX_PROPERTIES} custom properties ({len(properties)} given)",
+            {"field": "properties", "limit": MAX_PROPERTIES},
+        )
 
 
 def _clean_field(key: str, value):

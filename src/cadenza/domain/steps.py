@@ -153,10 +153,19 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
     return spec
 
 
+MAX_STEPS = 50  # a cadence, not a program: bounds every projection and preview
+
+
 def parse_steps(items: list[dict[str, Any]]) -> list[StepSpec]:
     """Validates an ordered list of steps; positions are 1-based, in list order."""
     if not isinstance(items, list):
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "steps must be a list")
+    if len(items) > MAX_STEPS:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a sequence has at most {MAX_STEPS} steps ({len(items)} given)",
+            {"field": "steps", "limit": MAX_STEPS},
+        )
     steps = [parse_step(item, index) for index, item in enumerate(items, start=1)]
     for step in steps:
         if step.thread_with_step is None:

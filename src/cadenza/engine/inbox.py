@@ -25,6 +25,7 @@ from cadenza.engine.imap_pinned import PinnedIMAPClient
 from cadenza.services import inbound, outbound
 from cadenza.services.context import Context
 from cadenza.services.inbox_cursors import Cursor, get_cursor, record_error, save_cursor
+from cadenza.services.mailboxes import imap_password
 from cadenza.store.models import Mailbox
 
 log = logging.getLogger("cadenza.inbox")
@@ -50,7 +51,10 @@ class PollResult:
     error: str | None = None
 
 
-def connect(mailbox: Mailbox, ssl_context: ssl.SSLContext | None = None) -> IMAPClient:
+def connect(
+    mailbox: Mailbox, password: str | None, ssl_context: ssl.SSLContext | None = None
+) -> IMAPClient:
+    """`password` is the opened one (services.mailboxes.imap_password): stored sealed."""
     security = SmtpSecurity(mailbox.imap_security)
     context = ssl_context or ssl.create_default_context()
     port = mailbox.imap_port or (993 if security is SmtpSecurity.TLS else 143)
@@ -75,7 +79,7 @@ def connect(mailbox: Mailbox, ssl_context: ssl.SSLContext | None = None) -> IMAP
     try:
         if security is SmtpSecurity.STARTTLS:
             client.starttls(context)
-        client.login(mailbox.imap_username or mailbox.from_email, mailbox.imap_password or "")
+        client.login(mailbox.imap_username or mailbox.from_email, password or "")
     except BaseException:
         logout(client)
         raise
@@ -89,7 +93,7 @@ def poll_mailbox(
     server trouble (the error is kept on the cursor and logged, without credentials)."""
     result = PollResult(mailbox.id)
     try:
-        client = connect(mailbox, ssl_context)
+        client = connect(mailbox, imap_password(ctx, mailbox), ssl_context)
     except FAILURES as exc:
         return _failed(ctx, result, exc)
     try:

@@ -40,6 +40,7 @@ class IdleWatch:
     def __init__(
         self,
         mailbox: Mailbox,
+        password: str | None,
         wake: threading.Event,
         retry_seconds: float,
         ssl_context: ssl.SSLContext | None = None,
@@ -47,6 +48,7 @@ class IdleWatch:
         self.mailbox_id = mailbox.id
         self.key = settings_key(mailbox)
         self._mailbox = mailbox
+        self._password = password
         self._wake = wake
         self._retry = retry_seconds
         self._ssl_context = ssl_context
@@ -73,7 +75,7 @@ class IdleWatch:
             self.stop_event.wait(self._retry)
 
     def _session(self) -> bool:
-        client = connect(self._mailbox, self._ssl_context)
+        client = connect(self._mailbox, self._password, self._ssl_context)
         try:
             if not client.has_capability("IDLE"):
                 return False

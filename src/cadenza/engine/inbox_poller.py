@@ -10,7 +10,7 @@ import threading
 from cadenza.engine.inbox import PollResult, poll_mailbox
 from cadenza.engine.inbox_idle import CHECK_SECONDS, IdleWatch, settings_key
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import mailboxes_with_imap
+from cadenza.services.mailboxes import imap_password, mailboxes_with_imap
 from cadenza.services.signals import resume_due
 
 log = logging.getLogger("cadenza.inbox")
@@ -84,6 +84,11 @@ class InboxPoller:
                 del self._watches[mailbox_id]
         for mailbox_id, mailbox in current.items():
             if mailbox_id not in self._watches:
-                watch = IdleWatch(mailbox, self.wake, retry_seconds=self.interval)
+                watch = IdleWatch(
+                    mailbox,
+                    imap_password(self.ctx, mailbox),
+                    self.wake,
+                    retry_seconds=self.interval,
+                )
                 self._watches[mailbox_id] = watch
                 watch.start()

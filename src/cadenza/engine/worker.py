@@ -36,7 +36,7 @@ from cadenza.services import (
     webhooks,
 )
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import get_mailbox
+from cadenza.services.mailboxes import get_mailbox, smtp_password
 
 log = logging.getLogger("cadenza.worker")
 
@@ -224,7 +224,7 @@ class Worker:
         else:
             if cached is not None:
                 cached[1].close()
-            transport = transport_for(mailbox)
+            transport = transport_for(mailbox, smtp_password(self.ctx, mailbox))
         self._transports[mailbox_id] = (key, transport, time.monotonic())
 
     def _close_idle_transports(self) -> None:

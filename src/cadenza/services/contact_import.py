@@ -177,12 +177,30 @@ def import_contacts(
     return report
 
 
+# Per request (one file): larger imports are split, so one upload cannot hold a worker
+# and the database for minutes, nor a header of thousands of columns become properties.
+MAX_CSV_COLUMNS = 200
+MAX_CSV_ROWS = 100_000
+
+
 def _parse_rows(reader, columns: list[str]) -> list[tuple[int, dict | RowError]]:
+    if len(columns) > MAX_CSV_COLUMNS:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a CSV has at most {MAX_CSV_COLUMNS} columns ({len(columns)} found)",
+            {"limit": MAX_CSV_COLUMNS},
+        )
     rows: list[tuple[int, dict | RowError]] = []
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
+        if len(rows) >= MAX_CSV_ROWS:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"a CSV has at most {MAX_CSV_ROWS} rows per import: split the file",
+                {"limit": MAX_CSV_ROWS},
+            )
         if len(row) != len(columns):
             rows.append(
                 (

@@ -11,7 +11,12 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.domain.contact_fields import clean_contact_input, email_key, normalize_email
+from cadenza.domain.contact_fields import (
+    check_property_count,
+    clean_contact_input,
+    email_key,
+    normalize_email,
+)
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import membership
@@ -35,7 +40,9 @@ def _apply(contact: Contact, columns: dict, properties: dict) -> None:
             contact.email_key = email_key(value) if value else None
     if properties:
         merged = {**(contact.properties or {}), **properties}
-        contact.properties = {k: v for k, v in merged.items() if v is not None}
+        kept = {k: v for k, v in merged.items() if v is not None}
+        check_property_count(kept)  # the contact's total, not only this change's
+        contact.properties = kept
 
 
 def _duplicate(columns: dict) -> CadenzaError:

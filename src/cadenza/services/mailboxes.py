@@ -10,6 +10,7 @@ from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecu
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.keys import open_sealed, seal
 from cadenza.services.lookup import fetch
 from cadenza.services.mailbox_hosts import check_hosts
 from cadenza.services.users import get_user
@@ -62,6 +63,8 @@ def create_mailbox(
     if transport is MailTransport.SMTP and not smtp_host:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
     check_limits(per_minute_limit, daily_limit)
+    check_plain_auth(ctx, smtp_host, str(smtp_security), smtp_username, smtp_password)
+    check_plain_auth(ctx, imap_host, str(imap_security), imap_username, imap_password)
     with ctx.db.transaction() as session:
         get_user(session, owner_id)
         hosts = {"smtp_host": smtp_host, "imap_host": imap_host}
@@ -75,14 +78,14 @@ def create_mailbox(
             smtp_port=smtp_port,
             smtp_security=str(smtp_security),
             smtp_username=smtp_username,
-            smtp_password=smtp_password,
+            smtp_password=seal(ctx, smtp_password, Mailbox, "smtp_password"),
             per_minute_limit=per_minute_limit,
             daily_limit=daily_limit,
             imap_host=imap_host,
             imap_port=imap_port,
             imap_security=str(imap_security),
             imap_username=imap_username,
-            imap_password=imap_password,
+            imap_password=seal(ctx, imap_password, Mailbox, "imap_password"),
             connected=True,
             created_at=ctx.clock.now(),
         )
@@ -119,10 +122,39 @@ def reconnect_mailbox(
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
         if smtp_password is not None:
-            mailbox.smtp_password = smtp_password
+            check_plain_auth(
+                ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.smtp_username, smtp_password
+            )
+            mailbox.smtp_password = seal(ctx, smtp_password, Mailbox, "smtp_password")
         mailbox.connected, mailbox.disconnected_reason = True, None
         record(session, ctx, actor_id, "mailbox.reconnect", "mailbox", mailbox_id)
     return mailbox
+
+
+def smtp_password(ctx: Context, mailbox: Mailbox) -> str | None:
+    """The clear SMTP password, for the transport only: stored sealed, never returned."""
+    return open_sealed(ctx, mailbox.smtp_password, Mailbox, "smtp_password")
+
+
+def imap_password(ctx: Context, mailbox: Mailbox) -> str | None:
+    return open_sealed(ctx, mailbox.imap_password, Mailbox, "imap_password")
+
+
+def check_plain_auth(
+    ctx: Context, host: str | None, security: str, username: str | None, password: str | None
+) -> None:
+    """A password is never sent over an unencrypted connection, except to a host the
+    installation allows (a relay on this machine, by default): on the network anyone
+    on the path would read it."""
+    if security != SmtpSecurity.NONE or not password or not host:
+        return
+    allowed = {h.strip().lower() for h in ctx.settings.plain_auth_hosts.split(",") if h.strip()}
+    if host.strip().lower().strip("[]") not in allowed:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"logging in to {host} without encryption would expose the password: use tls "
+            "or starttls (unencrypted logins are allowed only to CADENZA_PLAIN_AUTH_HOSTS)",
+        )
 
 
 # --- changing and removing mailboxes ----------------------------------------------------
@@ -160,6 +192,12 @@ _NOT_NULL_MAILBOX_FIELDS = frozenset(
 _CONNECTION_FIELDS = frozenset(
     {"transport", "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password"}
 )
+# A password belongs to the server and account it was given for: pointing the mailbox
+# elsewhere clears it, so it is never replayed to a host its owner did not type it for.
+_PASSWORD_BOUND_TO = {
+    "smtp_password": ("smtp_host", "smtp_port", "smtp_username"),
+    "imap_password": ("imap_host", "imap_port", "imap_username"),
+}
 
 
 def update_mailbox(
@@ -195,12 +233,33 @@ def update_mailbox(
         if merged["transport"] == MailTransport.SMTP and not merged["smtp_host"]:
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
         check_limits(merged["per_minute_limit"], merged["daily_limit"])
-        changed = sorted(
-            field for field, value in values.items() if getattr(mailbox, field) != value
-        )
+        changed = [
+            field
+            for field, value in values.items()
+            if field in _PASSWORD_BOUND_TO or getattr(mailbox, field) != value
+        ]
+        for password, bound_to in _PASSWORD_BOUND_TO.items():
+            moved = any(field in changed for field in bound_to)
+            if moved and password not in values and getattr(mailbox, password):
+                values[password] = None
+                changed.append(password)
+        for prefix in ("smtp", "imap"):
+            password = f"{prefix}_password"
+            has_password = values[password] if password in values else merged[password]
+            check_plain_auth(
+                ctx,
+                merged[f"{prefix}_host"],
+                merged[f"{prefix}_security"],
+                merged[f"{prefix}_username"],
+                has_password,
+            )
+        changed.sort()
         check_hosts(ctx, session, actor_id, {f: values[f] for f in changed})
         for field in changed:
-            setattr(mailbox, field, values[field])
+            value = values[field]
+            if field in _PASSWORD_BOUND_TO:
+                value = seal(ctx, value, Mailbox, field)
+            setattr(mailbox, field, value)
         reconnected = not mailbox.connected and bool(_CONNECTION_FIELDS.intersection(changed))
         if reconnected:
             mailbox.connected, mailbox.disconnected_reason = True, None

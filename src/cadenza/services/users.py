@@ -1,9 +1,15 @@
-"""Users, their API tokens and their sending mailboxes."""
+"""Users, their API tokens and passwords, and the sessions made with them.
+
+Every web session carries the user's `session_epoch` from when it was made; raising the
+epoch ends all of them at once (logout, a password or role change, deactivation): the
+cookie stays signed but no longer matches, so a stolen or copied cookie dies too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -12,7 +18,13 @@ from cadenza.domain import token_scopes
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.secrets import hash_password, hash_token, new_api_token, verify_password
+from cadenza.domain.secrets import (
+    hash_password,
+    hash_token,
+    needs_rehash,
+    new_api_token,
+    verify_password,
+)
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -48,7 +60,7 @@ def create_user(
             lastname=lastname,
             role=str(role),
             timezone=timezone,
-            password_hash=hash_password(password) if password else None,
+            password_hash=_hash(ctx, _bounded(password)) if password else None,
             can_enroll=can_enroll,
             created_at=ctx.clock.now(),
         )
@@ -133,7 +145,11 @@ def resolve_token(ctx: Context, token: str) -> TokenHolder | None:
         found = session.execute(
             select(ApiToken, User)
             .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+            .where(
+                ApiToken.token_hash == hash_token(token),
+                ApiToken.revoked_at.is_(None),
+                User.deactivated_at.is_(None),
+            )
         ).first()
     if found is None:
         return None
@@ -144,19 +160,140 @@ def resolve_token(ctx: Context, token: str) -> TokenHolder | None:
     return TokenHolder(user, row.scopes)
 
 
-# Checked when no user has the address, so that a wrong address costs as long as a
-# wrong password and response times do not tell which addresses have accounts.
-_DUMMY_HASH = hash_password("no such user")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte per guess would be a cheap way to load us
+
+
+def _bounded(password: str) -> str:
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a password has at most {MAX_PASSWORD_LENGTH} characters",
+            {"field": "password"},
+        )
+    return password
+
+
+def check_new_password(password: str) -> str:
+    """A changed password: at least MIN_PASSWORD_LENGTH characters. (An admin creating
+    an account may set a shorter first one, which its user then changes.)"""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+            {"field": "password"},
+        )
+    return password
+
+
+def _hash(ctx: Context, password: str) -> str:
+    return hash_password(password, ctx.settings.password_hash_cost)
+
+
+@lru_cache
+def _dummy_hash(cost: int) -> str:
+    """Checked when no user has the address, so that a wrong address costs as long as a
+    wrong password and response times do not tell which addresses have accounts."""
+    return hash_password("no such user", cost)
 
 
 def authenticate(ctx: Context, email: str, password: str) -> User | None:
-    """The user with this email and password, or None (never says which one was wrong)."""
+    """The active user with this email and password, or None (never says which was wrong).
+
+    A hash made with older parameters is replaced by one with the current cost, now that
+    the password is known to be right.
+    """
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return None
+    cost = ctx.settings.password_hash_cost
     with ctx.db.read() as session:
         user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None or not user.password_hash:
-        verify_password(password, _DUMMY_HASH)
+        verify_password(password, _dummy_hash(cost))
         return None
-    return user if verify_password(password, user.password_hash) else None
+    if not verify_password(password, user.password_hash) or user.deactivated_at is not None:
+        return None
+    if needs_rehash(user.password_hash, cost):
+        with ctx.db.transaction() as session:
+            row = fetch(session, User, user.id, for_update=True)
+            row.password_hash = _hash(ctx, password)
+            user = row
+    return user
+
+
+def session_user(ctx: Context, user_id: int, epoch: object) -> User | None:
+    """The user a session cookie names, if that session was not ended since."""
+    user = load_user(ctx, user_id)
+    if user is None or user.deactivated_at is not None or user.session_epoch != epoch:
+        return None
+    return user
+
+
+def end_sessions(ctx: Context, user_id: int, actor_id: int | None = None) -> User:
+    """Ends every web session of this user, everywhere (a sign-out does this)."""
+    with ctx.db.transaction() as session:
+        user = fetch(session, User, user_id, for_update=True)
+        user.session_epoch += 1
+        record(session, ctx, actor_id, "user.sessions_end", "user", user_id)
+    return user
+
+
+def change_password(
+    ctx: Context,
+    user_id: int,
+    new_password: str,
+    *,
+    current_password: str | None = None,
+    actor_id: int | None = None,
+) -> User:
+    """Sets a new password and ends every session made with the old one.
+
+    Users changing their own password give the current one (`current_password`), so a
+    session left open on a shared computer is not enough to take the account over.
+    """
+    check_new_password(new_password)
+    with ctx.db.read() as session:
+        stored = get_user(session, user_id).password_hash
+    if current_password is not None and not verify_password(current_password, stored):
+        raise CadenzaError(
+            ErrorCode.PERMISSION_DENIED, "the current password is not right", {"field": "current"}
+        )
+    new_hash = _hash(ctx, new_password)
+    with ctx.db.transaction() as session:
+        user = fetch(session, User, user_id, for_update=True)
+        user.password_hash = new_hash
+        user.session_epoch += 1
+        record(session, ctx, actor_id, "user.password_change", "user", user_id)
+    return user
+
+
+def set_active(ctx: Context, user_id: int, active: bool, actor_id: int | None = None) -> User:
+    """Deactivates (or reactivates) a user: no sign-in, no token, every session ended.
+    Their data and history stay; the last active admin cannot be deactivated."""
+    with ctx.db.transaction() as session:
+        user = fetch(session, User, user_id, for_update=True)
+        if active and user.deactivated_at is not None:
+            user.deactivated_at = None
+        elif not active and user.deactivated_at is None:
+            if user.role == UserRole.ADMIN and _active_admins(session) <= 1:
+                raise CadenzaError(
+                    ErrorCode.INVALID_STATE, "the last active admin cannot be deactivated"
+                )
+            user.deactivated_at = ctx.clock.now()
+            user.session_epoch += 1
+        else:
+            return user
+        action = "user.activate" if active else "user.deactivate"
+        record(session, ctx, actor_id, action, "user", user_id)
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == str(UserRole.ADMIN), User.deactivated_at.is_(None))
+    )
 
 
 def list_users(ctx: Context) -> list[User]:
@@ -183,17 +320,13 @@ def update_user(
             ) from None
     with ctx.db.transaction() as session:
         user = fetch(session, User, user_id, for_update=True)
-        if role is not None and role != UserRole.ADMIN and user.role == UserRole.ADMIN:
-            admins = session.scalar(
-                select(func.count()).select_from(User).where(User.role == str(UserRole.ADMIN))
-            )
-            if admins <= 1:
-                raise CadenzaError(
-                    ErrorCode.INVALID_STATE, "the last admin cannot stop being an admin"
-                )
+        demoted = role is not None and role != UserRole.ADMIN and user.role == UserRole.ADMIN
+        if demoted and user.deactivated_at is None and _active_admins(session) <= 1:
+            raise CadenzaError(ErrorCode.INVALID_STATE, "the last admin cannot stop being an admin")
         changes = {}
-        if role is not None:
+        if role is not None and user.role != str(role):
             user.role = changes["role"] = str(role)
+            user.session_epoch += 1  # sessions made under the old role end
         if can_enroll is not None:
             user.can_enroll = changes["can_enroll"] = bool(can_enroll)
         record(session, ctx, actor_id, "user.update", "user", user_id, changes)
@@ -210,13 +343,32 @@ def list_tokens(ctx: Context, user_id: int) -> list[ApiToken]:
         )
 
 
-def revoke_token(ctx: Context, user_id: int, token_id: int) -> ApiToken:
-    """Someone else's token answers as a missing one: token ids reveal nothing."""
+def revoke_token(
+    ctx: Context, user_id: int, token_id: int, actor_id: int | None = None
+) -> ApiToken:
+    """Someone else's token answers as a missing one: token ids reveal nothing. An admin
+    revokes another user's token by naming that user (`actor_id` is the admin)."""
     with ctx.db.transaction() as session:
         token = session.get(ApiToken, token_id, with_for_update=True)
         if token is None or token.user_id != user_id:
             raise CadenzaError(ErrorCode.NOT_FOUND, f"token {token_id} does not exist")
         if token.revoked_at is None:
             token.revoked_at = ctx.clock.now()
-            record(session, ctx, user_id, "token.revoke", "api_token", token_id)
+            actor = user_id if actor_id is None else actor_id
+            record(session, ctx, actor, "token.revoke", "api_token", token_id)
     return token
+
+
+def revoke_all_tokens(ctx: Context, user_id: int, actor_id: int | None = None) -> int:
+    """Revokes every live token of a user (an admin's brake on a lost laptop); how many."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        get_user(session, user_id)
+        revoked = session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+        data = {"count": revoked}
+        record(session, ctx, actor_id, "token.revoke_all", "user", user_id, data)
+    return revoked

@@ -27,6 +27,7 @@ from cadenza.domain.outbound import AllowList
 from cadenza.services import outbound
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.keys import open_sealed, seal
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
 from cadenza.store.prepared import Prepared
 
@@ -58,7 +59,7 @@ def create_webhook(
         webhook = Webhook(
             url=_check_url(ctx, url),
             events=rules.check_events(events),
-            secret=secret,
+            secret=seal(ctx, secret, Webhook, "secret"),
             description=description,
             active=True,
             created_by_id=actor_id,
@@ -254,7 +255,8 @@ def claim_due(ctx: Context, limit: int = 50) -> list[DueDelivery]:
             body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
             due.append(
                 DueDelivery(
-                    delivery.id, url, secret, delivery.event_id, delivery.event_type, body,
+                    delivery.id, url, open_sealed(ctx, secret, Webhook, "secret"),
+                    delivery.event_id, delivery.event_type, body,
                     delivery.attempts + 1,
                 )
             )  # fmt: skip

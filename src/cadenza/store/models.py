@@ -38,6 +38,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Sealed values (services/keys.py) are longer than the clear text: Text on PostgreSQL;
+# SQLite never enforces a length, so its columns keep their declared one (no rebuild).
+_SEALED_500 = String(500).with_variant(Text(), "postgresql")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
@@ -56,6 +61,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     daily_enrollment_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    # Each session cookie carries the epoch it was made in; raising it ends them all.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    deactivated_at: Mapped[datetime | None]
 
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="owner")
 
@@ -87,16 +95,16 @@ class Mailbox(Base):
     smtp_port: Mapped[int | None] = mapped_column(Integer)
     smtp_security: Mapped[str] = mapped_column(String(20), default="starttls")
     smtp_username: Mapped[str | None] = mapped_column(String(320))
-    # A secret the worker must replay to the server, so it cannot be hashed; never
-    # returned by the API nor logged (the repr of this model leaves it out).
-    smtp_password: Mapped[str | None] = mapped_column(String(500))
+    # A secret the worker must replay to the server, so it cannot be hashed: stored
+    # sealed (services/keys.py), never returned by the API nor logged.
+    smtp_password: Mapped[str | None] = mapped_column(_SEALED_500)
     # Where replies and bounces arrive (optional): the inbox poller reads it over IMAP.
     imap_host: Mapped[str | None] = mapped_column(String(255))
     imap_port: Mapped[int | None] = mapped_column(Integer)
     imap_security: Mapped[str] = mapped_column(String(20), default="tls", server_default="tls")
     imap_username: Mapped[str | None] = mapped_column(String(320))
     # Like smtp_password: replayed to the server, so stored, and never returned or logged.
-    imap_password: Mapped[str | None] = mapped_column(String(500))
+    imap_password: Mapped[str | None] = mapped_column(_SEALED_500)
     per_minute_limit: Mapped[int] = mapped_column(Integer, default=10)
     daily_limit: Mapped[int] = mapped_column(Integer, default=1000)
     connected: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -406,8 +414,21 @@ class AppSecret(Base):
     __tablename__ = "app_secrets"
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(String(200).with_variant(Text(), "postgresql"))  # sealed
     created_at: Mapped[datetime]
+
+
+class LoginFailure(Base):
+    """One failed sign-in: the brake counts these per account and client address, in the
+    database so that it holds across processes and restarts."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key", "account", "address", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(index=True)
 
 
 class InboxCursor(Base):
@@ -453,7 +474,7 @@ class Webhook(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[Any]] = mapped_column()
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(String(100).with_variant(Text(), "postgresql"))  # sealed
     description: Mapped[str] = mapped_column(String(200), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

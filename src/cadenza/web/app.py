@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import logging
+
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cadenza import __version__
 from cadenza.domain.errors import ErrorCode
 from cadenza.services.context import Context
 from cadenza.store import migrate
 from cadenza.web import api_docs, errors, ui
-from cadenza.web.auth import FailedLogins
 from cadenza.web.routes import (
     analytics,
     automation,
@@ -30,21 +32,96 @@ from cadenza.web.routes import (
     webhooks,
 )
 
+log = logging.getLogger("cadenza.web")
+
 MAX_BODY_BYTES = 25 * 1024 * 1024  # a CSV import is the largest body we accept
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuses a body announced as too large before reading it (413, in our error format)."""
+class _BodyTooLarge(Exception):
+    pass
 
-    async def dispatch(self, request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return errors.error_response(
-                413,
-                ErrorCode.BODY_TOO_LARGE,
-                f"request bodies are limited to {MAX_BODY_BYTES // (1024 * 1024)} MB",
-            )
-        return await call_next(request)
+
+class BodyLimit:
+    """Refuses a body larger than MAX_BODY_BYTES with 413, in our error format.
+
+    Counts the bytes actually received, not the Content-Length a client announces: a
+    chunked body has none, and a lying one could announce little and send a lot. An
+    announced length over the limit is refused before anything is read. When the limit
+    is passed mid-stream, reading stops, and whatever the app would answer to a body it
+    never got whole is replaced by the 413. (Pure ASGI: a BaseHTTPMiddleware would read
+    the body through its own wrapper.)
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        exceeded = started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = errors.error_response(
+            413,
+            ErrorCode.BODY_TOO_LARGE,
+            f"request bodies are limited to {self.limit // (1024 * 1024)} MB",
+        )
+        await response(scope, receive, send)
+
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+class StrictTransport:
+    """Over https, every answer tells browsers to use https only from now on (HSTS).
+    Not over http: a plain-http installation (a laptop) would lock its browsers out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_hsts(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("strict-transport-security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, with_hsts)
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -57,8 +134,8 @@ def create_app(ctx: Context) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
-    app.state.failed_logins = FailedLogins()
     app.add_middleware(BodyLimit)
+    app.add_middleware(StrictTransport)
     errors.install(app)
 
     @app.get("/healthz", tags=["health"])
@@ -68,15 +145,18 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     def readyz():
-        """Readiness: the database answers and its schema is current."""
+        """Readiness: the database answers and its schema is current. Anyone may ask, so
+        the answer says only ready or not; why not is in the server's log."""
         try:
             with ctx.db.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             current = migrate.is_current(ctx.db)
         except Exception as exc:  # any failure to reach the database means "not ready"
-            return JSONResponse({"status": "unavailable", "reason": str(exc)[:200]}, 503)
+            log.warning("not ready: the database does not answer (%s)", type(exc).__name__)
+            return JSONResponse({"status": "unavailable"}, 503)
         if not current:
-            return JSONResponse({"status": "unavailable", "reason": "migrations pending"}, 503)
+            log.warning("not ready: migrations pending (run `cadenza db upgrade`)")
+            return JSONResponse({"status": "unavailable"}, 503)
         return {"status": "ready"}
 
     api_modules = (

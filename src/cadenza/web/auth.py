@@ -1,4 +1,4 @@
-"""Bearer-token authentication, roles, and a brake on guessing tokens.
+"""Bearer-token authentication, roles, the client's address, and a brake on guessing tokens.
 
 Roles: `admin` may do everything; `member` works with their own mailboxes and
 enrolls when granted the enroll permission; `viewer` only reads.
@@ -6,50 +6,52 @@ enrolls when granted the enroll permission; `viewer` only reads.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
+import ipaddress
 
 from fastapi import Depends, Request
 
+from cadenza.config import Settings
 from cadenza.domain import token_scopes
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services import login_brake
 from cadenza.services.context import Context
 from cadenza.services.users import resolve_token
 from cadenza.store.models import User
 
-FAILED_ATTEMPTS_ALLOWED = 10
-FAILED_ATTEMPTS_WINDOW = 60.0  # seconds
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The client's address: the peer's, unless the peer is a proxy the settings trust,
+    in which case the nearest address in X-Forwarded-For that is not a trusted proxy.
+
+    No proxy is trusted by default: otherwise any client could name any address in the
+    header and walk around the failed-login brake.
+    """
+    peer = request.client.host if request.client else "unknown"
+    trusted = settings.trusted_proxy_networks
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _within(hop, trusted):
+            return hop if _is_address(hop) else peer
+    return peer
 
 
-class FailedLogins:
-    """Per client address: more than N failed authentications in a minute → 429."""
+def _within(address: str, networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
 
-    def check(self, client: str) -> None:
-        with self._lock:
-            recent = self._recent(client)
-            if len(recent) >= FAILED_ATTEMPTS_ALLOWED:
-                raise CadenzaError(
-                    ErrorCode.TOO_MANY_ATTEMPTS,
-                    "too many failed authentication attempts: wait a minute",
-                    {"retry_after_seconds": int(FAILED_ATTEMPTS_WINDOW)},
-                )
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            self._recent(client).append(time.monotonic())
-
-    def _recent(self, client: str) -> deque[float]:
-        failures = self._failures[client]
-        horizon = time.monotonic() - FAILED_ATTEMPTS_WINDOW
-        while failures and failures[0] < horizon:
-            failures.popleft()
-        return failures
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def get_ctx(request: Request) -> Context:
@@ -57,14 +59,17 @@ def get_ctx(request: Request) -> Context:
 
 
 def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
-    limiter: FailedLogins = request.app.state.failed_logins
-    client = request.client.host if request.client else "unknown"
-    limiter.check(client)
+    """The token's user. A wrong token counts against the client's address; a valid one
+    is always accepted (see services/login_brake.py for why)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    holder = resolve_token(ctx, token.strip()) if scheme.lower() == "bearer" and token else None
+    presented = scheme.lower() == "bearer" and bool(token.strip())
+    holder = resolve_token(ctx, token.strip()) if presented else None
     if holder is None:
-        limiter.failed(client)
+        if presented:
+            address = client_address(request, ctx.settings)
+            login_brake.check(ctx, login_brake.API_TOKEN_ACCOUNT, address)
+            login_brake.failed(ctx, login_brake.API_TOKEN_ACCOUNT, address)
         raise CadenzaError(
             ErrorCode.UNAUTHENTICATED,
             "send a valid API token as 'Authorization: Bearer <token>'",

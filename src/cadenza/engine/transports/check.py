@@ -14,7 +14,9 @@ from cadenza.engine.transports.factory import transport_for
 from cadenza.store.models import Mailbox
 
 
-def check_mailbox(mailbox: Mailbox, *, timeout: float | None = None) -> DeliveryResult:
+def check_mailbox(
+    mailbox: Mailbox, password: str | None, *, timeout: float | None = None
+) -> DeliveryResult:
     """SENT when the server accepts a session with these settings; the reply says why not.
 
     The session is always closed: a check must leave no connection behind on the server,
@@ -22,7 +24,7 @@ def check_mailbox(mailbox: Mailbox, *, timeout: float | None = None) -> Delivery
     """
     if mailbox.transport == MailTransport.CAPTURE:
         return DeliveryResult(DeliveryOutcome.SENT, 250, "capture transport: nothing to connect to")
-    transport = transport_for(mailbox, timeout=timeout)
+    transport = transport_for(mailbox, password, timeout=timeout)
     try:
         return transport.check()
     finally:
@@ -50,7 +52,7 @@ class ConnectionTests:
         self._lock = threading.Lock()
         self._started: dict[int, deque[datetime]] = defaultdict(deque)
 
-    def run(self, user_id: int, mailbox: Mailbox) -> DeliveryResult:
+    def run(self, user_id: int, mailbox: Mailbox, password: str | None) -> DeliveryResult:
         self._count(user_id)
         if not self._pool.acquire(blocking=False):
             raise CadenzaError(
@@ -59,7 +61,7 @@ class ConnectionTests:
                 {"retry_after_seconds": int(CHECK_TIMEOUT_SECONDS)},
             )
         try:
-            return check_mailbox(mailbox, timeout=CHECK_TIMEOUT_SECONDS)
+            return check_mailbox(mailbox, password, timeout=CHECK_TIMEOUT_SECONDS)
         finally:
             self._pool.release()
 

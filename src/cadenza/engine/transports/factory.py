@@ -23,7 +23,10 @@ def settings_key(mailbox: Mailbox) -> tuple:
     )
 
 
-def transport_for(mailbox: Mailbox, *, timeout: float | None = None) -> Transport:
+def transport_for(
+    mailbox: Mailbox, password: str | None, *, timeout: float | None = None
+) -> Transport:
+    """`password` is the opened one (services.mailboxes.smtp_password): stored sealed."""
     if mailbox.transport == MailTransport.CAPTURE:
         return CaptureTransport()
     return SmtpTransport(
@@ -32,7 +35,7 @@ def transport_for(mailbox: Mailbox, *, timeout: float | None = None) -> Transpor
             port=mailbox.smtp_port or (465 if mailbox.smtp_security == "tls" else 587),
             security=mailbox.smtp_security,
             username=mailbox.smtp_username,
-            password=mailbox.smtp_password,
+            password=password,
             timeout=timeout or SMTP_TIMEOUT_SECONDS,
         )
     )

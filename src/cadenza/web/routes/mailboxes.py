@@ -265,7 +265,8 @@ def check_connection(
     reconnect, and a failing one is not yet a reason to stop its emails. Tests time out
     after 5 seconds, run at most 4 at once and 6 a minute per user (429 beyond).
     """
-    result = tests.run(user.id, _visible(ctx, user, mailbox_id))
+    mailbox = _visible(ctx, user, mailbox_id)
+    result = tests.run(user.id, mailbox, mailboxes.smtp_password(ctx, mailbox))
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
 

@@ -1,4 +1,4 @@
-"""Signing in and out with email and password, behind the API's failed-login brake."""
+"""Signing in and out with email and password, behind the failed-login brake."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.services import login_brake
 from cadenza.services.context import Context
-from cadenza.services.users import authenticate
-from cadenza.web.auth import FailedLogins, get_ctx
+from cadenza.services.users import authenticate, end_sessions, session_user
+from cadenza.web.auth import client_address, get_ctx
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, local_path, session_of, signed_in_user
 
@@ -33,18 +34,17 @@ def login(
     next: str = Form("/"),
     ctx: Context = Depends(get_ctx),
 ):
-    limiter: FailedLogins = request.app.state.failed_logins
-    client = request.client.host if request.client else "unknown"
+    address = client_address(request, ctx.settings)
     target = local_path(next)
     try:
-        limiter.check(client)
+        login_brake.check(ctx, email, address)
     except CadenzaError as exc:
         return render(
             request, "login.html", status_code=429, next=target, email=email, error=exc.message
         )
     user = authenticate(ctx, email, password) if email and password else None
     if user is None:
-        limiter.failed(client)
+        login_brake.failed(ctx, email, address)
         return render(
             request,
             "login.html",
@@ -53,11 +53,18 @@ def login(
             email=email,
             error="wrong email or password",
         )
+    login_brake.succeeded(ctx, email, address)
     session_of(request).sign_in(user)
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request):
-    session_of(request).sign_out()
+def logout(request: Request, ctx: Context = Depends(get_ctx)):
+    """Ends this user's sessions everywhere, not only this browser's: a cookie copied
+    off this machine is ended too."""
+    session = session_of(request)
+    uid = session.data.get("uid")
+    if isinstance(uid, int) and session_user(ctx, uid, session.data.get("epoch")) is not None:
+        end_sessions(ctx, uid, actor_id=uid)
+    session.sign_out()
     return RedirectResponse("/login", status_code=303)

@@ -1,10 +1,11 @@
 """The browser session: a signed cookie, the signed-in user, and CSRF protection.
 
-The session lives entirely in the cookie (no table): `{"csrf": ..., "uid": ..., "pw": ...}`
-signed with itsdangerous and timestamped, so it cannot be forged and expires after
-SESSION_MAX_AGE. `pw` is a fingerprint of the user's password hash: changing the
-password ends every session made with the old one. The cookie is HttpOnly,
-SameSite=Lax, and Secure whenever the request came over https.
+The session lives in the cookie: `{"csrf": ..., "uid": ..., "epoch": ...}` signed with
+itsdangerous and timestamped, so it cannot be forged and expires after SESSION_MAX_AGE.
+`epoch` is the user's session epoch when it was made: signing out, a password or role
+change and deactivation raise it (services/users.py), which ends every session of that
+user at once, a copied cookie included. The cookie is HttpOnly, SameSite=Lax, and
+Secure whenever the request came over https.
 
 CSRF: a synchronizer token kept in the session; every form carries it in a hidden
 `csrf_token` field and htmx sends it as `X-CSRF-Token` (set once on <body>). Every
@@ -14,7 +15,6 @@ unsafe method on a UI route is refused without a matching token, logged in or no
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
-from cadenza.services.users import load_user
+from cadenza.services.users import session_user
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx
 
@@ -55,17 +55,13 @@ class Session:
         self.data = {
             "csrf": secrets.token_urlsafe(32),
             "uid": user.id,
-            "pw": password_fingerprint(user),
+            "epoch": user.session_epoch,
         }
         self.changed = True
 
     def sign_out(self) -> None:
         self.data = {"csrf": secrets.token_urlsafe(32)}
         self.changed = True
-
-
-def password_fingerprint(user: User) -> str:
-    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
 
 
 class SessionCodec:
@@ -114,10 +110,9 @@ def login_url(next_path: str) -> str:
 
 def signed_in_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     session = session_of(request)
-    user = load_user(ctx, session.data["uid"]) if isinstance(session.data.get("uid"), int) else None
-    if user is None or not hmac.compare_digest(
-        session.data.get("pw", ""), password_fingerprint(user)
-    ):
+    uid = session.data.get("uid")
+    user = session_user(ctx, uid, session.data.get("epoch")) if isinstance(uid, int) else None
+    if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
     request.state.ui_user = user

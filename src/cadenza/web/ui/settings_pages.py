@@ -1,5 +1,5 @@
-"""Settings: mailboxes (add, edit, test the connection, reconnect, limits), users and
-roles (admins), and the signed-in user's API tokens.
+"""Settings: mailboxes (add, edit, test the connection, reconnect, limits), users, roles,
+deactivation and token revocation (admins), the signed-in user's password and API tokens.
 
 Each form posts to its own route and the page comes back with that form's outcome next
 to it. An SMTP password is write-only: the page never shows it, and a blank password
@@ -24,7 +24,13 @@ from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_admin, ui_writer
+from cadenza.web.ui.session import (
+    check_csrf,
+    session_of,
+    signed_in_user,
+    ui_admin,
+    ui_writer,
+)
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -128,7 +134,10 @@ def test_mailbox(
     ctx: Context = Depends(get_ctx),
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
-    result = connection_tests(request).run(user.id, _own_mailbox(ctx, user, mailbox_id))
+    mailbox = _own_mailbox(ctx, user, mailbox_id)
+    result = connection_tests(request).run(
+        user.id, mailbox, mailboxes.smtp_password(ctx, mailbox)
+    )
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
@@ -192,6 +201,54 @@ async def change_user(
     return _page(request, ctx, admin, notices={f"user-{user_id}": "Saved."})
 
 
+@router.post("/settings/users/{user_id}/active")
+async def activate_user(
+    request: Request,
+    user_id: int = Path(ge=1, le=MAX_ID),
+    admin: User = Depends(ui_admin),
+    ctx: Context = Depends(get_ctx),
+):
+    """Deactivate (no sign-in, no token, sessions ended) or reactivate a user."""
+    active = (await request.form()).get("active") == "yes"
+    try:
+        users.set_active(ctx, user_id, active, actor_id=admin.id)
+    except CadenzaError as exc:
+        return _refused(request, ctx, admin, f"user-{user_id}", exc)
+    notice = "Reactivated." if active else "Deactivated: signed out everywhere."
+    return _page(request, ctx, admin, notices={f"user-{user_id}": notice})
+
+
+@router.post("/settings/users/{user_id}/revoke-tokens")
+def revoke_user_tokens(
+    request: Request,
+    user_id: int = Path(ge=1, le=MAX_ID),
+    admin: User = Depends(ui_admin),
+    ctx: Context = Depends(get_ctx),
+):
+    revoked = users.revoke_all_tokens(ctx, user_id, actor_id=admin.id)
+    return _page(request, ctx, admin, notices={f"user-{user_id}": f"{revoked} token(s) revoked."})
+
+
+@router.post("/settings/password")
+async def change_password(
+    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+):
+    """Ends every other session; this one is signed in again with the new password."""
+    form = await request.form()
+    new = str(form.get("new_password", ""))
+    try:
+        if new != str(form.get("confirm_password", "")):
+            raise FormError("confirm_password", "the two new passwords differ")
+        changed = users.change_password(
+            ctx, user.id, new, current_password=str(form.get("current_password", "")),
+            actor_id=user.id,
+        )  # fmt: skip
+    except (CadenzaError, FormError) as exc:
+        return _refused(request, ctx, user, "password", exc)
+    session_of(request).sign_in(changed)
+    return _page(request, ctx, changed, notices={"password": "Password changed."})
+
+
 @router.post("/settings/tokens")
 async def new_token(
     request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
@@ -201,7 +258,9 @@ async def new_token(
         error = FormError("name", "give the token a name of at most 100 characters")
         return _refused(request, ctx, user, "token", error)
     issued = users.create_token(ctx, user.id, name)
-    return _page(request, ctx, user, new_token=issued.token)
+    page = _page(request, ctx, user, new_token=issued.token)
+    page.headers["Cache-Control"] = "no-store"  # the token must not stay in any cache
+    return page
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
