@@ -189,3 +189,13 @@ def test_bad_revokes_are_refused(api, ctx, sent, body, status, code):
     assert_error(
         api.post("/events/999999/revoke", json={"reason": "x"}, role="admin"), 404, "not_found"
     )
+
+
+def test_an_integration_token_feeds_the_postmark_webhook(api, ctx, sent):
+    token = api.post("/integration-tokens", json={"name": "postmark"}, role="admin").json()
+    headers = {"Authorization": f"Bearer {token['token']}"}
+    ann, enrollment_id, _ = sent["ann"]
+    body = {"RecordType": "SpamComplaint", "ID": 7, "Type": "SpamComplaint", "Email": ann.email}
+    posted = api.client.post("/api/v1/events/postmark", json=body, headers=headers)
+    assert posted.status_code == 201 and posted.json()["unenrolled"] == [enrollment_id]
+    assert contact(ctx, ann.id).unsubscribed_at is not None
