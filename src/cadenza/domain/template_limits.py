@@ -323,7 +323,7 @@ def _check_center(args: dict[str, Any]) -> None:
 def _check_indent(args: dict[str, Any]) -> None:
     width, text = args.get("width"), args.get("s")
     current = budget()
-    current.number("indent's width", width)
+    # a width may be a number of spaces or the string to indent with
     pad = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
     current.number("indent's width", pad)
     if isinstance(text, str):
