@@ -265,3 +265,15 @@ def test_cli_rotate_reseals(database, tmp_path, monkeypatch, clock, settings):
     assert result.exit_code == 0, result.output
     assert "2 secret(s) re-sealed" in result.output
     assert keys.keyring(own).current_id != before
+
+
+def test_a_stored_password_is_not_handed_out_for_an_unencrypted_remote_login(ctx, world):
+    """A mailbox saved before the rule (or since the allow-list shrank) sends no password."""
+    local = mailboxes.create_mailbox(
+        ctx, world.user.id, "relay@example.com", transport="smtp", smtp_host="127.0.0.1",
+        smtp_security="none", smtp_username="rep", smtp_password=SMTP_PW,
+    )  # fmt: skip
+    assert mailboxes.smtp_password(ctx, local) == SMTP_PW
+    stricter = ctx.settings.model_copy(update={"plain_auth_hosts": "relay.internal"})
+    strict = Context(db=ctx.db, clock=ctx.clock, settings=stricter)
+    assert mailboxes.smtp_password(strict, mailboxes.get_mailbox(ctx, local.id)) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -15,6 +17,8 @@ from cadenza.services.lookup import fetch
 from cadenza.services.mailbox_hosts import check_hosts
 from cadenza.services.users import get_user
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
+
+log = logging.getLogger("cadenza.mailboxes")
 
 # Defaults follow HubSpot (10 per minute, 1,000 per rolling day); a self-hosted relay
 # may allow far more, so the ceilings are high and the choice is the admin's.
@@ -132,12 +136,28 @@ def reconnect_mailbox(
 
 
 def smtp_password(ctx: Context, mailbox: Mailbox) -> str | None:
-    """The clear SMTP password, for the transport only: stored sealed, never returned."""
+    """The clear SMTP password, for the transport only: stored sealed, never returned.
+    None for an unencrypted connection to a host not allowed one (a mailbox saved before
+    that rule, or since the allow-list shrank): the server then refuses the login,
+    which is better than the password crossing the network in clear."""
+    if not _may_log_in(ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.id):
+        return None
     return open_sealed(ctx, mailbox.smtp_password, Mailbox, "smtp_password")
 
 
 def imap_password(ctx: Context, mailbox: Mailbox) -> str | None:
+    if not _may_log_in(ctx, mailbox.imap_host, mailbox.imap_security, mailbox.id):
+        return None
     return open_sealed(ctx, mailbox.imap_password, Mailbox, "imap_password")
+
+
+def _may_log_in(ctx: Context, host: str | None, security: str, mailbox_id: int) -> bool:
+    try:
+        check_plain_auth(ctx, host, security, None, "password")
+    except CadenzaError:
+        log.warning("mailbox %s: no password sent to %s without encryption", mailbox_id, host)
+        return False
+    return True
 
 
 def check_plain_auth(
