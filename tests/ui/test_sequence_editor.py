@@ -66,3 +66,31 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx):
         "email",
         "email",
     ]
+
+
+def test_saving_unchanged_keeps_every_field_the_api_set(tab, demo_server, server_ctx):
+    """Issue 11 item 1: open the editor, press Save, and nothing the API set is lost."""
+    from cadenza.services.users import create_token, find_user_by_email
+    from tests.support.full_sequence import (
+        FULL_SEQUENCE,
+        assert_every_field_set,
+        without_volatile,
+    )
+
+    rep = find_user_by_email(server_ctx, "rep@example.com")
+    api = demo_server.client(create_token(server_ctx, rep.id, "round trip").token)
+    created = api.post("/api/v1/sequences", json=FULL_SEQUENCE)
+    assert created.status_code == 201, created.text
+    before = api.get(f"/api/v1/sequences/{created.json()['id']}").json()
+    assert_every_field_set(before)
+
+    page = tab.page
+    tab.login(path=f"/sequences/{before['id']}/edit")
+    page.wait_for_selector(".step-preview")
+    page.click("#sequence-editor summary")
+    tab.shot("every-setting")
+    page.click("#save-sequence")
+    page.wait_for_url(tab.url(f"/sequences/{before['id']}"))
+
+    after = api.get(f"/api/v1/sequences/{before['id']}").json()
+    assert without_volatile(after) == without_volatile(before)
