@@ -137,3 +137,16 @@ def test_analytics_and_events_from_the_command_line(demo):
     events = demo("enrollments", "events", enrollment_id, "--tz", "Europe/Rome")
     assert "enrolled" in events and re.search(r"\bCES?T\b", events)  # Rome, in any season
     assert "sequence_not_found" in demo("sequences", "analytics", 999, ok=False)
+
+
+def test_archive_and_unarchive_from_the_command_line(demo):
+    """Issue 11 item 4: an archived sequence is listed under --archived and comes back."""
+    assert "archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL)
+    assert "Webinar invite" not in demo("sequences", "list")
+    assert "Webinar invite" in demo("sequences", "list", "--archived")
+    assert "unarchive 3" in demo("sequences", "show", 3)
+    assert "sequence_archived" in demo("enroll", 3, 1, ok=False)
+    assert "sequence_archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL, ok=False)
+    assert "unarchived" in demo("sequences", "unarchive", 3, "--as", DEMO_EMAIL)
+    assert "Webinar invite" in demo("sequences", "list")
+    assert "sequence_not_found" in demo("sequences", "unarchive", 999, ok=False)

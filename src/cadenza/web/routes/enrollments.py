@@ -307,7 +307,7 @@ def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> Bulk
 @router.post(
     "/sequences/{sequence_id}/enrollments",
     response_model=EnrollOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def enroll_contacts(
     body: EnrollIn,

@@ -20,7 +20,7 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.steps import parse_step
 from cadenza.services import contact_index, preview
 from cadenza.services.context import Context
-from cadenza.services.sequences import get_sequence, replace_sequence, step_specs
+from cadenza.services.sequences import get_live_sequence, replace_sequence, step_specs
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx
 from cadenza.web.errors import MAX_ID
@@ -156,7 +156,7 @@ def edit_sequence(
     _user: User = Depends(ui_writer),
     ctx: Context = Depends(get_ctx),
 ):
-    sequence = get_sequence(ctx, sequence_id)
+    sequence = get_live_sequence(ctx, sequence_id)  # an archived one says to unarchive it
     steps = [s.to_dict() for s in step_specs(sequence)]
     return _editor(
         request, ctx, sequence_id, name=sequence.name, settings=sequence.settings, steps=steps
@@ -172,7 +172,7 @@ async def save_sequence(
 ):
     form = await request.form()
     # A missing sequence is a 404 page, not a form error.
-    stored = get_sequence(ctx, sequence_id).settings or {}
+    stored = get_live_sequence(ctx, sequence_id).settings or {}
     name = str(form.get("name", ""))
     steps = steps_from_form(form)
     op = str(form.get("op", "save"))

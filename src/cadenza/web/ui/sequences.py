@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
@@ -16,6 +16,7 @@ from cadenza.services.sequences import (
     get_sequence,
     list_sequences,
     step_specs,
+    unarchive_sequence,
 )
 from cadenza.services.stats import sequence_stats
 from cadenza.store.models import User
@@ -36,10 +37,14 @@ FIRST_STEP = {"type": "email", "subject": "Hello {{ contact.firstname | default(
 
 @router.get("/sequences")
 def sequence_list(
-    request: Request, _user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    archived: bool = Query(False),
+    _user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
 ):
-    rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
-    return render(request, "sequences/list.html", rows=rows, error=None, name="")
+    """The live sequences, or with ?archived=1 the archived ones (which can be unarchived)."""
+    rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx, archived=archived)]
+    return render(request, "sequences/list.html", rows=rows, error=None, name="", archived=archived)
 
 
 @router.post("/sequences")
@@ -56,7 +61,7 @@ def new_sequence(
         rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
         return render(
             request, "sequences/list.html", status_code=exc.http_status, rows=rows,
-            error=exc.message, name=name,
+            error=exc.message, name=name, archived=False,
         )  # fmt: skip
     return RedirectResponse(f"/sequences/{sequence.id}/edit", status_code=303)
 
@@ -68,7 +73,17 @@ def archive(
     ctx: Context = Depends(get_ctx),
 ):
     archive_sequence(ctx, sequence_id, actor_id=user.id)
-    return Response(status_code=204, headers={"HX-Redirect": "/sequences"})
+    return Response(status_code=204, headers={"HX-Redirect": f"/sequences/{sequence_id}"})
+
+
+@router.post("/sequences/{sequence_id}/unarchive")
+def unarchive(
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    unarchive_sequence(ctx, sequence_id, actor_id=user.id)
+    return Response(status_code=204, headers={"HX-Redirect": f"/sequences/{sequence_id}"})
 
 
 @router.get("/sequences/{sequence_id}")
