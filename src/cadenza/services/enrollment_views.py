@@ -22,6 +22,7 @@ from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
+from cadenza.services.enrollment_control import resumed_due
 from cadenza.services.personalization import contact_values, sender_values
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, User
 
@@ -58,6 +59,18 @@ class StepLine:
         return "bounced" if self.bounced_at is not None else self.status
 
 
+OUT_OF_OFFICE = "out_of_office"
+PAUSED_BY_A_PERSON = "manual"
+
+
+def pause_reason(enrollment: Enrollment) -> str | None:
+    """Why a paused enrollment waits: an out-of-office reply (it resumes by itself at
+    `resume_at`) or a person (it waits until someone resumes it); None when not paused."""
+    if enrollment.state != EnrollmentState.PAUSED:
+        return None
+    return OUT_OF_OFFICE if enrollment.resume_at is not None else PAUSED_BY_A_PERSON
+
+
 @dataclass(frozen=True)
 class EnrollmentView:
     enrollment: Enrollment
@@ -65,6 +78,10 @@ class EnrollmentView:
     contact_name: str
     sequence_name: str
     steps: list[StepLine]
+
+    @property
+    def pause_reason(self) -> str | None:
+        return pause_reason(self.enrollment)
 
 
 @dataclass(frozen=True)
@@ -113,13 +130,23 @@ def step_lines(
         run = runs.get(spec.position)
         if run is not None:
             email = sent.get(spec.position)
+            due = run.due_at
+            if run.status == StepRunStatus.PAUSED and enrollment.state == EnrollmentState.PAUSED:
+                # The stored due time will not happen while paused: an out-of-office
+                # pause resumes at resume_at (then the rest of the wait), a person's
+                # pause has no date until someone resumes it.
+                due = (
+                    resumed_due(run, enrollment, enrollment.resume_at, tz, settings)
+                    if enrollment.resume_at is not None
+                    else None
+                )
             lines.append(
                 StepLine(
                     spec.position,
                     str(spec.type),
                     _title(spec, email.subject if email else None, context),
                     run.status,
-                    run.due_at,
+                    due,
                     run.completed_at,
                     run.wait_reason,
                     run.last_error,
@@ -128,10 +155,10 @@ def step_lines(
             )
             if run.status in _DONE:
                 anchor = run.completed_at
-            elif run.status in _AHEAD:
-                anchor = max(run.due_at, now)
+            elif run.status in _AHEAD and due is not None:
+                anchor = max(due, now)
             else:
-                anchor = None  # failed, cancelled or unknown: nothing follows
+                anchor = None  # failed, cancelled, unknown or held: no date follows
             continue
         if not live or anchor is None:
             break

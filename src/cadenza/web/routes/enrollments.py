@@ -143,6 +143,12 @@ class EnrollmentSummaryOut(BaseModel):
         description="The email_events row (reply, bounce, meeting…) that ended or paused it"
     )
     resume_at: LocalTime | None = Field(description="When an out-of-office pause ends by itself")
+    paused_at: LocalTime | None = Field(None, description="When it was paused, while paused")
+    pause_reason: Literal["out_of_office", "manual"] | None = Field(
+        None,
+        description="While paused: out_of_office (resumes by itself at resume_at) or manual "
+        "(paused by a person; waits until someone resumes it)",
+    )
     timezone: str
     needs_attention: bool
     enrolled_at: LocalTime
@@ -203,6 +209,8 @@ def _summary(enrollment: Enrollment) -> dict[str, Any]:
         "reason_detail": enrollment.reason_detail,
         "cause_event_id": enrollment.cause_event_id,
         "resume_at": enrollment.resume_at.astimezone(tz) if enrollment.resume_at else None,
+        "paused_at": enrollment.paused_at.astimezone(tz) if enrollment.paused_at else None,
+        "pause_reason": enrollment_views.pause_reason(enrollment),
         "timezone": enrollment.timezone,
         "needs_attention": enrollment.needs_attention,
         "enrolled_at": enrollment.enrolled_at.astimezone(tz),
