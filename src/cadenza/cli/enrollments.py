@@ -169,6 +169,13 @@ def show_command(
             _when(line, your_tz),
         )
     console.print(table)
+    for problem in view.problems:
+        console.print(
+            f"[red]step {problem.position} {problem.status}[/] "
+            f"{fmt_time(problem.at, your_tz)}: {problem.explanation}"
+            + (f"\n  server reply: {problem.server_reply}" if problem.server_reply else ""),
+            highlight=False,
+        )
 
 
 def _pause_text(enrollment) -> str:

@@ -7,7 +7,7 @@ is shown is what will happen (assuming tasks are completed when they are due).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import resumed_due
 from cadenza.services.personalization import contact_values, sender_values
-from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, User
+from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun, User
 
 # The values a step's template is filled with: {"contact": ..., "sender": ..., ...}.
 TemplateContext = Mapping[str, Mapping[str, Any]]
@@ -72,12 +72,80 @@ def pause_reason(enrollment: Enrollment) -> str | None:
 
 
 @dataclass(frozen=True)
+class StepProblem:
+    """A failed or unknown step told plainly: which step, what happened, when, and the
+    server's own answer, so a person can act without reading the database."""
+
+    position: int
+    type: str
+    title: str
+    status: str  # failed | unknown
+    explanation: str
+    server_reply: str | None
+    at: datetime | None  # the last attempt (or when the enrollment ended)
+    attempts: int
+
+
+def _explain(run: StepRun, code: int | None, enrollment: Enrollment) -> str:
+    ended = " The enrollment ended (send failed)." if enrollment.reason == "send_failed" else ""
+    if run.status == StepRunStatus.UNKNOWN:
+        return (
+            "It is not known whether this email left: the sending was interrupted "
+            f"({run.last_error or 'no answer'}). It is never resent automatically; check "
+            "the mailbox's Sent folder before sending it again."
+        )
+    if code is not None and 500 <= code < 600:
+        return f"The mail server refused this email permanently (code {code}).{ended}"
+    if code is not None and 400 <= code < 500:
+        return (
+            f"The mail server kept answering with a temporary error (code {code}) and "
+            f"gave up after {run.attempts} attempt(s).{ended}"
+        )
+    return f"This step could not be sent: {run.last_error or 'no reason was recorded'}.{ended}"
+
+
+def _problems(session, enrollment: Enrollment, lines: list[StepLine]) -> list[StepProblem]:
+    bad = [
+        r for r in enrollment.step_runs if r.status in (StepRunStatus.FAILED, StepRunStatus.UNKNOWN)
+    ]
+    if not bad:
+        return []
+    titles = {line.position: line.title for line in lines}
+    last = {}
+    for run_id, code, reply, at in session.execute(
+        select(Message.step_run_id, DeliveryAttempt.code, DeliveryAttempt.reply, DeliveryAttempt.at)
+        .join(DeliveryAttempt, DeliveryAttempt.message_id == Message.id)
+        .where(Message.step_run_id.in_([r.id for r in bad]))
+        .order_by(DeliveryAttempt.attempt)
+    ):
+        last[run_id] = (code, reply, at)
+    problems = []
+    for run in sorted(bad, key=lambda r: r.step_position):
+        code, reply, at = last.get(run.id, (None, None, None))
+        server = f"{code or ''} {reply or ''}".strip() or None
+        problems.append(
+            StepProblem(
+                position=run.step_position,
+                type=run.step_type,
+                title=titles.get(run.step_position, f"step {run.step_position}"),
+                status=run.status,
+                explanation=_explain(run, code, enrollment),
+                server_reply=server or (run.last_error if run.status == "failed" else None),
+                at=at or enrollment.ended_at,
+                attempts=run.attempts,
+            )
+        )
+    return problems
+
+
+@dataclass(frozen=True)
 class EnrollmentView:
     enrollment: Enrollment
     contact_email: str | None
     contact_name: str
     sequence_name: str
     steps: list[StepLine]
+    problems: list[StepProblem] = field(default_factory=list)
 
     @property
     def pause_reason(self) -> str | None:
@@ -208,17 +276,19 @@ def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
             )
         contact = enrollment.contact
         name = " ".join(p for p in (contact.firstname, contact.lastname) if p)
+        lines = step_lines(
+            enrollment,
+            ctx.clock.now(),
+            _sent_emails(session, enrollment),
+            _template_context(session, enrollment),
+        )
         return EnrollmentView(
             enrollment=enrollment,
             contact_email=contact.email,
             contact_name=name or (contact.email or f"contact {contact.id}"),
             sequence_name=enrollment.sequence.name,
-            steps=step_lines(
-                enrollment,
-                ctx.clock.now(),
-                _sent_emails(session, enrollment),
-                _template_context(session, enrollment),
-            ),
+            steps=lines,
+            problems=_problems(session, enrollment, lines),
         )
 
 

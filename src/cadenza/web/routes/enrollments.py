@@ -156,8 +156,22 @@ class EnrollmentSummaryOut(BaseModel):
     source_record_id: int | None = Field(None, description="The record it was enrolled from")
 
 
+class StepProblemOut(BaseModel):
+    position: int
+    type: str
+    title: str
+    status: Literal["failed", "unknown"]
+    explanation: str = Field(description="What happened, in plain words")
+    server_reply: str | None = Field(description="The mail server's last answer, if any")
+    at: LocalTime | None
+    attempts: int
+
+
 class EnrollmentOut(EnrollmentSummaryOut):
     steps: list[StepLineOut]
+    problems: list[StepProblemOut] = Field(
+        default_factory=list, description="Failed or unknown steps, explained"
+    )
 
 
 class EnrollmentPage(BaseModel):
@@ -235,6 +249,19 @@ def enrollment_out(view: enrollment_views.EnrollmentView) -> EnrollmentOut:
                 last_error=line.last_error,
             )
             for line in view.steps
+        ],
+        problems=[
+            StepProblemOut(
+                position=p.position,
+                type=p.type,
+                title=p.title,
+                status=p.status,
+                explanation=p.explanation,
+                server_reply=p.server_reply,
+                at=p.at.astimezone(tz) if p.at else None,
+                attempts=p.attempts,
+            )
+            for p in view.problems
         ],
     )
 
