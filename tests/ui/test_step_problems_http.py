@@ -7,7 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.conftest import enroll_ids
-from tests.integration.test_engine_smtp import sink, smtp_world  # noqa: F401 (fixtures)
+from tests.integration import test_engine_smtp
+
+# The real SMTP server on loopback and a world sending through it, as the engine tests use.
+sink = test_engine_smtp.sink
+smtp_world = test_engine_smtp.smtp_world
 
 
 def test_a_server_error_is_shown_with_the_step_the_reply_and_the_time(
@@ -16,7 +20,7 @@ def test_a_server_error_is_shown_with_the_step_the_reply_and_the_time(
     ctx,
     smtp_world,
     sink,
-    worker,  # noqa: F811
+    worker,
 ):
     sink.fail_next("MAIL", "554 5.3.0 relay misconfigured: <b>no route</b>")
     [enrollment_id] = enroll_ids(smtp_world, [smtp_world.contact()])
@@ -45,7 +49,7 @@ def test_an_unknown_outcome_says_it_is_not_resent_and_what_to_check(
     ctx,
     smtp_world,
     sink,
-    worker,  # noqa: F811
+    worker,
 ):
     sink.drop_next("DATA")
     [enrollment_id] = enroll_ids(smtp_world, [smtp_world.contact()])

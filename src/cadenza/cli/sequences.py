@@ -10,12 +10,16 @@ from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.personalization import build_context
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import sequence_report
+from cadenza.services.preview import SAMPLE_CONTACT, step_headlines
 from cadenza.services.sequences import (
     archive_sequence,
     create_sequence,
     get_sequence,
     list_sequences,
+    step_specs,
     unarchive_sequence,
 )
 
@@ -53,14 +57,19 @@ def show(sequence_id: int) -> None:
             f"(cadenza sequences unarchive {sequence.id})"
         )
     console.print_json(data=sequence.settings)
-    table = Table("step", "type", "wait", "subject / task", "threaded with")
+    table = Table("step", "type", "wait", "subject / task (sample data)", "threaded with")
+    specs = step_specs(sequence)
+    settings = SequenceSettings.from_dict(sequence.settings)
+    headlines = step_headlines(
+        specs, build_context(SAMPLE_CONTACT, {}, {}), thread_follow_ups=settings.thread_follow_ups
+    )
     for step in sequence.steps:
         wait = f"{step.delay_days}d {step.delay_hours}h" if step.position > 1 else "—"
         table.add_row(
             str(step.position),
             step.type if step.type != "task" else f"task ({step.task_type})",
             wait,
-            step.subject or step.task_title or "",
+            headlines[step.position],
             str(step.thread_with_step or ""),
         )
     console.print(table)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from cadenza.domain import schedule, templates
+from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -24,6 +24,7 @@ from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import resumed_due
 from cadenza.services.personalization import contact_values, sender_values
+from cadenza.services.preview import fill_headline, readable
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun, User
 
 # The values a step's template is filled with: {"contact": ..., "sender": ..., ...}.
@@ -165,12 +166,7 @@ def _title(spec: StepSpec, sent_subject: str | None, context: TemplateContext | 
         return sent_subject
     source = spec.subject or spec.task_title
     if source:
-        if context is None:
-            return source
-        try:
-            return templates.render_subject(source, context) or source
-        except CadenzaError:
-            return source
+        return readable(source) if context is None else fill_headline(source, context)
     if spec.thread_with_step:
         return f"reply in the thread of step {spec.thread_with_step}"
     return f"{spec.type} step"

@@ -30,11 +30,13 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services import contact_index, mailboxes, records
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
 from cadenza.services.personalization import contact_values
+from cadenza.services.preview import headline_context, step_headlines
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import get_ctx
@@ -268,6 +270,14 @@ def enroll_dialog(
     if chosen is None and sequences:
         chosen = sequences[0]
     specs = step_specs(chosen) if chosen else []
+    # One contact: their own subjects; several: sample data, never template code.
+    headlines = step_headlines(
+        specs,
+        headline_context(ctx, user.id, contacts[0].id if len(contacts) == 1 else None),
+        thread_follow_ups=SequenceSettings.from_dict(chosen.settings).thread_follow_ups
+        if chosen
+        else True,
+    )
     return render(
         request,
         "enroll/dialog.html",
@@ -275,6 +285,7 @@ def enroll_dialog(
         sequences=sequences,
         chosen=chosen,
         specs=specs,
+        headlines=headlines,
         settings=chosen.settings if chosen else {},
         follow_up_choices=[f.value for f in FollowUpDays],
         mailboxes=mailboxes.list_mailboxes(ctx, owner_id=user.id),

@@ -211,5 +211,10 @@ async def preview_sequence(
             specs.append(parse_step(step, position))
         except CadenzaError as exc:
             problems.append(exc.message)
-    previews = preview.preview_steps(ctx, specs, int(contact), user.id) if contact.isdigit() else []
+    threaded = form.get("thread_follow_ups") == "on"
+    previews = (
+        preview.preview_steps(ctx, specs, int(contact), user.id, thread_follow_ups=threaded)
+        if contact.isdigit()
+        else []
+    )
     return render(request, "sequences/preview.html", previews=previews, problems=problems)

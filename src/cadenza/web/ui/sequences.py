@@ -7,9 +7,11 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import daily_activity, sequence_report
 from cadenza.services.automation_rules import list_rules
 from cadenza.services.context import Context
+from cadenza.services.preview import headline_context, step_headlines
 from cadenza.services.sequences import (
     archive_sequence,
     create_sequence,
@@ -90,17 +92,24 @@ def unarchive(
 def sequence_detail(
     request: Request,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    _user: User = Depends(signed_in_user),
+    user: User = Depends(signed_in_user),
     ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
+    specs = step_specs(sequence)
+    headlines = step_headlines(
+        specs,
+        headline_context(ctx, user.id),
+        thread_follow_ups=SequenceSettings.from_dict(sequence.settings).thread_follow_ups,
+    )
     report = sequence_report(ctx, sequence_id)
     days = daily_activity(ctx, sequence_id, days=CHART_DAYS, today=ctx.clock.now().date())
     return render(
         request,
         "sequences/detail.html",
         sequence=sequence,
-        specs=step_specs(sequence),
+        specs=specs,
+        headlines=headlines,
         stats=report.counts,
         report=report,
         chart=daily_chart(days),
