@@ -78,8 +78,10 @@ def test_enroll_from_a_list_with_select_all(tab, server_ctx):
     page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
     page.click("#enroll-submit")
     page.wait_for_selector(".result-list")
-    assert dialogs and "Enroll 10 contacts" in dialogs[0]
     enrolled = page.locator(".result-list li.ok").count()
+    # The confirmation counts who can be enrolled, not everyone selected (issue 11 item 10).
+    assert dialogs and f"Enroll {enrolled} contacts?" in dialogs[0]
+    assert f"{10 - enrolled} of the 10 cannot be enrolled" in dialogs[0]
     assert enrolled == len(enrollment_views.list_enrollments(server_ctx)) > 0
     assert page.locator(".result-list li.refused").count() == 10 - enrolled
     assert enrollment_views.list_enrollments(server_ctx, contact_id=UNSUBSCRIBED) == []

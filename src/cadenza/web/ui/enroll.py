@@ -125,6 +125,17 @@ def _lacking(tokens: dict[str, str], contact: Contact | None) -> dict[str, str]:
     }
 
 
+def chosen_contacts(form: FormData) -> list[str]:
+    """The dialog's contacts, or just one of them when its own panel's button was used."""
+    asked = [str(v) for v in form.getlist("contact")]
+    only = str(form.get("only", ""))
+    if not only:
+        return asked
+    if only not in asked:
+        raise FormError("general", "that contact is not part of this enrollment")
+    return [only]
+
+
 def read_form(
     form: FormData,
     user: User,
@@ -134,7 +145,7 @@ def read_form(
     dry_run: bool,
 ) -> DialogInput:
     sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
-    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
+    contact_ids = [_int(v, "general", "contacts") for v in chosen_contacts(form)]
     if not contact_ids:
         raise FormError("general", "every contact was removed: choose contacts to enroll")
     tokens = {
@@ -197,7 +208,7 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
     try:
         sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
         specs = step_specs(get_sequence(ctx, sequence_id))
-        asked = [str(v) for v in form.getlist("contact")]
+        asked = chosen_contacts(form)
         contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
         dialog = read_form(form, user, specs, {c.id: c for c in contacts}, dry_run=dry_run)
         tokens = dialog.token_values
