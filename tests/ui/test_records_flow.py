@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from cadenza.services import enrollment_views, records
 
-# Demo data: Northwind Traders (company) has contacts 2 (primary) and 3; the static list
-# "Conference leads" holds contacts 11-20, of which 12 unsubscribed.
-PRIMARY, OTHER = 2, 3
+# Demo data: Northwind Traders (company) has two of its own people (a primary and one
+# other); the static list "Conference leads" holds contacts 11-20, of which 12 unsubscribed.
 UNSUBSCRIBED = 12
 
 
@@ -19,6 +18,9 @@ def _northwind(server_ctx):
 def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx):
     page = tab.page
     company = _northwind(server_ctx)
+    view = records.get_record(server_ctx, "company", company.id)
+    [primary] = [a.contact_id for a in view.associations if a.is_primary]
+    [other] = [a.contact_id for a in view.associations if not a.is_primary]
     tab.login(path="/records/company")
     tab.shot("companies")
     page.click(f"a.record-name[href='/records/company/{company.id}']")
@@ -31,11 +33,11 @@ def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx):
     page.wait_for_selector("#choose-contacts")
     assert page.locator("#choose-contacts .row-check").count() == 2
     tab.shot("enroll-choose-contact")
-    page.check(f"#choose-contacts .row-check[value='{OTHER}']")
+    page.check(f"#choose-contacts .row-check[value='{other}']")
     page.click("#choose-continue")
     page.wait_for_selector("#enroll-check .check-results")
     assert "Northwind Traders" in page.inner_text(".from-record")
-    page.wait_for_selector(f"tr.ok[data-contact='{OTHER}']")
+    page.wait_for_selector(f"tr.ok[data-contact='{other}']")
     button = page.locator("#enroll-submit")
     assert button.is_enabled()
     tab.shot("enroll-from-company")
@@ -43,9 +45,9 @@ def test_enroll_from_a_company_choosing_one_of_two_contacts(tab, server_ctx):
     page.wait_for_selector(".result-list li.ok")
     tab.shot("enroll-from-company-result")
 
-    [enrollment] = enrollment_views.list_enrollments(server_ctx, contact_id=OTHER)
+    [enrollment] = enrollment_views.list_enrollments(server_ctx, contact_id=other)
     assert enrollment.source_record_id == company.id
-    assert enrollment_views.list_enrollments(server_ctx, contact_id=PRIMARY) == []
+    assert enrollment_views.list_enrollments(server_ctx, contact_id=primary) == []
     page.click("#back-to-record")
     page.wait_for_url(f"**/records/company/{company.id}")
     assert page.locator(f"table.record-enrollments a[href='/enrollments/{enrollment.id}']").count()
