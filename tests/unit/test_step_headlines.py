@@ -53,3 +53,15 @@ def test_sample_data_fills_a_sequence_shown_without_a_contact():
 )
 def test_readable_never_shows_template_code(source, shown):
     assert readable(source) == shown
+
+
+def test_a_draft_threading_forward_or_onto_itself_is_not_followed():
+    from cadenza.domain.steps import parse_step
+
+    drafts = [
+        parse_step({"type": "email", "subject": "One", "body": "<p>x</p>",
+                    "thread_with_step": 2}, 1),
+        parse_step({"type": "email", "subject": "Two", "body": "<p>y</p>",
+                    "thread_with_step": 2}, 2),
+    ]  # fmt: skip
+    assert step_headlines(drafts, CONTEXT) == {1: "One", 2: "Two"}

@@ -59,11 +59,14 @@ def fill_headline(source: str, context) -> str:
     return readable(source)
 
 
-def step_headline(spec: StepSpec, by_position: dict[int, StepSpec], context, *,
-                  thread_follow_ups: bool = True) -> str:  # fmt: skip
+def step_headline(
+    spec: StepSpec, by_position: dict[int, StepSpec], context, *, thread_follow_ups: bool = True
+) -> str:
     """The subject the step will go out with (threaded: "Re: " its thread's subject, as
     services/compose does), or the task's title; filled with `context`."""
     parent = by_position.get(spec.thread_with_step) if spec.thread_with_step else None
+    if parent is not None and parent.position >= spec.position:
+        parent = None  # an unsaved draft may point anywhere: only earlier steps thread
     if spec.type is not StepType.TASK and parent and (thread_follow_ups or not spec.subject):
         return reply_subject(
             step_headline(parent, by_position, context, thread_follow_ups=thread_follow_ups)
@@ -92,8 +95,9 @@ def headline_context(ctx: Context, user_id: int, contact_id: int | None = None):
         return build_context(values, sender, {})
 
 
-def step_headlines(specs: list[StepSpec], context, *, thread_follow_ups: bool = True
-                   ) -> dict[int, str]:  # fmt: skip
+def step_headlines(
+    specs: list[StepSpec], context, *, thread_follow_ups: bool = True
+) -> dict[int, str]:
     by_position = {s.position: s for s in specs}
     return {
         s.position: step_headline(s, by_position, context, thread_follow_ups=thread_follow_ups)
