@@ -78,10 +78,18 @@ def test_saving_unchanged_keeps_every_field_the_api_set(tab, demo_server, server
     )
 
     rep = find_user_by_email(server_ctx, "rep@example.com")
-    api = demo_server.client(create_token(server_ctx, rep.id, "round trip").token)
-    created = api.post("/api/v1/sequences", json=FULL_SEQUENCE)
+    token = create_token(server_ctx, rep.id, "round trip").token
+
+    def read(sequence_id: int) -> dict:
+        # A fresh connection each time: the browser steps in between can outlast the
+        # server's keep-alive, and a reused connection would then be closed under us.
+        with demo_server.client(token) as api:
+            return api.get(f"/api/v1/sequences/{sequence_id}").json()
+
+    with demo_server.client(token) as api:
+        created = api.post("/api/v1/sequences", json=FULL_SEQUENCE)
     assert created.status_code == 201, created.text
-    before = api.get(f"/api/v1/sequences/{created.json()['id']}").json()
+    before = read(created.json()["id"])
     assert_every_field_set(before)
 
     page = tab.page
@@ -92,5 +100,4 @@ def test_saving_unchanged_keeps_every_field_the_api_set(tab, demo_server, server
     page.click("#save-sequence")
     page.wait_for_url(tab.url(f"/sequences/{before['id']}"))
 
-    after = api.get(f"/api/v1/sequences/{before['id']}").json()
-    assert without_volatile(after) == without_volatile(before)
+    assert without_volatile(read(before["id"])) == without_volatile(before)
