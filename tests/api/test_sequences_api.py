@@ -68,9 +68,11 @@ def test_create_read_replace_archive(api, world):
     assert api.get(f"/sequences/{created['id']}").json() == body
 
     assert api.delete(f"/sequences/{created['id']}").status_code == 204
-    assert_error(api.get(f"/sequences/{created['id']}"), 404, "sequence_not_found")
+    archived = api.get(f"/sequences/{created['id']}").json()
+    assert archived["archived"] is True and archived["archived_at"] == "2026-03-02T10:00:00Z"
     assert live_ids(api) == [world.sequence.id]
-    assert_error(api.delete(f"/sequences/{created['id']}"), 404, "sequence_not_found")
+    assert_error(api.delete(f"/sequences/{created['id']}"), 409, "sequence_archived")
+    assert_error(api.delete("/sequences/999999"), 404, "sequence_not_found")
 
 
 def test_list_pages_by_cursor(api, world):
@@ -215,3 +217,38 @@ def test_stats_over_http(api, world, worker):
         ],
     }  # fmt: skip
     assert_error(api.get(f"/sequences/{MISSING_ID}/stats"), 404, "sequence_not_found")
+
+
+def test_an_archived_sequence_stays_reachable_and_can_be_unarchived(api, world):
+    """Issue 11 item 4: its resource, stats and analytics answer; its enrollments run on."""
+    from tests.conftest import enroll_ids
+
+    [enrollment_id] = enroll_ids(world, [world.contact()])
+    sequence_id = world.sequence.id
+    assert api.delete(f"/sequences/{sequence_id}").status_code == 204
+
+    assert api.get(f"/sequences/{sequence_id}").json()["archived"] is True
+    assert api.get(f"/sequences/{sequence_id}/stats").json()["active"] == 1
+    assert api.get(f"/sequences/{sequence_id}/analytics").status_code == 200
+    listed = api.get("/sequences", params={"archived": "true"}).json()["results"]
+    assert [s["id"] for s in listed] == [sequence_id]
+    assert api.get(f"/enrollments/{enrollment_id}").json()["state"] == "active"
+
+    # Archived means read-only and closed to new contacts, with a way back said plainly.
+    other = world.contact("new@corp.example")
+    refused = api.post(
+        f"/sequences/{sequence_id}/enrollments", json={"contacts": [{"contact_id": other.id}]}
+    )
+    assert_error(refused, 409, "sequence_archived")
+    replaced = api.put(f"/sequences/{sequence_id}", json={"name": "x", "steps": STEPS})
+    assert "unarchive" in assert_error(replaced, 409, "sequence_archived")["message"]
+    assert_error(api.post(f"/sequences/{sequence_id}/unarchive", role="other"), 403,
+                 "permission_denied")  # fmt: skip
+    assert_error(api.post(f"/sequences/{sequence_id}/unarchive", role="viewer"), 403,
+                 "permission_denied")  # fmt: skip
+
+    back = api.post(f"/sequences/{sequence_id}/unarchive")
+    assert back.status_code == 200 and back.json()["archived"] is False
+    assert sequence_id in live_ids(api)
+    assert api.post(f"/sequences/{sequence_id}/unarchive").status_code == 200  # no change
+    assert_error(api.post("/sequences/999999/unarchive"), 404, "sequence_not_found")

@@ -179,3 +179,35 @@ def test_integration_tokens_and_undoing_an_event_from_the_command_line(demo, dat
     assert "not_found" in demo(
         "events", "revoke", "999999", "--reason", "typo", "--as", DEMO_EMAIL, ok=False
     )
+
+def test_archive_and_unarchive_from_the_command_line(demo):
+    """Issue 11 item 4: an archived sequence is listed under --archived and comes back."""
+    assert "archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL)
+    assert "Webinar invite" not in demo("sequences", "list")
+    assert "Webinar invite" in demo("sequences", "list", "--archived")
+    assert "unarchive 3" in demo("sequences", "show", 3)
+    assert "sequence_archived" in demo("enroll", 3, 1, ok=False)
+    assert "sequence_archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL, ok=False)
+    assert "unarchived" in demo("sequences", "unarchive", 3, "--as", DEMO_EMAIL)
+    assert "Webinar invite" in demo("sequences", "list")
+
+
+def test_the_cli_says_why_an_enrollment_is_paused_and_until_when(demo, database):
+    """Issue 11 item 11: out of office (resumes by itself, when) or a person's pause."""
+    from datetime import date
+
+    from cadenza.domain.enums import EventKind
+    from cadenza.services.context import Context
+    from cadenza.services.signals import Signal, record_signal
+
+    out = demo("enroll", 1, 1, 2)
+    first, second = re.findall(r"enrolled \(enrollment (\d+)\)", out)
+    auto = Signal(EventKind.AUTO_REPLY, "ooo-cli", contact_id=1, return_date=date(2099, 1, 5))
+    assert record_signal(Context(db=database), auto).paused == [int(first)]
+    shown = demo("enrollments", "show", first)
+    assert "paused by an out-of-office reply: resumes by itself" in shown and "2099-01-05" in shown
+    assert "2099-01-05" in demo("enrollments", "list", "--state", "paused")
+    demo("enrollments", "pause", second)
+    shown = demo("enrollments", "show", second)
+    assert "paused by a person" in shown and "on hold until resumed" in shown
+    assert "paused by a person" in demo("enrollments", "list", "--state", "paused")

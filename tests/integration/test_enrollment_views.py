@@ -59,7 +59,7 @@ def test_titles_use_the_enrollments_own_token_values(ctx, world):
     assert titles[2] == "Call Bo about Nimbus"
 
 
-def test_a_title_that_no_longer_renders_falls_back_to_its_template(ctx, world):
+def test_a_title_that_no_longer_renders_falls_back_to_a_readable_label(ctx, world):
     sequence = world.make_sequence(steps=TOKENS)
     [enrollment_id] = enroll_ids(world, [world.contact(project="Atlas")], sequence=sequence)
     with ctx.db.transaction() as session:  # the project value is gone since enrolling
@@ -69,8 +69,8 @@ def test_a_title_that_no_longer_renders_falls_back_to_its_template(ctx, world):
         steps[0]["subject"] = "Hi {{ contact.firstname | nosuchfilter }}"
         row.steps_snapshot = steps
     titles = [s.title for s in get_enrollment(ctx, enrollment_id).steps]
-    assert titles[0] == "Hi {{ contact.firstname | nosuchfilter }}"
-    assert titles[2] == "Call {{ contact.deleted_token }}"
+    assert titles[0] == "Hi ‹contact.firstname›"  # never template code (issue 11 item 12)
+    assert titles[2] == "Call ‹contact.deleted_token›"
 
 
 def test_a_sent_step_shows_the_subject_it_went_out_with_and_a_bounce(ctx, world, worker):

@@ -103,8 +103,14 @@ def test_bad_settings_are_refused(ctx, world, settings):
     assert error.code == "validation_error"
 
 
-def test_archive_hides_the_sequence(ctx, world):
+def test_archive_takes_the_sequence_off_the_list_but_keeps_it_readable(ctx, world):
     sequences.archive_sequence(ctx, world.sequence.id)
+    assert sequences.get_sequence(ctx, world.sequence.id).archived_at == ctx.clock.now()
+    assert world.sequence.id not in [s.id for s in sequences.list_sequences(ctx)]
+    assert [s.id for s in sequences.list_sequences(ctx, archived=True)] == [world.sequence.id]
     with pytest.raises(CadenzaError) as caught:
-        sequences.get_sequence(ctx, world.sequence.id)
-    assert caught.value.code == "sequence_not_found"
+        sequences.get_live_sequence(ctx, world.sequence.id)
+    assert caught.value.code == "sequence_archived"
+    sequences.unarchive_sequence(ctx, world.sequence.id)
+    assert sequences.get_live_sequence(ctx, world.sequence.id).archived_at is None
+    assert sequences.list_sequences(ctx, archived=True) == []

@@ -201,3 +201,35 @@ def test_deleting_a_mailbox_deletes_its_inbox_cursor(ctx, world):
     assert get_cursor(ctx, world.mailbox.id, "INBOX") == Cursor(7, 42)
     delete_mailbox(ctx, world.mailbox.id)
     assert get_cursor(ctx, world.mailbox.id, "INBOX") is None
+
+
+def test_the_company_record_defines_the_same_company(ctx, world, worker):
+    """Issue 11 item 17: contacts linked to the replier's company record are colleagues
+    whatever their free-text company says; a namesake without the link is not."""
+    from cadenza.services import records
+
+    sequence = world.make_sequence(settings={"unenroll_on_reply": "company"})
+    sent = send_first_emails(ctx, world, worker, ["ann"], sequence, company="Globex")
+    bob = send_first_emails(ctx, world, worker, ["bob"], sequence, company="Globex Inc.")
+    carl = send_first_emails(ctx, world, worker, ["carl"], sequence, company="Globex")
+    records.create_record(
+        ctx, world.user.id, "company", name="Globex",
+        associations=[records.AssociationIn(sent["ann"][0].id, primary=True),
+                      records.AssociationIn(bob["bob"][0].id)],
+    )  # fmt: skip
+    outcome = record_signal(ctx, reply_to(sent["ann"][2]))
+    assert sorted(outcome.unenrolled) == sorted([sent["ann"][1], bob["bob"][1]])
+    assert enrollment(ctx, bob["bob"][1]).reason == "company_replied"
+    assert enrollment(ctx, carl["carl"][1]).state == "active"  # same text, not the record
+
+
+def test_without_a_company_record_the_company_field_decides(ctx, world, worker):
+    sequence = world.make_sequence(settings={"unenroll_on_reply": "company"})
+    sent = send_first_emails(ctx, world, worker, ["ann", "bob"], sequence, company="Initech")
+    nobody = send_first_emails(ctx, world, worker, ["dora", "eve"], sequence)  # no company
+    outcome = record_signal(ctx, reply_to(sent["ann"][2]))
+    assert sorted(outcome.unenrolled) == sorted([sent["ann"][1], sent["bob"][1]])
+    assert record_signal(ctx, reply_to(nobody["dora"][2], key="r2")).unenrolled == [
+        nobody["dora"][1]
+    ]
+    assert enrollment(ctx, nobody["eve"][1]).state == "active"

@@ -67,3 +67,38 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx, demo):
         "email",
         "email",
     ]
+
+
+def test_saving_unchanged_keeps_every_field_the_api_set(tab, demo_server, server_ctx):
+    """Issue 11 item 1: open the editor, press Save, and nothing the API set is lost."""
+    from cadenza.services.users import create_token, find_user_by_email
+    from tests.support.full_sequence import (
+        FULL_SEQUENCE,
+        assert_every_field_set,
+        without_volatile,
+    )
+
+    rep = find_user_by_email(server_ctx, "rep@example.com")
+    token = create_token(server_ctx, rep.id, "round trip").token
+
+    def read(sequence_id: int) -> dict:
+        # A fresh connection each time: the browser steps in between can outlast the
+        # server's keep-alive, and a reused connection would then be closed under us.
+        with demo_server.client(token) as api:
+            return api.get(f"/api/v1/sequences/{sequence_id}").json()
+
+    with demo_server.client(token) as api:
+        created = api.post("/api/v1/sequences", json=FULL_SEQUENCE)
+    assert created.status_code == 201, created.text
+    before = read(created.json()["id"])
+    assert_every_field_set(before)
+
+    page = tab.page
+    tab.login(path=f"/sequences/{before['id']}/edit")
+    page.wait_for_selector(".step-preview")
+    page.click("#sequence-editor summary")
+    tab.shot("every-setting")
+    page.click("#save-sequence")
+    page.wait_for_url(tab.url(f"/sequences/{before['id']}"))
+
+    assert without_volatile(read(before["id"])) == without_volatile(before)

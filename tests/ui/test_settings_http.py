@@ -138,5 +138,19 @@ def test_create_a_sequence_then_archive_it(admin_ui, ctx):
     archived = admin_ui.client.post(
         f"/sequences/{sequence_id}/archive", headers={"X-CSRF-Token": admin_ui.token}
     )
-    assert archived.status_code == 204 and archived.headers["HX-Redirect"] == "/sequences"
-    assert admin_ui.client.get(f"/sequences/{sequence_id}").status_code == 404
+    assert archived.status_code == 204
+    assert archived.headers["HX-Redirect"] == f"/sequences/{sequence_id}"
+    # Still reachable, flagged, under the Archived filter only, and back again on request.
+    page = admin_ui.client.get(f"/sequences/{sequence_id}")
+    assert page.status_code == 200 and 'id="archived-banner"' in page.text
+    assert 'id="edit-sequence"' not in page.text
+    assert "Trade show" not in admin_ui.client.get("/sequences").text
+    assert "Trade show" in admin_ui.client.get("/sequences?archived=1").text
+    editor = admin_ui.client.get(f"/sequences/{sequence_id}/edit")
+    assert editor.status_code == 409 and "unarchive it first" in editor.text
+    back = admin_ui.client.post(
+        f"/sequences/{sequence_id}/unarchive", headers={"X-CSRF-Token": admin_ui.token}
+    )
+    assert back.status_code == 204
+    assert 'id="archived-banner"' not in admin_ui.client.get(f"/sequences/{sequence_id}").text
+    assert "Trade show" in admin_ui.client.get("/sequences").text

@@ -8,7 +8,6 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from cadenza.domain.secrets import hash_password
 from cadenza.services import enrollment_views
 from cadenza.services.users import change_password, create_user
 from cadenza.store.models import Enrollment, User

@@ -20,7 +20,7 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.services import enrollment_control
 from cadenza.services.analytics import enrollment_timeline
 from cadenza.services.enrollment import ContactRequest, enroll
-from cadenza.services.enrollment_views import get_enrollment, list_enrollments
+from cadenza.services.enrollment_views import get_enrollment, list_enrollments, pause_reason
 
 app = typer.Typer(help="Enrollments: list, show, pause, resume, unenroll.", no_args_is_help=True)
 
@@ -89,7 +89,7 @@ def list_command(
             str(e.sequence_id),
             e.state,
             e.timezone,
-            e.reason or "",
+            e.reason or _pause_text(e),
         )
     console.print(table)
 
@@ -118,6 +118,14 @@ def show_command(
         f"[bold]enrollment {e.id}[/]: {view.contact_name} <{view.contact_email}> "
         f"in “{view.sequence_name}” — {e.state}" + (f" ({e.reason})" if e.reason else "")
     )
+    if view.pause_reason == "out_of_office":
+        console.print(
+            "paused by an out-of-office reply: resumes by itself "
+            f"{fmt_time(e.resume_at, their_tz)} (their time), {fmt_time(e.resume_at, your_tz)}"
+            " (yours)"
+        )
+    elif view.pause_reason == "manual":
+        console.print("paused by a person: nothing is sent until someone resumes it")
     table = Table("step", "type", "title", "status", f"their time ({e.timezone})",
                   f"your time ({your_tz.key})")  # fmt: skip
     for line in view.steps:
@@ -126,10 +134,32 @@ def show_command(
             line.type,
             line.title,
             line.shown_status + (f" ({line.wait_reason})" if line.wait_reason else ""),
-            fmt_time(line.completed_at or line.due_at, their_tz),
-            fmt_time(line.completed_at or line.due_at, your_tz),
+            _when(line, their_tz),
+            _when(line, your_tz),
         )
     console.print(table)
+    for problem in view.problems:
+        console.print(
+            f"[red]step {problem.position} {problem.status}[/] "
+            f"{fmt_time(problem.at, your_tz)}: {problem.explanation}"
+            + (f"\n  server reply: {problem.server_reply}" if problem.server_reply else ""),
+            highlight=False,
+        )
+
+
+def _pause_text(enrollment) -> str:
+    """The list's reason column for a paused enrollment: why, and until when (their time)."""
+    reason = pause_reason(enrollment)
+    if reason == "out_of_office":
+        back = fmt_time(enrollment.resume_at, parse_timezone(enrollment.timezone))
+        return f"out of office, resumes {back}"
+    return "paused by a person" if reason == "manual" else ""
+
+
+def _when(line, tz) -> str:
+    if line.status == "paused" and line.completed_at is None and line.due_at is None:
+        return "on hold until resumed"
+    return fmt_time(line.completed_at or line.due_at, tz)
 
 
 def _act(action, ids: list[int], **kwargs) -> None:

@@ -10,18 +10,30 @@ from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.personalization import build_context
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import sequence_report
-from cadenza.services.sequences import create_sequence, get_sequence, list_sequences
+from cadenza.services.preview import SAMPLE_CONTACT, step_headlines
+from cadenza.services.sequences import (
+    archive_sequence,
+    create_sequence,
+    get_sequence,
+    list_sequences,
+    step_specs,
+    unarchive_sequence,
+)
 
 app = typer.Typer(help="Sequences.", no_args_is_help=True)
 
 
 @app.command("list")
 @fails_cleanly
-def list_all() -> None:
+def list_all(
+    archived: bool = typer.Option(False, "--archived", help="List the archived sequences"),
+) -> None:
     """List sequences with their number of steps and follow-up settings."""
     table = Table("id", "name", "steps", "follow-up days", "send window")
-    for s in list_sequences(make_context()):
+    for s in list_sequences(make_context(), archived=archived):
         window = s.settings.get("send_window")
         table.add_row(
             str(s.id),
@@ -39,15 +51,25 @@ def show(sequence_id: int) -> None:
     """Show a sequence's settings and steps."""
     sequence = get_sequence(make_context(), sequence_id)
     console.print(f"[bold]{sequence.name}[/] (#{sequence.id})")
+    if sequence.archived_at:
+        console.print(
+            f"archived {sequence.archived_at:%Y-%m-%d %H:%M} UTC: nobody new can be enrolled "
+            f"(cadenza sequences unarchive {sequence.id})"
+        )
     console.print_json(data=sequence.settings)
-    table = Table("step", "type", "wait", "subject / task", "threaded with")
+    table = Table("step", "type", "wait", "subject / task (sample data)", "threaded with")
+    specs = step_specs(sequence)
+    settings = SequenceSettings.from_dict(sequence.settings)
+    headlines = step_headlines(
+        specs, build_context(SAMPLE_CONTACT, {}, {}), thread_follow_ups=settings.thread_follow_ups
+    )
     for step in sequence.steps:
         wait = f"{step.delay_days}d {step.delay_hours}h" if step.position > 1 else "—"
         table.add_row(
             str(step.position),
             step.type if step.type != "task" else f"task ({step.task_type})",
             wait,
-            step.subject or step.task_title or "",
+            headlines[step.position],
             str(step.thread_with_step or ""),
         )
     console.print(table)
@@ -77,6 +99,26 @@ def create(
         steps=spec.get("steps"),
     )
     console.print(f"sequence {sequence.id} created: {sequence.name} ({len(sequence.steps)} steps)")
+
+
+@app.command("archive")
+@fails_cleanly
+def archive(sequence_id: int, as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)) -> None:
+    """Archive a sequence: nobody new can be enrolled; enrollments in flight go on."""
+    ctx = make_context()
+    sequence = archive_sequence(ctx, sequence_id, actor_id=acting_user(ctx, as_user).id)
+    console.print(f"sequence {sequence.id} archived: {sequence.name}")
+
+
+@app.command("unarchive")
+@fails_cleanly
+def unarchive(
+    sequence_id: int, as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)
+) -> None:
+    """Bring an archived sequence back: listed again and open to enrollment."""
+    ctx = make_context()
+    sequence = unarchive_sequence(ctx, sequence_id, actor_id=acting_user(ctx, as_user).id)
+    console.print(f"sequence {sequence.id} unarchived: {sequence.name}")
 
 
 @app.command("analytics")

@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     BULK_LIMIT_EXCEEDED = "bulk_limit_exceeded"
     SEQUENCE_NOT_FOUND = "sequence_not_found"
     SEQUENCE_HAS_NO_STEPS = "sequence_has_no_steps"
+    SEQUENCE_ARCHIVED = "sequence_archived"
     INVALID_START_STEP = "invalid_start_step"
     INVALID_TIMEZONE = "invalid_timezone"
     SEND_AT_IN_PAST = "send_at_in_past"
@@ -73,6 +74,7 @@ _HTTP_STATUS = {
     ErrorCode.MAILBOX_NOT_YOURS: 403,
     ErrorCode.ALREADY_ENROLLED: 409,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.SEQUENCE_ARCHIVED: 409,
     ErrorCode.INVALID_STATE: 409,
     ErrorCode.FILE_TOO_LARGE: 413,
     ErrorCode.BODY_TOO_LARGE: 413,

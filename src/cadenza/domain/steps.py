@@ -146,6 +146,17 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
             body=None,
             thread_with_step=None,
         )
+    # Task fields mean nothing on an email step (a manual email's task takes only its
+    # priority): dropped here so no client keeps a value nothing reads or shows.
+    spec = replace(
+        spec,
+        task_title=None,
+        task_notes=None,
+        continue_without_completing=False,
+        task_priority=spec.task_priority
+        if step_type is StepType.MANUAL_EMAIL
+        else TaskPriority.NONE,
+    )
     if not spec.body:
         raise _fail(position, "an email step needs a body", "body")
     if not spec.subject and spec.thread_with_step is None:

@@ -31,7 +31,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import UNENROLL_REASONS
 from cadenza.services.lookup import fetch
-from cadenza.services.sequences import load_sequence
+from cadenza.services.sequences import load_live_sequence, load_sequence
 from cadenza.store.models import (
     AutomationEvent,
     AutomationRule,
@@ -177,7 +177,7 @@ def create_rule(
     with ctx.db.transaction() as session:
         _require_admin(session, actor_id)
         if sequence_id is not None:
-            load_sequence(session, sequence_id)
+            load_live_sequence(session, sequence_id)
         rule = AutomationRule(
             name=_check_name(name),
             sequence_id=sequence_id,
@@ -205,7 +205,7 @@ def update_rule(ctx: Context, actor_id: int | None, rule_id: int, changes: dict)
             rule.name = _check_name(changes["name"])
         if "sequence_id" in changes:
             if changes["sequence_id"] is not None:
-                load_sequence(session, changes["sequence_id"])
+                load_live_sequence(session, changes["sequence_id"])
             rule.sequence_id = changes["sequence_id"]
         if "trigger" in changes:
             rule.trigger = check_trigger(session, changes["trigger"])

@@ -206,13 +206,31 @@ def _contacts(ctx: Context, owner_id: int) -> None:
             session.add(contact)
 
 
+def _staff(ctx: Context, company: str, count: int) -> list[int]:
+    """The first reachable contacts who work at `company` (their own company field), so
+    a company record's people are the ones whose email and company say so."""
+    with ctx.db.read() as session:
+        return list(
+            session.scalars(
+                select(Contact.id)
+                .where(
+                    Contact.company == company,
+                    Contact.email.is_not(None),
+                    Contact.bounced_at.is_(None),
+                    Contact.unsubscribed_at.is_(None),
+                )
+                .order_by(Contact.id)
+                .limit(count)
+            )
+        )
+
+
 def _records_and_list(ctx: Context, owner_id: int) -> None:
-    """Two companies with two contacts each, a deal and a static list, so the record and
-    list pages have something to show (contact ids follow the seeded order above)."""
-    for name, domain, (primary, other) in (
-        ("Northwind Traders", "northwind.example", (2, 3)),
-        ("Globex", "globex.example", (9, 10)),
-    ):
+    """Two companies with two of their own people each, a deal with its company's
+    contact, and a static list, so the record and list pages tell one story."""
+    people = {}
+    for name, domain in (("Northwind Traders", "northwind.example"), ("Globex", "globex.example")):
+        primary, other = people[name] = _staff(ctx, name, 2)
         linked = [records.AssociationIn(primary, primary=True), records.AssociationIn(other)]
         records.create_record(
             ctx, owner_id, "company", name=name,
@@ -222,7 +240,7 @@ def _records_and_list(ctx: Context, owner_id: int) -> None:
     records.create_record(
         ctx, owner_id, "deal", name="Northwind renewal",
         properties={"amount": 24000, "stage": "proposal"},
-        associations=[records.AssociationIn(2, primary=True)],
+        associations=[records.AssociationIn(people["Northwind Traders"][0], primary=True)],
     )  # fmt: skip
     conference = lists.create_list(ctx, owner_id, "Conference leads", "static")
     lists.change_members(ctx, owner_id, conference.contact_list.id, add=range(11, 21))

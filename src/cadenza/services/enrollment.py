@@ -34,7 +34,7 @@ from cadenza.services.lookup import fetch
 from cadenza.services.personalization import contact_values, sender_values, values_lacking
 from cadenza.services.progress import add_step_run
 from cadenza.services.records import associated_contact_ids, contacts_for_enrollment
-from cadenza.services.sequences import load_sequence, step_specs
+from cadenza.services.sequences import load_live_sequence, step_specs
 from cadenza.services.users import get_user
 from cadenza.services.webhooks import enrollment_event
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
@@ -309,7 +309,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
     user = get_user(session, request.user_id)
     if not user.can_enroll:
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
-    sequence = load_sequence(session, request.sequence_id)
+    sequence = load_live_sequence(session, request.sequence_id)
     specs = step_specs(sequence)
     if not specs:
         raise CadenzaError(ErrorCode.SEQUENCE_HAS_NO_STEPS, f"sequence {sequence.id} has no steps")

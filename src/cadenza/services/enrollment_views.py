@@ -7,14 +7,14 @@ is shown is what will happen (assuming tasks are completed when they are due).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from cadenza.domain import schedule, templates
+from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -22,8 +22,19 @@ from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.context import Context
+from cadenza.services.enrollment_control import resumed_due
 from cadenza.services.personalization import contact_values, sender_values
-from cadenza.store.models import Contact, Enrollment, Mailbox, Message, Sequence, StepRun, User
+from cadenza.services.preview import fill_headline, readable
+from cadenza.store.models import (
+    Contact,
+    DeliveryAttempt,
+    Enrollment,
+    Mailbox,
+    Message,
+    Sequence,
+    StepRun,
+    User,
+)
 
 # The values a step's template is filled with: {"contact": ..., "sender": ..., ...}.
 TemplateContext = Mapping[str, Mapping[str, Any]]
@@ -58,6 +69,85 @@ class StepLine:
         return "bounced" if self.bounced_at is not None else self.status
 
 
+OUT_OF_OFFICE = "out_of_office"
+PAUSED_BY_A_PERSON = "manual"
+
+
+def pause_reason(enrollment: Enrollment) -> str | None:
+    """Why a paused enrollment waits: an out-of-office reply (it resumes by itself at
+    `resume_at`) or a person (it waits until someone resumes it); None when not paused."""
+    if enrollment.state != EnrollmentState.PAUSED:
+        return None
+    return OUT_OF_OFFICE if enrollment.resume_at is not None else PAUSED_BY_A_PERSON
+
+
+@dataclass(frozen=True)
+class StepProblem:
+    """A failed or unknown step told plainly: which step, what happened, when, and the
+    server's own answer, so a person can act without reading the database."""
+
+    position: int
+    type: str
+    title: str
+    status: str  # failed | unknown
+    explanation: str
+    server_reply: str | None
+    at: datetime | None  # the last attempt (or when the enrollment ended)
+    attempts: int
+
+
+def _explain(run: StepRun, code: int | None, enrollment: Enrollment) -> str:
+    ended = " The enrollment ended (send failed)." if enrollment.reason == "send_failed" else ""
+    if run.status == StepRunStatus.UNKNOWN:
+        return (
+            "It is not known whether this email left: the sending was interrupted "
+            f"({run.last_error or 'no answer'}). It is never resent automatically; check "
+            "the mailbox's Sent folder before sending it again."
+        )
+    if code is not None and 500 <= code < 600:
+        return f"The mail server refused this email permanently (code {code}).{ended}"
+    if code is not None and 400 <= code < 500:
+        return (
+            f"The mail server kept answering with a temporary error (code {code}) and "
+            f"gave up after {run.attempts} attempt(s).{ended}"
+        )
+    return f"This step could not be sent: {run.last_error or 'no reason was recorded'}.{ended}"
+
+
+def _problems(session, enrollment: Enrollment, lines: list[StepLine]) -> list[StepProblem]:
+    bad = [
+        r for r in enrollment.step_runs if r.status in (StepRunStatus.FAILED, StepRunStatus.UNKNOWN)
+    ]
+    if not bad:
+        return []
+    titles = {line.position: line.title for line in lines}
+    last = {}
+    for run_id, code, reply, at in session.execute(
+        select(Message.step_run_id, DeliveryAttempt.code, DeliveryAttempt.reply, DeliveryAttempt.at)
+        .join(DeliveryAttempt, DeliveryAttempt.message_id == Message.id)
+        .where(Message.step_run_id.in_([r.id for r in bad]))
+        .order_by(DeliveryAttempt.attempt)
+    ):
+        last[run_id] = (code, reply, at)
+    problems = []
+    for run in sorted(bad, key=lambda r: r.step_position):
+        code, reply, at = last.get(run.id, (None, None, None))
+        server = f"{code or ''} {reply or ''}".strip() or None
+        problems.append(
+            StepProblem(
+                position=run.step_position,
+                type=run.step_type,
+                title=titles.get(run.step_position, f"step {run.step_position}"),
+                status=run.status,
+                explanation=_explain(run, code, enrollment),
+                server_reply=server or (run.last_error if run.status == "failed" else None),
+                at=at or enrollment.ended_at,
+                attempts=run.attempts,
+            )
+        )
+    return problems
+
+
 @dataclass(frozen=True)
 class EnrollmentView:
     enrollment: Enrollment
@@ -65,6 +155,11 @@ class EnrollmentView:
     contact_name: str
     sequence_name: str
     steps: list[StepLine]
+    problems: list[StepProblem] = field(default_factory=list)
+
+    @property
+    def pause_reason(self) -> str | None:
+        return pause_reason(self.enrollment)
 
 
 @dataclass(frozen=True)
@@ -80,12 +175,7 @@ def _title(spec: StepSpec, sent_subject: str | None, context: TemplateContext | 
         return sent_subject
     source = spec.subject or spec.task_title
     if source:
-        if context is None:
-            return source
-        try:
-            return templates.render_subject(source, context) or source
-        except CadenzaError:
-            return source
+        return readable(source) if context is None else fill_headline(source, context)
     if spec.thread_with_step:
         return f"reply in the thread of step {spec.thread_with_step}"
     return f"{spec.type} step"
@@ -113,13 +203,23 @@ def step_lines(
         run = runs.get(spec.position)
         if run is not None:
             email = sent.get(spec.position)
+            due = run.due_at
+            if run.status == StepRunStatus.PAUSED and enrollment.state == EnrollmentState.PAUSED:
+                # The stored due time will not happen while paused: an out-of-office
+                # pause resumes at resume_at (then the rest of the wait), a person's
+                # pause has no date until someone resumes it.
+                due = (
+                    resumed_due(run, enrollment, enrollment.resume_at, tz, settings)
+                    if enrollment.resume_at is not None
+                    else None
+                )
             lines.append(
                 StepLine(
                     spec.position,
                     str(spec.type),
                     _title(spec, email.subject if email else None, context),
                     run.status,
-                    run.due_at,
+                    due,
                     run.completed_at,
                     run.wait_reason,
                     run.last_error,
@@ -128,10 +228,10 @@ def step_lines(
             )
             if run.status in _DONE:
                 anchor = run.completed_at
-            elif run.status in _AHEAD:
-                anchor = max(run.due_at, now)
+            elif run.status in _AHEAD and due is not None:
+                anchor = max(due, now)
             else:
-                anchor = None  # failed, cancelled or unknown: nothing follows
+                anchor = None  # failed, cancelled, unknown or held: no date follows
             continue
         if not live or anchor is None:
             break
@@ -181,17 +281,19 @@ def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
             )
         contact = enrollment.contact
         name = " ".join(p for p in (contact.firstname, contact.lastname) if p)
+        lines = step_lines(
+            enrollment,
+            ctx.clock.now(),
+            _sent_emails(session, enrollment),
+            _template_context(session, enrollment),
+        )
         return EnrollmentView(
             enrollment=enrollment,
             contact_email=contact.email,
             contact_name=name or (contact.email or f"contact {contact.id}"),
             sequence_name=enrollment.sequence.name,
-            steps=step_lines(
-                enrollment,
-                ctx.clock.now(),
-                _sent_emails(session, enrollment),
-                _template_context(session, enrollment),
-            ),
+            steps=lines,
+            problems=_problems(session, enrollment, lines),
         )
 
 

@@ -59,10 +59,10 @@ def create_sequence(
 
 
 def load_sequence(session: Session, sequence_id: int) -> Sequence:
+    """Any sequence, archived or not: an archived one stays readable (its page, stats,
+    analytics and running enrollments), flagged by `archived_at`."""
     sequence = session.scalar(
-        select(Sequence)
-        .where(Sequence.id == sequence_id, Sequence.archived_at.is_(None))
-        .options(selectinload(Sequence.steps))
+        select(Sequence).where(Sequence.id == sequence_id).options(selectinload(Sequence.steps))
     )
     if sequence is None:
         raise CadenzaError(
@@ -73,17 +73,40 @@ def load_sequence(session: Session, sequence_id: int) -> Sequence:
     return sequence
 
 
+def load_live_sequence(session: Session, sequence_id: int) -> Sequence:
+    """A sequence that may be changed or enrolled into: archived ones are refused, saying
+    how to bring them back."""
+    sequence = load_sequence(session, sequence_id)
+    if sequence.archived_at is not None:
+        raise CadenzaError(
+            ErrorCode.SEQUENCE_ARCHIVED,
+            f"sequence {sequence_id} ({sequence.name}) is archived: unarchive it first",
+            {"sequence_id": sequence_id},
+        )
+    return sequence
+
+
 def get_sequence(ctx: Context, sequence_id: int) -> Sequence:
     with ctx.db.read() as session:
         return load_sequence(session, sequence_id)
 
 
+def get_live_sequence(ctx: Context, sequence_id: int) -> Sequence:
+    with ctx.db.read() as session:
+        return load_live_sequence(session, sequence_id)
+
+
 def list_sequences(
-    ctx: Context, *, limit: int | None = None, after_id: int | None = None
+    ctx: Context,
+    *,
+    limit: int | None = None,
+    after_id: int | None = None,
+    archived: bool = False,
 ) -> list[Sequence]:
+    """The live sequences, or (archived=True) only the archived ones."""
     query = (
         select(Sequence)
-        .where(Sequence.archived_at.is_(None))
+        .where(Sequence.archived_at.is_not(None) if archived else Sequence.archived_at.is_(None))
         .order_by(Sequence.id)
         .options(selectinload(Sequence.steps))
         .limit(limit)
@@ -105,7 +128,7 @@ def replace_sequence(
 ) -> Sequence:
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
-        sequence = load_sequence(session, sequence_id)
+        sequence = load_live_sequence(session, sequence_id)
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
         sequence.updated_at = ctx.clock.now()
@@ -119,12 +142,24 @@ def replace_sequence(
         return load_sequence(session, sequence_id)
 
 
-def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> None:
-    """Archived, not deleted: enrollments in flight keep running from their snapshots."""
+def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> Sequence:
+    """Archived, not deleted: enrollments in flight keep running from their snapshots,
+    nobody new can be enrolled, and it can be unarchived."""
     with ctx.db.transaction() as session:
-        sequence = load_sequence(session, sequence_id)
+        sequence = load_live_sequence(session, sequence_id)
         sequence.archived_at = ctx.clock.now()
         record(session, ctx, actor_id, "sequence.archive", "sequence", sequence_id)
+        return sequence
+
+
+def unarchive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> Sequence:
+    """Back in the list and open to enrollment again; a live sequence is left as it is."""
+    with ctx.db.transaction() as session:
+        sequence = load_sequence(session, sequence_id)
+        if sequence.archived_at is not None:
+            sequence.archived_at = None
+            record(session, ctx, actor_id, "sequence.unarchive", "sequence", sequence_id)
+        return sequence
 
 
 def step_specs(sequence: Sequence) -> list[StepSpec]:

@@ -29,7 +29,15 @@ from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import end_enrollment, pause_enrollment, resume
-from cadenza.store.models import Contact, EmailEvent, Enrollment, Message
+from cadenza.store.models import (
+    Association,
+    Contact,
+    EmailEvent,
+    Enrollment,
+    Message,
+    ObjectType,
+    Record,
+)
 
 _LIVE = [str(s) for s in LIVE_ENROLLMENT_STATES]
 
@@ -130,7 +138,7 @@ def _on_reply(session, ctx, signal, event, contact, message, outcome) -> None:
         if enrollment.state in _LIVE:
             _end(session, ctx, enrollment, "replied", event, outcome)
         settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
-        if settings.unenroll_on_reply is UnenrollOnReply.COMPANY and contact.company:
+        if settings.unenroll_on_reply is UnenrollOnReply.COMPANY:
             for colleague in _colleagues(session, enrollment, contact):
                 _end(session, ctx, colleague, "company_replied", event, outcome)
 
@@ -225,9 +233,35 @@ def _live_of_contact(session: Session, contact_id: int) -> list[Enrollment]:
     return list(session.scalars(_live_query(contact_id)))
 
 
+def same_company(session: Session, contact: Contact):
+    """Which contacts count as at the replier's company (docs/signals.md): the company
+    record(s) the replier is associated with define it when there is one, since a CRM
+    record is deliberate while the free-text field drifts ("Globex", "Globex Inc.");
+    a replier with no company record falls back to the free-text `company` field (case
+    and surrounding spaces ignored). None: the replier has no company at all."""
+    companies = list(
+        session.scalars(
+            select(Association.record_id)
+            .join(Record, Record.id == Association.record_id)
+            .join(ObjectType, ObjectType.id == Record.type_id)
+            .where(Association.contact_id == contact.id, ObjectType.name == "company")
+        )
+    )
+    if companies:
+        return Contact.id.in_(
+            select(Association.contact_id).where(Association.record_id.in_(companies))
+        )
+    company = (contact.company or "").strip().lower()
+    if not company:
+        return None
+    return func.lower(func.trim(Contact.company)) == company
+
+
 def _colleagues(session: Session, enrollment: Enrollment, contact: Contact) -> list[Enrollment]:
-    """Live enrollments in the same sequence of contacts at the same company (any case)."""
-    company = contact.company.strip().lower()
+    """Live enrollments in the same sequence of contacts at the same company."""
+    colleague = same_company(session, contact)
+    if colleague is None:
+        return []
     return list(
         session.scalars(
             select(Enrollment)
@@ -236,7 +270,7 @@ def _colleagues(session: Session, enrollment: Enrollment, contact: Contact) -> l
                 Enrollment.sequence_id == enrollment.sequence_id,
                 Enrollment.state.in_(_LIVE),
                 Enrollment.contact_id != contact.id,
-                func.lower(func.trim(Contact.company)) == company,
+                colleague,
             )
             .order_by(Enrollment.id)
             .with_for_update(of=Enrollment)

@@ -189,6 +189,12 @@ class EnrollmentSummaryOut(BaseModel):
         description="The email_events row (reply, bounce, meeting…) that ended or paused it"
     )
     resume_at: LocalTime | None = Field(description="When an out-of-office pause ends by itself")
+    paused_at: LocalTime | None = Field(None, description="When it was paused, while paused")
+    pause_reason: Literal["out_of_office", "manual"] | None = Field(
+        None,
+        description="While paused: out_of_office (resumes by itself at resume_at) or manual "
+        "(paused by a person; waits until someone resumes it)",
+    )
     timezone: str
     needs_attention: bool
     enrolled_at: LocalTime
@@ -196,8 +202,22 @@ class EnrollmentSummaryOut(BaseModel):
     source_record_id: int | None = Field(None, description="The record it was enrolled from")
 
 
+class StepProblemOut(BaseModel):
+    position: int
+    type: str
+    title: str
+    status: Literal["failed", "unknown"]
+    explanation: str = Field(description="What happened, in plain words")
+    server_reply: str | None = Field(description="The mail server's last answer, if any")
+    at: LocalTime | None
+    attempts: int
+
+
 class EnrollmentOut(EnrollmentSummaryOut):
     steps: list[StepLineOut]
+    problems: list[StepProblemOut] = Field(
+        default_factory=list, description="Failed or unknown steps, explained"
+    )
 
 
 class EnrollmentPage(BaseModel):
@@ -249,6 +269,8 @@ def _summary(enrollment: Enrollment) -> dict[str, Any]:
         "reason_detail": enrollment.reason_detail,
         "cause_event_id": enrollment.cause_event_id,
         "resume_at": enrollment.resume_at.astimezone(tz) if enrollment.resume_at else None,
+        "paused_at": enrollment.paused_at.astimezone(tz) if enrollment.paused_at else None,
+        "pause_reason": enrollment_views.pause_reason(enrollment),
         "timezone": enrollment.timezone,
         "needs_attention": enrollment.needs_attention,
         "enrolled_at": enrollment.enrolled_at.astimezone(tz),
@@ -273,6 +295,19 @@ def enrollment_out(view: enrollment_views.EnrollmentView) -> EnrollmentOut:
                 last_error=line.last_error,
             )
             for line in view.steps
+        ],
+        problems=[
+            StepProblemOut(
+                position=p.position,
+                type=p.type,
+                title=p.title,
+                status=p.status,
+                explanation=p.explanation,
+                server_reply=p.server_reply,
+                at=p.at.astimezone(tz) if p.at else None,
+                attempts=p.attempts,
+            )
+            for p in view.problems
         ],
     )
 
@@ -353,7 +388,7 @@ def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> Bulk
 @router.post(
     "/sequences/{sequence_id}/enrollments",
     response_model=EnrollOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def enroll_contacts(
     body: EnrollIn,

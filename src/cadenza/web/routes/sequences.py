@@ -126,6 +126,8 @@ class SequenceOut(BaseModel):
     name: str
     settings: SettingsOut
     steps: list[StepOut]
+    archived: bool = Field(description="Archived: nobody new can be enrolled; unarchive to reuse")
+    archived_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -185,6 +187,8 @@ def sequence_out(sequence: Sequence) -> SequenceOut:
             )
             for s in sequence.steps
         ],
+        archived=sequence.archived_at is not None,
+        archived_at=sequence.archived_at,
         created_at=sequence.created_at,
         updated_at=sequence.updated_at,
     )
@@ -231,10 +235,13 @@ def create_sequence(
 def list_sequences(
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
+    archived: bool = Query(False, description="List the archived sequences instead"),
     _user: User = Depends(current_user),
     ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
-    found = sequences.list_sequences(ctx, limit=limit + 1, after_id=after_id(cursor))
+    found = sequences.list_sequences(
+        ctx, limit=limit + 1, after_id=after_id(cursor), archived=archived
+    )
     return paged(found, limit, sequence_out)
 
 
@@ -254,7 +261,7 @@ def get_sequence(
 @router.put(
     "/sequences/{sequence_id}",
     response_model=SequenceOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def replace_sequence(
     body: SequenceIn,
@@ -279,7 +286,7 @@ def replace_sequence(
 @router.delete(
     "/sequences/{sequence_id}",
     status_code=204,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def archive_sequence(
     sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
@@ -287,6 +294,19 @@ def archive_sequence(
     """Archives: enrollments in flight keep running from their snapshots."""
     _editable(ctx, sequence_id, user)
     sequences.archive_sequence(ctx, sequence_id, actor_id=user.id)
+
+
+@router.post(
+    "/sequences/{sequence_id}/unarchive",
+    response_model=SequenceOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def unarchive_sequence(
+    sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+) -> SequenceOut:
+    """Back in the list and open to enrollment; unarchiving a live sequence changes nothing."""
+    _editable(ctx, sequence_id, user)
+    return sequence_out(sequences.unarchive_sequence(ctx, sequence_id, actor_id=user.id))
 
 
 @router.get(

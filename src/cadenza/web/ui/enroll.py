@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services import contact_index, list_enrollment, lists, mailboxes, records
 from cadenza.services.context import Context
@@ -40,6 +41,7 @@ from cadenza.services.enrollment import (
     EnrollRequest,
     enroll_in_batches,
 )
+from cadenza.services.preview import headline_context, step_headlines
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import get_ctx
@@ -128,6 +130,17 @@ def read_tokens(form: Any) -> dict[str, str]:
     }
 
 
+def chosen_contacts(form: FormData) -> list[str]:
+    """The dialog's contacts, or just one of them when its own panel's button was used."""
+    asked = [str(v) for v in form.getlist("contact")]
+    only = str(form.get("only", ""))
+    if not only:
+        return asked
+    if only not in asked:
+        raise FormError("general", "that contact is not part of this enrollment")
+    return [only]
+
+
 def read_options(form: Any) -> EnrollOptions:
     """The choices every contact shares, as the service's one `EnrollOptions`: the
     contacts' dialog and a whole list's read them alike."""
@@ -145,7 +158,7 @@ def read_options(form: Any) -> EnrollOptions:
 
 def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: bool) -> DialogInput:
     sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
-    contact_ids = [_int(v, "general", "contacts") for v in form.getlist("contact")]
+    contact_ids = [_int(v, "general", "contacts") for v in chosen_contacts(form)]
     if not contact_ids:
         raise FormError("general", "every contact was removed: choose contacts to enroll")
     options = read_options(form)
@@ -210,7 +223,7 @@ def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
             chosen = [ContactRequest(c.id) for c in contacts]
             request = options.request(sequence_id, user.id, chosen, dry_run=True)
         else:
-            asked = [str(v) for v in form.getlist("contact")]
+            asked = chosen_contacts(form)
             contacts = contact_index.get_contacts(ctx, _contact_ids(asked))
             dialog = read_form(form, user, specs, dry_run=dry_run)
             tokens = dialog.token_values
@@ -296,6 +309,14 @@ def enroll_dialog(
     if chosen is None and sequences:
         chosen = sequences[0]
     specs = step_specs(chosen) if chosen else []
+    # One contact: their own subjects; several: sample data, never template code.
+    headlines = step_headlines(
+        specs,
+        headline_context(ctx, user.id, contacts[0].id if len(contacts) == 1 else None),
+        thread_follow_ups=SequenceSettings.from_dict(chosen.settings).thread_follow_ups
+        if chosen
+        else True,
+    )
     return render(
         request,
         "enroll/dialog.html",
@@ -303,6 +324,7 @@ def enroll_dialog(
         sequences=sequences,
         chosen=chosen,
         specs=specs,
+        headlines=headlines,
         settings=chosen.settings if chosen else {},
         follow_up_choices=[f.value for f in FollowUpDays],
         mailboxes=mailboxes.list_mailboxes(ctx, owner_id=user.id),

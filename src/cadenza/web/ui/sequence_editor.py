@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
-from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType
+from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType, UnenrollOnReply
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.steps import parse_step
 from cadenza.services import contact_index, preview
 from cadenza.services.context import Context
-from cadenza.services.sequences import get_sequence, replace_sequence, step_specs
+from cadenza.services.sequences import get_live_sequence, replace_sequence, step_specs
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx
 from cadenza.web.errors import MAX_ID
@@ -41,6 +41,31 @@ def _number(value: Any) -> Any:
     """Digits become numbers; anything else goes to the validator as it is, to be refused."""
     text = str(value or "").strip()
     return int(text) if text.isdigit() else (text or 0)
+
+
+# Every sequence setting the editor has a control for. A setting missing here keeps its
+# stored value on save (see `editor_settings`), so a new setting is never reset by a
+# form that does not know it yet; tests check that this covers all of them.
+EDITOR_SETTINGS = (
+    "follow_up_days", "holiday_country", "send_window", "thread_follow_ups", "task_reminders",
+    "unenroll_on_reply", "unenroll_on_meeting", "track_opens", "track_clicks",
+    "auto_reply_pause_days",
+)  # fmt: skip
+
+
+def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
+    """The stored settings with the editor's controls applied on top (validated later)."""
+    shown = settings_from_form(form) | {
+        "unenroll_on_reply": form.get("unenroll_on_reply", UnenrollOnReply.CONTACT),
+        "unenroll_on_meeting": form.get("unenroll_on_meeting") == "on",
+        "track_opens": form.get("track_opens") == "on",
+        "track_clicks": form.get("track_clicks") == "on",
+        "auto_reply_pause_days": _number(form.get("auto_reply_pause_days")),
+    }
+    # The page names the settings it had controls for: an unchecked box sends nothing,
+    # so only this list tells "turned off" from "not on the page".
+    on_page = set(str(form.get("settings_controls", "")).split(",")) & set(EDITOR_SETTINGS)
+    return {**stored, **{name: shown[name] for name in EDITOR_SETTINGS if name in on_page}}
 
 
 def steps_from_form(form: FormData) -> list[dict[str, Any]]:
@@ -117,6 +142,8 @@ def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
         task_types=[t.value for t in TaskType],
         priorities=[p.value for p in TaskPriority],
         follow_up_choices=[f.value for f in FollowUpDays],
+        unenroll_choices=[u.value for u in UnenrollOnReply],
+        settings_controls=",".join(EDITOR_SETTINGS),
         status_code=state.pop("status_code", 200),
         **{"error": None, "notice": None, **state},
     )
@@ -129,7 +156,7 @@ def edit_sequence(
     _user: User = Depends(ui_writer),
     ctx: Context = Depends(get_ctx),
 ):
-    sequence = get_sequence(ctx, sequence_id)
+    sequence = get_live_sequence(ctx, sequence_id)  # an archived one says to unarchive it
     steps = [s.to_dict() for s in step_specs(sequence)]
     return _editor(
         request, ctx, sequence_id, name=sequence.name, settings=sequence.settings, steps=steps
@@ -144,14 +171,15 @@ async def save_sequence(
     ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
-    get_sequence(ctx, sequence_id)  # a missing sequence is a 404 page, not a form error
+    # A missing sequence is a 404 page, not a form error.
+    stored = get_live_sequence(ctx, sequence_id).settings or {}
     name = str(form.get("name", ""))
     steps = steps_from_form(form)
     op = str(form.get("op", "save"))
     try:
-        settings = settings_from_form(form)
+        settings = editor_settings(form, stored)
     except FormError as exc:
-        return _editor(request, ctx, sequence_id, name=name, settings={}, steps=steps,
+        return _editor(request, ctx, sequence_id, name=name, settings=stored, steps=steps,
                        error={"step": None, "message": exc.message}, status_code=422)  # fmt: skip
     if op != "save":
         steps = apply_op(steps, op)
@@ -183,5 +211,10 @@ async def preview_sequence(
             specs.append(parse_step(step, position))
         except CadenzaError as exc:
             problems.append(exc.message)
-    previews = preview.preview_steps(ctx, specs, int(contact), user.id) if contact.isdigit() else []
+    threaded = form.get("thread_follow_ups") == "on"
+    previews = (
+        preview.preview_steps(ctx, specs, int(contact), user.id, thread_follow_ups=threaded)
+        if contact.isdigit()
+        else []
+    )
     return render(request, "sequences/preview.html", previews=previews, problems=problems)

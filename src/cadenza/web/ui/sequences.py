@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import daily_activity, sequence_report
 from cadenza.services.automation_rules import list_rules
 from cadenza.services.context import Context
+from cadenza.services.preview import headline_context, step_headlines
 from cadenza.services.sequences import (
     archive_sequence,
     create_sequence,
     get_sequence,
     list_sequences,
     step_specs,
+    unarchive_sequence,
 )
 from cadenza.services.stats import sequence_stats
 from cadenza.store.models import User
@@ -36,10 +39,14 @@ FIRST_STEP = {"type": "email", "subject": "Hello {{ contact.firstname | default(
 
 @router.get("/sequences")
 def sequence_list(
-    request: Request, _user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    archived: bool = Query(False),
+    _user: User = Depends(signed_in_user),
+    ctx: Context = Depends(get_ctx),
 ):
-    rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
-    return render(request, "sequences/list.html", rows=rows, error=None, name="")
+    """The live sequences, or with ?archived=1 the archived ones (which can be unarchived)."""
+    rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx, archived=archived)]
+    return render(request, "sequences/list.html", rows=rows, error=None, name="", archived=archived)
 
 
 @router.post("/sequences")
@@ -56,7 +63,7 @@ def new_sequence(
         rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
         return render(
             request, "sequences/list.html", status_code=exc.http_status, rows=rows,
-            error=exc.message, name=name,
+            error=exc.message, name=name, archived=False,
         )  # fmt: skip
     return RedirectResponse(f"/sequences/{sequence.id}/edit", status_code=303)
 
@@ -68,24 +75,41 @@ def archive(
     ctx: Context = Depends(get_ctx),
 ):
     archive_sequence(ctx, sequence_id, actor_id=user.id)
-    return Response(status_code=204, headers={"HX-Redirect": "/sequences"})
+    return Response(status_code=204, headers={"HX-Redirect": f"/sequences/{sequence_id}"})
+
+
+@router.post("/sequences/{sequence_id}/unarchive")
+def unarchive(
+    sequence_id: int = Path(ge=1, le=MAX_ID),
+    user: User = Depends(ui_writer),
+    ctx: Context = Depends(get_ctx),
+):
+    unarchive_sequence(ctx, sequence_id, actor_id=user.id)
+    return Response(status_code=204, headers={"HX-Redirect": f"/sequences/{sequence_id}"})
 
 
 @router.get("/sequences/{sequence_id}")
 def sequence_detail(
     request: Request,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    _user: User = Depends(signed_in_user),
+    user: User = Depends(signed_in_user),
     ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
+    specs = step_specs(sequence)
+    headlines = step_headlines(
+        specs,
+        headline_context(ctx, user.id),
+        thread_follow_ups=SequenceSettings.from_dict(sequence.settings).thread_follow_ups,
+    )
     report = sequence_report(ctx, sequence_id)
     days = daily_activity(ctx, sequence_id, days=CHART_DAYS, today=ctx.clock.now().date())
     return render(
         request,
         "sequences/detail.html",
         sequence=sequence,
-        specs=step_specs(sequence),
+        specs=specs,
+        headlines=headlines,
         stats=report.counts,
         report=report,
         chart=daily_chart(days),
