@@ -51,6 +51,7 @@ def test_api_search_order_and_pages(api, world):
     assert _ids(api.get("/enrollments", params=by_sequence)) == []
     assert_error(api.get("/enrollments", params={"order": "sideways"}), 422, "validation_error")
     assert_error(api.get("/enrollments", params={"q": "x" * 201}), 422, "validation_error")
+    assert_error(api.get("/enrollments", params={"q": "a\x00b"}), 422, "validation_error")
 
 
 def _page_ids(text: str) -> list[int]:

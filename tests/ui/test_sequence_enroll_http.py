@@ -62,6 +62,8 @@ def test_paste_refuses_hostile_input(rep, ctx, world):
     xss = rep.client.post(path, data={"csrf_token": rep.token, "emails": "<script>x</script>"})
     assert "<script>x" not in xss.text
     assert rep.client.get("/sequences/999999/enroll").status_code == 404
+    nul = rep.client.get(f"/sequences/{world.sequence.id}/enroll", params={"q": "a\x00"})
+    assert nul.status_code == 422
     assert rep.client.post(path, data={"emails": "a@b.example"}).status_code == 403  # no CSRF
 
 

@@ -70,6 +70,8 @@ def _live():
 
 def _conditions(spec: ContactFilter) -> list:
     conditions = []
+    if spec.query and "\x00" in spec.query:
+        raise _invalid("the search contains a NUL character", "q")
     if spec.query and spec.query.strip():
         pattern = f"%{spec.query.strip().lower()}%"
         conditions.append(

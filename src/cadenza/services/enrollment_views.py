@@ -331,6 +331,8 @@ def list_enrollments(
         query_rows = query_rows.where(
             Enrollment.id < after_id if newest_first else Enrollment.id > after_id
         )
+    if query and "\x00" in query:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the search contains a NUL character")
     if query and query.strip():
         query_rows = query_rows.where(_matching(query.strip().lower()))
     with ctx.db.read() as session:
