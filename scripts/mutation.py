@@ -55,8 +55,13 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
     ),
     "cadenza.domain.inbound": (
         ["src/cadenza/domain/inbound/*.py"],
-        ["tests/unit/test_inbound.py", "tests/unit/test_bounce_rules.py"],
-        [],
+        [
+            "tests/unit/test_inbound.py",
+            "tests/unit/test_bounce_rules.py",
+            "tests/unit/test_autoreply_rules.py",
+            "tests/api/test_events_api.py",  # Postmark's events (postmark.py)
+        ],
+        SQLITE_ONLY,
     ),
     "cadenza.services.inbound": (
         ["src/cadenza/services/inbound.py"],
