@@ -83,7 +83,11 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
     ),
     "cadenza.web.ui.session": (
         ["src/cadenza/web/ui/session.py"],
-        ["tests/ui/test_ui_http.py", "tests/ui/test_guards_http.py"],
+        [
+            "tests/ui/test_ui_http.py",
+            "tests/ui/test_guards_http.py",
+            "tests/ui/test_settings_http.py",
+        ],
         SQLITE_ONLY,
     ),
     # The access policy (issue 19 names it; written by another branch): runs once the
