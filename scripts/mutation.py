@@ -55,8 +55,13 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
     ),
     "cadenza.domain.inbound": (
         ["src/cadenza/domain/inbound/*.py"],
-        ["tests/unit/test_inbound.py", "tests/unit/test_bounce_rules.py"],
-        [],
+        [
+            "tests/unit/test_inbound.py",
+            "tests/unit/test_bounce_rules.py",
+            "tests/unit/test_autoreply_rules.py",
+            "tests/api/test_events_api.py",  # Postmark's events (postmark.py)
+        ],
+        SQLITE_ONLY,
     ),
     "cadenza.services.inbound": (
         ["src/cadenza/services/inbound.py"],
@@ -78,7 +83,11 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
     ),
     "cadenza.web.ui.session": (
         ["src/cadenza/web/ui/session.py"],
-        ["tests/ui/test_ui_http.py", "tests/ui/test_guards_http.py"],
+        [
+            "tests/ui/test_ui_http.py",
+            "tests/ui/test_guards_http.py",
+            "tests/ui/test_settings_http.py",
+        ],
         SQLITE_ONLY,
     ),
     # The access policy (issue 19 names it; written by another branch): runs once the

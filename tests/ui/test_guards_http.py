@@ -127,3 +127,28 @@ def test_a_member_cannot_see_or_review_a_message_from_another_members_mailbox(
         )
         assert answer.status_code == 404, delivered
     assert outbox.get_message(ctx, message.id)[0].status == "unknown"
+
+
+def test_signing_out_ends_the_session_and_a_fresh_login_form_works(ctx, world):
+    ui = signed_in(ctx, world, world.user.email)
+    before = ui.csrf("/contacts")
+    out = ui.client.post("/logout", data={"csrf_token": before}, follow_redirects=False)
+    assert out.status_code == 303
+    assert ui.client.get("/contacts", follow_redirects=False).status_code == 303
+    after = ui.csrf("/login")
+    assert after != before  # the signed-in session's token dies with it
+    again = ui.client.post(
+        "/login",
+        data={"email": world.user.email, "password": "pw", "csrf_token": after},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303
+
+
+def test_a_viewer_is_told_why_a_change_is_refused(ctx, world):
+    create_user(ctx, "view@example.com", role="viewer")
+    viewer = signed_in(ctx, world, "view@example.com")
+    token = viewer.csrf("/contacts")
+    refused = viewer.client.post("/tasks/1/skip", data={"csrf_token": token})
+    assert refused.status_code == 403
+    assert "viewers can read but not change anything" in refused.text

@@ -114,3 +114,61 @@ def test_an_enhanced_code_in_the_text_outranks_an_smtp_code():
     bounce = detect_bounce(parse(notice("550 rejected: 4.7.1 greylisted, try later")))
     assert bounce.status == "4.7.1" and not bounce.hard
     assert bounce.recipients[0].diagnostic == "550 rejected: 4.7.1 greylisted, try later"
+
+
+def test_a_report_naming_only_the_original_recipient_is_read():
+    raw = report("Action: failed", "Status: 5.1.1", "Diagnostic-Code: smtp; 550 5.1.1  no such")
+    raw = raw.replace(
+        b"Final-Recipient: rfc822; gone@corp.example",
+        b"Original-Recipient: rfc822;<Gone@Corp.example>",
+    )
+    [recipient] = detect_bounce(parse(raw)).recipients
+    assert recipient.address == "gone@corp.example"
+    assert recipient.diagnostic == "smtp; 550 5.1.1 no such"  # kept, whitespace folded
+
+
+def test_a_report_without_an_action_is_hard_on_a_5xx_status():
+    [recipient] = detect_bounce(parse(report("Status: 5.2.1"))).recipients
+    assert recipient.action is None and recipient.diagnostic is None and recipient.hard
+
+
+def daemon_notice(sender: str, subject: str, text: str, *, with_from: bool = True) -> bytes:
+    """A notice with no X-Failed-Recipients: only who sent it and its subject tell."""
+    head = f"From: {sender}\r\n" if with_from else f"Sender: {sender}\r\n"
+    return (
+        f"{head}To: Riley <rep@example.com>\r\nSubject: {subject}\r\n"
+        "Message-ID: <notice.2@mail.example.com>\r\n\r\n"
+        f"{text}\r\n"
+    ).encode()
+
+
+TEXT = (
+    "Your message to <gone@corp.example> from rep@example.com could not be delivered.\r\n"
+    f"Message-ID: {OURS}\r\n"
+)
+
+
+@pytest.mark.parametrize("sender", ["MAILER-DAEMON@mail.example.com", "postmaster@corp.example"])
+def test_a_daemons_notice_names_the_addresses_in_its_text_but_not_ours(sender):
+    bounce = detect_bounce(parse(daemon_notice(sender, "Undeliverable: Hi Ann", TEXT)))
+    assert not bounce.standard and bounce.hard
+    assert [r.address for r in bounce.recipients] == ["gone@corp.example"]
+    assert bounce.original_message_id == OURS
+
+
+def test_a_person_writing_undeliverable_in_a_subject_is_not_a_bounce():
+    raw = daemon_notice("ann@corp.example", "Undeliverable: Hi Ann", TEXT)
+    assert detect_bounce(parse(raw)) is None
+
+
+def test_a_daemon_writing_about_something_else_is_not_a_bounce():
+    raw = daemon_notice("mailer-daemon@mail.example.com", "Your weekly digest", TEXT)
+    assert detect_bounce(parse(raw)) is None
+
+
+def test_a_notice_without_a_from_header_is_read_by_its_subject():
+    raw = daemon_notice(
+        "relay@mail.example.com", "Returned mail: see transcript", TEXT, with_from=False
+    )
+    bounce = detect_bounce(parse(raw))
+    assert [r.address for r in bounce.recipients] == ["gone@corp.example"]

@@ -18,6 +18,7 @@ from cadenza.domain.inbound.parse import MESSAGE_ID, Inbound, message_ids
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"(?:^|\s)([45])(\d\d)[\s-]")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_ID_LINES = re.compile(r"^[ \t>]*(message-id|in-reply-to|references):.*$", re.I | re.M)
 _DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
 _SUBJECTS = re.compile(
     r"undeliver|undelivered mail|delivery status notification|mail delivery (failed|failure|"
@@ -153,7 +154,9 @@ def _from_text(inbound: Inbound) -> Bounce:
     failed = [a for a in failed if "@" in a]
     if not failed:
         own = {inbound.sender, *(a.lower() for a in _ADDRESS.findall(inbound.header("To")))}
-        quoted = dict.fromkeys(a.lower() for a in _ADDRESS.findall(text))
+        # A quoted Message-ID (<id@host>) has an address's shape but names no recipient.
+        addresses = _ADDRESS.findall(_ID_LINES.sub("", text))
+        quoted = dict.fromkeys(a.lower() for a in addresses)
         failed = [a for a in quoted if a not in own]
     status = _status_from_text(text)
     diagnostic = next((line.strip() for line in text.splitlines() if status in line), None)
