@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cadenza.cli import app
+from cadenza.cli import app, common
 from cadenza.services.demo import CONTACT_COUNT, DEMO_EMAIL
 from cadenza.store.models import Contact, Sequence
 from tests.conftest import MISSING_ID
@@ -17,6 +17,10 @@ from tests.conftest import MISSING_ID
 def cli(database, monkeypatch):
     monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
     monkeypatch.setenv("COLUMNS", "200")
+    # The consoles may have fixed their width when imported (from COLUMNS as it was then,
+    # as under pytest-xdist): tables as wide as the tests read them, whatever the terminal.
+    for console in (common.console, common.err_console):
+        monkeypatch.setattr(console, "_width", 200)
     runner = CliRunner()
 
     def run(*args, ok=True):
