@@ -20,8 +20,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    """Polls /readyz, as a load balancer would, with a deadline (not a fixed sleep)."""
+def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
+    """Polls /readyz, as a load balancer would, with a deadline (not a fixed sleep). The
+    deadline is generous: on a loaded machine, with tests in parallel, starting Python
+    and the app has taken close to a minute."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -34,7 +36,7 @@ def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 60) -
         time.sleep(0.1)
 
 
-def wait_for(predicate, timeout=30.0):
+def wait_for(predicate, timeout=120.0):
     """Polls until the worker in the server has done its part (no fixed sleeps)."""
     deadline = time.monotonic() + timeout
     while not (result := predicate()):

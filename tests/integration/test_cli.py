@@ -1,12 +1,15 @@
 """The command line end to end, as the README's tour runs it, on both databases."""
 
 import re
+from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cadenza.cli import app
+from cadenza.cli import app, common
 from cadenza.services.demo import CONTACT_COUNT, DEMO_EMAIL
+from cadenza.store.models import Contact, Sequence
 from tests.conftest import MISSING_ID
 
 
@@ -14,6 +17,10 @@ from tests.conftest import MISSING_ID
 def cli(database, monkeypatch):
     monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
     monkeypatch.setenv("COLUMNS", "200")
+    # The consoles may have fixed their width when imported (from COLUMNS as it was then,
+    # as under pytest-xdist): tables as wide as the tests read them, whatever the terminal.
+    for console in (common.console, common.err_console):
+        monkeypatch.setattr(console, "_width", 200)
     runner = CliRunner()
 
     def run(*args, ok=True):
@@ -33,6 +40,18 @@ def demo(cli):
     return cli
 
 
+@pytest.fixture
+def ids(demo, database):
+    """The demo's first sequence and its contacts in seeded order, looked up: the ids are
+    the database's (on PostgreSQL they keep counting across tests)."""
+    with database.read() as session:
+        sequence = session.scalars(
+            select(Sequence.id).where(Sequence.name == "Inbound lead follow-up")
+        ).one()
+        contacts = list(session.scalars(select(Contact.id).order_by(Contact.id)))
+    return SimpleNamespace(sequence=sequence, contacts=contacts)
+
+
 def test_demo_loads_once(demo):
     assert "already has data" in demo("demo", ok=False)
     assert "already has data" in demo("demo", "--if-empty")
@@ -41,16 +60,17 @@ def test_demo_loads_once(demo):
     assert "more: --after" in demo("contacts", "list")
 
 
-def test_tour_enroll_refuse_and_show_timeline(demo):
+def test_tour_enroll_refuse_and_show_timeline(demo, ids):
+    seq, (first, second) = ids.sequence, ids.contacts[:2]
     contacts = demo("contacts", "list", "--limit", CONTACT_COUNT)
     bounced = re.search(r"│ (\d+) .*bounced", contacts).group(1)
-    out = demo("enroll", 1, 1, 2, bounced, "--dry-run")
+    out = demo("enroll", seq, first, second, bounced, "--dry-run")
     assert "would enroll" in out and f"contact {bounced}: bounced" in out
     assert "enrolled" not in out.replace("can be enrolled", "")
-    out = demo("enroll", 1, 1, 2, bounced)
+    out = demo("enroll", seq, first, second, bounced)
     enrollment_id = re.search(r"enrolled \(enrollment (\d+)\)", out).group(1)
     assert "2 of 3 contacts enrolled" in out
-    again = demo("enroll", 1, 1, ok=False)
+    again = demo("enroll", seq, first, ok=False)
     assert "already_enrolled" in again
     shown = demo("enrollments", "show", enrollment_id, "--tz", "Asia/Kolkata")
     assert "pending" in shown and "projected" in shown and "IST" in shown
@@ -61,23 +81,25 @@ def test_tour_enroll_refuse_and_show_timeline(demo):
     assert "invalid_state" in demo("enrollments", "pause", enrollment_id, ok=False)
 
 
-def test_whole_request_errors_are_one_clear_line(demo):
-    out = demo("enroll", 1, 1, "--timezone", "Mars/Phobos", ok=False)
+def test_whole_request_errors_are_one_clear_line(demo, ids):
+    seq, first = ids.sequence, ids.contacts[0]
+    out = demo("enroll", seq, first, "--timezone", "Mars/Phobos", ok=False)
     assert "error invalid_timezone: 'Mars/Phobos' is not an IANA time zone" in out
-    out = demo("enroll", 1, 1, "--send-at", "tomorrow", ok=False)
+    out = demo("enroll", seq, first, "--send-at", "tomorrow", ok=False)
     assert "validation_error" in out and "--send-at" in out
-    out = demo("enroll", 1, *range(1, 52), ok=False)
+    out = demo("enroll", seq, *ids.contacts[:51], ok=False)
     assert "bulk_limit_exceeded" in out
     assert "Traceback" not in out
 
 
-def test_missing_token_values_are_listed_and_can_be_given(demo):
+def test_missing_token_values_are_listed_and_can_be_given(demo, ids):
+    no_firstname = ids.contacts[3]  # the demo's fourth contact has no first name
     contacts = demo("contacts", "list", "--limit", 20)
-    # demo contact index 3 (id 4) has no first name
-    assert re.search(r"│ 4 .*│\s+│ Globex|│ 4 ", contacts)
-    out = demo("enroll", 1, 4, "--dry-run", ok=False)
+    assert re.search(rf"│ {no_firstname} ", contacts)
+    out = demo("enroll", ids.sequence, no_firstname, "--dry-run", ok=False)
     assert "missing_token_values" in out and "contact.firstname" in out
-    assert "would enroll" in demo("enroll", 1, 4, "--dry-run", "--token", "firstname=there")
+    given = demo("enroll", ids.sequence, no_firstname, "--dry-run", "--token", "firstname=there")
+    assert "would enroll" in given
 
 
 def test_import_reports_bad_rows_and_refuses_huge_files(demo, tmp_path):
@@ -101,7 +123,8 @@ def test_user_token_and_sequence_creation(cli, tmp_path):
     spec.write_text(
         '{"name": "Mine", "steps": [{"type": "email", "subject": "Hi", "body": "<p>Hi</p>"}]}'
     )
-    assert "sequence 1 created: Mine (1 steps)" in cli("sequences", "create", spec)
+    created = cli("sequences", "create", spec)
+    assert re.fullmatch(r"sequence \d+ created: Mine \(1 steps\)\n", created), created
     spec.write_text("{not json")
     assert "not valid JSON" in cli("sequences", "create", spec, ok=False)
 
@@ -129,10 +152,10 @@ def test_webhooks_from_the_command_line(demo):
     assert "not_found" in demo("webhooks", "deliveries", webhook_id, ok=False)
 
 
-def test_analytics_and_events_from_the_command_line(demo):
-    out = demo("enroll", 1, 1, 2)
+def test_analytics_and_events_from_the_command_line(demo, ids):
+    out = demo("enroll", ids.sequence, *ids.contacts[:2])
     enrollment_id = re.search(r"enrolled \(enrollment (\d+)\)", out).group(1)
-    report = demo("sequences", "analytics", 1)
+    report = demo("sequences", "analytics", ids.sequence)
     assert "enrolled" in report and "rates:" in report and "open rate" in report
     assert "reply_rate —" in report  # nothing sent yet: no rate rather than 0%
     events = demo("enrollments", "events", enrollment_id, "--tz", "Europe/Rome")

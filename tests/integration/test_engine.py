@@ -233,7 +233,7 @@ def test_unenroll_or_pause_between_claim_and_hand_over_stops_the_send(ctx, world
 
 def test_dead_worker_claims_are_recovered_without_resending(ctx, world, worker):
     contacts = world.contacts(3)
-    enroll_ids(world, contacts)
+    enrollment_ids = enroll_ids(world, contacts)
     [mailbox_id] = claims.mailboxes_with_due_email(ctx)
     held = claims.claim_emails(
         ctx, mailbox_id, "dead", batch_size=10,
@@ -249,7 +249,7 @@ def test_dead_worker_claims_are_recovered_without_resending(ctx, world, worker):
     assert sorted(by_status.values()) == ["sent", "sent", "unknown"]
     # the unsent ones went with the Message-IDs fixed before the crash
     assert {m.message_id for m in messages(ctx)} == set(by_status)
-    flagged = [enrollment(ctx, eid).needs_attention for eid in range(1, 4)]
+    flagged = [enrollment(ctx, eid).needs_attention for eid in enrollment_ids]
     assert flagged == [True, False, False]
     worker.run_until(ctx.clock.now() + timedelta(days=30))
     assert [m.status for m in messages(ctx) if m.message_id == handed_id] == ["unknown"]

@@ -6,13 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 from cadenza.services import enrollment_views, tasks
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.store.models import Contact
 from tests.ui.engine import run_engine
 
 
 def test_a_task_is_completed_from_the_queue(tab, server_ctx, demo):
     # The demo's outbound sequence: an email, then a call two business days later.
     sequence_id = demo.sequence_id("Outbound: VP Sales")
-    contact = ContactRequest(demo.contact_id(*demo.reachable()))
+    usman = Contact.lastname == "Usman"  # Hana Usman, of Soylent Energy
+    contact = ContactRequest(demo.contact_id(usman, Contact.firstname == "Hana", *demo.reachable()))
     [result] = enroll(server_ctx, EnrollRequest(sequence_id, demo.user_id, [contact]))
     run_engine(server_ctx, datetime.now(UTC) + timedelta(minutes=1), until_sent=1)
     view = enrollment_views.get_enrollment(server_ctx, result.enrollment_id)

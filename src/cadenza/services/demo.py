@@ -162,15 +162,18 @@ def load_demo(ctx: Context) -> DemoLogin:
         create_sequence(
             ctx, user.id, sequence["name"], settings=sequence["settings"], steps=sequence["steps"]
         )
-    _contacts(ctx, user.id)
-    _records_and_list(ctx, user.id)
+    contact_ids = _contacts(ctx, user.id)
+    _records_and_list(ctx, user.id, contact_ids)
     token = create_token(ctx, user.id, "demo")
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, token.token)
 
 
-def _contacts(ctx: Context, owner_id: int) -> None:
+def _contacts(ctx: Context, owner_id: int) -> list[int]:
+    """Seeds the contacts; returns their ids in seeded order (the database picks the ids:
+    on a reused PostgreSQL database they need not start at 1)."""
     rng = random.Random(2026)
     now = ctx.clock.now()
+    seeded: list[Contact] = []
     with ctx.db.transaction() as session:
         for index in range(CONTACT_COUNT):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -204,6 +207,9 @@ def _contacts(ctx: Context, owner_id: int) -> None:
             if index % 40 == 0:
                 contact.timezone = None
             session.add(contact)
+            seeded.append(contact)
+        session.flush()
+        return [contact.id for contact in seeded]
 
 
 def _staff(ctx: Context, company: str, count: int) -> list[int]:
@@ -225,7 +231,7 @@ def _staff(ctx: Context, company: str, count: int) -> list[int]:
         )
 
 
-def _records_and_list(ctx: Context, owner_id: int) -> None:
+def _records_and_list(ctx: Context, owner_id: int, contact_ids: list[int]) -> None:
     """Two companies with two of their own people each, a deal with its company's
     contact, and a static list, so the record and list pages tell one story."""
     people = {}
@@ -243,4 +249,4 @@ def _records_and_list(ctx: Context, owner_id: int) -> None:
         associations=[records.AssociationIn(people["Northwind Traders"][0], primary=True)],
     )  # fmt: skip
     conference = lists.create_list(ctx, owner_id, "Conference leads", "static")
-    lists.change_members(ctx, owner_id, conference.contact_list.id, add=range(11, 21))
+    lists.change_members(ctx, owner_id, conference.contact_list.id, add=contact_ids[10:20])
