@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from cadenza.domain import schedule, templates
@@ -19,8 +19,10 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
+from cadenza.services.access import authorize_enrollment, owner_filter
 from cadenza.services.context import Context
 from cadenza.services.personalization import contact_values, sender_values
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, User
@@ -164,7 +166,9 @@ def _template_context(session, enrollment: Enrollment) -> TemplateContext:
     )
 
 
-def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
+def get_enrollment(
+    ctx: Context, enrollment_id: int, *, actor_id: int | None = None
+) -> EnrollmentView:
     with ctx.db.read() as session:
         enrollment = session.scalar(
             select(Enrollment)
@@ -179,6 +183,7 @@ def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
             raise CadenzaError(
                 ErrorCode.ENROLLMENT_NOT_FOUND, f"enrollment {enrollment_id} does not exist"
             )
+        authorize_enrollment(session, actor_id, enrollment, Action.READ)
         contact = enrollment.contact
         name = " ".join(p for p in (contact.firstname, contact.lastname) if p)
         return EnrollmentView(
@@ -204,7 +209,9 @@ def list_enrollments(
     enrolled_by_id: int | None = None,
     limit: int = 100,
     after_id: int | None = None,
+    actor_id: int | None = None,
 ) -> list[Enrollment]:
+    """A member acting sees the enrollments they made or that send from their mailbox."""
     if state is not None and state not in {s.value for s in EnrollmentState}:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
@@ -222,4 +229,10 @@ def list_enrollments(
     if after_id is not None:
         query = query.where(Enrollment.id > after_id)
     with ctx.db.read() as session:
+        own = owner_filter(session, actor_id, Resource.ENROLLMENT)
+        if own is not None:
+            their_mailboxes = select(Mailbox.id).where(Mailbox.owner_id == own)
+            query = query.where(
+                or_(Enrollment.enrolled_by_id == own, Enrollment.mailbox_id.in_(their_mailboxes))
+            )
         return list(session.scalars(query.options(selectinload(Enrollment.contact))))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import normalize_email
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -48,7 +51,9 @@ def create_mailbox(
     imap_security: str = SmtpSecurity.TLS,
     imap_username: str | None = None,
     imap_password: str | None = None,
+    actor_id: int | None = None,
 ) -> Mailbox:
+    """`actor_id`: who adds it, if not its owner (only an admin adds one for someone else)."""
     address = normalize_email(from_email)
     try:
         transport = MailTransport(transport)
@@ -61,6 +66,7 @@ def create_mailbox(
     check_limits(per_minute_limit, daily_limit)
     with ctx.db.transaction() as session:
         get_user(session, owner_id)
+        authorize(session, actor_id, Resource.MAILBOX, Action.CREATE, [owner_id])
         mailbox = Mailbox(
             owner_id=owner_id,
             from_email=address,
@@ -83,15 +89,20 @@ def create_mailbox(
         )
         session.add(mailbox)
         session.flush()
-        record(session, ctx, owner_id, "mailbox.create", "mailbox", mailbox.id, {"from": address})
+        who = owner_id if actor_id is None else actor_id
+        record(session, ctx, who, "mailbox.create", "mailbox", mailbox.id, {"from": address})
     return mailbox
 
 
-def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
+def list_mailboxes(
+    ctx: Context, owner_id: int | None = None, *, actor_id: int | None = None
+) -> list[Mailbox]:
+    """A member acting sees only their own mailboxes; an admin everyone's."""
     with ctx.db.read() as session:
         query = select(Mailbox).order_by(Mailbox.id)
-        if owner_id is not None:
-            query = query.where(Mailbox.owner_id == owner_id)
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MAILBOX)):
+            if owner is not None:
+                query = query.where(Mailbox.owner_id == owner)
         return list(session.scalars(query))
 
 
@@ -102,9 +113,19 @@ def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
         return list(session.scalars(query))
 
 
-def get_mailbox(ctx: Context, mailbox_id: int) -> Mailbox:
+def _authorize(session: Session, actor_id: int | None, mailbox: Mailbox, action: Action) -> None:
+    """Someone else's mailbox answers exactly as a missing one: ids reveal nothing."""
+    hidden = CadenzaError(
+        ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox.id} does not exist", {"id": mailbox.id}
+    )
+    authorize(session, actor_id, Resource.MAILBOX, action, [mailbox.owner_id], hidden_as=hidden)
+
+
+def get_mailbox(ctx: Context, mailbox_id: int, *, actor_id: int | None = None) -> Mailbox:
     with ctx.db.read() as session:
-        return fetch(session, Mailbox, mailbox_id)
+        mailbox = fetch(session, Mailbox, mailbox_id)
+        _authorize(session, actor_id, mailbox, Action.READ)
+        return mailbox
 
 
 def reconnect_mailbox(
@@ -113,6 +134,7 @@ def reconnect_mailbox(
     """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        _authorize(session, actor_id, mailbox, Action.UPDATE)
         if smtp_password is not None:
             mailbox.smtp_password = smtp_password
         mailbox.connected, mailbox.disconnected_reason = True, None
@@ -186,6 +208,7 @@ def update_mailbox(
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        _authorize(session, actor_id, mailbox, Action.UPDATE)
         merged = {field: values.get(field, getattr(mailbox, field)) for field in _MAILBOX_FIELDS}
         if merged["transport"] == MailTransport.SMTP and not merged["smtp_host"]:
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
@@ -217,6 +240,7 @@ def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -
             # The row lock makes a concurrent enrollment (whose foreign key needs a share
             # lock on this row) either finish first, and be counted, or wait and then fail.
             mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+            _authorize(session, actor_id, mailbox, Action.DELETE)
             live = session.scalar(
                 select(func.count())
                 .select_from(Enrollment)

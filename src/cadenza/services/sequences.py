@@ -12,11 +12,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, parse_steps
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.users import get_user
 from cadenza.store.models import Sequence, SequenceStep
 
 
@@ -43,7 +44,7 @@ def create_sequence(
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        get_user(session, owner_id)
+        authorize(session, owner_id, Resource.SEQUENCE, Action.CREATE)
         sequence = Sequence(
             owner_id=owner_id,
             name=clean_name,
@@ -73,9 +74,15 @@ def load_sequence(session: Session, sequence_id: int) -> Sequence:
     return sequence
 
 
-def get_sequence(ctx: Context, sequence_id: int) -> Sequence:
+def get_sequence(
+    ctx: Context, sequence_id: int, *, actor_id: int | None = None, to_change: bool = False
+) -> Sequence:
+    """`to_change`: the actor opens it to edit (the editor), so must be allowed to."""
     with ctx.db.read() as session:
-        return load_sequence(session, sequence_id)
+        sequence = load_sequence(session, sequence_id)
+        action = Action.UPDATE if to_change else Action.READ
+        authorize(session, actor_id, Resource.SEQUENCE, action, [sequence.owner_id])
+        return sequence
 
 
 def list_sequences(
@@ -106,6 +113,7 @@ def replace_sequence(
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
         sequence = load_sequence(session, sequence_id)
+        authorize(session, actor_id, Resource.SEQUENCE, Action.UPDATE, [sequence.owner_id])
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
         sequence.updated_at = ctx.clock.now()
@@ -123,6 +131,7 @@ def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None
     """Archived, not deleted: enrollments in flight keep running from their snapshots."""
     with ctx.db.transaction() as session:
         sequence = load_sequence(session, sequence_id)
+        authorize(session, actor_id, Resource.SEQUENCE, Action.DELETE, [sequence.owner_id])
         sequence.archived_at = ctx.clock.now()
         record(session, ctx, actor_id, "sequence.archive", "sequence", sequence_id)
 

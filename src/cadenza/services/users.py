@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.secrets import hash_password, hash_token, new_api_token, verify_password
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -28,6 +30,7 @@ def create_user(
     timezone: str | None = None,
     password: str | None = None,
     can_enroll: bool = True,
+    actor_id: int | None = None,
 ) -> User:
     address = normalize_email(email)
     try:
@@ -39,6 +42,7 @@ def create_user(
     if timezone:
         parse_timezone(timezone)
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.USER, Action.CREATE)
         if session.scalar(select(User.id).where(func.lower(User.email) == address.lower())):
             raise CadenzaError(ErrorCode.CONFLICT, f"a user with email {address} already exists")
         user = User(
@@ -53,7 +57,7 @@ def create_user(
         )
         session.add(user)
         session.flush()
-        record(session, ctx, None, "user.create", "user", user.id, {"email": address})
+        record(session, ctx, actor_id, "user.create", "user", user.id, {"email": address})
     return user
 
 
@@ -157,6 +161,7 @@ def update_user(
                 ErrorCode.VALIDATION_ERROR, "role must be admin, member or viewer"
             ) from None
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.USER, Action.UPDATE)
         user = fetch(session, User, user_id, for_update=True)
         if role is not None and role != UserRole.ADMIN and user.role == UserRole.ADMIN:
             admins = session.scalar(

@@ -18,13 +18,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
 from cadenza.store.models import Enrollment, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.auth import current_user, get_ctx, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -247,37 +246,16 @@ def _result_out(result: ContactResult) -> EnrollResultOut:
 # --- who may see and act ------------------------------------------------------------
 
 
-def sees_all(user: User) -> bool:
-    """Viewers only read, so they may read everything; members only their own."""
-    return user.role != UserRole.MEMBER
-
-
-def _not_found(enrollment_id: int) -> CadenzaError:
-    return CadenzaError(
-        ErrorCode.ENROLLMENT_NOT_FOUND,
-        f"enrollment {enrollment_id} does not exist",
-        {"id": enrollment_id},
-    )
-
-
 def visible_enrollment(
     ctx: Context, user: User, enrollment_id: int
 ) -> enrollment_views.EnrollmentView:
-    view = enrollment_views.get_enrollment(ctx, enrollment_id)
-    if not sees_all(user) and view.enrollment.enrolled_by_id != user.id:
-        raise _not_found(enrollment_id)
-    return view
+    return enrollment_views.get_enrollment(ctx, enrollment_id, actor_id=user.id)
 
 
 def guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enrollment]:
-    """The action, refused as "not found" on an enrollment the member did not make.
-
-    Ownership never changes, so checking before the action's own transaction is safe.
-    """
+    """The action as `user`: the service applies the policy (someone else's is "not found")."""
 
     def run(ctx: Context, enrollment_id: int, **kwargs: Any) -> Enrollment:
-        if not is_admin(user):
-            visible_enrollment(ctx, user, enrollment_id)
         return action(ctx, enrollment_id, actor_id=user.id, **kwargs)
 
     return run
@@ -355,7 +333,7 @@ def list_enrollments(
         sequence_id=sequence_id,
         contact_id=contact_id,
         state=state,
-        enrolled_by_id=None if sees_all(user) else user.id,
+        actor_id=user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
     )

@@ -14,12 +14,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, St
 
 from cadenza.domain.delivery import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.transports.check import check_mailbox
 from cadenza.services import mailboxes
 from cadenza.services.context import Context
 from cadenza.store.models import Mailbox, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.auth import current_user, get_ctx, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import page
 
@@ -170,16 +169,6 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _visible(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
-    """Someone else's mailbox answers exactly as a missing one: ids must not reveal others'."""
-    mailbox = mailboxes.get_mailbox(ctx, mailbox_id)
-    if mailbox.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(
-            ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist", {"id": mailbox_id}
-        )
-    return mailbox
-
-
 @router.post(
     "/mailboxes",
     status_code=201,
@@ -190,20 +179,15 @@ def create_mailbox(
     body: MailboxIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> MailboxOut:
     owner_id = user.id if body.owner_id is None else body.owner_id
-    if owner_id != user.id and not is_admin(user):
-        raise CadenzaError(
-            ErrorCode.PERMISSION_DENIED, "only admins can create a mailbox for another user"
-        )
     data = _plain(body.model_dump(exclude={"owner_id"}))
-    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, **data))
+    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, **data, actor_id=user.id))
 
 
 @router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
 def list_mailboxes(
     user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
 ) -> dict[str, Any]:
-    owner_id = None if is_admin(user) else user.id
-    return page([mailbox_out(m) for m in mailboxes.list_mailboxes(ctx, owner_id)], None)
+    return page([mailbox_out(m) for m in mailboxes.list_mailboxes(ctx, actor_id=user.id)], None)
 
 
 @router.get(
@@ -214,7 +198,7 @@ def list_mailboxes(
 def get_mailbox(
     mailbox_id: MailboxId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
 ) -> MailboxOut:
-    return mailbox_out(_visible(ctx, user, mailbox_id))
+    return mailbox_out(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
 
 
 @router.patch(
@@ -229,7 +213,6 @@ def update_mailbox(
     ctx: Context = Depends(get_ctx),
 ) -> MailboxOut:
     """Changing how it connects (host, port, security, credentials) marks it connected again."""
-    _visible(ctx, user, mailbox_id)
     changes = _plain(body.model_dump(exclude_unset=True))
     return mailbox_out(mailboxes.update_mailbox(ctx, mailbox_id, changes, user.id))
 
@@ -243,7 +226,6 @@ def delete_mailbox(
     mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> None:
     """Refused (409) while enrollments send from it, or once it has sending history."""
-    _visible(ctx, user, mailbox_id)
     mailboxes.delete_mailbox(ctx, mailbox_id, user.id)
 
 
@@ -260,7 +242,7 @@ def check_connection(
     The mailbox is left as it is, connected or not: a passing test is a reason to
     reconnect, and a failing one is not yet a reason to stop its emails.
     """
-    result = check_mailbox(_visible(ctx, user, mailbox_id))
+    result = check_mailbox(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
 
@@ -276,7 +258,6 @@ def reconnect_mailbox(
     ctx: Context = Depends(get_ctx),
 ) -> MailboxOut:
     """Marks it connected again, with a new password if one is sent; waiting emails go out."""
-    _visible(ctx, user, mailbox_id)
     password = body.smtp_password if body is not None else None
     mailbox = mailboxes.reconnect_mailbox(
         ctx,

@@ -13,11 +13,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import mailboxes, outbox
+from cadenza.services import outbox
 from cadenza.services.context import Context
-from cadenza.store.models import DeliveryAttempt, Message, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.store.models import User
+from cadenza.web.auth import current_user, get_ctx, writer
 from cadenza.web.errors import MAX_ID, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -74,15 +73,6 @@ class Review(BaseModel):
     delivered: bool = Field(strict=True, description="Did the recipient's server accept it?")
 
 
-def _visible(ctx: Context, user: User, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
-    message, attempts = outbox.get_message(ctx, message_id)
-    if not is_admin(user) and mailboxes.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
-        raise CadenzaError(
-            ErrorCode.NOT_FOUND, f"message {message_id} does not exist", {"id": message_id}
-        )
-    return message, attempts
-
-
 @router.get("/messages", response_model=MessagePage, responses=error_responses(401, 422))
 def list_messages(
     enrollment_id: int | None = Query(None, ge=1, le=MAX_ID),
@@ -97,7 +87,7 @@ def list_messages(
         ctx,
         status=status,
         enrollment_id=enrollment_id,
-        owner_id=None if is_admin(user) else user.id,
+        actor_id=user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
     )
@@ -115,7 +105,7 @@ def get_message(
     ctx: Context = Depends(get_ctx),
 ) -> MessageDetail:
     """With every delivery attempt and the raw MIME text: what a support question needs."""
-    message, attempts = _visible(ctx, user, message_id)
+    message, attempts = outbox.get_message(ctx, message_id, actor_id=user.id)
     return MessageDetail(
         **MessageOut.model_validate(message).model_dump(),
         attempts=[AttemptOut.model_validate(a) for a in attempts],
@@ -139,6 +129,5 @@ def review_message(
     Delivered: the step counts as sent and the sequence goes on. Not delivered: the same
     message, with the same Message-ID, is queued to go again.
     """
-    _visible(ctx, user, message_id)
     message = outbox.resolve_unknown(ctx, message_id, delivered=body.delivered, actor_id=user.id)
     return MessageOut.model_validate(message)

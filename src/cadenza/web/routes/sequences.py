@@ -13,12 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services import sequences, stats
 from cadenza.services.context import Context
 from cadenza.store.models import Sequence, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.auth import current_user, get_ctx, writer
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -199,17 +198,6 @@ def _data(body: SequenceIn) -> dict[str, Any]:
     }
 
 
-def _editable(ctx: Context, sequence_id: int, user: User) -> None:
-    """Sequences are shared reading, but only their owner (or an admin) may change them."""
-    sequence = sequences.get_sequence(ctx, sequence_id)
-    if sequence.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(
-            ErrorCode.PERMISSION_DENIED,
-            f"sequence {sequence_id} belongs to another user: only its owner or an admin "
-            "can change it",
-        )
-
-
 @router.post(
     "/sequences",
     status_code=201,
@@ -262,7 +250,6 @@ def replace_sequence(
     user: User = Depends(writer),
     ctx: Context = Depends(get_ctx),
 ) -> SequenceOut:
-    _editable(ctx, sequence_id, user)
     data = _data(body)
     return sequence_out(
         sequences.replace_sequence(
@@ -285,7 +272,6 @@ def archive_sequence(
     sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
 ) -> None:
     """Archives: enrollments in flight keep running from their snapshots."""
-    _editable(ctx, sequence_id, user)
     sequences.archive_sequence(ctx, sequence_id, actor_id=user.id)
 
 

@@ -11,7 +11,7 @@ from cadenza.services import contact_index, enrollment_views, lists, outbox, tas
 from cadenza.services.contacts import get_contact
 from cadenza.services.context import Context
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.auth import get_ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user
@@ -83,14 +83,15 @@ def contact_record(
     contact = get_contact(ctx, contact_id)
     views = [
         enrollment_views.get_enrollment(ctx, e.id)
-        for e in reversed(enrollment_views.list_enrollments(ctx, contact_id=contact_id))
+        for e in reversed(
+            enrollment_views.list_enrollments(ctx, contact_id=contact_id, actor_id=user.id)
+        )
     ]
     # Emails and tasks, newest first: what this contact received and what was done for them.
     # Like the outbox and the task queue: members and viewers see their own, admins all.
-    owner = None if is_admin(user) else user.id
-    messages = outbox.list_messages(ctx, contact_id=contact_id, owner_id=owner, limit=100)
+    messages = outbox.list_messages(ctx, contact_id=contact_id, limit=100, actor_id=user.id)
     contact_tasks = tasks.list_tasks(
-        ctx, owner_id=owner, contact_id=contact_id, status=None, limit=100
+        ctx, contact_id=contact_id, status=None, limit=100, actor_id=user.id
     )
     activity = sorted(
         [("email", m.sent_at or m.created_at, m) for m in messages]

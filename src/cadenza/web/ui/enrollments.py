@@ -15,7 +15,7 @@ from cadenza.services.sequences import list_sequences
 from cadenza.store.models import User
 from cadenza.web.auth import get_ctx
 from cadenza.web.errors import MAX_ID
-from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, sees_all, visible_enrollment
+from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, visible_enrollment
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
 
@@ -48,7 +48,7 @@ def enrollment_list(
         ctx,
         sequence_id=sequence,
         state=state or None,
-        enrolled_by_id=None if sees_all(user) else user.id,
+        actor_id=user.id,
         limit=PER_PAGE + 1,
         after_id=after,
     )

@@ -126,10 +126,10 @@ def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
 def edit_sequence(
     request: Request,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    _user: User = Depends(ui_writer),
+    user: User = Depends(ui_writer),
     ctx: Context = Depends(get_ctx),
 ):
-    sequence = get_sequence(ctx, sequence_id)
+    sequence = get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True)
     steps = [s.to_dict() for s in step_specs(sequence)]
     return _editor(
         request, ctx, sequence_id, name=sequence.name, settings=sequence.settings, steps=steps
@@ -144,7 +144,8 @@ async def save_sequence(
     ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
-    get_sequence(ctx, sequence_id)  # a missing sequence is a 404 page, not a form error
+    # A missing sequence is a 404 page and someone else's a 403 page, not a form error.
+    get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True)
     name = str(form.get("name", ""))
     steps = steps_from_form(form)
     op = str(form.get("op", "save"))
@@ -176,6 +177,7 @@ async def preview_sequence(
     ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
+    get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True)
     contact = str(form.get("preview_contact", ""))
     specs, problems = [], []
     for position, step in enumerate(steps_from_form(form), start=1):

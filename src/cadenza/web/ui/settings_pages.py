@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
-from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.engine.transports.check import check_mailbox
 from cadenza.services import mailboxes, users
 from cadenza.services.context import Context
-from cadenza.store.models import Mailbox, User
+from cadenza.store.models import User
 from cadenza.web.auth import get_ctx, is_admin
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
@@ -36,7 +36,7 @@ def _page(request: Request, ctx: Context, user: User, status_code: int = 200, **
         request,
         "settings.html",
         status_code=status_code,
-        mailboxes=mailboxes.list_mailboxes(ctx, owner_id=None if is_admin(user) else user.id),
+        mailboxes=mailboxes.list_mailboxes(ctx, actor_id=user.id),
         users=users.list_users(ctx) if is_admin(user) else [],
         tokens=users.list_tokens(ctx, user.id),
         transports=[t.value for t in MailTransport],
@@ -77,13 +77,6 @@ def _mailbox_fields(form: FormData) -> dict[str, Any]:
     return fields
 
 
-def _own_mailbox(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
-    mailbox = mailboxes.get_mailbox(ctx, mailbox_id)
-    if mailbox.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
-    return mailbox
-
-
 @router.get("/settings")
 def settings_page(
     request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
@@ -98,7 +91,9 @@ async def add_mailbox(
     form = await request.form()
     try:
         fields = _mailbox_fields(form)
-        mailbox = mailboxes.create_mailbox(ctx, user.id, str(form.get("from_email", "")), **fields)
+        mailbox = mailboxes.create_mailbox(
+            ctx, user.id, str(form.get("from_email", "")), **fields, actor_id=user.id
+        )
     except (CadenzaError, FormError) as exc:
         return _refused(request, ctx, user, "mailbox-new", exc)
     return _page(request, ctx, user, notices={f"mailbox-{mailbox.id}": "Mailbox added."})
@@ -111,7 +106,6 @@ async def edit_mailbox(
     user: User = Depends(ui_writer),
     ctx: Context = Depends(get_ctx),
 ):
-    _own_mailbox(ctx, user, mailbox_id)
     try:
         fields = _mailbox_fields(await request.form())
         mailboxes.update_mailbox(ctx, mailbox_id, fields, actor_id=user.id)
@@ -128,7 +122,7 @@ def test_mailbox(
     ctx: Context = Depends(get_ctx),
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
-    result = check_mailbox(_own_mailbox(ctx, user, mailbox_id))
+    result = check_mailbox(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
@@ -143,7 +137,6 @@ def reconnect_mailbox(
     user: User = Depends(ui_writer),
     ctx: Context = Depends(get_ctx),
 ):
-    _own_mailbox(ctx, user, mailbox_id)
     mailboxes.reconnect_mailbox(ctx, mailbox_id, actor_id=user.id)
     return _page(
         request, ctx, user, notices={f"mailbox-{mailbox_id}": "Reconnected: waiting emails go."}
@@ -165,6 +158,7 @@ async def add_user(
             timezone=str(form.get("timezone", "")).strip() or None,
             password=str(form.get("password", "")) or None,
             can_enroll=form.get("can_enroll") == "on",
+            actor_id=admin.id,
         )
     except CadenzaError as exc:
         return _refused(request, ctx, admin, "user-new", exc)
