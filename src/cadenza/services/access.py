@@ -19,6 +19,8 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.lookup import fetch
 from cadenza.store.models import Enrollment, Mailbox, User
 
+ACTOR_KEY = "cadenza.acting_user"
+
 
 def authorize(
     session: Session,
@@ -34,7 +36,22 @@ def authorize(
         return None
     actor = fetch(session, User, actor_id)
     policy.check(actor, resource, action, owners, hidden_as=hidden_as)
+    session.info[ACTOR_KEY] = actor_id  # events this transaction writes name who caused them
     return actor
+
+
+def acting_user_id(session: Session) -> int | None:
+    """The person this transaction acts for, once a use case authorized them."""
+    return session.info.get(ACTOR_KEY)
+
+
+def may_act_for(session: Session, actor_id: int | None, user_id: int) -> bool:
+    """Whether `actor_id` may make something happen in `user_id`'s name (send from their
+    mailbox): themself or an admin. Unknown (None) is an internal caller, trusted."""
+    if actor_id is None or actor_id == user_id:
+        return True
+    actor = session.get(User, actor_id)
+    return actor is not None and policy.is_admin(actor)
 
 
 def owner_filter(session: Session, actor_id: int | None, resource: Resource) -> int | None:

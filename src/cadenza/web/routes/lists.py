@@ -14,8 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.domain.enums import UserRole
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import list_enrollment, lists
 from cadenza.services.context import Context
 from cadenza.store.models import User
@@ -220,9 +218,5 @@ def get_list_enrollment(
     user: User = Depends(current_user),
     ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
-    job = list_enrollment.get_job(ctx, job_id)
-    if user.role == UserRole.MEMBER and job.user_id != user.id:
-        raise CadenzaError(
-            ErrorCode.NOT_FOUND, f"list enrollment job {job_id} does not exist", {"id": job_id}
-        )
+    job = list_enrollment.get_job(ctx, job_id, actor_id=user.id)
     return list_enrollment.describe(job)
