@@ -156,7 +156,7 @@ def may(
     if who is Who.SELF:
         return owned
     if role != UserRole.MEMBER:  # a viewer reads what is theirs (a task, a mailbox)
-        return role == UserRole.VIEWER and who is Who.OWNER and action is Action.READ and owned
+        return role == UserRole.VIEWER and who is Who.OWNER and action == Action.READ and owned
     if who is Who.WRITER:
         return True
     return owned

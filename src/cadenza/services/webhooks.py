@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import webhooks as rules
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
@@ -52,6 +54,7 @@ def create_webhook(
     """Returns the webhook and its signing secret, which is shown this once only."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.WEBHOOK, Action.CREATE)
         webhook = Webhook(
             url=rules.check_url(url),
             events=rules.check_events(events),
@@ -79,6 +82,7 @@ def get_webhook(ctx: Context, webhook_id: int) -> Webhook:
 
 def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) -> Webhook:
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.WEBHOOK, Action.UPDATE)
         webhook = _fetch(session, webhook_id, for_update=True)
         if "url" in changes:
             webhook.url = rules.check_url(changes["url"])
@@ -95,6 +99,7 @@ def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) 
 def delete_webhook(ctx: Context, actor_id: int, webhook_id: int) -> None:
     """Its pending deliveries go with it: nobody is listening for them any more."""
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.WEBHOOK, Action.DELETE)
         session.delete(_fetch(session, webhook_id, for_update=True))
         record(session, ctx, actor_id, "webhook.delete", "webhook", webhook_id)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from cadenza.domain.contact_fields import parse_timezone
@@ -23,7 +23,7 @@ from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollRequest, enroll
 from cadenza.store.models import Enrollment, User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -289,9 +289,9 @@ def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> Bulk
 )
 def enroll_contacts(
     body: EnrollIn,
+    user: ApiWriter,
+    ctx: Ctx,
     sequence_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> EnrollOut:
     """200 with a result per contact: some may enroll while others are refused."""
     request = EnrollRequest(
@@ -320,13 +320,13 @@ def enroll_contacts(
 
 @router.get("/enrollments", response_model=EnrollmentPage, responses=error_responses(401, 422))
 def list_enrollments(
+    user: ApiUser,
+    ctx: Ctx,
     sequence_id: int | None = Query(None, ge=1, le=MAX_ID),
     contact_id: int | None = Query(None, ge=1, le=MAX_ID),
     state: str | None = Query(None, description="active, paused, finished or unenrolled"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = enrollment_views.list_enrollments(
         ctx,
@@ -346,14 +346,18 @@ def list_enrollments(
     responses=error_responses(401, 404, 422),
 )
 def get_enrollment(
-    enrollment_id: EnrollmentId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    enrollment_id: EnrollmentId,
+    user: ApiUser,
+    ctx: Ctx,
 ) -> EnrollmentOut:
     return enrollment_out(visible_enrollment(ctx, user, enrollment_id))
 
 
 @router.post("/enrollments/pause", response_model=BulkOut, responses=error_responses(401, 403, 422))
 def pause_many(
-    body: BulkIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: BulkIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> BulkOut:
     return _bulk(ctx, user, enrollment_control.pause, body)
 
@@ -362,7 +366,9 @@ def pause_many(
     "/enrollments/resume", response_model=BulkOut, responses=error_responses(401, 403, 422)
 )
 def resume_many(
-    body: BulkIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: BulkIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> BulkOut:
     return _bulk(ctx, user, enrollment_control.resume, body)
 
@@ -371,7 +377,9 @@ def resume_many(
     "/enrollments/unenroll", response_model=BulkOut, responses=error_responses(401, 403, 422)
 )
 def unenroll_many(
-    body: BulkUnenrollIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: BulkUnenrollIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> BulkOut:
     return _bulk(
         ctx, user, enrollment_control.unenroll, body, reason=body.reason, detail=body.detail
@@ -384,7 +392,9 @@ def unenroll_many(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def pause(
-    enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    enrollment_id: EnrollmentId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> EnrollmentOut:
     guarded(enrollment_control.pause, user)(ctx, enrollment_id)
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
@@ -396,7 +406,9 @@ def pause(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def resume(
-    enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    enrollment_id: EnrollmentId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> EnrollmentOut:
     guarded(enrollment_control.resume, user)(ctx, enrollment_id)
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
@@ -409,9 +421,9 @@ def resume(
 )
 def unenroll(
     enrollment_id: EnrollmentId,
+    user: ApiWriter,
+    ctx: Ctx,
     body: UnenrollIn | None = None,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> EnrollmentOut:
     body = body or UnenrollIn()
     guarded(enrollment_control.unenroll, user)(

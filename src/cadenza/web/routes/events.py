@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -14,10 +14,8 @@ from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.inbound.postmark import read_postmark
 from cadenza.services import events
-from cadenza.services.context import Context
 from cadenza.services.signals import Outcome
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx, writer
+from cadenza.web.auth import ApiWriter, Ctx
 from cadenza.web.errors import NO_NUL, error_responses
 
 router = APIRouter(tags=["events"])
@@ -70,7 +68,9 @@ def _answer(outcome: Outcome) -> JSONResponse:
     | error_responses(401, 403, 404, 413, 422),
 )
 def post_event(
-    body: EventIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: EventIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> JSONResponse:
     """Records an event and applies the sequence rules: a reply or booked meeting
     unenrolls, a hard bounce, complaint or unsubscribe also marks the contact."""
@@ -96,9 +96,9 @@ def post_event(
     | error_responses(401, 403, 413, 422),
 )
 def post_postmark(
+    user: ApiWriter,
+    ctx: Ctx,
     payload: dict[str, Any] = Body(..., description="Postmark's Bounce or SpamComplaint JSON"),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> JSONResponse:
     """Postmark's bounce and spam-complaint webhook, as Postmark sends it.
 

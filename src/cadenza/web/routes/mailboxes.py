@@ -9,16 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StrictInt
 
 from cadenza.domain.delivery import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.engine.transports.check import check_mailbox
 from cadenza.services import mailboxes
-from cadenza.services.context import Context
-from cadenza.store.models import Mailbox, User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.store.models import Mailbox
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import page
 
@@ -176,7 +175,9 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     responses=error_responses(401, 403, 404, 422),
 )
 def create_mailbox(
-    body: MailboxIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: MailboxIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> MailboxOut:
     owner_id = user.id if body.owner_id is None else body.owner_id
     data = _plain(body.model_dump(exclude={"owner_id"}))
@@ -185,7 +186,8 @@ def create_mailbox(
 
 @router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
 def list_mailboxes(
-    user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    user: ApiUser,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     return page([mailbox_out(m) for m in mailboxes.list_mailboxes(ctx, actor_id=user.id)], None)
 
@@ -196,7 +198,9 @@ def list_mailboxes(
     responses=error_responses(401, 404, 422),
 )
 def get_mailbox(
-    mailbox_id: MailboxId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    mailbox_id: MailboxId,
+    user: ApiUser,
+    ctx: Ctx,
 ) -> MailboxOut:
     return mailbox_out(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
 
@@ -209,8 +213,8 @@ def get_mailbox(
 def update_mailbox(
     mailbox_id: MailboxId,
     body: MailboxPatch,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> MailboxOut:
     """Changing how it connects (host, port, security, credentials) marks it connected again."""
     changes = _plain(body.model_dump(exclude_unset=True))
@@ -223,7 +227,9 @@ def update_mailbox(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_mailbox(
-    mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    mailbox_id: MailboxId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> None:
     """Refused (409) while enrollments send from it, or once it has sending history."""
     mailboxes.delete_mailbox(ctx, mailbox_id, user.id)
@@ -235,7 +241,9 @@ def delete_mailbox(
     responses=error_responses(401, 403, 404, 422),
 )
 def check_connection(
-    mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    mailbox_id: MailboxId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> CheckOut:
     """Logs in with the stored settings and says what the server answered; sends nothing.
 
@@ -253,9 +261,9 @@ def check_connection(
 )
 def reconnect_mailbox(
     mailbox_id: MailboxId,
+    user: ApiWriter,
+    ctx: Ctx,
     body: ReconnectIn | None = None,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> MailboxOut:
     """Marks it connected again, with a new password if one is sent; waiting emails go out."""
     password = body.smtp_password if body is not None else None

@@ -10,13 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.services import outbox
-from cadenza.services.context import Context
-from cadenza.store.models import User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -75,12 +73,12 @@ class Review(BaseModel):
 
 @router.get("/messages", response_model=MessagePage, responses=error_responses(401, 422))
 def list_messages(
+    user: ApiUser,
+    ctx: Ctx,
     enrollment_id: int | None = Query(None, ge=1, le=MAX_ID),
     status: MessageStatus | None = None,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Newest first; members see the messages of their own mailboxes."""
     found = outbox.list_messages(
@@ -100,9 +98,9 @@ def list_messages(
     responses=error_responses(401, 404, 422),
 )
 def get_message(
+    user: ApiUser,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> MessageDetail:
     """With every delivery attempt and the raw MIME text: what a support question needs."""
     message, attempts = outbox.get_message(ctx, message_id, actor_id=user.id)
@@ -120,9 +118,9 @@ def get_message(
 )
 def review_message(
     body: Review,
+    user: ApiWriter,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> MessageOut:
     """The engine never guesses whether an interrupted send arrived: a person settles it.
 

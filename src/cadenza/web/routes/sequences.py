@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services import sequences, stats
-from cadenza.services.context import Context
-from cadenza.store.models import Sequence, User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.store.models import Sequence
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -205,7 +204,9 @@ def _data(body: SequenceIn) -> dict[str, Any]:
     responses=error_responses(401, 403, 422),
 )
 def create_sequence(
-    body: SequenceIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: SequenceIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> SequenceOut:
     data = _data(body)
     return sequence_out(
@@ -217,10 +218,10 @@ def create_sequence(
 
 @router.get("/sequences", response_model=SequencePage, responses=error_responses(401, 422))
 def list_sequences(
+    _user: ApiUser,
+    ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = sequences.list_sequences(ctx, limit=limit + 1, after_id=after_id(cursor))
     return paged(found, limit, sequence_out)
@@ -233,8 +234,8 @@ def list_sequences(
 )
 def get_sequence(
     sequence_id: SequenceId,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> SequenceOut:
     return sequence_out(sequences.get_sequence(ctx, sequence_id))
 
@@ -247,8 +248,8 @@ def get_sequence(
 def replace_sequence(
     body: SequenceIn,
     sequence_id: SequenceId,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> SequenceOut:
     data = _data(body)
     return sequence_out(
@@ -269,7 +270,9 @@ def replace_sequence(
     responses=error_responses(401, 403, 404, 422),
 )
 def archive_sequence(
-    sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    sequence_id: SequenceId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> None:
     """Archives: enrollments in flight keep running from their snapshots."""
     sequences.archive_sequence(ctx, sequence_id, actor_id=user.id)
@@ -282,8 +285,8 @@ def archive_sequence(
 )
 def sequence_stats(
     sequence_id: SequenceId,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> SequenceStatsOut:
     found = stats.sequence_stats(ctx, sequence_id)
     return SequenceStatsOut(

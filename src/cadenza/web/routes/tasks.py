@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.enums import TaskPriority, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import tasks
-from cadenza.services.context import Context
-from cadenza.store.models import Task, User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.store.models import Task
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -86,6 +85,8 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
 
 @router.get("/tasks", response_model=TaskPage, responses=error_responses(401, 403, 422))
 def list_tasks(
+    user: ApiUser,
+    ctx: Ctx,
     status: TaskStatus = Query(TaskStatus.OPEN, description="Open tasks unless asked otherwise"),
     owner: int | None = Query(
         None,
@@ -96,8 +97,6 @@ def list_tasks(
     ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Earliest due first: the order a rep works through them."""
     rows = tasks.list_tasks(
@@ -120,10 +119,10 @@ def list_tasks(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def complete_task(
+    user: ApiWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
     body: TaskCompletion | None = Body(None),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> TaskOut:
     """An email task's draft (as edited here, if at all) is then sent by the engine."""
     edits = tasks.TaskEdits(body.subject, body.body) if body else None
@@ -136,9 +135,9 @@ def complete_task(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def skip_task(
+    user: ApiWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> TaskOut:
     """The sequence moves on without it; a skipped manual email is never sent."""
     return TaskOut.model_validate(tasks.skip_task(ctx, task_id, actor_id=user.id))

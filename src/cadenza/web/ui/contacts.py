@@ -6,15 +6,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from cadenza.domain.enums import UserRole
+from cadenza.domain import policy
 from cadenza.services import contact_index, enrollment_views, lists, outbox, tasks
 from cadenza.services.contacts import get_contact
-from cadenza.services.context import Context
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user
+from cadenza.web.ui.session import PageUser, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -22,12 +21,14 @@ PER_PAGE = 25
 
 
 def may_enroll(user: User) -> bool:
-    return user.role != UserRole.VIEWER and user.can_enroll
+    return policy.may_write(user) and user.can_enroll
 
 
 @router.get("/contacts")
 def contact_index_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     q: str = Query("", max_length=200),
     timezone: str = Query("", max_length=64),
     enrolled: str = Query("", max_length=3),
@@ -35,8 +36,6 @@ def contact_index_page(
     sort: str = Query("name", max_length=20),
     desc: bool = False,
     page: int = Query(1, ge=1, le=100_000),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     spec = contact_index.ContactFilter(
         query=q or None,
@@ -64,7 +63,7 @@ def contact_index_page(
         zones=contact_index.contact_timezones(ctx),
         may_enroll=may_enroll(user),
         static_lists=[]
-        if user.role == UserRole.VIEWER
+        if not policy.may_write(user)
         else [
             v.contact_list
             for v in lists.list_lists(ctx, limit=500)
@@ -76,9 +75,9 @@ def contact_index_page(
 @router.get("/contacts/{contact_id}")
 def contact_record(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     contact_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     contact = get_contact(ctx, contact_id)
     views = [

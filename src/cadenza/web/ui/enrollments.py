@@ -6,18 +6,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from cadenza.domain import policy
 from cadenza.domain.enums import EnrollmentState
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.analytics import enrollment_timeline
-from cadenza.services.context import Context
 from cadenza.services.sequences import list_sequences
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, visible_enrollment
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -38,11 +37,11 @@ def _action(name: str):
 @router.get("/enrollments")
 def enrollment_list(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     sequence: int | None = Query(None, ge=1, le=MAX_ID),
     state: str = Query("", max_length=20),
     after: int | None = Query(None, ge=0, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     found = enrollment_views.list_enrollments(
         ctx,
@@ -63,30 +62,30 @@ def enrollment_list(
         sequence=sequence,
         state=state,
         next_after=views[-1].enrollment.id if more else None,
-        may_act=user.role != "viewer",
+        may_act=policy.may_write(user),
     )
 
 
 @router.get("/enrollments/{enrollment_id}")
 def enrollment_detail(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     enrollment_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     view = visible_enrollment(ctx, user, enrollment_id)
     events = enrollment_timeline(ctx, enrollment_id)
     return render(
-        request, "enrollments/detail.html", view=view, events=events, may_act=user.role != "viewer"
+        request, "enrollments/detail.html", view=view, events=events, may_act=policy.may_write(user)
     )
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")
 def enrollment_action(
     action: str,
+    user: PageWriter,
+    ctx: Ctx,
     enrollment_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     guarded(_action(action), user)(ctx, enrollment_id)
     return RedirectResponse(f"/enrollments/{enrollment_id}", status_code=303)
@@ -94,7 +93,9 @@ def enrollment_action(
 
 @router.post("/enrollments")
 async def enrollment_bulk(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     form = await request.form()
     ids = [int(v) for v in form.getlist("enrollment") if str(v).isdigit() and int(v) <= MAX_ID]

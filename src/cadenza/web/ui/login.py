@@ -6,17 +6,16 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services.context import Context
 from cadenza.services.users import authenticate
-from cadenza.web.auth import FailedLogins, get_ctx
+from cadenza.web.auth import Ctx, FailedLogins
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, local_path, session_of, signed_in_user
+from cadenza.web.ui.session import PageUser, check_csrf, local_path, session_of
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 
 @router.get("/")
-def home(_user=Depends(signed_in_user)):
+def home(_user: PageUser):
     return RedirectResponse("/contacts", status_code=303)
 
 
@@ -28,10 +27,10 @@ def login_form(request: Request, next: str = "/"):
 @router.post("/login")
 def login(
     request: Request,
+    ctx: Ctx,
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
-    ctx: Context = Depends(get_ctx),
 ):
     limiter: FailedLogins = request.app.state.failed_logins
     client = request.client.host if request.client else "unknown"

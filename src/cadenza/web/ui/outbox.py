@@ -13,12 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.templates import clean_html
 from cadenza.services import outbox
-from cadenza.services.context import Context
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -37,7 +35,9 @@ WAIT_REASONS = {
 
 @router.get("/outbox")
 def outbox_page(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     return render(
         request,
@@ -51,9 +51,9 @@ def outbox_page(
 @router.get("/outbox/{message_id}")
 def message_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     return render(
         request,
@@ -64,10 +64,10 @@ def message_page(
 
 @router.post("/outbox/{message_id}/review")
 def review_message(
+    user: PageWriter,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
     delivered: str = Form(""),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """A send whose outcome is unknown: a person says whether it arrived (never guessed)."""
     if delivered not in ("yes", "no"):
@@ -78,9 +78,9 @@ def review_message(
 
 @router.get("/outbox/{message_id}/body")
 def message_body(
+    user: PageUser,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     message, _attempts = outbox.get_message(ctx, message_id, actor_id=user.id)
     page = f"<!doctype html><meta charset='utf-8'><body>{clean_html(message.body_html)}</body>"

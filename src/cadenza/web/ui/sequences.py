@@ -9,7 +9,6 @@ from fastapi.responses import RedirectResponse, Response
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.analytics import daily_activity, sequence_report
 from cadenza.services.automation_rules import list_rules
-from cadenza.services.context import Context
 from cadenza.services.sequences import (
     archive_sequence,
     create_sequence,
@@ -18,12 +17,11 @@ from cadenza.services.sequences import (
     step_specs,
 )
 from cadenza.services.stats import sequence_stats
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.charts import daily_chart
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 CHART_DAYS = 30
 MAX_RULES_SHOWN = 50
@@ -36,7 +34,9 @@ FIRST_STEP = {"type": "email", "subject": "Hello {{ contact.firstname | default(
 
 @router.get("/sequences")
 def sequence_list(
-    request: Request, _user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    _user: PageUser,
+    ctx: Ctx,
 ):
     rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx)]
     return render(request, "sequences/list.html", rows=rows, error=None, name="")
@@ -45,9 +45,9 @@ def sequence_list(
 @router.post("/sequences")
 def new_sequence(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     name: str = Form(""),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """Starts with one email so the editor has something to show; the rep edits it there."""
     try:
@@ -63,9 +63,9 @@ def new_sequence(
 
 @router.post("/sequences/{sequence_id}/archive")
 def archive(
+    user: PageWriter,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     archive_sequence(ctx, sequence_id, actor_id=user.id)
     return Response(status_code=204, headers={"HX-Redirect": "/sequences"})
@@ -74,9 +74,9 @@ def archive(
 @router.get("/sequences/{sequence_id}")
 def sequence_detail(
     request: Request,
+    _user: PageUser,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    _user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
     report = sequence_report(ctx, sequence_id)

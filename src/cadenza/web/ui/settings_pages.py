@@ -20,11 +20,16 @@ from cadenza.engine.transports.check import check_mailbox
 from cadenza.services import mailboxes, users
 from cadenza.services.context import Context
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_admin, ui_writer
+from cadenza.web.ui.session import (
+    PageAdmin,
+    PageUser,
+    PageWriter,
+    check_csrf,
+)
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -79,14 +84,18 @@ def _mailbox_fields(form: FormData) -> dict[str, Any]:
 
 @router.get("/settings")
 def settings_page(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     return _page(request, ctx, user)
 
 
 @router.post("/settings/mailboxes")
 async def add_mailbox(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     form = await request.form()
     try:
@@ -102,9 +111,9 @@ async def add_mailbox(
 @router.post("/settings/mailboxes/{mailbox_id}")
 async def edit_mailbox(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     mailbox_id: int = MailboxId,
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     try:
         fields = _mailbox_fields(await request.form())
@@ -117,9 +126,9 @@ async def edit_mailbox(
 @router.post("/settings/mailboxes/{mailbox_id}/test")
 def test_mailbox(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     mailbox_id: int = MailboxId,
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
     result = check_mailbox(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
@@ -133,9 +142,9 @@ def test_mailbox(
 @router.post("/settings/mailboxes/{mailbox_id}/reconnect")
 def reconnect_mailbox(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     mailbox_id: int = MailboxId,
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     mailboxes.reconnect_mailbox(ctx, mailbox_id, actor_id=user.id)
     return _page(
@@ -145,7 +154,9 @@ def reconnect_mailbox(
 
 @router.post("/settings/users")
 async def add_user(
-    request: Request, admin: User = Depends(ui_admin), ctx: Context = Depends(get_ctx)
+    request: Request,
+    admin: PageAdmin,
+    ctx: Ctx,
 ):
     form = await request.form()
     try:
@@ -168,9 +179,9 @@ async def add_user(
 @router.post("/settings/users/{user_id}")
 async def change_user(
     request: Request,
+    admin: PageAdmin,
+    ctx: Ctx,
     user_id: int = Path(ge=1, le=MAX_ID),
-    admin: User = Depends(ui_admin),
-    ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
     try:
@@ -188,7 +199,9 @@ async def change_user(
 
 @router.post("/settings/tokens")
 async def new_token(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     name = str((await request.form()).get("name", "")).strip()
     if not name or len(name) > 100:
@@ -201,9 +214,9 @@ async def new_token(
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     token_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     users.revoke_token(ctx, user.id, token_id)
     return _page(request, ctx, user, notices={"token": "Token revoked."})

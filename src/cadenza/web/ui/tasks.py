@@ -12,19 +12,20 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import tasks
 from cadenza.services.contacts import get_contact
-from cadenza.services.context import Context
-from cadenza.store.models import Task, User
-from cadenza.web.auth import get_ctx
+from cadenza.store.models import Task
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render, viewer_zone
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 
 @router.get("/tasks")
 def task_queue(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     """Grouped by the viewer's own day: "today" is today where the rep sits."""
     tz = parse_timezone(viewer_zone(request))
@@ -45,9 +46,9 @@ def task_queue(
 @router.get("/tasks/{task_id}")
 def task_detail(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     task = tasks.get_task(ctx, task_id, actor_id=user.id)
     contact = get_contact(ctx, task.contact_id) if task.contact_id else None
@@ -57,11 +58,11 @@ def task_detail(
 @router.post("/tasks/{task_id}/complete")
 def complete(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
     subject: str | None = Form(None),
     body: str | None = Form(None),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     task = tasks.get_task(ctx, task_id, actor_id=user.id)
     edits = tasks.TaskEdits(subject=subject, body=body) if task.type == "email" else None
@@ -80,9 +81,9 @@ def complete(
 
 @router.post("/tasks/{task_id}/skip")
 def skip(
+    user: PageWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     tasks.skip_task(ctx, task_id, actor_id=user.id)
     return RedirectResponse("/tasks", status_code=303)
