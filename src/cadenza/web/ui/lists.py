@@ -78,7 +78,7 @@ def job_page(
     ctx: Ctx,
     job_id: int = Path(ge=1, le=MAX_ID),
 ):
-    job = list_enrollment.describe(list_enrollment.get_job(ctx, job_id))
+    job = list_enrollment.describe(list_enrollment.get_job(ctx, job_id, actor_id=user.id))
     template = "lists/job_progress.html" if request.headers.get("hx-request") else "lists/job.html"
     return render(request, template, job=job)
 
