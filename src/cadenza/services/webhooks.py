@@ -49,7 +49,7 @@ _NEW_DELIVERY = insert(WebhookDelivery).values(
 
 
 def create_webhook(
-    ctx: Context, actor_id: int, url: str, events: list[str], description: str = ""
+    ctx: Context, actor_id: int | None, url: str, events: list[str], description: str = ""
 ) -> tuple[Webhook, str]:
     """Returns the webhook and its signing secret, which is shown this once only."""
     secret = "whsec_" + secrets.token_urlsafe(32)
@@ -80,7 +80,7 @@ def get_webhook(ctx: Context, webhook_id: int) -> Webhook:
         return _fetch(session, webhook_id)
 
 
-def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) -> Webhook:
+def update_webhook(ctx: Context, actor_id: int | None, webhook_id: int, changes: dict) -> Webhook:
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.WEBHOOK, Action.UPDATE)
         webhook = _fetch(session, webhook_id, for_update=True)
@@ -96,7 +96,7 @@ def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) 
     return webhook
 
 
-def delete_webhook(ctx: Context, actor_id: int, webhook_id: int) -> None:
+def delete_webhook(ctx: Context, actor_id: int | None, webhook_id: int) -> None:
     """Its pending deliveries go with it: nobody is listening for them any more."""
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.WEBHOOK, Action.DELETE)
