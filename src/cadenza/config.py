@@ -63,6 +63,7 @@ class Settings(BaseSettings):
             max_nesting=self.template_max_nesting,
             max_seconds=self.template_max_seconds,
         )
+
     # Hosts and networks webhooks may reach although they are inside (loopback, private):
     # comma-separated names, `*.suffix`, addresses or CIDR networks. Empty: public only.
     outbound_allow: str = ""

@@ -203,6 +203,7 @@ def test_integration_tokens_and_undoing_an_event_from_the_command_line(demo, dat
         "events", "revoke", "999999", "--reason", "typo", "--as", DEMO_EMAIL, ok=False
     )
 
+
 def test_archive_and_unarchive_from_the_command_line(demo):
     """Issue 11 item 4: an archived sequence is listed under --archived and comes back."""
     assert "archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL)

@@ -44,7 +44,7 @@ def dispatcher(ctx):
 
 
 def subscribe(world, receiver, events):
-    return webhooks.create_webhook(world.ctx, world.user.id, receiver.url, events)
+    return webhooks.create_webhook(world.ctx, None, receiver.url, events)
 
 
 def events_of(requests) -> list[dict]:
@@ -83,7 +83,7 @@ def test_a_sequence_run_reports_enrolled_sent_finished_signed(
 def test_only_subscribed_events_of_active_webhooks_are_delivered(ctx, world, receiver, dispatcher):
     subscribe(world, receiver, ["replied"])
     muted, _ = subscribe(world, receiver, ["unenrolled"])
-    webhooks.update_webhook(ctx, world.user.id, muted.id, {"active": False})
+    webhooks.update_webhook(ctx, None, muted.id, {"active": False})
     [eid] = enroll_ids(world, [world.contact()])
     enrollment_control.unenroll(ctx, eid, "replied", detail="Sounds good, call me")
     assert dispatcher.tick() == 1
@@ -114,7 +114,7 @@ def test_retries_with_backoff_and_logs_every_answer(ctx, world, receiver, dispat
 def test_gives_up_after_the_last_attempt_and_records_connection_errors(ctx, world, dispatcher):
     with WebhookReceiver() as gone:
         url = gone.url  # nothing listens there once it is closed
-    webhook, _ = webhooks.create_webhook(ctx, world.user.id, url, ["paused"])
+    webhook, _ = webhooks.create_webhook(ctx, None, url, ["paused"])
     [eid] = enroll_ids(world, [world.contact()])
     enrollment_control.pause(ctx, eid)
     for _ in range(rules.MAX_ATTEMPTS):
@@ -159,7 +159,7 @@ def test_a_hanging_receiver_never_holds_up_the_emails(database, settings, world,
             smtp_port=sink.port, smtp_security="none", per_minute_limit=100_000,
         )  # fmt: skip
         world.sequence = world.make_sequence(steps=ONE_STEP, name="One")
-        webhooks.create_webhook(live, world.user.id, receiver.url, ["enrolled"])
+        webhooks.create_webhook(live, None, receiver.url, ["enrolled"])
         release = receiver.hang_next()
         for contact in world.contacts(5):  # one by one: bulk first steps go 3 a minute
             enroll_ids(world, [contact], mailbox_id=mailbox.id)

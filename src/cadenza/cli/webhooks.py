@@ -6,7 +6,8 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain import policy
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.webhooks import EVENT_TYPES
 from cadenza.services import webhooks
 
@@ -78,6 +79,5 @@ def delete_command(
 
 def _admin(ctx, as_user: str | None):
     user = acting_user(ctx, as_user)
-    if user.role != "admin":
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins manage webhooks")
+    policy.check(user, Resource.WEBHOOK, Action.READ)
     return user

@@ -24,6 +24,7 @@ from cadenza.domain import filters
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import membership, triggers
+from cadenza.services.access import may_act_for
 from cadenza.services.context import Context
 from cadenza.services.enrollment import (
     ContactRequest,
@@ -200,6 +201,23 @@ def _meeting_conditions(
     return kept
 
 
+def _put_there_by_permitted(
+    session: Session, user_id: int, events: list, log: RunLog
+) -> list[AutomationEvent]:
+    """A rule sends from its named user's mailbox: contacts someone else put on the list
+    it watches are enrolled only if that someone may act for the named user."""
+    kept = []
+    for event in events:
+        if may_act_for(session, (event.data or {}).get("by"), user_id):
+            kept.append(event)
+        else:
+            log.add(
+                event, "skipped", "permission_denied",
+                "added to the list by a user who may not send as the rule's user",
+            )  # fmt: skip
+    return kept
+
+
 def _enroll(
     ctx: Context, session: Session, rule: AutomationRule, events: list, log: RunLog
 ) -> list[int]:
@@ -207,7 +225,8 @@ def _enroll(
     events held back by the user's daily limit (the rule then waits for midnight)."""
     action = rule.action
     batches: dict[tuple, list[list[AutomationEvent]]] = defaultdict(list)
-    for event in events:  # one cause per batch, so the events it writes carry it exactly
+    permitted = _put_there_by_permitted(session, action["user_id"], events, log)
+    for event in permitted:  # one cause per batch, so the events it writes carry it exactly
         groups = batches[(event.depth, tuple(event.chain or []))]
         if (
             not groups

@@ -12,9 +12,11 @@ from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.webhooks import REASON_EVENTS
 from cadenza.services import triggers, webhooks
+from cadenza.services.access import authorize_enrollment
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -34,8 +36,12 @@ UNENROLL_REASONS = (
 )
 
 
-def lock_enrollment(session: Session, enrollment_id: int) -> Enrollment:
-    return fetch(session, Enrollment, enrollment_id, for_update=True)
+def lock_enrollment(
+    session: Session, enrollment_id: int, actor_id: int | None = None
+) -> Enrollment:
+    enrollment = fetch(session, Enrollment, enrollment_id, for_update=True)
+    authorize_enrollment(session, actor_id, enrollment, Action.UPDATE)
+    return enrollment
 
 
 def _require_state(enrollment: Enrollment, *states: EnrollmentState, action: str) -> None:
@@ -50,7 +56,7 @@ def _require_state(enrollment: Enrollment, *states: EnrollmentState, action: str
 def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
     """The remaining delay of the waiting step is kept and restarts on resume."""
     with ctx.db.transaction() as session:
-        enrollment = lock_enrollment(session, enrollment_id)
+        enrollment = lock_enrollment(session, enrollment_id, actor_id)
         _require_state(enrollment, EnrollmentState.ACTIVE, action="paused")
         pause_enrollment(session, ctx, enrollment)
         record(session, ctx, actor_id, "enrollment.pause", "enrollment", enrollment_id)
@@ -75,7 +81,7 @@ def pause_enrollment(session: Session, ctx: Context, enrollment: Enrollment) -> 
 def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        enrollment = lock_enrollment(session, enrollment_id)
+        enrollment = lock_enrollment(session, enrollment_id, actor_id)
         _require_state(enrollment, EnrollmentState.PAUSED, action="resumed")
         tz = parse_timezone(enrollment.timezone)
         settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
@@ -120,7 +126,7 @@ def unenroll(
             f"reason must be one of {', '.join(UNENROLL_REASONS)}",
         )
     with ctx.db.transaction() as session:
-        enrollment = lock_enrollment(session, enrollment_id)
+        enrollment = lock_enrollment(session, enrollment_id, actor_id)
         _require_state(
             enrollment, EnrollmentState.ACTIVE, EnrollmentState.PAUSED, action="unenrolled"
         )

@@ -19,8 +19,10 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
+from cadenza.services.access import authorize_enrollment, owner_filter
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import resumed_due
 from cadenza.services.personalization import contact_values, sender_values
@@ -264,7 +266,9 @@ def _template_context(session, enrollment: Enrollment) -> TemplateContext:
     )
 
 
-def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
+def get_enrollment(
+    ctx: Context, enrollment_id: int, *, actor_id: int | None = None
+) -> EnrollmentView:
     with ctx.db.read() as session:
         enrollment = session.scalar(
             select(Enrollment)
@@ -279,6 +283,7 @@ def get_enrollment(ctx: Context, enrollment_id: int) -> EnrollmentView:
             raise CadenzaError(
                 ErrorCode.ENROLLMENT_NOT_FOUND, f"enrollment {enrollment_id} does not exist"
             )
+        authorize_enrollment(session, actor_id, enrollment, Action.READ)
         contact = enrollment.contact
         name = " ".join(p for p in (contact.firstname, contact.lastname) if p)
         lines = step_lines(
@@ -308,10 +313,12 @@ def list_enrollments(
     after_id: int | None = None,
     query: str | None = None,
     newest_first: bool = False,
+    actor_id: int | None = None,
 ) -> list[Enrollment]:
     """Keyset pages by id: `after_id` is the last id of the previous page, in either
     order (newest first: ids below it), so inserts never shift or repeat a row.
-    `query` searches the contact's email and name and the sequence's name."""
+    `query` searches the contact's email and name and the sequence's name. A member
+    acting sees the enrollments they made or that send from their mailbox."""
     if state is not None and state not in {s.value for s in EnrollmentState}:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
@@ -336,6 +343,12 @@ def list_enrollments(
     if query and query.strip():
         query_rows = query_rows.where(_matching(query.strip().lower()))
     with ctx.db.read() as session:
+        own = owner_filter(session, actor_id, Resource.ENROLLMENT)
+        if own is not None:
+            their_mailboxes = select(Mailbox.id).where(Mailbox.owner_id == own)
+            query_rows = query_rows.where(
+                or_(Enrollment.enrolled_by_id == own, Enrollment.mailbox_id.in_(their_mailboxes))
+            )
         return list(session.scalars(query_rows.options(selectinload(Enrollment.contact))))
 
 

@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.services import lists
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.enrollment import (
@@ -43,6 +45,7 @@ def start(
     options = options or EnrollOptions()
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
+        authorize(session, user_id, Resource.LIST_ENROLL_JOB, Action.CREATE)
         lists.fetch_list(session, list_id)
         request = options.request(sequence_id, user_id, [])
         check_plan(session, ctx, request)
@@ -85,9 +88,18 @@ def first_batch_ids(ctx: Context, list_id: int) -> list[int]:
         return lists.member_ids(session, list_id, after=0, limit=ctx.settings.enroll_bulk_limit)
 
 
-def get_job(ctx: Context, job_id: int) -> ListEnrollJob:
+def get_job(ctx: Context, job_id: int, *, actor_id: int | None = None) -> ListEnrollJob:
+    """A member sees only the jobs they started; to them another's does not exist."""
     with ctx.db.read() as session:
-        return _fetch(session, job_id)
+        job = _fetch(session, job_id)
+        hidden = CadenzaError(
+            ErrorCode.NOT_FOUND, f"list enrollment job {job_id} does not exist", {"id": job_id}
+        )
+        authorize(
+            session, actor_id, Resource.LIST_ENROLL_JOB, Action.READ, [job.user_id],
+            hidden_as=hidden,
+        )  # fmt: skip
+        return job
 
 
 def _fetch(session, job_id: int, *, for_update: bool = False) -> ListEnrollJob:

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.services import membership
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.store.models import AutomationRule, Contact, ContactList, ListMember, ObjectType
@@ -35,6 +37,12 @@ def fetch_list(session: Session, list_id: int, *, for_update: bool = False) -> C
     if found is None:
         raise _not_found(list_id)
     return found
+
+
+def _authorize(session: Session, actor_id: int | None, contact_list, action: Action) -> None:
+    """A list is its creator's; one with no creator (made by the CLI or before owners
+    were kept, or whose creator was deleted) is the team's, and only admins change it."""
+    authorize(session, actor_id, Resource.LIST, action, [contact_list.created_by_id])
 
 
 def check_filters(session: Session, value: Any) -> dict[str, Any]:
@@ -69,6 +77,7 @@ def create_list(
         )
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.LIST, Action.CREATE)
         clean = check_filters(session, list_filters) if kind == "active" else None
         contact_list = ContactList(
             name=_check_name(name),
@@ -90,6 +99,7 @@ def update_list(ctx: Context, actor_id: int | None, list_id: int, changes: dict)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         contact_list = fetch_list(session, list_id, for_update=True)
+        _authorize(session, actor_id, contact_list, Action.UPDATE)
         if "name" in changes:
             contact_list.name = _check_name(changes["name"])
         if "filters" in changes:
@@ -110,6 +120,7 @@ def delete_list(ctx: Context, actor_id: int | None, list_id: int) -> None:
     """Refused while an automation rule watches the list: the rule would go quiet."""
     with ctx.db.transaction() as session:
         contact_list = fetch_list(session, list_id, for_update=True)
+        _authorize(session, actor_id, contact_list, Action.DELETE)
         watching = [
             rule.id
             for rule in session.scalars(select(AutomationRule))
@@ -199,6 +210,7 @@ def change_members(
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         contact_list = fetch_list(session, list_id, for_update=True)
+        _authorize(session, actor_id, contact_list, Action.UPDATE)
         if contact_list.kind != "static":
             raise CadenzaError(
                 ErrorCode.INVALID_STATE,

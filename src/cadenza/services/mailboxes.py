@@ -6,10 +6,13 @@ import logging
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import normalize_email
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.keys import open_sealed, seal
@@ -56,7 +59,7 @@ def create_mailbox(
     imap_password: str | None = None,
     actor_id: int | None = None,
 ) -> Mailbox:
-    """`actor_id` is who sets it up when not the owner (an admin for a member)."""
+    """`actor_id`: who adds it, if not its owner (only an admin adds one for someone else)."""
     address = normalize_email(from_email)
     try:
         transport = MailTransport(transport)
@@ -71,6 +74,7 @@ def create_mailbox(
     check_plain_auth(ctx, imap_host, str(imap_security), imap_username, imap_password)
     with ctx.db.transaction() as session:
         get_user(session, owner_id)
+        authorize(session, actor_id, Resource.MAILBOX, Action.CREATE, [owner_id])
         hosts = {"smtp_host": smtp_host, "imap_host": imap_host}
         check_hosts(ctx, session, owner_id if actor_id is None else actor_id, hosts)
         mailbox = Mailbox(
@@ -95,15 +99,20 @@ def create_mailbox(
         )
         session.add(mailbox)
         session.flush()
-        record(session, ctx, owner_id, "mailbox.create", "mailbox", mailbox.id, {"from": address})
+        who = owner_id if actor_id is None else actor_id
+        record(session, ctx, who, "mailbox.create", "mailbox", mailbox.id, {"from": address})
     return mailbox
 
 
-def list_mailboxes(ctx: Context, owner_id: int | None = None) -> list[Mailbox]:
+def list_mailboxes(
+    ctx: Context, owner_id: int | None = None, *, actor_id: int | None = None
+) -> list[Mailbox]:
+    """A member acting sees only their own mailboxes; an admin everyone's."""
     with ctx.db.read() as session:
         query = select(Mailbox).order_by(Mailbox.id)
-        if owner_id is not None:
-            query = query.where(Mailbox.owner_id == owner_id)
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MAILBOX)):
+            if owner is not None:
+                query = query.where(Mailbox.owner_id == owner)
         return list(session.scalars(query))
 
 
@@ -114,9 +123,19 @@ def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
         return list(session.scalars(query))
 
 
-def get_mailbox(ctx: Context, mailbox_id: int) -> Mailbox:
+def _authorize(session: Session, actor_id: int | None, mailbox: Mailbox, action: Action) -> None:
+    """Someone else's mailbox answers exactly as a missing one: ids reveal nothing."""
+    hidden = CadenzaError(
+        ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox.id} does not exist", {"id": mailbox.id}
+    )
+    authorize(session, actor_id, Resource.MAILBOX, action, [mailbox.owner_id], hidden_as=hidden)
+
+
+def get_mailbox(ctx: Context, mailbox_id: int, *, actor_id: int | None = None) -> Mailbox:
     with ctx.db.read() as session:
-        return fetch(session, Mailbox, mailbox_id)
+        mailbox = fetch(session, Mailbox, mailbox_id)
+        _authorize(session, actor_id, mailbox, Action.READ)
+        return mailbox
 
 
 def reconnect_mailbox(
@@ -125,6 +144,7 @@ def reconnect_mailbox(
     """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        _authorize(session, actor_id, mailbox, Action.UPDATE)
         if smtp_password is not None:
             check_plain_auth(
                 ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.smtp_username, smtp_password
@@ -249,6 +269,7 @@ def update_mailbox(
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        _authorize(session, actor_id, mailbox, Action.UPDATE)
         merged = {field: values.get(field, getattr(mailbox, field)) for field in _MAILBOX_FIELDS}
         if merged["transport"] == MailTransport.SMTP and not merged["smtp_host"]:
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
@@ -302,6 +323,7 @@ def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -
             # The row lock makes a concurrent enrollment (whose foreign key needs a share
             # lock on this row) either finish first, and be counted, or wait and then fail.
             mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+            _authorize(session, actor_id, mailbox, Action.DELETE)
             live = session.scalar(
                 select(func.count())
                 .select_from(Enrollment)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
 from cadenza.services import triggers
+from cadenza.services.access import acting_user_id
 from cadenza.store.models import (
     Association,
     Contact,
@@ -131,11 +132,13 @@ def apply_changes(
                 ListMember.list_id == list_id, ListMember.contact_id == contact_id
             )
         )
+    # Who put them there: a rule acting as someone else must not take it as their word.
+    by = {"by": actor} if (actor := acting_user_id(session)) is not None else {}
     triggers.record_many(
         session,
         now,
-        [("list_added", cid, {"list_id": lid}) for lid, cid in sorted(added)]
-        + [("list_removed", cid, {"list_id": lid}) for lid, cid in sorted(removed)],
+        [("list_added", cid, {"list_id": lid, **by}) for lid, cid in sorted(added)]
+        + [("list_removed", cid, {"list_id": lid, **by}) for lid, cid in sorted(removed)],
     )
 
 

@@ -7,6 +7,8 @@ from sqlalchemy.orm import selectinload
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -25,8 +27,10 @@ def list_messages(
     contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
+    actor_id: int | None = None,
 ) -> list[Message]:
-    """Newest first; `owner_id` keeps the messages of that user's mailboxes only."""
+    """Newest first; `owner_id` keeps the messages of that user's mailboxes only, and a
+    member acting sees only those of their own mailboxes whatever they ask."""
     if status is not None and status not in MESSAGE_STATUSES:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR, f"status must be one of {', '.join(MESSAGE_STATUSES)}"
@@ -38,18 +42,37 @@ def list_messages(
         query = query.where(Message.enrollment_id == enrollment_id)
     if contact_id is not None:
         query = query.where(Message.contact_id == contact_id)
-    if owner_id is not None:
-        owned = select(Mailbox.id).where(Mailbox.owner_id == owner_id)
-        query = query.where(Message.mailbox_id.in_(owned))
     if after_id is not None:
         query = query.where(Message.id < after_id)
     with ctx.db.read() as session:
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MESSAGE)):
+            if owner is not None:
+                owned = select(Mailbox.id).where(Mailbox.owner_id == owner)
+                query = query.where(Message.mailbox_id.in_(owned))
         return list(session.scalars(query))
 
 
-def get_message(ctx: Context, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
+def _not_found(message_id: int) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.NOT_FOUND, f"message {message_id} does not exist", {"id": message_id}
+    )
+
+
+def _authorize(session, actor_id: int | None, message: Message, action: Action) -> None:
+    """A message belongs to the owner of the mailbox it is sent from; to anyone else
+    it does not exist."""
+    owner = session.get(Mailbox, message.mailbox_id).owner_id
+    authorize(
+        session, actor_id, Resource.MESSAGE, action, [owner], hidden_as=_not_found(message.id)
+    )
+
+
+def get_message(
+    ctx: Context, message_id: int, *, actor_id: int | None = None
+) -> tuple[Message, list[DeliveryAttempt]]:
     with ctx.db.read() as session:
         message = fetch(session, Message, message_id)
+        _authorize(session, actor_id, message, Action.READ)
         attempts = list(
             session.scalars(
                 select(DeliveryAttempt)
@@ -60,7 +83,9 @@ def get_message(ctx: Context, message_id: int) -> tuple[Message, list[DeliveryAt
         return message, attempts
 
 
-def list_waiting(ctx: Context, limit: int = 50, owner_id: int | None = None) -> list[StepRun]:
+def list_waiting(
+    ctx: Context, limit: int = 50, owner_id: int | None = None, *, actor_id: int | None = None
+) -> list[StepRun]:
     """Email steps that are due or held back, with the reason each one waits.
 
     `owner_id` keeps the steps of that user's mailboxes only; each run comes with its
@@ -74,11 +99,12 @@ def list_waiting(ctx: Context, limit: int = 50, owner_id: int | None = None) -> 
         .limit(limit)
         .options(selectinload(StepRun.enrollment).selectinload(Enrollment.contact))
     )
-    if owner_id is not None:
-        query = query.where(
-            StepRun.mailbox_id.in_(select(Mailbox.id).where(Mailbox.owner_id == owner_id))
-        )
     with ctx.db.read() as session:
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MESSAGE)):
+            if owner is not None:
+                query = query.where(
+                    StepRun.mailbox_id.in_(select(Mailbox.id).where(Mailbox.owner_id == owner))
+                )
         return list(session.scalars(query))
 
 
@@ -93,6 +119,7 @@ def resolve_unknown(
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         message = fetch(session, Message, message_id, for_update=True)
+        _authorize(session, actor_id, message, Action.UPDATE)
         if message.status != "unknown":
             raise CadenzaError(
                 ErrorCode.INVALID_STATE,

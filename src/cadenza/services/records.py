@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import record_types
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.services import membership
+from cadenza.services.access import authorize
 from cadenza.services.audit import record as audit
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -78,6 +80,7 @@ def create_type(
     definitions = record_types.check_properties(properties or [])
     try:
         with ctx.db.transaction() as session:
+            authorize(session, actor_id, Resource.OBJECT_TYPE, Action.CREATE)
             taken = session.scalar(
                 select(ObjectType.name).where(
                     or_(
@@ -113,6 +116,7 @@ def _type_taken(name: str, plural: str) -> CadenzaError:
 def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) -> ObjectType:
     """Label and properties may change; removing a property leaves old values unread."""
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.OBJECT_TYPE, Action.UPDATE)
         object_type = find_type(session, name)
         if changes.get("label"):
             object_type.label = str(changes["label"])[:100]
@@ -124,6 +128,7 @@ def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) ->
 
 def delete_type(ctx: Context, actor_id: int | None, name: str) -> None:
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.OBJECT_TYPE, Action.DELETE)
         object_type = find_type(session, name)
         if object_type.builtin:
             raise CadenzaError(
@@ -201,6 +206,7 @@ def create_record(
 ) -> RecordView:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.RECORD, Action.CREATE)
         object_type = find_type(session, type_name)
         record = Record(
             type_id=object_type.id,
@@ -226,6 +232,7 @@ def update_record(
     with ctx.db.transaction() as session:
         object_type = find_type(session, type_name)
         record = fetch_record(session, object_type, record_id, for_update=True)
+        authorize(session, actor_id, Resource.RECORD, Action.UPDATE, [record.owner_id])
         if "name" in changes:
             record.name = _check_name(changes["name"])
         if "properties" in changes:
@@ -243,6 +250,7 @@ def delete_record(ctx: Context, actor_id: int | None, type_name: str, record_id:
     with ctx.db.transaction() as session:
         object_type = find_type(session, type_name)
         record = fetch_record(session, object_type, record_id, for_update=True)
+        authorize(session, actor_id, Resource.RECORD, Action.DELETE, [record.owner_id])
         contact_ids = _associated_ids(session, record_id)
         session.execute(
             update(Enrollment)
@@ -376,6 +384,7 @@ def associate(
             raise CadenzaError(
                 ErrorCode.NOT_FOUND, f"record {record_id} does not exist", {"id": record_id}
             )
+        authorize(session, actor_id, Resource.RECORD, Action.UPDATE, [record.owner_id])
         set_associations(session, now, record, [AssociationIn(contact_id, primary)])
         membership.refresh(session, now, [contact_id])
         audit(
@@ -402,6 +411,8 @@ def dissociate(ctx: Context, actor_id: int | None, record_id: int, contact_id: i
                 ErrorCode.NOT_FOUND,
                 f"contact {contact_id} is not associated with record {record_id}",
             )
+        owner = session.get(Record, record_id).owner_id
+        authorize(session, actor_id, Resource.RECORD, Action.UPDATE, [owner])
         session.delete(link)
         session.flush()
         membership.refresh(session, now, [contact_id])

@@ -12,11 +12,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, parse_steps
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.users import get_user
 from cadenza.store.models import Sequence, SequenceStep
 
 
@@ -43,7 +44,7 @@ def create_sequence(
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        get_user(session, owner_id)
+        authorize(session, owner_id, Resource.SEQUENCE, Action.CREATE)
         sequence = Sequence(
             owner_id=owner_id,
             name=clean_name,
@@ -77,18 +78,29 @@ def load_live_sequence(session: Session, sequence_id: int) -> Sequence:
     """A sequence that may be changed or enrolled into: archived ones are refused, saying
     how to bring them back."""
     sequence = load_sequence(session, sequence_id)
+    _refuse_archived(sequence)
+    return sequence
+
+
+def _refuse_archived(sequence: Sequence) -> None:
     if sequence.archived_at is not None:
+        sequence_id = sequence.id
         raise CadenzaError(
             ErrorCode.SEQUENCE_ARCHIVED,
             f"sequence {sequence_id} ({sequence.name}) is archived: unarchive it first",
             {"sequence_id": sequence_id},
         )
-    return sequence
 
 
-def get_sequence(ctx: Context, sequence_id: int) -> Sequence:
+def get_sequence(
+    ctx: Context, sequence_id: int, *, actor_id: int | None = None, to_change: bool = False
+) -> Sequence:
+    """`to_change`: the actor opens it to edit (the editor), so must be allowed to."""
     with ctx.db.read() as session:
-        return load_sequence(session, sequence_id)
+        sequence = load_sequence(session, sequence_id)
+        action = Action.UPDATE if to_change else Action.READ
+        authorize(session, actor_id, Resource.SEQUENCE, action, [sequence.owner_id])
+        return sequence
 
 
 def get_live_sequence(ctx: Context, sequence_id: int) -> Sequence:
@@ -128,7 +140,9 @@ def replace_sequence(
 ) -> Sequence:
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
-        sequence = load_live_sequence(session, sequence_id)
+        sequence = load_sequence(session, sequence_id)
+        authorize(session, actor_id, Resource.SEQUENCE, Action.UPDATE, [sequence.owner_id])
+        _refuse_archived(sequence)
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
         sequence.updated_at = ctx.clock.now()
@@ -146,7 +160,9 @@ def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None
     """Archived, not deleted: enrollments in flight keep running from their snapshots,
     nobody new can be enrolled, and it can be unarchived."""
     with ctx.db.transaction() as session:
-        sequence = load_live_sequence(session, sequence_id)
+        sequence = load_sequence(session, sequence_id)
+        authorize(session, actor_id, Resource.SEQUENCE, Action.DELETE, [sequence.owner_id])
+        _refuse_archived(sequence)
         sequence.archived_at = ctx.clock.now()
         record(session, ctx, actor_id, "sequence.archive", "sequence", sequence_id)
         return sequence
@@ -156,6 +172,7 @@ def unarchive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = No
     """Back in the list and open to enrollment again; a live sequence is left as it is."""
     with ctx.db.transaction() as session:
         sequence = load_sequence(session, sequence_id)
+        authorize(session, actor_id, Resource.SEQUENCE, Action.DELETE, [sequence.owner_id])
         if sequence.archived_at is not None:
             sequence.archived_at = None
             record(session, ctx, actor_id, "sequence.unarchive", "sequence", sequence_id)

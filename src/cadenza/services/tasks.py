@@ -20,8 +20,10 @@ from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.domain.personalization import build_context
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
+from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.compose import render_step
 from cadenza.services.context import Context
@@ -107,8 +109,17 @@ class TaskEdits:
     body: str | None = None
 
 
-def _lock_open_task(session: Session, task_id: int) -> Task:
+def _not_found(task_id: int) -> CadenzaError:
+    return CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist", {"id": task_id})
+
+
+def _lock_open_task(session: Session, task_id: int, actor_id: int | None) -> Task:
+    """Someone else's task answers as a missing one: a member settles only their own."""
     task = fetch(session, Task, task_id, for_update=True)
+    authorize(
+        session, actor_id, Resource.TASK, Action.UPDATE, [task.owner_id],
+        hidden_as=_not_found(task_id),
+    )  # fmt: skip
     if task.status != TaskStatus.OPEN:
         raise CadenzaError(
             ErrorCode.INVALID_STATE,
@@ -123,7 +134,7 @@ def complete_task(
 ) -> Task:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        task = _lock_open_task(session, task_id)
+        task = _lock_open_task(session, task_id, actor_id)
         if edits and (edits.subject is not None or edits.body is not None):
             if task.type != "email":
                 raise CadenzaError(
@@ -147,7 +158,7 @@ def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> Task:
     """Skipping moves the sequence on; a skipped manual email is not sent."""
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        task = _lock_open_task(session, task_id)
+        task = _lock_open_task(session, task_id, actor_id)
         task.status, task.completed_at = str(TaskStatus.SKIPPED), now
         _move_on(session, task, now, send=False)
         record(session, ctx, actor_id, "task.skip", "task", task_id)
@@ -170,9 +181,14 @@ def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None
     after_step_completed(session, enrollment, run.step_position, now)
 
 
-def get_task(ctx: Context, task_id: int) -> Task:
+def get_task(ctx: Context, task_id: int, *, actor_id: int | None = None) -> Task:
     with ctx.db.read() as session:
-        return fetch(session, Task, task_id)
+        task = fetch(session, Task, task_id)
+        authorize(
+            session, actor_id, Resource.TASK, Action.READ, [task.owner_id],
+            hidden_as=_not_found(task_id),
+        )  # fmt: skip
+        return task
 
 
 def list_tasks(
@@ -183,13 +199,27 @@ def list_tasks(
     status: str | None = "open",
     limit: int = 100,
     after: tuple[datetime, int] | None = None,
+    actor_id: int | None = None,
 ) -> list[Task]:
-    """Earliest due first; `after` = (due_at, id) of the last task seen (keyset paging)."""
+    """Earliest due first; `after` = (due_at, id) of the last task seen (keyset paging).
+
+    A member (or viewer) acting sees only their own tasks: asking for someone else's
+    is refused, not silently narrowed.
+    """
     if status is not None and status not in {s.value for s in TaskStatus}:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
             f"status must be one of {', '.join(s.value for s in TaskStatus)}",
         )
+    if actor_id is not None:
+        with ctx.db.read() as session:
+            own = owner_filter(session, actor_id, Resource.TASK)
+        if own is not None:
+            if owner_id not in (None, own):
+                raise CadenzaError(
+                    ErrorCode.PERMISSION_DENIED, "only admins see other users' tasks"
+                )
+            owner_id = own
     query = select(Task).order_by(Task.due_at, Task.id).limit(limit)
     if owner_id is not None:
         query = query.where(Task.owner_id == owner_id)

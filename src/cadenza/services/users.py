@@ -18,6 +18,7 @@ from cadenza.domain import token_scopes
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.domain.secrets import (
     hash_password,
     hash_token,
@@ -25,6 +26,7 @@ from cadenza.domain.secrets import (
     new_api_token,
     verify_password,
 )
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -41,6 +43,7 @@ def create_user(
     timezone: str | None = None,
     password: str | None = None,
     can_enroll: bool = True,
+    actor_id: int | None = None,
 ) -> User:
     address = normalize_email(email)
     try:
@@ -52,6 +55,7 @@ def create_user(
     if timezone:
         parse_timezone(timezone)
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.USER, Action.CREATE)
         if session.scalar(select(User.id).where(func.lower(User.email) == address.lower())):
             raise CadenzaError(ErrorCode.CONFLICT, f"a user with email {address} already exists")
         user = User(
@@ -66,7 +70,7 @@ def create_user(
         )
         session.add(user)
         session.flush()
-        record(session, ctx, None, "user.create", "user", user.id, {"email": address})
+        record(session, ctx, actor_id, "user.create", "user", user.id, {"email": address})
     return user
 
 
@@ -319,6 +323,7 @@ def update_user(
                 ErrorCode.VALIDATION_ERROR, "role must be admin, member or viewer"
             ) from None
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.USER, Action.UPDATE)
         user = fetch(session, User, user_id, for_update=True)
         demoted = role is not None and role != UserRole.ADMIN and user.role == UserRole.ADMIN
         if demoted and user.deactivated_at is None and _active_admins(session) <= 1:

@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 from cadenza.domain import webhooks as rules
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.outbound import AllowList
+from cadenza.domain.policy import Action, Resource
 from cadenza.services import outbound
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.keys import open_sealed, seal
@@ -51,11 +53,12 @@ _NEW_DELIVERY = insert(WebhookDelivery).values(
 
 
 def create_webhook(
-    ctx: Context, actor_id: int, url: str, events: list[str], description: str = ""
+    ctx: Context, actor_id: int | None, url: str, events: list[str], description: str = ""
 ) -> tuple[Webhook, str]:
     """Returns the webhook and its signing secret, which is shown this once only."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.WEBHOOK, Action.CREATE)
         webhook = Webhook(
             url=_check_url(ctx, url),
             events=rules.check_events(events),
@@ -103,8 +106,9 @@ def get_webhook(ctx: Context, webhook_id: int) -> Webhook:
         return _fetch(session, webhook_id)
 
 
-def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) -> Webhook:
+def update_webhook(ctx: Context, actor_id: int | None, webhook_id: int, changes: dict) -> Webhook:
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.WEBHOOK, Action.UPDATE)
         webhook = _fetch(session, webhook_id, for_update=True)
         if "url" in changes:
             webhook.url = _check_url(ctx, changes["url"])
@@ -118,9 +122,10 @@ def update_webhook(ctx: Context, actor_id: int, webhook_id: int, changes: dict) 
     return webhook
 
 
-def delete_webhook(ctx: Context, actor_id: int, webhook_id: int) -> None:
+def delete_webhook(ctx: Context, actor_id: int | None, webhook_id: int) -> None:
     """Its pending deliveries go with it: nobody is listening for them any more."""
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.WEBHOOK, Action.DELETE)
         session.delete(_fetch(session, webhook_id, for_update=True))
         record(session, ctx, actor_id, "webhook.delete", "webhook", webhook_id)
 

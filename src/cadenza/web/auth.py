@@ -1,18 +1,23 @@
-"""Bearer-token authentication, roles, the client's address, and a brake on guessing tokens.
+"""Bearer-token authentication, the role guards, the client's address, and a brake on
+guessing tokens.
 
-Roles: `admin` may do everything; `member` works with their own mailboxes and
-enrolls when granted the enroll permission; `viewer` only reads.
+The dependencies are declared once here as `Annotated` aliases: `Ctx`, and for the API
+`ApiUser`, `ApiWriter`, `ApiAdmin`; the web pages' `PageUser`, `PageWriter`, `PageAdmin`
+(web/ui/session.py) put the same role guards over the session cookie's user. The
+guards only say who may change anything at all (viewers never write; some areas are
+admins'); what a user may do to one resource is the policy the services apply
+(domain/policy.py), never decided here.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from cadenza.config import Settings
-from cadenza.domain import token_scopes
-from cadenza.domain.enums import UserRole
+from cadenza.domain import policy, token_scopes
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import login_brake
 from cadenza.services.context import Context
@@ -82,18 +87,32 @@ def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     return holder.user
 
 
-def writer(user: User = Depends(current_user)) -> User:
-    """Any change needs a role above viewer."""
-    if user.role == UserRole.VIEWER:
+def require_writer(user: User) -> User:
+    """Any change needs a role above viewer (the API's and the pages' guard alike)."""
+    if not policy.may_write(user):
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "viewers can read but not change anything")
     return user
 
 
-def admin(user: User = Depends(current_user)) -> User:
-    if user.role != UserRole.ADMIN:
+def require_admin(user: User) -> User:
+    if not policy.is_admin(user):
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins can do this")
     return user
 
 
-def is_admin(user: User) -> bool:
-    return user.role == UserRole.ADMIN
+is_admin = policy.is_admin
+
+Ctx = Annotated[Context, Depends(get_ctx)]
+ApiUser = Annotated[User, Depends(current_user)]
+
+
+def writer(user: ApiUser) -> User:
+    return require_writer(user)
+
+
+def admin(user: ApiUser) -> User:
+    return require_admin(user)
+
+
+ApiWriter = Annotated[User, Depends(writer)]
+ApiAdmin = Annotated[User, Depends(admin)]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from cadenza.services import analytics
-from cadenza.services.context import Context
-from cadenza.store.models import User
-from cadenza.web.auth import current_user, get_ctx
+from cadenza.web.auth import ApiUser, Ctx
 from cadenza.web.errors import error_responses
 from cadenza.web.routes.enrollments import EnrollmentId, visible_enrollment
 from cadenza.web.routes.sequences import SequenceId
@@ -84,9 +82,9 @@ def _outcomes(outcomes: analytics.Outcomes) -> dict:
 )
 def sequence_analytics(
     sequence_id: SequenceId,
+    _user: ApiUser,
+    ctx: Ctx,
     days: int = Query(30, ge=1, le=MAX_DAYS, description="Days in the daily series, to today"),
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict:
     """Everything a sequence achieved, with rates, per step and per UTC day."""
     report = analytics.sequence_report(ctx, sequence_id)
@@ -126,8 +124,8 @@ def sequence_analytics(
 )
 def enrollment_events(
     enrollment_id: EnrollmentId,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
+    user: ApiUser,
+    ctx: Ctx,
 ) -> list:
     """Oldest first: enrolled, each email sent, opens, clicks, replies, tasks, the end."""
     visible_enrollment(ctx, user, enrollment_id)

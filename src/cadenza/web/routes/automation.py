@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.services import automation, automation_rules
-from cadenza.services.context import Context
-from cadenza.store.models import AutomationRule, User
-from cadenza.web.auth import admin, current_user, get_ctx
+from cadenza.store.models import AutomationRule
+from cadenza.web.auth import ApiAdmin, ApiUser, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -103,17 +102,17 @@ def rule_out(rule: AutomationRule) -> RuleOut:
 
 @router.post("/automation/rules", status_code=201, response_model=RuleOut,
              responses=error_responses(401, 403, 404, 422))  # fmt: skip
-def create_rule(body: RuleIn, user: User = Depends(admin), ctx: Context = Depends(get_ctx)):
+def create_rule(body: RuleIn, user: ApiAdmin, ctx: Ctx):
     return rule_out(automation_rules.create_rule(ctx, user.id, **body.model_dump()))
 
 
 @router.get("/automation/rules", response_model=RulePage, responses=error_responses(401, 422))
 def list_rules(
+    _user: ApiUser,
+    ctx: Ctx,
     sequence_id: int | None = Query(None, ge=1, le=MAX_ID, description="A sequence's rules"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     rules = automation_rules.list_rules(
         ctx, sequence_id=sequence_id, limit=limit + 1, after_id=after_id(cursor)
@@ -123,14 +122,17 @@ def list_rules(
 
 @router.get("/automation/rules/{rule_id}", response_model=RuleOut,
             responses=error_responses(401, 404, 422))  # fmt: skip
-def get_rule(rule_id: RuleId, _user: User = Depends(current_user), ctx=Depends(get_ctx)):
+def get_rule(rule_id: RuleId, _user: ApiUser, ctx: Ctx):
     return rule_out(automation_rules.get_rule(ctx, rule_id))
 
 
 @router.patch("/automation/rules/{rule_id}", response_model=RuleOut,
               responses=error_responses(401, 403, 404, 422))  # fmt: skip
 def update_rule(
-    body: RulePatch, rule_id: RuleId, user: User = Depends(admin), ctx=Depends(get_ctx)
+    body: RulePatch,
+    rule_id: RuleId,
+    user: ApiAdmin,
+    ctx: Ctx,
 ):
     """`{"enabled": false}` switches a rule off; switched on again, it acts on new events only."""
     changes = body.model_dump(exclude_unset=True)
@@ -139,7 +141,7 @@ def update_rule(
 
 @router.delete("/automation/rules/{rule_id}", status_code=204,
                responses=error_responses(401, 403, 404, 422))  # fmt: skip
-def delete_rule(rule_id: RuleId, user: User = Depends(admin), ctx=Depends(get_ctx)) -> None:
+def delete_rule(rule_id: RuleId, user: ApiAdmin, ctx: Ctx) -> None:
     automation_rules.delete_rule(ctx, user.id, rule_id)
 
 
@@ -147,10 +149,10 @@ def delete_rule(rule_id: RuleId, user: User = Depends(admin), ctx=Depends(get_ct
             responses=error_responses(401, 404, 422))  # fmt: skip
 def list_runs(
     rule_id: RuleId,
+    _user: ApiUser,
+    ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(None, description="Older runs than this"),
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """The run log, newest first: each contact's outcome and error code."""
     found = automation_rules.list_runs(ctx, rule_id, limit=limit + 1, before_id=after_id(cursor))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import contact_import, contacts
-from cadenza.services.context import Context
-from cadenza.store.models import Contact, User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.store.models import Contact
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 
@@ -115,13 +114,17 @@ ContactId = Path(ge=1, le=MAX_ID)
     responses=error_responses(401, 403, 409, 422),
 )
 def create_contact(
-    body: ContactIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: ContactIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> ContactOut:
     return contact_out(contacts.create_contact(ctx, _data(body, partial=False), user.id))
 
 
 @router.get("/contacts", response_model=ContactPage, responses=error_responses(401, 422))
 def list_contacts(
+    _user: ApiUser,
+    ctx: Ctx,
     q: str | None = Query(None, pattern=NO_NUL, description="Part of an email, name or company"),
     property: list[str] = Query(
         default_factory=list,
@@ -129,8 +132,6 @@ def list_contacts(
     ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = contacts.search_contacts(
         ctx, q, properties=_property_filters(property), limit=limit, after_id=after_id(cursor)
@@ -142,9 +143,9 @@ def list_contacts(
     "/contacts/{contact_id}", response_model=ContactOut, responses=error_responses(401, 404, 422)
 )
 def get_contact(
+    _user: ApiUser,
+    ctx: Ctx,
     contact_id: int = ContactId,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> ContactOut:
     return contact_out(contacts.get_contact(ctx, contact_id))
 
@@ -156,9 +157,9 @@ def get_contact(
 )
 def update_contact(
     body: ContactIn,
+    user: ApiWriter,
+    ctx: Ctx,
     contact_id: int = ContactId,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> ContactOut:
     return contact_out(contacts.update_contact(ctx, contact_id, _data(body, partial=True), user.id))
 
@@ -167,7 +168,9 @@ def update_contact(
     "/contacts/{contact_id}", status_code=204, responses=error_responses(401, 403, 404, 409, 422)
 )
 def delete_contact(
-    contact_id: int = ContactId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    user: ApiWriter,
+    ctx: Ctx,
+    contact_id: int = ContactId,
 ) -> None:
     contacts.delete_contact(ctx, contact_id, user.id)
 
@@ -176,9 +179,9 @@ def delete_contact(
     "/contacts/import", response_model=ImportOut, responses=error_responses(401, 403, 413, 422)
 )
 def import_contacts(
+    _user: ApiWriter,
+    ctx: Ctx,
     file: UploadFile = File(..., description="CSV with an 'email' column"),
-    _user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> ImportOut:
     data = file.file.read(ctx.settings.import_max_bytes + 1)
     if len(data) > ctx.settings.import_max_bytes:

@@ -14,17 +14,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.context import Context
 from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollOptions, enroll
 from cadenza.store.models import Enrollment, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 from cadenza.web.routes.sequences import SettingsIn
@@ -328,37 +327,16 @@ def _result_out(result: ContactResult) -> EnrollResultOut:
 # --- who may see and act ------------------------------------------------------------
 
 
-def sees_all(user: User) -> bool:
-    """Viewers only read, so they may read everything; members only their own."""
-    return user.role != UserRole.MEMBER
-
-
-def _not_found(enrollment_id: int) -> CadenzaError:
-    return CadenzaError(
-        ErrorCode.ENROLLMENT_NOT_FOUND,
-        f"enrollment {enrollment_id} does not exist",
-        {"id": enrollment_id},
-    )
-
-
 def visible_enrollment(
     ctx: Context, user: User, enrollment_id: int
 ) -> enrollment_views.EnrollmentView:
-    view = enrollment_views.get_enrollment(ctx, enrollment_id)
-    if not sees_all(user) and view.enrollment.enrolled_by_id != user.id:
-        raise _not_found(enrollment_id)
-    return view
+    return enrollment_views.get_enrollment(ctx, enrollment_id, actor_id=user.id)
 
 
 def guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enrollment]:
-    """The action, refused as "not found" on an enrollment the member did not make.
-
-    Ownership never changes, so checking before the action's own transaction is safe.
-    """
+    """The action as `user`: the service applies the policy (someone else's is "not found")."""
 
     def run(ctx: Context, enrollment_id: int, **kwargs: Any) -> Enrollment:
-        if not is_admin(user):
-            visible_enrollment(ctx, user, enrollment_id)
         return action(ctx, enrollment_id, actor_id=user.id, **kwargs)
 
     return run
@@ -392,9 +370,9 @@ def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> Bulk
 )
 def enroll_contacts(
     body: EnrollIn,
+    user: ApiWriter,
+    ctx: Ctx,
     sequence_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> EnrollOut:
     """200 with a result per contact: some may enroll while others are refused."""
     contacts = [
@@ -420,6 +398,8 @@ def enroll_contacts(
 
 @router.get("/enrollments", response_model=EnrollmentPage, responses=error_responses(401, 422))
 def list_enrollments(
+    user: ApiUser,
+    ctx: Ctx,
     sequence_id: int | None = Query(None, ge=1, le=MAX_ID),
     contact_id: int | None = Query(None, ge=1, le=MAX_ID),
     state: str | None = Query(None, description="active, paused, finished or unenrolled"),
@@ -431,15 +411,13 @@ def list_enrollments(
     ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = enrollment_views.list_enrollments(
         ctx,
         sequence_id=sequence_id,
         contact_id=contact_id,
         state=state,
-        enrolled_by_id=None if sees_all(user) else user.id,
+        actor_id=user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
         query=q,
@@ -454,14 +432,18 @@ def list_enrollments(
     responses=error_responses(401, 404, 422),
 )
 def get_enrollment(
-    enrollment_id: EnrollmentId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    enrollment_id: EnrollmentId,
+    user: ApiUser,
+    ctx: Ctx,
 ) -> EnrollmentOut:
     return enrollment_out(visible_enrollment(ctx, user, enrollment_id))
 
 
 @router.post("/enrollments/pause", response_model=BulkOut, responses=error_responses(401, 403, 422))
 def pause_many(
-    body: BulkIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: BulkIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> BulkOut:
     return _bulk(ctx, user, enrollment_control.pause, body)
 
@@ -470,7 +452,9 @@ def pause_many(
     "/enrollments/resume", response_model=BulkOut, responses=error_responses(401, 403, 422)
 )
 def resume_many(
-    body: BulkIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: BulkIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> BulkOut:
     return _bulk(ctx, user, enrollment_control.resume, body)
 
@@ -479,7 +463,9 @@ def resume_many(
     "/enrollments/unenroll", response_model=BulkOut, responses=error_responses(401, 403, 422)
 )
 def unenroll_many(
-    body: BulkUnenrollIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: BulkUnenrollIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> BulkOut:
     return _bulk(
         ctx, user, enrollment_control.unenroll, body, reason=body.reason, detail=body.detail
@@ -492,7 +478,9 @@ def unenroll_many(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def pause(
-    enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    enrollment_id: EnrollmentId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> EnrollmentOut:
     guarded(enrollment_control.pause, user)(ctx, enrollment_id)
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
@@ -504,7 +492,9 @@ def pause(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def resume(
-    enrollment_id: EnrollmentId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    enrollment_id: EnrollmentId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> EnrollmentOut:
     guarded(enrollment_control.resume, user)(ctx, enrollment_id)
     return enrollment_out(enrollment_views.get_enrollment(ctx, enrollment_id))
@@ -517,9 +507,9 @@ def resume(
 )
 def unenroll(
     enrollment_id: EnrollmentId,
+    user: ApiWriter,
+    ctx: Ctx,
     body: UnenrollIn | None = None,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> EnrollmentOut:
     body = body or UnenrollIn()
     guarded(enrollment_control.unenroll, user)(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -15,10 +15,8 @@ from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.inbound.postmark import read_postmark
 from cadenza.services import events
-from cadenza.services.context import Context
 from cadenza.services.signals import Outcome
-from cadenza.store.models import User
-from cadenza.web.auth import admin, get_ctx, writer
+from cadenza.web.auth import ApiAdmin, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, after_id, page
 
@@ -72,7 +70,9 @@ def _answer(outcome: Outcome) -> JSONResponse:
     | error_responses(401, 403, 404, 413, 422),
 )
 def post_event(
-    body: EventIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: EventIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> JSONResponse:
     """Records an event and applies the sequence rules: a reply or booked meeting
     unenrolls, a hard bounce, complaint or unsubscribe also marks the contact.
@@ -102,9 +102,9 @@ def post_event(
     | error_responses(401, 403, 413, 422),
 )
 def post_postmark(
+    user: ApiAdmin,
+    ctx: Ctx,
     payload: dict[str, Any] = Body(..., description="Postmark's Bounce or SpamComplaint JSON"),
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
 ) -> JSONResponse:
     """Postmark's bounce and spam-complaint webhook, as Postmark sends it.
 
@@ -183,12 +183,12 @@ def _row(event) -> EventRow:
 
 @router.get("/events", response_model=EventPage, responses=error_responses(401, 403, 422))
 def list_events(
+    user: ApiAdmin,
+    ctx: Ctx,
     kind: list[EventKindName] | None = Query(None),
     unverified: bool = Query(False, description="Only inbound signals that changed nothing"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=200),
     cursor: str | None = None,
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Events newest first, for review: complaints and unsubscribes to check, and the
     bounces and auto-replies recorded as unverified (they named no message we sent)."""
@@ -208,8 +208,8 @@ def list_events(
 def revoke_event(
     event_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     body: RevokeIn,
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> RevokedOut:
     """Undoes a complaint, unsubscribe or bounce posted by mistake: the event is kept and
     marked revoked, the contact's mark is cleared unless another such event stands, and

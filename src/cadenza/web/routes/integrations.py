@@ -10,13 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.services import users
-from cadenza.services.context import Context
-from cadenza.store.models import User
-from cadenza.web.auth import admin, get_ctx
+from cadenza.web.auth import ApiAdmin, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 
 router = APIRouter(tags=["integration tokens"])
@@ -60,9 +58,7 @@ def _out(row) -> dict:
     response_model=IntegrationTokenCreated,
     responses=error_responses(401, 403, 422),
 )
-def create_integration_token(
-    body: IntegrationTokenIn, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
-) -> dict:
+def create_integration_token(body: IntegrationTokenIn, user: ApiAdmin, ctx: Ctx) -> dict:
     """A token for another system, owned by the admin creating it, that opens only its
     scopes (`events`: posting events with that admin's authority)."""
     issued = users.create_token(ctx, user.id, body.name, scopes=list(body.scopes))
@@ -75,7 +71,7 @@ def create_integration_token(
     response_model=list[IntegrationTokenOut],
     responses=error_responses(401, 403),
 )
-def list_integration_tokens(user: User = Depends(admin), ctx: Context = Depends(get_ctx)):
+def list_integration_tokens(user: ApiAdmin, ctx: Ctx):
     """The calling admin's scoped tokens, live and revoked (prefixes only)."""
     return [_out(t) for t in users.list_tokens(ctx, user.id) if t.scopes]
 
@@ -86,8 +82,8 @@ def list_integration_tokens(user: User = Depends(admin), ctx: Context = Depends(
     responses=error_responses(401, 403, 404, 422),
 )
 def revoke_integration_token(
+    user: ApiAdmin,
+    ctx: Ctx,
     token_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
 ) -> dict:
     return _out(users.revoke_token(ctx, user.id, token_id))

@@ -11,15 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.domain.enums import UserRole
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import list_enrollment, lists
-from cadenza.services.context import Context
-from cadenza.store.models import User
-from cadenza.web.auth import current_user, get_ctx, writer
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 from cadenza.web.routes.contacts import ContactPage, contact_out
@@ -122,17 +118,19 @@ def list_out(view: lists.ListView) -> ListOut:
 @router.post("/lists", status_code=201, response_model=ListOut,
              responses=error_responses(401, 403, 422))  # fmt: skip
 def create_list(
-    body: ListIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: ListIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> ListOut:
     return list_out(lists.create_list(ctx, user.id, body.name, body.kind, body.filters))
 
 
 @router.get("/lists", response_model=ListPage, responses=error_responses(401, 422))
 def list_lists(
+    _user: ApiUser,
+    ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     views = lists.list_lists(ctx, limit=limit + 1, after_id=after_id(cursor))
     more = len(views) > limit
@@ -142,7 +140,9 @@ def list_lists(
 
 @router.get("/lists/{list_id}", response_model=ListOut, responses=error_responses(401, 404, 422))
 def get_list(
-    list_id: ListId, _user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    list_id: ListId,
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> ListOut:
     return list_out(lists.get_list(ctx, list_id))
 
@@ -150,7 +150,10 @@ def get_list(
 @router.patch("/lists/{list_id}", response_model=ListOut,
               responses=error_responses(401, 403, 404, 409, 422))  # fmt: skip
 def update_list(
-    body: ListPatch, list_id: ListId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: ListPatch,
+    list_id: ListId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> ListOut:
     return list_out(lists.update_list(ctx, user.id, list_id, body.model_dump(exclude_unset=True)))
 
@@ -158,7 +161,9 @@ def update_list(
 @router.delete("/lists/{list_id}", status_code=204,
                responses=error_responses(401, 403, 404, 422))  # fmt: skip
 def delete_list(
-    list_id: ListId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    list_id: ListId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> None:
     lists.delete_list(ctx, user.id, list_id)
 
@@ -167,10 +172,10 @@ def delete_list(
             responses=error_responses(401, 404, 422))  # fmt: skip
 def list_members(
     list_id: ListId,
+    _user: ApiUser,
+    ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = lists.members(ctx, list_id, limit=limit + 1, after_id=after_id(cursor))
     more = len(found) > limit
@@ -181,7 +186,10 @@ def list_members(
 @router.post("/lists/{list_id}/members", response_model=MembersOut,
              responses=error_responses(401, 403, 404, 409, 422))  # fmt: skip
 def add_members(
-    body: MembersIn, list_id: ListId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: MembersIn,
+    list_id: ListId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     """Static lists only; unknown contacts refuse the whole request."""
     return lists.change_members(ctx, user.id, list_id, add=body.contact_ids)
@@ -190,7 +198,10 @@ def add_members(
 @router.post("/lists/{list_id}/members/remove", response_model=MembersOut,
              responses=error_responses(401, 403, 404, 409, 422))  # fmt: skip
 def remove_members(
-    body: MembersIn, list_id: ListId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: MembersIn,
+    list_id: ListId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     return lists.change_members(ctx, user.id, list_id, remove=body.contact_ids)
 
@@ -200,8 +211,8 @@ def remove_members(
 def enroll_list(
     body: ListEnrollIn,
     list_id: ListId,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     """Enrolls every member in batches of the bulk limit, as you, in the worker."""
     job = list_enrollment.start(ctx, user.id, list_id, body.sequence_id, body.options())
@@ -211,13 +222,9 @@ def enroll_list(
 @router.get("/list-enrollments/{job_id}", response_model=ListEnrollJobOut,
             responses=error_responses(401, 404, 422))  # fmt: skip
 def get_list_enrollment(
+    user: ApiUser,
+    ctx: Ctx,
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
-    job = list_enrollment.get_job(ctx, job_id)
-    if user.role == UserRole.MEMBER and job.user_id != user.id:
-        raise CadenzaError(
-            ErrorCode.NOT_FOUND, f"list enrollment job {job_id} does not exist", {"id": job_id}
-        )
+    job = list_enrollment.get_job(ctx, job_id, actor_id=user.id)
     return list_enrollment.describe(job)

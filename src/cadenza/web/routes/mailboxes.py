@@ -14,12 +14,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, St
 
 from cadenza.domain.delivery import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.transports.check import ConnectionTests
 from cadenza.services import mailboxes
-from cadenza.services.context import Context
-from cadenza.store.models import Mailbox, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.store.models import Mailbox
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import page
@@ -171,16 +169,6 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _visible(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
-    """Someone else's mailbox answers exactly as a missing one: ids must not reveal others'."""
-    mailbox = mailboxes.get_mailbox(ctx, mailbox_id)
-    if mailbox.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(
-            ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist", {"id": mailbox_id}
-        )
-    return mailbox
-
-
 @router.post(
     "/mailboxes",
     status_code=201,
@@ -188,23 +176,21 @@ def _visible(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
     responses=error_responses(401, 403, 404, 422),
 )
 def create_mailbox(
-    body: MailboxIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: MailboxIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> MailboxOut:
     owner_id = user.id if body.owner_id is None else body.owner_id
-    if owner_id != user.id and not is_admin(user):
-        raise CadenzaError(
-            ErrorCode.PERMISSION_DENIED, "only admins can create a mailbox for another user"
-        )
     data = _plain(body.model_dump(exclude={"owner_id"}))
-    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, actor_id=user.id, **data))
+    return mailbox_out(mailboxes.create_mailbox(ctx, owner_id, **data, actor_id=user.id))
 
 
 @router.get("/mailboxes", response_model=MailboxPage, responses=error_responses(401))
 def list_mailboxes(
-    user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    user: ApiUser,
+    ctx: Ctx,
 ) -> dict[str, Any]:
-    owner_id = None if is_admin(user) else user.id
-    return page([mailbox_out(m) for m in mailboxes.list_mailboxes(ctx, owner_id)], None)
+    return page([mailbox_out(m) for m in mailboxes.list_mailboxes(ctx, actor_id=user.id)], None)
 
 
 @router.get(
@@ -213,9 +199,11 @@ def list_mailboxes(
     responses=error_responses(401, 404, 422),
 )
 def get_mailbox(
-    mailbox_id: MailboxId, user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    mailbox_id: MailboxId,
+    user: ApiUser,
+    ctx: Ctx,
 ) -> MailboxOut:
-    return mailbox_out(_visible(ctx, user, mailbox_id))
+    return mailbox_out(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
 
 
 @router.patch(
@@ -226,11 +214,10 @@ def get_mailbox(
 def update_mailbox(
     mailbox_id: MailboxId,
     body: MailboxPatch,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> MailboxOut:
     """Changing how it connects (host, port, security, credentials) marks it connected again."""
-    _visible(ctx, user, mailbox_id)
     changes = _plain(body.model_dump(exclude_unset=True))
     return mailbox_out(mailboxes.update_mailbox(ctx, mailbox_id, changes, user.id))
 
@@ -241,10 +228,11 @@ def update_mailbox(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_mailbox(
-    mailbox_id: MailboxId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    mailbox_id: MailboxId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> None:
     """Refused (409) while enrollments send from it, or once it has sending history."""
-    _visible(ctx, user, mailbox_id)
     mailboxes.delete_mailbox(ctx, mailbox_id, user.id)
 
 
@@ -255,8 +243,8 @@ def delete_mailbox(
 )
 def check_connection(
     mailbox_id: MailboxId,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
+    user: ApiWriter,
+    ctx: Ctx,
     tests: ConnectionTests = Depends(connection_tests),
 ) -> CheckOut:
     """Logs in with the stored settings and says what the server answered; sends nothing.
@@ -265,7 +253,7 @@ def check_connection(
     reconnect, and a failing one is not yet a reason to stop its emails. Tests time out
     after 5 seconds, run at most 4 at once and 6 a minute per user (429 beyond).
     """
-    mailbox = _visible(ctx, user, mailbox_id)
+    mailbox = mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id)
     result = tests.run(user.id, mailbox, mailboxes.smtp_password(ctx, mailbox))
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
@@ -277,12 +265,11 @@ def check_connection(
 )
 def reconnect_mailbox(
     mailbox_id: MailboxId,
+    user: ApiWriter,
+    ctx: Ctx,
     body: ReconnectIn | None = None,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> MailboxOut:
     """Marks it connected again, with a new password if one is sent; waiting emails go out."""
-    _visible(ctx, user, mailbox_id)
     password = body.smtp_password if body is not None else None
     mailbox = mailboxes.reconnect_mailbox(
         ctx,

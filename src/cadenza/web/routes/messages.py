@@ -10,14 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import mailboxes, outbox
-from cadenza.services.context import Context
-from cadenza.store.models import DeliveryAttempt, Message, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.services import outbox
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -74,30 +71,21 @@ class Review(BaseModel):
     delivered: bool = Field(strict=True, description="Did the recipient's server accept it?")
 
 
-def _visible(ctx: Context, user: User, message_id: int) -> tuple[Message, list[DeliveryAttempt]]:
-    message, attempts = outbox.get_message(ctx, message_id)
-    if not is_admin(user) and mailboxes.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
-        raise CadenzaError(
-            ErrorCode.NOT_FOUND, f"message {message_id} does not exist", {"id": message_id}
-        )
-    return message, attempts
-
-
 @router.get("/messages", response_model=MessagePage, responses=error_responses(401, 422))
 def list_messages(
+    user: ApiUser,
+    ctx: Ctx,
     enrollment_id: int | None = Query(None, ge=1, le=MAX_ID),
     status: MessageStatus | None = None,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Newest first; members see the messages of their own mailboxes."""
     found = outbox.list_messages(
         ctx,
         status=status,
         enrollment_id=enrollment_id,
-        owner_id=None if is_admin(user) else user.id,
+        actor_id=user.id,
         limit=limit + 1,
         after_id=after_id(cursor),
     )
@@ -110,12 +98,12 @@ def list_messages(
     responses=error_responses(401, 404, 422),
 )
 def get_message(
+    user: ApiUser,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> MessageDetail:
     """With every delivery attempt and the raw MIME text: what a support question needs."""
-    message, attempts = _visible(ctx, user, message_id)
+    message, attempts = outbox.get_message(ctx, message_id, actor_id=user.id)
     return MessageDetail(
         **MessageOut.model_validate(message).model_dump(),
         attempts=[AttemptOut.model_validate(a) for a in attempts],
@@ -130,15 +118,14 @@ def get_message(
 )
 def review_message(
     body: Review,
+    user: ApiWriter,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> MessageOut:
     """The engine never guesses whether an interrupted send arrived: a person settles it.
 
     Delivered: the step counts as sent and the sequence goes on. Not delivered: the same
     message, with the same Message-ID, is queued to go again.
     """
-    _visible(ctx, user, message_id)
     message = outbox.resolve_unknown(ctx, message_id, delivered=body.delivered, actor_id=user.id)
     return MessageOut.model_validate(message)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.services import tracking
-from cadenza.services.context import Context
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import error_response
 
 router = APIRouter(include_in_schema=False)
@@ -63,7 +62,7 @@ def _masked(email: str) -> str:
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
-def unsubscribe_page(token: str, request: Request, ctx: Context = Depends(get_ctx)) -> Response:
+def unsubscribe_page(token: str, request: Request, ctx: Ctx) -> Response:
     """One button; the form posts to the same URL as the one-click header does."""
     try:
         who = tracking.recipient(ctx, token)
@@ -81,7 +80,7 @@ def unsubscribe_page(token: str, request: Request, ctx: Context = Depends(get_ct
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
-def unsubscribe(token: str, request: Request, ctx: Context = Depends(get_ctx)) -> Response:
+def unsubscribe(token: str, request: Request, ctx: Ctx) -> Response:
     """RFC 8058 one-click, and the confirmation page's button: no further question.
 
     The body (`List-Unsubscribe=One-Click`) is not required: the signed token is the
@@ -94,7 +93,7 @@ def unsubscribe(token: str, request: Request, ctx: Context = Depends(get_ctx)) -
 
 
 @router.get("/o/{token}.gif")
-def open_pixel(token: str, request: Request, ctx: Context = Depends(get_ctx)) -> Response:
+def open_pixel(token: str, request: Request, ctx: Ctx) -> Response:
     try:
         tracking.record_open(ctx, token, request.headers.get("user-agent"))
     except CadenzaError as exc:
@@ -103,7 +102,7 @@ def open_pixel(token: str, request: Request, ctx: Context = Depends(get_ctx)) ->
 
 
 @router.get("/c/{token}")
-def click(token: str, request: Request, ctx: Context = Depends(get_ctx)) -> Response:
+def click(token: str, request: Request, ctx: Ctx) -> Response:
     try:
         url = tracking.record_click(ctx, token, request.headers.get("user-agent"))
     except CadenzaError as exc:

@@ -15,10 +15,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.services import records
-from cadenza.services.context import Context
 from cadenza.services.records import AssociationIn, RecordView
-from cadenza.store.models import ObjectType, User
-from cadenza.web.auth import admin, current_user, get_ctx, writer
+from cadenza.store.models import ObjectType
+from cadenza.web.auth import ApiAdmin, ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 from cadenza.web.routes.contacts import _property_filters
@@ -198,7 +197,8 @@ def _summary(record, type_name: str) -> dict[str, Any]:
 
 @router.get("/object-types", response_model=list[ObjectTypeOut], responses=error_responses(401))
 def list_types(
-    _user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> list[ObjectTypeOut]:
     return [type_out(t) for t in records.list_types(ctx)]
 
@@ -210,7 +210,9 @@ def list_types(
     responses=error_responses(401, 403, 409, 422),
 )
 def create_type(
-    body: ObjectTypeIn, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
+    body: ObjectTypeIn,
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> ObjectTypeOut:
     return type_out(
         records.create_type(
@@ -230,7 +232,9 @@ def create_type(
     responses=error_responses(401, 404, 422),
 )
 def get_type(
-    type_name: TypeName, _user: User = Depends(current_user), ctx: Context = Depends(get_ctx)
+    type_name: TypeName,
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> ObjectTypeOut:
     return type_out(records.get_type(ctx, type_name))
 
@@ -243,8 +247,8 @@ def get_type(
 def update_type(
     body: ObjectTypePatch,
     type_name: TypeName,
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> ObjectTypeOut:
     changes = body.model_dump(exclude_unset=True)
     if body.properties is not None:
@@ -258,7 +262,9 @@ def update_type(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def delete_type(
-    type_name: TypeName, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
+    type_name: TypeName,
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> None:
     records.delete_type(ctx, user.id, type_name)
 
@@ -301,6 +307,8 @@ def _add_record_routes(prefix: str, fixed_type: str | None) -> None:
     resolve = _path_type if fixed_type is None else (lambda: fixed_type)
 
     def list_records(
+        _user: ApiUser,
+        ctx: Ctx,
         type_name: str = Depends(resolve),
         q: str | None = Query(None, pattern=NO_NUL, description="Part of the name"),
         property: list[str] = Query(
@@ -311,24 +319,22 @@ def _add_record_routes(prefix: str, fixed_type: str | None) -> None:
         ),
         limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
         cursor: str | None = None,
-        _user: User = Depends(current_user),
-        ctx: Context = Depends(get_ctx),
     ) -> dict[str, Any]:
         return _search(ctx, type_name, q, property, contact_id, limit, cursor)
 
     def create_record(
         body: RecordIn,
+        user: ApiWriter,
+        ctx: Ctx,
         type_name: str = Depends(resolve),
-        user: User = Depends(writer),
-        ctx: Context = Depends(get_ctx),
     ) -> RecordDetailOut:
         return _create(ctx, user, type_name, body)
 
     def get_record(
         record_id: RecordId,
+        _user: ApiUser,
+        ctx: Ctx,
         type_name: str = Depends(resolve),
-        _user: User = Depends(current_user),
-        ctx: Context = Depends(get_ctx),
     ) -> RecordDetailOut:
         """The record, its associated contacts and the enrollments made from it."""
         return record_out(records.get_record(ctx, type_name, record_id))
@@ -336,18 +342,18 @@ def _add_record_routes(prefix: str, fixed_type: str | None) -> None:
     def update_record(
         body: RecordPatch,
         record_id: RecordId,
+        user: ApiWriter,
+        ctx: Ctx,
         type_name: str = Depends(resolve),
-        user: User = Depends(writer),
-        ctx: Context = Depends(get_ctx),
     ) -> RecordDetailOut:
         changes = body.model_dump(exclude_unset=True)
         return record_out(records.update_record(ctx, user.id, type_name, record_id, changes))
 
     def delete_record(
         record_id: RecordId,
+        user: ApiWriter,
+        ctx: Ctx,
         type_name: str = Depends(resolve),
-        user: User = Depends(writer),
-        ctx: Context = Depends(get_ctx),
     ) -> None:
         records.delete_record(ctx, user.id, type_name, record_id)
 
@@ -419,12 +425,12 @@ def association_out(row) -> AssociationOut:
 
 @router.get("/associations", response_model=AssociationPage, responses=error_responses(401, 422))
 def list_associations(
+    _user: ApiUser,
+    ctx: Ctx,
     record_id: int | None = Query(None, ge=1, le=MAX_ID),
     contact_id: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     rows = records.list_associations(
         ctx, record_id=record_id, contact_id=contact_id, limit=limit + 1, after_id=after_id(cursor)
@@ -444,7 +450,9 @@ def list_associations(
     responses=error_responses(401, 403, 404, 422),
 )
 def create_association(
-    body: AssociationCreateIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: AssociationCreateIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> AssociationOut:
     records.associate(ctx, user.id, body.record_id, body.contact_id, primary=body.primary)
     [row] = [
@@ -457,9 +465,9 @@ def create_association(
 
 @router.delete("/associations", status_code=204, responses=error_responses(401, 403, 404, 422))
 def delete_association(
+    user: ApiWriter,
+    ctx: Ctx,
     record_id: int = Query(..., ge=1, le=MAX_ID),
     contact_id: int = Query(..., ge=1, le=MAX_ID),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> None:
     records.dissociate(ctx, user.id, record_id, contact_id)

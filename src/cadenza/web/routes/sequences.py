@@ -10,15 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services import sequences, stats
-from cadenza.services.context import Context
-from cadenza.store.models import Sequence, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.store.models import Sequence
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
@@ -203,17 +201,6 @@ def _data(body: SequenceIn) -> dict[str, Any]:
     }
 
 
-def _editable(ctx: Context, sequence_id: int, user: User) -> None:
-    """Sequences are shared reading, but only their owner (or an admin) may change them."""
-    sequence = sequences.get_sequence(ctx, sequence_id)
-    if sequence.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(
-            ErrorCode.PERMISSION_DENIED,
-            f"sequence {sequence_id} belongs to another user: only its owner or an admin "
-            "can change it",
-        )
-
-
 @router.post(
     "/sequences",
     status_code=201,
@@ -221,7 +208,9 @@ def _editable(ctx: Context, sequence_id: int, user: User) -> None:
     responses=error_responses(401, 403, 422),
 )
 def create_sequence(
-    body: SequenceIn, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    body: SequenceIn,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> SequenceOut:
     data = _data(body)
     return sequence_out(
@@ -233,11 +222,11 @@ def create_sequence(
 
 @router.get("/sequences", response_model=SequencePage, responses=error_responses(401, 422))
 def list_sequences(
+    _user: ApiUser,
+    ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
     archived: bool = Query(False, description="List the archived sequences instead"),
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     found = sequences.list_sequences(
         ctx, limit=limit + 1, after_id=after_id(cursor), archived=archived
@@ -252,8 +241,8 @@ def list_sequences(
 )
 def get_sequence(
     sequence_id: SequenceId,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> SequenceOut:
     return sequence_out(sequences.get_sequence(ctx, sequence_id))
 
@@ -266,10 +255,9 @@ def get_sequence(
 def replace_sequence(
     body: SequenceIn,
     sequence_id: SequenceId,
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> SequenceOut:
-    _editable(ctx, sequence_id, user)
     data = _data(body)
     return sequence_out(
         sequences.replace_sequence(
@@ -289,10 +277,11 @@ def replace_sequence(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def archive_sequence(
-    sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
+    sequence_id: SequenceId,
+    user: ApiWriter,
+    ctx: Ctx,
 ) -> None:
     """Archives: enrollments in flight keep running from their snapshots."""
-    _editable(ctx, sequence_id, user)
     sequences.archive_sequence(ctx, sequence_id, actor_id=user.id)
 
 
@@ -301,11 +290,8 @@ def archive_sequence(
     response_model=SequenceOut,
     responses=error_responses(401, 403, 404, 422),
 )
-def unarchive_sequence(
-    sequence_id: SequenceId, user: User = Depends(writer), ctx: Context = Depends(get_ctx)
-) -> SequenceOut:
+def unarchive_sequence(sequence_id: SequenceId, user: ApiWriter, ctx: Ctx) -> SequenceOut:
     """Back in the list and open to enrollment; unarchiving a live sequence changes nothing."""
-    _editable(ctx, sequence_id, user)
     return sequence_out(sequences.unarchive_sequence(ctx, sequence_id, actor_id=user.id))
 
 
@@ -316,8 +302,8 @@ def unarchive_sequence(
 )
 def sequence_stats(
     sequence_id: SequenceId,
-    _user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
+    _user: ApiUser,
+    ctx: Ctx,
 ) -> SequenceStatsOut:
     found = stats.sequence_stats(ctx, sequence_id)
     return SequenceStatsOut(

@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.enums import TaskPriority, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import tasks
-from cadenza.services.context import Context
-from cadenza.store.models import Task, User
-from cadenza.web.auth import current_user, get_ctx, is_admin, writer
+from cadenza.store.models import Task
+from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -84,14 +83,10 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
         ) from None
 
 
-def _ensure_own(ctx: Context, user: User, task_id: int) -> None:
-    """The task services do not know who asks; a member may only settle their own tasks."""
-    if tasks.get_task(ctx, task_id).owner_id != user.id and not is_admin(user):
-        raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist", {"id": task_id})
-
-
 @router.get("/tasks", response_model=TaskPage, responses=error_responses(401, 403, 422))
 def list_tasks(
+    user: ApiUser,
+    ctx: Ctx,
     status: TaskStatus = Query(TaskStatus.OPEN, description="Open tasks unless asked otherwise"),
     owner: int | None = Query(
         None,
@@ -102,16 +97,15 @@ def list_tasks(
     ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(current_user),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Earliest due first: the order a rep works through them."""
-    if not is_admin(user):
-        if owner not in (None, user.id):
-            raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins see other users' tasks")
-        owner = user.id
     rows = tasks.list_tasks(
-        ctx, owner_id=owner, status=str(status), limit=limit + 1, after=_after(cursor)
+        ctx,
+        owner_id=owner,
+        status=str(status),
+        limit=limit + 1,
+        after=_after(cursor),
+        actor_id=user.id,
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -125,13 +119,12 @@ def list_tasks(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def complete_task(
+    user: ApiWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
     body: TaskCompletion | None = Body(None),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> TaskOut:
     """An email task's draft (as edited here, if at all) is then sent by the engine."""
-    _ensure_own(ctx, user, task_id)
     edits = tasks.TaskEdits(body.subject, body.body) if body else None
     return TaskOut.model_validate(tasks.complete_task(ctx, task_id, edits=edits, actor_id=user.id))
 
@@ -142,10 +135,9 @@ def complete_task(
     responses=error_responses(401, 403, 404, 409, 422),
 )
 def skip_task(
+    user: ApiWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(writer),
-    ctx: Context = Depends(get_ctx),
 ) -> TaskOut:
     """The sequence moves on without it; a skipped manual email is never sent."""
-    _ensure_own(ctx, user, task_id)
     return TaskOut.model_validate(tasks.skip_task(ctx, task_id, actor_id=user.id))

@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cadenza.domain import webhooks as rules
 from cadenza.services import webhooks
-from cadenza.services.context import Context
-from cadenza.store.models import User, Webhook
-from cadenza.web.auth import admin, get_ctx
+from cadenza.store.models import Webhook
+from cadenza.web.auth import ApiAdmin, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 
@@ -125,7 +124,9 @@ def _delivery_out(delivery, attempts) -> DeliveryOut:
     responses=error_responses(401, 403, 422),
 )
 def create_webhook(
-    body: WebhookIn, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
+    body: WebhookIn,
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     webhook, secret = webhooks.create_webhook(
         ctx, user.id, body.url, list(body.events), body.description
@@ -134,7 +135,7 @@ def create_webhook(
 
 
 @router.get("/webhooks", response_model=WebhookPage, responses=error_responses(401, 403))
-def list_webhooks(user: User = Depends(admin), ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
+def list_webhooks(user: ApiAdmin, ctx: Ctx) -> dict[str, Any]:
     return page([_out(w) for w in webhooks.list_webhooks(ctx)], None)
 
 
@@ -144,7 +145,9 @@ def list_webhooks(user: User = Depends(admin), ctx: Context = Depends(get_ctx)) 
     responses=error_responses(401, 403, 404, 422),
 )
 def get_webhook(
-    webhook_id: WebhookId, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
+    webhook_id: WebhookId,
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     return _out(webhooks.get_webhook(ctx, webhook_id))
 
@@ -157,8 +160,8 @@ def get_webhook(
 def update_webhook(
     webhook_id: WebhookId,
     body: WebhookPatch,
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     for required in ("url", "events", "active", "description"):
@@ -171,7 +174,9 @@ def update_webhook(
     "/webhooks/{webhook_id}", status_code=204, responses=error_responses(401, 403, 404, 422)
 )
 def delete_webhook(
-    webhook_id: WebhookId, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
+    webhook_id: WebhookId,
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> None:
     webhooks.delete_webhook(ctx, user.id, webhook_id)
 
@@ -183,7 +188,9 @@ def delete_webhook(
     responses=error_responses(401, 403, 404, 422),
 )
 def test_webhook(
-    webhook_id: WebhookId, user: User = Depends(admin), ctx: Context = Depends(get_ctx)
+    webhook_id: WebhookId,
+    user: ApiAdmin,
+    ctx: Ctx,
 ) -> DeliveryOut:
     """Queues a `ping` delivery; the dispatcher sends it within a second or so."""
     return _delivery_out(webhooks.send_test(ctx, webhook_id), [])
@@ -196,10 +203,10 @@ def test_webhook(
 )
 def list_deliveries(
     webhook_id: WebhookId,
+    user: ApiAdmin,
+    ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
-    user: User = Depends(admin),
-    ctx: Context = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Newest first, each with every attempt: time, the receiver's status code or the error."""
     rows = webhooks.list_deliveries(ctx, webhook_id, limit=limit + 1, before=after_id(cursor))

@@ -17,12 +17,11 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.services import automation_rules
 from cadenza.services.context import Context
 from cadenza.services.sequences import list_sequences
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, ui_admin
+from cadenza.web.ui.session import PageAdmin, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -65,13 +64,15 @@ def _page(request: Request, ctx: Context, status_code: int = 200, **extra):
 
 
 @router.get("/automation")
-def rules_page(request: Request, user: User = Depends(ui_admin), ctx: Context = Depends(get_ctx)):
+def rules_page(request: Request, user: PageAdmin, ctx: Ctx):
     return _page(request, ctx)
 
 
 @router.post("/automation/rules")
 async def create_rule(
-    request: Request, user: User = Depends(ui_admin), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageAdmin,
+    ctx: Ctx,
 ):
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if k != "csrf_token"}
@@ -105,9 +106,9 @@ async def create_rule(
 @router.post("/automation/rules/{rule_id}/enabled")
 async def switch_rule(
     request: Request,
+    user: PageAdmin,
+    ctx: Ctx,
     rule_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_admin),
-    ctx: Context = Depends(get_ctx),
 ):
     enabled = (await request.form()).get("enabled") == "true"
     automation_rules.update_rule(ctx, user.id, rule_id, {"enabled": enabled})
@@ -117,9 +118,9 @@ async def switch_rule(
 @router.get("/automation/rules/{rule_id}")
 def rule_page(
     request: Request,
+    user: PageAdmin,
+    ctx: Ctx,
     rule_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_admin),
-    ctx: Context = Depends(get_ctx),
 ):
     return render(
         request,

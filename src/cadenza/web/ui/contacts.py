@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from cadenza.domain import policy
 from cadenza.domain.contact_fields import CONTACT_FIELDS
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError
@@ -22,13 +23,12 @@ from cadenza.services import (
     tasks,
 )
 from cadenza.services.contacts import get_contact
-from cadenza.services.context import Context
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx, is_admin
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.enroll import MAX_CONTACTS_IN_URL
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -36,12 +36,14 @@ PER_PAGE = 25
 
 
 def may_enroll(user: User) -> bool:
-    return user.role != UserRole.VIEWER and user.can_enroll
+    return policy.may_write(user) and user.can_enroll
 
 
 @router.get("/contacts")
 def contact_index_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     q: str = Query("", max_length=200),
     timezone: str = Query("", max_length=64),
     enrolled: str = Query("", max_length=3),
@@ -49,8 +51,6 @@ def contact_index_page(
     sort: str = Query("name", max_length=20),
     desc: bool = False,
     page: int = Query(1, ge=1, le=100_000),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     spec = _spec(q, timezone, enrolled, status, sort, desc)
     found = contact_index.browse_contacts(ctx, spec, page=page, per_page=PER_PAGE)
@@ -80,7 +80,7 @@ def contact_index_page(
         ),
         max_selection=MAX_CONTACTS_IN_URL,
         static_lists=[]
-        if user.role == UserRole.VIEWER
+        if not policy.may_write(user)
         else [
             v.contact_list
             for v in lists.list_lists(ctx, limit=500)
@@ -91,14 +91,14 @@ def contact_index_page(
 
 @router.get("/contacts/ids")
 def matching_contact_ids(
+    user: PageUser,
+    ctx: Ctx,
     q: str = Query("", max_length=200),
     timezone: str = Query("", max_length=64),
     enrolled: str = Query("", max_length=3),
     status: str = Query("", max_length=20),
     sort: str = Query("name", max_length=20),
     desc: bool = False,
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     """ "Select all N matching": the ids the index's filters match, up to what the enroll
     dialog takes (`capped` says when more match)."""
@@ -121,21 +121,22 @@ def _spec(q, timezone, enrolled, status, sort, desc) -> contact_index.ContactFil
 @router.get("/contacts/{contact_id}")
 def contact_record(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     contact_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     contact = get_contact(ctx, contact_id)
     views = [
         enrollment_views.get_enrollment(ctx, e.id)
-        for e in reversed(enrollment_views.list_enrollments(ctx, contact_id=contact_id))
+        for e in reversed(
+            enrollment_views.list_enrollments(ctx, contact_id=contact_id, actor_id=user.id)
+        )
     ]
     # Emails and tasks, newest first: what this contact received and what was done for them.
     # Like the outbox and the task queue: members and viewers see their own, admins all.
-    owner = None if is_admin(user) else user.id
-    messages = outbox.list_messages(ctx, contact_id=contact_id, owner_id=owner, limit=100)
+    messages = outbox.list_messages(ctx, contact_id=contact_id, limit=100, actor_id=user.id)
     contact_tasks = tasks.list_tasks(
-        ctx, owner_id=owner, contact_id=contact_id, status=None, limit=100
+        ctx, contact_id=contact_id, status=None, limit=100, actor_id=user.id
     )
     activity = sorted(
         [("email", m.sent_at or m.created_at, m) for m in messages]
@@ -179,9 +180,9 @@ def _edit_form(request: Request, contact, values: dict, error: str | None, statu
 @router.get("/contacts/{contact_id}/edit")
 def edit_contact_page(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     contact_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     contact = get_contact(ctx, contact_id)
     values = {f: getattr(contact, f) or "" for f in EDIT_FIELDS}
@@ -208,9 +209,9 @@ def form_changes(form) -> dict:
 @router.post("/contacts/{contact_id}/edit")
 async def save_contact(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     contact_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """Saved by `services.contacts.update_contact`, as `PATCH /api/v1/contacts/{id}`: a
     refusal (bad email or zone, an email another contact has) keeps what was typed."""

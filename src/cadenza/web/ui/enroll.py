@@ -44,10 +44,10 @@ from cadenza.services.enrollment import (
 from cadenza.services.preview import headline_context, step_headlines
 from cadenza.services.sequences import get_sequence, list_sequences, step_specs
 from cadenza.store.models import Contact, User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.ui.forms import FormError, settings_from_form
 from cadenza.web.ui.rendering import person_name, render
-from cadenza.web.ui.session import check_csrf, ui_writer
+from cadenza.web.ui.session import PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -272,10 +272,10 @@ def _record_source(ctx: Context, request: Request):
 @router.get("/enroll")
 def enroll_dialog(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     contact: list[str] = Query(default_factory=list),
     sequence: str = "",
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     if not user.can_enroll:
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
@@ -338,7 +338,9 @@ def enroll_dialog(
 
 @router.post("/enroll/check")
 async def enroll_check(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     form = await request.form(max_fields=MAX_FORM_FIELDS)
     outcome = _run(ctx, form, user, dry_run=True)
@@ -357,7 +359,9 @@ async def enroll_check(
 
 @router.post("/enroll")
 async def enroll_submit(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     form = await request.form(max_fields=MAX_FORM_FIELDS)
     outcome = _run(ctx, form, user, dry_run=False)

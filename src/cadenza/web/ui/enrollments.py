@@ -8,18 +8,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from cadenza.domain import policy
 from cadenza.domain.enums import EnrollmentState
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.analytics import enrollment_timeline
-from cadenza.services.context import Context
 from cadenza.services.sequences import list_sequences
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
-from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, sees_all, visible_enrollment
+from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, visible_enrollment
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -40,12 +39,12 @@ def _action(name: str):
 @router.get("/enrollments")
 def enrollment_list(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     sequence: int | None = Query(None, ge=1, le=MAX_ID),
     state: str = Query("", max_length=20),
     q: str = Query("", max_length=200),
     after: int | None = Query(None, ge=0, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     """Newest first (what a rep looks for is what just happened), searchable by contact
     and sequence; `after` is the last id of the previous page."""
@@ -53,7 +52,7 @@ def enrollment_list(
         ctx,
         sequence_id=sequence,
         state=state or None,
-        enrolled_by_id=None if sees_all(user) else user.id,
+        actor_id=user.id,
         limit=PER_PAGE + 1,
         after_id=after,
         query=q or None,
@@ -74,30 +73,30 @@ def enrollment_list(
             {k: v for k, v in {"sequence": sequence or "", "state": state, "q": q}.items() if v}
         ),
         next_after=views[-1].enrollment.id if more else None,
-        may_act=user.role != "viewer",
+        may_act=policy.may_write(user),
     )
 
 
 @router.get("/enrollments/{enrollment_id}")
 def enrollment_detail(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     enrollment_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     view = visible_enrollment(ctx, user, enrollment_id)
     events = enrollment_timeline(ctx, enrollment_id)
     return render(
-        request, "enrollments/detail.html", view=view, events=events, may_act=user.role != "viewer"
+        request, "enrollments/detail.html", view=view, events=events, may_act=policy.may_write(user)
     )
 
 
 @router.post("/enrollments/{enrollment_id}/{action}")
 def enrollment_action(
     action: str,
+    user: PageWriter,
+    ctx: Ctx,
     enrollment_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     guarded(_action(action), user)(ctx, enrollment_id)
     return RedirectResponse(f"/enrollments/{enrollment_id}", status_code=303)
@@ -105,7 +104,9 @@ def enrollment_action(
 
 @router.post("/enrollments")
 async def enrollment_bulk(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     form = await request.form()
     ids = [int(v) for v in form.getlist("enrollment") if str(v).isdigit() and int(v) <= MAX_ID]

@@ -11,18 +11,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from cadenza.domain import policy
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import list_enrollment, lists
-from cadenza.services.context import Context
 from cadenza.services.sequences import list_sequences
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui import enroll
 from cadenza.web.ui.contacts import may_enroll
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -32,21 +31,23 @@ MAX_LISTS = 500
 
 @router.get("/lists")
 def list_index(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     return render(
         request,
         "lists/index.html",
         found=lists.list_lists(ctx, limit=MAX_LISTS),
-        may_write=user.role != "viewer",
+        may_write=policy.may_write(user),
     )
 
 
 @router.post("/lists")
 def create_static_list(
+    user: PageWriter,
+    ctx: Ctx,
     name: str = Form(max_length=300),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     created = lists.create_list(ctx, user.id, name, "static")
     return RedirectResponse(f"/lists/{created.contact_list.id}", status_code=303)
@@ -54,7 +55,9 @@ def create_static_list(
 
 @router.post("/lists/members")
 async def add_members(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     """The contacts index's "Add to list": the selection joins a static list."""
     form = await request.form()
@@ -73,11 +76,11 @@ async def add_members(
 @router.get("/lists/jobs/{job_id}")
 def job_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     job_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
-    job = list_enrollment.describe(list_enrollment.get_job(ctx, job_id))
+    job = list_enrollment.describe(list_enrollment.get_job(ctx, job_id, actor_id=user.id))
     template = "lists/job_progress.html" if request.headers.get("hx-request") else "lists/job.html"
     return render(request, template, job=job)
 
@@ -85,10 +88,10 @@ def job_page(
 @router.get("/lists/{list_id}")
 def list_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     list_id: int = Path(ge=1, le=MAX_ID),
     after: int | None = Query(None, ge=0, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     view = lists.get_list(ctx, list_id)
     found = lists.members(ctx, list_id, limit=PER_PAGE + 1, after_id=after or None)
@@ -107,9 +110,9 @@ def list_page(
 @router.post("/lists/{list_id}/enroll")
 async def enroll_whole_list(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     list_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """The enroll dialog's choices (`read_options`, the same as for chosen contacts),
     checked now; the batches are left to the worker and the job's page follows them.

@@ -7,17 +7,16 @@ from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.services import login_brake
-from cadenza.services.context import Context
 from cadenza.services.users import authenticate, end_sessions, session_user
-from cadenza.web.auth import client_address, get_ctx
+from cadenza.web.auth import Ctx, client_address
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, local_path, session_of, signed_in_user
+from cadenza.web.ui.session import PageUser, check_csrf, local_path, session_of
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 
 @router.get("/")
-def home(_user=Depends(signed_in_user)):
+def home(_user: PageUser):
     return RedirectResponse("/contacts", status_code=303)
 
 
@@ -29,10 +28,10 @@ def login_form(request: Request, next: str = "/"):
 @router.post("/login")
 def login(
     request: Request,
+    ctx: Ctx,
     email: str = Form(""),
     password: str = Form(""),
     next: str = Form("/"),
-    ctx: Context = Depends(get_ctx),
 ):
     address = client_address(request, ctx.settings)
     target = local_path(next)
@@ -59,7 +58,7 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, ctx: Context = Depends(get_ctx)):
+def logout(request: Request, ctx: Ctx):
     """Ends this user's sessions everywhere, not only this browser's: a cookie copied
     off this machine is ended too."""
     session = session_of(request)

@@ -12,13 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.templates import clean_html
-from cadenza.services import mailboxes, outbox
-from cadenza.services.context import Context
-from cadenza.store.models import Message, User
-from cadenza.web.auth import get_ctx, is_admin
+from cadenza.services import outbox
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -35,23 +33,17 @@ WAIT_REASONS = {
 }
 
 
-def _visible(ctx: Context, user: User, message_id: int) -> Message:
-    message, _attempts = outbox.get_message(ctx, message_id)
-    if not is_admin(user) and mailboxes.get_mailbox(ctx, message.mailbox_id).owner_id != user.id:
-        raise CadenzaError(ErrorCode.NOT_FOUND, f"message {message_id} does not exist")
-    return message
-
-
 @router.get("/outbox")
 def outbox_page(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
-    owner = None if is_admin(user) else user.id
     return render(
         request,
         "outbox/index.html",
-        messages=outbox.list_messages(ctx, owner_id=owner, limit=50),
-        waiting=outbox.list_waiting(ctx, limit=50, owner_id=owner),
+        messages=outbox.list_messages(ctx, limit=50, actor_id=user.id),
+        waiting=outbox.list_waiting(ctx, limit=50, actor_id=user.id),
         wait_reasons=WAIT_REASONS,
     )
 
@@ -59,35 +51,38 @@ def outbox_page(
 @router.get("/outbox/{message_id}")
 def message_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
-    return render(request, "outbox/message.html", message=_visible(ctx, user, message_id))
+    return render(
+        request,
+        "outbox/message.html",
+        message=outbox.get_message(ctx, message_id, actor_id=user.id)[0],
+    )
 
 
 @router.post("/outbox/{message_id}/review")
 def review_message(
+    user: PageWriter,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
     delivered: str = Form(""),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """A send whose outcome is unknown: a person says whether it arrived (never guessed)."""
     if delivered not in ("yes", "no"):
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "say whether the email was delivered")
-    _visible(ctx, user, message_id)
     outbox.resolve_unknown(ctx, message_id, delivered=delivered == "yes", actor_id=user.id)
     return RedirectResponse(f"/outbox/{message_id}", status_code=303)
 
 
 @router.get("/outbox/{message_id}/body")
 def message_body(
+    user: PageUser,
+    ctx: Ctx,
     message_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
-    message = _visible(ctx, user, message_id)
+    message, _attempts = outbox.get_message(ctx, message_id, actor_id=user.id)
     page = f"<!doctype html><meta charset='utf-8'><body>{clean_html(message.body_html)}</body>"
     return HTMLResponse(
         page,

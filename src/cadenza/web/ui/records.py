@@ -15,13 +15,11 @@ from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import contact_index, records
-from cadenza.services.context import Context
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.contacts import may_enroll
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -33,11 +31,11 @@ TYPE_NAME = Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
 @router.get("/records/{type_name}")
 def record_index(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     type_name: str = TYPE_NAME,
     q: str = Query("", max_length=200),
     after: int | None = Query(None, ge=0, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     object_type, found = records.search_records(
         ctx, type_name, q or None, limit=PER_PAGE + 1, after_id=after or None
@@ -67,10 +65,10 @@ def record_index(
 
 @router.get("/records/{type_name}/enroll")
 def enroll_selected(
+    user: PageWriter,
+    ctx: Ctx,
     type_name: str = TYPE_NAME,
     record: list[int] = Query(default_factory=list, max_length=MAX_SELECTION),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """One record: the dialog for it (it remembers the record, asks which contacts). Several:
     each one's primary (else first) associated contact; the enrollments then remember no
@@ -96,10 +94,10 @@ def enroll_selected(
 @router.get("/records/{type_name}/{record_id}")
 def record_page(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     type_name: str = TYPE_NAME,
     record_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     view = records.get_record(ctx, type_name, record_id)
     contacts = {c.id: c for c in contact_index.get_contacts(

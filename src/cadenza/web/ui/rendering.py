@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from cadenza.domain import policy
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError
 from cadenza.web.ui.session import session_of
@@ -53,6 +54,7 @@ def percent(rate: float | None) -> str:
 env.filters["percent"] = percent
 env.globals["person_name"] = person_name
 env.globals["htmx_file"] = HTMX
+env.globals["may"] = policy.may  # what a page offers follows the same policy the services apply
 
 
 def viewer_zone(request: Request) -> str:

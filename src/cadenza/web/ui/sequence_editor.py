@@ -20,13 +20,12 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.steps import parse_step
 from cadenza.services import contact_index, preview
 from cadenza.services.context import Context
-from cadenza.services.sequences import get_live_sequence, replace_sequence, step_specs
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.services.sequences import get_sequence, replace_sequence, step_specs
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError, settings_from_form
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, ui_writer
+from cadenza.web.ui.session import PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -152,11 +151,11 @@ def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
 @router.get("/sequences/{sequence_id}/edit")
 def edit_sequence(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    _user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
-    sequence = get_live_sequence(ctx, sequence_id)  # an archived one says to unarchive it
+    sequence = get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True)
     steps = [s.to_dict() for s in step_specs(sequence)]
     return _editor(
         request, ctx, sequence_id, name=sequence.name, settings=sequence.settings, steps=steps
@@ -166,13 +165,14 @@ def edit_sequence(
 @router.post("/sequences/{sequence_id}/edit")
 async def save_sequence(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
-    # A missing sequence is a 404 page, not a form error.
-    stored = get_live_sequence(ctx, sequence_id).settings or {}
+    # A missing sequence is a 404 page and someone else's a 403 page, not a form error;
+    # an archived one says to unarchive it first.
+    stored = get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True).settings or {}
     name = str(form.get("name", ""))
     steps = steps_from_form(form)
     op = str(form.get("op", "save"))
@@ -199,11 +199,12 @@ async def save_sequence(
 @router.post("/sequences/{sequence_id}/preview")
 async def preview_sequence(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
+    get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True)
     contact = str(form.get("preview_contact", ""))
     specs, problems = [], []
     for position, step in enumerate(steps_from_form(form), start=1):

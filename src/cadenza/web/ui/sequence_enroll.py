@@ -12,14 +12,13 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import contact_index, contacts
-from cadenza.services.context import Context
 from cadenza.services.sequences import get_sequence
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.contacts import may_enroll
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, ui_writer
+from cadenza.web.ui.session import PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -27,7 +26,7 @@ PER_PAGE = 25
 MAX_PASTE_CHARS = 50_000
 
 
-def _enroller(user: User = Depends(ui_writer)) -> User:
+def _enroller(user: PageWriter) -> User:
     if not may_enroll(user):
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
     return user
@@ -36,10 +35,10 @@ def _enroller(user: User = Depends(ui_writer)) -> User:
 @router.get("/sequences/{sequence_id}/enroll")
 def pick_contacts(
     request: Request,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
     q: str = Query("", max_length=200),
     user: User = Depends(_enroller),
-    ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
     found = None
@@ -55,11 +54,11 @@ def pick_contacts(
 @router.post("/sequences/{sequence_id}/enroll/emails")
 def paste_emails(
     request: Request,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
     emails: str = Form("", max_length=MAX_PASTE_CHARS),
     create_unknown: bool = Form(False),
     user: User = Depends(_enroller),
-    ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
     pasted = contacts.resolve_emails(ctx, emails, create_unknown=create_unknown, actor_id=user.id)

@@ -10,7 +10,6 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import daily_activity, sequence_report
 from cadenza.services.automation_rules import list_rules
-from cadenza.services.context import Context
 from cadenza.services.preview import headline_context, step_headlines
 from cadenza.services.sequences import (
     archive_sequence,
@@ -21,12 +20,11 @@ from cadenza.services.sequences import (
     unarchive_sequence,
 )
 from cadenza.services.stats import sequence_stats
-from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.charts import daily_chart
 from cadenza.web.ui.rendering import render
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 CHART_DAYS = 30
 MAX_RULES_SHOWN = 50
@@ -40,9 +38,9 @@ FIRST_STEP = {"type": "email", "subject": "Hello {{ contact.firstname | default(
 @router.get("/sequences")
 def sequence_list(
     request: Request,
+    _user: PageUser,
+    ctx: Ctx,
     archived: bool = Query(False),
-    _user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     """The live sequences, or with ?archived=1 the archived ones (which can be unarchived)."""
     rows = [(s, sequence_stats(ctx, s.id)) for s in list_sequences(ctx, archived=archived)]
@@ -52,9 +50,9 @@ def sequence_list(
 @router.post("/sequences")
 def new_sequence(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     name: str = Form(""),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """Starts with one email so the editor has something to show; the rep edits it there."""
     try:
@@ -70,9 +68,9 @@ def new_sequence(
 
 @router.post("/sequences/{sequence_id}/archive")
 def archive(
+    user: PageWriter,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     archive_sequence(ctx, sequence_id, actor_id=user.id)
     return Response(status_code=204, headers={"HX-Redirect": f"/sequences/{sequence_id}"})
@@ -80,9 +78,9 @@ def archive(
 
 @router.post("/sequences/{sequence_id}/unarchive")
 def unarchive(
+    user: PageWriter,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     unarchive_sequence(ctx, sequence_id, actor_id=user.id)
     return Response(status_code=204, headers={"HX-Redirect": f"/sequences/{sequence_id}"})
@@ -91,9 +89,9 @@ def unarchive(
 @router.get("/sequences/{sequence_id}")
 def sequence_detail(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     sequence = get_sequence(ctx, sequence_id)
     specs = step_specs(sequence)

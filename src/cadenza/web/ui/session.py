@@ -18,18 +18,16 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.context import Context
 from cadenza.services.users import session_user
 from cadenza.store.models import User
-from cadenza.web.auth import get_ctx
+from cadenza.web.auth import Ctx, require_admin, require_writer
 
 COOKIE_NAME = "cadenza_session"
 SESSION_MAX_AGE = 12 * 3600  # seconds: a working day, then sign in again
@@ -108,7 +106,7 @@ def login_url(next_path: str) -> str:
     return "/login?next=" + quote(local_path(next_path), safe="/")
 
 
-def signed_in_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
+def signed_in_user(request: Request, ctx: Ctx) -> User:
     session = session_of(request)
     uid = session.data.get("uid")
     user = session_user(ctx, uid, session.data.get("epoch")) if isinstance(uid, int) else None
@@ -119,16 +117,19 @@ def signed_in_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     return user
 
 
-def ui_writer(user: User = Depends(signed_in_user)) -> User:
-    if user.role == UserRole.VIEWER:
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "viewers can read but not change anything")
-    return user
+PageUser = Annotated[User, Depends(signed_in_user)]
 
 
-def ui_admin(user: User = Depends(signed_in_user)) -> User:
-    if user.role != UserRole.ADMIN:
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins can do this")
-    return user
+def ui_writer(user: PageUser) -> User:
+    return require_writer(user)
+
+
+def ui_admin(user: PageUser) -> User:
+    return require_admin(user)
+
+
+PageWriter = Annotated[User, Depends(ui_writer)]
+PageAdmin = Annotated[User, Depends(ui_admin)]
 
 
 async def check_csrf(request: Request) -> None:

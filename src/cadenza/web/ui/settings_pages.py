@@ -14,22 +14,22 @@ from fastapi import APIRouter, Depends, Path, Request
 from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
-from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.services import mailboxes, users
 from cadenza.services.context import Context
-from cadenza.store.models import Mailbox, User
-from cadenza.web.auth import get_ctx, is_admin
+from cadenza.store.models import User
+from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import (
+    PageAdmin,
+    PageUser,
+    PageWriter,
     check_csrf,
     session_of,
-    signed_in_user,
-    ui_admin,
-    ui_writer,
 )
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
@@ -42,7 +42,7 @@ def _page(request: Request, ctx: Context, user: User, status_code: int = 200, **
         request,
         "settings.html",
         status_code=status_code,
-        mailboxes=mailboxes.list_mailboxes(ctx, owner_id=None if is_admin(user) else user.id),
+        mailboxes=mailboxes.list_mailboxes(ctx, actor_id=user.id),
         users=users.list_users(ctx) if is_admin(user) else [],
         tokens=users.list_tokens(ctx, user.id),
         transports=[t.value for t in MailTransport],
@@ -83,28 +83,27 @@ def _mailbox_fields(form: FormData) -> dict[str, Any]:
     return fields
 
 
-def _own_mailbox(ctx: Context, user: User, mailbox_id: int) -> Mailbox:
-    mailbox = mailboxes.get_mailbox(ctx, mailbox_id)
-    if mailbox.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox_id} does not exist")
-    return mailbox
-
-
 @router.get("/settings")
 def settings_page(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     return _page(request, ctx, user)
 
 
 @router.post("/settings/mailboxes")
 async def add_mailbox(
-    request: Request, user: User = Depends(ui_writer), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
 ):
     form = await request.form()
     try:
         fields = _mailbox_fields(form)
-        mailbox = mailboxes.create_mailbox(ctx, user.id, str(form.get("from_email", "")), **fields)
+        mailbox = mailboxes.create_mailbox(
+            ctx, user.id, str(form.get("from_email", "")), **fields, actor_id=user.id
+        )
     except (CadenzaError, FormError) as exc:
         return _refused(request, ctx, user, "mailbox-new", exc)
     return _page(request, ctx, user, notices={f"mailbox-{mailbox.id}": "Mailbox added."})
@@ -113,11 +112,10 @@ async def add_mailbox(
 @router.post("/settings/mailboxes/{mailbox_id}")
 async def edit_mailbox(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     mailbox_id: int = MailboxId,
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
-    _own_mailbox(ctx, user, mailbox_id)
     try:
         fields = _mailbox_fields(await request.form())
         mailboxes.update_mailbox(ctx, mailbox_id, fields, actor_id=user.id)
@@ -129,15 +127,13 @@ async def edit_mailbox(
 @router.post("/settings/mailboxes/{mailbox_id}/test")
 def test_mailbox(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     mailbox_id: int = MailboxId,
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
-    mailbox = _own_mailbox(ctx, user, mailbox_id)
-    result = connection_tests(request).run(
-        user.id, mailbox, mailboxes.smtp_password(ctx, mailbox)
-    )
+    mailbox = mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id)
+    result = connection_tests(request).run(user.id, mailbox, mailboxes.smtp_password(ctx, mailbox))
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
@@ -148,11 +144,10 @@ def test_mailbox(
 @router.post("/settings/mailboxes/{mailbox_id}/reconnect")
 def reconnect_mailbox(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     mailbox_id: int = MailboxId,
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
-    _own_mailbox(ctx, user, mailbox_id)
     mailboxes.reconnect_mailbox(ctx, mailbox_id, actor_id=user.id)
     return _page(
         request, ctx, user, notices={f"mailbox-{mailbox_id}": "Reconnected: waiting emails go."}
@@ -161,7 +156,9 @@ def reconnect_mailbox(
 
 @router.post("/settings/users")
 async def add_user(
-    request: Request, admin: User = Depends(ui_admin), ctx: Context = Depends(get_ctx)
+    request: Request,
+    admin: PageAdmin,
+    ctx: Ctx,
 ):
     form = await request.form()
     try:
@@ -174,6 +171,7 @@ async def add_user(
             timezone=str(form.get("timezone", "")).strip() or None,
             password=str(form.get("password", "")) or None,
             can_enroll=form.get("can_enroll") == "on",
+            actor_id=admin.id,
         )
     except CadenzaError as exc:
         return _refused(request, ctx, admin, "user-new", exc)
@@ -183,9 +181,9 @@ async def add_user(
 @router.post("/settings/users/{user_id}")
 async def change_user(
     request: Request,
+    admin: PageAdmin,
+    ctx: Ctx,
     user_id: int = Path(ge=1, le=MAX_ID),
-    admin: User = Depends(ui_admin),
-    ctx: Context = Depends(get_ctx),
 ):
     form = await request.form()
     try:
@@ -204,9 +202,9 @@ async def change_user(
 @router.post("/settings/users/{user_id}/active")
 async def activate_user(
     request: Request,
+    admin: PageAdmin,
+    ctx: Ctx,
     user_id: int = Path(ge=1, le=MAX_ID),
-    admin: User = Depends(ui_admin),
-    ctx: Context = Depends(get_ctx),
 ):
     """Deactivate (no sign-in, no token, sessions ended) or reactivate a user."""
     active = (await request.form()).get("active") == "yes"
@@ -221,18 +219,16 @@ async def activate_user(
 @router.post("/settings/users/{user_id}/revoke-tokens")
 def revoke_user_tokens(
     request: Request,
+    admin: PageAdmin,
+    ctx: Ctx,
     user_id: int = Path(ge=1, le=MAX_ID),
-    admin: User = Depends(ui_admin),
-    ctx: Context = Depends(get_ctx),
 ):
     revoked = users.revoke_all_tokens(ctx, user_id, actor_id=admin.id)
     return _page(request, ctx, admin, notices={f"user-{user_id}": f"{revoked} token(s) revoked."})
 
 
 @router.post("/settings/password")
-async def change_password(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
-):
+async def change_password(request: Request, user: PageUser, ctx: Ctx):
     """Ends every other session; this one is signed in again with the new password."""
     form = await request.form()
     new = str(form.get("new_password", ""))
@@ -251,7 +247,9 @@ async def change_password(
 
 @router.post("/settings/tokens")
 async def new_token(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     name = str((await request.form()).get("name", "")).strip()
     if not name or len(name) > 100:
@@ -266,9 +264,9 @@ async def new_token(
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     token_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
     users.revoke_token(ctx, user.id, token_id)
     return _page(request, ctx, user, notices={"token": "Token revoked."})

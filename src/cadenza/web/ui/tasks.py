@@ -12,26 +12,20 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import tasks
 from cadenza.services.contacts import get_contact
-from cadenza.services.context import Context
-from cadenza.store.models import Task, User
-from cadenza.web.auth import get_ctx, is_admin
+from cadenza.store.models import Task
+from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render, viewer_zone
-from cadenza.web.ui.session import check_csrf, signed_in_user, ui_writer
+from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 
-def _own(ctx: Context, user: User, task_id: int) -> Task:
-    task = tasks.get_task(ctx, task_id)
-    if task.owner_id != user.id and not is_admin(user):
-        raise CadenzaError(ErrorCode.NOT_FOUND, f"task {task_id} does not exist")
-    return task
-
-
 @router.get("/tasks")
 def task_queue(
-    request: Request, user: User = Depends(signed_in_user), ctx: Context = Depends(get_ctx)
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
 ):
     """Grouped by the viewer's own day: "today" is today where the rep sits."""
     tz = parse_timezone(viewer_zone(request))
@@ -39,7 +33,7 @@ def task_queue(
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
     groups: dict[str, list[Task]] = {"Overdue": [], "Due today": [], "Upcoming": []}
-    for task in tasks.list_tasks(ctx, owner_id=user.id, status="open", limit=200):
+    for task in tasks.list_tasks(ctx, owner_id=user.id, status="open", limit=200, actor_id=user.id):
         if task.due_at < start:
             groups["Overdue"].append(task)
         elif task.due_at < end:
@@ -52,11 +46,11 @@ def task_queue(
 @router.get("/tasks/{task_id}")
 def task_detail(
     request: Request,
+    user: PageUser,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(signed_in_user),
-    ctx: Context = Depends(get_ctx),
 ):
-    task = _own(ctx, user, task_id)
+    task = tasks.get_task(ctx, task_id, actor_id=user.id)
     contact = get_contact(ctx, task.contact_id) if task.contact_id else None
     return render(request, "tasks/detail.html", task=task, contact=contact, error=None)
 
@@ -64,13 +58,13 @@ def task_detail(
 @router.post("/tasks/{task_id}/complete")
 def complete(
     request: Request,
+    user: PageWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
     subject: str | None = Form(None),
     body: str | None = Form(None),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
-    task = _own(ctx, user, task_id)
+    task = tasks.get_task(ctx, task_id, actor_id=user.id)
     edits = tasks.TaskEdits(subject=subject, body=body) if task.type == "email" else None
     try:
         tasks.complete_task(ctx, task_id, edits=edits, actor_id=user.id)
@@ -87,10 +81,9 @@ def complete(
 
 @router.post("/tasks/{task_id}/skip")
 def skip(
+    user: PageWriter,
+    ctx: Ctx,
     task_id: int = Path(ge=1, le=MAX_ID),
-    user: User = Depends(ui_writer),
-    ctx: Context = Depends(get_ctx),
 ):
-    _own(ctx, user, task_id)
     tasks.skip_task(ctx, task_id, actor_id=user.id)
     return RedirectResponse("/tasks", status_code=303)

@@ -1,0 +1,202 @@
+"""Who may do what: the one access policy (role × resource × action, with owner checks).
+
+Every service that reads or changes a resource asks this module, so the API, the web
+app and the CLI answer alike: no route, page or command decides on its own. The
+table is pure data so `docs/security.md` can show it and a test can read it.
+
+Roles: `admin` may do everything; `member` writes and works with what they own;
+`viewer` reads what the team shares and never writes.
+
+Who an owner is depends on the resource, and the service says it (`owners`): a
+sequence's, list's, record's or mailbox's `owner_id`; a task's assignee; for an
+enrollment the user who made it and the owner of the mailbox it sends from; for a
+message the owner of its mailbox. A resource with no owner (`owner_id` NULL, as lists
+and records made before owners existed) is the team's: only an admin changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Protocol
+
+from cadenza.domain.enums import UserRole
+from cadenza.domain.errors import CadenzaError, ErrorCode
+
+
+class Resource(StrEnum):
+    SEQUENCE = "sequence"
+    STEP = "step"
+    MAILBOX = "mailbox"
+    ENROLLMENT = "enrollment"
+    TASK = "task"
+    MESSAGE = "message"
+    CONTACT = "contact"
+    RECORD = "record"
+    OBJECT_TYPE = "object_type"
+    LIST = "list"
+    LIST_ENROLL_JOB = "list_enroll_job"
+    EVENT = "event"
+    WEBHOOK = "webhook"
+    AUTOMATION_RULE = "automation_rule"
+    USER = "user"
+    TOKEN = "token"
+
+
+class Action(StrEnum):
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"  # archive, for sequences
+
+
+class Who(StrEnum):
+    """Who a rule lets through; the owner checks are the resource's `owners`."""
+
+    ANYONE = "anyone"  # every signed-in user, viewers included
+    OBSERVER = "admins, viewers, owners"  # viewers read everything, members their own
+    WRITER = "admins, members"  # anyone but a viewer
+    OWNER = "admins, owner"  # an admin, or a member who owns it
+    SELF = "admins, the user themself"  # one's own account and tokens, viewers too
+    ADMIN = "admins"
+
+
+R, A = Resource, Action
+
+RULES: dict[tuple[Resource, Action], Who] = {
+    (R.SEQUENCE, A.READ): Who.ANYONE,
+    (R.SEQUENCE, A.CREATE): Who.WRITER,
+    (R.SEQUENCE, A.UPDATE): Who.OWNER,
+    (R.SEQUENCE, A.DELETE): Who.OWNER,
+    (R.STEP, A.READ): Who.ANYONE,
+    (R.STEP, A.UPDATE): Who.OWNER,  # steps are saved with their sequence
+    (R.MAILBOX, A.READ): Who.OWNER,
+    (R.MAILBOX, A.CREATE): Who.OWNER,  # for oneself; for someone else, admins
+    (R.MAILBOX, A.UPDATE): Who.OWNER,
+    (R.MAILBOX, A.DELETE): Who.OWNER,
+    (R.ENROLLMENT, A.READ): Who.OBSERVER,
+    (R.ENROLLMENT, A.CREATE): Who.OWNER,  # from one's own mailbox, with can_enroll
+    (R.ENROLLMENT, A.UPDATE): Who.OWNER,  # pause, resume, unenroll, tokens
+    (R.TASK, A.READ): Who.OWNER,
+    (R.TASK, A.UPDATE): Who.OWNER,  # complete, skip
+    (R.MESSAGE, A.READ): Who.OWNER,  # the outbox
+    (R.MESSAGE, A.UPDATE): Who.OWNER,  # review an unknown send
+    (R.CONTACT, A.READ): Who.ANYONE,
+    (R.CONTACT, A.CREATE): Who.WRITER,
+    (R.CONTACT, A.UPDATE): Who.WRITER,  # contacts are the team's address book
+    (R.CONTACT, A.DELETE): Who.WRITER,
+    (R.RECORD, A.READ): Who.ANYONE,
+    (R.RECORD, A.CREATE): Who.WRITER,
+    (R.RECORD, A.UPDATE): Who.OWNER,
+    (R.RECORD, A.DELETE): Who.OWNER,
+    (R.OBJECT_TYPE, A.READ): Who.ANYONE,
+    (R.OBJECT_TYPE, A.CREATE): Who.ADMIN,
+    (R.OBJECT_TYPE, A.UPDATE): Who.ADMIN,
+    (R.OBJECT_TYPE, A.DELETE): Who.ADMIN,
+    (R.LIST, A.READ): Who.ANYONE,
+    (R.LIST, A.CREATE): Who.WRITER,
+    (R.LIST, A.UPDATE): Who.OWNER,  # rename, add and remove members
+    (R.LIST, A.DELETE): Who.OWNER,
+    (R.LIST_ENROLL_JOB, A.CREATE): Who.WRITER,
+    (R.LIST_ENROLL_JOB, A.READ): Who.OBSERVER,
+    (R.EVENT, A.CREATE): Who.WRITER,
+    (R.EVENT, A.READ): Who.ANYONE,
+    (R.WEBHOOK, A.READ): Who.ADMIN,
+    (R.WEBHOOK, A.CREATE): Who.ADMIN,
+    (R.WEBHOOK, A.UPDATE): Who.ADMIN,
+    (R.WEBHOOK, A.DELETE): Who.ADMIN,
+    (R.AUTOMATION_RULE, A.READ): Who.ANYONE,
+    (R.AUTOMATION_RULE, A.CREATE): Who.ADMIN,
+    (R.AUTOMATION_RULE, A.UPDATE): Who.ADMIN,
+    (R.AUTOMATION_RULE, A.DELETE): Who.ADMIN,
+    (R.USER, A.READ): Who.SELF,  # oneself; admins everyone
+    (R.USER, A.CREATE): Who.ADMIN,
+    (R.USER, A.UPDATE): Who.ADMIN,
+    (R.TOKEN, A.READ): Who.SELF,
+    (R.TOKEN, A.CREATE): Who.SELF,  # for oneself; for someone else, admins
+    (R.TOKEN, A.DELETE): Who.SELF,
+}
+
+
+class Actor(Protocol):
+    """What the policy needs of a user (the store's User fits)."""
+
+    id: int
+    role: str
+
+
+def _denied(resource: Resource, action: Action, who: Who) -> str:
+    if who is Who.ADMIN:
+        return "only admins can do this"
+    if who is Who.WRITER:
+        return "viewers can read but not change anything"
+    return (
+        f"this {resource.replace('_', ' ')} belongs to another user: only its owner or "
+        f"an admin can {action} it"
+    )
+
+
+def may(
+    actor: Actor, resource: Resource, action: Action, owners: Iterable[int | None] = ()
+) -> bool:
+    """True when the rule lets `actor` do `action` on a resource owned by `owners`."""
+    who = RULES.get((resource, action))
+    if who is None:  # no rule, no access: a new action must be added to the table
+        return False
+    role = actor.role
+    if role == UserRole.ADMIN:
+        return True
+    if who is Who.ANYONE:
+        return True
+    if who is Who.ADMIN:
+        return False
+    if who is Who.OBSERVER and role == UserRole.VIEWER:
+        return True
+    owned = actor.id in {owner for owner in owners if owner is not None}
+    if who is Who.SELF:
+        return owned
+    if role != UserRole.MEMBER:  # a viewer reads what is theirs (a task, a mailbox)
+        return role == UserRole.VIEWER and who is Who.OWNER and action == Action.READ and owned
+    if who is Who.WRITER:
+        return True
+    return owned
+
+
+def check(
+    actor: Actor,
+    resource: Resource,
+    action: Action,
+    owners: Iterable[int | None] = (),
+    *,
+    hidden_as: CadenzaError | None = None,
+) -> None:
+    """Raises permission_denied, or `hidden_as` (a not-found error) for resources whose
+    very existence is private to their owners, so ids reveal nothing of others'."""
+    if may(actor, resource, action, owners):
+        return
+    if hidden_as is not None and not may(actor, resource, Action.READ, owners):
+        raise hidden_as
+    who = RULES.get((resource, action), Who.ADMIN)
+    raise CadenzaError(ErrorCode.PERMISSION_DENIED, _denied(resource, action, who))
+
+
+def sees_all(actor: Actor, resource: Resource) -> bool:
+    """Whether a listing of `resource` shows everyone's, or only what `actor` owns."""
+    who = RULES[(resource, Action.READ)]
+    if actor.role == UserRole.ADMIN or who is Who.ANYONE:
+        return True
+    return who is Who.OBSERVER and actor.role == UserRole.VIEWER
+
+
+def owner_filter(actor: Actor, resource: Resource) -> int | None:
+    """None to list everyone's, else the id whose own items a listing keeps."""
+    return None if sees_all(actor, resource) else actor.id
+
+
+def is_admin(actor: Actor) -> bool:
+    return actor.role == UserRole.ADMIN
+
+
+def may_write(actor: Actor) -> bool:
+    """Whether pages offer any change at all (viewers get read-only pages)."""
+    return actor.role != UserRole.VIEWER

@@ -1,0 +1,641 @@
+"""The authorization matrix: every route of the app (API and web pages), and what an
+admin, the owning member, another member, a viewer and an anonymous client get.
+
+The routes are read from the app's router, so a route without an entry in RULES fails
+`test_every_route_has_a_rule`: no route ships without a rule. Each entry is checked
+over HTTP on SQLite and PostgreSQL, with fresh resources owned by the owning member
+for each actor on each route (so an earlier success never turns into a later 404).
+The web pages are reached with the session cookie and the CSRF token a browser sends.
+
+An expectation is an exact status code, or "2xx" (any success), or "refused" (a 200
+whose per-item results all failed: the bulk actions answer per enrollment).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cadenza.domain.errors import CadenzaError
+from cadenza.domain.secrets import hash_password
+from cadenza.services import (
+    automation_rules,
+    list_enrollment,
+    lists,
+    mailboxes,
+    records,
+    tasks,
+    users,
+    webhooks,
+)
+from cadenza.store.models import Message, User
+from cadenza.web.app import create_app
+from cadenza.web.auth import FailedLogins
+from tests.conftest import enroll_ids
+
+ACTORS = ("admin", "owner", "other", "viewer", "anon")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "matrix-pass"
+
+# (admin, owner, other, viewer, anon) per "METHOD path".
+API_READ = ("2xx", "2xx", "2xx", "2xx", 401)
+API_WRITE = ("2xx", "2xx", "2xx", 403, 401)  # any member may (shared resources)
+API_OWNED_WRITE = ("2xx", "2xx", 403, 403, 401)  # owner or admin; others told no
+API_HIDDEN_READ = ("2xx", "2xx", 404, 404, 401)  # others cannot even see it
+API_HIDDEN_WRITE = ("2xx", "2xx", 404, 403, 401)
+API_ADMIN = ("2xx", 403, 403, 403, 401)
+PUBLIC = ("same",) * 5  # no sign-in: everyone gets the same answer
+PAGE = (200, 200, 200, 200, 303)
+PAGE_WRITE = ("2xx|303", "2xx|303", "2xx|303", 403, 303)
+PAGE_OWNED_WRITE = ("2xx|303", "2xx|303", 403, 403, 303)
+PAGE_HIDDEN = (200, 200, 404, 404, 303)
+PAGE_HIDDEN_WRITE = ("2xx|303", "2xx|303", 404, 403, 303)
+PAGE_ADMIN = ("2xx|303", 403, 403, 403, 303)
+
+RULES: dict[str, tuple] = {
+    # -- outside the API and the pages
+    "GET /openapi.json": PUBLIC,
+    "GET /docs": PUBLIC,
+    "GET /docs/oauth2-redirect": PUBLIC,
+    "GET /redoc": PUBLIC,
+    "GET /healthz": PUBLIC,
+    "GET /readyz": PUBLIC,
+    "GET /u/{token}": PUBLIC,  # signed links: the token is the credential
+    "POST /u/{token}": PUBLIC,
+    "GET /o/{token}.gif": PUBLIC,
+    "GET /c/{token}": PUBLIC,
+    # -- contacts: the team's address book
+    "POST /api/v1/contacts": API_WRITE,
+    "GET /api/v1/contacts": API_READ,
+    "GET /api/v1/contacts/{contact_id}": API_READ,
+    "PATCH /api/v1/contacts/{contact_id}": API_WRITE,
+    "DELETE /api/v1/contacts/{contact_id}": API_WRITE,
+    "POST /api/v1/contacts/import": API_WRITE,
+    # -- mailboxes: their owner's; invisible to others
+    "POST /api/v1/mailboxes": API_WRITE,
+    "GET /api/v1/mailboxes": API_READ,
+    "GET /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_READ,
+    "PATCH /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
+    "DELETE /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
+    "POST /api/v1/mailboxes/{mailbox_id}/test": API_HIDDEN_WRITE,
+    "POST /api/v1/mailboxes/{mailbox_id}/reconnect": API_HIDDEN_WRITE,
+    # -- sequences: shared reading, changed by their owner or an admin
+    "POST /api/v1/sequences": API_WRITE,
+    "GET /api/v1/sequences": API_READ,
+    "GET /api/v1/sequences/{sequence_id}": API_READ,
+    "PUT /api/v1/sequences/{sequence_id}": API_OWNED_WRITE,
+    "DELETE /api/v1/sequences/{sequence_id}": API_OWNED_WRITE,
+    "GET /api/v1/sequences/{sequence_id}/stats": API_READ,
+    "GET /api/v1/sequences/{sequence_id}/analytics": API_READ,
+    "POST /api/v1/sequences/{sequence_id}/enrollments": API_WRITE,  # from one's own mailbox
+    # -- enrollments: their enroller's and mailbox owner's; viewers read all
+    "GET /api/v1/enrollments": API_READ,
+    "GET /api/v1/enrollments/{enrollment_id}": ("2xx", "2xx", 404, "2xx", 401),
+    "GET /api/v1/enrollments/{enrollment_id}/events": ("2xx", "2xx", 404, "2xx", 401),
+    "POST /api/v1/enrollments/pause": ("2xx", "2xx", "refused", 403, 401),
+    "POST /api/v1/enrollments/resume": ("2xx", "2xx", "refused", 403, 401),
+    "POST /api/v1/enrollments/unenroll": ("2xx", "2xx", "refused", 403, 401),
+    "POST /api/v1/enrollments/{enrollment_id}/pause": API_HIDDEN_WRITE,
+    "POST /api/v1/enrollments/{enrollment_id}/resume": (409, 409, 404, 403, 401),  # active
+    "POST /api/v1/enrollments/{enrollment_id}/unenroll": API_HIDDEN_WRITE,
+    # -- tasks: their assignee's
+    "GET /api/v1/tasks": API_READ,
+    "POST /api/v1/tasks/{task_id}/complete": API_HIDDEN_WRITE,
+    "POST /api/v1/tasks/{task_id}/skip": API_HIDDEN_WRITE,
+    # -- messages (the outbox): their mailbox owner's
+    "GET /api/v1/messages": API_READ,
+    "GET /api/v1/messages/{message_id}": API_HIDDEN_READ,
+    "POST /api/v1/messages/{message_id}/review": (409, 409, 404, 403, 401),  # sent: no review
+    # -- events
+    "POST /api/v1/events": API_WRITE,
+    "POST /api/v1/events/postmark": API_WRITE,
+    # -- webhooks and automation: admins
+    "POST /api/v1/webhooks": API_ADMIN,
+    "GET /api/v1/webhooks": API_ADMIN,
+    "GET /api/v1/webhooks/{webhook_id}": API_ADMIN,
+    "PATCH /api/v1/webhooks/{webhook_id}": API_ADMIN,
+    "DELETE /api/v1/webhooks/{webhook_id}": API_ADMIN,
+    "POST /api/v1/webhooks/{webhook_id}/test": API_ADMIN,
+    "GET /api/v1/webhooks/{webhook_id}/deliveries": API_ADMIN,
+    "POST /api/v1/automation/rules": API_ADMIN,
+    "GET /api/v1/automation/rules": API_READ,
+    "GET /api/v1/automation/rules/{rule_id}": API_READ,
+    "PATCH /api/v1/automation/rules/{rule_id}": API_ADMIN,
+    "DELETE /api/v1/automation/rules/{rule_id}": API_ADMIN,
+    "GET /api/v1/automation/rules/{rule_id}/runs": API_READ,
+    # -- object types: admins shape them, everyone reads
+    "GET /api/v1/object-types": API_READ,
+    "POST /api/v1/object-types": API_ADMIN,
+    "GET /api/v1/object-types/{type_name}": API_READ,
+    "PATCH /api/v1/object-types/{type_name}": API_ADMIN,
+    "DELETE /api/v1/object-types/{type_name}": API_ADMIN,
+    # -- records: shared reading, changed by their owner or an admin
+    **{
+        f"{method} /api/v1/{plural}{tail}": rule
+        for plural in ("companies", "deals", "tickets", "objects/{type_name}")
+        for method, tail, rule in (
+            ("GET", "", API_READ),
+            ("POST", "", API_WRITE),
+            ("GET", "/{record_id}", API_READ),
+            ("PATCH", "/{record_id}", API_OWNED_WRITE),
+            ("DELETE", "/{record_id}", API_OWNED_WRITE),
+        )
+    },
+    "GET /api/v1/associations": API_READ,
+    "POST /api/v1/associations": API_OWNED_WRITE,
+    "DELETE /api/v1/associations": API_OWNED_WRITE,
+    # -- lists: shared reading, changed by their owner or an admin
+    "POST /api/v1/lists": API_WRITE,
+    "GET /api/v1/lists": API_READ,
+    "GET /api/v1/lists/{list_id}": API_READ,
+    "PATCH /api/v1/lists/{list_id}": API_OWNED_WRITE,
+    "DELETE /api/v1/lists/{list_id}": API_OWNED_WRITE,
+    "GET /api/v1/lists/{list_id}/members": API_READ,
+    "POST /api/v1/lists/{list_id}/members": API_OWNED_WRITE,
+    "POST /api/v1/lists/{list_id}/members/remove": API_OWNED_WRITE,
+    "POST /api/v1/lists/{list_id}/enrollments": API_WRITE,  # as oneself, from one's mailbox
+    "GET /api/v1/list-enrollments/{job_id}": ("2xx", "2xx", 404, "2xx", 401),
+    # -- the web pages
+    "GET /": (303, 303, 303, 303, 303),
+    "GET /login": PUBLIC,
+    "POST /login": PUBLIC,
+    "POST /logout": (303, 303, 303, 303, 303),
+    "GET /contacts": PAGE,
+    "GET /contacts/{contact_id}": PAGE,
+    "GET /enroll": (200, 200, 200, 403, 303),
+    "POST /enroll/check": (200, 200, 200, 403, 303),
+    "POST /enroll": (200, 200, 200, 403, 303),
+    "GET /enrollments": PAGE,
+    "GET /enrollments/{enrollment_id}": (200, 200, 404, 200, 303),
+    "POST /enrollments/{enrollment_id}/{action}": PAGE_HIDDEN_WRITE,
+    "POST /enrollments": PAGE_WRITE,  # bulk: per item, someone else's is "not found"
+    "GET /outbox": PAGE,
+    "GET /outbox/{message_id}": PAGE_HIDDEN,
+    "POST /outbox/{message_id}/review": (409, 409, 404, 403, 303),
+    "GET /outbox/{message_id}/body": PAGE_HIDDEN,
+    "GET /sequences": PAGE,
+    "POST /sequences": PAGE_WRITE,
+    "POST /sequences/{sequence_id}/archive": PAGE_OWNED_WRITE,
+    "GET /sequences/{sequence_id}": PAGE,
+    "GET /sequences/{sequence_id}/edit": (200, 200, 403, 403, 303),
+    "POST /sequences/{sequence_id}/edit": PAGE_OWNED_WRITE,
+    "POST /sequences/{sequence_id}/preview": PAGE_OWNED_WRITE,
+    "GET /tasks": PAGE,
+    "GET /tasks/{task_id}": PAGE_HIDDEN,
+    "POST /tasks/{task_id}/complete": PAGE_HIDDEN_WRITE,
+    "POST /tasks/{task_id}/skip": PAGE_HIDDEN_WRITE,
+    "GET /settings": PAGE,
+    "POST /settings/mailboxes": PAGE_WRITE,
+    "POST /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN_WRITE,
+    "POST /settings/mailboxes/{mailbox_id}/test": PAGE_HIDDEN_WRITE,
+    "POST /settings/mailboxes/{mailbox_id}/reconnect": PAGE_HIDDEN_WRITE,
+    "POST /settings/users": PAGE_ADMIN,
+    "POST /settings/users/{user_id}": PAGE_ADMIN,
+    "POST /settings/tokens": PAGE,  # one's own tokens, viewers too
+    "POST /settings/tokens/{token_id}/revoke": (404, 200, 404, 404, 303),  # only one's own
+    "GET /records/{type_name}": PAGE,
+    "GET /records/{type_name}/enroll": (303, 303, 303, 403, 303),  # on to the enroll dialog
+    "GET /records/{type_name}/{record_id}": PAGE,
+    "GET /lists": PAGE,
+    "POST /lists": PAGE_WRITE,
+    "POST /lists/members": PAGE_OWNED_WRITE,
+    "GET /lists/jobs/{job_id}": (200, 200, 404, 200, 303),
+    "GET /lists/{list_id}": PAGE,
+    "POST /lists/{list_id}/enroll": PAGE_WRITE,
+    "GET /automation": (200, 403, 403, 403, 303),
+    "POST /automation/rules": PAGE_ADMIN,
+    "POST /automation/rules/{rule_id}/enabled": PAGE_ADMIN,
+    "GET /automation/rules/{rule_id}": (200, 403, 403, 403, 303),
+}
+
+
+def app_routes(app) -> list[str]:
+    """Every "METHOD path" the app answers, from its router (mounts excluded)."""
+    found = []
+    for route in app.routes:
+        inner = (
+            route.effective_route_contexts()
+            if hasattr(route, "effective_route_contexts")
+            else [route]
+        )
+        for leaf in inner:
+            for method in sorted((getattr(leaf, "methods", None) or set()) - {"HEAD"}):
+                found.append(f"{method} {leaf.path}")
+    return found
+
+
+def test_every_route_has_a_rule():
+    routes = app_routes(create_app(None))
+    assert len(routes) > 100  # the walk really reached the included routers
+    missing = sorted(set(routes) - set(RULES))
+    assert not missing, f"routes without an authorization rule: {missing}"
+    stale = sorted(set(RULES) - set(routes))
+    assert not stale, f"rules for routes that no longer exist: {stale}"
+
+
+# --- the resources a route's path and body point at -------------------------------------
+
+
+@dataclass
+class Scene:
+    """Fresh resources owned by the owning member (the world's rep), made on demand."""
+
+    ctx: Any
+    world: Any
+    team: dict[str, User]
+    made: dict[str, Any] = field(default_factory=dict)
+    serial: int = 0
+
+    def fresh(self, prefix: str) -> str:
+        Scene.serial_all = getattr(Scene, "serial_all", 0) + 1
+        return f"{prefix}{Scene.serial_all}"
+
+    @property
+    def owner(self) -> User:
+        return self.world.user
+
+    def tidy(self, keep: set[int]) -> None:
+        """An extra mailbox would leave its owner with several, and the pages that send
+        from "your mailbox" would then ask which: remove those nothing sent from."""
+        for mailbox in mailboxes.list_mailboxes(self.ctx):
+            if mailbox.id not in keep:
+                with contextlib.suppress(CadenzaError):
+                    mailboxes.delete_mailbox(self.ctx, mailbox.id)
+
+    def get(self, key: str) -> Any:
+        if key not in self.made:
+            self.made[key] = getattr(self, f"_{key}")()
+        return self.made[key]
+
+    def _sequence_id(self):
+        return self.world.make_sequence(name=self.fresh("seq ")).id
+
+    def _mailbox_id(self):
+        return mailboxes.create_mailbox(
+            self.ctx, self.owner.id, self.fresh("box") + "@example.com"
+        ).id
+
+    def _contact_id(self):
+        return self.world.contact(self.fresh("c") + "@corp.example").id
+
+    def _enrollment_id(self):
+        contact = self.world.contact(self.fresh("e") + "@corp.example")
+        return enroll_ids(self.world, [contact], mailbox_id=self.world.mailbox.id)[0]
+
+    def _task_id(self):
+        sequence = self.world.make_sequence(
+            steps=[{"type": "task", "task_type": "call", "task_title": "Call"}],
+            name=self.fresh("task seq "),
+        )
+        contact = self.world.contact(self.fresh("t") + "@corp.example")
+        enroll_ids(self.world, [contact], sequence, mailbox_id=self.world.mailbox.id)
+        tasks.create_due_tasks(self.ctx)
+        [task] = [t for t in tasks.list_tasks(self.ctx, contact_id=contact.id)]
+        return task.id
+
+    def _message_id(self):
+        from cadenza.engine.worker import Worker, WorkerOptions
+
+        contact = self.world.contact(self.fresh("m") + "@corp.example")
+        [enrollment_id] = enroll_ids(self.world, [contact], mailbox_id=self.world.mailbox.id)
+        worker = Worker(self.ctx, WorkerOptions(batch_size=100), worker_id="matrix")
+        try:
+            worker.run_until(self.ctx.clock.now() + timedelta(hours=1))
+        finally:
+            worker.close()
+        with self.ctx.db.read() as session:
+            return session.query(Message.id).filter_by(enrollment_id=enrollment_id).scalar()
+
+    def _list_id(self):
+        made = lists.create_list(self.ctx, self.owner.id, self.fresh("list "), "static")
+        lists.change_members(
+            self.ctx, self.owner.id, made.contact_list.id, add=[self.get("contact_id")]
+        )
+        return made.contact_list.id
+
+    def _record_id(self):
+        view = records.create_record(
+            self.ctx, self.owner.id, self.get("type_name"), name=self.fresh("Acme ")
+        )
+        return view.record.id
+
+    def _type_name(self):
+        return self.made.get("type_name") or "company"
+
+    def _custom_type(self):
+        name = self.fresh("kind")
+        records.create_type(self.ctx, None, name=name, plural=name + "s")
+        return name
+
+    def _job_id(self):
+        return list_enrollment.start(
+            self.ctx,
+            self.owner.id,
+            self.get("list_id"),
+            self.get("sequence_id"),
+            mailbox_id=self.world.mailbox.id,
+        ).id
+
+    def _webhook_id(self):
+        hook, _secret = webhooks.create_webhook(
+            self.ctx, self.team["admin"].id, "https://hooks.example.com/in", ["enrolled"]
+        )
+        return hook.id
+
+    def _rule_id(self):
+        return automation_rules.create_rule(
+            self.ctx,
+            None,
+            name=self.fresh("rule "),
+            sequence_id=self.get("sequence_id"),
+            trigger={"type": "contact_created"},
+            action={"type": "unenroll", "scope": "this"},
+        ).id
+
+    def _user_id(self):
+        return users.create_user(self.ctx, self.fresh("u") + "@example.com").id
+
+    def _token_id(self):
+        users.create_token(self.ctx, self.owner.id, self.fresh("tok "))
+        return users.list_tokens(self.ctx, self.owner.id)[0].id
+
+
+RECORD_TYPES = {"companies": "company", "deals": "deal", "tickets": "ticket"}
+
+
+def _path(route: str, scene: Scene) -> str:
+    path = route.split(" ", 1)[1]
+    for plural, name in RECORD_TYPES.items():
+        if path.startswith(f"/api/v1/{plural}"):
+            scene.made["type_name"] = name
+    if "/object-types/{type_name}" in path and not route.startswith("GET"):
+        scene.made["type_name"] = scene.get("custom_type")
+    fixed = {"token": "not-a-signed-token", "action": "pause"}
+    values = {
+        key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
+    }
+    return re.sub(r"{(\w+)}", lambda m: str(values[m.group(1)]), path)
+
+
+def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
+    """What the request sends: a valid body, so only the policy can refuse it."""
+    s = scene.get
+    steps = [{"type": "email", "subject": "Hi", "body": "<p>Hello</p>"}]
+    bodies = {
+        "POST /api/v1/contacts": lambda: {"json": {"email": scene.fresh("n") + "@corp.example"}},
+        "PATCH /api/v1/contacts/{contact_id}": lambda: {"json": {"firstname": "Zed"}},
+        "POST /api/v1/contacts/import": lambda: {
+            "files": {"file": ("c.csv", f"email\n{scene.fresh('i')}@corp.example\n", "text/csv")}
+        },
+        "POST /api/v1/mailboxes": lambda: {
+            "json": {"from_email": scene.fresh("nb") + "@example.com"}
+        },
+        "PATCH /api/v1/mailboxes/{mailbox_id}": lambda: {"json": {"from_name": "Z"}},
+        "POST /api/v1/sequences": lambda: {"json": {"name": "New", "steps": steps}},
+        "PUT /api/v1/sequences/{sequence_id}": lambda: {"json": {"name": "Re", "steps": steps}},
+        "POST /api/v1/sequences/{sequence_id}/enrollments": lambda: {
+            "json": {"contacts": [{"contact_id": s("contact_id")}], "mailbox_id": own_mailbox}
+        },
+        "POST /api/v1/enrollments/pause": lambda: {
+            "json": {"enrollment_ids": [s("enrollment_id")]}
+        },
+        "POST /api/v1/enrollments/resume": lambda: {
+            "json": {"enrollment_ids": [s("enrollment_id")]}
+        },
+        "POST /api/v1/enrollments/unenroll": lambda: {
+            "json": {"enrollment_ids": [s("enrollment_id")]}
+        },
+        "POST /api/v1/messages/{message_id}/review": lambda: {"json": {"delivered": True}},
+        "POST /api/v1/events": lambda: {
+            "json": {
+                "type": "meeting_booked",
+                "event_id": scene.fresh("ev"),
+                "contact_email": scene.world.contact(scene.fresh("ev") + "@corp.example").email,
+            }
+        },
+        "POST /api/v1/events/postmark": lambda: {"json": {"RecordType": "Delivery"}},
+        "POST /api/v1/webhooks": lambda: {
+            "json": {"url": "https://hooks.example.com/new", "events": ["enrolled"]}
+        },
+        "PATCH /api/v1/webhooks/{webhook_id}": lambda: {"json": {"description": "d"}},
+        "POST /api/v1/automation/rules": lambda: {
+            "json": {
+                "name": "r",
+                "sequence_id": s("sequence_id"),
+                "trigger": {"type": "contact_created"},
+                "action": {"type": "unenroll", "scope": "this"},
+            }
+        },
+        "PATCH /api/v1/automation/rules/{rule_id}": lambda: {"json": {"name": "renamed"}},
+        "POST /api/v1/object-types": lambda: {
+            "json": {"name": scene.fresh("t"), "plural": scene.fresh("ts")}
+        },
+        "PATCH /api/v1/object-types/{type_name}": lambda: {"json": {"label": "L"}},
+        "POST /api/v1/associations": lambda: {
+            "json": {"record_id": s("record_id"), "contact_id": s("contact_id")}
+        },
+        "DELETE /api/v1/associations": lambda: _dissociate(scene),
+        **{
+            f"{method} /api/v1/{plural}{tail}": lambda: {"json": {"name": "Acme"}}
+            for plural in ("companies", "deals", "tickets", "objects/{type_name}")
+            for method, tail in (("POST", ""), ("PATCH", "/{record_id}"))
+        },
+        "GET /api/v1/associations": lambda: {"params": {"record_id": s("record_id")}},
+        "GET /records/{type_name}/enroll": lambda: {"params": {"record": s("record_id")}},
+        "POST /api/v1/lists": lambda: {"json": {"name": "L", "kind": "static"}},
+        "PATCH /api/v1/lists/{list_id}": lambda: {"json": {"name": "renamed"}},
+        "POST /api/v1/lists/{list_id}/members": lambda: {
+            "json": {"contact_ids": [scene.world.contact(scene.fresh("lm") + "@x.example").id]}
+        },
+        "POST /api/v1/lists/{list_id}/members/remove": lambda: {
+            "json": {"contact_ids": [s("contact_id")]}
+        },
+        "POST /api/v1/lists/{list_id}/enrollments": lambda: {
+            "json": {"sequence_id": s("sequence_id"), "mailbox_id": own_mailbox}
+        },
+        "POST /login": lambda: {"data": {"email": "nobody@example.com", "password": "x"}},
+        "POST /enroll/check": lambda: {
+            "data": {
+                "sequence_id": s("sequence_id"),
+                "contact_ids": s("contact_id"),
+                "mailbox_id": own_mailbox,
+            }
+        },
+        "POST /enroll": lambda: {
+            "data": {
+                "sequence_id": s("sequence_id"),
+                "contact_ids": s("contact_id"),
+                "mailbox_id": own_mailbox,
+            }
+        },
+        "POST /enrollments": lambda: {
+            "data": {"action": "pause", "enrollment": s("enrollment_id")}
+        },
+        "POST /outbox/{message_id}/review": lambda: {"data": {"delivered": "yes"}},
+        "POST /sequences": lambda: {"data": {"name": "From page"}},
+        "POST /sequences/{sequence_id}/edit": lambda: {"data": _editor_form()},
+        "POST /sequences/{sequence_id}/preview": lambda: {"data": _editor_form()},
+        "POST /settings/mailboxes": lambda: {
+            "data": {"from_email": scene.fresh("pb") + "@example.com", **_limits()}
+        },
+        "POST /settings/mailboxes/{mailbox_id}": lambda: {"data": _limits()},
+        "POST /settings/users": lambda: {"data": {"email": scene.fresh("pu") + "@example.com"}},
+        "POST /settings/users/{user_id}": lambda: {"data": {"role": "member"}},
+        "POST /settings/tokens": lambda: {"data": {"name": "t"}},
+        "POST /lists": lambda: {"data": {"name": "P", "kind": "static"}},
+        "POST /lists/members": lambda: {"data": {"list": s("list_id"), "contact": s("contact_id")}},
+        "POST /lists/{list_id}/enroll": lambda: {
+            "data": {"sequence": s("sequence_id"), "mailbox": own_mailbox}
+        },
+        "POST /automation/rules": lambda: {
+            "data": {
+                "name": "r",
+                "sequence": s("sequence_id"),
+                "trigger": '{"type": "contact_created"}',
+                "action": '{"type": "unenroll", "scope": "this"}',
+            }
+        },
+        "POST /automation/rules/{rule_id}/enabled": lambda: {"data": {"enabled": "off"}},
+    }
+    make = bodies.get(route)
+    return make() if make else {}
+
+
+def _dissociate(scene: Scene) -> dict[str, Any]:
+    records.associate(scene.ctx, None, scene.get("record_id"), scene.get("contact_id"))
+    return {"params": {"record_id": scene.get("record_id"), "contact_id": scene.get("contact_id")}}
+
+
+def _editor_form() -> dict[str, str]:
+    return {
+        "name": "Rewritten",
+        "step-1-type": "email",
+        "step-1-subject": "Rewritten",
+        "step-1-body": "<p>Rewritten</p>",
+        "follow_up_days": "every_day",
+        "op": "save",
+    }
+
+
+def _limits() -> dict[str, str]:
+    return {"transport": "capture", "per_minute_limit": "10", "daily_limit": "100"}
+
+
+# --- the clients -------------------------------------------------------------------------
+
+
+class Team:
+    """An API token and a signed-in browser session for each actor."""
+
+    def __init__(self, ctx, world) -> None:
+        self.ctx, self.world = ctx, world
+        self.users = {
+            "admin": users.create_user(ctx, "boss@example.com", role="admin", password=PASSWORD),
+            "owner": world.user,
+            "other": users.create_user(ctx, "olive@example.com", password=PASSWORD),
+            "viewer": users.create_user(ctx, "vic@example.com", role="viewer", password=PASSWORD),
+        }
+        with ctx.db.transaction() as session:
+            session.get(User, world.user.id).password_hash = hash_password(PASSWORD)
+        self.mailboxes = {
+            "owner": world.mailbox.id,
+            "admin": mailboxes.create_mailbox(ctx, self.users["admin"].id, "boss@example.com").id,
+            "other": mailboxes.create_mailbox(ctx, self.users["other"].id, "olive@example.com").id,
+        }
+        self.tokens = {
+            name: users.create_token(ctx, user.id, "matrix").token
+            for name, user in self.users.items()
+        }
+        app = self.app = create_app(ctx)
+        self.clients: dict[str, TestClient] = {}
+        self.csrf: dict[str, str] = {}
+        for actor in ACTORS:
+            client = TestClient(app, raise_server_exceptions=False)
+            self.csrf[actor] = CSRF.search(client.get("/login").text).group(1)
+            if actor != "anon":
+                login = client.post(
+                    "/login",
+                    data={"email": self.users[actor].email, "password": PASSWORD,
+                          "next": "/", "csrf_token": self.csrf[actor]},
+                    follow_redirects=False,
+                )  # fmt: skip
+                assert login.status_code == 303, login.text
+                self.csrf[actor] = CSRF.search(client.get("/settings").text).group(1)
+            self.clients[actor] = client
+
+    def request(self, actor: str, route: str, path: str, body: dict[str, Any]):
+        method = route.split(" ", 1)[0]
+        client = self.clients[actor]
+        headers = {}
+        if path.startswith("/api/"):
+            if actor == "anon":  # the anonymous calls must not trip the guessing brake
+                self.app.state.failed_logins = FailedLogins()
+            else:
+                headers["Authorization"] = f"Bearer {self.tokens[actor]}"
+        elif method != "GET":
+            headers["X-CSRF-Token"] = self.csrf[actor]
+            if "data" in body:
+                body = {**body, "data": {**body["data"], "csrf_token": self.csrf[actor]}}
+        return client.request(method, path, headers=headers, follow_redirects=False, **body)
+
+
+def _text(response) -> str:
+    """The end of the answer, without markup: enough to see why it was refused."""
+    return " ".join(re.sub(r"<[^>]+>", " ", response.text).split())[-300:]
+
+
+def _matches(expected, response, first) -> bool:
+    code = response.status_code
+    if expected == "same":
+        return code == first.status_code
+    if expected == "refused":
+        results = response.json().get("results", []) if code == 200 else []
+        return bool(results) and not any(r["ok"] for r in results)
+    if isinstance(expected, int):
+        return code == expected
+    return any(
+        (option == "2xx" and 200 <= code < 300) or (option == "303" and code == 303)
+        for option in expected.split("|")
+    )
+
+
+@pytest.fixture
+def team(ctx, world):
+    return Team(ctx, world)
+
+
+def test_every_route_answers_each_actor_as_its_rule_says(team):
+    """Fresh resources for each actor on each route, so one's success is not another's 404."""
+    routes = app_routes(create_app(None))
+    wrong = []
+    for route in routes:
+        if route.startswith("POST /logout"):
+            continue  # ends the session the rest of the run signs in with; checked below
+        rule = RULES[route]
+        first = None
+        for actor, expected in zip(ACTORS[::-1], rule[::-1], strict=True):
+            scene = Scene(team.ctx, team.world, team.users)
+            path = _path(route, scene)
+            body = _body(route, scene, team.mailboxes.get(actor))
+            response = team.request(actor, route, path, body)
+            first = first or response
+            if not _matches(expected, response, first):
+                wrong.append(
+                    f"{route} as {actor}: {response.status_code}, expected {expected}"
+                    f" ({_text(response)!r})"
+                )
+            scene.tidy(set(team.mailboxes.values()))
+    assert not wrong, "\n".join(wrong)
+
+
+def test_logging_out_ends_the_session(team):
+    for actor in ACTORS:
+        answer = team.request(actor, "POST /logout", "/logout", {"data": {}})
+        assert answer.status_code == 303
+        assert team.clients[actor].get("/contacts", follow_redirects=False).status_code == 303

@@ -1,0 +1,96 @@
+"""The access policy's rules, as pure functions (docs/security.md has the table)."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import (
+    RULES,
+    Action,
+    Resource,
+    Who,
+    check,
+    may,
+    owner_filter,
+    sees_all,
+)
+
+
+@dataclass
+class Person:
+    id: int
+    role: str
+
+
+ADMIN, ANN, BEA, VIC = (
+    Person(1, "admin"),
+    Person(2, "member"),
+    Person(3, "member"),
+    Person(4, "viewer"),
+)
+
+
+def test_every_resource_has_a_read_rule():
+    assert {r for r, a in RULES if a is Action.READ} == set(Resource)
+
+
+@pytest.mark.parametrize(("resource", "action"), sorted(RULES))
+def test_an_admin_may_do_anything_and_a_viewer_never_writes_what_is_not_theirs(resource, action):
+    assert may(ADMIN, resource, action, [ANN.id])
+    viewer_may = may(VIC, resource, action, [ANN.id])
+    if action is not Action.READ:
+        assert not viewer_may
+    assert may(VIC, resource, action, [VIC.id]) == (
+        RULES[(resource, action)] is Who.SELF
+        or (action is Action.READ and RULES[(resource, action)] is not Who.ADMIN)
+    )
+
+
+def test_a_member_changes_only_their_own_sequence_but_reads_every_one():
+    assert may(ANN, Resource.SEQUENCE, Action.UPDATE, [ANN.id])
+    assert may(ANN, Resource.SEQUENCE, Action.DELETE, [ANN.id])
+    assert not may(BEA, Resource.SEQUENCE, Action.UPDATE, [ANN.id])
+    assert not may(BEA, Resource.SEQUENCE, Action.DELETE, [ANN.id])
+    assert may(BEA, Resource.SEQUENCE, Action.READ, [ANN.id])
+
+
+def test_an_enrollment_is_its_enrollers_and_its_mailbox_owners():
+    owners = [ANN.id, BEA.id]  # Bea enrolled, from Ann's mailbox
+    assert may(ANN, Resource.ENROLLMENT, Action.UPDATE, owners)
+    assert may(BEA, Resource.ENROLLMENT, Action.UPDATE, owners)
+    assert not may(Person(5, "member"), Resource.ENROLLMENT, Action.UPDATE, owners)
+    assert may(VIC, Resource.ENROLLMENT, Action.READ, owners)
+
+
+def test_a_team_owned_list_is_changed_only_by_admins():
+    assert not may(ANN, Resource.LIST, Action.UPDATE, [None])
+    assert may(ADMIN, Resource.LIST, Action.UPDATE, [None])
+    assert may(ANN, Resource.LIST, Action.READ, [None])
+
+
+def test_a_private_resource_of_someone_else_is_hidden_a_shared_one_refused():
+    hidden = CadenzaError(ErrorCode.NOT_FOUND, "task 9 does not exist")
+    with pytest.raises(CadenzaError) as caught:
+        check(BEA, Resource.TASK, Action.UPDATE, [ANN.id], hidden_as=hidden)
+    assert caught.value is hidden
+    with pytest.raises(CadenzaError) as caught:  # a viewer may see their own task...
+        check(VIC, Resource.TASK, Action.UPDATE, [VIC.id], hidden_as=hidden)
+    assert caught.value.code == ErrorCode.PERMISSION_DENIED  # ...so is told no, not 404
+    with pytest.raises(CadenzaError) as caught:
+        check(BEA, Resource.SEQUENCE, Action.UPDATE, [ANN.id], hidden_as=hidden)
+    assert caught.value.code == ErrorCode.PERMISSION_DENIED
+
+
+def test_listings_are_narrowed_to_what_the_actor_may_read():
+    assert owner_filter(ANN, Resource.TASK) == ANN.id
+    assert owner_filter(ADMIN, Resource.TASK) is None
+    assert owner_filter(VIC, Resource.ENROLLMENT) is None  # viewers read every enrollment
+    assert owner_filter(ANN, Resource.ENROLLMENT) == ANN.id
+    assert sees_all(ANN, Resource.CONTACT)
+
+
+def test_an_action_without_a_rule_is_refused_even_to_an_admin():
+    """A new action must be added to the table before anyone can use it."""
+    assert (Resource.STEP, Action.DELETE) not in RULES
+    assert not may(ADMIN, Resource.STEP, Action.DELETE, [ADMIN.id])
