@@ -34,9 +34,9 @@ from cadenza.services import (
     users,
     webhooks,
 )
+from cadenza.services.enrollment import EnrollOptions
 from cadenza.store.models import Message, User
 from cadenza.web.app import create_app
-from cadenza.web.auth import FailedLogins
 from tests.conftest import enroll_ids
 
 ACTORS = ("admin", "owner", "other", "viewer", "anon")
@@ -91,6 +91,7 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/sequences/{sequence_id}": API_READ,
     "PUT /api/v1/sequences/{sequence_id}": API_OWNED_WRITE,
     "DELETE /api/v1/sequences/{sequence_id}": API_OWNED_WRITE,
+    "POST /api/v1/sequences/{sequence_id}/unarchive": API_OWNED_WRITE,
     "GET /api/v1/sequences/{sequence_id}/stats": API_READ,
     "GET /api/v1/sequences/{sequence_id}/analytics": API_READ,
     "POST /api/v1/sequences/{sequence_id}/enrollments": API_WRITE,  # from one's own mailbox
@@ -113,8 +114,13 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/messages/{message_id}": API_HIDDEN_READ,
     "POST /api/v1/messages/{message_id}/review": (409, 409, 404, 403, 401),  # sent: no review
     # -- events
-    "POST /api/v1/events": API_WRITE,
-    "POST /api/v1/events/postmark": API_WRITE,
+    "POST /api/v1/events": API_OWNED_WRITE,  # about one's own enrolled contacts
+    "POST /api/v1/events/postmark": API_ADMIN,  # acts on any contact: an admin's authority
+    "GET /api/v1/events": API_ADMIN,  # review of what signals did
+    "POST /api/v1/events/{event_id}/revoke": API_ADMIN,
+    "POST /api/v1/integration-tokens": API_ADMIN,
+    "GET /api/v1/integration-tokens": API_ADMIN,
+    "DELETE /api/v1/integration-tokens/{token_id}": API_ADMIN,
     # -- webhooks and automation: admins
     "POST /api/v1/webhooks": API_ADMIN,
     "GET /api/v1/webhooks": API_ADMIN,
@@ -168,6 +174,9 @@ RULES: dict[str, tuple] = {
     "POST /logout": (303, 303, 303, 303, 303),
     "GET /contacts": PAGE,
     "GET /contacts/{contact_id}": PAGE,
+    "GET /contacts/ids": PAGE,  # the index's "select all N matching"
+    "GET /contacts/{contact_id}/edit": (200, 200, 200, 403, 303),
+    "POST /contacts/{contact_id}/edit": PAGE_WRITE,
     "GET /enroll": (200, 200, 200, 403, 303),
     "POST /enroll/check": (200, 200, 200, 403, 303),
     "POST /enroll": (200, 200, 200, 403, 303),
@@ -182,6 +191,9 @@ RULES: dict[str, tuple] = {
     "GET /sequences": PAGE,
     "POST /sequences": PAGE_WRITE,
     "POST /sequences/{sequence_id}/archive": PAGE_OWNED_WRITE,
+    "POST /sequences/{sequence_id}/unarchive": PAGE_OWNED_WRITE,
+    "GET /sequences/{sequence_id}/enroll": (200, 200, 200, 403, 303),
+    "POST /sequences/{sequence_id}/enroll/emails": (200, 200, 200, 403, 303),
     "GET /sequences/{sequence_id}": PAGE,
     "GET /sequences/{sequence_id}/edit": (200, 200, 403, 403, 303),
     "POST /sequences/{sequence_id}/edit": PAGE_OWNED_WRITE,
@@ -197,6 +209,9 @@ RULES: dict[str, tuple] = {
     "POST /settings/mailboxes/{mailbox_id}/reconnect": PAGE_HIDDEN_WRITE,
     "POST /settings/users": PAGE_ADMIN,
     "POST /settings/users/{user_id}": PAGE_ADMIN,
+    "POST /settings/users/{user_id}/active": PAGE_ADMIN,
+    "POST /settings/users/{user_id}/revoke-tokens": PAGE_ADMIN,
+    "POST /settings/password": (403, 403, 403, 403, 303),  # one's own; wrong current: refused
     "POST /settings/tokens": PAGE,  # one's own tokens, viewers too
     "POST /settings/tokens/{token_id}/revoke": (404, 200, 404, 404, 303),  # only one's own
     "GET /records/{type_name}": PAGE,
@@ -339,7 +354,7 @@ class Scene:
             self.owner.id,
             self.get("list_id"),
             self.get("sequence_id"),
-            mailbox_id=self.world.mailbox.id,
+            EnrollOptions(mailbox_id=self.world.mailbox.id),
         ).id
 
     def _webhook_id(self):
@@ -358,6 +373,26 @@ class Scene:
             action={"type": "unenroll", "scope": "this"},
         ).id
 
+    def _enrolled_email(self):
+        """A contact enrolled from the owner's mailbox: what a member may post events about."""
+        contact = self.world.contact(self.fresh("ev") + "@corp.example")
+        enroll_ids(self.world, [contact], mailbox_id=self.world.mailbox.id)
+        return contact.email
+
+    def _integration_token_id(self):
+        admin = self.team["admin"]
+        return users.create_token(self.ctx, admin.id, self.fresh("crm "), scopes=["events"]).id
+
+    def _event_id(self):
+        from cadenza.domain.enums import EventKind
+        from cadenza.services import events
+
+        contact = self.world.contact(self.fresh("un") + "@corp.example")
+        mistake = events.ExternalEvent(
+            EventKind.UNSUBSCRIBE, self.fresh("oops"), contact_email=contact.email
+        )
+        return events.receive(self.ctx, mistake).event_id
+
     def _user_id(self):
         return users.create_user(self.ctx, self.fresh("u") + "@example.com").id
 
@@ -374,6 +409,8 @@ def _path(route: str, scene: Scene) -> str:
     for plural, name in RECORD_TYPES.items():
         if path.startswith(f"/api/v1/{plural}"):
             scene.made["type_name"] = name
+    if path.startswith("/api/v1/integration-tokens/"):
+        scene.made["token_id"] = scene.get("integration_token_id")
     if "/object-types/{type_name}" in path and not route.startswith("GET"):
         scene.made["type_name"] = scene.get("custom_type")
     fixed = {"token": "not-a-signed-token", "action": "pause"}
@@ -416,10 +453,20 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             "json": {
                 "type": "meeting_booked",
                 "event_id": scene.fresh("ev"),
-                "contact_email": scene.world.contact(scene.fresh("ev") + "@corp.example").email,
+                "contact_email": s("enrolled_email"),
             }
         },
         "POST /api/v1/events/postmark": lambda: {"json": {"RecordType": "Delivery"}},
+        "POST /api/v1/events/{event_id}/revoke": lambda: {"json": {"reason": "posted by mistake"}},
+        "POST /api/v1/integration-tokens": lambda: {"json": {"name": "crm", "scopes": ["events"]}},
+        "POST /settings/users/{user_id}/active": lambda: {"data": {"active": "no"}},
+        "POST /settings/password": lambda: {
+            "data": {
+                "current_password": "wrong",
+                "new_password": "n3w-pass-word",
+                "confirm_password": "n3w-pass-word",
+            }
+        },
         "POST /api/v1/webhooks": lambda: {
             "json": {"url": "https://hooks.example.com/new", "events": ["enrolled"]}
         },
@@ -574,9 +621,7 @@ class Team:
         client = self.clients[actor]
         headers = {}
         if path.startswith("/api/"):
-            if actor == "anon":  # the anonymous calls must not trip the guessing brake
-                self.app.state.failed_logins = FailedLogins()
-            else:
+            if actor != "anon":  # no token at all: the guessing brake counts only wrong ones
                 headers["Authorization"] = f"Bearer {self.tokens[actor]}"
         elif method != "GET":
             headers["X-CSRF-Token"] = self.csrf[actor]
