@@ -284,3 +284,17 @@ def tab(browser, demo_server, request):
     yield tab
     context.close()
     assert tab.errors == [], f"console errors: {tab.errors}"
+
+
+def enroll_form(token, world, contacts, **fields):
+    """The enroll dialog's form for the world's sequence, as the page posts it."""
+    return {
+        "csrf_token": token,
+        "sequence": str(world.sequence.id),
+        "contact": [str(c.id) for c in contacts],
+        "start_step": "1",
+        "send": "now",
+        "follow_up_days": "weekdays",
+        "thread_follow_ups": "on",
+        **fields,
+    }

@@ -8,7 +8,7 @@ import pytest
 from cadenza.services import records
 from cadenza.services.contacts import get_contact
 from cadenza.services.users import create_user
-from tests.ui.test_ui_http import Ui
+from tests.ui.conftest import Ui
 
 
 def _form(rep, **values):

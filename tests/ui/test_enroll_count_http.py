@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from cadenza.store.models import Contact, Enrollment
-from tests.ui.test_ui_http import _enroll_form
+from tests.ui.conftest import enroll_form
 
 
 def button(page: str) -> tuple[str, bool]:
@@ -32,7 +32,7 @@ def test_the_button_counts_who_can_be_enrolled(rep, world, ctx):
 
     ready, refused = seven(world)
     enroll_ids(world, refused[-2:])
-    form = _enroll_form(rep.token, world, [*ready, *refused])
+    form = enroll_form(rep.token, world, [*ready, *refused])
     check = rep.client.post("/enroll/check", data=form).text
     assert "2 of 7 can be enrolled" in check
     assert button(check) == ("Enroll 2 contacts", False)
@@ -44,11 +44,11 @@ def test_the_button_counts_who_can_be_enrolled(rep, world, ctx):
     for contact in refused:
         assert re.search(rf'id="enroll-one-{contact.id}"[^>]*disabled', check)
 
-    nobody = rep.client.post("/enroll/check", data=_enroll_form(rep.token, world, refused)).text
+    nobody = rep.client.post("/enroll/check", data=enroll_form(rep.token, world, refused)).text
     assert "0 of 5 can be enrolled" in nobody and button(nobody) == ("Enroll 0 contacts", True)
 
     one = rep.client.post(
-        "/enroll/check", data=_enroll_form(rep.token, world, [ready[0], *refused])
+        "/enroll/check", data=enroll_form(rep.token, world, [ready[0], *refused])
     ).text
     label, disabled = button(one)
     assert label == "Enroll Ann" and not disabled
@@ -56,14 +56,14 @@ def test_the_button_counts_who_can_be_enrolled(rep, world, ctx):
 
 def test_a_contacts_own_panel_enrolls_just_that_contact(rep, world, ctx):
     ready = world.contacts(3, prefix="p")
-    form = _enroll_form(rep.token, world, ready, only=str(ready[1].id))
+    form = enroll_form(rep.token, world, ready, only=str(ready[1].id))
     done = rep.client.post("/enroll", data=form)
     assert done.status_code == 200 and done.text.count('class="ok"') == 1
     with ctx.db.read() as session:
         assert [e.contact_id for e in session.query(Enrollment)] == [ready[1].id]
     # A contact that is not in the dialog is refused, nothing written.
     stranger = world.contact("stranger@corp.example")
-    form = _enroll_form(rep.token, world, ready[:1], only=str(stranger.id))
+    form = enroll_form(rep.token, world, ready[:1], only=str(stranger.id))
     answer = rep.client.post("/enroll", data=form)
     assert "not part of this enrollment" in answer.text
     with ctx.db.read() as session:

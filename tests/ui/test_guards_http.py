@@ -21,7 +21,7 @@ from cadenza.store.models import User
 from cadenza.web.ui import session_secret
 from cadenza.web.ui.session import COOKIE_NAME, SESSION_MAX_AGE, SessionCodec
 from tests.conftest import crash_while_handing_over, enroll_ids
-from tests.ui.test_ui_http import Ui
+from tests.ui.conftest import Ui
 
 
 def signed_in(ctx, world, email: str) -> Ui:

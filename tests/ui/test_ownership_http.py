@@ -14,7 +14,7 @@ from cadenza.services import outbox, sequences, tasks
 from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.users import create_user
 from tests.conftest import enroll_ids
-from tests.ui.test_ui_http import Ui
+from tests.ui.conftest import Ui
 
 REWRITE = {
     "name": "Hijacked",

@@ -17,7 +17,7 @@ from tests.conftest import MISSING_ID, backend_independent
 
 # The `ui` fixture and the Ui client live in tests/ui/conftest.py. Re-exported for test
 # modules written before they moved there; new tests import from the conftest.
-from tests.ui.conftest import CSRF, Ui, csrf_token  # noqa: F401
+from tests.ui.conftest import CSRF, Ui, csrf_token, enroll_form  # noqa: F401
 
 
 @backend_independent
@@ -145,19 +145,6 @@ def test_bad_input_gets_a_page_not_a_500(ui):
     assert ui.client.get("/api/v1/contacts").json()["error"]["code"] == "unauthenticated"
 
 
-def _enroll_form(token, world, contacts, **fields):
-    return {
-        "csrf_token": token,
-        "sequence": str(world.sequence.id),
-        "contact": [str(c.id) for c in contacts],
-        "start_step": "1",
-        "send": "now",
-        "follow_up_days": "weekdays",
-        "thread_follow_ups": "on",
-        **fields,
-    }
-
-
 def test_the_enroll_check_shows_field_errors_next_to_their_field(ui, world):
     assert ui.login("rep@example.com", "pw").status_code == 303
     token = ui.csrf("/contacts")
@@ -169,7 +156,7 @@ def test_the_enroll_check_shows_field_errors_next_to_their_field(ui, world):
         "start_step": {"start_step": "9"},
     }
     for field, bad in cases.items():
-        answer = ui.client.post("/enroll/check", data=_enroll_form(token, world, [contact], **bad))
+        answer = ui.client.post("/enroll/check", data=enroll_form(token, world, [contact], **bad))
         assert answer.status_code == 200
         error = re.search(rf'id="error-{field}"[^>]*>([^<]*)<', answer.text).group(1)
         assert error.strip(), (field, answer.text[:500])
@@ -181,7 +168,7 @@ def test_the_enroll_dialog_enrolls_with_edits_tokens_and_settings(ui, world, ctx
     token = ui.csrf("/contacts")
     ann = world.contact()
     nameless = world.contact("x@corp.example", firstname=None)
-    form = _enroll_form(
+    form = enroll_form(
         token,
         world,
         [ann, nameless],
@@ -240,10 +227,10 @@ def test_a_user_with_several_mailboxes_chooses_the_sender(ui, ctx, world):
     dialog = ui.client.get(f"/enroll?contact={contact.id}").text
     assert 'id="mailbox"' in dialog and "rep2@example.com" in dialog
     token = csrf_token(dialog)
-    form = _enroll_form(token, world, [contact], mailbox=str(second.id))
+    form = enroll_form(token, world, [contact], mailbox=str(second.id))
     assert ui.client.post("/enroll", data=form).status_code == 200
     with ctx.db.read() as session:
         [enrollment] = session.query(Enrollment).all()
     assert enrollment.mailbox_id == second.id
-    missing = ui.client.post("/enroll/check", data=_enroll_form(token, world, [contact]))
+    missing = ui.client.post("/enroll/check", data=enroll_form(token, world, [contact]))
     assert "choose the one to send from" in missing.text
