@@ -104,6 +104,7 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.LIST_ENROLL_JOB, A.READ): Who.OBSERVER,
     (R.EVENT, A.CREATE): Who.WRITER,
     (R.EVENT, A.READ): Who.ANYONE,
+    (R.EVENT, A.UPDATE): Who.ADMIN,  # undo (revoke) a complaint, unsubscribe or bounce
     (R.WEBHOOK, A.READ): Who.ADMIN,
     (R.WEBHOOK, A.CREATE): Who.ADMIN,
     (R.WEBHOOK, A.UPDATE): Who.ADMIN,
@@ -114,7 +115,7 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.AUTOMATION_RULE, A.DELETE): Who.ADMIN,
     (R.USER, A.READ): Who.SELF,  # oneself; admins everyone
     (R.USER, A.CREATE): Who.ADMIN,
-    (R.USER, A.UPDATE): Who.ADMIN,
+    (R.USER, A.UPDATE): Who.ADMIN,  # role, can_enroll, (de)activation
     (R.TOKEN, A.READ): Who.SELF,
     (R.TOKEN, A.CREATE): Who.SELF,  # for oneself; for someone else, admins
     (R.TOKEN, A.DELETE): Who.SELF,
