@@ -90,8 +90,10 @@ def test_with_several_users_and_none_chosen_nothing_is_changed(cli, database, te
     assert state(database, team) == "active"
 
 
-def test_show_and_list_answer_as_the_cli_user(cli, team):
+def test_show_events_and_list_answer_as_the_cli_user(cli, team):
     assert "enrollment_not_found" in cli("enrollments", "show", team, "--as", OTHER, ok=False)
+    assert "enrollment_not_found" in cli("enrollments", "events", team, "--as", OTHER, ok=False)
+    assert "enrolled" in cli("enrollments", "events", team, "--as", OWNER)
     assert f"enrollment {team}" in cli("enrollments", "show", team, "--as", OWNER)
     assert "ann@corp.example" not in cli("enrollments", "list", "--as", OTHER)
     assert "ann@corp.example" in cli("enrollments", "list", "--as", OWNER)

@@ -215,11 +215,14 @@ def unenroll_command(
 def events_command(
     enrollment_id: int,
     viewer_tz: str = typer.Option("UTC", "--tz", help="Show times in this zone."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
     """One enrollment's timeline: sent, opened, clicked, replied, tasks, the end."""
     tz = parse_timezone(viewer_tz)
+    ctx = make_context()
+    actor_id = acting_user(ctx, as_user).id
     table = Table("when", "what", "step", "detail")
-    for event in enrollment_timeline(make_context(), enrollment_id):
+    for event in enrollment_timeline(ctx, enrollment_id, actor_id=actor_id):
         what = f"{event.kind} (flagged: {event.flagged})" if event.flagged else event.kind
         table.add_row(
             fmt_time(event.at, tz), what, str(event.step_position or ""), event.detail or ""
