@@ -157,7 +157,7 @@ def _pause_text(enrollment) -> str:
 
 
 def _when(line, tz) -> str:
-    if line.status == "paused" and line.completed_at is None and line.due_at is None:
+    if line.status in ("paused", "projected") and line.completed_at is None and line.due_at is None:
         return "on hold until resumed"
     return fmt_time(line.completed_at or line.due_at, tz)
 
