@@ -62,8 +62,6 @@ RULES: dict[str, tuple] = {
     # -- outside the API and the pages
     "GET /openapi.json": PUBLIC,
     "GET /docs": PUBLIC,
-    "GET /docs/oauth2-redirect": PUBLIC,
-    "GET /redoc": PUBLIC,
     "GET /healthz": PUBLIC,
     "GET /readyz": PUBLIC,
     "GET /u/{token}": PUBLIC,  # signed links: the token is the credential

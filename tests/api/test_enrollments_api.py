@@ -183,6 +183,25 @@ def test_mailbox_errors(api, world):
     assert_error(with_admin, 404, "mailbox_not_found")  # admins have no mailbox here
 
 
+def test_an_admin_may_send_from_a_members_mailbox_and_a_member_not_from_theirs(api, world):
+    """The enroll rule's owners are the sending mailbox's: its owner, or an admin."""
+    contact, box = world.contact(), world.mailbox.id
+    refused = enroll(api, world, [contact], role="other", mailbox_id=box)
+    assert_error(refused, 403, "mailbox_not_yours")
+    assert enrollment_count(api.ctx) == 0
+    [result] = results(enroll(api, world, [contact], role="admin", mailbox_id=box))
+    assert result["ok"]
+    detail = api.get(f"/enrollments/{result['enrollment_id']}", role="admin").json()
+    assert detail["enrolled_by_id"] == api.users["admin"].id
+    assert detail["mailbox_id"] == box
+    # ...and it is the mailbox owner's enrollment too: they see and pause it
+    paused = api.post(f"/enrollments/{result['enrollment_id']}/pause")
+    assert paused.status_code == 200, paused.text
+    change(api.ctx, User, api.users["admin"].id, can_enroll=False)
+    refused = enroll(api, world, [world.contact("b@corp.example")], role="admin", mailbox_id=box)
+    assert_error(refused, 403, "permission_denied")  # the permission binds admins too
+
+
 def test_who_may_enroll(api, world):
     contact = world.contact()
     assert_error(enroll(api, world, [contact], role="viewer"), 403, "permission_denied")

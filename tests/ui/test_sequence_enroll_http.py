@@ -9,7 +9,8 @@ import re
 from sqlalchemy import func, select
 
 from cadenza.services.contacts import resolve_emails
-from cadenza.store.models import Contact
+from cadenza.store.models import Contact, User
+from tests.ui.conftest import Ui, set_password
 
 
 def _count(ctx) -> int:
@@ -73,3 +74,23 @@ def test_resolve_emails_service(ctx, world):
     assert [c.id for c in result.contacts] == [ann.id]
     assert result.unknown == ["x@corp.example"]
     assert result.invalid == ["bad@"] and result.created == []
+
+
+def test_pages_offer_enrolling_only_to_whom_the_policy_lets_enroll(ctx, world):
+    """A member without the enroll permission sees no Enroll button and is refused the
+    pages that lead to enrolling; with it, they are offered again."""
+    world.contact("ann@corp.example")
+    with ctx.db.transaction() as session:
+        session.get(User, world.user.id).can_enroll = False
+    set_password(ctx, world.user.id, "pw")
+    rep = Ui(ctx, world).sign_in("rep@example.com", "pw", "/tasks")
+    sequence = f"/sequences/{world.sequence.id}"
+    assert 'id="enroll-contacts"' not in rep.client.get(sequence).text
+    assert 'id="enroll-selected"' not in rep.client.get("/contacts").text
+    for path in (f"{sequence}/enroll", f"/enroll?sequence={world.sequence.id}"):
+        assert rep.client.get(path).status_code == 403, path
+    with ctx.db.transaction() as session:
+        session.get(User, world.user.id).can_enroll = True
+    assert 'id="enroll-contacts"' in rep.client.get(sequence).text
+    assert 'id="enroll-selected"' in rep.client.get("/contacts").text
+    assert rep.client.get(f"{sequence}/enroll").status_code == 200

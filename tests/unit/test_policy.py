@@ -6,12 +6,14 @@ import pytest
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import (
+    FLAGS,
     RULES,
     Action,
     Resource,
     Who,
     check,
     may,
+    may_enroll,
     owner_filter,
     sees_all,
 )
@@ -21,6 +23,7 @@ from cadenza.domain.policy import (
 class Person:
     id: int
     role: str
+    can_enroll: bool = True
 
 
 ADMIN, ANN, BEA, VIC = (
@@ -94,3 +97,34 @@ def test_an_action_without_a_rule_is_refused_even_to_an_admin():
     """A new action must be added to the table before anyone can use it."""
     assert (Resource.STEP, Action.DELETE) not in RULES
     assert not may(ADMIN, Resource.STEP, Action.DELETE, [ADMIN.id])
+
+
+def test_enrolling_is_from_ones_own_mailbox_with_the_enroll_permission():
+    own, theirs = [ANN.id], [BEA.id]
+    assert may(ANN, Resource.ENROLLMENT, Action.CREATE, own)
+    assert not may(ANN, Resource.ENROLLMENT, Action.CREATE, theirs)
+    assert may(ADMIN, Resource.ENROLLMENT, Action.CREATE, theirs)  # from anyone's mailbox
+    assert not may(VIC, Resource.ENROLLMENT, Action.CREATE, [VIC.id])  # viewers never
+    barred = [Person(ANN.id, "member", can_enroll=False), Person(1, "admin", can_enroll=False)]
+    for person in barred:  # the permission binds admins too
+        assert not may(person, Resource.ENROLLMENT, Action.CREATE, [person.id])
+        assert not may_enroll(person)
+    assert may_enroll(ANN) and may_enroll(ADMIN) and not may_enroll(VIC)
+
+
+def test_an_actor_without_a_flag_is_refused_what_needs_it():
+    @dataclass
+    class Bare:
+        id: int
+        role: str
+
+    assert FLAGS[(Resource.ENROLLMENT, Action.CREATE)] == "can_enroll"
+    assert not may(Bare(1, "admin"), Resource.ENROLLMENT, Action.CREATE, [1])
+    assert may(Bare(1, "admin"), Resource.ENROLLMENT, Action.UPDATE, [2])
+
+
+def test_automation_rules_are_read_by_all_and_changed_by_admins():
+    for action in (Action.CREATE, Action.UPDATE, Action.DELETE):
+        assert may(ADMIN, Resource.AUTOMATION_RULE, action)
+        assert not may(ANN, Resource.AUTOMATION_RULE, action, [ANN.id])
+    assert may(VIC, Resource.AUTOMATION_RULE, Action.READ)

@@ -16,7 +16,6 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.errors import CadenzaError
 from cadenza.services import enrollment_control
 from cadenza.services.analytics import enrollment_timeline
 from cadenza.services.enrollment import ContactRequest, enroll
@@ -71,10 +70,13 @@ def list_command(
     state: str = typer.Option(None, help="active, paused, finished or unenrolled."),
     search: str = typer.Option(None, help="Contact email or name, or sequence name, contains."),
     newest: bool = typer.Option(False, "--newest", help="Newest first."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
-    """List enrollments."""
+    """List enrollments (a member's: the ones they made or that send from their mailbox)."""
+    ctx = make_context()
     rows = list_enrollments(
-        make_context(),
+        ctx,
+        actor_id=acting_user(ctx, as_user).id,
         sequence_id=sequence,
         contact_id=contact,
         state=state,
@@ -105,13 +107,11 @@ def show_command(
 ) -> None:
     """Show an enrollment's steps and projected timeline, in their time and yours."""
     ctx = make_context()
-    view = get_enrollment(ctx, enrollment_id)
+    actor = acting_user(ctx, as_user)
+    view = get_enrollment(ctx, enrollment_id, actor_id=actor.id)
     e = view.enrollment
     if viewer_tz is None:
-        try:
-            viewer_tz = acting_user(ctx, as_user).timezone
-        except CadenzaError:
-            viewer_tz = None
+        viewer_tz = actor.timezone
     their_tz = parse_timezone(e.timezone)
     your_tz = parse_timezone(viewer_tz or ctx.settings.default_timezone)
     console.print(
@@ -157,15 +157,18 @@ def _pause_text(enrollment) -> str:
 
 
 def _when(line, tz) -> str:
-    if line.status == "paused" and line.completed_at is None and line.due_at is None:
+    if line.status in ("paused", "projected") and line.completed_at is None and line.due_at is None:
         return "on hold until resumed"
     return fmt_time(line.completed_at or line.due_at, tz)
 
 
-def _act(action, ids: list[int], **kwargs) -> None:
+def _act(action, ids: list[int], as_user: str | None, **kwargs) -> None:
+    """Acts as the CLI's user (`--as`, CADENZA_CLI_USER, `cadenza use`): a member changes
+    only the enrollments they own, as in the API and the web app."""
     ctx = make_context()
+    actor_id = acting_user(ctx, as_user).id
     failed = 0
-    for outcome in enrollment_control.for_many(action, ctx, ids, **kwargs):
+    for outcome in enrollment_control.for_many(action, ctx, ids, actor_id=actor_id, **kwargs):
         if outcome.ok:
             console.print(f"[green]✓[/] enrollment {outcome.enrollment_id}")
         else:
@@ -180,16 +183,20 @@ def _act(action, ids: list[int], **kwargs) -> None:
 
 @app.command("pause")
 @fails_cleanly
-def pause_command(enrollment_ids: list[int]) -> None:
+def pause_command(
+    enrollment_ids: list[int], as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)
+) -> None:
     """Pause enrollments; the remaining wait is kept for when they resume."""
-    _act(enrollment_control.pause, enrollment_ids)
+    _act(enrollment_control.pause, enrollment_ids, as_user)
 
 
 @app.command("resume")
 @fails_cleanly
-def resume_command(enrollment_ids: list[int]) -> None:
+def resume_command(
+    enrollment_ids: list[int], as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)
+) -> None:
     """Resume paused enrollments."""
-    _act(enrollment_control.resume, enrollment_ids)
+    _act(enrollment_control.resume, enrollment_ids, as_user)
 
 
 @app.command("unenroll")
@@ -197,9 +204,10 @@ def resume_command(enrollment_ids: list[int]) -> None:
 def unenroll_command(
     enrollment_ids: list[int],
     reason: str = typer.Option("manual", help="Why (recorded with the enrollment)."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
     """Unenroll: cancels pending steps and open tasks."""
-    _act(enrollment_control.unenroll, enrollment_ids, reason=reason)
+    _act(enrollment_control.unenroll, enrollment_ids, as_user, reason=reason)
 
 
 @app.command("events")
@@ -207,11 +215,14 @@ def unenroll_command(
 def events_command(
     enrollment_id: int,
     viewer_tz: str = typer.Option("UTC", "--tz", help="Show times in this zone."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
     """One enrollment's timeline: sent, opened, clicked, replied, tasks, the end."""
     tz = parse_timezone(viewer_tz)
+    ctx = make_context()
+    actor_id = acting_user(ctx, as_user).id
     table = Table("when", "what", "step", "detail")
-    for event in enrollment_timeline(make_context(), enrollment_id):
+    for event in enrollment_timeline(ctx, enrollment_id, actor_id=actor_id):
         what = f"{event.kind} (flagged: {event.flagged})" if event.flagged else event.kind
         table.add_row(
             fmt_time(event.at, tz), what, str(event.step_position or ""), event.detail or ""

@@ -107,9 +107,10 @@ def token_revoke(
     ctx = make_context()
     user = acting_user(ctx, as_user)
     if all_tokens:
-        console.print(f"{revoke_all_tokens(ctx, user.id)} token(s) of {user.email} revoked")
+        revoked = revoke_all_tokens(ctx, user.id, actor_id=user.id)
+        console.print(f"{revoked} token(s) of {user.email} revoked")
     elif token_id is not None:
-        revoke_token(ctx, user.id, token_id)
+        revoke_token(ctx, user.id, token_id, actor_id=user.id)
         console.print(f"token {token_id} revoked")
     else:
         raise typer.BadParameter("give a TOKEN_ID or --all")

@@ -10,8 +10,11 @@ Roles: `admin` may do everything; `member` writes and works with what they own;
 Who an owner is depends on the resource, and the service says it (`owners`): a
 sequence's, list's, record's or mailbox's `owner_id`; a task's assignee; for an
 enrollment the user who made it and the owner of the mailbox it sends from; for a
-message the owner of its mailbox. A resource with no owner (`owner_id` NULL, as lists
-and records made before owners existed) is the team's: only an admin changes it.
+message the owner of its mailbox. Enrolling is creating an enrollment whose owner is
+the mailbox it sends from: one's own, or anyone's for an admin. A few actions also need
+a per-user permission an admin grants (`FLAGS`: enrolling needs `can_enroll`). A
+resource with no owner (`owner_id` NULL, as lists and records made before owners
+existed) is the team's: only an admin changes it.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.MAILBOX, A.UPDATE): Who.OWNER,
     (R.MAILBOX, A.DELETE): Who.OWNER,
     (R.ENROLLMENT, A.READ): Who.OBSERVER,
-    (R.ENROLLMENT, A.CREATE): Who.OWNER,  # from one's own mailbox, with can_enroll
+    (R.ENROLLMENT, A.CREATE): Who.OWNER,  # owners: the mailbox's; and FLAGS' can_enroll
     (R.ENROLLMENT, A.UPDATE): Who.OWNER,  # pause, resume, unenroll, tokens
     (R.TASK, A.READ): Who.OWNER,
     (R.TASK, A.UPDATE): Who.OWNER,  # complete, skip
@@ -101,6 +104,7 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.LIST_ENROLL_JOB, A.READ): Who.OBSERVER,
     (R.EVENT, A.CREATE): Who.WRITER,
     (R.EVENT, A.READ): Who.ANYONE,
+    (R.EVENT, A.UPDATE): Who.ADMIN,  # undo (revoke) a complaint, unsubscribe or bounce
     (R.WEBHOOK, A.READ): Who.ADMIN,
     (R.WEBHOOK, A.CREATE): Who.ADMIN,
     (R.WEBHOOK, A.UPDATE): Who.ADMIN,
@@ -111,15 +115,22 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.AUTOMATION_RULE, A.DELETE): Who.ADMIN,
     (R.USER, A.READ): Who.SELF,  # oneself; admins everyone
     (R.USER, A.CREATE): Who.ADMIN,
-    (R.USER, A.UPDATE): Who.ADMIN,
+    (R.USER, A.UPDATE): Who.ADMIN,  # role, can_enroll, (de)activation
     (R.TOKEN, A.READ): Who.SELF,
     (R.TOKEN, A.CREATE): Who.SELF,  # for oneself; for someone else, admins
     (R.TOKEN, A.DELETE): Who.SELF,
 }
 
+# Actions that also need a permission an admin grants per user (the user's column named
+# here), whatever the role: an admin without it does not enroll either.
+FLAGS: dict[tuple[Resource, Action], str] = {
+    (R.ENROLLMENT, A.CREATE): "can_enroll",
+}
+
 
 class Actor(Protocol):
-    """What the policy needs of a user (the store's User fits)."""
+    """What the policy needs of a user (the store's User fits; an actor without a
+    `FLAGS` attribute is refused what needs it)."""
 
     id: int
     role: str
@@ -142,6 +153,9 @@ def may(
     """True when the rule lets `actor` do `action` on a resource owned by `owners`."""
     who = RULES.get((resource, action))
     if who is None:  # no rule, no access: a new action must be added to the table
+        return False
+    flag = FLAGS.get((resource, action))
+    if flag is not None and not getattr(actor, flag, False):
         return False
     role = actor.role
     if role == UserRole.ADMIN:
@@ -191,6 +205,13 @@ def sees_all(actor: Actor, resource: Resource) -> bool:
 def owner_filter(actor: Actor, resource: Resource) -> int | None:
     """None to list everyone's, else the id whose own items a listing keeps."""
     return None if sees_all(actor, resource) else actor.id
+
+
+def may_enroll(actor: Actor) -> bool:
+    """Whether enrolling is open to `actor` at all (from a mailbox of their own): what
+    pages ask before offering an Enroll button or dialog; the service asks again with
+    the mailbox actually chosen."""
+    return may(actor, Resource.ENROLLMENT, Action.CREATE, [actor.id])
 
 
 def is_admin(actor: Actor) -> bool:

@@ -61,6 +61,26 @@ def owner_filter(session: Session, actor_id: int | None, resource: Resource) -> 
     return policy.owner_filter(fetch(session, User, actor_id), resource)
 
 
+def authorize_enrolling(user: User, mailbox: Mailbox | None = None, *, named: bool = False) -> None:
+    """Enrolling acts as `user`, the enroller, and is checked even with no person
+    acting: an automation rule acts as the user it names, with that user's permission
+    and mailboxes. Without `mailbox`: may `user` enroll at all (their enroll permission,
+    never a viewer); with it: may they send from it (their own, or an admin). `named`
+    words the refusal for a rule that names `user`, rather than for `user` themself."""
+    if not policy.may_enroll(user):
+        who = f"user {user.email} does" if named else "you do"
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, f"{who} not have permission to enroll")
+    if mailbox is not None and not policy.may(
+        user, Resource.ENROLLMENT, Action.CREATE, [mailbox.owner_id]
+    ):
+        hint = (
+            f"does not belong to {user.email}: a rule sends from a mailbox of the user it acts as"
+            if named
+            else "belongs to another user: send from one of yours"
+        )
+        raise CadenzaError(ErrorCode.MAILBOX_NOT_YOURS, f"mailbox {mailbox.id} {hint}")
+
+
 def authorize_enrollment(
     session: Session, actor_id: int | None, enrollment: Enrollment, action: Action
 ) -> None:

@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import distinct, func, select
 
 from cadenza.domain.enums import EnrollmentState
+from cadenza.domain.policy import Action
+from cadenza.services.access import authorize_enrollment
 from cadenza.services.context import Context
 from cadenza.services.engagement import engagement_by_step
 from cadenza.services.lookup import fetch
@@ -198,10 +200,14 @@ def daily_activity(ctx: Context, sequence_id: int, *, days: int, today: date) ->
     return [Day(day, **counts) for day, counts in sorted(tally.items())]
 
 
-def enrollment_timeline(ctx: Context, enrollment_id: int) -> list[TimelineEvent]:
-    """Everything that happened to one enrollment, oldest first."""
+def enrollment_timeline(
+    ctx: Context, enrollment_id: int, *, actor_id: int | None = None
+) -> list[TimelineEvent]:
+    """Everything that happened to one enrollment, oldest first (to a member, only
+    their own: someone else's answers as a missing one)."""
     with ctx.db.read() as session:
         enrollment = fetch(session, Enrollment, enrollment_id)
+        authorize_enrollment(session, actor_id, enrollment, Action.READ)
         events = [TimelineEvent(enrollment.enrolled_at, "enrolled")]
         for position, subject, sent_at, bounced_at in session.execute(
             select(StepRun.step_position, Message.subject, Message.sent_at, Message.bounced_at)

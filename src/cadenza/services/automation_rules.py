@@ -24,9 +24,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
 from cadenza.services import lists
+from cadenza.services.access import authorize, authorize_enrolling
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.enrollment_control import UNENROLL_REASONS
@@ -121,20 +122,12 @@ def check_action(session: Session, action: Any, sequence_id: int | None) -> dict
     if not _is_id(action.get("user_id")):
         raise _invalid("an enroll action names the user it acts as (user_id)", "action.user_id")
     user = fetch(session, User, action["user_id"])
-    if not user.can_enroll:
-        raise CadenzaError(
-            ErrorCode.PERMISSION_DENIED, f"user {user.email} does not have permission to enroll"
-        )
+    authorize_enrolling(user, named=True)
     mailbox_id = action.get("mailbox_id")
     if mailbox_id is not None:
         if not _is_id(mailbox_id):
             raise _invalid("action.mailbox_id must be an id", "action.mailbox_id")
-        if fetch(session, Mailbox, mailbox_id).owner_id != user.id:
-            raise CadenzaError(
-                ErrorCode.MAILBOX_NOT_YOURS,
-                f"mailbox {mailbox_id} does not belong to {user.email}: a rule sends from "
-                "a mailbox of the user it acts as",
-            )
+        authorize_enrolling(user, fetch(session, Mailbox, mailbox_id), named=True)
     start = action.get("start_step", 1)
     if isinstance(start, bool) or not isinstance(start, int) or start < 1:
         raise _invalid("action.start_step must be a step number", "action.start_step")
@@ -154,14 +147,6 @@ def _newest_event(session: Session) -> int:
     return session.scalar(select(func.max(AutomationEvent.id))) or 0
 
 
-def _require_admin(session: Session, actor_id: int | None) -> None:
-    if actor_id is None:
-        return  # the CLI, run by whoever administers the server
-    actor = fetch(session, User, actor_id)
-    if actor.role != UserRole.ADMIN:
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins can manage automation rules")
-
-
 def create_rule(
     ctx: Context,
     actor_id: int | None,
@@ -175,7 +160,7 @@ def create_rule(
 ) -> AutomationRule:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        _require_admin(session, actor_id)
+        authorize(session, actor_id, Resource.AUTOMATION_RULE, Action.CREATE)
         if sequence_id is not None:
             load_live_sequence(session, sequence_id)
         rule = AutomationRule(
@@ -199,7 +184,7 @@ def create_rule(
 
 def update_rule(ctx: Context, actor_id: int | None, rule_id: int, changes: dict) -> AutomationRule:
     with ctx.db.transaction() as session:
-        _require_admin(session, actor_id)
+        authorize(session, actor_id, Resource.AUTOMATION_RULE, Action.UPDATE)
         rule = fetch_rule(session, rule_id, for_update=True)
         if "name" in changes:
             rule.name = _check_name(changes["name"])
@@ -230,7 +215,7 @@ def update_rule(ctx: Context, actor_id: int | None, rule_id: int, changes: dict)
 
 def delete_rule(ctx: Context, actor_id: int | None, rule_id: int) -> None:
     with ctx.db.transaction() as session:
-        _require_admin(session, actor_id)
+        authorize(session, actor_id, Resource.AUTOMATION_RULE, Action.DELETE)
         session.delete(fetch_rule(session, rule_id, for_update=True))
         record(session, ctx, actor_id, "rule.delete", "automation_rule", rule_id)
 

@@ -28,6 +28,7 @@ from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.services import triggers, webhooks
+from cadenza.services.access import authorize_enrolling
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
@@ -307,8 +308,7 @@ def _check_send_at(ctx: Context, send_at: datetime | None) -> None:
 
 def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
     user = get_user(session, request.user_id)
-    if not user.can_enroll:
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
+    authorize_enrolling(user)
     sequence = load_live_sequence(session, request.sequence_id)
     specs = step_specs(sequence)
     if not specs:
@@ -369,11 +369,7 @@ def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Ma
         mailbox = owned[0]
     else:
         mailbox = fetch(session, Mailbox, mailbox_id)
-        if mailbox.owner_id != user.id:
-            raise CadenzaError(
-                ErrorCode.MAILBOX_NOT_YOURS,
-                f"mailbox {mailbox_id} belongs to another user: send from one of yours",
-            )
+        authorize_enrolling(user, mailbox)
     if not mailbox.connected:
         raise CadenzaError(
             ErrorCode.MAILBOX_DISCONNECTED,

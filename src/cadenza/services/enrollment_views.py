@@ -199,6 +199,7 @@ def step_lines(
     live = enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
     lines: list[StepLine] = []
     anchor: datetime | None = None  # completion time (real or projected) of the step before
+    held = False  # a person's pause: the steps still come, at dates no one knows yet
     for spec in specs:
         if spec.position < enrollment.start_step:
             continue
@@ -234,11 +235,16 @@ def step_lines(
                 anchor = max(due, now)
             else:
                 anchor = None  # failed, cancelled, unknown or held: no date follows
+                held = run.status == StepRunStatus.PAUSED and live
             continue
-        if not live or anchor is None:
+        if not live or (anchor is None and not held):
             break
-        due = schedule.next_step_due(
-            anchor, tz, schedule.StepDelay(spec.delay_days, spec.delay_hours), settings
+        due = (
+            None
+            if anchor is None
+            else schedule.next_step_due(
+                anchor, tz, schedule.StepDelay(spec.delay_days, spec.delay_hours), settings
+            )
         )
         title = _title(spec, None, context)
         lines.append(StepLine(spec.position, str(spec.type), title, "projected", due, None))

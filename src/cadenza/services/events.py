@@ -24,6 +24,8 @@ from cadenza.domain.contact_fields import email_key
 from cadenza.domain.enums import EventKind, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.inbound.postmark import ProviderEvent
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.signals import Outcome, Signal, record_signal
@@ -194,12 +196,11 @@ def revoke(ctx: Context, actor: User, event_id: int, reason: str) -> Revoked:
     stands behind it. Enrollments it ended stay ended — the contact can be enrolled
     again, and whoever does so chooses where the sequence starts.
     """
-    if actor.role != UserRole.ADMIN:
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins can undo an event")
     reason = " ".join((reason or "").split())
-    if not 1 <= len(reason) <= 500:
-        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "say why, in 1 to 500 characters")
     with ctx.db.transaction() as session:
+        authorize(session, actor.id, Resource.EVENT, Action.UPDATE)  # as stored now
+        if not 1 <= len(reason) <= 500:
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, "say why, in 1 to 500 characters")
         event = session.get(EmailEvent, event_id, with_for_update=True)
         if event is None:
             raise CadenzaError(ErrorCode.NOT_FOUND, f"event {event_id} does not exist")

@@ -95,17 +95,15 @@ def _refuse_archived(sequence: Sequence) -> None:
 def get_sequence(
     ctx: Context, sequence_id: int, *, actor_id: int | None = None, to_change: bool = False
 ) -> Sequence:
-    """`to_change`: the actor opens it to edit (the editor), so must be allowed to."""
+    """`to_change`: the actor opens it to edit (the editor), so must be allowed to, and
+    an archived sequence is refused (`sequence_archived`: unarchive it first)."""
     with ctx.db.read() as session:
         sequence = load_sequence(session, sequence_id)
         action = Action.UPDATE if to_change else Action.READ
         authorize(session, actor_id, Resource.SEQUENCE, action, [sequence.owner_id])
+        if to_change:
+            _refuse_archived(sequence)
         return sequence
-
-
-def get_live_sequence(ctx: Context, sequence_id: int) -> Sequence:
-    with ctx.db.read() as session:
-        return load_live_sequence(session, sequence_id)
 
 
 def list_sequences(

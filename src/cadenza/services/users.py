@@ -275,6 +275,7 @@ def set_active(ctx: Context, user_id: int, active: bool, actor_id: int | None = 
     """Deactivates (or reactivates) a user: no sign-in, no token, every session ended.
     Their data and history stay; the last active admin cannot be deactivated."""
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.USER, Action.UPDATE)
         user = fetch(session, User, user_id, for_update=True)
         if active and user.deactivated_at is not None:
             user.deactivated_at = None
@@ -354,6 +355,7 @@ def revoke_token(
     """Someone else's token answers as a missing one: token ids reveal nothing. An admin
     revokes another user's token by naming that user (`actor_id` is the admin)."""
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.TOKEN, Action.DELETE, [user_id])
         token = session.get(ApiToken, token_id, with_for_update=True)
         if token is None or token.user_id != user_id:
             raise CadenzaError(ErrorCode.NOT_FOUND, f"token {token_id} does not exist")
@@ -368,6 +370,7 @@ def revoke_all_tokens(ctx: Context, user_id: int, actor_id: int | None = None) -
     """Revokes every live token of a user (an admin's brake on a lost laptop); how many."""
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
+        authorize(session, actor_id, Resource.TOKEN, Action.DELETE, [user_id])
         get_user(session, user_id)
         revoked = session.execute(
             update(ApiToken)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from cadenza.services import analytics
 from cadenza.web.auth import ApiUser, Ctx
 from cadenza.web.errors import error_responses
-from cadenza.web.routes.enrollments import EnrollmentId, visible_enrollment
+from cadenza.web.routes.enrollments import EnrollmentId
 from cadenza.web.routes.sequences import SequenceId
 
 router = APIRouter(tags=["analytics"])
@@ -128,5 +128,5 @@ def enrollment_events(
     ctx: Ctx,
 ) -> list:
     """Oldest first: enrolled, each email sent, opens, clicks, replies, tasks, the end."""
-    visible_enrollment(ctx, user, enrollment_id)
-    return [vars(event) for event in analytics.enrollment_timeline(ctx, enrollment_id)]
+    timeline = analytics.enrollment_timeline(ctx, enrollment_id, actor_id=user.id)
+    return [vars(event) for event in timeline]

@@ -86,4 +86,4 @@ def revoke_integration_token(
     ctx: Ctx,
     token_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> dict:
-    return _out(users.revoke_token(ctx, user.id, token_id))
+    return _out(users.revoke_token(ctx, user.id, token_id, actor_id=user.id))

@@ -23,7 +23,6 @@ from cadenza.services import (
     tasks,
 )
 from cadenza.services.contacts import get_contact
-from cadenza.store.models import User
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.enroll import MAX_CONTACTS_IN_URL
@@ -33,10 +32,6 @@ from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
 PER_PAGE = 25
-
-
-def may_enroll(user: User) -> bool:
-    return policy.may_write(user) and user.can_enroll
 
 
 @router.get("/contacts")
@@ -69,7 +64,7 @@ def contact_index_page(
         desc=desc,
         link=link,
         zones=contact_index.contact_timezones(ctx),
-        may_enroll=may_enroll(user),
+        may_enroll=policy.may_enroll(user),
         ids_link="/contacts/ids?"
         + urlencode(
             {
@@ -150,7 +145,7 @@ def contact_record(
         contact=contact,
         views=views,
         activity=activity,
-        may_enroll=may_enroll(user),
+        may_enroll=policy.may_enroll(user),
         may_edit=user.role != UserRole.VIEWER,
         associations=records.list_associations(ctx, contact_id=contact_id, limit=MAX_ASSOCIATIONS),
         live=any(v.enrollment.state in ("active", "paused") for v in views),

@@ -33,6 +33,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services import contact_index, list_enrollment, lists, mailboxes, records
+from cadenza.services.access import authorize_enrolling
 from cadenza.services.context import Context
 from cadenza.services.enrollment import (
     ContactRequest,
@@ -277,8 +278,7 @@ def enroll_dialog(
     contact: list[str] = Query(default_factory=list),
     sequence: str = "",
 ):
-    if not user.can_enroll:
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
+    authorize_enrolling(user)
     chosen_ids = _contact_ids(contact)
     try:
         list_id = read_list(request.query_params)

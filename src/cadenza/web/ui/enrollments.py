@@ -85,7 +85,7 @@ def enrollment_detail(
     enrollment_id: int = Path(ge=1, le=MAX_ID),
 ):
     view = visible_enrollment(ctx, user, enrollment_id)
-    events = enrollment_timeline(ctx, enrollment_id)
+    events = enrollment_timeline(ctx, enrollment_id, actor_id=user.id)
     return render(
         request, "enrollments/detail.html", view=view, events=events, may_act=policy.may_write(user)
     )

@@ -18,7 +18,6 @@ from cadenza.services.sequences import list_sequences
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui import enroll
-from cadenza.web.ui.contacts import may_enroll
 from cadenza.web.ui.forms import FormError
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
@@ -103,7 +102,7 @@ def list_page(
         next_after=found[PER_PAGE - 1].id if len(found) > PER_PAGE else None,
         paged=after is not None,
         sequences=list_sequences(ctx),
-        may_enroll=may_enroll(user),
+        may_enroll=policy.may_enroll(user),
     )
 
 

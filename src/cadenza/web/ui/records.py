@@ -13,11 +13,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
+from cadenza.domain import policy
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import contact_index, records
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
-from cadenza.web.ui.contacts import may_enroll
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
 
@@ -59,7 +59,7 @@ def record_index(
         q=q,
         next_link=link(after=found[-1].id) if more else None,
         first_link=link() if after else None,
-        may_enroll=may_enroll(user),
+        may_enroll=policy.may_enroll(user),
     )
 
 
@@ -108,5 +108,5 @@ def record_page(
         "records/record.html",
         view=view,
         contacts=contacts,
-        may_enroll=may_enroll(user),
+        may_enroll=policy.may_enroll(user),
     )

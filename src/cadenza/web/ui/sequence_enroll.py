@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 
-from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services import contact_index, contacts
+from cadenza.services.access import authorize_enrolling
 from cadenza.services.sequences import get_sequence
 from cadenza.store.models import User
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
-from cadenza.web.ui.contacts import may_enroll
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import PageWriter, check_csrf
 
@@ -27,8 +26,7 @@ MAX_PASTE_CHARS = 50_000
 
 
 def _enroller(user: PageWriter) -> User:
-    if not may_enroll(user):
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "you do not have permission to enroll")
+    authorize_enrolling(user)  # the rule the enroll service applies again on submit
     return user
 
 

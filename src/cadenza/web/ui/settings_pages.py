@@ -268,5 +268,5 @@ def revoke(
     ctx: Ctx,
     token_id: int = Path(ge=1, le=MAX_ID),
 ):
-    users.revoke_token(ctx, user.id, token_id)
+    users.revoke_token(ctx, user.id, token_id, actor_id=user.id)
     return _page(request, ctx, user, notices={"token": "Token revoked."})
