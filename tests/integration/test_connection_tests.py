@@ -95,7 +95,7 @@ def test_tests_beyond_the_pool_are_refused_at_once_not_queued(ctx, world, raw_se
     tests = ConnectionTests(ctx.clock)
     results = []
     running = [
-        threading.Thread(target=lambda i=i: results.append(tests.run(1000 + i, mailbox)))
+        threading.Thread(target=lambda i=i: results.append(tests.run(1000 + i, mailbox, None)))
         for i in range(check.POOL_SIZE)
     ]
     for thread in running:
@@ -103,20 +103,20 @@ def test_tests_beyond_the_pool_are_refused_at_once_not_queued(ctx, world, raw_se
     for _ in running:  # every one of them is connected and waiting for a greeting
         assert raw_server.accepted.acquire(timeout=10)
     with pytest.raises(CadenzaError) as refused:
-        tests.run(2000, mailbox)
+        tests.run(2000, mailbox, None)
     assert refused.value.code == "too_many_attempts"
     raw_server.close()  # the slow servers hang up: the tests end, the pool empties
     for thread in running:
         thread.join(10)
     assert len(results) == check.POOL_SIZE and not any(r.outcome == "sent" for r in results)
-    assert tests.run(2000, create_mailbox(ctx, world.user.id, "cap@corp.example")).code == 250
+    assert tests.run(2000, create_mailbox(ctx, world.user.id, "cap@corp.example"), None).code == 250
 
 
 def test_connection_tests_use_a_short_timeout(ctx, world):
     mailbox = create_mailbox(
         ctx, world.user.id, "sam@corp.example", transport="smtp", smtp_host="127.0.0.1"
     )
-    transport = check.transport_for(mailbox, timeout=check.CHECK_TIMEOUT_SECONDS)
+    transport = check.transport_for(mailbox, None, timeout=check.CHECK_TIMEOUT_SECONDS)
     assert transport.settings.timeout == check.CHECK_TIMEOUT_SECONDS <= 5
 
 

@@ -69,9 +69,7 @@ def test_the_sqlite_file_never_holds_the_password_bytes(tmp_path, clock, setting
 
 
 def test_webhook_secret_is_sealed_and_deliveries_are_signed_with_the_clear_one(ctx, world):
-    hook, secret = webhooks.create_webhook(
-        ctx, world.user.id, "https://hooks.example.com/x", HOOK_EVENTS
-    )
+    hook, secret = webhooks.create_webhook(ctx, None, "https://hooks.example.com/x", HOOK_EVENTS)
     assert secret not in _raw_rows(ctx, "webhooks")
     webhooks.send_test(ctx, hook.id)
     (due,) = webhooks.claim_due(ctx)
@@ -156,7 +154,7 @@ def _kids(ctx) -> set[str]:
 
 def test_rotating_the_key_file_reseals_everything_and_drops_the_old_key(ctx, world):
     _mailbox(ctx, world)
-    webhooks.create_webhook(ctx, world.user.id, HOOK_URL, HOOK_EVENTS)
+    webhooks.create_webhook(ctx, None, HOOK_URL, HOOK_EVENTS)
     link_key = link_secret(ctx)
     old = keys.keyring(ctx)
     assert _kids(ctx) == {old.current_id}
@@ -200,9 +198,7 @@ def _secret(letter: str):
 
 def test_a_copy_of_the_database_alone_signs_nothing(ctx, world):
     """An attacker with the database (not the key file) tries to use what it holds."""
-    hook, secret = webhooks.create_webhook(
-        ctx, world.user.id, "https://hooks.example.com/x", HOOK_EVENTS
-    )
+    hook, secret = webhooks.create_webhook(ctx, None, "https://hooks.example.com/x", HOOK_EVENTS)
     real_key = link_secret(ctx)
     with ctx.db.read() as session:
         stored_link = session.scalar(select(AppSecret.value))

@@ -19,8 +19,14 @@ from tests.support.webhook_receiver import WebhookReceiver
 URL = "https://hooks.example.com/cadenza"
 
 
+@pytest.fixture
+def settings(settings):
+    """The receiver listens on loopback, which webhooks may reach only when allow-listed."""
+    return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
+
+
 def one_delivery(ctx, world, url=URL):
-    webhook, _ = webhooks.create_webhook(ctx, world.user.id, url, ["paused"])
+    webhook, _ = webhooks.create_webhook(ctx, None, url, ["paused"])
     [eid] = enroll_ids(world, [world.contact()])
     enrollment_control.pause(ctx, eid)
     [(delivery, _)] = webhooks.list_deliveries(ctx, webhook.id, limit=10)

@@ -31,16 +31,16 @@ INSIDE = [
 @pytest.mark.parametrize("url", INSIDE)
 def test_a_url_resolving_inside_is_refused_by_default(ctx, world, url):
     with pytest.raises(CadenzaError) as refused:
-        webhooks.create_webhook(ctx, world.user.id, url, ["paused"])
+        webhooks.create_webhook(ctx, None, url, ["paused"])
     assert refused.value.code == "host_not_allowed"
     assert refused.value.details["field"] == "url"
     assert webhooks.list_webhooks(ctx) == []
 
 
 def test_a_change_of_url_to_the_inside_is_refused(ctx, world):
-    hook, _ = webhooks.create_webhook(ctx, world.user.id, "https://hooks.invalid/x", ["paused"])
+    hook, _ = webhooks.create_webhook(ctx, None, "https://hooks.invalid/x", ["paused"])
     with pytest.raises(CadenzaError) as refused:
-        webhooks.update_webhook(ctx, world.user.id, hook.id, {"url": "http://10.0.0.1/"})
+        webhooks.update_webhook(ctx, None, hook.id, {"url": "http://10.0.0.1/"})
     assert refused.value.code == "host_not_allowed"
     assert webhooks.get_webhook(ctx, hook.id).url == "https://hooks.invalid/x"
 
@@ -57,14 +57,14 @@ def test_a_change_of_url_to_the_inside_is_refused(ctx, world):
 )
 def test_an_admin_allow_list_opens_a_host_or_network(ctx, world, allow, url):
     ctx.settings = ctx.settings.model_copy(update={"outbound_allow": allow})
-    hook, _ = webhooks.create_webhook(ctx, world.user.id, url, ["paused"])
+    hook, _ = webhooks.create_webhook(ctx, None, url, ["paused"])
     assert hook.url == url
 
 
 def test_metadata_stays_closed_even_when_its_network_is_allow_listed(ctx, world):
     ctx.settings = ctx.settings.model_copy(update={"outbound_allow": "169.254.0.0/16"})
     with pytest.raises(CadenzaError) as refused:
-        webhooks.create_webhook(ctx, world.user.id, "http://169.254.169.254/", ["paused"])
+        webhooks.create_webhook(ctx, None, "http://169.254.169.254/", ["paused"])
     assert refused.value.code == "host_not_allowed"
 
 
@@ -78,7 +78,7 @@ def test_a_name_that_resolves_inside_at_delivery_is_never_connected_to(ctx, worl
     with WebhookReceiver() as receiver:
         port = receiver.url.split(":")[2].split("/")[0]
         url = f"http://rebind.invalid:{port}/hooks"
-        hook, _ = webhooks.create_webhook(ctx, world.user.id, url, ["paused"])
+        hook, _ = webhooks.create_webhook(ctx, None, url, ["paused"])
         _pause_one(ctx, world)
         dispatcher = WebhookDispatcher(ctx, resolver=lambda host, port: ["127.0.0.1"])
         try:
@@ -98,7 +98,7 @@ def test_delivery_connects_to_the_checked_address_with_the_original_host(ctx, wo
     with WebhookReceiver() as receiver:
         port = receiver.url.split(":")[2].split("/")[0]
         url = f"http://hooks.example.test:{port}/hooks?k=1"
-        webhooks.create_webhook(ctx, world.user.id, url, ["paused"])
+        webhooks.create_webhook(ctx, None, url, ["paused"])
         _pause_one(ctx, world)
         asked = []
 
@@ -120,7 +120,7 @@ def test_delivery_connects_to_the_checked_address_with_the_original_host(ctx, wo
 def test_the_delivery_log_keeps_a_short_redacted_excerpt(ctx, world):
     ctx.settings = ctx.settings.model_copy(update={"outbound_allow": "127.0.0.1"})
     with WebhookReceiver() as receiver:
-        hook, secret = webhooks.create_webhook(ctx, world.user.id, receiver.url, ["paused"])
+        hook, secret = webhooks.create_webhook(ctx, None, receiver.url, ["paused"])
         receiver.answer(500)
         receiver.body_next(
             f"upstream said: Authorization: Bearer {secret} token=tok_123456 " + "x " * 400

@@ -76,7 +76,7 @@ def create_mailbox(
         get_user(session, owner_id)
         authorize(session, actor_id, Resource.MAILBOX, Action.CREATE, [owner_id])
         hosts = {"smtp_host": smtp_host, "imap_host": imap_host}
-        check_hosts(ctx, session, owner_id if actor_id is None else actor_id, hosts)
+        check_hosts(ctx, session, actor_id, hosts)  # None: a trusted caller (CLI, engine)
         mailbox = Mailbox(
             owner_id=owner_id,
             from_email=address,
