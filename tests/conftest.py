@@ -339,3 +339,13 @@ def enroll_as(api, role, contacts, steps):
 def run_worker(api, worker, hours=1) -> None:
     """The worker, on the frozen clock, through the next `hours`."""
     worker.run_until(api.ctx.clock.now() + timedelta(hours=hours))
+
+
+def widen_cli_consoles(monkeypatch) -> None:
+    """CLI output as wide as the tests read it: the consoles may have fixed their width
+    when imported (from COLUMNS as it was then, as under pytest-xdist), so set it here."""
+    from cadenza.cli import common
+
+    monkeypatch.setenv("COLUMNS", "200")
+    for console in (common.console, common.err_console):
+        monkeypatch.setattr(console, "_width", 200)

@@ -7,20 +7,16 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cadenza.cli import app, common
+from cadenza.cli import app
 from cadenza.services.demo import CONTACT_COUNT, DEMO_EMAIL
 from cadenza.store.models import Contact, Sequence
-from tests.conftest import MISSING_ID
+from tests.conftest import MISSING_ID, widen_cli_consoles
 
 
 @pytest.fixture
 def cli(database, monkeypatch):
     monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    # The consoles may have fixed their width when imported (from COLUMNS as it was then,
-    # as under pytest-xdist): tables as wide as the tests read them, whatever the terminal.
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "_width", 200)
+    widen_cli_consoles(monkeypatch)
     runner = CliRunner()
 
     def run(*args, ok=True):
@@ -204,19 +200,24 @@ def test_integration_tokens_and_undoing_an_event_from_the_command_line(demo, dat
     )
 
 
-def test_archive_and_unarchive_from_the_command_line(demo):
+def test_archive_and_unarchive_from_the_command_line(demo, ids, database):
     """Issue 11 item 4: an archived sequence is listed under --archived and comes back."""
-    assert "archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL)
+    with database.read() as session:
+        webinar = session.scalars(
+            select(Sequence.id).where(Sequence.name == "Webinar invite")
+        ).one()
+    assert "archived" in demo("sequences", "archive", webinar, "--as", DEMO_EMAIL)
     assert "Webinar invite" not in demo("sequences", "list")
     assert "Webinar invite" in demo("sequences", "list", "--archived")
-    assert "unarchive 3" in demo("sequences", "show", 3)
-    assert "sequence_archived" in demo("enroll", 3, 1, ok=False)
-    assert "sequence_archived" in demo("sequences", "archive", 3, "--as", DEMO_EMAIL, ok=False)
-    assert "unarchived" in demo("sequences", "unarchive", 3, "--as", DEMO_EMAIL)
+    assert f"unarchive {webinar}" in demo("sequences", "show", webinar)
+    assert "sequence_archived" in demo("enroll", webinar, ids.contacts[0], ok=False)
+    refused = demo("sequences", "archive", webinar, "--as", DEMO_EMAIL, ok=False)
+    assert "sequence_archived" in refused
+    assert "unarchived" in demo("sequences", "unarchive", webinar, "--as", DEMO_EMAIL)
     assert "Webinar invite" in demo("sequences", "list")
 
 
-def test_the_cli_says_why_an_enrollment_is_paused_and_until_when(demo, database):
+def test_the_cli_says_why_an_enrollment_is_paused_and_until_when(demo, ids, database):
     """Issue 11 item 11: out of office (resumes by itself, when) or a person's pause."""
     from datetime import date
 
@@ -224,9 +225,11 @@ def test_the_cli_says_why_an_enrollment_is_paused_and_until_when(demo, database)
     from cadenza.services.context import Context
     from cadenza.services.signals import Signal, record_signal
 
-    out = demo("enroll", 1, 1, 2)
+    out = demo("enroll", ids.sequence, *ids.contacts[:2])
     first, second = re.findall(r"enrolled \(enrollment (\d+)\)", out)
-    auto = Signal(EventKind.AUTO_REPLY, "ooo-cli", contact_id=1, return_date=date(2099, 1, 5))
+    auto = Signal(
+        EventKind.AUTO_REPLY, "ooo-cli", contact_id=ids.contacts[0], return_date=date(2099, 1, 5)
+    )
     assert record_signal(Context(db=database), auto).paused == [int(first)]
     shown = demo("enrollments", "show", first)
     assert "paused by an out-of-office reply: resumes by itself" in shown and "2099-01-05" in shown

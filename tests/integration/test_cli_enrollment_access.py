@@ -8,11 +8,12 @@ a member sends only from their own mailbox. On both databases.
 import pytest
 from typer.testing import CliRunner
 
-from cadenza.cli import app, common
+from cadenza.cli import app
 from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
 from cadenza.services.mailboxes import create_mailbox
 from cadenza.services.users import create_user
 from cadenza.store.models import Enrollment
+from tests.conftest import widen_cli_consoles
 
 OWNER = "rep@example.com"  # the world's member, who enrolled and owns the mailbox
 OTHER = "bea@example.com"
@@ -26,8 +27,7 @@ def cli(database, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("CADENZA_CLI_USER", raising=False)
     monkeypatch.delenv("CADENZA_CONFIG", raising=False)
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "_width", 200)
+    widen_cli_consoles(monkeypatch)
     runner = CliRunner()
 
     def run(*args, ok=True):

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from cadenza.cli import app
 from cadenza.services.demo import DEMO_EMAIL
+from tests.conftest import widen_cli_consoles
 
 
 @pytest.fixture
@@ -13,7 +14,7 @@ def cli(database, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("CADENZA_CLI_USER", raising=False)
     monkeypatch.delenv("CADENZA_CONFIG", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+    widen_cli_consoles(monkeypatch)
     runner = CliRunner()
 
     def run(*args, ok=True):
