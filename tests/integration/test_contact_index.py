@@ -135,7 +135,7 @@ def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):
     )  # fmt: skip
     first, second = preview_steps(ctx, specs, world.contact().id, world.user.id)
     assert (first.subject, first.body_html, first.problems) == ("Hi Ann", "<p>Riley</p>", [])
-    assert second.subject == "Hi Ann"
+    assert second.subject == "Re: Hi Ann"  # threaded: as it goes out
     assert second.body_html is None and "contact.jobtitle" in second.problems[0]
 
 

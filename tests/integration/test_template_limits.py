@@ -9,6 +9,7 @@ from sqlalchemy import select
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.enrollment_views import get_enrollment
 from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.preview import readable
 from cadenza.services.sequences import create_sequence
 from cadenza.services.users import create_user
 from cadenza.store.models import Enrollment, Message, StepRun
@@ -88,7 +89,9 @@ def test_the_preview_reports_the_limit_for_that_contact_and_shows_the_rest(ctx, 
     assert first.subject == "Hello Ann" and first.body_html is None
     assert len(first.problems) == 1 and "Template limit reached" in first.problems[0]
     assert "loops would run more than 10000 times" in first.problems[0]
-    assert second.subject is None and second.body_html == "<p>Fine</p>"
+    # The subject cannot be filled for this contact: a readable label, never raw code.
+    assert second.subject == readable(NESTED_SUBJECT) == "Hi"
+    assert second.body_html == "<p>Fine</p>"
     assert "Template limit reached" in second.problems[0]
 
 
@@ -123,4 +126,4 @@ def test_the_enrollment_view_shows_the_template_when_the_title_runs_past_a_limit
     hostile = world.contact("long@corp.example", company=LONG_COMPANY)
     [eid] = enroll_ids(world, [hostile], sequence)
     view = get_enrollment(ctx, eid)
-    assert [line.title for line in view.steps] == ["Hi", NESTED_SUBJECT]
+    assert [line.title for line in view.steps] == ["Hi", readable(NESTED_SUBJECT)]
