@@ -24,6 +24,7 @@ from pathlib import Path
 
 import trustme
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 START_DEADLINE_SECONDS = 20.0
@@ -207,7 +208,23 @@ class Dovecot:
             assert user not in self._users, f"{user} already exists"
             self._users[user] = password
             self._write_users()
-        return Account(self, user, password)
+        account = Account(self, user, password)
+        self._wait_until_known(account)
+        return account
+
+    @staticmethod
+    def _wait_until_known(account: Account) -> None:
+        """Dovecot looks at its passwd-file at most once a second, so a user written just
+        after a login is unknown until the next second: wait until the login works."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                account.client().logout()
+                return
+            except LoginError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
