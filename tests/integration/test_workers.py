@@ -33,6 +33,12 @@ CADENZA = [sys.executable, "-m", "cadenza"]
 pytestmark = pytest.mark.xdist_group("realclock")
 
 
+@pytest.fixture(autouse=True)
+def shared_key_file(monkeypatch, settings):
+    """The worker processes open the stored secrets with this test's key, as it does."""
+    monkeypatch.setenv("CADENZA_KEY_FILE", settings.key_file)
+
+
 def spawn_worker(url: str, name: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "CADENZA_DATABASE_URL": url}
     return subprocess.Popen(
