@@ -64,6 +64,19 @@ class LiveServer:
         return done.stdout
 
 
+def start_serve(env: dict[str, str], port: int, *options: str) -> subprocess.Popen:
+    """`cadenza serve` on `port` in a process of its own, returned once it answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_until_ready(f"http://127.0.0.1:{port}", process)
+    return process
+
+
 @pytest.fixture
 def live_server(sqlite_template, tmp_path):
     database = tmp_path / "live.db"
@@ -73,14 +86,7 @@ def live_server(sqlite_template, tmp_path):
     url = f"http://127.0.0.1:{port}"
     # links in the emails it sends lead back to this very server
     env = {**os.environ, "CADENZA_DATABASE_URL": database_url, "CADENZA_PUBLIC_URL": url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--poll", "0.2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    wait_until_ready(url, process)
+    process = start_serve(env, port, "--poll", "0.2")
     server = LiveServer(url, database_url, process)
     yield server
     if process.poll() is None:

@@ -25,10 +25,8 @@ def _start(sqlite_template, tmp_path, public_url):
     """`cadenza serve --no-worker` on a free port; returns its URL and its start-up lines."""
     import os
     import shutil
-    import subprocess
-    import sys
 
-    from tests.e2e.conftest import free_port, wait_until_ready
+    from tests.e2e.conftest import free_port, start_serve
 
     database = tmp_path / "serve.db"
     shutil.copy(sqlite_template, database)
@@ -37,17 +35,9 @@ def _start(sqlite_template, tmp_path, public_url):
     if public_url:
         env["CADENZA_PUBLIC_URL"] = public_url
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(url, process)
+    process = start_serve(env, port, "--no-worker")
     process.send_signal(signal.SIGTERM)
-    return url, process.communicate(timeout=60)[0]
+    return f"http://127.0.0.1:{port}", process.communicate(timeout=60)[0]
 
 
 def test_links_follow_the_port_served_when_no_public_url_is_set(sqlite_template, tmp_path):

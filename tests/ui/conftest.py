@@ -44,7 +44,7 @@ from cadenza.store.models import (
     User,
 )
 from cadenza.web.app import create_app
-from tests.e2e.conftest import LiveServer, free_port, wait_until_ready
+from tests.e2e.conftest import LiveServer, free_port, start_serve
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,16 +217,8 @@ def demo_server(demo_template, tmp_path):
     database_url = f"sqlite:///{database}"
     env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(url, process)
-    yield LiveServer(url, database_url, process)
+    process = start_serve(env, port, "--no-worker")
+    yield LiveServer(f"http://127.0.0.1:{port}", database_url, process)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
 
