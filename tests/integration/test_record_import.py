@@ -1,5 +1,7 @@
 """CSV import of records with association columns, through the service and the CLI."""
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -90,8 +92,11 @@ def test_cli_records_import_lists_and_automation(database, monkeypatch, tmp_path
     rule = tmp_path / "rule.json"
     rule.write_text('{"name": "r", "trigger": {"type": "contact_created"}, '
                     '"action": {"type": "unenroll", "scope": "all"}}')  # fmt: skip
-    assert "rule 1 created" in run("automation", "create", rule, "--as", "admin@example.com")
-    assert "rule 1 off" in run("automation", "disable", "1", "--as", "admin@example.com")
+    created = run("automation", "create", rule, "--as", "admin@example.com")
+    rule_id = re.search(r"rule (\d+) created", created).group(1)
+    assert f"rule {rule_id} off" in run(
+        "automation", "disable", rule_id, "--as", "admin@example.com"
+    )
     assert "contact_created" in run("automation", "list")
     rule.write_text("[]")
     assert "validation_error" in run("automation", "create", rule, "--as", "admin@example.com",

@@ -109,8 +109,8 @@ def test_archive_takes_the_sequence_off_the_list_but_keeps_it_readable(ctx, worl
     assert world.sequence.id not in [s.id for s in sequences.list_sequences(ctx)]
     assert [s.id for s in sequences.list_sequences(ctx, archived=True)] == [world.sequence.id]
     with pytest.raises(CadenzaError) as caught:
-        sequences.get_live_sequence(ctx, world.sequence.id)
+        sequences.get_sequence(ctx, world.sequence.id, to_change=True)
     assert caught.value.code == "sequence_archived"
     sequences.unarchive_sequence(ctx, world.sequence.id)
-    assert sequences.get_live_sequence(ctx, world.sequence.id).archived_at is None
+    assert sequences.get_sequence(ctx, world.sequence.id, to_change=True).archived_at is None
     assert sequences.list_sequences(ctx, archived=True) == []
