@@ -25,12 +25,12 @@ from common import ROOT, scratch_database
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
-from cadenza.services.contacts import create_contact
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_token, create_user
 from cadenza.services.context import Context
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.sequences import create_sequence
-from cadenza.services.users import create_token, create_user
+from cadenza.services.crm.contacts import create_contact
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.sequences.catalog import create_sequence
 
 
 def free_port() -> int:

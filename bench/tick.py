@@ -25,8 +25,8 @@ from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
-from cadenza.services import claims
 from cadenza.services.context import Context
+from cadenza.services.delivery import claims
 
 BATCH = 100
 ROUNDS = 5

@@ -63,12 +63,12 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ],
         SQLITE_ONLY,
     ),
-    "cadenza.services.inbound": (
+    "cadenza.services.signals.inbound": (
         ["src/cadenza/services/inbound.py"],
         ["tests/integration/test_inbox_matching.py", "tests/integration/test_signals.py"],
         SQLITE_ONLY,
     ),
-    "cadenza.services.delivery": (  # claim, hand-over, record, recovery
+    "cadenza.services.delivery.handover": (  # claim, hand-over, record, recovery
         [
             "src/cadenza/services/claims.py",
             "src/cadenza/services/delivery.py",

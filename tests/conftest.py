@@ -152,7 +152,9 @@ class World:
     """Builders for the records a test needs, all written through the services."""
 
     def __init__(self, ctx: Context) -> None:
-        from cadenza.services import contacts, mailboxes, sequences, users
+        from cadenza.services.accounts import mailboxes, users
+        from cadenza.services.crm import contacts
+        from cadenza.services.sequences import catalog as sequences
 
         self.ctx = ctx
         self._contacts = contacts
@@ -199,7 +201,7 @@ def worker(ctx):
 
 def enroll_ids(world, contacts, sequence=None, **options):
     """Enrolls contacts through the service and returns the enrollment ids (all must succeed)."""
-    from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+    from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 
     results = enroll(
         world.ctx,
@@ -220,8 +222,8 @@ class Api:
     def __init__(self, ctx: Context, world: World) -> None:
         from fastapi.testclient import TestClient
 
-        from cadenza.services.mailboxes import create_mailbox
-        from cadenza.services.users import create_token, create_user
+        from cadenza.services.accounts.mailboxes import create_mailbox
+        from cadenza.services.accounts.users import create_token, create_user
         from cadenza.web.app import create_app
 
         self.ctx = ctx
@@ -278,7 +280,8 @@ def crash_while_handing_over(ctx: Context, worker) -> None:
     lease expires, `worker` recovers the claim: the send's outcome is now unknown."""
     from datetime import timedelta
 
-    from cadenza.services import claims, delivery
+    from cadenza.services.delivery import claims
+    from cadenza.services.delivery import handover as delivery
 
     [mailbox_id] = claims.mailboxes_with_due_email(ctx)
     [claim] = claims.claim_emails(
@@ -318,7 +321,7 @@ def enroll_over_api(api, world, contacts, role="member", sequence_id=None, **opt
 
 def enroll_as(api, role, contacts, steps):
     """Enrolls through the service as `role` ("member" or "other"), from their own mailbox."""
-    from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+    from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 
     world = api.world
     sequence = world.make_sequence(steps=steps, name=f"{role} {len(contacts)} {steps[0]['type']}")

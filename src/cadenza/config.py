@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # The key that seals stored secrets (mailbox passwords, webhook secrets, the key that
     # signs links and session cookies); when unset, a key file is created once beside the
-    # SQLite database (see services/keys.py and docs/security.md). Never in the database.
+    # SQLite database (see services/accounts/keys.py and docs/security.md). Never in the database.
     # (a SecretStr: settings printed or logged show it as **********)
     secret_key: SecretStr | None = None
     # Earlier secret keys, comma-separated: still open what they sealed, during a rotation.

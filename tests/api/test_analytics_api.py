@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain.enums import EventKind
-from cadenza.services.signals import Signal, record_signal
+from cadenza.services.signals.effects import Signal, record_signal
 from cadenza.store.models import Message
 from tests.conftest import MISSING_ID, assert_error, enroll_ids
 

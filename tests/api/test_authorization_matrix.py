@@ -24,17 +24,13 @@ from fastapi.testclient import TestClient
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.secrets import hash_password
-from cadenza.services import (
-    automation_rules,
-    list_enrollment,
-    lists,
-    mailboxes,
-    records,
-    tasks,
-    users,
-    webhooks,
-)
-from cadenza.services.enrollment import EnrollOptions
+from cadenza.services.accounts import mailboxes, users
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.automation import webhooks
+from cadenza.services.crm import lists, records
+from cadenza.services.enrollment import list_jobs as list_enrollment
+from cadenza.services.enrollment import tasks
+from cadenza.services.enrollment.enroll import EnrollOptions
 from cadenza.store.models import Message, User
 from cadenza.web.app import create_app
 from tests.conftest import enroll_ids
@@ -383,7 +379,7 @@ class Scene:
 
     def _event_id(self):
         from cadenza.domain.enums import EventKind
-        from cadenza.services import events
+        from cadenza.services.signals import events
 
         contact = self.world.contact(self.fresh("un") + "@corp.example")
         mistake = events.ExternalEvent(

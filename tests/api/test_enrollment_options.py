@@ -11,9 +11,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cadenza.cli import app as cli_app
-from cadenza.services import list_enrollment, lists
-from cadenza.services.contacts import create_contact
-from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.crm import lists
+from cadenza.services.crm.contacts import create_contact
+from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.store.models import Enrollment, ListEnrollJob
 from tests.conftest import assert_error
 

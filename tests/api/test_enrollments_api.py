@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.store.models import Contact, Enrollment, Mailbox, User
 from tests.conftest import MISSING_ID, assert_error, enroll_ids
 from tests.conftest import enroll_over_api as enroll

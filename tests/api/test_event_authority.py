@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.users import create_token
+from cadenza.services.accounts.users import create_token
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import AuditEntry, Contact, EmailEvent
 from tests.conftest import assert_error
 from tests.support.signals import enrollment, send_first_emails

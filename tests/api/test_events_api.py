@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import AuditEntry, Contact, EmailEvent
 from tests.conftest import assert_error
 from tests.support.signals import enrollment, send_first_emails

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cadenza.domain.contact_fields import MAX_PROPERTIES, MAX_PROPERTY_CHARS
 from cadenza.domain.steps import MAX_STEPS
-from cadenza.services.contact_import import MAX_CSV_COLUMNS
+from cadenza.services.crm.contact_import import MAX_CSV_COLUMNS
 from tests.conftest import assert_error
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cadenza.services import mailboxes
+from cadenza.services.accounts import mailboxes
 from tests.conftest import assert_error
 
 METADATA_OR_LINK_LOCAL = ["169.254.169.254", "[fd00:ec2::254]", "169.254.3.4", "fe80::1"]

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from cadenza.services.enrollment_control import pause, unenroll
+from cadenza.services.enrollment.control import pause, unenroll
 from cadenza.store.models import AuditEntry
 from tests.conftest import MISSING_ID, assert_error, backend_independent, enroll_ids
 from tests.support.smtp_sink import SmtpSink

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from cadenza.domain.enums import EventKind
-from cadenza.services import enrollment_control
-from cadenza.services.signals import Signal, record_signal
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.signals.effects import Signal, record_signal
 from tests.conftest import enroll_ids
 from tests.support.signals import send_first_emails
 

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from cadenza.config import Settings
 from cadenza.domain.link_tokens import Purpose, sign
-from cadenza.services.engagement import Engagement, engagement, engagement_by_step
-from cadenza.services.link_secret import link_secret
+from cadenza.services.accounts.link_secret import link_secret
+from cadenza.services.analytics.engagement import Engagement, engagement, engagement_by_step
 from cadenza.store.models import AuditEntry, Contact, EmailEvent, Enrollment, Message, StepRun
 from tests.conftest import assert_error, enroll_ids
 from tests.conftest import enroll_over_api as enroll

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from cadenza.domain import webhooks as rules
-from cadenza.engine.webhooks import WebhookDispatcher
+from cadenza.engine.webhook_dispatch import WebhookDispatcher
 from tests.conftest import assert_error, backend_independent
 from tests.support.webhook_receiver import WebhookReceiver
 

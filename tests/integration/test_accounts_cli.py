@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cadenza.cli import app
 from cadenza.config import Settings
-from cadenza.services import users
+from cadenza.services.accounts import users
 from cadenza.services.context import Context
 
 
@@ -59,7 +59,7 @@ def test_password_change_deactivation_and_token_revocation(cli):
 def test_db_upgrade_seals_passwords_an_older_version_stored_in_clear(cli):
     from sqlalchemy import text, update
 
-    from cadenza.services import mailboxes
+    from cadenza.services.accounts import mailboxes
     from cadenza.store.models import Mailbox
 
     ctx = cli.ctx

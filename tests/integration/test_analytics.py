@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from cadenza.domain.enums import EventKind
 from cadenza.domain.link_tokens import Purpose, sign
-from cadenza.services import analytics, tracking
-from cadenza.services.link_secret import link_secret
-from cadenza.services.signals import Signal, record_signal
+from cadenza.services.accounts.link_secret import link_secret
+from cadenza.services.analytics import results as analytics
+from cadenza.services.signals import tracking
+from cadenza.services.signals.effects import Signal, record_signal
 from cadenza.store.models import Message
 from tests.conftest import enroll_ids
 

@@ -5,8 +5,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from cadenza.services import automation, automation_rules, contacts, enrollment_control, lists
-from cadenza.services.users import create_user
+from cadenza.services.accounts.users import create_user
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.automation import runner as automation
+from cadenza.services.crm import contacts, lists
+from cadenza.services.enrollment import control as enrollment_control
 from cadenza.store.models import AutomationRule, Enrollment, User
 from tests.conftest import MISSING_ID, code_of, enroll_ids
 
@@ -173,7 +176,7 @@ def test_only_admins_create_rules_and_rules_act_within_their_user(ctx, world):
         automation_rules.create_rule, ctx, member.id, name="x",
         sequence_id=world.sequence.id, trigger=trigger, action=action,
     ) == "permission_denied"  # fmt: skip
-    from cadenza.services.mailboxes import create_mailbox
+    from cadenza.services.accounts.mailboxes import create_mailbox
 
     someone_elses = create_mailbox(ctx, admin.id, "admin@example.com")
     for bad_action, code in [

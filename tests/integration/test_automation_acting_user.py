@@ -3,9 +3,10 @@ put on the list it watches are enrolled only if that someone may act for the use
 
 from sqlalchemy import select
 
-from cadenza.services import automation_rules, lists
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.users import create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.crm import lists
 from cadenza.store.models import Enrollment
 
 

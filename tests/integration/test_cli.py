@@ -163,8 +163,8 @@ def test_integration_tokens_and_undoing_an_event_from_the_command_line(demo, dat
     from sqlalchemy import select
 
     from cadenza.domain.enums import EventKind
-    from cadenza.services import events
     from cadenza.services.context import Context
+    from cadenza.services.signals import events
     from cadenza.store.models import Contact
 
     demo("user", "create", "mia@example.com", "--role", "member", "--password", "pw-mia-12345")
@@ -223,7 +223,7 @@ def test_the_cli_says_why_an_enrollment_is_paused_and_until_when(demo, ids, data
 
     from cadenza.domain.enums import EventKind
     from cadenza.services.context import Context
-    from cadenza.services.signals import Signal, record_signal
+    from cadenza.services.signals.effects import Signal, record_signal
 
     out = demo("enroll", ids.sequence, *ids.contacts[:2])
     first, second = re.findall(r"enrolled \(enrollment (\d+)\)", out)

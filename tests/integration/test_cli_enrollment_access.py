@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cadenza.cli import app
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.users import create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import Enrollment
 from tests.conftest import widen_cli_consoles
 

@@ -12,7 +12,7 @@ import pytest
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports import check
 from cadenza.engine.transports.check import ConnectionTests
-from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox
 from tests.conftest import assert_error
 
 
@@ -123,7 +123,7 @@ def test_connection_tests_use_a_short_timeout(ctx, world):
 @pytest.mark.parametrize("raw_server", [BANNERS[0], BANNERS[1]], indirect=True)
 def test_an_inbox_that_is_not_imap_is_never_echoed(ctx, world, raw_server):
     from cadenza.engine.inbox import poll_mailbox
-    from cadenza.services.mailboxes import get_mailbox, update_mailbox
+    from cadenza.services.accounts.mailboxes import get_mailbox, update_mailbox
 
     update_mailbox(
         ctx, world.mailbox.id,
@@ -139,7 +139,7 @@ def test_a_mail_host_that_is_a_metadata_address_is_never_connected_to(ctx, world
     name that resolves there now), the connection is refused before any packet."""
     from cadenza.engine.inbox import poll_mailbox
     from cadenza.engine.transports.smtp import SmtpSettings, SmtpTransport
-    from cadenza.services.mailboxes import get_mailbox
+    from cadenza.services.accounts.mailboxes import get_mailbox
     from cadenza.store.models import Mailbox
 
     transport = SmtpTransport(SmtpSettings("169.254.169.254", 25, "none", timeout=1))

@@ -3,8 +3,8 @@
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services.contact_import import import_contacts
-from cadenza.services.contacts import search_contacts
+from cadenza.services.crm.contact_import import import_contacts
+from cadenza.services.crm.contacts import search_contacts
 
 GOOD = (
     "Email,First Name,last_name,Company,Time Zone,Industry\n"

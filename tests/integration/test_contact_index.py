@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import outbox
-from cadenza.services.contact_index import ContactFilter, browse_contacts, contact_timezones
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.users import authenticate, create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import authenticate, create_user
+from cadenza.services.crm.contact_index import ContactFilter, browse_contacts, contact_timezones
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import Contact
 from tests.conftest import enroll_ids
 
@@ -124,7 +124,7 @@ def test_waiting_emails_of_one_owner(ctx, world):
 
 def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):
     from cadenza.domain.steps import parse_steps
-    from cadenza.services.preview import preview_steps
+    from cadenza.services.sequences.preview import preview_steps
 
     specs = parse_steps(
         [
@@ -142,7 +142,7 @@ def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):
 def test_reachable_means_enrollment_would_not_refuse_for_the_address(ctx, world, people):
     """Issue 11 item 13: no address, a blocked contact, or a blocklisted address or
     domain is not "reachable"; `no_email` finds the contacts without an address."""
-    from cadenza.services.contacts import create_contact
+    from cadenza.services.crm.contacts import create_contact
     from cadenza.store.models import BlockedAddress
 
     nobody = create_contact(ctx, {"firstname": "Nora", "lastname": "Vo"})

@@ -3,8 +3,8 @@
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import contacts
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.crm import contacts
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from tests.conftest import MISSING_ID
 
 
@@ -77,7 +77,7 @@ def test_delete_refuses_a_live_contact_then_forgets_everything(ctx, world):
         EnrollRequest(world.sequence.id, world.user.id, [ContactRequest(contact.id)]),
     )
     fails("invalid_state", contacts.delete_contact, ctx, contact.id)
-    from cadenza.services.enrollment_control import unenroll
+    from cadenza.services.enrollment.control import unenroll
 
     unenroll(ctx, result.enrollment_id)
     contacts.delete_contact(ctx, contact.id)

@@ -1,6 +1,7 @@
 """The delivery protocol's guards, each reached on purpose (issue 19, section 2).
 
-Every test here names a condition in services/claims.py or services/delivery.py that
+Every test here names a condition in services/delivery/claims.py or
+services/delivery/handover.py that
 was once removable without any test failing: the hand-over's owner condition, the
 stale-lease branch, in-flight messages counted toward the daily limit, the attempts
 counter reset after an authentication failure. The PostgreSQL races are in
@@ -13,10 +14,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
-from cadenza.services import claims, delivery, recovery
-from cadenza.services.delivery import MAX_ATTEMPTS, HandOver
-from cadenza.services.mailboxes import reconnect_mailbox
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
+from cadenza.services.accounts.mailboxes import reconnect_mailbox
+from cadenza.services.delivery import claims, recovery
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.delivery.handover import MAX_ATTEMPTS, HandOver
 from cadenza.store.models import DeliveryAttempt, Mailbox, Message, StepRun
 from tests.conftest import enroll_ids
 

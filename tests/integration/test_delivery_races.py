@@ -19,10 +19,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
-from cadenza.services import claims, delivery, enrollment_control
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.services.context import Context
-from cadenza.services.delivery import HandOver
+from cadenza.services.delivery import claims
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.delivery.handover import HandOver
+from cadenza.services.enrollment import control as enrollment_control
 from cadenza.store.db import Database
 from cadenza.store.models import Enrollment, Message, StepRun
 from tests.conftest import World, _empty_postgres, enroll_ids

@@ -4,12 +4,12 @@ contact is at its company, and a reply at Globex ends Globex's enrollments only.
 
 from __future__ import annotations
 
-from cadenza.services import records
-from cadenza.services.contacts import get_contact
+from cadenza.services.accounts.users import find_user_by_email
+from cadenza.services.crm import records
+from cadenza.services.crm.contacts import get_contact
 from cadenza.services.demo import load_demo
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.sequences import list_sequences, replace_sequence, step_specs
-from cadenza.services.users import find_user_by_email
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.sequences.catalog import list_sequences, replace_sequence, step_specs
 
 
 def test_every_company_records_people_work_there(ctx):
@@ -32,7 +32,7 @@ def test_every_company_records_people_work_there(ctx):
 
 def test_a_reply_at_globex_ends_globex_enrollments_only(ctx):
     from cadenza.domain.enums import EventKind
-    from cadenza.services.signals import Signal, record_signal
+    from cadenza.services.signals.effects import Signal, record_signal
 
     load_demo(ctx)
     rep = find_user_by_email(ctx, "rep@example.com")

@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from cadenza.services import claims, delivery, enrollment_control
-from cadenza.services.sequences import replace_sequence
-from cadenza.services.tasks import TaskEdits, complete_task, list_tasks, skip_task
+from cadenza.services.delivery import claims
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks, skip_task
+from cadenza.services.sequences.catalog import replace_sequence
 from cadenza.store.models import Enrollment, Message, StepRun, Task
 from tests.conftest import crash_while_handing_over, enroll_ids, spaced_ok
 
@@ -176,7 +178,7 @@ def test_rolling_daily_limit_delays_never_drops(ctx, world, worker):
 
 
 def delivery_waiting(ctx):
-    from cadenza.services.outbox import list_waiting
+    from cadenza.services.delivery.outbox import list_waiting
 
     return list_waiting(ctx)
 
@@ -256,7 +258,7 @@ def test_dead_worker_claims_are_recovered_without_resending(ctx, world, worker):
 
 
 def test_reviewing_an_unknown_send(ctx, world, worker):
-    from cadenza.services.outbox import resolve_unknown
+    from cadenza.services.delivery.outbox import resolve_unknown
 
     [eid] = enroll_ids(world, [world.contact()])
     crash_while_handing_over(ctx, worker)
@@ -268,7 +270,7 @@ def test_reviewing_an_unknown_send(ctx, world, worker):
 
 
 def test_a_step_that_cannot_render_fails_and_flags_the_enrollment(ctx, world, worker):
-    from cadenza.services.contacts import update_contact
+    from cadenza.services.crm.contacts import update_contact
 
     contact = world.contact()
     [eid] = enroll_ids(world, [contact])
@@ -296,7 +298,7 @@ def test_task_reminders_are_set_when_the_sequence_asks(ctx, world, worker):
 
 
 def test_the_enrollment_view_titles_steps_by_what_went_out(ctx, world, worker):
-    from cadenza.services.enrollment_views import get_enrollment
+    from cadenza.services.enrollment.views import get_enrollment
 
     [eid] = enroll_ids(world, [world.contact()])
     worker.tick()

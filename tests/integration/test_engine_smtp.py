@@ -7,7 +7,7 @@ from email.policy import default
 import pytest
 from sqlalchemy import select
 
-from cadenza.services.mailboxes import create_mailbox, reconnect_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox, reconnect_mailbox
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import func, select
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import enrollment_control
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.users import create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import AuditEntry, BlockedAddress, Contact, Enrollment, StepRun
 from tests.conftest import MISSING_ID
 
@@ -258,7 +258,7 @@ def test_bad_step_edits_are_refused_per_contact(ctx, world):
 
 
 def test_editing_the_sequence_does_not_change_running_enrollments(ctx, world):
-    from cadenza.services.sequences import replace_sequence
+    from cadenza.services.sequences.catalog import replace_sequence
 
     contact = world.contact()
     [result] = enroll(ctx, request(world, [contact.id]))

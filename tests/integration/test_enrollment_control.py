@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import enrollment_control
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.enrollment_views import get_enrollment, list_enrollments
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment.views import get_enrollment, list_enrollments
 from cadenza.store.models import Enrollment, StepRun, Task
 from tests.conftest import MISSING_ID
 

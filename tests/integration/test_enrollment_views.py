@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cadenza.domain.enums import EventKind
-from cadenza.services import enrollment_control
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.enrollment_views import get_enrollment
-from cadenza.services.signals import Signal, record_signal
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment.views import get_enrollment
+from cadenza.services.signals.effects import Signal, record_signal
 from cadenza.store.models import Enrollment
 from tests.conftest import MISSING_ID, enroll_ids
 from tests.support.signals import send_first_emails

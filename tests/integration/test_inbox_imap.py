@@ -21,9 +21,9 @@ from cadenza.domain.clock import SystemClock
 from cadenza.domain.enums import EnrollmentState, StepRunStatus
 from cadenza.engine.inbox import MAX_BYTES, poll_mailbox
 from cadenza.engine.inbox_poller import InboxPoller
+from cadenza.services.accounts.mailboxes import get_mailbox, update_mailbox
 from cadenza.services.context import Context
-from cadenza.services.inbox_cursors import Cursor, get_cursor, save_cursor
-from cadenza.services.mailboxes import get_mailbox, update_mailbox
+from cadenza.services.signals.inbox_cursors import Cursor, get_cursor, save_cursor
 from cadenza.store.models import Contact, Message, StepRun
 from tests.support.dovecot import Dovecot
 from tests.support.inbound_mail import inbound_mail

@@ -1,4 +1,4 @@
-"""Matching inbox mail to what we sent (services/inbound.py), one rule per test.
+"""Matching inbox mail to what we sent (services/signals/inbound.py), one rule per test.
 
 Each rule was once removable with no test failing: a sender is matched only to
 enrollments sending from the mailbox the mail arrived in; our own copy of a message
@@ -8,9 +8,9 @@ our message is not pinned on the contact the message went to.
 
 from __future__ import annotations
 
-from cadenza.services import inbound
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.users import create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
+from cadenza.services.signals import inbound
 from tests.support.inbound_mail import inbound_mail
 from tests.support.signals import enrollment, events, send_first_emails
 

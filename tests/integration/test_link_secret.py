@@ -6,8 +6,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from cadenza.config import Settings
+from cadenza.services.accounts.link_secret import link_secret
 from cadenza.services.context import Context
-from cadenza.services.link_secret import link_secret
 from cadenza.store.db import Database
 from cadenza.store.models import AppSecret
 

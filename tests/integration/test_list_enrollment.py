@@ -5,7 +5,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, insert, select
 
-from cadenza.services import automation, automation_rules, list_enrollment, lists
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.automation import runner as automation
+from cadenza.services.crm import lists
+from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.store.models import AutomationRun, Contact, Enrollment, Message, User
 from tests.conftest import MISSING_ID, spaced_ok
 from tests.support.seed import _next_id, _resync_sequences

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import contacts, lists, records
-from cadenza.services.records import AssociationIn
+from cadenza.services.crm import contacts, lists, records
+from cadenza.services.crm.records import AssociationIn
 from cadenza.store.models import AutomationEvent
 from tests.conftest import backend_independent, code_of
 
@@ -130,7 +130,7 @@ def test_invalid_filters_are_refused(ctx, world, bad):
 
 
 def test_membership_changes_are_events_when_a_rule_listens(ctx, world, clock):
-    from cadenza.services import automation_rules
+    from cadenza.services.automation import rules as automation_rules
 
     pro = lists.create_list(
         ctx, None, "Pro", "active", {"all": [{"property": "plan", "op": "equals", "value": "pro"}]}

@@ -9,7 +9,7 @@ from email.policy import default as default_policy
 
 from sqlalchemy import select, update
 
-from cadenza.services.tasks import TaskEdits, complete_task, list_tasks
+from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks
 from cadenza.store.models import Message, Task
 from tests.conftest import enroll_ids
 

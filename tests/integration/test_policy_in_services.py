@@ -6,8 +6,10 @@ import pytest
 
 from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import automation_rules, events, users
-from cadenza.services.users import create_token, create_user, list_tokens, update_user
+from cadenza.services.accounts import users
+from cadenza.services.accounts.users import create_token, create_user, list_tokens, update_user
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.signals import events
 from cadenza.store.models import Contact, User
 
 

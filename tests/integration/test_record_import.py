@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from cadenza.cli import app
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import records
-from cadenza.services.record_import import import_records
+from cadenza.services.crm import records
+from cadenza.services.crm.record_import import import_records
 
 COMPANIES = (
     "Name,domain,employees,contact_emails,primary_contact_email\n"

@@ -3,9 +3,9 @@
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import records
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.records import AssociationIn
+from cadenza.services.crm import records
+from cadenza.services.crm.records import AssociationIn
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from tests.conftest import code_of
 
 
@@ -142,13 +142,13 @@ def test_enroll_from_a_record_through_its_associated_contacts(ctx, world):
     assert code_of(_from_record, world, "planet", 1) == "not_found"
 
     records.delete_record(ctx, None, "company", acme.id)  # enrollments forget their source
-    from cadenza.services.enrollment_views import get_enrollment
+    from cadenza.services.enrollment.views import get_enrollment
 
     assert get_enrollment(ctx, result.enrollment_id).enrollment.source_record_id is None
 
 
 def test_deleting_a_contact_takes_its_associations_and_memberships(ctx, world):
-    from cadenza.services import contacts, lists
+    from cadenza.services.crm import contacts, lists
 
     ann = world.contact("ann@corp.example")
     acme = records.create_record(

@@ -15,9 +15,10 @@ from cadenza.domain import link_tokens
 from cadenza.domain import webhooks as webhook_rules
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sealing import Keyring, SealError, key_id, new_key
-from cadenza.services import keys, mailboxes, webhooks
+from cadenza.services.accounts import keys, mailboxes
+from cadenza.services.accounts.link_secret import link_secret
+from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
-from cadenza.services.link_secret import link_secret
 from cadenza.store.db import Database
 from cadenza.store.models import AppSecret, Mailbox, Webhook
 from cadenza.web.ui import session_secret

@@ -3,7 +3,7 @@
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import sequences
+from cadenza.services.sequences import catalog as sequences
 from tests.conftest import backend_independent
 
 UNSAFE_BODY = '<p onclick="x()">Hi <a href="javascript:alert(1)">x</a></p><script>bad()</script>'

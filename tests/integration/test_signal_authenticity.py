@@ -4,8 +4,8 @@ is recorded (and shown with the enrollment) but leaves the contact alone."""
 
 from __future__ import annotations
 
-from cadenza.services import inbound
-from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.signals import inbound
 from cadenza.store.models import Contact
 from tests.conftest import enroll_ids
 from tests.support.inbound_mail import inbound_mail

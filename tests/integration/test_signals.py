@@ -8,12 +8,15 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import EventKind
-from cadenza.services import claims, delivery, enrollment_control, inbound
-from cadenza.services.inbox_cursors import Cursor, get_cursor, save_cursor
-from cadenza.services.mailboxes import create_mailbox, delete_mailbox
-from cadenza.services.signals import Signal, record_signal
+from cadenza.services.accounts.mailboxes import create_mailbox, delete_mailbox
+from cadenza.services.delivery import claims
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.signals import inbound
+from cadenza.services.signals.effects import Signal, record_signal
+from cadenza.services.signals.inbox_cursors import Cursor, get_cursor, save_cursor
 from cadenza.store.models import AuditEntry, Message, StepRun
 from tests.conftest import enroll_ids
 from tests.support.inbound_mail import inbound_mail
@@ -206,7 +209,7 @@ def test_deleting_a_mailbox_deletes_its_inbox_cursor(ctx, world):
 def test_the_company_record_defines_the_same_company(ctx, world, worker):
     """Issue 11 item 17: contacts linked to the replier's company record are colleagues
     whatever their free-text company says; a namesake without the link is not."""
-    from cadenza.services import records
+    from cadenza.services.crm import records
 
     sequence = world.make_sequence(settings={"unenroll_on_reply": "company"})
     sent = send_first_emails(ctx, world, worker, ["ann"], sequence, company="Globex")

@@ -5,11 +5,13 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import claims, delivery, enrollment_control
-from cadenza.services.contacts import update_contact
-from cadenza.services.sequences import archive_sequence, replace_sequence
-from cadenza.services.stats import SequenceStats, StepStats, sequence_stats
-from cadenza.services.tasks import complete_task, list_tasks
+from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
+from cadenza.services.crm.contacts import update_contact
+from cadenza.services.delivery import claims
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment.tasks import complete_task, list_tasks
+from cadenza.services.sequences.catalog import archive_sequence, replace_sequence
 from tests.conftest import EMAIL_STEPS, MISSING_ID, enroll_ids
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cadenza.engine.worker import Worker, WorkerOptions
-from cadenza.services.enrollment_views import get_enrollment
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.preview import readable
-from cadenza.services.sequences import create_sequence
-from cadenza.services.users import create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
+from cadenza.services.enrollment.views import get_enrollment
+from cadenza.services.sequences.catalog import create_sequence
+from cadenza.services.sequences.preview import readable
 from cadenza.store.models import Enrollment, Message, StepRun
 from tests.conftest import enroll_ids
 
@@ -76,7 +76,7 @@ NESTED_SUBJECT = (
 
 def test_the_preview_reports_the_limit_for_that_contact_and_shows_the_rest(ctx, world):
     from cadenza.domain.steps import parse_steps
-    from cadenza.services.preview import preview_steps
+    from cadenza.services.sequences.preview import preview_steps
 
     hostile = world.contact("long@corp.example", company=LONG_COMPANY)
     specs = parse_steps(

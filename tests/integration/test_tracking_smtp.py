@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.tasks import TaskEdits, complete_task, list_tasks
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks
 from cadenza.store.models import Contact, Enrollment, Mailbox
 from cadenza.web.app import create_app
 from tests.conftest import enroll_ids

@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain import webhooks as rules
-from cadenza.engine.webhooks import WebhookDispatcher
-from cadenza.services import enrollment_control, webhooks
+from cadenza.engine.webhook_dispatch import WebhookDispatcher
+from cadenza.services.automation import webhooks
+from cadenza.services.enrollment import control as enrollment_control
 from tests.conftest import enroll_ids
 from tests.support.webhook_receiver import WebhookReceiver
 

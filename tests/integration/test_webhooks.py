@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 
 from cadenza.domain import webhooks as rules
 from cadenza.domain.clock import SystemClock
-from cadenza.engine.webhooks import WebhookDispatcher
+from cadenza.engine.webhook_dispatch import WebhookDispatcher
 from cadenza.engine.worker import Worker
-from cadenza.services import enrollment_control, webhooks
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import create_mailbox
+from cadenza.services.enrollment import control as enrollment_control
 from cadenza.store.models import WebhookDelivery
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink

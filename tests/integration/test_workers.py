@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from cadenza.domain.clock import FrozenClock, SystemClock
 from cadenza.engine.worker import Worker
 from cadenza.engine.worker_lock import WorkerLock
+from cadenza.services.accounts.mailboxes import update_mailbox
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import update_mailbox
 from cadenza.store.db import Database
 from cadenza.store.models import Message, StepRun
 from tests.conftest import _empty_postgres

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, text
 
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.sequences import create_sequence
-from cadenza.services.users import create_user
+from cadenza.services.sequences.catalog import create_sequence
 from cadenza.store.models import Contact, Enrollment, StepRun
 
 ONE_EMAIL = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]

@@ -30,8 +30,8 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import select
 
 from cadenza.domain.secrets import hash_password
+from cadenza.services.accounts.users import create_user
 from cadenza.services.context import Context
-from cadenza.services.users import create_user
 from cadenza.store.db import Database
 from cadenza.store.models import (
     Association,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from cadenza.domain.clock import FrozenClock
 from cadenza.engine.worker import Worker, WorkerOptions
-from cadenza.services import outbox
+from cadenza.services.delivery import outbox
 
 
 def run_engine(ctx, at: datetime, *, until_sent: int | None = None) -> None:

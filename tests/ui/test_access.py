@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cadenza.services import contacts, enrollment_views
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.crm import contacts
+from cadenza.services.enrollment import views as enrollment_views
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from tests.ui.engine import run_engine
 
 XSS = {

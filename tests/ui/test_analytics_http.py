@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 
 from cadenza.domain.enums import EventKind
-from cadenza.services import automation_rules
-from cadenza.services.signals import Signal, record_signal
-from cadenza.services.users import create_user
+from cadenza.services.accounts.users import create_user
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.signals.effects import Signal, record_signal
 from cadenza.store.models import Message
 from tests.conftest import enroll_ids
 

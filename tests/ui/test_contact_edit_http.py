@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cadenza.services import records
-from cadenza.services.contacts import get_contact
-from cadenza.services.users import create_user
+from cadenza.services.accounts.users import create_user
+from cadenza.services.crm import records
+from cadenza.services.crm.contacts import get_contact
 from tests.ui.conftest import Ui
 
 

@@ -9,11 +9,13 @@ import re
 
 from playwright.sync_api import expect
 
-from cadenza.services import contact_index, enrollment_views, list_enrollment
-from cadenza.services.contacts import find_by_email
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.sequences import list_sequences
-from cadenza.services.users import find_user_by_email
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import find_user_by_email
+from cadenza.services.crm import contact_index
+from cadenza.services.crm.contacts import find_by_email
+from cadenza.services.enrollment import list_jobs as list_enrollment
+from cadenza.services.enrollment import views as enrollment_views
+from cadenza.services.sequences.catalog import list_sequences
 from tests.ui.conftest import DEMO_EMAIL
 
 

@@ -3,7 +3,7 @@ disabled when nobody can, and a contact's own panel enrolls just that contact.""
 
 from __future__ import annotations
 
-from cadenza.services import enrollment_views
+from cadenza.services.enrollment import views as enrollment_views
 
 WEBINAR = 3
 READY = (1, 2)  # demo contacts that can be enrolled

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from cadenza.services import enrollment_views, mailboxes, outbox
+from cadenza.services.accounts import mailboxes
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment import views as enrollment_views
 from cadenza.store.models import Contact
 from tests.support.smtp_sink import SmtpSink
 from tests.ui.engine import run_engine

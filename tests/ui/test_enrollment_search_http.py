@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from cadenza.services import enrollment_control
+from cadenza.services.enrollment import control as enrollment_control
 from tests.conftest import assert_error, enroll_ids
 
 

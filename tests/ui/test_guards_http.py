@@ -15,8 +15,9 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from cadenza.domain.secrets import hash_password
-from cadenza.services import outbox, tasks
-from cadenza.services.users import create_user
+from cadenza.services.accounts.users import create_user
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment import tasks
 from cadenza.store.models import User
 from cadenza.web.ui import session_secret
 from cadenza.web.ui.session import COOKIE_NAME, SESSION_MAX_AGE, SessionCodec

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from cadenza.services import outbox
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.sequences import create_sequence, get_sequence, step_specs
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.sequences.catalog import create_sequence, get_sequence, step_specs
 from cadenza.store.models import Message
 from tests.ui.engine import run_engine
 

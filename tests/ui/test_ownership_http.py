@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from cadenza.services import outbox, sequences, tasks
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.users import create_user
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_user
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment import tasks
+from cadenza.services.sequences import catalog as sequences
 from tests.conftest import enroll_ids
 from tests.ui.conftest import Ui
 

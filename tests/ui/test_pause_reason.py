@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import date
 
 from cadenza.domain.enums import EventKind
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.signals import Signal, record_signal
-from cadenza.services.users import find_user_by_email
+from cadenza.services.accounts.users import find_user_by_email
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.signals.effects import Signal, record_signal
 from tests.ui.conftest import DEMO_EMAIL
 
 INBOUND = 1  # demo: three emails

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cadenza.services import enrollment_control
+from cadenza.services.enrollment import control as enrollment_control
 from tests.api.test_pause_reason_api import out_of_office
 from tests.conftest import enroll_ids
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from cadenza.domain.enums import EventKind
-from cadenza.services.signals import Signal, record_signal
+from cadenza.services.signals.effects import Signal, record_signal
 from tests.conftest import enroll_ids
 from tests.support.signals import send_first_emails
 

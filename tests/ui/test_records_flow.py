@@ -3,7 +3,8 @@ its two associated contacts, and from a list with "select all"; plus the rules p
 
 from __future__ import annotations
 
-from cadenza.services import enrollment_views, records
+from cadenza.services.crm import records
+from cadenza.services.enrollment import views as enrollment_views
 from cadenza.store.models import Contact
 
 # Demo data: Northwind Traders (company) has two contacts, one of them primary; the static

@@ -8,8 +8,10 @@ import re
 
 import pytest
 
-from cadenza.services import automation_rules, enrollment_views, lists, records
-from cadenza.services.users import create_user
+from cadenza.services.accounts.users import create_user
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.crm import lists, records
+from cadenza.services.enrollment import views as enrollment_views
 from tests.conftest import MISSING_ID
 from tests.ui.conftest import Ui, set_password
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cadenza.services import tasks
-from cadenza.services.contacts import get_contact
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
-from cadenza.services.sequences import create_sequence, get_sequence, step_specs
+from cadenza.services.crm.contacts import get_contact
+from cadenza.services.enrollment import tasks
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.sequences.catalog import create_sequence, get_sequence, step_specs
 from tests.ui.engine import run_engine
 
 WEBINAR = "Webinar invite"  # demo: two emails

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cadenza.services.contacts import get_contact
-from cadenza.services.sequences import get_sequence, step_specs
+from cadenza.services.crm.contacts import get_contact
+from cadenza.services.sequences.catalog import get_sequence, step_specs
 
 WEBINAR = "Webinar invite"  # demo: two emails, the second in the thread of the first
 
@@ -71,7 +71,7 @@ def test_edit_a_sequence_and_save_it(tab, server_ctx, demo):
 
 def test_saving_unchanged_keeps_every_field_the_api_set(tab, demo_server, server_ctx):
     """Issue 11 item 1: open the editor, press Save, and nothing the API set is lost."""
-    from cadenza.services.users import create_token, find_user_by_email
+    from cadenza.services.accounts.users import create_token, find_user_by_email
     from tests.support.full_sequence import (
         FULL_SEQUENCE,
         assert_every_field_set,

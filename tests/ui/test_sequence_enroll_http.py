@@ -8,7 +8,7 @@ import re
 
 from sqlalchemy import func, select
 
-from cadenza.services.contacts import resolve_emails
+from cadenza.services.crm.contacts import resolve_emails
 from cadenza.store.models import Contact, User
 from tests.ui.conftest import Ui, set_password
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cadenza.domain.secrets import hash_password
-from cadenza.services import login_brake, users
-from cadenza.services.users import create_token, create_user
+from cadenza.services.accounts import login_brake, users
+from cadenza.services.accounts.users import create_token, create_user
 from cadenza.store.models import User
 from cadenza.web.app import create_app
 from cadenza.web.ui.session import COOKIE_NAME

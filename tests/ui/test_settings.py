@@ -3,7 +3,7 @@ create an API token."""
 
 from __future__ import annotations
 
-from cadenza.services import users
+from cadenza.services.accounts import users
 from tests.support.smtp_sink import SmtpSink
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cadenza.services import mailboxes, users
+from cadenza.services.accounts import mailboxes, users
 from tests.conftest import MISSING_ID
 from tests.support.smtp_sink import SmtpSink
 from tests.ui.conftest import Ui, set_password
@@ -123,7 +123,7 @@ def test_tokens_are_shown_once_listed_by_prefix_and_revoked(admin_ui, ctx):
 
 
 def test_create_a_sequence_then_archive_it(admin_ui, ctx):
-    from cadenza.services.sequences import get_sequence
+    from cadenza.services.sequences.catalog import get_sequence
 
     made = admin_ui.client.post(
         "/sequences", data={"csrf_token": admin_ui.token, "name": "Trade show"},

@@ -4,7 +4,7 @@ of a threaded step, never template code."""
 
 from __future__ import annotations
 
-from cadenza.services.contacts import get_contact
+from cadenza.services.crm.contacts import get_contact
 
 WEBINAR = 3  # demo: an invitation, then a reply in its thread
 

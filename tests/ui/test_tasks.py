@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cadenza.services import enrollment_views, tasks
-from cadenza.services.enrollment import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment import tasks
+from cadenza.services.enrollment import views as enrollment_views
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import Contact
 from tests.ui.engine import run_engine
 

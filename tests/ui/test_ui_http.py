@@ -8,8 +8,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from cadenza.services import enrollment_views
-from cadenza.services.users import change_password, create_user
+from cadenza.services.accounts.users import change_password, create_user
+from cadenza.services.enrollment import views as enrollment_views
 from cadenza.store.models import Enrollment, User
 from cadenza.web.app import create_app
 from cadenza.web.ui.session import COOKIE_NAME, local_path
@@ -195,7 +195,7 @@ def test_the_enroll_dialog_enrolls_with_edits_tokens_and_settings(ui, world, ctx
 
 
 def test_an_unknown_send_is_reviewed_from_its_page(ui, ctx, world, worker):
-    from cadenza.services import outbox
+    from cadenza.services.delivery import outbox
     from tests.conftest import crash_while_handing_over, enroll_ids
 
     enroll_ids(world, [world.contact()])
@@ -219,7 +219,7 @@ def test_an_unknown_send_is_reviewed_from_its_page(ui, ctx, world, worker):
 
 
 def test_a_user_with_several_mailboxes_chooses_the_sender(ui, ctx, world):
-    from cadenza.services.mailboxes import create_mailbox
+    from cadenza.services.accounts.mailboxes import create_mailbox
 
     second = create_mailbox(ctx, world.user.id, "rep2@example.com", from_name="Riley Two")
     assert ui.login("rep@example.com", "pw").status_code == 303

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from cadenza.services import enrollment_views, outbox, tasks
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment import tasks
+from cadenza.services.enrollment import views as enrollment_views
 from tests.conftest import enroll_ids
 from tests.ui.conftest import csrf_token
 

@@ -1,6 +1,6 @@
 from datetime import date, timedelta
 
-from cadenza.services.analytics import Day
+from cadenza.services.analytics.results import Day
 from cadenza.web.ui.charts import HEIGHT, PAD, WIDTH, daily_chart
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from cadenza.domain.personalization import build_context
 from cadenza.domain.steps import parse_steps
-from cadenza.services.preview import SAMPLE_CONTACT, readable, step_headlines
+from cadenza.services.sequences.preview import SAMPLE_CONTACT, readable, step_headlines
 
 STEPS = parse_steps([
     {"type": "email", "subject": "Your {{ contact.company | default('team') }} trial",

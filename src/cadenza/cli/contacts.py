@@ -15,8 +15,8 @@ from cadenza.cli.common import (
     make_context,
     print_import_report,
 )
-from cadenza.services.contact_import import import_contacts, read_file
-from cadenza.services.contacts import search_contacts
+from cadenza.services.crm.contact_import import import_contacts, read_file
+from cadenza.services.crm.contacts import search_contacts
 
 app = typer.Typer(help="Contacts.", no_args_is_help=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.services.accounts.keys import seal_everything
 from cadenza.services.demo import is_empty, load_demo
-from cadenza.services.keys import seal_everything
 from cadenza.store import migrate
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)

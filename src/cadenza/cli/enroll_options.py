@@ -15,7 +15,7 @@ import typer
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
-from cadenza.services.enrollment import EnrollOptions
+from cadenza.services.enrollment.enroll import EnrollOptions
 
 SETTING_NAMES = tuple(SequenceSettings.__dataclass_fields__)
 

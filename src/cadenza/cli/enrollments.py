@@ -16,10 +16,10 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.services import enrollment_control
-from cadenza.services.analytics import enrollment_timeline
-from cadenza.services.enrollment import ContactRequest, enroll
-from cadenza.services.enrollment_views import get_enrollment, list_enrollments, pause_reason
+from cadenza.services.analytics.results import enrollment_timeline
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment.enroll import ContactRequest, enroll
+from cadenza.services.enrollment.views import get_enrollment, list_enrollments, pause_reason
 
 app = typer.Typer(help="Enrollments: list, show, pause, resume, unenroll.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.services import events
+from cadenza.services.signals import events
 
 app = typer.Typer(help="Events in: review, and undo mistakes.", no_args_is_help=True)
 

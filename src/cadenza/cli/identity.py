@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.accounts.users import find_user_by_email
 from cadenza.services.context import Context
-from cadenza.services.users import find_user_by_email
 from cadenza.store.models import User
 
 HOW_TO_CHOOSE = (

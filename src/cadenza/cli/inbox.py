@@ -7,7 +7,7 @@ from rich.table import Table
 
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.engine.inbox_poller import InboxPoller
-from cadenza.services.inbox_cursors import list_cursors
+from cadenza.services.signals.inbox_cursors import list_cursors
 
 app = typer.Typer(
     help="Inbox watching (IMAP): replies, auto-replies, bounces.", no_args_is_help=True

@@ -6,7 +6,12 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.services.outbox import get_message, list_messages, list_waiting, resolve_unknown
+from cadenza.services.delivery.outbox import (
+    get_message,
+    list_messages,
+    list_waiting,
+    resolve_unknown,
+)
 
 app = typer.Typer(help="Sent and waiting emails.", no_args_is_help=True)
 

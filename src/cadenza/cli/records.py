@@ -20,9 +20,11 @@ from cadenza.cli.common import (
     print_import_report,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import automation_rules, list_enrollment, lists, records
-from cadenza.services.contact_import import read_file
-from cadenza.services.record_import import import_records
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.crm import lists, records
+from cadenza.services.crm.contact_import import read_file
+from cadenza.services.crm.record_import import import_records
+from cadenza.services.enrollment import list_jobs as list_enrollment
 
 app = typer.Typer(help="Companies, deals, tickets and custom object records.", no_args_is_help=True)
 lists_app = typer.Typer(help="Static and active lists of contacts.", no_args_is_help=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cadenza.cli.common import console, fails_cleanly, make_context
-from cadenza.services.keys import key_source, rotate, seal_everything
+from cadenza.services.accounts.keys import key_source, rotate, seal_everything
 
 app = typer.Typer(help="Keys that seal stored secrets.", no_args_is_help=True)
 

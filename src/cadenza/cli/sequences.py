@@ -12,9 +12,8 @@ from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
-from cadenza.services.analytics import sequence_report
-from cadenza.services.preview import SAMPLE_CONTACT, step_headlines
-from cadenza.services.sequences import (
+from cadenza.services.analytics.results import sequence_report
+from cadenza.services.sequences.catalog import (
     archive_sequence,
     create_sequence,
     get_sequence,
@@ -22,6 +21,7 @@ from cadenza.services.sequences import (
     step_specs,
     unarchive_sequence,
 )
+from cadenza.services.sequences.preview import SAMPLE_CONTACT, step_headlines
 
 app = typer.Typer(help="Sequences.", no_args_is_help=True)
 

@@ -16,8 +16,8 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
+from cadenza.services.accounts.keys import seal_everything
 from cadenza.services.context import Context
-from cadenza.services.keys import seal_everything
 from cadenza.store import migrate
 from cadenza.web.app import create_app
 

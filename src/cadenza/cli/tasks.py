@@ -14,7 +14,7 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.services.tasks import TaskEdits, complete_task, list_tasks, skip_task
+from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks, skip_task
 
 app = typer.Typer(help="Tasks created by sequences.", no_args_is_help=True)
 

@@ -8,13 +8,13 @@ from rich.table import Table
 from cadenza.cli import identity
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.mailboxes import (
+from cadenza.services.accounts.mailboxes import (
     create_mailbox,
     list_mailboxes,
     reconnect_mailbox,
     update_mailbox,
 )
-from cadenza.services.users import (
+from cadenza.services.accounts.users import (
     change_password,
     create_token,
     create_user,

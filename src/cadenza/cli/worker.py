@@ -12,7 +12,7 @@ from cadenza.cli.common import console, err_console, fails_cleanly, make_context
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
-from cadenza.services.keys import seal_everything
+from cadenza.services.accounts.keys import seal_everything
 
 
 @fails_cleanly

@@ -7,7 +7,7 @@ key: the column's name is bound in as associated data, so a ciphertext copied fr
 key sealed the value, so keys can be rotated: a keyring opens with any key it holds and
 seals only with its current one.
 
-Keys live outside the database (see services/keys.py): reading the database alone
+Keys live outside the database (see services/accounts/keys.py): reading the database alone
 yields only ciphertexts.
 """
 

@@ -22,10 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from cadenza.domain.enums import SmtpSecurity
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.imap_pinned import PinnedIMAPClient
-from cadenza.services import inbound, outbound
+from cadenza.services import outbound
+from cadenza.services.accounts.mailboxes import imap_password
 from cadenza.services.context import Context
-from cadenza.services.inbox_cursors import Cursor, get_cursor, record_error, save_cursor
-from cadenza.services.mailboxes import imap_password
+from cadenza.services.signals import inbound
+from cadenza.services.signals.inbox_cursors import Cursor, get_cursor, record_error, save_cursor
 from cadenza.store.models import Mailbox
 
 log = logging.getLogger("cadenza.inbox")

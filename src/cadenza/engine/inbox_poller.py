@@ -9,9 +9,9 @@ import threading
 
 from cadenza.engine.inbox import PollResult, poll_mailbox
 from cadenza.engine.inbox_idle import CHECK_SECONDS, IdleWatch, settings_key
+from cadenza.services.accounts.mailboxes import imap_password, mailboxes_with_imap
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import imap_password, mailboxes_with_imap
-from cadenza.services.signals import resume_due
+from cadenza.services.signals.effects import resume_due
 
 log = logging.getLogger("cadenza.inbox")
 

@@ -22,21 +22,18 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cadenza.domain.delivery import DeliveryResult
+from cadenza.domain.delivery_outcome import DeliveryResult
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import settings_key, transport_for
-from cadenza.engine.webhooks import WebhookDispatcher
-from cadenza.services import (
-    automation,
-    claims,
-    delivery,
-    list_enrollment,
-    recovery,
-    tasks,
-    webhooks,
-)
+from cadenza.engine.webhook_dispatch import WebhookDispatcher
+from cadenza.services.accounts.mailboxes import get_mailbox, smtp_password
+from cadenza.services.automation import runner as automation
+from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import get_mailbox, smtp_password
+from cadenza.services.delivery import claims, recovery
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.enrollment import list_jobs as list_enrollment
+from cadenza.services.enrollment import tasks
 
 log = logging.getLogger("cadenza.worker")
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from cadenza.domain.enums import UserRole
-from cadenza.services import lists, records
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_token, create_user
 from cadenza.services.context import Context
-from cadenza.services.mailboxes import create_mailbox
-from cadenza.services.sequences import create_sequence
-from cadenza.services.users import create_token, create_user
+from cadenza.services.crm import lists, records
+from cadenza.services.sequences.catalog import create_sequence
 from cadenza.store.models import Contact, User
 
 DEMO_EMAIL = "rep@example.com"

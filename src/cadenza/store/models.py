@@ -38,7 +38,7 @@ NAMING_CONVENTION = {
 }
 
 
-# Sealed values (services/keys.py) are longer than the clear text: Text on PostgreSQL;
+# Sealed values (services/accounts/keys.py) are longer than the clear text: Text on PostgreSQL;
 # SQLite never enforces a length, so its columns keep their declared one (no rebuild).
 _SEALED_500 = String(500).with_variant(Text(), "postgresql")
 
@@ -96,7 +96,7 @@ class Mailbox(Base):
     smtp_security: Mapped[str] = mapped_column(String(20), default="starttls")
     smtp_username: Mapped[str | None] = mapped_column(String(320))
     # A secret the worker must replay to the server, so it cannot be hashed: stored
-    # sealed (services/keys.py), never returned by the API nor logged.
+    # sealed (services/accounts/keys.py), never returned by the API nor logged.
     smtp_password: Mapped[str | None] = mapped_column(_SEALED_500)
     # Where replies and bounces arrive (optional): the inbox poller reads it over IMAP.
     imap_host: Mapped[str | None] = mapped_column(String(255))
@@ -248,7 +248,7 @@ class Enrollment(Base):
     # The company, deal, ticket or custom record it was enrolled from, if any. No
     # foreign key: adding one to an existing SQLite table rebuilds it, and dropping the
     # old copy under foreign_keys=ON would cascade into step_runs. Deleting a record
-    # clears it (services/records.py).
+    # clears it (services/crm/records.py).
     source_record_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     contact: Mapped[Contact] = relationship()

@@ -19,9 +19,9 @@ from fastapi import Depends, Request
 from cadenza.config import Settings
 from cadenza.domain import policy, token_scopes
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import login_brake
+from cadenza.services.accounts import login_brake
+from cadenza.services.accounts.users import resolve_token
 from cadenza.services.context import Context
-from cadenza.services.users import resolve_token
 from cadenza.store.models import User
 
 
@@ -65,7 +65,7 @@ def get_ctx(request: Request) -> Context:
 
 def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     """The token's user. A wrong token counts against the client's address; a valid one
-    is always accepted (see services/login_brake.py for why)."""
+    is always accepted (see services/accounts/login_brake.py for why)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     presented = scheme.lower() == "bearer" and bool(token.strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cadenza.domain.delivery import DeliveryOutcome, DeliveryResult
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 
 __all__ = ["DeliveryOutcome", "DeliveryResult", "Transport"]
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from cadenza.services import analytics
+from cadenza.services.analytics import results as analytics
 from cadenza.web.auth import ApiUser, Ctx
 from cadenza.web.errors import error_responses
 from cadenza.web.routes.enrollments import EnrollmentId

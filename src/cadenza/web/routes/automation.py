@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.services import automation, automation_rules
+from cadenza.services.automation import rules as automation_rules
+from cadenza.services.automation import runner as automation
 from cadenza.store.models import AutomationRule
 from cadenza.web.auth import ApiAdmin, ApiUser, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Path, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import contact_import, contacts
+from cadenza.services.crm import contact_import, contacts
 from cadenza.store.models import Contact
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

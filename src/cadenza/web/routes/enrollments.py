@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import enrollment_control, enrollment_views
 from cadenza.services.context import Context
-from cadenza.services.enrollment import ContactRequest, ContactResult, EnrollOptions, enroll
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment import views as enrollment_views
+from cadenza.services.enrollment.enroll import ContactRequest, ContactResult, EnrollOptions, enroll
 from cadenza.store.models import Enrollment, User
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

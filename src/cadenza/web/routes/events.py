@@ -14,8 +14,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.inbound.postmark import read_postmark
-from cadenza.services import events
-from cadenza.services.signals import Outcome
+from cadenza.services.signals import events
+from cadenza.services.signals.effects import Outcome
 from cadenza.web.auth import ApiAdmin, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, after_id, page

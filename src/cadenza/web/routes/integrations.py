@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.services import users
+from cadenza.services.accounts import users
 from cadenza.web.auth import ApiAdmin, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 

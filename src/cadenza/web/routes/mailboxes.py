@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StrictInt
 
-from cadenza.domain.delivery import DeliveryOutcome
+from cadenza.domain.delivery_outcome import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.engine.transports.check import ConnectionTests
-from cadenza.services import mailboxes
+from cadenza.services.accounts import mailboxes
 from cadenza.store.models import Mailbox
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import tracking
+from cadenza.services.signals import tracking
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import error_response
 

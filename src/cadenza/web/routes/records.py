@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.services import records
-from cadenza.services.records import AssociationIn, RecordView
+from cadenza.services.crm import records
+from cadenza.services.crm.records import AssociationIn, RecordView
 from cadenza.store.models import ObjectType
 from cadenza.web.auth import ApiAdmin, ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cadenza.domain.sequence_settings import SequenceSettings
-from cadenza.services import sequences, stats
+from cadenza.services.analytics import stats
+from cadenza.services.sequences import catalog as sequences
 from cadenza.store.models import Sequence
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

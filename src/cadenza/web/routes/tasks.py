@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.enums import TaskPriority, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import tasks
+from cadenza.services.enrollment import tasks
 from cadenza.store.models import Task
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

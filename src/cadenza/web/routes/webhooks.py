@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cadenza.domain import webhooks as rules
-from cadenza.services import webhooks
+from cadenza.services.automation import webhooks
 from cadenza.store.models import Webhook
 from cadenza.web.auth import ApiAdmin, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses

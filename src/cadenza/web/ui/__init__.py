@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.link_secret import link_secret
+from cadenza.services.accounts.link_secret import link_secret
 from cadenza.web import errors
 from cadenza.web.ui import (
     automation,

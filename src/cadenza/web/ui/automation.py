@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import automation_rules
+from cadenza.services.automation import rules as automation_rules
 from cadenza.services.context import Context
-from cadenza.services.sequences import list_sequences
+from cadenza.services.sequences.catalog import list_sequences
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError

@@ -13,16 +13,11 @@ from cadenza.domain import policy
 from cadenza.domain.contact_fields import CONTACT_FIELDS
 from cadenza.domain.enums import UserRole
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import (
-    contact_index,
-    contacts,
-    enrollment_views,
-    lists,
-    outbox,
-    records,
-    tasks,
-)
-from cadenza.services.contacts import get_contact
+from cadenza.services.crm import contact_index, contacts, lists, records
+from cadenza.services.crm.contacts import get_contact
+from cadenza.services.delivery import outbox
+from cadenza.services.enrollment import tasks
+from cadenza.services.enrollment import views as enrollment_views
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.enroll import MAX_CONTACTS_IN_URL

@@ -32,18 +32,20 @@ from cadenza.domain.enums import FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
-from cadenza.services import contact_index, list_enrollment, lists, mailboxes, records
 from cadenza.services.access import authorize_enrolling
+from cadenza.services.accounts import mailboxes
 from cadenza.services.context import Context
-from cadenza.services.enrollment import (
+from cadenza.services.crm import contact_index, lists, records
+from cadenza.services.enrollment import list_jobs as list_enrollment
+from cadenza.services.enrollment.enroll import (
     ContactRequest,
     ContactResult,
     EnrollOptions,
     EnrollRequest,
     enroll_in_batches,
 )
-from cadenza.services.preview import headline_context, step_headlines
-from cadenza.services.sequences import get_sequence, list_sequences, step_specs
+from cadenza.services.sequences.catalog import get_sequence, list_sequences, step_specs
+from cadenza.services.sequences.preview import headline_context, step_headlines
 from cadenza.store.models import Contact, User
 from cadenza.web.auth import Ctx
 from cadenza.web.ui.forms import FormError, settings_from_form

@@ -11,9 +11,10 @@ from fastapi.responses import RedirectResponse
 from cadenza.domain import policy
 from cadenza.domain.enums import EnrollmentState
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import enrollment_control, enrollment_views
-from cadenza.services.analytics import enrollment_timeline
-from cadenza.services.sequences import list_sequences
+from cadenza.services.analytics.results import enrollment_timeline
+from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.enrollment import views as enrollment_views
+from cadenza.services.sequences.catalog import list_sequences
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.routes.enrollments import BULK_ACTION_LIMIT, guarded, visible_enrollment

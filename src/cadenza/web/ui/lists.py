@@ -3,7 +3,7 @@ a whole list enrolled in batches by the worker with its progress.
 
 Selected members go to the enroll dialog like a contacts-index selection, so the
 dialog's bulk limit applies per batch. "Enroll the whole list" starts the same job as
-`POST /api/v1/lists/{id}/enrollments` (services/list_enrollment.py) and shows its page.
+`POST /api/v1/lists/{id}/enrollments` (services/enrollment/list_jobs.py) and shows its page.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain import policy
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import list_enrollment, lists
-from cadenza.services.sequences import list_sequences
+from cadenza.services.crm import lists
+from cadenza.services.enrollment import list_jobs as list_enrollment
+from cadenza.services.sequences.catalog import list_sequences
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui import enroll

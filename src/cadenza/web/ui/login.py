@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.services import login_brake
-from cadenza.services.users import authenticate, end_sessions, session_user
+from cadenza.services.accounts import login_brake
+from cadenza.services.accounts.users import authenticate, end_sessions, session_user
 from cadenza.web.auth import Ctx, client_address
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import PageUser, check_csrf, local_path, session_of

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from cadenza.domain import policy
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import contact_index, records
+from cadenza.services.crm import contact_index, records
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render

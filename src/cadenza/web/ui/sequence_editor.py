@@ -18,9 +18,10 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType, UnenrollOnReply
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.steps import parse_step
-from cadenza.services import contact_index, preview
 from cadenza.services.context import Context
-from cadenza.services.sequences import get_sequence, replace_sequence, step_specs
+from cadenza.services.crm import contact_index
+from cadenza.services.sequences import preview
+from cadenza.services.sequences.catalog import get_sequence, replace_sequence, step_specs
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError, settings_from_form

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 
-from cadenza.services import contact_index, contacts
 from cadenza.services.access import authorize_enrolling
-from cadenza.services.sequences import get_sequence
+from cadenza.services.crm import contact_index, contacts
+from cadenza.services.sequences.catalog import get_sequence
 from cadenza.store.models import User
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID

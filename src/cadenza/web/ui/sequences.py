@@ -8,10 +8,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
-from cadenza.services.analytics import daily_activity, sequence_report
-from cadenza.services.automation_rules import list_rules
-from cadenza.services.preview import headline_context, step_headlines
-from cadenza.services.sequences import (
+from cadenza.services.analytics.results import daily_activity, sequence_report
+from cadenza.services.analytics.stats import sequence_stats
+from cadenza.services.automation.rules import list_rules
+from cadenza.services.sequences.catalog import (
     archive_sequence,
     create_sequence,
     get_sequence,
@@ -19,7 +19,7 @@ from cadenza.services.sequences import (
     step_specs,
     unarchive_sequence,
 )
-from cadenza.services.stats import sequence_stats
+from cadenza.services.sequences.preview import headline_context, step_headlines
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.charts import daily_chart

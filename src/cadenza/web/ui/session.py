@@ -3,7 +3,7 @@
 The session lives in the cookie: `{"csrf": ..., "uid": ..., "epoch": ...}` signed with
 itsdangerous and timestamped, so it cannot be forged and expires after SESSION_MAX_AGE.
 `epoch` is the user's session epoch when it was made: signing out, a password or role
-change and deactivation raise it (services/users.py), which ends every session of that
+change and deactivation raise it (services/accounts/users.py), which ends every session of that
 user at once, a copied cookie included. The cookie is HttpOnly, SameSite=Lax, and
 Secure whenever the request came over https.
 
@@ -25,7 +25,7 @@ from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.users import session_user
+from cadenza.services.accounts.users import session_user
 from cadenza.store.models import User
 from cadenza.web.auth import Ctx, require_admin, require_writer
 

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome
-from cadenza.services import mailboxes, users
+from cadenza.services.accounts import mailboxes, users
 from cadenza.services.context import Context
 from cadenza.store.models import User
 from cadenza.web.auth import Ctx, is_admin

@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse
 
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services import tasks
-from cadenza.services.contacts import get_contact
+from cadenza.services.crm.contacts import get_contact
+from cadenza.services.enrollment import tasks
 from cadenza.store.models import Task
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID

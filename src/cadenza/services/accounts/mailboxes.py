@@ -1,0 +1,361 @@
+"""Sending mailboxes: connect, limit, change, test-ready settings, remove."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cadenza.domain.contact_fields import normalize_email
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize, owner_filter
+from cadenza.services.accounts.keys import open_sealed, seal
+from cadenza.services.accounts.mailbox_hosts import check_hosts
+from cadenza.services.accounts.users import get_user
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
+
+log = logging.getLogger("cadenza.mailboxes")
+
+# Defaults follow HubSpot (10 per minute, 1,000 per rolling day); a self-hosted relay
+# may allow far more, so the ceilings are high and the choice is the admin's.
+MAX_PER_MINUTE = 100_000
+MAX_DAILY = 10_000_000
+
+
+def check_limits(per_minute_limit: int, daily_limit: int) -> None:
+    if not 1 <= per_minute_limit <= MAX_PER_MINUTE:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"per_minute_limit must be from 1 to {MAX_PER_MINUTE}"
+        )
+    if not 1 <= daily_limit <= MAX_DAILY:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"daily_limit must be from 1 to {MAX_DAILY}")
+
+
+def create_mailbox(
+    ctx: Context,
+    owner_id: int,
+    from_email: str,
+    *,
+    from_name: str = "",
+    transport: str = MailTransport.CAPTURE,
+    smtp_host: str | None = None,
+    smtp_port: int | None = None,
+    smtp_security: str = SmtpSecurity.STARTTLS,
+    smtp_username: str | None = None,
+    smtp_password: str | None = None,
+    per_minute_limit: int = 10,
+    daily_limit: int = 1000,
+    imap_host: str | None = None,
+    imap_port: int | None = None,
+    imap_security: str = SmtpSecurity.TLS,
+    imap_username: str | None = None,
+    imap_password: str | None = None,
+    actor_id: int | None = None,
+) -> Mailbox:
+    """`actor_id`: who adds it, if not its owner (only an admin adds one for someone else)."""
+    address = normalize_email(from_email)
+    try:
+        transport = MailTransport(transport)
+        smtp_security = SmtpSecurity(smtp_security)
+        imap_security = SmtpSecurity(imap_security)
+    except ValueError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    if transport is MailTransport.SMTP and not smtp_host:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
+    check_limits(per_minute_limit, daily_limit)
+    check_plain_auth(ctx, smtp_host, str(smtp_security), smtp_username, smtp_password)
+    check_plain_auth(ctx, imap_host, str(imap_security), imap_username, imap_password)
+    with ctx.db.transaction() as session:
+        get_user(session, owner_id)
+        authorize(session, actor_id, Resource.MAILBOX, Action.CREATE, [owner_id])
+        hosts = {"smtp_host": smtp_host, "imap_host": imap_host}
+        check_hosts(ctx, session, actor_id, hosts)  # None: a trusted caller (CLI, engine)
+        mailbox = Mailbox(
+            owner_id=owner_id,
+            from_email=address,
+            from_name=from_name,
+            transport=str(transport),
+            smtp_host=smtp_host,
+            smtp_port=smtp_port,
+            smtp_security=str(smtp_security),
+            smtp_username=smtp_username,
+            smtp_password=seal(ctx, smtp_password, Mailbox, "smtp_password"),
+            per_minute_limit=per_minute_limit,
+            daily_limit=daily_limit,
+            imap_host=imap_host,
+            imap_port=imap_port,
+            imap_security=str(imap_security),
+            imap_username=imap_username,
+            imap_password=seal(ctx, imap_password, Mailbox, "imap_password"),
+            connected=True,
+            created_at=ctx.clock.now(),
+        )
+        session.add(mailbox)
+        session.flush()
+        who = owner_id if actor_id is None else actor_id
+        record(session, ctx, who, "mailbox.create", "mailbox", mailbox.id, {"from": address})
+    return mailbox
+
+
+def list_mailboxes(
+    ctx: Context, owner_id: int | None = None, *, actor_id: int | None = None
+) -> list[Mailbox]:
+    """A member acting sees only their own mailboxes; an admin everyone's."""
+    with ctx.db.read() as session:
+        query = select(Mailbox).order_by(Mailbox.id)
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MAILBOX)):
+            if owner is not None:
+                query = query.where(Mailbox.owner_id == owner)
+        return list(session.scalars(query))
+
+
+def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
+    """The mailboxes whose inbox the poller reads: those with an IMAP host."""
+    with ctx.db.read() as session:
+        query = select(Mailbox).where(Mailbox.imap_host.is_not(None)).order_by(Mailbox.id)
+        return list(session.scalars(query))
+
+
+def _authorize(session: Session, actor_id: int | None, mailbox: Mailbox, action: Action) -> None:
+    """Someone else's mailbox answers exactly as a missing one: ids reveal nothing."""
+    hidden = CadenzaError(
+        ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox.id} does not exist", {"id": mailbox.id}
+    )
+    authorize(session, actor_id, Resource.MAILBOX, action, [mailbox.owner_id], hidden_as=hidden)
+
+
+def get_mailbox(ctx: Context, mailbox_id: int, *, actor_id: int | None = None) -> Mailbox:
+    with ctx.db.read() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id)
+        _authorize(session, actor_id, mailbox, Action.READ)
+        return mailbox
+
+
+def reconnect_mailbox(
+    ctx: Context, mailbox_id: int, *, smtp_password: str | None = None, actor_id: int | None = None
+) -> Mailbox:
+    """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
+    with ctx.db.transaction() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        _authorize(session, actor_id, mailbox, Action.UPDATE)
+        if smtp_password is not None:
+            check_plain_auth(
+                ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.smtp_username, smtp_password
+            )
+            mailbox.smtp_password = seal(ctx, smtp_password, Mailbox, "smtp_password")
+        mailbox.connected, mailbox.disconnected_reason = True, None
+        record(session, ctx, actor_id, "mailbox.reconnect", "mailbox", mailbox_id)
+    return mailbox
+
+
+def smtp_password(ctx: Context, mailbox: Mailbox) -> str | None:
+    """The clear SMTP password, for the transport only: stored sealed, never returned.
+    None for an unencrypted connection to a host not allowed one (a mailbox saved before
+    that rule, or since the allow-list shrank): the server then refuses the login,
+    which is better than the password crossing the network in clear."""
+    if not _may_log_in(ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.id):
+        return None
+    return open_sealed(ctx, mailbox.smtp_password, Mailbox, "smtp_password")
+
+
+def imap_password(ctx: Context, mailbox: Mailbox) -> str | None:
+    if not _may_log_in(ctx, mailbox.imap_host, mailbox.imap_security, mailbox.id):
+        return None
+    return open_sealed(ctx, mailbox.imap_password, Mailbox, "imap_password")
+
+
+def _may_log_in(ctx: Context, host: str | None, security: str, mailbox_id: int) -> bool:
+    try:
+        check_plain_auth(ctx, host, security, None, "password")
+    except CadenzaError:
+        log.warning("mailbox %s: no password sent to %s without encryption", mailbox_id, host)
+        return False
+    return True
+
+
+def check_plain_auth(
+    ctx: Context, host: str | None, security: str, username: str | None, password: str | None
+) -> None:
+    """A password is never sent over an unencrypted connection, except to a host the
+    installation allows (a relay on this machine, by default): on the network anyone
+    on the path would read it."""
+    if security != SmtpSecurity.NONE or not password or not host:
+        return
+    allowed = {h.strip().lower() for h in ctx.settings.plain_auth_hosts.split(",") if h.strip()}
+    if host.strip().lower().strip("[]") not in allowed:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"logging in to {host} without encryption would expose the password: use tls "
+            "or starttls (unencrypted logins are allowed only to CADENZA_PLAIN_AUTH_HOSTS)",
+        )
+
+
+# --- changing and removing mailboxes ----------------------------------------------------
+
+_MAILBOX_FIELDS = (
+    "from_email",
+    "from_name",
+    "transport",
+    "smtp_host",
+    "smtp_port",
+    "smtp_security",
+    "smtp_username",
+    "smtp_password",
+    "per_minute_limit",
+    "daily_limit",
+    "imap_host",
+    "imap_port",
+    "imap_security",
+    "imap_username",
+    "imap_password",
+)
+_NOT_NULL_MAILBOX_FIELDS = frozenset(
+    {
+        "from_email",
+        "from_name",
+        "transport",
+        "smtp_security",
+        "imap_security",
+        "per_minute_limit",
+        "daily_limit",
+    }
+)
+# What reaching the server depends on: changing any of it is the fix a disconnected
+# mailbox waits for, so it deserves a fresh try (a failing one disconnects it again).
+_CONNECTION_FIELDS = frozenset(
+    {"transport", "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password"}
+)
+# A password belongs to the server and account it was given for: pointing the mailbox
+# elsewhere clears it, so it is never replayed to a host its owner did not type it for.
+_PASSWORD_BOUND_TO = {
+    "smtp_password": ("smtp_host", "smtp_port", "smtp_username"),
+    "imap_password": ("imap_host", "imap_port", "imap_username"),
+}
+
+
+def update_mailbox(
+    ctx: Context, mailbox_id: int, changes: dict, actor_id: int | None = None
+) -> Mailbox:
+    """Applies a partial change; the mailbox as it would be afterwards must pass create's rules.
+
+    Checking the merged result, not only the changed fields, is what stops switching a
+    mailbox to smtp without a host, or clearing the host of an smtp mailbox.
+    """
+    unknown = sorted(set(changes) - set(_MAILBOX_FIELDS))
+    if unknown:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"a mailbox has no field {', '.join(unknown)}"
+        )
+    nulls = sorted(f for f in _NOT_NULL_MAILBOX_FIELDS.intersection(changes) if changes[f] is None)
+    if nulls:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"{', '.join(nulls)} cannot be null")
+    values = dict(changes)
+    if "from_email" in values:
+        values["from_email"] = normalize_email(values["from_email"])
+    try:
+        if "transport" in values:
+            values["transport"] = str(MailTransport(values["transport"]))
+        for security in ("smtp_security", "imap_security"):
+            if security in values:
+                values[security] = str(SmtpSecurity(values[security]))
+    except ValueError as exc:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    with ctx.db.transaction() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+        _authorize(session, actor_id, mailbox, Action.UPDATE)
+        merged = {field: values.get(field, getattr(mailbox, field)) for field in _MAILBOX_FIELDS}
+        if merged["transport"] == MailTransport.SMTP and not merged["smtp_host"]:
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
+        check_limits(merged["per_minute_limit"], merged["daily_limit"])
+        changed = [
+            field
+            for field, value in values.items()
+            if field in _PASSWORD_BOUND_TO or getattr(mailbox, field) != value
+        ]
+        for password, bound_to in _PASSWORD_BOUND_TO.items():
+            moved = any(field in changed for field in bound_to)
+            if moved and password not in values and getattr(mailbox, password):
+                values[password] = None
+                changed.append(password)
+        for prefix in ("smtp", "imap"):
+            password = f"{prefix}_password"
+            has_password = values[password] if password in values else merged[password]
+            check_plain_auth(
+                ctx,
+                merged[f"{prefix}_host"],
+                merged[f"{prefix}_security"],
+                merged[f"{prefix}_username"],
+                has_password,
+            )
+        changed.sort()
+        check_hosts(ctx, session, actor_id, {f: values[f] for f in changed})
+        for field in changed:
+            value = values[field]
+            if field in _PASSWORD_BOUND_TO:
+                value = seal(ctx, value, Mailbox, field)
+            setattr(mailbox, field, value)
+        reconnected = not mailbox.connected and bool(_CONNECTION_FIELDS.intersection(changed))
+        if reconnected:
+            mailbox.connected, mailbox.disconnected_reason = True, None
+        if changed:
+            # Field names only: the audit trail must never hold the password.
+            data = {"fields": changed, "reconnected": reconnected}
+            record(session, ctx, actor_id, "mailbox.update", "mailbox", mailbox_id, data)
+    return mailbox
+
+
+def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -> None:
+    """Deletes a mailbox that nothing was ever scheduled or sent from.
+
+    Enrollments, step runs and messages keep pointing at the mailbox they used: what was
+    sent, and from where, outlives a change of mind. So a mailbox with history is refused
+    rather than erasing that history or breaking its references.
+    """
+    try:
+        with ctx.db.transaction() as session:
+            # The row lock makes a concurrent enrollment (whose foreign key needs a share
+            # lock on this row) either finish first, and be counted, or wait and then fail.
+            mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
+            _authorize(session, actor_id, mailbox, Action.DELETE)
+            live = session.scalar(
+                select(func.count())
+                .select_from(Enrollment)
+                .where(
+                    Enrollment.mailbox_id == mailbox_id,
+                    Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+                )
+            )
+            if live:
+                raise CadenzaError(
+                    ErrorCode.INVALID_STATE,
+                    f"{live} live enrollment(s) send from mailbox {mailbox_id}: unenroll them "
+                    "or let them finish before deleting it",
+                    {"live_enrollments": live},
+                )
+            used = any(
+                session.scalar(select(model.id).where(model.mailbox_id == mailbox_id).limit(1))
+                is not None
+                for model in (Enrollment, StepRun, Message)
+            )
+            if used:
+                raise _mailbox_has_history(mailbox_id)
+            session.delete(mailbox)
+            data = {"from": mailbox.from_email}
+            record(session, ctx, actor_id, "mailbox.delete", "mailbox", mailbox_id, data)
+    except IntegrityError:  # history appeared between the checks and the delete
+        raise _mailbox_has_history(mailbox_id) from None
+
+
+def _mailbox_has_history(mailbox_id: int) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.INVALID_STATE,
+        f"mailbox {mailbox_id} has sending history, which is kept: it cannot be deleted; "
+        "stop sending from it instead",
+    )

@@ -1,0 +1,1 @@
+"""analytics (docstring to write)."""

@@ -1,0 +1,253 @@
+"""What a sequence achieved: deliveries, human opens and clicks, replies, meetings,
+bounces and unsubscribes, per sequence and per step, their rates, a daily series for
+the chart, and one enrollment's timeline of events.
+
+Built on stats.py (enrollments by state, step runs by status) and engagement.py (human
+opens and clicks); everything else is counted by the database with GROUP BY, so the
+cost follows the number of groups, not of rows.
+
+Definitions (docs/analytics.md): delivered = sent and not hard-bounced; opened and
+clicked count messages with at least one human (unflagged) event; replied and
+meetings booked count enrollments with at least one such event; open, click and reply
+rates are over delivered emails (reply rate per contact emailed); bounce rate is over
+sent emails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import distinct, func, select
+
+from cadenza.domain.enums import EnrollmentState
+from cadenza.domain.policy import Action
+from cadenza.services.access import authorize_enrollment
+from cadenza.services.analytics.engagement import engagement_by_step
+from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
+from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
+from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun, Task
+
+REPLY, MEETING = "reply", "meeting_booked"
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Counts for a sequence or one of its steps; rates are None when nothing was sent."""
+
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    opened: int = 0
+    clicked: int = 0
+    replied: int = 0
+    meetings_booked: int = 0
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        return {
+            "delivery_rate": _rate(self.delivered, self.sent),
+            "bounce_rate": _rate(self.bounced, self.sent),
+            "open_rate": _rate(self.opened, self.delivered),
+            "click_rate": _rate(self.clicked, self.delivered),
+            "reply_rate": _rate(self.replied, self.delivered),
+        }
+
+
+@dataclass(frozen=True)
+class SequenceReport:
+    counts: SequenceStats
+    outcomes: Outcomes
+    contacts_emailed: int
+    unsubscribed: int
+    steps: list[tuple[StepStats, Outcomes]] = field(default_factory=list)
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        """Per-contact rates beside the per-email ones: what a sales team compares."""
+        return {
+            **self.outcomes.rates,
+            "reply_rate": _rate(self.outcomes.replied, self.contacts_emailed),
+            "meeting_rate": _rate(self.outcomes.meetings_booked, self.contacts_emailed),
+            "unsubscribe_rate": _rate(self.unsubscribed, self.contacts_emailed),
+        }
+
+
+@dataclass(frozen=True)
+class Day:
+    day: date
+    enrolled: int = 0
+    sent: int = 0
+    opened: int = 0
+    replied: int = 0
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    at: datetime
+    kind: str  # enrolled, sent, open, click, reply, bounce, task_created, ..., ended
+    step_position: int | None = None
+    detail: str | None = None
+    flagged: str | None = None  # opens and clicks a scanner or prefetch made
+
+
+def sequence_report(ctx: Context, sequence_id: int) -> SequenceReport:
+    counts = sequence_stats(ctx, sequence_id)  # also raises when the sequence is unknown
+    engagement = engagement_by_step(ctx, sequence_id)
+    in_sequence = Enrollment.sequence_id == sequence_id
+    with ctx.db.read() as session:
+        bounced = dict(
+            session.execute(
+                select(StepRun.step_position, func.count())
+                .join(Message, Message.step_run_id == StepRun.id)
+                .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
+                .where(in_sequence, Message.bounced_at.is_not(None))
+                .group_by(StepRun.step_position)
+            ).all()
+        )
+        by_step_events = session.execute(
+            select(StepRun.step_position, EmailEvent.kind, func.count(distinct(Enrollment.id)))
+            .join(Message, Message.id == EmailEvent.message_id)
+            .join(StepRun, StepRun.id == Message.step_run_id)
+            .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
+            .where(in_sequence, EmailEvent.kind.in_((REPLY, MEETING)))
+            .group_by(StepRun.step_position, EmailEvent.kind)
+        ).all()
+        # Sequence-wide: a reply matched by its sender only has no message to sit on.
+        overall = dict(
+            session.execute(
+                select(EmailEvent.kind, func.count(distinct(Enrollment.id)))
+                .join(Enrollment, Enrollment.id == EmailEvent.enrollment_id)
+                .where(in_sequence, EmailEvent.kind.in_((REPLY, MEETING)))
+                .group_by(EmailEvent.kind)
+            ).all()
+        )
+        emailed = session.scalar(
+            select(func.count(distinct(Enrollment.id)))
+            .join(Message, Message.enrollment_id == Enrollment.id)
+            .where(in_sequence, Message.sent_at.is_not(None))
+        )
+    events = {(position, kind): n for position, kind, n in by_step_events}
+    steps = []
+    for step in counts.steps:
+        seen = engagement.get(step.position)
+        steps.append(
+            (
+                step,
+                Outcomes(
+                    sent=step.sent,
+                    delivered=step.sent - bounced.get(step.position, 0),
+                    bounced=bounced.get(step.position, 0),
+                    opened=seen.opened if seen else 0,
+                    clicked=seen.clicked if seen else 0,
+                    replied=events.get((step.position, REPLY), 0),
+                    meetings_booked=events.get((step.position, MEETING), 0),
+                ),
+            )
+        )
+    total_bounced = sum(bounced.values())
+    outcomes = Outcomes(
+        sent=counts.sent,
+        delivered=counts.sent - total_bounced,
+        bounced=total_bounced,
+        opened=sum(o.opened for _, o in steps),
+        clicked=sum(o.clicked for _, o in steps),
+        replied=overall.get(REPLY, 0),
+        meetings_booked=overall.get(MEETING, 0),
+    )
+    return SequenceReport(
+        counts=counts,
+        outcomes=outcomes,
+        contacts_emailed=emailed or 0,
+        unsubscribed=counts.unenrolled_by_reason.get("unsubscribed", 0),
+        steps=steps,
+    )
+
+
+def daily_activity(ctx: Context, sequence_id: int, *, days: int, today: date) -> list[Day]:
+    """One row per UTC day, oldest first, ending with `today`: the sequence's chart."""
+    first = today - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    in_sequence = Enrollment.sequence_id == sequence_id
+    with ctx.db.read() as session:
+        enrolled = session.scalars(
+            select(Enrollment.enrolled_at).where(in_sequence, Enrollment.enrolled_at >= since)
+        ).all()
+        sent = session.scalars(
+            select(Message.sent_at)
+            .join(Enrollment, Enrollment.id == Message.enrollment_id)
+            .where(in_sequence, Message.sent_at >= since)
+        ).all()
+        human = EmailEvent.data["flagged"].as_string().is_(None)
+        signals = session.execute(
+            select(EmailEvent.kind, EmailEvent.occurred_at)
+            .join(Enrollment, Enrollment.id == EmailEvent.enrollment_id)
+            .where(
+                in_sequence,
+                EmailEvent.occurred_at >= since,
+                (EmailEvent.kind == REPLY) | ((EmailEvent.kind == "open") & human),
+            )
+        ).all()
+    tally = {first + timedelta(days=i): {"enrolled": 0, "sent": 0, "opened": 0, "replied": 0}
+             for i in range(days)}  # fmt: skip
+    for moment in enrolled:
+        _count(tally, moment, "enrolled")
+    for moment in sent:
+        _count(tally, moment, "sent")
+    for kind, moment in signals:
+        _count(tally, moment, "replied" if kind == REPLY else "opened")
+    return [Day(day, **counts) for day, counts in sorted(tally.items())]
+
+
+def enrollment_timeline(
+    ctx: Context, enrollment_id: int, *, actor_id: int | None = None
+) -> list[TimelineEvent]:
+    """Everything that happened to one enrollment, oldest first (to a member, only
+    their own: someone else's answers as a missing one)."""
+    with ctx.db.read() as session:
+        enrollment = fetch(session, Enrollment, enrollment_id)
+        authorize_enrollment(session, actor_id, enrollment, Action.READ)
+        events = [TimelineEvent(enrollment.enrolled_at, "enrolled")]
+        for position, subject, sent_at, bounced_at in session.execute(
+            select(StepRun.step_position, Message.subject, Message.sent_at, Message.bounced_at)
+            .join(Message, Message.step_run_id == StepRun.id)
+            .where(StepRun.enrollment_id == enrollment_id, Message.sent_at.is_not(None))
+        ):
+            events.append(TimelineEvent(sent_at, "sent", position, subject))
+            if bounced_at is not None:
+                events.append(TimelineEvent(bounced_at, "bounced", position))
+        for position, title, created, completed, status in session.execute(
+            select(
+                StepRun.step_position, Task.title, Task.created_at, Task.completed_at, Task.status
+            )
+            .join(StepRun, StepRun.id == Task.step_run_id)
+            .where(Task.enrollment_id == enrollment_id)
+        ):
+            events.append(TimelineEvent(created, "task_created", position, title))
+            if completed is not None:
+                events.append(TimelineEvent(completed, f"task_{status}", position, title))
+        for kind, occurred, data, position in session.execute(
+            select(EmailEvent.kind, EmailEvent.occurred_at, EmailEvent.data, StepRun.step_position)
+            .outerjoin(Message, Message.id == EmailEvent.message_id)
+            .outerjoin(StepRun, StepRun.id == Message.step_run_id)
+            .where(EmailEvent.enrollment_id == enrollment_id)
+        ):
+            data = data or {}
+            detail = data.get("url") or data.get("subject") or data.get("status")
+            events.append(TimelineEvent(occurred, kind, position, detail, data.get("flagged")))
+        if enrollment.ended_at is not None:
+            ended = enrollment.reason or str(enrollment.state)
+            kind = "finished" if enrollment.state == EnrollmentState.FINISHED else "unenrolled"
+            events.append(TimelineEvent(enrollment.ended_at, kind, None, ended))
+    return sorted(events, key=lambda e: e.at)
+
+
+def _count(tally: dict, moment: datetime, key: str) -> None:
+    bucket = tally.get(moment.date())
+    if bucket is not None:
+        bucket[key] += 1
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

@@ -1,0 +1,1 @@
+"""automation (docstring to write)."""

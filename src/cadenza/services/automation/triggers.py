@@ -1,0 +1,130 @@
+"""Automation events: written in the transaction of the change that caused them.
+
+`record` sits next to `webhooks.emit` in every place a change happens (contact
+created/updated, list membership, enrolled, enrollment ended). It writes an event only
+when some enabled rule listens for its type, so a system without rules pays one small
+read per change. The automation runner (services/automation/runner.py) reads them later, in
+the worker, so a rule's action never slows down the change that triggered it.
+
+Causality: when a rule's action changes something, the runner puts the rule's cause on
+the session (`acting_for`); every event written in that session carries depth + 1 and
+the chain of rule ids that led to it (see AutomationEvent and docs/records.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.orm import Session
+
+from cadenza.store.models import AutomationEvent, AutomationRule
+
+CAUSE_KEY = "cadenza.automation_cause"
+
+# Which event each trigger type is read from.
+TRIGGER_EVENTS = {
+    "contact_created": "contact_created",
+    "property_changed": "property_changed",
+    "list_added": "list_added",
+    "list_removed": "list_removed",
+    "enrolled": "enrolled",
+    "enrollment_finished": "enrollment_ended",
+    "unenrolled": "enrollment_ended",
+    "replied": "enrollment_ended",
+    "meeting_booked": "enrollment_ended",
+    "bounced": "enrollment_ended",
+}
+
+_LISTENING = select(AutomationRule.trigger).where(AutomationRule.enabled.is_(True))
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session.connection() if isinstance(session, Session) else session
+
+
+def _info(session: Session | Connection) -> dict:
+    return session.info
+
+
+def listened_types(session: Session | Connection) -> set[str]:
+    triggers = _connection(session).execute(_LISTENING).scalars()
+    return {TRIGGER_EVENTS.get((t or {}).get("type"), "") for t in triggers}
+
+
+def record(
+    session: Session | Connection,
+    now: datetime,
+    event_type: str,
+    contact_id: int | None,
+    data: dict[str, Any],
+) -> None:
+    record_many(session, now, [(event_type, contact_id, data)])
+
+
+def record_many(
+    session: Session | Connection,
+    now: datetime,
+    events: list[tuple[str, int | None, dict[str, Any]]],
+) -> None:
+    if not events:
+        return
+    wanted = listened_types(session)
+    rows = [e for e in events if e[0] in wanted]
+    if not rows:
+        return
+    depth, chain = _info(session).get(CAUSE_KEY, (0, []))
+    _connection(session).execute(
+        insert(AutomationEvent),
+        [
+            {
+                "type": event_type,
+                "contact_id": contact_id,
+                "data": data,
+                "depth": depth,
+                "chain": list(chain),
+                "occurred_at": now,
+            }
+            for event_type, contact_id, data in rows
+        ],
+    )
+
+
+@contextmanager
+def acting_for(session: Session, event: AutomationEvent, rule_id: int) -> Iterator[None]:
+    """Events written inside are caused by `rule_id` acting on `event`."""
+    previous = session.info.get(CAUSE_KEY)
+    session.info[CAUSE_KEY] = (event.depth + 1, [*(event.chain or []), rule_id])
+    try:
+        yield
+    finally:
+        if previous is None:
+            session.info.pop(CAUSE_KEY, None)
+        else:
+            session.info[CAUSE_KEY] = previous
+
+
+def enrollment_ended(session: Session | Connection, now: datetime, enrollment, **extra) -> None:
+    """Finished or unenrolled (with its reason): the one event enrollment triggers read."""
+    record(
+        session,
+        now,
+        "enrollment_ended",
+        enrollment.contact_id if not isinstance(enrollment, dict) else enrollment["contact_id"],
+        _ended_data(enrollment, **extra),
+    )
+
+
+def _ended_data(enrollment, **extra) -> dict[str, Any]:
+    if isinstance(enrollment, dict):
+        return {**enrollment, **extra}
+    return {
+        "enrollment_id": enrollment.id,
+        "sequence_id": enrollment.sequence_id,
+        "state": enrollment.state,
+        "reason": enrollment.reason,
+        **extra,
+    }

@@ -1,0 +1,1 @@
+"""crm (docstring to write)."""

@@ -1,0 +1,253 @@
+"""Contacts: create, read, update, delete, search."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cadenza.domain.contact_fields import (
+    check_property_count,
+    clean_contact_input,
+    email_key,
+    normalize_email,
+)
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.services.crm import membership
+from cadenza.services.lookup import fetch
+from cadenza.store.models import (
+    Contact,
+    EmailEvent,
+    Enrollment,
+    Message,
+    StepRun,
+    Task,
+)
+
+
+def _apply(contact: Contact, columns: dict, properties: dict) -> None:
+    for key, value in columns.items():
+        setattr(contact, key, value)
+        if key == "email":
+            contact.email_key = email_key(value) if value else None
+    if properties:
+        merged = {**(contact.properties or {}), **properties}
+        kept = {k: v for k, v in merged.items() if v is not None}
+        check_property_count(kept)  # the contact's total, not only this change's
+        contact.properties = kept
+
+
+def _duplicate(columns: dict) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.CONFLICT,
+        f"a contact with email {columns.get('email')} already exists",
+        {"field": "email"},
+    )
+
+
+def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = None) -> Contact:
+    columns, properties = clean_contact_input(data)
+    now = ctx.clock.now()
+    try:
+        with ctx.db.transaction() as session:
+            if columns.get("email") and find_by_email(session, columns["email"]):
+                raise _duplicate(columns)
+            contact = Contact(properties={}, created_at=now, updated_at=now, owner_id=actor_id)
+            _apply(contact, columns, properties)
+            session.add(contact)
+            session.flush()
+            membership.contact_saved(session, now, contact, None)
+            record(session, ctx, actor_id, "contact.create", "contact", contact.id)
+    except IntegrityError:
+        raise _duplicate(columns) from None
+    return contact
+
+
+def find_by_email(session: Session, address: str) -> Contact | None:
+    return session.scalar(select(Contact).where(Contact.email_key == email_key(address)))
+
+
+def upsert_contact(session: Session, ctx: Context, columns: dict, properties: dict) -> bool:
+    """Creates or updates by email inside the caller's transaction; True when created."""
+    contact = find_by_email(session, columns["email"])
+    created = contact is None
+    now = ctx.clock.now()
+    before = None if created else membership.contact_fields(contact)
+    if contact is None:
+        contact = Contact(properties={}, created_at=now)
+        session.add(contact)
+    _apply(contact, columns, properties)
+    contact.updated_at = now
+    membership.contact_saved(session, now, contact, before)
+    return created
+
+
+def get_contact(ctx: Context, contact_id: int) -> Contact:
+    with ctx.db.read() as session:
+        return fetch(session, Contact, contact_id)
+
+
+def update_contact(
+    ctx: Context, contact_id: int, data: dict[str, Any], actor_id: int | None = None
+) -> Contact:
+    columns, properties = clean_contact_input(data)
+    try:
+        with ctx.db.transaction() as session:
+            contact = fetch(session, Contact, contact_id)
+            if columns.get("email"):
+                other = find_by_email(session, columns["email"])
+                if other is not None and other.id != contact_id:
+                    raise _duplicate(columns)
+            before = membership.contact_fields(contact)
+            _apply(contact, columns, properties)
+            contact.updated_at = ctx.clock.now()
+            membership.contact_saved(session, contact.updated_at, contact, before)
+            record(session, ctx, actor_id, "contact.update", "contact", contact_id)
+    except IntegrityError:
+        raise _duplicate(columns) from None
+    return contact
+
+
+def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -> None:
+    """Deletes the contact and its history (a right-to-be-forgotten delete).
+
+    A contact still live in a sequence is refused: unenroll first, so that a worker
+    never holds a step of a contact that no longer exists.
+    """
+    with ctx.db.transaction() as session:
+        contact = fetch(session, Contact, contact_id)
+        enrollment_ids = select(Enrollment.id).where(Enrollment.contact_id == contact_id)
+        live = session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .where(
+                Enrollment.contact_id == contact_id,
+                Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+            )
+        )
+        if live:
+            raise CadenzaError(
+                ErrorCode.INVALID_STATE,
+                "the contact is enrolled in a sequence: unenroll it before deleting it",
+            )
+        session.execute(delete(EmailEvent).where(EmailEvent.contact_id == contact_id))
+        session.execute(delete(Task).where(Task.contact_id == contact_id))
+        session.execute(delete(Message).where(Message.contact_id == contact_id))
+        session.execute(delete(StepRun).where(StepRun.enrollment_id.in_(enrollment_ids)))
+        session.execute(delete(Enrollment).where(Enrollment.contact_id == contact_id))
+        session.delete(contact)
+        record(session, ctx, actor_id, "contact.delete", "contact", contact_id)
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    results: list[Contact]
+    next_cursor: int | None
+
+
+def search_contacts(
+    ctx: Context,
+    query: str | None = None,
+    *,
+    properties: dict[str, str] | None = None,
+    limit: int = 50,
+    after_id: int | None = None,
+) -> ContactPage:
+    """Keyset pagination by id: stable under inserts, cheap at any depth.
+
+    `properties` match custom properties exactly, compared as text ({"plan": "pro"}).
+    """
+    if not 1 <= limit <= 500:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "limit must be between 1 and 500")
+    statement = select(Contact).order_by(Contact.id).limit(limit + 1)
+    if after_id is not None:
+        statement = statement.where(Contact.id > after_id)
+    if query:
+        pattern = f"%{query.strip().lower()}%"
+        statement = statement.where(
+            or_(
+                Contact.email_key.like(pattern),
+                func.lower(Contact.firstname).like(pattern),
+                func.lower(Contact.lastname).like(pattern),
+                func.lower(Contact.company).like(pattern),
+            )
+        )
+    for name, value in (properties or {}).items():
+        statement = statement.where(Contact.properties[name].as_string() == str(value))
+    with ctx.db.read() as session:
+        rows = list(session.scalars(statement))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ContactPage(rows, rows[-1].id if more else None)
+
+
+MAX_PASTED_EMAILS = 500
+
+
+@dataclass
+class PastedEmails:
+    """What a pasted list of addresses came to: the contacts to enroll, in the order
+    pasted (those found and, when asked, those created), and what could not be used."""
+
+    contacts: list[Contact] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # no contact, and none was to be made
+    invalid: list[str] = field(default_factory=list)  # not an email address
+
+
+def resolve_emails(
+    ctx: Context, text: str, *, create_unknown: bool, actor_id: int | None = None
+) -> PastedEmails:
+    """Addresses separated by commas, semicolons, spaces or lines (a "Name <a@b>" form
+    too), each looked up by its normalised key; an unknown one becomes a new contact only
+    when `create_unknown` says the user confirmed it, through `create_contact`."""
+    words = _pasted_words(text or "")
+    if len(words) > MAX_PASTED_EMAILS:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"paste at most {MAX_PASTED_EMAILS} addresses at once; got {len(words)}",
+        )
+    outcome = PastedEmails()
+    seen: set[str] = set()
+    for word in words:
+        try:
+            address = normalize_email(word)
+        except CadenzaError:
+            outcome.invalid.append(word)
+            continue
+        if email_key(address) in seen:
+            continue
+        seen.add(email_key(address))
+        with ctx.db.read() as session:
+            contact = find_by_email(session, address)
+        if contact is None and create_unknown:
+            contact = create_contact(ctx, {"email": address}, actor_id)
+            outcome.created.append(address)
+        if contact is None:
+            outcome.unknown.append(address)
+        else:
+            outcome.contacts.append(contact)
+    return outcome
+
+
+def _pasted_words(text: str) -> list[str]:
+    """Entries split on commas, semicolons and lines; an entry with <…> is one display
+    form ("Ann Lee <ann@x.com>"), any other may hold several space-separated addresses."""
+    words: list[str] = []
+    for entry in re.split(r"[,;\n]+", text):
+        entry = entry.strip()
+        if not entry:
+            continue
+        if "<" in entry:
+            words.append(parseaddr(entry)[1] or entry)
+        else:
+            words.extend(entry.split())
+    return words

@@ -1,0 +1,1 @@
+"""delivery (docstring to write)."""

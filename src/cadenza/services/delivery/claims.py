@@ -1,0 +1,258 @@
+"""Claiming due emails: which mailbox, which steps, which send slots, which message.
+
+Claims lock the mailbox row, so the mailbox's send slots (its throttle) are shared by
+all workers and the emails of one mailbox are granted slots in due order. Each granted
+step's message is composed and stored in the same transaction, under a lease
+(see delivery.py for what happens next).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from cadenza.domain import schedule
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import StepRunStatus, StepType
+from cadenza.domain.errors import CadenzaError
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.throttle import plan_slots, spacing
+from cadenza.services.context import Context
+from cadenza.services.delivery.compose import MessageSources, compose
+from cadenza.services.enrollment.progress import fail_step
+from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, User
+
+PENDING = str(StepRunStatus.PENDING)
+SENDING = str(StepRunStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class ClaimedEmail:
+    run_id: int
+    enrollment_id: int
+    message_pk: int
+    mailbox_id: int
+    slot: datetime  # not to be handed over before this instant (the mailbox's spacing)
+    sender: str
+    recipient: str
+    raw: bytes
+    spacing: timedelta  # the least time after the mailbox's previous hand-over
+    last_step: bool  # no step follows: the enrollment finishes when this one is sent
+    # For the events this send reports (webhooks), without another read.
+    contact_id: int
+    sequence_id: int
+    step_position: int
+
+
+def _sends_email():
+    return or_(StepRun.step_type == str(StepType.EMAIL), StepRun.send_ready.is_(True))
+
+
+def _settings_of(enrollment: Enrollment) -> SequenceSettings:
+    return _parse_settings(json.dumps(enrollment.settings_snapshot, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _parse_settings(key: str) -> SequenceSettings:
+    return SequenceSettings.from_dict(json.loads(key))
+
+
+def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
+    """Mailboxes with due emails, most overdue first: one index range scan of due runs.
+
+    Grouped by `mailbox_id + 0`, not the bare column: offered the (mailbox, due) index
+    for the GROUP BY, SQLite walks all of it — every pending run, due or not — instead
+    of the range of due ones in the due index (bench/tick.py; EXPLAIN QUERY PLAN).
+    """
+    now = ctx.clock.now()
+    mailbox = (StepRun.mailbox_id + 0).label("mailbox")
+    with ctx.db.transaction() as session:
+        rows = session.execute(
+            select(mailbox, func.min(StepRun.due_at))
+            .where(StepRun.status == PENDING, StepRun.due_at <= now, _sends_email())
+            .group_by(mailbox)
+            .order_by(func.min(StepRun.due_at))
+            .limit(limit)
+        )
+        return [mailbox_id for mailbox_id, _ in rows]
+
+
+def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.mailbox_id == mailbox_id,
+            or_(
+                Message.sent_at > now - timedelta(hours=24),
+                Message.status.in_(("prepared", "handing")),
+            ),
+        )
+    )
+
+
+def _mark_waiting(session: Session, run_ids: list[int], reason: str) -> None:
+    if run_ids:
+        session.execute(
+            update(StepRun)
+            .where(
+                StepRun.id.in_(run_ids),
+                or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
+            )
+            .values(wait_reason=reason)
+        )
+
+
+def claim_emails(
+    ctx: Context,
+    mailbox_id: int,
+    worker_id: str,
+    *,
+    batch_size: int,
+    horizon: timedelta,
+    lease: timedelta,
+) -> list[ClaimedEmail]:
+    """Claims this mailbox's due emails that fit its throttle before now + horizon."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        mailbox = session.scalar(
+            select(Mailbox).where(Mailbox.id == mailbox_id).with_for_update(skip_locked=True)
+        )
+        if mailbox is None:
+            return []  # another worker is claiming for this mailbox right now
+        due = list(
+            session.execute(
+                select(StepRun, Enrollment)
+                .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
+                .where(
+                    StepRun.mailbox_id == mailbox_id,
+                    StepRun.status == PENDING,
+                    StepRun.due_at <= now,
+                    _sends_email(),
+                )
+                .order_by(StepRun.due_at, StepRun.id)
+                .limit(batch_size)
+                .with_for_update(of=StepRun)
+            )
+        )
+        if not due:
+            return []
+        if not mailbox.connected:
+            _mark_waiting(session, [run.id for run, _ in due], "mailbox_disconnected")
+            return []
+        sendable = []
+        for run, enrollment in due:
+            allowed_from = _follow_up_allowed_from(run, enrollment, now)
+            if allowed_from > now:
+                run.due_at, run.wait_reason = allowed_from, "send_window"
+            else:
+                sendable.append((run, enrollment))
+        room = mailbox.daily_limit - _sent_last_24h(session, mailbox_id, now)
+        plan = plan_slots(
+            next_free=mailbox.next_send_at,
+            now=now,
+            horizon=now + horizon,
+            per_minute_limit=mailbox.per_minute_limit,
+            bulk_first=[run.bulk_first for run, _ in sendable],
+            daily_room=room,
+        )
+        granted = sendable[: len(plan.slots)]
+        held = [run.id for run, _ in sendable[len(plan.slots) :]]
+        _mark_waiting(session, held, "daily_limit" if room <= len(granted) else "rate_limit")
+        mailbox.next_send_at = plan.next_free
+        return _prepare(session, ctx, mailbox, granted, plan.slots, worker_id, lease, now)
+
+
+def _store(session: Session, composed: list, worker_id: str, lease: timedelta) -> None:
+    """The batch's new messages and its runs' leases, each in one executemany.
+
+    Bulk statements rather than the unit of work: flushing hundreds of new objects one
+    by one cost as much as composing them (bench/engine.py).
+    """
+    new = [message for _, _, message, _ in composed if message.id is None]
+    if new:
+        columns = _MESSAGE_COLUMNS
+        ids = session.scalars(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+            [{c: getattr(m, c) for c in columns} for m in new],
+        ).all()
+        for message, message_id in zip(new, ids, strict=True):
+            message.id = message_id
+    if composed:
+        session.execute(
+            update(StepRun),
+            [
+                {"id": run.id, "status": SENDING, "locked_by": worker_id,
+                 "locked_until": slot + lease, "wait_reason": None}
+                for run, _, _, slot in composed
+            ],
+        )  # fmt: skip
+
+
+_MESSAGE_COLUMNS = [c.key for c in Message.__table__.columns if c.key != "id"]
+
+
+def _follow_up_allowed_from(run: StepRun, enrollment: Enrollment, now: datetime) -> datetime:
+    """A follow-up held back (throttle, retry, pause) still obeys its days and window."""
+    if run.step_position == enrollment.start_step:
+        return now
+    settings = _settings_of(enrollment)
+    if settings.send_window is None and settings.follow_up_days == "every_day":
+        return now
+    tz = parse_timezone(enrollment.timezone)
+    return max(
+        now, schedule.normalize_follow_up(now.astimezone(tz).replace(tzinfo=None), tz, settings)
+    )
+
+
+def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> list[ClaimedEmail]:
+    if not granted:
+        return []
+    contact_ids = {e.contact_id for _, e in granted}
+    user_ids = {e.enrolled_by_id for _, e in granted}
+    contacts = {
+        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    }
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
+    sources = MessageSources.load(session, granted, ctx)
+    composed = []
+    for (run, enrollment), slot in zip(granted, slots, strict=True):
+        try:
+            message = compose(
+                sources,
+                run,
+                enrollment,
+                contacts[enrollment.contact_id],
+                users[enrollment.enrolled_by_id],
+                mailbox,
+                now,
+            )
+        except CadenzaError as exc:
+            reason = f"could not render ({exc.code}): {exc.message}"
+            fail_step(session, ctx, run, enrollment, reason)
+            continue
+        composed.append((run, enrollment, message, slot))
+    _store(session, composed, worker_id, lease)
+    return [
+        ClaimedEmail(
+            run.id,
+            run.enrollment_id,
+            message.id,
+            mailbox.id,
+            slot,
+            mailbox.from_email,
+            message.to_email,
+            message.raw.encode("utf-8"),
+            spacing(mailbox.per_minute_limit, bulk_first=False),
+            run.step_position >= len(enrollment.steps_snapshot),
+            enrollment.contact_id,
+            enrollment.sequence_id,
+            run.step_position,
+        )
+        for run, enrollment, message, slot in composed
+    ]

@@ -1,0 +1,162 @@
+"""Turning a claimed step run into the exact email that will go out.
+
+Rendering happens once, when the step is claimed; the bytes and the Message-ID are
+stored before anything is handed to a server, so a retry sends the very same message
+and a crash can always be recognised afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cadenza.domain import templates, tracking
+from cadenza.domain.link_tokens import new_tracking_id
+from cadenza.domain.message import (
+    OutgoingEmail,
+    build_mime,
+    new_message_id,
+    reply_subject,
+)
+from cadenza.domain.personalization import build_context
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec
+from cadenza.domain.tracking import LinkMaker
+from cadenza.services.accounts.link_secret import link_maker
+from cadenza.services.context import Context
+from cadenza.services.sequences.personalization import contact_values, sender_values
+from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
+
+
+@dataclass
+class MessageSources:
+    """What composing a batch needs beyond the rows themselves, loaded in two queries:
+    the manual emails' reviewed drafts and the earlier emails follow-ups thread with;
+    and the installation's signed-link maker (unsubscribe, open and click links)."""
+
+    drafts: dict[int, Task]
+    parents: dict[tuple[int, int], Message]
+    existing: dict[int, Message]  # by step run: a retry sends the very same message
+    links: LinkMaker
+
+    @classmethod
+    def load(
+        cls, session: Session, rows: list[tuple[StepRun, Enrollment]], ctx: Context
+    ) -> MessageSources:
+        run_ids = [run.id for run, _ in rows]
+        existing = {
+            m.step_run_id: m
+            for m in session.scalars(select(Message).where(Message.step_run_id.in_(run_ids)))
+        }
+        manual = [run.id for run, _ in rows if run.send_ready]
+        drafts = {}
+        if manual:
+            drafts = {
+                t.step_run_id: t
+                for t in session.scalars(select(Task).where(Task.step_run_id.in_(manual)))
+            }
+        wanted = set()
+        for run, enrollment in rows:
+            target = enrollment.steps_snapshot[run.step_position - 1].get("thread_with_step")
+            if target:
+                wanted.add((enrollment.id, target))
+        parents = {}
+        if wanted:
+            found = session.execute(
+                select(StepRun.enrollment_id, StepRun.step_position, Message)
+                .join(Message, Message.step_run_id == StepRun.id)
+                .where(
+                    StepRun.enrollment_id.in_({e for e, _ in wanted}),
+                    Message.status == "sent",
+                )
+            )
+            parents = {(e, p): m for e, p, m in found if (e, p) in wanted}
+        return cls(drafts, parents, existing, link_maker(ctx, session))
+
+
+def render_step(
+    enrollment: Enrollment, contact: Contact, user: User, mailbox: Mailbox, spec: StepSpec
+) -> tuple[str, str]:
+    """The step's subject and HTML body for this contact (raises on a missing token)."""
+    context = build_context(
+        contact_values(contact), sender_values(user, mailbox), enrollment.token_values or {}
+    )
+    subject_source = spec.subject
+    if not subject_source and spec.thread_with_step:
+        subject_source = enrollment.steps_snapshot[spec.thread_with_step - 1].get("subject")
+    subject = templates.render_subject(subject_source or "", context)
+    body = templates.clean_html(templates.render(spec.body or "", context, html=True))
+    return subject, body
+
+
+def compose(
+    sources: MessageSources,
+    run: StepRun,
+    enrollment: Enrollment,
+    contact: Contact,
+    user: User,
+    mailbox: Mailbox,
+    now,
+) -> Message:
+    """The run's message, rendered and built (or, on a retry, the one it already has)."""
+    if run.id in sources.existing:
+        return sources.existing[run.id]
+    spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
+    if run.send_ready:  # a manual email: the rep's reviewed draft is final
+        task = sources.drafts[run.id]
+        # Not a template: sanitised like a rendered body, whatever stored it (a draft saved
+        # before drafts were cleaned, or written by another tool) and whatever the tracking.
+        subject = " ".join((task.draft_subject or "").split())
+        body = templates.clean_html(task.draft_body or "")
+    else:
+        subject, body = render_step(enrollment, contact, user, mailbox, spec)
+    in_reply_to, references = None, ()
+    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    parent = sources.parents.get((enrollment.id, spec.thread_with_step))
+    if parent is not None and settings.thread_follow_ups:
+        subject = reply_subject(parent.subject)
+        in_reply_to = parent.message_id
+        references = (*(parent.references or "").split(), parent.message_id)
+    tracking_id = new_tracking_id()
+    content = tracking.decorate(
+        body,
+        sources.links,
+        tracking_id,
+        track_opens=settings.track_opens,
+        track_clicks=settings.track_clicks,
+    )
+    email = OutgoingEmail(
+        message_id=new_message_id(mailbox.from_email),
+        from_email=mailbox.from_email,
+        from_name=mailbox.from_name or None,
+        to_email=contact.email,
+        to_name=" ".join(p for p in (contact.firstname, contact.lastname) if p) or None,
+        subject=subject,
+        html_body=content.html,
+        text_body=content.text,
+        date=now,
+        in_reply_to=in_reply_to,
+        references=references,
+        extra_headers=tracking.unsubscribe_headers(content.unsubscribe_url),
+    )
+    return Message(
+        step_run_id=run.id,
+        enrollment_id=enrollment.id,
+        mailbox_id=mailbox.id,
+        contact_id=contact.id,
+        message_id=email.message_id,
+        in_reply_to=in_reply_to,
+        references=" ".join(references) or None,
+        from_email=mailbox.from_email,
+        to_email=contact.email,
+        subject=subject,
+        body_html=content.untracked_html,
+        body_text=content.text,
+        raw=build_mime(email).decode("utf-8"),
+        tracking_id=tracking_id,
+        links=content.links or None,
+        status="prepared",
+        created_at=now,
+    )

@@ -1,0 +1,305 @@
+"""Handing a claimed email over, and recording what came of it: "at most once, ever".
+
+A step run moves pending → sending (claimed under a lease, its message composed and
+stored: claims.py) → handing (committed *before* a byte goes to the server) → sent /
+failed / unknown. Whatever dies where:
+
+- before `handing` is committed: the lease expires, the run is pending again and the
+  same stored message (same Message-ID) is sent later by any worker (recovery.py);
+- after it: the outcome is unknown, the run is marked `unknown` for a person to
+  review and is never sent again automatically.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
+from cadenza.services.automation import triggers, webhooks
+from cadenza.services.context import Context
+from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
+from cadenza.services.enrollment.progress import after_step_completed, fail_step, mark_unknown
+from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
+from cadenza.store.prepared import Prepared
+
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=2)
+
+
+class HandOver(StrEnum):
+    GO = "go"
+    SKIP = "skip"  # paused, unenrolled, disconnected, or no longer ours
+    WAIT = "wait"  # the mailbox's previous email left too recently (it was late)
+
+
+# The per-email statements, built and compiled once and run on the driver's cursor
+# (store/prepared.py): this is the hot path of every send.
+def _owned_by_worker(*conditions):
+    return (
+        select(StepRun.id)
+        .where(StepRun.id == bindparam("run_id"), StepRun.locked_by == bindparam("worker"))
+        .where(*conditions)
+        .exists()
+    )
+
+
+_STATE_QUERY = (
+    select(Enrollment.state, Mailbox.connected)
+    .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
+    .where(Enrollment.id == bindparam("enrollment_id"))
+)
+_STATE = Prepared(_STATE_QUERY)
+_STATE_FOR_UPDATE = Prepared(_STATE_QUERY.with_for_update(of=Enrollment))
+_MAILBOX_SLOT = Prepared(
+    update(Mailbox)
+    .where(
+        Mailbox.id == bindparam("mailbox_id"),
+        or_(Mailbox.last_handed_at.is_(None), Mailbox.last_handed_at <= bindparam("earliest")),
+    )
+    .values(last_handed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_HAND_OVER = Prepared(
+    update(Message)
+    .where(
+        Message.id == bindparam("pk"),
+        Message.status == "prepared",
+        _owned_by_worker(StepRun.status == SENDING),
+    )
+    .values(status="handing", handed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_MARK_SENT = Prepared(
+    update(Message)
+    .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
+    .values(status="sent", sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
+    .execution_options(synchronize_session=False)
+)
+_RUN_SENT = Prepared(
+    update(StepRun)
+    .where(StepRun.id == bindparam("run_id"))
+    .values(
+        status=str(StepRunStatus.SENT),
+        completed_at=bindparam("now"),
+        attempts=StepRun.attempts + 1,
+        locked_by=None,
+        locked_until=None,
+        last_error=None,
+    )
+    .returning(StepRun.attempts, StepRun.step_position)
+    .execution_options(synchronize_session=False)
+)
+_FINISH = Prepared(
+    update(Enrollment)
+    .where(
+        Enrollment.id == bindparam("enrollment_id"),
+        or_(*(Enrollment.state == str(s) for s in LIVE_ENROLLMENT_STATES)),
+    )
+    .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_TAKE_BACK = Prepared(
+    update(Message)
+    .where(Message.id == bindparam("pk"))
+    .values(status="prepared", handed_at=None)
+    .execution_options(synchronize_session=False)
+)
+_ATTEMPT = Prepared(
+    insert(DeliveryAttempt).values(
+        message_id=bindparam("pk"),
+        attempt=bindparam("attempt"),
+        outcome=bindparam("outcome"),
+        code=bindparam("code"),
+        reply=bindparam("reply"),
+        at=bindparam("now"),
+    )
+)
+
+
+Finished = list[tuple[ClaimedEmail, DeliveryResult]]
+
+
+def hand_over(
+    ctx: Context, claim: ClaimedEmail, worker_id: str, finished: Finished = ()
+) -> HandOver:
+    """Records the finished emails' outcomes and marks this one as leaving: one commit.
+
+    A Core connection rather than an ORM session: this runs once per email, and the
+    session's bookkeeping cost more than the statements. The rare paths open a
+    session on the same connection and transaction.
+    """
+    with ctx.db.engine.begin() as connection:
+        for done, result in finished:
+            _record(connection, ctx, done, result, worker_id)
+        return _begin_handing(connection, ctx, claim, worker_id)
+
+
+def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
+    if finished:
+        with ctx.db.engine.begin() as connection:
+            for claim, result in finished:
+                _record(connection, ctx, claim, result, worker_id)
+
+
+def _begin_handing(
+    connection: Connection, ctx: Context, claim: ClaimedEmail, worker_id: str
+) -> HandOver:
+    """The last check before a message leaves, and the commit point of "maybe sent".
+
+    Locks the enrollment, so an unenroll or pause either happens before (and the
+    message never leaves) or after (and it is recorded as sent, then unenrolled). Takes
+    the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
+    """
+    now = ctx.clock.now()
+    state, connected = (
+        (_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)
+        .run(connection, {"enrollment_id": claim.enrollment_id})
+        .fetchone()
+    )
+    if state == EnrollmentState.ACTIVE and connected:
+        handed = _HAND_OVER.run(
+            connection,
+            {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
+        )
+        if handed.rowcount != 1:
+            return HandOver.SKIP  # our lease expired and someone else took over
+        slot = {"mailbox_id": claim.mailbox_id, "earliest": now - claim.spacing, "now": now}
+        if _MAILBOX_SLOT.run(connection, slot).rowcount == 1:
+            return HandOver.GO
+        _TAKE_BACK.run(connection, {"pk": claim.message_pk})
+        return HandOver.WAIT  # rare: the previous email left late
+    with Session(bind=connection) as session:
+        run = session.get(StepRun, claim.run_id, with_for_update=True)
+        if run.status == SENDING and run.locked_by == worker_id:
+            _release(run, state)
+        session.flush()
+    return HandOver.SKIP
+
+
+def _release(run: StepRun, enrollment_state: str) -> None:
+    run.locked_by = run.locked_until = None
+    if enrollment_state == EnrollmentState.PAUSED:
+        run.status = str(StepRunStatus.PAUSED)
+    elif enrollment_state == EnrollmentState.ACTIVE:  # its mailbox was disconnected
+        run.status, run.wait_reason = PENDING, "mailbox_disconnected"
+    else:
+        run.status = str(StepRunStatus.CANCELLED)
+
+
+def _record(
+    connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
+) -> None:
+    if result.outcome is DeliveryOutcome.SENT and _record_sent(
+        connection, ctx, claim, result, worker_id
+    ):
+        return
+    with Session(bind=connection) as session:
+        _record_slowly(session, ctx, claim, result, worker_id)
+        session.flush()
+
+
+def _record_sent(
+    connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
+) -> bool:
+    """The common case in plain statements; False when the slow path must decide."""
+    now = ctx.clock.now()
+    reply = f"{result.code or ''} {result.reply}".strip()
+    params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
+    if _MARK_SENT.run(connection, {**params, "reply": reply}).rowcount != 1:
+        return False
+    [(attempts, position)] = _RUN_SENT.run(connection, params).fetchall()
+    _ATTEMPT.run(
+        connection,
+        {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
+         "code": result.code, "reply": result.reply, "now": now},
+    )  # fmt: skip
+    event = _event_data(claim)
+    webhooks.emit(connection, now, "step_sent", {**event, "message_id": claim.message_pk})
+    if claim.last_step:  # the common end of a sequence, without loading its snapshot
+        finished = _FINISH.run(connection, {"enrollment_id": claim.enrollment_id, "now": now})
+        if finished.rowcount == 1:
+            webhooks.emit(connection, now, "finished", event)
+            triggers.enrollment_ended(connection, now, {**event, "state": "finished"})
+    else:
+        with Session(bind=connection) as session:
+            enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
+            after_step_completed(session, enrollment, position, now)
+            session.flush()
+    return True
+
+
+def _event_data(claim: ClaimedEmail) -> dict:
+    return {
+        "enrollment_id": claim.enrollment_id,
+        "contact_id": claim.contact_id,
+        "sequence_id": claim.sequence_id,
+        "step_position": claim.step_position,
+    }
+
+
+def _record_slowly(
+    session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id: str
+) -> None:
+    """Retries, failures, auth trouble, unknowns and late knowledge: the ORM's clarity."""
+    now = ctx.clock.now()
+    run = session.get(StepRun, claim.run_id, with_for_update=True)
+    enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
+    message = session.get(Message, claim.message_pk)
+    ours = message.status == "handing" and run.locked_by == worker_id
+    if not ours and message.status != "unknown":
+        return  # taken over after our lease expired: the new owner records it
+    run.attempts += 1
+    session.add(
+        DeliveryAttempt(
+            message_id=message.id,
+            attempt=run.attempts,
+            outcome=str(result.outcome),
+            code=result.code,
+            reply=result.reply,
+            at=now,
+        )
+    )
+    message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
+    run.locked_by = run.locked_until = None
+    outcome = result.outcome
+    if outcome is DeliveryOutcome.SENT:
+        if message.status == "unknown":  # recovered too early; we know better now
+            enrollment.needs_attention = False
+        message.status, message.sent_at = "sent", now
+        run.status, run.completed_at, run.last_error = str(StepRunStatus.SENT), now, None
+        webhooks.emit(
+            session, now, "step_sent", {**_event_data(claim), "message_id": claim.message_pk}
+        )
+        after_step_completed(session, enrollment, run.step_position, now)
+    elif outcome is DeliveryOutcome.TRANSIENT and run.attempts < MAX_ATTEMPTS:
+        message.status = "prepared"
+        run.status, run.last_error, run.wait_reason = PENDING, message.smtp_reply, "retry"
+        run.due_at = now + backoff(run.attempts)
+    elif outcome is DeliveryOutcome.AUTH_FAILED:
+        mailbox = session.get(Mailbox, claim.mailbox_id, with_for_update=True)
+        mailbox.connected, mailbox.disconnected_reason = False, message.smtp_reply
+        message.status = "prepared"
+        run.status, run.wait_reason, run.last_error = (
+            PENDING,
+            "mailbox_disconnected",
+            message.smtp_reply,
+        )
+        run.attempts -= 1  # waiting for credentials is not a failed try
+    elif outcome is DeliveryOutcome.UNKNOWN:
+        mark_unknown(run, enrollment, message, result.reply)
+    else:
+        message.status = "failed"
+        fail_step(session, ctx, run, enrollment, message.smtp_reply)
+
+
+def backoff(attempt: int) -> timedelta:
+    """Exponential, capped, with ±25% jitter so a server's retry storm is spread out."""
+    delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
+    return delay * random.uniform(0.75, 1.25)

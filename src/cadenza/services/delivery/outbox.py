@@ -1,0 +1,150 @@
+"""The outbox: sent and waiting emails, and the review of sends whose outcome is unknown."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from cadenza.domain.enums import StepRunStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize, owner_filter
+from cadenza.services.audit import record
+from cadenza.services.context import Context
+from cadenza.services.enrollment.progress import after_step_completed
+from cadenza.services.lookup import fetch
+from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
+
+MESSAGE_STATUSES = ("prepared", "handing", "sent", "failed", "unknown")
+
+
+def list_messages(
+    ctx: Context,
+    *,
+    status: str | None = None,
+    enrollment_id: int | None = None,
+    owner_id: int | None = None,
+    contact_id: int | None = None,
+    limit: int = 50,
+    after_id: int | None = None,
+    actor_id: int | None = None,
+) -> list[Message]:
+    """Newest first; `owner_id` keeps the messages of that user's mailboxes only, and a
+    member acting sees only those of their own mailboxes whatever they ask."""
+    if status is not None and status not in MESSAGE_STATUSES:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"status must be one of {', '.join(MESSAGE_STATUSES)}"
+        )
+    query = select(Message).order_by(Message.id.desc()).limit(limit)
+    if status:
+        query = query.where(Message.status == status)
+    if enrollment_id is not None:
+        query = query.where(Message.enrollment_id == enrollment_id)
+    if contact_id is not None:
+        query = query.where(Message.contact_id == contact_id)
+    if after_id is not None:
+        query = query.where(Message.id < after_id)
+    with ctx.db.read() as session:
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MESSAGE)):
+            if owner is not None:
+                owned = select(Mailbox.id).where(Mailbox.owner_id == owner)
+                query = query.where(Message.mailbox_id.in_(owned))
+        return list(session.scalars(query))
+
+
+def _not_found(message_id: int) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.NOT_FOUND, f"message {message_id} does not exist", {"id": message_id}
+    )
+
+
+def _authorize(session, actor_id: int | None, message: Message, action: Action) -> None:
+    """A message belongs to the owner of the mailbox it is sent from; to anyone else
+    it does not exist."""
+    owner = session.get(Mailbox, message.mailbox_id).owner_id
+    authorize(
+        session, actor_id, Resource.MESSAGE, action, [owner], hidden_as=_not_found(message.id)
+    )
+
+
+def get_message(
+    ctx: Context, message_id: int, *, actor_id: int | None = None
+) -> tuple[Message, list[DeliveryAttempt]]:
+    with ctx.db.read() as session:
+        message = fetch(session, Message, message_id)
+        _authorize(session, actor_id, message, Action.READ)
+        attempts = list(
+            session.scalars(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.message_id == message_id)
+                .order_by(DeliveryAttempt.attempt)
+            )
+        )
+        return message, attempts
+
+
+def list_waiting(
+    ctx: Context, limit: int = 50, owner_id: int | None = None, *, actor_id: int | None = None
+) -> list[StepRun]:
+    """Email steps that are due or held back, with the reason each one waits.
+
+    `owner_id` keeps the steps of that user's mailboxes only; each run comes with its
+    enrollment and contact loaded, so a page can name who it is for.
+    """
+    query = (
+        select(StepRun)
+        .where(StepRun.status == str(StepRunStatus.PENDING))
+        .where(StepRun.step_type.in_(("email", "manual_email")))
+        .order_by(StepRun.due_at)
+        .limit(limit)
+        .options(selectinload(StepRun.enrollment).selectinload(Enrollment.contact))
+    )
+    with ctx.db.read() as session:
+        for owner in (owner_id, owner_filter(session, actor_id, Resource.MESSAGE)):
+            if owner is not None:
+                query = query.where(
+                    StepRun.mailbox_id.in_(select(Mailbox.id).where(Mailbox.owner_id == owner))
+                )
+        return list(session.scalars(query))
+
+
+def resolve_unknown(
+    ctx: Context, message_id: int, *, delivered: bool, actor_id: int | None = None
+) -> Message:
+    """A person decides what the engine never guesses: was it delivered or not?
+
+    Delivered: the step counts as sent when it was handed over and the sequence goes
+    on. Not delivered: the same message (same Message-ID) is queued to be sent again.
+    """
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        message = fetch(session, Message, message_id, for_update=True)
+        _authorize(session, actor_id, message, Action.UPDATE)
+        if message.status != "unknown":
+            raise CadenzaError(
+                ErrorCode.INVALID_STATE,
+                f"message {message_id} is {message.status}: only unknown sends are reviewed",
+            )
+        run = session.get(StepRun, message.step_run_id, with_for_update=True)
+        enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
+        enrollment.needs_attention = False
+        if delivered:
+            message.status, message.sent_at = "sent", message.handed_at or now
+            run.status, run.completed_at = str(StepRunStatus.SENT), message.sent_at
+            after_step_completed(session, enrollment, run.step_position, message.sent_at)
+        elif enrollment.state in ("active", "paused"):
+            message.status = "prepared"
+            run.status = str(StepRunStatus.PENDING if enrollment.state == "active" else "paused")
+            run.due_at, run.wait_reason = now, None
+        else:
+            message.status, run.status = "failed", str(StepRunStatus.CANCELLED)
+        record(
+            session,
+            ctx,
+            actor_id,
+            "message.review",
+            "message",
+            message_id,
+            {"delivered": delivered},
+        )
+        return message

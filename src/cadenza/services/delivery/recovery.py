@@ -1,0 +1,80 @@
+"""Taking back what dead or stopping workers held, and knowing when work falls due."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from cadenza.services.context import Context
+from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
+from cadenza.services.enrollment.progress import mark_unknown
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
+
+
+def recover_expired(ctx: Context, limit: int = 500) -> int:
+    """Takes back claims whose worker died: unsent ones are pending again, handed ones unknown."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        runs = list(
+            session.scalars(
+                select(StepRun)
+                .where(StepRun.status == SENDING, StepRun.locked_until < now)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        for run in runs:
+            message = session.scalar(select(Message).where(Message.step_run_id == run.id))
+            if message is not None and message.status == "handing":
+                enrollment = session.get(Enrollment, run.enrollment_id)
+                mark_unknown(run, enrollment, message, "the worker stopped while handing it over")
+            else:
+                run.status, run.locked_by, run.locked_until = PENDING, None, None
+        return len(runs)
+
+
+def release_unsent(ctx: Context, claims: list[ClaimedEmail], worker_id: str) -> None:
+    """On shutdown: claims not yet handed over go back to pending for other workers."""
+    ids = [c.run_id for c in claims]
+    if not ids:
+        return
+    with ctx.db.transaction() as session:
+        session.execute(
+            update(StepRun)
+            .where(StepRun.id.in_(ids), StepRun.status == SENDING, StepRun.locked_by == worker_id)
+            .values(status=PENDING, locked_by=None, locked_until=None)
+        )
+
+
+def next_due_at(ctx: Context) -> datetime | None:
+    """When the next pending step run is due (possibly already past, if held back)."""
+    with ctx.db.transaction() as session:
+        return session.scalar(select(func.min(StepRun.due_at)).where(StepRun.status == PENDING))
+
+
+def next_wakeup(ctx: Context) -> datetime | None:
+    """The next moment a tick can do something: a step falls due, a held-back mailbox
+    gets its next send slot, or its rolling 24-hour window frees room."""
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        candidates = [
+            session.scalar(
+                select(func.min(StepRun.due_at)).where(
+                    StepRun.status == PENDING, StepRun.due_at > now
+                )
+            )
+        ]
+        held = select(StepRun.mailbox_id).where(
+            StepRun.status == PENDING, StepRun.due_at <= now, StepRun.wait_reason.is_not(None)
+        )
+        for mailbox in session.scalars(select(Mailbox).where(Mailbox.id.in_(held))):
+            candidates.append(mailbox.next_send_at)
+            oldest = session.scalar(
+                select(func.min(Message.sent_at)).where(
+                    Message.mailbox_id == mailbox.id, Message.sent_at > now - timedelta(hours=24)
+                )
+            )
+            candidates.append(oldest + timedelta(hours=24, seconds=1) if oldest else None)
+    future = [c for c in candidates if c is not None and c > now]
+    return min(future) if future else None

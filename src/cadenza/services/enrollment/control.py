@@ -1,0 +1,232 @@
+"""Pause, resume and unenroll: each acts on the enrollment and its pending steps at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cadenza.domain import schedule
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.webhooks import REASON_EVENTS
+from cadenza.services.access import authorize_enrollment
+from cadenza.services.audit import record
+from cadenza.services.automation import triggers, webhooks
+from cadenza.services.automation.webhooks import enrollment_event
+from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
+from cadenza.store.models import Contact, Enrollment, StepRun, Task
+
+# Reasons an enrollment ends early; the signal issues add bounce, reply, meeting, ...
+UNENROLL_REASONS = (
+    "manual",
+    "replied",
+    "meeting_booked",
+    "bounced",
+    "unsubscribed",
+    "company_replied",
+    "complained",
+    "send_failed",
+)
+
+
+def lock_enrollment(
+    session: Session, enrollment_id: int, actor_id: int | None = None
+) -> Enrollment:
+    enrollment = fetch(session, Enrollment, enrollment_id, for_update=True)
+    authorize_enrollment(session, actor_id, enrollment, Action.UPDATE)
+    return enrollment
+
+
+def _require_state(enrollment: Enrollment, *states: EnrollmentState, action: str) -> None:
+    if enrollment.state not in states:
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE,
+            f"enrollment {enrollment.id} is {enrollment.state}: it cannot be {action}",
+            {"state": enrollment.state},
+        )
+
+
+def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
+    """The remaining delay of the waiting step is kept and restarts on resume."""
+    with ctx.db.transaction() as session:
+        enrollment = lock_enrollment(session, enrollment_id, actor_id)
+        _require_state(enrollment, EnrollmentState.ACTIVE, action="paused")
+        pause_enrollment(session, ctx, enrollment)
+        record(session, ctx, actor_id, "enrollment.pause", "enrollment", enrollment_id)
+    return enrollment
+
+
+def pause_enrollment(session: Session, ctx: Context, enrollment: Enrollment) -> None:
+    """Holds its pending steps, in the caller's transaction (a step being sent finishes)."""
+    enrollment.state = str(EnrollmentState.PAUSED)
+    enrollment.paused_at = ctx.clock.now()
+    session.execute(
+        update(StepRun)
+        .where(
+            StepRun.enrollment_id == enrollment.id,
+            StepRun.status == str(StepRunStatus.PENDING),
+        )
+        .values(status=str(StepRunStatus.PAUSED))
+    )
+    webhooks.emit(session, enrollment.paused_at, "paused", enrollment_event(enrollment))
+
+
+def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        enrollment = lock_enrollment(session, enrollment_id, actor_id)
+        _require_state(enrollment, EnrollmentState.PAUSED, action="resumed")
+        tz = parse_timezone(enrollment.timezone)
+        settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+        paused_runs = session.scalars(
+            select(StepRun).where(
+                StepRun.enrollment_id == enrollment_id,
+                StepRun.status == str(StepRunStatus.PAUSED),
+            )
+        )
+        for run in paused_runs:
+            run.due_at = resumed_due(run, enrollment, now, tz, settings)
+            run.status = str(StepRunStatus.PENDING)
+        enrollment.state = str(EnrollmentState.ACTIVE)
+        enrollment.paused_at = enrollment.resume_at = None
+        record(session, ctx, actor_id, "enrollment.resume", "enrollment", enrollment_id)
+        webhooks.emit(session, now, "resumed", enrollment_event(enrollment))
+    return enrollment
+
+
+def resumed_due(run: StepRun, enrollment: Enrollment, now: datetime, tz, settings) -> datetime:
+    """Now plus what was left of the wait; follow-ups then obey the days and window rules."""
+    paused_at = enrollment.paused_at or now
+    remaining = max(run.due_at - paused_at, timedelta(0))
+    due = now + remaining
+    if run.step_position == enrollment.start_step:
+        return due
+    local_wall = due.astimezone(tz).replace(tzinfo=None)
+    return schedule.normalize_follow_up(local_wall, tz, settings)
+
+
+def unenroll(
+    ctx: Context,
+    enrollment_id: int,
+    reason: str = "manual",
+    *,
+    detail: str | None = None,
+    actor_id: int | None = None,
+) -> Enrollment:
+    if reason not in UNENROLL_REASONS:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"reason must be one of {', '.join(UNENROLL_REASONS)}",
+        )
+    with ctx.db.transaction() as session:
+        enrollment = lock_enrollment(session, enrollment_id, actor_id)
+        _require_state(
+            enrollment, EnrollmentState.ACTIVE, EnrollmentState.PAUSED, action="unenrolled"
+        )
+        end_enrollment(session, ctx, enrollment, reason, detail)
+        record(
+            session,
+            ctx,
+            actor_id,
+            "enrollment.unenroll",
+            "enrollment",
+            enrollment_id,
+            {"reason": reason, "detail": detail},
+        )
+    return enrollment
+
+
+def end_enrollment(
+    session: Session, ctx: Context, enrollment: Enrollment, reason: str, detail: str | None
+) -> None:
+    """Cancels every step not yet done and every open task, in the caller's transaction."""
+    enrollment.state = str(EnrollmentState.UNENROLLED)
+    enrollment.reason = reason
+    enrollment.reason_detail = detail
+    enrollment.ended_at = ctx.clock.now()
+    enrollment.paused_at = enrollment.resume_at = None
+    session.execute(
+        update(StepRun)
+        .where(
+            StepRun.enrollment_id == enrollment.id,
+            StepRun.status.in_(
+                [
+                    str(StepRunStatus.PENDING),
+                    str(StepRunStatus.PAUSED),
+                    str(StepRunStatus.WAITING_TASK),
+                ]
+            ),
+        )
+        .values(status=str(StepRunStatus.CANCELLED))
+    )
+    session.execute(
+        update(Task)
+        .where(Task.enrollment_id == enrollment.id, Task.status == str(TaskStatus.OPEN))
+        .values(status=str(TaskStatus.CANCELLED))
+    )
+    event = {**enrollment_event(enrollment), "reason": reason, "detail": detail}
+    webhooks.emit(session, enrollment.ended_at, "unenrolled", event)
+    if reason in REASON_EVENTS:
+        webhooks.emit(session, enrollment.ended_at, reason, event)
+    triggers.enrollment_ended(session, enrollment.ended_at, enrollment)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    enrollment_id: int
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+    contact_id: int | None = None
+    contact_name: str | None = None  # name, else email: what a person recognises
+
+
+def for_many(action, ctx: Context, enrollment_ids: list[int], **kwargs) -> list[BulkOutcome]:
+    """Applies pause/resume/unenroll to many enrollments; each succeeds or fails on its own.
+
+    Each outcome names the enrollment's contact, except where the action answered "not
+    found": that answer also hides enrollments the caller may not see, so no name leaks.
+    """
+    outcomes = []
+    for enrollment_id in enrollment_ids:
+        try:
+            action(ctx, enrollment_id, **kwargs)
+        except CadenzaError as exc:
+            outcomes.append(BulkOutcome(enrollment_id, False, str(exc.code), exc.message))
+        else:
+            outcomes.append(BulkOutcome(enrollment_id, True))
+    hidden = str(ErrorCode.ENROLLMENT_NOT_FOUND)
+    contacts = _contacts_of([o.enrollment_id for o in outcomes if o.code != hidden], ctx)
+    return [
+        replace(
+            o, contact_id=contacts[o.enrollment_id][0], contact_name=contacts[o.enrollment_id][1]
+        )
+        if o.enrollment_id in contacts
+        else o
+        for o in outcomes
+    ]
+
+
+def _contacts_of(enrollment_ids: list[int], ctx: Context) -> dict[int, tuple[int, str]]:
+    if not enrollment_ids:
+        return {}
+    with ctx.db.read() as session:
+        rows = session.execute(
+            select(Enrollment.id, Contact.id, Contact.firstname, Contact.lastname, Contact.email)
+            .join(Contact, Contact.id == Enrollment.contact_id)
+            .where(Enrollment.id.in_(enrollment_ids))
+        )
+        return {
+            enrollment_id: (
+                contact_id,
+                " ".join(p for p in (first, last) if p) or email or f"contact {contact_id}",
+            )
+            for enrollment_id, contact_id, first, last, email in rows
+        }

@@ -1,0 +1,631 @@
+"""Enroll contacts in a sequence: every rule of DESIGN §3–4, one transaction per request.
+
+Each contact gets its own result. Whole-request problems (unknown sequence, bad time
+zone, someone else's mailbox, ...) raise before anything is looked at per contact.
+Each contact is written inside its own SAVEPOINT, so one failing contact leaves
+nothing half-written while the valid ones still enroll. Contacts are row-locked
+(PostgreSQL) or the whole write is serialised (SQLite's BEGIN IMMEDIATE), so two
+concurrent requests cannot both put a contact into a sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cadenza.domain import schedule, templates
+from cadenza.domain.contact_fields import normalize_email, parse_timezone
+from cadenza.domain.eligibility import ContactFacts, refusal_for
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.personalization import build_context, normalize_token_values
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec, validate_edits
+from cadenza.services.access import authorize_enrolling
+from cadenza.services.accounts.users import get_user
+from cadenza.services.audit import record
+from cadenza.services.automation import triggers, webhooks
+from cadenza.services.automation.webhooks import enrollment_event
+from cadenza.services.context import Context
+from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
+from cadenza.services.enrollment.progress import add_step_run
+from cadenza.services.lookup import fetch
+from cadenza.services.sequences.catalog import load_live_sequence, step_specs
+from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking
+from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
+
+
+@dataclass
+class ContactRequest:
+    contact_id: int
+    token_values: dict[str, Any] = field(default_factory=dict)
+    step_edits: dict[Any, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class EnrollRequest:
+    sequence_id: int
+    user_id: int
+    contacts: list[ContactRequest]
+    mailbox_id: int | None = None
+    start_step: int = 1
+    timezone: str | None = None
+    # Aware: that instant. Naive: that wall-clock time in each enrollment's own time
+    # zone ("9:00 their time"), which is why it is resolved per contact.
+    send_at: datetime | None = None
+    dry_run: bool = False
+    # Follow-up settings for this enrollment only, over the sequence's (the enroll
+    # dialog offers them); None keeps the sequence's settings.
+    settings: dict[str, Any] | None = None
+    # Enrolling from a record: "contact", or an object type ("company", "deal", ...) and
+    # its id. Other records enroll through their associated contacts (`contacts` then
+    # chooses among them, or may be empty when there is exactly one).
+    record_type: str | None = None
+    record_id: int | None = None
+    # Values for everyone, used for a token only where the contact's record has none
+    # (the dialog's "Update all", the CLI's --token, a list's values); a contact's own
+    # `token_values` win over both.
+    token_defaults: dict[str, Any] = field(default_factory=dict)
+    # Enrollments earlier batches of the same dry run would have made: a dry run writes
+    # none, yet its later batches must meet the daily limit as the real run will.
+    dry_run_enrolled: int = 0
+
+
+@dataclass
+class EnrollOptions:
+    """What every contact of one enrollment shares: the one definition of the choices
+    the enroll dialog, the API (`EnrollOptionsIn`), the CLI and a list job offer."""
+
+    mailbox_id: int | None = None
+    start_step: int = 1
+    timezone: str | None = None
+    send_at: datetime | None = None  # naive: that wall-clock time in each contact's zone
+    settings: dict[str, Any] | None = None  # follow-up settings over the sequence's
+    token_values: dict[str, Any] = field(default_factory=dict)  # for whoever lacks one
+
+    def request(
+        self, sequence_id: int, user_id: int, contacts: list[ContactRequest], **extra: Any
+    ) -> EnrollRequest:
+        return EnrollRequest(
+            sequence_id=sequence_id,
+            user_id=user_id,
+            contacts=contacts,
+            mailbox_id=self.mailbox_id,
+            start_step=self.start_step,
+            timezone=self.timezone,
+            send_at=self.send_at,
+            settings=self.settings,
+            token_defaults=dict(self.token_values),
+            **extra,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """For a list job's `options` column (the mailbox has its own)."""
+        return {
+            "start_step": self.start_step,
+            "timezone": self.timezone,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "settings": self.settings,
+            "token_values": self.token_values,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None, mailbox_id: int | None) -> EnrollOptions:
+        data = data or {}
+        send_at = data.get("send_at")
+        return cls(
+            mailbox_id=mailbox_id,
+            start_step=data.get("start_step", 1),
+            timezone=data.get("timezone"),
+            send_at=datetime.fromisoformat(send_at) if send_at else None,
+            settings=data.get("settings"),
+            token_values=data.get("token_values") or {},
+        )
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    step: int
+    due_at: datetime  # aware, in the enrollment's time zone
+
+
+@dataclass
+class ContactResult:
+    contact_id: int
+    ok: bool
+    enrollment_id: int | None = None
+    code: str | None = None
+    message: str | None = None
+    missing_tokens: list[str] = field(default_factory=list)
+    timezone: str | None = None
+    schedule: list[ScheduledStep] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """What is shared by every contact of one request, validated once."""
+
+    user: User
+    mailbox: Mailbox
+    sequence_id: int
+    specs: list[StepSpec]
+    settings: SequenceSettings
+    start_step: int
+    tz_override: ZoneInfo | None
+    now: datetime
+    bulk: bool
+    daily_limit: int
+    enrolled_today: int
+    source_record_id: int | None = None
+
+
+def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    with ctx.db.transaction() as session:
+        return enroll_in(session, ctx, request)
+
+
+def enroll_in_batches(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    """A selection larger than the bulk limit (the web app's selection across pages),
+    enrolled one batch of `CADENZA_ENROLL_BULK_LIMIT` at a time, each batch its own
+    request and transaction with every usual rule (the daily limit refuses the contacts
+    past it). A whole-request refusal comes from the first batch, before anything is
+    written."""
+    limit = ctx.settings.enroll_bulk_limit
+    if len(request.contacts) <= limit:
+        return enroll(ctx, request)
+    results: list[ContactResult] = []
+    for start in range(0, len(request.contacts), limit):
+        batch = replace(
+            request,
+            contacts=request.contacts[start : start + limit],
+            dry_run_enrolled=sum(1 for r in results if r.ok) if request.dry_run else 0,
+        )
+        results.extend(enroll(ctx, batch))
+    return results
+
+
+def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[ContactResult]:
+    """`enroll` inside the caller's transaction (automation acts in its own)."""
+    _check_request_shape(ctx, request)
+    plan = _plan(ctx, session, request)
+    source, allowed = _source(session, request)
+    plan.source_record_id = source
+    contacts = _lock_contacts(session, [c.contact_id for c in request.contacts])
+    live = _live_sequences(session, list(contacts))
+    blocked = _blocked_patterns(session, contacts.values())
+    results: list[ContactResult] = []
+    seen: set[int] = set()
+    for item in request.contacts:
+        if item.contact_id in seen:
+            results.append(_refused(item.contact_id, ErrorCode.DUPLICATE_CONTACT, "listed twice"))
+            continue
+        seen.add(item.contact_id)
+        if allowed is not None and item.contact_id not in allowed:
+            results.append(_not_associated(request, item.contact_id))
+            continue
+        result = _enroll_one(
+            ctx, session, plan, request, item, contacts.get(item.contact_id), live, blocked
+        )
+        if result.ok:
+            plan.enrolled_today += 1
+        results.append(result)
+    return results
+
+
+def _source(session: Session, request: EnrollRequest) -> tuple[int | None, set[int] | None]:
+    """The source record's id and the contacts it may enroll (None: any contact).
+    Fills `request.contacts` from the record's only associated contact when none given."""
+    if request.record_type is None:
+        return None, None
+    record, ids = contacts_for_enrollment(
+        session, request.record_type, request.record_id, [c.contact_id for c in request.contacts]
+    )
+    if not request.contacts:
+        request.contacts = [ContactRequest(contact_id=i) for i in ids]
+    if record is None:
+        return None, None
+    return record.id, associated_contact_ids(session, record.id)
+
+
+def _not_associated(request: EnrollRequest, contact_id: int) -> ContactResult:
+    return _refused(
+        contact_id,
+        ErrorCode.NOT_ASSOCIATED,
+        f"contact {contact_id} is not associated with {request.record_type} {request.record_id}",
+    )
+
+
+def _check_request_shape(ctx: Context, request: EnrollRequest) -> None:
+    _check_options(ctx, request)
+    if request.record_type is not None or request.record_id is not None:
+        if request.record_type is None or request.record_id is None:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                "record_type and record_id go together",
+                {"field": "record_id" if request.record_id is None else "record_type"},
+            )
+        if not request.contacts:
+            return  # the record's associated contact, resolved in the transaction
+    if not request.contacts:
+        raise CadenzaError(ErrorCode.NO_CONTACTS, "choose at least one contact to enroll")
+    limit = ctx.settings.enroll_bulk_limit
+    if len(request.contacts) > limit:
+        raise CadenzaError(
+            ErrorCode.BULK_LIMIT_EXCEEDED,
+            f"at most {limit} contacts can be enrolled at once; got {len(request.contacts)}",
+            {"limit": limit, "requested": len(request.contacts)},
+        )
+
+
+def _check_options(ctx: Context, request: EnrollRequest) -> None:
+    """The shared choices that need no database: zone, values for everyone, send time."""
+    if request.timezone is not None:
+        parse_timezone(request.timezone)
+    request.token_defaults = normalize_token_values(request.token_defaults)
+    _check_send_at(ctx, request.send_at)
+
+
+# Far beyond any real campaign; a send_at further out would overflow the date arithmetic
+# of the schedule (steps wait up to a year each) instead of being refused.
+SEND_AT_HORIZON = timedelta(days=5 * 365)
+# Wall-clock offsets span UTC-12 to UTC+14: a local time this far back is past everywhere.
+WIDEST_OFFSET_SPAN = timedelta(days=2)
+
+
+def _check_send_at(ctx: Context, send_at: datetime | None) -> None:
+    """Refuses what cannot be scheduled, before any contact is looked at. A naive
+    send_at is checked per contact later, in that contact's zone."""
+    if send_at is None:
+        return
+    now = ctx.clock.now()
+    instant = send_at if send_at.tzinfo else send_at.replace(tzinfo=UTC)  # within a day of it
+    details = {"send_at": send_at.isoformat()}
+    if instant - now > SEND_AT_HORIZON:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"send_at must be within {SEND_AT_HORIZON.days} days from now",
+            details,
+        )
+    if send_at.tzinfo is not None and send_at <= now:
+        raise CadenzaError(
+            ErrorCode.SEND_AT_IN_PAST,
+            f"send_at {send_at.isoformat()} is not in the future",
+            details,
+        )
+    if send_at.tzinfo is None and now - instant > WIDEST_OFFSET_SPAN:
+        raise CadenzaError(
+            ErrorCode.SEND_AT_IN_PAST,
+            f"send_at {send_at.isoformat()} has passed in every time zone",
+            details,
+        )
+
+
+def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
+    user = get_user(session, request.user_id)
+    authorize_enrolling(user)
+    sequence = load_live_sequence(session, request.sequence_id)
+    specs = step_specs(sequence)
+    if not specs:
+        raise CadenzaError(ErrorCode.SEQUENCE_HAS_NO_STEPS, f"sequence {sequence.id} has no steps")
+    if (
+        isinstance(request.start_step, bool)
+        or not isinstance(request.start_step, int)
+        or not 1 <= request.start_step <= len(specs)
+    ):
+        raise CadenzaError(
+            ErrorCode.INVALID_START_STEP,
+            f"start_step must be between 1 and {len(specs)}, got {request.start_step!r}",
+            {"steps": len(specs)},
+        )
+    now = ctx.clock.now()
+    return _Plan(
+        user=user,
+        mailbox=_resolve_mailbox(session, user, request.mailbox_id),
+        sequence_id=sequence.id,
+        specs=specs,
+        settings=SequenceSettings.from_dict({**sequence.settings, **(request.settings or {})}),
+        start_step=request.start_step,
+        tz_override=parse_timezone(request.timezone) if request.timezone else None,
+        now=now,
+        bulk=len(request.contacts) > 1,
+        daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
+        enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
+    )
+
+
+def check_plan(session: Session, ctx: Context, request: EnrollRequest) -> None:
+    """The whole-request checks alone (user may enroll, sequence, mailbox, start step),
+    for callers that enroll later in batches (list jobs, automation rules)."""
+    _check_options(ctx, request)
+    _plan(ctx, session, request)
+
+
+def daily_limit_resets_at(ctx: Context, user: User, now: datetime) -> datetime:
+    """The next midnight in the user's time zone, when the daily limit starts afresh."""
+    tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
+    tomorrow = now.astimezone(tz).date() + timedelta(days=1)
+    return schedule.local_to_utc(datetime(tomorrow.year, tomorrow.month, tomorrow.day), tz)
+
+
+def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Mailbox:
+    if mailbox_id is None:
+        owned = list(session.scalars(select(Mailbox).where(Mailbox.owner_id == user.id)))
+        if not owned:
+            raise CadenzaError(
+                ErrorCode.MAILBOX_NOT_FOUND, "you have no mailbox to send from: connect one first"
+            )
+        if len(owned) > 1:
+            raise CadenzaError(
+                ErrorCode.MAILBOX_REQUIRED,
+                "you have several mailboxes: choose the one to send from",
+                {"mailbox_ids": [m.id for m in owned]},
+            )
+        mailbox = owned[0]
+    else:
+        mailbox = fetch(session, Mailbox, mailbox_id)
+        authorize_enrolling(user, mailbox)
+    if not mailbox.connected:
+        raise CadenzaError(
+            ErrorCode.MAILBOX_DISCONNECTED,
+            f"mailbox {mailbox.from_email} is disconnected: reconnect it before enrolling",
+            {"reason": mailbox.disconnected_reason},
+        )
+    return mailbox
+
+
+def _enrolled_today(ctx: Context, session: Session, user: User, now: datetime) -> int:
+    """The daily limit counts enrollments since midnight in the user's own time zone."""
+    tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
+    local_midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = schedule.local_to_utc(local_midnight.replace(tzinfo=None), tz)
+    return session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(Enrollment.enrolled_by_id == user.id, Enrollment.enrolled_at >= since)
+    )
+
+
+def _lock_contacts(session: Session, ids: list[int]) -> dict[int, Contact]:
+    wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)})
+    rows = session.scalars(
+        select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id).with_for_update()
+    )
+    return {c.id: c for c in rows}
+
+
+def _live_sequences(session: Session, contact_ids: list[int]) -> dict[int, set[int]]:
+    rows = session.execute(
+        select(Enrollment.contact_id, Enrollment.sequence_id).where(
+            Enrollment.contact_id.in_(contact_ids),
+            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        )
+    )
+    live: dict[int, set[int]] = {}
+    for contact_id, sequence_id in rows:
+        live.setdefault(contact_id, set()).add(sequence_id)
+    return live
+
+
+def _blocked_patterns(session: Session, contacts) -> set[str]:
+    keys = set()
+    for contact in contacts:
+        if contact.email_key:
+            keys.add(contact.email_key)
+            keys.add("@" + contact.email_key.rpartition("@")[2])
+    if not keys:
+        return set()
+    return set(
+        session.scalars(select(BlockedAddress.pattern).where(BlockedAddress.pattern.in_(keys)))
+    )
+
+
+def _is_blocked(contact: Contact, patterns: set[str]) -> bool:
+    if contact.blocked:
+        return True
+    if not contact.email_key:
+        return False
+    return bool({contact.email_key, "@" + contact.email_key.rpartition("@")[2]} & patterns)
+
+
+def _valid_email(address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        normalize_email(address)
+    except CadenzaError:
+        return False
+    return True
+
+
+def _refused(contact_id: int, code: ErrorCode, message: str, **extra: Any) -> ContactResult:
+    return ContactResult(contact_id=contact_id, ok=False, code=str(code), message=message, **extra)
+
+
+def _enroll_one(
+    ctx: Context,
+    session: Session,
+    plan: _Plan,
+    request: EnrollRequest,
+    item: ContactRequest,
+    contact: Contact | None,
+    live: dict[int, set[int]],
+    blocked: set[str],
+) -> ContactResult:
+    if contact is None:
+        return _refused(
+            item.contact_id,
+            ErrorCode.CONTACT_NOT_FOUND,
+            f"contact {item.contact_id} does not exist",
+        )
+    facts = ContactFacts(
+        email=contact.email,
+        email_valid=_valid_email(contact.email),
+        bounced=contact.bounced_at is not None,
+        unsubscribed=contact.unsubscribed_at is not None,
+        blocked=_is_blocked(contact, blocked),
+        live_enrollment_sequence_ids=frozenset(live.get(contact.id, ())),
+    )
+    refusal = refusal_for(
+        facts, plan.sequence_id, allow_multiple_sequences=ctx.settings.allow_multiple_sequences
+    )
+    if refusal is not None:
+        return _refused(contact.id, refusal.code, refusal.message)
+    try:
+        steps = _personal_steps(plan.specs, item.step_edits)
+        token_values = normalize_token_values(item.token_values)
+    except CadenzaError as exc:
+        return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
+    token_values = {**values_lacking(request.token_defaults, contact), **token_values}
+    context = build_context(
+        contact_values(contact), sender_values(plan.user, plan.mailbox), token_values
+    )
+    remaining = [s for s in steps if s.position >= plan.start_step]
+    missing = templates.missing_tokens([t for s in remaining for t in s.templates()], context)
+    if missing:
+        return _refused(
+            contact.id,
+            ErrorCode.MISSING_TOKEN_VALUES,
+            f"no value for {', '.join(missing)}: give token_values for them",
+            missing_tokens=missing,
+        )
+    if plan.enrolled_today >= plan.daily_limit:
+        return _refused(
+            contact.id,
+            ErrorCode.DAILY_ENROLLMENT_LIMIT,
+            f"you reached your daily limit of {plan.daily_limit} enrollments",
+        )
+    tz_name, tz = _timezone_for(ctx, plan, contact)
+    first_due = _first_due(plan, request.send_at, tz)
+    if first_due is None:
+        return _refused(
+            contact.id,
+            ErrorCode.SEND_AT_IN_PAST,
+            f"{request.send_at:%Y-%m-%d %H:%M} in {tz_name} has already passed",
+            timezone=tz_name,
+        )
+    projected = schedule.project_timeline(
+        steps=[schedule.StepDelay(s.delay_days, s.delay_hours) for s in remaining],
+        positions=[s.position for s in remaining],
+        tz=tz,
+        settings=plan.settings,
+        anchor=first_due,
+        anchor_is_first_step=True,
+    )
+    result = ContactResult(
+        contact_id=contact.id,
+        ok=True,
+        timezone=tz_name,
+        schedule=[ScheduledStep(p.position, p.due_at.astimezone(tz)) for p in projected],
+    )
+    if request.dry_run:
+        return result
+    try:
+        with session.begin_nested():
+            enrollment = _write_enrollment(
+                session, plan, contact, steps, token_values, tz_name, first_due, request
+            )
+    except IntegrityError:
+        return _refused(contact.id, ErrorCode.ALREADY_ENROLLED, "the contact was just enrolled")
+    live.setdefault(contact.id, set()).add(plan.sequence_id)
+    record(
+        session,
+        ctx,
+        plan.user.id,
+        "enrollment.create",
+        "enrollment",
+        enrollment.id,
+        {"contact_id": contact.id, "sequence_id": plan.sequence_id},
+    )
+    result.enrollment_id = enrollment.id
+    return result
+
+
+def _personal_steps(specs: list[StepSpec], step_edits: dict[Any, dict[str, str]]) -> list[StepSpec]:
+    by_position = {s.position: s for s in specs}
+    edits_by_position: dict[int, dict[str, str]] = {}
+    for key, edits in (step_edits or {}).items():
+        try:
+            position = int(key)
+        except (TypeError, ValueError):
+            position = None
+        if position not in by_position:
+            raise CadenzaError(ErrorCode.INVALID_STEP_EDIT, f"there is no step {key!r} to edit")
+        edits_by_position[position] = validate_edits(by_position[position], edits)
+    return [s.with_edits(edits_by_position.get(s.position, {})) for s in specs]
+
+
+def _timezone_for(ctx: Context, plan: _Plan, contact: Contact) -> tuple[str, ZoneInfo]:
+    """Chosen at enrollment, else the contact's, else the sender's, else the default."""
+    if plan.tz_override is not None:
+        return plan.tz_override.key, plan.tz_override
+    for name in (contact.timezone, plan.user.timezone, ctx.settings.default_timezone):
+        if name:
+            try:
+                return name, parse_timezone(name)
+            except CadenzaError:
+                continue
+    return "UTC", ZoneInfo("UTC")
+
+
+def _first_due(plan: _Plan, send_at: datetime | None, tz: ZoneInfo) -> datetime | None:
+    if send_at is not None and send_at.tzinfo is None:
+        send_at = schedule.local_to_utc(send_at, tz)
+        if send_at <= plan.now:
+            return None
+    return schedule.first_step_due(plan.now, send_at)
+
+
+def _write_enrollment(
+    session: Session,
+    plan: _Plan,
+    contact: Contact,
+    steps: list[StepSpec],
+    token_values: dict[str, str],
+    tz_name: str,
+    first_due: datetime,
+    request: EnrollRequest,
+) -> Enrollment:
+    enrollment = Enrollment(
+        contact_id=contact.id,
+        sequence_id=plan.sequence_id,
+        mailbox_id=plan.mailbox.id,
+        enrolled_by_id=plan.user.id,
+        timezone=tz_name,
+        state=str(EnrollmentState.ACTIVE),
+        start_step=plan.start_step,
+        steps_snapshot=[s.to_dict() for s in steps],
+        settings_snapshot=plan.settings.to_dict(),
+        token_values=token_values,
+        bulk=plan.bulk,
+        send_at=first_due if request.send_at is not None else None,
+        enrolled_at=plan.now,
+        source_record_id=plan.source_record_id,
+    )
+    session.add(enrollment)
+    session.flush()
+    add_step_run(session, enrollment, plan.start_step, first_due, plan.now)
+    session.flush()
+    webhooks.emit(
+        session,
+        plan.now,
+        "enrolled",
+        {
+            **enrollment_event(enrollment),
+            "enrolled_by_id": plan.user.id,
+            "first_due_at": first_due.isoformat(),
+        },
+    )
+    triggers.record(
+        session,
+        plan.now,
+        "enrolled",
+        contact.id,
+        {"enrollment_id": enrollment.id, "sequence_id": plan.sequence_id},
+    )
+    return enrollment

@@ -1,0 +1,82 @@
+"""Moving an enrollment forward: the next step run, or the end of the sequence.
+
+Used at enrollment, when the engine completes a step and when a task is completed,
+so every path schedules with the same pure function the projection shows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from cadenza.domain import schedule
+from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.steps import StepSpec
+from cadenza.services.automation import triggers, webhooks
+from cadenza.services.automation.webhooks import enrollment_event
+from cadenza.services.enrollment.control import end_enrollment
+from cadenza.store.models import Enrollment, Message, StepRun
+
+
+def add_step_run(
+    session: Session,
+    enrollment: Enrollment,
+    position: int,
+    due_at: datetime,
+    now: datetime,
+) -> StepRun:
+    spec = enrollment.steps_snapshot[position - 1]
+    paused = enrollment.state == EnrollmentState.PAUSED
+    run = StepRun(
+        enrollment_id=enrollment.id,
+        mailbox_id=enrollment.mailbox_id,
+        step_position=position,
+        step_type=spec["type"],
+        bulk_first=enrollment.bulk and position == enrollment.start_step,
+        status=str(StepRunStatus.PAUSED if paused else StepRunStatus.PENDING),
+        due_at=due_at,
+        created_at=now,
+    )
+    session.add(run)
+    return run
+
+
+def after_step_completed(
+    session: Session, enrollment: Enrollment, position: int, completed_at: datetime
+) -> StepRun | None:
+    """Schedules the step after `position`, or finishes the enrollment after the last one."""
+    if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
+        return None
+    if position >= len(enrollment.steps_snapshot):
+        enrollment.state = str(EnrollmentState.FINISHED)
+        enrollment.ended_at = completed_at
+        webhooks.emit(session, completed_at, "finished", enrollment_event(enrollment))
+        triggers.enrollment_ended(session, completed_at, enrollment)
+        return None
+    following = StepSpec.from_dict(enrollment.steps_snapshot[position])
+    due = schedule.next_step_due(
+        completed_at,
+        parse_timezone(enrollment.timezone),
+        schedule.StepDelay(following.delay_days, following.delay_hours),
+        SequenceSettings.from_dict(enrollment.settings_snapshot),
+    )
+    return add_step_run(session, enrollment, following.position, due, completed_at)
+
+
+def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: str) -> None:
+    message.status = "unknown"
+    run.status, run.last_error = str(StepRunStatus.UNKNOWN), why
+    run.locked_by = run.locked_until = None
+    enrollment.needs_attention = True
+
+
+def fail_step(session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str) -> None:
+    """A step that cannot be sent ends the enrollment, flagged, with the reason kept."""
+    run.status, run.last_error = str(StepRunStatus.FAILED), reason
+    run.locked_by = run.locked_until = None
+    enrollment.needs_attention = True
+    if enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
+        end_enrollment(session, ctx, enrollment, "send_failed", reason)

@@ -1,0 +1,1 @@
+"""sequences (docstring to write)."""

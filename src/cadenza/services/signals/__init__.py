@@ -1,0 +1,1 @@
+"""signals (docstring to write)."""
