@@ -1,1 +1,6 @@
-"""crm (docstring to write)."""
+"""The people and things a team sells to: contacts, records of any object type and their
+associations, lists (static and active) and their membership, CSV imports.
+
+May call: automation.triggers and automation.webhooks (a change emits its events in its
+own transaction), the shared base (context, access, lookup, audit), domain, store.
+"""
