@@ -11,6 +11,7 @@ import pytest
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.factory import transport_for
+from cadenza.engine.transports.smtp import SmtpTransport
 from cadenza.services.accounts import connection_tests as check
 from cadenza.services.accounts.connection_tests import ConnectionTests
 from cadenza.services.accounts.mailboxes import create_mailbox, transport_settings
@@ -120,7 +121,9 @@ def test_connection_tests_use_a_short_timeout(ctx, world):
     )
     settings = transport_settings(ctx, mailbox.id, timeout=check.CHECK_TIMEOUT_SECONDS)
     assert settings.timeout == check.CHECK_TIMEOUT_SECONDS <= 5
-    assert transport_for(settings).settings.timeout == check.CHECK_TIMEOUT_SECONDS
+    transport = transport_for(settings)
+    assert isinstance(transport, SmtpTransport)
+    assert transport.settings.timeout == check.CHECK_TIMEOUT_SECONDS
 
 
 @pytest.mark.parametrize("raw_server", [BANNERS[0], BANNERS[1]], indirect=True)
