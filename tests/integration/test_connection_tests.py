@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain.errors import CadenzaError
-from cadenza.engine.transports import check
-from cadenza.engine.transports.check import ConnectionTests
-from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.engine.transports.factory import transport_for
+from cadenza.engine.transports.smtp import SmtpTransport
+from cadenza.services.accounts import connection_tests as check
+from cadenza.services.accounts.connection_tests import ConnectionTests
+from cadenza.services.accounts.mailboxes import create_mailbox, transport_settings
 from tests.conftest import assert_error
 
 
@@ -92,32 +94,36 @@ def test_tests_beyond_the_pool_are_refused_at_once_not_queued(ctx, world, raw_se
         ctx, world.user.id, "sam@corp.example", transport="smtp", smtp_host="127.0.0.1",
         smtp_port=raw_server.port, smtp_security="none",
     )  # fmt: skip
-    tests = ConnectionTests(ctx.clock)
+    tests = ConnectionTests(ctx.clock, transport_for)
     results = []
     running = [
-        threading.Thread(target=lambda i=i: results.append(tests.run(1000 + i, mailbox, None)))
-        for i in range(check.POOL_SIZE)
+        threading.Thread(target=lambda: results.append(tests.run(ctx, mailbox.id, world.user.id)))
+        for _ in range(check.POOL_SIZE)
     ]
     for thread in running:
         thread.start()
     for _ in running:  # every one of them is connected and waiting for a greeting
         assert raw_server.accepted.acquire(timeout=10)
     with pytest.raises(CadenzaError) as refused:
-        tests.run(2000, mailbox, None)
+        tests.run(ctx, mailbox.id, world.user.id)
     assert refused.value.code == "too_many_attempts"
     raw_server.close()  # the slow servers hang up: the tests end, the pool empties
     for thread in running:
         thread.join(10)
     assert len(results) == check.POOL_SIZE and not any(r.outcome == "sent" for r in results)
-    assert tests.run(2000, create_mailbox(ctx, world.user.id, "cap@corp.example"), None).code == 250
+    capture = create_mailbox(ctx, world.user.id, "cap@corp.example")
+    assert tests.run(ctx, capture.id, world.user.id).code == 250
 
 
 def test_connection_tests_use_a_short_timeout(ctx, world):
     mailbox = create_mailbox(
         ctx, world.user.id, "sam@corp.example", transport="smtp", smtp_host="127.0.0.1"
     )
-    transport = check.transport_for(mailbox, None, timeout=check.CHECK_TIMEOUT_SECONDS)
-    assert transport.settings.timeout == check.CHECK_TIMEOUT_SECONDS <= 5
+    settings = transport_settings(ctx, mailbox.id, timeout=check.CHECK_TIMEOUT_SECONDS)
+    assert settings.timeout == check.CHECK_TIMEOUT_SECONDS <= 5
+    transport = transport_for(settings)
+    assert isinstance(transport, SmtpTransport)
+    assert transport.settings.timeout == check.CHECK_TIMEOUT_SECONDS
 
 
 @pytest.mark.parametrize("raw_server", [BANNERS[0], BANNERS[1]], indirect=True)

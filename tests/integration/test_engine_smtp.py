@@ -7,7 +7,7 @@ from email.policy import default
 import pytest
 from sqlalchemy import select
 
-from cadenza.services.accounts.mailboxes import create_mailbox, reconnect_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox, reconnect_mailbox, update_mailbox
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink
@@ -136,6 +136,23 @@ def test_a_reused_connection_closed_by_the_server_is_reopened(ctx, smtp_world, s
     worker.run_until(ctx.clock.now() + timedelta(minutes=1))
     assert [m.status for m in rows(ctx, Message)] == ["sent", "sent"]
     assert len(sink.message_ids()) == 2 and sink.connections == 2
+
+
+def test_new_settings_open_a_new_connection_and_the_same_keep_it(ctx, smtp_world, sink, worker):
+    """The worker compares the mailbox's settings value: a session opened with the old
+    password is never reused once the mailbox has a new one."""
+    enroll_ids(smtp_world, [smtp_world.contact("a@x.example")])
+    worker.run_until(ctx.clock.now() + timedelta(minutes=1))
+    update_mailbox(ctx, smtp_world.mailbox.id, {"from_name": "R. Rep"})  # not a setting
+    enroll_ids(smtp_world, [smtp_world.contact("b@x.example")])
+    worker.run_until(ctx.clock.now() + timedelta(minutes=1))
+    assert sink.connections == 1
+    sink.auth["rep"] = "n3w-secret-pass"
+    update_mailbox(ctx, smtp_world.mailbox.id, {"smtp_password": "n3w-secret-pass"})
+    enroll_ids(smtp_world, [smtp_world.contact("c@x.example")])
+    worker.run_until(ctx.clock.now() + timedelta(minutes=1))
+    assert [m.status for m in rows(ctx, Message)] == ["sent"] * 3
+    assert len(sink.message_ids()) == 3 and sink.connections == 2
 
 
 def test_task_reminders_email_the_owner_once(ctx, smtp_world, sink, worker):

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cadenza.domain.delivery_outcome import DeliveryResult
+from cadenza.domain.transport_settings import TransportSettings
 from cadenza.engine.transports.base import Transport
-from cadenza.engine.transports.factory import settings_key, transport_for
+from cadenza.engine.transports.factory import transport_for
 from cadenza.engine.webhook_dispatch import WebhookDispatcher
-from cadenza.services.accounts.mailboxes import get_mailbox, smtp_password
+from cadenza.services.accounts.mailboxes import transport_settings
 from cadenza.services.automation import runner as automation
 from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
@@ -62,7 +63,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stop_event = threading.Event()
         self.sent = 0  # messages handed over by this worker (for logs and tests)
-        self._transports: dict[int, tuple[tuple, Transport, float]] = {}
+        self._transports: dict[int, tuple[TransportSettings, Transport, float]] = {}
         self._executor: ThreadPoolExecutor | None = None
 
     # -- the loop -------------------------------------------------------------------
@@ -212,17 +213,17 @@ class Worker:
         return self._executor
 
     def _open_transport(self, mailbox_id: int) -> None:
-        """Keeps one transport (one SMTP connection) per mailbox while it has work."""
-        mailbox = get_mailbox(self.ctx, mailbox_id)
-        key = settings_key(mailbox)
+        """Keeps one transport (one SMTP connection) per mailbox while it has work; a
+        change to the mailbox's settings (host, login, password...) opens a new one."""
+        settings = transport_settings(self.ctx, mailbox_id)
         cached = self._transports.get(mailbox_id)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == settings:
             transport = cached[1]
         else:
             if cached is not None:
                 cached[1].close()
-            transport = transport_for(mailbox, smtp_password(self.ctx, mailbox))
-        self._transports[mailbox_id] = (key, transport, time.monotonic())
+            transport = transport_for(settings)
+        self._transports[mailbox_id] = (settings, transport, time.monotonic())
 
     def _close_idle_transports(self) -> None:
         limit = time.monotonic() - IDLE_TRANSPORT_SECONDS

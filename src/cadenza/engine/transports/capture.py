@@ -17,5 +17,9 @@ class CaptureTransport:
         self.count += 1
         return DeliveryResult(DeliveryOutcome.SENT, 250, "captured")
 
+    def check(self) -> DeliveryResult:
+        """Always passes: there is no server whose settings could be wrong."""
+        return DeliveryResult(DeliveryOutcome.SENT, 250, "capture transport: nothing to connect to")
+
     def close(self) -> None:
         pass

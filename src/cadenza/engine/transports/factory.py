@@ -1,41 +1,18 @@
-"""The transport for a mailbox, from its stored settings."""
+"""The transport for a settings value: its kind says which transport (see base.Transport)."""
 
 from __future__ import annotations
 
-from cadenza.domain.enums import MailTransport
+from cadenza.domain.transport_settings import CaptureSettings, SmtpSettings, TransportSettings
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.capture import CaptureTransport
-from cadenza.engine.transports.smtp import SmtpSettings, SmtpTransport
-from cadenza.store.models import Mailbox
-
-SMTP_TIMEOUT_SECONDS = 30.0
+from cadenza.engine.transports.smtp import SmtpTransport
 
 
-def settings_key(mailbox: Mailbox) -> tuple:
-    """Changes when anything the connection depends on changes (so it is re-opened)."""
-    return (
-        mailbox.transport,
-        mailbox.smtp_host,
-        mailbox.smtp_port,
-        mailbox.smtp_security,
-        mailbox.smtp_username,
-        mailbox.smtp_password,
-    )
-
-
-def transport_for(
-    mailbox: Mailbox, password: str | None, *, timeout: float | None = None
-) -> Transport:
-    """`password` is the opened one (services.mailboxes.smtp_password): stored sealed."""
-    if mailbox.transport == MailTransport.CAPTURE:
+def transport_for(settings: TransportSettings) -> Transport:
+    """Built from what services/accounts/mailboxes.transport_settings read from the
+    mailbox (the password already opened), or from a value a caller made by hand."""
+    if isinstance(settings, CaptureSettings):
         return CaptureTransport()
-    return SmtpTransport(
-        SmtpSettings(
-            host=mailbox.smtp_host or "",
-            port=mailbox.smtp_port or (465 if mailbox.smtp_security == "tls" else 587),
-            security=mailbox.smtp_security,
-            username=mailbox.smtp_username,
-            password=password,
-            timeout=timeout or SMTP_TIMEOUT_SECONDS,
-        )
-    )
+    if isinstance(settings, SmtpSettings):
+        return SmtpTransport(settings)
+    raise TypeError(f"no transport for {type(settings).__name__}")

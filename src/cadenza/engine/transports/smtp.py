@@ -15,15 +15,13 @@ import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.domain.transport_settings import SmtpSettings
 from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
 from cadenza.services import outbound
 
 log = logging.getLogger(__name__)
-
-SECURITY_MODES = ("none", "starttls", "tls")
 
 # PLAIN and LOGIN work with any server-side password storage; CRAM-MD5 is often advertised
 # but unusable (hashed passwords), so it is only tried when nothing else is offered.
@@ -40,33 +38,6 @@ _TRANSIENT = DeliveryOutcome.TRANSIENT
 _PERMANENT = DeliveryOutcome.PERMANENT
 _AUTH_FAILED = DeliveryOutcome.AUTH_FAILED
 _UNKNOWN = DeliveryOutcome.UNKNOWN
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int
-    security: str  # "none" | "starttls" | "tls" (implicit TLS)
-    username: str | None = None
-    password: str | None = None
-    timeout: float = 30.0  # per socket operation: connect, TLS handshake, each reply
-    ssl_context: ssl.SSLContext | None = None  # None: ssl.create_default_context()
-    local_hostname: str | None = None  # EHLO name; None: socket.getfqdn()
-
-    def __post_init__(self) -> None:
-        if self.security not in SECURITY_MODES:
-            raise ValueError(f"security must be one of {SECURITY_MODES}, not {self.security!r}")
-        if not self.timeout > 0:
-            raise ValueError("timeout must be positive: a send must never wait forever")
-
-    def __repr__(self) -> str:
-        # Settings end up in tracebacks and log lines: the password must not.
-        password = "'***'" if self.password else repr(self.password)
-        return (
-            f"SmtpSettings(host={self.host!r}, port={self.port!r}, security={self.security!r}, "
-            f"username={self.username!r}, password={password}, timeout={self.timeout!r}, "
-            f"local_hostname={self.local_hostname!r})"
-        )
 
 
 class _Failed(Exception):

@@ -12,6 +12,12 @@ from cadenza.domain.contact_fields import normalize_email
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
+from cadenza.domain.transport_settings import (
+    SMTP_TIMEOUT_SECONDS,
+    CaptureSettings,
+    SmtpSettings,
+    TransportSettings,
+)
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.accounts.keys import open_sealed, seal
 from cadenza.services.accounts.mailbox_hosts import check_hosts
@@ -159,10 +165,43 @@ def smtp_password(ctx: Context, mailbox: Mailbox) -> str | None:
     """The clear SMTP password, for the transport only: stored sealed, never returned.
     None for an unencrypted connection to a host not allowed one (a mailbox saved before
     that rule, or since the allow-list shrank): the server then refuses the login,
-    which is better than the password crossing the network in clear."""
+    which is better than the password crossing the network in clear. No stored password
+    is no warning: the worker reads this on every tick (transport_settings), and a relay
+    without a login on the local network is a setup, not a mistake to log each second."""
+    if not mailbox.smtp_password:
+        return None
     if not _may_log_in(ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.id):
         return None
     return open_sealed(ctx, mailbox.smtp_password, Mailbox, "smtp_password")
+
+
+def transport_settings(
+    ctx: Context,
+    mailbox_id: int,
+    *,
+    actor_id: int | None = None,
+    timeout: float = SMTP_TIMEOUT_SECONDS,
+) -> TransportSettings:
+    """What a transport needs to send from this mailbox, as a plain frozen value.
+
+    The engine's transports never read the stored row: this is the one place that turns
+    a mailbox into connection settings (the port its security implies when none is set,
+    the password opened as smtp_password allows). Equal values mean the same connection,
+    which is how a worker knows its open session still fits. `actor_id` reads it as that
+    user (someone else's mailbox answers as missing); None is a trusted caller.
+    """
+    mailbox = get_mailbox(ctx, mailbox_id, actor_id=actor_id)
+    if mailbox.transport == MailTransport.CAPTURE:
+        return CaptureSettings()
+    security = mailbox.smtp_security
+    return SmtpSettings(
+        host=mailbox.smtp_host or "",
+        port=mailbox.smtp_port or (465 if security == SmtpSecurity.TLS else 587),
+        security=security,
+        username=mailbox.smtp_username,
+        password=smtp_password(ctx, mailbox),
+        timeout=timeout,
+    )
 
 
 def imap_password(ctx: Context, mailbox: Mailbox) -> str | None:

@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, St
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
-from cadenza.engine.transports.check import ConnectionTests
 from cadenza.services.accounts import mailboxes
+from cadenza.services.accounts.connection_tests import ConnectionTests
 from cadenza.store.models import Mailbox
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests
@@ -253,8 +253,7 @@ def check_connection(
     reconnect, and a failing one is not yet a reason to stop its emails. Tests time out
     after 5 seconds, run at most 4 at once and 6 a minute per user (429 beyond).
     """
-    mailbox = mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id)
-    result = tests.run(user.id, mailbox, mailboxes.smtp_password(ctx, mailbox))
+    result = tests.run(ctx, mailbox_id, user.id)
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
 

@@ -132,8 +132,7 @@ def test_mailbox(
     mailbox_id: int = MailboxId,
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
-    mailbox = mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id)
-    result = connection_tests(request).run(user.id, mailbox, mailboxes.smtp_password(ctx, mailbox))
+    result = connection_tests(request).run(ctx, mailbox_id, user.id)
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
