@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates, tracking
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.link_tokens import new_tracking_id
 from cadenza.domain.message import (
     OutgoingEmail,
@@ -105,6 +106,8 @@ def compose(
     """The run's message, rendered and built (or, on a retry, the one it already has)."""
     if run.id in sources.existing:
         return sources.existing[run.id]
+    if contact.email is None:  # cleared since enrolling: this step fails, not the batch
+        raise CadenzaError(ErrorCode.MISSING_EMAIL, "the contact has no email address")
     spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
     if run.send_ready:  # a manual email: the rep's reviewed draft is final
         task = sources.drafts[run.id]
@@ -134,7 +137,7 @@ def compose(
         message_id=new_message_id(mailbox.from_email),
         from_email=mailbox.from_email,
         from_name=mailbox.from_name or None,
-        to_email=contact.email,  # type: ignore[arg-type]  # fixed in the next commit
+        to_email=contact.email,
         to_name=" ".join(p for p in (contact.firstname, contact.lastname) if p) or None,
         subject=subject,
         html_body=content.html,
