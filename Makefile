@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: run test install lock lint format migration screenshots mutation clean
+.PHONY: run test typecheck install lock lint format migration screenshots mutation clean
 
 # Exactly the versions in requirements.lock (what the tests passed with), then Cadenza
 # itself without resolving anything again.
@@ -44,7 +44,14 @@ TEST_WORKERS ?= auto
 test: install
 	scripts/install-test-packages
 	$(BIN)/ruff check src tests bench
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The layer contracts (import-linter) and the static types (mypy), both configured in
+# pyproject.toml (docs/architecture/enforce.md); part of `make test`.
+typecheck: install
+	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/mypy
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -71,4 +78,4 @@ migration: install
 	  migrate.revision(Database('sqlite:////tmp/cadenza-migration.db'), '$(MSG)')"
 
 clean:
-	rm -rf $(VENV) .lock-venv .mutation .pytest_cache .ruff_cache .hypothesis build cadenza.db cadenza.db-*
+	rm -rf $(VENV) .lock-venv .mutation .pytest_cache .ruff_cache .mypy_cache .hypothesis build cadenza.db cadenza.db-*

@@ -286,6 +286,28 @@ def test_a_step_that_cannot_render_fails_and_flags_the_enrollment(ctx, world, wo
     assert messages(ctx) == []
 
 
+def test_a_contact_whose_email_was_cleared_fails_alone_and_the_batch_goes_on(ctx, world, worker):
+    """Found by the type checker (compose passed a nullable email on): before, the claim
+    raised for the whole mailbox's batch, at every tick."""
+    from cadenza.services.crm.contacts import update_contact
+
+    cleared, kept = world.contact("gone@corp.example"), world.contact("kept@corp.example")
+    cleared_id, kept_id = enroll_ids(world, [cleared, kept])
+    update_contact(ctx, cleared.id, {"email": ""})
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))  # one slot per tick: both go
+    record = enrollment(ctx, cleared_id)
+    assert (record.state, record.reason, record.needs_attention) == (
+        "unenrolled",
+        "send_failed",
+        True,
+    )
+    assert runs(ctx, cleared_id)[0].last_error == (
+        "could not render (missing_email): the contact has no email address"
+    )
+    assert [(m.to_email, m.status) for m in messages(ctx)] == [("kept@corp.example", "sent")]
+    assert runs(ctx, kept_id)[0].status == "sent"
+
+
 def test_task_reminders_are_set_when_the_sequence_asks(ctx, world, worker):
     sequence = world.make_sequence(
         steps=[{"type": "task", "task_title": "Call"}], settings={"task_reminders": True}

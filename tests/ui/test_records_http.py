@@ -141,6 +141,25 @@ def test_an_admin_creates_switches_and_reads_a_rule(ui, ctx, world):
     assert page.status_code == 200 and "No runs yet" in page.text
 
 
+@pytest.mark.parametrize(
+    "trigger",
+    ['{"type": "bounced", "n": ' + "9" * 5000 + "}", "[" * 9000 + "]" * 9000],
+    ids=["5000-digit number", "nested 9000 deep"],
+)
+def test_json_past_the_readers_limits_is_refused_not_a_crash(ui, ctx, world, trigger):
+    """Under the form's 20 000 characters, json.loads raises a bare ValueError (too many
+    digits) or a RecursionError, not a JSONDecodeError (found by mypy: the form read
+    `exc.msg` off any ValueError)."""
+    ui.login("admin@example.com", "secret")
+    token = ui.csrf("/automation")
+    answer = ui.client.post("/automation/rules", data={"csrf_token": token, "name": "Big",
+                            "sequence": "", "trigger": trigger,
+                            "action": '{"type": "unenroll", "scope": "all"}'})  # fmt: skip
+    assert answer.status_code == 422
+    assert re.search(r'id="error-trigger">not valid JSON: a number or a nesting', answer.text)
+    assert automation_rules.list_rules(ctx) == []
+
+
 def test_markup_in_record_and_list_names_is_inert(ui, ctx, world):
     contact = world.contact()
     view = records.create_record(ctx, world.user.id, "company", name=XSS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
@@ -57,7 +58,7 @@ MAX_PROPERTY_CHARS = 10_000
 _MAX_LENGTHS = {"firstname": 100, "lastname": 100, "company": 200, "jobtitle": 200, "phone": 50}
 
 
-def clean_contact_input(data: dict) -> tuple[dict, dict]:
+def clean_contact_input(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Splits posted or imported values into validated columns and custom properties.
 
     Blank strings mean "no value"; unknown keys become custom properties, which
@@ -65,8 +66,8 @@ def clean_contact_input(data: dict) -> tuple[dict, dict]:
     """
     if not isinstance(data, dict):
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "a contact must be an object")
-    columns: dict = {}
-    properties: dict = {}
+    columns: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
     for raw_key, raw_value in data.items():
         key = str(raw_key).strip()
         if "\x00" in key or (isinstance(raw_value, str) and "\x00" in raw_value):
@@ -106,7 +107,7 @@ def clean_contact_input(data: dict) -> tuple[dict, dict]:
     return columns, properties
 
 
-def check_property_count(properties: dict) -> None:
+def check_property_count(properties: dict[str, Any]) -> None:
     if len(properties) > MAX_PROPERTIES:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
@@ -115,7 +116,7 @@ def check_property_count(properties: dict) -> None:
         )
 
 
-def _clean_field(key: str, value):
+def _clean_field(key: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):

@@ -18,7 +18,7 @@ the same code serves lists, rule conditions and tests.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 
@@ -57,7 +57,7 @@ def check(filters: Any, object_types: set[str], path: str = "filters") -> dict[s
     """The filter as given, once every group, operator and value has been checked."""
     count = [0]
     _check_group(filters, object_types, path, 1, count)
-    return filters
+    return cast(dict[str, Any], filters)
 
 
 def _check_group(node: Any, types: set[str], path: str, depth: int, count: list[int]) -> None:
@@ -142,7 +142,8 @@ def _condition(item: dict[str, Any], facts: dict[str, Any], now: datetime) -> bo
 
 
 def _test(item: dict[str, Any], actual: Any, now: datetime) -> bool:
-    op, wanted = item["op"], item.get("value")
+    op = item["op"]
+    wanted: Any = item.get("value")
     known = actual is not None and actual != ""
     if op == "is_known":
         return known
@@ -162,7 +163,7 @@ def _test(item: dict[str, Any], actual: Any, now: datetime) -> bool:
     left, right = _comparable(actual, wanted)
     if left is None:
         return False
-    return left > right if op == "greater_than" else left < right
+    return bool(left > right) if op == "greater_than" else bool(left < right)
 
 
 def _text(value: Any) -> str:

@@ -50,7 +50,7 @@ def new_key() -> bytes:
 
 
 def is_sealed(value: str | None) -> bool:
-    return bool(value) and value.startswith(PREFIX)
+    return value is not None and value.startswith(PREFIX)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ runs exactly what was validated, with the contact's edits applied.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from cadenza.domain import templates
 from cadenza.domain.enums import StepType, TaskPriority, TaskType
@@ -58,7 +59,7 @@ class StepSpec:
             }
         )
 
-    def with_edits(self, edits: dict[str, str]) -> StepSpec:
+    def with_edits(self, edits: dict[str, Any]) -> StepSpec:
         return replace(self, **edits)
 
 
@@ -77,7 +78,10 @@ def _int(data: dict[str, Any], key: str, position: int, low: int, high: int) -> 
     return value
 
 
-def _choice(enum, value: Any, position: int, field: str):
+_Choice = TypeVar("_Choice", bound=Enum)
+
+
+def _choice(enum: type[_Choice], value: Any, position: int, field: str) -> _Choice:
     try:
         return enum(value)
     except ValueError:

@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import nodes
 
@@ -239,11 +239,11 @@ class rendering:
 # --------------------------------------------------------------------------- the syntax tree
 
 
-def _wrap(node: nodes.Expr | None, name: str, lineno: int) -> nodes.Filter:
+def _wrap(node: nodes.Node | None, name: str, lineno: int) -> nodes.Filter:
     return nodes.Filter(node, name, [], [], None, None, lineno=lineno)
 
 
-def _built_node(node: Any) -> bool:
+def _built_node(node: Any) -> TypeGuard[nodes.Expr]:
     """Expressions whose value is checked once built: `~`, and list, tuple and dict
     literals (a literal of lists doubles what it holds, line after line)."""
     if isinstance(node, nodes.Tuple):
@@ -371,7 +371,8 @@ def _attribute_of(item: Any, attribute: Any) -> Any:
 
 
 def _check_join(args: dict[str, Any]) -> None:
-    value, separator, attribute = args.get("value"), args.get("d", ""), args.get("attribute")
+    value: Any = args.get("value")
+    separator, attribute = args.get("d", ""), args.get("attribute")
     if isinstance(value, str):
         return
     if not isinstance(value, list | tuple):

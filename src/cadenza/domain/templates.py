@@ -91,9 +91,11 @@ class _Missing(StrictUndefined):
     falls back instead of failing on `a`.
     """
 
+    # jinja2 types StrictUndefined's dunders as raising (NoReturn); answering instead is
+    # this class's purpose, hence the `type: ignore[override]` on each of them.
     __slots__ = ()
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> bool:  # type: ignore[override]
         return False
 
     def __getattr__(self, name: str) -> Any:
@@ -104,28 +106,28 @@ class _Missing(StrictUndefined):
     def __getitem__(self, key: Any) -> Any:
         return self
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # type: ignore[override]
         return 0
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         return iter(())
 
-    def __contains__(self, item: object) -> bool:
+    def __contains__(self, item: object) -> bool:  # type: ignore[override]
         return False
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> bool:  # type: ignore[override]
         return type(self) is type(other)
 
-    def __ne__(self, other: object) -> bool:
+    def __ne__(self, other: object) -> bool:  # type: ignore[override]
         return not self.__eq__(other)
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]
         return id(type(self))
 
-    def __lt__(self, other: object) -> bool:
+    def __lt__(self, other: object) -> bool:  # type: ignore[override]
         return False
 
-    __le__ = __gt__ = __ge__ = __lt__
+    __le__ = __gt__ = __ge__ = __lt__  # type: ignore[assignment]
 
 
 class _Namespace(dict[str, Any]):
@@ -411,7 +413,7 @@ def _root_token(node: nodes.Node | None) -> TokenRef | None:
     return None
 
 
-def _is_default(node: nodes.Node) -> bool:
+def _is_default(node: nodes.Node | None) -> bool:
     return isinstance(node, nodes.Filter) and node.name in ("default", "d")
 
 
@@ -538,7 +540,7 @@ def missing_tokens(sources: Iterable[str], context: Mapping[str, Mapping[str, An
 # --------------------------------------------------------------------------- validation & rendering
 
 
-def _sample_context(ast: nodes.Template) -> dict[str, _Namespace]:
+def _sample_context(ast: nodes.Template) -> dict[str, _Namespace | str]:
     values: dict[str, dict[str, Any]] = {ns: {} for ns in NAMESPACES}
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         token = _token_of(node)

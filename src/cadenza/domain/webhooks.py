@@ -71,7 +71,7 @@ def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300
 
 def backoff(attempt: int) -> timedelta:
     """30 s, 1 min, 2 min, … capped at 6 h, ±25% jitter so retries of many hooks spread."""
-    delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
+    delay: timedelta = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
     return delay * random.uniform(0.75, 1.25)
 
 

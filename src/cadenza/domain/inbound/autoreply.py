@@ -112,9 +112,11 @@ def return_date(text: str, received: date) -> date | None:
     return max(found) if found else None
 
 
-def _to_date(match: re.Match, received: date) -> date | None:
+def _to_date(match: re.Match[str], received: date) -> date | None:
     parts = match.groupdict()
     month = _MONTHS.get(parts["mn"].lower()) if parts.get("mn") else int(parts["m"])
+    if month is None:  # a month name we do not know
+        return None
     year = parts.get("y")
     try:
         if year:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
+from typing import cast
 
 from cadenza.domain.inbound.parse import MESSAGE_ID, Inbound, message_ids
 
@@ -75,7 +76,7 @@ def _delivery_status(message: Message) -> list[Message] | None:
         if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             if isinstance(payload, list):
-                return payload
+                return cast(list[Message], payload)
             # Some servers send it as a single-part body: parse the header blocks ourselves.
             text = payload if isinstance(payload, str) else ""
             return [HeaderParser().parsestr(b) for b in re.split(r"\r?\n\s*\r?\n", text)]
@@ -110,12 +111,14 @@ def _original_id(inbound: Inbound) -> str | None:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else None
+            inner = cast(Message, payload[0]) if isinstance(payload, list) and payload else None
             found = message_ids(inner.get("Message-ID")) if inner is not None else ()
             if found:
                 return found[0]
         elif kind == "text/rfc822-headers":
-            raw = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+            raw = (cast(bytes | None, part.get_payload(decode=True)) or b"").decode(
+                "utf-8", "replace"
+            )
             headers = HeaderParser().parsestr(raw)
             found = message_ids(headers.get("Message-ID"))
             if found:
@@ -134,7 +137,8 @@ def _all_text(inbound: Inbound) -> str:
     chunks = []
     for part in inbound.message.walk():
         if part.get_content_maintype() == "text":
-            chunks.append((part.get_payload(decode=True) or b"").decode("utf-8", "replace"))
+            body = cast(bytes | None, part.get_payload(decode=True))
+            chunks.append((body or b"").decode("utf-8", "replace"))
     return "\n".join(chunks)
 
 

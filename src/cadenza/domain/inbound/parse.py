@@ -5,10 +5,12 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import cast
 
 from cadenza.domain.message import html_to_text
 
@@ -81,7 +83,8 @@ def _safe_header(message: EmailMessage, name: str) -> str:
 
 def readable_text(message: EmailMessage) -> str:
     """The first text/plain part not inside an attached message, else the HTML's text."""
-    plain, html = [], []
+    plain: list[str] = []
+    html: list[str] = []
     for part in _parts(message):
         kind = part.get_content_type()
         if kind not in ("text/plain", "text/html") or part.get_filename():
@@ -89,17 +92,18 @@ def readable_text(message: EmailMessage) -> str:
         try:
             content = part.get_content()
         except (LookupError, ValueError, AssertionError):
-            content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+            raw = cast(bytes | None, part.get_payload(decode=True))
+            content = (raw or b"").decode("utf-8", "replace")
         (plain if kind == "text/plain" else html).append(content)
     if plain:
         return "\n".join(plain)
     return "\n".join(html_to_text(h) for h in html)
 
 
-def _parts(message: EmailMessage):
+def _parts(message: EmailMessage) -> Iterator[EmailMessage]:
     """Walks the message's own parts, not those of messages attached to it (a DSN's copy)."""
     if message.is_multipart():
-        for part in message.get_payload():
+        for part in cast(list[EmailMessage], message.get_payload()):
             if part.get_content_type() in ("message/rfc822", "message/delivery-status"):
                 continue
             yield from _parts(part)

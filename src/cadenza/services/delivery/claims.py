@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
@@ -49,7 +49,7 @@ class ClaimedEmail:
     step_position: int
 
 
-def _sends_email():
+def _sends_email() -> ColumnElement[bool]:
     return or_(StepRun.step_type == str(StepType.EMAIL), StepRun.send_ready.is_(True))
 
 
@@ -83,7 +83,7 @@ def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
 
 
 def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
-    return session.scalar(
+    return session.execute(
         select(func.count())
         .select_from(Message)
         .where(
@@ -93,7 +93,7 @@ def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
                 Message.status.in_(("prepared", "handing")),
             ),
         )
-    )
+    ).scalar_one()
 
 
 def _mark_waiting(session: Session, run_ids: list[int], reason: str) -> None:
@@ -168,7 +168,11 @@ def claim_emails(
         return _prepare(session, ctx, mailbox, granted, plan.slots, worker_id, lease, now)
 
 
-def _store(session: Session, composed: list, worker_id: str, lease: timedelta) -> None:
+# A granted run, its enrollment, its composed message and its send slot.
+_Composed = tuple[StepRun, Enrollment, Message, datetime]
+
+
+def _store(session: Session, composed: list[_Composed], worker_id: str, lease: timedelta) -> None:
     """The batch's new messages and its runs' leases, each in one executemany.
 
     Bulk statements rather than the unit of work: flushing hundreds of new objects one
@@ -210,7 +214,16 @@ def _follow_up_allowed_from(run: StepRun, enrollment: Enrollment, now: datetime)
     )
 
 
-def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> list[ClaimedEmail]:
+def _prepare(
+    session: Session,
+    ctx: Context,
+    mailbox: Mailbox,
+    granted: list[tuple[StepRun, Enrollment]],
+    slots: list[datetime],
+    worker_id: str,
+    lease: timedelta,
+    now: datetime,
+) -> list[ClaimedEmail]:
     if not granted:
         return []
     contact_ids = {e.contact_id for _, e in granted}
@@ -220,7 +233,7 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
     }
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
     sources = MessageSources.load(session, granted, ctx)
-    composed = []
+    composed: list[_Composed] = []
     for (run, enrollment), slot in zip(granted, slots, strict=True):
         try:
             message = compose(
@@ -247,7 +260,7 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
             slot,
             mailbox.from_email,
             message.to_email,
-            message.raw.encode("utf-8"),
+            _raw(message),
             spacing(mailbox.per_minute_limit, bulk_first=False),
             run.step_position >= len(enrollment.steps_snapshot),
             enrollment.contact_id,
@@ -256,3 +269,9 @@ def _prepare(session, ctx, mailbox, granted, slots, worker_id, lease, now) -> li
         )
         for run, enrollment, message, slot in composed
     ]
+
+
+def _raw(message: Message) -> bytes:
+    """The bytes to send: compose() stores them with every message it makes."""
+    assert message.raw is not None, f"message {message.id} has no stored bytes"
+    return message.raw.encode("utf-8")

@@ -8,11 +8,13 @@ and a crash can always be recognised afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates, tracking
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.link_tokens import new_tracking_id
 from cadenza.domain.message import (
     OutgoingEmail,
@@ -34,11 +36,12 @@ from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun,
 class MessageSources:
     """What composing a batch needs beyond the rows themselves, loaded in two queries:
     the manual emails' reviewed drafts and the earlier emails follow-ups thread with;
-    and the installation's signed-link maker (unsubscribe, open and click links)."""
+    and the installation's signed-link maker (unsubscribe, open and click links).
+    Keys are the rows' nullable step-run columns (never None here, as queried)."""
 
-    drafts: dict[int, Task]
-    parents: dict[tuple[int, int], Message]
-    existing: dict[int, Message]  # by step run: a retry sends the very same message
+    drafts: dict[int | None, Task]
+    parents: dict[tuple[int, int | None], Message]
+    existing: dict[int | None, Message]  # by step run: a retry sends the very same message
     links: LinkMaker
 
     @classmethod
@@ -51,18 +54,18 @@ class MessageSources:
             for m in session.scalars(select(Message).where(Message.step_run_id.in_(run_ids)))
         }
         manual = [run.id for run, _ in rows if run.send_ready]
-        drafts = {}
+        drafts: dict[int | None, Task] = {}
         if manual:
             drafts = {
                 t.step_run_id: t
                 for t in session.scalars(select(Task).where(Task.step_run_id.in_(manual)))
             }
-        wanted = set()
+        wanted: set[tuple[int, int]] = set()
         for run, enrollment in rows:
             target = enrollment.steps_snapshot[run.step_position - 1].get("thread_with_step")
             if target:
                 wanted.add((enrollment.id, target))
-        parents = {}
+        parents: dict[tuple[int, int | None], Message] = {}
         if wanted:
             found = session.execute(
                 select(StepRun.enrollment_id, StepRun.step_position, Message)
@@ -98,11 +101,13 @@ def compose(
     contact: Contact,
     user: User,
     mailbox: Mailbox,
-    now,
+    now: datetime,
 ) -> Message:
     """The run's message, rendered and built (or, on a retry, the one it already has)."""
     if run.id in sources.existing:
         return sources.existing[run.id]
+    if contact.email is None:  # cleared since enrolling: this step fails, not the batch
+        raise CadenzaError(ErrorCode.MISSING_EMAIL, "the contact has no email address")
     spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
     if run.send_ready:  # a manual email: the rep's reviewed draft is final
         task = sources.drafts[run.id]
@@ -112,7 +117,8 @@ def compose(
         body = templates.clean_html(task.draft_body or "")
     else:
         subject, body = render_step(enrollment, contact, user, mailbox, spec)
-    in_reply_to, references = None, ()
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
     settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
     parent = sources.parents.get((enrollment.id, spec.thread_with_step))
     if parent is not None and settings.thread_follow_ups:

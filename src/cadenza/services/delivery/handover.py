@@ -13,10 +13,12 @@ failed / unknown. Whatever dies where:
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Exists, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
@@ -41,7 +43,7 @@ class HandOver(StrEnum):
 
 # The per-email statements, built and compiled once and run on the driver's cursor
 # (store/prepared.py): this is the hot path of every send.
-def _owned_by_worker(*conditions):
+def _owned_by_worker(*conditions: ColumnElement[bool]) -> Exists:
     return (
         select(StepRun.id)
         .where(StepRun.id == bindparam("run_id"), StepRun.locked_by == bindparam("worker"))
@@ -123,7 +125,7 @@ _ATTEMPT = Prepared(
 )
 
 
-Finished = list[tuple[ClaimedEmail, DeliveryResult]]
+Finished = Sequence[tuple[ClaimedEmail, DeliveryResult]]
 
 
 def hand_over(
@@ -176,7 +178,7 @@ def _begin_handing(
         _TAKE_BACK.run(connection, {"pk": claim.message_pk})
         return HandOver.WAIT  # rare: the previous email left late
     with Session(bind=connection) as session:
-        run = session.get(StepRun, claim.run_id, with_for_update=True)
+        run = session.get_one(StepRun, claim.run_id, with_for_update=True)
         if run.status == SENDING and run.locked_by == worker_id:
             _release(run, state)
         session.flush()
@@ -194,7 +196,11 @@ def _release(run: StepRun, enrollment_state: str) -> None:
 
 
 def _record(
-    connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
+    connection: Connection,
+    ctx: Context,
+    claim: ClaimedEmail,
+    result: DeliveryResult,
+    worker_id: str,
 ) -> None:
     if result.outcome is DeliveryOutcome.SENT and _record_sent(
         connection, ctx, claim, result, worker_id
@@ -206,7 +212,11 @@ def _record(
 
 
 def _record_sent(
-    connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
+    connection: Connection,
+    ctx: Context,
+    claim: ClaimedEmail,
+    result: DeliveryResult,
+    worker_id: str,
 ) -> bool:
     """The common case in plain statements; False when the slow path must decide."""
     now = ctx.clock.now()
@@ -229,13 +239,13 @@ def _record_sent(
             triggers.enrollment_ended(connection, now, {**event, "state": "finished"})
     else:
         with Session(bind=connection) as session:
-            enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
+            enrollment = session.get_one(Enrollment, claim.enrollment_id, with_for_update=True)
             after_step_completed(session, enrollment, position, now)
             session.flush()
     return True
 
 
-def _event_data(claim: ClaimedEmail) -> dict:
+def _event_data(claim: ClaimedEmail) -> dict[str, Any]:
     return {
         "enrollment_id": claim.enrollment_id,
         "contact_id": claim.contact_id,
@@ -249,9 +259,9 @@ def _record_slowly(
 ) -> None:
     """Retries, failures, auth trouble, unknowns and late knowledge: the ORM's clarity."""
     now = ctx.clock.now()
-    run = session.get(StepRun, claim.run_id, with_for_update=True)
-    enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
-    message = session.get(Message, claim.message_pk)
+    run = session.get_one(StepRun, claim.run_id, with_for_update=True)
+    enrollment = session.get_one(Enrollment, run.enrollment_id, with_for_update=True)
+    message = session.get_one(Message, claim.message_pk)
     ours = message.status == "handing" and run.locked_by == worker_id
     if not ours and message.status != "unknown":
         return  # taken over after our lease expired: the new owner records it
@@ -283,7 +293,7 @@ def _record_slowly(
         run.status, run.last_error, run.wait_reason = PENDING, message.smtp_reply, "retry"
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
-        mailbox = session.get(Mailbox, claim.mailbox_id, with_for_update=True)
+        mailbox = session.get_one(Mailbox, claim.mailbox_id, with_for_update=True)
         mailbox.connected, mailbox.disconnected_reason = False, message.smtp_reply
         message.status = "prepared"
         run.status, run.wait_reason, run.last_error = (
@@ -301,5 +311,5 @@ def _record_slowly(
 
 def backoff(attempt: int) -> timedelta:
     """Exponential, capped, with ±25% jitter so a server's retry storm is spread out."""
-    delay = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
+    delay: timedelta = min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP)
     return delay * random.uniform(0.75, 1.25)

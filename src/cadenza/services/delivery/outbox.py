@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -58,10 +58,10 @@ def _not_found(message_id: int) -> CadenzaError:
     )
 
 
-def _authorize(session, actor_id: int | None, message: Message, action: Action) -> None:
+def _authorize(session: Session, actor_id: int | None, message: Message, action: Action) -> None:
     """A message belongs to the owner of the mailbox it is sent from; to anyone else
     it does not exist."""
-    owner = session.get(Mailbox, message.mailbox_id).owner_id
+    owner = session.get_one(Mailbox, message.mailbox_id).owner_id
     authorize(
         session, actor_id, Resource.MESSAGE, action, [owner], hidden_as=_not_found(message.id)
     )
@@ -125,8 +125,8 @@ def resolve_unknown(
                 ErrorCode.INVALID_STATE,
                 f"message {message_id} is {message.status}: only unknown sends are reviewed",
             )
-        run = session.get(StepRun, message.step_run_id, with_for_update=True)
-        enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
+        run = session.get_one(StepRun, message.step_run_id, with_for_update=True)
+        enrollment = session.get_one(Enrollment, run.enrollment_id, with_for_update=True)
         enrollment.needs_attention = False
         if delivered:
             message.status, message.sent_at = "sent", message.handed_at or now

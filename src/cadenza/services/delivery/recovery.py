@@ -27,7 +27,7 @@ def recover_expired(ctx: Context, limit: int = 500) -> int:
         for run in runs:
             message = session.scalar(select(Message).where(Message.step_run_id == run.id))
             if message is not None and message.status == "handing":
-                enrollment = session.get(Enrollment, run.enrollment_id)
+                enrollment = session.get_one(Enrollment, run.enrollment_id)
                 mark_unknown(run, enrollment, message, "the worker stopped while handing it over")
             else:
                 run.status, run.locked_by, run.locked_until = PENDING, None, None

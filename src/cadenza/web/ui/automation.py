@@ -44,8 +44,10 @@ def _json(form: Any, field: str, *, required: bool) -> dict | None:
         raise FormError(field, f"the {field} is too long")
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise FormError(field, f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    except (ValueError, RecursionError):  # the limits of Python's reader, not syntax
+        raise FormError(field, "not valid JSON: a number or a nesting too deep to read") from None
     if not isinstance(value, dict):
         raise FormError(field, f"the {field} must be a JSON object, e.g. {EXAMPLES[field]}")
     return value
