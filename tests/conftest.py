@@ -9,6 +9,7 @@ never silently skipped. docs/testing.md describes the fixtures and what each cos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -36,11 +37,14 @@ BACKENDS = ["sqlite", "postgresql"]
 # An id no row has: the largest the id columns hold, which no test run reaches. (PostgreSQL
 # ids keep counting up across tests, so a small "missing" id may well exist.)
 MISSING_ID = 2**31 - 1
+# Where the frozen clocks start: tests that care about weekdays move it explicitly.
+MONDAY_9AM = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    name = f"cadenza_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def throwaway_pg_database(label: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of this process's own, dropped afterwards: its URL."""
+    name = f"cadenza_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -49,12 +53,20 @@ def pg_database_url() -> Iterator[str]:
         admin.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     url = f"{base}/{name}"
-    db = Database(url)
-    migrate.upgrade(db)
-    db.dispose()
-    yield url
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        db = Database(url)
+        migrate.upgrade(db)
+        db.dispose()
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    with throwaway_pg_database("test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +126,7 @@ def backend_independent(test):
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    # A Monday, 09:00 UTC: tests that care about weekdays move it explicitly.
-    return FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    return FrozenClock(MONDAY_9AM)
 
 
 @pytest.fixture
@@ -132,6 +143,31 @@ def settings(tmp_path) -> Settings:
 @pytest.fixture
 def ctx(database: Database, clock: FrozenClock, settings: Settings) -> Context:
     return Context(db=database, clock=clock, settings=settings)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_ctx(request, tmp_path_factory) -> Iterator[Context]:
+    """A context over a database of the module's own on each backend, for fixtures that
+    build once what many test items share (the fuzzed app, the authorization matrix's
+    team): on PostgreSQL a database of its own, so the per-test emptying of the shared
+    one never reaches it, whatever tests a worker runs in between."""
+    folder = tmp_path_factory.mktemp("module")
+    settings = Settings(
+        database_url="sqlite://",
+        default_timezone="UTC",
+        password_hash_cost=4,
+        key_file=str(folder / "cadenza.key"),
+    )
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            path = folder / "cadenza.db"
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
+            url = f"sqlite:///{path}"
+        else:
+            url = stack.enter_context(throwaway_pg_database("module"))
+        db = Database(url)
+        stack.callback(db.dispose)
+        yield Context(db=db, clock=FrozenClock(MONDAY_9AM), settings=settings)
 
 
 # --- a small world most service tests start from -------------------------------------

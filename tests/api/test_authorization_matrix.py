@@ -6,6 +6,8 @@ The routes are read from the app's router, so a route without an entry in RULES 
 over HTTP on SQLite and PostgreSQL, with fresh resources owned by the owning member
 for each actor on each route (so an earlier success never turns into a later 404).
 The web pages are reached with the session cookie and the CSRF token a browser sends.
+Each route is its own test item (so pytest-xdist spreads them over its workers), and the
+actors' users, tokens and signed-in sessions are made once per database for the module.
 
 An expectation is an exact status code, or "2xx" (any success), or "refused" (a 200
 whose per-item results all failed: the bulk actions answer per enrollment).
@@ -33,7 +35,7 @@ from cadenza.services.enrollment import tasks
 from cadenza.services.enrollment.enroll import EnrollOptions
 from cadenza.store.models import Message, User
 from cadenza.web.app import create_app
-from tests.conftest import enroll_ids
+from tests.conftest import World, enroll_ids
 
 ACTORS = ("admin", "owner", "other", "viewer", "anon")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -583,7 +585,8 @@ class Team:
             "viewer": users.create_user(ctx, "vic@example.com", role="viewer", password=PASSWORD),
         }
         with ctx.db.transaction() as session:
-            session.get(User, world.user.id).password_hash = hash_password(PASSWORD)
+            cost = ctx.settings.password_hash_cost  # the fixtures' cheap cost, as for the others
+            session.get(User, world.user.id).password_hash = hash_password(PASSWORD, cost)
         self.mailboxes = {
             "owner": world.mailbox.id,
             "admin": mailboxes.create_mailbox(ctx, self.users["admin"].id, "boss@example.com").id,
@@ -649,27 +652,36 @@ def team(ctx, world):
     return Team(ctx, world)
 
 
-def test_every_route_answers_each_actor_as_its_rule_says(team):
-    """Fresh resources for each actor on each route, so one's success is not another's 404."""
-    routes = app_routes(create_app(None))
+@pytest.fixture(scope="module")
+def matrix_team(module_ctx):
+    """One team per database for every route's item: signing five actors in costs more
+    than checking a route, and each route makes fresh resources of its own anyway."""
+    return Team(module_ctx, World(module_ctx))
+
+
+# Every route but logging out, which ends the session the other items sign in with
+# (checked by test_logging_out_ends_the_session, on a team of its own).
+CHECKED_ROUTES = [route for route in app_routes(create_app(None)) if route != "POST /logout"]
+
+
+@pytest.mark.parametrize("route", CHECKED_ROUTES)
+def test_route_answers_each_actor_as_its_rule_says(matrix_team, route):
+    """Fresh resources for each actor, so one's success is not another's 404."""
+    team, rule = matrix_team, RULES[route]
     wrong = []
-    for route in routes:
-        if route.startswith("POST /logout"):
-            continue  # ends the session the rest of the run signs in with; checked below
-        rule = RULES[route]
-        first = None
-        for actor, expected in zip(ACTORS[::-1], rule[::-1], strict=True):
-            scene = Scene(team.ctx, team.world, team.users)
-            path = _path(route, scene)
-            body = _body(route, scene, team.mailboxes.get(actor))
-            response = team.request(actor, route, path, body)
-            first = first or response
-            if not _matches(expected, response, first):
-                wrong.append(
-                    f"{route} as {actor}: {response.status_code}, expected {expected}"
-                    f" ({_text(response)!r})"
-                )
-            scene.tidy(set(team.mailboxes.values()))
+    first = None
+    for actor, expected in zip(ACTORS[::-1], rule[::-1], strict=True):
+        scene = Scene(team.ctx, team.world, team.users)
+        path = _path(route, scene)
+        body = _body(route, scene, team.mailboxes.get(actor))
+        response = team.request(actor, route, path, body)
+        first = first or response
+        if not _matches(expected, response, first):
+            wrong.append(
+                f"{route} as {actor}: {response.status_code}, expected {expected}"
+                f" ({_text(response)!r})"
+            )
+        scene.tidy(set(team.mailboxes.values()))
     assert not wrong, "\n".join(wrong)
 
 

@@ -122,8 +122,10 @@ def test_a_whole_list_takes_the_same_options(api, ctx, world):
 
 
 @pytest.fixture
-def cli(database, monkeypatch, world):
+def cli(database, monkeypatch, world, tmp_path):
     monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
+    # the test's own key file: on PostgreSQL the default is ./cadenza.key, in the checkout
+    monkeypatch.setenv("CADENZA_KEY_FILE", str(tmp_path / "cli.key"))
     monkeypatch.setenv("CADENZA_CLI_USER", world.user.email)
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()

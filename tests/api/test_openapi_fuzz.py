@@ -7,16 +7,21 @@ be one the document declares, in the shape it declares. Valid (positive) and inv
 Schemathesis' pytest loader for fixtures (`schemathesis.pytest.from_fixture`) breaks on
 pytest 9 (it reads `Function._nodeid`), and the app exists only inside the per-database
 fixtures; so each operation gets a plain Hypothesis test here, built from
-`APIOperation.as_strategy()`. All operations share one test per database: the fixtures
-cost more than fuzzing an operation, and one report then lists every failing operation.
-Derandomized: the same cases every run, so a red build is a regression, not a new draw.
+`APIOperation.as_strategy()`, and each (operation, generation mode) is its own test item
+on each database: under pytest-xdist the ~190 items spread over the workers, where one
+test per database held a worker for minutes. The app, its database and its users are
+built once per database for the module (`fuzzed`), not per item: building them costs
+more than fuzzing an operation. Derandomized: each operation draws from the same seed
+every run, so a red build is a regression, not a new draw (schemathesis also steers by the
+answers it got before, so which operations a worker ran first can still shift a case).
 """
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import FailureGroup
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -25,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cadenza.web.app import create_app
+from tests.conftest import Api, World
 
 CHECKS = [
     not_a_server_error,
@@ -62,18 +68,41 @@ def fuzz(operation, mode, client, headers) -> None:
     def answers_within_schema(case):
         case.call_and_validate(session=client, headers=headers, checks=CHECKS)
 
-    answers_within_schema()
+    try:
+        answers_within_schema()
+    except Unsatisfiable:
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+        # A path parameter that takes any string up to a length (a type's name): about one
+        # draw in 460 is an invalid value that survives URL encoding, and whether it comes
+        # up depends on what schemathesis learnt from the answers before. Nothing invalid
+        # was sent, so there is nothing to check: said, not passed.
+        pytest.skip(f"schemathesis generated no invalid request for {operation.label}")
 
 
-def test_every_operation_answers_within_its_schema(api):
-    headers = api.headers("member")
-    failures = []
-    # One in-process client for every request (by default schemathesis starts one per call).
-    with asgi.get_client(api.client.app) as client:
-        for method, path, mode in CASES:
-            try:
-                fuzz(SCHEMA[path][method], mode, client, headers)
-            except (FailureGroup, Exception) as exc:  # failed checks, or the app's own error
-                notes = "\n".join(getattr(exc, "__notes__", []))
-                failures.append(f"{method} {path} ({mode}): {type(exc).__name__}\n{exc}\n{notes}")
-    assert not failures, f"{len(failures)} failing operations:\n\n" + "\n\n".join(failures)
+@pytest.fixture(scope="module")
+def fuzzed(module_ctx) -> Api:
+    """The app, a world and the API users, built once per database for the module. What
+    one operation's requests create stays for the next ones a worker runs, as it did when
+    one test fuzzed them all."""
+    return Api(module_ctx, World(module_ctx))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "mode"), CASES, ids=[f"{m} {p} {mode.value}" for m, p, mode in CASES]
+)
+def test_operation_answers_within_its_schema(fuzzed, method, path, mode):
+    # One in-process client for the item's requests (by default schemathesis starts one per call).
+    with asgi.get_client(fuzzed.client.app) as client:
+        fuzz(SCHEMA[path][method], mode, client, fuzzed.headers("member"))
+
+
+def test_every_operation_is_fuzzed():
+    """The cases come from the document itself: a new operation is fuzzed without a new line."""
+    operations = {
+        (method.upper(), path)
+        for path, methods in SCHEMA.raw_schema["paths"].items()
+        for method in methods
+    }
+    assert len(operations) > 90  # the document really lists the API
+    assert {(method, path) for method, path, _ in CASES} == operations

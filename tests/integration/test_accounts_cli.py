@@ -5,30 +5,20 @@ from __future__ import annotations
 import os
 
 import pytest
-from typer.testing import CliRunner
 
-from cadenza.cli import app
 from cadenza.config import Settings
 from cadenza.services.accounts import users
 from cadenza.services.context import Context
 
 
 @pytest.fixture
-def cli(database, tmp_path, monkeypatch, clock):
-    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
-    monkeypatch.setenv("CADENZA_KEY_FILE", str(tmp_path / "cli.key"))
-    monkeypatch.setenv("CADENZA_PASSWORD_HASH_COST", "4")
-    runner = CliRunner()
-
-    def run(*args, ok=True, env=None):
-        result = runner.invoke(app, [str(a) for a in args], env=env)
-        output = result.output + (result.stderr if result.stderr_bytes else "")
-        assert (result.exit_code == 0) is ok, output
-        return output
-
-    settings = Settings(database_url=database.url, password_hash_cost=4)
-    run.ctx = Context(db=database, clock=clock, settings=settings)
-    return run
+def cli(cli, database, clock):
+    """The shared runner (tests/integration/conftest.py), with a services context on the
+    same database for what the tests set up and check around the commands."""
+    cli.ctx = Context(
+        db=database, clock=clock, settings=Settings(database_url=database.url, password_hash_cost=4)
+    )
+    return cli
 
 
 def test_password_change_deactivation_and_token_revocation(cli):

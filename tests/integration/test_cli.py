@@ -5,27 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from cadenza.cli import app
 from cadenza.services.demo import CONTACT_COUNT, DEMO_EMAIL
 from cadenza.store.models import Contact, Sequence
-from tests.conftest import MISSING_ID, widen_cli_consoles
-
-
-@pytest.fixture
-def cli(database, monkeypatch):
-    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
-    widen_cli_consoles(monkeypatch)
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        output = result.output + (result.stderr if result.stderr_bytes else "")
-        assert (result.exit_code == 0) is ok, output
-        return output
-
-    return run
+from tests.conftest import MISSING_ID
 
 
 @pytest.fixture

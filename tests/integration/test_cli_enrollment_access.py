@@ -6,37 +6,16 @@ a member sends only from their own mailbox. On both databases.
 """
 
 import pytest
-from typer.testing import CliRunner
 
-from cadenza.cli import app
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_user
 from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import Enrollment
-from tests.conftest import widen_cli_consoles
 
 OWNER = "rep@example.com"  # the world's member, who enrolled and owns the mailbox
 OTHER = "bea@example.com"
 VIEWER = "vic@example.com"
 ADMIN = "ada@example.com"
-
-
-@pytest.fixture
-def cli(database, monkeypatch, tmp_path):
-    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("CADENZA_CLI_USER", raising=False)
-    monkeypatch.delenv("CADENZA_CONFIG", raising=False)
-    widen_cli_consoles(monkeypatch)
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        output = result.output + (result.stderr if result.stderr_bytes else "")
-        assert (result.exit_code == 0) is ok, output
-        return output
-
-    return run
 
 
 @pytest.fixture

@@ -1,31 +1,17 @@
 """Who the CLI acts as once there are several users (issue 11 item 6)."""
 
 import pytest
-from typer.testing import CliRunner
 
-from cadenza.cli import app
 from cadenza.services.demo import DEMO_EMAIL
-from tests.conftest import widen_cli_consoles
 
 
 @pytest.fixture
-def cli(database, monkeypatch, tmp_path):
-    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("CADENZA_CLI_USER", raising=False)
-    monkeypatch.delenv("CADENZA_CONFIG", raising=False)
-    widen_cli_consoles(monkeypatch)
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        output = result.output + (result.stderr if result.stderr_bytes else "")
-        assert (result.exit_code == 0) is ok, output
-        return " ".join(output.split())
-
-    run("db", "upgrade")
-    run("demo")
-    return run
+def cli(cli):
+    """The shared runner (tests/integration/conftest.py) on the demo's data, its output on
+    one line: the tests read phrases that the table layout may wrap."""
+    cli("db", "upgrade")
+    cli("demo")
+    return lambda *args, ok=True: " ".join(cli(*args, ok=ok).split())
 
 
 def test_a_second_user_needs_choosing_once_and_the_error_says_how(cli, tmp_path, monkeypatch):

@@ -238,6 +238,8 @@ def test_the_cli_sets_imap_and_polls(ctx, world, worker, dovecot, monkeypatch):
         inbound_mail("reply_gmail", contact=contact.email, message_id=message.message_id)
     )
     monkeypatch.setenv("CADENZA_DATABASE_URL", ctx.db.url)
+    # the test's key file, not ./cadenza.key in the checkout (PostgreSQL's default)
+    monkeypatch.setenv("CADENZA_KEY_FILE", ctx.settings.key_file)
     monkeypatch.setenv("CADENZA_IMAP_PASSWORD", dovecot.password)
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()

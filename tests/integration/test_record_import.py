@@ -3,9 +3,7 @@
 import re
 
 import pytest
-from typer.testing import CliRunner
 
-from cadenza.cli import app
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.crm import records
 from cadenza.services.crm.record_import import import_records
@@ -65,17 +63,8 @@ def test_whole_file_problems_import_nothing(ctx, world, data, key, code):
     assert records.search_records(ctx, "company")[1] == []
 
 
-def test_cli_records_import_lists_and_automation(database, monkeypatch, tmp_path):
-    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        output = result.output + (result.stderr if result.stderr_bytes else "")
-        assert (result.exit_code == 0) is ok, output
-        return output
-
+def test_cli_records_import_lists_and_automation(cli, tmp_path):
+    run = cli  # the shared runner: tests/integration/conftest.py
     run("user", "create", "admin@example.com", "--role", "admin", "--password", "s3cret-enough!")
     contacts_csv = tmp_path / "contacts.csv"
     contacts_csv.write_text("email,firstname\nann@corp.example,Ann\n")

@@ -1,0 +1,37 @@
+"""Fixtures the integration tests share: the command line, run in-process."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from cadenza.cli import app
+from tests.conftest import widen_cli_consoles
+
+
+@pytest.fixture
+def cli(database, monkeypatch, tmp_path):
+    """`cadenza ARGS...` in-process on the test's database: returns what it printed
+    (stdout, then stderr) and asserts it succeeded, or with `ok=False` that it failed.
+
+    Whatever the CLI would read from or write to its surroundings is this test's own:
+    the key file (on PostgreSQL it would otherwise be ./cadenza.key, written into the
+    checkout the tests run from), the config directory where `cadenza use` remembers
+    its user; no CLI user or config file comes in from the developer's shell; and
+    passwords are hashed at the fixtures' cheap cost, as the `settings` fixture does."""
+    monkeypatch.setenv("CADENZA_DATABASE_URL", database.url)
+    monkeypatch.setenv("CADENZA_KEY_FILE", str(tmp_path / "cli.key"))
+    monkeypatch.setenv("CADENZA_PASSWORD_HASH_COST", "4")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("CADENZA_CLI_USER", raising=False)
+    monkeypatch.delenv("CADENZA_CONFIG", raising=False)
+    widen_cli_consoles(monkeypatch)
+    runner = CliRunner()
+
+    def run(*args, ok=True, env=None):
+        result = runner.invoke(app, [str(a) for a in args], env=env)
+        output = result.output + (result.stderr if result.stderr_bytes else "")
+        assert (result.exit_code == 0) is ok, output
+        return output
+
+    return run
