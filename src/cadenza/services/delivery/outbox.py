@@ -11,7 +11,7 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.enrollment.progress import after_step_completed
+from cadenza.services.delivery.handover import SentStep, record_step_sent
 from cadenza.services.lookup import fetch
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
@@ -129,9 +129,11 @@ def resolve_unknown(
         enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
         enrollment.needs_attention = False
         if delivered:
-            message.status, message.sent_at = "sent", message.handed_at or now
-            run.status, run.completed_at = str(StepRunStatus.SENT), message.sent_at
-            after_step_completed(session, enrollment, run.step_position, message.sent_at)
+            session.flush()
+            sent = SentStep.of_rows(run, enrollment, message)
+            sent_at = message.handed_at or now
+            record_step_sent(session.connection(), sent, sent_at, tried=False, session=session)
+            session.refresh(message)
         elif enrollment.state in ("active", "paused"):
             message.status = "prepared"
             run.status = str(StepRunStatus.PENDING if enrollment.state == "active" else "paused")
