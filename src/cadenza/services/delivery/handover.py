@@ -84,6 +84,23 @@ _HAND_OVER = Prepared(
     .values(status="handing", handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
+# A task reminder has no step run: the message row alone says whose it is.
+_HAND_OVER_REMINDER = Prepared(
+    update(Message)
+    .where(
+        Message.id == bindparam("pk"),
+        Message.status == "prepared",
+        Message.step_run_id.is_(None),
+    )
+    .values(status="handing", handed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_DROP_REMINDER = Prepared(
+    update(Message)
+    .where(Message.id == bindparam("pk"), Message.status == "prepared")
+    .values(status="failed", smtp_reply=bindparam("reply"))
+    .execution_options(synchronize_session=False)
+)
 _MARK_SENT = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
@@ -168,8 +185,13 @@ def _begin_handing(
         .run(connection, {"enrollment_id": claim.enrollment_id})
         .fetchone()
     )
-    if state == EnrollmentState.ACTIVE and connected:
-        handed = _HAND_OVER.run(
+    # a task's reminder goes while its enrollment is live (an ended one closed the task)
+    live = state == EnrollmentState.ACTIVE or (
+        claim.is_reminder and state == EnrollmentState.PAUSED
+    )
+    if live and connected:
+        hand = _HAND_OVER_REMINDER if claim.is_reminder else _HAND_OVER
+        handed = hand.run(
             connection,
             {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
         )
@@ -180,6 +202,10 @@ def _begin_handing(
             return HandOver.GO
         _TAKE_BACK.run(connection, {"pk": claim.message_pk})
         return HandOver.WAIT  # rare: the previous email left late
+    if claim.is_reminder:  # at most once: not retried later
+        why = "not sent: the mailbox was disconnected or the enrollment ended"
+        _DROP_REMINDER.run(connection, {"pk": claim.message_pk, "reply": why})
+        return HandOver.SKIP
     with Session(bind=connection) as session:
         run = session.get(StepRun, claim.run_id, with_for_update=True)
         if run.status == SENDING and run.locked_by == worker_id:
@@ -201,6 +227,11 @@ def _release(run: StepRun, enrollment_state: str) -> None:
 def _record(
     connection: Connection, ctx: Context, claim: ClaimedEmail, result: DeliveryResult, worker_id
 ) -> None:
+    if claim.is_reminder:
+        with Session(bind=connection) as session:
+            _record_reminder(session, ctx, claim, result)
+            session.flush()
+        return
     if result.outcome is DeliveryOutcome.SENT and _record_sent(
         connection, ctx, claim, result, worker_id
     ):
@@ -312,17 +343,7 @@ def _record_slowly(
     if not ours and message.status != "unknown":
         return  # taken over after our lease expired: the new owner records it
     run.attempts += 1
-    session.add(
-        DeliveryAttempt(
-            message_id=message.id,
-            attempt=run.attempts,
-            outcome=str(result.outcome),
-            code=result.code,
-            reply=result.reply,
-            at=now,
-        )
-    )
-    message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
+    _attempted(session, message, run.attempts, result, now)
     run.locked_by = run.locked_until = None
     outcome = result.outcome
     if outcome is DeliveryOutcome.SENT:
@@ -336,8 +357,7 @@ def _record_slowly(
         run.status, run.last_error, run.wait_reason = PENDING, message.smtp_reply, "retry"
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
-        mailbox = session.get(Mailbox, claim.mailbox_id, with_for_update=True)
-        mailbox.connected, mailbox.disconnected_reason = False, message.smtp_reply
+        _disconnect(session, claim.mailbox_id, message.smtp_reply)
         message.status = "prepared"
         run.status, run.wait_reason, run.last_error = (
             PENDING,
@@ -350,6 +370,48 @@ def _record_slowly(
     else:
         message.status = "failed"
         fail_step(session, ctx, run, enrollment, message.smtp_reply)
+
+
+def _attempted(
+    session: Session, message: Message, attempt: int, result: DeliveryResult, now
+) -> None:
+    """The try's row and the server's last word on the message: every email, every try."""
+    session.add(
+        DeliveryAttempt(
+            message_id=message.id,
+            attempt=attempt,
+            outcome=str(result.outcome),
+            code=result.code,
+            reply=result.reply,
+            at=now,
+        )
+    )
+    message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
+
+
+def _disconnect(session: Session, mailbox_id: int, reason: str) -> None:
+    """The server refused our credentials: nothing more leaves until they are fixed."""
+    mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
+    mailbox.connected, mailbox.disconnected_reason = False, reason
+
+
+def _record_reminder(
+    session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult
+) -> None:
+    """A reminder's outcome: sent, failed or unknown, tried once (at most once, ever)."""
+    now = ctx.clock.now()
+    message = session.get(Message, claim.message_pk, with_for_update=True)
+    if message.status != "handing":
+        return  # taken back by recovery meanwhile: it says what became of it
+    _attempted(session, message, 1, result, now)
+    if result.outcome is DeliveryOutcome.SENT:
+        message.status, message.sent_at = "sent", now
+    elif result.outcome is DeliveryOutcome.UNKNOWN:
+        message.status = "unknown"
+    else:
+        if result.outcome is DeliveryOutcome.AUTH_FAILED:
+            _disconnect(session, claim.mailbox_id, message.smtp_reply)
+        message.status = "failed"
 
 
 def backoff(attempt: int) -> timedelta:
