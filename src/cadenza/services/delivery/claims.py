@@ -106,9 +106,7 @@ def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
 def _reminder_due(now: datetime):
     """Reminders due and not yet sent: what the partial index ix_tasks_reminder_due holds."""
     return (
-        (Task.status == str(TaskStatus.OPEN))
-        & (Task.remind_at <= now)
-        & Task.reminded_at.is_(None)
+        (Task.status == str(TaskStatus.OPEN)) & (Task.remind_at <= now) & Task.reminded_at.is_(None)
     )
 
 

@@ -53,9 +53,7 @@ def release_unsent(ctx: Context, claims: list[ClaimedEmail], worker_id: str) -> 
             )
         for claim in reminders:
             dropped = session.execute(
-                delete(Message).where(
-                    Message.id == claim.message_pk, Message.status == "prepared"
-                )
+                delete(Message).where(Message.id == claim.message_pk, Message.status == "prepared")
             )
             if dropped.rowcount == 1:
                 session.execute(
