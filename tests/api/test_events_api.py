@@ -205,3 +205,21 @@ def test_postmark_bounces_without_id_or_email_are_refused(api, ctx, sent, body):
     before = counts(ctx)
     assert_error(api.post("/events/postmark", json=body, role="admin"), 422, "validation_error")
     assert counts(ctx) == before
+
+
+def test_a_complaint_causes_an_unsubscribe_shown_and_undone_with_it(api, ctx, sent):
+    bob, enrollment_id, _ = sent["bob"]
+    body = {"RecordType": "SpamComplaint", "ID": 5, "Type": "SpamComplaint", "Email": bob.email}
+    complaint_id = api.post("/events/postmark", json=body, role="admin").json()["event_id"]
+    [unsubscribe] = api.get("/events?kind=unsubscribe", role="admin").json()["results"]
+    [complaint] = api.get("/events?kind=complaint", role="admin").json()["results"]
+    assert complaint["id"] == complaint_id and complaint["cause_event_id"] is None
+    assert unsubscribe["cause_event_id"] == complaint_id
+    assert (unsubscribe["contact_id"], unsubscribe["source"]) == (bob.id, "postmark")
+    assert enrollment(ctx, enrollment_id).cause_event_id == unsubscribe["id"]
+
+    undone = api.post(f"/events/{complaint_id}/revoke", json={"reason": "x"}, role="admin")
+    assert undone.json()["unsubscribed_cleared"] is True  # its unsubscribe went with it
+    assert contact(ctx, bob.id).unsubscribed_at is None
+    [unsubscribe] = api.get("/events?kind=unsubscribe", role="admin").json()["results"]
+    assert unsubscribe["revoked_at"] is not None

@@ -19,8 +19,8 @@ app = typer.Typer(
 def poll_command(
     mailbox: int = typer.Option(None, help="Only this mailbox (default: every one with IMAP)."),
 ) -> None:
-    """Read new mail once, act on replies, auto-replies and bounces, resume ended pauses."""
-    results, resumed = InboxPoller(make_context()).poll_once(mailbox)
+    """Read new mail once, act on replies, auto-replies and bounces."""
+    results = InboxPoller(make_context()).poll_once(mailbox)
     failed = False
     for result in results:
         if result.error:
@@ -31,8 +31,6 @@ def poll_command(
             console.print(f"mailbox {result.mailbox_id}: {result.fetched} read ({kinds})")
     if not results:
         console.print("no mailbox has IMAP settings: `cadenza mailboxes set-imap`")
-    if resumed:
-        console.print(f"resumed after out-of-office: {', '.join(map(str, resumed))}")
     if failed:
         raise typer.Exit(1)
 

@@ -1,6 +1,7 @@
 """The inbox poller: every interval — or as soon as an IDLE session says mail arrived —
-read each IMAP-enabled mailbox, then resume the out-of-office pauses that are over.
-Runs in its own thread beside the worker, so a slow IMAP server never delays a send."""
+read each IMAP-enabled mailbox. Runs in its own thread beside the worker, so a slow
+IMAP server never delays a send. It only reads mail: what is timed (the end of an
+out-of-office pause) is the worker's tick, so it happens with the poller off too."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from cadenza.engine.inbox import PollResult, poll_mailbox
 from cadenza.engine.inbox_idle import CHECK_SECONDS, IdleWatch, settings_key
 from cadenza.services.accounts.mailboxes import imap_password, mailboxes_with_imap
 from cadenza.services.context import Context
-from cadenza.services.signals.effects import resume_due
 
 log = logging.getLogger("cadenza.inbox")
 
@@ -30,12 +30,12 @@ class InboxPoller:
         self.wake = threading.Event()
         self._watches: dict[int, IdleWatch] = {}
 
-    def poll_once(self, mailbox_id: int | None = None) -> tuple[list[PollResult], list[int]]:
+    def poll_once(self, mailbox_id: int | None = None) -> list[PollResult]:
         results = []
         for mailbox in mailboxes_with_imap(self.ctx):
             if mailbox_id is None or mailbox.id == mailbox_id:
                 results.append(poll_mailbox(self.ctx, mailbox))
-        return results, resume_due(self.ctx)
+        return results
 
     def run(self) -> None:
         """Until stopped; one failing pass is logged and the next one tried."""
@@ -45,15 +45,13 @@ class InboxPoller:
             try:
                 if self.idle:
                     self._watch_mailboxes()
-                results, resumed = self.poll_once()
+                results = self.poll_once()
             except Exception:  # the database may be away for a moment: try again later
                 log.exception("inbox poll failed")
             else:
                 for result in results:
                     if result.fetched:
                         log.info("inbox of mailbox %s: %s", result.mailbox_id, result.kinds)
-                if resumed:
-                    log.info("resumed after out-of-office: enrollments %s", resumed)
             self.ctx.clock.wait(self.interval, self.wake)
         for watch in self._watches.values():
             watch.stop()

@@ -1,4 +1,8 @@
-"""The worker loop: recover dead claims, create due tasks, claim and send due emails.
+"""The worker loop: recover dead claims, resume ended out-of-office pauses, create due
+tasks, claim and send due emails (task reminders among them).
+
+Everything timed runs from this tick and counts in its next wake-up: nothing waits
+for the inbox poller (which only reads mail) to be running.
 
 Each tick claims what is due now (within every mailbox's throttle), then hands the
 claimed emails over in slot order, pausing between them as the spacing requires.
@@ -35,6 +39,7 @@ from cadenza.services.delivery import claims, recovery
 from cadenza.services.delivery import handover as delivery
 from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.services.enrollment import tasks
+from cadenza.services.signals import effects as signals
 
 log = logging.getLogger("cadenza.worker")
 
@@ -72,6 +77,10 @@ class Worker:
         """One pass; returns how many step runs it moved (0 means nothing was due)."""
         opts = self.options
         moved = recovery.recover_expired(self.ctx)
+        resumed = signals.resume_due(self.ctx)  # before claiming: resumed steps go now
+        if resumed:
+            log.info("resumed after out-of-office: enrollments %s", resumed)
+        moved += len(resumed)
         # Rules and list jobs enroll first, so what they make due is claimed this tick.
         moved += automation.run_pending(self.ctx) + list_enrollment.run_due(self.ctx)
         moved += tasks.create_due_tasks(self.ctx, opts.batch_size)
@@ -86,17 +95,11 @@ class Worker:
                 lease=opts.lease,
             )
         due.sort(key=lambda c: c.slot)
-        reminders = tasks.claim_due_reminders(self.ctx)
-        for mailbox_id in {c.mailbox_id for c in due} | {r.mailbox_id for r in reminders}:
+        for mailbox_id in {c.mailbox_id for c in due}:
             self._open_transport(mailbox_id)
         self._hand_over(due)
-        for reminder in reminders:
-            outcome = self._transports[reminder.mailbox_id][1].send(
-                reminder.sender, [reminder.recipient], reminder.raw
-            )
-            log.info("reminder for task %s: %s", reminder.task_id, outcome.outcome)
         self._close_idle_transports()
-        return moved + len(due) + len(reminders)
+        return moved + len(due)
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""
@@ -124,11 +127,19 @@ class Worker:
         while True:
             if self.tick():
                 continue
-            upcoming = recovery.next_wakeup(self.ctx)
+            upcoming = self.next_wakeup()
             if upcoming is None or upcoming > deadline:
                 self.ctx.clock.set(max(deadline, self.ctx.clock.now()))
                 return
             self.ctx.clock.set(upcoming)
+
+    def next_wakeup(self) -> datetime | None:
+        """The next moment a tick has something to do: an email or reminder falls due or
+        a mailbox gets room (delivery), or an out-of-office pause ends (signals)."""
+        now = self.ctx.clock.now()
+        moments = [recovery.next_wakeup(self.ctx), signals.next_resume_at(self.ctx)]
+        future = [m for m in moments if m is not None and m > now]
+        return min(future) if future else None
 
     def close(self) -> None:
         if self._executor is not None:
@@ -235,10 +246,11 @@ class Worker:
     # -- what is left ---------------------------------------------------------------
 
     def _has_due_work(self) -> bool:
-        """Due steps, or due webhook deliveries (the dispatcher thread is sending them)."""
+        """Due steps, ended out-of-office pauses, or due webhook deliveries (the
+        dispatcher thread is sending them)."""
         now = self.ctx.clock.now()
-        upcoming = recovery.next_due_at(self.ctx)
-        if upcoming is not None and upcoming <= now:
-            return True
+        for upcoming in (recovery.next_due_at(self.ctx), signals.next_resume_at(self.ctx)):
+            if upcoming is not None and upcoming <= now:
+                return True
         hook = webhooks.next_due_at(self.ctx) if self.options.webhooks else None
         return hook is not None and hook <= now

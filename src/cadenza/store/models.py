@@ -405,6 +405,9 @@ class EmailEvent(Base):
     occurred_at: Mapped[datetime]
     # An admin undid it (posted by mistake): kept for the record, its marks cleared.
     revoked_at: Mapped[datetime | None]
+    # The event that caused this one (a complaint causes the contact's unsubscribe);
+    # no foreign key, like enrollments.cause_event_id (a plain ADD COLUMN on SQLite).
+    cause_event_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class AppSecret(Base):

@@ -3,7 +3,13 @@
 Claims lock the mailbox row, so the mailbox's send slots (its throttle) are shared by
 all workers and the emails of one mailbox are granted slots in due order. Each granted
 step's message is composed and stored in the same transaction, under a lease
-(see delivery.py for what happens next).
+(see handover.py for what happens next).
+
+Task reminders (an email to the task's owner, from the enrollment's mailbox) are
+claimed here too, after the mailbox's due steps: they take the mailbox's send slots,
+count against its daily limit, and get a message row like any other email (the
+outbox shows them). A reminder has no step run: its task is marked reminded when it
+is claimed, so it is sent at most once.
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import StepRunStatus, StepType
+from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import plan_slots, spacing
 from cadenza.services.context import Context
-from cadenza.services.delivery.compose import MessageSources, compose
+from cadenza.services.delivery.compose import MessageSources, compose, compose_reminder
 from cadenza.services.enrollment.progress import fail_step
-from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, User
+from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
 
 PENDING = str(StepRunStatus.PENDING)
 SENDING = str(StepRunStatus.SENDING)
@@ -33,7 +39,7 @@ SENDING = str(StepRunStatus.SENDING)
 
 @dataclass(frozen=True)
 class ClaimedEmail:
-    run_id: int
+    run_id: int | None  # None: a task reminder (task_id), which has no step run
     enrollment_id: int
     message_pk: int
     mailbox_id: int
@@ -44,9 +50,14 @@ class ClaimedEmail:
     spacing: timedelta  # the least time after the mailbox's previous hand-over
     last_step: bool  # no step follows: the enrollment finishes when this one is sent
     # For the events this send reports (webhooks), without another read.
-    contact_id: int
+    contact_id: int | None
     sequence_id: int
     step_position: int
+    task_id: int | None = None  # a task reminder's task
+
+    @property
+    def is_reminder(self) -> bool:
+        return self.run_id is None
 
 
 def _sends_email() -> ColumnElement[bool]:
@@ -63,7 +74,8 @@ def _parse_settings(key: str) -> SequenceSettings:
 
 
 def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
-    """Mailboxes with due emails, most overdue first: one index range scan of due runs.
+    """Mailboxes with due emails, most overdue first: one index range scan of due runs,
+    and one of due reminders (the partial reminder index).
 
     Grouped by `mailbox_id + 0`, not the bare column: offered the (mailbox, due) index
     for the GROUP BY, SQLite walks all of it — every pending run, due or not — instead
@@ -79,7 +91,37 @@ def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
             .order_by(func.min(StepRun.due_at))
             .limit(limit)
         )
-        return [mailbox_id for mailbox_id, _ in rows]
+        due = dict(rows.all())
+        reminders = session.execute(
+            select(Enrollment.mailbox_id, func.min(Task.remind_at))
+            .join(Task, Task.enrollment_id == Enrollment.id)
+            .where(_reminder_due(now))
+            .group_by(Enrollment.mailbox_id)
+        )
+        for mailbox_id, remind_at in reminders:
+            due[mailbox_id] = min(remind_at, due.get(mailbox_id, remind_at))
+        return sorted(due, key=lambda m: due[m])[:limit]
+
+
+def _reminder_due(now: datetime):
+    """Reminders due and not yet sent: what the partial index ix_tasks_reminder_due holds."""
+    return (
+        (Task.status == str(TaskStatus.OPEN)) & (Task.remind_at <= now) & Task.reminded_at.is_(None)
+    )
+
+
+def _due_reminders(session: Session, mailbox_id: int, now: datetime, limit: int):
+    return list(
+        session.execute(
+            select(Task, User)
+            .join(User, User.id == Task.owner_id)
+            .join(Enrollment, Enrollment.id == Task.enrollment_id)
+            .where(Enrollment.mailbox_id == mailbox_id, _reminder_due(now))
+            .order_by(Task.remind_at, Task.id)
+            .limit(limit)
+            .with_for_update(of=Task, skip_locked=True)
+        )
+    )
 
 
 def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
@@ -94,6 +136,30 @@ def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
             ),
         )
     ).scalar_one()
+
+
+def _settle_lost_reminders(session: Session, mailbox_id: int, claimed_before: datetime) -> None:
+    """Reminders whose worker died before recording them stop holding the mailbox's daily
+    room: one never handed over failed, one handed over is unknown (never sent again).
+
+    Here rather than in recovery.py: a reminder has no step run lease, and the mailbox's
+    unsent messages are the (mailbox, sent_at) index range this claim reads anyway."""
+    lost = session.scalars(
+        select(Message).where(
+            Message.mailbox_id == mailbox_id,
+            Message.sent_at.is_(None),
+            Message.step_run_id.is_(None),
+            Message.status.in_(("prepared", "handing")),
+            Message.created_at < claimed_before,
+        )
+    )
+    for message in lost:
+        if message.status == "handing":
+            message.status = "unknown"
+            message.smtp_reply = "the worker stopped while handing it over"
+        else:
+            message.status = "failed"
+            message.smtp_reply = "not sent: the worker stopped before handing it over"
 
 
 def _mark_waiting(session: Session, run_ids: list[int], reason: str) -> None:
@@ -140,9 +206,10 @@ def claim_emails(
                 .with_for_update(of=StepRun)
             )
         )
-        if not due:
+        reminders = _due_reminders(session, mailbox_id, now, batch_size)
+        if not due and not reminders:
             return []
-        if not mailbox.connected:
+        if not mailbox.connected:  # reminders wait too, unclaimed
             _mark_waiting(session, [run.id for run, _ in due], "mailbox_disconnected")
             return []
         sendable = []
@@ -152,20 +219,55 @@ def claim_emails(
                 run.due_at, run.wait_reason = allowed_from, "send_window"
             else:
                 sendable.append((run, enrollment))
+        _settle_lost_reminders(session, mailbox_id, now - lease)
         room = mailbox.daily_limit - _sent_last_24h(session, mailbox_id, now)
         plan = plan_slots(
             next_free=mailbox.next_send_at,
             now=now,
             horizon=now + horizon,
             per_minute_limit=mailbox.per_minute_limit,
-            bulk_first=[run.bulk_first for run, _ in sendable],
+            bulk_first=[run.bulk_first for run, _ in sendable] + [False] * len(reminders),
             daily_room=room,
         )
         granted = sendable[: len(plan.slots)]
         held = [run.id for run, _ in sendable[len(plan.slots) :]]
         _mark_waiting(session, held, "daily_limit" if room <= len(granted) else "rate_limit")
         mailbox.next_send_at = plan.next_free
-        return _prepare(session, ctx, mailbox, granted, plan.slots, worker_id, lease, now)
+        claimed = _prepare(
+            session, ctx, mailbox, granted, plan.slots[: len(granted)], worker_id, lease, now
+        )
+        reminder_slots = plan.slots[len(granted) :]
+        return claimed + _prepare_reminders(session, mailbox, reminders, reminder_slots, now)
+
+
+def _prepare_reminders(session, mailbox, reminders, slots, now) -> list[ClaimedEmail]:
+    """The granted reminders' messages, stored, their tasks marked reminded: sent at most
+    once (one lost to a crash is not worth a duplicate)."""
+    claimed = []
+    for (task, owner), slot in zip(reminders, slots, strict=False):
+        task.reminded_at = now
+        message = compose_reminder(task, owner, mailbox, now)
+        session.add(message)
+        session.flush()
+        claimed.append(
+            ClaimedEmail(
+                None,
+                task.enrollment_id,
+                message.id,
+                mailbox.id,
+                slot,
+                mailbox.from_email,
+                message.to_email,
+                message.raw.encode("utf-8"),
+                spacing(mailbox.per_minute_limit, bulk_first=False),
+                False,
+                None,
+                0,
+                0,
+                task_id=task.id,
+            )
+        )
+    return claimed
 
 
 # A granted run, its enrollment, its composed message and its send slot.

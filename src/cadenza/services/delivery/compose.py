@@ -7,6 +7,7 @@ and a crash can always be recognised afterwards.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from cadenza.domain.link_tokens import new_tracking_id
 from cadenza.domain.message import (
     OutgoingEmail,
     build_mime,
+    html_to_text,
     new_message_id,
     reply_subject,
 )
@@ -163,6 +165,35 @@ def compose(
         raw=build_mime(email).decode("utf-8"),
         tracking_id=tracking_id,
         links=content.links or None,
+        status="prepared",
+        created_at=now,
+    )
+
+
+def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now) -> Message:
+    """A task reminder to its owner, from the enrollment's mailbox: a message row like
+    any other email's (the outbox lists it, the daily limit counts it), but tied to no
+    step run, enrollment or contact — it is no part of the sequence's results."""
+    email = OutgoingEmail(
+        message_id=new_message_id(mailbox.from_email),
+        from_email=mailbox.from_email,
+        from_name="Cadenza",
+        to_email=owner.email,
+        to_name=owner.firstname or None,
+        subject=f"Task due: {task.title}",
+        html_body=f"<p>Your task is due: {html.escape(task.title)}</p>"
+        + (f"<p>{html.escape(task.notes)}</p>" if task.notes else ""),
+        date=now,
+    )
+    return Message(
+        mailbox_id=mailbox.id,
+        message_id=email.message_id,
+        from_email=mailbox.from_email,
+        to_email=owner.email,
+        subject=email.subject,
+        body_html=email.html_body,
+        body_text=html_to_text(email.html_body),
+        raw=build_mime(email).decode("utf-8"),
         status="prepared",
         created_at=now,
     )

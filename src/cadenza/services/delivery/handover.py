@@ -13,20 +13,36 @@ failed / unknown. Whatever dies where:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Exists, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Exists,
+    Integer,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
-from cadenza.services.automation import triggers, webhooks
+from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
-from cadenza.services.enrollment.progress import after_step_completed, fail_step, mark_unknown
+from cadenza.services.enrollment.progress import (
+    after_step_completed,
+    fail_step,
+    finish_enrollment,
+    mark_unknown,
+)
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 
@@ -78,10 +94,33 @@ _HAND_OVER = Prepared(
     .values(status="handing", handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
+# A task reminder has no step run: the message row alone says whose it is.
+_HAND_OVER_REMINDER = Prepared(
+    update(Message)
+    .where(
+        Message.id == bindparam("pk"),
+        Message.status == "prepared",
+        Message.step_run_id.is_(None),
+    )
+    .values(status="handing", handed_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_DROP_REMINDER = Prepared(
+    update(Message)
+    .where(Message.id == bindparam("pk"), Message.status == "prepared")
+    .values(status="failed", smtp_reply=bindparam("reply"))
+    .execution_options(synchronize_session=False)
+)
 _MARK_SENT = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
     .values(status="sent", sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
+    .execution_options(synchronize_session=False)
+)
+_MESSAGE_SENT = Prepared(
+    update(Message)
+    .where(Message.id == bindparam("pk"))
+    .values(status="sent", sent_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
 _RUN_SENT = Prepared(
@@ -90,21 +129,12 @@ _RUN_SENT = Prepared(
     .values(
         status=str(StepRunStatus.SENT),
         completed_at=bindparam("now"),
-        attempts=StepRun.attempts + 1,
+        attempts=StepRun.attempts + bindparam("tries", type_=Integer),
         locked_by=None,
         locked_until=None,
         last_error=None,
     )
-    .returning(StepRun.attempts, StepRun.step_position)
-    .execution_options(synchronize_session=False)
-)
-_FINISH = Prepared(
-    update(Enrollment)
-    .where(
-        Enrollment.id == bindparam("enrollment_id"),
-        or_(*(Enrollment.state == str(s) for s in LIVE_ENROLLMENT_STATES)),
-    )
-    .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+    .returning(StepRun.attempts)
     .execution_options(synchronize_session=False)
 )
 _TAKE_BACK = Prepared(
@@ -165,8 +195,13 @@ def _begin_handing(
         .run(connection, {"enrollment_id": claim.enrollment_id})
         .fetchone()
     )
-    if state == EnrollmentState.ACTIVE and connected:
-        handed = _HAND_OVER.run(
+    # a task's reminder goes while its enrollment is live (an ended one closed the task)
+    live = state == EnrollmentState.ACTIVE or (
+        claim.is_reminder and state == EnrollmentState.PAUSED
+    )
+    if live and connected:
+        hand = _HAND_OVER_REMINDER if claim.is_reminder else _HAND_OVER
+        handed = hand.run(
             connection,
             {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
         )
@@ -177,6 +212,10 @@ def _begin_handing(
             return HandOver.GO
         _TAKE_BACK.run(connection, {"pk": claim.message_pk})
         return HandOver.WAIT  # rare: the previous email left late
+    if claim.is_reminder:  # at most once: not retried later
+        why = "not sent: the mailbox was disconnected or the enrollment ended"
+        _DROP_REMINDER.run(connection, {"pk": claim.message_pk, "reply": why})
+        return HandOver.SKIP
     with Session(bind=connection) as session:
         run = session.get_one(StepRun, claim.run_id, with_for_update=True)
         if run.status == SENDING and run.locked_by == worker_id:
@@ -202,6 +241,11 @@ def _record(
     result: DeliveryResult,
     worker_id: str,
 ) -> None:
+    if claim.is_reminder:
+        with Session(bind=connection) as session:
+            _record_reminder(session, ctx, claim, result)
+            session.flush()
+        return
     if result.outcome is DeliveryOutcome.SENT and _record_sent(
         connection, ctx, claim, result, worker_id
     ):
@@ -224,34 +268,85 @@ def _record_sent(
     params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
     if _MARK_SENT.run(connection, {**params, "reply": reply}).rowcount != 1:
         return False
-    [(attempts, position)] = _RUN_SENT.run(connection, params).fetchall()
+    attempts = record_step_sent(connection, SentStep.of(claim), now, tried=True, message_done=True)
     _ATTEMPT.run(
         connection,
         {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
-    event = _event_data(claim)
-    webhooks.emit(connection, now, "step_sent", {**event, "message_id": claim.message_pk})
-    if claim.last_step:  # the common end of a sequence, without loading its snapshot
-        finished = _FINISH.run(connection, {"enrollment_id": claim.enrollment_id, "now": now})
-        if finished.rowcount == 1:
-            webhooks.emit(connection, now, "finished", event)
-            triggers.enrollment_ended(connection, now, {**event, "state": "finished"})
-    else:
-        with Session(bind=connection) as session:
-            enrollment = session.get_one(Enrollment, claim.enrollment_id, with_for_update=True)
-            after_step_completed(session, enrollment, position, now)
-            session.flush()
     return True
 
 
-def _event_data(claim: ClaimedEmail) -> dict[str, Any]:
-    return {
-        "enrollment_id": claim.enrollment_id,
-        "contact_id": claim.contact_id,
-        "sequence_id": claim.sequence_id,
-        "step_position": claim.step_position,
+@dataclass(frozen=True)
+class SentStep:
+    """What recording a sent step needs, whoever knows it: a claim, or the stored rows."""
+
+    run_id: int
+    message_pk: int
+    enrollment: dict  # as enrollment events carry it (webhooks.enrollment_event)
+    step_position: int
+    last_step: bool
+
+    @classmethod
+    def of(cls, claim: ClaimedEmail) -> SentStep:
+        enrollment = {
+            "enrollment_id": claim.enrollment_id,
+            "contact_id": claim.contact_id,
+            "sequence_id": claim.sequence_id,
+            "mailbox_id": claim.mailbox_id,
+        }
+        return cls(claim.run_id, claim.message_pk, enrollment, claim.step_position, claim.last_step)
+
+    @classmethod
+    def of_rows(cls, run: StepRun, enrollment: Enrollment, message: Message) -> SentStep:
+        last = run.step_position >= len(enrollment.steps_snapshot)
+        event = webhooks.enrollment_event(enrollment)
+        return cls(run.id, message.id, event, run.step_position, last)
+
+
+def record_step_sent(
+    connection: Connection,
+    sent: SentStep,
+    sent_at: datetime,
+    *,
+    tried: bool,
+    message_done: bool = False,
+    session: Session | None = None,
+) -> int:
+    """The one way a step is recorded as sent: the message and the run marked sent, the
+    `step_sent` event, then the next step scheduled or the enrollment finished.
+
+    The worker's every send runs it (plain statements on its connection), and so do the
+    slow path (a late or recovered send) and a person's review of an unknown send
+    (outbox.resolve_unknown). `tried`: this counts as a delivery attempt of the run's;
+    `message_done`: the caller's own guarded statement already marked the message.
+    `session`: the caller's, when it holds the enrollment row. Returns the run's attempts.
+    """
+    if not message_done:
+        _MESSAGE_SENT.run(connection, {"pk": sent.message_pk, "now": sent_at})
+    params = {"run_id": sent.run_id, "now": sent_at, "tries": 1 if tried else 0}
+    [(attempts,)] = _RUN_SENT.run(connection, params).fetchall()
+    event = {
+        "enrollment_id": sent.enrollment["enrollment_id"],
+        "contact_id": sent.enrollment["contact_id"],
+        "sequence_id": sent.enrollment["sequence_id"],
+        "step_position": sent.step_position,
+        "message_id": sent.message_pk,
     }
+    webhooks.emit(connection, sent_at, "step_sent", event)
+    if sent.last_step:  # the common end of a sequence, without loading its snapshot
+        finish_enrollment(connection, sent.enrollment, sent_at)
+        return attempts
+    with Session(bind=connection) if session is None else _borrowed(session) as own:
+        enrollment = own.get(Enrollment, sent.enrollment["enrollment_id"], with_for_update=True)
+        after_step_completed(own, enrollment, sent.step_position, sent_at)
+        own.flush()
+    return attempts
+
+
+@contextmanager
+def _borrowed(session: Session) -> Iterator[Session]:
+    yield session
 
 
 def _record_slowly(
@@ -266,35 +361,21 @@ def _record_slowly(
     if not ours and message.status != "unknown":
         return  # taken over after our lease expired: the new owner records it
     run.attempts += 1
-    session.add(
-        DeliveryAttempt(
-            message_id=message.id,
-            attempt=run.attempts,
-            outcome=str(result.outcome),
-            code=result.code,
-            reply=result.reply,
-            at=now,
-        )
-    )
-    message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
+    _attempted(session, message, run.attempts, result, now)
     run.locked_by = run.locked_until = None
     outcome = result.outcome
     if outcome is DeliveryOutcome.SENT:
         if message.status == "unknown":  # recovered too early; we know better now
             enrollment.needs_attention = False
-        message.status, message.sent_at = "sent", now
-        run.status, run.completed_at, run.last_error = str(StepRunStatus.SENT), now, None
-        webhooks.emit(
-            session, now, "step_sent", {**_event_data(claim), "message_id": claim.message_pk}
-        )
-        after_step_completed(session, enrollment, run.step_position, now)
+        session.flush()  # the attempt counted above: record_step_sent does not count it
+        sent = SentStep.of_rows(run, enrollment, message)
+        record_step_sent(session.connection(), sent, now, tried=False, session=session)
     elif outcome is DeliveryOutcome.TRANSIENT and run.attempts < MAX_ATTEMPTS:
         message.status = "prepared"
         run.status, run.last_error, run.wait_reason = PENDING, message.smtp_reply, "retry"
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
-        mailbox = session.get_one(Mailbox, claim.mailbox_id, with_for_update=True)
-        mailbox.connected, mailbox.disconnected_reason = False, message.smtp_reply
+        _disconnect(session, claim.mailbox_id, message.smtp_reply)
         message.status = "prepared"
         run.status, run.wait_reason, run.last_error = (
             PENDING,
@@ -307,6 +388,48 @@ def _record_slowly(
     else:
         message.status = "failed"
         fail_step(session, ctx, run, enrollment, message.smtp_reply)
+
+
+def _attempted(
+    session: Session, message: Message, attempt: int, result: DeliveryResult, now
+) -> None:
+    """The try's row and the server's last word on the message: every email, every try."""
+    session.add(
+        DeliveryAttempt(
+            message_id=message.id,
+            attempt=attempt,
+            outcome=str(result.outcome),
+            code=result.code,
+            reply=result.reply,
+            at=now,
+        )
+    )
+    message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
+
+
+def _disconnect(session: Session, mailbox_id: int, reason: str) -> None:
+    """The server refused our credentials: nothing more leaves until they are fixed."""
+    mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
+    mailbox.connected, mailbox.disconnected_reason = False, reason
+
+
+def _record_reminder(
+    session: Session, ctx: Context, claim: ClaimedEmail, result: DeliveryResult
+) -> None:
+    """A reminder's outcome: sent, failed or unknown, tried once (at most once, ever)."""
+    now = ctx.clock.now()
+    message = session.get(Message, claim.message_pk, with_for_update=True)
+    if message.status != "handing":
+        return  # taken back by recovery meanwhile: it says what became of it
+    _attempted(session, message, 1, result, now)
+    if result.outcome is DeliveryOutcome.SENT:
+        message.status, message.sent_at = "sent", now
+    elif result.outcome is DeliveryOutcome.UNKNOWN:
+        message.status = "unknown"
+    else:
+        if result.outcome is DeliveryOutcome.AUTH_FAILED:
+            _disconnect(session, claim.mailbox_id, message.smtp_reply)
+        message.status = "failed"
 
 
 def backoff(attempt: int) -> timedelta:

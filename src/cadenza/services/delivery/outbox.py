@@ -11,7 +11,7 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.enrollment.progress import after_step_completed
+from cadenza.services.delivery.handover import SentStep, record_step_sent
 from cadenza.services.lookup import fetch
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
@@ -125,19 +125,11 @@ def resolve_unknown(
                 ErrorCode.INVALID_STATE,
                 f"message {message_id} is {message.status}: only unknown sends are reviewed",
             )
-        run = session.get_one(StepRun, message.step_run_id, with_for_update=True)
-        enrollment = session.get_one(Enrollment, run.enrollment_id, with_for_update=True)
-        enrollment.needs_attention = False
-        if delivered:
-            message.status, message.sent_at = "sent", message.handed_at or now
-            run.status, run.completed_at = str(StepRunStatus.SENT), message.sent_at
-            after_step_completed(session, enrollment, run.step_position, message.sent_at)
-        elif enrollment.state in ("active", "paused"):
-            message.status = "prepared"
-            run.status = str(StepRunStatus.PENDING if enrollment.state == "active" else "paused")
-            run.due_at, run.wait_reason = now, None
+        if message.step_run_id is None:  # a task reminder: no step to move on or resend
+            message.status = "sent" if delivered else "failed"
+            message.sent_at = (message.handed_at or now) if delivered else None
         else:
-            message.status, run.status = "failed", str(StepRunStatus.CANCELLED)
+            _review_step(session, message, delivered, now)
         record(
             session,
             ctx,
@@ -148,3 +140,21 @@ def resolve_unknown(
             {"delivered": delivered},
         )
         return message
+
+
+def _review_step(session, message: Message, delivered: bool, now) -> None:
+    run = session.get(StepRun, message.step_run_id, with_for_update=True)
+    enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
+    enrollment.needs_attention = False
+    if delivered:
+        session.flush()
+        sent = SentStep.of_rows(run, enrollment, message)
+        sent_at = message.handed_at or now
+        record_step_sent(session.connection(), sent, sent_at, tried=False, session=session)
+        session.refresh(message)
+    elif enrollment.state in ("active", "paused"):
+        message.status = "prepared"
+        run.status = str(StepRunStatus.PENDING if enrollment.state == "active" else "paused")
+        run.due_at, run.wait_reason = now, None
+    else:
+        message.status, run.status = "failed", str(StepRunStatus.CANCELLED)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
+from cadenza.domain.enums import TaskStatus
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.enrollment.progress import mark_unknown
-from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task
 
 
 def recover_expired(ctx: Context, limit: int = 500) -> int:
@@ -35,16 +36,29 @@ def recover_expired(ctx: Context, limit: int = 500) -> int:
 
 
 def release_unsent(ctx: Context, claims: list[ClaimedEmail], worker_id: str) -> None:
-    """On shutdown: claims not yet handed over go back to pending for other workers."""
-    ids = [c.run_id for c in claims]
-    if not ids:
+    """On shutdown: claims not yet handed over go back to pending for other workers; a
+    reminder not yet handed over is due again (its unsent message dropped)."""
+    ids = [c.run_id for c in claims if not c.is_reminder]
+    reminders = [c for c in claims if c.is_reminder]
+    if not ids and not reminders:
         return
     with ctx.db.transaction() as session:
-        session.execute(
-            update(StepRun)
-            .where(StepRun.id.in_(ids), StepRun.status == SENDING, StepRun.locked_by == worker_id)
-            .values(status=PENDING, locked_by=None, locked_until=None)
-        )
+        if ids:
+            session.execute(
+                update(StepRun)
+                .where(
+                    StepRun.id.in_(ids), StepRun.status == SENDING, StepRun.locked_by == worker_id
+                )
+                .values(status=PENDING, locked_by=None, locked_until=None)
+            )
+        for claim in reminders:
+            dropped = session.execute(
+                delete(Message).where(Message.id == claim.message_pk, Message.status == "prepared")
+            )
+            if dropped.rowcount == 1:
+                session.execute(
+                    update(Task).where(Task.id == claim.task_id).values(reminded_at=None)
+                )
 
 
 def next_due_at(ctx: Context) -> datetime | None:
@@ -54,21 +68,29 @@ def next_due_at(ctx: Context) -> datetime | None:
 
 
 def next_wakeup(ctx: Context) -> datetime | None:
-    """The next moment a tick can do something: a step falls due, a held-back mailbox
-    gets its next send slot, or its rolling 24-hour window frees room."""
+    """The next moment a tick can send something: a step or a task reminder falls due,
+    a held-back mailbox gets its next send slot, or its rolling 24-hour window frees room."""
     now = ctx.clock.now()
+    unsent = (Task.status == str(TaskStatus.OPEN)) & Task.reminded_at.is_(None)
     with ctx.db.transaction() as session:
         candidates = [
             session.scalar(
                 select(func.min(StepRun.due_at)).where(
                     StepRun.status == PENDING, StepRun.due_at > now
                 )
-            )
+            ),
+            session.scalar(select(func.min(Task.remind_at)).where(unsent, Task.remind_at > now)),
         ]
         held = select(StepRun.mailbox_id).where(
             StepRun.status == PENDING, StepRun.due_at <= now, StepRun.wait_reason.is_not(None)
         )
-        for mailbox in session.scalars(select(Mailbox).where(Mailbox.id.in_(held))):
+        held_reminders = (
+            select(Enrollment.mailbox_id)
+            .join(Task, Task.enrollment_id == Enrollment.id)
+            .where(unsent, Task.remind_at <= now)
+        )
+        waiting = Mailbox.id.in_(held) | Mailbox.id.in_(held_reminders)
+        for mailbox in session.scalars(select(Mailbox).where(waiting)):
             candidates.append(mailbox.next_send_at)
             oldest = session.scalar(
                 select(func.min(Message.sent_at)).where(

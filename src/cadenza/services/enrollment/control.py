@@ -130,28 +130,33 @@ def unenroll(
         _require_state(
             enrollment, EnrollmentState.ACTIVE, EnrollmentState.PAUSED, action="unenrolled"
         )
-        end_enrollment(session, ctx, enrollment, reason, detail)
-        record(
-            session,
-            ctx,
-            actor_id,
-            "enrollment.unenroll",
-            "enrollment",
-            enrollment_id,
-            {"reason": reason, "detail": detail},
-        )
+        end_enrollment(session, ctx, enrollment, reason, detail, actor_id=actor_id)
     return enrollment
 
 
 def end_enrollment(
-    session: Session, ctx: Context, enrollment: Enrollment, reason: str, detail: str | None
+    session: Session,
+    ctx: Context,
+    enrollment: Enrollment,
+    reason: str,
+    detail: str | None,
+    *,
+    actor_id: int | None = None,
+    cause_event_id: int | None = None,
 ) -> None:
-    """Cancels every step not yet done and every open task, in the caller's transaction."""
+    """The one way an enrollment ends early, in the caller's transaction: cancels every
+    step not yet done and every open task, reports it (webhooks, triggers) and audits it.
+
+    Every path calls this — a person (`unenroll`), a signal (`signals.effects`, with the
+    event that caused it), a step that cannot be sent (`progress.fail_step`) — so an
+    unenrollment looks the same whoever caused it."""
     enrollment.state = str(EnrollmentState.UNENROLLED)
     enrollment.reason = reason
     enrollment.reason_detail = detail
     enrollment.ended_at = ctx.clock.now()
     enrollment.paused_at = enrollment.resume_at = None
+    if cause_event_id is not None:
+        enrollment.cause_event_id = cause_event_id
     session.execute(
         update(StepRun)
         .where(
@@ -176,6 +181,10 @@ def end_enrollment(
     if reason in REASON_EVENTS:
         webhooks.emit(session, enrollment.ended_at, reason, event)
     triggers.enrollment_ended(session, enrollment.ended_at, enrollment)
+    audit = {"reason": reason, "detail": detail}
+    if cause_event_id is not None:
+        audit["event_id"] = cause_event_id
+    record(session, ctx, actor_id, "enrollment.unenroll", "enrollment", enrollment.id, audit)
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Connection, bindparam, or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.automation import triggers, webhooks
 from cadenza.services.automation.webhooks import enrollment_event
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.store.models import Enrollment, Message, StepRun
+from cadenza.store.prepared import Prepared
+
+# Compiled once: the worker finishes an enrollment with every last step it sends.
+_FINISH = Prepared(
+    update(Enrollment)
+    .where(
+        Enrollment.id == bindparam("enrollment_id"),
+        or_(*(Enrollment.state == str(s) for s in LIVE_ENROLLMENT_STATES)),
+    )
+    .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def add_step_run(
@@ -51,10 +65,11 @@ def after_step_completed(
     if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
         return None
     if position >= len(enrollment.steps_snapshot):
-        enrollment.state = str(EnrollmentState.FINISHED)
-        enrollment.ended_at = completed_at
-        webhooks.emit(session, completed_at, "finished", enrollment_event(enrollment))
-        triggers.enrollment_ended(session, completed_at, enrollment)
+        session.flush()
+        if finish_enrollment(session.connection(), enrollment_event(enrollment), completed_at):
+            # what the statement wrote, so the loaded row stays true without a read
+            set_committed_value(enrollment, "state", str(EnrollmentState.FINISHED))
+            set_committed_value(enrollment, "ended_at", completed_at)
         return None
     following = StepSpec.from_dict(enrollment.steps_snapshot[position])
     due = schedule.next_step_due(
@@ -64,6 +79,31 @@ def after_step_completed(
         SequenceSettings.from_dict(enrollment.settings_snapshot),
     )
     return add_step_run(session, enrollment, following.position, due, completed_at)
+
+
+def finish_enrollment(connection: Connection, enrollment: dict, finished_at: datetime) -> bool:
+    """The one way an enrollment finishes: its last step done, it ends, and says so.
+
+    `enrollment` is what enrollment events carry (`webhooks.enrollment_event`): the
+    worker builds it from its claim without loading the row, other paths from the row.
+    Plain statements on the caller's connection, since the worker's hand-over runs this
+    for every last step it sends; False when the enrollment was no longer live (it
+    ended meanwhile) and nothing happened.
+    """
+    params = {"enrollment_id": enrollment["enrollment_id"], "now": finished_at}
+    if _FINISH.run(connection, params).rowcount != 1:
+        return False
+    event = {**enrollment, "state": str(EnrollmentState.FINISHED)}
+    webhooks.emit(connection, finished_at, "finished", event)
+    ended = {
+        "enrollment_id": event["enrollment_id"],
+        "contact_id": event["contact_id"],
+        "sequence_id": event["sequence_id"],
+        "state": event["state"],
+        "reason": None,
+    }
+    triggers.enrollment_ended(connection, finished_at, ended)
+    return True
 
 
 def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: str) -> None:

@@ -4,11 +4,11 @@ A task step holds the enrollment until its task is completed (unless the step sa
 "continue without completing"); the next delay counts from the completion. A manual
 email's task holds the rendered draft; completing it (optionally edited) hands the
 email to the engine, which sends it within the mailbox's limits like any other.
+Task reminders are emails too: the delivery claims send them (delivery/claims.py).
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from cadenza.domain import templates
 from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.domain.personalization import build_context
 from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -232,53 +231,3 @@ def list_tasks(
         query = query.where(or_(Task.due_at > due, and_(Task.due_at == due, Task.id > task_id)))
     with ctx.db.read() as session:
         return list(session.scalars(query))
-
-
-@dataclass(frozen=True)
-class Reminder:
-    task_id: int
-    mailbox_id: int
-    sender: str
-    recipient: str
-    raw: bytes
-
-
-def claim_due_reminders(ctx: Context, limit: int = 100) -> list[Reminder]:
-    """Reminder emails to task owners whose tasks fall due, when the sequence asks for them.
-
-    Marked as reminded in the same transaction that builds them: a reminder is sent at
-    most once, and one lost to a crash is not worth a duplicate.
-    """
-    now = ctx.clock.now()
-    with ctx.db.transaction() as session:
-        rows = session.execute(
-            select(Task, User, Mailbox)
-            .join(User, User.id == Task.owner_id)
-            .join(Enrollment, Enrollment.id == Task.enrollment_id)
-            .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
-            .where(
-                Task.status == str(TaskStatus.OPEN),
-                Task.remind_at <= now,
-                Task.reminded_at.is_(None),
-            )
-            .limit(limit)
-            .with_for_update(of=Task, skip_locked=True)
-        ).all()
-        reminders = []
-        for task, owner, mailbox in rows:
-            task.reminded_at = now
-            email = OutgoingEmail(
-                message_id=new_message_id(mailbox.from_email),
-                from_email=mailbox.from_email,
-                from_name="Cadenza",
-                to_email=owner.email,
-                to_name=owner.firstname or None,
-                subject=f"Task due: {task.title}",
-                html_body=f"<p>Your task is due: {html.escape(task.title)}</p>"
-                + (f"<p>{html.escape(task.notes)}</p>" if task.notes else ""),
-                date=now,
-            )
-            reminders.append(
-                Reminder(task.id, mailbox.id, mailbox.from_email, owner.email, build_mime(email))
-            )
-        return reminders

@@ -5,6 +5,12 @@ Every signal is stored as an `email_events` row whose unique `dedupe_key` makes 
 idempotent: the same event seen twice (an IMAP message read again after a cursor
 reset, a webhook retried by its sender) finds its row and changes nothing.
 Enrollments a signal ends or pauses point back at the event (`cause_event_id`).
+
+One path per effect: unsubscribing — by the signed link (tracking.py), the events API
+or a provider's complaint (events.py) — is always an `unsubscribe` signal applied
+here (`_on_unsubscribe`); a complaint records its own event, then the unsubscribe it
+causes, whose `cause_event_id` names the complaint. Ending an enrollment is
+`enrollment.control.end_enrollment`, whatever the signal.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class Signal:
     data: dict[str, Any] = field(default_factory=dict)
     acts: bool = True
     enrollment_id: int | None = None  # shown with this enrollment when no message is known
+    cause_event_id: int | None = None  # the event that caused this one (a complaint)
+    reason: str | None = None  # the unenroll reason, when not the kind's own
 
 
 @dataclass
@@ -119,6 +127,7 @@ def apply(session: Session, ctx: Context, signal: Signal) -> Outcome:
         dedupe_key=signal.dedupe_key,
         data=dict(signal.data),
         occurred_at=signal.occurred_at or ctx.clock.now(),
+        cause_event_id=signal.cause_event_id,
     )
     session.add(event)
     session.flush()
@@ -180,15 +189,34 @@ def _on_bounce(session, ctx, signal, event, contact, message, outcome) -> None:
         _end(session, ctx, enrollment, "bounced", event, outcome)
 
 
-def _on_stop_all(reason: str):
-    def effect(session, ctx, signal, event, contact, message, outcome) -> None:
-        """Unsubscribes and complaints mark the contact and end all of their enrollments."""
-        if contact.unsubscribed_at is None:
-            contact.unsubscribed_at = ctx.clock.now()
-        for enrollment in _live_of_contact(session, contact.id):
-            _end(session, ctx, enrollment, reason, event, outcome)
+def _on_unsubscribe(session, ctx, signal, event, contact, message, outcome) -> None:
+    """The one unsubscribe, whoever asks (link, API, a complaint): marks the contact and
+    ends all of their live enrollments, each pointing at this event."""
+    now = ctx.clock.now()
+    if contact.unsubscribed_at is None:
+        contact.unsubscribed_at = contact.updated_at = now
+        data = {"event_id": event.id, "message_id": message.id if message else None}
+        record(session, ctx, None, "contact.unsubscribe", "contact", contact.id, data)
+    reason = signal.reason or "unsubscribed"
+    for enrollment in _live_of_contact(session, contact.id):
+        _end(session, ctx, enrollment, reason, event, outcome)
 
-    return effect
+
+def _on_complaint(session, ctx, signal, event, contact, message, outcome) -> None:
+    """A spam report is kept as itself, and causes the contact's unsubscribe: the same
+    `unsubscribe` event any other source records, pointing back at the complaint."""
+    caused = Signal(
+        kind=EventKind.UNSUBSCRIBE,
+        dedupe_key=f"{signal.dedupe_key}:unsubscribe",
+        message_pk=message.id if message is not None else None,
+        contact_id=contact.id,
+        occurred_at=event.occurred_at,
+        data={"source": signal.data.get("source"), "cause": str(EventKind.COMPLAINT)},
+        cause_event_id=event.id,
+        reason="complained",
+    )
+    unsubscribed = apply(session, ctx, caused)
+    outcome.unenrolled.extend(unsubscribed.unenrolled)
 
 
 def _on_meeting(session, ctx, signal, event, contact, message, outcome) -> None:
@@ -201,8 +229,8 @@ _EFFECTS = {
     EventKind.REPLY: _on_reply,
     EventKind.AUTO_REPLY: _on_auto_reply,
     EventKind.BOUNCE: _on_bounce,
-    EventKind.COMPLAINT: _on_stop_all("complained"),
-    EventKind.UNSUBSCRIBE: _on_stop_all("unsubscribed"),
+    EventKind.COMPLAINT: _on_complaint,
+    EventKind.UNSUBSCRIBE: _on_unsubscribe,
     EventKind.MEETING_BOOKED: _on_meeting,
 }
 
@@ -282,18 +310,19 @@ def _end(session, ctx, enrollment: Enrollment, reason: str, event, outcome: Outc
     if enrollment.state not in _LIVE:
         return
     detail = f"{event.kind} event {event.id}"
-    end_enrollment(session, ctx, enrollment, reason, detail)
-    enrollment.cause_event_id = event.id
+    end_enrollment(session, ctx, enrollment, reason, detail, cause_event_id=event.id)
     outcome.unenrolled.append(enrollment.id)
-    data = {"reason": reason, "event_id": event.id}
-    record(session, ctx, None, "enrollment.unenroll", "enrollment", enrollment.id, data)
 
 
 # --- out-of-office pauses that are over -----------------------------------------------
 
 
 def resume_due(ctx: Context, limit: int = 500) -> list[int]:
-    """Resumes enrollments whose out-of-office pause has ended (the poller calls this)."""
+    """Resumes enrollments whose out-of-office pause has ended.
+
+    The worker's tick calls this, not the inbox poller: a pause must end on time
+    whether or not any mailbox is read (an installation without IMAP still gets
+    auto-replies through the events API)."""
     now = ctx.clock.now()
     with ctx.db.read() as session:
         due = list(
@@ -316,3 +345,14 @@ def resume_due(ctx: Context, limit: int = 500) -> list[int]:
             continue
         resumed.append(enrollment_id)
     return resumed
+
+
+def next_resume_at(ctx: Context) -> datetime | None:
+    """When the next out-of-office pause ends: a moment the worker must wake up for."""
+    with ctx.db.read() as session:
+        return session.scalar(
+            select(func.min(Enrollment.resume_at)).where(
+                Enrollment.resume_at.is_not(None),
+                Enrollment.state == str(EnrollmentState.PAUSED),
+            )
+        )

@@ -215,6 +215,7 @@ def revoke(ctx: Context, actor: User, event_id: int, reason: str) -> Revoked:
         now = ctx.clock.now()
         event.revoked_at = now
         event.data = {**event.data, "revoked": {"by": actor.id, "reason": reason}}
+        _revoke_caused(session, event, now, actor.id, reason)
         contact = session.get(Contact, event.contact_id, with_for_update=True)
         cleared_unsubscribe, cleared_bounce = _clear_marks(session, event, contact)
         if event.kind == EventKind.BOUNCE and event.message_id is not None:
@@ -230,6 +231,20 @@ def revoke(ctx: Context, actor: User, event_id: int, reason: str) -> Revoked:
         }
         record(session, ctx, actor.id, "event.revoke", "email_event", event_id, data)
     return Revoked(event_id, event.contact_id, cleared_unsubscribe, cleared_bounce)
+
+
+def _revoke_caused(session: Session, event: EmailEvent, now, actor_id: int, reason: str) -> None:
+    """What the event caused goes with it: a complaint's unsubscribe is undone with it."""
+    caused = session.scalars(
+        select(EmailEvent).where(
+            EmailEvent.cause_event_id == event.id, EmailEvent.revoked_at.is_(None)
+        )
+    )
+    for row in caused:
+        row.revoked_at = now
+        revoked = {"by": actor_id, "reason": reason, "with_event": event.id}
+        row.data = {**row.data, "revoked": revoked}
+    session.flush()
 
 
 def _clear_marks(session: Session, event: EmailEvent, contact: Contact | None):

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.link_tokens import InvalidToken, Purpose, TokenRef, verify
 from cadenza.domain.tracking import flag_for
 from cadenza.services.accounts.link_secret import link_secret
-from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.enrollment.control import end_enrollment
-from cadenza.store.models import Contact, EmailEvent, Enrollment, Message
+from cadenza.services.signals.effects import Signal, apply
+from cadenza.store.models import Contact, EmailEvent, Message
 
 _MAX_AGENT = 300  # characters of a user agent kept with an event
 
@@ -71,74 +69,37 @@ def recipient(ctx: Context, token: str) -> Recipient:
 
 
 def unsubscribe(ctx: Context, token: str, user_agent: str | None = None) -> Unsubscribed:
-    """The one-click link: marks the contact unsubscribed and unenrolls it everywhere."""
+    """The one-click link: marks the contact unsubscribed and unenrolls it everywhere.
+
+    The same `unsubscribe` signal the events API and a complaint apply (effects.py):
+    one event row shape and one set of effects, whatever the source. A repeat finds
+    the contact unsubscribed already and changes nothing (no event, no audit entry).
+    """
     link_secret(ctx)
     with ctx.db.transaction() as session:
         message, _ = _message(session, ctx, Purpose.UNSUBSCRIBE, token)
         contact = session.get(Contact, message.contact_id, with_for_update=True)
         if contact is None:
             raise _not_found()
-        return unsubscribe_contact(
-            session,
-            ctx,
-            contact,
-            message,
-            detail=f"unsubscribe link in {message.message_id}",
+        if contact.unsubscribed_at is not None:
+            return Unsubscribed(contact.id, True, [])
+        signal = Signal(
+            kind=EventKind.UNSUBSCRIBE,
+            dedupe_key=_link_key(session, ctx, contact.id),
+            message_pk=message.id,
+            contact_id=contact.id,
             data={"source": "link", "user_agent": (user_agent or "")[:_MAX_AGENT]},
         )
+        outcome = apply(session, ctx, signal)
+        return Unsubscribed(contact.id, False, outcome.unenrolled)
 
 
-def unsubscribe_contact(
-    session: Session,
-    ctx: Context,
-    contact: Contact,
-    message: Message | None,
-    *,
-    detail: str,
-    data: dict[str, Any],
-) -> Unsubscribed:
-    """In the caller's transaction, with the contact row locked: sets unsubscribed_at,
-    ends every live enrollment with reason `unsubscribed`, records the event once.
-
-    Idempotent: a repeat (by link, or any other source calling this) finds the contact
-    unsubscribed, nothing live and the event recorded (one per contact, by its dedupe
-    key), and changes nothing."""
-    now = ctx.clock.now()
-    already = contact.unsubscribed_at is not None
-    if not already:
-        contact.unsubscribed_at = now
-        contact.updated_at = now
-    live = session.scalars(
-        select(Enrollment)
-        .where(
-            Enrollment.contact_id == contact.id,
-            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
-        )
-        .order_by(Enrollment.id)
-        .with_for_update()
-    ).all()
-    for enrollment in live:
-        end_enrollment(session, ctx, enrollment, "unsubscribed", detail)
-        record(
-            session, ctx, None, "enrollment.unenroll", "enrollment", enrollment.id,
-            {"reason": "unsubscribed", "detail": detail},
-        )  # fmt: skip
-    dedupe_key = f"unsubscribe:contact:{contact.id}"
-    if session.scalar(select(EmailEvent.id).where(EmailEvent.dedupe_key == dedupe_key)) is None:
-        session.add(
-            EmailEvent(
-                kind="unsubscribe",
-                contact_id=contact.id,
-                enrollment_id=message.enrollment_id if message else None,
-                message_id=message.id if message else None,
-                dedupe_key=dedupe_key,
-                data=data,
-                occurred_at=now,
-            )
-        )
-        record(session, ctx, None, "contact.unsubscribe", "contact", contact.id,
-               {"message_id": message.id if message else None})  # fmt: skip
-    return Unsubscribed(contact.id, already and not live, [e.id for e in live])
+def _link_key(session: Session, ctx: Context, contact_id: int) -> str:
+    """One link unsubscribe per contact; after an admin undid it, the next one is new."""
+    key = f"unsubscribe:contact:{contact_id}"
+    if session.scalar(select(EmailEvent.id).where(EmailEvent.dedupe_key == key)) is None:
+        return key
+    return f"{key}:{ctx.clock.now().isoformat()}"
 
 
 def _record(

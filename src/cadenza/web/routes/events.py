@@ -142,6 +142,9 @@ class EventRow(BaseModel):
     message_id: int | None = Field(description="The messages row, when the event names one")
     occurred_at: datetime
     revoked_at: datetime | None = Field(description="Set when an admin undid the event")
+    cause_event_id: int | None = Field(
+        None, description="The event that caused this one (a complaint's unsubscribe)"
+    )
     source: str | None = Field(description="api, postmark, inbox, link…")
     unverified: str | None = Field(
         description="Why an inbound bounce or auto-reply was recorded without acting"
@@ -175,6 +178,7 @@ def _row(event) -> EventRow:
         message_id=event.message_id,
         occurred_at=event.occurred_at,
         revoked_at=event.revoked_at,
+        cause_event_id=event.cause_event_id,
         source=event.data.get("source"),
         unverified=event.data.get("unverified"),
         data=event.data,
