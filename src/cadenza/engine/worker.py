@@ -31,15 +31,9 @@ from cadenza.domain.transport_settings import TransportSettings
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import transport_for
 from cadenza.engine.webhook_dispatch import WebhookDispatcher
-from cadenza.services.accounts.mailboxes import transport_settings
-from cadenza.services.automation import runner as automation
-from cadenza.services.automation import webhooks
+from cadenza.services import worker_jobs as jobs
 from cadenza.services.context import Context
-from cadenza.services.delivery import claims, recovery
-from cadenza.services.delivery import handover as delivery
-from cadenza.services.enrollment import list_jobs as list_enrollment
-from cadenza.services.enrollment import tasks
-from cadenza.services.signals import effects as signals
+from cadenza.services.worker_jobs import ClaimedEmail, HandOver
 
 log = logging.getLogger("cadenza.worker")
 
@@ -76,25 +70,12 @@ class Worker:
     def tick(self) -> int:
         """One pass; returns how many step runs it moved (0 means nothing was due)."""
         opts = self.options
-        moved = recovery.recover_expired(self.ctx)
-        resumed = signals.resume_due(self.ctx)  # before claiming: resumed steps go now
+        moved, resumed = jobs.run_clocked_jobs(self.ctx, opts.batch_size)
         if resumed:
             log.info("resumed after out-of-office: enrollments %s", resumed)
-        moved += len(resumed)
-        # Rules and list jobs enroll first, so what they make due is claimed this tick.
-        moved += automation.run_pending(self.ctx) + list_enrollment.run_due(self.ctx)
-        moved += tasks.create_due_tasks(self.ctx, opts.batch_size)
-        due: list[claims.ClaimedEmail] = []
-        for mailbox_id in claims.mailboxes_with_due_email(self.ctx):
-            due += claims.claim_emails(
-                self.ctx,
-                mailbox_id,
-                self.id,
-                batch_size=opts.batch_size,
-                horizon=opts.horizon,
-                lease=opts.lease,
-            )
-        due.sort(key=lambda c: c.slot)
+        due = jobs.claim_due(
+            self.ctx, self.id, batch_size=opts.batch_size, horizon=opts.horizon, lease=opts.lease
+        )
         for mailbox_id in {c.mailbox_id for c in due}:
             self._open_transport(mailbox_id)
         self._hand_over(due)
@@ -134,12 +115,8 @@ class Worker:
             self.ctx.clock.set(upcoming)
 
     def next_wakeup(self) -> datetime | None:
-        """The next moment a tick has something to do: an email or reminder falls due or
-        a mailbox gets room (delivery), or an out-of-office pause ends (signals)."""
-        now = self.ctx.clock.now()
-        moments = [recovery.next_wakeup(self.ctx), signals.next_resume_at(self.ctx)]
-        future = [m for m in moments if m is not None and m > now]
-        return min(future) if future else None
+        """The next moment a tick has something to do (services/worker_jobs.py)."""
+        return jobs.next_wakeup(self.ctx)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -151,7 +128,7 @@ class Worker:
 
     # -- sending --------------------------------------------------------------------
 
-    def _hand_over(self, batch: list[claims.ClaimedEmail]) -> None:
+    def _hand_over(self, batch: list[ClaimedEmail]) -> None:
         """Sends each mailbox's emails in slot order, mailboxes side by side.
 
         Each mailbox sends over its own connection on a sender thread, one email at a
@@ -160,11 +137,11 @@ class Worker:
         state, so a crash leaves at most one `unknown` per mailbox. Across mailboxes
         there is no order to keep; the idle mailbox with the earliest slot goes next.
         """
-        queues: dict[int, deque[claims.ClaimedEmail]] = {}
+        queues: dict[int, deque[ClaimedEmail]] = {}
         for claim in batch:
             queues.setdefault(claim.mailbox_id, deque()).append(claim)
-        sending: dict[int, tuple[claims.ClaimedEmail, Future]] = {}
-        finished: list[tuple[claims.ClaimedEmail, DeliveryResult]] = []
+        sending: dict[int, tuple[ClaimedEmail, Future]] = {}
+        finished: list[tuple[ClaimedEmail, DeliveryResult]] = []
         while queues and not self.stop_event.is_set():
             idle = [m for m in queues if m not in sending]
             if not idle or len(sending) >= self.options.connections:
@@ -180,31 +157,31 @@ class Worker:
                     self.ctx.clock.wait(wait, self.stop_event)
                 continue
             finished += self._drain(sending, ready_only=True)
-            step = delivery.hand_over(self.ctx, claim, self.id, finished)
+            step = jobs.hand_over(self.ctx, claim, self.id, finished)
             finished = []
-            while step is delivery.HandOver.WAIT and not self.stop_event.is_set():
+            while step is HandOver.WAIT and not self.stop_event.is_set():
                 self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop_event)
-                step = delivery.hand_over(self.ctx, claim, self.id)
-            if step is delivery.HandOver.WAIT:
+                step = jobs.hand_over(self.ctx, claim, self.id)
+            if step is HandOver.WAIT:
                 break  # stopping: this one is released with the rest
             queues[mailbox_id].popleft()
             if not queues[mailbox_id]:
                 del queues[mailbox_id]
-            if step is delivery.HandOver.GO:
+            if step is HandOver.GO:
                 transport = self._transports[claim.mailbox_id][1]
                 future = self._senders().submit(
                     transport.send, claim.sender, [claim.recipient], claim.raw
                 )
                 sending[claim.mailbox_id] = (claim, future)
                 self.sent += 1
-        delivery.record_outcomes(self.ctx, finished + self._drain(sending), self.id)
+        jobs.record_outcomes(self.ctx, finished + self._drain(sending), self.id)
         unsent = [claim for queue in queues.values() for claim in queue]
         if unsent:
-            recovery.release_unsent(self.ctx, unsent, self.id)
+            jobs.release_unsent(self.ctx, unsent, self.id)
 
     def _drain(
         self, sending: dict, *, ready_only: bool = False, first_only: bool = False
-    ) -> list[tuple[claims.ClaimedEmail, DeliveryResult]]:
+    ) -> list[tuple[ClaimedEmail, DeliveryResult]]:
         """Outcomes of sends in flight: all of them, the finished ones, or the first to end."""
         if first_only:
             wait_for({future for _, future in sending.values()}, return_when=FIRST_COMPLETED)
@@ -226,7 +203,7 @@ class Worker:
     def _open_transport(self, mailbox_id: int) -> None:
         """Keeps one transport (one SMTP connection) per mailbox while it has work; a
         change to the mailbox's settings (host, login, password...) opens a new one."""
-        settings = transport_settings(self.ctx, mailbox_id)
+        settings = jobs.mailbox_settings(self.ctx, mailbox_id)
         cached = self._transports.get(mailbox_id)
         if cached is not None and cached[0] == settings:
             transport = cached[1]
@@ -248,9 +225,4 @@ class Worker:
     def _has_due_work(self) -> bool:
         """Due steps, ended out-of-office pauses, or due webhook deliveries (the
         dispatcher thread is sending them)."""
-        now = self.ctx.clock.now()
-        for upcoming in (recovery.next_due_at(self.ctx), signals.next_resume_at(self.ctx)):
-            if upcoming is not None and upcoming <= now:
-                return True
-        hook = webhooks.next_due_at(self.ctx) if self.options.webhooks else None
-        return hook is not None and hook <= now
+        return jobs.has_due_work(self.ctx, webhooks_too=self.options.webhooks)

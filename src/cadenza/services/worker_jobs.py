@@ -1,0 +1,90 @@
+"""Everything the worker asks of services, in one small facade.
+
+The worker (engine/worker.py) is a loop around this module and nothing else of services,
+the way a job queue's worker talks only to its job manager: the clocked jobs of a tick
+(recovery, out-of-office resumes, automation rules, list jobs, task creation), the
+delivery protocol (claim, hand over, record, release) and the moments the loop must
+wake up for. Keeping the list here makes the worker's contract with the rest of the
+house readable in one screen, and lets the areas behind it move without touching the
+loop (the layer contract in pyproject.toml holds the worker to it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from cadenza.domain.transport_settings import TransportSettings
+from cadenza.services.accounts.mailboxes import transport_settings
+from cadenza.services.automation import runner as automation
+from cadenza.services.automation import webhooks
+from cadenza.services.context import Context
+from cadenza.services.delivery import claims, recovery
+from cadenza.services.delivery.claims import ClaimedEmail
+from cadenza.services.delivery.handover import Finished, HandOver, hand_over, record_outcomes
+from cadenza.services.delivery.recovery import release_unsent
+from cadenza.services.enrollment import list_jobs, tasks
+from cadenza.services.signals import effects as signals
+
+__all__ = [
+    "ClaimedEmail",
+    "Finished",
+    "HandOver",
+    "claim_due",
+    "hand_over",
+    "has_due_work",
+    "mailbox_settings",
+    "next_wakeup",
+    "record_outcomes",
+    "release_unsent",
+    "run_clocked_jobs",
+]
+
+
+def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
+    """The jobs of a tick that come before claiming, in the order that lets what they
+    make due be claimed in the same tick: dead claims taken back, out-of-office pauses
+    that ended resumed, automation rules and list jobs run (they enroll), due tasks
+    created. Returns (step runs moved, enrollments resumed)."""
+    moved = recovery.recover_expired(ctx)
+    resumed = signals.resume_due(ctx)
+    moved += len(resumed)
+    moved += automation.run_pending(ctx) + list_jobs.run_due(ctx)
+    moved += tasks.create_due_tasks(ctx, batch_size)
+    return moved, resumed
+
+
+def claim_due(
+    ctx: Context, worker_id: str, *, batch_size: int, horizon: timedelta, lease: timedelta
+) -> list[ClaimedEmail]:
+    """Due emails of every mailbox with work, claimed under a lease, in send-slot order."""
+    due: list[ClaimedEmail] = []
+    for mailbox_id in claims.mailboxes_with_due_email(ctx):
+        due += claims.claim_emails(
+            ctx, mailbox_id, worker_id, batch_size=batch_size, horizon=horizon, lease=lease
+        )
+    due.sort(key=lambda c: c.slot)
+    return due
+
+
+def mailbox_settings(ctx: Context, mailbox_id: int) -> TransportSettings:
+    """What the worker connects with: a plain value, never the stored mailbox."""
+    return transport_settings(ctx, mailbox_id)
+
+
+def next_wakeup(ctx: Context) -> datetime | None:
+    """The next moment a tick has something to do: an email or reminder falls due or a
+    mailbox gets room (delivery), or an out-of-office pause ends (signals)."""
+    now = ctx.clock.now()
+    moments = [recovery.next_wakeup(ctx), signals.next_resume_at(ctx)]
+    future = [m for m in moments if m is not None and m > now]
+    return min(future) if future else None
+
+
+def has_due_work(ctx: Context, *, webhooks_too: bool) -> bool:
+    """Due steps, ended out-of-office pauses, or (when the worker dispatches them) due
+    webhook deliveries: what keeps a worker started with exit-when-idle going."""
+    now = ctx.clock.now()
+    moments = [recovery.next_due_at(ctx), signals.next_resume_at(ctx)]
+    if webhooks_too:
+        moments.append(webhooks.next_due_at(ctx))
+    return any(m is not None and m <= now for m in moments)
