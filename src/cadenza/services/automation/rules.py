@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import UnenrollReason
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, authorize_enrolling
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm import lists
-from cadenza.services.enrollment.control import UNENROLL_REASONS
 from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_live_sequence, load_sequence
 from cadenza.store.models import (
@@ -50,7 +50,7 @@ SEQUENCE_TRIGGERS = {
     "bounced",
 }
 # Why an enrollment can end early: a person's reasons, the signals', and a rule's own.
-ENDING_REASONS = (*UNENROLL_REASONS, "automation")
+ENDING_REASONS = tuple(UnenrollReason)
 TRIGGER_KEYS = {
     "contact_created": set(),
     "property_changed": {"property", "value"},

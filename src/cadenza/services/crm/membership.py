@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
+from cadenza.domain.enums import ListKind
 from cadenza.services.access import acting_user_id
 from cadenza.services.automation import triggers
 from cadenza.store.models import (
@@ -70,7 +71,7 @@ def refresh(session: Session, now: datetime, contact_ids: Iterable[int]) -> None
     ids = sorted(set(contact_ids))
     if not ids:
         return
-    lists = list(session.scalars(select(ContactList).where(ContactList.kind == "active")))
+    lists = list(session.scalars(select(ContactList).where(ContactList.kind == ListKind.ACTIVE)))
     if not lists:
         return
     for start in range(0, len(ids), BATCH):
@@ -176,6 +177,8 @@ def _watched(session: Session) -> bool:
     import saves thousands of contacts in one."""
     if WATCH_KEY not in session.info:
         listened = triggers.listened_types(session) & {"contact_created", "property_changed"}
-        active = session.scalar(select(ContactList.id).where(ContactList.kind == "active").limit(1))
+        active = session.scalar(
+            select(ContactList.id).where(ContactList.kind == ListKind.ACTIVE).limit(1)
+        )
         session.info[WATCH_KEY] = bool(listened) or active is not None
     return session.info[WATCH_KEY]

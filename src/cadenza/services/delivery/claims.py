@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import StepRunStatus, StepType
+from cadenza.domain.enums import MessageStatus, StepRunStatus, StepType, StepWaitReason
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import plan_slots, spacing
@@ -27,8 +27,8 @@ from cadenza.services.delivery.compose import MessageSources, compose
 from cadenza.services.enrollment.progress import fail_step
 from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, User
 
-PENDING = str(StepRunStatus.PENDING)
-SENDING = str(StepRunStatus.SENDING)
+PENDING = StepRunStatus.PENDING
+SENDING = StepRunStatus.SENDING
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,13 @@ def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
             Message.mailbox_id == mailbox_id,
             or_(
                 Message.sent_at > now - timedelta(hours=24),
-                Message.status.in_(("prepared", "handing")),
+                Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),
             ),
         )
     )
 
 
-def _mark_waiting(session: Session, run_ids: list[int], reason: str) -> None:
+def _mark_waiting(session: Session, run_ids: list[int], reason: StepWaitReason) -> None:
     if run_ids:
         session.execute(
             update(StepRun)
@@ -143,13 +143,13 @@ def claim_emails(
         if not due:
             return []
         if not mailbox.connected:
-            _mark_waiting(session, [run.id for run, _ in due], "mailbox_disconnected")
+            _mark_waiting(session, [run.id for run, _ in due], StepWaitReason.MAILBOX_DISCONNECTED)
             return []
         sendable = []
         for run, enrollment in due:
             allowed_from = _follow_up_allowed_from(run, enrollment, now)
             if allowed_from > now:
-                run.due_at, run.wait_reason = allowed_from, "send_window"
+                run.due_at, run.wait_reason = allowed_from, StepWaitReason.SEND_WINDOW
             else:
                 sendable.append((run, enrollment))
         room = mailbox.daily_limit - _sent_last_24h(session, mailbox_id, now)
@@ -163,7 +163,11 @@ def claim_emails(
         )
         granted = sendable[: len(plan.slots)]
         held = [run.id for run, _ in sendable[len(plan.slots) :]]
-        _mark_waiting(session, held, "daily_limit" if room <= len(granted) else "rate_limit")
+        _mark_waiting(
+            session,
+            held,
+            (StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT),
+        )
         mailbox.next_send_at = plan.next_free
         return _prepare(session, ctx, mailbox, granted, plan.slots, worker_id, lease, now)
 

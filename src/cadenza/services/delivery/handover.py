@@ -20,7 +20,14 @@ from sqlalchemy import Connection, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    EnrollmentState,
+    MessageStatus,
+    StepRunStatus,
+    StepWaitReason,
+    WebhookEvent,
+)
 from cadenza.services.automation import triggers, webhooks
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
@@ -70,23 +77,25 @@ _HAND_OVER = Prepared(
     update(Message)
     .where(
         Message.id == bindparam("pk"),
-        Message.status == "prepared",
+        Message.status == MessageStatus.PREPARED,
         _owned_by_worker(StepRun.status == SENDING),
     )
-    .values(status="handing", handed_at=bindparam("now"))
+    .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
 _MARK_SENT = Prepared(
     update(Message)
-    .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
-    .values(status="sent", sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
+    .where(
+        Message.id == bindparam("pk"), Message.status == MessageStatus.HANDING, _owned_by_worker()
+    )
+    .values(status=MessageStatus.SENT, sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
     .execution_options(synchronize_session=False)
 )
 _RUN_SENT = Prepared(
     update(StepRun)
     .where(StepRun.id == bindparam("run_id"))
     .values(
-        status=str(StepRunStatus.SENT),
+        status=StepRunStatus.SENT,
         completed_at=bindparam("now"),
         attempts=StepRun.attempts + 1,
         locked_by=None,
@@ -100,15 +109,15 @@ _FINISH = Prepared(
     update(Enrollment)
     .where(
         Enrollment.id == bindparam("enrollment_id"),
-        or_(*(Enrollment.state == str(s) for s in LIVE_ENROLLMENT_STATES)),
+        or_(*(Enrollment.state == s for s in LIVE_ENROLLMENT_STATES)),
     )
-    .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+    .values(state=EnrollmentState.FINISHED, ended_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
 _TAKE_BACK = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"))
-    .values(status="prepared", handed_at=None)
+    .values(status=MessageStatus.PREPARED, handed_at=None)
     .execution_options(synchronize_session=False)
 )
 _ATTEMPT = Prepared(
@@ -183,14 +192,14 @@ def _begin_handing(
     return HandOver.SKIP
 
 
-def _release(run: StepRun, enrollment_state: str) -> None:
+def _release(run: StepRun, enrollment_state: EnrollmentState) -> None:
     run.locked_by = run.locked_until = None
     if enrollment_state == EnrollmentState.PAUSED:
-        run.status = str(StepRunStatus.PAUSED)
+        run.status = StepRunStatus.PAUSED
     elif enrollment_state == EnrollmentState.ACTIVE:  # its mailbox was disconnected
-        run.status, run.wait_reason = PENDING, "mailbox_disconnected"
+        run.status, run.wait_reason = PENDING, StepWaitReason.MAILBOX_DISCONNECTED
     else:
-        run.status = str(StepRunStatus.CANCELLED)
+        run.status = StepRunStatus.CANCELLED
 
 
 def _record(
@@ -217,16 +226,18 @@ def _record_sent(
     [(attempts, position)] = _RUN_SENT.run(connection, params).fetchall()
     _ATTEMPT.run(
         connection,
-        {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
+        {"pk": claim.message_pk, "attempt": attempts, "outcome": result.outcome,
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
     event = _event_data(claim)
-    webhooks.emit(connection, now, "step_sent", {**event, "message_id": claim.message_pk})
+    webhooks.emit(
+        connection, now, WebhookEvent.STEP_SENT, {**event, "message_id": claim.message_pk}
+    )
     if claim.last_step:  # the common end of a sequence, without loading its snapshot
         finished = _FINISH.run(connection, {"enrollment_id": claim.enrollment_id, "now": now})
         if finished.rowcount == 1:
-            webhooks.emit(connection, now, "finished", event)
-            triggers.enrollment_ended(connection, now, {**event, "state": "finished"})
+            webhooks.emit(connection, now, WebhookEvent.FINISHED, event)
+            triggers.enrollment_ended(connection, now, {**event, "state": EnrollmentState.FINISHED})
     else:
         with Session(bind=connection) as session:
             enrollment = session.get(Enrollment, claim.enrollment_id, with_for_update=True)
@@ -252,15 +263,15 @@ def _record_slowly(
     run = session.get(StepRun, claim.run_id, with_for_update=True)
     enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
     message = session.get(Message, claim.message_pk)
-    ours = message.status == "handing" and run.locked_by == worker_id
-    if not ours and message.status != "unknown":
+    ours = message.status == MessageStatus.HANDING and run.locked_by == worker_id
+    if not ours and message.status != MessageStatus.UNKNOWN:
         return  # taken over after our lease expired: the new owner records it
     run.attempts += 1
     session.add(
         DeliveryAttempt(
             message_id=message.id,
             attempt=run.attempts,
-            outcome=str(result.outcome),
+            outcome=result.outcome,
             code=result.code,
             reply=result.reply,
             at=now,
@@ -270,32 +281,39 @@ def _record_slowly(
     run.locked_by = run.locked_until = None
     outcome = result.outcome
     if outcome is DeliveryOutcome.SENT:
-        if message.status == "unknown":  # recovered too early; we know better now
+        if message.status == MessageStatus.UNKNOWN:  # recovered too early; we know better now
             enrollment.needs_attention = False
-        message.status, message.sent_at = "sent", now
-        run.status, run.completed_at, run.last_error = str(StepRunStatus.SENT), now, None
+        message.status, message.sent_at = MessageStatus.SENT, now
+        run.status, run.completed_at, run.last_error = StepRunStatus.SENT, now, None
         webhooks.emit(
-            session, now, "step_sent", {**_event_data(claim), "message_id": claim.message_pk}
+            session,
+            now,
+            WebhookEvent.STEP_SENT,
+            {**_event_data(claim), "message_id": claim.message_pk},
         )
         after_step_completed(session, enrollment, run.step_position, now)
     elif outcome is DeliveryOutcome.TRANSIENT and run.attempts < MAX_ATTEMPTS:
-        message.status = "prepared"
-        run.status, run.last_error, run.wait_reason = PENDING, message.smtp_reply, "retry"
+        message.status = MessageStatus.PREPARED
+        run.status, run.last_error, run.wait_reason = (
+            PENDING,
+            message.smtp_reply,
+            StepWaitReason.RETRY,
+        )
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
         mailbox = session.get(Mailbox, claim.mailbox_id, with_for_update=True)
         mailbox.connected, mailbox.disconnected_reason = False, message.smtp_reply
-        message.status = "prepared"
+        message.status = MessageStatus.PREPARED
         run.status, run.wait_reason, run.last_error = (
             PENDING,
-            "mailbox_disconnected",
+            StepWaitReason.MAILBOX_DISCONNECTED,
             message.smtp_reply,
         )
         run.attempts -= 1  # waiting for credentials is not a failed try
     elif outcome is DeliveryOutcome.UNKNOWN:
         mark_unknown(run, enrollment, message, result.reply)
     else:
-        message.status = "failed"
+        message.status = MessageStatus.FAILED
         fail_step(session, ctx, run, enrollment, message.smtp_reply)
 
 

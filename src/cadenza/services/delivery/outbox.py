@@ -5,7 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from cadenza.domain.enums import StepRunStatus
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    EnrollmentState,
+    MessageStatus,
+    StepRunStatus,
+    StepType,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, owner_filter
@@ -15,7 +21,7 @@ from cadenza.services.enrollment.progress import after_step_completed
 from cadenza.services.lookup import fetch
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
-MESSAGE_STATUSES = ("prepared", "handing", "sent", "failed", "unknown")
+MESSAGE_STATUSES = tuple(MessageStatus)
 
 
 def list_messages(
@@ -93,8 +99,8 @@ def list_waiting(
     """
     query = (
         select(StepRun)
-        .where(StepRun.status == str(StepRunStatus.PENDING))
-        .where(StepRun.step_type.in_(("email", "manual_email")))
+        .where(StepRun.status == StepRunStatus.PENDING)
+        .where(StepRun.step_type.in_((StepType.EMAIL, StepType.MANUAL_EMAIL)))
         .order_by(StepRun.due_at)
         .limit(limit)
         .options(selectinload(StepRun.enrollment).selectinload(Enrollment.contact))
@@ -120,7 +126,7 @@ def resolve_unknown(
     with ctx.db.transaction() as session:
         message = fetch(session, Message, message_id, for_update=True)
         _authorize(session, actor_id, message, Action.UPDATE)
-        if message.status != "unknown":
+        if message.status != MessageStatus.UNKNOWN:
             raise CadenzaError(
                 ErrorCode.INVALID_STATE,
                 f"message {message_id} is {message.status}: only unknown sends are reviewed",
@@ -129,15 +135,19 @@ def resolve_unknown(
         enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
         enrollment.needs_attention = False
         if delivered:
-            message.status, message.sent_at = "sent", message.handed_at or now
-            run.status, run.completed_at = str(StepRunStatus.SENT), message.sent_at
+            message.status, message.sent_at = MessageStatus.SENT, message.handed_at or now
+            run.status, run.completed_at = StepRunStatus.SENT, message.sent_at
             after_step_completed(session, enrollment, run.step_position, message.sent_at)
-        elif enrollment.state in ("active", "paused"):
-            message.status = "prepared"
-            run.status = str(StepRunStatus.PENDING if enrollment.state == "active" else "paused")
+        elif enrollment.state in LIVE_ENROLLMENT_STATES:
+            message.status = MessageStatus.PREPARED
+            run.status = (
+                StepRunStatus.PENDING
+                if enrollment.state == EnrollmentState.ACTIVE
+                else StepRunStatus.PAUSED
+            )
             run.due_at, run.wait_reason = now, None
         else:
-            message.status, run.status = "failed", str(StepRunStatus.CANCELLED)
+            message.status, run.status = MessageStatus.FAILED, StepRunStatus.CANCELLED
         record(
             session,
             ctx,

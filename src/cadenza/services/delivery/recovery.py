@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from cadenza.domain.enums import MessageStatus
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.enrollment.progress import mark_unknown
@@ -26,7 +27,7 @@ def recover_expired(ctx: Context, limit: int = 500) -> int:
         )
         for run in runs:
             message = session.scalar(select(Message).where(Message.step_run_id == run.id))
-            if message is not None and message.status == "handing":
+            if message is not None and message.status == MessageStatus.HANDING:
                 enrollment = session.get(Enrollment, run.enrollment_id)
                 mark_unknown(run, enrollment, message, "the worker stopped while handing it over")
             else:

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.domain.enums import (
+    EnrollmentState,
+    MessageStatus,
+    StepRunStatus,
+    UnenrollReason,
+    WebhookEvent,
+)
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.automation import triggers, webhooks
@@ -51,9 +57,9 @@ def after_step_completed(
     if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
         return None
     if position >= len(enrollment.steps_snapshot):
-        enrollment.state = str(EnrollmentState.FINISHED)
+        enrollment.state = EnrollmentState.FINISHED
         enrollment.ended_at = completed_at
-        webhooks.emit(session, completed_at, "finished", enrollment_event(enrollment))
+        webhooks.emit(session, completed_at, WebhookEvent.FINISHED, enrollment_event(enrollment))
         triggers.enrollment_ended(session, completed_at, enrollment)
         return None
     following = StepSpec.from_dict(enrollment.steps_snapshot[position])
@@ -67,16 +73,16 @@ def after_step_completed(
 
 
 def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: str) -> None:
-    message.status = "unknown"
-    run.status, run.last_error = str(StepRunStatus.UNKNOWN), why
+    message.status = MessageStatus.UNKNOWN
+    run.status, run.last_error = StepRunStatus.UNKNOWN, why
     run.locked_by = run.locked_until = None
     enrollment.needs_attention = True
 
 
 def fail_step(session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str) -> None:
     """A step that cannot be sent ends the enrollment, flagged, with the reason kept."""
-    run.status, run.last_error = str(StepRunStatus.FAILED), reason
+    run.status, run.last_error = StepRunStatus.FAILED, reason
     run.locked_by = run.locked_until = None
     enrollment.needs_attention = True
     if enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
-        end_enrollment(session, ctx, enrollment, "send_failed", reason)
+        end_enrollment(session, ctx, enrollment, UnenrollReason.SEND_FAILED, reason)

@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates
-from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
+from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.domain.personalization import build_context
@@ -32,7 +32,7 @@ from cadenza.services.lookup import fetch
 from cadenza.services.sequences.personalization import contact_values, sender_values
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
 
-PENDING = str(StepRunStatus.PENDING)
+PENDING = StepRunStatus.PENDING
 
 
 def create_due_tasks(ctx: Context, limit: int = 100) -> int:
@@ -75,7 +75,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
             enrollment_id=enrollment.id,
             step_run_id=run.id,
             priority=str(spec.task_priority),
-            status=str(TaskStatus.OPEN),
+            status=TaskStatus.OPEN,
             due_at=run.due_at,
             remind_at=run.due_at if settings.task_reminders else None,
             created_at=now,
@@ -97,10 +97,10 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
         return
     session.add(task)
     if spec.type is StepType.TASK and spec.continue_without_completing:
-        run.status, run.completed_at = str(StepRunStatus.DONE), now
+        run.status, run.completed_at = StepRunStatus.DONE, now
         after_step_completed(session, enrollment, run.step_position, now)
     else:
-        run.status = str(StepRunStatus.WAITING_TASK)
+        run.status = StepRunStatus.WAITING_TASK
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def complete_task(
                 task.draft_body = templates.clean_html(edits.body)
         if task.type == "email" and not (task.draft_subject and task.draft_body):
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the email needs a subject and a body")
-        task.status, task.completed_at = str(TaskStatus.COMPLETED), now
+        task.status, task.completed_at = TaskStatus.COMPLETED, now
         _move_on(session, task, now, send=task.type == "email")
         record(session, ctx, actor_id, "task.complete", "task", task_id)
     return task
@@ -159,7 +159,7 @@ def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> Task:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         task = _lock_open_task(session, task_id, actor_id)
-        task.status, task.completed_at = str(TaskStatus.SKIPPED), now
+        task.status, task.completed_at = TaskStatus.SKIPPED, now
         _move_on(session, task, now, send=False)
         record(session, ctx, actor_id, "task.skip", "task", task_id)
     return task
@@ -174,10 +174,10 @@ def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None
     enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
     if send:
         run.send_ready, run.status, run.due_at = True, PENDING, now
-        if enrollment.state == "paused":
-            run.status = str(StepRunStatus.PAUSED)
+        if enrollment.state == EnrollmentState.PAUSED:
+            run.status = StepRunStatus.PAUSED
         return
-    run.status, run.completed_at = str(StepRunStatus.DONE), now
+    run.status, run.completed_at = StepRunStatus.DONE, now
     after_step_completed(session, enrollment, run.step_position, now)
 
 
@@ -196,7 +196,7 @@ def list_tasks(
     *,
     owner_id: int | None = None,
     contact_id: int | None = None,
-    status: str | None = "open",
+    status: str | None = TaskStatus.OPEN,
     limit: int = 100,
     after: tuple[datetime, int] | None = None,
     actor_id: int | None = None,
@@ -257,7 +257,7 @@ def claim_due_reminders(ctx: Context, limit: int = 100) -> list[Reminder]:
             .join(Enrollment, Enrollment.id == Task.enrollment_id)
             .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
             .where(
-                Task.status == str(TaskStatus.OPEN),
+                Task.status == TaskStatus.OPEN,
                 Task.remind_at <= now,
                 Task.reminded_at.is_(None),
             )

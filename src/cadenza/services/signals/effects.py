@@ -23,6 +23,7 @@ from cadenza.domain.enums import (
     EnrollmentState,
     EventKind,
     UnenrollOnReply,
+    UnenrollReason,
 )
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -39,7 +40,7 @@ from cadenza.store.models import (
     Record,
 )
 
-_LIVE = [str(s) for s in LIVE_ENROLLMENT_STATES]
+_LIVE = LIVE_ENROLLMENT_STATES
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def apply(session: Session, ctx: Context, signal: Signal) -> Outcome:
     contact_id = message.contact_id if message is not None else signal.contact_id
     contact = session.get(Contact, contact_id, with_for_update=True) if contact_id else None
     event = EmailEvent(
-        kind=str(signal.kind),
+        kind=signal.kind,
         contact_id=contact.id if contact else None,
         enrollment_id=message.enrollment_id if message is not None else signal.enrollment_id,
         message_id=message.id if message is not None else None,
@@ -136,11 +137,11 @@ def _on_reply(session, ctx, signal, event, contact, message, outcome) -> None:
     """The enrollment replied to ends; with the company rule, so do its colleagues'."""
     for enrollment in _concerned(session, signal, contact, message):
         if enrollment.state in _LIVE:
-            _end(session, ctx, enrollment, "replied", event, outcome)
+            _end(session, ctx, enrollment, UnenrollReason.REPLIED, event, outcome)
         settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
         if settings.unenroll_on_reply is UnenrollOnReply.COMPANY:
             for colleague in _colleagues(session, enrollment, contact):
-                _end(session, ctx, colleague, "company_replied", event, outcome)
+                _end(session, ctx, colleague, UnenrollReason.COMPANY_REPLIED, event, outcome)
 
 
 def _on_auto_reply(session, ctx, signal, event, contact, message, outcome) -> None:
@@ -177,10 +178,10 @@ def _on_bounce(session, ctx, signal, event, contact, message, outcome) -> None:
     if contact.bounced_at is None:
         contact.bounced_at = now
     for enrollment in _live_of_contact(session, contact.id):
-        _end(session, ctx, enrollment, "bounced", event, outcome)
+        _end(session, ctx, enrollment, UnenrollReason.BOUNCED, event, outcome)
 
 
-def _on_stop_all(reason: str):
+def _on_stop_all(reason: UnenrollReason):
     def effect(session, ctx, signal, event, contact, message, outcome) -> None:
         """Unsubscribes and complaints mark the contact and end all of their enrollments."""
         if contact.unsubscribed_at is None:
@@ -194,15 +195,15 @@ def _on_stop_all(reason: str):
 def _on_meeting(session, ctx, signal, event, contact, message, outcome) -> None:
     for enrollment in _live_of_contact(session, contact.id):
         if SequenceSettings.from_dict(enrollment.settings_snapshot).unenroll_on_meeting:
-            _end(session, ctx, enrollment, "meeting_booked", event, outcome)
+            _end(session, ctx, enrollment, UnenrollReason.MEETING_BOOKED, event, outcome)
 
 
 _EFFECTS = {
     EventKind.REPLY: _on_reply,
     EventKind.AUTO_REPLY: _on_auto_reply,
     EventKind.BOUNCE: _on_bounce,
-    EventKind.COMPLAINT: _on_stop_all("complained"),
-    EventKind.UNSUBSCRIBE: _on_stop_all("unsubscribed"),
+    EventKind.COMPLAINT: _on_stop_all(UnenrollReason.COMPLAINED),
+    EventKind.UNSUBSCRIBE: _on_stop_all(UnenrollReason.UNSUBSCRIBED),
     EventKind.MEETING_BOOKED: _on_meeting,
 }
 
@@ -278,7 +279,9 @@ def _colleagues(session: Session, enrollment: Enrollment, contact: Contact) -> l
     )
 
 
-def _end(session, ctx, enrollment: Enrollment, reason: str, event, outcome: Outcome) -> None:
+def _end(
+    session, ctx, enrollment: Enrollment, reason: UnenrollReason, event, outcome: Outcome
+) -> None:
     if enrollment.state not in _LIVE:
         return
     detail = f"{event.kind} event {event.id}"
@@ -302,7 +305,7 @@ def resume_due(ctx: Context, limit: int = 500) -> list[int]:
                 .where(
                     Enrollment.resume_at.is_not(None),
                     Enrollment.resume_at <= now,
-                    Enrollment.state == str(EnrollmentState.PAUSED),
+                    Enrollment.state == EnrollmentState.PAUSED,
                 )
                 .order_by(Enrollment.resume_at)
                 .limit(limit)

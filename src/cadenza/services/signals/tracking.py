@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EventKind, UnenrollReason
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.link_tokens import InvalidToken, Purpose, TokenRef, verify
 from cadenza.domain.tracking import flag_for
@@ -112,22 +112,22 @@ def unsubscribe_contact(
         select(Enrollment)
         .where(
             Enrollment.contact_id == contact.id,
-            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+            Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
         )
         .order_by(Enrollment.id)
         .with_for_update()
     ).all()
     for enrollment in live:
-        end_enrollment(session, ctx, enrollment, "unsubscribed", detail)
+        end_enrollment(session, ctx, enrollment, UnenrollReason.UNSUBSCRIBED, detail)
         record(
             session, ctx, None, "enrollment.unenroll", "enrollment", enrollment.id,
-            {"reason": "unsubscribed", "detail": detail},
+            {"reason": UnenrollReason.UNSUBSCRIBED, "detail": detail},
         )  # fmt: skip
     dedupe_key = f"unsubscribe:contact:{contact.id}"
     if session.scalar(select(EmailEvent.id).where(EmailEvent.dedupe_key == dedupe_key)) is None:
         session.add(
             EmailEvent(
-                kind="unsubscribe",
+                kind=EventKind.UNSUBSCRIBE,
                 contact_id=contact.id,
                 enrollment_id=message.enrollment_id if message else None,
                 message_id=message.id if message else None,
@@ -142,7 +142,12 @@ def unsubscribe_contact(
 
 
 def _record(
-    session: Session, ctx: Context, kind: str, message: Message, user_agent: str | None, **data
+    session: Session,
+    ctx: Context,
+    kind: EventKind,
+    message: Message,
+    user_agent: str | None,
+    **data,
 ) -> EmailEvent:
     now = ctx.clock.now()
     grace = timedelta(seconds=ctx.settings.open_grace_seconds)
@@ -167,7 +172,7 @@ def record_open(ctx: Context, token: str, user_agent: str | None) -> EmailEvent:
     link_secret(ctx)
     with ctx.db.transaction() as session:
         message, _ = _message(session, ctx, Purpose.OPEN, token)
-        return _record(session, ctx, "open", message, user_agent)
+        return _record(session, ctx, EventKind.OPEN, message, user_agent)
 
 
 def record_click(ctx: Context, token: str, user_agent: str | None) -> str:
@@ -179,5 +184,5 @@ def record_click(ctx: Context, token: str, user_agent: str | None) -> str:
         if ref.link_index is None or ref.link_index >= len(links):
             raise _not_found()
         url = links[ref.link_index]
-        _record(session, ctx, "click", message, user_agent, link=ref.link_index, url=url)
+        _record(session, ctx, EventKind.CLICK, message, user_agent, link=ref.link_index, url=url)
         return url
