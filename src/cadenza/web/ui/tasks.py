@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.crm.contacts import get_contact
 from cadenza.services.enrollment import tasks
@@ -33,7 +34,9 @@ def task_queue(
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
     groups: dict[str, list[Task]] = {"Overdue": [], "Due today": [], "Upcoming": []}
-    for task in tasks.list_tasks(ctx, owner_id=user.id, status="open", limit=200, actor_id=user.id):
+    for task in tasks.list_tasks(
+        ctx, owner_id=user.id, status=TaskStatus.OPEN, limit=200, actor_id=user.id
+    ):
         if task.due_at < start:
             groups["Overdue"].append(task)
         elif task.due_at < end:
