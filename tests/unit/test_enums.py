@@ -40,7 +40,7 @@ TYPED_COLUMNS = {
 }
 
 # The attributes that hold a typed value, wherever they are read (rows, read models).
-TYPED_ATTRIBUTES = {"state", "status", "reason", "wait_reason", "outcome", "pause_reason"}
+TYPED_ATTRIBUTES = {"state", "status", "reason", "wait_reason", "outcome", "pause_reason", "role"}
 
 
 def test_the_states_the_issue_names_are_typed_columns():
@@ -57,6 +57,7 @@ def test_the_states_the_issue_names_are_typed_columns():
         "list_enroll_jobs.status": enums.ListJobStatus,
         "contact_lists.kind": enums.ListKind,
         "automation_runs.outcome": enums.AutomationOutcome,
+        "automation_events.type": enums.AutomationEventType,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 
@@ -105,6 +106,15 @@ def test_the_vocabularies_that_services_validate_against_are_the_enums():
     assert tuple(MessageStatus) == outbox.MESSAGE_STATUSES
     assert tuple(WebhookEvent) == webhooks.EVENT_TYPES
     assert set(LIVE_ENROLLMENT_STATES) == {EnrollmentState.ACTIVE, EnrollmentState.PAUSED}
+
+
+def test_every_trigger_reads_an_event_type_and_the_reason_ones_name_their_reason():
+    from cadenza.services.automation import runner, triggers
+
+    assert set(triggers.TRIGGER_EVENTS) == set(enums.AutomationTrigger) == set(rules.TRIGGER_KEYS)
+    assert set(triggers.TRIGGER_EVENTS.values()) == set(enums.AutomationEventType)
+    for trigger, reason in runner.REASON_TRIGGERS.items():
+        assert trigger.value == reason.value
 
 
 def test_each_reason_event_is_the_webhook_event_of_the_same_name():

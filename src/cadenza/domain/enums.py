@@ -218,3 +218,30 @@ class AutomationOutcome(StrEnum):
     REFUSED = "refused"  # the enrollment rules said no for this contact
     SKIPPED = "skipped"  # conditions, loop or depth guard, permission, nothing live
     FAILED = "failed"  # the whole batch failed
+
+
+class AutomationEventType(StrEnum):
+    """automation_events.type: what happened to a contact, as the rules read it."""
+
+    CONTACT_CREATED = "contact_created"
+    PROPERTY_CHANGED = "property_changed"
+    LIST_ADDED = "list_added"
+    LIST_REMOVED = "list_removed"
+    ENROLLED = "enrolled"
+    ENROLLMENT_ENDED = "enrollment_ended"  # finished or unenrolled, with its state and reason
+
+
+class AutomationTrigger(StrEnum):
+    """A rule's trigger.type; the enrollment ones are all read from ENROLLMENT_ENDED but
+    the last three, which wait for an unenrollment for the reason of the same name."""
+
+    CONTACT_CREATED = "contact_created"
+    PROPERTY_CHANGED = "property_changed"
+    LIST_ADDED = "list_added"
+    LIST_REMOVED = "list_removed"
+    ENROLLED = "enrolled"
+    ENROLLMENT_FINISHED = "enrollment_finished"
+    UNENROLLED = "unenrolled"
+    REPLIED = "replied"
+    MEETING_BOOKED = "meeting_booked"
+    BOUNCED = "bounced"

@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome
 from cadenza.domain.enums import (
+    AutomationEventType,
     AutomationOutcome,
     EnrollmentState,
     EventKind,
@@ -669,7 +670,7 @@ class AutomationEvent(Base):
     __table_args__ = (Index("ix_automation_events_type", "type", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[str] = mapped_column(String(30))
+    type: Mapped[AutomationEventType] = mapped_column(StrEnumType(AutomationEventType, 30))
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )

@@ -24,6 +24,7 @@ from cadenza.domain import filters
 from cadenza.domain.enums import (
     LIVE_ENROLLMENT_STATES,
     AutomationOutcome,
+    AutomationTrigger,
     EnrollmentState,
     UnenrollReason,
 )
@@ -52,7 +53,11 @@ from cadenza.store.models import (
 MAX_DEPTH = 5
 EVENTS_PER_PASS = 500
 # Trigger types named after the unenroll reason they wait for.
-REASON_TRIGGERS = {UnenrollReason.REPLIED, UnenrollReason.MEETING_BOOKED, UnenrollReason.BOUNCED}
+REASON_TRIGGERS = {
+    AutomationTrigger.REPLIED: UnenrollReason.REPLIED,
+    AutomationTrigger.MEETING_BOOKED: UnenrollReason.MEETING_BOOKED,
+    AutomationTrigger.BOUNCED: UnenrollReason.BOUNCED,
+}
 
 
 def run_pending(ctx: Context) -> int:
@@ -177,25 +182,28 @@ class RunLog:
 def trigger_matches(rule: AutomationRule, event: AutomationEvent) -> bool:
     trigger, data = rule.trigger, event.data or {}
     kind = trigger["type"]
-    if kind == "property_changed":
+    if kind == AutomationTrigger.PROPERTY_CHANGED:
         if data.get("property") != trigger["property"]:
             return False
         wanted = trigger.get("value")
         new = data.get("new")
         return wanted is None or (new is not None and filters.equal(new, wanted))
-    if kind in ("list_added", "list_removed"):
+    if kind in (AutomationTrigger.LIST_ADDED, AutomationTrigger.LIST_REMOVED):
         return data.get("list_id") == trigger["list_id"]
     if trigger.get("sequence_id") is not None and data.get("sequence_id") != trigger["sequence_id"]:
         return False
-    if kind == "enrollment_finished":
+    if kind == AutomationTrigger.ENROLLMENT_FINISHED:
         return data.get("state") == EnrollmentState.FINISHED
-    if kind == "unenrolled":
+    if kind == AutomationTrigger.UNENROLLED:
         return data.get("state") == EnrollmentState.UNENROLLED and trigger.get("reason") in (
             None,
             data.get("reason"),
         )
     if kind in REASON_TRIGGERS:
-        return data.get("state") == EnrollmentState.UNENROLLED and data.get("reason") == kind
+        return (
+            data.get("state") == EnrollmentState.UNENROLLED
+            and data.get("reason") == REASON_TRIGGERS[kind]
+        )
     return True  # contact_created, enrolled
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
-from cadenza.domain.enums import ListKind
+from cadenza.domain.enums import AutomationEventType, ListKind
 from cadenza.services.access import acting_user_id
 from cadenza.services.automation import triggers
 from cadenza.store.models import (
@@ -138,8 +138,14 @@ def apply_changes(
     triggers.record_many(
         session,
         now,
-        [("list_added", cid, {"list_id": lid, **by}) for lid, cid in sorted(added)]
-        + [("list_removed", cid, {"list_id": lid, **by}) for lid, cid in sorted(removed)],
+        [
+            (AutomationEventType.LIST_ADDED, cid, {"list_id": lid, **by})
+            for lid, cid in sorted(added)
+        ]
+        + [
+            (AutomationEventType.LIST_REMOVED, cid, {"list_id": lid, **by})
+            for lid, cid in sorted(removed)
+        ],
     )
 
 
@@ -153,10 +159,14 @@ def contact_saved(
     session.flush()
     after = contact_fields(contact)
     if before is None:
-        events = [("contact_created", contact.id, {})]
+        events = [(AutomationEventType.CONTACT_CREATED, contact.id, {})]
     else:
         events = [
-            ("property_changed", contact.id, {"property": name, "old": old, "new": new})
+            (
+                AutomationEventType.PROPERTY_CHANGED,
+                contact.id,
+                {"property": name, "old": old, "new": new},
+            )
             for name in sorted(set(before) | set(after))
             if name != "updated_at"
             and (old := _plain(before.get(name))) != (new := _plain(after.get(name)))
@@ -176,7 +186,10 @@ def _watched(session: Session) -> bool:
     """Whether contact changes matter to anything, asked once per transaction: a CSV
     import saves thousands of contacts in one."""
     if WATCH_KEY not in session.info:
-        listened = triggers.listened_types(session) & {"contact_created", "property_changed"}
+        listened = triggers.listened_types(session) & {
+            AutomationEventType.CONTACT_CREATED,
+            AutomationEventType.PROPERTY_CHANGED,
+        }
         active = session.scalar(
             select(ContactList.id).where(ContactList.kind == ListKind.ACTIVE).limit(1)
         )

@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 from cadenza.domain import schedule, templates
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.eligibility import ContactFacts, refusal_for
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, WebhookEvent
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    AutomationEventType,
+    EnrollmentState,
+    WebhookEvent,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -624,7 +629,7 @@ def _write_enrollment(
     triggers.record(
         session,
         plan.now,
-        "enrolled",
+        AutomationEventType.ENROLLED,
         contact.id,
         {"enrollment_id": enrollment.id, "sequence_id": plan.sequence_id},
     )

@@ -17,12 +17,18 @@ from cadenza.domain.enums import (
     ContactStatus,
     EnrollmentState,
     ListJobStatus,
+    MailTransport,
     MessageStatus,
     PauseReason,
+    SmtpSecurity,
     StepRunStatus,
+    StepType,
+    TaskPriority,
     TaskStatus,
     TimelineMark,
+    UnenrollOnReply,
     UnenrollReason,
+    UserRole,
 )
 from cadenza.domain.errors import CadenzaError
 from cadenza.web.ui.session import session_of
@@ -74,12 +80,18 @@ for _vocabulary in (
     ContactStatus,
     EnrollmentState,
     ListJobStatus,
+    MailTransport,
     MessageStatus,
     PauseReason,
+    SmtpSecurity,
     StepRunStatus,
+    StepType,
+    TaskPriority,
     TaskStatus,
     TimelineMark,
+    UnenrollOnReply,
     UnenrollReason,
+    UserRole,
 ):
     env.globals[_vocabulary.__name__] = _vocabulary
 
