@@ -228,3 +228,7 @@ def test_the_vocabularies_templates_compare_with_are_known_to_them():
     for name in used:
         vocabulary = env.globals.get(name)
         assert isinstance(vocabulary, type) and issubclass(vocabulary, StrEnum), name
+
+
+def test_a_task_is_of_a_task_step_type_or_the_email_of_a_manual_step():
+    assert {k.value for k in enums.TaskKind} == {t.value for t in enums.TaskType} | {"email"}

@@ -14,7 +14,7 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import TaskStatus
+from cadenza.domain.enums import TaskKind, TaskStatus
 from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks, skip_task
 
 app = typer.Typer(help="Tasks created by sequences.", no_args_is_help=True)
@@ -59,7 +59,9 @@ def complete_command(
     ctx = make_context()
     actor = acting_user(ctx, as_user)
     task = complete_task(ctx, task_id, edits=TaskEdits(subject, body), actor_id=actor.id)
-    console.print(f"task {task.id} completed" + (" (email queued)" if task.type == "email" else ""))
+    console.print(
+        f"task {task.id} completed" + (" (email queued)" if task.type == TaskKind.EMAIL else "")
+    )
 
 
 @app.command("skip")

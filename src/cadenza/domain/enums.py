@@ -23,6 +23,16 @@ class TaskType(StrEnum):
     LINKEDIN = "linkedin"
 
 
+class TaskKind(StrEnum):
+    """tasks.type: a task step's TaskType, or EMAIL for the task of a manual email step
+    (its draft is sent when the task is completed)."""
+
+    CALL = TaskType.CALL.value
+    TODO = TaskType.TODO.value
+    LINKEDIN = TaskType.LINKEDIN.value
+    EMAIL = "email"
+
+
 class TaskPriority(StrEnum):
     NONE = "none"
     LOW = "low"

@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates
-from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType, TaskStatus
+from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType, TaskKind, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.domain.personalization import build_context
@@ -81,7 +81,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
             created_at=now,
         )
         if spec.type is StepType.MANUAL_EMAIL:
-            task.type = "email"
+            task.type = TaskKind.EMAIL
             task.draft_subject, task.draft_body = render_step(
                 enrollment, contact, user, mailbox, spec
             )
@@ -136,7 +136,7 @@ def complete_task(
     with ctx.db.transaction() as session:
         task = _lock_open_task(session, task_id, actor_id)
         if edits and (edits.subject is not None or edits.body is not None):
-            if task.type != "email":
+            if task.type != TaskKind.EMAIL:
                 raise CadenzaError(
                     ErrorCode.VALIDATION_ERROR, "only an email task has a draft to edit"
                 )
@@ -146,10 +146,10 @@ def complete_task(
                 # the draft is the final email, not a template: Jinja tags in it are text,
                 # so the whole of it is cleaned (sanitize_html would keep tags verbatim)
                 task.draft_body = templates.clean_html(edits.body)
-        if task.type == "email" and not (task.draft_subject and task.draft_body):
+        if task.type == TaskKind.EMAIL and not (task.draft_subject and task.draft_body):
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the email needs a subject and a body")
         task.status, task.completed_at = TaskStatus.COMPLETED, now
-        _move_on(session, task, now, send=task.type == "email")
+        _move_on(session, task, now, send=task.type == TaskKind.EMAIL)
         record(session, ctx, actor_id, "task.complete", "task", task_id)
     return task
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import TaskStatus
+from cadenza.domain.enums import TaskKind, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.crm.contacts import get_contact
 from cadenza.services.enrollment import tasks
@@ -68,7 +68,7 @@ def complete(
     body: str | None = Form(None),
 ):
     task = tasks.get_task(ctx, task_id, actor_id=user.id)
-    edits = tasks.TaskEdits(subject=subject, body=body) if task.type == "email" else None
+    edits = tasks.TaskEdits(subject=subject, body=body) if task.type == TaskKind.EMAIL else None
     try:
         tasks.complete_task(ctx, task_id, edits=edits, actor_id=user.id)
     except CadenzaError as exc:
