@@ -42,8 +42,8 @@ class StrEnumType(TypeDecorator[E]):
     The column stays a plain VARCHAR (no database enum type, so no migration and no
     ALTER TYPE when a value is added); what this adds is the boundary check. Binding
     a value outside the enum is refused before it reaches the database, and a row
-    holding one (written by hand, or by a newer version) fails with the column and
-    the allowed values named, rather than flowing on as a string nothing matches.
+    holding one (written by hand, or by a newer version) fails with the vocabulary and
+    its values named, rather than flowing on as a string nothing matches.
     Rows come back as enum members, which compare equal to their strings.
     """
 
@@ -53,20 +53,21 @@ class StrEnumType(TypeDecorator[E]):
     def __init__(self, enum: type[E], length: int = 20) -> None:
         super().__init__(length)
         self.enum = enum
+        # Keyed by value: a member hashes and compares as its value, so one dict lookup
+        # finds the member for either (cheaper than calling the enum on the hot path).
+        self._members: dict[str, E] = {m.value: m for m in enum}
 
     def _member(self, value: str) -> E:
-        try:
-            return self.enum(value)
-        except ValueError:
-            allowed = ", ".join(m.value for m in self.enum)
-            raise ValueError(
-                f"{value!r} is not a {self.enum.__name__} (one of: {allowed})"
-            ) from None
+        member = self._members.get(value) if isinstance(value, str) else None
+        if member is None:
+            allowed = ", ".join(self._members)
+            raise ValueError(f"{value!r} is not a {self.enum.__name__} (one of: {allowed})")
+        return member
 
     def process_bind_param(self, value: str | None, dialect) -> str | None:
         if value is None:
             return None
-        # The member's value is a plain str: drivers adapt exact types only.
+        # Always the plain value, whatever the driver would make of a str subclass.
         return self._member(value).value
 
     def process_result_value(self, value: str | None, dialect) -> E | None:
