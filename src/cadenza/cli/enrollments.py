@@ -16,6 +16,7 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import PauseReason, StepRunStatus, TimelineMark, UnenrollReason
 from cadenza.services.analytics.results import enrollment_timeline
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment.enroll import ContactRequest, enroll
@@ -118,13 +119,13 @@ def show_command(
         f"[bold]enrollment {e.id}[/]: {view.contact_name} <{view.contact_email}> "
         f"in “{view.sequence_name}” — {e.state}" + (f" ({e.reason})" if e.reason else "")
     )
-    if view.pause_reason == "out_of_office":
+    if view.pause_reason == PauseReason.OUT_OF_OFFICE:
         console.print(
             "paused by an out-of-office reply: resumes by itself "
             f"{fmt_time(e.resume_at, their_tz)} (their time), {fmt_time(e.resume_at, your_tz)}"
             " (yours)"
         )
-    elif view.pause_reason == "manual":
+    elif view.pause_reason == PauseReason.MANUAL:
         console.print("paused by a person: nothing is sent until someone resumes it")
     table = Table("step", "type", "title", "status", f"their time ({e.timezone})",
                   f"your time ({your_tz.key})")  # fmt: skip
@@ -150,14 +151,15 @@ def show_command(
 def _pause_text(enrollment) -> str:
     """The list's reason column for a paused enrollment: why, and until when (their time)."""
     reason = pause_reason(enrollment)
-    if reason == "out_of_office":
+    if reason == PauseReason.OUT_OF_OFFICE:
         back = fmt_time(enrollment.resume_at, parse_timezone(enrollment.timezone))
         return f"out of office, resumes {back}"
-    return "paused by a person" if reason == "manual" else ""
+    return "paused by a person" if reason == PauseReason.MANUAL else ""
 
 
 def _when(line, tz) -> str:
-    if line.status in ("paused", "projected") and line.completed_at is None and line.due_at is None:
+    on_hold = line.status in (StepRunStatus.PAUSED, TimelineMark.PROJECTED)
+    if on_hold and line.completed_at is None and line.due_at is None:
         return "on hold until resumed"
     return fmt_time(line.completed_at or line.due_at, tz)
 
@@ -203,7 +205,9 @@ def resume_command(
 @fails_cleanly
 def unenroll_command(
     enrollment_ids: list[int],
-    reason: str = typer.Option("manual", help="Why (recorded with the enrollment)."),
+    reason: str = typer.Option(
+        UnenrollReason.MANUAL.value, help="Why (recorded with the enrollment)."
+    ),
     as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
     """Unenroll: cancels pending steps and open tasks."""

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
+from cadenza.domain.enums import StepType
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -67,7 +68,7 @@ def show(sequence_id: int) -> None:
         wait = f"{step.delay_days}d {step.delay_hours}h" if step.position > 1 else "—"
         table.add_row(
             str(step.position),
-            step.type if step.type != "task" else f"task ({step.task_type})",
+            step.type if step.type != StepType.TASK else f"task ({step.task_type})",
             wait,
             headlines[step.position],
             str(step.thread_with_step or ""),

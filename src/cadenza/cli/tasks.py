@@ -14,6 +14,7 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import TaskKind, TaskStatus
 from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks, skip_task
 
 app = typer.Typer(help="Tasks created by sequences.", no_args_is_help=True)
@@ -22,7 +23,9 @@ app = typer.Typer(help="Tasks created by sequences.", no_args_is_help=True)
 @app.command("list")
 @fails_cleanly
 def list_command(
-    status: str = typer.Option("open", help="open, completed, skipped or cancelled."),
+    status: str = typer.Option(
+        TaskStatus.OPEN.value, help="open, completed, skipped or cancelled."
+    ),
     everyone: bool = typer.Option(False, "--all", help="Everyone's tasks, not only yours."),
     as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
@@ -56,7 +59,9 @@ def complete_command(
     ctx = make_context()
     actor = acting_user(ctx, as_user)
     task = complete_task(ctx, task_id, edits=TaskEdits(subject, body), actor_id=actor.id)
-    console.print(f"task {task.id} completed" + (" (email queued)" if task.type == "email" else ""))
+    console.print(
+        f"task {task.id} completed" + (" (email queued)" if task.type == TaskKind.EMAIL else "")
+    )
 
 
 @app.command("skip")

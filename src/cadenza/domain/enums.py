@@ -1,4 +1,12 @@
-"""Closed vocabularies shared by every layer; stored as their string values."""
+"""Closed vocabularies shared by every layer; stored as their string values.
+
+Every state or kind that crosses a layer is a member of one of these, never a bare
+string: a typo then fails at import or at the database boundary (store/types.py
+refuses a value outside its enum) instead of silently matching nothing. They are
+`StrEnum`s, so a member equals, hashes and formats as its value: JSON payloads,
+templates and old rows read exactly as before. docs/architecture/enums.md lists them
+and the few strings that deliberately stay plain.
+"""
 
 from enum import StrEnum
 
@@ -13,6 +21,16 @@ class TaskType(StrEnum):
     CALL = "call"
     TODO = "todo"
     LINKEDIN = "linkedin"
+
+
+class TaskKind(StrEnum):
+    """tasks.type: a task step's TaskType, or EMAIL for the task of a manual email step
+    (its draft is sent when the task is completed)."""
+
+    CALL = TaskType.CALL.value
+    TODO = TaskType.TODO.value
+    LINKEDIN = TaskType.LINKEDIN.value
+    EMAIL = "email"
 
 
 class TaskPriority(StrEnum):
@@ -56,6 +74,55 @@ class StepRunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class TimelineMark(StrEnum):
+    """What an enrollment's timeline shows besides a step run's own status; never stored."""
+
+    PROJECTED = "projected"  # a step not scheduled yet
+    BOUNCED = "bounced"  # a sent email that hard-bounced (its run stays "sent": it did leave)
+
+
+class StepWaitReason(StrEnum):
+    """Why a pending step run is not sent at its due time (step_runs.wait_reason)."""
+
+    RATE_LIMIT = "rate_limit"  # the mailbox's per-minute limit
+    DAILY_LIMIT = "daily_limit"  # the mailbox's 24-hour limit
+    SEND_WINDOW = "send_window"  # outside the sequence's send window
+    MAILBOX_DISCONNECTED = "mailbox_disconnected"
+    RETRY = "retry"  # a temporary failure: tried again later
+
+
+class UnenrollReason(StrEnum):
+    """Why an enrollment ended early (enrollments.reason, with state "unenrolled")."""
+
+    MANUAL = "manual"  # a person (web, API, CLI)
+    REPLIED = "replied"
+    MEETING_BOOKED = "meeting_booked"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    COMPANY_REPLIED = "company_replied"  # someone else at the contact's company replied
+    COMPLAINED = "complained"
+    SEND_FAILED = "send_failed"
+    AUTOMATION = "automation"  # an automation rule's "unenroll" action (not for people to give)
+
+
+class PauseReason(StrEnum):
+    """Why a paused enrollment waits; derived (resume_at set or not), never stored."""
+
+    OUT_OF_OFFICE = "out_of_office"  # resumes by itself at resume_at
+    MANUAL = "manual"  # waits until someone resumes it
+
+
+class MessageStatus(StrEnum):
+    """messages.status: prepared -> handing -> sent | failed | unknown; back to
+    prepared on a retry. A hard bounce does not change it (the email did leave)."""
+
+    PREPARED = "prepared"
+    HANDING = "handing"  # being handed to the server, by the worker holding the run's lease
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # handed over, no answer: never resent without a person's word
+
+
 class TaskStatus(StrEnum):
     OPEN = "open"
     COMPLETED = "completed"
@@ -89,3 +156,102 @@ class EventKind(StrEnum):
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     MEETING_BOOKED = "meeting_booked"
+    OPEN = "open"  # the tracking pixel was fetched (data.flagged: a scanner or too early)
+    CLICK = "click"  # a tracked link was followed
+
+
+class InboundVerdict(StrEnum):
+    """What the inbox poller made of one received message (counted per poll)."""
+
+    REPLY = "reply"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"  # a hard bounce
+    SOFT_BOUNCE = "soft_bounce"  # a temporary failure: recorded, changes nothing
+    UNRELATED = "unrelated"  # ours, or naming nothing we sent nor anyone we know
+    UNREADABLE = "unreadable"  # could not be parsed: skipped (logged)
+
+
+# What a person opening or clicking an email leaves behind (tracking, engagement).
+ENGAGEMENT_KINDS = (EventKind.OPEN, EventKind.CLICK)
+
+
+class ContactStatus(StrEnum):
+    """The contact list's status filter (web page, API, CLI); derived, never stored."""
+
+    REACHABLE = "reachable"  # an address that may be sent to: not bounced, unsubscribed, blocked
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+    NO_EMAIL = "no_email"
+
+
+class ListKind(StrEnum):
+    STATIC = "static"  # members added by hand
+    ACTIVE = "active"  # members are the contacts matching the list's filters
+
+
+class ListJobStatus(StrEnum):
+    """list_enroll_jobs.status: running -> done | failed."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class WebhookDeliveryStatus(StrEnum):
+    """webhook_deliveries.status: pending -> delivered | failed (after the last attempt)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook may subscribe to (and what services/automation/webhooks.emit sends)."""
+
+    ENROLLED = "enrolled"
+    STEP_SENT = "step_sent"
+    FINISHED = "finished"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    UNENROLLED = "unenrolled"  # every early end, with its reason; the next ones: common reasons
+    REPLIED = "replied"
+    MEETING_BOOKED = "meeting_booked"
+    BOUNCED = "bounced"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class AutomationOutcome(StrEnum):
+    """What a rule did for one event (automation_runs.outcome); `code` says why."""
+
+    ENROLLED = "enrolled"
+    UNENROLLED = "unenrolled"
+    REFUSED = "refused"  # the enrollment rules said no for this contact
+    SKIPPED = "skipped"  # conditions, loop or depth guard, permission, nothing live
+    FAILED = "failed"  # the whole batch failed
+
+
+class AutomationEventType(StrEnum):
+    """automation_events.type: what happened to a contact, as the rules read it."""
+
+    CONTACT_CREATED = "contact_created"
+    PROPERTY_CHANGED = "property_changed"
+    LIST_ADDED = "list_added"
+    LIST_REMOVED = "list_removed"
+    ENROLLED = "enrolled"
+    ENROLLMENT_ENDED = "enrollment_ended"  # finished or unenrolled, with its state and reason
+
+
+class AutomationTrigger(StrEnum):
+    """A rule's trigger.type; the enrollment ones are all read from ENROLLMENT_ENDED but
+    the last three, which wait for an unenrollment for the reason of the same name."""
+
+    CONTACT_CREATED = "contact_created"
+    PROPERTY_CHANGED = "property_changed"
+    LIST_ADDED = "list_added"
+    LIST_REMOVED = "list_removed"
+    ENROLLED = "enrolled"
+    ENROLLMENT_FINISHED = "enrollment_finished"
+    UNENROLLED = "unenrolled"
+    REPLIED = "replied"
+    MEETING_BOOKED = "meeting_booked"
+    BOUNCED = "bounced"

@@ -14,22 +14,17 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from cadenza.domain.enums import UnenrollReason, WebhookEvent
 from cadenza.domain.errors import CadenzaError, ErrorCode
 
-EVENT_TYPES = (
-    "enrolled",
-    "step_sent",
-    "finished",
-    "paused",
-    "resumed",
-    "unenrolled",  # every early end, with its reason; the next ones are its common reasons
-    "replied",
-    "meeting_booked",
-    "bounced",
-    "unsubscribed",
-)
+EVENT_TYPES = tuple(WebhookEvent)
 # An enrollment that ends for one of these reasons also emits the event of that name.
-REASON_EVENTS = frozenset({"replied", "meeting_booked", "bounced", "unsubscribed"})
+REASON_EVENTS = {
+    UnenrollReason.REPLIED: WebhookEvent.REPLIED,
+    UnenrollReason.MEETING_BOOKED: WebhookEvent.MEETING_BOOKED,
+    UnenrollReason.BOUNCED: WebhookEvent.BOUNCED,
+    UnenrollReason.UNSUBSCRIBED: WebhookEvent.UNSUBSCRIBED,
+}
 PING = "ping"  # sent only by "test this webhook"
 
 MAX_ATTEMPTS = 8

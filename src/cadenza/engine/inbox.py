@@ -19,7 +19,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from cadenza.domain.enums import SmtpSecurity
+from cadenza.domain.enums import InboundVerdict, SmtpSecurity
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.imap_pinned import PinnedIMAPClient
 from cadenza.services import outbound
@@ -48,7 +48,7 @@ FAILURES = (IMAPClientError, OSError)
 class PollResult:
     mailbox_id: int
     fetched: int = 0
-    kinds: dict[str, int] = field(default_factory=dict)
+    kinds: dict[InboundVerdict, int] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -152,7 +152,7 @@ def _bodies(client: IMAPClient, uids: list[int]) -> dict[int, bytes]:
     return {uid: body for uid, body in bodies.items() if body is not None}
 
 
-def _ingest(ctx: Context, mailbox_id: int, raw: bytes, fallback_key: str) -> str:
+def _ingest(ctx: Context, mailbox_id: int, raw: bytes, fallback_key: str) -> InboundVerdict:
     """One message; a message we cannot read is skipped (logged) rather than blocking
     every later one. Database errors do propagate: the cursor then stays put."""
     try:
@@ -161,7 +161,7 @@ def _ingest(ctx: Context, mailbox_id: int, raw: bytes, fallback_key: str) -> str
         raise
     except Exception:
         log.exception("inbox of mailbox %s: skipped unreadable %s", mailbox_id, fallback_key)
-        return "unreadable"
+        return InboundVerdict.UNREADABLE
 
 
 def _failed(ctx: Context, result: PollResult, exc: BaseException) -> PollResult:

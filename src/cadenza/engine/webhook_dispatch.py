@@ -111,7 +111,7 @@ class WebhookDispatcher:
         )
         log.info(
             "webhook %s %s → %s (%s)", delivery.event_type, delivery.event_id,
-            status_code or rules.excerpt(error or ""), outcome,
+            status_code or rules.excerpt(error or ""), outcome or "deleted",
         )  # fmt: skip
 
     def _pinned(self, url: str, headers: dict[str, str]) -> tuple[httpx.URL, dict]:

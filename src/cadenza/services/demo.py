@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from cadenza.domain.enums import UserRole
+from cadenza.domain.enums import ListKind, UserRole
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_token, create_user
 from cadenza.services.context import Context
@@ -248,5 +248,5 @@ def _records_and_list(ctx: Context, owner_id: int, contact_ids: list[int]) -> No
         properties={"amount": 24000, "stage": "proposal"},
         associations=[records.AssociationIn(people["Northwind Traders"][0], primary=True)],
     )  # fmt: skip
-    conference = lists.create_list(ctx, owner_id, "Conference leads", "static")
+    conference = lists.create_list(ctx, owner_id, "Conference leads", ListKind.STATIC)
     lists.change_members(ctx, owner_id, conference.contact_list.id, add=contact_ids[10:20])

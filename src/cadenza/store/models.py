@@ -27,7 +27,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cadenza.store.types import UTCDateTime
+from cadenza.domain.delivery_outcome import DeliveryOutcome
+from cadenza.domain.enums import (
+    AutomationEventType,
+    AutomationOutcome,
+    EnrollmentState,
+    EventKind,
+    ListJobStatus,
+    ListKind,
+    MessageStatus,
+    StepRunStatus,
+    StepWaitReason,
+    TaskStatus,
+    UnenrollReason,
+    WebhookDeliveryStatus,
+)
+from cadenza.store.types import StrEnumType, UTCDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -223,8 +238,10 @@ class Enrollment(Base):
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), index=True)
     enrolled_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     timezone: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(20), default="active")
-    reason: Mapped[str | None] = mapped_column(String(50))
+    state: Mapped[EnrollmentState] = mapped_column(
+        StrEnumType(EnrollmentState), default=EnrollmentState.ACTIVE
+    )
+    reason: Mapped[UnenrollReason | None] = mapped_column(StrEnumType(UnenrollReason, 50))
     reason_detail: Mapped[str | None] = mapped_column(Text)
     start_step: Mapped[int] = mapped_column(Integer, default=1)
     # The sequence as it was at enrollment, with this contact's edits applied: editing
@@ -296,12 +313,14 @@ class StepRun(Base):
     bulk_first: Mapped[bool] = mapped_column(Boolean, default=False)
     # A manual email whose task was completed: its content is final, the engine sends it.
     send_ready: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[StepRunStatus] = mapped_column(
+        StrEnumType(StepRunStatus), default=StepRunStatus.PENDING
+    )
     due_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     locked_by: Mapped[str | None] = mapped_column(String(100))
-    wait_reason: Mapped[str | None] = mapped_column(String(50))
+    wait_reason: Mapped[StepWaitReason | None] = mapped_column(StrEnumType(StepWaitReason, 50))
     last_error: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -331,7 +350,7 @@ class Task(Base):
     title: Mapped[str] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(String(20), default="none")
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[TaskStatus] = mapped_column(StrEnumType(TaskStatus), default=TaskStatus.OPEN)
     due_at: Mapped[datetime]
     draft_subject: Mapped[str | None] = mapped_column(Text)
     draft_body: Mapped[str | None] = mapped_column(Text)
@@ -366,7 +385,9 @@ class Message(Base):
     # be redirect targets, so a link can never be made to point anywhere else.
     links: Mapped[list[Any] | None] = mapped_column()
     # prepared -> handing -> sent | failed | unknown; back to prepared on a retry.
-    status: Mapped[str] = mapped_column(String(20), default="prepared")
+    status: Mapped[MessageStatus] = mapped_column(
+        StrEnumType(MessageStatus), default=MessageStatus.PREPARED
+    )
     smtp_reply: Mapped[str | None] = mapped_column(Text)
     handed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
@@ -385,7 +406,7 @@ class DeliveryAttempt(Base):
         ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
     attempt: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[DeliveryOutcome] = mapped_column(StrEnumType(DeliveryOutcome))
     code: Mapped[int | None] = mapped_column(Integer)
     reply: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
@@ -395,7 +416,7 @@ class EmailEvent(Base):
     __tablename__ = "email_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30))
+    kind: Mapped[EventKind] = mapped_column(StrEnumType(EventKind, 30))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
@@ -505,7 +526,9 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(30))
     payload: Mapped[dict[str, Any]] = mapped_column()
     # pending -> delivered | failed
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[WebhookDeliveryStatus] = mapped_column(
+        StrEnumType(WebhookDeliveryStatus), default=WebhookDeliveryStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
@@ -594,7 +617,7 @@ class ContactList(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[ListKind] = mapped_column(StrEnumType(ListKind))
     filters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
@@ -650,7 +673,7 @@ class AutomationEvent(Base):
     __table_args__ = (Index("ix_automation_events_type", "type", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    type: Mapped[str] = mapped_column(String(30))
+    type: Mapped[AutomationEventType] = mapped_column(StrEnumType(AutomationEventType, 30))
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
@@ -673,7 +696,7 @@ class AutomationRun(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("automation_rules.id", ondelete="CASCADE"))
     event_id: Mapped[int] = mapped_column(ForeignKey("automation_events.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    outcome: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[AutomationOutcome] = mapped_column(StrEnumType(AutomationOutcome))
     code: Mapped[str | None] = mapped_column(String(50))
     message: Mapped[str | None] = mapped_column(Text)
     enrollment_id: Mapped[int | None] = mapped_column(
@@ -703,7 +726,9 @@ class ListEnrollJob(Base):
     mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # running -> done | failed; `resume_at` while held back by the daily limit.
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[ListJobStatus] = mapped_column(
+        StrEnumType(ListJobStatus), default=ListJobStatus.RUNNING
+    )
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)
     enrolled: Mapped[int] = mapped_column(Integer, default=0)

@@ -368,7 +368,7 @@ def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -
                 .select_from(Enrollment)
                 .where(
                     Enrollment.mailbox_id == mailbox_id,
-                    Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+                    Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
                 )
             )
             if live:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, distinct, func, select
 
+from cadenza.domain.enums import ENGAGEMENT_KINDS
 from cadenza.services.context import Context
 from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun
 
@@ -64,7 +65,7 @@ def _counts(ctx, message_id, sequence_id, step_position) -> dict[int | None, Eng
         )
         .join(Message, Message.id == EmailEvent.message_id)
         .outerjoin(StepRun, StepRun.id == Message.step_run_id)
-        .where(EmailEvent.kind.in_(("open", "click")))
+        .where(EmailEvent.kind.in_(ENGAGEMENT_KINDS))
         .group_by(StepRun.step_position, EmailEvent.kind)
     )
     if message_id is not None:

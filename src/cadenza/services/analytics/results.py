@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import distinct, func, select
 
-from cadenza.domain.enums import EnrollmentState
+from cadenza.domain.enums import EnrollmentState, EventKind, UnenrollReason
 from cadenza.domain.policy import Action
 from cadenza.services.access import authorize_enrollment
 from cadenza.services.analytics.engagement import engagement_by_step
@@ -29,7 +29,7 @@ from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun, Task
 
-REPLY, MEETING = "reply", "meeting_booked"
+REPLY, MEETING = EventKind.REPLY, EventKind.MEETING_BOOKED
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def sequence_report(ctx: Context, sequence_id: int) -> SequenceReport:
         counts=counts,
         outcomes=outcomes,
         contacts_emailed=emailed or 0,
-        unsubscribed=counts.unenrolled_by_reason.get("unsubscribed", 0),
+        unsubscribed=counts.unenrolled_by_reason.get(UnenrollReason.UNSUBSCRIBED, 0),
         steps=steps,
     )
 
@@ -186,7 +186,7 @@ def daily_activity(ctx: Context, sequence_id: int, *, days: int, today: date) ->
             .where(
                 in_sequence,
                 EmailEvent.occurred_at >= since,
-                (EmailEvent.kind == REPLY) | ((EmailEvent.kind == "open") & human),
+                (EmailEvent.kind == REPLY) | ((EmailEvent.kind == EventKind.OPEN) & human),
             )
         ).all()
     tally = {first + timedelta(days=i): {"enrolled": 0, "sent": 0, "opened": 0, "replied": 0}
@@ -238,7 +238,11 @@ def enrollment_timeline(
             events.append(TimelineEvent(occurred, kind, position, detail, data.get("flagged")))
         if enrollment.ended_at is not None:
             ended = enrollment.reason or str(enrollment.state)
-            kind = "finished" if enrollment.state == EnrollmentState.FINISHED else "unenrolled"
+            kind = (
+                EnrollmentState.FINISHED
+                if enrollment.state == EnrollmentState.FINISHED
+                else EnrollmentState.UNENROLLED
+            )
             events.append(TimelineEvent(enrollment.ended_at, kind, None, ended))
     return sorted(events, key=lambda e: e.at)
 

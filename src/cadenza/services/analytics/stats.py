@@ -70,7 +70,7 @@ def sequence_stats(ctx: Context, sequence_id: int) -> SequenceStats:
             .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
             .where(
                 Enrollment.sequence_id == sequence_id,
-                Task.status.in_([str(TaskStatus.OPEN), str(TaskStatus.COMPLETED)]),
+                Task.status.in_([TaskStatus.OPEN, TaskStatus.COMPLETED]),
             )
             .group_by(StepRun.step_position, Task.status)
         ).all()

@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import AutomationTrigger, UnenrollReason
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, authorize_enrolling
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm import lists
-from cadenza.services.enrollment.control import UNENROLL_REASONS
 from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_live_sequence, load_sequence
 from cadenza.store.models import (
@@ -42,22 +42,22 @@ from cadenza.store.models import (
 )
 
 SEQUENCE_TRIGGERS = {
-    "enrolled",
-    "enrollment_finished",
-    "unenrolled",
-    "replied",
-    "meeting_booked",
-    "bounced",
+    AutomationTrigger.ENROLLED,
+    AutomationTrigger.ENROLLMENT_FINISHED,
+    AutomationTrigger.UNENROLLED,
+    AutomationTrigger.REPLIED,
+    AutomationTrigger.MEETING_BOOKED,
+    AutomationTrigger.BOUNCED,
 }
 # Why an enrollment can end early: a person's reasons, the signals', and a rule's own.
-ENDING_REASONS = (*UNENROLL_REASONS, "automation")
+ENDING_REASONS = tuple(UnenrollReason)
 TRIGGER_KEYS = {
-    "contact_created": set(),
-    "property_changed": {"property", "value"},
-    "list_added": {"list_id"},
-    "list_removed": {"list_id"},
-    "unenrolled": {"sequence_id", "reason"},
-    **{t: {"sequence_id"} for t in SEQUENCE_TRIGGERS - {"unenrolled"}},
+    AutomationTrigger.CONTACT_CREATED: set(),
+    AutomationTrigger.PROPERTY_CHANGED: {"property", "value"},
+    AutomationTrigger.LIST_ADDED: {"list_id"},
+    AutomationTrigger.LIST_REMOVED: {"list_id"},
+    AutomationTrigger.UNENROLLED: {"sequence_id", "reason"},
+    **{t: {"sequence_id"} for t in SEQUENCE_TRIGGERS - {AutomationTrigger.UNENROLLED}},
 }
 ACTION_KEYS = {
     "enroll": {"user_id", "mailbox_id", "start_step", "timezone"},
@@ -80,14 +80,14 @@ def check_trigger(session: Session, trigger: Any) -> dict[str, Any]:
     unknown = set(trigger) - {"type"} - TRIGGER_KEYS[kind]
     if unknown:
         raise _invalid(f"{kind} triggers take no {', '.join(sorted(unknown))}", "trigger")
-    if kind == "property_changed":
+    if kind == AutomationTrigger.PROPERTY_CHANGED:
         prop = trigger.get("property")
         if not isinstance(prop, str) or not prop or len(prop) > 100:
             raise _invalid("property_changed needs the property name", "trigger.property")
         value = trigger.get("value")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise _invalid("trigger.value must be text, a number or a boolean", "trigger.value")
-    if kind in ("list_added", "list_removed"):
+    if kind in (AutomationTrigger.LIST_ADDED, AutomationTrigger.LIST_REMOVED):
         if not _is_id(trigger.get("list_id")):
             raise _invalid(f"{kind} needs list_id", "trigger.list_id")
         lists.fetch_list(session, trigger["list_id"])

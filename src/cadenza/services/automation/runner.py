@@ -21,7 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    AutomationOutcome,
+    AutomationTrigger,
+    EnrollmentState,
+    UnenrollReason,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.access import may_act_for
 from cadenza.services.automation import triggers
@@ -46,7 +52,12 @@ from cadenza.store.models import (
 
 MAX_DEPTH = 5
 EVENTS_PER_PASS = 500
-REASON_TRIGGERS = {"replied", "meeting_booked", "bounced"}
+# Trigger types named after the unenroll reason they wait for.
+REASON_TRIGGERS = {
+    AutomationTrigger.REPLIED: UnenrollReason.REPLIED,
+    AutomationTrigger.MEETING_BOOKED: UnenrollReason.MEETING_BOOKED,
+    AutomationTrigger.BOUNCED: UnenrollReason.BOUNCED,
+}
 
 
 def run_pending(ctx: Context) -> int:
@@ -112,9 +123,19 @@ def _run_rule(ctx: Context, rule_id: int, now: datetime) -> int:
             if event.id in done or event.contact_id is None or not trigger_matches(rule, event):
                 continue
             if rule.id in (event.chain or []):
-                log.add(event, "skipped", "loop_prevented", "caused by this rule's own action")
+                log.add(
+                    event,
+                    AutomationOutcome.SKIPPED,
+                    "loop_prevented",
+                    "caused by this rule's own action",
+                )
             elif event.depth >= MAX_DEPTH:
-                log.add(event, "skipped", "depth_limit", f"{event.depth} automations deep")
+                log.add(
+                    event,
+                    AutomationOutcome.SKIPPED,
+                    "depth_limit",
+                    f"{event.depth} automations deep",
+                )
             else:
                 candidates.append(event)
         candidates = _meeting_conditions(session, rule, candidates, log, now)
@@ -139,7 +160,7 @@ class RunLog:
     def add(
         self,
         event: AutomationEvent,
-        outcome: str,
+        outcome: AutomationOutcome,
         code: str | None = None,
         message: str | None = None,
         enrollment_id: int | None = None,
@@ -161,25 +182,28 @@ class RunLog:
 def trigger_matches(rule: AutomationRule, event: AutomationEvent) -> bool:
     trigger, data = rule.trigger, event.data or {}
     kind = trigger["type"]
-    if kind == "property_changed":
+    if kind == AutomationTrigger.PROPERTY_CHANGED:
         if data.get("property") != trigger["property"]:
             return False
         wanted = trigger.get("value")
         new = data.get("new")
         return wanted is None or (new is not None and filters.equal(new, wanted))
-    if kind in ("list_added", "list_removed"):
+    if kind in (AutomationTrigger.LIST_ADDED, AutomationTrigger.LIST_REMOVED):
         return data.get("list_id") == trigger["list_id"]
     if trigger.get("sequence_id") is not None and data.get("sequence_id") != trigger["sequence_id"]:
         return False
-    if kind == "enrollment_finished":
-        return data.get("state") == "finished"
-    if kind == "unenrolled":
-        return data.get("state") == "unenrolled" and trigger.get("reason") in (
+    if kind == AutomationTrigger.ENROLLMENT_FINISHED:
+        return data.get("state") == EnrollmentState.FINISHED
+    if kind == AutomationTrigger.UNENROLLED:
+        return data.get("state") == EnrollmentState.UNENROLLED and trigger.get("reason") in (
             None,
             data.get("reason"),
         )
     if kind in REASON_TRIGGERS:
-        return data.get("state") == "unenrolled" and data.get("reason") == kind
+        return (
+            data.get("state") == EnrollmentState.UNENROLLED
+            and data.get("reason") == REASON_TRIGGERS[kind]
+        )
     return True  # contact_created, enrolled
 
 
@@ -198,7 +222,12 @@ def _meeting_conditions(
         if fact is not None and filters.matches(rule.conditions, fact, now):
             kept.append(event)
         else:
-            log.add(event, "skipped", "conditions_not_met", "the rule's conditions do not hold")
+            log.add(
+                event,
+                AutomationOutcome.SKIPPED,
+                "conditions_not_met",
+                "the rule's conditions do not hold",
+            )
     return kept
 
 
@@ -213,7 +242,7 @@ def _put_there_by_permitted(
             kept.append(event)
         else:
             log.add(
-                event, "skipped", "permission_denied",
+                event, AutomationOutcome.SKIPPED, "permission_denied",
                 "added to the list by a user who may not send as the rule's user",
             )  # fmt: skip
     return kept
@@ -251,7 +280,7 @@ def _enroll(
                 results = enroll_in(session, ctx, request)
         except CadenzaError as exc:
             for event in batch:
-                log.add(event, "failed", str(exc.code), exc.message)
+                log.add(event, AutomationOutcome.FAILED, str(exc.code), exc.message)
             continue
         for position, (event, result) in enumerate(zip(batch, results, strict=True)):
             if result.code == ErrorCode.DAILY_ENROLLMENT_LIMIT:
@@ -260,9 +289,9 @@ def _enroll(
                 rest = batch[position:] + [e for b in ordered[index + 1 :] for e in b]
                 return [e.id for e in rest]
             if result.ok:
-                log.add(event, "enrolled", enrollment_id=result.enrollment_id)
+                log.add(event, AutomationOutcome.ENROLLED, enrollment_id=result.enrollment_id)
             else:
-                log.add(event, "refused", result.code, result.message)
+                log.add(event, AutomationOutcome.REFUSED, result.code, result.message)
     return []
 
 
@@ -271,18 +300,20 @@ def _unenroll(
 ) -> None:
     query = select(Enrollment).where(
         Enrollment.contact_id == event.contact_id,
-        Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
     )
     if rule.action["scope"] == "this":
         query = query.where(Enrollment.sequence_id == rule.sequence_id)
     live = list(session.scalars(query.with_for_update()))
     if not live:
-        log.add(event, "skipped", "not_enrolled", "no live enrollment to end")
+        log.add(event, AutomationOutcome.SKIPPED, "not_enrolled", "no live enrollment to end")
         return
     with triggers.acting_for(session, event, rule.id):
         for enrollment in live:
-            end_enrollment(session, ctx, enrollment, "automation", f"rule {rule.id}: {rule.name}")
-    log.add(event, "unenrolled", message=f"{len(live)} enrollment(s) ended")
+            end_enrollment(
+                session, ctx, enrollment, UnenrollReason.AUTOMATION, f"rule {rule.id}: {rule.name}"
+            )
+    log.add(event, AutomationOutcome.UNENROLLED, message=f"{len(live)} enrollment(s) ended")
 
 
 def describe(run: AutomationRun) -> dict[str, Any]:

@@ -21,22 +21,23 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
+from cadenza.domain.enums import AutomationEventType, AutomationTrigger
 from cadenza.store.models import AutomationEvent, AutomationRule
 
 CAUSE_KEY = "cadenza.automation_cause"
 
 # Which event each trigger type is read from.
 TRIGGER_EVENTS = {
-    "contact_created": "contact_created",
-    "property_changed": "property_changed",
-    "list_added": "list_added",
-    "list_removed": "list_removed",
-    "enrolled": "enrolled",
-    "enrollment_finished": "enrollment_ended",
-    "unenrolled": "enrollment_ended",
-    "replied": "enrollment_ended",
-    "meeting_booked": "enrollment_ended",
-    "bounced": "enrollment_ended",
+    AutomationTrigger.CONTACT_CREATED: AutomationEventType.CONTACT_CREATED,
+    AutomationTrigger.PROPERTY_CHANGED: AutomationEventType.PROPERTY_CHANGED,
+    AutomationTrigger.LIST_ADDED: AutomationEventType.LIST_ADDED,
+    AutomationTrigger.LIST_REMOVED: AutomationEventType.LIST_REMOVED,
+    AutomationTrigger.ENROLLED: AutomationEventType.ENROLLED,
+    AutomationTrigger.ENROLLMENT_FINISHED: AutomationEventType.ENROLLMENT_ENDED,
+    AutomationTrigger.UNENROLLED: AutomationEventType.ENROLLMENT_ENDED,
+    AutomationTrigger.REPLIED: AutomationEventType.ENROLLMENT_ENDED,
+    AutomationTrigger.MEETING_BOOKED: AutomationEventType.ENROLLMENT_ENDED,
+    AutomationTrigger.BOUNCED: AutomationEventType.ENROLLMENT_ENDED,
 }
 
 _LISTENING = select(AutomationRule.trigger).where(AutomationRule.enabled.is_(True))
@@ -58,7 +59,7 @@ def listened_types(session: Session | Connection) -> set[str]:
 def record(
     session: Session | Connection,
     now: datetime,
-    event_type: str,
+    event_type: AutomationEventType,
     contact_id: int | None,
     data: dict[str, Any],
 ) -> None:
@@ -68,7 +69,7 @@ def record(
 def record_many(
     session: Session | Connection,
     now: datetime,
-    events: list[tuple[str, int | None, dict[str, Any]]],
+    events: list[tuple[AutomationEventType, int | None, dict[str, Any]]],
 ) -> None:
     if not events:
         return
@@ -112,7 +113,7 @@ def enrollment_ended(session: Session | Connection, now: datetime, enrollment, *
     record(
         session,
         now,
-        "enrollment_ended",
+        AutomationEventType.ENROLLMENT_ENDED,
         enrollment.contact_id if not isinstance(enrollment, dict) else enrollment["contact_id"],
         _ended_data(enrollment, **extra),
     )

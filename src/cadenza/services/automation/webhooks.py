@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import webhooks as rules
+from cadenza.domain.enums import WebhookDeliveryStatus, WebhookEvent
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.outbound import AllowList
 from cadenza.domain.policy import Action, Resource
@@ -42,7 +43,7 @@ _NEW_DELIVERY = insert(WebhookDelivery).values(
     event_id=bindparam("event_id"),
     event_type=bindparam("event_type"),
     payload=bindparam("payload"),
-    status="pending",
+    status=WebhookDeliveryStatus.PENDING,
     attempts=0,
     next_attempt_at=bindparam("now"),
     created_at=bindparam("now"),
@@ -141,7 +142,7 @@ def send_test(ctx: Context, webhook_id: int) -> WebhookDelivery:
             event_id=event_id,
             event_type=rules.PING,
             payload=_payload(event_id, rules.PING, now, {"webhook_id": webhook_id}),
-            status="pending",
+            status=WebhookDeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
             created_at=now,
@@ -175,7 +176,9 @@ def list_deliveries(
 # -- events -----------------------------------------------------------------------------
 
 
-def emit(session: Session | Connection, now: datetime, event_type: str, data: dict) -> None:
+def emit(
+    session: Session | Connection, now: datetime, event_type: WebhookEvent, data: dict
+) -> None:
     """One delivery per active webhook subscribed to `event_type`, in the caller's
     transaction. With no webhooks this is one small read."""
     connection = session.connection() if isinstance(session, Session) else session
@@ -246,7 +249,7 @@ def claim_due(ctx: Context, limit: int = 50) -> list[DueDelivery]:
             select(WebhookDelivery, Webhook.url, Webhook.secret)
             .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
             .where(
-                WebhookDelivery.status == "pending",
+                WebhookDelivery.status == WebhookDeliveryStatus.PENDING,
                 WebhookDelivery.next_attempt_at <= now,
                 or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until < now),
             )
@@ -275,13 +278,14 @@ def record_attempt(
     status_code: int | None,
     error: str | None,
     duration_ms: int,
-) -> str:
-    """2xx delivers; anything else retries with backoff, then fails. Returns the status."""
+) -> WebhookDeliveryStatus | None:
+    """2xx delivers; anything else retries with backoff, then fails. Returns the status
+    (None: the delivery was deleted meanwhile, with its webhook)."""
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery is None or delivery.status != "pending":
-            return delivery.status if delivery else "deleted"
+        if delivery is None or delivery.status != WebhookDeliveryStatus.PENDING:
+            return delivery.status if delivery else None
         delivery.attempts += 1
         delivery.locked_until = None
         delivery.last_status_code = status_code
@@ -296,9 +300,9 @@ def record_attempt(
             )
         )
         if status_code is not None and 200 <= status_code < 300:
-            delivery.status, delivery.delivered_at = "delivered", now
+            delivery.status, delivery.delivered_at = WebhookDeliveryStatus.DELIVERED, now
         elif delivery.attempts >= rules.MAX_ATTEMPTS:
-            delivery.status = "failed"
+            delivery.status = WebhookDeliveryStatus.FAILED
         else:
             delivery.next_attempt_at = now + rules.backoff(delivery.attempts)
         return delivery.status
@@ -308,7 +312,7 @@ def next_due_at(ctx: Context) -> datetime | None:
     with ctx.db.read() as session:
         return session.scalar(
             select(WebhookDelivery.next_attempt_at)
-            .where(WebhookDelivery.status == "pending")
+            .where(WebhookDelivery.status == WebhookDeliveryStatus.PENDING)
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(1)
         )

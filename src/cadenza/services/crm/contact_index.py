@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, exists, func, or_, select
 
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ContactStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
 from cadenza.store.models import BlockedAddress, Contact, Enrollment
@@ -28,7 +28,12 @@ SORTS = {
     "created": (Contact.created_at,),
 }
 ENROLLED_FILTERS = ("yes", "no")
-STATUS_FILTERS = ("bounced", "unsubscribed", "reachable", "no_email")
+STATUS_FILTERS = (
+    ContactStatus.BOUNCED,
+    ContactStatus.UNSUBSCRIBED,
+    ContactStatus.REACHABLE,
+    ContactStatus.NO_EMAIL,
+)
 MAX_PER_PAGE = 200
 
 
@@ -37,8 +42,8 @@ class ContactFilter:
     query: str | None = None
     timezone: str | None = None  # an IANA zone, or "none" for contacts without one
     enrolled: str | None = None  # "yes": in a sequence now; "no": not
-    # "bounced", "unsubscribed", "no_email", or "reachable": has an email address that may be sent
-    # to (not bounced, unsubscribed or blocked), the contacts enrollment would accept.
+    # A ContactStatus; REACHABLE: has an email address that may be sent to (not bounced,
+    # unsubscribed or blocked), the contacts enrollment would accept.
     status: str | None = None
     sort: str = "name"
     descending: bool = False
@@ -64,7 +69,7 @@ def _invalid(message: str, field: str) -> CadenzaError:
 def _live():
     return exists().where(
         Enrollment.contact_id == Contact.id,
-        Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+        Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
     )
 
 
@@ -93,13 +98,13 @@ def _conditions(spec: ContactFilter) -> list:
         conditions.append(_live() if spec.enrolled == "yes" else ~_live())
     if spec.status not in (None, *STATUS_FILTERS):
         raise _invalid(f"status must be one of {', '.join(STATUS_FILTERS)}", "status")
-    if spec.status == "bounced":
+    if spec.status == ContactStatus.BOUNCED:
         conditions.append(Contact.bounced_at.is_not(None))
-    elif spec.status == "unsubscribed":
+    elif spec.status == ContactStatus.UNSUBSCRIBED:
         conditions.append(Contact.unsubscribed_at.is_not(None))
-    elif spec.status == "no_email":
+    elif spec.status == ContactStatus.NO_EMAIL:
         conditions.append(or_(Contact.email_key.is_(None), Contact.email_key == ""))
-    elif spec.status == "reachable":
+    elif spec.status == ContactStatus.REACHABLE:
         conditions.extend(reachable_conditions())
     return conditions
 
@@ -152,7 +157,7 @@ def browse_contacts(
             session.scalars(
                 select(Enrollment.contact_id).where(
                     Enrollment.contact_id.in_(ids),
-                    Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+                    Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
                 )
             )
         )

@@ -130,7 +130,7 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
             .select_from(Enrollment)
             .where(
                 Enrollment.contact_id == contact_id,
-                Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+                Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
             )
         )
         if live:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
+from cadenza.domain.enums import ListKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize
@@ -18,7 +19,7 @@ from cadenza.services.context import Context
 from cadenza.services.crm import membership
 from cadenza.store.models import AutomationRule, Contact, ContactList, ListMember, ObjectType
 
-KINDS = ("static", "active")
+KINDS = tuple(ListKind)
 MAX_MEMBER_CHANGE = 1000
 
 
@@ -59,26 +60,27 @@ def _check_name(name: Any) -> str:
 
 
 def create_list(
-    ctx: Context, actor_id: int | None, name: str, kind: str, list_filters: Any = None
+    ctx: Context, actor_id: int | None, name: str, kind: ListKind | str, list_filters: Any = None
 ) -> ListView:
     if kind not in KINDS:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR, "kind must be static or active", {"field": "kind"}
         )
-    if kind == "static" and list_filters is not None:
+    kind = ListKind(kind)
+    if kind == ListKind.STATIC and list_filters is not None:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
             "a static list has no filters: its members are added by hand",
             {"field": "filters"},
         )
-    if kind == "active" and list_filters is None:
+    if kind == ListKind.ACTIVE and list_filters is None:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR, "an active list needs filters", {"field": "filters"}
         )
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.LIST, Action.CREATE)
-        clean = check_filters(session, list_filters) if kind == "active" else None
+        clean = check_filters(session, list_filters) if kind == ListKind.ACTIVE else None
         contact_list = ContactList(
             name=_check_name(name),
             kind=kind,
@@ -89,7 +91,7 @@ def create_list(
         )
         session.add(contact_list)
         session.flush()
-        if kind == "active":
+        if kind == ListKind.ACTIVE:
             membership.rebuild(session, now, contact_list)
         record(session, ctx, actor_id, "list.create", "list", contact_list.id, {"kind": kind})
         return ListView(contact_list, _size(session, contact_list.id))
@@ -103,7 +105,7 @@ def update_list(ctx: Context, actor_id: int | None, list_id: int, changes: dict)
         if "name" in changes:
             contact_list.name = _check_name(changes["name"])
         if "filters" in changes:
-            if contact_list.kind != "active":
+            if contact_list.kind != ListKind.ACTIVE:
                 raise CadenzaError(
                     ErrorCode.INVALID_STATE,
                     "a static list has no filters: add or remove members instead",
@@ -211,7 +213,7 @@ def change_members(
     with ctx.db.transaction() as session:
         contact_list = fetch_list(session, list_id, for_update=True)
         _authorize(session, actor_id, contact_list, Action.UPDATE)
-        if contact_list.kind != "static":
+        if contact_list.kind != ListKind.STATIC:
             raise CadenzaError(
                 ErrorCode.INVALID_STATE,
                 "an active list's members follow its filters: change the filters instead",

@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import filters
+from cadenza.domain.enums import AutomationEventType, ListKind
 from cadenza.services.access import acting_user_id
 from cadenza.services.automation import triggers
 from cadenza.store.models import (
@@ -70,7 +71,7 @@ def refresh(session: Session, now: datetime, contact_ids: Iterable[int]) -> None
     ids = sorted(set(contact_ids))
     if not ids:
         return
-    lists = list(session.scalars(select(ContactList).where(ContactList.kind == "active")))
+    lists = list(session.scalars(select(ContactList).where(ContactList.kind == ListKind.ACTIVE)))
     if not lists:
         return
     for start in range(0, len(ids), BATCH):
@@ -137,8 +138,14 @@ def apply_changes(
     triggers.record_many(
         session,
         now,
-        [("list_added", cid, {"list_id": lid, **by}) for lid, cid in sorted(added)]
-        + [("list_removed", cid, {"list_id": lid, **by}) for lid, cid in sorted(removed)],
+        [
+            (AutomationEventType.LIST_ADDED, cid, {"list_id": lid, **by})
+            for lid, cid in sorted(added)
+        ]
+        + [
+            (AutomationEventType.LIST_REMOVED, cid, {"list_id": lid, **by})
+            for lid, cid in sorted(removed)
+        ],
     )
 
 
@@ -152,10 +159,14 @@ def contact_saved(
     session.flush()
     after = contact_fields(contact)
     if before is None:
-        events = [("contact_created", contact.id, {})]
+        events = [(AutomationEventType.CONTACT_CREATED, contact.id, {})]
     else:
         events = [
-            ("property_changed", contact.id, {"property": name, "old": old, "new": new})
+            (
+                AutomationEventType.PROPERTY_CHANGED,
+                contact.id,
+                {"property": name, "old": old, "new": new},
+            )
             for name in sorted(set(before) | set(after))
             if name != "updated_at"
             and (old := _plain(before.get(name))) != (new := _plain(after.get(name)))
@@ -175,7 +186,12 @@ def _watched(session: Session) -> bool:
     """Whether contact changes matter to anything, asked once per transaction: a CSV
     import saves thousands of contacts in one."""
     if WATCH_KEY not in session.info:
-        listened = triggers.listened_types(session) & {"contact_created", "property_changed"}
-        active = session.scalar(select(ContactList.id).where(ContactList.kind == "active").limit(1))
+        listened = triggers.listened_types(session) & {
+            AutomationEventType.CONTACT_CREATED,
+            AutomationEventType.PROPERTY_CHANGED,
+        }
+        active = session.scalar(
+            select(ContactList.id).where(ContactList.kind == ListKind.ACTIVE).limit(1)
+        )
         session.info[WATCH_KEY] = bool(listened) or active is not None
     return session.info[WATCH_KEY]

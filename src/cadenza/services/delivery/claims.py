@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
+from cadenza.domain.enums import MessageStatus, StepRunStatus, StepType, StepWaitReason, TaskStatus
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import plan_slots, spacing
@@ -33,8 +33,8 @@ from cadenza.services.delivery.compose import MessageSources, compose, compose_r
 from cadenza.services.enrollment.progress import fail_step
 from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
 
-PENDING = str(StepRunStatus.PENDING)
-SENDING = str(StepRunStatus.SENDING)
+PENDING = StepRunStatus.PENDING
+SENDING = StepRunStatus.SENDING
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
             Message.mailbox_id == mailbox_id,
             or_(
                 Message.sent_at > now - timedelta(hours=24),
-                Message.status.in_(("prepared", "handing")),
+                Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),
             ),
         )
     ).scalar_one()
@@ -149,20 +149,20 @@ def _settle_lost_reminders(session: Session, mailbox_id: int, claimed_before: da
             Message.mailbox_id == mailbox_id,
             Message.sent_at.is_(None),
             Message.step_run_id.is_(None),
-            Message.status.in_(("prepared", "handing")),
+            Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),
             Message.created_at < claimed_before,
         )
     )
     for message in lost:
-        if message.status == "handing":
-            message.status = "unknown"
+        if message.status == MessageStatus.HANDING:
+            message.status = MessageStatus.UNKNOWN
             message.smtp_reply = "the worker stopped while handing it over"
         else:
-            message.status = "failed"
+            message.status = MessageStatus.FAILED
             message.smtp_reply = "not sent: the worker stopped before handing it over"
 
 
-def _mark_waiting(session: Session, run_ids: list[int], reason: str) -> None:
+def _mark_waiting(session: Session, run_ids: list[int], reason: StepWaitReason) -> None:
     if run_ids:
         session.execute(
             update(StepRun)
@@ -210,13 +210,13 @@ def claim_emails(
         if not due and not reminders:
             return []
         if not mailbox.connected:  # reminders wait too, unclaimed
-            _mark_waiting(session, [run.id for run, _ in due], "mailbox_disconnected")
+            _mark_waiting(session, [run.id for run, _ in due], StepWaitReason.MAILBOX_DISCONNECTED)
             return []
         sendable = []
         for run, enrollment in due:
             allowed_from = _follow_up_allowed_from(run, enrollment, now)
             if allowed_from > now:
-                run.due_at, run.wait_reason = allowed_from, "send_window"
+                run.due_at, run.wait_reason = allowed_from, StepWaitReason.SEND_WINDOW
             else:
                 sendable.append((run, enrollment))
         _settle_lost_reminders(session, mailbox_id, now - lease)
@@ -231,7 +231,11 @@ def claim_emails(
         )
         granted = sendable[: len(plan.slots)]
         held = [run.id for run, _ in sendable[len(plan.slots) :]]
-        _mark_waiting(session, held, "daily_limit" if room <= len(granted) else "rate_limit")
+        _mark_waiting(
+            session,
+            held,
+            (StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT),
+        )
         mailbox.next_send_at = plan.next_free
         claimed = _prepare(
             session, ctx, mailbox, granted, plan.slots[: len(granted)], worker_id, lease, now

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates, tracking
+from cadenza.domain.enums import MessageStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.link_tokens import new_tracking_id
 from cadenza.domain.message import (
@@ -74,7 +75,7 @@ class MessageSources:
                 .join(Message, Message.step_run_id == StepRun.id)
                 .where(
                     StepRun.enrollment_id.in_({e for e, _ in wanted}),
-                    Message.status == "sent",
+                    Message.status == MessageStatus.SENT,
                 )
             )
             parents = {(e, p): m for e, p, m in found if (e, p) in wanted}
@@ -165,7 +166,7 @@ def compose(
         raw=build_mime(email).decode("utf-8"),
         tracking_id=tracking_id,
         links=content.links or None,
-        status="prepared",
+        status=MessageStatus.PREPARED,
         created_at=now,
     )
 
@@ -194,6 +195,6 @@ def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now) -> Message:
         body_html=email.html_body,
         body_text=html_to_text(email.html_body),
         raw=build_mime(email).decode("utf-8"),
-        status="prepared",
+        status=MessageStatus.PREPARED,
         created_at=now,
     )

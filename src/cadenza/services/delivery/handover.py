@@ -33,7 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
-from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.domain.enums import (
+    EnrollmentState,
+    MessageStatus,
+    StepRunStatus,
+    StepWaitReason,
+    WebhookEvent,
+)
 from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
@@ -88,10 +94,10 @@ _HAND_OVER = Prepared(
     update(Message)
     .where(
         Message.id == bindparam("pk"),
-        Message.status == "prepared",
+        Message.status == MessageStatus.PREPARED,
         _owned_by_worker(StepRun.status == SENDING),
     )
-    .values(status="handing", handed_at=bindparam("now"))
+    .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
 # A task reminder has no step run: the message row alone says whose it is.
@@ -99,35 +105,37 @@ _HAND_OVER_REMINDER = Prepared(
     update(Message)
     .where(
         Message.id == bindparam("pk"),
-        Message.status == "prepared",
+        Message.status == MessageStatus.PREPARED,
         Message.step_run_id.is_(None),
     )
-    .values(status="handing", handed_at=bindparam("now"))
+    .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
 _DROP_REMINDER = Prepared(
     update(Message)
-    .where(Message.id == bindparam("pk"), Message.status == "prepared")
-    .values(status="failed", smtp_reply=bindparam("reply"))
+    .where(Message.id == bindparam("pk"), Message.status == MessageStatus.PREPARED)
+    .values(status=MessageStatus.FAILED, smtp_reply=bindparam("reply"))
     .execution_options(synchronize_session=False)
 )
 _MARK_SENT = Prepared(
     update(Message)
-    .where(Message.id == bindparam("pk"), Message.status == "handing", _owned_by_worker())
-    .values(status="sent", sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
+    .where(
+        Message.id == bindparam("pk"), Message.status == MessageStatus.HANDING, _owned_by_worker()
+    )
+    .values(status=MessageStatus.SENT, sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
     .execution_options(synchronize_session=False)
 )
 _MESSAGE_SENT = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"))
-    .values(status="sent", sent_at=bindparam("now"))
+    .values(status=MessageStatus.SENT, sent_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )
 _RUN_SENT = Prepared(
     update(StepRun)
     .where(StepRun.id == bindparam("run_id"))
     .values(
-        status=str(StepRunStatus.SENT),
+        status=StepRunStatus.SENT,
         completed_at=bindparam("now"),
         attempts=StepRun.attempts + bindparam("tries", type_=Integer),
         locked_by=None,
@@ -140,7 +148,7 @@ _RUN_SENT = Prepared(
 _TAKE_BACK = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"))
-    .values(status="prepared", handed_at=None)
+    .values(status=MessageStatus.PREPARED, handed_at=None)
     .execution_options(synchronize_session=False)
 )
 _ATTEMPT = Prepared(
@@ -224,14 +232,14 @@ def _begin_handing(
     return HandOver.SKIP
 
 
-def _release(run: StepRun, enrollment_state: str) -> None:
+def _release(run: StepRun, enrollment_state: EnrollmentState) -> None:
     run.locked_by = run.locked_until = None
     if enrollment_state == EnrollmentState.PAUSED:
-        run.status = str(StepRunStatus.PAUSED)
+        run.status = StepRunStatus.PAUSED
     elif enrollment_state == EnrollmentState.ACTIVE:  # its mailbox was disconnected
-        run.status, run.wait_reason = PENDING, "mailbox_disconnected"
+        run.status, run.wait_reason = PENDING, StepWaitReason.MAILBOX_DISCONNECTED
     else:
-        run.status = str(StepRunStatus.CANCELLED)
+        run.status = StepRunStatus.CANCELLED
 
 
 def _record(
@@ -271,7 +279,7 @@ def _record_sent(
     attempts = record_step_sent(connection, SentStep.of(claim), now, tried=True, message_done=True)
     _ATTEMPT.run(
         connection,
-        {"pk": claim.message_pk, "attempt": attempts, "outcome": str(result.outcome),
+        {"pk": claim.message_pk, "attempt": attempts, "outcome": result.outcome,
          "code": result.code, "reply": result.reply, "now": now},
     )  # fmt: skip
     return True
@@ -333,7 +341,7 @@ def record_step_sent(
         "step_position": sent.step_position,
         "message_id": sent.message_pk,
     }
-    webhooks.emit(connection, sent_at, "step_sent", event)
+    webhooks.emit(connection, sent_at, WebhookEvent.STEP_SENT, event)
     if sent.last_step:  # the common end of a sequence, without loading its snapshot
         finish_enrollment(connection, sent.enrollment, sent_at)
         return attempts
@@ -357,36 +365,40 @@ def _record_slowly(
     run = session.get_one(StepRun, claim.run_id, with_for_update=True)
     enrollment = session.get_one(Enrollment, run.enrollment_id, with_for_update=True)
     message = session.get_one(Message, claim.message_pk)
-    ours = message.status == "handing" and run.locked_by == worker_id
-    if not ours and message.status != "unknown":
+    ours = message.status == MessageStatus.HANDING and run.locked_by == worker_id
+    if not ours and message.status != MessageStatus.UNKNOWN:
         return  # taken over after our lease expired: the new owner records it
     run.attempts += 1
     _attempted(session, message, run.attempts, result, now)
     run.locked_by = run.locked_until = None
     outcome = result.outcome
     if outcome is DeliveryOutcome.SENT:
-        if message.status == "unknown":  # recovered too early; we know better now
+        if message.status == MessageStatus.UNKNOWN:  # recovered too early; we know better now
             enrollment.needs_attention = False
         session.flush()  # the attempt counted above: record_step_sent does not count it
         sent = SentStep.of_rows(run, enrollment, message)
         record_step_sent(session.connection(), sent, now, tried=False, session=session)
     elif outcome is DeliveryOutcome.TRANSIENT and run.attempts < MAX_ATTEMPTS:
-        message.status = "prepared"
-        run.status, run.last_error, run.wait_reason = PENDING, message.smtp_reply, "retry"
+        message.status = MessageStatus.PREPARED
+        run.status, run.last_error, run.wait_reason = (
+            PENDING,
+            message.smtp_reply,
+            StepWaitReason.RETRY,
+        )
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
         _disconnect(session, claim.mailbox_id, message.smtp_reply)
-        message.status = "prepared"
+        message.status = MessageStatus.PREPARED
         run.status, run.wait_reason, run.last_error = (
             PENDING,
-            "mailbox_disconnected",
+            StepWaitReason.MAILBOX_DISCONNECTED,
             message.smtp_reply,
         )
         run.attempts -= 1  # waiting for credentials is not a failed try
     elif outcome is DeliveryOutcome.UNKNOWN:
         mark_unknown(run, enrollment, message, result.reply)
     else:
-        message.status = "failed"
+        message.status = MessageStatus.FAILED
         fail_step(session, ctx, run, enrollment, message.smtp_reply)
 
 
@@ -419,17 +431,17 @@ def _record_reminder(
     """A reminder's outcome: sent, failed or unknown, tried once (at most once, ever)."""
     now = ctx.clock.now()
     message = session.get(Message, claim.message_pk, with_for_update=True)
-    if message.status != "handing":
+    if message.status != MessageStatus.HANDING:
         return  # taken back by recovery meanwhile: it says what became of it
     _attempted(session, message, 1, result, now)
     if result.outcome is DeliveryOutcome.SENT:
-        message.status, message.sent_at = "sent", now
+        message.status, message.sent_at = MessageStatus.SENT, now
     elif result.outcome is DeliveryOutcome.UNKNOWN:
-        message.status = "unknown"
+        message.status = MessageStatus.UNKNOWN
     else:
         if result.outcome is DeliveryOutcome.AUTH_FAILED:
             _disconnect(session, claim.mailbox_id, message.smtp_reply)
-        message.status = "failed"
+        message.status = MessageStatus.FAILED
 
 
 def backoff(attempt: int) -> timedelta:

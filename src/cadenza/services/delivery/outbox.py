@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from cadenza.domain.enums import StepRunStatus
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    EnrollmentState,
+    MessageStatus,
+    StepRunStatus,
+    StepType,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, owner_filter
@@ -15,7 +23,7 @@ from cadenza.services.delivery.handover import SentStep, record_step_sent
 from cadenza.services.lookup import fetch
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
-MESSAGE_STATUSES = ("prepared", "handing", "sent", "failed", "unknown")
+MESSAGE_STATUSES = tuple(MessageStatus)
 
 
 def list_messages(
@@ -93,8 +101,8 @@ def list_waiting(
     """
     query = (
         select(StepRun)
-        .where(StepRun.status == str(StepRunStatus.PENDING))
-        .where(StepRun.step_type.in_(("email", "manual_email")))
+        .where(StepRun.status == StepRunStatus.PENDING)
+        .where(StepRun.step_type.in_((StepType.EMAIL, StepType.MANUAL_EMAIL)))
         .order_by(StepRun.due_at)
         .limit(limit)
         .options(selectinload(StepRun.enrollment).selectinload(Enrollment.contact))
@@ -120,13 +128,13 @@ def resolve_unknown(
     with ctx.db.transaction() as session:
         message = fetch(session, Message, message_id, for_update=True)
         _authorize(session, actor_id, message, Action.UPDATE)
-        if message.status != "unknown":
+        if message.status != MessageStatus.UNKNOWN:
             raise CadenzaError(
                 ErrorCode.INVALID_STATE,
                 f"message {message_id} is {message.status}: only unknown sends are reviewed",
             )
         if message.step_run_id is None:  # a task reminder: no step to move on or resend
-            message.status = "sent" if delivered else "failed"
+            message.status = MessageStatus.SENT if delivered else MessageStatus.FAILED
             message.sent_at = (message.handed_at or now) if delivered else None
         else:
             _review_step(session, message, delivered, now)
@@ -142,9 +150,9 @@ def resolve_unknown(
         return message
 
 
-def _review_step(session, message: Message, delivered: bool, now) -> None:
-    run = session.get(StepRun, message.step_run_id, with_for_update=True)
-    enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
+def _review_step(session: Session, message: Message, delivered: bool, now: datetime) -> None:
+    run = session.get_one(StepRun, message.step_run_id, with_for_update=True)
+    enrollment = session.get_one(Enrollment, run.enrollment_id, with_for_update=True)
     enrollment.needs_attention = False
     if delivered:
         session.flush()
@@ -152,9 +160,13 @@ def _review_step(session, message: Message, delivered: bool, now) -> None:
         sent_at = message.handed_at or now
         record_step_sent(session.connection(), sent, sent_at, tried=False, session=session)
         session.refresh(message)
-    elif enrollment.state in ("active", "paused"):
-        message.status = "prepared"
-        run.status = str(StepRunStatus.PENDING if enrollment.state == "active" else "paused")
+    elif enrollment.state in LIVE_ENROLLMENT_STATES:
+        message.status = MessageStatus.PREPARED
+        run.status = (
+            StepRunStatus.PENDING
+            if enrollment.state == EnrollmentState.ACTIVE
+            else StepRunStatus.PAUSED
+        )
         run.due_at, run.wait_reason = now, None
     else:
-        message.status, run.status = "failed", str(StepRunStatus.CANCELLED)
+        message.status, run.status = MessageStatus.FAILED, StepRunStatus.CANCELLED

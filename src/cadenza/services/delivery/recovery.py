@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 
-from cadenza.domain.enums import TaskStatus
+from cadenza.domain.enums import MessageStatus, TaskStatus
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.enrollment.progress import mark_unknown
@@ -27,7 +27,7 @@ def recover_expired(ctx: Context, limit: int = 500) -> int:
         )
         for run in runs:
             message = session.scalar(select(Message).where(Message.step_run_id == run.id))
-            if message is not None and message.status == "handing":
+            if message is not None and message.status == MessageStatus.HANDING:
                 enrollment = session.get_one(Enrollment, run.enrollment_id)
                 mark_unknown(run, enrollment, message, "the worker stopped while handing it over")
             else:
@@ -53,7 +53,9 @@ def release_unsent(ctx: Context, claims: list[ClaimedEmail], worker_id: str) -> 
             )
         for claim in reminders:
             dropped = session.execute(
-                delete(Message).where(Message.id == claim.message_pk, Message.status == "prepared")
+                delete(Message).where(
+                    Message.id == claim.message_pk, Message.status == MessageStatus.PREPARED
+                )
             )
             if dropped.rowcount == 1:
                 session.execute(

@@ -10,7 +10,13 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
+from cadenza.domain.enums import (
+    EnrollmentState,
+    StepRunStatus,
+    TaskStatus,
+    UnenrollReason,
+    WebhookEvent,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -23,17 +29,8 @@ from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.store.models import Contact, Enrollment, StepRun, Task
 
-# Reasons an enrollment ends early; the signal issues add bounce, reply, meeting, ...
-UNENROLL_REASONS = (
-    "manual",
-    "replied",
-    "meeting_booked",
-    "bounced",
-    "unsubscribed",
-    "company_replied",
-    "complained",
-    "send_failed",
-)
+# The reasons a person (web, API, CLI) may give; AUTOMATION is the rules' own.
+UNENROLL_REASONS = tuple(r for r in UnenrollReason if r is not UnenrollReason.AUTOMATION)
 
 
 def lock_enrollment(
@@ -65,17 +62,17 @@ def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enro
 
 def pause_enrollment(session: Session, ctx: Context, enrollment: Enrollment) -> None:
     """Holds its pending steps, in the caller's transaction (a step being sent finishes)."""
-    enrollment.state = str(EnrollmentState.PAUSED)
+    enrollment.state = EnrollmentState.PAUSED
     enrollment.paused_at = ctx.clock.now()
     session.execute(
         update(StepRun)
         .where(
             StepRun.enrollment_id == enrollment.id,
-            StepRun.status == str(StepRunStatus.PENDING),
+            StepRun.status == StepRunStatus.PENDING,
         )
-        .values(status=str(StepRunStatus.PAUSED))
+        .values(status=StepRunStatus.PAUSED)
     )
-    webhooks.emit(session, enrollment.paused_at, "paused", enrollment_event(enrollment))
+    webhooks.emit(session, enrollment.paused_at, WebhookEvent.PAUSED, enrollment_event(enrollment))
 
 
 def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enrollment:
@@ -88,16 +85,16 @@ def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enr
         paused_runs = session.scalars(
             select(StepRun).where(
                 StepRun.enrollment_id == enrollment_id,
-                StepRun.status == str(StepRunStatus.PAUSED),
+                StepRun.status == StepRunStatus.PAUSED,
             )
         )
         for run in paused_runs:
             run.due_at = resumed_due(run, enrollment, now, tz, settings)
-            run.status = str(StepRunStatus.PENDING)
-        enrollment.state = str(EnrollmentState.ACTIVE)
+            run.status = StepRunStatus.PENDING
+        enrollment.state = EnrollmentState.ACTIVE
         enrollment.paused_at = enrollment.resume_at = None
         record(session, ctx, actor_id, "enrollment.resume", "enrollment", enrollment_id)
-        webhooks.emit(session, now, "resumed", enrollment_event(enrollment))
+        webhooks.emit(session, now, WebhookEvent.RESUMED, enrollment_event(enrollment))
     return enrollment
 
 
@@ -115,7 +112,7 @@ def resumed_due(run: StepRun, enrollment: Enrollment, now: datetime, tz, setting
 def unenroll(
     ctx: Context,
     enrollment_id: int,
-    reason: str = "manual",
+    reason: UnenrollReason | str = UnenrollReason.MANUAL,
     *,
     detail: str | None = None,
     actor_id: int | None = None,
@@ -125,6 +122,7 @@ def unenroll(
             ErrorCode.VALIDATION_ERROR,
             f"reason must be one of {', '.join(UNENROLL_REASONS)}",
         )
+    reason = UnenrollReason(reason)
     with ctx.db.transaction() as session:
         enrollment = lock_enrollment(session, enrollment_id, actor_id)
         _require_state(
@@ -138,7 +136,7 @@ def end_enrollment(
     session: Session,
     ctx: Context,
     enrollment: Enrollment,
-    reason: str,
+    reason: UnenrollReason,
     detail: str | None,
     *,
     actor_id: int | None = None,
@@ -150,7 +148,7 @@ def end_enrollment(
     Every path calls this — a person (`unenroll`), a signal (`signals.effects`, with the
     event that caused it), a step that cannot be sent (`progress.fail_step`) — so an
     unenrollment looks the same whoever caused it."""
-    enrollment.state = str(EnrollmentState.UNENROLLED)
+    enrollment.state = EnrollmentState.UNENROLLED
     enrollment.reason = reason
     enrollment.reason_detail = detail
     enrollment.ended_at = ctx.clock.now()
@@ -163,23 +161,23 @@ def end_enrollment(
             StepRun.enrollment_id == enrollment.id,
             StepRun.status.in_(
                 [
-                    str(StepRunStatus.PENDING),
-                    str(StepRunStatus.PAUSED),
-                    str(StepRunStatus.WAITING_TASK),
+                    StepRunStatus.PENDING,
+                    StepRunStatus.PAUSED,
+                    StepRunStatus.WAITING_TASK,
                 ]
             ),
         )
-        .values(status=str(StepRunStatus.CANCELLED))
+        .values(status=StepRunStatus.CANCELLED)
     )
     session.execute(
         update(Task)
-        .where(Task.enrollment_id == enrollment.id, Task.status == str(TaskStatus.OPEN))
-        .values(status=str(TaskStatus.CANCELLED))
+        .where(Task.enrollment_id == enrollment.id, Task.status == TaskStatus.OPEN)
+        .values(status=TaskStatus.CANCELLED)
     )
     event = {**enrollment_event(enrollment), "reason": reason, "detail": detail}
-    webhooks.emit(session, enrollment.ended_at, "unenrolled", event)
+    webhooks.emit(session, enrollment.ended_at, WebhookEvent.UNENROLLED, event)
     if reason in REASON_EVENTS:
-        webhooks.emit(session, enrollment.ended_at, reason, event)
+        webhooks.emit(session, enrollment.ended_at, REASON_EVENTS[reason], event)
     triggers.enrollment_ended(session, enrollment.ended_at, enrollment)
     audit = {"reason": reason, "detail": detail}
     if cause_event_id is not None:

@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 from cadenza.domain import schedule, templates
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
 from cadenza.domain.eligibility import ContactFacts, refusal_for
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    AutomationEventType,
+    EnrollmentState,
+    WebhookEvent,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -403,7 +408,7 @@ def _live_sequences(session: Session, contact_ids: list[int]) -> dict[int, set[i
     rows = session.execute(
         select(Enrollment.contact_id, Enrollment.sequence_id).where(
             Enrollment.contact_id.in_(contact_ids),
-            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+            Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
         )
     )
     live: dict[int, set[int]] = {}
@@ -597,7 +602,7 @@ def _write_enrollment(
         mailbox_id=plan.mailbox.id,
         enrolled_by_id=plan.user.id,
         timezone=tz_name,
-        state=str(EnrollmentState.ACTIVE),
+        state=EnrollmentState.ACTIVE,
         start_step=plan.start_step,
         steps_snapshot=[s.to_dict() for s in steps],
         settings_snapshot=plan.settings.to_dict(),
@@ -614,7 +619,7 @@ def _write_enrollment(
     webhooks.emit(
         session,
         plan.now,
-        "enrolled",
+        WebhookEvent.ENROLLED,
         {
             **enrollment_event(enrollment),
             "enrolled_by_id": plan.user.id,
@@ -624,7 +629,7 @@ def _write_enrollment(
     triggers.record(
         session,
         plan.now,
-        "enrolled",
+        AutomationEventType.ENROLLED,
         contact.id,
         {"enrollment_id": enrollment.id, "sequence_id": plan.sequence_id},
     )

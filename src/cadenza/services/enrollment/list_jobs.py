@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from cadenza.domain.enums import ListJobStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize
@@ -60,7 +61,7 @@ def start(
             user_id=user_id,
             mailbox_id=options.mailbox_id,
             options=options.to_json(),
-            status="running",
+            status=ListJobStatus.RUNNING,
             total=total,
             refusals={},
             created_at=now,
@@ -119,7 +120,7 @@ def run_due(ctx: Context, max_batches: int = 20) -> int:
             session.scalars(
                 select(ListEnrollJob.id)
                 .where(
-                    ListEnrollJob.status == "running",
+                    ListEnrollJob.status == ListJobStatus.RUNNING,
                     or_(ListEnrollJob.resume_at.is_(None), ListEnrollJob.resume_at <= now),
                 )
                 .order_by(ListEnrollJob.id)
@@ -139,21 +140,21 @@ def run_batch(ctx: Context, job_id: int, now: datetime) -> int:
     """One batch of one job in one transaction; 0 when the job is done or waiting."""
     with ctx.db.transaction() as session:
         job = _fetch(session, job_id, for_update=True)
-        if job.status != "running" or (job.resume_at and job.resume_at > now):
+        if job.status != ListJobStatus.RUNNING or (job.resume_at and job.resume_at > now):
             return 0
         job.resume_at = None
         ids = lists.member_ids(
             session, job.list_id, after=job.cursor, limit=ctx.settings.enroll_bulk_limit
         )
         if not ids:
-            job.status, job.finished_at = "done", now
+            job.status, job.finished_at = ListJobStatus.DONE, now
             return 0
         request = _request(job, ids)
         try:
             with session.begin_nested():
                 results = enroll_in(session, ctx, request)
         except CadenzaError as exc:
-            job.status, job.finished_at = "failed", now
+            job.status, job.finished_at = ListJobStatus.FAILED, now
             job.error_code, job.error_message = str(exc.code), exc.message
             return 0
         refusals: dict[str, Any] = dict(job.refusals or {})

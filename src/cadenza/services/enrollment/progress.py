@@ -14,7 +14,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EnrollmentState, StepRunStatus
+from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
+    EnrollmentState,
+    MessageStatus,
+    StepRunStatus,
+    UnenrollReason,
+    WebhookEvent,
+)
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.automation import triggers, webhooks
@@ -68,7 +75,7 @@ def after_step_completed(
         session.flush()
         if finish_enrollment(session.connection(), enrollment_event(enrollment), completed_at):
             # what the statement wrote, so the loaded row stays true without a read
-            set_committed_value(enrollment, "state", str(EnrollmentState.FINISHED))
+            set_committed_value(enrollment, "state", EnrollmentState.FINISHED)
             set_committed_value(enrollment, "ended_at", completed_at)
         return None
     following = StepSpec.from_dict(enrollment.steps_snapshot[position])
@@ -94,7 +101,7 @@ def finish_enrollment(connection: Connection, enrollment: dict, finished_at: dat
     if _FINISH.run(connection, params).rowcount != 1:
         return False
     event = {**enrollment, "state": str(EnrollmentState.FINISHED)}
-    webhooks.emit(connection, finished_at, "finished", event)
+    webhooks.emit(connection, finished_at, WebhookEvent.FINISHED, event)
     ended = {
         "enrollment_id": event["enrollment_id"],
         "contact_id": event["contact_id"],
@@ -107,16 +114,16 @@ def finish_enrollment(connection: Connection, enrollment: dict, finished_at: dat
 
 
 def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: str) -> None:
-    message.status = "unknown"
-    run.status, run.last_error = str(StepRunStatus.UNKNOWN), why
+    message.status = MessageStatus.UNKNOWN
+    run.status, run.last_error = StepRunStatus.UNKNOWN, why
     run.locked_by = run.locked_until = None
     enrollment.needs_attention = True
 
 
 def fail_step(session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str) -> None:
     """A step that cannot be sent ends the enrollment, flagged, with the reason kept."""
-    run.status, run.last_error = str(StepRunStatus.FAILED), reason
+    run.status, run.last_error = StepRunStatus.FAILED, reason
     run.locked_by = run.locked_until = None
     enrollment.needs_attention = True
     if enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
-        end_enrollment(session, ctx, enrollment, "send_failed", reason)
+        end_enrollment(session, ctx, enrollment, UnenrollReason.SEND_FAILED, reason)

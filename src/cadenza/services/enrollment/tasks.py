@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates
-from cadenza.domain.enums import StepRunStatus, StepType, TaskStatus
+from cadenza.domain.enums import EnrollmentState, StepRunStatus, StepType, TaskKind, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
 from cadenza.domain.policy import Action, Resource
@@ -31,7 +31,7 @@ from cadenza.services.lookup import fetch
 from cadenza.services.sequences.personalization import contact_values, sender_values
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
 
-PENDING = str(StepRunStatus.PENDING)
+PENDING = StepRunStatus.PENDING
 
 
 def create_due_tasks(ctx: Context, limit: int = 100) -> int:
@@ -74,13 +74,13 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
             enrollment_id=enrollment.id,
             step_run_id=run.id,
             priority=str(spec.task_priority),
-            status=str(TaskStatus.OPEN),
+            status=TaskStatus.OPEN,
             due_at=run.due_at,
             remind_at=run.due_at if settings.task_reminders else None,
             created_at=now,
         )
         if spec.type is StepType.MANUAL_EMAIL:
-            task.type = "email"
+            task.type = TaskKind.EMAIL
             task.draft_subject, task.draft_body = render_step(
                 enrollment, contact, user, mailbox, spec
             )
@@ -96,10 +96,10 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
         return
     session.add(task)
     if spec.type is StepType.TASK and spec.continue_without_completing:
-        run.status, run.completed_at = str(StepRunStatus.DONE), now
+        run.status, run.completed_at = StepRunStatus.DONE, now
         after_step_completed(session, enrollment, run.step_position, now)
     else:
-        run.status = str(StepRunStatus.WAITING_TASK)
+        run.status = StepRunStatus.WAITING_TASK
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def complete_task(
     with ctx.db.transaction() as session:
         task = _lock_open_task(session, task_id, actor_id)
         if edits and (edits.subject is not None or edits.body is not None):
-            if task.type != "email":
+            if task.type != TaskKind.EMAIL:
                 raise CadenzaError(
                     ErrorCode.VALIDATION_ERROR, "only an email task has a draft to edit"
                 )
@@ -145,10 +145,10 @@ def complete_task(
                 # the draft is the final email, not a template: Jinja tags in it are text,
                 # so the whole of it is cleaned (sanitize_html would keep tags verbatim)
                 task.draft_body = templates.clean_html(edits.body)
-        if task.type == "email" and not (task.draft_subject and task.draft_body):
+        if task.type == TaskKind.EMAIL and not (task.draft_subject and task.draft_body):
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the email needs a subject and a body")
-        task.status, task.completed_at = str(TaskStatus.COMPLETED), now
-        _move_on(session, task, now, send=task.type == "email")
+        task.status, task.completed_at = TaskStatus.COMPLETED, now
+        _move_on(session, task, now, send=task.type == TaskKind.EMAIL)
         record(session, ctx, actor_id, "task.complete", "task", task_id)
     return task
 
@@ -158,7 +158,7 @@ def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> Task:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         task = _lock_open_task(session, task_id, actor_id)
-        task.status, task.completed_at = str(TaskStatus.SKIPPED), now
+        task.status, task.completed_at = TaskStatus.SKIPPED, now
         _move_on(session, task, now, send=False)
         record(session, ctx, actor_id, "task.skip", "task", task_id)
     return task
@@ -173,10 +173,10 @@ def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None
     enrollment = session.get(Enrollment, run.enrollment_id, with_for_update=True)
     if send:
         run.send_ready, run.status, run.due_at = True, PENDING, now
-        if enrollment.state == "paused":
-            run.status = str(StepRunStatus.PAUSED)
+        if enrollment.state == EnrollmentState.PAUSED:
+            run.status = StepRunStatus.PAUSED
         return
-    run.status, run.completed_at = str(StepRunStatus.DONE), now
+    run.status, run.completed_at = StepRunStatus.DONE, now
     after_step_completed(session, enrollment, run.step_position, now)
 
 
@@ -195,7 +195,7 @@ def list_tasks(
     *,
     owner_id: int | None = None,
     contact_id: int | None = None,
-    status: str | None = "open",
+    status: str | None = TaskStatus.OPEN,
     limit: int = 100,
     after: tuple[datetime, int] | None = None,
     actor_id: int | None = None,

@@ -16,7 +16,14 @@ from sqlalchemy.orm import selectinload
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import EnrollmentState, StepRunStatus
+from cadenza.domain.enums import (
+    EnrollmentState,
+    PauseReason,
+    StepRunStatus,
+    StepWaitReason,
+    TimelineMark,
+    UnenrollReason,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
 from cadenza.domain.policy import Action, Resource
@@ -42,13 +49,13 @@ from cadenza.store.models import (
 TemplateContext = Mapping[str, Mapping[str, Any]]
 
 # A run in one of these has a known completion time; the projection continues from it.
-_DONE = {str(StepRunStatus.SENT), str(StepRunStatus.DONE)}
+_DONE = {StepRunStatus.SENT, StepRunStatus.DONE}
 # A run in one of these will still happen at (or after) its due time.
 _AHEAD = {
-    str(StepRunStatus.PENDING),
-    str(StepRunStatus.PAUSED),
-    str(StepRunStatus.SENDING),
-    str(StepRunStatus.WAITING_TASK),
+    StepRunStatus.PENDING,
+    StepRunStatus.PAUSED,
+    StepRunStatus.SENDING,
+    StepRunStatus.WAITING_TASK,
 }
 
 
@@ -57,30 +64,26 @@ class StepLine:
     position: int
     type: str
     title: str
-    status: str  # a step run status, or "projected" for a step not yet scheduled
+    status: StepRunStatus | TimelineMark  # PROJECTED: a step not yet scheduled
     due_at: datetime | None
     completed_at: datetime | None
-    wait_reason: str | None = None
+    wait_reason: StepWaitReason | None = None
     last_error: str | None = None
     bounced_at: datetime | None = None  # the step's email hard-bounced
 
     @property
-    def shown_status(self) -> str:
+    def shown_status(self) -> StepRunStatus | TimelineMark:
         """What a person is shown: a bounced email's run stays "sent" in the database
         (it did leave, docs/signals.md), but "sent" alone would read as a success."""
-        return "bounced" if self.bounced_at is not None else self.status
+        return TimelineMark.BOUNCED if self.bounced_at is not None else self.status
 
 
-OUT_OF_OFFICE = "out_of_office"
-PAUSED_BY_A_PERSON = "manual"
-
-
-def pause_reason(enrollment: Enrollment) -> str | None:
+def pause_reason(enrollment: Enrollment) -> PauseReason | None:
     """Why a paused enrollment waits: an out-of-office reply (it resumes by itself at
     `resume_at`) or a person (it waits until someone resumes it); None when not paused."""
     if enrollment.state != EnrollmentState.PAUSED:
         return None
-    return OUT_OF_OFFICE if enrollment.resume_at is not None else PAUSED_BY_A_PERSON
+    return PauseReason.OUT_OF_OFFICE if enrollment.resume_at is not None else PauseReason.MANUAL
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class StepProblem:
     position: int
     type: str
     title: str
-    status: str  # failed | unknown
+    status: StepRunStatus  # FAILED or UNKNOWN
     explanation: str
     server_reply: str | None
     at: datetime | None  # the last attempt (or when the enrollment ended)
@@ -99,7 +102,11 @@ class StepProblem:
 
 
 def _explain(run: StepRun, code: int | None, enrollment: Enrollment) -> str:
-    ended = " The enrollment ended (send failed)." if enrollment.reason == "send_failed" else ""
+    ended = (
+        " The enrollment ended (send failed)."
+        if enrollment.reason == UnenrollReason.SEND_FAILED
+        else ""
+    )
     if run.status == StepRunStatus.UNKNOWN:
         return (
             "It is not known whether this email left: the sending was interrupted "
@@ -142,7 +149,8 @@ def _problems(session, enrollment: Enrollment, lines: list[StepLine]) -> list[St
                 title=titles.get(run.step_position, f"step {run.step_position}"),
                 status=run.status,
                 explanation=_explain(run, code, enrollment),
-                server_reply=server or (run.last_error if run.status == "failed" else None),
+                server_reply=server
+                or (run.last_error if run.status == StepRunStatus.FAILED else None),
                 at=at or enrollment.ended_at,
                 attempts=run.attempts,
             )
@@ -160,7 +168,7 @@ class EnrollmentView:
     problems: list[StepProblem] = field(default_factory=list)
 
     @property
-    def pause_reason(self) -> str | None:
+    def pause_reason(self) -> PauseReason | None:
         return pause_reason(self.enrollment)
 
 
@@ -247,7 +255,9 @@ def step_lines(
             )
         )
         title = _title(spec, None, context)
-        lines.append(StepLine(spec.position, str(spec.type), title, "projected", due, None))
+        lines.append(
+            StepLine(spec.position, str(spec.type), title, TimelineMark.PROJECTED, due, None)
+        )
         anchor = due
     return lines
 

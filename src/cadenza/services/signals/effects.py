@@ -29,6 +29,7 @@ from cadenza.domain.enums import (
     EnrollmentState,
     EventKind,
     UnenrollOnReply,
+    UnenrollReason,
 )
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -45,7 +46,7 @@ from cadenza.store.models import (
     Record,
 )
 
-_LIVE = [str(s) for s in LIVE_ENROLLMENT_STATES]
+_LIVE = LIVE_ENROLLMENT_STATES
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Signal:
     acts: bool = True
     enrollment_id: int | None = None  # shown with this enrollment when no message is known
     cause_event_id: int | None = None  # the event that caused this one (a complaint)
-    reason: str | None = None  # the unenroll reason, when not the kind's own
+    reason: UnenrollReason | None = None  # the unenroll reason, when not the kind's own
 
 
 @dataclass
@@ -120,7 +121,7 @@ def apply(session: Session, ctx: Context, signal: Signal) -> Outcome:
     contact_id = message.contact_id if message is not None else signal.contact_id
     contact = session.get(Contact, contact_id, with_for_update=True) if contact_id else None
     event = EmailEvent(
-        kind=str(signal.kind),
+        kind=signal.kind,
         contact_id=contact.id if contact else None,
         enrollment_id=message.enrollment_id if message is not None else signal.enrollment_id,
         message_id=message.id if message is not None else None,
@@ -145,11 +146,11 @@ def _on_reply(session, ctx, signal, event, contact, message, outcome) -> None:
     """The enrollment replied to ends; with the company rule, so do its colleagues'."""
     for enrollment in _concerned(session, signal, contact, message):
         if enrollment.state in _LIVE:
-            _end(session, ctx, enrollment, "replied", event, outcome)
+            _end(session, ctx, enrollment, UnenrollReason.REPLIED, event, outcome)
         settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
         if settings.unenroll_on_reply is UnenrollOnReply.COMPANY:
             for colleague in _colleagues(session, enrollment, contact):
-                _end(session, ctx, colleague, "company_replied", event, outcome)
+                _end(session, ctx, colleague, UnenrollReason.COMPANY_REPLIED, event, outcome)
 
 
 def _on_auto_reply(session, ctx, signal, event, contact, message, outcome) -> None:
@@ -186,7 +187,7 @@ def _on_bounce(session, ctx, signal, event, contact, message, outcome) -> None:
     if contact.bounced_at is None:
         contact.bounced_at = now
     for enrollment in _live_of_contact(session, contact.id):
-        _end(session, ctx, enrollment, "bounced", event, outcome)
+        _end(session, ctx, enrollment, UnenrollReason.BOUNCED, event, outcome)
 
 
 def _on_unsubscribe(session, ctx, signal, event, contact, message, outcome) -> None:
@@ -197,7 +198,7 @@ def _on_unsubscribe(session, ctx, signal, event, contact, message, outcome) -> N
         contact.unsubscribed_at = contact.updated_at = now
         data = {"event_id": event.id, "message_id": message.id if message else None}
         record(session, ctx, None, "contact.unsubscribe", "contact", contact.id, data)
-    reason = signal.reason or "unsubscribed"
+    reason = signal.reason or UnenrollReason.UNSUBSCRIBED
     for enrollment in _live_of_contact(session, contact.id):
         _end(session, ctx, enrollment, reason, event, outcome)
 
@@ -213,7 +214,7 @@ def _on_complaint(session, ctx, signal, event, contact, message, outcome) -> Non
         occurred_at=event.occurred_at,
         data={"source": signal.data.get("source"), "cause": str(EventKind.COMPLAINT)},
         cause_event_id=event.id,
-        reason="complained",
+        reason=UnenrollReason.COMPLAINED,
     )
     unsubscribed = apply(session, ctx, caused)
     outcome.unenrolled.extend(unsubscribed.unenrolled)
@@ -222,7 +223,7 @@ def _on_complaint(session, ctx, signal, event, contact, message, outcome) -> Non
 def _on_meeting(session, ctx, signal, event, contact, message, outcome) -> None:
     for enrollment in _live_of_contact(session, contact.id):
         if SequenceSettings.from_dict(enrollment.settings_snapshot).unenroll_on_meeting:
-            _end(session, ctx, enrollment, "meeting_booked", event, outcome)
+            _end(session, ctx, enrollment, UnenrollReason.MEETING_BOOKED, event, outcome)
 
 
 _EFFECTS = {
@@ -306,7 +307,9 @@ def _colleagues(session: Session, enrollment: Enrollment, contact: Contact) -> l
     )
 
 
-def _end(session, ctx, enrollment: Enrollment, reason: str, event, outcome: Outcome) -> None:
+def _end(
+    session, ctx, enrollment: Enrollment, reason: UnenrollReason, event, outcome: Outcome
+) -> None:
     if enrollment.state not in _LIVE:
         return
     detail = f"{event.kind} event {event.id}"
@@ -331,7 +334,7 @@ def resume_due(ctx: Context, limit: int = 500) -> list[int]:
                 .where(
                     Enrollment.resume_at.is_not(None),
                     Enrollment.resume_at <= now,
-                    Enrollment.state == str(EnrollmentState.PAUSED),
+                    Enrollment.state == EnrollmentState.PAUSED,
                 )
                 .order_by(Enrollment.resume_at)
                 .limit(limit)

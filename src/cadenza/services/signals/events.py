@@ -153,7 +153,7 @@ def _resolve(
 
 # What marks a contact for good, and so may need undoing when posted by mistake.
 REVOCABLE = (EventKind.COMPLAINT, EventKind.UNSUBSCRIBE, EventKind.BOUNCE)
-_STOPS = (str(EventKind.COMPLAINT), str(EventKind.UNSUBSCRIBE))
+_STOPS = (EventKind.COMPLAINT, EventKind.UNSUBSCRIBE)
 
 
 def list_events(
@@ -257,7 +257,7 @@ def _clear_marks(session: Session, event: EmailEvent, contact: Contact | None):
         contact.unsubscribed_at = None
         return True, False
     if event.kind == EventKind.BOUNCE and contact.bounced_at is not None:
-        if _still_standing(session, contact.id, (str(EventKind.BOUNCE),)):
+        if _still_standing(session, contact.id, (EventKind.BOUNCE,)):
             return False, False
         contact.bounced_at = None
         return False, True

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EventKind
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, EventKind, InboundVerdict
 from cadenza.domain.inbound.bounce import Bounce
 from cadenza.domain.inbound.classify import InboundKind, classify
 from cadenza.domain.inbound.parse import Inbound, parse
@@ -34,7 +34,7 @@ from cadenza.store.models import Enrollment, Mailbox, Message
 
 @dataclass(frozen=True)
 class InboundResult:
-    kind: str  # reply, auto_reply, bounce, soft_bounce, unrelated
+    kind: InboundVerdict
     outcomes: tuple[Outcome, ...] = ()
 
     @property
@@ -54,12 +54,12 @@ def ingest(ctx: Context, mailbox_id: int, raw: bytes, fallback_key: str) -> Inbo
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id)
         if inbound.sender == mailbox.from_email:
-            return InboundResult("unrelated")  # our own copy, or a note to self
+            return InboundResult(InboundVerdict.UNRELATED)  # our own copy, or a note to self
         if verdict.kind is InboundKind.BOUNCE:
             return _bounce(session, ctx, mailbox, inbound, verdict.bounce, key)
         message, contact_id = _match(session, mailbox, inbound)
         if message is None and contact_id is None:
-            return InboundResult("unrelated")
+            return InboundResult(InboundVerdict.UNRELATED)
         is_auto = verdict.kind is InboundKind.AUTO_REPLY
         unverified = is_auto and message is None
         signal = Signal(
@@ -82,7 +82,7 @@ def ingest(ctx: Context, mailbox_id: int, raw: bytes, fallback_key: str) -> Inbo
                 **({"unverified": _NOT_OURS} if unverified else {}),
             },
         )
-        return InboundResult(str(signal.kind), (apply(session, ctx, signal),))
+        return InboundResult(InboundVerdict(signal.kind), (apply(session, ctx, signal),))
 
 
 _NOT_OURS = "names no message this mailbox sent"
@@ -112,7 +112,7 @@ def _live_here(session: Session, mailbox: Mailbox, contact_id: int | None) -> in
         .where(
             Enrollment.contact_id == contact_id,
             Enrollment.mailbox_id == mailbox.id,
-            Enrollment.state.in_([str(s) for s in LIVE_ENROLLMENT_STATES]),
+            Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
         )
         .order_by(Enrollment.id)
         .limit(1)
@@ -176,5 +176,7 @@ def _bounce(session, ctx, mailbox, inbound: Inbound, bounce: Bounce, key: str) -
         )
         outcomes.append(apply(session, ctx, signal))
     if not outcomes:
-        return InboundResult("unrelated")
-    return InboundResult("bounce" if bounce.hard else "soft_bounce", tuple(outcomes))
+        return InboundResult(InboundVerdict.UNRELATED)
+    return InboundResult(
+        InboundVerdict.BOUNCE if bounce.hard else InboundVerdict.SOFT_BOUNCE, tuple(outcomes)
+    )

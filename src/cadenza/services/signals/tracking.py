@@ -103,7 +103,12 @@ def _link_key(session: Session, ctx: Context, contact_id: int) -> str:
 
 
 def _record(
-    session: Session, ctx: Context, kind: str, message: Message, user_agent: str | None, **data
+    session: Session,
+    ctx: Context,
+    kind: EventKind,
+    message: Message,
+    user_agent: str | None,
+    **data,
 ) -> EmailEvent:
     now = ctx.clock.now()
     grace = timedelta(seconds=ctx.settings.open_grace_seconds)
@@ -128,7 +133,7 @@ def record_open(ctx: Context, token: str, user_agent: str | None) -> EmailEvent:
     link_secret(ctx)
     with ctx.db.transaction() as session:
         message, _ = _message(session, ctx, Purpose.OPEN, token)
-        return _record(session, ctx, "open", message, user_agent)
+        return _record(session, ctx, EventKind.OPEN, message, user_agent)
 
 
 def record_click(ctx: Context, token: str, user_agent: str | None) -> str:
@@ -140,5 +145,5 @@ def record_click(ctx: Context, token: str, user_agent: str | None) -> str:
         if ref.link_index is None or ref.link_index >= len(links):
             raise _not_found()
         url = links[ref.link_index]
-        _record(session, ctx, "click", message, user_agent, link=ref.link_index, url=url)
+        _record(session, ctx, EventKind.CLICK, message, user_agent, link=ref.link_index, url=url)
         return url

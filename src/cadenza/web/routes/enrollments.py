@@ -18,6 +18,14 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import (
+    EnrollmentState,
+    PauseReason,
+    StepRunStatus,
+    StepWaitReason,
+    TimelineMark,
+    UnenrollReason,
+)
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
 from cadenza.services.enrollment import control as enrollment_control
@@ -169,10 +177,12 @@ class StepLineOut(BaseModel):
     position: int
     type: str
     title: str
-    status: str = Field(..., description='A step run status, or "projected" for the future')
+    status: StepRunStatus | TimelineMark = Field(
+        ..., description='A step run status, or "projected" for the future'
+    )
     due_at: LocalTime | None
     completed_at: LocalTime | None
-    wait_reason: str | None
+    wait_reason: StepWaitReason | None
     last_error: str | None
 
 
@@ -182,15 +192,15 @@ class EnrollmentSummaryOut(BaseModel):
     sequence_id: int
     mailbox_id: int
     enrolled_by_id: int
-    state: str
-    reason: str | None
+    state: EnrollmentState
+    reason: UnenrollReason | None
     reason_detail: str | None
     cause_event_id: int | None = Field(
         description="The email_events row (reply, bounce, meeting…) that ended or paused it"
     )
     resume_at: LocalTime | None = Field(description="When an out-of-office pause ends by itself")
     paused_at: LocalTime | None = Field(None, description="When it was paused, while paused")
-    pause_reason: Literal["out_of_office", "manual"] | None = Field(
+    pause_reason: PauseReason | None = Field(
         None,
         description="While paused: out_of_office (resumes by itself at resume_at) or manual "
         "(paused by a person; waits until someone resumes it)",
@@ -206,7 +216,7 @@ class StepProblemOut(BaseModel):
     position: int
     type: str
     title: str
-    status: Literal["failed", "unknown"]
+    status: Literal[StepRunStatus.FAILED, StepRunStatus.UNKNOWN]
     explanation: str = Field(description="What happened, in plain words")
     server_reply: str | None = Field(description="The mail server's last answer, if any")
     at: LocalTime | None
@@ -225,10 +235,14 @@ class EnrollmentPage(BaseModel):
     next_cursor: str | None
 
 
+# The values, not the members: a refused reason is then reported as before.
+_UNENROLL_REASONS = tuple(r.value for r in enrollment_control.UNENROLL_REASONS)
+
+
 class UnenrollIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Literal[enrollment_control.UNENROLL_REASONS] = "manual"
+    reason: Literal[_UNENROLL_REASONS] = UnenrollReason.MANUAL.value
     detail: str | None = Field(None, max_length=2000, pattern=NO_NUL)
 
 

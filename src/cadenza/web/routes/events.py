@@ -23,10 +23,24 @@ from cadenza.web.pagination import DEFAULT_LIMIT, after_id, page
 router = APIRouter(tags=["events"])
 
 
+# What an integration may report (the values, so that a refusal reads as before); auto-replies
+# come from the inbox only, opens and clicks from the tracking links.
+_POSTABLE = tuple(
+    k.value
+    for k in (
+        EventKind.REPLY,
+        EventKind.MEETING_BOOKED,
+        EventKind.BOUNCE,
+        EventKind.COMPLAINT,
+        EventKind.UNSUBSCRIBE,
+    )
+)
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["reply", "meeting_booked", "bounce", "complaint", "unsubscribe"]
+    type: Literal[_POSTABLE]
     event_id: str = Field(
         ...,
         min_length=1,
@@ -129,14 +143,9 @@ def post_postmark(
 # --- review and undo (admins) --------------------------------------------------------------
 
 
-EventKindName = Literal[
-    "reply", "auto_reply", "meeting_booked", "bounce", "complaint", "unsubscribe", "open", "click"
-]
-
-
 class EventRow(BaseModel):
     id: int
-    kind: str
+    kind: EventKind
     contact_id: int | None
     enrollment_id: int | None
     message_id: int | None = Field(description="The messages row, when the event names one")
@@ -189,7 +198,7 @@ def _row(event) -> EventRow:
 def list_events(
     user: ApiAdmin,
     ctx: Ctx,
-    kind: list[EventKindName] | None = Query(None),
+    kind: list[EventKind] | None = Query(None),
     unverified: bool = Query(False, description="Only inbound signals that changed nothing"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=200),
     cursor: str | None = None,

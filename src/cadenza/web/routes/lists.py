@@ -9,11 +9,12 @@ only the jobs they started.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from cadenza.domain.enums import ListKind
 from cadenza.services.crm import lists
 from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
@@ -36,7 +37,7 @@ class ListIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(..., max_length=200, pattern=NO_NUL)
-    kind: Literal["static", "active"]
+    kind: ListKind
     filters: dict[str, Any] | None = Field(None, description=FILTERS_DOC)
 
 

@@ -8,19 +8,18 @@ one); admins see all.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from cadenza.domain.enums import MessageStatus
 from cadenza.services.delivery import outbox
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 
 router = APIRouter(tags=["messages"])
-
-MessageStatus = Literal["prepared", "handing", "sent", "failed", "unknown"]
 
 
 class MessageOut(BaseModel):

@@ -8,11 +8,12 @@ CLI and the API refuse exactly the same sequences.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType, UnenrollOnReply
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import stats
 from cadenza.services.sequences import catalog as sequences
@@ -36,7 +37,7 @@ class SendWindowIn(BaseModel):
 class SettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    follow_up_days: Literal["every_day", "weekdays", "business_days"] = "every_day"
+    follow_up_days: FollowUpDays = FollowUpDays.EVERY_DAY
     holiday_country: str | None = Field(
         None, max_length=10, description="ISO 3166 code; needed by business_days", examples=["US"]
     )
@@ -44,7 +45,7 @@ class SettingsIn(BaseModel):
         None, description='Hours follow-ups may go out, or null: {"start", "end"} or "HH:MM-HH:MM"'
     )
     thread_follow_ups: bool = True
-    unenroll_on_reply: Literal["contact", "company"] = "contact"
+    unenroll_on_reply: UnenrollOnReply = UnenrollOnReply.CONTACT
     unenroll_on_meeting: bool = True
     task_reminders: bool = False
     track_opens: bool = Field(False, description="Add an open-tracking pixel to emails")
@@ -57,7 +58,7 @@ class SettingsIn(BaseModel):
 class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["email", "manual_email", "task"]
+    type: StepType
     delay_days: int = Field(0, ge=0, le=365, description="Wait after the previous step")
     delay_hours: int = Field(0, ge=0, le=23)
     subject: str | None = Field(
@@ -69,10 +70,10 @@ class StepIn(BaseModel):
     thread_with_step: int | None = Field(
         None, description="Position of an earlier email step to reply in the thread of"
     )
-    task_type: Literal["call", "todo", "linkedin"] | None = None
+    task_type: TaskType | None = None
     task_title: str | None = Field(None, pattern=NO_NUL)
     task_notes: str | None = Field(None, pattern=NO_NUL)
-    task_priority: Literal["none", "low", "medium", "high"] | None = None
+    task_priority: TaskPriority | None = None
     continue_without_completing: bool = False
 
 

@@ -8,12 +8,12 @@ settle everyone's.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from cadenza.domain.enums import TaskPriority, TaskStatus
+from cadenza.domain.enums import TaskKind, TaskPriority, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.enrollment import tasks
 from cadenza.store.models import Task
@@ -47,7 +47,7 @@ class TaskOut(BaseModel):
     owner_id: int
     contact_id: int | None
     enrollment_id: int | None
-    type: Literal["call", "todo", "linkedin", "email"]
+    type: TaskKind
     title: str
     notes: str | None
     priority: TaskPriority

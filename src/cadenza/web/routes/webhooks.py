@@ -7,12 +7,13 @@ whether the webhook has one. Deliveries are signed with HMAC-SHA256 (docs/webhoo
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cadenza.domain import webhooks as rules
+from cadenza.domain.enums import WebhookDeliveryStatus, WebhookEvent
 from cadenza.services.automation import webhooks
 from cadenza.store.models import Webhook
 from cadenza.web.auth import ApiAdmin, Ctx
@@ -22,7 +23,6 @@ from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
 router = APIRouter(tags=["webhooks"])
 
 WebhookId = Annotated[int, Path(ge=1, le=MAX_ID)]
-EventType = Literal[rules.EVENT_TYPES]  # type: ignore[valid-type]
 _URL_DOC = "An absolute http(s) URL."
 
 
@@ -30,7 +30,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=rules.MAX_URL, pattern=NO_NUL, description=_URL_DOC)
-    events: list[EventType] = Field(min_length=1, max_length=len(rules.EVENT_TYPES))
+    events: list[WebhookEvent] = Field(min_length=1, max_length=len(rules.EVENT_TYPES))
     description: str = Field("", max_length=200, pattern=NO_NUL)
 
 
@@ -38,7 +38,7 @@ class WebhookPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(None, max_length=rules.MAX_URL, pattern=NO_NUL, description=_URL_DOC)
-    events: list[EventType] | None = Field(None, min_length=1, max_length=len(rules.EVENT_TYPES))
+    events: list[WebhookEvent] | None = Field(None, min_length=1, max_length=len(rules.EVENT_TYPES))
     description: str | None = Field(None, max_length=200, pattern=NO_NUL)
     active: StrictBool | None = None
 
@@ -46,7 +46,7 @@ class WebhookPatch(BaseModel):
 class WebhookOut(BaseModel):
     id: int
     url: str
-    events: list[str]
+    events: list[WebhookEvent]
     description: str
     active: bool
     created_at: datetime
@@ -72,7 +72,7 @@ class DeliveryOut(BaseModel):
     id: int
     event_id: str
     event_type: str
-    status: Literal["pending", "delivered", "failed"]
+    status: WebhookDeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -105,7 +105,9 @@ def _delivery_out(delivery, attempts) -> DeliveryOut:
         event_type=delivery.event_type,
         status=delivery.status,
         attempts=delivery.attempts,
-        next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+        next_attempt_at=delivery.next_attempt_at
+        if delivery.status == WebhookDeliveryStatus.PENDING
+        else None,
         last_status_code=delivery.last_status_code,
         created_at=delivery.created_at,
         delivered_at=delivery.delivered_at,

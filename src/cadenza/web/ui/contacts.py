@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from cadenza.domain import policy
 from cadenza.domain.contact_fields import CONTACT_FIELDS
-from cadenza.domain.enums import UserRole
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ListKind, UserRole
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.crm import contact_index, contacts, lists, records
 from cadenza.services.crm.contacts import get_contact
@@ -74,7 +74,7 @@ def contact_index_page(
         else [
             v.contact_list
             for v in lists.list_lists(ctx, limit=500)
-            if v.contact_list.kind == "static"
+            if v.contact_list.kind == ListKind.STATIC
         ],
     )
 
@@ -143,7 +143,7 @@ def contact_record(
         may_enroll=policy.may_enroll(user),
         may_edit=user.role != UserRole.VIEWER,
         associations=records.list_associations(ctx, contact_id=contact_id, limit=MAX_ASSOCIATIONS),
-        live=any(v.enrollment.state in ("active", "paused") for v in views),
+        live=any(v.enrollment.state in LIVE_ENROLLMENT_STATES for v in views),
     )
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from cadenza.domain import policy
+from cadenza.domain.enums import ListKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.crm import lists
 from cadenza.services.enrollment import list_jobs as list_enrollment
@@ -49,7 +50,7 @@ def create_static_list(
     ctx: Ctx,
     name: str = Form(max_length=300),
 ):
-    created = lists.create_list(ctx, user.id, name, "static")
+    created = lists.create_list(ctx, user.id, name, ListKind.STATIC)
     return RedirectResponse(f"/lists/{created.contact_list.id}", status_code=303)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from cadenza.domain.enums import StepWaitReason
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.templates import clean_html
 from cadenza.services.delivery import outbox
@@ -25,11 +26,11 @@ FRAME_POLICY = (
 )
 WAIT_REASONS = {
     None: "due: the engine sends it at the due time",
-    "rate_limit": "held back by the mailbox's per-minute limit",
-    "daily_limit": "held back by the mailbox's 24-hour limit",
-    "send_window": "outside the sequence's send window",
-    "mailbox_disconnected": "the mailbox is disconnected: reconnect it in Settings",
-    "retry": "a temporary failure: it will be retried",
+    StepWaitReason.RATE_LIMIT: "held back by the mailbox's per-minute limit",
+    StepWaitReason.DAILY_LIMIT: "held back by the mailbox's 24-hour limit",
+    StepWaitReason.SEND_WINDOW: "outside the sequence's send window",
+    StepWaitReason.MAILBOX_DISCONNECTED: "the mailbox is disconnected: reconnect it in Settings",
+    StepWaitReason.RETRY: "a temporary failure: it will be retried",
 }
 
 

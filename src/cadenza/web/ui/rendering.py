@@ -12,6 +12,25 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from cadenza.domain import policy
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import (
+    AutomationOutcome,
+    ContactStatus,
+    EnrollmentState,
+    ListJobStatus,
+    MailTransport,
+    MessageStatus,
+    PauseReason,
+    SmtpSecurity,
+    StepRunStatus,
+    StepType,
+    TaskKind,
+    TaskPriority,
+    TaskStatus,
+    TimelineMark,
+    UnenrollOnReply,
+    UnenrollReason,
+    UserRole,
+)
 from cadenza.domain.errors import CadenzaError
 from cadenza.web.ui.session import session_of
 
@@ -55,6 +74,28 @@ env.filters["percent"] = percent
 env.globals["person_name"] = person_name
 env.globals["htmx_file"] = HTMX
 env.globals["may"] = policy.may  # what a page offers follows the same policy the services apply
+# The closed vocabularies, so that a template compares with a member (EnrollmentState.ACTIVE)
+# and a misspelt one fails loudly (StrictUndefined) instead of never matching.
+for _vocabulary in (
+    AutomationOutcome,
+    ContactStatus,
+    EnrollmentState,
+    ListJobStatus,
+    MailTransport,
+    MessageStatus,
+    PauseReason,
+    SmtpSecurity,
+    StepRunStatus,
+    StepType,
+    TaskKind,
+    TaskPriority,
+    TaskStatus,
+    TimelineMark,
+    UnenrollOnReply,
+    UnenrollReason,
+    UserRole,
+):
+    env.globals[_vocabulary.__name__] = _vocabulary
 
 
 def viewer_zone(request: Request) -> str:

@@ -15,7 +15,14 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
-from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType, UnenrollOnReply
+from cadenza.domain.enums import (
+    ContactStatus,
+    FollowUpDays,
+    StepType,
+    TaskPriority,
+    TaskType,
+    UnenrollOnReply,
+)
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.steps import parse_step
 from cadenza.services.context import Context
@@ -130,7 +137,7 @@ STEP_DEFAULTS = {
 def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
     state["steps"] = [{**STEP_DEFAULTS, **step} for step in state.get("steps", [])]
     contacts = contact_index.browse_contacts(
-        ctx, contact_index.ContactFilter(status="reachable"), per_page=50
+        ctx, contact_index.ContactFilter(status=ContactStatus.REACHABLE), per_page=50
     ).contacts
     return render(
         request,

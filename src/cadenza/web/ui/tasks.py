@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.enums import TaskKind, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.crm.contacts import get_contact
 from cadenza.services.enrollment import tasks
@@ -33,7 +34,9 @@ def task_queue(
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
     groups: dict[str, list[Task]] = {"Overdue": [], "Due today": [], "Upcoming": []}
-    for task in tasks.list_tasks(ctx, owner_id=user.id, status="open", limit=200, actor_id=user.id):
+    for task in tasks.list_tasks(
+        ctx, owner_id=user.id, status=TaskStatus.OPEN, limit=200, actor_id=user.id
+    ):
         if task.due_at < start:
             groups["Overdue"].append(task)
         elif task.due_at < end:
@@ -65,7 +68,7 @@ def complete(
     body: str | None = Form(None),
 ):
     task = tasks.get_task(ctx, task_id, actor_id=user.id)
-    edits = tasks.TaskEdits(subject=subject, body=body) if task.type == "email" else None
+    edits = tasks.TaskEdits(subject=subject, body=body) if task.type == TaskKind.EMAIL else None
     try:
         tasks.complete_task(ctx, task_id, edits=edits, actor_id=user.id)
     except CadenzaError as exc:
