@@ -221,3 +221,14 @@ def is_admin(actor: Actor) -> bool:
 def may_write(actor: Actor) -> bool:
     """Whether pages offer any change at all (viewers get read-only pages)."""
     return actor.role != UserRole.VIEWER
+
+
+ROLE_CHECKS = {Who.WRITER: may_write, Who.ADMIN: is_admin}
+
+
+def check_role(actor: Actor, who: Who) -> None:
+    """The role guards the API and the web pages put in front of whole areas: changing
+    anything at all (`Who.WRITER`) or the admins' settings (`Who.ADMIN`). The one place
+    that decides it, whichever way the user was found (a token or a session cookie)."""
+    if not ROLE_CHECKS[who](actor):
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, _denied(Resource.USER, Action.UPDATE, who))
