@@ -10,6 +10,7 @@ for the contacts concerned, in the same transaction (services/crm/membership.py)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -24,6 +25,7 @@ from cadenza.services.audit import record as audit
 from cadenza.services.context import Context
 from cadenza.services.crm import membership
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import (
     Association,
     Contact,
@@ -36,6 +38,23 @@ MAX_NAME = 300
 
 
 # -- object types -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeView:
+    """An object type as the API, the pages and the CLI show it: its declared properties."""
+
+    id: int
+    name: str
+    plural: str
+    label: str
+    builtin: bool
+    properties: list[Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ObjectType) -> TypeView:
+        return copy_row(cls, row, properties=list(row.properties or []))
 
 
 def type_not_found(name: str) -> CadenzaError:
@@ -52,14 +71,14 @@ def find_type(session: Session, name: str) -> ObjectType:
     return found
 
 
-def list_types(ctx: Context) -> list[ObjectType]:
+def list_types(ctx: Context) -> list[TypeView]:
     with ctx.db.read() as session:
-        return list(session.scalars(select(ObjectType).order_by(ObjectType.id)))
+        return [TypeView.of(t) for t in session.scalars(select(ObjectType).order_by(ObjectType.id))]
 
 
-def get_type(ctx: Context, name: str) -> ObjectType:
+def get_type(ctx: Context, name: str) -> TypeView:
     with ctx.db.read() as session:
-        return find_type(session, name)
+        return TypeView.of(find_type(session, name))
 
 
 def create_type(
@@ -70,7 +89,7 @@ def create_type(
     plural: str,
     label: str | None = None,
     properties: list | None = None,
-) -> ObjectType:
+) -> TypeView:
     name = record_types.check_type_name(name, "name")
     plural = record_types.check_type_name(plural, "plural")
     if name == plural:
@@ -104,7 +123,7 @@ def create_type(
             audit(session, ctx, actor_id, "object_type.create", "object_type", object_type.id)
     except IntegrityError:
         raise _type_taken(name, plural) from None
-    return object_type
+    return TypeView.of(object_type)
 
 
 def _type_taken(name: str, plural: str) -> CadenzaError:
@@ -113,7 +132,7 @@ def _type_taken(name: str, plural: str) -> CadenzaError:
     )
 
 
-def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) -> ObjectType:
+def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) -> TypeView:
     """Label and properties may change; removing a property leaves old values unread."""
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.OBJECT_TYPE, Action.UPDATE)
@@ -123,7 +142,7 @@ def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) ->
         if "properties" in changes:
             object_type.properties = record_types.check_properties(changes["properties"])
         audit(session, ctx, actor_id, "object_type.update", "object_type", object_type.id)
-    return object_type
+    return TypeView.of(object_type)
 
 
 def delete_type(ctx: Context, actor_id: int | None, name: str) -> None:
@@ -159,7 +178,7 @@ class AssociationIn:
 @dataclass
 class RecordView:
     record: Record
-    object_type: ObjectType
+    object_type: TypeView
     associations: list[Association] = field(default_factory=list)
     enrollments: list[Enrollment] = field(default_factory=list)
 
@@ -289,7 +308,7 @@ def search_records(
     contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
-) -> tuple[ObjectType, list[Record]]:
+) -> tuple[TypeView, list[Record]]:
     """Keyset pages by id; `limit` rows. `q` searches the name; properties match exactly."""
     with ctx.db.read() as session:
         object_type = find_type(session, type_name)
@@ -306,7 +325,7 @@ def search_records(
             statement = statement.join(Association, Association.record_id == Record.id).where(
                 Association.contact_id == contact_id
             )
-        return object_type, list(session.scalars(statement))
+        return TypeView.of(object_type), list(session.scalars(statement))
 
 
 def _view(session: Session, object_type: ObjectType, record: Record) -> RecordView:
@@ -317,7 +336,7 @@ def _view(session: Session, object_type: ObjectType, record: Record) -> RecordVi
             .order_by(Association.is_primary.desc(), Association.id)
         )
     )
-    return RecordView(record, object_type, associations)
+    return RecordView(record, TypeView.of(object_type), associations)
 
 
 def _associated_ids(session: Session, record_id: int) -> list[int]:

@@ -28,6 +28,7 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.read_models import copy_row
 from cadenza.services.signals.effects import Outcome, Signal, record_signal
 from cadenza.store.models import Contact, EmailEvent, Enrollment, Mailbox, Message, User
 
@@ -156,6 +157,20 @@ REVOCABLE = (EventKind.COMPLAINT, EventKind.UNSUBSCRIBE, EventKind.BOUNCE)
 _STOPS = (str(EventKind.COMPLAINT), str(EventKind.UNSUBSCRIBE))
 
 
+@dataclass(frozen=True)
+class EventView:
+    """A recorded event as the admins' review lists it (its dedupe key stays inside)."""
+
+    id: int
+    kind: str
+    contact_id: int | None
+    enrollment_id: int | None
+    message_id: int | None
+    data: dict[str, Any]
+    occurred_at: datetime
+    revoked_at: datetime | None
+
+
 def list_events(
     ctx: Context,
     *,
@@ -163,7 +178,7 @@ def list_events(
     unverified: bool = False,
     before_id: int | None = None,
     limit: int = 50,
-) -> list[EmailEvent]:
+) -> list[EventView]:
     """Newest first, for an admin's review: what arrived, from where, and what it did.
 
     `unverified` keeps the inbound bounces and auto-replies that named no message of
@@ -177,7 +192,7 @@ def list_events(
     if unverified:
         query = query.where(EmailEvent.data["unverified"].as_string().is_not(None))
     with ctx.db.read() as session:
-        return list(session.scalars(query))
+        return [copy_row(EventView, row) for row in session.scalars(query)]
 
 
 @dataclass(frozen=True)

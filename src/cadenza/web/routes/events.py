@@ -166,7 +166,7 @@ class RevokedOut(BaseModel):
     bounced_cleared: bool
 
 
-def _row(event) -> EventRow:
+def _row(event: events.EventView) -> EventRow:
     return EventRow(
         id=event.id,
         kind=event.kind,
