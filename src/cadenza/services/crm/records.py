@@ -175,12 +175,51 @@ class AssociationIn:
     primary: bool = False
 
 
+@dataclass(frozen=True)
+class RecordRow:
+    """A record's own values."""
+
+    id: int
+    type_id: int
+    name: str
+    properties: dict[str, Any]
+    owner_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Record) -> RecordRow:
+        return copy_row(cls, row, properties=dict(row.properties or {}))
+
+
+@dataclass(frozen=True)
+class AssociationRow:
+    """A record linked to a contact (`is_primary`: the contact's main one of the type)."""
+
+    id: int
+    record_id: int
+    contact_id: int
+    is_primary: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordEnrollment:
+    """An enrollment made from the record, as its page lists them."""
+
+    id: int
+    contact_id: int
+    sequence_id: int
+    state: str
+    enrolled_at: datetime
+
+
 @dataclass
 class RecordView:
-    record: Record
+    record: RecordRow
     object_type: TypeView
-    associations: list[Association] = field(default_factory=list)
-    enrollments: list[Enrollment] = field(default_factory=list)
+    associations: list[AssociationRow] = field(default_factory=list)
+    enrollments: list[RecordEnrollment] = field(default_factory=list)
 
 
 def _check_name(name: Any) -> str:
@@ -288,14 +327,13 @@ def get_record(ctx: Context, type_name: str, record_id: int) -> RecordView:
         object_type = find_type(session, type_name)
         record = fetch_record(session, object_type, record_id)
         view = _view(session, object_type, record)
-        view.enrollments = list(
-            session.scalars(
-                select(Enrollment)
-                .where(Enrollment.source_record_id == record_id)
-                .order_by(Enrollment.id.desc())
-                .limit(200)
-            )
+        made_here = session.scalars(
+            select(Enrollment)
+            .where(Enrollment.source_record_id == record_id)
+            .order_by(Enrollment.id.desc())
+            .limit(200)
         )
+        view.enrollments = [copy_row(RecordEnrollment, e) for e in made_here]
         return view
 
 
@@ -308,7 +346,7 @@ def search_records(
     contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
-) -> tuple[TypeView, list[Record]]:
+) -> tuple[TypeView, list[RecordRow]]:
     """Keyset pages by id; `limit` rows. `q` searches the name; properties match exactly."""
     with ctx.db.read() as session:
         object_type = find_type(session, type_name)
@@ -325,18 +363,20 @@ def search_records(
             statement = statement.join(Association, Association.record_id == Record.id).where(
                 Association.contact_id == contact_id
             )
-        return TypeView.of(object_type), list(session.scalars(statement))
+        return TypeView.of(object_type), [RecordRow.of(r) for r in session.scalars(statement)]
 
 
 def _view(session: Session, object_type: ObjectType, record: Record) -> RecordView:
-    associations = list(
-        session.scalars(
-            select(Association)
-            .where(Association.record_id == record.id)
-            .order_by(Association.is_primary.desc(), Association.id)
-        )
+    associations = session.scalars(
+        select(Association)
+        .where(Association.record_id == record.id)
+        .order_by(Association.is_primary.desc(), Association.id)
     )
-    return RecordView(record, TypeView.of(object_type), associations)
+    return RecordView(
+        RecordRow.of(record),
+        TypeView.of(object_type),
+        [copy_row(AssociationRow, a) for a in associations],
+    )
 
 
 def _associated_ids(session: Session, record_id: int) -> list[int]:
@@ -395,7 +435,7 @@ def set_associations(
 
 def associate(
     ctx: Context, actor_id: int | None, record_id: int, contact_id: int, *, primary: bool = False
-) -> Association:
+) -> AssociationRow:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         record = session.get(Record, record_id, with_for_update=True)
@@ -410,11 +450,12 @@ def associate(
             session, ctx, actor_id, "association.create", "record", record_id,
             {"contact_id": contact_id, "primary": primary},
         )  # fmt: skip
-        return session.scalar(
+        link = session.scalar(
             select(Association).where(
                 Association.record_id == record_id, Association.contact_id == contact_id
             )
         )
+        return copy_row(AssociationRow, link)
 
 
 def dissociate(ctx: Context, actor_id: int | None, record_id: int, contact_id: int) -> None:
@@ -448,7 +489,7 @@ def list_associations(
     contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
-) -> list[tuple[Association, Record, str]]:
+) -> list[tuple[AssociationRow, RecordRow, str]]:
     """Associations of a record or of a contact, each with its record and type name."""
     if record_id is None and contact_id is None:
         raise CadenzaError(
@@ -468,7 +509,10 @@ def list_associations(
             statement = statement.where(Association.contact_id == contact_id)
         if after_id is not None:
             statement = statement.where(Association.id > after_id)
-        return [tuple(row) for row in session.execute(statement)]
+        return [
+            (copy_row(AssociationRow, link), RecordRow.of(record), type_name)
+            for link, record, type_name in session.execute(statement)
+        ]
 
 
 # -- enrolling from a record ------------------------------------------------------------
