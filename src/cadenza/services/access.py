@@ -10,6 +10,7 @@ the authorization matrix test proves that for every route.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,9 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.lookup import fetch
 from cadenza.store.models import Enrollment, Mailbox, User
+
+if TYPE_CHECKING:  # users.py builds on this module: its read model is named for types only
+    from cadenza.services.accounts.users import UserView
 
 ACTOR_KEY = "cadenza.acting_user"
 
@@ -61,7 +65,9 @@ def owner_filter(session: Session, actor_id: int | None, resource: Resource) -> 
     return policy.owner_filter(fetch(session, User, actor_id), resource)
 
 
-def authorize_enrolling(user: User, mailbox: Mailbox | None = None, *, named: bool = False) -> None:
+def authorize_enrolling(
+    user: User | UserView, mailbox: Mailbox | None = None, *, named: bool = False
+) -> None:
     """Enrolling acts as `user`, the enroller, and is checked even with no person
     acting: an automation rule acts as the user it names, with that user's permission
     and mailboxes. Without `mailbox`: may `user` enroll at all (their enroll permission,
