@@ -136,11 +136,16 @@ class Actor(Protocol):
     role: str
 
 
+# What a refusal by role alone says: the same words from a rule and from a role guard.
+ROLE_REFUSALS = {
+    Who.ADMIN: "only admins can do this",
+    Who.WRITER: "viewers can read but not change anything",
+}
+
+
 def _denied(resource: Resource, action: Action, who: Who) -> str:
-    if who is Who.ADMIN:
-        return "only admins can do this"
-    if who is Who.WRITER:
-        return "viewers can read but not change anything"
+    if who in ROLE_REFUSALS:
+        return ROLE_REFUSALS[who]
     return (
         f"this {resource.replace('_', ' ')} belongs to another user: only its owner or "
         f"an admin can {action} it"
@@ -231,4 +236,4 @@ def check_role(actor: Actor, who: Who) -> None:
     anything at all (`Who.WRITER`) or the admins' settings (`Who.ADMIN`). The one place
     that decides it, whichever way the user was found (a token or a session cookie)."""
     if not ROLE_CHECKS[who](actor):
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, _denied(Resource.USER, Action.UPDATE, who))
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, ROLE_REFUSALS[who])
