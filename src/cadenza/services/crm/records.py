@@ -9,7 +9,7 @@ for the contacts concerned, in the same transaction (services/crm/membership.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -212,10 +212,14 @@ class RecordEnrollment:
     sequence_id: int
     state: str
     enrolled_at: datetime
+    source_record_id: int | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecordView:
+    """A record with its type, its contacts and (on its page) the enrollments made
+    from it."""
+
     record: RecordRow
     object_type: TypeView
     associations: list[AssociationRow] = field(default_factory=list)
@@ -333,8 +337,7 @@ def get_record(ctx: Context, type_name: str, record_id: int) -> RecordView:
             .order_by(Enrollment.id.desc())
             .limit(200)
         )
-        view.enrollments = [copy_row(RecordEnrollment, e) for e in made_here]
-        return view
+        return replace(view, enrollments=[copy_row(RecordEnrollment, e) for e in made_here])
 
 
 def search_records(
