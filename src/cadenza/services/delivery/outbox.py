@@ -162,8 +162,8 @@ def list_waiting(
 ) -> list[WaitingStep]:
     """Email steps that are due or held back, with the reason each one waits.
 
-    `owner_id` keeps the steps of that user's mailboxes only; each run comes with its
-    enrollment and contact loaded, so a page can name who it is for.
+    `owner_id` keeps the steps of that user's mailboxes only; each comes with its
+    contact and the enrollment's time zone, so a page can name who it is for.
     """
     query = (
         select(StepRun)
