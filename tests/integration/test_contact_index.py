@@ -119,7 +119,7 @@ def test_waiting_emails_of_one_owner(ctx, world):
     assert len(outbox.list_waiting(ctx, owner_id=world.user.id)) == 1
     assert outbox.list_waiting(ctx, owner_id=other.id) == []
     [run] = outbox.list_waiting(ctx)
-    assert run.enrollment.contact.email == "ann@corp.example"
+    assert run.contact.email == "ann@corp.example"  # whom it is for, read with the run
 
 
 def test_preview_renders_each_step_for_a_contact_and_reports_gaps(ctx, world):

@@ -10,7 +10,14 @@ from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_user
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
-from cadenza.store.models import AuditEntry, BlockedAddress, Contact, Enrollment, StepRun
+from cadenza.store.models import (
+    AuditEntry,
+    BlockedAddress,
+    Contact,
+    Enrollment,
+    Mailbox,
+    StepRun,
+)
 from tests.conftest import MISSING_ID
 
 
@@ -146,7 +153,7 @@ def test_mailbox_rules(ctx, world):
     second = create_mailbox(ctx, world.user.id, "rep2@example.com")
     refuse(ctx, request(world, [contact.id]), "mailbox_required")
     with ctx.db.transaction() as session:
-        session.get(type(second), second.id).connected = False
+        session.get(Mailbox, second.id).connected = False
     refuse(ctx, request(world, [contact.id], mailbox_id=second.id), "mailbox_disconnected")
     nobox = create_user(ctx, "nobox@example.com")
     refuse(ctx, request(world, [contact.id], user_id=nobox.id), "mailbox_not_found")

@@ -9,7 +9,14 @@ from cadenza.services.automation import rules as automation_rules
 from cadenza.services.automation import runner as automation
 from cadenza.services.crm import lists
 from cadenza.services.enrollment import list_jobs as list_enrollment
-from cadenza.store.models import AutomationRun, Contact, Enrollment, Message, User
+from cadenza.store.models import (
+    AutomationRule,
+    AutomationRun,
+    Contact,
+    Enrollment,
+    Message,
+    User,
+)
 from tests.conftest import MISSING_ID, spaced_ok
 from tests.support.seed import _next_id, _resync_sequences
 
@@ -103,7 +110,7 @@ def test_automation_enrolls_a_5000_member_list_within_every_throttle(ctx, world,
     worker.run_until(start + timedelta(minutes=10))  # rules run in the worker's tick
     with ctx.db.read() as session:
         enrolled_day1 = session.scalar(select(func.count()).select_from(Enrollment))
-        held = session.get(type(rule), rule.id).resume_at
+        held = session.get(AutomationRule, rule.id).resume_at
     assert enrolled_day1 == 2000 and held is not None
     sent = [m.sent_at for m in _messages(ctx)]
     # 20 s apart, from the first instant to the last of the ten minutes
@@ -114,7 +121,7 @@ def test_automation_enrolls_a_5000_member_list_within_every_throttle(ctx, world,
         while automation.run_pending(ctx):
             pass
         with ctx.db.read() as session:
-            held = session.get(type(rule), rule.id).resume_at or held
+            held = session.get(AutomationRule, rule.id).resume_at or held
     with ctx.db.read() as session:
         outcomes = dict(
             session.execute(

@@ -14,8 +14,8 @@ from rich.console import Console
 from cadenza.cli import identity
 from cadenza.config import Settings
 from cadenza.domain.errors import CadenzaError
+from cadenza.services.accounts.users import UserView
 from cadenza.services.context import Context
-from cadenza.store.models import User
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,7 +47,7 @@ def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def acting_user(ctx: Context, email: str | None) -> User:
+def acting_user(ctx: Context, email: str | None) -> UserView:
     """The user a command acts as (cli/identity.py says how it is chosen)."""
     return identity.resolve(ctx, email).user
 

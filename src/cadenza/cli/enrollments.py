@@ -88,7 +88,7 @@ def list_command(
     for e in rows:
         table.add_row(
             str(e.id),
-            e.contact.email or str(e.contact_id),
+            e.contact_email or str(e.contact_id),
             str(e.sequence_id),
             e.state,
             e.timezone,

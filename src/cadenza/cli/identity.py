@@ -15,12 +15,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.accounts.users import find_user_by_email
+from cadenza.services.accounts.users import UserView, find_user_by_email, first_users
 from cadenza.services.context import Context
-from cadenza.store.models import User
 
 HOW_TO_CHOOSE = (
     "run `cadenza use EMAIL` once (remembered in {path}), or give --as EMAIL, "
@@ -66,7 +63,7 @@ def _plain(value) -> bool:
 
 @dataclass(frozen=True)
 class Identity:
-    user: User
+    user: UserView
     source: str  # which of the choices above named the user
 
 
@@ -79,8 +76,7 @@ def resolve(ctx: Context, email: str | None) -> Identity:
     if isinstance(remembered, str) and remembered.strip():
         where = str(config_path())
         return Identity(_named(ctx, remembered, where), where)
-    with ctx.db.read() as session:
-        users = list(session.scalars(select(User).limit(2)))
+    users = first_users(ctx, 2)
     if len(users) == 1:
         return Identity(users[0], "the only user")
     if not users:
@@ -93,7 +89,7 @@ def resolve(ctx: Context, email: str | None) -> Identity:
     )
 
 
-def _named(ctx: Context, email: str, where: str) -> User:
+def _named(ctx: Context, email: str, where: str) -> UserView:
     try:
         return find_user_by_email(ctx, email)
     except CadenzaError as exc:

@@ -130,17 +130,33 @@ FLAGS: dict[tuple[Resource, Action], str] = {
 
 class Actor(Protocol):
     """What the policy needs of a user (the store's User fits; an actor without a
-    `FLAGS` attribute is refused what needs it)."""
+    `FLAGS` attribute is refused what needs it). Read-only, so frozen read models fit."""
 
-    id: int
-    role: str
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+class EnrollingActor(Actor, Protocol):
+    """A user enrolling (or a rule acting as one): a stored user or its read model; the
+    refusal names them by address."""
+
+    @property
+    def email(self) -> str: ...
+
+
+# What a refusal by role alone says: the same words from a rule and from a role guard.
+ROLE_REFUSALS = {
+    Who.ADMIN: "only admins can do this",
+    Who.WRITER: "viewers can read but not change anything",
+}
 
 
 def _denied(resource: Resource, action: Action, who: Who) -> str:
-    if who is Who.ADMIN:
-        return "only admins can do this"
-    if who is Who.WRITER:
-        return "viewers can read but not change anything"
+    if who in ROLE_REFUSALS:
+        return ROLE_REFUSALS[who]
     return (
         f"this {resource.replace('_', ' ')} belongs to another user: only its owner or "
         f"an admin can {action} it"
@@ -221,3 +237,14 @@ def is_admin(actor: Actor) -> bool:
 def may_write(actor: Actor) -> bool:
     """Whether pages offer any change at all (viewers get read-only pages)."""
     return actor.role != UserRole.VIEWER
+
+
+ROLE_CHECKS = {Who.WRITER: may_write, Who.ADMIN: is_admin}
+
+
+def check_role(actor: Actor, who: Who) -> None:
+    """The role guards the API and the web pages put in front of whole areas: changing
+    anything at all (`Who.WRITER`) or the admins' settings (`Who.ADMIN`). The one place
+    that decides it, whichever way the user was found (a token or a session cookie)."""
+    if not ROLE_CHECKS[who](actor):
+        raise CadenzaError(ErrorCode.PERMISSION_DENIED, ROLE_REFUSALS[who])

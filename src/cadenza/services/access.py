@@ -61,7 +61,9 @@ def owner_filter(session: Session, actor_id: int | None, resource: Resource) -> 
     return policy.owner_filter(fetch(session, User, actor_id), resource)
 
 
-def authorize_enrolling(user: User, mailbox: Mailbox | None = None, *, named: bool = False) -> None:
+def authorize_enrolling(
+    user: policy.EnrollingActor, mailbox: Mailbox | None = None, *, named: bool = False
+) -> None:
     """Enrolling acts as `user`, the enroller, and is checked even with no person
     acting: an automation rule acts as the user it names, with that user's permission
     and mailboxes. Without `mailbox`: may `user` enroll at all (their enroll permission,

@@ -73,7 +73,8 @@ class StrEnumType(TypeDecorator[E]):
     def process_result_value(self, value: str | None, dialect) -> E | None:
         return None if value is None else self._member(value)
 
-    def process_literal_param(self, value: str | None, dialect) -> str | None:
+    # The base declares `str`; None stays None (SQLAlchemy renders it as NULL).
+    def process_literal_param(self, value: str | None, dialect) -> str | None:  # type: ignore[override]
         return self.process_bind_param(value, dialect)
 
     @property

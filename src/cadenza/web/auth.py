@@ -3,15 +3,18 @@ guessing tokens.
 
 The dependencies are declared once here as `Annotated` aliases: `Ctx`, and for the API
 `ApiUser`, `ApiWriter`, `ApiAdmin`; the web pages' `PageUser`, `PageWriter`, `PageAdmin`
-(web/ui/session.py) put the same role guards over the session cookie's user. The
-guards only say who may change anything at all (viewers never write; some areas are
-admins'); what a user may do to one resource is the policy the services apply
-(domain/policy.py), never decided here.
+(web/ui/session.py) are the same role guards (`role_guards`) over the session cookie's
+user: how the user is found is the only difference. The guards only say who may change
+anything at all (viewers never write; some areas are admins'), and ask
+domain/policy.py's `check_role`; what a user may do to one resource is the policy the
+services apply, never decided here. The user they hand on is a read model
+(services/accounts/users.py `UserView`), never an ORM row.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,10 +22,10 @@ from fastapi import Depends, Request
 from cadenza.config import Settings
 from cadenza.domain import policy, token_scopes
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Who
 from cadenza.services.accounts import login_brake
-from cadenza.services.accounts.users import resolve_token
+from cadenza.services.accounts.users import UserView, resolve_token
 from cadenza.services.context import Context
-from cadenza.store.models import User
 
 
 def client_address(request: Request, settings: Settings) -> str:
@@ -63,7 +66,7 @@ def get_ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
-def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
+def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> UserView:
     """The token's user. A wrong token counts against the client's address; a valid one
     is always accepted (see services/accounts/login_brake.py for why)."""
     header = request.headers.get("authorization", "")
@@ -87,32 +90,28 @@ def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> User:
     return holder.user
 
 
-def require_writer(user: User) -> User:
-    """Any change needs a role above viewer (the API's and the pages' guard alike)."""
-    if not policy.may_write(user):
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "viewers can read but not change anything")
-    return user
+def role_guards(
+    find_user: Callable[..., UserView],
+) -> tuple[Callable[..., UserView], Callable[..., UserView]]:
+    """The writer and admin guards over one way of finding the user (a dependency):
+    the API's token and the pages' session cookie get the very same guards."""
 
+    def writer(user: UserView = Depends(find_user)) -> UserView:
+        policy.check_role(user, Who.WRITER)
+        return user
 
-def require_admin(user: User) -> User:
-    if not policy.is_admin(user):
-        raise CadenzaError(ErrorCode.PERMISSION_DENIED, "only admins can do this")
-    return user
+    def admin(user: UserView = Depends(find_user)) -> UserView:
+        policy.check_role(user, Who.ADMIN)
+        return user
+
+    return writer, admin
 
 
 is_admin = policy.is_admin
 
 Ctx = Annotated[Context, Depends(get_ctx)]
-ApiUser = Annotated[User, Depends(current_user)]
 
-
-def writer(user: ApiUser) -> User:
-    return require_writer(user)
-
-
-def admin(user: ApiUser) -> User:
-    return require_admin(user)
-
-
-ApiWriter = Annotated[User, Depends(writer)]
-ApiAdmin = Annotated[User, Depends(admin)]
+api_writer, api_admin = role_guards(current_user)
+ApiUser = Annotated[UserView, Depends(current_user)]
+ApiWriter = Annotated[UserView, Depends(api_writer)]
+ApiAdmin = Annotated[UserView, Depends(api_admin)]

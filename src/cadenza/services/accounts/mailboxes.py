@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +27,7 @@ from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
 
 log = logging.getLogger("cadenza.mailboxes")
@@ -33,6 +36,40 @@ log = logging.getLogger("cadenza.mailboxes")
 # may allow far more, so the ceilings are high and the choice is the admin's.
 MAX_PER_MINUTE = 100_000
 MAX_DAILY = 10_000_000
+
+
+@dataclass(frozen=True)
+class MailboxView:
+    """A mailbox's settings as stored. The two passwords are the sealed values (never
+    the clear ones; `smtp_password()` opens them for a transport): the API and the pages
+    only say whether one is set."""
+
+    id: int
+    owner_id: int
+    from_email: str
+    from_name: str
+    transport: str
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str
+    smtp_username: str | None
+    smtp_password: str | None
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: str
+    imap_username: str | None
+    imap_password: str | None
+    per_minute_limit: int
+    daily_limit: int
+    connected: bool
+    disconnected_reason: str | None
+    next_send_at: datetime | None
+    last_handed_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Mailbox) -> MailboxView:
+        return copy_row(cls, row)
 
 
 def check_limits(per_minute_limit: int, daily_limit: int) -> None:
@@ -64,7 +101,7 @@ def create_mailbox(
     imap_username: str | None = None,
     imap_password: str | None = None,
     actor_id: int | None = None,
-) -> Mailbox:
+) -> MailboxView:
     """`actor_id`: who adds it, if not its owner (only an admin adds one for someone else)."""
     address = normalize_email(from_email)
     try:
@@ -107,19 +144,19 @@ def create_mailbox(
         session.flush()
         who = owner_id if actor_id is None else actor_id
         record(session, ctx, who, "mailbox.create", "mailbox", mailbox.id, {"from": address})
-    return mailbox
+    return MailboxView.of(mailbox)
 
 
 def list_mailboxes(
     ctx: Context, owner_id: int | None = None, *, actor_id: int | None = None
-) -> list[Mailbox]:
+) -> list[MailboxView]:
     """A member acting sees only their own mailboxes; an admin everyone's."""
     with ctx.db.read() as session:
         query = select(Mailbox).order_by(Mailbox.id)
         for owner in (owner_id, owner_filter(session, actor_id, Resource.MAILBOX)):
             if owner is not None:
                 query = query.where(Mailbox.owner_id == owner)
-        return list(session.scalars(query))
+        return [MailboxView.of(row) for row in session.scalars(query)]
 
 
 def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
@@ -137,16 +174,16 @@ def _authorize(session: Session, actor_id: int | None, mailbox: Mailbox, action:
     authorize(session, actor_id, Resource.MAILBOX, action, [mailbox.owner_id], hidden_as=hidden)
 
 
-def get_mailbox(ctx: Context, mailbox_id: int, *, actor_id: int | None = None) -> Mailbox:
+def get_mailbox(ctx: Context, mailbox_id: int, *, actor_id: int | None = None) -> MailboxView:
     with ctx.db.read() as session:
         mailbox = fetch(session, Mailbox, mailbox_id)
         _authorize(session, actor_id, mailbox, Action.READ)
-        return mailbox
+        return MailboxView.of(mailbox)
 
 
 def reconnect_mailbox(
     ctx: Context, mailbox_id: int, *, smtp_password: str | None = None, actor_id: int | None = None
-) -> Mailbox:
+) -> MailboxView:
     """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
@@ -158,10 +195,10 @@ def reconnect_mailbox(
             mailbox.smtp_password = seal(ctx, smtp_password, Mailbox, "smtp_password")
         mailbox.connected, mailbox.disconnected_reason = True, None
         record(session, ctx, actor_id, "mailbox.reconnect", "mailbox", mailbox_id)
-    return mailbox
+    return MailboxView.of(mailbox)
 
 
-def smtp_password(ctx: Context, mailbox: Mailbox) -> str | None:
+def smtp_password(ctx: Context, mailbox: Mailbox | MailboxView) -> str | None:
     """The clear SMTP password, for the transport only: stored sealed, never returned.
     None for an unencrypted connection to a host not allowed one (a mailbox saved before
     that rule, or since the allow-list shrank): the server then refuses the login,
@@ -204,7 +241,7 @@ def transport_settings(
     )
 
 
-def imap_password(ctx: Context, mailbox: Mailbox) -> str | None:
+def imap_password(ctx: Context, mailbox: Mailbox | MailboxView) -> str | None:
     if not _may_log_in(ctx, mailbox.imap_host, mailbox.imap_security, mailbox.id):
         return None
     return open_sealed(ctx, mailbox.imap_password, Mailbox, "imap_password")
@@ -281,7 +318,7 @@ _PASSWORD_BOUND_TO = {
 
 def update_mailbox(
     ctx: Context, mailbox_id: int, changes: dict, actor_id: int | None = None
-) -> Mailbox:
+) -> MailboxView:
     """Applies a partial change; the mailbox as it would be afterwards must pass create's rules.
 
     Checking the merged result, not only the changed fields, is what stops switching a
@@ -347,7 +384,7 @@ def update_mailbox(
             # Field names only: the audit trail must never hold the password.
             data = {"fields": changed, "reconnected": reconnected}
             record(session, ctx, actor_id, "mailbox.update", "mailbox", mailbox_id, data)
-    return mailbox
+    return MailboxView.of(mailbox)
 
 
 def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -> None:

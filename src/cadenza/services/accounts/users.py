@@ -8,7 +8,7 @@ cookie stays signed but no longer matches, so a stolen or copied cookie dies too
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import func, select, update
@@ -30,7 +30,48 @@ from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import ApiToken, User
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as the web app and the CLI see one: everything but the password hash.
+    It fits domain/policy.py's `Actor`, so the role guards ask the policy about it."""
+
+    id: int
+    email: str
+    firstname: str
+    lastname: str
+    role: str
+    can_enroll: bool
+    timezone: str | None
+    daily_enrollment_limit: int | None
+    created_at: datetime
+    session_epoch: int
+    deactivated_at: datetime | None
+
+    @classmethod
+    def of(cls, row: User) -> UserView:
+        return copy_row(cls, row)
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """An API token as listed: its prefix and dates, never its hash."""
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    scopes: str | None
+
+    @classmethod
+    def of(cls, row: ApiToken) -> TokenView:
+        return copy_row(cls, row)
 
 
 def create_user(
@@ -44,7 +85,7 @@ def create_user(
     password: str | None = None,
     can_enroll: bool = True,
     actor_id: int | None = None,
-) -> User:
+) -> UserView:
     address = normalize_email(email)
     try:
         role = UserRole(role)
@@ -71,24 +112,25 @@ def create_user(
         session.add(user)
         session.flush()
         record(session, ctx, actor_id, "user.create", "user", user.id, {"email": address})
-    return user
+    return UserView.of(user)
 
 
 def get_user(session: Session, user_id: int) -> User:
     return fetch(session, User, user_id)
 
 
-def load_user(ctx: Context, user_id: int) -> User | None:
+def load_user(ctx: Context, user_id: int) -> UserView | None:
     with ctx.db.read() as session:
-        return session.get(User, user_id)
+        user = session.get(User, user_id)
+        return None if user is None else UserView.of(user)
 
 
-def find_user_by_email(ctx: Context, email: str) -> User:
+def find_user_by_email(ctx: Context, email: str) -> UserView:
     with ctx.db.read() as session:
         user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None:
         raise CadenzaError(ErrorCode.USER_NOT_FOUND, f"no user with email {email}")
-    return user
+    return UserView.of(user)
 
 
 @dataclass(frozen=True)
@@ -134,11 +176,11 @@ TOKEN_USE_PRECISION = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class TokenHolder:
-    user: User
+    user: UserView
     scopes: str | None  # None: a full token; else what domain/token_scopes.allows opens
 
 
-def user_for_token(ctx: Context, token: str) -> User | None:
+def user_for_token(ctx: Context, token: str) -> UserView | None:
     holder = resolve_token(ctx, token)
     return holder.user if holder is not None else None
 
@@ -161,7 +203,7 @@ def resolve_token(ctx: Context, token: str) -> TokenHolder | None:
     if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_PRECISION:
         with ctx.db.transaction() as session:
             session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-    return TokenHolder(user, row.scopes)
+    return TokenHolder(UserView.of(user), row.scopes)
 
 
 MIN_PASSWORD_LENGTH = 8
@@ -201,7 +243,7 @@ def _dummy_hash(cost: int) -> str:
     return hash_password("no such user", cost)
 
 
-def authenticate(ctx: Context, email: str, password: str) -> User | None:
+def authenticate(ctx: Context, email: str, password: str) -> UserView | None:
     """The active user with this email and password, or None (never says which was wrong).
 
     A hash made with older parameters is replaced by one with the current cost, now that
@@ -222,10 +264,10 @@ def authenticate(ctx: Context, email: str, password: str) -> User | None:
             row = fetch(session, User, user.id, for_update=True)
             row.password_hash = _hash(ctx, password)
             user = row
-    return user
+    return UserView.of(user)
 
 
-def session_user(ctx: Context, user_id: int, epoch: object) -> User | None:
+def session_user(ctx: Context, user_id: int, epoch: object) -> UserView | None:
     """The user a session cookie names, if that session was not ended since."""
     user = load_user(ctx, user_id)
     if user is None or user.deactivated_at is not None or user.session_epoch != epoch:
@@ -233,13 +275,13 @@ def session_user(ctx: Context, user_id: int, epoch: object) -> User | None:
     return user
 
 
-def end_sessions(ctx: Context, user_id: int, actor_id: int | None = None) -> User:
+def end_sessions(ctx: Context, user_id: int, actor_id: int | None = None) -> UserView:
     """Ends every web session of this user, everywhere (a sign-out does this)."""
     with ctx.db.transaction() as session:
         user = fetch(session, User, user_id, for_update=True)
         user.session_epoch += 1
         record(session, ctx, actor_id, "user.sessions_end", "user", user_id)
-    return user
+    return UserView.of(user)
 
 
 def change_password(
@@ -249,7 +291,7 @@ def change_password(
     *,
     current_password: str | None = None,
     actor_id: int | None = None,
-) -> User:
+) -> UserView:
     """Sets a new password and ends every session made with the old one.
 
     Users changing their own password give the current one (`current_password`), so a
@@ -268,10 +310,10 @@ def change_password(
         user.password_hash = new_hash
         user.session_epoch += 1
         record(session, ctx, actor_id, "user.password_change", "user", user_id)
-    return user
+    return UserView.of(user)
 
 
-def set_active(ctx: Context, user_id: int, active: bool, actor_id: int | None = None) -> User:
+def set_active(ctx: Context, user_id: int, active: bool, actor_id: int | None = None) -> UserView:
     """Deactivates (or reactivates) a user: no sign-in, no token, every session ended.
     Their data and history stay; the last active admin cannot be deactivated."""
     with ctx.db.transaction() as session:
@@ -287,10 +329,10 @@ def set_active(ctx: Context, user_id: int, active: bool, actor_id: int | None = 
             user.deactivated_at = ctx.clock.now()
             user.session_epoch += 1
         else:
-            return user
+            return UserView.of(user)
         action = "user.activate" if active else "user.deactivate"
         record(session, ctx, actor_id, action, "user", user_id)
-    return user
+    return UserView.of(user)
 
 
 def _active_admins(session: Session) -> int:
@@ -301,9 +343,17 @@ def _active_admins(session: Session) -> int:
     )
 
 
-def list_users(ctx: Context) -> list[User]:
+def list_users(ctx: Context) -> list[UserView]:
     with ctx.db.read() as session:
-        return list(session.scalars(select(User).order_by(User.email)))
+        return [UserView.of(u) for u in session.scalars(select(User).order_by(User.email))]
+
+
+def first_users(ctx: Context, limit: int) -> list[UserView]:
+    """Up to `limit` users, oldest first: enough for the CLI to tell "none", "the only
+    one" and "choose one" apart without loading the whole team."""
+    with ctx.db.read() as session:
+        rows = session.scalars(select(User).order_by(User.id).limit(limit))
+        return [UserView.of(row) for row in rows]
 
 
 def update_user(
@@ -313,7 +363,7 @@ def update_user(
     role: str | None = None,
     can_enroll: bool | None = None,
     actor_id: int | None = None,
-) -> User:
+) -> UserView:
     """An admin changes someone's role or enroll permission. The last admin stays admin,
     so a team can never lock itself out of its own settings."""
     if role is not None:
@@ -336,22 +386,21 @@ def update_user(
         if can_enroll is not None:
             user.can_enroll = changes["can_enroll"] = bool(can_enroll)
         record(session, ctx, actor_id, "user.update", "user", user_id, changes)
-    return user
+    return UserView.of(user)
 
 
-def list_tokens(ctx: Context, user_id: int) -> list[ApiToken]:
+def list_tokens(ctx: Context, user_id: int) -> list[TokenView]:
     """The user's tokens, live and revoked, newest first; only prefixes, never secrets."""
     with ctx.db.read() as session:
-        return list(
-            session.scalars(
-                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
-            )
+        rows = session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
         )
+        return [TokenView.of(row) for row in rows]
 
 
 def revoke_token(
     ctx: Context, user_id: int, token_id: int, actor_id: int | None = None
-) -> ApiToken:
+) -> TokenView:
     """Someone else's token answers as a missing one: token ids reveal nothing. An admin
     revokes another user's token by naming that user (`actor_id` is the admin)."""
     with ctx.db.transaction() as session:
@@ -363,7 +412,7 @@ def revoke_token(
             token.revoked_at = ctx.clock.now()
             actor = user_id if actor_id is None else actor_id
             record(session, ctx, actor, "token.revoke", "api_token", token_id)
-    return token
+    return TokenView.of(token)
 
 
 def revoke_all_tokens(ctx: Context, user_id: int, actor_id: int | None = None) -> int:

@@ -18,6 +18,8 @@ limit apply exactly as when the user enrolls by hand.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,6 +34,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm import lists
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.services.sequences.catalog import load_live_sequence, load_sequence
 from cadenza.store.models import (
     AutomationEvent,
@@ -40,6 +43,44 @@ from cadenza.store.models import (
     Mailbox,
     User,
 )
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """An automation rule as the API, its page and the CLI show it."""
+
+    id: int
+    name: str
+    sequence_id: int | None
+    trigger: dict[str, Any]
+    conditions: dict[str, Any] | None
+    action: dict[str, Any]
+    enabled: bool
+    cursor: int
+    resume_at: datetime | None
+    created_by_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: AutomationRule) -> RuleView:
+        return copy_row(cls, row)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a rule did for one event, as its run log shows it."""
+
+    id: int
+    rule_id: int
+    event_id: int
+    contact_id: int | None
+    outcome: str
+    code: str | None
+    message: str | None
+    enrollment_id: int | None
+    at: datetime
+
 
 SEQUENCE_TRIGGERS = {
     AutomationTrigger.ENROLLED,
@@ -157,7 +198,7 @@ def create_rule(
     action: dict,
     conditions: dict | None = None,
     enabled: bool = True,
-) -> AutomationRule:
+) -> RuleView:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.AUTOMATION_RULE, Action.CREATE)
@@ -179,10 +220,10 @@ def create_rule(
         session.add(rule)
         session.flush()
         record(session, ctx, actor_id, "rule.create", "automation_rule", rule.id)
-        return rule
+        return RuleView.of(rule)
 
 
-def update_rule(ctx: Context, actor_id: int | None, rule_id: int, changes: dict) -> AutomationRule:
+def update_rule(ctx: Context, actor_id: int | None, rule_id: int, changes: dict) -> RuleView:
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.AUTOMATION_RULE, Action.UPDATE)
         rule = fetch_rule(session, rule_id, for_update=True)
@@ -210,7 +251,7 @@ def update_rule(ctx: Context, actor_id: int | None, rule_id: int, changes: dict)
                 rule.cursor, rule.resume_at = _newest_event(session), None
         rule.updated_at = ctx.clock.now()
         record(session, ctx, actor_id, "rule.update", "automation_rule", rule_id, sorted(changes))
-        return rule
+        return RuleView.of(rule)
 
 
 def delete_rule(ctx: Context, actor_id: int | None, rule_id: int) -> None:
@@ -229,26 +270,26 @@ def fetch_rule(session: Session, rule_id: int, *, for_update: bool = False) -> A
     return rule
 
 
-def get_rule(ctx: Context, rule_id: int) -> AutomationRule:
+def get_rule(ctx: Context, rule_id: int) -> RuleView:
     with ctx.db.read() as session:
-        return fetch_rule(session, rule_id)
+        return RuleView.of(fetch_rule(session, rule_id))
 
 
 def list_rules(
     ctx: Context, *, sequence_id: int | None = None, limit: int = 50, after_id: int | None = None
-) -> list[AutomationRule]:
+) -> list[RuleView]:
     with ctx.db.read() as session:
         query = select(AutomationRule).order_by(AutomationRule.id).limit(limit)
         if sequence_id is not None:
             query = query.where(AutomationRule.sequence_id == sequence_id)
         if after_id is not None:
             query = query.where(AutomationRule.id > after_id)
-        return list(session.scalars(query))
+        return [RuleView.of(row) for row in session.scalars(query)]
 
 
 def list_runs(
     ctx: Context, rule_id: int, *, limit: int = 50, before_id: int | None = None
-) -> list[AutomationRun]:
+) -> list[RunView]:
     """The run log, newest first."""
     with ctx.db.read() as session:
         fetch_rule(session, rule_id)
@@ -260,4 +301,4 @@ def list_runs(
         )
         if before_id is not None:
             query = query.where(AutomationRun.id < before_id)
-        return list(session.scalars(query))
+        return [copy_row(RunView, row) for row in session.scalars(query)]

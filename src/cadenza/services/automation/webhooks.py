@@ -31,6 +31,7 @@ from cadenza.services.access import authorize
 from cadenza.services.accounts.keys import open_sealed, seal
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
 from cadenza.store.prepared import Prepared
 
@@ -50,12 +51,65 @@ _NEW_DELIVERY = insert(WebhookDelivery).values(
 )
 
 
+# -- read models ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    """A subscription as listed: never its signing secret (shown once, at creation)."""
+
+    id: int
+    url: str
+    events: list[Any]
+    description: str
+    active: bool
+    created_by_id: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Webhook) -> WebhookView:
+        return copy_row(cls, row)
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    id: int
+    delivery_id: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """One delivery of an event to a webhook, as its log shows it."""
+
+    id: int
+    webhook_id: int
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    locked_until: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, row: WebhookDelivery) -> DeliveryView:
+        return copy_row(cls, row)
+
+
 # -- subscriptions ----------------------------------------------------------------------
 
 
 def create_webhook(
     ctx: Context, actor_id: int | None, url: str, events: list[str], description: str = ""
-) -> tuple[Webhook, str]:
+) -> tuple[WebhookView, str]:
     """Returns the webhook and its signing secret, which is shown this once only."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     with ctx.db.transaction() as session:
@@ -72,7 +126,7 @@ def create_webhook(
         session.add(webhook)
         session.flush()
         record(session, ctx, actor_id, "webhook.create", "webhook", webhook.id, {"url": url})
-    return webhook, secret
+    return WebhookView.of(webhook), secret
 
 
 def _check_url(ctx: Context, url: str) -> str:
@@ -97,17 +151,19 @@ def _port(parts) -> int:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the URL's port is not a number") from None
 
 
-def list_webhooks(ctx: Context) -> list[Webhook]:
+def list_webhooks(ctx: Context) -> list[WebhookView]:
     with ctx.db.read() as session:
-        return list(session.scalars(select(Webhook).order_by(Webhook.id)))
+        return [WebhookView.of(w) for w in session.scalars(select(Webhook).order_by(Webhook.id))]
 
 
-def get_webhook(ctx: Context, webhook_id: int) -> Webhook:
+def get_webhook(ctx: Context, webhook_id: int) -> WebhookView:
     with ctx.db.read() as session:
-        return _fetch(session, webhook_id)
+        return WebhookView.of(_fetch(session, webhook_id))
 
 
-def update_webhook(ctx: Context, actor_id: int | None, webhook_id: int, changes: dict) -> Webhook:
+def update_webhook(
+    ctx: Context, actor_id: int | None, webhook_id: int, changes: dict
+) -> WebhookView:
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.WEBHOOK, Action.UPDATE)
         webhook = _fetch(session, webhook_id, for_update=True)
@@ -120,7 +176,7 @@ def update_webhook(ctx: Context, actor_id: int | None, webhook_id: int, changes:
         if "active" in changes:
             webhook.active = bool(changes["active"])
         record(session, ctx, actor_id, "webhook.update", "webhook", webhook_id, dict(changes))
-    return webhook
+    return WebhookView.of(webhook)
 
 
 def delete_webhook(ctx: Context, actor_id: int | None, webhook_id: int) -> None:
@@ -131,7 +187,7 @@ def delete_webhook(ctx: Context, actor_id: int | None, webhook_id: int) -> None:
         record(session, ctx, actor_id, "webhook.delete", "webhook", webhook_id)
 
 
-def send_test(ctx: Context, webhook_id: int) -> WebhookDelivery:
+def send_test(ctx: Context, webhook_id: int) -> DeliveryView:
     """Queues a `ping` for this webhook only, whatever events it subscribes to."""
     with ctx.db.transaction() as session:
         _fetch(session, webhook_id)
@@ -149,12 +205,12 @@ def send_test(ctx: Context, webhook_id: int) -> WebhookDelivery:
         )
         session.add(delivery)
         session.flush()
-    return delivery
+        return DeliveryView.of(delivery)
 
 
 def list_deliveries(
     ctx: Context, webhook_id: int, *, limit: int, before: int | None = None
-) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+) -> list[tuple[DeliveryView, list[AttemptView]]]:
     """Newest first, each with its attempts (time, status code or error, duration)."""
     with ctx.db.read() as session:
         _fetch(session, webhook_id)
@@ -162,15 +218,15 @@ def list_deliveries(
         if before is not None:
             query = query.where(WebhookDelivery.id < before)
         deliveries = list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)))
-        attempts: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
+        attempts: dict[int, list[AttemptView]] = {d.id: [] for d in deliveries}
         if deliveries:
             for attempt in session.scalars(
                 select(WebhookAttempt)
                 .where(WebhookAttempt.delivery_id.in_(attempts))
                 .order_by(WebhookAttempt.id)
             ):
-                attempts[attempt.delivery_id].append(attempt)
-        return [(d, attempts[d.id]) for d in deliveries]
+                attempts[attempt.delivery_id].append(copy_row(AttemptView, attempt))
+        return [(DeliveryView.of(d), attempts[d.id]) for d in deliveries]
 
 
 # -- events -----------------------------------------------------------------------------

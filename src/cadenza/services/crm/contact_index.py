@@ -15,6 +15,7 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ContactStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
+from cadenza.services.crm.contacts import ContactView
 from cadenza.store.models import BlockedAddress, Contact, Enrollment
 
 SORTS = {
@@ -51,7 +52,7 @@ class ContactFilter:
 
 @dataclass(frozen=True)
 class ContactIndexPage:
-    contacts: list[Contact]
+    contacts: list[ContactView]
     live_contact_ids: set[int]  # which of these contacts are in a sequence now
     total: int
     page: int
@@ -151,7 +152,7 @@ def browse_contacts(
     )
     with ctx.db.read() as session:
         total = session.scalar(select(func.count()).select_from(Contact).where(*conditions))
-        contacts = list(session.scalars(query))
+        contacts = [ContactView.of(row) for row in session.scalars(query)]
         ids = [c.id for c in contacts]
         live = set(
             session.scalars(
@@ -172,12 +173,11 @@ def contact_timezones(ctx: Context) -> list[str]:
         )
 
 
-def get_contacts(ctx: Context, contact_ids: list[int]) -> list[Contact]:
+def get_contacts(ctx: Context, contact_ids: list[int]) -> list[ContactView]:
     """In the order asked, skipping ids that do not exist."""
     with ctx.db.read() as session:
-        found = {
-            c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-        }
+        rows = session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+        found = {c.id: ContactView.of(c) for c in rows}
     return [found[i] for i in contact_ids if i in found]
 
 

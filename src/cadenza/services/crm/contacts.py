@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -23,6 +24,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm import membership
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import (
     Contact,
     EmailEvent,
@@ -31,6 +33,32 @@ from cadenza.store.models import (
     StepRun,
     Task,
 )
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """A contact as the web app and the CLI show one."""
+
+    id: int
+    email: str | None
+    email_key: str | None
+    firstname: str | None
+    lastname: str | None
+    company: str | None
+    jobtitle: str | None
+    phone: str | None
+    timezone: str | None
+    properties: dict[str, Any]
+    owner_id: int | None
+    bounced_at: datetime | None
+    unsubscribed_at: datetime | None
+    blocked: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Contact) -> ContactView:
+        return copy_row(cls, row, properties=dict(row.properties or {}))
 
 
 def _apply(contact: Contact, columns: dict, properties: dict) -> None:
@@ -53,7 +81,7 @@ def _duplicate(columns: dict) -> CadenzaError:
     )
 
 
-def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = None) -> Contact:
+def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = None) -> ContactView:
     columns, properties = clean_contact_input(data)
     now = ctx.clock.now()
     try:
@@ -68,7 +96,7 @@ def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = No
             record(session, ctx, actor_id, "contact.create", "contact", contact.id)
     except IntegrityError:
         raise _duplicate(columns) from None
-    return contact
+    return ContactView.of(contact)
 
 
 def find_by_email(session: Session, address: str) -> Contact | None:
@@ -90,14 +118,14 @@ def upsert_contact(session: Session, ctx: Context, columns: dict, properties: di
     return created
 
 
-def get_contact(ctx: Context, contact_id: int) -> Contact:
+def get_contact(ctx: Context, contact_id: int) -> ContactView:
     with ctx.db.read() as session:
-        return fetch(session, Contact, contact_id)
+        return ContactView.of(fetch(session, Contact, contact_id))
 
 
 def update_contact(
     ctx: Context, contact_id: int, data: dict[str, Any], actor_id: int | None = None
-) -> Contact:
+) -> ContactView:
     columns, properties = clean_contact_input(data)
     try:
         with ctx.db.transaction() as session:
@@ -113,7 +141,7 @@ def update_contact(
             record(session, ctx, actor_id, "contact.update", "contact", contact_id)
     except IntegrityError:
         raise _duplicate(columns) from None
-    return contact
+    return ContactView.of(contact)
 
 
 def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -> None:
@@ -149,7 +177,7 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
 
 @dataclass(frozen=True)
 class ContactPage:
-    results: list[Contact]
+    results: list[ContactView]
     next_cursor: int | None
 
 
@@ -183,7 +211,7 @@ def search_contacts(
     for name, value in (properties or {}).items():
         statement = statement.where(Contact.properties[name].as_string() == str(value))
     with ctx.db.read() as session:
-        rows = list(session.scalars(statement))
+        rows = [ContactView.of(row) for row in session.scalars(statement)]
     more = len(rows) > limit
     rows = rows[:limit]
     return ContactPage(rows, rows[-1].id if more else None)
@@ -197,7 +225,7 @@ class PastedEmails:
     """What a pasted list of addresses came to: the contacts to enroll, in the order
     pasted (those found and, when asked, those created), and what could not be used."""
 
-    contacts: list[Contact] = field(default_factory=list)
+    contacts: list[ContactView] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # no contact, and none was to be made
     invalid: list[str] = field(default_factory=list)  # not an email address
@@ -227,7 +255,8 @@ def resolve_emails(
             continue
         seen.add(email_key(address))
         with ctx.db.read() as session:
-            contact = find_by_email(session, address)
+            found = find_by_email(session, address)
+            contact = None if found is None else ContactView.of(found)
         if contact is None and create_unknown:
             contact = create_contact(ctx, {"email": address}, actor_id)
             outcome.created.append(address)

@@ -4,6 +4,7 @@ are whoever matches the filter, kept current by services/crm/membership.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,6 +18,8 @@ from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm import membership
+from cadenza.services.crm.contacts import ContactView
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import AutomationRule, Contact, ContactList, ListMember, ObjectType
 
 KINDS = tuple(ListKind)
@@ -24,8 +27,25 @@ MAX_MEMBER_CHANGE = 1000
 
 
 @dataclass(frozen=True)
+class ListRow:
+    """A list's own values: its name, kind and (for an active list) its filters."""
+
+    id: int
+    name: str
+    kind: str
+    filters: dict[str, Any] | None
+    created_by_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ContactList) -> ListRow:
+        return copy_row(cls, row)
+
+
+@dataclass(frozen=True)
 class ListView:
-    contact_list: ContactList
+    contact_list: ListRow
     size: int
 
 
@@ -94,7 +114,7 @@ def create_list(
         if kind == ListKind.ACTIVE:
             membership.rebuild(session, now, contact_list)
         record(session, ctx, actor_id, "list.create", "list", contact_list.id, {"kind": kind})
-        return ListView(contact_list, _size(session, contact_list.id))
+        return ListView(ListRow.of(contact_list), _size(session, contact_list.id))
 
 
 def update_list(ctx: Context, actor_id: int | None, list_id: int, changes: dict) -> ListView:
@@ -115,7 +135,7 @@ def update_list(ctx: Context, actor_id: int | None, list_id: int, changes: dict)
             membership.rebuild(session, now, contact_list)
         contact_list.updated_at = now
         record(session, ctx, actor_id, "list.update", "list", list_id, sorted(changes))
-        return ListView(contact_list, _size(session, list_id))
+        return ListView(ListRow.of(contact_list), _size(session, list_id))
 
 
 def delete_list(ctx: Context, actor_id: int | None, list_id: int) -> None:
@@ -142,7 +162,7 @@ def delete_list(ctx: Context, actor_id: int | None, list_id: int) -> None:
 def get_list(ctx: Context, list_id: int) -> ListView:
     with ctx.db.read() as session:
         contact_list = fetch_list(session, list_id)
-        return ListView(contact_list, _size(session, list_id))
+        return ListView(ListRow.of(contact_list), _size(session, list_id))
 
 
 def list_lists(ctx: Context, *, limit: int, after_id: int | None = None) -> list[ListView]:
@@ -160,7 +180,7 @@ def list_lists(ctx: Context, *, limit: int, after_id: int | None = None) -> list
                 .group_by(ListMember.list_id)
             )
         }
-        return [ListView(c, sizes.get(c.id, 0)) for c in found]
+        return [ListView(ListRow.of(c), sizes.get(c.id, 0)) for c in found]
 
 
 def _size(session: Session, list_id: int) -> int:
@@ -171,7 +191,7 @@ def _size(session: Session, list_id: int) -> int:
 
 def members(
     ctx: Context, list_id: int, *, limit: int, after_id: int | None = None
-) -> list[Contact]:
+) -> list[ContactView]:
     """Members ordered by contact id (keyset pages); `limit` rows."""
     with ctx.db.read() as session:
         fetch_list(session, list_id)
@@ -184,7 +204,7 @@ def members(
         )
         if after_id is not None:
             query = query.where(Contact.id > after_id)
-        return list(session.scalars(query))
+        return [ContactView.of(row) for row in session.scalars(query)]
 
 
 def member_ids(session: Session, list_id: int, *, after: int, limit: int) -> list[int]:

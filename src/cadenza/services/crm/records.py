@@ -9,7 +9,8 @@ for the contacts concerned, in the same transaction (services/crm/membership.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -24,6 +25,7 @@ from cadenza.services.audit import record as audit
 from cadenza.services.context import Context
 from cadenza.services.crm import membership
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import (
     Association,
     Contact,
@@ -36,6 +38,23 @@ MAX_NAME = 300
 
 
 # -- object types -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeView:
+    """An object type as the API, the pages and the CLI show it: its declared properties."""
+
+    id: int
+    name: str
+    plural: str
+    label: str
+    builtin: bool
+    properties: list[Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ObjectType) -> TypeView:
+        return copy_row(cls, row, properties=list(row.properties or []))
 
 
 def type_not_found(name: str) -> CadenzaError:
@@ -52,14 +71,14 @@ def find_type(session: Session, name: str) -> ObjectType:
     return found
 
 
-def list_types(ctx: Context) -> list[ObjectType]:
+def list_types(ctx: Context) -> list[TypeView]:
     with ctx.db.read() as session:
-        return list(session.scalars(select(ObjectType).order_by(ObjectType.id)))
+        return [TypeView.of(t) for t in session.scalars(select(ObjectType).order_by(ObjectType.id))]
 
 
-def get_type(ctx: Context, name: str) -> ObjectType:
+def get_type(ctx: Context, name: str) -> TypeView:
     with ctx.db.read() as session:
-        return find_type(session, name)
+        return TypeView.of(find_type(session, name))
 
 
 def create_type(
@@ -70,7 +89,7 @@ def create_type(
     plural: str,
     label: str | None = None,
     properties: list | None = None,
-) -> ObjectType:
+) -> TypeView:
     name = record_types.check_type_name(name, "name")
     plural = record_types.check_type_name(plural, "plural")
     if name == plural:
@@ -104,7 +123,7 @@ def create_type(
             audit(session, ctx, actor_id, "object_type.create", "object_type", object_type.id)
     except IntegrityError:
         raise _type_taken(name, plural) from None
-    return object_type
+    return TypeView.of(object_type)
 
 
 def _type_taken(name: str, plural: str) -> CadenzaError:
@@ -113,7 +132,7 @@ def _type_taken(name: str, plural: str) -> CadenzaError:
     )
 
 
-def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) -> ObjectType:
+def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) -> TypeView:
     """Label and properties may change; removing a property leaves old values unread."""
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.OBJECT_TYPE, Action.UPDATE)
@@ -123,7 +142,7 @@ def update_type(ctx: Context, actor_id: int | None, name: str, changes: dict) ->
         if "properties" in changes:
             object_type.properties = record_types.check_properties(changes["properties"])
         audit(session, ctx, actor_id, "object_type.update", "object_type", object_type.id)
-    return object_type
+    return TypeView.of(object_type)
 
 
 def delete_type(ctx: Context, actor_id: int | None, name: str) -> None:
@@ -156,12 +175,55 @@ class AssociationIn:
     primary: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
+class RecordRow:
+    """A record's own values."""
+
+    id: int
+    type_id: int
+    name: str
+    properties: dict[str, Any]
+    owner_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Record) -> RecordRow:
+        return copy_row(cls, row, properties=dict(row.properties or {}))
+
+
+@dataclass(frozen=True)
+class AssociationRow:
+    """A record linked to a contact (`is_primary`: the contact's main one of the type)."""
+
+    id: int
+    record_id: int
+    contact_id: int
+    is_primary: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordEnrollment:
+    """An enrollment made from the record, as its page lists them."""
+
+    id: int
+    contact_id: int
+    sequence_id: int
+    state: str
+    enrolled_at: datetime
+    source_record_id: int | None
+
+
+@dataclass(frozen=True)
 class RecordView:
-    record: Record
-    object_type: ObjectType
-    associations: list[Association] = field(default_factory=list)
-    enrollments: list[Enrollment] = field(default_factory=list)
+    """A record with its type, its contacts and (on its page) the enrollments made
+    from it."""
+
+    record: RecordRow
+    object_type: TypeView
+    associations: list[AssociationRow] = field(default_factory=list)
+    enrollments: list[RecordEnrollment] = field(default_factory=list)
 
 
 def _check_name(name: Any) -> str:
@@ -269,15 +331,13 @@ def get_record(ctx: Context, type_name: str, record_id: int) -> RecordView:
         object_type = find_type(session, type_name)
         record = fetch_record(session, object_type, record_id)
         view = _view(session, object_type, record)
-        view.enrollments = list(
-            session.scalars(
-                select(Enrollment)
-                .where(Enrollment.source_record_id == record_id)
-                .order_by(Enrollment.id.desc())
-                .limit(200)
-            )
+        made_here = session.scalars(
+            select(Enrollment)
+            .where(Enrollment.source_record_id == record_id)
+            .order_by(Enrollment.id.desc())
+            .limit(200)
         )
-        return view
+        return replace(view, enrollments=[copy_row(RecordEnrollment, e) for e in made_here])
 
 
 def search_records(
@@ -289,7 +349,7 @@ def search_records(
     contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
-) -> tuple[ObjectType, list[Record]]:
+) -> tuple[TypeView, list[RecordRow]]:
     """Keyset pages by id; `limit` rows. `q` searches the name; properties match exactly."""
     with ctx.db.read() as session:
         object_type = find_type(session, type_name)
@@ -306,18 +366,20 @@ def search_records(
             statement = statement.join(Association, Association.record_id == Record.id).where(
                 Association.contact_id == contact_id
             )
-        return object_type, list(session.scalars(statement))
+        return TypeView.of(object_type), [RecordRow.of(r) for r in session.scalars(statement)]
 
 
 def _view(session: Session, object_type: ObjectType, record: Record) -> RecordView:
-    associations = list(
-        session.scalars(
-            select(Association)
-            .where(Association.record_id == record.id)
-            .order_by(Association.is_primary.desc(), Association.id)
-        )
+    associations = session.scalars(
+        select(Association)
+        .where(Association.record_id == record.id)
+        .order_by(Association.is_primary.desc(), Association.id)
     )
-    return RecordView(record, object_type, associations)
+    return RecordView(
+        RecordRow.of(record),
+        TypeView.of(object_type),
+        [copy_row(AssociationRow, a) for a in associations],
+    )
 
 
 def _associated_ids(session: Session, record_id: int) -> list[int]:
@@ -376,7 +438,7 @@ def set_associations(
 
 def associate(
     ctx: Context, actor_id: int | None, record_id: int, contact_id: int, *, primary: bool = False
-) -> Association:
+) -> AssociationRow:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         record = session.get(Record, record_id, with_for_update=True)
@@ -391,11 +453,12 @@ def associate(
             session, ctx, actor_id, "association.create", "record", record_id,
             {"contact_id": contact_id, "primary": primary},
         )  # fmt: skip
-        return session.scalar(
+        link = session.scalar(
             select(Association).where(
                 Association.record_id == record_id, Association.contact_id == contact_id
             )
         )
+        return copy_row(AssociationRow, link)
 
 
 def dissociate(ctx: Context, actor_id: int | None, record_id: int, contact_id: int) -> None:
@@ -429,7 +492,7 @@ def list_associations(
     contact_id: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
-) -> list[tuple[Association, Record, str]]:
+) -> list[tuple[AssociationRow, RecordRow, str]]:
     """Associations of a record or of a contact, each with its record and type name."""
     if record_id is None and contact_id is None:
         raise CadenzaError(
@@ -449,7 +512,10 @@ def list_associations(
             statement = statement.where(Association.contact_id == contact_id)
         if after_id is not None:
             statement = statement.where(Association.id > after_id)
-        return [tuple(row) for row in session.execute(statement)]
+        return [
+            (copy_row(AssociationRow, link), RecordRow.of(record), type_name)
+            for link, record, type_name in session.execute(statement)
+        ]
 
 
 # -- enrolling from a record ------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -19,11 +21,83 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.crm.contacts import ContactView
 from cadenza.services.delivery.handover import SentStep, record_step_sent
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
 MESSAGE_STATUSES = tuple(MessageStatus)
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """An email as the outbox, the API and a contact's page show it."""
+
+    id: int
+    step_run_id: int | None
+    enrollment_id: int | None
+    mailbox_id: int
+    contact_id: int | None
+    message_id: str
+    in_reply_to: str | None
+    references: str | None
+    from_email: str
+    to_email: str
+    subject: str
+    body_html: str
+    body_text: str
+    raw: str | None
+    tracking_id: str | None
+    links: list[Any] | None
+    status: str
+    smtp_reply: str | None
+    handed_at: datetime | None
+    sent_at: datetime | None
+    bounced_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Message) -> MessageView:
+        return copy_row(cls, row)
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One hand-over of a message to its server, and what the server said."""
+
+    id: int
+    message_id: int
+    attempt: int
+    outcome: str
+    code: int | None
+    reply: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class WaitingStep:
+    """An email step that is due or held back, with whom it is for and why it waits."""
+
+    id: int
+    enrollment_id: int
+    mailbox_id: int
+    step_position: int
+    step_type: str
+    status: str
+    due_at: datetime
+    attempts: int
+    wait_reason: str | None
+    last_error: str | None
+    timezone: str  # the enrollment's: the contact's time
+    contact: ContactView
+
+    @classmethod
+    def of(cls, row: StepRun) -> WaitingStep:
+        enrollment = row.enrollment
+        return copy_row(
+            cls, row, timezone=enrollment.timezone, contact=ContactView.of(enrollment.contact)
+        )
 
 
 def list_messages(
@@ -36,7 +110,7 @@ def list_messages(
     limit: int = 50,
     after_id: int | None = None,
     actor_id: int | None = None,
-) -> list[Message]:
+) -> list[MessageView]:
     """Newest first; `owner_id` keeps the messages of that user's mailboxes only, and a
     member acting sees only those of their own mailboxes whatever they ask."""
     if status is not None and status not in MESSAGE_STATUSES:
@@ -57,7 +131,7 @@ def list_messages(
             if owner is not None:
                 owned = select(Mailbox.id).where(Mailbox.owner_id == owner)
                 query = query.where(Message.mailbox_id.in_(owned))
-        return list(session.scalars(query))
+        return [MessageView.of(row) for row in session.scalars(query)]
 
 
 def _not_found(message_id: int) -> CadenzaError:
@@ -77,27 +151,25 @@ def _authorize(session: Session, actor_id: int | None, message: Message, action:
 
 def get_message(
     ctx: Context, message_id: int, *, actor_id: int | None = None
-) -> tuple[Message, list[DeliveryAttempt]]:
+) -> tuple[MessageView, list[AttemptView]]:
     with ctx.db.read() as session:
         message = fetch(session, Message, message_id)
         _authorize(session, actor_id, message, Action.READ)
-        attempts = list(
-            session.scalars(
-                select(DeliveryAttempt)
-                .where(DeliveryAttempt.message_id == message_id)
-                .order_by(DeliveryAttempt.attempt)
-            )
+        attempts = session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.message_id == message_id)
+            .order_by(DeliveryAttempt.attempt)
         )
-        return message, attempts
+        return MessageView.of(message), [copy_row(AttemptView, a) for a in attempts]
 
 
 def list_waiting(
     ctx: Context, limit: int = 50, owner_id: int | None = None, *, actor_id: int | None = None
-) -> list[StepRun]:
+) -> list[WaitingStep]:
     """Email steps that are due or held back, with the reason each one waits.
 
-    `owner_id` keeps the steps of that user's mailboxes only; each run comes with its
-    enrollment and contact loaded, so a page can name who it is for.
+    `owner_id` keeps the steps of that user's mailboxes only; each comes with its
+    contact and the enrollment's time zone, so a page can name who it is for.
     """
     query = (
         select(StepRun)
@@ -113,12 +185,12 @@ def list_waiting(
                 query = query.where(
                     StepRun.mailbox_id.in_(select(Mailbox.id).where(Mailbox.owner_id == owner))
                 )
-        return list(session.scalars(query))
+        return [WaitingStep.of(row) for row in session.scalars(query)]
 
 
 def resolve_unknown(
     ctx: Context, message_id: int, *, delivered: bool, actor_id: int | None = None
-) -> Message:
+) -> MessageView:
     """A person decides what the engine never guesses: was it delivered or not?
 
     Delivered: the step counts as sent when it was handed over and the sequence goes
@@ -147,7 +219,7 @@ def resolve_unknown(
             message_id,
             {"delivered": delivered},
         )
-        return message
+        return MessageView.of(message)
 
 
 def _review_step(session: Session, message: Message, delivered: bool, now: datetime) -> None:

@@ -179,7 +179,7 @@ def end_enrollment(
     if reason in REASON_EVENTS:
         webhooks.emit(session, enrollment.ended_at, REASON_EVENTS[reason], event)
     triggers.enrollment_ended(session, enrollment.ended_at, enrollment)
-    audit = {"reason": reason, "detail": detail}
+    audit: dict[str, object] = {"reason": reason, "detail": detail}
     if cause_event_id is not None:
         audit["event_id"] = cause_event_id
     record(session, ctx, actor_id, "enrollment.unenroll", "enrollment", enrollment.id, audit)

@@ -10,6 +10,7 @@ waits for the next midnight in the user's time zone and carries on from there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,37 @@ from cadenza.services.enrollment.enroll import (
     enroll_in,
 )
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import ListEnrollJob, ListMember, User
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A list enrollment job's progress, as its page, the API and the CLI follow it
+    (`describe` words it for them)."""
+
+    id: int
+    list_id: int
+    sequence_id: int
+    user_id: int
+    mailbox_id: int | None
+    options: dict[str, Any]
+    status: str
+    total: int
+    processed: int
+    enrolled: int
+    refused: int
+    refusals: dict[str, Any]
+    cursor: int
+    resume_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ListEnrollJob) -> JobView:
+        return copy_row(cls, row)
 
 
 def start(
@@ -40,7 +71,7 @@ def start(
     list_id: int,
     sequence_id: int,
     options: EnrollOptions | None = None,
-) -> ListEnrollJob:
+) -> JobView:
     """Checks every shared choice now (the same `EnrollOptions` as the enroll dialog)
     and leaves the members to the worker."""
     options = options or EnrollOptions()
@@ -72,7 +103,7 @@ def start(
             session, ctx, user_id, "list.enroll", "list", list_id,
             {"job_id": job.id, "sequence_id": sequence_id},
         )  # fmt: skip
-        return job
+        return JobView.of(job)
 
 
 def _request(job: ListEnrollJob, contact_ids: list[int]) -> EnrollRequest:
@@ -89,7 +120,7 @@ def first_batch_ids(ctx: Context, list_id: int) -> list[int]:
         return lists.member_ids(session, list_id, after=0, limit=ctx.settings.enroll_bulk_limit)
 
 
-def get_job(ctx: Context, job_id: int, *, actor_id: int | None = None) -> ListEnrollJob:
+def get_job(ctx: Context, job_id: int, *, actor_id: int | None = None) -> JobView:
     """A member sees only the jobs they started; to them another's does not exist."""
     with ctx.db.read() as session:
         job = _fetch(session, job_id)
@@ -100,7 +131,7 @@ def get_job(ctx: Context, job_id: int, *, actor_id: int | None = None) -> ListEn
             session, actor_id, Resource.LIST_ENROLL_JOB, Action.READ, [job.user_id],
             hidden_as=hidden,
         )  # fmt: skip
-        return job
+        return JobView.of(job)
 
 
 def _fetch(session, job_id: int, *, for_update: bool = False) -> ListEnrollJob:
@@ -173,7 +204,7 @@ def run_batch(ctx: Context, job_id: int, now: datetime) -> int:
         return 0 if job.resume_at else len(ids)
 
 
-def describe(job: ListEnrollJob) -> dict[str, Any]:
+def describe(job: ListEnrollJob | JobView) -> dict[str, Any]:
     return {
         "id": job.id,
         "list_id": job.list_id,

@@ -28,10 +28,38 @@ from cadenza.services.context import Context
 from cadenza.services.delivery.compose import render_step
 from cadenza.services.enrollment.progress import after_step_completed, fail_step
 from cadenza.services.lookup import fetch
+from cadenza.services.read_models import copy_row
 from cadenza.services.sequences.personalization import contact_values, sender_values
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
 
 PENDING = StepRunStatus.PENDING
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task as the task lists, the API and the CLI show it."""
+
+    id: int
+    owner_id: int
+    contact_id: int | None
+    enrollment_id: int | None
+    step_run_id: int | None
+    type: str
+    title: str
+    notes: str | None
+    priority: str
+    status: str
+    due_at: datetime
+    draft_subject: str | None
+    draft_body: str | None
+    remind_at: datetime | None
+    reminded_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Task) -> TaskView:
+        return copy_row(cls, row)
 
 
 def create_due_tasks(ctx: Context, limit: int = 100) -> int:
@@ -130,7 +158,7 @@ def _lock_open_task(session: Session, task_id: int, actor_id: int | None) -> Tas
 
 def complete_task(
     ctx: Context, task_id: int, *, edits: TaskEdits | None = None, actor_id: int | None = None
-) -> Task:
+) -> TaskView:
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         task = _lock_open_task(session, task_id, actor_id)
@@ -150,10 +178,10 @@ def complete_task(
         task.status, task.completed_at = TaskStatus.COMPLETED, now
         _move_on(session, task, now, send=task.type == TaskKind.EMAIL)
         record(session, ctx, actor_id, "task.complete", "task", task_id)
-    return task
+    return TaskView.of(task)
 
 
-def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> Task:
+def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> TaskView:
     """Skipping moves the sequence on; a skipped manual email is not sent."""
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
@@ -161,7 +189,7 @@ def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> Task:
         task.status, task.completed_at = TaskStatus.SKIPPED, now
         _move_on(session, task, now, send=False)
         record(session, ctx, actor_id, "task.skip", "task", task_id)
-    return task
+    return TaskView.of(task)
 
 
 def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None:
@@ -180,14 +208,14 @@ def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None
     after_step_completed(session, enrollment, run.step_position, now)
 
 
-def get_task(ctx: Context, task_id: int, *, actor_id: int | None = None) -> Task:
+def get_task(ctx: Context, task_id: int, *, actor_id: int | None = None) -> TaskView:
     with ctx.db.read() as session:
         task = fetch(session, Task, task_id)
         authorize(
             session, actor_id, Resource.TASK, Action.READ, [task.owner_id],
             hidden_as=_not_found(task_id),
         )  # fmt: skip
-        return task
+        return TaskView.of(task)
 
 
 def list_tasks(
@@ -199,7 +227,7 @@ def list_tasks(
     limit: int = 100,
     after: tuple[datetime, int] | None = None,
     actor_id: int | None = None,
-) -> list[Task]:
+) -> list[TaskView]:
     """Earliest due first; `after` = (due_at, id) of the last task seen (keyset paging).
 
     A member (or viewer) acting sees only their own tasks: asking for someone else's
@@ -230,4 +258,4 @@ def list_tasks(
         due, task_id = after
         query = query.where(or_(Task.due_at > due, and_(Task.due_at == due, Task.id > task_id)))
     with ctx.db.read() as session:
-        return list(session.scalars(query))
+        return [TaskView.of(row) for row in session.scalars(query)]

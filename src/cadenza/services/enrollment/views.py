@@ -32,6 +32,7 @@ from cadenza.domain.steps import StepSpec
 from cadenza.services.access import authorize_enrollment, owner_filter
 from cadenza.services.context import Context
 from cadenza.services.enrollment.control import resumed_due
+from cadenza.services.read_models import copy_row
 from cadenza.services.sequences.personalization import contact_values, sender_values
 from cadenza.services.sequences.preview import fill_headline, readable
 from cadenza.store.models import (
@@ -78,7 +79,41 @@ class StepLine:
         return TimelineMark.BOUNCED if self.bounced_at is not None else self.status
 
 
-def pause_reason(enrollment: Enrollment) -> PauseReason | None:
+@dataclass(frozen=True)
+class EnrollmentSummary:
+    """An enrollment's own values, and its contact's address: a row of a listing, and
+    the head of an `EnrollmentView`."""
+
+    id: int
+    contact_id: int
+    sequence_id: int
+    mailbox_id: int
+    enrolled_by_id: int
+    timezone: str
+    state: EnrollmentState
+    reason: UnenrollReason | None
+    reason_detail: str | None
+    start_step: int
+    steps_snapshot: list[Any]
+    settings_snapshot: dict[str, Any]
+    token_values: dict[str, Any]
+    bulk: bool
+    needs_attention: bool
+    send_at: datetime | None
+    enrolled_at: datetime
+    paused_at: datetime | None
+    resume_at: datetime | None
+    ended_at: datetime | None
+    cause_event_id: int | None
+    source_record_id: int | None
+    contact_email: str | None
+
+    @classmethod
+    def of(cls, row: Enrollment) -> EnrollmentSummary:
+        return copy_row(cls, row, contact_email=row.contact.email)
+
+
+def pause_reason(enrollment: Enrollment | EnrollmentSummary) -> PauseReason | None:
     """Why a paused enrollment waits: an out-of-office reply (it resumes by itself at
     `resume_at`) or a person (it waits until someone resumes it); None when not paused."""
     if enrollment.state != EnrollmentState.PAUSED:
@@ -160,7 +195,7 @@ def _problems(session, enrollment: Enrollment, lines: list[StepLine]) -> list[St
 
 @dataclass(frozen=True)
 class EnrollmentView:
-    enrollment: Enrollment
+    enrollment: EnrollmentSummary
     contact_email: str | None
     contact_name: str
     sequence_name: str
@@ -309,7 +344,7 @@ def get_enrollment(
             _template_context(session, enrollment),
         )
         return EnrollmentView(
-            enrollment=enrollment,
+            enrollment=EnrollmentSummary.of(enrollment),
             contact_email=contact.email,
             contact_name=name or (contact.email or f"contact {contact.id}"),
             sequence_name=enrollment.sequence.name,
@@ -330,7 +365,7 @@ def list_enrollments(
     query: str | None = None,
     newest_first: bool = False,
     actor_id: int | None = None,
-) -> list[Enrollment]:
+) -> list[EnrollmentSummary]:
     """Keyset pages by id: `after_id` is the last id of the previous page, in either
     order (newest first: ids below it), so inserts never shift or repeat a row.
     `query` searches the contact's email and name and the sequence's name. A member
@@ -365,7 +400,8 @@ def list_enrollments(
             query_rows = query_rows.where(
                 or_(Enrollment.enrolled_by_id == own, Enrollment.mailbox_id.in_(their_mailboxes))
             )
-        return list(session.scalars(query_rows.options(selectinload(Enrollment.contact))))
+        rows = session.scalars(query_rows.options(selectinload(Enrollment.contact)))
+        return [EnrollmentSummary.of(row) for row in rows]
 
 
 def _matching(text: str):

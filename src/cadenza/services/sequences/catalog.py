@@ -6,6 +6,8 @@ enrollments are unaffected because each holds its own snapshot of the steps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -18,7 +20,46 @@ from cadenza.domain.steps import StepSpec, parse_steps
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import Sequence, SequenceStep
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step of a sequence as shown and edited (`step_specs` reads it as a StepSpec)."""
+
+    id: int
+    sequence_id: int
+    position: int
+    type: str
+    delay_days: int
+    delay_hours: int
+    subject: str | None
+    body: str | None
+    thread_with_step: int | None
+    task_type: str | None
+    task_title: str | None
+    task_notes: str | None
+    task_priority: str | None
+    continue_without_completing: bool
+
+
+@dataclass(frozen=True)
+class SequenceView:
+    """A sequence with its steps in order, as the web app and the CLI see it."""
+
+    id: int
+    owner_id: int
+    name: str
+    settings: dict[str, Any]
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    steps: list[StepView]
+
+    @classmethod
+    def of(cls, row: Sequence) -> SequenceView:
+        return copy_row(cls, row, steps=[copy_row(StepView, step) for step in row.steps])
 
 
 def _validated(
@@ -40,7 +81,7 @@ def create_sequence(
     *,
     settings: dict[str, Any] | None = None,
     steps: list[dict[str, Any]] | None = None,
-) -> Sequence:
+) -> SequenceView:
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
@@ -56,7 +97,7 @@ def create_sequence(
         session.add(sequence)
         session.flush()
         record(session, ctx, owner_id, "sequence.create", "sequence", sequence.id)
-    return sequence
+        return SequenceView.of(sequence)
 
 
 def load_sequence(session: Session, sequence_id: int) -> Sequence:
@@ -94,7 +135,7 @@ def _refuse_archived(sequence: Sequence) -> None:
 
 def get_sequence(
     ctx: Context, sequence_id: int, *, actor_id: int | None = None, to_change: bool = False
-) -> Sequence:
+) -> SequenceView:
     """`to_change`: the actor opens it to edit (the editor), so must be allowed to, and
     an archived sequence is refused (`sequence_archived`: unarchive it first)."""
     with ctx.db.read() as session:
@@ -103,7 +144,7 @@ def get_sequence(
         authorize(session, actor_id, Resource.SEQUENCE, action, [sequence.owner_id])
         if to_change:
             _refuse_archived(sequence)
-        return sequence
+        return SequenceView.of(sequence)
 
 
 def list_sequences(
@@ -112,7 +153,7 @@ def list_sequences(
     limit: int | None = None,
     after_id: int | None = None,
     archived: bool = False,
-) -> list[Sequence]:
+) -> list[SequenceView]:
     """The live sequences, or (archived=True) only the archived ones."""
     query = (
         select(Sequence)
@@ -124,7 +165,7 @@ def list_sequences(
     if after_id is not None:
         query = query.where(Sequence.id > after_id)
     with ctx.db.read() as session:
-        return list(session.scalars(query))
+        return [SequenceView.of(row) for row in session.scalars(query)]
 
 
 def replace_sequence(
@@ -135,7 +176,7 @@ def replace_sequence(
     settings: dict[str, Any] | None,
     steps: list[dict[str, Any]],
     actor_id: int | None = None,
-) -> Sequence:
+) -> SequenceView:
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
         sequence = load_sequence(session, sequence_id)
@@ -151,10 +192,10 @@ def replace_sequence(
             session.add(row)
         session.flush()
         record(session, ctx, actor_id, "sequence.update", "sequence", sequence_id)
-        return load_sequence(session, sequence_id)
+        return SequenceView.of(load_sequence(session, sequence_id))
 
 
-def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> Sequence:
+def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> SequenceView:
     """Archived, not deleted: enrollments in flight keep running from their snapshots,
     nobody new can be enrolled, and it can be unarchived."""
     with ctx.db.transaction() as session:
@@ -163,10 +204,10 @@ def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None
         _refuse_archived(sequence)
         sequence.archived_at = ctx.clock.now()
         record(session, ctx, actor_id, "sequence.archive", "sequence", sequence_id)
-        return sequence
+        return SequenceView.of(sequence)
 
 
-def unarchive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> Sequence:
+def unarchive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> SequenceView:
     """Back in the list and open to enrollment again; a live sequence is left as it is."""
     with ctx.db.transaction() as session:
         sequence = load_sequence(session, sequence_id)
@@ -174,10 +215,10 @@ def unarchive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = No
         if sequence.archived_at is not None:
             sequence.archived_at = None
             record(session, ctx, actor_id, "sequence.unarchive", "sequence", sequence_id)
-        return sequence
+        return SequenceView.of(sequence)
 
 
-def step_specs(sequence: Sequence) -> list[StepSpec]:
+def step_specs(sequence: Sequence | SequenceView) -> list[StepSpec]:
     return [
         StepSpec.from_dict(
             {

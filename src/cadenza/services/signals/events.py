@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cadenza.domain import policy
 from cadenza.domain.contact_fields import email_key
 from cadenza.domain.enums import EventKind, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -28,8 +29,9 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.read_models import copy_row
 from cadenza.services.signals.effects import Outcome, Signal, record_signal
-from cadenza.store.models import Contact, EmailEvent, Enrollment, Mailbox, Message, User
+from cadenza.store.models import Contact, EmailEvent, Enrollment, Mailbox, Message
 
 # What the events API accepts; auto-replies only come from reading an inbox.
 API_KINDS = (
@@ -53,7 +55,7 @@ class ExternalEvent:
 
 
 def receive(
-    ctx: Context, event: ExternalEvent, *, source: str = "api", actor: User | None = None
+    ctx: Context, event: ExternalEvent, *, source: str = "api", actor: policy.Actor | None = None
 ) -> Outcome:
     """Records and applies the event; refuses one whose message or contact is unknown, or
     (for a member) not theirs. `actor` None is the installation itself (the CLI)."""
@@ -69,7 +71,7 @@ def receive(
     return record_signal(ctx, _signal(event, source, message_pk, contact_id))
 
 
-def _authorize(session: Session, actor: User | None, message_pk, contact_id) -> None:
+def _authorize(session: Session, actor: policy.Actor | None, message_pk, contact_id) -> None:
     if actor is None or actor.role == UserRole.ADMIN:
         return
     own = select(Mailbox.id).where(Mailbox.owner_id == actor.id)
@@ -156,6 +158,21 @@ REVOCABLE = (EventKind.COMPLAINT, EventKind.UNSUBSCRIBE, EventKind.BOUNCE)
 _STOPS = (EventKind.COMPLAINT, EventKind.UNSUBSCRIBE)
 
 
+@dataclass(frozen=True)
+class EventView:
+    """A recorded event as the admins' review lists it (its dedupe key stays inside)."""
+
+    id: int
+    kind: EventKind
+    contact_id: int | None
+    enrollment_id: int | None
+    message_id: int | None
+    data: dict[str, Any]
+    occurred_at: datetime
+    revoked_at: datetime | None
+    cause_event_id: int | None  # the event that caused this one (a complaint's unsubscribe)
+
+
 def list_events(
     ctx: Context,
     *,
@@ -163,7 +180,7 @@ def list_events(
     unverified: bool = False,
     before_id: int | None = None,
     limit: int = 50,
-) -> list[EmailEvent]:
+) -> list[EventView]:
     """Newest first, for an admin's review: what arrived, from where, and what it did.
 
     `unverified` keeps the inbound bounces and auto-replies that named no message of
@@ -177,7 +194,7 @@ def list_events(
     if unverified:
         query = query.where(EmailEvent.data["unverified"].as_string().is_not(None))
     with ctx.db.read() as session:
-        return list(session.scalars(query))
+        return [copy_row(EventView, row) for row in session.scalars(query)]
 
 
 @dataclass(frozen=True)
@@ -188,7 +205,7 @@ class Revoked:
     bounced_cleared: bool
 
 
-def revoke(ctx: Context, actor: User, event_id: int, reason: str) -> Revoked:
+def revoke(ctx: Context, actor: policy.Actor, event_id: int, reason: str) -> Revoked:
     """Undoes a complaint, unsubscribe or bounce posted by mistake; admins only.
 
     The event stays, marked revoked, with who and why (and an audit entry). The contact

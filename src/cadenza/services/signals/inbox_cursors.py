@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
 from cadenza.services.context import Context
+from cadenza.services.read_models import copy_row
 from cadenza.store.models import InboxCursor
 
 
@@ -42,9 +44,22 @@ def record_error(ctx: Context, mailbox_id: int, folder: str, error: str) -> None
             row.polled_at, row.last_error = ctx.clock.now(), error[:500]
 
 
-def list_cursors(ctx: Context) -> list[InboxCursor]:
+@dataclass(frozen=True)
+class FolderStatus:
+    """Where the reading of one folder stands, as `cadenza inbox status` shows it."""
+
+    mailbox_id: int
+    folder: str
+    uidvalidity: int
+    last_uid: int
+    polled_at: datetime
+    last_error: str | None
+
+
+def list_cursors(ctx: Context) -> list[FolderStatus]:
     with ctx.db.read() as session:
-        return list(session.scalars(select(InboxCursor).order_by(InboxCursor.mailbox_id)))
+        rows = session.scalars(select(InboxCursor).order_by(InboxCursor.mailbox_id))
+        return [copy_row(FolderStatus, row) for row in rows]
 
 
 def _row(session, mailbox_id: int, folder: str) -> InboxCursor | None:

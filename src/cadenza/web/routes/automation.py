@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.services.automation import rules as automation_rules
 from cadenza.services.automation import runner as automation
-from cadenza.store.models import AutomationRule
+from cadenza.services.automation.rules import RuleView
 from cadenza.web.auth import ApiAdmin, ApiUser, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
@@ -86,7 +86,7 @@ class RunPage(BaseModel):
     next_cursor: str | None
 
 
-def rule_out(rule: AutomationRule) -> RuleOut:
+def rule_out(rule: RuleView) -> RuleOut:
     return RuleOut(
         id=rule.id,
         name=rule.name,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.crm import contact_import, contacts
-from cadenza.store.models import Contact
+from cadenza.services.crm.contacts import ContactView
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
@@ -68,7 +68,7 @@ class ImportOut(BaseModel):
     errors: list[RowErrorOut]
 
 
-def contact_out(contact: Contact) -> ContactOut:
+def contact_out(contact: ContactView) -> ContactOut:
     return ContactOut(
         id=contact.id,
         email=contact.email,

@@ -27,11 +27,11 @@ from cadenza.domain.enums import (
     UnenrollReason,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.accounts.users import UserView
 from cadenza.services.context import Context
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment import views as enrollment_views
 from cadenza.services.enrollment.enroll import ContactRequest, ContactResult, EnrollOptions, enroll
-from cadenza.store.models import Enrollment, User
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
@@ -270,7 +270,7 @@ class BulkOut(BaseModel):
 # --- output -------------------------------------------------------------------------
 
 
-def _summary(enrollment: Enrollment) -> dict[str, Any]:
+def _summary(enrollment: enrollment_views.EnrollmentSummary) -> dict[str, Any]:
     tz = parse_timezone(enrollment.timezone)
     return {
         "id": enrollment.id,
@@ -343,21 +343,21 @@ def _result_out(result: ContactResult) -> EnrollResultOut:
 
 
 def visible_enrollment(
-    ctx: Context, user: User, enrollment_id: int
+    ctx: Context, user: UserView, enrollment_id: int
 ) -> enrollment_views.EnrollmentView:
     return enrollment_views.get_enrollment(ctx, enrollment_id, actor_id=user.id)
 
 
-def guarded(action: Callable[..., Enrollment], user: User) -> Callable[..., Enrollment]:
+def guarded(action: Callable[..., object], user: UserView) -> Callable[..., object]:
     """The action as `user`: the service applies the policy (someone else's is "not found")."""
 
-    def run(ctx: Context, enrollment_id: int, **kwargs: Any) -> Enrollment:
+    def run(ctx: Context, enrollment_id: int, **kwargs: Any) -> object:
         return action(ctx, enrollment_id, actor_id=user.id, **kwargs)
 
     return run
 
 
-def _bulk(ctx: Context, user: User, action, body: BulkIn, **kwargs: Any) -> BulkOut:
+def _bulk(ctx: Context, user: UserView, action, body: BulkIn, **kwargs: Any) -> BulkOut:
     if len(body.enrollment_ids) > BULK_ACTION_LIMIT:
         raise CadenzaError(
             ErrorCode.BULK_LIMIT_EXCEEDED,

@@ -40,7 +40,7 @@ _POSTABLE = tuple(
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal[_POSTABLE]
+    type: Literal[_POSTABLE]  # type: ignore[valid-type]  # the values, spelt once above
     event_id: str = Field(
         ...,
         min_length=1,
@@ -178,7 +178,7 @@ class RevokedOut(BaseModel):
     bounced_cleared: bool
 
 
-def _row(event) -> EventRow:
+def _row(event: events.EventView) -> EventRow:
     return EventRow(
         id=event.id,
         kind=event.kind,

@@ -16,7 +16,7 @@ from cadenza.domain.delivery_outcome import DeliveryOutcome
 from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.services.accounts import mailboxes
 from cadenza.services.accounts.connection_tests import ConnectionTests
-from cadenza.store.models import Mailbox
+from cadenza.services.accounts.mailboxes import MailboxView
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -135,7 +135,7 @@ class CheckOut(BaseModel):
     reply: str
 
 
-def mailbox_out(mailbox: Mailbox) -> MailboxOut:
+def mailbox_out(mailbox: MailboxView) -> MailboxOut:
     return MailboxOut(
         id=mailbox.id,
         owner_id=mailbox.owner_id,

@@ -15,8 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.services.crm import records
-from cadenza.services.crm.records import AssociationIn, RecordView
-from cadenza.store.models import ObjectType
+from cadenza.services.crm.records import AssociationIn, RecordView, TypeView
 from cadenza.web.auth import ApiAdmin, ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
@@ -151,7 +150,7 @@ class AssociationPage(BaseModel):
     next_cursor: str | None
 
 
-def type_out(object_type: ObjectType) -> ObjectTypeOut:
+def type_out(object_type: TypeView) -> ObjectTypeOut:
     return ObjectTypeOut(
         id=object_type.id,
         name=object_type.name,

@@ -17,7 +17,7 @@ from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType,
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import stats
 from cadenza.services.sequences import catalog as sequences
-from cadenza.store.models import Sequence
+from cadenza.services.sequences.catalog import SequenceView
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
@@ -164,7 +164,7 @@ class SequenceStatsOut(BaseModel):
     steps: list[StepStatsOut]
 
 
-def sequence_out(sequence: Sequence) -> SequenceOut:
+def sequence_out(sequence: SequenceView) -> SequenceOut:
     return SequenceOut(
         id=sequence.id,
         owner_id=sequence.owner_id,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cadenza.domain.enums import TaskKind, TaskPriority, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.enrollment import tasks
-from cadenza.store.models import Task
+from cadenza.services.enrollment.tasks import TaskView
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -64,7 +64,7 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-def _cursor(task: Task) -> str:
+def _cursor(task: TaskView) -> str:
     """Tasks come earliest due first, so a cursor must carry the due time as well as the id."""
     return f"{(task.due_at - _EPOCH) // _MICROSECOND}.{task.id}"
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from cadenza.domain import webhooks as rules
 from cadenza.domain.enums import WebhookDeliveryStatus, WebhookEvent
 from cadenza.services.automation import webhooks
-from cadenza.store.models import Webhook
+from cadenza.services.automation.webhooks import AttemptView, DeliveryView, WebhookView
 from cadenza.web.auth import ApiAdmin, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
@@ -87,7 +87,7 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-def _out(webhook: Webhook) -> dict[str, Any]:
+def _out(webhook: WebhookView) -> dict[str, Any]:
     return {
         "id": webhook.id,
         "url": webhook.url,
@@ -98,7 +98,7 @@ def _out(webhook: Webhook) -> dict[str, Any]:
     }
 
 
-def _delivery_out(delivery, attempts) -> DeliveryOut:
+def _delivery_out(delivery: DeliveryView, attempts: list[AttemptView]) -> DeliveryOut:
     return DeliveryOut(
         id=delivery.id,
         event_id=delivery.event_id,

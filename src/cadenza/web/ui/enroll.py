@@ -34,8 +34,10 @@ from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services.access import authorize_enrolling
 from cadenza.services.accounts import mailboxes
+from cadenza.services.accounts.users import UserView
 from cadenza.services.context import Context
 from cadenza.services.crm import contact_index, lists, records
+from cadenza.services.crm.contacts import ContactView
 from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.services.enrollment.enroll import (
     ContactRequest,
@@ -46,7 +48,6 @@ from cadenza.services.enrollment.enroll import (
 )
 from cadenza.services.sequences.catalog import get_sequence, list_sequences, step_specs
 from cadenza.services.sequences.preview import headline_context, step_headlines
-from cadenza.store.models import Contact, User
 from cadenza.web.auth import Ctx
 from cadenza.web.ui.forms import FormError, settings_from_form
 from cadenza.web.ui.rendering import person_name, render
@@ -159,7 +160,9 @@ def read_options(form: Any) -> EnrollOptions:
     )
 
 
-def read_form(form: FormData, user: User, specs: list[StepSpec], *, dry_run: bool) -> DialogInput:
+def read_form(
+    form: FormData, user: UserView, specs: list[StepSpec], *, dry_run: bool
+) -> DialogInput:
     sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
     contact_ids = [_int(v, "general", "contacts") for v in chosen_contacts(form)]
     if not contact_ids:
@@ -198,7 +201,7 @@ def read_record(form: Any) -> tuple[str | None, int | None]:
 
 @dataclass
 class Outcome:
-    contacts: list[Contact]
+    contacts: list[ContactView]
     results: dict[int, ContactResult]
     errors: dict[str, str]
     missing: dict[str, list[str]]  # token -> names of the contacts that lack it
@@ -209,9 +212,9 @@ class Outcome:
         return sum(1 for r in self.results.values() if r.ok)
 
 
-def _run(ctx: Context, form: FormData, user: User, *, dry_run: bool) -> Outcome:
+def _run(ctx: Context, form: FormData, user: UserView, *, dry_run: bool) -> Outcome:
     errors: dict[str, str] = {}
-    contacts: list[Contact] = []
+    contacts: list[ContactView] = []
     results: dict[int, ContactResult] = {}
     tokens: dict[str, str] = {}
     try:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 
 from cadenza.services.access import authorize_enrolling
+from cadenza.services.accounts.users import UserView
 from cadenza.services.crm import contact_index, contacts
 from cadenza.services.sequences.catalog import get_sequence
-from cadenza.store.models import User
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render
@@ -25,7 +25,7 @@ PER_PAGE = 25
 MAX_PASTE_CHARS = 50_000
 
 
-def _enroller(user: PageWriter) -> User:
+def _enroller(user: PageWriter) -> UserView:
     authorize_enrolling(user)  # the rule the enroll service applies again on submit
     return user
 
@@ -36,7 +36,7 @@ def pick_contacts(
     ctx: Ctx,
     sequence_id: int = Path(ge=1, le=MAX_ID),
     q: str = Query("", max_length=200),
-    user: User = Depends(_enroller),
+    user: UserView = Depends(_enroller),
 ):
     sequence = get_sequence(ctx, sequence_id)
     found = None
@@ -56,7 +56,7 @@ def paste_emails(
     sequence_id: int = Path(ge=1, le=MAX_ID),
     emails: str = Form("", max_length=MAX_PASTE_CHARS),
     create_unknown: bool = Form(False),
-    user: User = Depends(_enroller),
+    user: UserView = Depends(_enroller),
 ):
     sequence = get_sequence(ctx, sequence_id)
     pasted = contacts.resolve_emails(ctx, emails, create_unknown=create_unknown, actor_id=user.id)

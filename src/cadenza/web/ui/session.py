@@ -25,9 +25,8 @@ from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.accounts.users import session_user
-from cadenza.store.models import User
-from cadenza.web.auth import Ctx, require_admin, require_writer
+from cadenza.services.accounts.users import UserView, session_user
+from cadenza.web.auth import Ctx, role_guards
 
 COOKIE_NAME = "cadenza_session"
 SESSION_MAX_AGE = 12 * 3600  # seconds: a working day, then sign in again
@@ -48,7 +47,7 @@ class Session:
             self.changed = True
         return self.data["csrf"]
 
-    def sign_in(self, user: User) -> None:
+    def sign_in(self, user: UserView) -> None:
         # A fresh CSRF token at sign-in: one seen before it cannot be replayed after.
         self.data = {
             "csrf": secrets.token_urlsafe(32),
@@ -106,7 +105,7 @@ def login_url(next_path: str) -> str:
     return "/login?next=" + quote(local_path(next_path), safe="/")
 
 
-def signed_in_user(request: Request, ctx: Ctx) -> User:
+def signed_in_user(request: Request, ctx: Ctx) -> UserView:
     session = session_of(request)
     uid = session.data.get("uid")
     user = session_user(ctx, uid, session.data.get("epoch")) if isinstance(uid, int) else None
@@ -117,19 +116,10 @@ def signed_in_user(request: Request, ctx: Ctx) -> User:
     return user
 
 
-PageUser = Annotated[User, Depends(signed_in_user)]
-
-
-def ui_writer(user: PageUser) -> User:
-    return require_writer(user)
-
-
-def ui_admin(user: PageUser) -> User:
-    return require_admin(user)
-
-
-PageWriter = Annotated[User, Depends(ui_writer)]
-PageAdmin = Annotated[User, Depends(ui_admin)]
+ui_writer, ui_admin = role_guards(signed_in_user)
+PageUser = Annotated[UserView, Depends(signed_in_user)]
+PageWriter = Annotated[UserView, Depends(ui_writer)]
+PageAdmin = Annotated[UserView, Depends(ui_admin)]
 
 
 async def check_csrf(request: Request) -> None:

@@ -17,8 +17,8 @@ from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.services.accounts import mailboxes, users
+from cadenza.services.accounts.users import UserView
 from cadenza.services.context import Context
-from cadenza.store.models import User
 from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
@@ -37,7 +37,7 @@ router = APIRouter(dependencies=[Depends(check_csrf)])
 MailboxId = Path(ge=1, le=MAX_ID)
 
 
-def _page(request: Request, ctx: Context, user: User, status_code: int = 200, **state: Any):
+def _page(request: Request, ctx: Context, user: UserView, status_code: int = 200, **state: Any):
     return render(
         request,
         "settings.html",

@@ -13,7 +13,7 @@ from cadenza.domain.enums import TaskKind, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.crm.contacts import get_contact
 from cadenza.services.enrollment import tasks
-from cadenza.store.models import Task
+from cadenza.services.enrollment.tasks import TaskView
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render, viewer_zone
@@ -33,7 +33,7 @@ def task_queue(
     now = ctx.clock.now().astimezone(tz)
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
-    groups: dict[str, list[Task]] = {"Overdue": [], "Due today": [], "Upcoming": []}
+    groups: dict[str, list[TaskView]] = {"Overdue": [], "Due today": [], "Upcoming": []}
     for task in tasks.list_tasks(
         ctx, owner_id=user.id, status=TaskStatus.OPEN, limit=200, actor_id=user.id
     ):
