@@ -18,8 +18,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import cast
 
-from sqlalchemy import ColumnElement, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
@@ -99,18 +100,19 @@ def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
             .group_by(Enrollment.mailbox_id)
         )
         for mailbox_id, remind_at in reminders:
-            due[mailbox_id] = min(remind_at, due.get(mailbox_id, remind_at))
+            if remind_at is not None:  # the query keeps due ones only; typed as nullable
+                due[mailbox_id] = min(remind_at, due.get(mailbox_id, remind_at))
         return sorted(due, key=lambda m: due[m])[:limit]
 
 
-def _reminder_due(now: datetime):
+def _reminder_due(now: datetime) -> ColumnElement[bool]:
     """Reminders due and not yet sent: what the partial index ix_tasks_reminder_due holds."""
-    return (
-        (Task.status == str(TaskStatus.OPEN)) & (Task.remind_at <= now) & Task.reminded_at.is_(None)
-    )
+    return (Task.status == TaskStatus.OPEN) & (Task.remind_at <= now) & Task.reminded_at.is_(None)
 
 
-def _due_reminders(session: Session, mailbox_id: int, now: datetime, limit: int):
+def _due_reminders(
+    session: Session, mailbox_id: int, now: datetime, limit: int
+) -> list[Row[Task, User]]:
     return list(
         session.execute(
             select(Task, User)
@@ -244,7 +246,13 @@ def claim_emails(
         return claimed + _prepare_reminders(session, mailbox, reminders, reminder_slots, now)
 
 
-def _prepare_reminders(session, mailbox, reminders, slots, now) -> list[ClaimedEmail]:
+def _prepare_reminders(
+    session: Session,
+    mailbox: Mailbox,
+    reminders: list[Row[Task, User]],
+    slots: list[datetime],
+    now: datetime,
+) -> list[ClaimedEmail]:
     """The granted reminders' messages, stored, their tasks marked reminded: sent at most
     once (one lost to a crash is not worth a duplicate)."""
     claimed = []
@@ -256,13 +264,13 @@ def _prepare_reminders(session, mailbox, reminders, slots, now) -> list[ClaimedE
         claimed.append(
             ClaimedEmail(
                 None,
-                task.enrollment_id,
+                cast(int, task.enrollment_id),  # found through its enrollment: never None
                 message.id,
                 mailbox.id,
                 slot,
                 mailbox.from_email,
                 message.to_email,
-                message.raw.encode("utf-8"),
+                cast(str, message.raw).encode("utf-8"),  # compose_reminder wrote it
                 spacing(mailbox.per_minute_limit, bulk_first=False),
                 False,
                 None,

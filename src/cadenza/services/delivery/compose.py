@@ -171,7 +171,7 @@ def compose(
     )
 
 
-def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now) -> Message:
+def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now: datetime) -> Message:
     """A task reminder to its owner, from the enrollment's mailbox: a message row like
     any other email's (the outbox lists it, the daily limit counts it), but tied to no
     step run, enrollment or contact — it is no part of the sequence's results."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -291,13 +292,15 @@ class SentStep:
 
     run_id: int
     message_pk: int
-    enrollment: dict  # as enrollment events carry it (webhooks.enrollment_event)
+    enrollment: dict[str, Any]  # as enrollment events carry it (webhooks.enrollment_event)
     step_position: int
     last_step: bool
 
     @classmethod
     def of(cls, claim: ClaimedEmail) -> SentStep:
-        enrollment = {
+        if claim.run_id is None:  # reminders are recorded by _record_reminder
+            raise ValueError(f"message {claim.message_pk} is a task reminder, not a step")
+        enrollment: dict[str, Any] = {
             "enrollment_id": claim.enrollment_id,
             "contact_id": claim.contact_id,
             "sequence_id": claim.sequence_id,
@@ -334,6 +337,7 @@ def record_step_sent(
         _MESSAGE_SENT.run(connection, {"pk": sent.message_pk, "now": sent_at})
     params = {"run_id": sent.run_id, "now": sent_at, "tries": 1 if tried else 0}
     [(attempts,)] = _RUN_SENT.run(connection, params).fetchall()
+    attempts = int(attempts)
     event = {
         "enrollment_id": sent.enrollment["enrollment_id"],
         "contact_id": sent.enrollment["contact_id"],
@@ -346,7 +350,7 @@ def record_step_sent(
         finish_enrollment(connection, sent.enrollment, sent_at)
         return attempts
     with Session(bind=connection) if session is None else _borrowed(session) as own:
-        enrollment = own.get(Enrollment, sent.enrollment["enrollment_id"], with_for_update=True)
+        enrollment = own.get_one(Enrollment, sent.enrollment["enrollment_id"], with_for_update=True)
         after_step_completed(own, enrollment, sent.step_position, sent_at)
         own.flush()
     return attempts
@@ -403,7 +407,7 @@ def _record_slowly(
 
 
 def _attempted(
-    session: Session, message: Message, attempt: int, result: DeliveryResult, now
+    session: Session, message: Message, attempt: int, result: DeliveryResult, now: datetime
 ) -> None:
     """The try's row and the server's last word on the message: every email, every try."""
     session.add(
@@ -419,9 +423,9 @@ def _attempted(
     message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
 
 
-def _disconnect(session: Session, mailbox_id: int, reason: str) -> None:
+def _disconnect(session: Session, mailbox_id: int, reason: str | None) -> None:
     """The server refused our credentials: nothing more leaves until they are fixed."""
-    mailbox = session.get(Mailbox, mailbox_id, with_for_update=True)
+    mailbox = session.get_one(Mailbox, mailbox_id, with_for_update=True)
     mailbox.connected, mailbox.disconnected_reason = False, reason
 
 
@@ -430,7 +434,7 @@ def _record_reminder(
 ) -> None:
     """A reminder's outcome: sent, failed or unknown, tried once (at most once, ever)."""
     now = ctx.clock.now()
-    message = session.get(Message, claim.message_pk, with_for_update=True)
+    message = session.get_one(Message, claim.message_pk, with_for_update=True)
     if message.status != MessageStatus.HANDING:
         return  # taken back by recovery meanwhile: it says what became of it
     _attempted(session, message, 1, result, now)

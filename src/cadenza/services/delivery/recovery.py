@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 
 from cadenza.domain.enums import MessageStatus, TaskStatus
 from cadenza.services.context import Context
@@ -57,7 +58,7 @@ def release_unsent(ctx: Context, claims: list[ClaimedEmail], worker_id: str) -> 
                     Message.id == claim.message_pk, Message.status == MessageStatus.PREPARED
                 )
             )
-            if dropped.rowcount == 1:
+            if cast(CursorResult[Any], dropped).rowcount == 1:
                 session.execute(
                     update(Task).where(Task.id == claim.task_id).values(reminded_at=None)
                 )

@@ -120,7 +120,9 @@ def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: st
     enrollment.needs_attention = True
 
 
-def fail_step(session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str) -> None:
+def fail_step(
+    session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str | None
+) -> None:
     """A step that cannot be sent ends the enrollment, flagged, with the reason kept."""
     run.status, run.last_error = StepRunStatus.FAILED, reason
     run.locked_by = run.locked_until = None
