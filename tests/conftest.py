@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cadenza.config import Settings
+from cadenza.config import Settings, get_settings
 from cadenza.domain.clock import FrozenClock
 from cadenza.services.context import Context
 from cadenza.store import migrate
@@ -61,6 +61,15 @@ def throwaway_pg_database(label: str) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """`get_settings()` is cached for the process (one installation per process), and an
+    in-process CLI call fills that cache from the test's environment (its database, its
+    key file). Cleared after every test, so no later test reads another test's settings."""
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
