@@ -52,3 +52,28 @@ def test_a_return_date_is_believed_from_tomorrow_to_the_limit(offset, believed):
     day = RECEIVED + timedelta(days=offset)
     expected = day if believed else None
     assert return_date(f"I am back {day.isoformat()}.", RECEIVED) == expected
+
+
+def test_exchanges_automatic_reply_is_automatic():
+    """Exchange marks its own out-of-office with X-Auto-Response-Suppress."""
+    raw = mail("X-Auto-Response-Suppress: All\r\n", subject="Automatic reply: Hi Ann")
+    assert is_auto_reply(parse(raw))
+
+
+@pytest.mark.parametrize(
+    ("text", "back"),
+    [
+        ("Till 9 March.", date(2026, 3, 10)),  # "until" at the very start of the text
+        ("Reachable again 10 March.", date(2026, 3, 10)),  # no word either way: the day
+        ("I am not back yet. Away until 9 March.", date(2026, 3, 10)),  # one sentence only
+        ("Not on 31.02. but back on 10.03.", date(2026, 3, 10)),  # an impossible date skipped
+        ("Back on 10.03.26.", date(2026, 3, 10)),  # a two-digit year
+        ("Back on 10 March 2025.", None),  # a year stated is taken as written
+    ],
+)
+def test_how_a_return_date_is_read(text, back):
+    assert return_date(text, RECEIVED) == back
+
+
+def test_a_day_early_in_the_year_said_in_december_is_next_years():
+    assert return_date("Back on 5 January.", date(2026, 12, 20)) == date(2027, 1, 5)
