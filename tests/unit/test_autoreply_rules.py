@@ -77,3 +77,11 @@ def test_how_a_return_date_is_read(text, back):
 
 def test_a_day_early_in_the_year_said_in_december_is_next_years():
     assert return_date("Back on 5 January.", date(2026, 12, 20)) == date(2027, 1, 5)
+
+
+def test_only_the_forty_characters_before_a_date_say_how_to_read_it():
+    near = "Back soon, on the road most days, until 9 March."
+    far = "Back soon, on the roads most days, until 9 March."
+    assert [t.index("9 March") - t.index("Back") for t in (near, far)] == [40, 41]
+    assert return_date(near, RECEIVED) == date(2026, 3, 9)  # "back" read: the return day
+    assert return_date(far, RECEIVED) == date(2026, 3, 10)  # out of reach: "until", the day after
