@@ -7,10 +7,12 @@ Each module is mutated by mutmut (its settings: [tool.mutmut] in pyproject.toml)
 tried against the tests listed for it here only, not the whole suite: that is what
 makes one module a matter of minutes. Each run happens in its own scratch directory,
 .mutation/<module>/, so the working tree is never touched, a second module does not
-throw away the first one's results, and mutmut's cache makes a re-run after a new test
-try only what changed. One child process (the machine is shared); MUTATION_CHILDREN
-raises it. The score is printed per module and appended to .mutation/scores.txt;
-docs/testing.md ("Mutation testing") keeps the figures and explains every survivor.
+throw away the first one's results, and a re-run tries only the mutants of functions
+that changed. mutmut keeps a survivor's verdict while its function is unchanged, even
+after a new test: delete .mutation/<module>/ to try every mutant again. One child
+process (the machine is shared); MUTATION_CHILDREN raises it. The score is printed
+per module and appended to .mutation/scores.txt; docs/testing.md ("Mutation
+testing") keeps the figures and explains every survivor.
 Browse survivors with `cd .mutation/<module> && ../../.venv/bin/mutmut browse`.
 """
 
