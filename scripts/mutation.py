@@ -7,10 +7,12 @@ Each module is mutated by mutmut (its settings: [tool.mutmut] in pyproject.toml)
 tried against the tests listed for it here only, not the whole suite: that is what
 makes one module a matter of minutes. Each run happens in its own scratch directory,
 .mutation/<module>/, so the working tree is never touched, a second module does not
-throw away the first one's results, and mutmut's cache makes a re-run after a new test
-try only what changed. One child process (the machine is shared); MUTATION_CHILDREN
-raises it. The score is printed per module and appended to .mutation/scores.txt;
-docs/testing.md ("Mutation testing") keeps the figures and explains every survivor.
+throw away the first one's results, and a re-run tries only the mutants of functions
+that changed. mutmut keeps a survivor's verdict while its function is unchanged, even
+after a new test: delete .mutation/<module>/ to try every mutant again. One child
+process (the machine is shared); MUTATION_CHILDREN raises it. The score is printed
+per module and appended to .mutation/scores.txt; docs/testing.md ("Mutation
+testing") keeps the figures and explains every survivor.
 Browse survivors with `cd .mutation/<module> && ../../.venv/bin/mutmut browse`.
 """
 
@@ -57,22 +59,24 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["src/cadenza/domain/inbound/*.py"],
         [
             "tests/unit/test_inbound.py",
+            "tests/unit/test_inbound_parsing.py",
             "tests/unit/test_bounce_rules.py",
             "tests/unit/test_autoreply_rules.py",
-            "tests/api/test_events_api.py",  # Postmark's events (postmark.py)
+            "tests/unit/test_postmark_events.py",  # Postmark's events (postmark.py)
+            "tests/api/test_events_api.py",  # the same over HTTP
         ],
         SQLITE_ONLY,
     ),
     "cadenza.services.signals.inbound": (
-        ["src/cadenza/services/inbound.py"],
+        ["src/cadenza/services/signals/inbound.py"],
         ["tests/integration/test_inbox_matching.py", "tests/integration/test_signals.py"],
         SQLITE_ONLY,
     ),
     "cadenza.services.delivery.handover": (  # claim, hand-over, record, recovery
         [
-            "src/cadenza/services/claims.py",
-            "src/cadenza/services/delivery.py",
-            "src/cadenza/services/recovery.py",
+            "src/cadenza/services/delivery/claims.py",
+            "src/cadenza/services/delivery/handover.py",
+            "src/cadenza/services/delivery/recovery.py",
         ],
         [
             "tests/integration/test_delivery_guarantees.py",
@@ -84,18 +88,21 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "cadenza.web.ui.session": (
         ["src/cadenza/web/ui/session.py"],
         [
-            "tests/ui/test_ui_http.py",
+            "tests/ui/test_session_rules.py",
             "tests/ui/test_guards_http.py",
-            "tests/ui/test_settings_http.py",
+            "tests/ui/test_sessions_http.py",
         ],
         SQLITE_ONLY,
     ),
-    # The access policy (issue 19 names it; written by another branch): runs once the
-    # module and its tests exist, skipped with a note until then.
+    # The access policy: its rules as pure functions, then the same through the API.
     "cadenza.domain.policy": (
         ["src/cadenza/domain/policy.py"],
-        ["tests/unit/test_policy.py"],
-        [],
+        [
+            "tests/unit/test_policy.py",
+            "tests/unit/test_policy_denials.py",
+            "tests/api/test_authorization_matrix.py",
+        ],
+        SQLITE_ONLY,
     ),
 }
 

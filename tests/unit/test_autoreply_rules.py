@@ -52,3 +52,36 @@ def test_a_return_date_is_believed_from_tomorrow_to_the_limit(offset, believed):
     day = RECEIVED + timedelta(days=offset)
     expected = day if believed else None
     assert return_date(f"I am back {day.isoformat()}.", RECEIVED) == expected
+
+
+def test_exchanges_automatic_reply_is_automatic():
+    """Exchange marks its own out-of-office with X-Auto-Response-Suppress."""
+    raw = mail("X-Auto-Response-Suppress: All\r\n", subject="Automatic reply: Hi Ann")
+    assert is_auto_reply(parse(raw))
+
+
+@pytest.mark.parametrize(
+    ("text", "back"),
+    [
+        ("Till 9 March.", date(2026, 3, 10)),  # "until" at the very start of the text
+        ("Reachable again 10 March.", date(2026, 3, 10)),  # no word either way: the day
+        ("I am not back yet. Away until 9 March.", date(2026, 3, 10)),  # one sentence only
+        ("Not on 31.02. but back on 10.03.", date(2026, 3, 10)),  # an impossible date skipped
+        ("Back on 10.03.26.", date(2026, 3, 10)),  # a two-digit year
+        ("Back on 10 March 2025.", None),  # a year stated is taken as written
+    ],
+)
+def test_how_a_return_date_is_read(text, back):
+    assert return_date(text, RECEIVED) == back
+
+
+def test_a_day_early_in_the_year_said_in_december_is_next_years():
+    assert return_date("Back on 5 January.", date(2026, 12, 20)) == date(2027, 1, 5)
+
+
+def test_only_the_forty_characters_before_a_date_say_how_to_read_it():
+    near = "Back soon, on the road most days, until 9 March."
+    far = "Back soon, on the roads most days, until 9 March."
+    assert [t.index("9 March") - t.index("Back") for t in (near, far)] == [40, 41]
+    assert return_date(near, RECEIVED) == date(2026, 3, 9)  # "back" read: the return day
+    assert return_date(far, RECEIVED) == date(2026, 3, 10)  # out of reach: "until", the day after

@@ -8,10 +8,12 @@ permanent wording of a plain-text notice, and an SMTP code read from its text.
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 import pytest
 
-from cadenza.domain.inbound.bounce import detect_bounce
-from cadenza.domain.inbound.parse import parse
+from cadenza.domain.inbound.bounce import BouncedRecipient, detect_bounce
+from cadenza.domain.inbound.parse import Inbound, parse
 
 OURS = "<20260302090000.abc123@example.com>"
 
@@ -172,3 +174,102 @@ def test_a_notice_without_a_from_header_is_read_by_its_subject():
     )
     bounce = detect_bounce(parse(raw))
     assert [r.address for r in bounce.recipients] == ["gone@corp.example"]
+
+
+def test_the_returned_headers_outrank_an_id_quoted_in_the_notice():
+    """The notice's own text may quote other ids (its queue's); the returned headers
+    name what bounced."""
+    raw = report("Action: failed", "Status: 5.1.1").replace(
+        b"A notice.", b"Message-ID: <queue.77@mail.example.com> was not delivered."
+    )
+    assert detect_bounce(parse(raw)).original_message_id == OURS
+
+
+def test_returned_headers_that_are_not_utf8_are_read_anyway():
+    raw = report("Action: failed", "Status: 5.1.1").replace(
+        f"Message-ID: {OURS}".encode(), f"Subject: Caf\xe9\r\nMessage-ID: {OURS}".encode("latin-1")
+    )
+    assert detect_bounce(parse(raw)).original_message_id == OURS
+
+
+def test_a_report_without_the_returned_message_falls_back_to_an_id_quoted_in_its_text():
+    raw = report("Action: failed", "Status: 5.1.1")
+    raw = raw.replace(
+        b"Content-Type: text/rfc822-headers\r\n\r\n", b"Content-Type: text/plain\r\n\r\n"
+    )
+    raw = raw.replace(f"Message-ID: {OURS}".encode(), f"Message-Id: {OURS}".encode())
+    bounce = detect_bounce(parse(raw))
+    assert bounce.standard and bounce.original_message_id == OURS
+
+
+def test_a_quoted_id_is_ours_only_if_it_is_not_the_notices_own_nor_malformed():
+    text = (
+        "Message-ID: <notice.1@mail.example.com>\r\n"  # the notice's own, quoted back
+        "Message-ID: <no-at-sign>\r\n"
+        f"Message-ID: {OURS}\r\n"
+    )
+    assert detect_bounce(parse(notice(text))).original_message_id == OURS
+
+
+def test_a_notice_that_is_not_utf8_is_read_anyway():
+    raw = notice("Zustellung fehlgeschlagen: Empf\xe4nger unbekannt (550 5.1.1)")
+    raw = raw.replace("\xe4".encode(), "\xe4".encode("latin-1"))
+    bounce = detect_bounce(parse(raw + f"Message-ID: {OURS}\r\n".encode()))
+    assert bounce.status == "5.1.1" and bounce.original_message_id == OURS
+
+
+def test_x_failed_recipients_alone_marks_a_bounce_and_lists_every_recipient():
+    raw = (
+        b"From: Bounces <bounces@mail.example.com>\r\n"  # no daemon, no bounce subject
+        b"To: rep@example.com\r\nSubject: Message not delivered\r\n"
+        b"X-Failed-Recipients: Gone@Corp.example, other@corp.example\r\n\r\n"
+        b"550 5.1.1 unknown user\r\n"
+    )
+    bounce = detect_bounce(parse(raw))
+    assert [r.address for r in bounce.recipients] == ["gone@corp.example", "other@corp.example"]
+
+
+def test_at_most_twenty_recipients_are_read_from_a_notices_text():
+    addresses = [f"gone{n}@corp.example" for n in range(25)]
+    raw = daemon_notice("mailer-daemon@mail.example.com", "Undeliverable", "\r\n".join(addresses))
+    assert [r.address for r in detect_bounce(parse(raw)).recipients] == addresses[:20]
+
+
+def test_a_notice_naming_no_recipient_is_one_bounce_of_an_unknown_address():
+    raw = daemon_notice(
+        "mailer-daemon@mail.example.com", "Undeliverable", "Delivery failed: 550 5.2.2 full"
+    )
+    bounce = detect_bounce(parse(raw))
+    assert bounce.recipients == (
+        BouncedRecipient(None, "5.2.2", None, "Delivery failed: 550 5.2.2 full"),
+    )
+
+
+def test_a_recipients_address_is_read_without_brackets_in_lower_case():
+    raw = report("Action: failed", "Status: 5.1.1").replace(
+        b"rfc822; gone@corp.example", b"rfc822; <Xavier.Gone@Corp.example>"
+    )
+    assert detect_bounce(parse(raw)).recipients[0].address == "xavier.gone@corp.example"
+
+
+def test_a_report_whose_status_part_is_one_text_is_read_block_by_block():
+    """A message built in memory (not parsed) may hold message/delivery-status as text."""
+    status = EmailMessage()
+    status["Content-Type"] = "message/delivery-status"
+    status.set_payload(
+        "Reporting-MTA: dns; mail.example.com\r\n\r\n"
+        "Final-Recipient: rfc822; gone@corp.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "Final-Recipient: rfc822; away@corp.example\r\nAction: delayed\r\nStatus: 4.2.2\r\n"
+    )
+    message = EmailMessage()
+    message["From"] = "MAILER-DAEMON@mail.example.com"
+    message["Subject"] = "Delivery Status Notification"
+    message.set_type("multipart/report")
+    message.attach(status)
+    inbound = Inbound(None, "mailer-daemon@mail.example.com", "DSN", (), (), None, "", message)
+    bounce = detect_bounce(inbound)
+    assert bounce.standard
+    assert [(r.address, r.status, r.hard) for r in bounce.recipients] == [
+        ("gone@corp.example", "5.1.1", True),
+        ("away@corp.example", "4.2.2", False),
+    ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -60,7 +60,15 @@ def test_first_step_is_due_now_without_send_at() -> None:
 def test_first_step_is_due_at_send_at() -> None:
     now = utc(2026, 6, 1, 12, 0)
     send_at = at(BERLIN, 2026, 6, 3, 9, 30)
-    assert first_step_due(now, send_at) == utc(2026, 6, 3, 7, 30)
+    due = first_step_due(now, send_at)
+    assert due == utc(2026, 6, 3, 7, 30)
+    assert due.tzinfo is UTC  # every instant returned is in UTC, whatever zone it came in
+
+
+def test_a_projected_step_is_shown_in_the_zone_asked_for() -> None:
+    step = ProjectedStep(2, utc(2026, 6, 3, 7, 30))
+    local = step.local(NEW_YORK)
+    assert local.tzinfo is NEW_YORK and (local.hour, local.minute) == (3, 30)
 
 
 def test_first_step_ignores_follow_up_days_and_window() -> None:
@@ -203,6 +211,11 @@ def test_completion_in_repeated_hour_never_schedules_into_the_past() -> None:
     assert due == utc(2025, 11, 2, 6, 45)  # 01:45 EST: 01:45 EDT was already past
 
 
+def test_completion_in_the_first_pass_of_a_repeated_hour_is_not_put_an_hour_later() -> None:
+    first_occurrence = utc(2025, 11, 2, 5, 10)  # 01:10 EDT; 01:10 EST comes an hour later
+    assert next_step_due(first_occurrence, NEW_YORK, StepDelay(), EVERY_DAY) == first_occurrence
+
+
 def test_daily_sequence_across_fall_back_keeps_local_hour() -> None:
     due = at(NEW_YORK, 2025, 10, 30, 9, 0)
     timeline = [due]
@@ -280,6 +293,17 @@ def test_naive_inputs_are_rejected() -> None:
         )
     with pytest.raises(ValueError):
         normalize_follow_up(aware, NEW_YORK, EVERY_DAY)
+
+
+def test_a_zone_without_an_offset_is_naive_too() -> None:
+    """Python calls a datetime naive when its tzinfo gives no offset, not only without one."""
+
+    class NoOffset(tzinfo):
+        def utcoffset(self, dt):
+            return None
+
+    with pytest.raises(ValueError):
+        first_step_due(datetime(2026, 6, 1, 12, 0, tzinfo=NoOffset()), None)
 
 
 def test_project_timeline_rejects_mismatched_positions() -> None:
