@@ -273,3 +273,21 @@ def test_a_report_whose_status_part_is_one_text_is_read_block_by_block():
         ("gone@corp.example", "5.1.1", True),
         ("away@corp.example", "4.2.2", False),
     ]
+
+
+def test_the_recipient_type_ends_at_the_first_semicolon():
+    """`rfc822; "a;b"@corp.example`: the address may itself hold a ";" (quoted)."""
+    quoted = report("Action: failed", "Status: 5.1.1").replace(
+        b"Final-Recipient: rfc822; gone@corp.example",
+        b'Final-Recipient: rfc822; "a;b"@corp.example',
+    )
+    [recipient] = detect_bounce(parse(quoted)).recipients
+    assert recipient.address == '"a;b"@corp.example'
+
+
+def test_a_recipient_without_a_type_is_read_whole():
+    bare = report("Action: failed", "Status: 5.1.1").replace(
+        b"Final-Recipient: rfc822; gone@corp.example", b"Final-Recipient: Gone@Corp.example"
+    )
+    [recipient] = detect_bounce(parse(bare)).recipients
+    assert recipient.address == "gone@corp.example"

@@ -89,7 +89,10 @@ def _is_recipient(block: Message) -> bool:
 
 def _dsn_recipient(block: Message) -> BouncedRecipient:
     recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
-    _, _, address = recipient.rpartition(";")
+    # "rfc822; address": the type ends at the first ";" (a quoted local part may hold one).
+    kind, separator, address = recipient.partition(";")
+    if not separator:
+        address = kind
     action = str(block.get("Action", "") or "").strip().lower() or None
     diagnostic = " ".join(str(block.get("Diagnostic-Code", "") or "").split()) or None
     found = _STATUS.search(str(block.get("Status", "") or "")) or _STATUS.search(diagnostic or "")

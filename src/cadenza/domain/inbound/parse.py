@@ -53,12 +53,12 @@ def parse(raw: bytes) -> Inbound:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     sender = None
     try:
-        addresses = [a for _, a in getaddresses([str(message.get("From", "") or "")]) if "@" in a]
+        addresses = [a for _, a in getaddresses([_header_text(message, "From")]) if "@" in a]
         sender = addresses[0].lower() if addresses else None
     except (ValueError, IndexError, TypeError):
         sender = None
     try:
-        date = parsedate_to_datetime(str(message.get("Date", "")))
+        date = parsedate_to_datetime(_header_text(message, "Date"))
     except (TypeError, ValueError, IndexError):
         date = None
     own_ids = message_ids(_safe_header(message, "Message-ID"))
@@ -75,9 +75,22 @@ def parse(raw: bytes) -> Inbound:
 
 
 def _safe_header(message: EmailMessage, name: str) -> str:
+    return " ".join(_header_text(message, name).split())
+
+
+def _header_text(message: EmailMessage, name: str) -> str:
+    """The header's text, or its raw text when the stdlib's parser fails on it.
+
+    The parser of `email.policy.default` raises on some broken headers, and not only
+    ValueError: `Message-ID: <a@[` and `From: <a@[` raise UnboundLocalError and
+    AttributeError from inside it. A reply must not be lost to that, so any error falls
+    back to the header as it was written (unparsed), or to nothing."""
     try:
-        return " ".join(str(message.get(name, "") or "").split())
-    except (ValueError, TypeError, IndexError):
+        return str(message.get(name, "") or "")
+    except Exception:
+        for key, value in message.raw_items():
+            if key.lower() == name.lower():
+                return str(value)
         return ""
 
 
