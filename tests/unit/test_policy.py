@@ -17,21 +17,7 @@ from cadenza.domain.policy import (
     owner_filter,
     sees_all,
 )
-
-
-@dataclass
-class Person:
-    id: int
-    role: str
-    can_enroll: bool = True
-
-
-ADMIN, ANN, BEA, VIC = (
-    Person(1, "admin"),
-    Person(2, "member"),
-    Person(3, "member"),
-    Person(4, "viewer"),
-)
+from tests.support.people import ADMIN, ANN, BEA, VIC, Person
 
 
 def test_every_resource_has_a_read_rule():

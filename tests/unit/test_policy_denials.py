@@ -4,8 +4,6 @@ The refusal's text is what the API's error and the web app's notice show, so it 
 part of the behaviour: it names the resource and the action, or says who may.
 """
 
-from dataclasses import dataclass
-
 import pytest
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -19,21 +17,7 @@ from cadenza.domain.policy import (
     owner_filter,
     sees_all,
 )
-
-
-@dataclass
-class Person:
-    id: int
-    role: str
-    can_enroll: bool = True
-
-
-ADMIN, ANN, BEA, VIC = (
-    Person(1, "admin"),
-    Person(2, "member"),
-    Person(3, "member"),
-    Person(4, "viewer"),
-)
+from tests.support.people import ADMIN, ANN, BEA, VIC, Person
 
 
 def refusal(actor, resource, action, owners=()) -> CadenzaError:

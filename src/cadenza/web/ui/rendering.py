@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -10,27 +11,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from cadenza.domain import policy
+from cadenza.domain import enums, policy
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import (
-    AutomationOutcome,
-    ContactStatus,
-    EnrollmentState,
-    ListJobStatus,
-    MailTransport,
-    MessageStatus,
-    PauseReason,
-    SmtpSecurity,
-    StepRunStatus,
-    StepType,
-    TaskKind,
-    TaskPriority,
-    TaskStatus,
-    TimelineMark,
-    UnenrollOnReply,
-    UnenrollReason,
-    UserRole,
-)
 from cadenza.domain.errors import CadenzaError
 from cadenza.web.ui.session import session_of
 
@@ -76,26 +58,13 @@ env.globals["htmx_file"] = HTMX
 env.globals["may"] = policy.may  # what a page offers follows the same policy the services apply
 # The closed vocabularies, so that a template compares with a member (EnrollmentState.ACTIVE)
 # and a misspelt one fails loudly (StrictUndefined) instead of never matching.
-for _vocabulary in (
-    AutomationOutcome,
-    ContactStatus,
-    EnrollmentState,
-    ListJobStatus,
-    MailTransport,
-    MessageStatus,
-    PauseReason,
-    SmtpSecurity,
-    StepRunStatus,
-    StepType,
-    TaskKind,
-    TaskPriority,
-    TaskStatus,
-    TimelineMark,
-    UnenrollOnReply,
-    UnenrollReason,
-    UserRole,
-):
-    env.globals[_vocabulary.__name__] = _vocabulary
+for _name, _vocabulary in vars(enums).items():
+    if (
+        isinstance(_vocabulary, type)
+        and issubclass(_vocabulary, StrEnum)
+        and _vocabulary is not StrEnum
+    ):
+        env.globals[_name] = _vocabulary
 
 
 def viewer_zone(request: Request) -> str:
