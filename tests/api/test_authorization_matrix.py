@@ -28,11 +28,11 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.secrets import hash_password
 from cadenza.services.accounts import mailboxes, users
 from cadenza.services.automation import rules as automation_rules
-from cadenza.services.automation import webhooks
 from cadenza.services.crm import lists, records
 from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.services.enrollment import tasks
 from cadenza.services.enrollment.enroll import EnrollOptions
+from cadenza.services.events_out import webhooks
 from cadenza.store.models import Message, User
 from cadenza.web.app import create_app
 from tests.conftest import World, enroll_ids

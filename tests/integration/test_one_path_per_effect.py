@@ -22,8 +22,8 @@ from cadenza.services.accounts.link_secret import link_secret
 from cadenza.services.accounts.mailboxes import update_mailbox
 from cadenza.services.accounts.users import create_user
 from cadenza.services.automation import rules as automation_rules
-from cadenza.services.automation import webhooks
 from cadenza.services.delivery.outbox import list_messages, resolve_unknown
+from cadenza.services.events_out import webhooks
 from cadenza.services.signals import events, tracking
 from cadenza.services.signals.effects import Signal, record_signal
 from cadenza.store.models import (

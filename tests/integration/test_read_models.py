@@ -11,12 +11,13 @@ import pytest
 
 from cadenza.domain.webhooks import EVENT_TYPES
 from cadenza.services.accounts import mailboxes, users
-from cadenza.services.automation import rules, webhooks
+from cadenza.services.automation import rules
 from cadenza.services.crm import contact_index, contacts, lists, records
 from cadenza.services.crm.records import AssociationIn
 from cadenza.services.delivery import outbox
 from cadenza.services.enrollment import list_jobs, tasks, views
 from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.events_out import webhooks
 from cadenza.services.sequences import catalog
 from cadenza.services.signals import events, inbox_cursors
 from cadenza.store.models import Base

@@ -17,8 +17,8 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sealing import Keyring, SealError, key_id, new_key
 from cadenza.services.accounts import keys, mailboxes
 from cadenza.services.accounts.link_secret import link_secret
-from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
+from cadenza.services.events_out import webhooks
 from cadenza.store.db import Database
 from cadenza.store.models import AppSecret, Mailbox, Webhook
 from cadenza.web.ui import session_secret

@@ -8,8 +8,8 @@ import pytest
 
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.webhook_dispatch import WebhookDispatcher
-from cadenza.services.automation import webhooks
 from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.events_out import webhooks
 from tests.conftest import enroll_ids
 from tests.support.webhook_receiver import WebhookReceiver
 

@@ -14,9 +14,9 @@ from cadenza.domain.clock import SystemClock
 from cadenza.engine.webhook_dispatch import WebhookDispatcher
 from cadenza.engine.worker import Worker
 from cadenza.services.accounts.mailboxes import create_mailbox
-from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
 from cadenza.services.enrollment import control as enrollment_control
+from cadenza.services.events_out import webhooks
 from cadenza.store.models import WebhookDelivery
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink

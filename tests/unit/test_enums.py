@@ -109,7 +109,8 @@ def test_the_vocabularies_that_services_validate_against_are_the_enums():
 
 
 def test_every_trigger_reads_an_event_type_and_the_reason_ones_name_their_reason():
-    from cadenza.services.automation import runner, triggers
+    from cadenza.services.automation import runner
+    from cadenza.services.events_out import triggers
 
     assert set(triggers.TRIGGER_EVENTS) == set(enums.AutomationTrigger) == set(rules.TRIGGER_KEYS)
     assert set(triggers.TRIGGER_EVENTS.values()) == set(enums.AutomationEventType)

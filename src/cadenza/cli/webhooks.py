@@ -9,7 +9,7 @@ from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly
 from cadenza.domain import policy
 from cadenza.domain.policy import Action, Resource
 from cadenza.domain.webhooks import EVENT_TYPES
-from cadenza.services.automation import webhooks
+from cadenza.services.events_out import webhooks
 
 app = typer.Typer(help="Webhooks out: event notifications to your URLs.", no_args_is_help=True)
 

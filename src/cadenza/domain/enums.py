@@ -206,7 +206,7 @@ class WebhookDeliveryStatus(StrEnum):
 
 
 class WebhookEvent(StrEnum):
-    """What a webhook may subscribe to (and what services/automation/webhooks.emit sends)."""
+    """What a webhook may subscribe to (and what services/events_out/webhooks.emit sends)."""
 
     ENROLLED = "enrolled"
     STEP_SENT = "step_sent"

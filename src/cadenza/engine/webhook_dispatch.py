@@ -24,8 +24,8 @@ from cadenza import __version__
 from cadenza.domain import webhooks as rules
 from cadenza.domain.errors import CadenzaError
 from cadenza.services import outbound
-from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
+from cadenza.services.events_out import webhooks
 
 log = logging.getLogger("cadenza.webhooks")
 

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from cadenza.domain.transport_settings import TransportSettings
 from cadenza.services.accounts.mailboxes import transport_settings
 from cadenza.services.automation import runner as automation
-from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
 from cadenza.services.delivery import claims, recovery
 from cadenza.services.delivery.claims import ClaimedEmail
 from cadenza.services.delivery.handover import Finished, HandOver, hand_over, record_outcomes
 from cadenza.services.delivery.recovery import release_unsent
 from cadenza.services.enrollment import list_jobs, tasks
+from cadenza.services.events_out import webhooks
 from cadenza.services.signals import effects as signals
 
 __all__ = [

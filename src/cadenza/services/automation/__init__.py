@@ -1,8 +1,7 @@
-"""What reacts to changes: automation events written beside each change (triggers), the
-rules admins define and the runner that lets them act, and webhooks out (subscriptions,
-events, deliveries; engine/webhook_dispatch.py POSTs them).
+"""What reacts to changes: the rules admins define (trigger, conditions, action) and the
+runner that reads the automation events every change writes (events_out.triggers) and
+lets each enabled rule act.
 
-triggers and webhooks are called by every area inside its own transaction, so they call
-only the shared base, domain and store; the runner and rules may call enrollment (enroll,
-control), crm, sequences.catalog and accounts.keys.
+May call: enrollment (enroll, control), crm, sequences.catalog, events_out, accounts,
+the shared base, domain, store. Nothing in services calls it but the worker's facade.
 """

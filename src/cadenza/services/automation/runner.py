@@ -30,7 +30,6 @@ from cadenza.domain.enums import (
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.access import may_act_for
-from cadenza.services.automation import triggers
 from cadenza.services.context import Context
 from cadenza.services.crm import membership
 from cadenza.services.enrollment.control import end_enrollment
@@ -40,6 +39,7 @@ from cadenza.services.enrollment.enroll import (
     daily_limit_resets_at,
     enroll_in,
 )
+from cadenza.services.events_out import triggers
 from cadenza.services.lookup import fetch
 from cadenza.store.models import (
     AutomationEvent,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from cadenza.domain import filters
 from cadenza.domain.enums import AutomationEventType, ListKind
 from cadenza.services.access import acting_user_id
-from cadenza.services.automation import triggers
+from cadenza.services.events_out import triggers
 from cadenza.store.models import (
     Association,
     Contact,

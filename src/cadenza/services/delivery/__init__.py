@@ -6,6 +6,6 @@ The worker calls this package and nothing else of services for sending; the orde
 steps and the states in between are documented in docs/engine.md.
 
 May call: enrollment.progress (what comes after a send), sequences.personalization,
-accounts.link_secret (signed links), automation.triggers and automation.webhooks, the
+accounts.link_secret (signed links), events_out.triggers and events_out.webhooks, the
 shared base, domain, store.
 """

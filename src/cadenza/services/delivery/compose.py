@@ -25,13 +25,14 @@ from cadenza.domain.message import (
     new_message_id,
     reply_subject,
 )
-from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.domain.tracking import LinkMaker
 from cadenza.services.accounts.link_secret import link_maker
 from cadenza.services.context import Context
-from cadenza.services.sequences.personalization import contact_values, sender_values
+from cadenza.services.sequences.personalization import (
+    render_step,
+)
 from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
 
 
@@ -80,21 +81,6 @@ class MessageSources:
             )
             parents = {(e, p): m for e, p, m in found if (e, p) in wanted}
         return cls(drafts, parents, existing, link_maker(ctx, session))
-
-
-def render_step(
-    enrollment: Enrollment, contact: Contact, user: User, mailbox: Mailbox, spec: StepSpec
-) -> tuple[str, str]:
-    """The step's subject and HTML body for this contact (raises on a missing token)."""
-    context = build_context(
-        contact_values(contact), sender_values(user, mailbox), enrollment.token_values or {}
-    )
-    subject_source = spec.subject
-    if not subject_source and spec.thread_with_step:
-        subject_source = enrollment.steps_snapshot[spec.thread_with_step - 1].get("subject")
-    subject = templates.render_subject(subject_source or "", context)
-    body = templates.clean_html(templates.render(spec.body or "", context, html=True))
-    return subject, body
 
 
 def compose(

@@ -41,7 +41,6 @@ from cadenza.domain.enums import (
     StepWaitReason,
     WebhookEvent,
 )
-from cadenza.services.automation import webhooks
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.enrollment.progress import (
@@ -50,6 +49,7 @@ from cadenza.services.enrollment.progress import (
     finish_enrollment,
     mark_unknown,
 )
+from cadenza.services.events_out import webhooks
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 

@@ -3,7 +3,7 @@ list as a job), pause, resume and unenroll, moving an enrollment to its next ste
 end (progress), the tasks that task steps create, and the read models of an enrollment
 (its steps and projected future).
 
-May call: sequences, crm, accounts.users, delivery.compose (task notes and manual-email
-drafts are rendered the way emails are), automation.triggers and automation.webhooks, the shared
-base, domain, store. delivery calls back into enrollment.progress only.
+May call: sequences (task notes and manual-email drafts are rendered as emails are, by
+sequences.personalization.render_step), crm, accounts.users, events_out, the shared
+base, domain, store. delivery, above it, calls enrollment.progress after a send.
 """

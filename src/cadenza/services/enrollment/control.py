@@ -23,9 +23,9 @@ from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.webhooks import REASON_EVENTS
 from cadenza.services.access import authorize_enrollment
 from cadenza.services.audit import record
-from cadenza.services.automation import triggers, webhooks
-from cadenza.services.automation.webhooks import enrollment_event
 from cadenza.services.context import Context
+from cadenza.services.events_out import triggers, webhooks
+from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.services.lookup import fetch
 from cadenza.store.models import Contact, Enrollment, StepRun, Task
 

@@ -35,11 +35,11 @@ from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.services.access import authorize_enrolling
 from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
-from cadenza.services.automation import triggers, webhooks
-from cadenza.services.automation.webhooks import enrollment_event
 from cadenza.services.context import Context
 from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.enrollment.progress import add_step_run
+from cadenza.services.events_out import triggers, webhooks
+from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_live_sequence, step_specs
 from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking

@@ -24,9 +24,9 @@ from cadenza.domain.enums import (
 )
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
-from cadenza.services.automation import triggers, webhooks
-from cadenza.services.automation.webhooks import enrollment_event
 from cadenza.services.enrollment.control import end_enrollment
+from cadenza.services.events_out import triggers, webhooks
+from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.store.models import Enrollment, Message, StepRun
 from cadenza.store.prepared import Prepared
 

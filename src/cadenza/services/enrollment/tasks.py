@@ -25,11 +25,10 @@ from cadenza.domain.steps import StepSpec
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.delivery.compose import render_step
 from cadenza.services.enrollment.progress import after_step_completed, fail_step
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
-from cadenza.services.sequences.personalization import contact_values, sender_values
+from cadenza.services.sequences.personalization import contact_values, render_step, sender_values
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
 
 PENDING = StepRunStatus.PENDING

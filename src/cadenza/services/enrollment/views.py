@@ -307,7 +307,7 @@ def _sent_emails(session, enrollment: Enrollment) -> dict[int, SentEmail]:
 
 
 def _template_context(session, enrollment: Enrollment) -> TemplateContext:
-    """The values the engine will fill this enrollment's steps with (compose.render_step)."""
+    """The values the engine will fill this enrollment's steps with (render_step)."""
     user = session.get(User, enrollment.enrolled_by_id)
     mailbox = session.get(Mailbox, enrollment.mailbox_id)
     return build_context(

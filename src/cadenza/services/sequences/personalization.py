@@ -1,11 +1,16 @@
-"""Turns stored contacts and senders into the plain dicts templates read."""
+"""Turns stored contacts and senders into the plain dicts templates read, and renders a
+step with them: the one rendering that emails (delivery/compose.py), manual-email drafts
+and task notes (enrollment/tasks.py) share."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cadenza.domain import templates
 from cadenza.domain.contact_fields import CONTACT_FIELDS
-from cadenza.store.models import Contact, Mailbox, User
+from cadenza.domain.personalization import build_context
+from cadenza.domain.steps import StepSpec
+from cadenza.store.models import Contact, Enrollment, Mailbox, User
 
 
 def contact_values(contact: Contact) -> dict[str, Any]:
@@ -37,3 +42,18 @@ def sender_values(user: User, mailbox: Mailbox) -> dict[str, Any]:
         "email": mailbox.from_email,
         "name": mailbox.from_name or None,
     }
+
+
+def render_step(
+    enrollment: Enrollment, contact: Contact, user: User, mailbox: Mailbox, spec: StepSpec
+) -> tuple[str, str]:
+    """The step's subject and HTML body for this contact (raises on a missing token)."""
+    context = build_context(
+        contact_values(contact), sender_values(user, mailbox), enrollment.token_values or {}
+    )
+    subject_source = spec.subject
+    if not subject_source and spec.thread_with_step:
+        subject_source = enrollment.steps_snapshot[spec.thread_with_step - 1].get("subject")
+    subject = templates.render_subject(subject_source or "", context)
+    body = templates.clean_html(templates.render(spec.body or "", context, html=True))
+    return subject, body

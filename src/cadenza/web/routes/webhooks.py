@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from cadenza.domain import webhooks as rules
 from cadenza.domain.enums import WebhookDeliveryStatus, WebhookEvent
-from cadenza.services.automation import webhooks
-from cadenza.services.automation.webhooks import AttemptView, DeliveryView, WebhookView
+from cadenza.services.events_out import webhooks
+from cadenza.services.events_out.webhooks import AttemptView, DeliveryView, WebhookView
 from cadenza.web.auth import ApiAdmin, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
 from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, page
