@@ -105,7 +105,7 @@ def readable_text(message: EmailMessage) -> str:
         try:
             content = part.get_content()
         except (LookupError, ValueError, AssertionError):
-            raw = cast(bytes | None, part.get_payload(decode=True))
+            raw = cast(bytes | None, part.get_payload(decode=True))  # pragma: no mutate
             content = (raw or b"").decode("utf-8", "replace")
         (plain if kind == "text/plain" else html).append(content)
     if plain:
@@ -116,7 +116,7 @@ def readable_text(message: EmailMessage) -> str:
 def _parts(message: EmailMessage) -> Iterator[EmailMessage]:
     """Walks the message's own parts, not those of messages attached to it (a DSN's copy)."""
     if message.is_multipart():
-        for part in cast(list[EmailMessage], message.get_payload()):
+        for part in cast(list[EmailMessage], message.get_payload()):  # pragma: no mutate
             if part.get_content_type() in ("message/rfc822", "message/delivery-status"):
                 continue
             yield from _parts(part)
