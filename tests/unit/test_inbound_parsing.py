@@ -134,11 +134,3 @@ def test_a_part_in_an_unknown_charset_is_read_as_utf8_with_replacements():
         b"Content-Transfer-Encoding: 8bit\r\n\r\ncaf\xc3\xa9 \xff\r\n"
     )
     assert parse(raw).text == "caf\u00e9 \ufffd\r\n"
-
-
-def test_an_empty_part_in_an_unknown_charset_is_no_text():
-    raw = (
-        b"From: ann@corp.example\r\nSubject: Re: Hi\r\n"
-        b"Content-Type: text/plain; charset=x-unknown\r\n\r\n"
-    )
-    assert parse(raw).text == ""

@@ -106,7 +106,7 @@ def readable_text(message: EmailMessage) -> str:
             content = part.get_content()
         except (LookupError, ValueError, AssertionError):
             raw = cast(bytes | None, part.get_payload(decode=True))  # pragma: no mutate
-            content = (raw or b"").decode("utf-8", "replace")
+            content = (raw or b"").decode("utf-8", "replace")  # pragma: no mutate: see docs
         (plain if kind == "text/plain" else html).append(content)
     if plain:
         return "\n".join(plain)
