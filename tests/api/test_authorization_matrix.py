@@ -79,6 +79,7 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_READ,
     "PATCH /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
     "DELETE /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
+    "GET /api/v1/mailboxes/{mailbox_id}/health": API_HIDDEN_READ,
     "POST /api/v1/mailboxes/{mailbox_id}/test": API_HIDDEN_WRITE,
     "POST /api/v1/mailboxes/{mailbox_id}/reconnect": API_HIDDEN_WRITE,
     # -- sequences: shared reading, changed by their owner or an admin
@@ -200,6 +201,7 @@ RULES: dict[str, tuple] = {
     "POST /tasks/{task_id}/skip": PAGE_HIDDEN_WRITE,
     "GET /settings": PAGE,
     "POST /settings/mailboxes": PAGE_WRITE,
+    "GET /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN,
     "POST /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/test": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/reconnect": PAGE_HIDDEN_WRITE,

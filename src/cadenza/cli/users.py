@@ -8,6 +8,7 @@ from rich.table import Table
 from cadenza.cli import identity
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.accounts.mailboxes import (
     create_mailbox,
     list_mailboxes,
@@ -179,6 +180,42 @@ def mailbox_list() -> None:
             f"{m.per_minute_limit}/min, {m.daily_limit}/24h",
             "connected" if m.connected else f"disconnected: {m.disconnected_reason}",
         )
+    console.print(table)
+
+
+@mailbox_app.command("health")
+@fails_cleanly
+def mailbox_health_command(
+    mailbox_id: int,
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Connected or not, last send, inbox polls, last error, limits, what waits and why."""
+    ctx = make_context()
+    health = mailbox_health(ctx, mailbox_id, actor_id=acting_user(ctx, as_user).id)
+    box = health.mailbox
+    state = "connected" if box.connected else f"disconnected: {box.disconnected_reason}"
+    table = Table("", f"mailbox {box.id} ({box.from_email})", show_header=True)
+    table.add_row("state", state)
+    table.add_row(
+        "replies", "detected (inbox read)" if health.detects_replies else "NOT detected: no inbox"
+    )
+    table.add_row("last sent", str(health.last_sent_at or "never"))
+    table.add_row("last minute", f"{health.sent_last_minute} of {box.per_minute_limit}")
+    table.add_row("last 24 hours", f"{health.sent_last_24h} of {box.daily_limit}")
+    table.add_row("due now", str(health.due_now))
+    for reason, count in sorted(health.waiting.items()):
+        table.add_row(f"waiting: {reason}", str(count))
+    table.add_row("needs review", str(health.needs_review))
+    error = health.last_error
+    table.add_row(
+        "last error",
+        "none" if error is None else f"{error.outcome} {error.code or ''} {error.reply or ''} "
+        f"({error.at})",
+    )
+    for folder in health.inbox:
+        table.add_row(f"inbox {folder.folder}", f"{folder.polled_at}: {folder.last_error or 'ok'}")
+    for kind, count in health.signals.items():
+        table.add_row(f"{kind} ({health.signal_days} days)", str(count))
     console.print(table)
 
 

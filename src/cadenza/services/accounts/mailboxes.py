@@ -166,7 +166,9 @@ def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
         return list(session.scalars(query))
 
 
-def _authorize(session: Session, actor_id: int | None, mailbox: Mailbox, action: Action) -> None:
+def authorize_mailbox(
+    session: Session, actor_id: int | None, mailbox: Mailbox, action: Action
+) -> None:
     """Someone else's mailbox answers exactly as a missing one: ids reveal nothing."""
     hidden = CadenzaError(
         ErrorCode.MAILBOX_NOT_FOUND, f"mailbox {mailbox.id} does not exist", {"id": mailbox.id}
@@ -177,7 +179,7 @@ def _authorize(session: Session, actor_id: int | None, mailbox: Mailbox, action:
 def get_mailbox(ctx: Context, mailbox_id: int, *, actor_id: int | None = None) -> MailboxView:
     with ctx.db.read() as session:
         mailbox = fetch(session, Mailbox, mailbox_id)
-        _authorize(session, actor_id, mailbox, Action.READ)
+        authorize_mailbox(session, actor_id, mailbox, Action.READ)
         return MailboxView.of(mailbox)
 
 
@@ -187,7 +189,7 @@ def reconnect_mailbox(
     """Marks a mailbox connected again (after fixing its credentials); its waiting emails go."""
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
-        _authorize(session, actor_id, mailbox, Action.UPDATE)
+        authorize_mailbox(session, actor_id, mailbox, Action.UPDATE)
         if smtp_password is not None:
             check_plain_auth(
                 ctx, mailbox.smtp_host, mailbox.smtp_security, mailbox.smtp_username, smtp_password
@@ -345,7 +347,7 @@ def update_mailbox(
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     with ctx.db.transaction() as session:
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
-        _authorize(session, actor_id, mailbox, Action.UPDATE)
+        authorize_mailbox(session, actor_id, mailbox, Action.UPDATE)
         merged = {field: values.get(field, getattr(mailbox, field)) for field in _MAILBOX_FIELDS}
         if merged["transport"] == MailTransport.SMTP and not merged["smtp_host"]:
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "an smtp mailbox needs smtp_host")
@@ -399,7 +401,7 @@ def delete_mailbox(ctx: Context, mailbox_id: int, actor_id: int | None = None) -
             # The row lock makes a concurrent enrollment (whose foreign key needs a share
             # lock on this row) either finish first, and be counted, or wait and then fail.
             mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
-            _authorize(session, actor_id, mailbox, Action.DELETE)
+            authorize_mailbox(session, actor_id, mailbox, Action.DELETE)
             live = session.scalar(
                 select(func.count())
                 .select_from(Enrollment)

@@ -126,7 +126,9 @@ def _due_reminders(
     )
 
 
-def _sent_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
+def counted_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
+    """What the daily limit counts: sent in the last 24 hours, and in flight now (an
+    email being handed over must not let another one past the limit)."""
     return session.execute(
         select(func.count())
         .select_from(Message)
@@ -222,7 +224,7 @@ def claim_emails(
             else:
                 sendable.append((run, enrollment))
         _settle_lost_reminders(session, mailbox_id, now - lease)
-        room = mailbox.daily_limit - _sent_last_24h(session, mailbox_id, now)
+        room = mailbox.daily_limit - counted_last_24h(session, mailbox_id, now)
         plan = plan_slots(
             next_free=mailbox.next_send_at,
             now=now,

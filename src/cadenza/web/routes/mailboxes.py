@@ -17,6 +17,7 @@ from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.services.accounts import mailboxes
 from cadenza.services.accounts.connection_tests import ConnectionTests
 from cadenza.services.accounts.mailboxes import MailboxView
+from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -204,6 +205,72 @@ def get_mailbox(
     ctx: Ctx,
 ) -> MailboxOut:
     return mailbox_out(mailboxes.get_mailbox(ctx, mailbox_id, actor_id=user.id))
+
+
+class InboxFolderOut(BaseModel):
+    folder: str
+    polled_at: datetime
+    last_error: str | None = Field(description="None: the last poll went well.")
+
+
+class LastErrorOut(BaseModel):
+    message_id: int
+    outcome: DeliveryOutcome
+    code: int | None
+    reply: str | None = Field(description="The server's answer (a redacted excerpt).")
+    at: datetime
+
+
+class MailboxHealthOut(BaseModel):
+    mailbox: MailboxOut
+    detects_replies: bool = Field(
+        description="False: no inbox is read, so a reply does not stop its sequences."
+    )
+    last_sent_at: datetime | None
+    last_error: LastErrorOut | None
+    inbox: list[InboxFolderOut] = Field(description="The inbox poller's last visit per folder.")
+    sent_last_minute: int
+    sent_last_24h: int = Field(description="What the daily limit counts (in flight included).")
+    per_minute_limit: int
+    daily_limit: int
+    due_now: int = Field(description="Due emails with nothing holding them back.")
+    waiting: dict[str, int] = Field(description="Emails held back, by reason.")
+    needs_review: int = Field(description="Messages whose delivery is unknown.")
+    signals: dict[str, int] = Field(description="Replies, bounces, auto-replies seen lately.")
+    signal_days: int
+    checked_at: datetime
+
+
+@router.get(
+    "/mailboxes/{mailbox_id}/health",
+    response_model=MailboxHealthOut,
+    responses=error_responses(401, 404, 422),
+)
+def get_mailbox_health(
+    mailbox_id: MailboxId,
+    user: ApiUser,
+    ctx: Ctx,
+) -> MailboxHealthOut:
+    """Connected or not and why, last send, last inbox poll, last error, use of the
+    limits, what waits and why, and the signals seen in the last days."""
+    health = mailbox_health(ctx, mailbox_id, actor_id=user.id)
+    return MailboxHealthOut(
+        mailbox=mailbox_out(health.mailbox),
+        detects_replies=health.detects_replies,
+        last_sent_at=health.last_sent_at,
+        last_error=None if health.last_error is None else LastErrorOut(**vars(health.last_error)),
+        inbox=[InboxFolderOut(**vars(folder)) for folder in health.inbox],
+        sent_last_minute=health.sent_last_minute,
+        sent_last_24h=health.sent_last_24h,
+        per_minute_limit=health.mailbox.per_minute_limit,
+        daily_limit=health.mailbox.daily_limit,
+        due_now=health.due_now,
+        waiting=health.waiting,
+        needs_review=health.needs_review,
+        signals=health.signals,
+        signal_days=health.signal_days,
+        checked_at=health.checked_at,
+    )
 
 
 @router.patch(

@@ -18,11 +18,13 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.services.accounts import mailboxes, users
 from cadenza.services.accounts.users import UserView
+from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.context import Context
 from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError
+from cadenza.web.ui.outbox import WAIT_REASONS
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import (
     PageAdmin,
@@ -122,6 +124,18 @@ async def edit_mailbox(
     except (CadenzaError, FormError) as exc:
         return _refused(request, ctx, user, f"mailbox-{mailbox_id}", exc)
     return _page(request, ctx, user, notices={f"mailbox-{mailbox_id}": "Saved."})
+
+
+@router.get("/settings/mailboxes/{mailbox_id}")
+def mailbox_page(
+    request: Request,
+    user: PageUser,
+    ctx: Ctx,
+    mailbox_id: int = MailboxId,
+):
+    """The mailbox's health: what the API's /health answers, for the rep who owns it."""
+    health = mailbox_health(ctx, mailbox_id, actor_id=user.id)
+    return render(request, "settings_mailbox.html", health=health, wait_reasons=WAIT_REASONS)
 
 
 @router.post("/settings/mailboxes/{mailbox_id}/test")
