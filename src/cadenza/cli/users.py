@@ -8,7 +8,6 @@ from rich.table import Table
 from cadenza.cli import identity
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.accounts.mailboxes import (
     create_mailbox,
     list_mailboxes,
@@ -24,6 +23,7 @@ from cadenza.services.accounts.users import (
     revoke_token,
     set_active,
 )
+from cadenza.services.analytics.mailbox_health import mailbox_health
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -209,8 +209,9 @@ def mailbox_health_command(
     error = health.last_error
     table.add_row(
         "last error",
-        "none" if error is None else f"{error.outcome} {error.code or ''} {error.reply or ''} "
-        f"({error.at})",
+        "none"
+        if error is None
+        else f"{error.outcome} {error.code or ''} {error.reply or ''} ({error.at})",
     )
     for folder in health.inbox:
         table.add_row(f"inbox {folder.folder}", f"{folder.polled_at}: {folder.last_error or 'ok'}")

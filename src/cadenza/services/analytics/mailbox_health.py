@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome
@@ -21,8 +21,8 @@ from cadenza.domain.enums import (
     EventKind,
     MessageStatus,
     StepRunStatus,
-    StepWaitReason,
     StepType,
+    StepWaitReason,
 )
 from cadenza.domain.policy import Action
 from cadenza.services.accounts.mailboxes import MailboxView, authorize_mailbox
@@ -134,7 +134,7 @@ def mailbox_health(
         )
 
 
-def _pending_emails(mailbox_id: int):  # type: ignore[no-untyped-def]
+def _pending_emails(mailbox_id: int) -> Select[tuple[StepRun]]:
     return select(StepRun).where(
         StepRun.mailbox_id == mailbox_id,
         StepRun.status == StepRunStatus.PENDING,
@@ -159,9 +159,7 @@ def _waiting_by_reason(
         count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         return {str(StepWaitReason.MAILBOX_DISCONNECTED): count} if count else {}
     query = _pending_emails(mailbox_id).where(StepRun.wait_reason.is_not(None)).subquery()
-    rows = session.execute(
-        select(query.c.wait_reason, func.count()).group_by(query.c.wait_reason)
-    )
+    rows = session.execute(select(query.c.wait_reason, func.count()).group_by(query.c.wait_reason))
     return {str(reason): count for reason, count in rows}
 
 
@@ -175,7 +173,8 @@ def _last_error(session: Session, mailbox_id: int) -> LastError | None:
     )
     if attempt is None:
         return None
-    return LastError(attempt.message_id, str(attempt.outcome), attempt.code, attempt.reply, attempt.at)
+    outcome = str(attempt.outcome)
+    return LastError(attempt.message_id, outcome, attempt.code, attempt.reply, attempt.at)
 
 
 def _signals(session: Session, mailbox_id: int, since: datetime) -> dict[str, int]:
