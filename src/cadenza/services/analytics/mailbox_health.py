@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome
@@ -134,18 +134,23 @@ def mailbox_health(
         )
 
 
-def _pending_emails(mailbox_id: int) -> Select[tuple[StepRun]]:
-    return select(StepRun).where(
-        StepRun.mailbox_id == mailbox_id,
-        StepRun.status == StepRunStatus.PENDING,
-        StepRun.step_type == StepType.EMAIL,
+def _pending_emails(mailbox_id: int) -> ColumnElement[bool]:
+    return (
+        (StepRun.mailbox_id == mailbox_id)
+        & (StepRun.status == StepRunStatus.PENDING)
+        & (StepRun.step_type == StepType.EMAIL)
     )
+
+
+def _count(session: Session, *conditions: ColumnElement[bool]) -> int:
+    return session.scalar(select(func.count()).select_from(StepRun).where(*conditions)) or 0
 
 
 def _due_now(session: Session, mailbox_id: int, now: datetime) -> int:
     """Due emails with no reason to wait: what the next claim will take, limits allowing."""
-    query = _pending_emails(mailbox_id).where(StepRun.due_at <= now, StepRun.wait_reason.is_(None))
-    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return _count(
+        session, _pending_emails(mailbox_id), StepRun.due_at <= now, StepRun.wait_reason.is_(None)
+    )
 
 
 def _waiting_by_reason(
@@ -155,11 +160,13 @@ def _waiting_by_reason(
     runs, so a reason recorded before (a limit) is stale: every due email waits for the
     mailbox then."""
     if not connected:
-        query = _pending_emails(mailbox_id).where(StepRun.due_at <= now)
-        count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        count = _count(session, _pending_emails(mailbox_id), StepRun.due_at <= now)
         return {str(StepWaitReason.MAILBOX_DISCONNECTED): count} if count else {}
-    query = _pending_emails(mailbox_id).where(StepRun.wait_reason.is_not(None)).subquery()
-    rows = session.execute(select(query.c.wait_reason, func.count()).group_by(query.c.wait_reason))
+    rows = session.execute(
+        select(StepRun.wait_reason, func.count())
+        .where(_pending_emails(mailbox_id), StepRun.wait_reason.is_not(None))
+        .group_by(StepRun.wait_reason)
+    )
     return {str(reason): count for reason, count in rows}
 
 
