@@ -236,6 +236,23 @@ def world(ctx: Context) -> World:
 
 
 @pytest.fixture
+def smtp_box(world):
+    """The world's rep sends from an SMTP mailbox that reads no inbox (nothing listens
+    on its port: for what is decided before a send), instead of the capture one."""
+    from cadenza.services.accounts.mailboxes import create_mailbox
+    from cadenza.store.models import Mailbox
+
+    mailbox = create_mailbox(
+        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
+        smtp_host="127.0.0.1", smtp_port=2525, smtp_security="none",
+    )  # fmt: skip
+    with world.ctx.db.transaction() as session:
+        session.delete(session.get(Mailbox, world.mailbox.id))
+    world.mailbox = mailbox
+    return mailbox
+
+
+@pytest.fixture
 def worker(ctx):
     from cadenza.engine.worker import Worker, WorkerOptions
 

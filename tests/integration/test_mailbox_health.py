@@ -43,6 +43,7 @@ def smtp_world(world, sink):
 def test_a_new_mailbox_is_healthy_and_says_it_cannot_detect_replies(ctx, world):
     health = mailbox_health(ctx, world.mailbox.id)
     assert health.mailbox.connected and not health.detects_replies
+    assert not health.misses_replies  # a capture mailbox: nobody can reply to it
     assert (health.last_sent_at, health.last_error, health.inbox) == (None, None, [])
     assert (health.sent_last_minute, health.sent_last_24h, health.due_now) == (0, 0, 0)
     assert (health.waiting, health.needs_review) == ({}, 0)
@@ -60,6 +61,7 @@ def test_sends_errors_limits_and_signals_are_read_from_what_the_engine_did(
     worker.run_until(start + timedelta(seconds=90))  # the next one goes a minute later
 
     health = mailbox_health(ctx, smtp_world.mailbox.id)
+    assert health.misses_replies and not health.detects_replies
     [sent] = [m for m in _messages(ctx) if m.status == "sent"]
     assert health.last_sent_at == sent.sent_at and len(sink.message_ids()) == 1
     assert health.last_error is not None
@@ -89,7 +91,7 @@ def test_inbox_polls_and_their_errors_are_reported_per_folder(ctx, world):
     record_error(ctx, world.mailbox.id, "Archive", "LOGIN failed")
 
     health = mailbox_health(ctx, world.mailbox.id)
-    assert health.detects_replies
+    assert health.detects_replies and not health.misses_replies
     assert [(f.folder, f.last_error) for f in health.inbox] == [
         ("Archive", "LOGIN failed"),
         ("INBOX", None),

@@ -59,6 +59,10 @@ def enroll_command(
             )
     summary = f"{enrolled} of {len(results)} contacts {'can be' if dry_run else ''} enrolled"
     console.print(summary.replace("  ", " "))
+    # The same for every contact (they come from the mailbox): said once, after the count.
+    warnings = {w.code: w.message for r in results for w in r.warnings}
+    for code, message in warnings.items():
+        err_console.print(f"[yellow]warning[/] {code}: {message}", highlight=False)
     if enrolled == 0:
         raise typer.Exit(1)
 

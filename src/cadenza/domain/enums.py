@@ -91,6 +91,13 @@ class StepWaitReason(StrEnum):
     RETRY = "retry"  # a temporary failure: tried again later
 
 
+class EnrollWarningCode(StrEnum):
+    """What an enrollment may go ahead with but the person should know (each result's
+    `warnings`); the web dialog asks for confirmation before enrolling."""
+
+    REPLIES_NOT_DETECTED = "replies_not_detected"  # the mailbox's inbox is not read
+
+
 class UnenrollReason(StrEnum):
     """Why an enrollment ended early (enrollments.reason, with state "unenrolled")."""
 

@@ -72,6 +72,13 @@ class MailboxView:
         return copy_row(cls, row)
 
 
+def misses_replies(mailbox: Mailbox | MailboxView) -> bool:
+    """An SMTP mailbox whose inbox nobody reads: a contact's reply does not stop their
+    sequence, so follow-ups keep going. The pages mark it and enrolling through it warns.
+    A capture mailbox sends nothing real, so nobody can reply to it."""
+    return mailbox.transport == MailTransport.SMTP and mailbox.imap_host is None
+
+
 def check_limits(per_minute_limit: int, daily_limit: int) -> None:
     if not 1 <= per_minute_limit <= MAX_PER_MINUTE:
         raise CadenzaError(

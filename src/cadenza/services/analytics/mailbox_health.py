@@ -25,7 +25,7 @@ from cadenza.domain.enums import (
     StepWaitReason,
 )
 from cadenza.domain.policy import Action
-from cadenza.services.accounts.mailboxes import MailboxView, authorize_mailbox
+from cadenza.services.accounts.mailboxes import MailboxView, authorize_mailbox, misses_replies
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import counted_last_24h
 from cadenza.services.lookup import fetch
@@ -71,6 +71,7 @@ class MailboxHealth:
     # Replies stop sequences only when the inbox is read: without IMAP settings a
     # mailbox keeps following up after a reply, which the pages must say plainly.
     detects_replies: bool
+    misses_replies: bool  # an SMTP mailbox that does not detect them: warn (mailboxes.py)
     last_sent_at: datetime | None
     last_error: LastError | None
     inbox: list[InboxFolderHealth]
@@ -96,6 +97,7 @@ def mailbox_health(
         return MailboxHealth(
             mailbox=MailboxView.of(mailbox),
             detects_replies=mailbox.imap_host is not None,
+            misses_replies=misses_replies(mailbox),
             last_sent_at=session.scalar(
                 select(func.max(Message.sent_at)).where(
                     Message.mailbox_id == mailbox_id, Message.status == MessageStatus.SENT

@@ -26,6 +26,7 @@ from cadenza.domain.enums import (
     LIVE_ENROLLMENT_STATES,
     AutomationEventType,
     EnrollmentState,
+    EnrollWarningCode,
     WebhookEvent,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -33,6 +34,7 @@ from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.services.access import authorize_enrolling
+from cadenza.services.accounts.mailboxes import misses_replies
 from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
 from cadenza.services.context import Context
@@ -65,6 +67,9 @@ class EnrollRequest:
     # zone ("9:00 their time"), which is why it is resolved per contact.
     send_at: datetime | None = None
     dry_run: bool = False
+    # The web dialog asks the person to confirm the warnings first (False until they
+    # tick the box); the API and the CLI enroll and report them in each result.
+    confirmed_warnings: bool = True
     # Follow-up settings for this enrollment only, over the sequence's (the enroll
     # dialog offers them); None keeps the sequence's settings.
     settings: dict[str, Any] | None = None
@@ -93,6 +98,7 @@ class EnrollOptions:
     send_at: datetime | None = None  # naive: that wall-clock time in each contact's zone
     settings: dict[str, Any] | None = None  # follow-up settings over the sequence's
     token_values: dict[str, Any] = field(default_factory=dict)  # for whoever lacks one
+    confirmed_warnings: bool = True  # see EnrollRequest; a list job asks when it starts
 
     def request(
         self, sequence_id: int, user_id: int, contacts: list[ContactRequest], **extra: Any
@@ -107,6 +113,7 @@ class EnrollOptions:
             send_at=self.send_at,
             settings=self.settings,
             token_defaults=dict(self.token_values),
+            confirmed_warnings=self.confirmed_warnings,
             **extra,
         )
 
@@ -140,6 +147,14 @@ class ScheduledStep:
     due_at: datetime  # aware, in the enrollment's time zone
 
 
+@dataclass(frozen=True)
+class EnrollWarning:
+    """Something the enrollment goes ahead with but the person should know."""
+
+    code: str
+    message: str
+
+
 @dataclass
 class ContactResult:
     contact_id: int
@@ -150,6 +165,7 @@ class ContactResult:
     missing_tokens: list[str] = field(default_factory=list)
     timezone: str | None = None
     schedule: list[ScheduledStep] = field(default_factory=list)
+    warnings: list[EnrollWarning] = field(default_factory=list)
 
 
 @dataclass
@@ -167,6 +183,7 @@ class _Plan:
     bulk: bool
     daily_limit: int
     enrolled_today: int
+    warnings: list[EnrollWarning] = field(default_factory=list)
     source_record_id: int | None = None
 
 
@@ -329,9 +346,18 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
             {"steps": len(specs)},
         )
     now = ctx.clock.now()
+    mailbox = _resolve_mailbox(session, user, request.mailbox_id)
+    warnings = mailbox_warnings(mailbox)
+    if warnings and not request.confirmed_warnings and not request.dry_run:
+        raise CadenzaError(
+            ErrorCode.WARNINGS_NOT_CONFIRMED,
+            f"{warnings[0].message}: confirm to enroll anyway",
+            {"warnings": [w.code for w in warnings]},
+        )
     return _Plan(
         user=user,
-        mailbox=_resolve_mailbox(session, user, request.mailbox_id),
+        mailbox=mailbox,
+        warnings=warnings,
         sequence_id=sequence.id,
         specs=specs,
         settings=SequenceSettings.from_dict({**sequence.settings, **(request.settings or {})}),
@@ -342,6 +368,19 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
         enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
     )
+
+
+def mailbox_warnings(mailbox: Mailbox) -> list[EnrollWarning]:
+    """What enrolling through this mailbox goes ahead with: its inbox not being read."""
+    if not misses_replies(mailbox):
+        return []
+    return [
+        EnrollWarning(
+            EnrollWarningCode.REPLIES_NOT_DETECTED,
+            f"replies to {mailbox.from_email} are not detected (no inbox is read): "
+            "a contact who replies keeps getting the follow-ups",
+        )
+    ]
 
 
 def check_plan(session: Session, ctx: Context, request: EnrollRequest) -> None:
@@ -525,6 +564,7 @@ def _enroll_one(
     result = ContactResult(
         contact_id=contact.id,
         ok=True,
+        warnings=list(plan.warnings),
         timezone=tz_name,
         schedule=[ScheduledStep(p.position, p.due_at.astimezone(tz)) for p in projected],
     )

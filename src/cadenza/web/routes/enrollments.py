@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import (
     EnrollmentState,
+    EnrollWarningCode,
     PauseReason,
     StepRunStatus,
     StepWaitReason,
@@ -158,6 +159,11 @@ class ScheduledStepOut(BaseModel):
     due_at: LocalTime
 
 
+class EnrollWarningOut(BaseModel):
+    code: EnrollWarningCode
+    message: str
+
+
 class EnrollResultOut(BaseModel):
     contact_id: int
     ok: bool
@@ -167,6 +173,10 @@ class EnrollResultOut(BaseModel):
     missing_tokens: list[str]
     timezone: str | None
     schedule: list[ScheduledStepOut]
+    warnings: list[EnrollWarningOut] = Field(
+        description="What the enrollment goes ahead with but you should know, e.g. "
+        "`replies_not_detected`: the mailbox's inbox is not read, so a reply does not stop it"
+    )
 
 
 class EnrollOut(BaseModel):
@@ -336,6 +346,7 @@ def _result_out(result: ContactResult) -> EnrollResultOut:
         missing_tokens=result.missing_tokens,
         timezone=result.timezone,
         schedule=[ScheduledStepOut(step=s.step, due_at=s.due_at) for s in result.schedule],
+        warnings=[EnrollWarningOut(code=w.code, message=w.message) for w in result.warnings],
     )
 
 

@@ -226,6 +226,9 @@ class MailboxHealthOut(BaseModel):
     detects_replies: bool = Field(
         description="False: no inbox is read, so a reply does not stop its sequences."
     )
+    misses_replies: bool = Field(
+        description="True for an SMTP mailbox that does not detect replies: enrolling warns."
+    )
     last_sent_at: datetime | None
     last_error: LastErrorOut | None
     inbox: list[InboxFolderOut] = Field(description="The inbox poller's last visit per folder.")
@@ -257,6 +260,7 @@ def get_mailbox_health(
     return MailboxHealthOut(
         mailbox=mailbox_out(health.mailbox),
         detects_replies=health.detects_replies,
+        misses_replies=health.misses_replies,
         last_sent_at=health.last_sent_at,
         last_error=None if health.last_error is None else LastErrorOut(**vars(health.last_error)),
         inbox=[InboxFolderOut(**vars(folder)) for folder in health.inbox],

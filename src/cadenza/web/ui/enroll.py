@@ -71,6 +71,7 @@ _FIELD_OF_CODE = {
     ErrorCode.MAILBOX_REQUIRED: "mailbox",
     ErrorCode.MAILBOX_NOT_YOURS: "mailbox",
     ErrorCode.MAILBOX_DISCONNECTED: "mailbox",
+    ErrorCode.WARNINGS_NOT_CONFIRMED: "mailbox",
     ErrorCode.SEQUENCE_NOT_FOUND: "sequence",
     ErrorCode.SEQUENCE_HAS_NO_STEPS: "sequence",
 }
@@ -157,6 +158,8 @@ def read_options(form: Any) -> EnrollOptions:
         send_at=_send_at(form),
         settings=settings_from_form(form),
         token_values=read_tokens(form),
+        # The dialog's "enroll even though…" box: unticked, a warning refuses the enroll.
+        confirmed_warnings=bool(form.get("confirm_warnings")),
     )
 
 
@@ -322,6 +325,7 @@ def enroll_dialog(
         if chosen
         else True,
     )
+    own_mailboxes = mailboxes.list_mailboxes(ctx, owner_id=user.id)
     return render(
         request,
         "enroll/dialog.html",
@@ -332,7 +336,9 @@ def enroll_dialog(
         headlines=headlines,
         settings=chosen.settings if chosen else {},
         follow_up_choices=[f.value for f in FollowUpDays],
-        mailboxes=mailboxes.list_mailboxes(ctx, owner_id=user.id),
+        mailboxes=own_mailboxes,
+        # The ids of the mailboxes whose replies are not detected: marked, and confirmed.
+        no_replies={m.id for m in own_mailboxes if mailboxes.misses_replies(m)},
         zones=sorted(available_timezones()),
         editable=EDITABLE_FIELDS,
         source=source,

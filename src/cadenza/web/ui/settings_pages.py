@@ -40,11 +40,13 @@ MailboxId = Path(ge=1, le=MAX_ID)
 
 
 def _page(request: Request, ctx: Context, user: UserView, status_code: int = 200, **state: Any):
+    boxes = mailboxes.list_mailboxes(ctx, actor_id=user.id)
     return render(
         request,
         "settings.html",
         status_code=status_code,
-        mailboxes=mailboxes.list_mailboxes(ctx, actor_id=user.id),
+        mailboxes=boxes,
+        no_replies={m.id for m in boxes if mailboxes.misses_replies(m)},
         users=users.list_users(ctx) if is_admin(user) else [],
         tokens=users.list_tokens(ctx, user.id),
         transports=[t.value for t in MailTransport],
