@@ -157,9 +157,7 @@ def handled_signals() -> set[str]:
     for loop in (n for n in ast.walk(tree) if isinstance(n, ast.For)):
         calls = [c for c in ast.walk(loop) if isinstance(c, ast.Call)]
         if any(ast.unparse(c.func) == "signal.signal" for c in calls):
-            handled |= {
-                e.attr for e in ast.walk(loop.iter) if isinstance(e, ast.Attribute)
-            }
+            handled |= {e.attr for e in ast.walk(loop.iter) if isinstance(e, ast.Attribute)}
     return handled
 
 
