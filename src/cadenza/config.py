@@ -12,7 +12,11 @@ _TEMPLATE_DEFAULTS = TemplateLimits()
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CADENZA_", extra="ignore")
+    # hide_input_in_errors: a refused CADENZA_SECRET_KEY (too short) must not be echoed
+    # into the error a unit writes to the journal.
+    model_config = SettingsConfigDict(
+        env_prefix="CADENZA_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./cadenza.db"
     default_timezone: str = "UTC"
