@@ -85,3 +85,23 @@ def test_the_cli_prints_the_warning_once(cli, ctx, world, smtp_box):
     assert "2 of 2 contacts enrolled" in output
     warned = [line for line in output.splitlines() if WARNING in line]
     assert warned and set(warned) == {warned[0]} and warned[0].startswith("warning")
+
+
+def test_live_enrollments_without_reply_detection_are_counted_per_visible_mailbox(
+    ctx, world, smtp_box, api
+):
+    from cadenza.services.enrollment.control import unenroll
+    from cadenza.services.enrollment.views import live_without_reply_detection
+
+    ids = _enroll(world, world.contacts(3))
+    unenroll(ctx, ids[0].enrollment_id)  # no longer live: not counted
+    [sender] = live_without_reply_detection(ctx, world.sequence.id, actor_id=world.user.id)
+    assert (sender.mailbox_id, sender.from_email, sender.live) == (
+        smtp_box.id,
+        smtp_box.from_email,
+        2,
+    )
+    admin = api.users["admin"].id
+    assert live_without_reply_detection(ctx, world.sequence.id, actor_id=admin) == [sender]
+    other = api.users["other"].id  # another member does not see the rep's mailbox
+    assert live_without_reply_detection(ctx, world.sequence.id, actor_id=other) == []

@@ -154,3 +154,35 @@ def test_create_a_sequence_then_archive_it(admin_ui, ctx):
     assert back.status_code == 204
     assert 'id="archived-banner"' not in admin_ui.client.get(f"/sequences/{sequence_id}").text
     assert "Trade show" in admin_ui.client.get("/sequences").text
+
+
+def test_the_inbox_is_set_on_the_settings_page_and_its_password_stays_write_only(
+    admin_ui, ctx, world
+):
+    box = mailboxes.create_mailbox(
+        ctx, world.user.id, "imap@example.com", transport="smtp", smtp_host="127.0.0.1",
+        smtp_port=2525, smtp_security="none",
+    )  # fmt: skip
+    smtp = {"transport": "smtp", "smtp_host": "127.0.0.1", "smtp_port": "2525",
+            "smtp_security": "none", "per_minute_limit": "10", "daily_limit": "1000"}  # fmt: skip
+    page = admin_ui.client.get("/settings").text
+    assert 'name="imap_host"' in page and "replies not detected" in page
+    saved = post(
+        admin_ui, f"/settings/mailboxes/{box.id}", **smtp, imap_host="127.0.0.1",
+        imap_port="993", imap_security="tls", imap_username="imap", imap_password="in-s3cret",
+    )  # fmt: skip
+    assert note(saved, f"mailbox-{box.id}") == "Saved." and "in-s3cret" not in saved.text
+    stored = mailboxes.get_mailbox(ctx, box.id)
+    assert (stored.imap_host, stored.imap_port, stored.imap_username) == ("127.0.0.1", 993, "imap")
+    assert mailboxes.imap_password(ctx, stored) == "in-s3cret"
+    assert "replies not detected" not in saved.text
+    # Saved again with the password left blank: the stored one stays.
+    post(admin_ui, f"/settings/mailboxes/{box.id}", **smtp, imap_host="127.0.0.1",
+         imap_port="993", imap_security="tls", imap_username="imap")  # fmt: skip
+    assert mailboxes.imap_password(ctx, mailboxes.get_mailbox(ctx, box.id)) == "in-s3cret"
+    bad = post(admin_ui, f"/settings/mailboxes/{box.id}", **smtp, imap_port="nine")
+    assert bad.status_code == 422 and "whole number" in note(bad, f"mailbox-{box.id}")
+    # Cleared: the inbox is no longer read, and the page says so again.
+    cleared = post(admin_ui, f"/settings/mailboxes/{box.id}", **smtp, imap_host="")
+    assert mailboxes.get_mailbox(ctx, box.id).imap_host is None
+    assert "replies not detected" in cleared.text

@@ -79,6 +79,10 @@ def misses_replies(mailbox: Mailbox | MailboxView) -> bool:
     return mailbox.transport == MailTransport.SMTP and mailbox.imap_host is None
 
 
+# `misses_replies` as a query condition, for reads over many mailboxes at once.
+MISSES_REPLIES = (Mailbox.transport == MailTransport.SMTP) & Mailbox.imap_host.is_(None)
+
+
 def check_limits(per_minute_limit: int, daily_limit: int) -> None:
     if not 1 <= per_minute_limit <= MAX_PER_MINUTE:
         raise CadenzaError(

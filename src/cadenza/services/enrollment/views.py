@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import (
+    LIVE_ENROLLMENT_STATES,
     EnrollmentState,
     PauseReason,
     StepRunStatus,
@@ -30,6 +31,7 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.services.access import authorize_enrollment, owner_filter
+from cadenza.services.accounts.mailboxes import MISSES_REPLIES
 from cadenza.services.context import Context
 from cadenza.services.enrollment.control import resumed_due
 from cadenza.services.read_models import copy_row
@@ -422,3 +424,35 @@ def _matching(text: str):
         func.lower(Sequence.name).like(pattern, escape="\\"),
     )
     return or_(contact, sequence)
+
+
+@dataclass(frozen=True)
+class UnwatchedSender:
+    """A mailbox whose replies are not detected, and how many live enrollments of one
+    sequence send from it: the sequence page warns that they keep following up."""
+
+    mailbox_id: int
+    from_email: str
+    live: int
+
+
+def live_without_reply_detection(
+    ctx: Context, sequence_id: int, *, actor_id: int | None = None
+) -> list[UnwatchedSender]:
+    """Only the mailboxes the actor may see (a member's own; an admin's, all)."""
+    query = (
+        select(Mailbox.id, Mailbox.from_email, func.count())
+        .join(Enrollment, Enrollment.mailbox_id == Mailbox.id)
+        .where(
+            Enrollment.sequence_id == sequence_id,
+            Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
+            MISSES_REPLIES,
+        )
+        .group_by(Mailbox.id, Mailbox.from_email)
+        .order_by(Mailbox.id)
+    )
+    with ctx.db.read() as session:
+        owner = owner_filter(session, actor_id, Resource.MAILBOX)
+        if owner is not None:
+            query = query.where(Mailbox.owner_id == owner)
+        return [UnwatchedSender(*row) for row in session.execute(query)]

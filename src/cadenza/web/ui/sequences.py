@@ -11,6 +11,7 @@ from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics.results import daily_activity, sequence_report
 from cadenza.services.analytics.stats import sequence_stats
 from cadenza.services.automation.rules import list_rules
+from cadenza.services.enrollment.views import live_without_reply_detection
 from cadenza.services.sequences.catalog import (
     archive_sequence,
     create_sequence,
@@ -112,4 +113,5 @@ def sequence_detail(
         report=report,
         chart=daily_chart(days),
         rules=list_rules(ctx, sequence_id=sequence_id, limit=MAX_RULES_SHOWN),
+        unwatched=live_without_reply_detection(ctx, sequence_id, actor_id=user.id),
     )

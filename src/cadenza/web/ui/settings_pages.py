@@ -80,10 +80,15 @@ def _mailbox_fields(form: FormData) -> dict[str, Any]:
         "smtp_username": str(form.get("smtp_username", "")).strip() or None,
         "per_minute_limit": _whole(form, "per_minute_limit"),
         "daily_limit": _whole(form, "daily_limit"),
+        # The inbox replies arrive in: without a host, replies are not detected.
+        "imap_host": str(form.get("imap_host", "")).strip() or None,
+        "imap_port": _whole(form, "imap_port", required=False),
+        "imap_security": str(form.get("imap_security", "tls")),
+        "imap_username": str(form.get("imap_username", "")).strip() or None,
     }
-    password = str(form.get("smtp_password", ""))
-    if password:
-        fields["smtp_password"] = password
+    for password in ("smtp_password", "imap_password"):  # blank: the stored one stays
+        if value := str(form.get(password, "")):
+            fields[password] = value
     return fields
 
 
