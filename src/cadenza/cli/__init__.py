@@ -5,6 +5,7 @@ import typer
 from cadenza.cli import (
     contacts,
     db,
+    dkim,
     enrollments,
     events,
     inbox,
@@ -46,3 +47,4 @@ app.add_typer(records.app, name="records")
 app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(dkim.app, name="dkim")

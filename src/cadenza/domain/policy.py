@@ -44,6 +44,7 @@ class Resource(StrEnum):
     AUTOMATION_RULE = "automation_rule"
     USER = "user"
     TOKEN = "token"
+    DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
 
 
 class Action(StrEnum):
@@ -119,6 +120,9 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.TOKEN, A.READ): Who.SELF,
     (R.TOKEN, A.CREATE): Who.SELF,  # for oneself; for someone else, admins
     (R.TOKEN, A.DELETE): Who.SELF,
+    (R.DKIM_KEY, A.READ): Who.ADMIN,
+    (R.DKIM_KEY, A.CREATE): Who.ADMIN,
+    (R.DKIM_KEY, A.DELETE): Who.ADMIN,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -431,6 +431,20 @@ class EmailEvent(Base):
     cause_event_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
+class DkimKey(Base):
+    """A sending domain's DKIM key: the private half sealed like every other secret
+    (services/accounts/keys.py), the public half published as `selector._domainkey`."""
+
+    __tablename__ = "dkim_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)  # lower-case
+    selector: Mapped[str] = mapped_column(String(63))
+    private_key: Mapped[str] = mapped_column(Text)  # sealed PEM
+    public_key: Mapped[str] = mapped_column(Text)  # base64 DER, the DNS record's p=
+    created_at: Mapped[datetime]
+
+
 class AppSecret(Base):
     """Keys the installation generates for itself once (the link-signing key), shared by
     every process through the database rather than a file only one host can read."""

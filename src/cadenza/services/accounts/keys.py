@@ -27,7 +27,7 @@ from sqlalchemy import select
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sealing import Keyring, SealError, is_sealed, key_from_passphrase, new_key
 from cadenza.services.context import Context
-from cadenza.store.models import AppSecret, Mailbox, Webhook
+from cadenza.store.models import AppSecret, DkimKey, Mailbox, Webhook
 
 # Every column that holds a sealed value: what rotation re-seals and first start seals.
 SEALED_COLUMNS = (
@@ -35,6 +35,7 @@ SEALED_COLUMNS = (
     (Mailbox, "imap_password"),
     (Webhook, "secret"),
     (AppSecret, "value"),
+    (DkimKey, "private_key"),
 )
 
 

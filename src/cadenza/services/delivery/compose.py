@@ -8,13 +8,14 @@ and a crash can always be recognised afterwards.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import templates, tracking
+from cadenza.domain.dkim import DkimSigner, domain_of
 from cadenza.domain.enums import MessageStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.link_tokens import new_tracking_id
@@ -28,6 +29,7 @@ from cadenza.domain.message import (
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.domain.tracking import LinkMaker
+from cadenza.services.accounts.dkim import signers
 from cadenza.services.accounts.link_secret import link_maker
 from cadenza.services.context import Context
 from cadenza.services.sequences.personalization import (
@@ -47,6 +49,7 @@ class MessageSources:
     parents: dict[tuple[int, int | None], Message]
     existing: dict[int | None, Message]  # by step run: a retry sends the very same message
     links: LinkMaker
+    dkim: dict[str, DkimSigner] = field(default_factory=dict)  # by sending domain
 
     @classmethod
     def load(
@@ -80,7 +83,7 @@ class MessageSources:
                 )
             )
             parents = {(e, p): m for e, p, m in found if (e, p) in wanted}
-        return cls(drafts, parents, existing, link_maker(ctx, session))
+        return cls(drafts, parents, existing, link_maker(ctx, session), signers(ctx, session))
 
 
 def compose(
@@ -149,12 +152,18 @@ def compose(
         subject=subject,
         body_html=content.untracked_html,
         body_text=content.text,
-        raw=build_mime(email).decode("utf-8"),
+        raw=_signed(build_mime(email), sources.dkim.get(domain_of(mailbox.from_email))),
         tracking_id=tracking_id,
         links=content.links or None,
         status=MessageStatus.PREPARED,
         created_at=now,
     )
+
+
+def _signed(raw: bytes, signer: DkimSigner | None) -> str:
+    """The stored text of a message: signed here, once, when its domain has a DKIM key,
+    so the bytes handed over (and any retry of them) carry the signature."""
+    return (signer.sign(raw) if signer is not None else raw).decode("utf-8")
 
 
 def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now: datetime) -> Message:
