@@ -24,6 +24,7 @@ from rich.table import Table
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.cli.public_url import LOOPBACK
 from cadenza.domain.delivery_outcome import DeliveryOutcome
+from cadenza.domain.errors import CadenzaError
 from cadenza.engine import inbox
 from cadenza.engine.transports.factory import transport_for
 from cadenza.services.accounts import dkim, keys, mailboxes
@@ -249,13 +250,26 @@ def _public_key(record: str) -> str:
 
 
 def run_checks(ctx: Context, lookup: TxtLookup) -> list[Finding]:
-    return [
-        *public_url(ctx),
-        *secret_key(ctx),
-        *schema(ctx),
-        *mailbox_connections(ctx),
-        *dkim_records(ctx, lookup),
+    """Every check, in order. The ones that read the database wait for its schema to be
+    current; one that cannot go on (a refused key file stops every secret from opening)
+    becomes a failure with the reason, and the others still run."""
+    findings = [*public_url(ctx), *schema(ctx)]
+    checks: list[tuple[str, Callable[[], Iterator[Finding]]]] = [
+        ("secret key", lambda: secret_key(ctx)),
+        ("mailboxes", lambda: mailbox_connections(ctx)),
+        ("DKIM", lambda: dkim_records(ctx, lookup)),
     ]
+    if any(f.check == "database" and f.verdict is Verdict.FAIL for f in findings):
+        return findings + [
+            Finding(name, "-", Verdict.SKIPPED, "needs a current database schema")
+            for name, _ in checks
+        ]
+    for name, check in checks:
+        try:
+            findings.extend(check())
+        except CadenzaError as exc:
+            findings.append(Finding(name, "-", Verdict.FAIL, exc.message, "fix this first"))
+    return findings
 
 
 _STYLE = {Verdict.OK: "green", Verdict.WARN: "yellow", Verdict.FAIL: "red", Verdict.SKIPPED: "dim"}
