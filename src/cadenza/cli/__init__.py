@@ -6,6 +6,7 @@ from cadenza.cli import (
     contacts,
     db,
     dkim,
+    doctor,
     enrollments,
     events,
     inbox,
@@ -41,6 +42,7 @@ app.add_typer(outbox.app, name="outbox")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(inbox.app, name="inbox")
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.doctor)
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(events.app, name="events")
 app.add_typer(records.app, name="records")

@@ -162,6 +162,25 @@ def open_sealed(ctx: Context, value: str | None, model, column: str) -> str | No
         ) from None
 
 
+def unopenable(ctx: Context) -> dict[str, int]:
+    """How many stored sealed values, per column, the keys now cannot open: read-only,
+    for `cadenza doctor` (a key file lost or replaced, a wrong CADENZA_SECRET_KEY)."""
+    ring = keyring(ctx)
+    failures: dict[str, int] = {}
+    with ctx.db.read() as session:
+        for model, column in SEALED_COLUMNS:
+            attribute = getattr(model, column)
+            for value in session.scalars(select(attribute).where(attribute.is_not(None))):
+                if not is_sealed(value):
+                    continue
+                try:
+                    ring.open(value, purpose(model, column))
+                except SealError:
+                    what = purpose(model, column)
+                    failures[what] = failures.get(what, 0) + 1
+    return failures
+
+
 @dataclass(frozen=True)
 class ResealReport:
     sealed: int  # clear values found and sealed
