@@ -3,6 +3,7 @@
 import typer
 
 from cadenza.cli import (
+    backup,
     contacts,
     db,
     enrollments,
@@ -46,3 +47,5 @@ app.add_typer(records.app, name="records")
 app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
 app.add_typer(secrets.app, name="secrets")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)

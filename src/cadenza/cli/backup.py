@@ -1,0 +1,45 @@
+"""`cadenza backup PATH` and `cadenza restore PATH` (docs/backup.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.services.operations.backup import restore_backup, take_backup
+
+
+@fails_cleanly
+def backup(
+    path: Path = typer.Argument(..., help="The file to write (must not exist yet)."),
+) -> None:
+    """Copy the database to PATH while the server and workers keep running."""
+    report = take_backup(make_context(), path)
+    console.print(
+        f"backed up the {report.dialect} database to {report.path} "
+        f"({report.size:,} bytes, taken {report.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+
+
+@fails_cleanly
+def restore(
+    path: Path = typer.Argument(..., help="A file written by `cadenza backup`."),
+    force: bool = typer.Option(False, "--force", help="Replace a database that already has data."),
+) -> None:
+    """Replace the database with a backup; stop the server and every worker first.
+
+    Emails the old installation may have sent after the backup are held for review
+    (`cadenza outbox list --status unknown`), never sent again automatically."""
+    hold = restore_backup(make_context(), path, force=force)
+    taken = f"{hold.backup_taken_at:%Y-%m-%d %H:%M:%S} UTC" if hold.backup_taken_at else "unknown"
+    console.print(f"restored {path} (backup taken {taken})")
+    console.print(
+        f"held for review: {hold.steps} email step(s), {hold.reminders} task reminder(s); "
+        "see `cadenza outbox list --status unknown` and settle each with `cadenza outbox review`"
+    )
+    if hold.not_composed:
+        console.print(
+            f"{hold.not_composed} due step(s) could not be composed and stay pending: "
+            "the worker fails them with the reason"
+        )
