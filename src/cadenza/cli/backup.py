@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from cadenza.cli.common import console, fails_cleanly, make_context
+from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.operations.backup import restore_backup, take_backup
 
 
@@ -31,7 +33,19 @@ def restore(
 
     Emails the old installation may have sent after the backup are held for review
     (`cadenza outbox list --status unknown`), never sent again automatically."""
-    hold = restore_backup(make_context(), path, force=force)
+    ctx = make_context()
+    lock = WorkerLock(ctx.db.url)
+    try:
+        lock.acquire()
+    except CadenzaError:  # on SQLite, a worker (or `serve`) holds it
+        raise CadenzaError(
+            ErrorCode.CONFLICT,
+            "a worker is running on this database: stop the server and every worker first",
+        ) from None
+    try:  # held throughout: no worker can start on the database before it is marked
+        hold = restore_backup(ctx, path, force=force)
+    finally:
+        lock.release()
     taken = f"{hold.backup_taken_at:%Y-%m-%d %H:%M:%S} UTC" if hold.backup_taken_at else "unknown"
     console.print(f"restored {path} (backup taken {taken})")
     console.print(

@@ -263,6 +263,38 @@ def backup_postgresql(db: Database, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def refuse_other_sessions(db: Database) -> None:
+    """PostgreSQL: refuses while anything else is connected to the database (a server, a
+    worker): they would go on with the old data, or send from the restored data before
+    it is marked. SQLite's counterpart is the worker lock the command holds."""
+    db.engine.dispose()
+    with db.engine.connect() as connection:
+        others = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    db.engine.dispose()
+    if others:
+        raise CadenzaError(
+            ErrorCode.CONFLICT,
+            f"{others} other session(s) are connected to the database: stop the server and "
+            "every worker before restoring",
+        )
+
+
+def empty_postgresql(db: Database) -> None:
+    """Drops every table: what a restore that could not finish leaves, rather than a
+    restored database nobody checked for emails already sent."""
+    db.engine.dispose()
+    tables = inspect(db.engine).get_table_names()
+    with db.engine.begin() as connection:
+        for table in tables:
+            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+    db.engine.dispose()
+
+
 def restore_postgresql(db: Database, path: Path) -> None:
     """`pg_restore` of a custom-format dump into the database, in one transaction (all or
     nothing); objects already there are dropped first (the caller checked for --force)."""

@@ -105,8 +105,13 @@ def restore_backup(ctx: Context, path: Path, *, force: bool = False) -> RestoreH
     target = files.sqlite_file(ctx.db)
     if target is None:
         _refuse_data(ctx, force)
+        files.refuse_other_sessions(ctx.db)
         files.restore_postgresql(ctx.db, path)
-        return _settle(ctx, ctx.db)
+        try:
+            return _settle(ctx, ctx.db)
+        except BaseException:
+            files.empty_postgresql(ctx.db)  # never a restored database left unmarked
+            raise
     if target.exists():
         _refuse_data(ctx, force)
     ctx.db.dispose()
