@@ -42,6 +42,11 @@ def restore(
             ErrorCode.CONFLICT,
             "a worker is running on this database: stop the server and every worker first",
         ) from None
+    except OSError as exc:  # the lock file goes beside the SQLite database
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"cannot restore to {ctx.db.url}: {exc.strerror} ({exc.filename})",
+        ) from None
     try:  # held throughout: no worker can start on the database before it is marked
         hold = restore_backup(ctx, path, force=force)
     finally:
