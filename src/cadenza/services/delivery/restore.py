@@ -158,12 +158,11 @@ def _hold_reminders(session: Session, taken_at: datetime | None, now: datetime) 
     return held
 
 
-def hold_after_restore(
-    ctx: Context, backup_taken_at: datetime | None, actor_id: int | None = None
-) -> RestoreHold:
+def hold_after_restore(ctx: Context, backup_taken_at: datetime | None) -> RestoreHold:
     """Marks `unknown` every email the old installation may have sent since the backup
     (the module's docstring says which), audit-logged, in one transaction. Run on the
-    restored database before any worker starts on it."""
+    restored database before any worker starts on it, by the restore itself (no acting
+    user: the restored database's users are not the operator's)."""
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         steps, not_composed = _hold_steps(session, ctx, backup_taken_at, now)
@@ -172,7 +171,7 @@ def hold_after_restore(
         record(
             session,
             ctx,
-            actor_id,
+            None,
             "installation.restore",
             "installation",
             None,

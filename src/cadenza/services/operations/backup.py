@@ -57,15 +57,17 @@ def take_backup(
     *,
     pages: int = files.PAGES_PER_STEP,
     progress: files.Progress | None = None,
-    actor_id: int | None = None,
 ) -> BackupReport:
     """Copies the database to `path` while the server and workers go on (SQLite's backup
     API over one read snapshot; pg_dump on PostgreSQL). `pages` and `progress` pace the
-    SQLite copy (see store.backup.backup_sqlite)."""
+    SQLite copy (see store.backup.backup_sqlite).
+
+    No acting user: this is the operator's command, run where the database (or its
+    credentials) already are; whoever can run it can read every row anyway."""
     path = _checked_destination(path)
     taken_at = ctx.clock.now()
     with ctx.db.transaction() as session:
-        record(session, ctx, actor_id, BACKUP_ACTION, "installation", None, {"path": str(path)})
+        record(session, ctx, None, BACKUP_ACTION, "installation", None, {"path": str(path)})
     if ctx.db.dialect == "sqlite":
         files.backup_sqlite(ctx.db, path, pages=pages, progress=progress)
     else:
