@@ -332,6 +332,8 @@ def emails_of_contacts(ctx) -> set[str]:
 
 
 def test_backup_never_overwrites_and_restore_refuses_what_is_not_a_backup(ctx, world, tmp_path):
+    taken = take_backup(ctx, tmp_path / "first.backup").path
+    assert taken.stat().st_mode & 0o777 == 0o600  # every contact is in it: its owner's only
     existing = tmp_path / "taken.backup"
     existing.write_text("precious")
     assert code_of(take_backup, ctx, existing) == "conflict"
@@ -454,7 +456,10 @@ def test_restore_refuses_while_a_worker_runs_on_the_sqlite_file(cli, database, w
     with WorkerLock(database.url):
         refused = cli("restore", path, "--force", ok=False)
     assert "a worker is running on this database" in refused
+    target = Path(database.engine.url.database)
+    target.chmod(0o640)  # as the installation has it
     cli("restore", path, "--force")  # stopped: it may
+    assert target.stat().st_mode & 0o777 == 0o640  # the restored file, as it was
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)

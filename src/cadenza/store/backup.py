@@ -16,13 +16,13 @@ backup) is the delivery service's business, not this module's: docs/backup.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
 import uuid
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy import inspect, make_url, text
@@ -76,8 +76,11 @@ def refuse_existing(path: Path) -> None:
 
 
 def _temporary_beside(path: Path) -> Path:
-    """A name in the same directory (so a rename is atomic), hidden and unique."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """A new empty file in the same directory (so a rename is atomic), hidden, unique,
+    and readable by its owner only: a copy holds every contact and every hash."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return temporary
 
 
 def _fsync_directory(path: Path) -> None:
@@ -94,7 +97,7 @@ def _sqlite_copy(
     pages: int,
     progress: Progress | None,
 ) -> None:
-    with closing(sqlite3.connect(target)) as destination:
+    with contextlib.closing(sqlite3.connect(target)) as destination:
         source.backup(destination, pages=pages, progress=progress)
         check = destination.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
@@ -124,7 +127,7 @@ def backup_sqlite(
     refuse_existing(path)
     temporary = _temporary_beside(path)
     try:
-        with closing(sqlite3.connect(source_file, isolation_level=None)) as source:
+        with contextlib.closing(sqlite3.connect(source_file, isolation_level=None)) as source:
             source.execute("PRAGMA busy_timeout=30000")
             source.execute("BEGIN DEFERRED")
             source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
@@ -145,7 +148,7 @@ def check_sqlite_backup(path: Path) -> None:
             ErrorCode.NOT_FOUND, f"{path} does not exist or is not a file", {"path": str(path)}
         )
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as copy:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as copy:
             check = copy.execute("PRAGMA quick_check").fetchone()[0]
             tables = {row[0] for row in copy.execute("SELECT name FROM sqlite_master")}
     except sqlite3.DatabaseError as exc:
@@ -164,7 +167,7 @@ def stage_sqlite_restore(backup: Path, target: Path) -> Path:
     check_sqlite_backup(backup)
     staged = _temporary_beside(target)
     try:
-        with closing(sqlite3.connect(f"file:{backup}?mode=ro", uri=True)) as source:
+        with contextlib.closing(sqlite3.connect(f"file:{backup}?mode=ro", uri=True)) as source:
             _sqlite_copy(source, staged, -1, None)
     except BaseException:
         staged.unlink(missing_ok=True)
@@ -175,6 +178,11 @@ def stage_sqlite_restore(backup: Path, target: Path) -> Path:
 def commit_sqlite_restore(staged: Path, target: Path) -> None:
     """Puts the staged copy in place of `target` in one rename. The target's own WAL
     files go first: left beside the new file, SQLite would replay them into it."""
+    if target.exists():  # the file keeps the mode and owner the installation runs with
+        status = target.stat()
+        os.chmod(staged, status.st_mode & 0o777)
+        with contextlib.suppress(PermissionError):  # only root may give files away
+            os.chown(staged, status.st_uid, status.st_gid)
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     os.replace(staged, target)
