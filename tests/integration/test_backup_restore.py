@@ -430,6 +430,8 @@ def test_the_commands_back_up_and_restore_into_a_fresh_location(
     assert "backed up the" in cli("backup", path)
     assert path.stat().st_size > 0
     assert "already exists" in cli("backup", path, ok=False)
+    nowhere = {"CADENZA_DATABASE_URL": f"{PG_ADMIN_DSN.rpartition('/')[0]}/cadenza_no_such_db"}
+    assert "cannot reach the database" in cli("backup", tmp_path / "x", env=nowhere, ok=False)
     refused = cli("restore", path, ok=False)
     assert "conflict" in refused and "already has data" in refused
 

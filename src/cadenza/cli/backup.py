@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.domain.errors import CadenzaError, ErrorCode
@@ -12,12 +15,25 @@ from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.operations.backup import restore_backup, take_backup
 
 
+@contextmanager
+def _reaching_the_database() -> Iterator[None]:
+    """A database that does not answer (wrong URL, server down) is one line, not a trace."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[-1] if exc.orig else type(exc).__name__
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE, f"cannot reach the database: {reason}"
+        ) from None
+
+
 @fails_cleanly
 def backup(
     path: Path = typer.Argument(..., help="The file to write (must not exist yet)."),
 ) -> None:
     """Copy the database to PATH while the server and workers keep running."""
-    report = take_backup(make_context(), path)
+    with _reaching_the_database():
+        report = take_backup(make_context(), path)
     console.print(
         f"backed up the {report.dialect} database to {report.path} "
         f"({report.size:,} bytes, taken {report.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -48,7 +64,8 @@ def restore(
             f"cannot restore to {ctx.db.url}: {exc.strerror} ({exc.filename})",
         ) from None
     try:  # held throughout: no worker can start on the database before it is marked
-        hold = restore_backup(ctx, path, force=force)
+        with _reaching_the_database():
+            hold = restore_backup(ctx, path, force=force)
     finally:
         lock.release()
     taken = f"{hold.backup_taken_at:%Y-%m-%d %H:%M:%S} UTC" if hold.backup_taken_at else "unknown"
