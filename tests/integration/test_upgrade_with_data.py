@@ -554,3 +554,35 @@ def cli_env(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("CADENZA_CONFIG", raising=False)
     widen_cli_consoles(monkeypatch)
+
+
+def test_a_backup_of_the_first_release_restores_into_this_one(old_release, tmp_path):
+    """`cadenza restore` migrates what it restores: the first release's backup comes back
+    at the head, and Ann's step that fell due meanwhile waits for review."""
+    from cadenza.config import Settings
+    from cadenza.services.delivery.outbox import list_messages
+    from cadenza.services.operations.backup import restore_backup, take_backup
+
+    db, ids, filler = old_release
+    settings = Settings(database_url="sqlite://", key_file=str(tmp_path / "cadenza.key"))
+    old = Context(db=db, clock=FrozenClock(T0), settings=settings)
+    path = tmp_path / "first-release.backup"
+    take_backup(old, path)
+    backend = db.dialect
+    (tmp_path / "new").mkdir()
+    with empty_database(backend, tmp_path / "new") as target:
+        restored = Context(db=target, clock=FrozenClock(T0 + timedelta(days=3)), settings=settings)
+        hold = restore_backup(restored, path)
+        target.dispose()
+        assert migrate.is_current(target)
+        assert (hold.steps, hold.reminders) == (1, 0)
+        [held] = list_messages(restored, status="unknown")
+        assert (held.enrollment_id, held.to_email) == (
+            ids["ann_enrollment"],
+            "ann@customer.example",
+        )
+        counts = fingerprint(target, sorted(filler.written))
+    assert {table: len(rows) for table, rows in counts.items()} == {
+        **filler.written, "messages": filler.written["messages"] + 1,
+        "audit_log": filler.written["audit_log"] + 2,  # the backup's entry, the restore's
+    }  # fmt: skip
