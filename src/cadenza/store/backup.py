@@ -303,14 +303,21 @@ def empty_postgresql(db: Database) -> None:
     db.engine.dispose()
 
 
-def restore_postgresql(db: Database, path: Path) -> None:
-    """`pg_restore` of a custom-format dump into the database, in one transaction (all or
-    nothing); objects already there are dropped first (the caller checked for --force)."""
+def check_postgresql_backup(db: Database, path: Path) -> None:
+    """Refuses a file pg_restore cannot read (`pg_restore --list`), before anything of the
+    database is touched."""
     if not path.is_file():
         raise CadenzaError(
             ErrorCode.NOT_FOUND, f"{path} does not exist or is not a file", {"path": str(path)}
         )
-    db.engine.dispose()  # our own pooled connections would hold locks pg_restore needs
+    _run([_tool("pg_restore", db), "--list", str(path)], db, f"reading {path}")
+
+
+def restore_postgresql(db: Database, path: Path) -> None:
+    """`pg_restore` of a custom-format dump into the database, in one transaction (all or
+    nothing). Every table already there is dropped first (the caller checked the file and
+    --force): tables of a newer release than the backup's would otherwise stay behind."""
+    empty_postgresql(db)  # also lets go of our pooled connections (pg_restore's locks)
     _run(
         [
             _tool("pg_restore", db),

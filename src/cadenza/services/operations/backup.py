@@ -108,6 +108,7 @@ def restore_backup(ctx: Context, path: Path, *, force: bool = False) -> RestoreH
     if target is None:
         _refuse_data(ctx, force)
         files.refuse_other_sessions(ctx.db)
+        files.check_postgresql_backup(ctx.db, path)
         files.restore_postgresql(ctx.db, path)
         try:
             return _settle(ctx, ctx.db)
