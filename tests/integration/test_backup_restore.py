@@ -343,7 +343,10 @@ def test_backup_never_overwrites_and_restore_refuses_what_is_not_a_backup(ctx, w
         "not_found",
         "invalid_state",
     )
-    with ctx.db.read() as session:  # the failed restore left the database as it was
+    junk = tmp_path / "junk.backup"
+    junk.write_bytes(b"PGDMP? no: " + bytes(range(256)) * 8)
+    assert code_of(restore_backup, ctx, junk, force=True) in ("validation_error", "invalid_state")
+    with ctx.db.read() as session:  # the failed restores left the database as it was
         assert session.get(Mailbox, world.mailbox.id) is not None
 
 
