@@ -3,6 +3,7 @@
 import typer
 
 from cadenza.cli import (
+    backup,
     contacts,
     db,
     dkim,
@@ -50,3 +51,5 @@ app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(dkim.app, name="dkim")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
