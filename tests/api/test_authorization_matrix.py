@@ -110,6 +110,8 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/messages": API_READ,
     "GET /api/v1/messages/{message_id}": API_HIDDEN_READ,
     "POST /api/v1/messages/{message_id}/review": (409, 409, 404, 403, 401),  # sent: no review
+    # Per-message results: another member's message comes back not_found inside a 200.
+    "POST /api/v1/messages/retry": ("2xx", "2xx", "refused", 403, 401),
     # -- events
     "POST /api/v1/events": API_OWNED_WRITE,  # about one's own enrolled contacts
     "POST /api/v1/events/postmark": API_ADMIN,  # acts on any contact: an admin's authority
@@ -184,6 +186,7 @@ RULES: dict[str, tuple] = {
     "GET /outbox": PAGE,
     "GET /outbox/{message_id}": PAGE_HIDDEN,
     "POST /outbox/{message_id}/review": (409, 409, 404, 403, 303),
+    "POST /outbox/retry": PAGE_WRITE,  # another member's message: refused on the page
     "GET /outbox/{message_id}/body": PAGE_HIDDEN,
     "GET /sequences": PAGE,
     "POST /sequences": PAGE_WRITE,
@@ -447,6 +450,9 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             "json": {"enrollment_ids": [s("enrollment_id")]}
         },
         "POST /api/v1/messages/{message_id}/review": lambda: {"json": {"delivered": True}},
+        "POST /api/v1/messages/retry": lambda: {
+            "json": {"message_ids": [s("message_id")], "reason": "matrix"}
+        },
         "POST /api/v1/events": lambda: {
             "json": {
                 "type": "meeting_booked",
@@ -523,6 +529,7 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             "data": {"action": "pause", "enrollment": s("enrollment_id")}
         },
         "POST /outbox/{message_id}/review": lambda: {"data": {"delivered": "yes"}},
+        "POST /outbox/retry": lambda: {"data": {"message": s("message_id"), "reason": "matrix"}},
         "POST /sequences": lambda: {"data": {"name": "From page"}},
         "POST /sequences/{sequence_id}/edit": lambda: {"data": _editor_form()},
         "POST /sequences/{sequence_id}/preview": lambda: {"data": _editor_form()},

@@ -11,6 +11,7 @@ from cadenza.services.delivery.outbox import (
     list_messages,
     list_waiting,
     resolve_unknown,
+    retry_messages,
 )
 
 app = typer.Typer(help="Sent and waiting emails.", no_args_is_help=True)
@@ -91,3 +92,32 @@ def review_command(
     actor = acting_user(ctx, as_user)
     message = resolve_unknown(ctx, message_id, delivered=delivered, actor_id=actor.id)
     console.print(f"message {message.id} is now {message.status}")
+
+
+@app.command("retry")
+@fails_cleanly
+def retry_command(
+    message_ids: list[int] = typer.Argument(..., help="The failed or unknown messages."),
+    reason: str = typer.Option(..., help="Why they are sent again (kept in the audit log)."),
+    not_delivered: bool = typer.Option(
+        False, "--not-delivered", help="Confirm that unknown ones were NOT delivered."
+    ),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Send failed (or unknown, with --not-delivered) emails again: the same message, due
+    now, one more try; their enrollments go on. Exits 1 when any was refused."""
+    ctx = make_context()
+    actor = acting_user(ctx, as_user)
+    outcomes = retry_messages(
+        ctx, message_ids, reason=reason, confirm_not_delivered=not_delivered, actor_id=actor.id
+    )
+    for outcome in outcomes:
+        if outcome.ok:
+            console.print(f"[green]✓[/] message {outcome.message_id}: queued to go again")
+        else:
+            console.print(
+                f"[red]✗[/] message {outcome.message_id}: {outcome.code}: {outcome.message}",
+                highlight=False,
+            )
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)

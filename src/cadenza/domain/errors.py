@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     MAILBOX_NOT_YOURS = "mailbox_not_yours"
     MAILBOX_DISCONNECTED = "mailbox_disconnected"
     WARNINGS_NOT_CONFIRMED = "warnings_not_confirmed"  # the web dialog asks first
+    NOT_DELIVERED_UNCONFIRMED = "not_delivered_unconfirmed"  # retrying an unknown send
     PERMISSION_DENIED = "permission_denied"
     NO_CONTACTS = "no_contacts"
     ASSOCIATED_CONTACT_REQUIRED = "associated_contact_required"

@@ -15,6 +15,7 @@ from cadenza.domain.enums import (
     MessageStatus,
     StepRunStatus,
     StepType,
+    UnenrollReason,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
@@ -22,10 +23,12 @@ from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm.contacts import ContactView
-from cadenza.services.delivery.handover import SentStep, record_step_sent
+from cadenza.services.delivery.handover import MAX_ATTEMPTS, SentStep, record_step_sent
+from cadenza.services.enrollment.control import reopen_after_failed_send
+from cadenza.services.enrollment.enroll import contact_refusal
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
-from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
+from cadenza.store.models import Contact, DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 
 MESSAGE_STATUSES = tuple(MessageStatus)
 
@@ -242,3 +245,127 @@ def _review_step(session: Session, message: Message, delivered: bool, now: datet
         run.due_at, run.wait_reason = now, None
     else:
         message.status, run.status = MessageStatus.FAILED, StepRunStatus.CANCELLED
+
+
+# A person may retry at most this many messages in one request (a page of the outbox).
+RETRY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    message_id: int
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+
+
+def retry_messages(
+    ctx: Context,
+    message_ids: list[int],
+    *,
+    reason: str,
+    confirm_not_delivered: bool = False,
+    actor_id: int | None = None,
+) -> list[RetryOutcome]:
+    """A person sends failed or unknown steps again, each on its own (one refused leaves
+    the others): the same message (same Message-ID) is queued due now for one more try.
+
+    A failed step's enrollment, ended by that failure, goes on, provided the contact may
+    still be emailed in this sequence (not unsubscribed, bounced, blocked or enrolled
+    again). An unknown send may have been delivered: it is sent again only when the
+    person confirms it was not (`confirm_not_delivered`), the way `resolve_unknown` does.
+    The reason is kept in the audit log.
+    """
+    reason = " ".join(reason.split())
+    if not reason:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "say why the messages are retried")
+    if not message_ids or len(message_ids) > RETRY_LIMIT:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"retry 1 to {RETRY_LIMIT} messages at a time"
+        )
+    outcomes = []
+    with ctx.db.transaction() as session:
+        for message_id in dict.fromkeys(message_ids):
+            try:
+                with session.begin_nested():
+                    _retry_one(session, ctx, message_id, reason, confirm_not_delivered, actor_id)
+                outcomes.append(RetryOutcome(message_id, True))
+            except CadenzaError as exc:
+                outcomes.append(RetryOutcome(message_id, False, str(exc.code), exc.message))
+    return outcomes
+
+
+def _retry_one(
+    session: Session,
+    ctx: Context,
+    message_id: int,
+    reason: str,
+    confirm_not_delivered: bool,
+    actor_id: int | None,
+) -> None:
+    now = ctx.clock.now()
+    message = session.get(Message, message_id, with_for_update=True)
+    if message is None:
+        raise _not_found(message_id)
+    _authorize(session, actor_id, message, Action.UPDATE)
+    if message.step_run_id is None:
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE, "a task reminder is not sent again: its moment has passed"
+        )
+    run = session.get_one(StepRun, message.step_run_id, with_for_update=True)
+    enrollment = session.get_one(Enrollment, run.enrollment_id, with_for_update=True)
+    was = message.status
+    if message.status == MessageStatus.UNKNOWN:
+        if not confirm_not_delivered:
+            raise CadenzaError(
+                ErrorCode.NOT_DELIVERED_UNCONFIRMED,
+                "its delivery is unknown: it may have arrived. Confirm it was not delivered "
+                "to send it again",
+            )
+        if enrollment.state not in LIVE_ENROLLMENT_STATES:
+            raise CadenzaError(
+                ErrorCode.INVALID_STATE, f"its enrollment has ended ({enrollment.reason})"
+            )
+        _review_step(session, message, False, now)
+    elif message.status == MessageStatus.FAILED and run.status == StepRunStatus.FAILED:
+        _reopen_failed(session, ctx, run, enrollment, actor_id)
+        message.status = MessageStatus.PREPARED
+        run.status, run.due_at, run.wait_reason = StepRunStatus.PENDING, now, None
+        # One more try, not a new series: a temporary failure now fails it again.
+        run.attempts = MAX_ATTEMPTS - 1
+    else:
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE,
+            f"message {message_id} is {message.status}: only failed and unknown sends are retried",
+        )
+    record(
+        session,
+        ctx,
+        actor_id,
+        "message.retry",
+        "message",
+        message_id,
+        {
+            "reason": reason,
+            "was": str(was),
+            "confirmed_not_delivered": confirm_not_delivered,
+        },
+    )
+
+
+def _reopen_failed(
+    session: Session, ctx: Context, run: StepRun, enrollment: Enrollment, actor_id: int | None
+) -> None:
+    if enrollment.state == EnrollmentState.UNENROLLED and enrollment.reason != (
+        UnenrollReason.SEND_FAILED
+    ):
+        raise CadenzaError(
+            ErrorCode.INVALID_STATE, f"its enrollment has ended since ({enrollment.reason})"
+        )
+    if enrollment.state in LIVE_ENROLLMENT_STATES:
+        return  # still live (a failure that did not end it): the step alone goes again
+    contact = session.get_one(Contact, enrollment.contact_id, with_for_update=True)
+    refusal = contact_refusal(session, ctx, contact, enrollment.sequence_id)
+    if refusal is not None:
+        raise CadenzaError(refusal.code, refusal.message)
+    reopen_after_failed_send(session, ctx, enrollment, actor_id=actor_id)

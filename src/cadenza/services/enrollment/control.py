@@ -185,6 +185,20 @@ def end_enrollment(
     record(session, ctx, actor_id, "enrollment.unenroll", "enrollment", enrollment.id, audit)
 
 
+def reopen_after_failed_send(
+    session: Session, ctx: Context, enrollment: Enrollment, *, actor_id: int | None
+) -> None:
+    """The one way an enrollment that ended on a failed send goes on: a person retries
+    the step (delivery.outbox.retry_messages). It is live again, as if it had never
+    ended; reported like a resume (webhook `resumed`) and audited."""
+    enrollment.state = EnrollmentState.ACTIVE
+    enrollment.reason = enrollment.reason_detail = enrollment.ended_at = None
+    enrollment.needs_attention = False
+    now = ctx.clock.now()
+    record(session, ctx, actor_id, "enrollment.reopen", "enrollment", enrollment.id)
+    webhooks.emit(session, now, WebhookEvent.RESUMED, enrollment_event(enrollment))
+
+
 @dataclass(frozen=True)
 class BulkOutcome:
     enrollment_id: int

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule, templates
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
-from cadenza.domain.eligibility import ContactFacts, refusal_for
+from cadenza.domain.eligibility import ContactFacts, Refusal, refusal_for
 from cadenza.domain.enums import (
     LIVE_ENROLLMENT_STATES,
     AutomationEventType,
@@ -441,6 +441,27 @@ def _lock_contacts(session: Session, ids: list[int]) -> dict[int, Contact]:
         select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id).with_for_update()
     )
     return {c.id: c for c in rows}
+
+
+def contact_refusal(
+    session: Session, ctx: Context, contact: Contact, sequence_id: int
+) -> Refusal | None:
+    """Whether this contact may be in this sequence now, by the rules an enrollment
+    checks (address, bounce, unsubscribe, block list, live elsewhere): for a step a
+    person retries after its enrollment ended (delivery.outbox.retry_messages)."""
+    facts = ContactFacts(
+        email=contact.email,
+        email_valid=_valid_email(contact.email),
+        bounced=contact.bounced_at is not None,
+        unsubscribed=contact.unsubscribed_at is not None,
+        blocked=_is_blocked(contact, _blocked_patterns(session, [contact])),
+        live_enrollment_sequence_ids=frozenset(
+            _live_sequences(session, [contact.id]).get(contact.id, ())
+        ),
+    )
+    return refusal_for(
+        facts, sequence_id, allow_multiple_sequences=ctx.settings.allow_multiple_sequences
+    )
 
 
 def _live_sequences(session: Session, contact_ids: list[int]) -> dict[int, set[int]]:

@@ -8,7 +8,7 @@ one); admins see all.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -128,3 +128,48 @@ def review_message(
     """
     message = outbox.resolve_unknown(ctx, message_id, delivered=body.delivered, actor_id=user.id)
     return MessageOut.model_validate(message)
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        min_length=1, max_length=outbox.RETRY_LIMIT
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Kept in the audit log.")
+    # Strict, like a review: sending an unknown email again must not be read from "yes".
+    confirm_not_delivered: bool = Field(
+        False, strict=True, description="Required to resend an unknown send: it was not delivered."
+    )
+
+
+class RetryResultOut(BaseModel):
+    message_id: int
+    ok: bool
+    code: str | None
+    message: str | None
+
+
+class RetryOut(BaseModel):
+    results: list[RetryResultOut]
+
+
+@router.post(
+    "/messages/retry",
+    response_model=RetryOut,
+    responses=error_responses(401, 403, 422),
+)
+def retry_messages(body: RetryIn, user: ApiWriter, ctx: Ctx) -> RetryOut:
+    """Send failed or unknown steps again, each on its own: the same message (same
+    Message-ID), due now, one more try. A failed step's enrollment goes on if the contact
+    may still be emailed; an unknown send goes again only with `confirm_not_delivered`.
+    Each result says `ok`, or why not (`code`, `message`); someone else's message
+    answers `not_found`."""
+    outcomes = outbox.retry_messages(
+        ctx,
+        body.message_ids,
+        reason=body.reason,
+        confirm_not_delivered=body.confirm_not_delivered,
+        actor_id=user.id,
+    )
+    return RetryOut(results=[RetryResultOut(**vars(o)) for o in outcomes])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from cadenza.domain.enums import StepWaitReason
+from cadenza.domain.enums import MessageStatus, StepWaitReason
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.templates import clean_html
 from cadenza.services.delivery import outbox
@@ -34,19 +34,46 @@ WAIT_REASONS = {
 }
 
 
+def _index(request: Request, ctx, user, status_code: int = 200, **state):
+    return render(
+        request,
+        "outbox/index.html",
+        status_code=status_code,
+        messages=outbox.list_messages(ctx, limit=50, actor_id=user.id),
+        failed=outbox.list_messages(ctx, status=MessageStatus.FAILED, limit=50, actor_id=user.id),
+        waiting=outbox.list_waiting(ctx, limit=50, actor_id=user.id),
+        wait_reasons=WAIT_REASONS,
+        **{"retried": None, "retry_error": None, **state},
+    )
+
+
 @router.get("/outbox")
 def outbox_page(
     request: Request,
     user: PageUser,
     ctx: Ctx,
 ):
-    return render(
-        request,
-        "outbox/index.html",
-        messages=outbox.list_messages(ctx, limit=50, actor_id=user.id),
-        waiting=outbox.list_waiting(ctx, limit=50, actor_id=user.id),
-        wait_reasons=WAIT_REASONS,
-    )
+    return _index(request, ctx, user)
+
+
+@router.post("/outbox/retry")
+async def retry_messages(
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
+):
+    """Failed emails chosen on the outbox (or one message's page), sent again with the
+    reason given; the page lists what went and what was refused, and why."""
+    form = await request.form()
+    chosen = [str(v) for v in form.getlist("message")]
+    ids = [int(v) for v in chosen if v.isdigit() and 0 < int(v) <= MAX_ID]
+    try:
+        outcomes = outbox.retry_messages(
+            ctx, ids, reason=str(form.get("reason", "")), actor_id=user.id
+        )
+    except CadenzaError as exc:
+        return _index(request, ctx, user, 422, retry_error=exc.message)
+    return _index(request, ctx, user, retried=outcomes)
 
 
 @router.get("/outbox/{message_id}")
