@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     plain_auth_hosts: str = "localhost,127.0.0.1,::1"
     # An open or click this soon after sending is a scanner's, not a person's.
     open_grace_seconds: int = 60
+    # The retention policy (docs/contact-data.md), off when unset: email bodies older than
+    # this many days are replaced by a note; open and click events older than that are
+    # deleted. The worker checks at most once per interval.
+    retention_body_days: PositiveInt | None = None
+    retention_event_days: PositiveInt | None = None
+    retention_interval_minutes: PositiveInt = 60
     # What one template render may use, at save, preview, views and in the worker alike
     # (docs/security.md, "Template limits"). A render past a limit fails that one step
     # with template_limit; the others go on.

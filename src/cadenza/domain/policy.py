@@ -44,6 +44,7 @@ class Resource(StrEnum):
     AUTOMATION_RULE = "automation_rule"
     USER = "user"
     TOKEN = "token"
+    SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
 
 
 class Action(StrEnum):
@@ -119,6 +120,8 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.TOKEN, A.READ): Who.SELF,
     (R.TOKEN, A.CREATE): Who.SELF,  # for oneself; for someone else, admins
     (R.TOKEN, A.DELETE): Who.SELF,
+    (R.SUPPRESSION, A.READ): Who.ADMIN,
+    (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named
