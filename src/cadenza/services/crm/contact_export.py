@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import policy
@@ -197,6 +197,12 @@ def export_contact(ctx: Context, contact_id: int, *, actor_id: int | None = None
                 tasks={t.id for t in tasks},
                 events={e.id for e in events},
                 messages=shown_messages,
+                born={
+                    **{("enrollment", e.id): e.enrolled_at for e in enrollments},
+                    **{("task", t.id): t.created_at for t in tasks},
+                    **{("email_event", e.id): e.occurred_at for e in events},
+                    **{("message", m.id): m.created_at for m in messages},
+                },
             ),
         }
         data = {"complete": document["complete"], "omitted": omitted}
@@ -261,8 +267,20 @@ def _audit(
     tasks: set[int],
     events: set[int],
     messages: set[int],
+    born: dict[tuple[str, int | None], datetime],
 ) -> list[dict[str, Any]]:
-    """Entries about the contact itself and about the rows of it the document holds."""
+    """Entries about the contact itself and about the rows of it the document holds.
+
+    SQLite may give a new row the id of an erased one (the largest ids, deleted, are
+    handed out again): entries older than an erasure of this id are another person's,
+    and so are entries older than the row they name."""
+    erased = session.scalar(
+        select(func.max(AuditEntry.id)).where(
+            AuditEntry.action == "contact.delete",
+            AuditEntry.subject_type == "contact",
+            AuditEntry.subject_id == contact_id,
+        )
+    )
     subjects = [("contact", {contact_id}), ("enrollment", enrollments), ("task", tasks),
                 ("email_event", events), ("message", messages)]  # fmt: skip
     about = [
@@ -270,4 +288,9 @@ def _audit(
         for kind, ids in subjects
         if ids
     ]
-    return [_fields(a, AUDIT_FIELDS) for a in _all(session, AuditEntry, or_(*about))]
+    rows = _all(session, AuditEntry, or_(*about), AuditEntry.id > (erased or 0))
+    return [
+        _fields(a, AUDIT_FIELDS)
+        for a in rows
+        if a.subject_type == "contact" or a.at >= born.get((a.subject_type, a.subject_id), a.at)
+    ]
