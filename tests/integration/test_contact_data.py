@@ -251,3 +251,30 @@ def test_the_cli_exports_to_a_private_file_and_lifts_a_suppression(cli, ctx, wor
     lifted = cli("contacts", "unsuppress", "ann@corp.example", "--as", "boss@example.com",
                  env=keys)  # fmt: skip
     assert f"erased contact {ann.id}" in lifted
+
+
+def test_the_contact_page_offers_the_download(ctx, world):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from cadenza.web.app import create_app
+
+    ann = world.contact("ann@corp.example", lastname="Lee")
+    create_user(ctx, "vic@example.com", role="viewer", password="page-pass-1")
+    browser = TestClient(create_app(ctx))
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text).group(1)
+    signed_in = browser.post(
+        "/login",
+        data={"email": "vic@example.com", "password": "page-pass-1", "next": "/",
+              "csrf_token": csrf},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert signed_in.status_code == 303
+
+    page = browser.get(f"/contacts/{ann.id}").text
+    assert f'href="/contacts/{ann.id}/export" class="button" id="download-contact-data"' in page
+    download = browser.get(f"/contacts/{ann.id}/export")
+    assert download.headers["content-disposition"].startswith("attachment;")
+    assert download.json()["contact"]["lastname"] == "Lee"
+    assert browser.get(f"/contacts/{MISSING_ID}/export").status_code == 404

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from cadenza.domain.enums import EventKind, MessageStatus
 from cadenza.domain.link_tokens import Purpose, sign
@@ -163,3 +163,31 @@ def test_off_by_default_and_run_by_the_workers_tick(ctx, mail, worker):
         "ann@corp.example", "bob@corp.example", "dan@corp.example",
     }  # fmt: skip
     assert kinds(ctx) == ["reply"]
+
+
+def test_a_run_reads_index_ranges_not_whole_tables(ctx, database, mail):
+    """Its cost follows what is old, not what exists: no SCAN of messages or events."""
+    if database.dialect != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by statistics")
+    with_policy(ctx)
+    ctx.clock.advance(timedelta(days=400))
+    statements = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and not executemany:
+            statements.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        assert retention.run_due(ctx).bodies_removed == 3
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    with database.engine.connect() as connection:
+        plans = [
+            detail
+            for sql, params in statements
+            for *_, detail in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+        ]
+    assert any("ix_messages_bodies_kept" in p for p in plans), plans
+    assert any("ix_email_events_kind_occurred" in p for p in plans), plans
+    assert [p for p in plans if p.startswith("SCAN")] == []
