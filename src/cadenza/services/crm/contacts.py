@@ -105,13 +105,24 @@ def find_by_email(session: Session, address: str) -> Contact | None:
     return session.scalar(select(Contact).where(Contact.email_key == email_key(address)))
 
 
-def upsert_contact(session: Session, ctx: Context, columns: dict, properties: dict) -> bool:
+def upsert_contact(
+    session: Session,
+    ctx: Context,
+    columns: dict,
+    properties: dict,
+    *,
+    suppressed: set[str] | None = None,
+) -> bool:
     """Creates or updates by email inside the caller's transaction; True when created.
-    An erased contact's address raises `suppressed` before anything is written."""
+    An erased contact's address raises `suppressed` before anything is written;
+    `suppressed` is the caller's answer for a whole batch (suppressions.suppressed_among),
+    else each new address is looked up."""
     contact = find_by_email(session, columns["email"])
     created = contact is None
-    if created:
+    if created and suppressed is None:
         suppressions.refuse_suppressed(ctx, session, columns["email"])
+    elif created and email_key(columns["email"]) in suppressed:
+        raise suppressions.refusal()
     now = ctx.clock.now()
     before = None if created else membership.contact_fields(contact)
     if contact is None:

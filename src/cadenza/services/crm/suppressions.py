@@ -23,6 +23,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -56,9 +57,14 @@ class SuppressionView:
         return copy_row(cls, row)
 
 
+@lru_cache(maxsize=8)
+def _derived_key(link_key: bytes) -> bytes:
+    return hmac.new(link_key, _PURPOSE, hashlib.sha256).digest()
+
+
 def digest(ctx: Context, session: Session, address: str) -> str:
     """The keyed hash of an address, as its normalised, lower-cased key."""
-    key = hmac.new(link_secret(ctx, session), _PURPOSE, hashlib.sha256).digest()
+    key = _derived_key(link_secret(ctx, session))
     return hmac.new(key, email_key(address).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -74,15 +80,29 @@ def find(ctx: Context, session: Session, address: str) -> Suppression | None:
     )
 
 
+def suppressed_among(ctx: Context, session: Session, addresses: list[str]) -> set[str]:
+    """The keys (lower-cased) of those addresses that are suppressed: one query for a
+    whole batch of an import, rather than one per row."""
+    by_hash = {digest(ctx, session, a): email_key(a) for a in addresses}
+    found = session.scalars(
+        select(Suppression.email_hash).where(Suppression.email_hash.in_(list(by_hash)))
+    )
+    return {by_hash[h] for h in found}
+
+
+def refusal() -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.SUPPRESSED,
+        "this address belongs to a contact that was erased: it is not added again "
+        "unless an admin lifts its suppression (cadenza contacts unsuppress)",
+        {"field": "email"},
+    )
+
+
 def refuse_suppressed(ctx: Context, session: Session, address: str) -> None:
     """Raises `suppressed` when `address` belongs to an erased contact."""
     if find(ctx, session, address) is not None:
-        raise CadenzaError(
-            ErrorCode.SUPPRESSED,
-            "this address belongs to a contact that was erased: it is not added again "
-            "unless an admin lifts its suppression (cadenza contacts unsuppress)",
-            {"field": "email"},
-        )
+        raise refusal()
 
 
 def suppress(ctx: Context, session: Session, address: str, contact_id: int) -> None:
