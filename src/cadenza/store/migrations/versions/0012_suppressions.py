@@ -58,7 +58,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_email_events_kind_occurred", table_name="email_events")
     op.drop_index("ix_messages_bodies_kept", table_name="messages")
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.drop_column("body_removed_at")
+    # A plain DROP COLUMN (SQLite 3.35+): a batch rebuild of messages under
+    # foreign_keys=ON would cascade into delivery_attempts.
+    op.execute("ALTER TABLE messages DROP COLUMN body_removed_at")
     op.drop_table("job_marks")
     op.drop_table("suppressions")
