@@ -18,6 +18,7 @@ over, or of unknown outcome waiting for a person) is never touched.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from cadenza.domain.enums import ENGAGEMENT_KINDS, MessageStatus
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.store.db import Database
 from cadenza.store.models import EmailEvent, JobMark, Message
 
 JOB = "retention"
@@ -34,6 +36,11 @@ BATCHES_PER_RUN = 20
 NOTE = "[body removed after {days} days by the retention policy]"
 # Only emails whose outcome is settled: never one a worker holds or a person must review.
 FINAL = (MessageStatus.SENT, MessageStatus.FAILED)
+
+
+# When this process need not look again, per database handle: the worker ticks every
+# second, and between runs a tick should cost nothing at all.
+_not_before: weakref.WeakKeyDictionary[Database, datetime] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -44,19 +51,26 @@ class RetentionReport:
 
 
 def run_due(ctx: Context, batch_size: int = 500) -> RetentionReport:
-    """The worker's entry: nothing at all when the policy is off, one primary-key read
-    when the last run is recent enough, else a run."""
+    """The worker's entry: nothing at all when the policy is off or this process saw a
+    recent run; one primary-key read when another worker may have run meanwhile; else a
+    run."""
     settings = ctx.settings
     if not (settings.retention_body_days or settings.retention_event_days):
         return RetentionReport()
     now = ctx.clock.now()
+    not_before = _not_before.get(ctx.db)
+    if not_before is not None and now < not_before:
+        return RetentionReport()  # this process knows: not even the mark is read
+    interval = timedelta(minutes=settings.retention_interval_minutes)
     with ctx.db.read() as session:
         mark = session.get(JobMark, JOB)
-        if mark is not None and now < mark.ran_at + timedelta(
-            minutes=settings.retention_interval_minutes
-        ):
-            return RetentionReport()
-    return run(ctx, batch_size)
+    if mark is not None and now < mark.ran_at + interval:
+        _not_before[ctx.db] = mark.ran_at + interval
+        return RetentionReport()
+    report = run(ctx, batch_size)
+    if report.finished:
+        _not_before[ctx.db] = now + interval
+    return report
 
 
 def run(ctx: Context, batch_size: int = 500) -> RetentionReport:

@@ -41,7 +41,6 @@ from cadenza.store.models import Suppression
 
 # Binds the derived key to this one use: the link-signing key itself never hashes addresses.
 _PURPOSE = b"cadenza suppression v1"
-MAX_LISTED = 500
 
 
 @dataclass(frozen=True)
@@ -128,19 +127,6 @@ def is_suppressed(ctx: Context, address: str, *, actor_id: int | None = None) ->
     with ctx.db.read() as session:
         authorize(session, actor_id, Resource.SUPPRESSION, Action.READ)
         return find(ctx, session, address) is not None
-
-
-def list_suppressions(
-    ctx: Context, *, actor_id: int | None = None, limit: int = 100, after_id: int | None = None
-) -> list[SuppressionView]:
-    if not 1 <= limit <= MAX_LISTED:
-        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"limit must be from 1 to {MAX_LISTED}")
-    query = select(Suppression).order_by(Suppression.id).limit(limit)
-    if after_id is not None:
-        query = query.where(Suppression.id > after_id)
-    with ctx.db.read() as session:
-        authorize(session, actor_id, Resource.SUPPRESSION, Action.READ)
-        return [SuppressionView.of(row) for row in session.scalars(query)]
 
 
 def lift(ctx: Context, address: str, *, actor_id: int | None = None) -> SuppressionView:
