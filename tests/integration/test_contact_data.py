@@ -68,6 +68,11 @@ def test_an_admin_exports_everything_held_about_the_contact(ctx, world, history)
     document = contact_export.export_contact(ctx, ann.id, actor_id=admin.id)
 
     assert json.loads(json.dumps(document)) == document  # JSON as it stands
+    assert set(document) == {
+        "format", "format_version", "exported_at", "exported_by", "complete", "omitted",
+        "contact", "lists", "associations", "enrollments", "messages", "events", "tasks",
+        "automation_events", "automation_runs", "audit",
+    }  # fmt: skip
     assert (document["format"], document["format_version"]) == ("cadenza.contact-export", 1)
     assert document["complete"] is True and not any(document["omitted"].values())
     profile = document["contact"]

@@ -31,6 +31,7 @@ from cadenza.store.models import (
     Association,
     AuditEntry,
     AutomationEvent,
+    AutomationRun,
     Contact,
     ContactList,
     DeliveryAttempt,
@@ -82,6 +83,7 @@ TASK_FIELDS = (
 )  # fmt: skip
 AUDIT_FIELDS = ("id", "at", "actor_id", "action", "subject_type", "subject_id", "data")
 AUTOMATION_FIELDS = ("id", "type", "data", "occurred_at")
+RUN_FIELDS = ("id", "rule_id", "event_id", "outcome", "code", "message", "enrollment_id", "at")
 
 
 def _plain(value: Any) -> Any:
@@ -189,6 +191,10 @@ def export_contact(ctx: Context, contact_id: int, *, actor_id: int | None = None
             "automation_events": [
                 _fields(a, AUTOMATION_FIELDS)
                 for a in _all(session, AutomationEvent, AutomationEvent.contact_id == contact_id)
+            ],
+            "automation_runs": [
+                _fields(r, RUN_FIELDS)
+                for r in _all(session, AutomationRun, AutomationRun.contact_id == contact_id)
             ],
             "audit": _audit(
                 session,
