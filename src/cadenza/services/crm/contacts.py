@@ -119,10 +119,11 @@ def upsert_contact(
     else each new address is looked up."""
     contact = find_by_email(session, columns["email"])
     created = contact is None
-    if created and suppressed is None:
-        suppressions.refuse_suppressed(ctx, session, columns["email"])
-    elif created and email_key(columns["email"]) in suppressed:
-        raise suppressions.refusal()
+    if created:
+        if suppressed is None:
+            suppressions.refuse_suppressed(ctx, session, columns["email"])
+        elif email_key(columns["email"]) in suppressed:
+            raise suppressions.refusal()
     now = ctx.clock.now()
     before = None if created else membership.contact_fields(contact)
     if contact is None:
