@@ -235,7 +235,7 @@ def test_the_api_exports_a_file_and_refuses_a_suppressed_address(api, world, his
     assert api.post("/contacts", json={"email": "ann@corp.example"}).status_code == 201
 
 
-def test_the_cli_exports_to_a_private_file_and_lifts_a_suppression(cli, ctx, world, tmp_path):
+def test_the_cli_exports_erases_and_lifts_a_suppression(cli, ctx, world, tmp_path):
     ann = world.contact("ann@corp.example", lastname="Lee")
     out = tmp_path / "ann.json"
 
@@ -247,9 +247,13 @@ def test_the_cli_exports_to_a_private_file_and_lifts_a_suppression(cli, ctx, wor
     assert json.loads(cli("contacts", "export", ann.id))["contact"]["id"] == ann.id
     assert "contact_not_found" in cli("contacts", "export", MISSING_ID, ok=False)
 
-    contacts.delete_contact(ctx, ann.id)  # hashed under the link key this test's keys seal
+    keys = {"CADENZA_KEY_FILE": ctx.settings.key_file}  # the link key the test's ctx made
+    viewer = create_user(ctx, "vic@example.com", role="viewer")
+    refused = cli("contacts", "erase", ann.id, "--yes", "--as", viewer.email, ok=False, env=keys)
+    assert "permission_denied" in refused
+    erased = cli("contacts", "erase", ann.id, "--yes", "--as", world.user.email, env=keys)
+    assert f"contact {ann.id} erased" in erased
     create_user(ctx, "boss@example.com", role="admin")
-    keys = {"CADENZA_KEY_FILE": ctx.settings.key_file}
     refused = cli("contacts", "unsuppress", "ann@corp.example", "--as", world.user.email,
                   ok=False, env=keys)  # fmt: skip
     assert "permission_denied" in refused

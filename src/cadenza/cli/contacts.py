@@ -21,7 +21,7 @@ from cadenza.cli.common import (
 )
 from cadenza.services.crm import contact_export, suppressions
 from cadenza.services.crm.contact_import import import_contacts, read_file
-from cadenza.services.crm.contacts import search_contacts
+from cadenza.services.crm.contacts import delete_contact, search_contacts
 
 app = typer.Typer(help="Contacts.", no_args_is_help=True)
 
@@ -94,6 +94,22 @@ def export(
     left_out = ", ".join(f"{n} {part}" for part, n in document["omitted"].items() if n)
     note = f" (left out, not yours to read: {left_out})" if left_out else ""
     err_console.print(f"contact {contact_id} exported to {output}{note}", highlight=False)
+
+
+@app.command("erase")
+@fails_cleanly
+def erase(
+    contact_id: int = typer.Argument(..., min=1),
+    yes: bool = typer.Option(False, "--yes", help="Erase without asking."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Erase a contact and its history; its address is suppressed (docs/contact-data.md)."""
+    ctx = make_context()
+    actor_id = acting_user(ctx, as_user).id
+    if not yes:
+        typer.confirm(f"Erase contact {contact_id} and everything held about it?", abort=True)
+    delete_contact(ctx, contact_id, actor_id)
+    console.print(f"contact {contact_id} erased; its address is suppressed", highlight=False)
 
 
 @app.command("unsuppress")

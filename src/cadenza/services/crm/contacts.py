@@ -20,6 +20,8 @@ from cadenza.domain.contact_fields import (
 )
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm import membership, suppressions
@@ -173,6 +175,7 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
     """
     with ctx.db.transaction() as session:
         contact = fetch(session, Contact, contact_id)
+        authorize(session, actor_id, Resource.CONTACT, Action.DELETE)
         enrollment_ids = select(Enrollment.id).where(Enrollment.contact_id == contact_id)
         live = session.scalar(
             select(func.count())
