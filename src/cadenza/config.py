@@ -2,8 +2,9 @@
 
 import ipaddress
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import PositiveFloat, PositiveInt, SecretStr, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cadenza.domain.template_limits import TemplateLimits
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     plain_auth_hosts: str = "localhost,127.0.0.1,::1"
     # An open or click this soon after sending is a scanner's, not a person's.
     open_grace_seconds: int = 60
+    # The retention policy (docs/contact-data.md), off when unset: email bodies older than
+    # this many days are replaced by a note; open and click events older than that are
+    # deleted. The worker checks at most once per interval.
+    retention_body_days: Annotated[int, Field(gt=0, le=36_500)] | None = None
+    retention_event_days: Annotated[int, Field(gt=0, le=36_500)] | None = None
+    retention_interval_minutes: Annotated[int, Field(gt=0, le=525_600)] = 60
     # What one template render may use, at save, preview, views and in the worker alike
     # (docs/security.md, "Template limits"). A render past a limit fails that one step
     # with template_limit; the others go on.

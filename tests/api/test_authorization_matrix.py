@@ -73,6 +73,9 @@ RULES: dict[str, tuple] = {
     "PATCH /api/v1/contacts/{contact_id}": API_WRITE,
     "DELETE /api/v1/contacts/{contact_id}": API_WRITE,
     "POST /api/v1/contacts/import": API_WRITE,
+    # a contact's data: whoever reads the contact exports what of it they may read
+    "GET /api/v1/contacts/{contact_id}/export": API_READ,
+    "POST /api/v1/suppressions/lift": API_ADMIN,  # an erased address may come back
     # -- mailboxes: their owner's; invisible to others
     "POST /api/v1/mailboxes": API_WRITE,
     "GET /api/v1/mailboxes": API_READ,
@@ -175,6 +178,7 @@ RULES: dict[str, tuple] = {
     "GET /contacts/{contact_id}": PAGE,
     "GET /contacts/ids": PAGE,  # the index's "select all N matching"
     "GET /contacts/{contact_id}/edit": (200, 200, 200, 403, 303),
+    "GET /contacts/{contact_id}/export": PAGE,  # "Download data"
     "POST /contacts/{contact_id}/edit": PAGE_WRITE,
     "GET /enroll": (200, 200, 200, 403, 303),
     "POST /enroll/check": (200, 200, 200, 403, 303),
@@ -380,6 +384,14 @@ class Scene:
         enroll_ids(self.world, [contact], mailbox_id=self.world.mailbox.id)
         return contact.email
 
+    def _erased_email(self):
+        """The address of a contact just erased: suppressed, so an admin may lift it."""
+        from cadenza.services.crm import contacts
+
+        contact = self.world.contact(self.fresh("gone") + "@corp.example")
+        contacts.delete_contact(self.ctx, contact.id)
+        return contact.email
+
     def _integration_token_id(self):
         admin = self.team["admin"]
         return users.create_token(self.ctx, admin.id, self.fresh("crm "), scopes=["events"]).id
@@ -428,6 +440,7 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
     bodies = {
         "POST /api/v1/contacts": lambda: {"json": {"email": scene.fresh("n") + "@corp.example"}},
         "PATCH /api/v1/contacts/{contact_id}": lambda: {"json": {"firstname": "Zed"}},
+        "POST /api/v1/suppressions/lift": lambda: {"json": {"email": s("erased_email")}},
         "POST /api/v1/contacts/import": lambda: {
             "files": {"file": ("c.csv", f"email\n{scene.fresh('i')}@corp.example\n", "text/csv")}
         },

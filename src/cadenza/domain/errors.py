@@ -63,6 +63,8 @@ class ErrorCode(StrEnum):
     MALFORMED_CSV = "malformed_csv"
     # Outbound connections (webhooks, mailbox hosts)
     HOST_NOT_ALLOWED = "host_not_allowed"
+    # A contact's data (docs/contact-data.md): an erased address is not added again
+    SUPPRESSED = "suppressed"
 
 
 _HTTP_STATUS = {
@@ -78,6 +80,7 @@ _HTTP_STATUS = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.SEQUENCE_ARCHIVED: 409,
     ErrorCode.INVALID_STATE: 409,
+    ErrorCode.SUPPRESSED: 409,
     ErrorCode.FILE_TOO_LARGE: 413,
     ErrorCode.BODY_TOO_LARGE: 413,
     ErrorCode.UNAUTHENTICATED: 401,

@@ -45,6 +45,7 @@ class Resource(StrEnum):
     USER = "user"
     TOKEN = "token"
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
+    SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
 
 
 class Action(StrEnum):
@@ -123,6 +124,8 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.DKIM_KEY, A.READ): Who.ADMIN,
     (R.DKIM_KEY, A.CREATE): Who.ADMIN,
     (R.DKIM_KEY, A.DELETE): Who.ADMIN,
+    (R.SUPPRESSION, A.READ): Who.ADMIN,
+    (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -2,7 +2,8 @@
 
 The worker (engine/worker.py) is a loop around this module and nothing else of services,
 the way a job queue's worker talks only to its job manager: the clocked jobs of a tick
-(recovery, out-of-office resumes, automation rules, list jobs, task creation), the
+(recovery, out-of-office resumes, automation rules, list jobs, task creation, the
+retention policy), the
 delivery protocol (claim, hand over, record, release) and the moments the loop must
 wake up for. Keeping the list here makes the worker's contract with the rest of the
 house readable in one screen, and lets the areas behind it move without touching the
@@ -14,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cadenza.domain.transport_settings import TransportSettings
+from cadenza.services import retention
 from cadenza.services.accounts.mailboxes import transport_settings
 from cadenza.services.automation import runner as automation
 from cadenza.services.context import Context
@@ -44,12 +46,14 @@ def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
     """The jobs of a tick that come before claiming, in the order that lets what they
     make due be claimed in the same tick: dead claims taken back, out-of-office pauses
     that ended resumed, automation rules and list jobs run (they enroll), due tasks
-    created. Returns (step runs moved, enrollments resumed)."""
+    created; then the retention policy (it moves nothing). Returns (step runs moved,
+    enrollments resumed)."""
     moved = recovery.recover_expired(ctx)
     resumed = signals.resume_due(ctx)
     moved += len(resumed)
     moved += automation.run_pending(ctx) + list_jobs.run_due(ctx)
     moved += tasks.create_due_tasks(ctx, batch_size)
+    retention.run_due(ctx, batch_size)  # off by default; at most once per interval
     return moved, resumed
 
 

@@ -362,7 +362,16 @@ class Task(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),)
+    __table_args__ = (
+        Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),
+        # The retention job's lookup: only messages that still hold their bodies.
+        Index(
+            "ix_messages_bodies_kept",
+            "created_at",
+            sqlite_where=text("body_removed_at IS NULL"),
+            postgresql_where=text("body_removed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), unique=True)
@@ -394,6 +403,8 @@ class Message(Base):
     # A hard bounce came back for it: it was sent (status stays "sent"), and not received.
     bounced_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # The retention policy replaced its bodies with a note (services/retention.py).
+    body_removed_at: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Base):
@@ -414,6 +425,8 @@ class DeliveryAttempt(Base):
 
 class EmailEvent(Base):
     __tablename__ = "email_events"
+    # The retention job deletes old opens and clicks: a range of this index per kind.
+    __table_args__ = (Index("ix_email_events_kind_occurred", "kind", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[EventKind] = mapped_column(StrEnumType(EventKind, 30))
@@ -498,6 +511,31 @@ class AuditEntry(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Suppression(Base):
+    """An erased contact's address, kept only as a keyed hash (HMAC-SHA-256 of the
+    normalised address under a key derived from the link-signing key), so that a later
+    import, API call or paste cannot bring the person back by accident while the
+    address itself is gone (services/crm/suppressions.py, docs/contact-data.md)."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The erased contact's id (no personal data): ties it to the erasure's audit entry.
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class JobMark(Base):
+    """When a clocked job of the worker last finished (the retention job runs at most
+    once per interval, whichever worker's tick gets to it)."""
+
+    __tablename__ = "job_marks"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    ran_at: Mapped[datetime]
 
 
 class Webhook(Base):

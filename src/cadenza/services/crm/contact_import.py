@@ -1,7 +1,8 @@
 """CSV import of contacts: good rows are imported, each bad row is reported with its line.
 
 Re-importing a file updates the contacts it names (matched by email) instead of
-duplicating them, so an import that was interrupted can simply be run again.
+duplicating them, so an import that was interrupted can simply be run again. A row
+with an erased contact's address is skipped with the reason `suppressed`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from cadenza.domain.contact_fields import clean_contact_input
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
+from cadenza.services.crm import suppressions
 from cadenza.services.crm.contacts import upsert_contact
 
 BATCH_SIZE = 500
@@ -165,8 +167,17 @@ def import_contacts(
     for start in range(0, len(good), BATCH_SIZE):
         batch = good[start : start + BATCH_SIZE]
         with ctx.db.transaction() as session:
-            for _line, row_columns, properties in batch:
-                if upsert_contact(session, ctx, row_columns, properties):
+            addresses = [row_columns["email"] for _, row_columns, _ in batch]
+            suppressed = suppressions.suppressed_among(ctx, session, addresses)
+            for line, row_columns, properties in batch:
+                try:
+                    created = upsert_contact(
+                        session, ctx, row_columns, properties, suppressed=suppressed
+                    )
+                except CadenzaError as exc:  # `suppressed`: refused before any write
+                    report.errors.append(RowError(line, str(exc.code), exc.message))
+                    continue
+                if created:
                     report.created += 1
                 else:
                     report.updated += 1

@@ -20,9 +20,11 @@ from cadenza.domain.contact_fields import (
 )
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.policy import Action, Resource
+from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.crm import membership
+from cadenza.services.crm import membership, suppressions
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
 from cadenza.store.models import (
@@ -88,6 +90,8 @@ def create_contact(ctx: Context, data: dict[str, Any], actor_id: int | None = No
         with ctx.db.transaction() as session:
             if columns.get("email") and find_by_email(session, columns["email"]):
                 raise _duplicate(columns)
+            if columns.get("email"):
+                suppressions.refuse_suppressed(ctx, session, columns["email"])
             contact = Contact(properties={}, created_at=now, updated_at=now, owner_id=actor_id)
             _apply(contact, columns, properties)
             session.add(contact)
@@ -103,10 +107,25 @@ def find_by_email(session: Session, address: str) -> Contact | None:
     return session.scalar(select(Contact).where(Contact.email_key == email_key(address)))
 
 
-def upsert_contact(session: Session, ctx: Context, columns: dict, properties: dict) -> bool:
-    """Creates or updates by email inside the caller's transaction; True when created."""
+def upsert_contact(
+    session: Session,
+    ctx: Context,
+    columns: dict,
+    properties: dict,
+    *,
+    suppressed: set[str] | None = None,
+) -> bool:
+    """Creates or updates by email inside the caller's transaction; True when created.
+    An erased contact's address raises `suppressed` before anything is written;
+    `suppressed` is the caller's answer for a whole batch (suppressions.suppressed_among),
+    else each new address is looked up."""
     contact = find_by_email(session, columns["email"])
     created = contact is None
+    if created:
+        if suppressed is None:
+            suppressions.refuse_suppressed(ctx, session, columns["email"])
+        elif email_key(columns["email"]) in suppressed:
+            raise suppressions.refusal()
     now = ctx.clock.now()
     before = None if created else membership.contact_fields(contact)
     if contact is None:
@@ -134,6 +153,8 @@ def update_contact(
                 other = find_by_email(session, columns["email"])
                 if other is not None and other.id != contact_id:
                     raise _duplicate(columns)
+                if contact.email_key != email_key(columns["email"]):
+                    suppressions.refuse_suppressed(ctx, session, columns["email"])
             before = membership.contact_fields(contact)
             _apply(contact, columns, properties)
             contact.updated_at = ctx.clock.now()
@@ -145,13 +166,16 @@ def update_contact(
 
 
 def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -> None:
-    """Deletes the contact and its history (a right-to-be-forgotten delete).
+    """Erases the contact and its history (a right-to-be-forgotten delete).
 
     A contact still live in a sequence is refused: unenroll first, so that a worker
-    never holds a step of a contact that no longer exists.
+    never holds a step of a contact that no longer exists. What stays is what the
+    erasure must not forget: an audit entry that names only the contact's id, and the
+    keyed hash of its address (suppressions.py), so that no import brings it back.
     """
     with ctx.db.transaction() as session:
         contact = fetch(session, Contact, contact_id)
+        authorize(session, actor_id, Resource.CONTACT, Action.DELETE)
         enrollment_ids = select(Enrollment.id).where(Enrollment.contact_id == contact_id)
         live = session.scalar(
             select(func.count())
@@ -171,8 +195,12 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
         session.execute(delete(Message).where(Message.contact_id == contact_id))
         session.execute(delete(StepRun).where(StepRun.enrollment_id.in_(enrollment_ids)))
         session.execute(delete(Enrollment).where(Enrollment.contact_id == contact_id))
+        if contact.email:
+            suppressions.suppress(ctx, session, contact.email, contact_id)
         session.delete(contact)
-        record(session, ctx, actor_id, "contact.delete", "contact", contact_id)
+        # No name, no address: the entry outlives the person it is about.
+        data = {"erased": True, "suppressed": bool(contact.email)}
+        record(session, ctx, actor_id, "contact.delete", "contact", contact_id, data)
 
 
 @dataclass(frozen=True)
@@ -228,6 +256,7 @@ class PastedEmails:
     contacts: list[ContactView] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # no contact, and none was to be made
+    suppressed: list[str] = field(default_factory=list)  # an erased contact's: never made again
     invalid: list[str] = field(default_factory=list)  # not an email address
 
 
@@ -245,6 +274,7 @@ def resolve_emails(
         )
     outcome = PastedEmails()
     seen: set[str] = set()
+    suppressions.prepare(ctx)  # the reads below then hash with no write of their own
     for word in words:
         try:
             address = normalize_email(word)
@@ -257,6 +287,10 @@ def resolve_emails(
         with ctx.db.read() as session:
             found = find_by_email(session, address)
             contact = None if found is None else ContactView.of(found)
+            erased = found is None and suppressions.find(ctx, session, address) is not None
+        if erased:
+            outcome.suppressed.append(address)
+            continue
         if contact is None and create_unknown:
             contact = create_contact(ctx, {"email": address}, actor_id)
             outcome.created.append(address)

@@ -1,4 +1,5 @@
-"""Contacts: create, list and search, read, update, delete, CSV import."""
+"""Contacts: create, list and search, read, update, delete (erase), CSV import, export of
+everything held about one, and lifting an erased address's suppression."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.services.crm import contact_import, contacts
+from cadenza.services.crm import contact_export, contact_import, contacts, suppressions
 from cadenza.services.crm.contacts import ContactView
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -193,3 +195,58 @@ def import_contacts(
         updated=report.updated,
         errors=[RowErrorOut(line=e.line, code=e.code, message=e.message) for e in report.errors],
     )
+
+
+def export_response(document: dict, contact_id: int) -> JSONResponse:
+    """The export as a file to save (the API and the web app's "Download data")."""
+    return JSONResponse(
+        document,
+        headers={
+            "Content-Disposition": f'attachment; filename="contact-{contact_id}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/contacts/{contact_id}/export",
+    responses={
+        200: {"description": "The contact's data as JSON (docs/contact-data.md)"},
+        **error_responses(401, 404, 422),
+    },
+)
+def export_contact(
+    user: ApiUser,
+    ctx: Ctx,
+    contact_id: int = ContactId,
+) -> JSONResponse:
+    """Everything held about the contact that you may read; audited."""
+    document = contact_export.export_contact(ctx, contact_id, actor_id=user.id)
+    return export_response(document, contact_id)
+
+
+class SuppressionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=320, pattern=NO_NUL)
+
+
+class SuppressionOut(BaseModel):
+    id: int
+    erased_contact_id: int | None
+    created_at: datetime
+    lifted: bool
+
+
+@router.post(
+    "/suppressions/lift",
+    response_model=SuppressionOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def lift_suppression(body: SuppressionIn, user: ApiUser, ctx: Ctx) -> SuppressionOut:
+    """Admins: let an erased contact's address be added again (audited, without it)."""
+    lifted = suppressions.lift(ctx, body.email, actor_id=user.id)
+    return SuppressionOut(
+        id=lifted.id, erased_contact_id=lifted.contact_id, created_at=lifted.created_at,
+        lifted=True,
+    )  # fmt: skip

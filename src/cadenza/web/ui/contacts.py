@@ -7,13 +7,13 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from cadenza.domain import policy
 from cadenza.domain.contact_fields import CONTACT_FIELDS
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ListKind, UserRole
 from cadenza.domain.errors import CadenzaError
-from cadenza.services.crm import contact_index, contacts, lists, records
+from cadenza.services.crm import contact_export, contact_index, contacts, lists, records
 from cadenza.services.crm.contacts import get_contact
 from cadenza.services.delivery import outbox
 from cadenza.services.enrollment import tasks
@@ -144,6 +144,23 @@ def contact_record(
         may_edit=user.role != UserRole.VIEWER,
         associations=records.list_associations(ctx, contact_id=contact_id, limit=MAX_ASSOCIATIONS),
         live=any(v.enrollment.state in LIVE_ENROLLMENT_STATES for v in views),
+    )
+
+
+@router.get("/contacts/{contact_id}/export")
+def contact_data(
+    user: PageUser,
+    ctx: Ctx,
+    contact_id: int = Path(ge=1, le=MAX_ID),
+):
+    """The record page's "Download data": the same document as the API's export."""
+    document = contact_export.export_contact(ctx, contact_id, actor_id=user.id)
+    return JSONResponse(
+        document,
+        headers={
+            "Content-Disposition": f'attachment; filename="contact-{contact_id}.json"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -1,7 +1,7 @@
 """dkim keys: one signing key per sending domain
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02 08:10:00
 
 - dkim_keys: the domain (unique, lower-case), its selector, the private key sealed under
@@ -13,8 +13,8 @@ from alembic import op
 
 import cadenza.store.types
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
