@@ -16,6 +16,7 @@ import smtplib
 import socket
 import ssl
 
+from cadenza.domain.delivery_outcome import refusal
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.transport_settings import SmtpSettings
 from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
@@ -114,7 +115,7 @@ class SmtpTransport:
         if 200 <= code < 300:
             return self._scrub(DeliveryResult(_SENT, code, _text(reply)))
         self._discard()
-        return self._scrub(_by_reply_class(code, reply))
+        return self._scrub(_by_reply_class(code, reply, "NOOP"))
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -160,14 +161,14 @@ class SmtpTransport:
             code, reply = smtp.mail(sender, _mail_options(smtp, sender, recipients, payload))
             if reused and code == 421:  # e.g. the server's idle timeout, announced
                 raise _StaleConnection
-            _expect(code, reply, 250)
+            _expect(code, reply, step, 250)
             step = "RCPT"
             for recipient in recipients:  # all or nothing: one refusal aborts the message
                 code, reply = smtp.rcpt(recipient)
-                _expect(code, reply, 250, 251)
+                _expect(code, reply, step, 250, 251)
             step = "DATA"
             code, reply = smtp.docmd("DATA")
-            _expect(code, reply, 354)
+            _expect(code, reply, step, 354)
             smtp.send(payload)
             step, handed_over = "end of DATA", True  # from here on the server may have it
             smtp.send(_END_OF_DATA)
@@ -185,7 +186,7 @@ class SmtpTransport:
             return DeliveryResult(_SENT, code, _text(reply))
         if not 400 <= code < 600:  # a garbled answer to the end of DATA proves nothing
             raise _Failed(DeliveryResult(_UNKNOWN, code, _text(reply)))
-        raise _Failed(_by_reply_class(code, reply), usable=code != 421)
+        raise _Failed(_by_reply_class(code, reply, step), usable=code != 421)
 
     # -- session --------------------------------------------------------------------------
 
@@ -316,21 +317,17 @@ def _mail_options(
     return options
 
 
-def _expect(code: int, reply: bytes, *ok: int) -> None:
+def _expect(code: int, reply: bytes, stage: str, *ok: int) -> None:
     if code not in ok:
-        raise _Failed(_by_reply_class(code, reply), usable=code != 421)
+        raise _Failed(_by_reply_class(code, reply, stage), usable=code != 421)
 
 
-def _by_reply_class(code: int, reply: bytes) -> DeliveryResult:
-    """5xx: the server refuses for good; anything else (4xx, garbage) may pass later.
-
-    530 ("authentication required", also "STARTTLS first") blames the mailbox settings,
-    not this message: failing the step would only fail every other step after it.
-    """
-    if code == 530:
-        return DeliveryResult(_AUTH_FAILED, code, _text(reply))
-    outcome = _PERMANENT if 500 <= code < 600 else _TRANSIENT
-    return DeliveryResult(outcome, code, _text(reply))
+def _by_reply_class(code: int, reply: bytes, stage: str) -> DeliveryResult:
+    """5xx: refused for good, this step (the recipient, the message) or the mailbox itself
+    (its sender, credentials, relaying: domain.delivery_outcome.refusal); anything else
+    (4xx, garbage) may pass later."""
+    text = _text(reply)
+    return DeliveryResult(refusal(code, text, stage), code, text)
 
 
 def _text(reply: bytes | str) -> str:

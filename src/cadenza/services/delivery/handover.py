@@ -54,6 +54,10 @@ from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, 
 from cadenza.store.prepared import Prepared
 
 MAX_ATTEMPTS = 5
+# Permanent refusals in a row, each of another recipient, that blame the mailbox rather
+# than the recipients (a misconfigured relay): it is paused instead of failing them all.
+REFUSALS_IN_A_ROW = 3
+REFUSALS_WITHIN = timedelta(days=1)
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=2)
 
@@ -391,19 +395,56 @@ def _record_slowly(
         )
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
-        _disconnect(session, claim.mailbox_id, message.smtp_reply)
-        message.status = MessageStatus.PREPARED
-        run.status, run.wait_reason, run.last_error = (
-            PENDING,
-            StepWaitReason.MAILBOX_DISCONNECTED,
-            message.smtp_reply,
-        )
-        run.attempts -= 1  # waiting for credentials is not a failed try
+        _hold_for_mailbox(session, claim.mailbox_id, message, run, message.smtp_reply)
     elif outcome is DeliveryOutcome.UNKNOWN:
         mark_unknown(run, enrollment, message, result.reply)
+    elif _refuses_everyone(session, claim.mailbox_id, message, now):
+        reason = (
+            f"{REFUSALS_IN_A_ROW} permanent refusals in a row, to different recipients: "
+            f"the mailbox is paused until its server is fixed (last: {message.smtp_reply})"
+        )
+        _hold_for_mailbox(session, claim.mailbox_id, message, run, reason)
     else:
         message.status = MessageStatus.FAILED
         fail_step(session, ctx, run, enrollment, message.smtp_reply)
+
+
+def _hold_for_mailbox(
+    session: Session, mailbox_id: int, message: Message, run: StepRun, reason: str | None
+) -> None:
+    """The server refused the mailbox itself: it is disconnected with the reason, and this
+    step waits with its others until someone fixes and reconnects it (nothing fails)."""
+    _disconnect(session, mailbox_id, reason)
+    message.status = MessageStatus.PREPARED
+    run.status, run.wait_reason, run.last_error = (
+        PENDING,
+        StepWaitReason.MAILBOX_DISCONNECTED,
+        reason,
+    )
+    run.attempts -= 1  # waiting for the mailbox to be fixed is not a failed try
+
+
+def _refuses_everyone(session: Session, mailbox_id: int, message: Message, now: datetime) -> bool:
+    """A relay that refuses every message in words no rule reads (domain.delivery_outcome):
+    this refusal and the mailbox's hand-overs just before it, REFUSALS_IN_A_ROW in all
+    within a day, were all permanent refusals, each of a different recipient."""
+    earlier = session.execute(
+        select(DeliveryAttempt.outcome, Message.to_email)
+        .join(Message, Message.id == DeliveryAttempt.message_id)
+        .where(
+            Message.mailbox_id == mailbox_id,
+            DeliveryAttempt.message_id != message.id,
+            DeliveryAttempt.at > now - REFUSALS_WITHIN,
+        )
+        .order_by(DeliveryAttempt.at.desc(), DeliveryAttempt.id.desc())
+        .limit(REFUSALS_IN_A_ROW - 1)
+    ).all()
+    recipients = {message.to_email, *(to for _, to in earlier)}
+    return (
+        len(earlier) == REFUSALS_IN_A_ROW - 1
+        and all(outcome == DeliveryOutcome.PERMANENT for outcome, _ in earlier)
+        and len(recipients) == REFUSALS_IN_A_ROW
+    )
 
 
 def _attempted(

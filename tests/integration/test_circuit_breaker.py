@@ -1,0 +1,113 @@
+"""Faults pause, they do not destroy (issue 14 §4): a refusal of the sending mailbox
+itself, or a run of permanent refusals of different recipients, pauses the mailbox with
+the reason and leaves every enrollment waiting; a refusal of one recipient still fails
+that step alone. Against an SMTP server scripted to answer each way, on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from cadenza.services.accounts.mailboxes import create_mailbox, get_mailbox, reconnect_mailbox
+from cadenza.services.delivery.handover import REFUSALS_IN_A_ROW
+from cadenza.store.models import Enrollment, Mailbox, StepRun
+from tests.conftest import enroll_ids
+from tests.support.smtp_sink import SmtpSink
+
+ONE_STEP = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_world(world, sink):
+    mailbox = create_mailbox(
+        world.ctx, world.user.id, "rep@corp.example", transport="smtp", smtp_host=sink.host,
+        smtp_port=sink.port, smtp_security="none", per_minute_limit=60,
+    )  # fmt: skip
+    with world.ctx.db.transaction() as session:
+        session.delete(session.get(Mailbox, world.mailbox.id))
+    world.mailbox = mailbox
+    world.sequence = world.make_sequence(steps=ONE_STEP, name="One step")
+    return world
+
+
+def _states(ctx):
+    """(enrollment state, reason, step status, wait reason) per enrollment, in id order."""
+    with ctx.db.read() as session:
+        rows = session.execute(
+            select(Enrollment.state, Enrollment.reason, StepRun.status, StepRun.wait_reason)
+            .join(StepRun, StepRun.enrollment_id == Enrollment.id)
+            .order_by(Enrollment.id)
+        )
+        return [tuple(str(v) if v is not None else None for v in row) for row in rows]
+
+
+WAITING = ("active", None, "pending", "mailbox_disconnected")
+SENT = ("finished", None, "sent", None)
+FAILED = ("unenrolled", "send_failed", "failed", None)
+
+
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("MAIL", "550 5.7.1 Sender address rejected: not owned by user rep@corp.example"),
+        ("RCPT", "554 5.7.1 <c0@corp.example>: Relay access denied"),
+        ("DATA", "550 5.7.26 Unauthenticated email from corp.example is not accepted"),
+    ],
+)
+def test_a_refusal_of_the_mailbox_pauses_it_and_every_enrollment_waits(
+    ctx, smtp_world, sink, worker, command, reply
+):
+    sink.fail_next(command, reply)
+    enroll_ids(smtp_world, smtp_world.contacts(3))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    mailbox = get_mailbox(ctx, smtp_world.mailbox.id)
+    assert not mailbox.connected and reply.split(" ", 1)[1] in mailbox.disconnected_reason
+    assert _states(ctx) == [WAITING] * 3 and sink.message_ids() == []
+    # Fixed and reconnected: all three go, none was lost or failed on the way.
+    reconnect_mailbox(ctx, mailbox.id)
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    assert _states(ctx) == [SENT] * 3 and len(sink.message_ids()) == 3
+
+
+def test_a_refused_recipient_fails_only_its_own_step(ctx, smtp_world, sink, worker):
+    sink.fail_next("RCPT", "550 5.1.1 <c0@corp.example>: Recipient address rejected")
+    enroll_ids(smtp_world, smtp_world.contacts(3))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    assert get_mailbox(ctx, smtp_world.mailbox.id).connected
+    assert _states(ctx) == [FAILED, SENT, SENT]
+
+
+def test_a_run_of_refusals_of_different_recipients_pauses_the_mailbox(
+    ctx, smtp_world, sink, worker
+):
+    # A relay that refuses everything in words no rule reads.
+    sink.fail_next("DATA", "550 Requested action aborted: error in processing", times=10)
+    enroll_ids(smtp_world, smtp_world.contacts(REFUSALS_IN_A_ROW + 2))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    mailbox = get_mailbox(ctx, smtp_world.mailbox.id)
+    assert not mailbox.connected
+    assert f"{REFUSALS_IN_A_ROW} permanent refusals in a row" in mailbox.disconnected_reason
+    # The first ones failed before the pattern could be seen (a person may retry them);
+    # the one that showed it and every later one wait.
+    first = REFUSALS_IN_A_ROW - 1
+    assert _states(ctx) == [FAILED] * first + [WAITING] * 3
+
+
+def test_refusals_spread_over_more_than_a_day_do_not_pause_it(ctx, smtp_world, sink, worker):
+    sink.fail_next("DATA", "550 error in processing", times=REFUSALS_IN_A_ROW - 1)
+    enroll_ids(smtp_world, smtp_world.contacts(REFUSALS_IN_A_ROW - 1))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    ctx.clock.advance(timedelta(days=2))  # the earlier refusals are a day old and more
+    sink.fail_next("DATA", "550 error in processing")
+    enroll_ids(smtp_world, smtp_world.contacts(1, prefix="later"))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    assert get_mailbox(ctx, smtp_world.mailbox.id).connected
+    assert _states(ctx) == [FAILED] * REFUSALS_IN_A_ROW
