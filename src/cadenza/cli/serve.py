@@ -9,6 +9,7 @@ import threading
 import typer
 import uvicorn
 
+from cadenza import logs
 from cadenza.cli import public_url
 from cadenza.cli.common import console, err_console, fails_cleanly
 from cadenza.config import Settings
@@ -37,8 +38,8 @@ def serve(
     ),
 ) -> None:
     """Serve the API on HOST:PORT, and run the worker alongside unless --no-worker."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings, warnings = public_url.resolve(Settings(), host, port)
+    logs.configure(settings.log_format, settings.log_level)
     ctx = Context.from_settings(settings)
     if not migrate.is_current(ctx.db):
         raise CadenzaError(
@@ -54,7 +55,7 @@ def serve(
         thread = threading.Thread(target=engine.run, name="cadenza-worker", daemon=True)
         thread.start()
         if inbox_interval > 0:
-            poller = InboxPoller(ctx, inbox_interval)
+            poller = InboxPoller(ctx, inbox_interval, metrics=engine.metrics)
             poller.start()
     console.print(f"Cadenza API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     console.print(f"Links in emails start at {settings.public_url}", highlight=False)
@@ -65,7 +66,9 @@ def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: engine and engine.stop_event.set())
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")  # returns on SIGTERM/SIGINT
+        # Our logging (cadenza/logs.py), and a line per request from the app's middleware
+        # (with its request id) instead of uvicorn's access log.
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
         if poller is not None:
             poller.stop()

@@ -362,7 +362,17 @@ class Task(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),)
+    __table_args__ = (
+        Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),
+        # Sends in flight or awaiting review, by mailbox: what /metrics counts.
+        Index(
+            "ix_messages_unsettled",
+            "mailbox_id",
+            "status",
+            sqlite_where=text("status IN ('handing', 'unknown')"),
+            postgresql_where=text("status IN ('handing', 'unknown')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), unique=True)
@@ -740,3 +750,21 @@ class ListEnrollJob(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """A running worker's last sign of life, and what it counted (docs/operations.md).
+
+    Each worker writes its own row at most every few seconds from its tick: when it last
+    ticked, for /readyz and the "worker not ticking" alert, and a snapshot of its
+    counters and histograms, so /metrics — served by any web process, on any host —
+    reports every worker without scraping each one. Rows of workers gone for a day are
+    deleted by the next heartbeat.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the worker id in claims
+    started_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime] = mapped_column(index=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)

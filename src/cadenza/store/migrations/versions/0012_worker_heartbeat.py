@@ -1,0 +1,47 @@
+"""worker heartbeat: each worker's last tick and counters, for /readyz and /metrics
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02 08:00:00
+
+- workers: one row per running worker (its id in claims), written at most every few
+  seconds from its tick: when it last ticked and a snapshot of its metrics (JSON).
+  /metrics and /readyz read it, whichever process or host serves them.
+- ix_messages_unsettled: messages being handed over or of unknown outcome, by mailbox,
+  so that /metrics counts the sends awaiting review without reading every message.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import cadenza.store.types
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "workers",
+        sa.Column("id", sa.String(length=100), nullable=False),
+        sa.Column("started_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_tick_at", cadenza.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
+    )
+    op.create_index(op.f("ix_workers_last_tick_at"), "workers", ["last_tick_at"])
+    op.create_index(
+        "ix_messages_unsettled",
+        "messages",
+        ["mailbox_id", "status"],
+        sqlite_where=sa.text("status IN ('handing', 'unknown')"),
+        postgresql_where=sa.text("status IN ('handing', 'unknown')"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_messages_unsettled", table_name="messages")
+    op.drop_index(op.f("ix_workers_last_tick_at"), table_name="workers")
+    op.drop_table("workers")
