@@ -40,7 +40,7 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "cadenza_log_context", default=MappingProxyType({})
 )
 # Extra attributes a caller may pass with `extra=` that belong in the JSON object.
-EXTRA_FIELDS = (*CONTEXT_FIELDS, "method", "route", "path", "status", "duration_ms", "outcome")
+EXTRA_FIELDS = (*CONTEXT_FIELDS, "method", "route", "status", "duration_ms", "outcome")
 _HANDLER_NAME = "cadenza"
 
 

@@ -81,8 +81,11 @@ class Worker:
 
     def tick(self) -> int:
         """One pass; returns how many step runs it moved (0 means nothing was due)."""
+        with logs.bound(worker_id=self.id):  # every record of the tick names the worker
+            return self._tick()
+
+    def _tick(self) -> int:
         opts = self.options
-        logs.bind(worker_id=self.id)
         started = time.perf_counter()
         moved, resumed = jobs.run_clocked_jobs(self.ctx, opts.batch_size)
         if resumed:
@@ -111,8 +114,11 @@ class Worker:
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""
+        with logs.bound(worker_id=self.id):  # the dispatcher's thread inherits it
+            self._run(exit_when_idle)
+
+    def _run(self, exit_when_idle: bool) -> None:
         log.info("worker %s started", self.id)
-        logs.bind(worker_id=self.id)
         dispatcher = None
         if self.options.webhooks:
             dispatcher = WebhookDispatcher(self.ctx, metrics=self.metrics)

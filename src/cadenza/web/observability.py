@@ -131,15 +131,23 @@ class RequestContext:
                 self.metrics.latency.labels(method, route).observe(elapsed)
                 log.info(
                     "%s %s %s %.1f ms", method, route, status, elapsed * 1000,
-                    extra={"method": method, "route": route, "path": scope.get("path"),
-                           "status": status, "duration_ms": round(elapsed * 1000, 1)},
+                    extra={"method": method, "route": route, "status": status,
+                           "duration_ms": round(elapsed * 1000, 1)},
                 )  # fmt: skip
 
 
 def _route_of(scope: Scope) -> str:
-    """The matched route's template (`/api/v1/contacts/{contact_id}`), else "unmatched"."""
-    route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+    """The matched route's template (`/api/v1/contacts/{contact_id}`), else "unmatched".
+
+    Rebuilt from the path and its parameters: the prefix of an included router is not
+    on the route object, and the raw path would put ids (and the signed tokens of
+    unsubscribe and tracking links) into labels and logs.
+    """
+    if scope.get("route") is None:
+        return "unmatched"
+    names = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    segments = scope.get("path", "").split("/")
+    return "/".join(f"{{{names[s]}}}" if s in names else s for s in segments)
 
 
 # --- the installation, from the database and the heartbeats ----------------------------
