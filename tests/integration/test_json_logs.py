@@ -89,6 +89,8 @@ def test_a_full_run_logs_json_lines_with_ids_and_no_secrets(ctx, world, worker, 
     assert sent["enrollment_id"] == result["enrollment_id"]
     assert sent["mailbox_id"] == mailbox.json()["id"]
     assert sent["step_run_id"] and sent["message_id"]
+    [smtp] = [r for r in records if r["message"].startswith("SMTP session open")]
+    assert smtp["message_id"] == sent["message_id"]  # logged on the sender thread
     webhook_lines = [r for r in records if r["logger"] == "cadenza.webhooks"]
     assert len(webhook_lines) == 2 and all(r["webhook_delivery_id"] for r in webhook_lines)
 

@@ -33,7 +33,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -51,6 +57,10 @@ from cadenza.services.monitoring import heartbeat, state
 from cadenza.web.auth import client_address
 
 log = logging.getLogger("cadenza.http")
+
+# No `*_created` series beside each counter and histogram: Prometheus's own text format
+# does not need them, and they would double the series of every route.
+disable_created_metrics()
 
 METRICS_TOKEN_ACCOUNT = "(metrics token)"  # the failed-guess brake's account for it
 REQUEST_ID_HEADER = "x-request-id"
