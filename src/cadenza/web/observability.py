@@ -95,11 +95,24 @@ class HttpMetrics:
         """This process's registry, or all of this host's processes' (multiprocess mode)."""
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             return self.registry
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_HostHttpCollector())
+        return registry
+
+
+class _HostHttpCollector(Collector):
+    """The HTTP families of every process of this host (PROMETHEUS_MULTIPROC_DIR), and
+    only those: a worker started with the same directory writes its own counters there
+    too, and /metrics reports those from its heartbeat, labelled with the worker."""
+
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return registry
+        everything = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(everything)
+        for family in everything.collect():
+            if family.name.startswith("cadenza_http_"):
+                yield family
 
 
 class RequestContext:
