@@ -11,12 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from sqlalchemy import event
 
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.monitoring import state
 from cadenza.store.models import Mailbox
 from cadenza.web.app import create_app, create_metrics_app
 from tests.conftest import crash_while_handing_over, enroll_ids
+from tests.support.seed import seed_due_emails
 from tests.support.smtp_sink import SmtpSink
 
 TOKEN = "metrics-token-for-tests-0123456789"
@@ -153,3 +156,33 @@ def test_the_separate_listener_answers_without_a_token(ctx, world):
     families = {f.name for f in text_string_to_metric_families(answer.text)}
     assert {"cadenza_enrollments", "cadenza_http_requests"} <= families
     assert 'route="/healthz"' in answer.text  # the main app's requests
+
+
+def test_a_scrape_reads_indexes_not_the_big_tables(ctx, database, world):
+    """Every count a scrape makes over a table that grows (messages, step runs,
+    enrollments, webhook deliveries) is served by an index, never by reading the rows
+    with their bodies, snapshots and payloads (SQLite's plans; docs/operations.md)."""
+    if database.dialect != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by statistics")
+    seed_due_emails(ctx, 50, due_at=ctx.clock.now() + timedelta(days=3))
+    statements = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        state.snapshot(ctx)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    growing = {"messages", "step_runs", "enrollments", "webhook_deliveries"}
+    with database.engine.connect() as connection:
+        plans = [
+            detail
+            for sql, params in statements
+            for *_, detail in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+        ]
+    read = [d for d in plans if d.split()[0] in ("SCAN", "SEARCH") and d.split()[1] in growing]
+    assert len(read) >= 7
+    assert all(" INDEX " in d for d in read), read

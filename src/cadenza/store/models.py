@@ -223,6 +223,8 @@ class Enrollment(Base):
             postgresql_where=text("state IN ('active', 'paused')"),
         ),
         Index("ix_enrollments_enrolled_by_at", "enrolled_by_id", "enrolled_at"),
+        # /metrics counts enrollments by state from this index, not from the rows.
+        Index("ix_enrollments_state", "state", "needs_attention"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
         Index(
             "ix_enrollments_resume_at",
@@ -293,6 +295,16 @@ class StepRun(Base):
             "due_at",
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
+        ),
+        # Due or scheduled runs held for a reason (rate limit, window, disconnected
+        # mailbox...): what /metrics counts by reason, a few among the pending.
+        Index(
+            "ix_step_runs_waiting",
+            "mailbox_id",
+            "wait_reason",
+            "due_at",
+            sqlite_where=text("status = 'pending' AND wait_reason IS NOT NULL"),
+            postgresql_where=text("status = 'pending' AND wait_reason IS NOT NULL"),
         ),
         Index(
             "ix_step_runs_lease",
@@ -528,6 +540,8 @@ class WebhookDelivery(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+        # /metrics counts deliveries by status from this index, not from the payloads.
+        Index("ix_webhook_deliveries_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -254,15 +254,13 @@ def _steps(snap: state.InstallationState, now: datetime) -> Iterator[Metric]:
         "How long the mailbox's longest-waiting due step run has been due.",
         ["mailbox"],
     )
-    ages: dict[str, float] = {}
     for group in snap.pending_steps:
         key = str(group.mailbox_id)
         (due if group.due else scheduled).add_metric([key, group.reason], group.count)
-        if group.due:
-            age = max((now - group.oldest_due_at).total_seconds(), 0.0)
-            ages[key] = max(ages.get(key, 0.0), age)
     for mailbox in snap.mailboxes:
-        oldest.add_metric([str(mailbox.mailbox_id)], ages.get(str(mailbox.mailbox_id), 0.0))
+        first = snap.oldest_due_at.get(mailbox.mailbox_id)
+        age = max((now - first).total_seconds(), 0.0) if first else 0.0
+        oldest.add_metric([str(mailbox.mailbox_id)], age)
     yield from (due, scheduled, oldest)
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
-from cadenza.domain.enums import MessageStatus, StepRunStatus, WebhookDeliveryStatus
+from cadenza.domain.enums import MessageStatus, WebhookDeliveryStatus
 from cadenza.services.context import Context
 from cadenza.store import migrate
 from cadenza.store.models import (
@@ -29,6 +29,11 @@ from cadenza.store.models import (
 )
 
 UNSETTLED = (MessageStatus.HANDING, MessageStatus.UNKNOWN)
+# The partial indexes' own predicates, as literals: SQLite uses a partial index only for
+# a query whose WHERE names its predicate, which a bound parameter does not.
+UNSETTLED_ROWS = text("messages.status IN ('handing', 'unknown')")
+PENDING_ROWS = text("step_runs.status = 'pending'")
+WAITING_ROWS = text("step_runs.status = 'pending' AND step_runs.wait_reason IS NOT NULL")
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,12 @@ class MailboxState:
 @dataclass(frozen=True)
 class PendingSteps:
     """Pending step runs of one mailbox with one wait reason ("none": nothing holds them
-    but a worker), due now or later."""
+    but a worker, or only their time), due now or later."""
 
     mailbox_id: int
     reason: str
     due: bool
     count: int
-    oldest_due_at: datetime
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class InstallationState:
     mailboxes: list[MailboxState]
     unsettled_messages: dict[tuple[int, str], int]  # (mailbox, handing|unknown) -> count
     pending_steps: list[PendingSteps]
+    oldest_due_at: dict[int, datetime]  # mailbox -> its longest-waiting due step run
     enrollments: dict[str, int]  # state -> count
     needing_attention: int
     webhook_deliveries: dict[str, int]  # status -> count
@@ -84,11 +89,11 @@ def snapshot(ctx: Context) -> InstallationState:
                 (mailbox_id, str(status)): count
                 for mailbox_id, status, count in session.execute(
                     select(Message.mailbox_id, Message.status, func.count())
-                    .where(Message.status.in_(UNSETTLED))
+                    .where(UNSETTLED_ROWS)
                     .group_by(Message.mailbox_id, Message.status)
                 )
             },
-            pending_steps=_pending_steps(session, now),
+            **_pending_steps(session, now),
             **_enrollments(session),
             **_webhooks(session),
             inboxes=[
@@ -120,20 +125,37 @@ def _mailboxes(session: Session, now: datetime) -> list[MailboxState]:
     return states
 
 
-def _pending_steps(session: Session, now: datetime) -> list[PendingSteps]:
-    """Two range reads of the pending step runs' partial index: due now, due later."""
-    groups = []
+def _pending_steps(session: Session, now: datetime) -> dict:
+    """Counts over two partial indexes, never the step runs themselves: every pending
+    run by mailbox (ix_step_runs_mailbox_due), and those held for a reason
+    (ix_step_runs_waiting, a few); "none" is the difference."""
+    groups: list[PendingSteps] = []
+    oldest: dict[int, datetime] = {}
     for due, when in ((True, StepRun.due_at <= now), (False, StepRun.due_at > now)):
-        rows = session.execute(
-            select(StepRun.mailbox_id, StepRun.wait_reason, func.count(), func.min(StepRun.due_at))
-            .where(StepRun.status == StepRunStatus.PENDING, when)
+        totals = {
+            mailbox_id: (count, first)
+            for mailbox_id, count, first in session.execute(
+                select(StepRun.mailbox_id, func.count(), func.min(StepRun.due_at))
+                .where(PENDING_ROWS, when)
+                .group_by(StepRun.mailbox_id)
+            )
+        }
+        held: dict[int, int] = {}
+        for mailbox_id, reason, count in session.execute(
+            select(StepRun.mailbox_id, StepRun.wait_reason, func.count())
+            .where(WAITING_ROWS, when)
             .group_by(StepRun.mailbox_id, StepRun.wait_reason)
-        )
-        groups += [
-            PendingSteps(mailbox_id, str(reason) if reason else "none", due, count, oldest)
-            for mailbox_id, reason, count, oldest in rows
-        ]
-    return groups
+        ):
+            groups.append(PendingSteps(mailbox_id, str(reason), due, count))
+            held[mailbox_id] = held.get(mailbox_id, 0) + count
+        for mailbox_id, (count, first) in totals.items():
+            if count > held.get(mailbox_id, 0):
+                groups.append(
+                    PendingSteps(mailbox_id, "none", due, count - held.get(mailbox_id, 0))
+                )
+            if due:
+                oldest[mailbox_id] = first
+    return {"pending_steps": groups, "oldest_due_at": oldest}
 
 
 def _enrollments(session: Session) -> dict:
