@@ -5,6 +5,7 @@ then the answer parsed with prometheus-client's own parser."""
 from __future__ import annotations
 
 import math
+import socket
 from datetime import timedelta
 
 import pytest
@@ -13,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import event
 
+from cadenza.engine.inbox_poller import InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
-from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.mailboxes import create_mailbox, update_mailbox
 from cadenza.services.monitoring import state
 from cadenza.store.models import Mailbox
 from cadenza.web.app import create_app, create_metrics_app
@@ -186,3 +188,23 @@ def test_a_scrape_reads_indexes_not_the_big_tables(ctx, database, world):
     read = [d for d in plans if d.split()[0] in ("SCAN", "SEARCH") and d.split()[1] in growing]
     assert len(read) >= 7
     assert all(" INDEX " in d for d in read), read
+
+
+def test_inbox_polls_are_counted_by_result(ctx, world, worker):
+    """A mailbox whose IMAP server cannot be reached: the worker's poller counts the
+    failed poll, and its heartbeat brings the count to /metrics."""
+    ctx.settings = ctx.settings.model_copy(update={"metrics_token": SecretStr(TOKEN)})
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    update_mailbox(ctx, world.mailbox.id, {
+        "imap_host": "127.0.0.1", "imap_port": closed, "imap_security": "none",
+        "imap_username": "rep", "imap_password": "imap-secret",
+    })  # fmt: skip
+    [result] = InboxPoller(ctx, metrics=worker.metrics, idle=False).poll_once()
+    assert result.error
+    worker.tick()
+    samples = scrape(create_app(ctx))
+    polls = "cadenza_worker_inbox_polls_total"
+    mailbox = str(world.mailbox.id)
+    assert value(samples, polls, mailbox=mailbox, result="error", worker="test-worker") == 1
