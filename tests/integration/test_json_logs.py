@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
@@ -70,8 +71,18 @@ def test_a_full_run_logs_json_lines_with_ids_and_no_secrets(ctx, world, worker, 
         dispatcher = WebhookDispatcher(ctx, metrics=worker.metrics)
         assert dispatcher.tick() == 2
         dispatcher.stop()
+        ctx.clock.advance(timedelta(seconds=10))
+        worker.tick()  # its heartbeat carries the dispatcher's counts
         headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-        assert api.client.get("/metrics", headers=headers).status_code == 200
+        scraped = api.client.get("/metrics", headers=headers)
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(scraped.text)
+            for s in family.samples
+        }
+        attempts = (("outcome", "delivered"), ("worker", "test-worker"))
+        assert samples[("cadenza_worker_webhook_attempts_total", attempts)] == 2
+        assert samples[("cadenza_webhook_deliveries", (("status", "delivered"),))] == 2
         assert api.client.get("/readyz", headers=headers).json()["schema"]["up_to_date"]
         api.client.get("/api/v1/contacts", headers={"Authorization": "Bearer wrong-token"})
 
