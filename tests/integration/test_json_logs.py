@@ -39,6 +39,11 @@ def captured():
     buffer = io.StringIO()
     logs.configure("json", "DEBUG", stream=buffer)
     yield buffer
+    unconfigure()
+
+
+def unconfigure() -> None:
+    """Back to the test run's logging: without our handler, at the default level."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == "cadenza"]:
         root.removeHandler(handler)
@@ -123,9 +128,7 @@ def test_the_commands_log_json_lines_when_configured(database, tmp_path, monkeyp
         cli_app, ["worker", "--exit-when-idle", "--inbox-interval", "0", "--id", "cli-worker"],
         env=env,
     )  # fmt: skip
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if h.get_name() == "cadenza"]:
-        root.removeHandler(handler)
+    unconfigure()
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stderr.splitlines()]
     messages = {r["message"] for r in records}

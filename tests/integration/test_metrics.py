@@ -17,7 +17,7 @@ from sqlalchemy import event
 from cadenza.engine.inbox_poller import InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.accounts.mailboxes import create_mailbox, update_mailbox
-from cadenza.services.monitoring import state
+from cadenza.services.monitoring import heartbeat, state
 from cadenza.store.models import Mailbox
 from cadenza.web.app import create_app, create_metrics_app
 from tests.conftest import crash_while_handing_over, enroll_ids
@@ -208,3 +208,17 @@ def test_inbox_polls_are_counted_by_result(ctx, world, worker):
     polls = "cadenza_worker_inbox_polls_total"
     mailbox = str(world.mailbox.id)
     assert value(samples, polls, mailbox=mailbox, result="error", worker="test-worker") == 1
+
+
+def test_workers_gone_quiet_leave_the_report_then_the_table(ctx):
+    """/metrics reports workers heard from in the last 15 minutes; a worker silent for a
+    day is forgotten by the next heartbeat of any other."""
+    started = ctx.clock.now()
+    heartbeat.beat(ctx, "gone", started, {"families": []})
+    ctx.clock.advance(timedelta(minutes=16))
+    heartbeat.beat(ctx, "here", started, {"families": []})
+    assert [b.worker_id for b in heartbeat.recent(ctx)] == ["here"]
+    assert heartbeat.last_tick(ctx) == ctx.clock.now()
+    ctx.clock.advance(timedelta(days=1))
+    heartbeat.beat(ctx, "here", started, {"families": []})
+    assert [b.worker_id for b in heartbeat.recent(ctx, within=timedelta(days=7))] == ["here"]
