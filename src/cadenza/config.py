@@ -2,7 +2,7 @@
 
 import ipaddress
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +81,32 @@ class Settings(BaseSettings):
     # Mail servers members may use for their mailboxes (admins may set any host but
     # link-local and metadata addresses); same syntax. Default: a relay on this machine.
     mailbox_hosts: str = "localhost,127.0.0.1,::1"
+
+    # Operations (docs/operations.md). GET /metrics answers only a client sending this
+    # token as `Authorization: Bearer <token>`; unset, /metrics on the main address is 404.
+    metrics_token: SecretStr | None = None
+    # host:port of a second listener serving only /metrics, without a token (the address
+    # is the protection: bind it to a private interface). Started by `cadenza serve`.
+    metrics_address: str | None = None
+    # "text" (a line per record, for a terminal) or "json" (a JSON object per line).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("metrics_token must be at least 16 characters long")
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_address(cls, value: str | None) -> str | None:
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("metrics_address must be host:port, e.g. 127.0.0.1:9108")
+        return value or None
 
     @field_validator("public_url")
     @classmethod

@@ -62,6 +62,9 @@ RULES: dict[str, tuple] = {
     "GET /docs": PUBLIC,
     "GET /healthz": PUBLIC,
     "GET /readyz": PUBLIC,
+    # Off unless CADENZA_METRICS_TOKEN is set, then for its holder only; no user's
+    # token or session opens it (tests/api/test_metrics_access.py).
+    "GET /metrics": (404,) * 5,
     "GET /u/{token}": PUBLIC,  # signed links: the token is the credential
     "POST /u/{token}": PUBLIC,
     "GET /o/{token}.gif": PUBLIC,

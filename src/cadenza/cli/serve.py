@@ -9,6 +9,7 @@ import threading
 import typer
 import uvicorn
 
+from cadenza import logs
 from cadenza.cli import public_url
 from cadenza.cli.common import console, err_console, fails_cleanly
 from cadenza.config import Settings
@@ -19,7 +20,7 @@ from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.accounts.keys import seal_everything
 from cadenza.services.context import Context
 from cadenza.store import migrate
-from cadenza.web.app import create_app
+from cadenza.web.app import create_app, create_metrics_app
 
 log = logging.getLogger("cadenza.serve")
 
@@ -37,8 +38,8 @@ def serve(
     ),
 ) -> None:
     """Serve the API on HOST:PORT, and run the worker alongside unless --no-worker."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings, warnings = public_url.resolve(Settings(), host, port)
+    logs.configure(settings.log_format, settings.log_level)
     ctx = Context.from_settings(settings)
     if not migrate.is_current(ctx.db):
         raise CadenzaError(
@@ -47,6 +48,7 @@ def serve(
     seal_everything(ctx)  # clear values left by an older version: sealed before serving
     app = create_app(ctx)
     engine = poller = None
+    metrics_listener = _listen_for_metrics(app, settings.metrics_address)
     lock = WorkerLock(ctx.db.url)
     if not no_worker:
         lock.acquire()
@@ -54,7 +56,7 @@ def serve(
         thread = threading.Thread(target=engine.run, name="cadenza-worker", daemon=True)
         thread.start()
         if inbox_interval > 0:
-            poller = InboxPoller(ctx, inbox_interval)
+            poller = InboxPoller(ctx, inbox_interval, metrics=engine.metrics)
             poller.start()
     console.print(f"Cadenza API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     console.print(f"Links in emails start at {settings.public_url}", highlight=False)
@@ -64,12 +66,36 @@ def serve(
     # found: make that one stop the worker, rather than end the process mid-send.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: engine and engine.stop_event.set())
+    if settings.metrics_address:
+        console.print(f"Metrics on http://{settings.metrics_address}/metrics", highlight=False)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")  # returns on SIGTERM/SIGINT
+        # Our logging (cadenza/logs.py), and a line per request from the app's middleware
+        # (with its request id) instead of uvicorn's access log.
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
+        if metrics_listener is not None:
+            metrics_listener.should_exit = True
         if poller is not None:
             poller.stop()
         if engine is not None:
             engine.stop_event.set()  # the worker finishes the email in flight, then stops
             thread.join(timeout=120)
             lock.release()
+
+
+def _listen_for_metrics(app, address: str | None) -> uvicorn.Server | None:
+    """CADENZA_METRICS_ADDRESS: a second listener serving /metrics only, without a token,
+    on its own thread (docs/operations.md). Its address is its protection."""
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    config = uvicorn.Config(
+        create_metrics_app(app),
+        host=host.strip("[]"),
+        port=int(port),
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, name="cadenza-metrics", daemon=True).start()
+    return server

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from datetime import timedelta
 
 import typer
 
+from cadenza import logs
 from cadenza.cli.common import console, err_console, fails_cleanly, make_context
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
@@ -29,8 +29,8 @@ def worker(
     ),
 ) -> None:
     """Run the engine: send due emails, create due tasks, schedule next steps."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ctx = make_context()
+    logs.configure(ctx.settings.log_format, ctx.settings.log_level)
     options = WorkerOptions(
         batch_size=batch_size, lease=timedelta(seconds=lease_seconds), poll_interval=poll
     )
@@ -46,7 +46,9 @@ def worker(
                 f"to {ctx.settings.public_url}; set it to where `cadenza serve` is reached",
                 highlight=False,
             )
-        poller = InboxPoller(ctx, inbox_interval) if inbox_interval > 0 else None
+        poller = (
+            InboxPoller(ctx, inbox_interval, metrics=engine.metrics) if inbox_interval > 0 else None
+        )
         if poller is not None:
             poller.start()
         try:

@@ -10,6 +10,7 @@ import threading
 
 from cadenza.engine.inbox import PollResult, poll_mailbox
 from cadenza.engine.inbox_idle import CHECK_SECONDS, IdleWatch, settings_key
+from cadenza.engine.metrics import EngineMetrics
 from cadenza.services.accounts.mailboxes import imap_password, mailboxes_with_imap
 from cadenza.services.context import Context
 
@@ -20,9 +21,16 @@ DEFAULT_INTERVAL_SECONDS = 60.0
 
 class InboxPoller:
     def __init__(
-        self, ctx: Context, interval: float = DEFAULT_INTERVAL_SECONDS, *, idle: bool = True
+        self,
+        ctx: Context,
+        interval: float = DEFAULT_INTERVAL_SECONDS,
+        *,
+        idle: bool = True,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.ctx = ctx
+        # The worker's of this process, so its heartbeat reports the polls (metrics.py).
+        self.metrics = metrics or EngineMetrics()
         self.interval = interval
         self.idle = idle
         self.stop_event = threading.Event()
@@ -34,8 +42,16 @@ class InboxPoller:
         results = []
         for mailbox in mailboxes_with_imap(self.ctx):
             if mailbox_id is None or mailbox.id == mailbox_id:
-                results.append(poll_mailbox(self.ctx, mailbox))
+                result = poll_mailbox(self.ctx, mailbox)
+                self._count(result)
+                results.append(result)
         return results
+
+    def _count(self, result: PollResult) -> None:
+        mailbox = str(result.mailbox_id)
+        self.metrics.inbox_polls.labels(mailbox, "error" if result.error else "ok").inc()
+        for verdict, count in result.kinds.items():
+            self.metrics.inbox_messages.labels(mailbox, str(verdict)).inc(count)
 
     def run(self) -> None:
         """Until stopped; one failing pass is logged and the next one tried."""

@@ -13,6 +13,7 @@ same event id, which receivers use to ignore the repeat.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -22,7 +23,9 @@ import httpx
 
 from cadenza import __version__
 from cadenza.domain import webhooks as rules
+from cadenza.domain.enums import WebhookDeliveryStatus
 from cadenza.domain.errors import CadenzaError
+from cadenza.engine.metrics import EngineMetrics
 from cadenza.services import outbound
 from cadenza.services.context import Context
 from cadenza.services.events_out import webhooks
@@ -30,6 +33,12 @@ from cadenza.services.events_out import webhooks
 log = logging.getLogger("cadenza.webhooks")
 
 TIMEOUT_SECONDS = 10.0
+# What an attempt came to, as /metrics counts it: a delivery still pending will retry.
+ATTEMPT_OUTCOMES = {
+    WebhookDeliveryStatus.DELIVERED: "delivered",
+    WebhookDeliveryStatus.PENDING: "retry",
+    WebhookDeliveryStatus.FAILED: "failed",
+}
 
 
 class WebhookDispatcher:
@@ -40,8 +49,10 @@ class WebhookDispatcher:
         poll_interval: float = 1.0,
         batch_size: int = 50,
         resolver: outbound.Resolver | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.ctx = ctx
+        self.metrics = metrics or EngineMetrics()  # the worker's, when it starts us
         self.resolver = resolver  # None: the system's (hosts file, then DNS)
         self.poll_interval = poll_interval
         self.batch_size = batch_size
@@ -69,7 +80,13 @@ class WebhookDispatcher:
                 self.ctx.clock.wait(self.poll_interval, self.stop_event)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="cadenza-webhooks", daemon=True)
+        # With the starter's log context (its worker id): a new thread starts with none.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self.run,),
+            name="cadenza-webhooks",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -109,9 +126,12 @@ class WebhookDispatcher:
         outcome = webhooks.record_attempt(
             self.ctx, delivery.id, status_code=status_code, error=error, duration_ms=duration_ms
         )
+        counted = ATTEMPT_OUTCOMES.get(outcome, "deleted") if outcome else "deleted"
+        self.metrics.webhook_attempts.labels(counted).inc()
         log.info(
             "webhook %s %s → %s (%s)", delivery.event_type, delivery.event_id,
             status_code or rules.excerpt(error or ""), outcome or "deleted",
+            extra={"webhook_delivery_id": delivery.id, "outcome": counted},
         )  # fmt: skip
 
     def _pinned(self, url: str, headers: dict[str, str]) -> tuple[httpx.URL, dict]:

@@ -14,6 +14,7 @@ the database work stays on the worker's own thread.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -26,8 +27,10 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cadenza import logs
 from cadenza.domain.delivery_outcome import DeliveryResult
 from cadenza.domain.transport_settings import TransportSettings
+from cadenza.engine.metrics import EngineMetrics
 from cadenza.engine.transports.base import Transport
 from cadenza.engine.transports.factory import transport_for
 from cadenza.engine.webhook_dispatch import WebhookDispatcher
@@ -55,11 +58,20 @@ class WorkerOptions:
 
 class Worker:
     def __init__(
-        self, ctx: Context, options: WorkerOptions | None = None, worker_id: str | None = None
+        self,
+        ctx: Context,
+        options: WorkerOptions | None = None,
+        worker_id: str | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.ctx = ctx
         self.options = options or WorkerOptions()
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # Counted here, reported through the heartbeat (engine/metrics.py); the inbox
+        # poller and the webhook dispatcher of this process count into it too.
+        self.metrics = metrics or EngineMetrics()
+        self.started_at = ctx.clock.now()
+        self._last_beat: datetime | None = None
         self.stop_event = threading.Event()
         self.sent = 0  # messages handed over by this worker (for logs and tests)
         self._transports: dict[int, tuple[TransportSettings, Transport, float]] = {}
@@ -69,23 +81,47 @@ class Worker:
 
     def tick(self) -> int:
         """One pass; returns how many step runs it moved (0 means nothing was due)."""
+        with logs.bound(worker_id=self.id):  # every record of the tick names the worker
+            return self._tick()
+
+    def _tick(self) -> int:
         opts = self.options
+        started = time.perf_counter()
         moved, resumed = jobs.run_clocked_jobs(self.ctx, opts.batch_size)
         if resumed:
             log.info("resumed after out-of-office: enrollments %s", resumed)
+        claiming = time.perf_counter()
         due = jobs.claim_due(
             self.ctx, self.id, batch_size=opts.batch_size, horizon=opts.horizon, lease=opts.lease
         )
+        self.metrics.claims.observe(time.perf_counter() - claiming)
         for mailbox_id in {c.mailbox_id for c in due}:
             self._open_transport(mailbox_id)
         self._hand_over(due)
         self._close_idle_transports()
+        self.metrics.ticks.observe(time.perf_counter() - started)
+        self._heartbeat()
         return moved + len(due)
+
+    def _heartbeat(self) -> None:
+        """At most every HEARTBEAT_SECONDS (on the worker's clock): the last tick and
+        this worker's metrics, for /readyz and /metrics on any host."""
+        now = self.ctx.clock.now()
+        since = None if self._last_beat is None else (now - self._last_beat).total_seconds()
+        if since is None or since >= jobs.HEARTBEAT_SECONDS:
+            jobs.heartbeat(self.ctx, self.id, self.started_at, self.metrics.snapshot())
+            self._last_beat = now
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Ticks until stopped (SIGTERM sets stop_event); the current email is finished first."""
+        with logs.bound(worker_id=self.id):  # the dispatcher's thread inherits it
+            self._run(exit_when_idle)
+
+    def _run(self, exit_when_idle: bool) -> None:
         log.info("worker %s started", self.id)
-        dispatcher = WebhookDispatcher(self.ctx) if self.options.webhooks else None
+        dispatcher = None
+        if self.options.webhooks:
+            dispatcher = WebhookDispatcher(self.ctx, metrics=self.metrics)
         if dispatcher is not None:
             dispatcher.start()
         try:
@@ -157,11 +193,12 @@ class Worker:
                     self.ctx.clock.wait(wait, self.stop_event)
                 continue
             finished += self._drain(sending, ready_only=True)
-            step = jobs.hand_over(self.ctx, claim, self.id, finished)
-            finished = []
-            while step is HandOver.WAIT and not self.stop_event.is_set():
-                self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop_event)
-                step = jobs.hand_over(self.ctx, claim, self.id)
+            with logs.bound(**_ids(claim)):
+                step = jobs.hand_over(self.ctx, claim, self.id, finished)
+                finished = []
+                while step is HandOver.WAIT and not self.stop_event.is_set():
+                    self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop_event)
+                    step = jobs.hand_over(self.ctx, claim, self.id)
             if step is HandOver.WAIT:
                 break  # stopping: this one is released with the rest
             queues[mailbox_id].popleft()
@@ -169,11 +206,16 @@ class Worker:
                 del queues[mailbox_id]
             if step is HandOver.GO:
                 transport = self._transports[claim.mailbox_id][1]
+                with logs.bound(**_ids(claim)):  # the sender thread logs with the ids too
+                    send = contextvars.copy_context().run
                 future = self._senders().submit(
-                    transport.send, claim.sender, [claim.recipient], claim.raw
+                    send, transport.send, claim.sender, [claim.recipient], claim.raw
                 )
                 sending[claim.mailbox_id] = (claim, future)
                 self.sent += 1
+                lateness = (self.ctx.clock.now() - claim.slot).total_seconds()
+                self.metrics.lateness.observe(max(lateness, 0.0))
+                self.metrics.handed_over.labels(str(claim.mailbox_id)).inc()
         jobs.record_outcomes(self.ctx, finished + self._drain(sending), self.id)
         unsent = [claim for queue in queues.values() for claim in queue]
         if unsent:
@@ -189,8 +231,13 @@ class Worker:
         for mailbox_id, (claim, future) in list(sending.items()):
             if (ready_only or first_only) and not future.done():
                 continue
-            outcomes.append((claim, future.result()))
+            result = future.result()
+            outcomes.append((claim, result))
             del sending[mailbox_id]
+            self.metrics.results.labels(str(claim.mailbox_id), str(result.outcome)).inc()
+            code = f" ({result.code})" if result.code else ""
+            extra = {**_ids(claim), "outcome": str(result.outcome)}
+            log.info("email handed over: %s%s", result.outcome, code, extra=extra)
         return outcomes
 
     def _senders(self) -> ThreadPoolExecutor:
@@ -226,3 +273,13 @@ class Worker:
         """Due steps, ended out-of-office pauses, or due webhook deliveries (the
         dispatcher thread is sending them)."""
         return jobs.has_due_work(self.ctx, webhooks_too=self.options.webhooks)
+
+
+def _ids(claim: ClaimedEmail) -> dict[str, int | None]:
+    """What a log record about this email names (cadenza/logs.py)."""
+    return {
+        "mailbox_id": claim.mailbox_id,
+        "enrollment_id": claim.enrollment_id,
+        "step_run_id": claim.run_id,
+        "message_id": claim.message_pk,
+    }

@@ -13,6 +13,7 @@ loop (the layer contract in pyproject.toml holds the worker to it).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from cadenza.domain.transport_settings import TransportSettings
 from cadenza.services import retention
@@ -25,15 +26,19 @@ from cadenza.services.delivery.handover import Finished, HandOver, hand_over, re
 from cadenza.services.delivery.recovery import release_unsent
 from cadenza.services.enrollment import list_jobs, tasks
 from cadenza.services.events_out import webhooks
+from cadenza.services.monitoring import heartbeat as monitoring
+from cadenza.services.monitoring.heartbeat import HEARTBEAT_SECONDS
 from cadenza.services.signals import effects as signals
 
 __all__ = [
+    "HEARTBEAT_SECONDS",
     "ClaimedEmail",
     "Finished",
     "HandOver",
     "claim_due",
     "hand_over",
     "has_due_work",
+    "heartbeat",
     "mailbox_settings",
     "next_wakeup",
     "record_outcomes",
@@ -92,3 +97,8 @@ def has_due_work(ctx: Context, *, webhooks_too: bool) -> bool:
     if webhooks_too:
         moments.append(webhooks.next_due_at(ctx))
     return any(m is not None and m <= now for m in moments)
+
+
+def heartbeat(ctx: Context, worker_id: str, started_at: datetime, metrics: dict[str, Any]) -> None:
+    """The worker's sign of life and its metrics, for /readyz and /metrics (monitoring)."""
+    monitoring.beat(ctx, worker_id, started_at, metrics)

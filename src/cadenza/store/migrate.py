@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -36,6 +37,20 @@ def revision(db: Database, message: str) -> None:
 
 
 def is_current(db: Database) -> bool:
+    current, head = versions(db)
+    return current == head
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest migration this code ships (read from the scripts once per process)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None, "no migrations"
+    return head
+
+
+def versions(db: Database) -> tuple[str | None, str]:
+    """(the database's schema revision, None when never migrated; the code's head)."""
     with db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision() == head
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head_revision()

@@ -223,6 +223,8 @@ class Enrollment(Base):
             postgresql_where=text("state IN ('active', 'paused')"),
         ),
         Index("ix_enrollments_enrolled_by_at", "enrolled_by_id", "enrolled_at"),
+        # /metrics counts enrollments by state from this index, not from the rows.
+        Index("ix_enrollments_state", "state", "needs_attention"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
         Index(
             "ix_enrollments_resume_at",
@@ -293,6 +295,16 @@ class StepRun(Base):
             "due_at",
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
+        ),
+        # Due or scheduled runs held for a reason (rate limit, window, disconnected
+        # mailbox...): what /metrics counts by reason, a few among the pending.
+        Index(
+            "ix_step_runs_waiting",
+            "mailbox_id",
+            "wait_reason",
+            "due_at",
+            sqlite_where=text("status = 'pending' AND wait_reason IS NOT NULL"),
+            postgresql_where=text("status = 'pending' AND wait_reason IS NOT NULL"),
         ),
         Index(
             "ix_step_runs_lease",
@@ -370,6 +382,14 @@ class Message(Base):
             "created_at",
             sqlite_where=text("body_removed_at IS NULL"),
             postgresql_where=text("body_removed_at IS NULL"),
+        ),
+        # Sends in flight or awaiting review, by mailbox: what /metrics counts.
+        Index(
+            "ix_messages_unsettled",
+            "mailbox_id",
+            "status",
+            sqlite_where=text("status IN ('handing', 'unknown')"),
+            postgresql_where=text("status IN ('handing', 'unknown')"),
         ),
     )
 
@@ -570,6 +590,8 @@ class WebhookDelivery(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+        # /metrics counts deliveries by status from this index, not from the payloads.
+        Index("ix_webhook_deliveries_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -792,3 +814,21 @@ class ListEnrollJob(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """A running worker's last sign of life, and what it counted (docs/operations.md).
+
+    Each worker writes its own row at most every few seconds from its tick: when it last
+    ticked, for /readyz and the "worker not ticking" alert, and a snapshot of its
+    counters and histograms, so /metrics — served by any web process, on any host —
+    reports every worker without scraping each one. Rows of workers gone for a day are
+    deleted by the next heartbeat.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the worker id in claims
+    started_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime] = mapped_column(index=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)

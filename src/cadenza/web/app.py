@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
@@ -14,7 +14,7 @@ from cadenza import __version__
 from cadenza.domain.errors import ErrorCode
 from cadenza.services.context import Context
 from cadenza.store import migrate
-from cadenza.web import api_docs, errors, ui
+from cadenza.web import api_docs, errors, observability, ui
 from cadenza.web.routes import (
     analytics,
     automation,
@@ -134,19 +134,26 @@ def create_app(ctx: Context) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.http_metrics = http_metrics = observability.HttpMetrics()
     app.add_middleware(BodyLimit)
     app.add_middleware(StrictTransport)
+    app.add_middleware(observability.RequestContext, metrics=http_metrics)  # outermost
     errors.install(app)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
+    def healthz(request: Request) -> dict:
+        """Liveness: the process answers. The metrics token's holder or an admin also
+        gets the schema version and the workers' last tick (docs/operations.md)."""
+        if observability.trusted_caller(request, ctx):
+            return {"status": "ok", **observability.readiness_details(ctx)}
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    def readyz():
+    def readyz(request: Request):
         """Readiness: the database answers and its schema is current. Anyone may ask, so
-        the answer says only ready or not; why not is in the server's log."""
+        an anonymous answer says only ready or not (why not is in the server's log); the
+        metrics token's holder or an admin also gets the schema version and the
+        workers' last tick."""
         try:
             with ctx.db.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -154,10 +161,14 @@ def create_app(ctx: Context) -> FastAPI:
         except Exception as exc:  # any failure to reach the database means "not ready"
             log.warning("not ready: the database does not answer (%s)", type(exc).__name__)
             return JSONResponse({"status": "unavailable"}, 503)
+        details = observability.readiness_details(ctx) if observability.trusted_caller(
+            request, ctx) else {}  # fmt: skip
         if not current:
             log.warning("not ready: migrations pending (run `cadenza db upgrade`)")
-            return JSONResponse({"status": "unavailable"}, 503)
-        return {"status": "ready"}
+            return JSONResponse({"status": "unavailable", **details}, 503)
+        return {"status": "ready", **details}
+
+    observability.install(app, http_metrics)
 
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
@@ -169,4 +180,18 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(public.router)  # unsubscribe, open and click links: token-signed
     api_docs.install(app)
     ui.install(app)  # the web app at `/`, after the API so that it never shadows it
+    return app
+
+
+def create_metrics_app(main: FastAPI) -> FastAPI:
+    """The separate listener at CADENZA_METRICS_ADDRESS: /metrics only, without a token
+    (its address is its protection), reporting the main app's requests. `cadenza serve`
+    runs it beside the main app."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    ctx, http_metrics = main.state.ctx, main.state.http_metrics
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        return observability.metrics_response(ctx, http_metrics)
+
     return app

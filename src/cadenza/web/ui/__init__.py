@@ -47,7 +47,7 @@ from cadenza.web.ui.session import (
 )
 
 STATIC = Path(__file__).parent / "static"
-NOT_UI = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")
+NOT_UI = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics")
 
 # Scripts and styles only from our own files: an injected <script> or inline handler
 # would not run even if escaping ever failed. Email bodies are shown in a sandboxed
