@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import normalize_email
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailboxAuth, MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.domain.transport_settings import (
@@ -61,6 +61,9 @@ class MailboxView:
     imap_password: str | None
     per_minute_limit: int
     daily_limit: int
+    # password, or oauth2 (services/oauth): the tokens stay on the row, never in a view.
+    auth_method: str
+    oauth_provider: str | None
     connected: bool
     disconnected_reason: str | None
     next_send_at: datetime | None
@@ -231,14 +234,35 @@ def transport_settings(
     if mailbox.transport == MailTransport.CAPTURE:
         return CaptureSettings()
     security = mailbox.smtp_security
+    oauth = mailbox.auth_method == MailboxAuth.OAUTH2
     return SmtpSettings(
         host=mailbox.smtp_host or "",
         port=mailbox.smtp_port or (465 if security == SmtpSecurity.TLS else 587),
         security=security,
         username=mailbox.smtp_username,
-        password=smtp_password(ctx, mailbox),
+        password=None if oauth else smtp_password(ctx, mailbox),
         timeout=timeout,
+        xoauth2=oauth,
+        oauth_token=oauth_access_token(ctx, mailbox_id) if oauth else None,
     )
+
+
+def oauth_access_token(ctx: Context, mailbox_id: int, *, imap: bool = False) -> str | None:
+    """The clear access token of an OAuth mailbox, for a transport only (services/oauth
+    renews it before it expires). None when disconnected, or when the connection would
+    carry it unencrypted to a host not allowed a plain login (like a password)."""
+    with ctx.db.read() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id)
+        if not mailbox.connected or not mailbox.oauth_access_token:
+            return None
+        host, security = (
+            (mailbox.imap_host, mailbox.imap_security)
+            if imap
+            else (mailbox.smtp_host, mailbox.smtp_security)
+        )
+        if not _may_log_in(ctx, host, security, mailbox.id):
+            return None
+        return open_sealed(ctx, mailbox.oauth_access_token, Mailbox, "oauth_access_token")
 
 
 def imap_password(ctx: Context, mailbox: Mailbox | MailboxView) -> str | None:
