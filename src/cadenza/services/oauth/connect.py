@@ -132,6 +132,7 @@ def _take_state(ctx: Context, state: str, actor_id: int) -> OAuthState:
         )
         if row is not None:
             session.delete(row)
+            session.flush()
             session.expunge(row)
     # Someone else's state answers as an unknown one: it reveals nothing.
     if row is None or row.user_id != actor_id or row.expires_at < now:
