@@ -203,6 +203,9 @@ RULES: dict[str, tuple] = {
     "POST /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/test": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/reconnect": PAGE_HIDDEN_WRITE,
+    # OAuth: no provider is configured here (409 names the settings); viewers add none
+    "GET /settings/mailboxes/oauth/{provider}/start": (409, 409, 409, 403, 303),
+    "GET /oauth/callback": (422, 422, 422, 403, 303),  # no state: refused before anything
     "POST /settings/users": PAGE_ADMIN,
     "POST /settings/users/{user_id}": PAGE_ADMIN,
     "POST /settings/users/{user_id}/active": PAGE_ADMIN,
@@ -409,7 +412,7 @@ def _path(route: str, scene: Scene) -> str:
         scene.made["token_id"] = scene.get("integration_token_id")
     if "/object-types/{type_name}" in path and not route.startswith("GET"):
         scene.made["type_name"] = scene.get("custom_type")
-    fixed = {"token": "not-a-signed-token", "action": "pause"}
+    fixed = {"token": "not-a-signed-token", "action": "pause", "provider": "google"}
     values = {
         key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
     }

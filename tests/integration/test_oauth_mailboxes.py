@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from cadenza.domain.enums import MailboxAuth, StepRunStatus, StepWaitReason, WebhookEvent
@@ -20,7 +19,7 @@ from cadenza.services.events_out import webhooks
 from cadenza.services.oauth import connect as oauth
 from cadenza.store.models import Mailbox, StepRun, WebhookDelivery
 from tests.conftest import enroll_ids
-from tests.support.oauth_server import OAuthServer
+from tests.support.oauth_server import OAuthServer, google_preset_settings
 from tests.support.smtp_sink import SmtpSink
 
 REDIRECT = "http://127.0.0.1:8000/oauth/callback"
@@ -44,21 +43,7 @@ def sink(oauth_server):
 
 @pytest.fixture
 def settings(settings, oauth_server, sink):
-    client_id, secret = oauth_server.register_client(
-        REDIRECT, "openid email https://mail.google.com/"
-    )
-    endpoints = {f"oauth_google_{k}": v for k, v in oauth_server.endpoints().items()}
-    return settings.model_copy(
-        update={
-            "outbound_allow": "127.0.0.1",
-            "oauth_google_client_id": client_id,
-            "oauth_google_client_secret": SecretStr(secret),
-            "oauth_google_smtp_host": sink.host,
-            "oauth_google_smtp_port": sink.port,
-            "oauth_google_smtp_security": "none",
-            **endpoints,
-        }
-    )
+    return google_preset_settings(settings, oauth_server, sink, REDIRECT)
 
 
 def connect(ctx, user_id: int, provider: str = "google"):

@@ -426,3 +426,26 @@ class OAuthServer:
                 content_type="application/json",
             )
         return Response("not found", status=404)
+
+
+def google_preset_settings(settings, server: OAuthServer, sink, redirect_uri: str, **more):
+    """`settings` with the Google preset pointed at `server` (a client registered for
+    `redirect_uri`) and its SMTP host at `sink`: what an admin sets, for a test."""
+    from pydantic import SecretStr
+
+    client_id, secret = server.register_client(
+        redirect_uri, "openid email https://mail.google.com/"
+    )
+    endpoints = {f"oauth_google_{k}": v for k, v in server.endpoints().items()}
+    return settings.model_copy(
+        update={
+            "outbound_allow": "127.0.0.1",
+            "oauth_google_client_id": client_id,
+            "oauth_google_client_secret": SecretStr(secret),
+            "oauth_google_smtp_host": sink.host,
+            "oauth_google_smtp_port": sink.port,
+            "oauth_google_smtp_security": "none",
+            **endpoints,
+            **more,
+        }
+    )

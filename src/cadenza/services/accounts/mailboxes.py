@@ -162,6 +162,18 @@ def list_mailboxes(
         return [MailboxView.of(row) for row in session.scalars(query)]
 
 
+def disconnected_mailboxes(ctx: Context, owner_id: int) -> list[MailboxView]:
+    """The owner's mailboxes that wait for them (the banner every page shows): one small
+    indexed read per page."""
+    with ctx.db.read() as session:
+        query = (
+            select(Mailbox)
+            .where(Mailbox.owner_id == owner_id, Mailbox.connected.is_(False))
+            .order_by(Mailbox.id)
+        )
+        return [MailboxView.of(row) for row in session.scalars(query)]
+
+
 def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
     """The mailboxes whose inbox the poller reads: those with an IMAP host."""
     with ctx.db.read() as session:

@@ -1,0 +1,90 @@
+"""Connecting an OAuth mailbox from the settings page, over HTTP, against the local
+authorization server and the SMTP sink that takes AUTH XOAUTH2 (tests/support): the
+button, the redirect to the provider with PKCE, the callback, the banner once the
+provider refuses a refresh, and connecting again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from cadenza.services.accounts import mailboxes
+from cadenza.services.oauth import tokens
+from tests.support.oauth_server import OAuthServer, google_preset_settings
+from tests.support.smtp_sink import SmtpSink
+from tests.ui.conftest import Ui, set_password
+
+PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def oauth_server():
+    with OAuthServer(login_as="rep@example.com") as server:
+        yield server
+
+
+@pytest.fixture
+def sink(oauth_server):
+    with SmtpSink(oauth=oauth_server.is_live) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(settings, oauth_server, sink):
+    return google_preset_settings(
+        settings, oauth_server, sink, f"{PUBLIC_URL}/oauth/callback", public_url=PUBLIC_URL
+    )
+
+
+@pytest.fixture
+def rep_ui(ctx, world):
+    set_password(ctx, world.user.id, "pw")
+    return Ui(ctx, world).sign_in("rep@example.com", "pw", "/settings")
+
+
+def connect_from_settings(ui: Ui):
+    """Click "Connect Google", let the provider consent, follow its redirect back."""
+    page = ui.client.get("/settings")
+    assert 'data-oauth="google"' in page.text and "Connect Google" in page.text
+    assert "Connect Microsoft" not in page.text  # not configured here: no button
+    start = ui.client.get("/settings/mailboxes/oauth/google/start", follow_redirects=False)
+    assert start.status_code == 303
+    consent = httpx.get(start.headers["location"], follow_redirects=False)
+    back = urlsplit(consent.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == f"{PUBLIC_URL}/oauth/callback"
+    return ui.client.get(f"/oauth/callback?{back.query}")
+
+
+def test_connect_google_from_settings_then_a_refused_refresh_shows_the_banner(
+    rep_ui, ctx, world, oauth_server
+):
+    done = connect_from_settings(rep_ui)
+    assert done.status_code == 200
+    assert "Connected rep@example.com" in done.text
+    box = mailboxes.get_mailbox(ctx, world.mailbox.id)
+    assert box.auth_method == "oauth2" and box.connected
+    assert "disconnected-banner" not in done.text
+
+    oauth_server.revoke_grants("rep@example.com")
+    ctx.clock.advance(timedelta(hours=2))
+    assert tokens.refresh_if_due(ctx, box.id) is False
+    page = rep_ui.client.get("/contacts")  # any page: the banner follows the owner
+    assert "disconnected-banner" in page.text and "invalid_grant" in page.text
+    assert "Connect it again" in page.text
+
+    again = connect_from_settings(rep_ui)
+    assert "Connected rep@example.com" in again.text
+    assert "disconnected-banner" not in again.text
+    assert mailboxes.get_mailbox(ctx, box.id).connected
+
+
+def test_a_callback_with_someone_elses_or_no_state_is_refused_with_a_message(rep_ui, ctx, world):
+    missing = rep_ui.client.get("/oauth/callback?code=abc")
+    assert missing.status_code == 422 and "start connecting again" in missing.text
+    hostile = rep_ui.client.get("/oauth/callback", params={"state": "x" * 5000, "code": "<b>"})
+    assert hostile.status_code == 422 and "<b>" not in hostile.text
+    unknown = rep_ui.client.get("/settings/mailboxes/oauth/yahoo/start", follow_redirects=False)
+    assert unknown.status_code == 404 and "no OAuth provider" in unknown.text
