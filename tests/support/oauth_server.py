@@ -353,6 +353,10 @@ class OAuthServer:
             "userinfo_url": f"{self.url}/userinfo",
         }
 
+    def introspection_url(self, client_id: str, client_secret: str) -> str:
+        """For a resource server that authenticates in the URL (dovecot's oauth2 passdb)."""
+        return f"http://{client_id}:{client_secret}@{self.host}:{self.port}/introspect"
+
     def revoke_grants(self, user: str) -> int:
         """The account owner withdraws consent: every grant of theirs ends."""
         with self.store.lock:
