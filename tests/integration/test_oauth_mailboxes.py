@@ -5,6 +5,9 @@ is due for refresh."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -214,3 +217,37 @@ def test_unknown_and_unconfigured_providers_are_refused_by_name(ctx, world):
         oauth.start_connect(ctx, "microsoft", REDIRECT, actor_id=world.user.id)
     assert unset.value.code is ErrorCode.INVALID_STATE
     assert "CADENZA_OAUTH_MICROSOFT_CLIENT_ID" in unset.value.message
+
+
+def test_the_cli_prints_the_url_and_takes_the_pasted_redirect(ctx, world, oauth_server):
+    """`cadenza mailboxes connect google` in a process of its own, as an admin runs it."""
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "CADENZA_DATABASE_URL": ctx.db.url,
+        "CADENZA_KEY_FILE": ctx.settings.key_file,
+        "CADENZA_CLI_USER": world.user.email,
+        "CADENZA_PUBLIC_URL": REDIRECT.removesuffix("/oauth/callback"),
+    }
+    for name in ("client_id", "authorize_url", "token_url", "userinfo_url", "smtp_host"):
+        env[f"CADENZA_OAUTH_GOOGLE_{name.upper()}"] = str(
+            getattr(ctx.settings, f"oauth_google_{name}")
+        )
+    secret = ctx.settings.oauth_google_client_secret.get_secret_value()
+    env["CADENZA_OAUTH_GOOGLE_CLIENT_SECRET"] = secret
+    command = [sys.executable, "-m", "cadenza", "mailboxes", "connect", "google"]
+    with subprocess.Popen(
+        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    ) as process:  # fmt: skip
+        url = ""
+        while not url.startswith(oauth_server.url):
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            url = line.strip()
+        pasted = httpx.get(url, follow_redirects=False).headers["location"]
+        output, errors = process.communicate(pasted + "\n", timeout=60)
+    assert process.returncode == 0, errors
+    assert f"mailbox {world.mailbox.id} connected: rep@example.com" in output
+    assert secret not in output + errors
+    assert get_mailbox(ctx, world.mailbox.id).auth_method == MailboxAuth.OAUTH2
