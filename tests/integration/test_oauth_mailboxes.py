@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from cadenza.domain.enums import MailboxAuth, StepRunStatus, StepWaitReason, WebhookEvent
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.services.accounts import mailboxes
 from cadenza.services.accounts.mailboxes import get_mailbox, transport_settings
 from cadenza.services.events_out import webhooks
 from cadenza.services.oauth import connect as oauth
@@ -251,3 +252,14 @@ def test_the_cli_prints_the_url_and_takes_the_pasted_redirect(ctx, world, oauth_
     assert f"mailbox {world.mailbox.id} connected: rep@example.com" in output
     assert secret not in output + errors
     assert get_mailbox(ctx, world.mailbox.id).auth_method == MailboxAuth.OAUTH2
+
+
+def test_an_oauth_mailbox_keeps_its_providers_servers(ctx, world):
+    """Its token is sent only where the provider's settings say: not to a host typed later."""
+    mailbox = finish(ctx, world.user.id, connect(ctx, world.user.id))
+    for change in ({"smtp_host": "127.0.0.9"}, {"imap_username": "x@example.com"}):
+        with pytest.raises(CadenzaError) as refused:
+            mailboxes.update_mailbox(ctx, mailbox.id, change, actor_id=world.user.id)
+        assert refused.value.code is ErrorCode.VALIDATION_ERROR
+    renamed = mailboxes.update_mailbox(ctx, mailbox.id, {"from_name": "Riley R."})
+    assert renamed.from_name == "Riley R." and renamed.smtp_host == mailbox.smtp_host

@@ -352,6 +352,13 @@ _PASSWORD_BOUND_TO = {
 }
 
 
+# An OAuth mailbox's token goes only to the servers its provider's settings name.
+_OAUTH_BOUND_TO = frozenset(
+    {"transport", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
+     "imap_host", "imap_port", "imap_security", "imap_username"}
+)  # fmt: skip
+
+
 def update_mailbox(
     ctx: Context, mailbox_id: int, changes: dict, actor_id: int | None = None
 ) -> MailboxView:
@@ -407,6 +414,14 @@ def update_mailbox(
                 has_password,
             )
         changed.sort()
+        elsewhere = _OAUTH_BOUND_TO.intersection(changed)
+        if mailbox.auth_method == MailboxAuth.OAUTH2 and elsewhere:
+            # The token is the provider's, for its own servers: never replayed elsewhere.
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{', '.join(sorted(elsewhere))} of an OAuth mailbox come from its provider "
+                "(CADENZA_OAUTH_* settings): connect it again to change them",
+            )
         check_hosts(ctx, session, actor_id, {f: values[f] for f in changed})
         for field in changed:
             value = values[field]
