@@ -88,3 +88,13 @@ def test_a_callback_with_someone_elses_or_no_state_is_refused_with_a_message(rep
     assert hostile.status_code == 422 and "<b>" not in hostile.text
     unknown = rep_ui.client.get("/settings/mailboxes/oauth/yahoo/start", follow_redirects=False)
     assert unknown.status_code == 404 and "no OAuth provider" in unknown.text
+
+
+def test_test_connection_renews_an_expired_token_first(rep_ui, ctx, world, oauth_server, sink):
+    connect_from_settings(rep_ui)
+    ctx.clock.advance(timedelta(hours=2))  # past the token's hour, by our clock
+    tested = rep_ui.client.post(
+        f"/settings/mailboxes/{world.mailbox.id}/test", data={"csrf_token": rep_ui.token}
+    )
+    assert "Connection works" in tested.text
+    assert oauth_server.refreshes == 1 and sink.message_count == 0

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from cadenza.domain.enums import MailboxAuth, WebhookEvent
 from cadenza.services.accounts.keys import open_sealed, seal
-from cadenza.services.accounts.mailboxes import oauth_access_token
+from cadenza.services.accounts.mailboxes import get_mailbox, oauth_access_token
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.events_out import webhooks
@@ -109,3 +109,10 @@ def imap_access_token(ctx: Context, mailbox_id: int) -> str | None:
     """A fresh access token for the inbox poller's XOAUTH2 login (None: none usable)."""
     refresh_if_due(ctx, mailbox_id)
     return oauth_access_token(ctx, mailbox_id, imap=True)
+
+
+def refresh_before_test(ctx: Context, mailbox_id: int, *, actor_id: int) -> None:
+    """Before a connection test: the token the worker would send, renewed if due. As the
+    user sees the mailbox (someone else's answers as missing, as the test itself does)."""
+    get_mailbox(ctx, mailbox_id, actor_id=actor_id)
+    refresh_if_due(ctx, mailbox_id)

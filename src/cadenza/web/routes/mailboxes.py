@@ -17,6 +17,7 @@ from cadenza.domain.enums import MailTransport, SmtpSecurity
 from cadenza.services.accounts import mailboxes
 from cadenza.services.accounts.connection_tests import ConnectionTests
 from cadenza.services.accounts.mailboxes import MailboxView
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -253,6 +254,7 @@ def check_connection(
     reconnect, and a failing one is not yet a reason to stop its emails. Tests time out
     after 5 seconds, run at most 4 at once and 6 a minute per user (429 beyond).
     """
+    oauth_tokens.refresh_before_test(ctx, mailbox_id, actor_id=user.id)
     result = tests.run(ctx, mailbox_id, user.id)
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 

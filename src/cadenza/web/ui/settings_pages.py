@@ -21,6 +21,7 @@ from cadenza.services.accounts import mailboxes, users
 from cadenza.services.accounts.users import UserView
 from cadenza.services.context import Context
 from cadenza.services.oauth import connect as oauth
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
@@ -135,6 +136,7 @@ def test_mailbox(
     mailbox_id: int = MailboxId,
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
+    oauth_tokens.refresh_before_test(ctx, mailbox_id, actor_id=user.id)
     result = connection_tests(request).run(ctx, mailbox_id, user.id)
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
