@@ -78,6 +78,9 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/mailboxes": API_READ,
     "GET /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_READ,
     "PATCH /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
+    # OAuth: no provider configured here (409); a made-up state is refused (422)
+    "POST /api/v1/mailboxes/oauth/{provider}/start": (409, 409, 409, 403, 401),
+    "POST /api/v1/mailboxes/oauth/finish": (422, 422, 422, 403, 401),
     "DELETE /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
     "POST /api/v1/mailboxes/{mailbox_id}/test": API_HIDDEN_WRITE,
     "POST /api/v1/mailboxes/{mailbox_id}/reconnect": API_HIDDEN_WRITE,
@@ -433,6 +436,8 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             "json": {"from_email": scene.fresh("nb") + "@example.com"}
         },
         "PATCH /api/v1/mailboxes/{mailbox_id}": lambda: {"json": {"from_name": "Z"}},
+        "POST /api/v1/mailboxes/oauth/{provider}/start": lambda: {"json": {}},
+        "POST /api/v1/mailboxes/oauth/finish": lambda: {"json": {"state": "x", "code": "y"}},
         "POST /api/v1/sequences": lambda: {"json": {"name": "New", "steps": steps}},
         "PUT /api/v1/sequences/{sequence_id}": lambda: {"json": {"name": "Re", "steps": steps}},
         "POST /api/v1/sequences/{sequence_id}/enrollments": lambda: {

@@ -98,3 +98,28 @@ def test_test_connection_renews_an_expired_token_first(rep_ui, ctx, world, oauth
     )
     assert "Connection works" in tested.text
     assert oauth_server.refreshes == 1 and sink.message_count == 0
+
+
+def test_the_api_starts_and_finishes_a_connect(ctx, world, oauth_server):
+    from urllib.parse import parse_qs
+
+    from cadenza.services.accounts.users import create_token
+
+    token = create_token(ctx, world.user.id, "oauth").token
+    api = Ui(ctx, world).client
+    api.headers["Authorization"] = f"Bearer {token}"
+    started = api.post("/api/v1/mailboxes/oauth/google/start", json={})
+    assert started.status_code == 200, started.text
+    consent = httpx.get(started.json()["authorization_url"], follow_redirects=False)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["location"]).query).items()}
+    done = api.post("/api/v1/mailboxes/oauth/finish", json=query)
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert (body["auth_method"], body["oauth_provider"], body["connected"]) == (
+        "oauth2",
+        "google",
+        True,
+    )
+    assert "token" not in " ".join(body) and body["has_password"] is False
+    again = api.post("/api/v1/mailboxes/oauth/finish", json=query)  # a state is spent
+    assert again.status_code == 422 and again.json()["error"]["code"] == "validation_error"
