@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cadenza.domain.enums import OAuthProvider
+from cadenza.domain.oauth_providers import OVERRIDABLE, OAuthProviderConfig, configure
 from cadenza.domain.template_limits import TemplateLimits
 
 _TEMPLATE_DEFAULTS = TemplateLimits()
@@ -107,6 +109,72 @@ class Settings(BaseSettings):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError("metrics_address must be host:port, e.g. 127.0.0.1:9108")
         return value or None
+
+    # OAuth 2.0 mailboxes (docs/mailboxes-oauth.md): per provider, the client registered
+    # in its console (CADENZA_OAUTH_<PROVIDER>_CLIENT_ID/_CLIENT_SECRET) and where its
+    # endpoints and mail servers are (the presets name no host: set them from the
+    # provider's documentation). ADVANCED/TEST: any preset field may be overridden, which
+    # is how the tests point a preset at the authorization server on loopback.
+    # The secret is a SecretStr: settings printed or logged show **********.
+    oauth_google_client_id: str | None = None
+    oauth_google_client_secret: SecretStr | None = None
+    oauth_google_authorize_url: str | None = None
+    oauth_google_token_url: str | None = None
+    oauth_google_revoke_url: str | None = None
+    oauth_google_userinfo_url: str | None = None
+    oauth_google_scopes: str | None = None
+    oauth_google_smtp_host: str | None = None
+    oauth_google_smtp_port: int | None = None
+    oauth_google_smtp_security: str | None = None
+    oauth_google_imap_host: str | None = None
+    oauth_google_imap_port: int | None = None
+    oauth_google_imap_security: str | None = None
+    oauth_microsoft_client_id: str | None = None
+    oauth_microsoft_client_secret: SecretStr | None = None
+    oauth_microsoft_authorize_url: str | None = None
+    oauth_microsoft_token_url: str | None = None
+    oauth_microsoft_revoke_url: str | None = None
+    oauth_microsoft_userinfo_url: str | None = None
+    oauth_microsoft_scopes: str | None = None
+    oauth_microsoft_smtp_host: str | None = None
+    oauth_microsoft_smtp_port: int | None = None
+    oauth_microsoft_smtp_security: str | None = None
+    oauth_microsoft_imap_host: str | None = None
+    oauth_microsoft_imap_port: int | None = None
+    oauth_microsoft_imap_security: str | None = None
+    oauth_generic_client_id: str | None = None
+    oauth_generic_client_secret: SecretStr | None = None
+    oauth_generic_authorize_url: str | None = None
+    oauth_generic_token_url: str | None = None
+    oauth_generic_revoke_url: str | None = None
+    oauth_generic_userinfo_url: str | None = None
+    oauth_generic_scopes: str | None = None
+    oauth_generic_smtp_host: str | None = None
+    oauth_generic_smtp_port: int | None = None
+    oauth_generic_smtp_security: str | None = None
+    oauth_generic_imap_host: str | None = None
+    oauth_generic_imap_port: int | None = None
+    oauth_generic_imap_security: str | None = None
+    # How long before its expiry an access token is refreshed (a send in flight must
+    # not outlive it), and how long a started connect may take to come back.
+    oauth_refresh_margin_seconds: PositiveInt = 300
+    oauth_state_ttl_seconds: PositiveInt = 600
+
+    def oauth_provider(self, provider: OAuthProvider | str) -> OAuthProviderConfig:
+        """A provider's preset with this installation's client and overrides laid over it."""
+        provider = OAuthProvider(provider)
+        prefix = f"oauth_{provider.value}_"
+        secret = getattr(self, prefix + "client_secret")
+        return configure(
+            provider,
+            getattr(self, prefix + "client_id"),
+            secret.get_secret_value() if secret is not None else None,
+            {name: getattr(self, prefix + name) for name in OVERRIDABLE},
+        )
+
+    def oauth_providers(self) -> list[OAuthProviderConfig]:
+        """The providers a rep may connect with here: those configured."""
+        return [c for c in map(self.oauth_provider, OAuthProvider) if c.configured]
 
     @field_validator("public_url")
     @classmethod

@@ -84,6 +84,9 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/mailboxes": API_READ,
     "GET /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_READ,
     "PATCH /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
+    # OAuth: no provider configured here (409); a made-up state is refused (422)
+    "POST /api/v1/mailboxes/oauth/{provider}/start": (409, 409, 409, 403, 401),
+    "POST /api/v1/mailboxes/oauth/finish": (422, 422, 422, 403, 401),
     "DELETE /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
     "GET /api/v1/mailboxes/{mailbox_id}/health": API_HIDDEN_READ,
     "POST /api/v1/mailboxes/{mailbox_id}/test": API_HIDDEN_WRITE,
@@ -215,6 +218,9 @@ RULES: dict[str, tuple] = {
     "POST /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/test": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/reconnect": PAGE_HIDDEN_WRITE,
+    # OAuth: no provider is configured here (409 names the settings); viewers add none
+    "GET /settings/mailboxes/oauth/{provider}/start": (409, 409, 409, 403, 303),
+    "GET /oauth/callback": (422, 422, 422, 403, 303),  # no state: refused before anything
     "POST /settings/users": PAGE_ADMIN,
     "POST /settings/users/{user_id}": PAGE_ADMIN,
     "POST /settings/users/{user_id}/active": PAGE_ADMIN,
@@ -429,7 +435,7 @@ def _path(route: str, scene: Scene) -> str:
         scene.made["token_id"] = scene.get("integration_token_id")
     if "/object-types/{type_name}" in path and not route.startswith("GET"):
         scene.made["type_name"] = scene.get("custom_type")
-    fixed = {"token": "not-a-signed-token", "action": "pause"}
+    fixed = {"token": "not-a-signed-token", "action": "pause", "provider": "google"}
     values = {
         key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
     }
@@ -451,6 +457,8 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             "json": {"from_email": scene.fresh("nb") + "@example.com"}
         },
         "PATCH /api/v1/mailboxes/{mailbox_id}": lambda: {"json": {"from_name": "Z"}},
+        "POST /api/v1/mailboxes/oauth/{provider}/start": lambda: {"json": {}},
+        "POST /api/v1/mailboxes/oauth/finish": lambda: {"json": {"state": "x", "code": "y"}},
         "POST /api/v1/sequences": lambda: {"json": {"name": "New", "steps": steps}},
         "PUT /api/v1/sequences/{sequence_id}": lambda: {"json": {"name": "Re", "steps": steps}},
         "POST /api/v1/sequences/{sequence_id}/enrollments": lambda: {

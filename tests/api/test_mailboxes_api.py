@@ -22,7 +22,7 @@ PASSWORD = "pw-Zq81-never-shown"
 OUTPUT_FIELDS = {
     "id", "owner_id", "from_email", "from_name", "transport", "smtp_host", "smtp_port",
     "smtp_security", "smtp_username", "has_password", "per_minute_limit", "daily_limit",
-    "connected", "disconnected_reason", "created_at",
+    "connected", "disconnected_reason", "auth_method", "oauth_provider", "created_at",
     "imap_host", "imap_port", "imap_security", "imap_username", "has_imap_password",
 }  # fmt: skip
 

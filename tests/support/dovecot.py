@@ -41,14 +41,14 @@ protocols = imap
 listen = 127.0.0.1
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 default_internal_user = {internal}
 default_internal_group = {internal_group}
 default_login_user = {login}
 first_valid_uid = {uid}
 last_valid_uid = 0
 mail_location = maildir:{root}/mail/%u
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
 }}
@@ -72,6 +72,26 @@ service stats {{
     mode = 0666
   }}
 }}
+"""
+
+
+# SASL XOAUTH2/OAUTHBEARER checked by asking the authorization server (RFC 7662
+# introspection, POST with the client's credentials in the URL): a token is good while
+# the server says it is active, for the user it names.
+OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+OAUTH_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -112,10 +132,18 @@ class Account:
 
 class Dovecot:
     def __init__(
-        self, user: str = "rep@example.com", password: str = "imap-pw-81", *, tls: bool = False
+        self,
+        user: str = "rep@example.com",
+        password: str = "imap-pw-81",
+        *,
+        tls: bool = False,
+        oauth2_introspection_url: str | None = None,
     ):
         """With `tls`, also IMAPS on `tls_port` and STARTTLS on `port`, with a certificate
-        from a test CA (`ssl_context()` trusts it)."""
+        from a test CA (`ssl_context()` trusts it). With `oauth2_introspection_url`
+        (`http://client:secret@host:port/introspect`), also SASL XOAUTH2 with a token
+        that URL says is active (dovecot's oauth2 passdb)."""
+        self.oauth2_introspection_url = oauth2_introspection_url
         # Its own directory, not pytest's: those are private to root, and dovecot's mail
         # processes run as the unprivileged `dovecot` user.
         self.root = Path(tempfile.mkdtemp(prefix="cadenza-dovecot-"))
@@ -146,10 +174,19 @@ class Dovecot:
             ssl_setting = (
                 f"ssl = yes\nssl_cert = <{self.root}/cert.pem\nssl_key = <{self.root}/key.pem"
             )
+        oauth_passdb = oauth_mechanisms = ""
+        if self.oauth2_introspection_url:
+            (self.root / "dovecot-oauth2.conf.ext").write_text(
+                OAUTH_CONFIG.format(url=self.oauth2_introspection_url)
+            )
+            oauth_passdb = OAUTH_PASSDB.format(root=self.root)
+            oauth_mechanisms = " xoauth2 oauthbearer"
         config = self.root / "dovecot.conf"
         config.write_text(
             CONFIG.format(
                 root=self.root,
+                oauth_passdb=oauth_passdb,
+                oauth_mechanisms=oauth_mechanisms,
                 ssl=ssl_setting,
                 port=self.port,
                 tls_port=self.tls_port,

@@ -58,6 +58,9 @@ def test_the_states_the_issue_names_are_typed_columns():
         "contact_lists.kind": enums.ListKind,
         "automation_runs.outcome": enums.AutomationOutcome,
         "automation_events.type": enums.AutomationEventType,
+        "mailboxes.auth_method": enums.MailboxAuth,
+        "mailboxes.oauth_provider": enums.OAuthProvider,
+        "oauth_states.provider": enums.OAuthProvider,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 

@@ -11,6 +11,7 @@ from cadenza.cli import (
     enrollments,
     events,
     inbox,
+    mailbox_oauth,
     outbox,
     records,
     secrets,
@@ -34,6 +35,7 @@ app.command("use")(users.use_command)
 app.command("whoami")(users.whoami_command)
 app.add_typer(users.token_app, name="token")
 app.add_typer(users.mailbox_app, name="mailboxes")
+users.mailbox_app.command("connect")(mailbox_oauth.connect)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(sequences.app, name="sequences")
 app.command("enroll")(enrollments.enroll_command)

@@ -154,6 +154,21 @@ class SmtpSecurity(StrEnum):
     TLS = "tls"
 
 
+class MailboxAuth(StrEnum):
+    """How a mailbox logs in to its SMTP and IMAP servers (mailboxes.auth_method)."""
+
+    PASSWORD = "password"  # the stored (sealed) passwords, AUTH PLAIN/LOGIN
+    OAUTH2 = "oauth2"  # an OAuth 2.0 access token, SASL XOAUTH2 (services/oauth)
+
+
+class OAuthProvider(StrEnum):
+    """Where an OAuth mailbox's tokens come from (domain/oauth_providers.py presets)."""
+
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    GENERIC = "generic"  # any OAuth 2.0 / OpenID Connect provider, configured by env
+
+
 class EventKind(StrEnum):
     """Signals recorded in email_events: from the inbox, the events API or a provider."""
 
@@ -225,6 +240,9 @@ class WebhookEvent(StrEnum):
     MEETING_BOOKED = "meeting_booked"
     BOUNCED = "bounced"
     UNSUBSCRIBED = "unsubscribed"
+    # An OAuth mailbox whose token refresh was refused (consent revoked, account gone):
+    # its steps wait until the owner reconnects it.
+    MAILBOX_DISCONNECTED = "mailbox.disconnected"
 
 
 class AutomationOutcome(StrEnum):

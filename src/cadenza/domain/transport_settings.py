@@ -29,6 +29,10 @@ class SmtpSettings:
     timeout: float = SMTP_TIMEOUT_SECONDS  # per socket operation: connect, TLS, each reply
     ssl_context: ssl.SSLContext | None = None  # None: ssl.create_default_context()
     local_hostname: str | None = None  # EHLO name; None: socket.getfqdn()
+    # OAuth 2.0 mailboxes log in with SASL XOAUTH2 (username + access token), never with
+    # the password; `xoauth2` without a token (a disconnected mailbox) logs in with nothing.
+    xoauth2: bool = False
+    oauth_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
@@ -39,10 +43,12 @@ class SmtpSettings:
     def __repr__(self) -> str:
         # Settings end up in tracebacks and log lines: the password must not.
         password = "'***'" if self.password else repr(self.password)
+        token = "'***'" if self.oauth_token else repr(self.oauth_token)
         return (
             f"SmtpSettings(host={self.host!r}, port={self.port!r}, security={self.security!r}, "
             f"username={self.username!r}, password={password}, timeout={self.timeout!r}, "
-            f"local_hostname={self.local_hostname!r})"
+            f"local_hostname={self.local_hostname!r}, xoauth2={self.xoauth2!r}, "
+            f"oauth_token={token})"
         )
 
 

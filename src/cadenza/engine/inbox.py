@@ -19,12 +19,13 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from cadenza.domain.enums import InboundVerdict, SmtpSecurity
+from cadenza.domain.enums import InboundVerdict, MailboxAuth, SmtpSecurity
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.imap_pinned import PinnedIMAPClient
 from cadenza.services import outbound
 from cadenza.services.accounts.mailboxes import imap_password
 from cadenza.services.context import Context
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.services.signals import inbound
 from cadenza.services.signals.inbox_cursors import Cursor, get_cursor, record_error, save_cursor
 from cadenza.store.models import Mailbox
@@ -52,10 +53,19 @@ class PollResult:
     error: str | None = None
 
 
+def imap_credential(ctx: Context, mailbox: Mailbox) -> str | None:
+    """What `connect` logs in with: the opened password, or for an OAuth mailbox a fresh
+    access token (renewed first if it is about to expire)."""
+    if mailbox.auth_method == MailboxAuth.OAUTH2:
+        return oauth_tokens.imap_access_token(ctx, mailbox.id)
+    return imap_password(ctx, mailbox)
+
+
 def connect(
     mailbox: Mailbox, password: str | None, ssl_context: ssl.SSLContext | None = None
 ) -> IMAPClient:
-    """`password` is the opened one (services.mailboxes.imap_password): stored sealed."""
+    """`password` is the opened one (services.mailboxes.imap_password): stored sealed;
+    for an OAuth mailbox, its access token (imap_credential), sent with SASL XOAUTH2."""
     security = SmtpSecurity(mailbox.imap_security)
     context = ssl_context or ssl.create_default_context()
     port = mailbox.imap_port or (993 if security is SmtpSecurity.TLS else 143)
@@ -80,7 +90,11 @@ def connect(
     try:
         if security is SmtpSecurity.STARTTLS:
             client.starttls(context)
-        client.login(mailbox.imap_username or mailbox.from_email, password or "")
+        user = mailbox.imap_username or mailbox.from_email
+        if mailbox.auth_method == MailboxAuth.OAUTH2:
+            client.oauth2_login(user, password or "")
+        else:
+            client.login(user, password or "")
     except BaseException:
         logout(client)
         raise
@@ -94,7 +108,7 @@ def poll_mailbox(
     server trouble (the error is kept on the cursor and logged, without credentials)."""
     result = PollResult(mailbox.id)
     try:
-        client = connect(mailbox, imap_password(ctx, mailbox), ssl_context)
+        client = connect(mailbox, imap_credential(ctx, mailbox), ssl_context)
     except FAILURES as exc:
         return _failed(ctx, result, exc)
     try:

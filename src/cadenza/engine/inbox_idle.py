@@ -33,6 +33,7 @@ def settings_key(mailbox: Mailbox) -> tuple:
         mailbox.imap_security,
         mailbox.imap_username,
         mailbox.imap_password,
+        mailbox.oauth_access_token,  # renewed: the session re-opens with the new one
     )
 
 

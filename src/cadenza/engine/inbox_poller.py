@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from cadenza.engine.inbox import PollResult, poll_mailbox
+from cadenza.engine.inbox import PollResult, imap_credential, poll_mailbox
 from cadenza.engine.inbox_idle import CHECK_SECONDS, IdleWatch, settings_key
 from cadenza.engine.metrics import EngineMetrics
-from cadenza.services.accounts.mailboxes import imap_password, mailboxes_with_imap
+from cadenza.services.accounts.mailboxes import mailboxes_with_imap
 from cadenza.services.context import Context
 
 log = logging.getLogger("cadenza.inbox")
@@ -100,7 +100,7 @@ class InboxPoller:
             if mailbox_id not in self._watches:
                 watch = IdleWatch(
                     mailbox,
-                    imap_password(self.ctx, mailbox),
+                    imap_credential(self.ctx, mailbox),
                     self.wake,
                     retry_seconds=self.interval,
                 )

@@ -28,6 +28,7 @@ from cadenza.services.enrollment import list_jobs, tasks
 from cadenza.services.events_out import webhooks
 from cadenza.services.monitoring import heartbeat as monitoring
 from cadenza.services.monitoring.heartbeat import HEARTBEAT_SECONDS
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.services.signals import effects as signals
 
 __all__ = [
@@ -76,7 +77,10 @@ def claim_due(
 
 
 def mailbox_settings(ctx: Context, mailbox_id: int) -> TransportSettings:
-    """What the worker connects with: a plain value, never the stored mailbox."""
+    """What the worker connects with: a plain value, never the stored mailbox. An OAuth
+    mailbox's access token is renewed first when it is about to expire (a refused
+    renewal disconnects the mailbox, and its claimed emails wait at hand-over)."""
+    oauth_tokens.refresh_if_due(ctx, mailbox_id)
     return transport_settings(ctx, mailbox_id)
 
 

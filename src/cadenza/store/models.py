@@ -35,7 +35,9 @@ from cadenza.domain.enums import (
     EventKind,
     ListJobStatus,
     ListKind,
+    MailboxAuth,
     MessageStatus,
+    OAuthProvider,
     StepRunStatus,
     StepWaitReason,
     TaskStatus,
@@ -120,6 +122,16 @@ class Mailbox(Base):
     imap_username: Mapped[str | None] = mapped_column(String(320))
     # Like smtp_password: replayed to the server, so stored, and never returned or logged.
     imap_password: Mapped[str | None] = mapped_column(_SEALED_500)
+    # password: the two passwords above; oauth2: the tokens below, over SASL XOAUTH2.
+    auth_method: Mapped[MailboxAuth] = mapped_column(
+        StrEnumType(MailboxAuth), default=MailboxAuth.PASSWORD, server_default="password"
+    )
+    oauth_provider: Mapped[OAuthProvider | None] = mapped_column(StrEnumType(OAuthProvider))
+    # Bearer secrets (Microsoft's run past 1,000 characters): sealed like the passwords,
+    # never returned by the API nor logged; services/oauth refreshes them before expiry.
+    oauth_access_token: Mapped[str | None] = mapped_column(Text)
+    oauth_refresh_token: Mapped[str | None] = mapped_column(Text)
+    oauth_expires_at: Mapped[datetime | None]
     per_minute_limit: Mapped[int] = mapped_column(Integer, default=10)
     daily_limit: Mapped[int] = mapped_column(Integer, default=1000)
     connected: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -476,6 +488,23 @@ class DkimKey(Base):
     private_key: Mapped[str] = mapped_column(Text)  # sealed PEM
     public_key: Mapped[str] = mapped_column(Text)  # base64 DER, the DNS record's p=
     created_at: Mapped[datetime]
+
+
+class OAuthState(Base):
+    """A connect started and not yet come back: the `state` the provider echoes, bound to
+    the user who started it, with the PKCE verifier that only this server knows. Used
+    once (deleted when the callback arrives) and refused after `expires_at`."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[OAuthProvider] = mapped_column(StrEnumType(OAuthProvider))
+    code_verifier: Mapped[str] = mapped_column(_SEALED_500)  # sealed
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class AppSecret(Base):

@@ -223,7 +223,10 @@ class SmtpTransport:
                 smtp.starttls(context=self._tls_context())
                 step = "EHLO"
                 smtp.ehlo_or_helo_if_needed()
-            if s.username:
+            if s.xoauth2:
+                step = "AUTH"
+                self._login_xoauth2(smtp)
+            elif s.username:
                 step = "AUTH"
                 self._login(smtp)
         except _Failed:
@@ -256,6 +259,27 @@ class SmtpTransport:
         finally:
             smtp.user = smtp.password = ""
 
+    def _login_xoauth2(self, smtp: smtplib.SMTP) -> None:
+        """SASL XOAUTH2: the account and a bearer token in one initial response. A refusal
+        (535, or 334 with an error document) means the token is no good: AUTH_FAILED, so
+        the mailbox waits for its token to be renewed or for its owner to reconnect it."""
+        s = self.settings
+        if not s.oauth_token:
+            reason = "no OAuth access token: the mailbox must be connected again"
+            raise _Failed(DeliveryResult(_AUTH_FAILED, None, reason))
+        offered = smtp.esmtp_features.get("auth", "").upper().split()
+        if "XOAUTH2" not in offered:
+            reason = f"server does not offer AUTH XOAUTH2 (offered: {' '.join(offered) or '-'})"
+            raise _Failed(DeliveryResult(_AUTH_FAILED, None, reason))
+        initial = xoauth2_response(s.username or "", s.oauth_token)
+        try:
+            # smtplib answers a 334 challenge (the server's error document) with an empty
+            # line, as the mechanism requires, and then reads the final 535.
+            smtp.auth("XOAUTH2", lambda challenge=None: initial if challenge is None else "")
+        except smtplib.SMTPAuthenticationError as exc:
+            outcome = _TRANSIENT if 400 <= exc.smtp_code < 500 else _AUTH_FAILED
+            raise _Failed(DeliveryResult(outcome, exc.smtp_code, _text(exc.smtp_error))) from exc
+
     def _recover(self, *, usable: bool) -> None:
         """After a failure the next send must start on a clean session."""
         if usable and self._smtp is not None:
@@ -282,20 +306,26 @@ class SmtpTransport:
     def _scrub(self, result: DeliveryResult) -> DeliveryResult:
         """Servers may echo what they received (e.g. a garbled AUTH line): never pass it on."""
         password = self.settings.password
-        if not password:
+        token = self.settings.oauth_token
+        if not password and not token:
             return result
         user = self.settings.username or ""
-        secrets = (
-            password,
-            _b64(password),
-            _b64(f"\0{user}\0{password}"),
-        )
+        secrets: tuple[str, ...] = ()
+        if password:
+            secrets += (password, _b64(password), _b64(f"\0{user}\0{password}"))
+        if token:
+            secrets += (token, _b64(xoauth2_response(user, token)))
         reply = result.reply
         for secret in secrets:
             reply = reply.replace(secret, "***")
         return (
             result if reply == result.reply else DeliveryResult(result.outcome, result.code, reply)
         )
+
+
+def xoauth2_response(user: str, token: str) -> str:
+    """The XOAUTH2 initial client response, before base64 (smtplib and imaplib encode it)."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01"
 
 
 def _data_payload(message: bytes) -> bytes:

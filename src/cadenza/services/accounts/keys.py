@@ -27,12 +27,15 @@ from sqlalchemy import select
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sealing import Keyring, SealError, is_sealed, key_from_passphrase, new_key
 from cadenza.services.context import Context
-from cadenza.store.models import AppSecret, DkimKey, Mailbox, Webhook
+from cadenza.store.models import AppSecret, DkimKey, Mailbox, OAuthState, Webhook
 
 # Every column that holds a sealed value: what rotation re-seals and first start seals.
 SEALED_COLUMNS = (
     (Mailbox, "smtp_password"),
     (Mailbox, "imap_password"),
+    (Mailbox, "oauth_access_token"),
+    (Mailbox, "oauth_refresh_token"),
+    (OAuthState, "code_verifier"),
     (Webhook, "secret"),
     (AppSecret, "value"),
     (DkimKey, "private_key"),

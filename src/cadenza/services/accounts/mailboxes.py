@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cadenza.domain.contact_fields import normalize_email
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailTransport, SmtpSecurity
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, MailboxAuth, MailTransport, SmtpSecurity
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
 from cadenza.domain.transport_settings import (
@@ -61,6 +61,9 @@ class MailboxView:
     imap_password: str | None
     per_minute_limit: int
     daily_limit: int
+    # password, or oauth2 (services/oauth): the tokens stay on the row, never in a view.
+    auth_method: str
+    oauth_provider: str | None
     connected: bool
     disconnected_reason: str | None
     next_send_at: datetime | None
@@ -170,6 +173,18 @@ def list_mailboxes(
         return [MailboxView.of(row) for row in session.scalars(query)]
 
 
+def disconnected_mailboxes(ctx: Context, owner_id: int) -> list[MailboxView]:
+    """The owner's mailboxes that wait for them (the banner every page shows): one small
+    indexed read per page."""
+    with ctx.db.read() as session:
+        query = (
+            select(Mailbox)
+            .where(Mailbox.owner_id == owner_id, Mailbox.connected.is_(False))
+            .order_by(Mailbox.id)
+        )
+        return [MailboxView.of(row) for row in session.scalars(query)]
+
+
 def mailboxes_with_imap(ctx: Context) -> list[Mailbox]:
     """The mailboxes whose inbox the poller reads: those with an IMAP host."""
     with ctx.db.read() as session:
@@ -244,14 +259,35 @@ def transport_settings(
     if mailbox.transport == MailTransport.CAPTURE:
         return CaptureSettings()
     security = mailbox.smtp_security
+    oauth = mailbox.auth_method == MailboxAuth.OAUTH2
     return SmtpSettings(
         host=mailbox.smtp_host or "",
         port=mailbox.smtp_port or (465 if security == SmtpSecurity.TLS else 587),
         security=security,
         username=mailbox.smtp_username,
-        password=smtp_password(ctx, mailbox),
+        password=None if oauth else smtp_password(ctx, mailbox),
         timeout=timeout,
+        xoauth2=oauth,
+        oauth_token=oauth_access_token(ctx, mailbox_id) if oauth else None,
     )
+
+
+def oauth_access_token(ctx: Context, mailbox_id: int, *, imap: bool = False) -> str | None:
+    """The clear access token of an OAuth mailbox, for a transport only (services/oauth
+    renews it before it expires). None when disconnected, or when the connection would
+    carry it unencrypted to a host not allowed a plain login (like a password)."""
+    with ctx.db.read() as session:
+        mailbox = fetch(session, Mailbox, mailbox_id)
+        if not mailbox.connected or not mailbox.oauth_access_token:
+            return None
+        host, security = (
+            (mailbox.imap_host, mailbox.imap_security)
+            if imap
+            else (mailbox.smtp_host, mailbox.smtp_security)
+        )
+        if not _may_log_in(ctx, host, security, mailbox.id):
+            return None
+        return open_sealed(ctx, mailbox.oauth_access_token, Mailbox, "oauth_access_token")
 
 
 def imap_password(ctx: Context, mailbox: Mailbox | MailboxView) -> str | None:
@@ -329,6 +365,13 @@ _PASSWORD_BOUND_TO = {
 }
 
 
+# An OAuth mailbox's token goes only to the servers its provider's settings name.
+_OAUTH_BOUND_TO = frozenset(
+    {"transport", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
+     "imap_host", "imap_port", "imap_security", "imap_username"}
+)  # fmt: skip
+
+
 def update_mailbox(
     ctx: Context, mailbox_id: int, changes: dict, actor_id: int | None = None
 ) -> MailboxView:
@@ -384,6 +427,14 @@ def update_mailbox(
                 has_password,
             )
         changed.sort()
+        elsewhere = _OAUTH_BOUND_TO.intersection(changed)
+        if mailbox.auth_method == MailboxAuth.OAUTH2 and elsewhere:
+            # The token is the provider's, for its own servers: never replayed elsewhere.
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"{', '.join(sorted(elsewhere))} of an OAuth mailbox come from its provider "
+                "(CADENZA_OAUTH_* settings): connect it again to change them",
+            )
         check_hosts(ctx, session, actor_id, {f: values[f] for f in changed})
         for field in changed:
             value = values[field]

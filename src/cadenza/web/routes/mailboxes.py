@@ -18,6 +18,8 @@ from cadenza.services.accounts import mailboxes
 from cadenza.services.accounts.connection_tests import ConnectionTests
 from cadenza.services.accounts.mailboxes import MailboxView
 from cadenza.services.analytics.mailbox_health import mailbox_health
+from cadenza.services.oauth import connect as oauth
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -122,6 +124,9 @@ class MailboxOut(BaseModel):
     daily_limit: int
     connected: bool
     disconnected_reason: str | None
+    # password, or oauth2 (connected through a provider; its tokens are never returned)
+    auth_method: str
+    oauth_provider: str | None
     created_at: datetime
 
 
@@ -157,6 +162,8 @@ def mailbox_out(mailbox: MailboxView) -> MailboxOut:
         daily_limit=mailbox.daily_limit,
         connected=mailbox.connected,
         disconnected_reason=mailbox.disconnected_reason,
+        auth_method=mailbox.auth_method,
+        oauth_provider=mailbox.oauth_provider,
         created_at=mailbox.created_at,
     )
 
@@ -324,6 +331,7 @@ def check_connection(
     reconnect, and a failing one is not yet a reason to stop its emails. Tests time out
     after 5 seconds, run at most 4 at once and 6 a minute per user (429 beyond).
     """
+    oauth_tokens.refresh_before_test(ctx, mailbox_id, actor_id=user.id)
     result = tests.run(ctx, mailbox_id, user.id)
     return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
 
@@ -348,3 +356,66 @@ def reconnect_mailbox(
         actor_id=user.id,
     )
     return mailbox_out(mailbox)
+
+
+# -- OAuth 2.0 mailboxes (docs/mailboxes-oauth.md) ---------------------------------------
+
+
+class OAuthStartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    redirect_uri: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^https?://[^\s\x00]+$",
+        description="As registered in the provider's console; default "
+        "CADENZA_PUBLIC_URL/oauth/callback (the web app's own callback).",
+    )
+
+
+class OAuthStartOut(BaseModel):
+    authorization_url: str
+
+
+class OAuthFinishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(max_length=200, pattern=NO_NUL)
+    code: str | None = Field(None, max_length=2000, pattern=NO_NUL)
+    error: str | None = Field(None, max_length=100, pattern=NO_NUL)
+
+
+@router.post(
+    "/mailboxes/oauth/{provider}/start",
+    response_model=OAuthStartOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def start_oauth(
+    provider: Annotated[str, Path(max_length=40)],
+    body: OAuthStartIn,
+    user: ApiWriter,
+    ctx: Ctx,
+) -> OAuthStartOut:
+    """Where to send the user to connect a mailbox: the provider's authorization URL, with
+    PKCE and a state good for this user, once, for a few minutes. 409 while the provider
+    is not configured (the message names the settings)."""
+    redirect = body.redirect_uri or f"{ctx.settings.public_url}/oauth/callback"
+    url = oauth.start_connect(ctx, provider, redirect, actor_id=user.id)
+    return OAuthStartOut(authorization_url=url)
+
+
+@router.post(
+    "/mailboxes/oauth/finish",
+    response_model=MailboxOut,
+    responses=error_responses(401, 403, 409, 422),
+)
+def finish_oauth(
+    body: OAuthFinishIn,
+    user: ApiWriter,
+    ctx: Ctx,
+) -> MailboxOut:
+    """What the provider sent back to the redirect URI (state, code, or error): the
+    mailbox created or updated for the account that consented, connected."""
+    return mailbox_out(
+        oauth.finish_connect(ctx, body.state, body.code, actor_id=user.id, error=body.error)
+    )

@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from cadenza.domain import enums, policy
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.errors import CadenzaError
+from cadenza.services.accounts.mailboxes import disconnected_mailboxes
 from cadenza.web.ui.session import session_of
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -75,9 +76,12 @@ def viewer_zone(request: Request) -> str:
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     user = getattr(request.state, "ui_user", None)
+    # The banner: a disconnected mailbox holds its owner's emails, whatever page they are on.
+    waiting = disconnected_mailboxes(request.app.state.ctx, user.id) if user is not None else []
     page = env.get_template(template).render(
         request=request,
         user=user,
+        disconnected_mailboxes=waiting,
         csrf_token=session_of(request).csrf,
         viewer_zone=viewer_zone(request),
         path=request.url.path,

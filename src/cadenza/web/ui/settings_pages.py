@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
@@ -20,6 +21,8 @@ from cadenza.services.accounts import mailboxes, users
 from cadenza.services.accounts.users import UserView
 from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.context import Context
+from cadenza.services.oauth import connect as oauth
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
@@ -52,6 +55,7 @@ def _page(request: Request, ctx: Context, user: UserView, status_code: int = 200
         transports=[t.value for t in MailTransport],
         securities=[s.value for s in SmtpSecurity],
         roles=[r.value for r in UserRole],
+        oauth_providers=oauth.connectable(ctx),
         **{"new_token": None, "errors": {}, "notices": {}, **state},
     )
 
@@ -153,6 +157,7 @@ def test_mailbox(
     mailbox_id: int = MailboxId,
 ):
     """Logs in with the stored settings and says what the server answered; sends nothing."""
+    oauth_tokens.refresh_before_test(ctx, mailbox_id, actor_id=user.id)
     result = connection_tests(request).run(ctx, mailbox_id, user.id)
     key = f"mailbox-{mailbox_id}"
     if result.outcome is DeliveryOutcome.SENT:
@@ -172,6 +177,46 @@ def reconnect_mailbox(
     return _page(
         request, ctx, user, notices={f"mailbox-{mailbox_id}": "Reconnected: waiting emails go."}
     )
+
+
+def oauth_redirect_uri(ctx: Context) -> str:
+    """Where providers send the user back: registered as is in each provider's console."""
+    return f"{ctx.settings.public_url}/oauth/callback"
+
+
+@router.get("/settings/mailboxes/oauth/{provider}/start")
+def start_oauth(
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
+    provider: str = Path(max_length=40),
+):
+    """ "Connect Google" and the like: off to the provider, with PKCE and a fresh state."""
+    try:
+        url = oauth.start_connect(ctx, provider, oauth_redirect_uri(ctx), actor_id=user.id)
+    except CadenzaError as exc:
+        return _refused(request, ctx, user, "mailbox-new", exc)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/oauth/callback")
+def finish_oauth(
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
+    state: str = "",
+    code: str | None = None,
+    error: str | None = None,
+):
+    """The provider's redirect back: the state must be this user's own, unused, in time."""
+    try:
+        mailbox = oauth.finish_connect(
+            ctx, state[:200], code and code[:2000], actor_id=user.id, error=error and error[:100]
+        )
+    except CadenzaError as exc:
+        return _refused(request, ctx, user, "mailbox-new", exc)
+    notice = f"Connected {mailbox.from_email}: it sends with OAuth 2.0."
+    return _page(request, ctx, user, notices={f"mailbox-{mailbox.id}": notice})
 
 
 @router.post("/settings/users")
