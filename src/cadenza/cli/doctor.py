@@ -30,6 +30,7 @@ from cadenza.engine.transports.factory import transport_for
 from cadenza.services.accounts import dkim, keys, mailboxes
 from cadenza.services.accounts.connection_tests import CHECK_TIMEOUT_SECONDS, check_settings
 from cadenza.services.context import Context
+from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.store import migrate
 
 DNS_TIMEOUT_SECONDS = 3.0
@@ -162,6 +163,7 @@ def mailbox_connections(ctx: Context) -> Iterator[Finding]:
                 f"disconnected: {box.disconnected_reason}",
                 "fix its settings, then reconnect it in Settings",
             )
+        oauth_tokens.refresh_if_due(ctx, box.id)  # as the worker does before it sends
         settings = mailboxes.transport_settings(ctx, box.id, timeout=CHECK_TIMEOUT_SECONDS)
         result = check_settings(settings, transport_for)
         if result.outcome is DeliveryOutcome.SENT:
@@ -177,7 +179,7 @@ def mailbox_connections(ctx: Context) -> Iterator[Finding]:
     for row in mailboxes.mailboxes_with_imap(ctx):
         name = f"mailbox {row.id} {row.from_email}"
         try:
-            client = inbox.connect(row, mailboxes.imap_password(ctx, row))
+            client = inbox.connect(row, inbox.imap_credential(ctx, row))
         except inbox.FAILURES as exc:
             yield Finding(
                 "IMAP",
