@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,10 @@ from cadenza.domain.enums import OAuthProvider, SmtpSecurity
 from cadenza.domain.oauth_providers import PRESETS, configure
 from cadenza.domain.transport_settings import SmtpSettings
 from cadenza.services.oauth import client
+
+
+# Google's preset without its userinfo endpoint: what the ID token alone says (no I/O).
+OFFLINE_GOOGLE = replace(PRESETS[OAuthProvider.GOOGLE], userinfo_url="")
 
 
 def test_presets_ask_for_the_mail_scopes_and_a_refresh_token():
@@ -42,12 +47,11 @@ def test_settings_lay_the_installation_over_the_preset_and_name_what_is_missing(
     assert "s3cret-value" not in repr(generic) and "s3cret-value" not in repr(settings)
     assert [p.provider for p in settings.oauth_providers()] == [OAuthProvider.GENERIC]
     google = settings.oauth_provider("google")
-    assert google.missing == (
-        "CADENZA_OAUTH_GOOGLE_CLIENT_ID",
-        "CADENZA_OAUTH_GOOGLE_AUTHORIZE_URL",
-        "CADENZA_OAUTH_GOOGLE_TOKEN_URL",
-        "CADENZA_OAUTH_GOOGLE_SMTP_HOST",
-    )
+    # Google's endpoints and servers are its preset's: only the registration is missing.
+    assert google.missing == ("CADENZA_OAUTH_GOOGLE_CLIENT_ID",)
+    assert (google.smtp_host, google.imap_host) == ("smtp.gmail.com", "imap.gmail.com")
+    assert settings.oauth_provider("microsoft").token_url.endswith("/oauth2/v2.0/token")
+    assert settings.oauth_provider("generic").authorize_url == "https://auth.corp.example/a"
 
 
 def test_an_unknown_override_or_security_is_refused():
@@ -87,13 +91,13 @@ def test_the_account_is_read_from_the_id_token(claims, expected):
     tokens = client.Tokens(
         "acc-tok-7781", "ref-tok-7781", datetime(2026, 1, 1, tzinfo=UTC), _id_token(claims)
     )
-    assert client.account_email(PRESETS[OAuthProvider.GOOGLE], tokens) == expected
+    assert client.account_email(OFFLINE_GOOGLE, tokens) == expected
     assert "tok-7781" not in repr(tokens)
 
 
 def test_a_garbled_id_token_names_nobody():
     tokens = client.Tokens("at", None, datetime(2026, 1, 1, tzinfo=UTC), "not.a-jwt!.x")
-    assert client.account_email(PRESETS[OAuthProvider.GOOGLE], tokens) is None
+    assert client.account_email(OFFLINE_GOOGLE, tokens) is None
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,15 @@
 """What connecting a mailbox with OAuth 2.0 needs to know about each provider.
 
-A preset holds what does not change between installations: the scopes that let a token
-send over SMTP and read over IMAP, the ports and security of the provider's mail
-servers, the extra authorization parameters that make it hand out a refresh token.
-What belongs to one installation (the client id and secret registered in the
-provider's console) and every endpoint or host comes from the settings
-(`CADENZA_OAUTH_<PROVIDER>_*`, config.py), which `configure` lays over the preset.
-
-The presets name no host: this code base never holds an internet host name (nothing
-here may reach the internet, and a test must never try). The admin copies the
-endpoints from the provider's documentation, as docs/mailboxes-oauth.md walks through;
-the tests point them at the authorization server on loopback.
+A preset holds what does not change between installations: the provider's published
+endpoints, its mail servers with their ports and security, the scopes that let a token
+send over SMTP and read over IMAP, the extra authorization parameters that make it hand
+out a refresh token. What belongs to one installation (the client id and secret
+registered in the provider's console) comes from the settings
+(`CADENZA_OAUTH_<PROVIDER>_CLIENT_ID/_CLIENT_SECRET`, config.py), which `configure`
+lays over the preset; any preset field may be overridden the same way (a Microsoft
+tenant of one's own, or the tests' authorization server on loopback: no test ever
+reaches a provider). The generic provider has no preset endpoints: all come from the
+settings.
 """
 
 from __future__ import annotations
@@ -77,6 +76,12 @@ PRESETS: dict[OAuthProvider, OAuthProviderConfig] = {
         label="Google",
         # The one scope Gmail accepts for SMTP and IMAP; the OpenID ones name the account.
         scopes=("openid", "email", "https://mail.google.com/"),
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        token_url="https://oauth2.googleapis.com/token",
+        revoke_url="https://oauth2.googleapis.com/revoke",
+        userinfo_url="https://openidconnect.googleapis.com/v1/userinfo",
+        smtp_host="smtp.gmail.com",
+        imap_host="imap.gmail.com",
         smtp_port=587,
         smtp_security=SmtpSecurity.STARTTLS,
         imap_port=993,
@@ -95,6 +100,13 @@ PRESETS: dict[OAuthProvider, OAuthProviderConfig] = {
             "https://outlook.office.com/SMTP.Send",
             "https://outlook.office.com/IMAP.AccessAsUser.All",
         ),
+        # The "common" tenant takes work and personal accounts; a single-tenant app
+        # registration sets CADENZA_OAUTH_MICROSOFT_AUTHORIZE_URL/_TOKEN_URL to its own.
+        authorize_url="https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+        token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",
+        userinfo_url="https://graph.microsoft.com/oidc/userinfo",
+        smtp_host="smtp.office365.com",
+        imap_host="outlook.office365.com",
         smtp_port=587,
         smtp_security=SmtpSecurity.STARTTLS,
         imap_port=993,
