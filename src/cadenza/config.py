@@ -110,7 +110,7 @@ class Settings(BaseSettings):
                 raise ValueError("metrics_address must be host:port, e.g. 127.0.0.1:9108")
         return value or None
 
-    # OAuth 2.0 mailboxes (docs/mailboxes-oauth.md): per provider, the client registered
+    # OAuth 2.0 mailboxes (docs/mailboxes.md): per provider, the client registered
     # in its console (CADENZA_OAUTH_<PROVIDER>_CLIENT_ID/_CLIENT_SECRET) and where its
     # endpoints and mail servers are (the presets name no host: set them from the
     # provider's documentation). ADVANCED/TEST: any preset field may be overridden, which

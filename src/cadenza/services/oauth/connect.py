@@ -49,7 +49,7 @@ def provider_config(ctx: Context, provider: str) -> OAuthProviderConfig:
         raise CadenzaError(
             ErrorCode.INVALID_STATE,
             f"{config.label} is not set up on this installation: an admin sets "
-            f"{', '.join(config.missing)} (docs/mailboxes-oauth.md)",
+            f"{', '.join(config.missing)} (docs/mailboxes.md)",
             {"provider": config.provider.value},
         )
     return config

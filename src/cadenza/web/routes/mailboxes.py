@@ -358,7 +358,7 @@ def reconnect_mailbox(
     return mailbox_out(mailbox)
 
 
-# -- OAuth 2.0 mailboxes (docs/mailboxes-oauth.md) ---------------------------------------
+# -- OAuth 2.0 mailboxes (docs/mailboxes.md) ---------------------------------------
 
 
 class OAuthStartIn(BaseModel):
