@@ -55,5 +55,7 @@ def test_the_proxy_on_this_host_is_believed_for_scheme_and_client(sqlite_templat
     assert "strict-transport-security" not in plain.headers
     assert "secure" not in plain.headers["set-cookie"].lower().split("; ")
     assert process.returncode == 0, output
-    # The access log names the client the proxy forwarded, not the proxy.
-    assert f'{CLIENT}:0 - "GET /login HTTP/1.1" 200' in output
+    # The request log names the client the proxy forwarded, not the proxy.
+    lines = [line for line in output.splitlines() if "GET /login 200" in line]
+    assert len(lines) == 2 and f"from {CLIENT} " in lines[0], output
+    assert "from 127.0.0.1 " in lines[1]

@@ -6,6 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cadenza.cli import app
+from cadenza.services import context as context_module
+from cadenza.store.db import Database
 from tests.conftest import widen_cli_consoles
 
 
@@ -27,9 +29,23 @@ def cli(database, monkeypatch, tmp_path):
     monkeypatch.delenv("CADENZA_CONFIG", raising=False)
     widen_cli_consoles(monkeypatch)
     runner = CliRunner()
+    # Each command opens the database as a process would, and a process's pool closes
+    # when it exits: close it after each command here, so no idle connection is left on
+    # PostgreSQL for what counts the database's other sessions (cadenza restore).
+    opened: list[Database] = []
+
+    def tracked(url: str, *args, **kwargs) -> Database:
+        opened.append(Database(url, *args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(context_module, "Database", tracked)
 
     def run(*args, ok=True, env=None):
-        result = runner.invoke(app, [str(a) for a in args], env=env)
+        try:
+            result = runner.invoke(app, [str(a) for a in args], env=env)
+        finally:
+            while opened:
+                opened.pop().dispose()
         output = result.output + (result.stderr if result.stderr_bytes else "")
         assert (result.exit_code == 0) is ok, output
         return output

@@ -89,10 +89,19 @@ def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx, dem
         )
         button = page.locator("#enroll-submit")
         assert button.inner_text().strip() == "Enroll 2 contacts"
+        # The mailbox now sends over SMTP and reads no inbox: the dialog says replies are
+        # not detected, and enrolling is refused until the person confirms it.
+        assert "replies not detected" in page.inner_text("#enroll-dialog")
+        assert "keeps getting the follow-ups" in page.inner_text("#enroll-warnings")
+        page.once("dialog", lambda d: d.accept())
+        button.click()
+        page.wait_for_selector("#error-mailbox:has-text('confirm to enroll anyway')")
+        page.check("#confirm_warnings")
+        page.wait_for_selector("#enroll-submit:not([disabled])")
         tab.shot("enroll-dialog-ready")
         dialogs = []
         page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
-        button.click()
+        page.locator("#enroll-submit").click()
         page.wait_for_selector(".result-list")
         assert dialogs and "Enroll 2 contacts" in dialogs[0]
         assert page.locator(".result-list li.ok").count() == 2

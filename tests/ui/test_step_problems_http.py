@@ -22,7 +22,9 @@ def test_a_server_error_is_shown_with_the_step_the_reply_and_the_time(
     sink,
     worker,
 ):
-    sink.fail_next("MAIL", "554 5.3.0 relay misconfigured: <b>no route</b>")
+    # Refused for this message (a refusal of the mailbox itself would pause the mailbox
+    # instead: test_circuit_breaker.py).
+    sink.fail_next("RCPT", "554 5.3.0 message refused: <b>no route</b>")
     [enrollment_id] = enroll_ids(smtp_world, [smtp_world.contact()])
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
 
@@ -30,7 +32,7 @@ def test_a_server_error_is_shown_with_the_step_the_reply_and_the_time(
     assert (body["state"], body["reason"]) == ("unenrolled", "send_failed")
     [problem] = body["problems"]
     assert (problem["position"], problem["status"], problem["attempts"]) == (1, "failed", 1)
-    assert problem["server_reply"] == "554 5.3.0 relay misconfigured: <b>no route</b>"
+    assert problem["server_reply"] == "554 5.3.0 message refused: <b>no route</b>"
     assert "refused this email permanently (code 554)" in problem["explanation"]
     assert "enrollment ended" in problem["explanation"]
     assert problem["at"].startswith("2026-03-02")
@@ -40,7 +42,7 @@ def test_a_server_error_is_shown_with_the_step_the_reply_and_the_time(
     assert 'id="step-problems"' in page and "What went wrong" in page
     assert "Step 1 · email · Hi Ann" in page and "failed, Mon 02 Mar 2026" in page
     # The server's words are shown as text, never as markup.
-    assert "relay misconfigured: &lt;b&gt;no route&lt;/b&gt;" in page
+    assert "message refused: &lt;b&gt;no route&lt;/b&gt;" in page
 
 
 def test_an_unknown_outcome_says_it_is_not_resent_and_what_to_check(

@@ -17,7 +17,6 @@ from cadenza.domain.oauth_providers import PRESETS, configure
 from cadenza.domain.transport_settings import SmtpSettings
 from cadenza.services.oauth import client
 
-
 # Google's preset without its userinfo endpoint: what the ID token alone says (no I/O).
 OFFLINE_GOOGLE = replace(PRESETS[OAuthProvider.GOOGLE], userinfo_url="")
 

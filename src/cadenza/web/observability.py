@@ -152,10 +152,12 @@ class RequestContext:
                 method = scope.get("method", "")
                 self.metrics.requests.labels(method, route, str(status)).inc()
                 self.metrics.latency.labels(method, route).observe(elapsed)
+                # The client as the trusted proxy forwarded it (uvicorn rewrote the scope).
+                client = (scope.get("client") or ("-", 0))[0]
                 log.info(
-                    "%s %s %s %.1f ms", method, route, status, elapsed * 1000,
+                    "%s %s %s %.1f ms from %s", method, route, status, elapsed * 1000, client,
                     extra={"method": method, "route": route, "status": status,
-                           "duration_ms": round(elapsed * 1000, 1)},
+                           "duration_ms": round(elapsed * 1000, 1), "client": client},
                 )  # fmt: skip
 
 
