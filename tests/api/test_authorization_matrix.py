@@ -90,6 +90,8 @@ RULES: dict[str, tuple] = {
     "DELETE /api/v1/mailboxes/{mailbox_id}": API_HIDDEN_WRITE,
     "GET /api/v1/mailboxes/{mailbox_id}/health": API_HIDDEN_READ,
     "POST /api/v1/mailboxes/{mailbox_id}/test": API_HIDDEN_WRITE,
+    # The scene's mailbox reads no inbox: 422 for whoever may test it at all.
+    "POST /api/v1/mailboxes/{mailbox_id}/test-inbox": (422, 422, 404, 403, 401),
     "POST /api/v1/mailboxes/{mailbox_id}/reconnect": API_HIDDEN_WRITE,
     # -- sequences: shared reading, changed by their owner or an admin
     "POST /api/v1/sequences": API_WRITE,
@@ -217,6 +219,7 @@ RULES: dict[str, tuple] = {
     "GET /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN,
     "POST /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN_WRITE,
     "POST /settings/mailboxes/{mailbox_id}/test": PAGE_HIDDEN_WRITE,
+    "POST /settings/mailboxes/{mailbox_id}/test-inbox": (422, 422, 404, 403, 303),
     "POST /settings/mailboxes/{mailbox_id}/reconnect": PAGE_HIDDEN_WRITE,
     # OAuth: no provider is configured here (409 names the settings); viewers add none
     "GET /settings/mailboxes/oauth/{provider}/start": (409, 409, 409, 403, 303),

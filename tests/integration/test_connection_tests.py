@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.engine.inbox import check_login
 from cadenza.engine.transports.factory import transport_for
 from cadenza.engine.transports.smtp import SmtpTransport
 from cadenza.services.accounts import connection_tests as check
@@ -94,7 +95,7 @@ def test_tests_beyond_the_pool_are_refused_at_once_not_queued(ctx, world, raw_se
         ctx, world.user.id, "sam@corp.example", transport="smtp", smtp_host="127.0.0.1",
         smtp_port=raw_server.port, smtp_security="none",
     )  # fmt: skip
-    tests = ConnectionTests(ctx.clock, transport_for)
+    tests = ConnectionTests(ctx.clock, transport_for, check_login)
     results = []
     running = [
         threading.Thread(target=lambda: results.append(tests.run(ctx, mailbox.id, world.user.id)))

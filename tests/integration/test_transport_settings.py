@@ -16,6 +16,7 @@ from cadenza.domain.transport_settings import (
     SmtpSettings,
     TransportSettings,
 )
+from cadenza.engine.inbox import check_login
 from cadenza.services.accounts import connection_tests, users
 from cadenza.services.accounts.connection_tests import ConnectionTests
 from cadenza.services.accounts.mailboxes import (
@@ -119,7 +120,7 @@ def test_a_test_builds_its_transport_with_a_short_timeout_and_closes_it(ctx, wor
     mailbox = smtp_mailbox(ctx, world.user.id, smtp_username="sam", smtp_password=PASSWORD)
     refused = DeliveryResult(DeliveryOutcome.AUTH_FAILED, 535, "5.7.8 bad credentials")
     factory = RecordingFactory(refused)
-    tests = ConnectionTests(ctx.clock, factory)
+    tests = ConnectionTests(ctx.clock, factory, check_login)
     assert tests.run(ctx, mailbox.id, world.user.id) == refused
     [settings] = factory.made
     assert settings == transport_settings(
@@ -131,7 +132,7 @@ def test_a_test_builds_its_transport_with_a_short_timeout_and_closes_it(ctx, wor
 def test_a_hidden_mailbox_is_refused_before_it_counts_against_the_user(ctx, world):
     outsider = users.create_user(ctx, "outsider@example.com")
     factory = RecordingFactory(DeliveryResult(DeliveryOutcome.SENT, 250, "OK"))
-    tests = ConnectionTests(ctx.clock, factory)
+    tests = ConnectionTests(ctx.clock, factory, check_login)
     for _ in range(connection_tests.PER_USER_PER_MINUTE + 1):
         with pytest.raises(CadenzaError) as hidden:
             tests.run(ctx, world.mailbox.id, outsider.id)

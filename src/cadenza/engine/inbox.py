@@ -14,16 +14,18 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy.exc import SQLAlchemyError
 
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import InboundVerdict, MailboxAuth, SmtpSecurity
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.imap_pinned import PinnedIMAPClient
 from cadenza.services import outbound
-from cadenza.services.accounts.mailboxes import imap_password
+from cadenza.services.accounts.mailboxes import MailboxView, imap_password
 from cadenza.services.context import Context
 from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.services.signals import inbound
@@ -99,6 +101,21 @@ def connect(
         logout(client)
         raise
     return client
+
+
+def check_login(ctx: Context, view: MailboxView) -> DeliveryResult:
+    """A connection test of the inbox: logs in and out, reads nothing. SENT when the
+    server took the login; AUTH_FAILED when it refused the credentials; TRANSIENT when
+    it could not be reached. Never raises on server trouble."""
+    mailbox = cast(Mailbox, view)  # connect reads only the settings both have
+    try:
+        client = connect(mailbox, imap_credential(ctx, mailbox))
+    except LoginError as exc:
+        return DeliveryResult(DeliveryOutcome.AUTH_FAILED, None, f"login refused: {exc}")
+    except FAILURES as exc:
+        return DeliveryResult(DeliveryOutcome.TRANSIENT, None, str(exc) or type(exc).__name__)
+    logout(client)
+    return DeliveryResult(DeliveryOutcome.SENT, None, "logged in: replies can be read")
 
 
 def poll_mailbox(

@@ -10,6 +10,7 @@ import threading
 
 from fastapi import Request
 
+from cadenza.engine.inbox import check_login
 from cadenza.engine.transports.factory import transport_for
 from cadenza.services.accounts.connection_tests import ConnectionTests
 
@@ -20,5 +21,5 @@ def connection_tests(request: Request) -> ConnectionTests:
     state = request.app.state
     with _CREATING:
         if getattr(state, "connection_tests", None) is None:
-            state.connection_tests = ConnectionTests(state.ctx.clock, transport_for)
+            state.connection_tests = ConnectionTests(state.ctx.clock, transport_for, check_login)
         return state.connection_tests

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -20,7 +21,7 @@ from cadenza.domain.clock import Clock
 from cadenza.domain.delivery_outcome import DeliveryResult
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.transport_settings import TransportSettings
-from cadenza.services.accounts.mailboxes import transport_settings
+from cadenza.services.accounts.mailboxes import MailboxView, get_mailbox, transport_settings
 from cadenza.services.context import Context
 
 
@@ -33,6 +34,8 @@ class Checkable(Protocol):
 
 
 TransportFactory = Callable[[TransportSettings], Checkable]
+# engine.inbox.check_login: logs in to a mailbox's inbox and out again.
+InboxCheck = Callable[[Context, MailboxView], DeliveryResult]
 
 # A test is a person waiting on a page: a server that does not answer in this long is
 # as good as down, and a short wait keeps a worker of the web server from being held.
@@ -63,9 +66,12 @@ class ConnectionTests:
     the brakes count across the API and the web pages alike.
     """
 
-    def __init__(self, clock: Clock, make_transport: TransportFactory) -> None:
+    def __init__(
+        self, clock: Clock, make_transport: TransportFactory, check_inbox: InboxCheck
+    ) -> None:
         self._clock = clock
         self._make_transport = make_transport
+        self._check_inbox = check_inbox
         self._pool = threading.BoundedSemaphore(POOL_SIZE)
         self._lock = threading.Lock()
         self._started: dict[int, deque[datetime]] = defaultdict(deque)
@@ -76,6 +82,23 @@ class ConnectionTests:
         settings = transport_settings(
             ctx, mailbox_id, actor_id=user_id, timeout=CHECK_TIMEOUT_SECONDS
         )
+        with self._slot(user_id):
+            return check_settings(settings, self._make_transport)
+
+    def run_inbox(self, ctx: Context, mailbox_id: int, user_id: int) -> DeliveryResult:
+        """Logs in to the mailbox's inbox (IMAP) as the worker would, under the same
+        brakes: whether replies can be read. A mailbox without an inbox is refused."""
+        mailbox = get_mailbox(ctx, mailbox_id, actor_id=user_id)
+        if not mailbox.imap_host:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"mailbox {mailbox_id} has no inbox to test: set its IMAP host first",
+            )
+        with self._slot(user_id):
+            return self._check_inbox(ctx, mailbox)
+
+    @contextmanager
+    def _slot(self, user_id: int) -> Iterator[None]:
         self._count(user_id)
         if not self._pool.acquire(blocking=False):
             raise CadenzaError(
@@ -84,7 +107,7 @@ class ConnectionTests:
                 {"retry_after_seconds": int(CHECK_TIMEOUT_SECONDS)},
             )
         try:
-            return check_settings(settings, self._make_transport)
+            yield
         finally:
             self._pool.release()
 

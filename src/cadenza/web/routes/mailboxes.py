@@ -337,6 +337,25 @@ def check_connection(
 
 
 @router.post(
+    "/mailboxes/{mailbox_id}/test-inbox",
+    response_model=CheckOut,
+    responses=error_responses(401, 403, 404, 422, 429),
+)
+def check_inbox(
+    mailbox_id: MailboxId,
+    user: ApiWriter,
+    ctx: Ctx,
+    tests: ConnectionTests = Depends(connection_tests),
+) -> CheckOut:
+    """Logs in to the mailbox's inbox (IMAP) with the stored settings and out again;
+    reads nothing. `ok`: replies can be read. 422 when the mailbox has no inbox; the
+    same brakes as the SMTP test (429 beyond)."""
+    oauth_tokens.refresh_before_test(ctx, mailbox_id, actor_id=user.id)
+    result = tests.run_inbox(ctx, mailbox_id, user.id)
+    return CheckOut(ok=result.outcome is DeliveryOutcome.SENT, code=result.code, reply=result.reply)
+
+
+@router.post(
     "/mailboxes/{mailbox_id}/reconnect",
     response_model=MailboxOut,
     responses=error_responses(401, 403, 404, 422),

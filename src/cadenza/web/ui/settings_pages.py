@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
-from cadenza.domain.errors import CadenzaError
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.services.accounts import mailboxes, users
 from cadenza.services.accounts.users import UserView
@@ -164,6 +164,27 @@ def test_mailbox(
         return _page(request, ctx, user, notices={key: f"Connection works: {result.reply}"})
     reply = f"{result.code} {result.reply}" if result.code else result.reply
     return _page(request, ctx, user, errors={key: f"Connection failed: {reply}"})
+
+
+@router.post("/settings/mailboxes/{mailbox_id}/test-inbox")
+def test_inbox(
+    request: Request,
+    user: PageWriter,
+    ctx: Ctx,
+    mailbox_id: int = MailboxId,
+):
+    """Logs in to the inbox with the stored settings: whether replies can be read."""
+    key = f"mailbox-{mailbox_id}"
+    oauth_tokens.refresh_before_test(ctx, mailbox_id, actor_id=user.id)
+    try:
+        result = connection_tests(request).run_inbox(ctx, mailbox_id, user.id)
+    except CadenzaError as exc:
+        if exc.code != ErrorCode.VALIDATION_ERROR:
+            raise
+        return _refused(request, ctx, user, key, exc)
+    if result.outcome is DeliveryOutcome.SENT:
+        return _page(request, ctx, user, notices={key: f"Inbox works: {result.reply}"})
+    return _page(request, ctx, user, errors={key: f"Inbox test failed: {result.reply}"})
 
 
 @router.post("/settings/mailboxes/{mailbox_id}/reconnect")
