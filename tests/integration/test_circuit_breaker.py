@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from cadenza.domain.enums import WebhookEvent
 from cadenza.services.accounts.mailboxes import create_mailbox, get_mailbox, reconnect_mailbox
 from cadenza.services.delivery.handover import REFUSALS_IN_A_ROW
-from cadenza.store.models import Enrollment, Mailbox, StepRun
+from cadenza.services.events_out import webhooks
+from cadenza.store.models import Enrollment, Mailbox, StepRun, WebhookDelivery
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink
 
@@ -65,12 +67,22 @@ FAILED = ("unenrolled", "send_failed", "failed", None)
 def test_a_refusal_of_the_mailbox_pauses_it_and_every_enrollment_waits(
     ctx, smtp_world, sink, worker, command, reply
 ):
+    webhook, _ = webhooks.create_webhook(
+        ctx, None, "https://hooks.corp.example/cadenza", [WebhookEvent.MAILBOX_DISCONNECTED]
+    )
     sink.fail_next(command, reply)
     enroll_ids(smtp_world, smtp_world.contacts(3))
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
     mailbox = get_mailbox(ctx, smtp_world.mailbox.id)
     assert not mailbox.connected and reply.split(" ", 1)[1] in mailbox.disconnected_reason
     assert _states(ctx) == [WAITING] * 3 and sink.message_ids() == []
+    # Reported once, however many of its emails were refused or waited.
+    with ctx.db.read() as session:
+        deliveries = session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)
+        ).all()
+    assert [d.event_type for d in deliveries] == ["mailbox.disconnected"]
+    assert deliveries[0].payload["data"]["mailbox_id"] == mailbox.id
     # Fixed and reconnected: all three go, none was lost or failed on the way.
     reconnect_mailbox(ctx, mailbox.id)
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))

@@ -50,6 +50,7 @@ from cadenza.services.enrollment.progress import (
     mark_unknown,
 )
 from cadenza.services.events_out import webhooks
+from cadenza.services.events_out.mailbox_state import mark_disconnected
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 
@@ -395,7 +396,7 @@ def _record_slowly(
         )
         run.due_at = now + backoff(run.attempts)
     elif outcome is DeliveryOutcome.AUTH_FAILED:
-        _hold_for_mailbox(session, claim.mailbox_id, message, run, message.smtp_reply)
+        _hold_for_mailbox(session, ctx, claim.mailbox_id, message, run, message.smtp_reply)
     elif outcome is DeliveryOutcome.UNKNOWN:
         mark_unknown(run, enrollment, message, result.reply)
     elif _refuses_everyone(session, claim.mailbox_id, message, now):
@@ -403,18 +404,23 @@ def _record_slowly(
             f"{REFUSALS_IN_A_ROW} permanent refusals in a row, to different recipients: "
             f"the mailbox is paused until its server is fixed (last: {message.smtp_reply})"
         )
-        _hold_for_mailbox(session, claim.mailbox_id, message, run, reason)
+        _hold_for_mailbox(session, ctx, claim.mailbox_id, message, run, reason)
     else:
         message.status = MessageStatus.FAILED
         fail_step(session, ctx, run, enrollment, message.smtp_reply)
 
 
 def _hold_for_mailbox(
-    session: Session, mailbox_id: int, message: Message, run: StepRun, reason: str | None
+    session: Session,
+    ctx: Context,
+    mailbox_id: int,
+    message: Message,
+    run: StepRun,
+    reason: str | None,
 ) -> None:
     """The server refused the mailbox itself: it is disconnected with the reason, and this
     step waits with its others until someone fixes and reconnects it (nothing fails)."""
-    _disconnect(session, mailbox_id, reason)
+    _disconnect(session, ctx, mailbox_id, reason, ctx.clock.now())
     message.status = MessageStatus.PREPARED
     run.status, run.wait_reason, run.last_error = (
         PENDING,
@@ -464,10 +470,12 @@ def _attempted(
     message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
 
 
-def _disconnect(session: Session, mailbox_id: int, reason: str | None) -> None:
-    """The server refused our credentials: nothing more leaves until they are fixed."""
+def _disconnect(
+    session: Session, ctx: Context, mailbox_id: int, reason: str | None, now: datetime
+) -> None:
+    """The server refused the mailbox itself: nothing more leaves until it is fixed."""
     mailbox = session.get_one(Mailbox, mailbox_id, with_for_update=True)
-    mailbox.connected, mailbox.disconnected_reason = False, reason
+    mark_disconnected(session, ctx, mailbox, reason, now)
 
 
 def _record_reminder(
@@ -485,7 +493,7 @@ def _record_reminder(
         message.status = MessageStatus.UNKNOWN
     else:
         if result.outcome is DeliveryOutcome.AUTH_FAILED:
-            _disconnect(session, claim.mailbox_id, message.smtp_reply)
+            _disconnect(session, ctx, claim.mailbox_id, message.smtp_reply, now)
         message.status = MessageStatus.FAILED
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from cadenza.domain.enums import MailboxAuth, WebhookEvent
+from cadenza.domain.enums import MailboxAuth
 from cadenza.services.accounts.keys import open_sealed, seal
 from cadenza.services.accounts.mailboxes import get_mailbox, oauth_access_token
-from cadenza.services.audit import record
 from cadenza.services.context import Context
-from cadenza.services.events_out import webhooks
+from cadenza.services.events_out.mailbox_state import mark_disconnected
 from cadenza.services.lookup import fetch
 from cadenza.services.oauth import client
 from cadenza.store.models import Mailbox
@@ -91,16 +90,7 @@ def disconnect(ctx: Context, mailbox_id: int, reason: str, sealed_refresh: str |
         mailbox = fetch(session, Mailbox, mailbox_id, for_update=True)
         if not mailbox.connected or mailbox.oauth_refresh_token != sealed_refresh:
             return False
-        mailbox.connected, mailbox.disconnected_reason = False, reason
-        data = {
-            "mailbox_id": mailbox.id,
-            "owner_id": mailbox.owner_id,
-            "from_email": mailbox.from_email,
-            "provider": mailbox.oauth_provider,
-            "reason": reason,
-        }
-        webhooks.emit(session, now, WebhookEvent.MAILBOX_DISCONNECTED, data)
-        record(session, ctx, None, "mailbox.disconnect", "mailbox", mailbox.id, {"reason": reason})
+        mark_disconnected(session, ctx, mailbox, reason, now)
     log.warning("mailbox %s disconnected: %s", mailbox_id, reason)
     return True
 
