@@ -72,19 +72,37 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["tests/integration/test_inbox_matching.py", "tests/integration/test_signals.py"],
         SQLITE_ONLY,
     ),
-    "cadenza.services.delivery": (  # claim, hand-over, record, recovery
+    # The delivery protocol, one module per file: each with the tests that drive it
+    # directly (test_delivery_*), SQLite only; the PostgreSQL races have their own tests
+    # (test_delivery_races) and run in `make test`. MODULE=cadenza.services.delivery
+    # runs all three.
+    "cadenza.services.delivery.claims": (
+        ["src/cadenza/services/delivery/claims.py"],
         [
-            "src/cadenza/services/delivery/claims.py",
-            "src/cadenza/services/delivery/handover.py",
-            "src/cadenza/services/delivery/recovery.py",
-        ],
-        [
+            "tests/integration/test_delivery_claims.py",
             "tests/integration/test_delivery_guarantees.py",
-            "tests/integration/test_delivery_races.py",
             "tests/integration/test_engine.py",
-            "tests/integration/test_one_path_per_effect.py",  # reminders, record_step_sent
+            "tests/integration/test_one_path_per_effect.py",  # reminders
         ],
-        [],
+        SQLITE_ONLY,
+    ),
+    "cadenza.services.delivery.handover": (
+        ["src/cadenza/services/delivery/handover.py"],
+        [
+            "tests/integration/test_delivery_record.py",
+            "tests/integration/test_delivery_guarantees.py",
+            "tests/integration/test_engine.py",
+            "tests/integration/test_one_path_per_effect.py",  # record_step_sent, reminders
+        ],
+        SQLITE_ONLY,
+    ),
+    "cadenza.services.delivery.recovery": (
+        ["src/cadenza/services/delivery/recovery.py"],
+        [
+            "tests/integration/test_delivery_recovery.py",
+            "tests/integration/test_delivery_guarantees.py",
+        ],
+        SQLITE_ONLY,
     ),
     "cadenza.web.ui.session": (
         ["src/cadenza/web/ui/session.py"],
@@ -105,6 +123,14 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ],
         SQLITE_ONLY,
     ),
+}
+# Names that stand for several modules above.
+GROUPS: dict[str, list[str]] = {
+    "cadenza.services.delivery": [
+        "cadenza.services.delivery.claims",
+        "cadenza.services.delivery.handover",
+        "cadenza.services.delivery.recovery",
+    ],
 }
 
 
@@ -134,7 +160,10 @@ def prepare(module: str) -> Path | None:
         **shared,
         "only_mutate": files,
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": [*shared.get("pytest_add_cli_args", []), *extra],
+        "pytest_add_cli_args": [
+            *shared.get("pytest_add_cli_args", []),
+            *extra,
+        ],
     }
     section = "\n".join(f"{key} = {toml_value(value)}" for key, value in settings.items())
     (work / "pyproject.toml").write_text(f"{pyproject.rstrip()}\n\n[tool.mutmut]\n{section}\n")
@@ -177,10 +206,13 @@ def run(module: str) -> Counter | None:
 
 
 def main(argv: list[str]) -> int:
-    wanted = argv or list(MODULES)
+    wanted = [m for name in argv or list(MODULES) for m in GROUPS.get(name, [name])]
     unknown = [m for m in wanted if m not in MODULES]
     if unknown:
-        print(f"unknown module(s) {unknown}; choose from: {', '.join(MODULES)}", file=sys.stderr)
+        print(
+            f"unknown module(s) {unknown}; choose from: {', '.join([*MODULES, *GROUPS])}",
+            file=sys.stderr,
+        )
         return 2
     for module in wanted:
         run(module)
