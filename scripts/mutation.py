@@ -81,8 +81,7 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         [
             "tests/integration/test_delivery_claims.py",
             "tests/integration/test_delivery_guarantees.py",
-            "tests/integration/test_engine.py",
-            "tests/integration/test_one_path_per_effect.py",  # reminders
+            "tests/integration/test_engine.py",  # throttles, send windows, render failures
         ],
         SQLITE_ONLY,
     ),
@@ -91,8 +90,6 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         [
             "tests/integration/test_delivery_record.py",
             "tests/integration/test_delivery_guarantees.py",
-            "tests/integration/test_engine.py",
-            "tests/integration/test_one_path_per_effect.py",  # record_step_sent, reminders
         ],
         SQLITE_ONLY,
     ),

@@ -130,6 +130,15 @@ def test_release_unsent_gives_back_this_workers_unsent_claims_only(ctx, world):
     assert (done.status, done.locked_by) == ("sent", "stopping")  # only "sending" goes back
 
 
+def test_release_unsent_gives_back_only_the_claims_it_is_handed(ctx, world):
+    enroll_ids(world, world.contacts(2))
+    kept, released = claim(ctx, "w", world.mailbox.id, horizon=timedelta(minutes=5))
+    recovery.release_unsent(ctx, [released], "w")
+    assert one(ctx, StepRun, released.run_id).status == "pending"
+    run = one(ctx, StepRun, kept.run_id)
+    assert (run.status, run.locked_by) == ("sending", "w")  # still on its way
+
+
 def test_release_unsent_with_step_claims_only(ctx, world):
     enroll_ids(world, [world.contact()])
     [held] = claim(ctx, "stopping", world.mailbox.id, horizon=timedelta(0))
@@ -216,6 +225,31 @@ def test_next_wakeup_counts_a_future_reminder_of_an_open_unreminded_task(ctx, wo
     assert recovery.next_wakeup(ctx) is None
     write(ctx, Task, task.id, reminded_at=None, status="completed")  # no longer open
     assert recovery.next_wakeup(ctx) is None
+
+
+def test_next_wakeup_skips_reminders_due_now_for_the_next_future_one(ctx, world):
+    now = ctx.clock.now()
+    due_reminder(ctx, world, "a@corp.example")  # due this very instant: the tick sends it
+    later = due_reminder(ctx, world, "b@corp.example")
+    write(ctx, Task, later.id, remind_at=now + timedelta(hours=2))
+    assert recovery.next_wakeup(ctx) == now + timedelta(hours=2)
+
+
+def test_next_wakeup_counts_only_mailboxes_held_with_work_due(ctx, world):
+    """A mailbox's next slot counts only while a pending step or an unsent reminder due
+    now waits for it."""
+    now = ctx.clock.now()
+    write(ctx, Mailbox, world.mailbox.id, next_send_at=now + timedelta(minutes=30))
+    task = due_reminder(ctx, world)
+    write(ctx, Task, task.id, remind_at=now + timedelta(hours=2))  # not yet due
+    assert recovery.next_wakeup(ctx) == now + timedelta(hours=2)
+    write(ctx, Task, task.id, remind_at=now, reminded_at=now)  # due, but already sent
+    assert recovery.next_wakeup(ctx) is None
+    [eid] = enroll_ids(world, [world.contact("a@corp.example")])
+    write(ctx, StepRun, _run_of(ctx, eid).id, status="paused", wait_reason="rate_limit")
+    assert recovery.next_wakeup(ctx) is None  # held once, but no longer pending
+    write(ctx, StepRun, _run_of(ctx, eid).id, status="pending")
+    assert recovery.next_wakeup(ctx) == now + timedelta(minutes=30)
 
 
 def test_next_wakeup_of_a_mailbox_held_by_its_throttle_is_its_next_slot(ctx, world):
