@@ -143,6 +143,22 @@ def test_only_the_owner_of_a_sending_run_hands_its_prepared_message_over(ctx, wo
     assert delivery.hand_over(ctx, held, "w1") is HandOver.GO
 
 
+def test_owning_another_claim_does_not_make_a_worker_the_owner_of_this_one(ctx, world):
+    for c in world.contacts(2):
+        enroll_ids(world, [c])
+    taken, mine = claim(ctx, "w1", world.mailbox.id)
+    write(ctx, StepRun, taken.run_id, locked_by="w2")  # taken over; w1 still holds `mine`
+    assert delivery.hand_over(ctx, taken, "w1") is HandOver.SKIP
+    assert one(ctx, Message, taken.message_pk).status == "prepared"
+    write(ctx, StepRun, taken.run_id, locked_by="w1")
+    assert delivery.hand_over(ctx, taken, "w1") is HandOver.GO
+    write(ctx, StepRun, taken.run_id, locked_by="w2")  # taken over while handing
+    delivery.record_outcomes(ctx, [(taken, SENT)], "w1")
+    assert one(ctx, Message, taken.message_pk).status == "handing"  # the new owner's to say
+    assert one(ctx, StepRun, taken.run_id).status == "sending"
+    assert one(ctx, StepRun, mine.run_id).locked_by == "w1"
+
+
 def test_a_paused_or_ended_enrollment_or_a_disconnected_mailbox_stops_the_hand_over(ctx, world):
     ids = [enroll_ids(world, [c])[0] for c in world.contacts(4)]
     paused, ended, disconnected, others = ids
