@@ -73,9 +73,9 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         SQLITE_ONLY,
     ),
     # The delivery protocol, one module per file: each with the tests that drive it
-    # directly (test_delivery_*), SQLite only; the PostgreSQL races have their own tests
-    # (test_delivery_races) and run in `make test`. MODULE=cadenza.services.delivery
-    # runs all three.
+    # directly (test_delivery_*), on SQLite, and for the hand-over the PostgreSQL races
+    # too (test_delivery_races has no SQLite variant, so `-k` keeps it).
+    # MODULE=cadenza.services.delivery runs all three.
     "cadenza.services.delivery.claims": (
         ["src/cadenza/services/delivery/claims.py"],
         [
@@ -90,6 +90,7 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         [
             "tests/integration/test_delivery_record.py",
             "tests/integration/test_delivery_guarantees.py",
+            "tests/integration/test_delivery_races.py",  # PostgreSQL's row lock at hand-over
         ],
         SQLITE_ONLY,
     ),

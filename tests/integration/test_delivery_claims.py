@@ -114,6 +114,15 @@ def test_mailboxes_with_due_reminders_take_the_earlier_of_step_and_reminder(ctx,
     assert claims.mailboxes_with_due_email(ctx) == [world.mailbox.id, other.id]
 
 
+def test_mailboxes_with_due_reminders_only_are_each_listed(ctx, world):
+    other = second_mailbox(ctx, world)
+    now = ctx.clock.now()
+    first = due_reminder(ctx, world, "a@corp.example", mailbox=other)
+    due_reminder(ctx, world, "b@corp.example")
+    write(ctx, Task, first.id, remind_at=now - timedelta(minutes=5))
+    assert claims.mailboxes_with_due_email(ctx) == [other.id, world.mailbox.id]
+
+
 def test_a_reminder_is_due_only_while_open_unreminded_and_its_time_has_come(ctx, world):
     task = due_reminder(ctx, world)
     now = ctx.clock.now()
