@@ -272,6 +272,65 @@ def test_every_day_without_a_window_claims_a_follow_up_at_any_hour(ctx, world):
     assert held.last_step is True
 
 
+def held_follow_up(ctx, world, settings, at, timezone="UTC"):
+    """A follow-up (step 2) due at `at` under `settings`, claimed then: its run after."""
+    sequence = world.make_sequence(
+        steps=[
+            {"type": "email", "subject": "One", "body": "<p>1</p>"},
+            {"type": "email", "delay_days": 1, "subject": "Two", "body": "<p>2</p>"},
+        ],
+        settings=settings,
+        name=f"Held {len(rows(ctx, Enrollment))}",
+    )
+    [eid] = enroll_ids(world, [world.contact()], sequence, timezone=timezone)
+    ctx.clock.set(at)
+    write(ctx, StepRun, run_of(ctx, eid).id, step_position=2, due_at=at)
+    taken = claim(ctx, "w1", world.mailbox.id)
+    return taken, run_of(ctx, eid)
+
+
+def test_a_weekday_follow_up_without_a_window_waits_for_monday(ctx, world):
+    saturday = ctx.clock.now().replace(day=7, hour=10)
+    taken, run = held_follow_up(ctx, world, {"follow_up_days": "weekdays"}, saturday)
+    assert taken == []
+    assert (run.status, run.wait_reason) == ("pending", "send_window")
+    assert run.due_at.date().isoformat() == "2026-03-09"  # Monday
+
+
+def test_an_every_day_follow_up_still_obeys_its_window(ctx, world):
+    evening = ctx.clock.now().replace(hour=20)
+    window = {"start": "08:00", "end": "18:00"}
+    taken, run = held_follow_up(
+        ctx, world, {"follow_up_days": "every_day", "send_window": window}, evening
+    )
+    assert taken == []
+    assert run.due_at.isoformat() == "2026-03-03T08:00:00+00:00"
+
+
+def test_a_follow_ups_window_is_read_in_the_contacts_timezone(ctx, world):
+    afternoon_in_new_york = ctx.clock.now().replace(hour=20)  # 15:00 in New York
+    window = {"start": "08:00", "end": "18:00"}
+    taken, run = held_follow_up(
+        ctx,
+        world,
+        {"follow_up_days": "weekdays", "send_window": window},
+        afternoon_in_new_york,
+        timezone="America/New_York",
+    )
+    assert [c.run_id for c in taken] == [run.id]
+    assert (run.status, run.wait_reason) == ("sending", None)
+
+
+def test_the_daily_room_counts_this_mailboxs_sends_only(ctx, world):
+    write(ctx, Mailbox, world.mailbox.id, daily_limit=1)
+    [eid] = enroll_ids(world, [world.contact()])
+    other = second_mailbox(ctx, world)
+    sent = _message(ctx, world, "sent", sent_at=ctx.clock.now() - timedelta(hours=1))
+    write(ctx, Message, sent, mailbox_id=other.id)
+    [taken] = claim(ctx, "w1", world.mailbox.id)
+    assert taken.enrollment_id == eid
+
+
 # --- reminders ------------------------------------------------------------------------------
 
 
