@@ -205,10 +205,13 @@ def test_a_claim_of_a_locked_or_idle_mailbox_takes_nothing(ctx, world):
 def test_a_disconnected_mailbox_marks_its_steps_waiting_and_leaves_reminders(ctx, world):
     task = due_reminder(ctx, world)
     [eid] = enroll_ids(world, [world.contact("a@corp.example")])
+    [later] = enroll_ids(world, [world.contact("l@corp.example")])
+    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + timedelta(hours=1))
     write(ctx, Mailbox, world.mailbox.id, connected=False)
     assert claim(ctx, "w1", world.mailbox.id) == []
     run = run_of(ctx, eid)
     assert (run.status, run.wait_reason, run.locked_by) == ("pending", "mailbox_disconnected", None)
+    assert run_of(ctx, later).wait_reason is None  # not due: not marked
     assert one(ctx, Task, task.id).reminded_at is None
     assert rows(ctx, Message) == []
 
@@ -329,6 +332,23 @@ def test_the_daily_room_counts_this_mailboxs_sends_only(ctx, world):
     write(ctx, Message, sent, mailbox_id=other.id)
     [taken] = claim(ctx, "w1", world.mailbox.id)
     assert taken.enrollment_id == eid
+
+
+def test_a_step_that_cannot_render_fails_alone_and_the_claim_goes_on(ctx, world):
+    from cadenza.services.crm.contacts import update_contact
+
+    cleared, kept = world.contact("gone@corp.example"), world.contact("kept@corp.example")
+    cleared_id, kept_id = enroll_ids(world, [cleared, kept])
+    update_contact(ctx, cleared.id, {"email": ""})
+    [taken] = claim(ctx, "w1", world.mailbox.id)  # the failed one first, then the next
+    assert taken.enrollment_id == kept_id
+    run = run_of(ctx, cleared_id)
+    assert (run.status, run.locked_by, run.last_error) == (
+        "failed",
+        None,
+        "could not render (missing_email): the contact has no email address",
+    )
+    assert [m.to_email for m in rows(ctx, Message)] == ["kept@corp.example"]
 
 
 # --- reminders ------------------------------------------------------------------------------
