@@ -195,6 +195,22 @@ def test_a_claim_takes_the_batch_in_due_order(ctx, world):
     assert run_of(ctx, ids[0]).status == "pending"
 
 
+def test_a_claim_takes_this_mailboxs_due_emails_only(ctx, world):
+    [mine] = enroll_ids(world, [world.contact("a@corp.example")])
+    other = second_mailbox(ctx, world)
+    [elsewhere] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
+    [later] = enroll_ids(world, [world.contact("c@corp.example")], mailbox_id=world.mailbox.id)
+    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + timedelta(seconds=1))
+    calls = world.make_sequence(steps=TASK_STEP, name="Calls")
+    [task] = enroll_ids(
+        world, [world.contact("d@corp.example")], calls, mailbox_id=world.mailbox.id
+    )
+    assert [c.enrollment_id for c in claim(ctx, "w1", world.mailbox.id)] == [mine]
+    assert [
+        (run_of(ctx, e).status, run_of(ctx, e).locked_by) for e in (elsewhere, later, task)
+    ] == [("pending", None)] * 3
+
+
 def test_a_claim_of_a_locked_or_idle_mailbox_takes_nothing(ctx, world):
     assert claim(ctx, "w1", world.mailbox.id) == []
     enroll_ids(world, [world.contact()])
