@@ -387,6 +387,8 @@ def test_a_reminder_claim_comes_after_the_steps_and_marks_its_task(ctx, world):
     assert (reminder.step_position, reminder.task_id) == (0, task.id)
     assert (message.status, message.step_run_id) == ("prepared", None)
     assert one(ctx, Task, task.id).reminded_at == now
+    # each takes the mailbox's own spacing (a reminder is never a bulk first step)
+    assert one(ctx, Mailbox, world.mailbox.id).next_send_at == now + timedelta(seconds=12)
     assert claim(ctx, "w2", world.mailbox.id) == []  # at most once
 
 
