@@ -340,6 +340,20 @@ def test_a_follow_ups_window_is_read_in_the_contacts_timezone(ctx, world):
     assert (run.status, run.wait_reason) == ("sending", None)
 
 
+def test_a_follow_up_held_in_new_york_waits_for_the_morning_there(ctx, world):
+    evening_in_new_york = ctx.clock.now().replace(day=3, hour=1)  # Monday 20:00 there
+    window = {"start": "08:00", "end": "18:00"}
+    taken, run = held_follow_up(
+        ctx,
+        world,
+        {"follow_up_days": "weekdays", "send_window": window},
+        evening_in_new_york,
+        timezone="America/New_York",
+    )
+    assert taken == []
+    assert run.due_at.isoformat() == "2026-03-03T13:00:00+00:00"  # 08:00 in New York
+
+
 def test_the_daily_room_counts_this_mailboxs_sends_only(ctx, world):
     write(ctx, Mailbox, world.mailbox.id, daily_limit=1)
     [eid] = enroll_ids(world, [world.contact()])
