@@ -14,7 +14,7 @@ from cadenza.services.delivery import claims
 from cadenza.services.delivery import handover as delivery
 from cadenza.services.delivery.handover import HandOver
 from cadenza.services.enrollment.tasks import create_due_tasks
-from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task
 from tests.conftest import MISSING_ID, enroll_ids
 
 LEASE = timedelta(minutes=1)
@@ -514,4 +514,3 @@ def test_contacts_are_read_for_the_whole_batch(ctx, world):
     for held, contact in zip(taken, contacts, strict=True):
         assert f"Subject: Hi {contact.firstname}".encode() in held.raw
     assert [e.contact_id for e in rows(ctx, Enrollment)] == [c.id for c in contacts]
-    assert rows(ctx, Contact)
