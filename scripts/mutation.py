@@ -2,6 +2,7 @@
 
     make mutation                                  # every module below, one after another
     make mutation MODULE=cadenza.domain.throttle   # one module, with its own fast tests
+    make mutation MODULE=cadenza.services.delivery # a group: its claims, handover, recovery
 
 Each module is mutated by mutmut (its settings: [tool.mutmut] in pyproject.toml) and
 tried against the tests listed for it here only, not the whole suite: that is what
