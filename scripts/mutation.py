@@ -2,6 +2,7 @@
 
     make mutation                                  # every module below, one after another
     make mutation MODULE=cadenza.domain.throttle   # one module, with its own fast tests
+    make mutation MODULE=cadenza.services.delivery # a group: its claims, handover, recovery
 
 Each module is mutated by mutmut (its settings: [tool.mutmut] in pyproject.toml) and
 tried against the tests listed for it here only, not the whole suite: that is what
@@ -72,19 +73,35 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["tests/integration/test_inbox_matching.py", "tests/integration/test_signals.py"],
         SQLITE_ONLY,
     ),
-    "cadenza.services.delivery": (  # claim, hand-over, record, recovery
+    # The delivery protocol, one module per file: each with the tests that drive it
+    # directly (test_delivery_*), on SQLite, and for the hand-over the PostgreSQL races
+    # too (test_delivery_races has no SQLite variant, so `-k` keeps it).
+    # MODULE=cadenza.services.delivery runs all three.
+    "cadenza.services.delivery.claims": (
+        ["src/cadenza/services/delivery/claims.py"],
         [
-            "src/cadenza/services/delivery/claims.py",
-            "src/cadenza/services/delivery/handover.py",
-            "src/cadenza/services/delivery/recovery.py",
-        ],
-        [
+            "tests/integration/test_delivery_claims.py",
             "tests/integration/test_delivery_guarantees.py",
-            "tests/integration/test_delivery_races.py",
-            "tests/integration/test_engine.py",
-            "tests/integration/test_one_path_per_effect.py",  # reminders, record_step_sent
+            "tests/integration/test_engine.py",  # throttles, send windows, render failures
         ],
-        [],
+        SQLITE_ONLY,
+    ),
+    "cadenza.services.delivery.handover": (
+        ["src/cadenza/services/delivery/handover.py"],
+        [
+            "tests/integration/test_delivery_record.py",
+            "tests/integration/test_delivery_guarantees.py",
+            "tests/integration/test_delivery_races.py",  # PostgreSQL's row lock at hand-over
+        ],
+        SQLITE_ONLY,
+    ),
+    "cadenza.services.delivery.recovery": (
+        ["src/cadenza/services/delivery/recovery.py"],
+        [
+            "tests/integration/test_delivery_recovery.py",
+            "tests/integration/test_delivery_guarantees.py",
+        ],
+        SQLITE_ONLY,
     ),
     "cadenza.web.ui.session": (
         ["src/cadenza/web/ui/session.py"],
@@ -105,6 +122,14 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ],
         SQLITE_ONLY,
     ),
+}
+# Names that stand for several modules above.
+GROUPS: dict[str, list[str]] = {
+    "cadenza.services.delivery": [
+        "cadenza.services.delivery.claims",
+        "cadenza.services.delivery.handover",
+        "cadenza.services.delivery.recovery",
+    ],
 }
 
 
@@ -134,7 +159,10 @@ def prepare(module: str) -> Path | None:
         **shared,
         "only_mutate": files,
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": [*shared.get("pytest_add_cli_args", []), *extra],
+        "pytest_add_cli_args": [
+            *shared.get("pytest_add_cli_args", []),
+            *extra,
+        ],
     }
     section = "\n".join(f"{key} = {toml_value(value)}" for key, value in settings.items())
     (work / "pyproject.toml").write_text(f"{pyproject.rstrip()}\n\n[tool.mutmut]\n{section}\n")
@@ -177,10 +205,13 @@ def run(module: str) -> Counter | None:
 
 
 def main(argv: list[str]) -> int:
-    wanted = argv or list(MODULES)
+    wanted = [m for name in argv or list(MODULES) for m in GROUPS.get(name, [name])]
     unknown = [m for m in wanted if m not in MODULES]
     if unknown:
-        print(f"unknown module(s) {unknown}; choose from: {', '.join(MODULES)}", file=sys.stderr)
+        print(
+            f"unknown module(s) {unknown}; choose from: {', '.join([*MODULES, *GROUPS])}",
+            file=sys.stderr,
+        )
         return 2
     for module in wanted:
         run(module)

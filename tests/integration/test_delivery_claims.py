@@ -1,0 +1,516 @@
+"""Claiming due emails (services/delivery/claims.py), driven directly through the service:
+which mailboxes have work and in what order, what one claim takes and leaves, the lease
+it writes, the reminders it claims after the steps, and the lost reminders it settles.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.delivery import claims
+from cadenza.services.delivery import handover as delivery
+from cadenza.services.delivery.handover import HandOver
+from cadenza.services.enrollment.tasks import create_due_tasks
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task
+from tests.conftest import MISSING_ID, enroll_ids
+
+LEASE = timedelta(minutes=1)
+TASK_STEP = [{"type": "task", "task_title": "Call"}]
+ONE_EMAIL = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]
+
+
+def claim(ctx, worker_id, mailbox_id, batch_size=10, horizon=timedelta(minutes=5)):
+    return claims.claim_emails(
+        ctx, mailbox_id, worker_id, batch_size=batch_size, horizon=horizon, lease=LEASE
+    )
+
+
+def rows(ctx, model, *where):
+    with ctx.db.read() as session:
+        return list(session.scalars(select(model).where(*where).order_by(model.id)))
+
+
+def one(ctx, model, pk):
+    with ctx.db.read() as session:
+        return session.get(model, pk)
+
+
+def write(ctx, model, pk, **values):
+    with ctx.db.transaction() as session:
+        session.execute(update(model).where(model.id == pk).values(**values))
+
+
+def run_of(ctx, enrollment_id) -> StepRun:
+    [run] = rows(ctx, StepRun, StepRun.enrollment_id == enrollment_id)
+    return run
+
+
+def due_reminder(ctx, world, email="t@corp.example", mailbox=None):
+    """A task whose reminder is due now (its enrollment sends from `mailbox`): the task."""
+    calls = world.make_sequence(
+        steps=TASK_STEP, settings={"task_reminders": True}, name=f"Calls {email}"
+    )
+    mailbox_id = (mailbox or world.mailbox).id
+    [eid] = enroll_ids(world, [world.contact(email)], calls, mailbox_id=mailbox_id)
+    assert create_due_tasks(ctx) == 1
+    [task] = rows(ctx, Task, Task.enrollment_id == eid)
+    return task
+
+
+def second_mailbox(ctx, world, email="rep2@example.com"):
+    return create_mailbox(ctx, world.user.id, email, from_name="Riley")
+
+
+# --- mailboxes_with_due_email -------------------------------------------------------------
+
+
+def test_mailboxes_with_due_email_most_overdue_first_due_ones_only(ctx, world):
+    [a] = enroll_ids(world, [world.contact("a@corp.example")])
+    other = second_mailbox(ctx, world)
+    third = second_mailbox(ctx, world, "rep3@example.com")
+    [b] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
+    [c] = enroll_ids(world, [world.contact("c@corp.example")], mailbox_id=third.id)
+    now = ctx.clock.now()
+    write(ctx, StepRun, run_of(ctx, a).id, due_at=now)  # due this very instant
+    write(ctx, StepRun, run_of(ctx, b).id, due_at=now - timedelta(hours=2))
+    write(ctx, StepRun, run_of(ctx, c).id, due_at=now - timedelta(hours=1))
+    assert claims.mailboxes_with_due_email(ctx) == [other.id, third.id, world.mailbox.id]
+    assert claims.mailboxes_with_due_email(ctx, limit=2) == [other.id, third.id]
+    write(ctx, StepRun, run_of(ctx, a).id, due_at=now + timedelta(microseconds=1))
+    write(ctx, StepRun, run_of(ctx, c).id, status="paused")
+    assert claims.mailboxes_with_due_email(ctx) == [other.id]
+
+
+def test_mailboxes_with_due_email_leave_out_tasks_but_not_ready_manual_emails(ctx, world):
+    calls = world.make_sequence(steps=TASK_STEP, name="Calls")
+    [eid] = enroll_ids(world, [world.contact()], calls)
+    assert claims.mailboxes_with_due_email(ctx) == []  # a task step is not an email
+    write(ctx, StepRun, run_of(ctx, eid).id, send_ready=True)  # a manual email ready to go
+    assert claims.mailboxes_with_due_email(ctx) == [world.mailbox.id]
+
+
+def test_mailboxes_with_due_reminders_take_the_earlier_of_step_and_reminder(ctx, world):
+    other = second_mailbox(ctx, world)
+    now = ctx.clock.now()
+    task = due_reminder(ctx, world, mailbox=other)  # reminder due now, from `other`
+    [eid] = enroll_ids(world, [world.contact("a@corp.example")], mailbox_id=world.mailbox.id)
+    write(ctx, StepRun, run_of(ctx, eid).id, due_at=now - timedelta(minutes=30))
+    assert claims.mailboxes_with_due_email(ctx) == [world.mailbox.id, other.id]
+    write(ctx, Task, task.id, remind_at=now - timedelta(hours=1))
+    assert claims.mailboxes_with_due_email(ctx) == [other.id, world.mailbox.id]
+    assert claims.mailboxes_with_due_email(ctx, limit=1) == [other.id]
+    # the same mailbox with a step due later than its reminder is ordered by the reminder
+    [late] = enroll_ids(world, [world.contact("l@corp.example")], mailbox_id=other.id)
+    write(ctx, StepRun, run_of(ctx, late).id, due_at=now)
+    assert claims.mailboxes_with_due_email(ctx) == [other.id, world.mailbox.id]
+    # and by the step when the step is the earlier of the two
+    write(ctx, StepRun, run_of(ctx, late).id, due_at=now - timedelta(hours=3))
+    write(ctx, StepRun, run_of(ctx, eid).id, due_at=now - timedelta(hours=2))
+    assert claims.mailboxes_with_due_email(ctx) == [other.id, world.mailbox.id]
+    write(ctx, StepRun, run_of(ctx, late).id, status="paused")
+    assert claims.mailboxes_with_due_email(ctx) == [world.mailbox.id, other.id]
+
+
+def test_mailboxes_with_due_reminders_only_are_each_listed(ctx, world):
+    other = second_mailbox(ctx, world)
+    now = ctx.clock.now()
+    first = due_reminder(ctx, world, "a@corp.example", mailbox=other)
+    due_reminder(ctx, world, "b@corp.example")
+    write(ctx, Task, first.id, remind_at=now - timedelta(minutes=5))
+    assert claims.mailboxes_with_due_email(ctx) == [other.id, world.mailbox.id]
+
+
+def test_a_reminder_is_due_only_while_open_unreminded_and_its_time_has_come(ctx, world):
+    task = due_reminder(ctx, world)
+    now = ctx.clock.now()
+    assert claims.mailboxes_with_due_email(ctx) == [world.mailbox.id]
+    write(ctx, Task, task.id, remind_at=now + timedelta(seconds=1))
+    assert claims.mailboxes_with_due_email(ctx) == []
+    write(ctx, Task, task.id, remind_at=now, reminded_at=now)
+    assert claims.mailboxes_with_due_email(ctx) == []
+    write(ctx, Task, task.id, reminded_at=None, status="completed")
+    assert claims.mailboxes_with_due_email(ctx) == []
+    assert claim(ctx, "w", world.mailbox.id) == []
+
+
+# --- what one claim takes -----------------------------------------------------------------
+
+
+def test_a_claim_says_everything_about_the_email_and_leases_its_run(ctx, world):
+    contact = world.contact("ann@corp.example", firstname="Ann")
+    [eid] = enroll_ids(world, [contact])
+    now = ctx.clock.now()
+    [held] = claim(ctx, "w1", world.mailbox.id)
+    [message] = rows(ctx, Message)
+    run = run_of(ctx, eid)
+    assert held.run_id == run.id and not held.is_reminder
+    assert (held.enrollment_id, held.message_pk, held.mailbox_id) == (eid, message.id,
+                                                                      world.mailbox.id)  # fmt: skip
+    assert (held.slot, held.sender, held.recipient) == (now, "rep@example.com", contact.email)
+    assert held.raw == message.raw.encode("utf-8") and b"Subject: Hi Ann" in held.raw
+    assert held.spacing == timedelta(seconds=6)  # 10 a minute
+    assert held.last_step is False  # two more steps follow
+    assert (held.contact_id, held.sequence_id, held.step_position) == (
+        contact.id,
+        world.sequence.id,
+        1,
+    )
+    assert held.task_id is None
+    assert (message.status, message.step_run_id, message.enrollment_id) == ("prepared", run.id, eid)
+    assert (run.status, run.locked_by, run.locked_until, run.wait_reason) == (
+        "sending",
+        "w1",
+        now + LEASE,
+        None,
+    )
+
+
+def test_the_lease_runs_from_the_send_slot_and_the_last_step_says_so(ctx, world):
+    one_step = world.make_sequence(steps=ONE_EMAIL, name="One")
+    for c in world.contacts(2):
+        enroll_ids(world, [c], one_step)  # one by one: 10 a minute, one every 6 seconds
+    write(ctx, StepRun, rows(ctx, StepRun)[0].id, wait_reason="rate_limit")  # cleared by a claim
+    now = ctx.clock.now()
+    first, second = claim(ctx, "w1", world.mailbox.id)
+    assert (first.slot, second.slot) == (now, now + timedelta(seconds=6))
+    assert first.last_step is True and second.last_step is True
+    runs = {r.id: r for r in rows(ctx, StepRun)}
+    assert runs[first.run_id].locked_until == now + LEASE
+    assert runs[second.run_id].locked_until == now + timedelta(seconds=6) + LEASE
+    assert [r.wait_reason for r in runs.values()] == [None, None]
+    assert one(ctx, Mailbox, world.mailbox.id).next_send_at == now + timedelta(seconds=12)
+
+
+def test_a_claim_takes_the_batch_in_due_order(ctx, world):
+    contacts = world.contacts(3)
+    ids = [enroll_ids(world, [c])[0] for c in contacts]
+    now = ctx.clock.now()
+    for eid, minutes in zip(ids, (1, 3, 2), strict=True):
+        write(ctx, StepRun, run_of(ctx, eid).id, due_at=now - timedelta(minutes=minutes))
+    taken = claim(ctx, "w1", world.mailbox.id, batch_size=2)
+    assert [c.enrollment_id for c in taken] == [ids[1], ids[2]]
+    assert run_of(ctx, ids[0]).status == "pending"
+
+
+def test_a_claim_takes_this_mailboxs_due_emails_only(ctx, world):
+    [mine] = enroll_ids(world, [world.contact("a@corp.example")])
+    other = second_mailbox(ctx, world)
+    [elsewhere] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
+    [later] = enroll_ids(world, [world.contact("c@corp.example")], mailbox_id=world.mailbox.id)
+    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + timedelta(seconds=1))
+    calls = world.make_sequence(steps=TASK_STEP, name="Calls")
+    [task] = enroll_ids(
+        world, [world.contact("d@corp.example")], calls, mailbox_id=world.mailbox.id
+    )
+    assert [c.enrollment_id for c in claim(ctx, "w1", world.mailbox.id)] == [mine]
+    assert [
+        (run_of(ctx, e).status, run_of(ctx, e).locked_by) for e in (elsewhere, later, task)
+    ] == [("pending", None)] * 3
+
+
+def test_a_claim_of_a_locked_or_idle_mailbox_takes_nothing(ctx, world):
+    assert claim(ctx, "w1", world.mailbox.id) == []
+    enroll_ids(world, [world.contact()])
+    assert claim(ctx, "w1", MISSING_ID) == []  # no such mailbox
+    assert len(claim(ctx, "w1", world.mailbox.id)) == 1
+
+
+def test_a_disconnected_mailbox_marks_its_steps_waiting_and_leaves_reminders(ctx, world):
+    task = due_reminder(ctx, world)
+    [eid] = enroll_ids(world, [world.contact("a@corp.example")])
+    [later] = enroll_ids(world, [world.contact("l@corp.example")])
+    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + timedelta(hours=1))
+    write(ctx, Mailbox, world.mailbox.id, connected=False)
+    assert claim(ctx, "w1", world.mailbox.id) == []
+    run = run_of(ctx, eid)
+    assert (run.status, run.wait_reason, run.locked_by) == ("pending", "mailbox_disconnected", None)
+    assert run_of(ctx, later).wait_reason is None  # not due: not marked
+    assert one(ctx, Task, task.id).reminded_at is None
+    assert rows(ctx, Message) == []
+
+
+def test_held_steps_wait_for_the_rate_or_for_the_daily_limit(ctx, world):
+    write(ctx, Mailbox, world.mailbox.id, per_minute_limit=1)
+    ids = [enroll_ids(world, [c])[0] for c in world.contacts(3)]
+    taken = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=30))
+    assert [c.enrollment_id for c in taken] == ids[:1]
+    assert [run_of(ctx, e).wait_reason for e in ids[1:]] == ["rate_limit", "rate_limit"]
+    write(ctx, Mailbox, world.mailbox.id, per_minute_limit=10, daily_limit=2, next_send_at=None)
+    taken = claim(ctx, "w1", world.mailbox.id)
+    assert [c.enrollment_id for c in taken] == ids[1:2]  # one in flight: room for one more
+    assert run_of(ctx, ids[2]).wait_reason == "daily_limit"
+
+
+def test_the_daily_room_counts_the_last_24_hours_only(ctx, world):
+    write(ctx, Mailbox, world.mailbox.id, daily_limit=2)
+    now = ctx.clock.now()
+    _message(ctx, world, "sent", sent_at=now - timedelta(hours=24))  # just out of the window
+    _message(ctx, world, "sent", sent_at=now - timedelta(hours=23, minutes=59))
+    _message(ctx, world, "failed", sent_at=None)  # never left: takes no room
+    ids = [enroll_ids(world, [c])[0] for c in world.contacts(2)]
+    taken = claim(ctx, "w1", world.mailbox.id)
+    assert [c.enrollment_id for c in taken] == ids[:1]
+    assert run_of(ctx, ids[1]).wait_reason == "daily_limit"
+
+
+def test_a_follow_up_is_claimed_only_inside_its_send_window(ctx, world):
+    sequence = world.make_sequence(
+        steps=[
+            {"type": "email", "subject": "One", "body": "<p>1</p>"},
+            {"type": "email", "delay_days": 1, "subject": "Two", "body": "<p>2</p>"},
+        ],
+        settings={"follow_up_days": "weekdays", "send_window": {"start": "08:00", "end": "18:00"}},
+    )
+    first, follow_up = (enroll_ids(world, [c], sequence, timezone="UTC")[0]
+                        for c in world.contacts(2))  # fmt: skip
+    ctx.clock.set(ctx.clock.now().replace(hour=20))  # Monday 20:00 UTC: outside the window
+    write(ctx, StepRun, run_of(ctx, follow_up).id, step_position=2, due_at=ctx.clock.now())
+    [taken] = claim(ctx, "w1", world.mailbox.id)  # the first step is not held back
+    assert (taken.enrollment_id, taken.step_position) == (first, 1)
+    held = run_of(ctx, follow_up)
+    assert (held.status, held.wait_reason) == ("pending", "send_window")
+    assert held.due_at.isoformat() == "2026-03-03T08:00:00+00:00"
+
+
+def test_every_day_without_a_window_claims_a_follow_up_at_any_hour(ctx, world):
+    sequence = world.make_sequence(
+        steps=[
+            {"type": "email", "subject": "One", "body": "<p>1</p>"},
+            {"type": "email", "delay_days": 1, "subject": "Two", "body": "<p>2</p>"},
+        ],
+        settings={"follow_up_days": "every_day"},
+    )
+    [eid] = enroll_ids(world, [world.contact()], sequence, timezone="UTC")
+    ctx.clock.set(ctx.clock.now().replace(day=7, hour=23))  # a Saturday night
+    write(ctx, StepRun, run_of(ctx, eid).id, step_position=2, due_at=ctx.clock.now())
+    [held] = claim(ctx, "w1", world.mailbox.id)
+    assert held.step_position == 2 and held.slot == ctx.clock.now()
+    assert held.last_step is True
+
+
+def held_follow_up(ctx, world, settings, at, timezone="UTC"):
+    """A follow-up (step 2) due at `at` under `settings`, claimed then: its run after."""
+    sequence = world.make_sequence(
+        steps=[
+            {"type": "email", "subject": "One", "body": "<p>1</p>"},
+            {"type": "email", "delay_days": 1, "subject": "Two", "body": "<p>2</p>"},
+        ],
+        settings=settings,
+        name=f"Held {len(rows(ctx, Enrollment))}",
+    )
+    [eid] = enroll_ids(world, [world.contact()], sequence, timezone=timezone)
+    ctx.clock.set(at)
+    write(ctx, StepRun, run_of(ctx, eid).id, step_position=2, due_at=at)
+    taken = claim(ctx, "w1", world.mailbox.id)
+    return taken, run_of(ctx, eid)
+
+
+def test_a_weekday_follow_up_without_a_window_waits_for_monday(ctx, world):
+    saturday = ctx.clock.now().replace(day=7, hour=10)
+    taken, run = held_follow_up(ctx, world, {"follow_up_days": "weekdays"}, saturday)
+    assert taken == []
+    assert (run.status, run.wait_reason) == ("pending", "send_window")
+    assert run.due_at.date().isoformat() == "2026-03-09"  # Monday
+
+
+def test_an_every_day_follow_up_still_obeys_its_window(ctx, world):
+    evening = ctx.clock.now().replace(hour=20)
+    window = {"start": "08:00", "end": "18:00"}
+    taken, run = held_follow_up(
+        ctx, world, {"follow_up_days": "every_day", "send_window": window}, evening
+    )
+    assert taken == []
+    assert run.due_at.isoformat() == "2026-03-03T08:00:00+00:00"
+
+
+def test_a_follow_ups_window_is_read_in_the_contacts_timezone(ctx, world):
+    afternoon_in_new_york = ctx.clock.now().replace(hour=20)  # 15:00 in New York
+    window = {"start": "08:00", "end": "18:00"}
+    taken, run = held_follow_up(
+        ctx,
+        world,
+        {"follow_up_days": "weekdays", "send_window": window},
+        afternoon_in_new_york,
+        timezone="America/New_York",
+    )
+    assert [c.run_id for c in taken] == [run.id]
+    assert (run.status, run.wait_reason) == ("sending", None)
+
+
+def test_a_follow_up_held_in_new_york_waits_for_the_morning_there(ctx, world):
+    evening_in_new_york = ctx.clock.now().replace(day=3, hour=1)  # Monday 20:00 there
+    window = {"start": "08:00", "end": "18:00"}
+    taken, run = held_follow_up(
+        ctx,
+        world,
+        {"follow_up_days": "weekdays", "send_window": window},
+        evening_in_new_york,
+        timezone="America/New_York",
+    )
+    assert taken == []
+    assert run.due_at.isoformat() == "2026-03-03T13:00:00+00:00"  # 08:00 in New York
+
+
+def test_the_daily_room_counts_this_mailboxs_sends_only(ctx, world):
+    write(ctx, Mailbox, world.mailbox.id, daily_limit=1)
+    [eid] = enroll_ids(world, [world.contact()])
+    other = second_mailbox(ctx, world)
+    sent = _message(ctx, world, "sent", sent_at=ctx.clock.now() - timedelta(hours=1))
+    write(ctx, Message, sent, mailbox_id=other.id)
+    [taken] = claim(ctx, "w1", world.mailbox.id)
+    assert taken.enrollment_id == eid
+
+
+def test_a_step_that_cannot_render_fails_alone_and_the_claim_goes_on(ctx, world):
+    from cadenza.services.crm.contacts import update_contact
+
+    cleared, kept = world.contact("gone@corp.example"), world.contact("kept@corp.example")
+    cleared_id, kept_id = enroll_ids(world, [cleared, kept])
+    update_contact(ctx, cleared.id, {"email": ""})
+    [taken] = claim(ctx, "w1", world.mailbox.id)  # the failed one first, then the next
+    assert taken.enrollment_id == kept_id
+    run = run_of(ctx, cleared_id)
+    assert (run.status, run.locked_by, run.last_error) == (
+        "failed",
+        None,
+        "could not render (missing_email): the contact has no email address",
+    )
+    assert [m.to_email for m in rows(ctx, Message)] == ["kept@corp.example"]
+
+
+# --- reminders ------------------------------------------------------------------------------
+
+
+def test_a_reminder_claim_comes_after_the_steps_and_marks_its_task(ctx, world):
+    task = due_reminder(ctx, world)
+    [eid] = enroll_ids(world, [world.contact("a@corp.example")])
+    now = ctx.clock.now()
+    step, reminder = claim(ctx, "w1", world.mailbox.id)
+    assert step.enrollment_id == eid and step.slot == now
+    message = one(ctx, Message, reminder.message_pk)
+    assert reminder.is_reminder and reminder.run_id is None
+    assert reminder.enrollment_id == task.enrollment_id
+    assert (reminder.mailbox_id, reminder.slot) == (world.mailbox.id, now + timedelta(seconds=6))
+    assert (reminder.sender, reminder.recipient) == ("rep@example.com", "rep@example.com")
+    assert reminder.raw == message.raw.encode("utf-8") and b"Task due: Call" in reminder.raw
+    assert reminder.spacing == timedelta(seconds=6)
+    assert (reminder.last_step, reminder.contact_id, reminder.sequence_id) == (False, None, 0)
+    assert (reminder.step_position, reminder.task_id) == (0, task.id)
+    assert (message.status, message.step_run_id) == ("prepared", None)
+    assert one(ctx, Task, task.id).reminded_at == now
+    # each takes the mailbox's own spacing (a reminder is never a bulk first step)
+    assert one(ctx, Mailbox, world.mailbox.id).next_send_at == now + timedelta(seconds=12)
+    assert claim(ctx, "w2", world.mailbox.id) == []  # at most once
+
+
+def test_reminders_are_claimed_in_their_order_within_the_batch_and_this_mailbox(ctx, world):
+    other = second_mailbox(ctx, world)
+    now = ctx.clock.now()
+    late = due_reminder(ctx, world, "l@corp.example")
+    early = due_reminder(ctx, world, "e@corp.example")
+    elsewhere = due_reminder(ctx, world, "x@corp.example", mailbox=other)
+    write(ctx, Task, late.id, remind_at=now - timedelta(minutes=1))
+    write(ctx, Task, early.id, remind_at=now - timedelta(minutes=2))
+    [first] = claim(ctx, "w1", world.mailbox.id, batch_size=1)
+    assert first.task_id == early.id
+    write(ctx, Task, late.id, remind_at=now - timedelta(minutes=2))  # a tie: by id
+    same = due_reminder(ctx, world, "s@corp.example")
+    write(ctx, Task, same.id, remind_at=now - timedelta(minutes=2))
+    ctx.clock.advance(timedelta(minutes=1))
+    assert [c.task_id for c in claim(ctx, "w1", world.mailbox.id)] == [late.id, same.id]
+    assert one(ctx, Task, elsewhere.id).reminded_at is None
+
+
+def test_reminders_take_send_slots_and_daily_room(ctx, world):
+    write(ctx, Mailbox, world.mailbox.id, daily_limit=1)
+    due_reminder(ctx, world, "a@corp.example")
+    due_reminder(ctx, world, "b@corp.example")
+    [only] = claim(ctx, "w1", world.mailbox.id)
+    assert only.is_reminder
+    assert len([t for t in rows(ctx, Task) if t.reminded_at is None]) == 1  # left for later
+
+
+def _message(ctx, world, status, sent_at, step_run_id=None, created_at=None):
+    number = len(rows(ctx, Message))
+    with ctx.db.transaction() as session:
+        message = Message(
+            mailbox_id=world.mailbox.id,
+            step_run_id=step_run_id,
+            message_id=f"<m{number}@example.com>",
+            from_email="rep@example.com",
+            to_email="rep@example.com",
+            subject="Task due: earlier",
+            body_html="<p>earlier</p>",
+            body_text="earlier",
+            status=status,
+            sent_at=sent_at,
+            created_at=created_at or ctx.clock.now(),
+        )
+        session.add(message)
+        session.flush()
+        return message.id
+
+
+def test_lost_reminders_are_settled_once_their_lease_has_passed(ctx, world):
+    now = ctx.clock.now()
+    before = now - LEASE - timedelta(seconds=1)
+    handing = _message(ctx, world, "handing", None, created_at=before)
+    prepared = _message(ctx, world, "prepared", None, created_at=before)
+    fresh = _message(ctx, world, "prepared", None, created_at=now - LEASE)  # not yet lost
+    sent = _message(ctx, world, "sent", now - timedelta(hours=1), created_at=before)
+    enroll_ids(world, [world.contact()])
+    [step] = claim(ctx, "w1", world.mailbox.id)
+    write(ctx, Message, step.message_pk, created_at=before)  # a step's: its lease decides
+    enroll_ids(world, [world.contact("b@corp.example")])
+    claim(ctx, "w2", world.mailbox.id)
+    got = {m.id: m for m in rows(ctx, Message)}
+    assert (got[handing].status, got[handing].smtp_reply) == (
+        "unknown",
+        "the worker stopped while handing it over",
+    )
+    assert (got[prepared].status, got[prepared].smtp_reply) == (
+        "failed",
+        "not sent: the worker stopped before handing it over",
+    )
+    assert (got[fresh].status, got[fresh].smtp_reply) == ("prepared", None)
+    assert (got[sent].status, got[sent].smtp_reply) == ("sent", None)
+    assert got[step.message_pk].status == "prepared"
+
+
+def test_a_lost_reminder_of_another_mailbox_is_left_to_its_own_claim(ctx, world):
+    now = ctx.clock.now()
+    lost = _message(ctx, world, "handing", None, created_at=now - timedelta(hours=1))
+    other = second_mailbox(ctx, world)
+    write(ctx, Message, lost, mailbox_id=other.id)
+    enroll_ids(world, [world.contact()], mailbox_id=world.mailbox.id)
+    claim(ctx, "w1", world.mailbox.id)
+    assert one(ctx, Message, lost).status == "handing"
+    claim(ctx, "w1", other.id)  # nothing due there: nothing settled either
+    assert one(ctx, Message, lost).status == "handing"
+
+
+def test_a_handed_over_reminder_settled_while_in_flight_stops_taking_room(ctx, world):
+    write(ctx, Mailbox, world.mailbox.id, daily_limit=1)
+    due_reminder(ctx, world, "a@corp.example")
+    [reminder] = claim(ctx, "dead", world.mailbox.id)
+    assert delivery.hand_over(ctx, reminder, "dead") is HandOver.GO
+    ctx.clock.advance(LEASE * 2)
+    [eid] = enroll_ids(world, [world.contact("b@corp.example")])
+    [step] = claim(ctx, "w1", world.mailbox.id)  # the dead reminder no longer holds the room
+    assert step.enrollment_id == eid
+    assert one(ctx, Message, reminder.message_pk).status == "unknown"
+
+
+def test_contacts_are_read_for_the_whole_batch(ctx, world):
+    contacts = [world.contact(f"p{i}@corp.example", firstname=f"P{i}") for i in range(3)]
+    for c in contacts:
+        enroll_ids(world, [c])
+    taken = claim(ctx, "w1", world.mailbox.id)
+    assert [c.recipient for c in taken] == [c.email for c in contacts]
+    assert [c.contact_id for c in taken] == [c.id for c in contacts]
+    for held, contact in zip(taken, contacts, strict=True):
+        assert f"Subject: Hi {contact.firstname}".encode() in held.raw
+    assert [e.contact_id for e in rows(ctx, Enrollment)] == [c.id for c in contacts]
