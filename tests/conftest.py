@@ -202,6 +202,7 @@ class World:
         from cadenza.services.sequences import catalog as sequences
 
         self.ctx = ctx
+        self._mailboxes = mailboxes
         self._contacts = contacts
         self._sequences = sequences
         self._users = users
@@ -229,6 +230,22 @@ class World:
     def contacts(self, count: int, prefix: str = "c"):
         return [self.contact(f"{prefix}{i}@corp.example") for i in range(count)]
 
+    def send_over_smtp(self, host, port, *, steps, name, settings=None, **mailbox_fields):
+        """The user's only mailbox becomes an SMTP one at host:port (no TLS), and the
+        world's sequence the given steps: what the tests against a real server share."""
+        from cadenza.store.models import Mailbox
+
+        mailbox = self._mailboxes.create_mailbox(
+            self.ctx, self.user.id, mailbox_fields.pop("address", "rep@corp.example"),
+            transport="smtp", smtp_host=host, smtp_port=port, smtp_security="none",
+            **mailbox_fields,
+        )  # fmt: skip
+        with self.ctx.db.transaction() as session:
+            session.delete(session.get(Mailbox, self.mailbox.id))
+        self.mailbox = mailbox
+        self.sequence = self.make_sequence(steps=steps, settings=settings, name=name)
+        return self
+
 
 @pytest.fixture
 def world(ctx: Context) -> World:
@@ -239,17 +256,8 @@ def world(ctx: Context) -> World:
 def smtp_box(world):
     """The world's rep sends from an SMTP mailbox that reads no inbox (nothing listens
     on its port: for what is decided before a send), instead of the capture one."""
-    from cadenza.services.accounts.mailboxes import create_mailbox
-    from cadenza.store.models import Mailbox
-
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
-        smtp_host="127.0.0.1", smtp_port=2525, smtp_security="none",
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    return mailbox
+    world.send_over_smtp("127.0.0.1", 2525, steps=EMAIL_STEPS, name="Follow-up, SMTP")
+    return world.mailbox
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from sqlalchemy import select
 from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine.worker import Worker, WorkerOptions
-from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.context import Context
 from cadenza.services.delivery.outbox import list_messages, resolve_unknown
 from cadenza.services.operations.backup import backup_taken_at, restore_backup, take_backup
@@ -234,14 +233,7 @@ def sink():
 
 @pytest.fixture
 def smtp_world(world, sink):
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
-        smtp_host=sink.host, smtp_port=sink.port, smtp_security="none",
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(steps=TWO_EMAILS, name="Two emails")
+    world.send_over_smtp(sink.host, sink.port, steps=TWO_EMAILS, name="Two emails")
     return world
 
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from cadenza.domain.enums import WebhookEvent
-from cadenza.services.accounts.mailboxes import create_mailbox, get_mailbox, reconnect_mailbox
+from cadenza.services.accounts.mailboxes import get_mailbox, reconnect_mailbox
 from cadenza.services.delivery.handover import REFUSALS_IN_A_ROW
 from cadenza.services.events_out import webhooks
-from cadenza.store.models import Enrollment, Mailbox, StepRun, WebhookDelivery
+from cadenza.store.models import Enrollment, StepRun, WebhookDelivery
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink
 
@@ -29,15 +29,9 @@ def sink():
 
 @pytest.fixture
 def smtp_world(world, sink):
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp", smtp_host=sink.host,
-        smtp_port=sink.port, smtp_security="none", per_minute_limit=60,
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(steps=ONE_STEP, name="One step")
-    return world
+    return world.send_over_smtp(
+        sink.host, sink.port, steps=ONE_STEP, name="One step", per_minute_limit=60
+    )
 
 
 def _states(ctx):

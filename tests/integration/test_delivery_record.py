@@ -9,10 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
-from cadenza.services.delivery import claims
 from cadenza.services.delivery import handover as delivery
 from cadenza.services.delivery.handover import MAX_ATTEMPTS, HandOver, SentStep
 from cadenza.services.enrollment import control as enrollment_control
@@ -28,9 +26,8 @@ from cadenza.store.models import (
     WebhookDelivery,
 )
 from tests.conftest import enroll_ids
+from tests.support.rows import LEASE, ONE_EMAIL, claim, one, rows, write
 
-LEASE = timedelta(minutes=1)
-ONE_EMAIL = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]
 TASK_STEP = [{"type": "task", "task_title": "Call"}]
 SENT = DeliveryResult(DeliveryOutcome.SENT, 250, "2.0.0 OK queued")
 BUSY = DeliveryResult(DeliveryOutcome.TRANSIENT, 451, "4.3.0 try later")
@@ -43,27 +40,6 @@ BAD_LOGIN = DeliveryResult(DeliveryOutcome.AUTH_FAILED, 535, "5.7.8 credentials 
 def settings(settings):
     """Webhooks here are only written, never sent: a loopback address is enough."""
     return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
-
-
-def claim(ctx, worker_id, mailbox_id, batch_size=10, horizon=timedelta(minutes=5)):
-    return claims.claim_emails(
-        ctx, mailbox_id, worker_id, batch_size=batch_size, horizon=horizon, lease=LEASE
-    )
-
-
-def rows(ctx, model, *where):
-    with ctx.db.read() as session:
-        return list(session.scalars(select(model).where(*where).order_by(model.id)))
-
-
-def one(ctx, model, pk):
-    with ctx.db.read() as session:
-        return session.get(model, pk)
-
-
-def write(ctx, model, pk, **values):
-    with ctx.db.transaction() as session:
-        session.execute(update(model).where(model.id == pk).values(**values))
 
 
 def handed(ctx, world, worker_id="w1", sequence=None, email="ann@corp.example"):

@@ -10,38 +10,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
-
-from cadenza.services.delivery import claims, recovery
 from cadenza.services.delivery import handover as delivery
+from cadenza.services.delivery import recovery
 from cadenza.services.delivery.handover import HandOver
 from cadenza.services.enrollment.tasks import create_due_tasks
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task
 from tests.conftest import enroll_ids
+from tests.support.rows import LEASE, claim, one, rows, write
 
-LEASE = timedelta(minutes=1)
 TASK_STEP = [{"type": "task", "task_title": "Call"}]
-
-
-def claim(ctx, worker_id, mailbox_id, batch_size=10, horizon=timedelta(minutes=5)):
-    return claims.claim_emails(
-        ctx, mailbox_id, worker_id, batch_size=batch_size, horizon=horizon, lease=LEASE
-    )
-
-
-def rows(ctx, model, *where):
-    with ctx.db.read() as session:
-        return list(session.scalars(select(model).where(*where).order_by(model.id)))
-
-
-def one(ctx, model, pk):
-    with ctx.db.read() as session:
-        return session.get(model, pk)
-
-
-def write(ctx, model, pk, **values):
-    with ctx.db.transaction() as session:
-        session.execute(update(model).where(model.id == pk).values(**values))
 
 
 def due_reminder(ctx, world, email="t@corp.example"):

@@ -5,11 +5,11 @@ from email.parser import BytesParser
 from email.policy import default
 
 import pytest
-from sqlalchemy import select
 
-from cadenza.services.accounts.mailboxes import create_mailbox, reconnect_mailbox, update_mailbox
+from cadenza.services.accounts.mailboxes import reconnect_mailbox, update_mailbox
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from tests.conftest import enroll_ids
+from tests.support.rows import rows
 from tests.support.smtp_sink import SmtpSink
 
 ONE_STEP = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]
@@ -24,21 +24,15 @@ def sink():
 @pytest.fixture
 def smtp_world(world, sink):
     """The world's user sends from a real SMTP mailbox; step 1 only."""
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
-        smtp_host=sink.host, smtp_port=sink.port, smtp_security="none",
-        smtp_username="rep", smtp_password="s3cret-pass",
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:  # make it the user's only mailbox
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(steps=ONE_STEP, name="One step")
+    world.send_over_smtp(
+        sink.host,
+        sink.port,
+        steps=ONE_STEP,
+        name="One step",
+        smtp_username="rep",
+        smtp_password="s3cret-pass",
+    )
     return world
-
-
-def rows(ctx, model, *where):
-    with ctx.db.transaction() as session:
-        return list(session.scalars(select(model).where(*where).order_by(model.id)))
 
 
 def test_sends_each_message_once_over_one_connection(ctx, smtp_world, sink, worker):

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 from cadenza.domain.enums import EventKind, StepWaitReason
-from cadenza.services.accounts.mailboxes import create_mailbox, update_mailbox
+from cadenza.services.accounts.mailboxes import update_mailbox
 from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.signals.effects import Signal, record_signal
 from cadenza.services.signals.inbox_cursors import Cursor, record_error, save_cursor
-from cadenza.store.models import Mailbox, Message
+from cadenza.store.models import Message
 from tests.conftest import MISSING_ID, Api, assert_error, enroll_ids
 from tests.support.smtp_sink import SmtpSink
 
@@ -28,15 +28,15 @@ def sink():
 @pytest.fixture
 def smtp_world(world, sink):
     """The world's user sends from a real SMTP mailbox allowed one email a minute."""
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
-        smtp_host=sink.host, smtp_port=sink.port, smtp_security="none",
-        smtp_username="rep", smtp_password="s3cret-pass", per_minute_limit=1,
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:  # make it the user's only mailbox
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(steps=ONE_STEP, name="One step")
+    world.send_over_smtp(
+        sink.host,
+        sink.port,
+        steps=ONE_STEP,
+        name="One step",
+        smtp_username="rep",
+        smtp_password="s3cret-pass",
+        per_minute_limit=1,
+    )
     return world
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import event
 
 from cadenza.engine.inbox_poller import InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
-from cadenza.services.accounts.mailboxes import create_mailbox, update_mailbox
+from cadenza.services.accounts.mailboxes import update_mailbox
 from cadenza.services.monitoring import heartbeat, state
 from cadenza.store.models import Mailbox
 from cadenza.web.app import create_app, create_metrics_app
@@ -40,15 +40,14 @@ def sink():
 @pytest.fixture
 def smtp_world(world, sink):
     """The world's user sends from a real SMTP mailbox, through a two-step sequence."""
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
-        smtp_host=sink.host, smtp_port=sink.port, smtp_security="none",
-        smtp_username="rep", smtp_password="s3cret-pass",
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(steps=TWO_STEPS, name="Two steps")
+    world.send_over_smtp(
+        sink.host,
+        sink.port,
+        steps=TWO_STEPS,
+        name="Two steps",
+        smtp_username="rep",
+        smtp_password="s3cret-pass",
+    )
     world.ctx.settings = world.ctx.settings.model_copy(update={"metrics_token": SecretStr(TOKEN)})
     return world
 

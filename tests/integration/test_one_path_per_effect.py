@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from cadenza.domain.enums import EventKind
 from cadenza.domain.inbound.postmark import ProviderEvent
@@ -37,6 +36,7 @@ from cadenza.store.models import (
     WebhookDelivery,
 )
 from tests.conftest import crash_while_handing_over, enroll_ids
+from tests.support.rows import rows
 from tests.support.signals import enrollment, send_first_emails
 
 ONE_STEP = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]
@@ -46,11 +46,6 @@ ONE_STEP = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "
 def settings(settings):
     """Webhooks here are only written, never sent: a loopback address is enough."""
     return settings.model_copy(update={"outbound_allow": "127.0.0.1"})
-
-
-def rows(ctx, model, *where):
-    with ctx.db.read() as session:
-        return list(session.scalars(select(model).where(*where).order_by(model.id)))
 
 
 # --- unsubscribe ------------------------------------------------------------------------

@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from cadenza.domain.errors import ErrorCode
-from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_user
 from cadenza.services.delivery.outbox import RETRY_LIMIT, retry_messages
-from cadenza.store.models import AuditEntry, Contact, Enrollment, Mailbox, Message, StepRun
+from cadenza.store.models import AuditEntry, Contact, Enrollment, Message, StepRun
 from tests.conftest import code_of, crash_while_handing_over, enroll_ids
 from tests.support.smtp_sink import SmtpSink
 
@@ -31,15 +30,7 @@ def sink():
 
 @pytest.fixture
 def smtp_world(world, sink):
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp", smtp_host=sink.host,
-        smtp_port=sink.port, smtp_security="none",
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(steps=TWO_STEPS, name="Two steps")
-    return world
+    return world.send_over_smtp(sink.host, sink.port, steps=TWO_STEPS, name="Two steps")
 
 
 def _one(ctx, model, *where):

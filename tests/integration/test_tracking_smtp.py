@@ -13,9 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.enrollment.tasks import TaskEdits, complete_task, list_tasks
-from cadenza.store.models import Contact, Enrollment, Mailbox
+from cadenza.store.models import Contact, Enrollment
 from cadenza.web.app import create_app
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink
@@ -37,15 +36,12 @@ def sink():
 
 @pytest.fixture
 def smtp_world(world, sink):
-    mailbox = create_mailbox(
-        world.ctx, world.user.id, "rep@corp.example", transport="smtp",
-        smtp_host=sink.host, smtp_port=sink.port, smtp_security="none",
-    )  # fmt: skip
-    with world.ctx.db.transaction() as session:  # make it the user's only mailbox
-        session.delete(session.get(Mailbox, world.mailbox.id))
-    world.mailbox = mailbox
-    world.sequence = world.make_sequence(
-        steps=STEPS, settings={"track_clicks": True, "track_opens": True}, name="Tracked"
+    world.send_over_smtp(
+        sink.host,
+        sink.port,
+        steps=STEPS,
+        settings={"track_clicks": True, "track_opens": True},
+        name="Tracked",
     )
     return world
 

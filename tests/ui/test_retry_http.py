@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from cadenza.services.accounts.mailboxes import create_mailbox
-from cadenza.store.models import Mailbox, Message
+from cadenza.store.models import Message
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink
 
@@ -20,13 +19,7 @@ ONE_STEP = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "
 def failed_two(ctx, world, worker):
     """Two emails refused for good by a real SMTP server."""
     with SmtpSink() as sink:
-        create_mailbox(
-            ctx, world.user.id, "rep@corp.example", transport="smtp", smtp_host=sink.host,
-            smtp_port=sink.port, smtp_security="none",
-        )  # fmt: skip
-        with ctx.db.transaction() as session:
-            session.delete(session.get(Mailbox, world.mailbox.id))
-        world.sequence = world.make_sequence(steps=ONE_STEP, name="One")
+        world.send_over_smtp(sink.host, sink.port, steps=ONE_STEP, name="One")
         sink.fail_next("RCPT", "550 5.1.1 no such user", times=2)
         enroll_ids(world, world.contacts(2))
         worker.run_until(ctx.clock.now() + timedelta(minutes=1))  # the mailbox's spacing
