@@ -261,6 +261,25 @@ def smtp_box(world):
 
 
 @pytest.fixture
+def oauth_server():
+    """The OAuth 2.0 authorization server on loopback (tests/support/oauth_server.py),
+    consenting as the world's rep."""
+    from tests.support.oauth_server import OAuthServer
+
+    with OAuthServer(login_as="rep@example.com") as server:
+        yield server
+
+
+@pytest.fixture
+def oauth_sink(oauth_server):
+    """An SMTP sink that takes AUTH XOAUTH2 with a token the server says is live."""
+    from tests.support.smtp_sink import SmtpSink
+
+    with SmtpSink(oauth=oauth_server.is_live) as server:
+        yield server
+
+
+@pytest.fixture
 def worker(ctx):
     from cadenza.engine.worker import Worker, WorkerOptions
 

@@ -18,20 +18,7 @@ from tests.conftest import enroll_ids
 from tests.integration.test_oauth_mailboxes import REDIRECT, TWO_STEPS, connect, finish
 from tests.support.dovecot import Dovecot
 from tests.support.inbound_mail import inbound_mail
-from tests.support.oauth_server import OAuthServer, google_preset_settings
-from tests.support.smtp_sink import SmtpSink
-
-
-@pytest.fixture
-def oauth_server():
-    with OAuthServer(login_as="rep@example.com") as server:
-        yield server
-
-
-@pytest.fixture
-def sink(oauth_server):
-    with SmtpSink(oauth=oauth_server.is_live) as server:
-        yield server
+from tests.support.oauth_server import google_preset_settings
 
 
 @pytest.fixture
@@ -44,24 +31,24 @@ def dovecot(oauth_server):
 
 
 @pytest.fixture
-def settings(settings, oauth_server, sink, dovecot):
+def settings(settings, oauth_server, oauth_sink, dovecot):
     imap = {
         "oauth_google_imap_host": dovecot.host,
         "oauth_google_imap_port": dovecot.port,
         "oauth_google_imap_security": "none",
     }
-    return google_preset_settings(settings, oauth_server, sink, REDIRECT, **imap)
+    return google_preset_settings(settings, oauth_server, oauth_sink, REDIRECT, **imap)
 
 
 def test_a_reply_is_read_over_imap_xoauth2_and_ends_the_enrollment(
-    ctx, world, worker, sink, dovecot, oauth_server
+    ctx, world, worker, oauth_sink, dovecot, oauth_server
 ):
     mailbox = finish(ctx, world.user.id, connect(ctx, world.user.id))
     assert (mailbox.imap_host, mailbox.imap_port) == (dovecot.host, dovecot.port)
     sequence = world.make_sequence(steps=TWO_STEPS)
     [eid] = enroll_ids(world, [world.contact()], sequence=sequence, mailbox_id=mailbox.id)
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    assert len(sink.messages) == 1
+    assert len(oauth_sink.messages) == 1
     with ctx.db.read() as session:
         message = session.scalars(select(Message).where(Message.enrollment_id == eid)).one()
         message_id, subject = message.message_id, message.subject

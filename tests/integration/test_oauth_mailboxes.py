@@ -23,8 +23,7 @@ from cadenza.services.events_out import webhooks
 from cadenza.services.oauth import connect as oauth
 from cadenza.store.models import Mailbox, StepRun, WebhookDelivery
 from tests.conftest import enroll_ids
-from tests.support.oauth_server import OAuthServer, google_preset_settings
-from tests.support.smtp_sink import SmtpSink
+from tests.support.oauth_server import google_preset_settings
 
 REDIRECT = "http://127.0.0.1:8000/oauth/callback"
 TWO_STEPS = [
@@ -34,20 +33,8 @@ TWO_STEPS = [
 
 
 @pytest.fixture
-def oauth_server():
-    with OAuthServer(login_as="rep@example.com") as server:
-        yield server
-
-
-@pytest.fixture
-def sink(oauth_server):
-    with SmtpSink(oauth=oauth_server.is_live) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings, oauth_server, sink):
-    return google_preset_settings(settings, oauth_server, sink, REDIRECT)
+def settings(settings, oauth_server, oauth_sink):
+    return google_preset_settings(settings, oauth_server, oauth_sink, REDIRECT)
 
 
 def connect(ctx, user_id: int, provider: str = "google"):
@@ -86,7 +73,7 @@ def test_the_authorization_url_carries_pkce_s256_and_a_state_but_never_the_verif
     assert query["scope"] == ["openid email https://mail.google.com/"]
 
 
-def test_connect_sends_over_xoauth2_with_sealed_tokens(ctx, world, worker, sink):
+def test_connect_sends_over_xoauth2_with_sealed_tokens(ctx, world, worker, oauth_sink):
     mailbox = finish(ctx, world.user.id, connect(ctx, world.user.id))
     assert mailbox.id == world.mailbox.id  # the rep's mailbox for that address, now OAuth
     assert (mailbox.auth_method, mailbox.oauth_provider) == (MailboxAuth.OAUTH2, "google")
@@ -102,11 +89,11 @@ def test_connect_sends_over_xoauth2_with_sealed_tokens(ctx, world, worker, sink)
     sequence = world.make_sequence(steps=TWO_STEPS[:1])
     enroll_ids(world, [world.contact()], sequence=sequence, mailbox_id=mailbox.id)
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    [sent] = sink.messages
+    [sent] = oauth_sink.messages
     assert sent.mail_from == "rep@example.com" and sent.rcpt_tos == ("ann@corp.example",)
 
 
-def test_a_bad_token_is_refused_by_the_server_and_the_mailbox_waits(ctx, world, worker, sink):
+def test_a_bad_token_is_refused_by_the_server_and_the_mailbox_waits(ctx, world, worker, oauth_sink):
     mailbox = finish(ctx, world.user.id, connect(ctx, world.user.id))
     with ctx.db.transaction() as session:  # a token the server never issued
         from cadenza.services.accounts.keys import seal
@@ -116,7 +103,7 @@ def test_a_bad_token_is_refused_by_the_server_and_the_mailbox_waits(ctx, world, 
     sequence = world.make_sequence(steps=TWO_STEPS[:1])
     enroll_ids(world, [world.contact()], sequence=sequence, mailbox_id=mailbox.id)
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    assert sink.messages == []
+    assert oauth_sink.messages == []
     after = get_mailbox(ctx, mailbox.id)
     assert not after.connected and "535" in after.disconnected_reason
     with ctx.db.read() as session:
@@ -128,16 +115,16 @@ def test_a_bad_token_is_refused_by_the_server_and_the_mailbox_waits(ctx, world, 
 
 
 def test_the_token_is_refreshed_before_it_expires_and_sending_goes_on(
-    ctx, world, worker, sink, oauth_server
+    ctx, world, worker, oauth_sink, oauth_server
 ):
     mailbox = finish(ctx, world.user.id, connect(ctx, world.user.id))
     first = raw_mailbox(ctx, mailbox.id)
     sequence = world.make_sequence(steps=TWO_STEPS)
     enroll_ids(world, [world.contact()], sequence=sequence, mailbox_id=mailbox.id)
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    assert len(sink.messages) == 1 and oauth_server.refreshes == 0
+    assert len(oauth_sink.messages) == 1 and oauth_server.refreshes == 0
     worker.run_until(ctx.clock.now() + timedelta(days=4))  # the access token ran out
-    assert len(sink.messages) == 2 and oauth_server.refreshes == 1
+    assert len(oauth_sink.messages) == 2 and oauth_server.refreshes == 1
     second = raw_mailbox(ctx, mailbox.id)
     assert second.oauth_access_token != first.oauth_access_token
     assert second.oauth_refresh_token != first.oauth_refresh_token  # rotated
@@ -145,7 +132,7 @@ def test_the_token_is_refreshed_before_it_expires_and_sending_goes_on(
 
 
 def test_revoked_consent_disconnects_steps_wait_an_event_goes_out_and_reconnecting_resumes(
-    ctx, world, worker, sink, oauth_server
+    ctx, world, worker, oauth_sink, oauth_server
 ):
     webhook, _ = webhooks.create_webhook(
         ctx, None, "http://127.0.0.1:9/hooks", [WebhookEvent.MAILBOX_DISCONNECTED]
@@ -154,11 +141,11 @@ def test_revoked_consent_disconnects_steps_wait_an_event_goes_out_and_reconnecti
     sequence = world.make_sequence(steps=TWO_STEPS)
     [eid] = enroll_ids(world, [world.contact()], sequence=sequence, mailbox_id=mailbox.id)
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    assert len(sink.messages) == 1
+    assert len(oauth_sink.messages) == 1
 
     assert oauth_server.revoke_grants("rep@example.com") == 1  # the owner withdrew consent
     worker.run_until(ctx.clock.now() + timedelta(days=4))
-    assert len(sink.messages) == 1
+    assert len(oauth_sink.messages) == 1
     after = get_mailbox(ctx, mailbox.id)
     assert not after.connected and "invalid_grant" in after.disconnected_reason
     with ctx.db.read() as session:
@@ -176,7 +163,7 @@ def test_revoked_consent_disconnects_steps_wait_an_event_goes_out_and_reconnecti
     again = finish(ctx, world.user.id, connect(ctx, world.user.id))
     assert again.id == mailbox.id and again.connected
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
-    assert len(sink.messages) == 2
+    assert len(oauth_sink.messages) == 2
 
 
 def test_a_state_is_good_once_for_its_own_user_before_it_expires(ctx, world):

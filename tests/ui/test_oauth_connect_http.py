@@ -13,29 +13,16 @@ import pytest
 
 from cadenza.services.accounts import mailboxes
 from cadenza.services.oauth import tokens
-from tests.support.oauth_server import OAuthServer, google_preset_settings
-from tests.support.smtp_sink import SmtpSink
+from tests.support.oauth_server import google_preset_settings
 from tests.ui.conftest import Ui, set_password
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-def oauth_server():
-    with OAuthServer(login_as="rep@example.com") as server:
-        yield server
-
-
-@pytest.fixture
-def sink(oauth_server):
-    with SmtpSink(oauth=oauth_server.is_live) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings, oauth_server, sink):
+def settings(settings, oauth_server, oauth_sink):
     return google_preset_settings(
-        settings, oauth_server, sink, f"{PUBLIC_URL}/oauth/callback", public_url=PUBLIC_URL
+        settings, oauth_server, oauth_sink, f"{PUBLIC_URL}/oauth/callback", public_url=PUBLIC_URL
     )
 
 
@@ -90,14 +77,16 @@ def test_a_callback_with_someone_elses_or_no_state_is_refused_with_a_message(rep
     assert unknown.status_code == 404 and "no OAuth provider" in unknown.text
 
 
-def test_test_connection_renews_an_expired_token_first(rep_ui, ctx, world, oauth_server, sink):
+def test_test_connection_renews_an_expired_token_first(
+    rep_ui, ctx, world, oauth_server, oauth_sink
+):
     connect_from_settings(rep_ui)
     ctx.clock.advance(timedelta(hours=2))  # past the token's hour, by our clock
     tested = rep_ui.client.post(
         f"/settings/mailboxes/{world.mailbox.id}/test", data={"csrf_token": rep_ui.token}
     )
     assert "Connection works" in tested.text
-    assert oauth_server.refreshes == 1 and sink.message_count == 0
+    assert oauth_server.refreshes == 1 and oauth_sink.message_count == 0
 
 
 def test_the_api_starts_and_finishes_a_connect(ctx, world, oauth_server):
