@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from cadenza.domain.enums import WebhookEvent
 from cadenza.services.accounts.mailboxes import get_mailbox, reconnect_mailbox
-from cadenza.services.delivery.handover import REFUSALS_IN_A_ROW
+from cadenza.services.delivery.handover import REFUSALS_IN_A_ROW, REFUSALS_WITHIN
 from cadenza.services.events_out import webhooks
-from cadenza.store.models import Enrollment, StepRun, WebhookDelivery
+from cadenza.store.models import DeliveryAttempt, Enrollment, StepRun, WebhookDelivery
 from tests.conftest import enroll_ids
 from tests.support.smtp_sink import SmtpSink
 
@@ -117,3 +117,58 @@ def test_refusals_spread_over_more_than_a_day_do_not_pause_it(ctx, smtp_world, s
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
     assert get_mailbox(ctx, smtp_world.mailbox.id).connected
     assert _states(ctx) == [FAILED] * REFUSALS_IN_A_ROW
+
+
+def _attempt_times(ctx):
+    with ctx.db.read() as session:
+        return list(session.scalars(select(DeliveryAttempt.at).order_by(DeliveryAttempt.id)))
+
+
+def test_a_refusal_exactly_a_day_old_is_out_of_the_run(ctx, smtp_world, sink, worker):
+    sink.fail_next("DATA", "550 error in processing", times=REFUSALS_IN_A_ROW)
+    enroll_ids(smtp_world, smtp_world.contacts(REFUSALS_IN_A_ROW - 1))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    first, _ = _attempt_times(ctx)
+    ctx.clock.set(first + REFUSALS_WITHIN)  # the first refusal is now exactly a day old
+    enroll_ids(smtp_world, smtp_world.contacts(1, prefix="later"))
+    worker.tick()
+    assert _attempt_times(ctx)[-1] == first + REFUSALS_WITHIN
+    assert get_mailbox(ctx, smtp_world.mailbox.id).connected
+
+
+def test_a_success_in_between_breaks_the_run(ctx, smtp_world, sink, worker):
+    # refused, accepted, refused, refused: never three refusals in a row.
+    sink.fail_next("DATA", "550 error in processing")
+    enroll_ids(smtp_world, smtp_world.contacts(2))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    sink.fail_next("DATA", "550 error in processing", times=2)
+    enroll_ids(smtp_world, smtp_world.contacts(2, prefix="later"))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    assert get_mailbox(ctx, smtp_world.mailbox.id).connected
+    assert _states(ctx) == [FAILED, SENT, FAILED, FAILED]
+
+
+def test_a_success_before_the_run_does_not_hide_it(ctx, smtp_world, sink, worker):
+    enroll_ids(smtp_world, smtp_world.contacts(1))  # accepted first
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    sink.fail_next("DATA", "550 error in processing", times=REFUSALS_IN_A_ROW)
+    enroll_ids(smtp_world, smtp_world.contacts(REFUSALS_IN_A_ROW, prefix="later"))
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    assert not get_mailbox(ctx, smtp_world.mailbox.id).connected
+    assert _states(ctx) == [SENT, *[FAILED] * (REFUSALS_IN_A_ROW - 1), WAITING]
+
+
+def test_refusals_from_another_mailbox_are_not_counted(ctx, smtp_world, sink, worker):
+    from cadenza.services.accounts.mailboxes import create_mailbox
+
+    other = create_mailbox(
+        ctx, smtp_world.user.id, "team@corp.example", transport="smtp", smtp_host=sink.host,
+        smtp_port=sink.port, smtp_security="none", per_minute_limit=60,
+    )  # fmt: skip
+    sink.fail_next("DATA", "550 error in processing", times=REFUSALS_IN_A_ROW)
+    enroll_ids(smtp_world, smtp_world.contacts(REFUSALS_IN_A_ROW - 1), mailbox_id=other.id)
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    enroll_ids(smtp_world, smtp_world.contacts(1, prefix="mine"), mailbox_id=smtp_world.mailbox.id)
+    worker.run_until(ctx.clock.now() + timedelta(minutes=5))
+    assert get_mailbox(ctx, smtp_world.mailbox.id).connected
+    assert get_mailbox(ctx, other.id).connected  # its own two: not yet a run
