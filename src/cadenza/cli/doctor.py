@@ -24,6 +24,7 @@ from rich.table import Table
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.cli.public_url import LOOPBACK
 from cadenza.domain.delivery_outcome import DeliveryOutcome
+from cadenza.domain.enums import MailTransport
 from cadenza.domain.errors import CadenzaError
 from cadenza.engine import inbox
 from cadenza.engine.transports.factory import transport_for
@@ -151,55 +152,62 @@ def schema(ctx: Context) -> Iterator[Finding]:
 
 def mailbox_connections(ctx: Context) -> Iterator[Finding]:
     for box in mailboxes.list_mailboxes(ctx):
-        name = f"mailbox {box.id} {box.from_email}"
-        if box.transport != "smtp":
-            yield Finding("sending", name, Verdict.OK, f"{box.transport}: sends nothing real")
-            continue
-        if not box.connected:
-            yield Finding(
-                "sending",
-                name,
-                Verdict.FAIL,
-                f"disconnected: {box.disconnected_reason}",
-                "fix its settings, then reconnect it in Settings",
-            )
-        oauth_tokens.refresh_if_due(ctx, box.id)  # as the worker does before it sends
-        settings = mailboxes.transport_settings(ctx, box.id, timeout=CHECK_TIMEOUT_SECONDS)
-        result = check_settings(settings, transport_for)
-        if result.outcome is DeliveryOutcome.SENT:
-            yield Finding("SMTP", name, Verdict.OK, f"{box.smtp_host}: {result.reply}")
-        else:
-            yield Finding(
-                "SMTP",
-                name,
-                Verdict.FAIL,
-                f"{box.smtp_host}: {result.code or ''} {result.reply}".strip(),
-                "check the SMTP host, port, security, username and password",
-            )
-    for row in mailboxes.mailboxes_with_imap(ctx):
-        name = f"mailbox {row.id} {row.from_email}"
-        try:
-            client = inbox.connect(row, inbox.imap_credential(ctx, row))
-        except inbox.FAILURES as exc:
-            yield Finding(
-                "IMAP",
-                name,
-                Verdict.FAIL,
-                f"{row.imap_host}: {exc}",
-                "check the IMAP host, port, security, username and password",
-            )
-        else:
-            inbox.logout(client)
-            yield Finding("IMAP", name, Verdict.OK, f"{row.imap_host}: logged in; replies are read")
-    for box in mailboxes.list_mailboxes(ctx):
-        if mailboxes.misses_replies(box):
-            yield Finding(
-                "IMAP",
-                f"mailbox {box.id} {box.from_email}",
-                Verdict.WARN,
-                "no inbox is read: a contact who replies keeps getting follow-ups",
-                "add the mailbox's IMAP settings in Settings",
-            )
+        yield from _sending(ctx, box)
+        yield from _inbox(ctx, box)
+
+
+def _sending(ctx: Context, box: mailboxes.MailboxView) -> Iterator[Finding]:
+    name = f"mailbox {box.id} {box.from_email}"
+    if box.transport != MailTransport.SMTP:
+        yield Finding("sending", name, Verdict.OK, f"{box.transport}: sends nothing real")
+        return
+    if not box.connected:
+        yield Finding(
+            "sending",
+            name,
+            Verdict.FAIL,
+            f"disconnected: {box.disconnected_reason}",
+            "fix its settings, then reconnect it in Settings",
+        )
+    oauth_tokens.refresh_if_due(ctx, box.id)  # as the worker does before it sends
+    settings = mailboxes.transport_settings(ctx, box.id, timeout=CHECK_TIMEOUT_SECONDS)
+    result = check_settings(settings, transport_for)
+    if result.outcome is DeliveryOutcome.SENT:
+        yield Finding("SMTP", name, Verdict.OK, f"{box.smtp_host}: {result.reply}")
+    else:
+        yield Finding(
+            "SMTP",
+            name,
+            Verdict.FAIL,
+            f"{box.smtp_host}: {result.code or ''} {result.reply}".strip(),
+            "check the SMTP host, port, security, username and password",
+        )
+
+
+def _inbox(ctx: Context, box: mailboxes.MailboxView) -> Iterator[Finding]:
+    """The same login as the settings page's "Test inbox" (engine.inbox.check_login)."""
+    name = f"mailbox {box.id} {box.from_email}"
+    if mailboxes.misses_replies(box):
+        yield Finding(
+            "IMAP",
+            name,
+            Verdict.WARN,
+            "no inbox is read: a contact who replies keeps getting follow-ups",
+            "add the mailbox's IMAP settings in Settings",
+        )
+    if not box.imap_host:
+        return
+    result = inbox.check_login(ctx, box)
+    if result.outcome is DeliveryOutcome.SENT:
+        yield Finding("IMAP", name, Verdict.OK, f"{box.imap_host}: logged in; replies are read")
+    else:
+        yield Finding(
+            "IMAP",
+            name,
+            Verdict.FAIL,
+            f"{box.imap_host}: {result.reply}",
+            "check the IMAP host, port, security, username and password",
+        )
 
 
 TxtLookup = Callable[[str], list[str]]
