@@ -41,6 +41,9 @@ protocols = imap
 listen = 127.0.0.1
 {ssl}
 disable_plaintext_auth = no
+# A refused login answers at once (dovecot waits 2 s by default): the tests of wrong
+# passwords need the refusal, not the brake.
+auth_failure_delay = 0
 auth_mechanisms = plain login{oauth_mechanisms}
 default_internal_user = {internal}
 default_internal_group = {internal_group}
