@@ -95,7 +95,10 @@ class Ui:
 def set_password(ctx, user_id: int, password: str) -> None:
     """Gives an existing user (the world's rep) a password to sign in with."""
     with ctx.db.transaction() as session:
-        session.get(User, user_id).password_hash = hash_password(password)
+        # at the context's cost (the cheap one in tests), as create_user hashes
+        session.get(User, user_id).password_hash = hash_password(
+            password, ctx.settings.password_hash_cost
+        )
 
 
 @pytest.fixture

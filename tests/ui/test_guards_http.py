@@ -27,7 +27,9 @@ from tests.ui.conftest import Ui
 
 def signed_in(ctx, world, email: str) -> Ui:
     with ctx.db.transaction() as session:
-        session.query(User).filter_by(email=email).one().password_hash = hash_password("pw")
+        session.query(User).filter_by(email=email).one().password_hash = hash_password(
+            "pw", ctx.settings.password_hash_cost
+        )
     ui = Ui(ctx, world)
     assert ui.login(email, "pw").status_code == 303
     return ui
@@ -65,7 +67,9 @@ def test_a_session_ends_after_its_maximum_age(ctx, world, age, signed_in_still):
 
 def test_signing_in_replaces_the_csrf_token_of_the_login_form(ctx, world):
     with ctx.db.transaction() as session:
-        session.get(User, world.user.id).password_hash = hash_password("pw")
+        session.get(User, world.user.id).password_hash = hash_password(
+            "pw", ctx.settings.password_hash_cost
+        )
     ui = Ui(ctx, world)
     before = ui.csrf("/login")  # what the login page showed (and a third party could see)
     answer = ui.client.post(
