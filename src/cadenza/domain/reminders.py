@@ -57,7 +57,9 @@ class ReminderPrefs:
             hour = _whole(changes["digest_hour"], "digest_hour", 0, 23)
         if timing is ReminderTiming.BEFORE and minutes == 0 and "minutes_before" in changes:
             timing = ReminderTiming.AT_DUE  # "0 minutes before" is at the due time
-        return ReminderPrefs(timing, minutes if timing is ReminderTiming.BEFORE else 0, digest, hour)
+        return ReminderPrefs(
+            timing, minutes if timing is ReminderTiming.BEFORE else 0, digest, hour
+        )
 
     def remind_at(self, due_at: datetime, created_at: datetime) -> datetime | None:
         """When to remind of a task due at `due_at`, made at `created_at` (None: never)."""
