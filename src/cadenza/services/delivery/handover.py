@@ -208,7 +208,7 @@ def _begin_handing(
     now = ctx.clock.now()
     if claim.enrollment_id is None:  # a task digest
         state = None
-        connected = _CONNECTED.run(connection, {"mailbox_id": claim.mailbox_id}).scalar()
+        (connected,) = _CONNECTED.run(connection, {"mailbox_id": claim.mailbox_id}).fetchone()
     else:
         state, connected = (
             (_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)

@@ -12,7 +12,7 @@ message row in the outbox.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -151,6 +151,13 @@ def open_tasks_until(user_id: int, end: datetime) -> tuple[Any, ...]:
     return (Task.owner_id == user_id, Task.status == TaskStatus.OPEN, Task.due_at < end)
 
 
+def _made(session: Session, keys: list[tuple[int, date]]) -> set[tuple[int, date]]:
+    """Which of these (user, local day) digests are recorded already."""
+    key = tuple_(TaskDigest.user_id, TaskDigest.local_date)
+    found = session.execute(select(TaskDigest.user_id, TaskDigest.local_date).where(key.in_(keys)))
+    return {(user_id, day) for user_id, day in found}
+
+
 def make_due_digests(ctx: Context) -> int:
     """Records the digest of every user whose digest hour has come today and who has none
     for today yet; returns how many are waiting to be sent. Each is its own transaction:
@@ -165,15 +172,7 @@ def make_due_digests(ctx: Context) -> int:
                 due.append((user.id, day, zone))
         if not due:
             return 0
-        made = set(
-            session.execute(
-                select(TaskDigest.user_id, TaskDigest.local_date).where(
-                    tuple_(TaskDigest.user_id, TaskDigest.local_date).in_(
-                        [(user_id, day) for user_id, day, _ in due]
-                    )
-                )
-            ).tuples()
-        )
+        made = _made(session, [(user_id, day) for user_id, day, _ in due])
     pending = 0
     for user_id, day, zone in due:
         if (user_id, day) in made:
@@ -218,13 +217,7 @@ def next_digest_moment(ctx: Context) -> datetime | None:
             return None
         zones = {user.id: zone_of(ctx, user) for user in users}
         today = {user.id: now.astimezone(zones[user.id]).date() for user in users}
-        made = set(
-            session.execute(
-                select(TaskDigest.user_id, TaskDigest.local_date).where(
-                    tuple_(TaskDigest.user_id, TaskDigest.local_date).in_(list(today.items()))
-                )
-            ).tuples()
-        )
+        made = _made(session, list(today.items()))
     moments = [
         next_digest_at(now, u.digest_hour, zones[u.id], sent_today=(u.id, today[u.id]) in made)
         for u in users
