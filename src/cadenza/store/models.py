@@ -41,6 +41,7 @@ from cadenza.domain.enums import (
     MailboxAuth,
     MessageStatus,
     OAuthProvider,
+    ReminderTiming,
     StepRunStatus,
     StepWaitReason,
     TaskStatus,
@@ -85,8 +86,8 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deactivated_at: Mapped[datetime | None]
     # Task reminders and the daily digest (domain/reminders.py, migration 0017).
-    reminder_timing: Mapped[str] = mapped_column(
-        String(20), default="at_due", server_default="at_due"
+    reminder_timing: Mapped[ReminderTiming] = mapped_column(
+        StrEnumType(ReminderTiming), default=ReminderTiming.AT_DUE, server_default="at_due"
     )
     reminder_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     digest_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -102,7 +102,7 @@ def update_preferences(
         authorize(session, actor_id, Resource.PREFERENCES, Action.UPDATE, [user_id])
         user = fetch(session, User, user_id, for_update=True)
         prefs = prefs_of(user).changed(changes)
-        user.reminder_timing = str(prefs.timing)
+        user.reminder_timing = prefs.timing
         user.reminder_minutes = prefs.minutes_before
         user.digest_enabled = prefs.digest
         user.digest_hour = prefs.digest_hour
