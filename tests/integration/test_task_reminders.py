@@ -19,7 +19,7 @@ from cadenza.services.accounts.users import create_user
 from cadenza.services.enrollment import reminders
 from cadenza.store.models import Mailbox, Message, Task, TaskDigest
 from tests.conftest import crash_while_handing_over, enroll_ids, spaced_ok
-from tests.support.rows import rows, write
+from tests.support.rows import claim, one, rows, write
 from tests.support.smtp_sink import SmtpSink
 
 CALL = [{"type": "task", "task_title": "Call {{ contact.firstname }}"}]
@@ -151,3 +151,22 @@ def test_who_gets_no_digest_and_why(ctx, rep, worker):
     by_user = {d.user_id: d.status for d in rows(ctx, TaskDigest)}
     assert by_user == {rep.user.id: DigestStatus.NO_TASKS, boxless.id: DigestStatus.NO_MAILBOX}
     assert rows(ctx, Message) == []
+
+
+def test_a_clean_stop_gives_an_unsent_digest_back_and_it_goes_once(ctx, world, worker):
+    from cadenza.services.delivery import recovery
+
+    reminders.update_preferences(ctx, world.user.id, {"digest": True, "timing": "none"})
+    calls = world.make_sequence(steps=CALL, name="Calls")
+    enroll_ids(world, [world.contact()], calls)
+    worker.run_until(DIGEST_HOUR_UTC - timedelta(minutes=1))
+    ctx.clock.set(DIGEST_HOUR_UTC)
+    reminders.make_due_digests(ctx)
+    [held] = claim(ctx, "stopping", world.mailbox.id)
+    assert held.digest_id is not None and held.enrollment_id is None
+    recovery.release_unsent(ctx, [held], "stopping")
+    [row] = rows(ctx, TaskDigest)
+    assert (row.status, row.message_id, rows(ctx, Message)) == (DigestStatus.PENDING, None, [])
+    worker.run_until(DIGEST_HOUR_UTC + timedelta(hours=1))
+    [sent] = rows(ctx, Message)  # the capture mailbox: stored and counted as sent
+    assert sent.status == MessageStatus.SENT and sent.id == one(ctx, TaskDigest, row.id).message_id
