@@ -48,7 +48,7 @@ from cadenza.services.delivery.compose import (
     compose_digest,
     compose_reminder,
 )
-from cadenza.services.enrollment import reminders
+from cadenza.services.enrollment import reminders as task_reminders
 from cadenza.services.enrollment.progress import fail_step
 from cadenza.store.models import (
     Contact,
@@ -354,9 +354,9 @@ def _prepare_digests(
     A day whose tasks were all done meanwhile sends nothing (the digest says why)."""
     claimed = []
     for (digest, owner), slot in zip(digests, slots, strict=False):
-        zone = reminders.zone_of(ctx, owner)
+        zone = task_reminders.zone_of(ctx, owner)
         _, end = day_bounds(digest.local_date, zone)
-        where = reminders.open_tasks_until(owner.id, end)
+        where = task_reminders.open_tasks_until(owner.id, end)
         total = session.scalar(select(func.count()).select_from(Task).where(*where)) or 0
         digest.task_count, digest.claimed_at = total, now
         if not total:
