@@ -244,6 +244,10 @@ RULES: dict[str, tuple] = {
     "POST /automation/rules": PAGE_ADMIN,
     "POST /automation/rules/{rule_id}/enabled": PAGE_ADMIN,
     "GET /automation/rules/{rule_id}": (200, 403, 403, 403, 303),
+    # -- one's own task reminder and digest preferences, viewers too
+    "GET /api/v1/me/preferences": API_READ,
+    "PATCH /api/v1/me/preferences": API_READ,
+    "POST /settings/preferences": PAGE,
 }
 
 
@@ -581,6 +585,8 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             }
         },
         "POST /automation/rules/{rule_id}/enabled": lambda: {"data": {"enabled": "off"}},
+        "PATCH /api/v1/me/preferences": lambda: {"json": {"digest": True}},
+        "POST /settings/preferences": lambda: {"data": {"timing": "at_due", "digest_hour": "8"}},
     }
     make = bodies.get(route)
     return make() if make else {}

@@ -24,6 +24,7 @@ from cadenza.services.accounts.users import (
     set_active,
 )
 from cadenza.services.analytics.mailbox_health import mailbox_health
+from cadenza.services.enrollment.reminders import get_preferences, update_preferences
 
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -115,6 +116,49 @@ def token_revoke(
         console.print(f"token {token_id} revoked")
     else:
         raise typer.BadParameter("give a TOKEN_ID or --all")
+
+
+@user_app.command("prefs")
+@fails_cleanly
+def user_prefs(
+    timing: str = typer.Option(
+        None, help="Task reminders: none, at_due or before (with --minutes-before)."
+    ),
+    minutes_before: int = typer.Option(None, help="Minutes before a task is due (0-10080)."),
+    digest: bool = typer.Option(
+        None, "--digest/--no-digest", help="A daily email of the day's tasks."
+    ),
+    digest_hour: int = typer.Option(None, help="The local hour of the digest (0-23)."),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Show your task reminder and daily digest preferences; with options, change them."""
+    ctx = make_context()
+    user = acting_user(ctx, as_user)
+    given = {
+        "timing": timing,
+        "minutes_before": minutes_before,
+        "digest": digest,
+        "digest_hour": digest_hour,
+    }
+    changes = {key: value for key, value in given.items() if value is not None}
+    if changes:
+        prefs = update_preferences(ctx, user.id, changes, actor_id=user.id)
+    else:
+        prefs = get_preferences(ctx, user.id, actor_id=user.id)
+    when = {"none": "never", "at_due": "when due"}.get(
+        prefs.timing, f"{prefs.minutes_before} minutes before due"
+    )
+    console.print(f"task reminders: {when}")
+    if not prefs.digest:
+        console.print("daily digest: off")
+    elif prefs.digest_mailbox is None:
+        console.print("daily digest: on, but you have no mailbox: none is sent")
+    else:
+        console.print(
+            f"daily digest: at {prefs.digest_hour:02d}:00 {prefs.timezone}, "
+            f"from {prefs.digest_mailbox}",
+            highlight=False,
+        )
 
 
 @token_app.command("create")

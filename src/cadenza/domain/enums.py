@@ -280,3 +280,22 @@ class AutomationTrigger(StrEnum):
     REPLIED = "replied"
     MEETING_BOOKED = "meeting_booked"
     BOUNCED = "bounced"
+
+
+class ReminderTiming(StrEnum):
+    """When a user is reminded of a task (a sequence with task reminders on): never, when
+    it falls due, or some minutes before (docs/task-reminders.md)."""
+
+    NONE = "none"
+    AT_DUE = "at_due"
+    BEFORE = "before"
+
+
+class DigestStatus(StrEnum):
+    """A user's daily task digest for one local day: waiting for its mailbox's send slot,
+    claimed (its message row says what became of it), or not sent and why."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    NO_TASKS = "no_tasks"
+    NO_MAILBOX = "no_mailbox"

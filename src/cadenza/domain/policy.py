@@ -46,6 +46,7 @@ class Resource(StrEnum):
     TOKEN = "token"
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
+    PREFERENCES = "preferences"  # a user's task reminder and digest preferences
 
 
 class Action(StrEnum):
@@ -126,6 +127,8 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.DKIM_KEY, A.DELETE): Who.ADMIN,
     (R.SUPPRESSION, A.READ): Who.ADMIN,
     (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
+    (R.PREFERENCES, A.READ): Who.SELF,  # one's own reminders and digest, viewers too
+    (R.PREFERENCES, A.UPDATE): Who.SELF,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -24,7 +24,7 @@ from cadenza.services.delivery import claims, recovery
 from cadenza.services.delivery.claims import ClaimedEmail
 from cadenza.services.delivery.handover import Finished, HandOver, hand_over, record_outcomes
 from cadenza.services.delivery.recovery import release_unsent
-from cadenza.services.enrollment import list_jobs, tasks
+from cadenza.services.enrollment import list_jobs, reminders, tasks
 from cadenza.services.events_out import webhooks
 from cadenza.services.monitoring import heartbeat as monitoring
 from cadenza.services.monitoring.heartbeat import HEARTBEAT_SECONDS
@@ -52,13 +52,14 @@ def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
     """The jobs of a tick that come before claiming, in the order that lets what they
     make due be claimed in the same tick: dead claims taken back, out-of-office pauses
     that ended resumed, automation rules and list jobs run (they enroll), due tasks
-    created; then the retention policy (it moves nothing). Returns (step runs moved,
-    enrollments resumed)."""
+    created, the users' daily task digests recorded; then the retention policy (it
+    moves nothing). Returns (step runs moved, enrollments resumed)."""
     moved = recovery.recover_expired(ctx)
     resumed = signals.resume_due(ctx)
     moved += len(resumed)
     moved += automation.run_pending(ctx) + list_jobs.run_due(ctx)
     moved += tasks.create_due_tasks(ctx, batch_size)
+    reminders.make_due_digests(ctx)  # claimed below with the mailboxes' other emails
     retention.run_due(ctx, batch_size)  # off by default; at most once per interval
     return moved, resumed
 
@@ -86,9 +87,14 @@ def mailbox_settings(ctx: Context, mailbox_id: int) -> TransportSettings:
 
 def next_wakeup(ctx: Context) -> datetime | None:
     """The next moment a tick has something to do: an email or reminder falls due or a
-    mailbox gets room (delivery), or an out-of-office pause ends (signals)."""
+    mailbox gets room (delivery), an out-of-office pause ends (signals), or a user's
+    digest hour comes (enrollment/reminders.py)."""
     now = ctx.clock.now()
-    moments = [recovery.next_wakeup(ctx), signals.next_resume_at(ctx)]
+    moments = [
+        recovery.next_wakeup(ctx),
+        signals.next_resume_at(ctx),
+        reminders.next_digest_moment(ctx),
+    ]
     future = [m for m in moments if m is not None and m > now]
     return min(future) if future else None
 

@@ -8,7 +8,7 @@ index over pending step runs only, so a worker's tick costs what is due, not wha
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -31,6 +33,7 @@ from cadenza.domain.delivery_outcome import DeliveryOutcome
 from cadenza.domain.enums import (
     AutomationEventType,
     AutomationOutcome,
+    DigestStatus,
     EnrollmentState,
     EventKind,
     ListJobStatus,
@@ -38,6 +41,7 @@ from cadenza.domain.enums import (
     MailboxAuth,
     MessageStatus,
     OAuthProvider,
+    ReminderTiming,
     StepRunStatus,
     StepWaitReason,
     TaskStatus,
@@ -81,6 +85,13 @@ class User(Base):
     # Each session cookie carries the epoch it was made in; raising it ends them all.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deactivated_at: Mapped[datetime | None]
+    # Task reminders and the daily digest (domain/reminders.py, migration 0017).
+    reminder_timing: Mapped[ReminderTiming] = mapped_column(
+        StrEnumType(ReminderTiming), default=ReminderTiming.AT_DUE, server_default="at_due"
+    )
+    reminder_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
 
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="owner")
 
@@ -861,3 +872,34 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime]
     last_tick_at: Mapped[datetime] = mapped_column(index=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TaskDigest(Base):
+    """One user's daily task digest for one local day: the unique key is what makes it
+    once per user and day, whichever worker gets there first (migration 0017).
+    `message_id` is the digest's message (no foreign key: a clean stop deletes an
+    unsent message and puts the digest back to pending)."""
+
+    __tablename__ = "task_digests"
+    __table_args__ = (
+        UniqueConstraint("user_id", "local_date", name="uq_task_digests_user_day"),
+        # The claim's lookup: only digests still waiting for their mailbox.
+        Index(
+            "ix_task_digests_pending",
+            "mailbox_id",
+            "due_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    local_date: Mapped[date] = mapped_column(Date)
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    status: Mapped[DigestStatus] = mapped_column(StrEnumType(DigestStatus))
+    task_count: Mapped[int] = mapped_column(Integer, default=0)
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]

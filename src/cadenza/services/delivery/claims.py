@@ -9,7 +9,9 @@ Task reminders (an email to the task's owner, from the enrollment's mailbox) are
 claimed here too, after the mailbox's due steps: they take the mailbox's send slots,
 count against its daily limit, and get a message row like any other email (the
 outbox shows them). A reminder has no step run: its task is marked reminded when it
-is claimed, so it is sent at most once.
+is claimed, so it is sent at most once. A user's daily task digest (enrollment/
+reminders.py records one per user and local day) is claimed the same way, from the
+user's own mailbox, after the reminders.
 """
 
 from __future__ import annotations
@@ -25,14 +27,39 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import MessageStatus, StepRunStatus, StepType, StepWaitReason, TaskStatus
+from cadenza.domain.enums import (
+    DigestStatus,
+    MessageStatus,
+    StepRunStatus,
+    StepType,
+    StepWaitReason,
+    TaskStatus,
+)
 from cadenza.domain.errors import CadenzaError
+from cadenza.domain.reminders import day_bounds
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import plan_slots, spacing
 from cadenza.services.context import Context
-from cadenza.services.delivery.compose import MessageSources, compose, compose_reminder
+from cadenza.services.delivery.compose import (
+    DIGEST_MAX_LINES,
+    DigestLine,
+    MessageSources,
+    compose,
+    compose_digest,
+    compose_reminder,
+)
+from cadenza.services.enrollment import reminders as task_reminders
 from cadenza.services.enrollment.progress import fail_step
-from cadenza.store.models import Contact, Enrollment, Mailbox, Message, StepRun, Task, User
+from cadenza.store.models import (
+    Contact,
+    Enrollment,
+    Mailbox,
+    Message,
+    StepRun,
+    Task,
+    TaskDigest,
+    User,
+)
 
 PENDING = StepRunStatus.PENDING
 SENDING = StepRunStatus.SENDING
@@ -40,8 +67,8 @@ SENDING = StepRunStatus.SENDING
 
 @dataclass(frozen=True)
 class ClaimedEmail:
-    run_id: int | None  # None: a task reminder (task_id), which has no step run
-    enrollment_id: int
+    run_id: int | None  # None: a task reminder (task_id) or digest (digest_id): no step run
+    enrollment_id: int | None  # None: a task digest, which belongs to no enrollment
     message_pk: int
     mailbox_id: int
     slot: datetime  # not to be handed over before this instant (the mailbox's spacing)
@@ -55,9 +82,11 @@ class ClaimedEmail:
     sequence_id: int
     step_position: int
     task_id: int | None = None  # a task reminder's task
+    digest_id: int | None = None  # a task digest's row
 
     @property
     def is_reminder(self) -> bool:
+        """A reminder or a digest: an email to a user, sent at most once, on no step."""
         return self.run_id is None
 
 
@@ -99,10 +128,35 @@ def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
             .where(_reminder_due(now))
             .group_by(Enrollment.mailbox_id)
         )
-        for mailbox_id, remind_at in reminders:
-            if remind_at is not None:  # the query keeps due ones only; typed as nullable
+        digests = session.execute(
+            select(TaskDigest.mailbox_id, func.min(TaskDigest.due_at))
+            .where(_digest_due(now))
+            .group_by(TaskDigest.mailbox_id)
+        )
+        for mailbox_id, remind_at in [*reminders, *digests]:
+            if mailbox_id is not None and remind_at is not None:  # due ones only, as queried
                 due[mailbox_id] = min(remind_at, due.get(mailbox_id, remind_at))
         return sorted(due, key=lambda m: due[m])[:limit]
+
+
+def _digest_due(now: datetime) -> ColumnElement[bool]:
+    """Digests waiting for their mailbox: what the partial index ix_task_digests_pending holds."""
+    return (TaskDigest.status == DigestStatus.PENDING) & (TaskDigest.due_at <= now)
+
+
+def _due_digests(
+    session: Session, mailbox_id: int, now: datetime, limit: int
+) -> list[Row[TaskDigest, User]]:
+    return list(
+        session.execute(
+            select(TaskDigest, User)
+            .join(User, User.id == TaskDigest.user_id)
+            .where(TaskDigest.mailbox_id == mailbox_id, _digest_due(now))
+            .order_by(TaskDigest.due_at, TaskDigest.id)
+            .limit(limit)
+            .with_for_update(of=TaskDigest, skip_locked=True)
+        )
+    )
 
 
 def _reminder_due(now: datetime) -> ColumnElement[bool]:
@@ -211,7 +265,8 @@ def claim_emails(
             )
         )
         reminders = _due_reminders(session, mailbox_id, now, batch_size)
-        if not due and not reminders:
+        digests = _due_digests(session, mailbox_id, now, batch_size)
+        if not due and not reminders and not digests:
             return []
         if not mailbox.connected:  # reminders wait too, unclaimed
             _mark_waiting(session, [run.id for run, _ in due], StepWaitReason.MAILBOX_DISCONNECTED)
@@ -230,7 +285,8 @@ def claim_emails(
             now=now,
             horizon=now + horizon,
             per_minute_limit=mailbox.per_minute_limit,
-            bulk_first=[run.bulk_first for run, _ in sendable] + [False] * len(reminders),
+            bulk_first=[run.bulk_first for run, _ in sendable]
+            + [False] * (len(reminders) + len(digests)),
             daily_room=room,
         )
         granted = sendable[: len(plan.slots)]
@@ -245,7 +301,9 @@ def claim_emails(
             session, ctx, mailbox, granted, plan.slots[: len(granted)], worker_id, lease, now
         )
         reminder_slots = plan.slots[len(granted) :]
-        return claimed + _prepare_reminders(session, mailbox, reminders, reminder_slots, now)
+        claimed += _prepare_reminders(session, mailbox, reminders, reminder_slots, now)
+        digest_slots = reminder_slots[len(reminders) :]
+        return claimed + _prepare_digests(session, ctx, mailbox, digests, digest_slots, now)
 
 
 def _prepare_reminders(
@@ -279,6 +337,67 @@ def _prepare_reminders(
                 0,
                 0,
                 task_id=task.id,
+            )
+        )
+    return claimed
+
+
+def _prepare_digests(
+    session: Session,
+    ctx: Context,
+    mailbox: Mailbox,
+    digests: list[Row[TaskDigest, User]],
+    slots: list[datetime],
+    now: datetime,
+) -> list[ClaimedEmail]:
+    """The granted digests' messages, stored, the digests marked claimed: sent at most once.
+    A day whose tasks were all done meanwhile sends nothing (the digest says why)."""
+    claimed = []
+    for (digest, owner), slot in zip(digests, slots, strict=False):
+        zone = task_reminders.zone_of(ctx, owner)
+        _, end = day_bounds(digest.local_date, zone)
+        where = task_reminders.open_tasks_until(owner.id, end)
+        total = session.scalar(select(func.count()).select_from(Task).where(*where)) or 0
+        digest.task_count, digest.claimed_at = total, now
+        if not total:
+            digest.status = DigestStatus.NO_TASKS
+            continue
+        name = func.trim(
+            func.coalesce(Contact.firstname, "") + " " + func.coalesce(Contact.lastname, "")
+        )
+        lines = [
+            DigestLine(title, f"{who} <{email}>" if who else email, due_at)
+            for title, who, email, due_at in session.execute(
+                select(Task.title, name, Contact.email, Task.due_at)
+                .outerjoin(Contact, Contact.id == Task.contact_id)
+                .where(*where)
+                .order_by(Task.due_at, Task.id)
+                .limit(DIGEST_MAX_LINES)
+            )
+        ]
+        queue_url = ctx.settings.public_url.rstrip("/") + "/tasks"
+        message = compose_digest(
+            owner, mailbox, digest.local_date, zone, lines, total, queue_url, now
+        )
+        session.add(message)
+        session.flush()
+        digest.status, digest.message_id = DigestStatus.CLAIMED, message.id
+        claimed.append(
+            ClaimedEmail(
+                None,
+                None,
+                message.id,
+                mailbox.id,
+                slot,
+                mailbox.from_email,
+                message.to_email,
+                cast(str, message.raw).encode("utf-8"),  # compose_digest wrote it
+                spacing(mailbox.per_minute_limit, bulk_first=False),
+                False,
+                None,
+                0,
+                0,
+                digest_id=digest.id,
             )
         )
     return claimed

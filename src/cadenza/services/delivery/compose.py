@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -166,19 +167,20 @@ def _signed(raw: bytes, signer: DkimSigner | None) -> str:
     return (signer.sign(raw) if signer is not None else raw).decode("utf-8")
 
 
-def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now: datetime) -> Message:
-    """A task reminder to its owner, from the enrollment's mailbox: a message row like
-    any other email's (the outbox lists it, the daily limit counts it), but tied to no
-    step run, enrollment or contact — it is no part of the sequence's results."""
+def _to_owner(
+    owner: User, mailbox: Mailbox, subject: str, html_body: str, now: datetime
+) -> Message:
+    """An email from Cadenza to a user, from a mailbox (a reminder, a digest): a message
+    row like any other email's (the outbox lists it, the daily limit counts it), but tied
+    to no step run, enrollment or contact — it is no part of a sequence's results."""
     email = OutgoingEmail(
         message_id=new_message_id(mailbox.from_email),
         from_email=mailbox.from_email,
         from_name="Cadenza",
         to_email=owner.email,
         to_name=owner.firstname or None,
-        subject=f"Task due: {task.title}",
-        html_body=f"<p>Your task is due: {html.escape(task.title)}</p>"
-        + (f"<p>{html.escape(task.notes)}</p>" if task.notes else ""),
+        subject=subject,
+        html_body=html_body,
         date=now,
     )
     return Message(
@@ -193,3 +195,61 @@ def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now: datetime) -
         status=MessageStatus.PREPARED,
         created_at=now,
     )
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    """One task of a digest, as listed: title, contact, due instant."""
+
+    title: str
+    contact: str | None
+    due_at: datetime
+
+
+DIGEST_MAX_LINES = 100  # a longer day is summed up as "and N more" (the queue has them all)
+
+
+def compose_digest(
+    owner: User,
+    mailbox: Mailbox,
+    day: date,
+    zone: ZoneInfo,
+    lines: list[DigestLine],
+    total: int,
+    queue_url: str,
+    now: datetime,
+) -> Message:
+    """A user's daily digest: the day's open tasks (overdue ones first, marked), each
+    with its contact and due time in the user's time zone, and a link to the queue."""
+    start = datetime.combine(day, time(), zone)
+    rows = []
+    for line in lines[:DIGEST_MAX_LINES]:
+        local = line.due_at.astimezone(zone)
+        when = local.strftime("%H:%M")
+        if local < start:
+            when = f"overdue since {local.strftime('%a %d %b %H:%M')}"
+        rows.append(
+            f"<tr><td>{html.escape(when)}</td><td>{html.escape(line.title)}</td>"
+            f"<td>{html.escape(line.contact or '')}</td></tr>"
+        )
+    more = total - len(rows)
+    body = (
+        f"<p>Your open tasks for {html.escape(day.strftime('%A %d %B %Y'))} "
+        f"({html.escape(str(zone))}): {total}.</p>"
+        "<table><thead><tr><th>Due</th><th>Task</th><th>Contact</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + (f"<p>And {more} more.</p>" if more > 0 else "")
+        + f'<p><a href="{html.escape(queue_url, quote=True)}">Open your task queue</a></p>'
+    )
+    plural = "task" if total == 1 else "tasks"
+    subject = f"Your tasks for {day.strftime('%a %d %b')}: {total} {plural}"
+    return _to_owner(owner, mailbox, subject, body, now)
+
+
+def compose_reminder(task: Task, owner: User, mailbox: Mailbox, now: datetime) -> Message:
+    """A task reminder to its owner, from the enrollment's mailbox."""
+    body = f"<p>Your task is due: {html.escape(task.title)}</p>" + (
+        f"<p>{html.escape(task.notes)}</p>" if task.notes else ""
+    )
+    return _to_owner(owner, mailbox, f"Task due: {task.title}", body, now)

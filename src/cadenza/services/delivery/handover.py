@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -86,6 +86,8 @@ _STATE_QUERY = (
     .where(Enrollment.id == bindparam("enrollment_id"))
 )
 _STATE = Prepared(_STATE_QUERY)
+# A task digest belongs to no enrollment: only its mailbox's state counts.
+_CONNECTED = Prepared(select(Mailbox.connected).where(Mailbox.id == bindparam("mailbox_id")))
 _STATE_FOR_UPDATE = Prepared(_STATE_QUERY.with_for_update(of=Enrollment))
 _MAILBOX_SLOT = Prepared(
     update(Mailbox)
@@ -204,14 +206,20 @@ def _begin_handing(
     the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
     """
     now = ctx.clock.now()
-    state, connected = (
-        (_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)
-        .run(connection, {"enrollment_id": claim.enrollment_id})
-        .fetchone()
-    )
+    if claim.enrollment_id is None:  # a task digest
+        state = None
+        (connected,) = _CONNECTED.run(connection, {"mailbox_id": claim.mailbox_id}).fetchone()
+    else:
+        state, connected = (
+            (_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)
+            .run(connection, {"enrollment_id": claim.enrollment_id})
+            .fetchone()
+        )
     # a task's reminder goes while its enrollment is live (an ended one closed the task)
-    live = state == EnrollmentState.ACTIVE or (
-        claim.is_reminder and state == EnrollmentState.PAUSED
+    live = (
+        state == EnrollmentState.ACTIVE
+        or (claim.is_reminder and state == EnrollmentState.PAUSED)
+        or claim.enrollment_id is None
     )
     if live and connected:
         hand = _HAND_OVER_REMINDER if claim.is_reminder else _HAND_OVER
@@ -227,13 +235,17 @@ def _begin_handing(
         _TAKE_BACK.run(connection, {"pk": claim.message_pk})
         return HandOver.WAIT  # rare: the previous email left late
     if claim.is_reminder:  # at most once: not retried later
-        why = "not sent: the mailbox was disconnected or the enrollment ended"
+        why = (
+            "not sent: the mailbox was disconnected"
+            if claim.enrollment_id is None
+            else "not sent: the mailbox was disconnected or the enrollment ended"
+        )
         _DROP_REMINDER.run(connection, {"pk": claim.message_pk, "reply": why})
         return HandOver.SKIP
     with Session(bind=connection) as session:
         run = session.get_one(StepRun, claim.run_id, with_for_update=True)
         if run.status == SENDING and run.locked_by == worker_id:
-            _release(run, state)
+            _release(run, cast(EnrollmentState, state))  # a step's: it has an enrollment
         session.flush()
     return HandOver.SKIP
 

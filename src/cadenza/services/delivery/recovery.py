@@ -7,11 +7,11 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
 
-from cadenza.domain.enums import MessageStatus, TaskStatus
+from cadenza.domain.enums import DigestStatus, MessageStatus, TaskStatus
 from cadenza.services.context import Context
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.enrollment.progress import mark_unknown
-from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task, TaskDigest
 
 
 def recover_expired(ctx: Context, limit: int = 500) -> int:
@@ -58,7 +58,15 @@ def release_unsent(ctx: Context, claims: list[ClaimedEmail], worker_id: str) -> 
                     Message.id == claim.message_pk, Message.status == MessageStatus.PREPARED
                 )
             )
-            if cast(CursorResult[Any], dropped).rowcount == 1:
+            if cast(CursorResult[Any], dropped).rowcount != 1:
+                continue
+            if claim.digest_id is not None:
+                session.execute(
+                    update(TaskDigest)
+                    .where(TaskDigest.id == claim.digest_id)
+                    .values(status=DigestStatus.PENDING, message_id=None, claimed_at=None)
+                )
+            else:
                 session.execute(
                     update(Task).where(Task.id == claim.task_id).values(reminded_at=None)
                 )
@@ -71,7 +79,8 @@ def next_due_at(ctx: Context) -> datetime | None:
 
 
 def next_wakeup(ctx: Context) -> datetime | None:
-    """The next moment a tick can send something: a step or a task reminder falls due,
+    """The next moment a tick can send something: a step or a task reminder falls due
+    (a digest is due when recorded: enrollment/reminders.py says when that comes),
     a held-back mailbox gets its next send slot, or its rolling 24-hour window frees room."""
     now = ctx.clock.now()
     unsent = (Task.status == str(TaskStatus.OPEN)) & Task.reminded_at.is_(None)
@@ -92,7 +101,12 @@ def next_wakeup(ctx: Context) -> datetime | None:
             .join(Task, Task.enrollment_id == Enrollment.id)
             .where(unsent, Task.remind_at <= now)
         )
-        waiting = Mailbox.id.in_(held) | Mailbox.id.in_(held_reminders)
+        held_digests = select(TaskDigest.mailbox_id).where(
+            TaskDigest.status == DigestStatus.PENDING, TaskDigest.due_at <= now
+        )
+        waiting = (
+            Mailbox.id.in_(held) | Mailbox.id.in_(held_reminders) | Mailbox.id.in_(held_digests)
+        )
         for mailbox in session.scalars(select(Mailbox).where(waiting)):
             candidates.append(mailbox.next_send_at)
             oldest = session.scalar(

@@ -25,6 +25,7 @@ from cadenza.domain.steps import StepSpec
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.enrollment import reminders
 from cadenza.services.enrollment.progress import after_step_completed, fail_step
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
@@ -103,7 +104,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
             priority=str(spec.task_priority),
             status=TaskStatus.OPEN,
             due_at=run.due_at,
-            remind_at=run.due_at if settings.task_reminders else None,
+            remind_at=reminders.remind_at(user, run.due_at, now, wanted=settings.task_reminders),
             created_at=now,
         )
         if spec.type is StepType.MANUAL_EMAIL:

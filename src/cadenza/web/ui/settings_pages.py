@@ -1,5 +1,6 @@
 """Settings: mailboxes (add, edit, test the connection, reconnect, limits), users, roles,
-deactivation and token revocation (admins), the signed-in user's password and API tokens.
+deactivation and token revocation (admins), the signed-in user's password, API tokens,
+task reminders and daily digest.
 
 Each form posts to its own route and the page comes back with that form's outcome next
 to it. An SMTP password is write-only: the page never shows it, and a blank password
@@ -16,11 +17,13 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.reminders import MAX_MINUTES_BEFORE
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.services.accounts import mailboxes, users
 from cadenza.services.accounts.users import UserView
 from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.context import Context
+from cadenza.services.enrollment import reminders
 from cadenza.services.oauth import connect as oauth
 from cadenza.services.oauth import tokens as oauth_tokens
 from cadenza.web.auth import Ctx, is_admin
@@ -56,6 +59,8 @@ def _page(request: Request, ctx: Context, user: UserView, status_code: int = 200
         securities=[s.value for s in SmtpSecurity],
         roles=[r.value for r in UserRole],
         oauth_providers=oauth.connectable(ctx),
+        prefs=reminders.get_preferences(ctx, user.id, actor_id=user.id),
+        max_minutes_before=MAX_MINUTES_BEFORE,
         **{"new_token": None, "errors": {}, "notices": {}, **state},
     )
 
@@ -329,6 +334,23 @@ async def change_password(request: Request, user: PageUser, ctx: Ctx):
         return _refused(request, ctx, user, "password", exc)
     session_of(request).sign_in(changed)
     return _page(request, ctx, changed, notices={"password": "Password changed."})
+
+
+@router.post("/settings/preferences")
+async def change_preferences(request: Request, user: PageUser, ctx: Ctx):
+    """One's own reminder timing and daily digest (viewers too)."""
+    form = await request.form()
+    try:
+        changes = {
+            "timing": str(form.get("timing", "")),
+            "minutes_before": _whole(form, "minutes_before", required=False) or 0,
+            "digest": form.get("digest") == "on",
+            "digest_hour": _whole(form, "digest_hour"),
+        }
+        reminders.update_preferences(ctx, user.id, changes, actor_id=user.id)
+    except (CadenzaError, FormError) as exc:
+        return _refused(request, ctx, user, "preferences", exc)
+    return _page(request, ctx, user, notices={"preferences": "Reminders saved."})
 
 
 @router.post("/settings/tokens")
