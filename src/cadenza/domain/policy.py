@@ -46,6 +46,8 @@ class Resource(StrEnum):
     TOKEN = "token"
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
+    PROFILE = "profile"  # a user's signature and meeting link (docs/content-signatures.md)
+    BOOKING_WEBHOOK = "booking_webhook"  # Cal.com / Calendly signing secrets
 
 
 class Action(StrEnum):
@@ -126,6 +128,10 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.DKIM_KEY, A.DELETE): Who.ADMIN,
     (R.SUPPRESSION, A.READ): Who.ADMIN,
     (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
+    (R.PROFILE, A.READ): Who.SELF,
+    (R.PROFILE, A.UPDATE): Who.SELF,  # one's own signature and link; admins anyone's
+    (R.BOOKING_WEBHOOK, A.READ): Who.ADMIN,
+    (R.BOOKING_WEBHOOK, A.UPDATE): Who.ADMIN,  # set or clear a signing secret
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -81,6 +81,9 @@ class User(Base):
     # Each session cookie carries the epoch it was made in; raising it ends them all.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deactivated_at: Mapped[datetime | None]
+    # The rep's own touches (docs/content-signatures.md): sanitised HTML, an http(s) URL.
+    signature_html: Mapped[str | None] = mapped_column(Text)
+    meeting_link: Mapped[str | None] = mapped_column(String(2000))
 
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="owner")
 
