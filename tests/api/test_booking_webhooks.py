@@ -91,7 +91,8 @@ def test_signed_bookings_unenroll_once_each(api, ctx, world, secrets_set):
     assert kinds == {"calcom": "meeting_booked", "calendly": "meeting_booked"}
 
 
-def test_forged_missing_and_stale_signatures_are_refused(api, ctx, world, secrets_set):
+def test_refusals_unknown_contacts_and_other_events(api, ctx, world, secrets_set):
+    """Forged, missing, stale signatures: 401 and nothing written; then the rest."""
     ann = world.contact("ann@corp.example")
     [ann_id] = enroll_ids(world, [ann])
     body = calcom_body("ann@corp.example")
@@ -114,8 +115,7 @@ def test_forged_missing_and_stale_signatures_are_refused(api, ctx, world, secret
     assert_error(malformed, 401, "invalid_signature")
     assert event_count(ctx) == 0 and enrollment(ctx, ann_id).state == "active"
 
-
-def test_unknown_contact_other_events_bad_bodies_and_no_secret(api, ctx, world, secrets_set):
+    # An address no contact has, other event types, bad bodies, no secret at all.
     unknown = post_calcom(api, calcom_body("nobody@else.example", uid="bk_9"))
     assert unknown.status_code == 202, unknown.text
     assert unknown.json()["matched"] is False and "no matching contact" in unknown.json()["detail"]

@@ -81,3 +81,32 @@ def test_a_manual_email_draft_carries_the_signature(ctx, world, worker):
     worker.run_until(ctx.clock.now() + timedelta(minutes=5))
     [task] = tasks.list_tasks(ctx, owner_id=world.user.id)
     assert "Draft body" in task.draft_body and "<strong>Riley Rep</strong>" in task.draft_body
+
+
+def test_cli_sets_profiles_and_booking_secrets_as_the_policy_allows(cli, database, clock):
+    from cadenza.config import Settings
+    from cadenza.services.accounts import users
+    from cadenza.services.context import Context
+    from cadenza.services.signals import bookings
+
+    ctx = Context(db=database, clock=clock, settings=Settings(database_url=database.url))
+    users.create_user(ctx, "ann@example.com")
+    boss = users.create_user(ctx, "boss@example.com", role="admin")
+    shown = cli("user", "profile", "ann@example.com", "--as", "ann@example.com",
+                "--signature", "<p>Ann<script>x()</script></p>",
+                "--meeting-link", "https://cal.example/ann")  # fmt: skip
+    assert "<p>Ann</p>" in shown and "script" not in shown and "https://cal.example/ann" in shown
+    refused = cli("user", "profile", "boss@example.com", "--as", "ann@example.com",
+                  "--clear-signature", ok=False)  # fmt: skip
+    assert "permission_denied" in refused
+    assert "validation_error" in cli("user", "profile", "ann@example.com", "--as",
+                                     "boss@example.com", "--meeting-link", "javascript:x",
+                                     ok=False)  # fmt: skip
+    secret = {"CADENZA_BOOKING_SECRET": "cli-signing-secret-0123"}
+    assert "permission_denied" in cli(
+        "integrations", "set-secret", "calcom", "--as", "ann@example.com", env=secret, ok=False
+    )
+    cli("integrations", "set-secret", "calcom", "--as", "boss@example.com", env=secret)
+    status = cli("integrations", "status", "--as", "boss@example.com")
+    assert "cli-signing-secret" not in status
+    assert [s.configured for s in bookings.secret_status(ctx, boss.id)] == [True, False]
