@@ -119,6 +119,10 @@ def test_refusals_unknown_contacts_and_other_events(api, ctx, world, secrets_set
     unknown = post_calcom(api, calcom_body("nobody@else.example", uid="bk_9"))
     assert unknown.status_code == 202, unknown.text
     assert unknown.json()["matched"] is False and "no matching contact" in unknown.json()["detail"]
+    with ctx.db.read() as session:
+        kept = session.get(EmailEvent, unknown.json()["event_id"])
+    assert kept.contact_id is None and kept.data["unmatched"] == "no matching contact"
+    assert kept.data["email"] == "nobody@else.example"
     ping = json.dumps({"triggerEvent": "PING", "payload": {}}).encode()
     assert post_calcom(api, ping).json()["ignored"] == "PING"
     no_uid = json.dumps({"triggerEvent": "BOOKING_CREATED", "payload": {"attendees": []}}).encode()

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from cadenza.domain.contact_fields import email_key
 from cadenza.domain.enums import EventKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.inbound import bookings as rules
@@ -28,7 +29,9 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.signals.effects import Outcome
 from cadenza.services.signals.events import receive_provider
-from cadenza.store.models import AppSecret
+from cadenza.store.models import AppSecret, Contact
+
+NO_CONTACT = "no matching contact"
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,13 @@ def receive(
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     if booking is None:
         return BookingOutcome(None, ignored=rules.event_type(provider, payload) or "unknown")
+    data = dict(booking.data)
+    with ctx.db.read() as session:
+        known = session.scalar(
+            select(Contact.id).where(Contact.email_key == email_key(booking.email)).limit(1)
+        )
+    if known is None:  # kept for an admin to see (GET /events), acting on nobody
+        data["unmatched"] = NO_CONTACT
     event = ProviderEvent(
         kind=EventKind.MEETING_BOOKED,
         provider_id=booking.uid,
@@ -129,7 +139,7 @@ def receive(
         hard=False,
         message_id=None,
         occurred_at=booking.occurred_at,
-        data=booking.data,
+        data=data,
     )
     outcome = receive_provider(ctx, event, str(provider))
     return BookingOutcome(outcome)

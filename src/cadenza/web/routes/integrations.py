@@ -137,7 +137,7 @@ async def _receive(request: Request, ctx, provider: BookingProvider) -> JSONResp
     if outcome.duplicate:
         out.detail, status = "already received: nothing changed", 200
     elif not outcome.matched:
-        out.detail, status = "no matching contact: recorded, nothing else", 202
+        out.detail, status = f"{bookings.NO_CONTACT}: recorded, nothing else", 202
     else:
         status = 201
     return JSONResponse(out.model_dump(), status_code=status)
