@@ -131,6 +131,16 @@ RULES: dict[str, tuple] = {
     "POST /api/v1/integration-tokens": API_ADMIN,
     "GET /api/v1/integration-tokens": API_ADMIN,
     "DELETE /api/v1/integration-tokens/{token_id}": API_ADMIN,
+    # booking webhooks: no token, the provider's signature is the credential (none sent: 401)
+    "POST /api/v1/integrations/calcom": PUBLIC,
+    "POST /api/v1/integrations/calendly": PUBLIC,
+    "GET /api/v1/integrations/booking-secrets": API_ADMIN,
+    "PUT /api/v1/integrations/booking-secrets/{provider}": API_ADMIN,
+    "DELETE /api/v1/integrations/booking-secrets/{provider}": API_ADMIN,
+    # one's own signature and meeting link (viewers too); an admin sets anyone's
+    "GET /api/v1/me/profile": ("2xx", "2xx", "2xx", "2xx", 401),
+    "PATCH /api/v1/me/profile": ("2xx", "2xx", "2xx", "2xx", 401),
+    "PATCH /api/v1/users/{user_id}/profile": API_ADMIN,
     # -- webhooks and automation: admins
     "POST /api/v1/webhooks": API_ADMIN,
     "GET /api/v1/webhooks": API_ADMIN,
@@ -231,6 +241,8 @@ RULES: dict[str, tuple] = {
     "POST /settings/password": (403, 403, 403, 403, 303),  # one's own; wrong current: refused
     "POST /settings/tokens": PAGE,  # one's own tokens, viewers too
     "POST /settings/tokens/{token_id}/revoke": (404, 200, 404, 404, 303),  # only one's own
+    "POST /settings/profile": PAGE,  # one's own signature and meeting link, viewers too
+    "POST /settings/booking-webhooks/{provider}": PAGE_ADMIN,
     "GET /records/{type_name}": PAGE,
     "GET /records/{type_name}/enroll": (303, 303, 303, 403, 303),  # on to the enroll dialog
     "GET /records/{type_name}/{record_id}": PAGE,
@@ -442,7 +454,8 @@ def _path(route: str, scene: Scene) -> str:
         scene.made["token_id"] = scene.get("integration_token_id")
     if "/object-types/{type_name}" in path and not route.startswith("GET"):
         scene.made["type_name"] = scene.get("custom_type")
-    fixed = {"token": "not-a-signed-token", "action": "pause", "provider": "google"}
+    provider = "calendly" if "/booking-" in path else "google"  # a scheduler, or OAuth's
+    fixed = {"token": "not-a-signed-token", "action": "pause", "provider": provider}
     values = {
         key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
     }
@@ -494,6 +507,17 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
         "POST /api/v1/events/postmark": lambda: {"json": {"RecordType": "Delivery"}},
         "POST /api/v1/events/{event_id}/revoke": lambda: {"json": {"reason": "posted by mistake"}},
         "POST /api/v1/integration-tokens": lambda: {"json": {"name": "crm", "scopes": ["events"]}},
+        "PUT /api/v1/integrations/booking-secrets/{provider}": lambda: {
+            "json": {"secret": "matrix-signing-secret-01"}
+        },
+        "PATCH /api/v1/me/profile": lambda: {"json": {"meeting_link": "https://cal.example/m"}},
+        "PATCH /api/v1/users/{user_id}/profile": lambda: {
+            "json": {"meeting_link": "https://cal.example/m"}
+        },
+        "POST /settings/profile": lambda: {"data": {"meeting_link": "https://cal.example/m"}},
+        "POST /settings/booking-webhooks/{provider}": lambda: {
+            "data": {"secret": "matrix-signing-secret-01"}
+        },
         "POST /settings/users/{user_id}/active": lambda: {"data": {"active": "no"}},
         "POST /settings/password": lambda: {
             "data": {

@@ -11,6 +11,7 @@ from cadenza.cli import (
     enrollments,
     events,
     inbox,
+    integrations,
     mailbox_oauth,
     outbox,
     records,
@@ -53,5 +54,7 @@ app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(dkim.app, name="dkim")
+app.add_typer(integrations.app, name="integrations")
+users.user_app.command("profile")(integrations.user_profile)
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)

@@ -65,6 +65,9 @@ class ErrorCode(StrEnum):
     HOST_NOT_ALLOWED = "host_not_allowed"
     # A contact's data (docs/contact-data.md): an erased address is not added again
     SUPPRESSED = "suppressed"
+    # Booking webhooks (Cal.com, Calendly): a forged, missing or unchecked signature; a stale one
+    INVALID_SIGNATURE = "invalid_signature"
+    SIGNATURE_EXPIRED = "signature_expired"
 
 
 _HTTP_STATUS = {
@@ -87,6 +90,8 @@ _HTTP_STATUS = {
     ErrorCode.TOO_MANY_ATTEMPTS: 429,
     ErrorCode.CSRF_FAILED: 403,
     ErrorCode.MAILBOX_REQUIRED: 422,
+    ErrorCode.INVALID_SIGNATURE: 401,
+    ErrorCode.SIGNATURE_EXPIRED: 401,
 }
 
 

@@ -47,6 +47,8 @@ class Resource(StrEnum):
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
     PREFERENCES = "preferences"  # a user's task reminder and digest preferences
+    PROFILE = "profile"  # a user's signature and meeting link (docs/content-signatures.md)
+    BOOKING_WEBHOOK = "booking_webhook"  # Cal.com / Calendly signing secrets
 
 
 class Action(StrEnum):
@@ -129,6 +131,10 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
     (R.PREFERENCES, A.READ): Who.SELF,  # one's own reminders and digest, viewers too
     (R.PREFERENCES, A.UPDATE): Who.SELF,
+    (R.PROFILE, A.READ): Who.SELF,
+    (R.PROFILE, A.UPDATE): Who.SELF,  # one's own signature and link; admins anyone's
+    (R.BOOKING_WEBHOOK, A.READ): Who.ADMIN,
+    (R.BOOKING_WEBHOOK, A.UPDATE): Who.ADMIN,  # set or clear a signing secret
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

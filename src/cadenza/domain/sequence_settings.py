@@ -80,6 +80,9 @@ class SequenceSettings:
     # An out-of-office reply pauses the enrollment until the stated return date, or
     # for this many days when the text states none.
     auto_reply_pause_days: int = 7
+    # The sender's signature goes at the end of every email whose template does not place
+    # it with {{ sender.signature }} (HubSpot's default); nothing is added without one.
+    append_signature: bool = True
 
     def __post_init__(self) -> None:
         if (
@@ -116,6 +119,7 @@ class SequenceSettings:
             "track_opens",
             "track_clicks",
             "auto_reply_pause_days",
+            "append_signature",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -143,6 +147,7 @@ class SequenceSettings:
             track_opens=bool(data.get("track_opens", False)),
             track_clicks=bool(data.get("track_clicks", False)),
             auto_reply_pause_days=data.get("auto_reply_pause_days", 7),
+            append_signature=bool(data.get("append_signature", True)),
         )
 
     def to_dict(self) -> dict[str, Any]:

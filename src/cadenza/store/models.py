@@ -92,6 +92,9 @@ class User(Base):
     reminder_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     digest_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
+    # The rep's own touches (docs/content-signatures.md): sanitised HTML, an http(s) URL.
+    signature_html: Mapped[str | None] = mapped_column(Text)
+    meeting_link: Mapped[str | None] = mapped_column(String(2000))
 
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="owner")
 

@@ -32,6 +32,7 @@ from cadenza.web.routes import (
     tasks,
     webhooks,
 )
+from cadenza.web.routes import profile as profile_routes
 
 log = logging.getLogger("cadenza.web")
 
@@ -174,6 +175,7 @@ def create_app(ctx: Context) -> FastAPI:
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
         records, lists, automation, analytics, integrations, preferences,
+        profile_routes,
     )  # fmt: skip
     for module in api_modules:
         router = module.router

@@ -29,7 +29,12 @@ from cadenza.services.enrollment import reminders
 from cadenza.services.enrollment.progress import after_step_completed, fail_step
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
-from cadenza.services.sequences.personalization import contact_values, render_step, sender_values
+from cadenza.services.sequences.personalization import (
+    contact_values,
+    finish_text,
+    render_step,
+    sender_values,
+)
 from cadenza.store.models import Contact, Enrollment, Mailbox, StepRun, Task, User
 
 PENDING = StepRunStatus.PENDING
@@ -115,9 +120,12 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
             task.title = f"Send email: {task.draft_subject}"
         else:
             task.type = str(spec.task_type)
-            task.title = templates.render_subject(spec.task_title or str(spec.task_type), context)
+            title = templates.render_subject(spec.task_title or str(spec.task_type), context)
+            task.title = finish_text(title, user)
             task.notes = (
-                templates.render(spec.task_notes, context, html=False) if spec.task_notes else None
+                finish_text(templates.render(spec.task_notes, context, html=False), user)
+                if spec.task_notes
+                else None
             )
     except CadenzaError as exc:
         fail_step(session, ctx, run, enrollment, f"could not render ({exc.code}): {exc.message}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cadenza.domain import templates
+from cadenza.domain import signatures, templates
 from cadenza.domain.contact_fields import CONTACT_FIELDS
 from cadenza.domain.personalization import build_context
+from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
 from cadenza.store.models import Contact, Enrollment, Mailbox, User
 
@@ -41,7 +42,16 @@ def sender_values(user: User, mailbox: Mailbox) -> dict[str, Any]:
         "fullname": " ".join(p for p in (user.firstname, user.lastname) if p) or None,
         "email": mailbox.from_email,
         "name": mailbox.from_name or None,
+        # Always present, so a template with the token never lacks a value: the slot is
+        # filled after rendering (domain/signatures.py), empty when the user has none.
+        "signature": signatures.PLACEHOLDER,
+        "meeting_link": user.meeting_link or None,
     }
+
+
+def finish_text(text: str, user: User) -> str:
+    """A rendered text (subject, task title or notes) with the signature as plain text."""
+    return text.replace(signatures.PLACEHOLDER, signatures.signature_text(user.signature_html))
 
 
 def render_step(
@@ -54,6 +64,10 @@ def render_step(
     subject_source = spec.subject
     if not subject_source and spec.thread_with_step:
         subject_source = enrollment.steps_snapshot[spec.thread_with_step - 1].get("subject")
-    subject = templates.render_subject(subject_source or "", context)
+    subject = finish_text(templates.render_subject(subject_source or "", context), user)
     body = templates.clean_html(templates.render(spec.body or "", context, html=True))
+    body = signatures.fill(body, user.signature_html)
+    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    if settings.append_signature and not signatures.uses_signature(spec.body, subject_source):
+        body = signatures.appended(body, user.signature_html)
     return subject, body

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from cadenza.domain import templates
+from cadenza.domain import signatures, templates
 from cadenza.domain.enums import StepType
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.message import reply_subject
@@ -47,7 +47,8 @@ def fill_headline(source: str, context) -> str:
     """Filled with what the context has; a token it lacks shows as ‹its name›."""
     for _ in range(2):
         try:
-            return templates.render_subject(source, context) or readable(source)
+            filled = templates.render_subject(source, context)
+            return filled.replace(signatures.PLACEHOLDER, "‹signature›") or readable(source)
         except CadenzaError as exc:
             tokens = (exc.details or {}).get("tokens") if isinstance(exc.details, dict) else None
             if not tokens:
@@ -85,7 +86,12 @@ def headline_context(ctx: Context, user_id: int, contact_id: int | None = None):
         sender = (
             sender_values(user, mailbox)
             if mailbox
-            else {"firstname": user.firstname or None, "email": user.email}
+            else {
+                "firstname": user.firstname or None,
+                "email": user.email,
+                "signature": signatures.PLACEHOLDER,
+                "meeting_link": user.meeting_link or None,
+            }
         )
         values = (
             contact_values(fetch(session, Contact, contact_id))
@@ -122,6 +128,8 @@ def preview_steps(
     thread_follow_ups: bool = True,
 ) -> list[StepPreview]:
     context = headline_context(ctx, user_id, contact_id)
+    with ctx.db.read() as session:
+        signature = fetch(session, User, user_id).signature_html
     previews = []
     by_position = {s.position: s for s in specs}
     for spec in specs:
@@ -138,8 +146,9 @@ def preview_steps(
         source = spec.body or spec.task_notes
         if source:
             try:
-                preview.body_html = templates.clean_html(
-                    templates.render(source, context, html=bool(spec.body))
+                preview.body_html = signatures.fill(
+                    templates.clean_html(templates.render(source, context, html=bool(spec.body))),
+                    signature if spec.body else signatures.signature_text(signature),
                 )
             except CadenzaError as exc:
                 preview.problems.append(exc.message)

@@ -4,5 +4,6 @@ auto-replies, bounces, complaints, unsubscribes and meetings (effects), from the
 the links in our emails (tracking).
 
 May call: enrollment.control (to end or hold enrollments), crm.contacts,
-accounts.link_secret (signed links), the shared base, domain, store.
+accounts.link_secret (signed links), accounts.keys (booking webhook secrets), the shared
+base, domain, store.
 """

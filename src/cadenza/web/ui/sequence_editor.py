@@ -41,6 +41,7 @@ TEXT_FIELDS = ("subject", "body", "task_title", "task_notes", "task_type", "task
 TOKENS = (
     "contact.firstname", "contact.lastname", "contact.fullname", "contact.company",
     "contact.jobtitle", "sender.firstname", "sender.fullname", "sender.email",
+    "sender.meeting_link",
 )  # fmt: skip
 
 
@@ -56,7 +57,7 @@ def _number(value: Any) -> Any:
 EDITOR_SETTINGS = (
     "follow_up_days", "holiday_country", "send_window", "thread_follow_ups", "task_reminders",
     "unenroll_on_reply", "unenroll_on_meeting", "track_opens", "track_clicks",
-    "auto_reply_pause_days",
+    "auto_reply_pause_days", "append_signature",
 )  # fmt: skip
 
 
@@ -68,6 +69,7 @@ def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
         "track_opens": form.get("track_opens") == "on",
         "track_clicks": form.get("track_clicks") == "on",
         "auto_reply_pause_days": _number(form.get("auto_reply_pause_days")),
+        "append_signature": form.get("append_signature") == "on",
     }
     # The page names the settings it had controls for: an unchecked box sends nothing,
     # so only this list tells "turned off" from "not on the page".

@@ -18,14 +18,16 @@ from starlette.datastructures import FormData
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.reminders import MAX_MINUTES_BEFORE
+from cadenza.domain.inbound.bookings import BookingProvider
 from cadenza.engine.transports.base import DeliveryOutcome
-from cadenza.services.accounts import mailboxes, users
+from cadenza.services.accounts import mailboxes, profile, users
 from cadenza.services.accounts.users import UserView
 from cadenza.services.analytics.mailbox_health import mailbox_health
 from cadenza.services.context import Context
 from cadenza.services.enrollment import reminders
 from cadenza.services.oauth import connect as oauth
 from cadenza.services.oauth import tokens as oauth_tokens
+from cadenza.services.signals import bookings
 from cadenza.web.auth import Ctx, is_admin
 from cadenza.web.connection_tests import connection_tests
 from cadenza.web.errors import MAX_ID
@@ -61,6 +63,9 @@ def _page(request: Request, ctx: Context, user: UserView, status_code: int = 200
         oauth_providers=oauth.connectable(ctx),
         prefs=reminders.get_preferences(ctx, user.id, actor_id=user.id),
         max_minutes_before=MAX_MINUTES_BEFORE,
+        profile=profile.get_profile(ctx, user.id, user.id),
+        booking_secrets=bookings.secret_status(ctx, user.id) if is_admin(user) else [],
+        public_url=str(ctx.settings.public_url).rstrip("/"),
         **{"new_token": None, "errors": {}, "notices": {}, **state},
     )
 
@@ -378,3 +383,34 @@ def revoke(
 ):
     users.revoke_token(ctx, user.id, token_id, actor_id=user.id)
     return _page(request, ctx, user, notices={"token": "Token revoked."})
+
+
+@router.post("/settings/profile")
+async def save_profile(request: Request, user: PageUser, ctx: Ctx):
+    """The signed-in user's signature and meeting link (docs/content-signatures.md)."""
+    form = await request.form()
+    changes = {name: str(form.get(name, "")) for name in profile.FIELDS}
+    try:
+        profile.update_profile(ctx, user.id, user.id, changes)
+    except CadenzaError as exc:
+        return _refused(request, ctx, user, "profile", exc)
+    return _page(request, ctx, user, notices={"profile": "Signature and meeting link saved."})
+
+
+@router.post("/settings/booking-webhooks/{provider}")
+async def save_booking_secret(
+    request: Request, provider: BookingProvider, admin: PageAdmin, ctx: Ctx
+):
+    """Sets (or, with `clear`, forgets) the secret a scheduler signs its bookings with."""
+    form = await request.form()
+    key = f"booking-{provider}"
+    try:
+        if form.get("clear"):
+            bookings.clear_secret(ctx, admin.id, provider)
+            notice = "Secret removed: bookings from it are refused until one is set."
+        else:
+            bookings.set_secret(ctx, admin.id, provider, str(form.get("secret", "")))
+            notice = "Secret saved. It is not shown again."
+    except CadenzaError as exc:
+        return _refused(request, ctx, admin, key, exc)
+    return _page(request, ctx, admin, notices={key: notice})

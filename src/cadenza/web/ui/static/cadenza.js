@@ -134,9 +134,26 @@
     });
   }
 
+  // --- the editor's "Insert signature" / "Insert meeting link" buttons ------------------
+  function touchButtonsSetup() {
+    document.addEventListener("click", function (e) {
+      var button = e.target.closest && e.target.closest(".token-insert");
+      if (!button) return;
+      var area = document.getElementById(button.dataset.target);
+      var text = button.dataset.insert;
+      if (area.richInsertHtml) return area.richInsertHtml(text);  // rich-editor.js is on
+      if (area.richInsert) return area.richInsert(text);
+      var at = area.selectionStart || area.value.length;
+      area.value = area.value.slice(0, at) + text + area.value.slice(area.selectionEnd || at);
+      area.focus();
+      area.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     selectionSetup();
     enrollSetup();
     tokenPickerSetup();
+    touchButtonsSetup();
   });
 })();

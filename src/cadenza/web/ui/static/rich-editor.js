@@ -221,6 +221,27 @@
       remember();
       sync();
     };
+    // Markup with Jinja tags (the "Insert meeting link" button's link), cleaned like a
+    // stored body and put at the caret (or at the end when the caret is elsewhere).
+    textarea.richInsertHtml = function (html) {
+      restore();
+      var sel = window.getSelection();
+      var range = sel.rangeCount ? sel.getRangeAt(0) : null;
+      var fragment = cleanFragment(html);
+      if (range && area.contains(range.commonAncestorContainer)) {
+        range.deleteContents();
+        var last = fragment.lastChild;
+        range.insertNode(fragment);
+        if (last) range.setStartAfter(last);
+        range.collapse(true);
+        sel.removeAllRanges();
+        sel.addRange(range);
+      } else {
+        area.appendChild(fragment);
+      }
+      remember();
+      sync();
+    };
     wrap.appendChild(bar);
     wrap.appendChild(area);
     // After the textarea's label, not inside it: a click in a label would send the
