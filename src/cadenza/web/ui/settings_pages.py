@@ -17,8 +17,8 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.reminders import MAX_MINUTES_BEFORE
 from cadenza.domain.inbound.bookings import BookingProvider
+from cadenza.domain.reminders import MAX_MINUTES_BEFORE
 from cadenza.engine.transports.base import DeliveryOutcome
 from cadenza.services.accounts import mailboxes, profile, users
 from cadenza.services.accounts.users import UserView
