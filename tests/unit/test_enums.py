@@ -104,7 +104,10 @@ def test_partial_indexes_name_values_of_their_columns_vocabulary():
 
 
 def test_the_vocabularies_that_services_validate_against_are_the_enums():
-    assert set(control.UNENROLL_REASONS) == set(UnenrollReason) - {UnenrollReason.AUTOMATION}
+    assert set(control.UNENROLL_REASONS) == set(UnenrollReason) - {
+        UnenrollReason.AUTOMATION,
+        UnenrollReason.TASK_OUTCOME,
+    }
     assert set(rules.ENDING_REASONS) == set(UnenrollReason)
     assert tuple(MessageStatus) == outbox.MESSAGE_STATUSES
     assert tuple(WebhookEvent) == webhooks.EVENT_TYPES

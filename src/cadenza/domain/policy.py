@@ -46,6 +46,7 @@ class Resource(StrEnum):
     TOKEN = "token"
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
+    TASK_OUTCOME = "task_outcome"  # a team's own call/touch outcome (docs/tasks.md)
 
 
 class Action(StrEnum):
@@ -83,7 +84,7 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.ENROLLMENT, A.CREATE): Who.OWNER,  # owners: the mailbox's; and FLAGS' can_enroll
     (R.ENROLLMENT, A.UPDATE): Who.OWNER,  # pause, resume, unenroll, tokens
     (R.TASK, A.READ): Who.OWNER,
-    (R.TASK, A.UPDATE): Who.OWNER,  # complete, skip
+    (R.TASK, A.UPDATE): Who.OWNER,  # complete (with an outcome), skip, reschedule
     (R.MESSAGE, A.READ): Who.OWNER,  # the outbox
     (R.MESSAGE, A.UPDATE): Who.OWNER,  # review an unknown send
     (R.CONTACT, A.READ): Who.ANYONE,
@@ -126,6 +127,10 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.DKIM_KEY, A.DELETE): Who.ADMIN,
     (R.SUPPRESSION, A.READ): Who.ADMIN,
     (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
+    (R.TASK_OUTCOME, A.READ): Who.ANYONE,
+    (R.TASK_OUTCOME, A.CREATE): Who.ADMIN,
+    (R.TASK_OUTCOME, A.UPDATE): Who.ADMIN,
+    (R.TASK_OUTCOME, A.DELETE): Who.ADMIN,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -56,7 +56,7 @@ def _number(value: Any) -> Any:
 EDITOR_SETTINGS = (
     "follow_up_days", "holiday_country", "send_window", "thread_follow_ups", "task_reminders",
     "unenroll_on_reply", "unenroll_on_meeting", "track_opens", "track_clicks",
-    "auto_reply_pause_days",
+    "auto_reply_pause_days", "unenroll_on_outcomes",
 )  # fmt: skip
 
 
@@ -68,6 +68,11 @@ def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
         "track_opens": form.get("track_opens") == "on",
         "track_clicks": form.get("track_clicks") == "on",
         "auto_reply_pause_days": _number(form.get("auto_reply_pause_days")),
+        # comma-separated keys; blank: the team's ending outcomes (docs/tasks.md)
+        "unenroll_on_outcomes": [
+            k.strip() for k in str(form.get("unenroll_on_outcomes", "")).split(",") if k.strip()
+        ]
+        or None,
     }
     # The page names the settings it had controls for: an unchecked box sends nothing,
     # so only this list tells "turned off" from "not on the page".
