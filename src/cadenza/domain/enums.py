@@ -110,7 +110,9 @@ class UnenrollReason(StrEnum):
     COMPLAINED = "complained"
     SEND_FAILED = "send_failed"
     AUTOMATION = "automation"  # an automation rule's "unenroll" action (not for people to give)
-    TASK_OUTCOME = "task_outcome"  # a logged call/touch outcome the sequence ends on (not for people)
+    TASK_OUTCOME = (
+        "task_outcome"  # a logged call/touch outcome the sequence ends on (not for people)
+    )
 
 
 class PauseReason(StrEnum):
