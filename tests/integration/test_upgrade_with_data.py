@@ -425,6 +425,9 @@ def fill_later(filler: Filler, revision: str, ids: dict[str, int]) -> None:
     elif revision == "0010":
         add("login_failures", account="rep@corp.example", address="203.0.113.9",
             at=T0 - timedelta(hours=1))  # fmt: skip
+    elif revision == "0016":
+        add("task_outcomes", key="demo_booked", label="Demo booked", task_type="call",
+            ends_enrollment=True, created_at=T0)  # fmt: skip
 
 
 def fingerprint(db: Database, tables: list[str]) -> dict[str, list[tuple]]:
