@@ -60,9 +60,8 @@ def add_outcome(
     key, label, kind = rules.check_new_outcome(key, label, task_type)
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.TASK_OUTCOME, Action.CREATE)
-        if session.scalar(select(func.count()).select_from(TaskOutcome)) >= (
-            rules.MAX_CUSTOM_OUTCOMES
-        ):
+        count = session.scalar(select(func.count()).select_from(TaskOutcome)) or 0
+        if count >= rules.MAX_CUSTOM_OUTCOMES:
             raise CadenzaError(
                 ErrorCode.VALIDATION_ERROR,
                 f"a team has at most {rules.MAX_CUSTOM_OUTCOMES} outcomes of its own",
