@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+import pytest
+
 from cadenza.services.accounts.users import create_user
 from cadenza.services.enrollment import tasks
 from tests.conftest import enroll_ids
@@ -13,8 +15,12 @@ from tests.ui.conftest import Ui, set_password
 
 CALL = [{"type": "task", "task_type": "call", "task_title": "Call {{ contact.firstname }}"}]
 TODO = [{"type": "task", "task_type": "todo", "task_title": "Research {{ contact.firstname }}"}]
+# The pages' own behaviour, on one database: the services under them are checked on both
+# (tests/api/test_task_outcomes_api.py, tests/integration/test_tasks_cli.py).
+ONE_DATABASE = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
+@ONE_DATABASE
 def test_the_queue_works_without_javascript(rep, ctx, world, worker):
     calls = world.make_sequence(steps=CALL, name="Calls")
     enroll_ids(world, [world.contact("a@corp.example"), world.contact("b@corp.example")], calls)
@@ -63,6 +69,7 @@ def test_the_queue_works_without_javascript(rep, ctx, world, worker):
     assert stolen.status_code == 404 and tasks.get_task(ctx, todo.id).status == "open"
 
 
+@ONE_DATABASE
 def test_admins_add_outcomes_on_the_page(rep, ctx, world):
     assert "meeting_booked" in rep.client.get("/tasks/outcomes").text
     form = {"csrf_token": rep.token, "key": "demo_set", "label": "Demo set", "task_type": "call"}
