@@ -238,7 +238,9 @@ class OutcomeOut(BaseModel):
 _KEY_PATH = Path(pattern=KEY.pattern, max_length=50)
 
 
-@router.get("/task-outcomes", response_model=list[OutcomeOut], responses=error_responses(401, 422))
+@router.get(
+    "/task-outcomes", response_model=list[OutcomeOut], responses=error_responses(401, 403, 422)
+)
 def list_outcomes(user: ApiUser, ctx: Ctx, task_type: TaskKind | None = None) -> list[OutcomeOut]:
     """The built-in outcomes and the team's own, per task type."""
     found = task_outcomes.list_outcomes(ctx, task_type=task_type, actor_id=user.id)
