@@ -117,6 +117,12 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/tasks": API_READ,
     "POST /api/v1/tasks/{task_id}/complete": API_HIDDEN_WRITE,
     "POST /api/v1/tasks/{task_id}/skip": API_HIDDEN_WRITE,
+    "POST /api/v1/tasks/{task_id}/reschedule": API_HIDDEN_WRITE,
+    # -- task outcomes: the team's, read by all, managed by admins
+    "GET /api/v1/task-outcomes": API_READ,
+    "POST /api/v1/task-outcomes": API_ADMIN,
+    "PATCH /api/v1/task-outcomes/{key}": API_ADMIN,
+    "DELETE /api/v1/task-outcomes/{key}": API_ADMIN,
     # -- messages (the outbox): their mailbox owner's
     "GET /api/v1/messages": API_READ,
     "GET /api/v1/messages/{message_id}": API_HIDDEN_READ,
@@ -224,6 +230,11 @@ RULES: dict[str, tuple] = {
     "GET /tasks/{task_id}": PAGE_HIDDEN,
     "POST /tasks/{task_id}/complete": PAGE_HIDDEN_WRITE,
     "POST /tasks/{task_id}/skip": PAGE_HIDDEN_WRITE,
+    "POST /tasks/{task_id}/reschedule": PAGE_HIDDEN_WRITE,
+    "GET /tasks/start": (303,) * 5,  # to one's own first task (or back to the list)
+    "GET /tasks/outcomes": PAGE,
+    "POST /tasks/outcomes": PAGE_ADMIN,
+    "POST /tasks/outcomes/{key}/delete": PAGE_ADMIN,
     "GET /settings": PAGE,
     "POST /settings/mailboxes": PAGE_WRITE,
     "GET /settings/mailboxes/{mailbox_id}": PAGE_HIDDEN,
@@ -346,6 +357,14 @@ class Scene:
         tasks.create_due_tasks(self.ctx)
         [task] = [t for t in tasks.list_tasks(self.ctx, contact_id=contact.id)]
         return task.id
+
+    def _key(self):
+        """A team outcome (made by an admin): what the outcome routes change."""
+        from cadenza.services.enrollment import task_outcomes
+
+        key = self.fresh("oc")
+        task_outcomes.add_outcome(self.ctx, key, "Custom", "call")
+        return key
 
     def _message_id(self):
         from cadenza.engine.worker import Worker, WorkerOptions
@@ -494,6 +513,17 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
             "json": {"enrollment_ids": [s("enrollment_id")]}
         },
         "POST /api/v1/messages/{message_id}/review": lambda: {"json": {"delivered": True}},
+        "POST /api/v1/tasks/{task_id}/reschedule": lambda: {
+            "json": {"due_at": (scene.ctx.clock.now() + timedelta(days=1)).isoformat()}
+        },
+        "POST /api/v1/task-outcomes": lambda: {
+            "json": {"key": scene.fresh("oc"), "label": "New", "task_type": "call"}
+        },
+        "PATCH /api/v1/task-outcomes/{key}": lambda: {"json": {"label": "Renamed"}},
+        "POST /tasks/outcomes": lambda: {
+            "data": {"key": scene.fresh("oc"), "label": "New", "task_type": "linkedin"}
+        },
+        "POST /tasks/{task_id}/reschedule": lambda: {"data": {"by": "day"}},
         "POST /api/v1/messages/retry": lambda: {
             "json": {"message_ids": [s("message_id")], "reason": "matrix"}
         },

@@ -22,7 +22,8 @@ MANUAL = [
 ]
 TASK_FIELDS = {"id", "owner_id", "contact_id", "enrollment_id", "type", "title", "notes",
                "priority", "status", "due_at", "draft_subject", "draft_body", "completed_at",
-               "created_at"}  # fmt: skip
+               "created_at", "outcome", "duration_seconds", "outcome_notes",
+               "logged_at"}  # fmt: skip
 
 
 def open_tasks(api, role="member", **params):

@@ -425,6 +425,18 @@ def fill_later(filler: Filler, revision: str, ids: dict[str, int]) -> None:
     elif revision == "0010":
         add("login_failures", account="rep@corp.example", address="203.0.113.9",
             at=T0 - timedelta(hours=1))  # fmt: skip
+    elif revision == "0016":  # a column named `key`: not through add()'s own `key`
+        outcomes = sa.table(
+            "task_outcomes", sa.column("key"), sa.column("label"), sa.column("task_type"),
+            sa.column("ends_enrollment", sa.Boolean()),
+            sa.column("created_at", _type_of("created_at")),
+        )  # fmt: skip
+        with filler.db.engine.begin() as connection:
+            connection.execute(
+                sa.insert(outcomes).values(key="demo_booked", label="Demo booked",
+                                           task_type="call", ends_enrollment=True, created_at=T0)
+            )  # fmt: skip
+        filler.written["task_outcomes"] = 1
 
 
 def fingerprint(db: Database, tables: list[str]) -> dict[str, list[tuple]]:

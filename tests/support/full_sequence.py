@@ -23,6 +23,7 @@ FULL_SETTINGS = {
     "track_opens": True,
     "track_clicks": True,
     "auto_reply_pause_days": 14,
+    "unenroll_on_outcomes": ["meeting_booked", "demo_done"],
 }
 FULL_STEPS = [
     {"type": "email", "delay_days": 0, "delay_hours": 0,

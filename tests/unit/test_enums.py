@@ -61,6 +61,8 @@ def test_the_states_the_issue_names_are_typed_columns():
         "mailboxes.auth_method": enums.MailboxAuth,
         "mailboxes.oauth_provider": enums.OAuthProvider,
         "oauth_states.provider": enums.OAuthProvider,
+        "users.reminder_timing": enums.ReminderTiming,
+        "task_digests.status": enums.DigestStatus,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 
@@ -104,7 +106,10 @@ def test_partial_indexes_name_values_of_their_columns_vocabulary():
 
 
 def test_the_vocabularies_that_services_validate_against_are_the_enums():
-    assert set(control.UNENROLL_REASONS) == set(UnenrollReason) - {UnenrollReason.AUTOMATION}
+    assert set(control.UNENROLL_REASONS) == set(UnenrollReason) - {
+        UnenrollReason.AUTOMATION,
+        UnenrollReason.TASK_OUTCOME,
+    }
     assert set(rules.ENDING_REASONS) == set(UnenrollReason)
     assert tuple(MessageStatus) == outbox.MESSAGE_STATUSES
     assert tuple(WebhookEvent) == webhooks.EVENT_TYPES

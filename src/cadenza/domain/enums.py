@@ -110,6 +110,9 @@ class UnenrollReason(StrEnum):
     COMPLAINED = "complained"
     SEND_FAILED = "send_failed"
     AUTOMATION = "automation"  # an automation rule's "unenroll" action (not for people to give)
+    TASK_OUTCOME = (
+        "task_outcome"  # a logged call/touch outcome the sequence ends on (not for people)
+    )
 
 
 class PauseReason(StrEnum):
@@ -299,3 +302,39 @@ class DigestStatus(StrEnum):
     CLAIMED = "claimed"
     NO_TASKS = "no_tasks"
     NO_MAILBOX = "no_mailbox"
+
+
+class CallOutcome(StrEnum):
+    """The built-in outcomes of a call task (tasks.outcome); a team adds its own
+    (task_outcomes). docs/tasks.md."""
+
+    CONNECTED = "connected"
+    LEFT_VOICEMAIL = "left_voicemail"
+    NO_ANSWER = "no_answer"
+    WRONG_NUMBER = "wrong_number"
+    BUSY = "busy"
+    MEETING_BOOKED = "meeting_booked"
+    NOT_INTERESTED = "not_interested"
+
+
+class LinkedInTouch(StrEnum):
+    """What a LinkedIn task did (tasks.outcome); a team adds its own (task_outcomes)."""
+
+    CONNECTION_REQUEST = "connection_request"
+    MESSAGE = "message"
+    INMAIL = "inmail"
+    VIEWED_PROFILE = "viewed_profile"
+    ENGAGED_WITH_POST = "engaged_with_post"
+
+
+class TaskDue(StrEnum):
+    """The queue's due filter, read in the viewer's own day."""
+
+    OVERDUE = "overdue"
+    TODAY = "today"
+    UPCOMING = "upcoming"
+
+
+class TaskSort(StrEnum):
+    DUE = "due"  # earliest due moment first
+    LOCAL = "local"  # by the due time on the contact's own clock (call in their hours)

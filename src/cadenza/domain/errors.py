@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     INVALID_STATE = "invalid_state"
+    UNKNOWN_OUTCOME = "unknown_outcome"  # a task outcome neither built in nor the team's
     USER_NOT_FOUND = "user_not_found"
     ENROLLMENT_NOT_FOUND = "enrollment_not_found"
     # HTTP

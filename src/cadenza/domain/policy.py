@@ -49,6 +49,7 @@ class Resource(StrEnum):
     PREFERENCES = "preferences"  # a user's task reminder and digest preferences
     PROFILE = "profile"  # a user's signature and meeting link (docs/content-signatures.md)
     BOOKING_WEBHOOK = "booking_webhook"  # Cal.com / Calendly signing secrets
+    TASK_OUTCOME = "task_outcome"  # a team's own call/touch outcome (docs/tasks.md)
 
 
 class Action(StrEnum):
@@ -86,7 +87,7 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.ENROLLMENT, A.CREATE): Who.OWNER,  # owners: the mailbox's; and FLAGS' can_enroll
     (R.ENROLLMENT, A.UPDATE): Who.OWNER,  # pause, resume, unenroll, tokens
     (R.TASK, A.READ): Who.OWNER,
-    (R.TASK, A.UPDATE): Who.OWNER,  # complete, skip
+    (R.TASK, A.UPDATE): Who.OWNER,  # complete (with an outcome), skip, reschedule
     (R.MESSAGE, A.READ): Who.OWNER,  # the outbox
     (R.MESSAGE, A.UPDATE): Who.OWNER,  # review an unknown send
     (R.CONTACT, A.READ): Who.ANYONE,
@@ -135,6 +136,10 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.PROFILE, A.UPDATE): Who.SELF,  # one's own signature and link; admins anyone's
     (R.BOOKING_WEBHOOK, A.READ): Who.ADMIN,
     (R.BOOKING_WEBHOOK, A.UPDATE): Who.ADMIN,  # set or clear a signing secret
+    (R.TASK_OUTCOME, A.READ): Who.ANYONE,
+    (R.TASK_OUTCOME, A.CREATE): Who.ADMIN,
+    (R.TASK_OUTCOME, A.UPDATE): Who.ADMIN,
+    (R.TASK_OUTCOME, A.DELETE): Who.ADMIN,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

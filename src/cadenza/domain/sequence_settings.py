@@ -10,6 +10,7 @@ import holidays
 
 from cadenza.domain.enums import FollowUpDays, UnenrollOnReply
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.task_outcomes import check_key
 
 
 def _parse_hhmm(value: str, field: str) -> time:
@@ -83,6 +84,9 @@ class SequenceSettings:
     # The sender's signature goes at the end of every email whose template does not place
     # it with {{ sender.signature }} (HubSpot's default); nothing is added without one.
     append_signature: bool = True
+    # The task outcomes that unenroll the contact when logged (docs/tasks.md); None: the
+    # team's ending ones (meeting_booked, not_interested, and outcomes marked ending).
+    unenroll_on_outcomes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -120,6 +124,7 @@ class SequenceSettings:
             "track_clicks",
             "auto_reply_pause_days",
             "append_signature",
+            "unenroll_on_outcomes",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -148,6 +153,7 @@ class SequenceSettings:
             track_clicks=bool(data.get("track_clicks", False)),
             auto_reply_pause_days=data.get("auto_reply_pause_days", 7),
             append_signature=bool(data.get("append_signature", True)),
+            unenroll_on_outcomes=_outcome_keys(data.get("unenroll_on_outcomes")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,4 +161,20 @@ class SequenceSettings:
         data["follow_up_days"] = str(self.follow_up_days)
         data["unenroll_on_reply"] = str(self.unenroll_on_reply)
         data["send_window"] = self.send_window.to_dict() if self.send_window else None
+        # Left out when unset, so settings saved before it existed read back unchanged.
+        if self.unenroll_on_outcomes is None:
+            del data["unenroll_on_outcomes"]
+        else:
+            data["unenroll_on_outcomes"] = list(self.unenroll_on_outcomes)
         return data
+
+
+def _outcome_keys(value: Any) -> tuple[str, ...] | None:
+    """A list of outcome keys (at most 50); unknown keys are kept: a team may add them later."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) > 50:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, "unenroll_on_outcomes must be a list of outcome keys"
+        )
+    return tuple(dict.fromkeys(check_key(k, "unenroll_on_outcomes") for k in value))

@@ -370,6 +370,7 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_owner_status_due", "owner_id", "status", "due_at"),
+        Index("ix_tasks_outcome_logged", "outcome", "logged_at"),
         # The worker's reminder lookup reads only reminders not yet sent, not every task.
         Index(
             "ix_tasks_reminder_due",
@@ -395,6 +396,25 @@ class Task(Base):
     remind_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    # What was logged when it was done (docs/tasks.md): the outcome key, built in
+    # (domain/enums.py CallOutcome, LinkedInTouch) or the team's (task_outcomes).
+    outcome: Mapped[str | None] = mapped_column(String(50))
+    duration_seconds: Mapped[int | None]
+    outcome_notes: Mapped[str | None] = mapped_column(Text)
+    logged_at: Mapped[datetime | None]
+
+
+class TaskOutcome(Base):
+    """A team's own task outcome, on top of the built-in ones; admins manage them."""
+
+    __tablename__ = "task_outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(50), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    task_type: Mapped[str] = mapped_column(String(20))
+    ends_enrollment: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import distinct, func, select
 
 from cadenza.domain.enums import EnrollmentState, EventKind, UnenrollReason
 from cadenza.domain.policy import Action
+from cadenza.domain.task_outcomes import describe
 from cadenza.services.access import authorize_enrollment
 from cadenza.services.analytics.engagement import engagement_by_step
 from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
@@ -217,16 +218,22 @@ def enrollment_timeline(
             events.append(TimelineEvent(sent_at, "sent", position, subject))
             if bounced_at is not None:
                 events.append(TimelineEvent(bounced_at, "bounced", position))
-        for position, title, created, completed, status in session.execute(
-            select(
-                StepRun.step_position, Task.title, Task.created_at, Task.completed_at, Task.status
+        for position, title, created, completed, status, outcome, duration, logged in (
+            session.execute(
+                select(
+                    StepRun.step_position, Task.title, Task.created_at, Task.completed_at,
+                    Task.status, Task.outcome, Task.duration_seconds, Task.logged_at,
+                )
+                .join(StepRun, StepRun.id == Task.step_run_id)
+                .where(Task.enrollment_id == enrollment_id)
             )
-            .join(StepRun, StepRun.id == Task.step_run_id)
-            .where(Task.enrollment_id == enrollment_id)
-        ):
+        ):  # fmt: skip
             events.append(TimelineEvent(created, "task_created", position, title))
             if completed is not None:
                 events.append(TimelineEvent(completed, f"task_{status}", position, title))
+            if logged is not None:  # what the rep logged: docs/tasks.md
+                line = describe(outcome, duration)
+                events.append(TimelineEvent(logged, "task_logged", position, line, None))
         for kind, occurred, data, position in session.execute(
             select(EmailEvent.kind, EmailEvent.occurred_at, EmailEvent.data, StepRun.step_position)
             .outerjoin(Message, Message.id == EmailEvent.message_id)

@@ -79,7 +79,7 @@ EVENT_FIELDS = (
 TASK_FIELDS = (
     "id", "owner_id", "enrollment_id", "type", "title", "notes", "priority", "status",
     "due_at", "draft_subject", "draft_body", "remind_at", "reminded_at", "completed_at",
-    "created_at",
+    "created_at", "outcome", "duration_seconds", "outcome_notes", "logged_at",
 )  # fmt: skip
 AUDIT_FIELDS = ("id", "at", "actor_id", "action", "subject_type", "subject_id", "data")
 AUTOMATION_FIELDS = ("id", "type", "data", "occurred_at")

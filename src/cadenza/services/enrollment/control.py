@@ -29,8 +29,11 @@ from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.services.lookup import fetch
 from cadenza.store.models import Contact, Enrollment, StepRun, Task
 
-# The reasons a person (web, API, CLI) may give; AUTOMATION is the rules' own.
-UNENROLL_REASONS = tuple(r for r in UnenrollReason if r is not UnenrollReason.AUTOMATION)
+# The reasons a person (web, API, CLI) may give; AUTOMATION is the rules' own and
+# TASK_OUTCOME a logged task outcome's (enrollment/task_log.py).
+UNENROLL_REASONS = tuple(
+    r for r in UnenrollReason if r not in (UnenrollReason.AUTOMATION, UnenrollReason.TASK_OUTCOME)
+)
 
 
 def lock_enrollment(

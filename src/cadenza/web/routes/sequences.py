@@ -53,6 +53,12 @@ class SettingsIn(BaseModel):
     auto_reply_pause_days: StrictInt = Field(
         7, ge=1, le=90, description="Out-of-office pause when no return date can be read"
     )
+    unenroll_on_outcomes: list[str] | None = Field(
+        None,
+        max_length=50,
+        description="Task outcomes that unenroll the contact when logged; "
+        "null: the team's ending outcomes (meeting_booked, not_interested, custom ending ones)",
+    )
 
 
 class StepIn(BaseModel):
@@ -103,6 +109,7 @@ class SettingsOut(BaseModel):
     track_opens: bool
     track_clicks: bool
     auto_reply_pause_days: int
+    unenroll_on_outcomes: list[str] | None = None
 
 
 class StepOut(BaseModel):

@@ -58,6 +58,7 @@ EDITOR_SETTINGS = (
     "follow_up_days", "holiday_country", "send_window", "thread_follow_ups", "task_reminders",
     "unenroll_on_reply", "unenroll_on_meeting", "track_opens", "track_clicks",
     "auto_reply_pause_days", "append_signature",
+    "auto_reply_pause_days", "unenroll_on_outcomes",
 )  # fmt: skip
 
 
@@ -70,6 +71,11 @@ def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
         "track_clicks": form.get("track_clicks") == "on",
         "auto_reply_pause_days": _number(form.get("auto_reply_pause_days")),
         "append_signature": form.get("append_signature") == "on",
+        # comma-separated keys; blank: the team's ending outcomes (docs/tasks.md)
+        "unenroll_on_outcomes": [
+            k.strip() for k in str(form.get("unenroll_on_outcomes", "")).split(",") if k.strip()
+        ]
+        or None,
     }
     # The page names the settings it had controls for: an unchecked box sends nothing,
     # so only this list tells "turned off" from "not on the page".

@@ -1,7 +1,7 @@
 """task reminders per user and the daily task digest
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-02 13:00:00
 
 - users.reminder_timing (none | at_due | before; existing rows: at_due, what reminders
@@ -17,7 +17,7 @@ from alembic import op
 import cadenza.store.types
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
