@@ -280,3 +280,12 @@ class AutomationTrigger(StrEnum):
     REPLIED = "replied"
     MEETING_BOOKED = "meeting_booked"
     BOUNCED = "bounced"
+
+
+class Sharing(StrEnum):
+    """sequences.sharing: who besides its owner and the admins may use or change it
+    (domain/policy.py `SHARED_ACTIONS` says which actions each opens to the team)."""
+
+    PRIVATE = "private"  # its owner and the admins only
+    TEAM_USE = "team_use"  # everyone signed in sees it, enrolls into it and clones it
+    TEAM_EDIT = "team_edit"  # ... and members edit it too
