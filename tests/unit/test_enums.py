@@ -61,6 +61,7 @@ def test_the_states_the_issue_names_are_typed_columns():
         "mailboxes.auth_method": enums.MailboxAuth,
         "mailboxes.oauth_provider": enums.OAuthProvider,
         "oauth_states.provider": enums.OAuthProvider,
+        "sequences.sharing": enums.Sharing,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 
