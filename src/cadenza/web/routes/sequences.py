@@ -22,7 +22,7 @@ from cadenza.domain.enums import (
     TaskType,
     UnenrollOnReply,
 )
-from cadenza.domain.folders import MAX_FOLDER_LENGTH
+from cadenza.domain.folders import MAX_FOLDER_LENGTH, folder_name
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import stats
 from cadenza.services.sequences import catalog as sequences
@@ -340,7 +340,7 @@ def rename_folder(
 ) -> FolderRenamedOut:
     """Renames the folder on every sequence in it, when the caller may edit each."""
     renamed = playbooks.rename_folder(ctx, folder, body.name, actor_id=user.id)
-    return FolderRenamedOut(name=body.name.strip(), renamed=renamed)
+    return FolderRenamedOut(name=folder_name(body.name) or "", renamed=renamed)
 
 
 @router.get(
