@@ -25,7 +25,8 @@ def test_a_private_sequence_is_nowhere_for_another_member(ctx, world, rep):
                  f"/lists/{made.id}"):  # fmt: skip
         answer = other.client.get(page)
         assert answer.status_code == 200, (page, answer.text[-300:])
-        assert "Secret play" not in answer.text and "Hush" not in answer.text, page
+        assert "Secret play" not in answer.text, page
+        assert 'data-folder="Hush"' not in answer.text, page  # not in the folder sidebar
     for page in ("", "/enroll", "/edit"):
         assert other.client.get(f"/sequences/{secret.id}{page}").status_code == 404, page
     forms = {"sharing": {"sharing": "team_edit"}, "folder": {"folder": "Mine"},
