@@ -103,6 +103,11 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/sequences/{sequence_id}/stats": API_READ,
     "GET /api/v1/sequences/{sequence_id}/analytics": API_READ,
     "POST /api/v1/sequences/{sequence_id}/enrollments": API_WRITE,  # from one's own mailbox
+    # sharing: the scene's sequences are team_use (the default), so others see them
+    "PATCH /api/v1/sequences/{sequence_id}": API_OWNED_WRITE,  # sharing: owner and admins
+    "POST /api/v1/sequences/{sequence_id}/clone": API_WRITE,  # whoever sees it
+    "GET /api/v1/sequence-folders": API_READ,
+    "PATCH /api/v1/sequence-folders/{folder}": API_OWNED_WRITE,  # who may edit every one
     # -- enrollments: their enroller's and mailbox owner's; viewers read all
     "GET /api/v1/enrollments": API_READ,
     "GET /api/v1/enrollments/{enrollment_id}": ("2xx", "2xx", 404, "2xx", 401),
@@ -226,6 +231,10 @@ RULES: dict[str, tuple] = {
     "GET /sequences/{sequence_id}/edit": (200, 200, 403, 403, 303),
     "POST /sequences/{sequence_id}/edit": PAGE_OWNED_WRITE,
     "POST /sequences/{sequence_id}/preview": PAGE_OWNED_WRITE,
+    "POST /sequences/{sequence_id}/sharing": PAGE_OWNED_WRITE,
+    "POST /sequences/{sequence_id}/folder": PAGE_OWNED_WRITE,
+    "POST /sequences/{sequence_id}/clone": PAGE_WRITE,
+    "POST /sequence-folders/rename": PAGE_OWNED_WRITE,
     "GET /tasks": PAGE,
     "GET /tasks/{task_id}": PAGE_HIDDEN,
     "POST /tasks/{task_id}/complete": PAGE_HIDDEN_WRITE,
@@ -334,6 +343,14 @@ class Scene:
 
     def _sequence_id(self):
         return self.world.make_sequence(name=self.fresh("seq ")).id
+
+    def _folder(self):
+        """A folder holding one sequence of the owner's."""
+        from cadenza.services.sequences import playbooks
+
+        name = self.fresh("folder")
+        playbooks.update_placement(self.ctx, self.get("sequence_id"), actor_id=None, folder=name)
+        return name
 
     def _mailbox_id(self):
         return mailboxes.create_mailbox(
@@ -500,6 +517,15 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
         "POST /api/v1/mailboxes/oauth/finish": lambda: {"json": {"state": "x", "code": "y"}},
         "POST /api/v1/sequences": lambda: {"json": {"name": "New", "steps": steps}},
         "PUT /api/v1/sequences/{sequence_id}": lambda: {"json": {"name": "Re", "steps": steps}},
+        "PATCH /api/v1/sequences/{sequence_id}": lambda: {"json": {"sharing": "team_edit"}},
+        "POST /api/v1/sequences/{sequence_id}/clone": lambda: {"json": {}},
+        "PATCH /api/v1/sequence-folders/{folder}": lambda: {"json": {"name": scene.fresh("f")}},
+        "POST /sequences/{sequence_id}/sharing": lambda: {"data": {"sharing": "team_edit"}},
+        "POST /sequences/{sequence_id}/folder": lambda: {"data": {"folder": "Moved"}},
+        "POST /sequences/{sequence_id}/clone": lambda: {"data": {"name": "Cloned"}},
+        "POST /sequence-folders/rename": lambda: {
+            "data": {"folder": s("folder"), "name": scene.fresh("f")}
+        },
         "POST /api/v1/sequences/{sequence_id}/enrollments": lambda: {
             "json": {"contacts": [{"contact_id": s("contact_id")}], "mailbox_id": own_mailbox}
         },

@@ -63,6 +63,7 @@ def test_the_states_the_issue_names_are_typed_columns():
         "oauth_states.provider": enums.OAuthProvider,
         "users.reminder_timing": enums.ReminderTiming,
         "task_digests.status": enums.DigestStatus,
+        "sequences.sharing": enums.Sharing,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 

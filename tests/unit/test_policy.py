@@ -4,8 +4,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from cadenza.domain.enums import Sharing
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import (
+    EVERYONE,
     FLAGS,
     RULES,
     Action,
@@ -16,6 +18,8 @@ from cadenza.domain.policy import (
     may_enroll,
     owner_filter,
     sees_all,
+    sequence_owners,
+    shared_for,
 )
 from tests.support.people import ADMIN, ANN, BEA, VIC, Person
 
@@ -36,12 +40,35 @@ def test_an_admin_may_do_anything_and_a_viewer_never_writes_what_is_not_theirs(r
     )
 
 
-def test_a_member_changes_only_their_own_sequence_but_reads_every_one():
+def test_a_member_changes_only_their_own_sequence_and_reads_what_is_shared():
     assert may(ANN, Resource.SEQUENCE, Action.UPDATE, [ANN.id])
     assert may(ANN, Resource.SEQUENCE, Action.DELETE, [ANN.id])
     assert not may(BEA, Resource.SEQUENCE, Action.UPDATE, [ANN.id])
     assert not may(BEA, Resource.SEQUENCE, Action.DELETE, [ANN.id])
-    assert may(BEA, Resource.SEQUENCE, Action.READ, [ANN.id])
+    assert not may(BEA, Resource.SEQUENCE, Action.READ, [ANN.id])  # private
+    assert may(BEA, Resource.SEQUENCE, Action.READ, [ANN.id, EVERYONE])
+
+
+@pytest.mark.parametrize(
+    ("sharing", "team_reads", "team_edits"),
+    [(Sharing.PRIVATE, False, False), (Sharing.TEAM_USE, True, False),
+     (Sharing.TEAM_EDIT, True, True)],
+)  # fmt: skip
+def test_a_sequences_sharing_opens_reading_then_editing_never_archiving_or_sharing(
+    sharing, team_reads, team_edits
+):
+    def owners(action):
+        return sequence_owners(ANN.id, sharing, action)
+
+    assert may(BEA, Resource.SEQUENCE, Action.READ, owners(Action.READ)) is team_reads
+    assert may(VIC, Resource.SEQUENCE, Action.READ, owners(Action.READ)) is team_reads
+    assert may(BEA, Resource.SEQUENCE, Action.UPDATE, owners(Action.UPDATE)) is team_edits
+    assert not may(VIC, Resource.SEQUENCE, Action.UPDATE, owners(Action.UPDATE))
+    for action in (Action.DELETE, Action.SHARE):
+        assert not may(BEA, Resource.SEQUENCE, action, owners(action))
+        assert may(ANN, Resource.SEQUENCE, action, owners(action))
+        assert may(ADMIN, Resource.SEQUENCE, action, owners(action))
+    assert shared_for(Action.READ) == [Sharing.TEAM_USE, Sharing.TEAM_EDIT]
 
 
 def test_an_enrollment_is_its_enrollers_and_its_mailbox_owners():
@@ -67,8 +94,11 @@ def test_a_private_resource_of_someone_else_is_hidden_a_shared_one_refused():
         check(VIC, Resource.TASK, Action.UPDATE, [VIC.id], hidden_as=hidden)
     assert caught.value.code == ErrorCode.PERMISSION_DENIED  # ...so is told no, not 404
     with pytest.raises(CadenzaError) as caught:
-        check(BEA, Resource.SEQUENCE, Action.UPDATE, [ANN.id], hidden_as=hidden)
+        check(BEA, Resource.LIST, Action.UPDATE, [ANN.id], hidden_as=hidden)
     assert caught.value.code == ErrorCode.PERMISSION_DENIED
+    with pytest.raises(CadenzaError) as caught:  # a private sequence is hidden
+        check(BEA, Resource.SEQUENCE, Action.UPDATE, [ANN.id], hidden_as=hidden)
+    assert caught.value is hidden
 
 
 def test_listings_are_narrowed_to_what_the_actor_may_read():

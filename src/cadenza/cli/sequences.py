@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cadenza.cli.common import AS_USER_HELP, acting_user, console, fails_cleanly, make_context
-from cadenza.domain.enums import StepType
+from cadenza.domain.enums import Sharing, StepType
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
@@ -22,6 +22,12 @@ from cadenza.services.sequences.catalog import (
     step_specs,
     unarchive_sequence,
 )
+from cadenza.services.sequences.playbooks import (
+    clone_sequence,
+    list_folders,
+    rename_folder,
+    update_placement,
+)
 from cadenza.services.sequences.preview import SAMPLE_CONTACT, step_headlines
 
 app = typer.Typer(help="Sequences.", no_args_is_help=True)
@@ -31,14 +37,26 @@ app = typer.Typer(help="Sequences.", no_args_is_help=True)
 @fails_cleanly
 def list_all(
     archived: bool = typer.Option(False, "--archived", help="List the archived sequences"),
+    folder: str = typer.Option(None, "--folder", help='Only this folder ("" for none)'),
+    shared: Sharing = typer.Option(None, "--shared", help="Only those shared this way"),
+    templates: bool = typer.Option(False, "--templates", help="Only sequence templates"),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
-    """List sequences with their number of steps and follow-up settings."""
-    table = Table("id", "name", "steps", "follow-up days", "send window")
-    for s in list_sequences(make_context(), archived=archived):
+    """List the sequences you may see, with their folder, sharing, number of steps and
+    follow-up settings."""
+    ctx = make_context()
+    table = Table("id", "name", "folder", "sharing", "steps", "follow-up days", "send window")
+    found = list_sequences(
+        ctx, archived=archived, folder=folder, sharing=shared, templates=templates or None,
+        actor_id=acting_user(ctx, as_user).id,
+    )  # fmt: skip
+    for s in found:
         window = s.settings.get("send_window")
         table.add_row(
             str(s.id),
-            s.name,
+            s.name + (" (template)" if s.is_template else ""),
+            s.folder or "",
+            s.sharing,
             str(len(s.steps)),
             s.settings.get("follow_up_days", ""),
             f"{window['start']}–{window['end']}" if window else "any time",
@@ -48,10 +66,15 @@ def list_all(
 
 @app.command("show")
 @fails_cleanly
-def show(sequence_id: int) -> None:
+def show(sequence_id: int, as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)) -> None:
     """Show a sequence's settings and steps."""
-    sequence = get_sequence(make_context(), sequence_id)
+    ctx = make_context()
+    sequence = get_sequence(ctx, sequence_id, actor_id=acting_user(ctx, as_user).id)
     console.print(f"[bold]{sequence.name}[/] (#{sequence.id})")
+    console.print(
+        f"folder: {sequence.folder or '—'} · sharing: {sequence.sharing}"
+        + (" · sequence template" if sequence.is_template else "")
+    )
     if sequence.archived_at:
         console.print(
             f"archived {sequence.archived_at:%Y-%m-%d %H:%M} UTC: nobody new can be enrolled "
@@ -122,11 +145,92 @@ def unarchive(
     console.print(f"sequence {sequence.id} unarchived: {sequence.name}")
 
 
+@app.command("clone")
+@fails_cleanly
+def clone(
+    sequence_id: int,
+    name: str = typer.Option(None, "--name", help='Default "Copy of …"'),
+    folder: str = typer.Option(None, "--folder", help="Default: the source's folder"),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Copy a sequence (steps, settings, folder) into a new private one of yours; from a
+    sequence template, this is how a sequence is created from it."""
+    ctx = make_context()
+    extra = {} if folder is None else {"folder": folder}
+    copy = clone_sequence(ctx, sequence_id, acting_user(ctx, as_user).id, name=name, **extra)
+    console.print(f"sequence {copy.id} created from {sequence_id}: {copy.name} (private)")
+
+
+@app.command("share")
+@fails_cleanly
+def share(
+    sequence_id: int,
+    sharing: Sharing = typer.Argument(..., help="private, team_use or team_edit"),
+    template: bool = typer.Option(
+        None, "--template/--no-template", help="Offer it as a sequence template, or stop"
+    ),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Who else may use (enroll into) or edit a sequence: its owner and admins decide."""
+    ctx = make_context()
+    extra = {} if template is None else {"is_template": template}
+    sequence = update_placement(
+        ctx, sequence_id, actor_id=acting_user(ctx, as_user).id, sharing=sharing, **extra
+    )
+    flag = " (sequence template)" if sequence.is_template else ""
+    console.print(f"sequence {sequence.id} is now {sequence.sharing}{flag}: {sequence.name}")
+
+
+@app.command("move")
+@fails_cleanly
+def move(
+    sequence_id: int,
+    folder: str = typer.Argument(..., help='Folder name; "" takes it out of any folder'),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Move a sequence into a folder (a new name makes a new folder)."""
+    ctx = make_context()
+    sequence = update_placement(
+        ctx, sequence_id, actor_id=acting_user(ctx, as_user).id, folder=folder
+    )
+    console.print(f"sequence {sequence.id} is in folder {sequence.folder or '—'}")
+
+
+@app.command("folders")
+@fails_cleanly
+def folders(
+    archived: bool = typer.Option(False, "--archived", help="Folders of archived sequences"),
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """The folders holding sequences you may see."""
+    ctx = make_context()
+    table = Table("folder", "sequences")
+    for found in list_folders(ctx, actor_id=acting_user(ctx, as_user).id, archived=archived):
+        table.add_row(found.name, str(found.sequences))
+    console.print(table)
+
+
+@app.command("rename-folder")
+@fails_cleanly
+def rename(
+    folder: str,
+    name: str,
+    as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
+) -> None:
+    """Rename a folder on every sequence in it (you must be allowed to edit each)."""
+    ctx = make_context()
+    count = rename_folder(ctx, folder, name, actor_id=acting_user(ctx, as_user).id)
+    console.print(f"folder {folder} renamed to {name.strip()} on {count} sequence(s)")
+
+
 @app.command("analytics")
 @fails_cleanly
-def analytics_command(sequence_id: int) -> None:
+def analytics_command(
+    sequence_id: int, as_user: str = typer.Option(None, "--as", help=AS_USER_HELP)
+) -> None:
     """Sent, delivered, opened, clicked, replied, bounced, … with rates, per step."""
-    report = sequence_report(make_context(), sequence_id)
+    ctx = make_context()
+    report = sequence_report(ctx, sequence_id, actor_id=acting_user(ctx, as_user).id)
     counts, rates = report.counts, report.rates
     console.print(
         f"{counts.enrolled} enrolled · {counts.active} active · {counts.finished} finished · "

@@ -338,3 +338,12 @@ class TaskDue(StrEnum):
 class TaskSort(StrEnum):
     DUE = "due"  # earliest due moment first
     LOCAL = "local"  # by the due time on the contact's own clock (call in their hours)
+
+
+class Sharing(StrEnum):
+    """sequences.sharing: who besides its owner and the admins may use or change it
+    (domain/policy.py `SHARED_ACTIONS` says which actions each opens to the team)."""
+
+    PRIVATE = "private"  # its owner and the admins only
+    TEAM_USE = "team_use"  # everyone signed in sees it, enrolls into it and clones it
+    TEAM_EDIT = "team_edit"  # ... and members edit it too

@@ -15,6 +15,11 @@ the mailbox it sends from: one's own, or anyone's for an admin. A few actions al
 a per-user permission an admin grants (`FLAGS`: enrolling needs `can_enroll`). A
 resource with no owner (`owner_id` NULL, as lists and records made before owners
 existed) is the team's: only an admin changes it.
+
+A sequence is shared by its `sharing` (`sequence_owners`): shared with the team, every
+signed-in user counts among its owners (`EVERYONE`) for the actions its sharing opens,
+reading (seeing, enrolling into, cloning) for `team_use`, editing as well for
+`team_edit`. Archiving it and changing its sharing stay its owner's and the admins'.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Protocol
 
-from cadenza.domain.enums import UserRole
+from cadenza.domain.enums import Sharing, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 
 
@@ -57,6 +62,7 @@ class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"  # archive, for sequences
+    SHARE = "share"  # change who else may use or change it (sequences)
 
 
 class Who(StrEnum):
@@ -73,10 +79,11 @@ class Who(StrEnum):
 R, A = Resource, Action
 
 RULES: dict[tuple[Resource, Action], Who] = {
-    (R.SEQUENCE, A.READ): Who.ANYONE,
+    (R.SEQUENCE, A.READ): Who.OWNER,  # owners: everyone when shared (sequence_owners)
     (R.SEQUENCE, A.CREATE): Who.WRITER,
-    (R.SEQUENCE, A.UPDATE): Who.OWNER,
+    (R.SEQUENCE, A.UPDATE): Who.OWNER,  # everyone (but viewers) when shared to edit
     (R.SEQUENCE, A.DELETE): Who.OWNER,
+    (R.SEQUENCE, A.SHARE): Who.OWNER,  # sharing and "save as template"
     (R.STEP, A.READ): Who.ANYONE,
     (R.STEP, A.UPDATE): Who.OWNER,  # steps are saved with their sequence
     (R.MAILBOX, A.READ): Who.OWNER,
@@ -149,6 +156,30 @@ FLAGS: dict[tuple[Resource, Action], str] = {
 }
 
 
+# In `owners`: the whole team, every signed-in user (never a user id: ids start at 1).
+EVERYONE = 0
+
+# What each sharing of a sequence opens to the whole team, beyond its owner and admins.
+SHARED_ACTIONS: dict[Sharing, frozenset[Action]] = {
+    Sharing.PRIVATE: frozenset(),
+    Sharing.TEAM_USE: frozenset({Action.READ}),
+    Sharing.TEAM_EDIT: frozenset({Action.READ, Action.UPDATE}),
+}
+
+
+def sequence_owners(owner_id: int, sharing: str, action: Action) -> list[int]:
+    """Who owns a sequence for `action`: its owner, and everyone when shared for it."""
+    if action in SHARED_ACTIONS[Sharing(sharing)]:
+        return [owner_id, EVERYONE]
+    return [owner_id]
+
+
+def shared_for(action: Action) -> list[Sharing]:
+    """The sharings that open `action` on a sequence to everyone (what a listing keeps
+    of other users' sequences)."""
+    return [sharing for sharing, actions in SHARED_ACTIONS.items() if action in actions]
+
+
 class Actor(Protocol):
     """What the policy needs of a user (the store's User fits; an actor without a
     `FLAGS` attribute is refused what needs it). Read-only, so frozen read models fit."""
@@ -203,7 +234,7 @@ def may(
         return False
     if who is Who.OBSERVER and role == UserRole.VIEWER:
         return True
-    owned = actor.id in {owner for owner in owners if owner is not None}
+    owned = bool({actor.id, EVERYONE} & {owner for owner in owners if owner is not None})
     if who is Who.SELF:
         return owned
     if role != UserRole.MEMBER:  # a viewer reads what is theirs (a task, a mailbox)

@@ -42,6 +42,7 @@ from cadenza.domain.enums import (
     MessageStatus,
     OAuthProvider,
     ReminderTiming,
+    Sharing,
     StepRunStatus,
     StepWaitReason,
     TaskStatus,
@@ -206,6 +207,13 @@ class Sequence(Base):
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Shared playbooks (docs/content-sharing.md): a folder name, who else may use or edit
+    # it (Sharing), and whether it is offered as a template to create sequences from.
+    folder: Mapped[str | None] = mapped_column(String(100), index=True)
+    sharing: Mapped[Sharing] = mapped_column(
+        StrEnumType(Sharing), default=Sharing.TEAM_USE, server_default="team_use"
+    )
+    is_template: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     steps: Mapped[list[SequenceStep]] = relationship(
         back_populates="sequence",

@@ -28,6 +28,7 @@ from cadenza.services.analytics.engagement import engagement_by_step
 from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
+from cadenza.services.sequences.catalog import load_visible
 from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun, Task
 
 REPLY, MEETING = EventKind.REPLY, EventKind.MEETING_BOOKED
@@ -93,8 +94,11 @@ class TimelineEvent:
     flagged: str | None = None  # opens and clicks a scanner or prefetch made
 
 
-def sequence_report(ctx: Context, sequence_id: int) -> SequenceReport:
-    counts = sequence_stats(ctx, sequence_id)  # also raises when the sequence is unknown
+def sequence_report(
+    ctx: Context, sequence_id: int, *, actor_id: int | None = None
+) -> SequenceReport:
+    # also raises when the sequence is unknown, or not the actor's to see
+    counts = sequence_stats(ctx, sequence_id, actor_id=actor_id)
     engagement = engagement_by_step(ctx, sequence_id)
     in_sequence = Enrollment.sequence_id == sequence_id
     with ctx.db.read() as session:
@@ -166,8 +170,13 @@ def sequence_report(ctx: Context, sequence_id: int) -> SequenceReport:
     )
 
 
-def daily_activity(ctx: Context, sequence_id: int, *, days: int, today: date) -> list[Day]:
+def daily_activity(
+    ctx: Context, sequence_id: int, *, days: int, today: date, actor_id: int | None = None
+) -> list[Day]:
     """One row per UTC day, oldest first, ending with `today`: the sequence's chart."""
+    if actor_id is not None:
+        with ctx.db.read() as session:
+            load_visible(session, sequence_id, actor_id)
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
     in_sequence = Enrollment.sequence_id == sequence_id

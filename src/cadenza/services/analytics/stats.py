@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from cadenza.domain.enums import EnrollmentState, StepRunStatus, TaskStatus
 from cadenza.services.context import Context
-from cadenza.services.sequences.catalog import load_sequence
+from cadenza.services.sequences.catalog import load_visible
 from cadenza.store.models import Enrollment, StepRun, Task
 
 
@@ -48,10 +48,11 @@ class SequenceStats:
 UNSPECIFIED_REASON = "unspecified"
 
 
-def sequence_stats(ctx: Context, sequence_id: int) -> SequenceStats:
-    """Counts every enrollment the sequence ever had, including finished and unenrolled ones."""
+def sequence_stats(ctx: Context, sequence_id: int, *, actor_id: int | None = None) -> SequenceStats:
+    """Counts every enrollment the sequence ever had, including finished and unenrolled
+    ones; for an actor who may see the sequence (a private one of another's is not found)."""
     with ctx.db.read() as session:
-        sequence = load_sequence(session, sequence_id)
+        sequence = load_visible(session, sequence_id, actor_id)
         types = {s.position: s.type for s in sequence.steps}
         by_state = session.execute(
             select(Enrollment.state, Enrollment.reason, func.count())

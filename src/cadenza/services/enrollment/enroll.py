@@ -43,7 +43,7 @@ from cadenza.services.enrollment.progress import add_step_run
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.services.lookup import fetch
-from cadenza.services.sequences.catalog import load_live_sequence, step_specs
+from cadenza.services.sequences.catalog import load_usable_sequence, step_specs
 from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
 
@@ -331,7 +331,7 @@ def _check_send_at(ctx: Context, send_at: datetime | None) -> None:
 def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
     user = get_user(session, request.user_id)
     authorize_enrolling(user)
-    sequence = load_live_sequence(session, request.sequence_id)
+    sequence = load_usable_sequence(session, request.sequence_id, user)
     specs = step_specs(sequence)
     if not specs:
         raise CadenzaError(ErrorCode.SEQUENCE_HAS_NO_STEPS, f"sequence {sequence.id} has no steps")

@@ -2,6 +2,10 @@
 
 A save replaces the whole step list (as the editor and `PUT` send it); running
 enrollments are unaffected because each holds its own snapshot of the steps.
+
+Who sees a sequence follows its sharing (domain/policy.py `sequence_owners`): every read
+here goes through `load_visible` or the listing's filter, so a private sequence is not
+found by anyone but its owner and the admins, wherever they look.
 """
 
 from __future__ import annotations
@@ -10,18 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, false, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from cadenza.domain import policy
+from cadenza.domain.enums import Sharing
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.policy import Action, Resource
+from cadenza.domain.folders import folder_name
+from cadenza.domain.policy import Action, Resource, sequence_owners
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, parse_steps
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
-from cadenza.store.models import Sequence, SequenceStep
+from cadenza.store.models import Sequence, SequenceStep, User
 
 
 @dataclass(frozen=True)
@@ -56,18 +64,29 @@ class SequenceView:
     created_at: datetime
     updated_at: datetime
     steps: list[StepView]
+    folder: str | None
+    sharing: Sharing
+    is_template: bool
 
     @classmethod
     def of(cls, row: Sequence) -> SequenceView:
         return copy_row(cls, row, steps=[copy_row(StepView, step) for step in row.steps])
 
+    def owners(self, action: str) -> list[int]:
+        """Its owners for `action` (the pages' `may` asks with them)."""
+        return sequence_owners(self.owner_id, self.sharing, Action(action))
+
+
+def clean_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "name must be 1 to 200 characters")
+    return name.strip()
+
 
 def _validated(
     name: Any, settings: Any, steps: Any
 ) -> tuple[str, SequenceSettings, list[StepSpec]]:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise CadenzaError(ErrorCode.VALIDATION_ERROR, "name must be 1 to 200 characters")
-    return name.strip(), SequenceSettings.from_dict(settings), parse_steps(steps or [])
+    return clean_name(name), SequenceSettings.from_dict(settings), parse_steps(steps or [])
 
 
 def _step_rows(specs: list[StepSpec]) -> list[SequenceStep]:
@@ -81,8 +100,13 @@ def create_sequence(
     *,
     settings: dict[str, Any] | None = None,
     steps: list[dict[str, Any]] | None = None,
+    folder: str | None = None,
+    sharing: str = Sharing.TEAM_USE,
 ) -> SequenceView:
+    """New sequences are shared with the team to use (`team_use`), as every sequence was
+    before sharing existed; `sharing` says otherwise."""
     clean_name, clean_settings, specs = _validated(name, settings, steps)
+    clean_folder, clean_sharing = folder_name(folder), parse_sharing(sharing)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         authorize(session, owner_id, Resource.SEQUENCE, Action.CREATE)
@@ -93,6 +117,8 @@ def create_sequence(
             created_at=now,
             updated_at=now,
             steps=_step_rows(specs),
+            folder=clean_folder,
+            sharing=clean_sharing,
         )
         session.add(sequence)
         session.flush()
@@ -133,18 +159,71 @@ def _refuse_archived(sequence: Sequence) -> None:
         )
 
 
+def _not_found(sequence_id: int) -> CadenzaError:
+    return CadenzaError(
+        ErrorCode.SEQUENCE_NOT_FOUND,
+        f"sequence {sequence_id} does not exist",
+        {"sequence_id": sequence_id},
+    )
+
+
+def authorize_sequence(
+    session: Session, actor_id: int | None, sequence: Sequence, action: Action
+) -> None:
+    """The policy for `action` on `sequence`, owners as its sharing says; one who may not
+    even see it is told it does not exist, one who sees it is told it is not theirs."""
+    readers = sequence_owners(sequence.owner_id, sequence.sharing, Action.READ)
+    authorize(session, actor_id, Resource.SEQUENCE, Action.READ, readers,
+              hidden_as=_not_found(sequence.id))  # fmt: skip
+    if action is not Action.READ:
+        owners = sequence_owners(sequence.owner_id, sequence.sharing, action)
+        authorize(session, actor_id, Resource.SEQUENCE, action, owners)
+
+
+def load_visible(
+    session: Session, sequence_id: int, actor_id: int | None, action: Action = Action.READ
+) -> Sequence:
+    """A sequence the actor may `action` (archived ones too): private ones of others are
+    not found."""
+    sequence = load_sequence(session, sequence_id)
+    authorize_sequence(session, actor_id, sequence, action)
+    return sequence
+
+
+def load_usable_sequence(session: Session, sequence_id: int, user: policy.Actor) -> Sequence:
+    """A live sequence `user` may enroll into (one they can see): the enroll path's, for
+    a person or for an automation rule acting as its user."""
+    sequence = load_sequence(session, sequence_id)
+    owners = sequence_owners(sequence.owner_id, sequence.sharing, Action.READ)
+    if not policy.may(user, Resource.SEQUENCE, Action.READ, owners):
+        raise _not_found(sequence_id)
+    _refuse_archived(sequence)
+    return sequence
+
+
 def get_sequence(
     ctx: Context, sequence_id: int, *, actor_id: int | None = None, to_change: bool = False
 ) -> SequenceView:
     """`to_change`: the actor opens it to edit (the editor), so must be allowed to, and
     an archived sequence is refused (`sequence_archived`: unarchive it first)."""
     with ctx.db.read() as session:
-        sequence = load_sequence(session, sequence_id)
         action = Action.UPDATE if to_change else Action.READ
-        authorize(session, actor_id, Resource.SEQUENCE, action, [sequence.owner_id])
+        sequence = load_visible(session, sequence_id, actor_id, action)
         if to_change:
             _refuse_archived(sequence)
         return SequenceView.of(sequence)
+
+
+def visible_filter(session: Session, actor_id: int | None) -> Any:
+    """The listing's filter: everything for an admin (or an internal caller), else one's
+    own and those shared with the team."""
+    if actor_id is None:
+        return None
+    actor = fetch(session, User, actor_id)
+    if policy.is_admin(actor):
+        return None
+    shared = policy.shared_for(Action.READ)
+    return or_(Sequence.owner_id == actor.id, Sequence.sharing.in_(shared) if shared else false())
 
 
 def list_sequences(
@@ -153,8 +232,13 @@ def list_sequences(
     limit: int | None = None,
     after_id: int | None = None,
     archived: bool = False,
+    actor_id: int | None = None,
+    folder: str | None = None,
+    sharing: str | None = None,
+    templates: bool | None = None,
 ) -> list[SequenceView]:
-    """The live sequences, or (archived=True) only the archived ones."""
+    """The live sequences, or (archived=True) only the archived ones, that the actor may
+    see; narrowed to a folder, a sharing, or (templates=True) the sequence templates."""
     query = (
         select(Sequence)
         .where(Sequence.archived_at.is_not(None) if archived else Sequence.archived_at.is_(None))
@@ -164,8 +248,27 @@ def list_sequences(
     )
     if after_id is not None:
         query = query.where(Sequence.id > after_id)
+    if folder is not None:
+        query = query.where(Sequence.folder == folder_name(folder))
+    if sharing is not None:
+        query = query.where(Sequence.sharing == parse_sharing(sharing))
+    if templates is not None:
+        query = query.where(Sequence.is_template.is_(templates))
     with ctx.db.read() as session:
+        visible = visible_filter(session, actor_id)
+        if visible is not None:
+            query = query.where(visible)
         return [SequenceView.of(row) for row in session.scalars(query)]
+
+
+def parse_sharing(value: object) -> Sharing:
+    if isinstance(value, str) and value in set(Sharing):
+        return Sharing(value)
+    raise CadenzaError(
+        ErrorCode.VALIDATION_ERROR,
+        f"sharing must be one of {', '.join(Sharing)}",
+        {"allowed": list(Sharing)},
+    )
 
 
 def replace_sequence(
@@ -179,8 +282,7 @@ def replace_sequence(
 ) -> SequenceView:
     clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
-        sequence = load_sequence(session, sequence_id)
-        authorize(session, actor_id, Resource.SEQUENCE, Action.UPDATE, [sequence.owner_id])
+        sequence = load_visible(session, sequence_id, actor_id, Action.UPDATE)
         _refuse_archived(sequence)
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
@@ -199,8 +301,7 @@ def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None
     """Archived, not deleted: enrollments in flight keep running from their snapshots,
     nobody new can be enrolled, and it can be unarchived."""
     with ctx.db.transaction() as session:
-        sequence = load_sequence(session, sequence_id)
-        authorize(session, actor_id, Resource.SEQUENCE, Action.DELETE, [sequence.owner_id])
+        sequence = load_visible(session, sequence_id, actor_id, Action.DELETE)
         _refuse_archived(sequence)
         sequence.archived_at = ctx.clock.now()
         record(session, ctx, actor_id, "sequence.archive", "sequence", sequence_id)
@@ -210,8 +311,7 @@ def archive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None
 def unarchive_sequence(ctx: Context, sequence_id: int, actor_id: int | None = None) -> SequenceView:
     """Back in the list and open to enrollment again; a live sequence is left as it is."""
     with ctx.db.transaction() as session:
-        sequence = load_sequence(session, sequence_id)
-        authorize(session, actor_id, Resource.SEQUENCE, Action.DELETE, [sequence.owner_id])
+        sequence = load_visible(session, sequence_id, actor_id, Action.DELETE)
         if sequence.archived_at is not None:
             sequence.archived_at = None
             record(session, ctx, actor_id, "sequence.unarchive", "sequence", sequence_id)

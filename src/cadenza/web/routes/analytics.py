@@ -82,14 +82,15 @@ def _outcomes(outcomes: analytics.Outcomes) -> dict:
 )
 def sequence_analytics(
     sequence_id: SequenceId,
-    _user: ApiUser,
+    user: ApiUser,
     ctx: Ctx,
     days: int = Query(30, ge=1, le=MAX_DAYS, description="Days in the daily series, to today"),
 ) -> dict:
     """Everything a sequence achieved, with rates, per step and per UTC day."""
-    report = analytics.sequence_report(ctx, sequence_id)
+    report = analytics.sequence_report(ctx, sequence_id, actor_id=user.id)
     counts = report.counts
-    daily = analytics.daily_activity(ctx, sequence_id, days=days, today=ctx.clock.now().date())
+    today = ctx.clock.now().date()
+    daily = analytics.daily_activity(ctx, sequence_id, days=days, today=today, actor_id=user.id)
     return {
         "enrolled": counts.enrolled,
         "active": counts.active,

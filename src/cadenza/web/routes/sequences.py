@@ -1,4 +1,5 @@
-"""Sequences: create, list, read, replace, archive, and their delivery statistics.
+"""Sequences: create, list, read, replace, archive, and their delivery statistics; their
+folders, sharing, clones and sequence templates (docs/content-sharing.md).
 
 The pydantic models describe the JSON shape for clients and /openapi.json; the
 services still validate everything (templates, threading, holiday countries), so the
@@ -13,10 +14,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from cadenza.domain.enums import FollowUpDays, StepType, TaskPriority, TaskType, UnenrollOnReply
+from cadenza.domain.enums import (
+    FollowUpDays,
+    Sharing,
+    StepType,
+    TaskPriority,
+    TaskType,
+    UnenrollOnReply,
+)
+from cadenza.domain.folders import MAX_FOLDER_LENGTH, folder_name
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics import stats
 from cadenza.services.sequences import catalog as sequences
+from cadenza.services.sequences import playbooks
 from cadenza.services.sequences.catalog import SequenceView
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
 from cadenza.web.errors import MAX_ID, NO_NUL, error_responses
@@ -93,6 +103,52 @@ class SequenceIn(BaseModel):
     steps: list[StepIn] = Field(default_factory=list, description="In order; positions from 1")
 
 
+class NewSequenceIn(SequenceIn):
+    """A new sequence: also where it goes and who shares it (folder and sharing are left
+    as they are by a PUT; PATCH changes them)."""
+
+    folder: str | None = Field(None, max_length=MAX_FOLDER_LENGTH, description="Folder name")
+    sharing: Sharing = Field(Sharing.TEAM_USE, description="Who else may use or edit it")
+
+
+class PlacementIn(BaseModel):
+    """What a PATCH changes: only the fields sent. `folder: null` takes it out of its
+    folder; `is_template: true` offers it to the team (a private one becomes team_use)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folder: str | None = Field(None, max_length=MAX_FOLDER_LENGTH)
+    sharing: Sharing | None = None
+    is_template: bool | None = None
+
+
+class CloneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        None, min_length=1, max_length=200, pattern=NO_NUL, description='Default "Copy of …"'
+    )
+    folder: str | None = Field(
+        None, max_length=MAX_FOLDER_LENGTH, description="Default: the source's folder"
+    )
+
+
+class FolderOut(BaseModel):
+    name: str
+    sequences: int
+
+
+class FolderRenameIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=MAX_FOLDER_LENGTH)
+
+
+class FolderRenamedOut(BaseModel):
+    name: str
+    renamed: int
+
+
 class SendWindowOut(BaseModel):
     start: str
     end: str
@@ -137,6 +193,9 @@ class SequenceOut(BaseModel):
     archived_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    folder: str | None
+    sharing: str = Field(description="private, team_use (others enroll) or team_edit")
+    is_template: bool = Field(description="Offered under Sequence templates to clone")
 
 
 class SequencePage(BaseModel):
@@ -198,6 +257,9 @@ def sequence_out(sequence: SequenceView) -> SequenceOut:
         archived_at=sequence.archived_at,
         created_at=sequence.created_at,
         updated_at=sequence.updated_at,
+        folder=sequence.folder,
+        sharing=sequence.sharing,
+        is_template=sequence.is_template,
     )
 
 
@@ -217,30 +279,75 @@ def _data(body: SequenceIn) -> dict[str, Any]:
     responses=error_responses(401, 403, 422),
 )
 def create_sequence(
-    body: SequenceIn,
+    body: NewSequenceIn,
     user: ApiWriter,
     ctx: Ctx,
 ) -> SequenceOut:
     data = _data(body)
     return sequence_out(
         sequences.create_sequence(
-            ctx, user.id, data["name"], settings=data["settings"], steps=data["steps"]
+            ctx,
+            user.id,
+            data["name"],
+            settings=data["settings"],
+            steps=data["steps"],
+            folder=body.folder,
+            sharing=body.sharing,
         )
     )
 
 
 @router.get("/sequences", response_model=SequencePage, responses=error_responses(401, 422))
 def list_sequences(
-    _user: ApiUser,
+    user: ApiUser,
     ctx: Ctx,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
     archived: bool = Query(False, description="List the archived sequences instead"),
+    folder: str | None = Query(
+        None, max_length=MAX_FOLDER_LENGTH, description="Only the sequences in this folder"
+    ),
+    shared: Sharing | None = Query(None, description="Only the sequences shared this way"),
+    templates: bool | None = Query(None, description="Only sequence templates (or only not)"),
 ) -> dict[str, Any]:
+    """The sequences the caller may see: their own, those shared with the team, and for
+    an admin every one."""
     found = sequences.list_sequences(
-        ctx, limit=limit + 1, after_id=after_id(cursor), archived=archived
-    )
+        ctx, limit=limit + 1, after_id=after_id(cursor), archived=archived, actor_id=user.id,
+        folder=folder, sharing=shared, templates=templates,
+    )  # fmt: skip
     return paged(found, limit, sequence_out)
+
+
+@router.get(
+    "/sequence-folders", response_model=list[FolderOut], responses=error_responses(401, 422)
+)
+def list_folders(
+    user: ApiUser,
+    ctx: Ctx,
+    archived: bool = Query(False, description="Folders of the archived sequences"),
+) -> list[FolderOut]:
+    """The folders holding sequences the caller sees, with how many."""
+    return [
+        FolderOut(name=f.name, sequences=f.sequences)
+        for f in playbooks.list_folders(ctx, actor_id=user.id, archived=archived)
+    ]
+
+
+@router.patch(
+    "/sequence-folders/{folder}",
+    response_model=FolderRenamedOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def rename_folder(
+    body: FolderRenameIn,
+    user: ApiWriter,
+    ctx: Ctx,
+    folder: str = Path(max_length=MAX_FOLDER_LENGTH),
+) -> FolderRenamedOut:
+    """Renames the folder on every sequence in it, when the caller may edit each."""
+    renamed = playbooks.rename_folder(ctx, folder, body.name, actor_id=user.id)
+    return FolderRenamedOut(name=folder_name(body.name) or "", renamed=renamed)
 
 
 @router.get(
@@ -250,10 +357,48 @@ def list_sequences(
 )
 def get_sequence(
     sequence_id: SequenceId,
-    _user: ApiUser,
+    user: ApiUser,
     ctx: Ctx,
 ) -> SequenceOut:
-    return sequence_out(sequences.get_sequence(ctx, sequence_id))
+    return sequence_out(sequences.get_sequence(ctx, sequence_id, actor_id=user.id))
+
+
+@router.patch(
+    "/sequences/{sequence_id}",
+    response_model=SequenceOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def update_placement(
+    body: PlacementIn,
+    sequence_id: SequenceId,
+    user: ApiWriter,
+    ctx: Ctx,
+) -> SequenceOut:
+    """Moves it to a folder (editors), or changes its sharing or template flag (its
+    owner and admins). Fields not sent are left as they are."""
+    sent = body.model_dump(exclude_unset=True)
+    for key in ("sharing", "is_template"):
+        if key in sent and sent[key] is None:
+            sent.pop(key)  # null: leave it
+    return sequence_out(playbooks.update_placement(ctx, sequence_id, actor_id=user.id, **sent))
+
+
+@router.post(
+    "/sequences/{sequence_id}/clone",
+    status_code=201,
+    response_model=SequenceOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def clone_sequence(
+    sequence_id: SequenceId,
+    user: ApiWriter,
+    ctx: Ctx,
+    body: CloneIn | None = None,
+) -> SequenceOut:
+    """A private copy of the caller's: steps, settings and folder; "save as template"
+    and "create from a template" are a PATCH and this."""
+    sent = body.model_dump(exclude_unset=True) if body else {}
+    return sequence_out(playbooks.clone_sequence(ctx, sequence_id, user.id, **sent))
 
 
 @router.put(
@@ -311,10 +456,10 @@ def unarchive_sequence(sequence_id: SequenceId, user: ApiWriter, ctx: Ctx) -> Se
 )
 def sequence_stats(
     sequence_id: SequenceId,
-    _user: ApiUser,
+    user: ApiUser,
     ctx: Ctx,
 ) -> SequenceStatsOut:
-    found = stats.sequence_stats(ctx, sequence_id)
+    found = stats.sequence_stats(ctx, sequence_id, actor_id=user.id)
     return SequenceStatsOut(
         enrolled=found.enrolled,
         active=found.active,

@@ -222,7 +222,7 @@ def _run(ctx: Context, form: FormData, user: UserView, *, dry_run: bool) -> Outc
     tokens: dict[str, str] = {}
     try:
         sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
-        specs = step_specs(get_sequence(ctx, sequence_id))
+        specs = step_specs(get_sequence(ctx, sequence_id, actor_id=user.id))
         list_id = read_list(form)
         if list_id is not None:  # a whole list: its first batch is the dry run's sample
             sample = list_enrollment.first_batch_ids(ctx, list_id)
@@ -312,7 +312,7 @@ def enroll_dialog(
             )
         chosen_ids = associated
     contacts = contact_index.get_contacts(ctx, chosen_ids)
-    sequences = list_sequences(ctx)
+    sequences = list_sequences(ctx, actor_id=user.id)
     chosen = next((s for s in sequences if str(s.id) == sequence), None)
     if chosen is None and sequences:
         chosen = sequences[0]

@@ -65,7 +65,7 @@ def enrollment_list(
         request,
         "enrollments/list.html",
         views=views,
-        sequences=list_sequences(ctx),
+        sequences=list_sequences(ctx, actor_id=user.id),
         states=[s.value for s in EnrollmentState],
         sequence=sequence,
         state=state,

@@ -103,7 +103,7 @@ def list_page(
         members=found[:PER_PAGE],
         next_after=found[PER_PAGE - 1].id if len(found) > PER_PAGE else None,
         paged=after is not None,
-        sequences=list_sequences(ctx),
+        sequences=list_sequences(ctx, actor_id=user.id),
         may_enroll=policy.may_enroll(user),
     )
 

@@ -38,7 +38,7 @@ def pick_contacts(
     q: str = Query("", max_length=200),
     user: UserView = Depends(_enroller),
 ):
-    sequence = get_sequence(ctx, sequence_id)
+    sequence = get_sequence(ctx, sequence_id, actor_id=user.id)
     found = None
     if q.strip():
         spec = contact_index.ContactFilter(query=q)
@@ -58,7 +58,7 @@ def paste_emails(
     create_unknown: bool = Form(False),
     user: UserView = Depends(_enroller),
 ):
-    sequence = get_sequence(ctx, sequence_id)
+    sequence = get_sequence(ctx, sequence_id, actor_id=user.id)
     pasted = contacts.resolve_emails(ctx, emails, create_unknown=create_unknown, actor_id=user.id)
     return render(
         request, "sequences/enroll_contacts.html", sequence=sequence, q="", found=None,
