@@ -221,11 +221,9 @@ def _with_variants(spec: StepSpec, items: Any, winner_after: Any) -> StepSpec:
     if spec.type is not StepType.EMAIL:
         raise _fail(position, "only an automated email step can have variants", "variants")
     if not isinstance(items, list) or not MIN_VARIANTS <= len(items) <= MAX_VARIANTS:
-        count = len(items) if isinstance(items, list) else "not a list"
+        count = f"{len(items)} given" if isinstance(items, list) else "not a list"
         raise _fail(
-            position,
-            f"a step has {MIN_VARIANTS} to {MAX_VARIANTS} variants ({count} given)",
-            "variants",
+            position, f"a step has {MIN_VARIANTS} to {MAX_VARIANTS} variants ({count})", "variants"
         )
     variants = []
     for index, item in enumerate(items):
