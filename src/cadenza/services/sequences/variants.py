@@ -46,6 +46,7 @@ def variant_tallies(session: Session, sequence_id: int) -> dict[VariantKey, Vari
         ((position, label), n)
         for position, label, n in session.execute(
             select(*keyed, func.count(distinct(Enrollment.id)))
+            .select_from(EmailEvent)
             .join(Message, Message.id == EmailEvent.message_id)
             .join(StepRun, StepRun.id == Message.step_run_id)
             .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
