@@ -50,6 +50,7 @@ def test_variants_parse_inherit_and_survive_a_snapshot():
         ({**BASE, "variants": [{}, {"weight": 2}]}, "variant B: an object"),
         ({**BASE, "variants": [{}, "B"]}, "variant B: an object"),
         ({**BASE, "type": "manual_email", "variants": [{}, {}]}, "only an automated email"),
+        ({"type": "task", "task_title": "Call", "variants": [{}, {}]}, "only an automated"),
         ({**BASE, "winner_after": 5}, "winner_after needs variants"),
         ({**BASE, "variants": [{}, {}], "winner_after": 0}, "winner_after must be"),
         ({**BASE, "variants": [{}, {}], "winner_after": True}, "winner_after must be"),

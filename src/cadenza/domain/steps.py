@@ -185,6 +185,8 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
         continue_without_completing=bool(data.get("continue_without_completing", False)),
     )
     if step_type is StepType.TASK:
+        if data.get("variants") or data.get("winner_after") is not None:
+            raise _fail(position, "only an automated email step can have variants", "variants")
         return replace(
             spec,
             task_type=_choice(TaskType, data.get("task_type") or "todo", position, "task_type"),
