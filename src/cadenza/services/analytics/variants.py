@@ -64,7 +64,6 @@ class VariantSplit:
 def variant_splits(ctx: Context, sequence_id: int) -> dict[int, VariantSplit]:
     """Step position -> its split, for the steps that have variants now or had sends of
     variants (a step since changed keeps the figures of what was sent)."""
-    seen = engagement_by_variant(ctx, sequence_id)
     with ctx.db.read() as session:
         specs = {s.position: s for s in step_specs(load_sequence(session, sequence_id))}
         tallies = variant_tallies(session, sequence_id)
@@ -77,6 +76,9 @@ def variant_splits(ctx: Context, sequence_id: int) -> dict[int, VariantSplit]:
     for position, label in tallies:
         if label not in labels.setdefault(position, []):
             labels[position].append(label)
+    if not labels:
+        return {}  # no variants, nor any sent: no engagement query
+    seen = engagement_by_variant(ctx, sequence_id)
     splits = {}
     for position, names in sorted(labels.items()):
         spec = specs.get(position)
