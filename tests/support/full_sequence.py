@@ -28,7 +28,10 @@ FULL_SETTINGS = {
 FULL_STEPS = [
     {"type": "email", "delay_days": 0, "delay_hours": 0,
      "subject": "Hello {{ contact.firstname | default('there') }}",
-     "body": "<p>Hi {{ contact.firstname | default('there') }}, a first note.</p>"},
+     "body": "<p>Hi {{ contact.firstname | default('there') }}, a first note.</p>",
+     "variants": [{"label": "A"}, {"label": "B", "subject": "Quick question",
+                                   "body": "<p>A shorter note.</p>"}],
+     "winner_after": 25},
     {"type": "manual_email", "delay_days": 3, "delay_hours": 5, "thread_with_step": 1,
      "subject": "Following up", "body": "<p>Any thoughts on my note?</p>",
      "task_priority": "high"},

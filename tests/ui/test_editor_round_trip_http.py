@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.support.full_sequence import (
     FULL_SEQUENCE,
+    FULL_STEPS,
     assert_every_field_set,
     form_fields,
     post_form,
@@ -78,3 +79,33 @@ def test_the_editor_has_a_control_for_every_sequence_setting():
     from cadenza.web.ui.sequence_editor import EDITOR_SETTINGS
 
     assert set(EDITOR_SETTINGS) == {f.name for f in fields(SequenceSettings)}
+
+
+def test_variant_tabs_are_added_removed_and_saved_without_javascript(api, rep):
+    created = api.post("/sequences", json={"name": "A/B", "steps": FULL_STEPS[:1]}).json()
+    url = f"/sequences/{created['id']}/edit"
+    fields = form_fields(rep.client.get(url).text, "sequence-editor")
+    page = post_form(rep.client, url, [*fields, ("op", "variant-add:1")])
+    assert page.status_code == 200 and 'id="step-1-variant-C"' in page.text
+    fields = [
+        (k, "Third try" if k == "step-1-variant-C-subject" else v)
+        for k, v in form_fields(page.text, "sequence-editor")
+    ]
+    page = post_form(rep.client, url, [*fields, ("op", "variant-remove:1:B")])
+    fields = form_fields(page.text, "sequence-editor")
+    assert ("step-1-variant-B-subject", "Third try") in fields  # C became B
+    assert not any(k.startswith("step-1-variant-C") for k, _ in fields)
+    assert post_form(rep.client, url, [*fields, ("op", "save")]).status_code == 303
+    [step] = api.get(f"/sequences/{created['id']}").json()["steps"]
+    assert [(v["label"], v["subject"]) for v in step["variants"]] == [
+        ("A", None),
+        ("B", "Third try"),
+    ]
+    assert step["winner_after"] == 25
+
+    page = post_form(rep.client, url, [*fields, ("op", "variant-remove:1:A")])
+    fields = form_fields(page.text, "sequence-editor")
+    assert ("step-1-variant_count", "0") in fields  # one variant left: no test at all
+    tampered = [(k, "6" if k == "step-1-variant_count" else v) for k, v in fields]
+    refused = post_form(rep.client, url, [*tampered, ("op", "save")])
+    assert refused.status_code == 422 and "2 to 5 variants (6 given)" in refused.text

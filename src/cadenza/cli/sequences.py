@@ -14,6 +14,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.analytics.results import sequence_report
+from cadenza.services.analytics.variants import VariantSplit
 from cadenza.services.sequences.catalog import (
     archive_sequence,
     create_sequence,
@@ -250,7 +251,26 @@ def analytics_command(
             _percent(outcomes.rates["open_rate"]),
             _percent(outcomes.rates["reply_rate"] if step else rates["reply_rate"]),
         )  # fmt: skip
+        if step is not None and step.position in report.variants:
+            _variant_rows(table, step.position, report.variants[step.position])
     console.print(table)
+    for position, split in sorted(report.variants.items()):
+        test = f"{split.test} p={split.p_value}" if split.p_value is not None else "no test yet"
+        won = f", winner {split.winner} since {split.decided_at:%Y-%m-%d}" if split.winner else ""
+        console.print(f"step {position} variants: {test}{won}")
+
+
+def _variant_rows(table: Table, position: int, split: VariantSplit) -> None:
+    for v in split.variants:
+        interval = v.reply_rate_interval
+        table.add_row(
+            f"{position}{v.label}", "variant",
+            *(str(getattr(v, f)) for f in
+              ("sent", "delivered", "bounced", "opened", "clicked", "replied")), "",
+            _percent(v.rates["open_rate"]),
+            _percent(v.rates["reply_rate"])
+            + (f" ({_percent(interval[0])}–{_percent(interval[1])})" if interval else ""),
+        )  # fmt: skip
 
 
 def _percent(rate: float | None) -> str:

@@ -13,6 +13,14 @@ from typing import Any, TypeVar
 from cadenza.domain import templates
 from cadenza.domain.enums import StepType, TaskPriority, TaskType
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.variants import (
+    LABELS,
+    MAX_VARIANTS,
+    MAX_WINNER_AFTER,
+    MIN_VARIANTS,
+    VARIANT_KEYS,
+    Variant,
+)
 
 MAX_DELAY_DAYS = 365
 EDITABLE_FIELDS = ("subject", "body", "task_title", "task_notes")
@@ -32,6 +40,13 @@ class StepSpec:
     task_notes: str | None = None
     task_priority: TaskPriority = TaskPriority.NONE
     continue_without_completing: bool = False
+    # A/B variants (domain/variants.py); empty for a step without them.
+    variants: tuple[Variant, ...] = ()
+    winner_after: int | None = None  # the winner rule: sends per variant before it decides
+    # In an enrollment's snapshot only: the variant this contact got (its text is the
+    # step's subject and body there, the others dropped); None when the step had none or
+    # the contact's own edit replaced it.
+    variant: str | None = None
 
     @property
     def sends_email(self) -> bool:
@@ -39,13 +54,28 @@ class StepSpec:
 
     def templates(self) -> list[str]:
         """Every template the step renders, for token checks."""
-        return [t for t in (self.subject, self.body, self.task_title, self.task_notes) if t]
+        texts = (self.subject, self.body, self.task_title, self.task_notes)
+        own = [t for t in texts if t]
+        return own + [t for v in self.variants for t in (v.subject, v.body) if t]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("type", "task_type", "task_priority"):
             data[key] = str(data[key]) if data[key] is not None else None
+        data["variants"] = [v.to_dict() for v in self.variants] or None
         return data
+
+    def as_variant(self, label: str) -> StepSpec:
+        """The step as the contact given `label` gets it: that variant's text, alone."""
+        chosen = next(v for v in self.variants if v.label == label)
+        return replace(
+            self,
+            subject=chosen.subject or self.subject,
+            body=chosen.body or self.body,
+            variants=(),
+            winner_after=None,
+            variant=label,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepSpec:
@@ -56,11 +86,21 @@ class StepSpec:
                 "type": StepType(data["type"]),
                 "task_type": TaskType(data["task_type"]) if data.get("task_type") else None,
                 "task_priority": TaskPriority(data.get("task_priority") or "none"),
+                "variants": tuple(Variant.from_dict(v) for v in data.get("variants") or ()),
             }
         )
 
-    def with_edits(self, edits: dict[str, Any]) -> StepSpec:
-        return replace(self, **edits)
+    def with_edits(self, edits: dict[str, Any], label: str | None = None) -> StepSpec:
+        """The step for one contact: on a step with variants, the one chosen (`label`,
+        unless the edits name one); an edit of the subject or body replaces the variant
+        altogether (the contact gets their own text, counted as no variant)."""
+        edits = dict(edits)
+        chosen = edits.pop("variant", None) or label
+        if not self.variants:
+            return replace(self, **edits)
+        if "subject" in edits or "body" in edits:
+            return replace(self, **edits, variants=(), winner_after=None, variant=None)
+        return replace(self.as_variant(chosen or self.variants[0].label), **edits)
 
 
 def _fail(position: int, message: str, field: str | None = None) -> CadenzaError:
@@ -117,6 +157,8 @@ STEP_KEYS = {
     "continue_without_completing",
     "position",
     "id",
+    "variants",
+    "winner_after",
 }
 
 
@@ -143,6 +185,8 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
         continue_without_completing=bool(data.get("continue_without_completing", False)),
     )
     if step_type is StepType.TASK:
+        if data.get("variants") or data.get("winner_after") is not None:
+            raise _fail(position, "only an automated email step can have variants", "variants")
         return replace(
             spec,
             task_type=_choice(TaskType, data.get("task_type") or "todo", position, "task_type"),
@@ -165,7 +209,49 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
         raise _fail(position, "an email step needs a body", "body")
     if not spec.subject and spec.thread_with_step is None:
         raise _fail(position, "an email step needs a subject (or thread_with_step)", "subject")
-    return spec
+    return _with_variants(spec, data.get("variants"), data.get("winner_after"))
+
+
+def _with_variants(spec: StepSpec, items: Any, winner_after: Any) -> StepSpec:
+    """2 to 5 variants labelled A, B... in order, each a valid template; the winner rule
+    only on a step that has them."""
+    position = spec.position
+    if items is None or items == []:
+        if winner_after is not None:
+            raise _fail(position, "winner_after needs variants", "winner_after")
+        return spec
+    if spec.type is not StepType.EMAIL:
+        raise _fail(position, "only an automated email step can have variants", "variants")
+    if not isinstance(items, list) or not MIN_VARIANTS <= len(items) <= MAX_VARIANTS:
+        count = f"{len(items)} given" if isinstance(items, list) else "not a list"
+        raise _fail(
+            position, f"a step has {MIN_VARIANTS} to {MAX_VARIANTS} variants ({count})", "variants"
+        )
+    variants = []
+    for index, item in enumerate(items):
+        label = LABELS[index]
+        if not isinstance(item, dict) or set(item) - VARIANT_KEYS:
+            raise _fail(position, f"variant {label}: an object of label, subject, body", "variants")
+        if item.get("label") not in (None, label):
+            raise _fail(position, f"variant {index + 1} must be labelled {label}", "variants")
+        variants.append(
+            Variant(
+                label,
+                _template(item.get("subject"), position, f"variants.{label}.subject"),
+                _template(item.get("body"), position, f"variants.{label}.body", html=True),
+            )
+        )
+    if winner_after is not None and (
+        isinstance(winner_after, bool)
+        or not isinstance(winner_after, int)
+        or not 1 <= winner_after <= MAX_WINNER_AFTER
+    ):
+        raise _fail(
+            position,
+            f"winner_after must be a whole number from 1 to {MAX_WINNER_AFTER}, or null",
+            "winner_after",
+        )
+    return replace(spec, variants=tuple(variants), winner_after=winner_after)
 
 
 MAX_STEPS = 50  # a cadence, not a program: bounds every projection and preview
@@ -200,15 +286,23 @@ def parse_steps(items: list[dict[str, Any]]) -> list[StepSpec]:
 
 
 def validate_edits(step: StepSpec, edits: Any) -> dict[str, str]:
-    """Per-contact edits of a step at enrollment: only text fields, each a valid template."""
+    """Per-contact edits of a step at enrollment: only text fields, each a valid template,
+    and on a step with variants the one this contact gets (`variant`)."""
     if not isinstance(edits, dict):
         raise _fail(step.position, "edits must be an object")
-    unknown = sorted(set(edits) - set(EDITABLE_FIELDS))
+    unknown = sorted(set(edits) - {*EDITABLE_FIELDS, "variant"})
     if unknown:
         raise _fail(step.position, f"cannot edit {', '.join(unknown)}")
     clean: dict[str, str] = {}
     for field, value in edits.items():
         if value is None:
+            continue
+        if field == "variant":
+            labels = [v.label for v in step.variants]
+            if value not in labels:
+                allowed = ", ".join(labels) or "none: the step has no variants"
+                raise _fail(step.position, f"variant must be one of {allowed}", "variant")
+            clean[field] = value
             continue
         rendered = _template(value, step.position, field, html=field == "body")
         if rendered is not None:

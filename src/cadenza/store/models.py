@@ -240,6 +240,9 @@ class SequenceStep(Base):
     task_notes: Mapped[str | None] = mapped_column(Text)
     task_priority: Mapped[str | None] = mapped_column(String(20))
     continue_without_completing: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A/B variants [{"label", "subject", "body"}] and the winner rule (domain/variants.py).
+    variants: Mapped[list[Any] | None] = mapped_column(JSON)
+    winner_after: Mapped[int | None] = mapped_column(Integer)
 
     sequence: Mapped[Sequence] = relationship(back_populates="steps")
 
@@ -370,6 +373,8 @@ class StepRun(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # The A/B variant this enrollment got at this step (its snapshot's), or null.
+    variant: Mapped[str | None] = mapped_column(String(1))
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="step_runs")
 
@@ -479,6 +484,8 @@ class Message(Base):
     created_at: Mapped[datetime]
     # The retention policy replaced its bodies with a note (services/retention.py).
     body_removed_at: Mapped[datetime | None]
+    # The A/B variant of its step that it carries, or null (shown in the outbox).
+    variant: Mapped[str | None] = mapped_column(String(1))
 
 
 class DeliveryAttempt(Base):
@@ -934,3 +941,20 @@ class TaskDigest(Base):
     due_at: Mapped[datetime]
     created_at: Mapped[datetime]
     claimed_at: Mapped[datetime | None]
+
+
+class StepVariantWinner(Base):
+    """The variant that won a step's winner rule: when, and on which figures. Keyed by
+    step position (as the step statistics are), since saving a sequence replaces its
+    step rows; a save that changes that step's variants or rule clears it."""
+
+    __tablename__ = "step_variant_winners"
+    __table_args__ = (UniqueConstraint("sequence_id", "step_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
+    step_position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(1))
+    decided_at: Mapped[datetime]
+    # {"A": {"sent": n, "replied": n}, ...} when it was decided
+    tallies: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -46,18 +46,24 @@ def engagement_by_step(ctx: Context, sequence_id: int) -> dict[int, Engagement]:
     return _counts(ctx, None, sequence_id, None)
 
 
+def engagement_by_variant(ctx: Context, sequence_id: int) -> dict[tuple[int, str], Engagement]:
+    """(step position, A/B variant label) -> engagement, for variants with any events."""
+    return _counts(ctx, None, sequence_id, None, by_variant=True)
+
+
 def _total(by_step: dict[int | None, Engagement]) -> Engagement:
     fields = Engagement.__dataclass_fields__
     return Engagement(**{f: sum(getattr(e, f) for e in by_step.values()) for f in fields})
 
 
-def _counts(ctx, message_id, sequence_id, step_position) -> dict[int | None, Engagement]:
+def _counts(ctx, message_id, sequence_id, step_position, *, by_variant: bool = False) -> dict:
     # Conditional aggregates rather than grouping by the flag: PostgreSQL would not
     # match a bound JSON path in GROUP BY with the same path in the select list.
     human = EmailEvent.data["flagged"].as_string().is_(None)
+    keys = (StepRun.step_position, StepRun.variant) if by_variant else (StepRun.step_position,)
     query = (
         select(
-            StepRun.step_position,
+            *keys,
             EmailEvent.kind,
             func.count(case((human, 1))),
             func.count(distinct(case((human, EmailEvent.message_id)))),
@@ -66,8 +72,10 @@ def _counts(ctx, message_id, sequence_id, step_position) -> dict[int | None, Eng
         .join(Message, Message.id == EmailEvent.message_id)
         .outerjoin(StepRun, StepRun.id == Message.step_run_id)
         .where(EmailEvent.kind.in_(ENGAGEMENT_KINDS))
-        .group_by(StepRun.step_position, EmailEvent.kind)
+        .group_by(*keys, EmailEvent.kind)
     )
+    if by_variant:
+        query = query.where(StepRun.variant.is_not(None))
     if message_id is not None:
         query = query.where(EmailEvent.message_id == message_id)
     if sequence_id is not None:
@@ -76,10 +84,10 @@ def _counts(ctx, message_id, sequence_id, step_position) -> dict[int | None, Eng
         )
     if step_position is not None:
         query = query.where(StepRun.step_position == step_position)
-    tallies: dict[int | None, dict[str, int]] = {}
+    tallies: dict = {}
     with ctx.db.read() as session:
-        for position, kind, events, messages, flagged in session.execute(query):
-            tallies.setdefault(position, {}).update(
+        for *key, kind, events, messages, flagged in session.execute(query):
+            tallies.setdefault(tuple(key) if by_variant else key[0], {}).update(
                 {f"{kind}s": events, f"{kind}ed": messages, f"flagged_{kind}s": flagged}
             )
     return {position: Engagement(**tally) for position, tally in tallies.items()}

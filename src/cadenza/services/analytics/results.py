@@ -26,6 +26,7 @@ from cadenza.domain.task_outcomes import describe
 from cadenza.services.access import authorize_enrollment
 from cadenza.services.analytics.engagement import engagement_by_step
 from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
+from cadenza.services.analytics.variants import VariantSplit, variant_splits
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_visible
@@ -64,6 +65,8 @@ class SequenceReport:
     contacts_emailed: int
     unsubscribed: int
     steps: list[tuple[StepStats, Outcomes]] = field(default_factory=list)
+    # A/B variants: step position -> its variants side by side (analytics/variants.py).
+    variants: dict[int, VariantSplit] = field(default_factory=dict)
 
     @property
     def rates(self) -> dict[str, float | None]:
@@ -92,6 +95,7 @@ class TimelineEvent:
     step_position: int | None = None
     detail: str | None = None
     flagged: str | None = None  # opens and clicks a scanner or prefetch made
+    variant: str | None = None  # the A/B variant a sent email carried
 
 
 def sequence_report(
@@ -167,6 +171,7 @@ def sequence_report(
         contacts_emailed=emailed or 0,
         unsubscribed=counts.unenrolled_by_reason.get(UnenrollReason.UNSUBSCRIBED, 0),
         steps=steps,
+        variants=variant_splits(ctx, sequence_id),
     )
 
 
@@ -219,12 +224,18 @@ def enrollment_timeline(
         enrollment = fetch(session, Enrollment, enrollment_id)
         authorize_enrollment(session, actor_id, enrollment, Action.READ)
         events = [TimelineEvent(enrollment.enrolled_at, "enrolled")]
-        for position, subject, sent_at, bounced_at in session.execute(
-            select(StepRun.step_position, Message.subject, Message.sent_at, Message.bounced_at)
+        for position, subject, sent_at, bounced_at, variant in session.execute(
+            select(
+                StepRun.step_position,
+                Message.subject,
+                Message.sent_at,
+                Message.bounced_at,
+                Message.variant,
+            )
             .join(Message, Message.step_run_id == StepRun.id)
             .where(StepRun.enrollment_id == enrollment_id, Message.sent_at.is_not(None))
         ):
-            events.append(TimelineEvent(sent_at, "sent", position, subject))
+            events.append(TimelineEvent(sent_at, "sent", position, subject, variant=variant))
             if bounced_at is not None:
                 events.append(TimelineEvent(bounced_at, "bounced", position))
         for position, title, created, completed, status, outcome, duration, logged in (

@@ -63,13 +63,13 @@ ENROLLMENT_FIELDS = (
 )  # fmt: skip
 STEP_RUN_FIELDS = (
     "id", "step_position", "step_type", "status", "due_at", "attempts", "wait_reason",
-    "last_error", "completed_at", "created_at",
+    "last_error", "completed_at", "created_at", "variant",
 )  # fmt: skip
 MESSAGE_FIELDS = (
     "id", "enrollment_id", "step_run_id", "mailbox_id", "message_id", "in_reply_to",
     "references", "from_email", "to_email", "subject", "body_html", "body_text", "raw",
     "status", "smtp_reply", "handed_at", "sent_at", "bounced_at", "created_at",
-    "body_removed_at",
+    "body_removed_at", "variant",
 )  # fmt: skip
 ATTEMPT_FIELDS = ("attempt", "outcome", "code", "reply", "at")
 EVENT_FIELDS = (

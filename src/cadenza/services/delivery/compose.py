@@ -158,6 +158,7 @@ def compose(
         links=content.links or None,
         status=MessageStatus.PREPARED,
         created_at=now,
+        variant=spec.variant,
     )
 
 

@@ -59,6 +59,7 @@ class MessageView:
     sent_at: datetime | None
     bounced_at: datetime | None
     created_at: datetime
+    variant: str | None  # the A/B variant of its step it carries
 
     @classmethod
     def of(cls, row: Message) -> MessageView:

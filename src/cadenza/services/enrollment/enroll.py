@@ -33,6 +33,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
+from cadenza.domain.variants import assigned_label
 from cadenza.services.access import authorize_enrolling
 from cadenza.services.accounts.mailboxes import misses_replies
 from cadenza.services.accounts.users import get_user
@@ -45,6 +46,7 @@ from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_usable_sequence, step_specs
 from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking
+from cadenza.services.sequences.variants import decide_winners
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
 
 
@@ -185,6 +187,8 @@ class _Plan:
     enrolled_today: int
     warnings: list[EnrollWarning] = field(default_factory=list)
     source_record_id: int | None = None
+    # Steps whose A/B winner rule has decided: position -> the label everyone gets.
+    winners: dict[int, str] = field(default_factory=dict)
 
 
 def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
@@ -367,6 +371,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         bulk=len(request.contacts) > 1,
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
         enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
+        winners=decide_winners(session, sequence.id, specs, now, record=not request.dry_run),
     )
 
 
@@ -542,7 +547,7 @@ def _enroll_one(
     if refusal is not None:
         return _refused(contact.id, refusal.code, refusal.message)
     try:
-        steps = _personal_steps(plan.specs, item.step_edits)
+        steps = _personal_steps(plan, contact.id, item.step_edits)
         token_values = normalize_token_values(item.token_values)
     except CadenzaError as exc:
         return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
@@ -612,7 +617,12 @@ def _enroll_one(
     return result
 
 
-def _personal_steps(specs: list[StepSpec], step_edits: dict[Any, dict[str, str]]) -> list[StepSpec]:
+def _personal_steps(
+    plan: _Plan, contact_id: int, step_edits: dict[Any, dict[str, str]]
+) -> list[StepSpec]:
+    """The steps this contact gets: their edits applied and, on a step with variants,
+    one variant (the decided winner, else the contact's stable draw; an edit wins)."""
+    specs = plan.specs
     by_position = {s.position: s for s in specs}
     edits_by_position: dict[int, dict[str, str]] = {}
     for key, edits in (step_edits or {}).items():
@@ -623,7 +633,19 @@ def _personal_steps(specs: list[StepSpec], step_edits: dict[Any, dict[str, str]]
         if position not in by_position:
             raise CadenzaError(ErrorCode.INVALID_STEP_EDIT, f"there is no step {key!r} to edit")
         edits_by_position[position] = validate_edits(by_position[position], edits)
-    return [s.with_edits(edits_by_position.get(s.position, {})) for s in specs]
+    return [
+        s.with_edits(edits_by_position.get(s.position, {}), _variant_for(plan, contact_id, s))
+        for s in specs
+    ]
+
+
+def _variant_for(plan: _Plan, contact_id: int, spec: StepSpec) -> str | None:
+    if not spec.variants:
+        return None
+    if spec.position in plan.winners:
+        return plan.winners[spec.position]
+    labels = [v.label for v in spec.variants]
+    return assigned_label(labels, plan.sequence_id, contact_id, spec.position)
 
 
 def _timezone_for(ctx: Context, plan: _Plan, contact: Contact) -> tuple[str, ZoneInfo]:

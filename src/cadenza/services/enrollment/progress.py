@@ -60,6 +60,7 @@ def add_step_run(
         status=str(StepRunStatus.PAUSED if paused else StepRunStatus.PENDING),
         due_at=due_at,
         created_at=now,
+        variant=spec.get("variant"),
     )
     session.add(run)
     return run

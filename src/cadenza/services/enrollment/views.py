@@ -73,6 +73,7 @@ class StepLine:
     wait_reason: StepWaitReason | None = None
     last_error: str | None = None
     bounced_at: datetime | None = None  # the step's email hard-bounced
+    variant: str | None = None  # the A/B variant this enrollment gets at the step
 
     @property
     def shown_status(self) -> StepRunStatus | TimelineMark:
@@ -272,6 +273,7 @@ def step_lines(
                     run.wait_reason,
                     run.last_error,
                     email.bounced_at if email else None,
+                    spec.variant,
                 )
             )
             if run.status in _DONE:
@@ -293,7 +295,15 @@ def step_lines(
         )
         title = _title(spec, None, context)
         lines.append(
-            StepLine(spec.position, str(spec.type), title, TimelineMark.PROJECTED, due, None)
+            StepLine(
+                spec.position,
+                str(spec.type),
+                title,
+                TimelineMark.PROJECTED,
+                due,
+                None,
+                variant=spec.variant,
+            )
         )
         anchor = due
     return lines

@@ -29,6 +29,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
+from cadenza.services.sequences.variants import clear_changed_winners
 from cadenza.store.models import Sequence, SequenceStep, User
 
 
@@ -50,6 +51,8 @@ class StepView:
     task_notes: str | None
     task_priority: str | None
     continue_without_completing: bool
+    variants: list[Any] | None
+    winner_after: int | None
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,12 @@ def _validated(
 
 
 def _step_rows(specs: list[StepSpec]) -> list[SequenceStep]:
-    return [SequenceStep(**spec.to_dict()) for spec in specs]
+    rows = []
+    for spec in specs:
+        data = spec.to_dict()
+        del data["variant"]  # an enrollment snapshot's, never the sequence's
+        rows.append(SequenceStep(**data))
+    return rows
 
 
 def create_sequence(
@@ -287,6 +295,7 @@ def replace_sequence(
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
         sequence.updated_at = ctx.clock.now()
+        clear_changed_winners(session, sequence_id, step_specs(sequence), specs)
         session.execute(delete(SequenceStep).where(SequenceStep.sequence_id == sequence_id))
         session.expire(sequence, ["steps"])
         for row in _step_rows(specs):
@@ -334,6 +343,8 @@ def step_specs(sequence: Sequence | SequenceView) -> list[StepSpec]:
                 "task_notes": s.task_notes,
                 "task_priority": s.task_priority,
                 "continue_without_completing": s.continue_without_completing,
+                "variants": s.variants,
+                "winner_after": s.winner_after,
             }
         )
         for s in sequence.steps

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cadenza.services.analytics import results as analytics
+from cadenza.services.analytics.variants import VariantSplit
 from cadenza.web.auth import ApiUser, Ctx
 from cadenza.web.errors import error_responses
 from cadenza.web.routes.enrollments import EnrollmentId
@@ -30,6 +31,30 @@ class OutcomesOut(BaseModel):
     rates: dict[str, float | None]
 
 
+class VariantOutcomeOut(BaseModel):
+    label: str
+    subject: str | None
+    sent: int
+    delivered: int
+    bounced: int
+    opened: int
+    clicked: int
+    replied: int
+    rates: dict[str, float | None]
+    reply_rate_interval: tuple[float, float] | None = Field(
+        description="95% Wilson interval of the reply rate"
+    )
+
+
+class VariantSplitOut(BaseModel):
+    variants: list[VariantOutcomeOut]
+    test: str | None = Field(description='"fisher" (2 variants) or "chi-square" (3 to 5)')
+    p_value: float | None = Field(description="Of no difference in reply rates")
+    winner_after: int | None
+    winner: str | None
+    decided_at: datetime | None
+
+
 class StepOut(OutcomesOut):
     position: int
     type: str
@@ -37,6 +62,7 @@ class StepOut(OutcomesOut):
     unknown: int
     tasks_completed: int
     tasks_open: int
+    variants: VariantSplitOut | None = Field(None, description="A/B variants side by side")
 
 
 class DayOut(BaseModel):
@@ -68,11 +94,21 @@ class TimelineEventOut(BaseModel):
     step_position: int | None
     detail: str | None
     flagged: str | None
+    variant: str | None
 
 
 def _outcomes(outcomes: analytics.Outcomes) -> dict:
     fields = ("sent", "delivered", "bounced", "opened", "clicked", "replied", "meetings_booked")
     return {**{f: getattr(outcomes, f) for f in fields}, "rates": outcomes.rates}
+
+
+def _split(split: VariantSplit | None) -> dict | None:
+    if split is None:
+        return None
+    return {
+        **{k: v for k, v in vars(split).items() if k not in ("position", "variants")},
+        "variants": [{**vars(v), "rates": v.rates} for v in split.variants],
+    }
 
 
 @router.get(
@@ -111,6 +147,7 @@ def sequence_analytics(
                 "unknown": step.unknown,
                 "tasks_completed": step.tasks_completed,
                 "tasks_open": step.tasks_open,
+                "variants": _split(report.variants.get(step.position)),
             }
             for step, outcomes in report.steps
         ],

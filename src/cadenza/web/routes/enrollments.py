@@ -65,6 +65,11 @@ class StepEditIn(BaseModel):
     body: str | None = Field(None, pattern=NO_NUL)
     task_title: str | None = Field(None, pattern=NO_NUL)
     task_notes: str | None = Field(None, pattern=NO_NUL)
+    variant: str | None = Field(
+        None,
+        pattern="^[A-E]$",
+        description="On a step with A/B variants: the one this contact gets",
+    )
 
 
 class EnrollContactIn(BaseModel):

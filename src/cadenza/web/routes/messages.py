@@ -41,6 +41,7 @@ class MessageOut(BaseModel):
     handed_at: datetime | None
     sent_at: datetime | None
     created_at: datetime
+    variant: str | None = Field(None, description="The A/B variant of its step it carries")
 
 
 class MessagePage(BaseModel):

@@ -71,6 +71,16 @@ class SettingsIn(BaseModel):
     )
 
 
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(
+        None, pattern="^[A-E]$", description="A, B, C... in order; optional (taken from order)"
+    )
+    subject: str | None = Field(None, pattern=NO_NUL, description="Template; null: the step's")
+    body: str | None = Field(None, pattern=NO_NUL, description="HTML template; null: the step's")
+
+
 class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -91,6 +101,12 @@ class StepIn(BaseModel):
     task_notes: str | None = Field(None, pattern=NO_NUL)
     task_priority: TaskPriority | None = None
     continue_without_completing: bool = False
+    variants: list[VariantIn] | None = Field(
+        None, description="A/B variants of an email step: 2 to 5 (docs/content-variants.md)"
+    )
+    winner_after: int | None = Field(
+        None, description="After this many sends of every variant, the best reply rate wins"
+    )
 
 
 class SequenceIn(BaseModel):
@@ -168,6 +184,12 @@ class SettingsOut(BaseModel):
     unenroll_on_outcomes: list[str] | None = None
 
 
+class VariantOut(BaseModel):
+    label: str
+    subject: str | None
+    body: str | None
+
+
 class StepOut(BaseModel):
     position: int
     type: str
@@ -181,6 +203,8 @@ class StepOut(BaseModel):
     task_notes: str | None
     task_priority: str | None
     continue_without_completing: bool
+    variants: list[VariantOut] | None
+    winner_after: int | None
 
 
 class SequenceOut(BaseModel):
@@ -250,6 +274,8 @@ def sequence_out(sequence: SequenceView) -> SequenceOut:
                 task_notes=s.task_notes,
                 task_priority=s.task_priority,
                 continue_without_completing=s.continue_without_completing,
+                variants=[VariantOut(**v) for v in s.variants] if s.variants else None,
+                winner_after=s.winner_after,
             )
             for s in sequence.steps
         ],

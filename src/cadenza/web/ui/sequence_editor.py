@@ -4,6 +4,8 @@ preview for a chosen contact.
 The whole sequence is one form. Add / move / delete re-render the form with the change
 (unsaved) so nothing needs client-side state; Save replaces the sequence through the
 sequences service, which validates every step (errors are shown on their step).
+An automated email's A/B variants are tabs (vanilla JS; without it every variant shows,
+one under the other), added and removed by the same re-rendering ops.
 In-flight enrollments keep their snapshots, so saving never changes them.
 """
 
@@ -25,6 +27,7 @@ from cadenza.domain.enums import (
 )
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.steps import parse_step
+from cadenza.domain.variants import LABELS, MAX_VARIANTS, MIN_VARIANTS
 from cadenza.services.context import Context
 from cadenza.services.crm import contact_index
 from cadenza.services.sequences import preview
@@ -97,7 +100,52 @@ def steps_from_form(form: FormData) -> list[dict[str, Any]]:
         thread = str(form.get(prefix + "thread_with_step", ""))
         step["thread_with_step"] = int(thread) if thread.isdigit() else None
         step["continue_without_completing"] = form.get(prefix + "continue") == "on"
+        step |= _variants_from_form(form, prefix)
         steps.append(step)
+    return steps
+
+
+def _variants_from_form(form: FormData, prefix: str) -> dict[str, Any]:
+    """A step's A/B variants (`variant_count` of them; empty fields: the step's own) and
+    its winner rule. A count the editor never shows (1, or past 5) goes to the validator
+    as it is, to be refused there; the loop stays bounded whatever the form says."""
+    count = _number(form.get(prefix + "variant_count"))
+    if not isinstance(count, int) or count == 0:
+        return {}
+    variants = []
+    for label in (LABELS + "F")[: min(count, MAX_VARIANTS + 1)]:
+        field = f"{prefix}variant-{label}-"
+        variants.append(
+            {
+                "label": label if label in LABELS else None,
+                "subject": str(form.get(field + "subject", "")) or None,
+                "body": str(form.get(field + "body", "")) or None,
+            }
+        )
+    winner_after = str(form.get(prefix + "winner_after", "")).strip()
+    return {"variants": variants, "winner_after": _number(winner_after) if winner_after else None}
+
+
+def variant_op(steps: list[dict[str, Any]], op: str) -> list[dict[str, Any]]:
+    """variant-add:<n> (a step's first: A and B; then the next label), variant-remove:<n>:<L>
+    (the others relabelled in order; fewer than 2 left: the step has no variants)."""
+    verb, _, arg = op.partition(":")
+    position, _, label = arg.partition(":")
+    if not position.isdigit() or not 1 <= int(position) <= len(steps):
+        return steps
+    steps = [dict(step) for step in steps]
+    step = steps[int(position) - 1]
+    variants = [dict(v) for v in step.get("variants") or []]
+    if verb == "variant-add" and step.get("type") == StepType.EMAIL:
+        variants += [{}] * (2 if not variants else 1)
+    elif verb == "variant-remove":
+        variants = [v for i, v in enumerate(variants) if LABELS[i : i + 1] != label]
+    variants = variants[:MAX_VARIANTS]
+    if len(variants) < MIN_VARIANTS:
+        step["variants"], step["winner_after"] = None, None
+    else:
+        blank = {"subject": None, "body": None}
+        step["variants"] = [{**blank, **v, "label": LABELS[i]} for i, v in enumerate(variants)]
     return steps
 
 
@@ -139,6 +187,8 @@ STEP_DEFAULTS = {
     "delay_hours": 0,
     "thread_with_step": None,
     "continue_without_completing": False,
+    "variants": None,
+    "winner_after": None,
 }
 
 
@@ -198,7 +248,7 @@ async def save_sequence(
         return _editor(request, ctx, sequence_id, name=name, settings=stored, steps=steps,
                        error={"step": None, "message": exc.message}, status_code=422)  # fmt: skip
     if op != "save":
-        steps = apply_op(steps, op)
+        steps = variant_op(steps, op) if op.startswith("variant-") else apply_op(steps, op)
         return _editor(request, ctx, sequence_id, name=name, settings=settings, steps=steps,
                        notice="Not saved yet: press Save to keep the changes.")  # fmt: skip
     try:

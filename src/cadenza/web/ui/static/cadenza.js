@@ -150,10 +150,34 @@
     });
   }
 
+  // --- the sequence editor's A/B variant tabs: one panel at a time ------------------
+  // Without this every variant shows, one under the other; all of them are in the form
+  // either way, so a hidden tab is still saved.
+  function showVariant(box, label) {
+    box.querySelectorAll(".variant-panel").forEach(function (p) {
+      p.hidden = p.dataset.label !== label;
+    });
+    box.querySelectorAll(".variant-tab").forEach(function (t) {
+      t.setAttribute("aria-selected", t.dataset.label === label ? "true" : "false");
+    });
+  }
+
+  function variantTabsSetup() {
+    document.querySelectorAll(".variants").forEach(function (box) {
+      var first = box.querySelector(".variant-tab");
+      if (first) showVariant(box, first.dataset.label);
+    });
+    document.addEventListener("click", function (e) {
+      var tab = e.target.closest && e.target.closest(".variant-tab");
+      if (tab) showVariant(tab.closest(".variants"), tab.dataset.label);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     selectionSetup();
     enrollSetup();
     tokenPickerSetup();
     touchButtonsSetup();
+    variantTabsSetup();
   });
 })();
