@@ -280,3 +280,12 @@ class AutomationTrigger(StrEnum):
     REPLIED = "replied"
     MEETING_BOOKED = "meeting_booked"
     BOUNCED = "bounced"
+
+
+class Sharing(StrEnum):
+    """Who besides its owner (and admins) sees a shared item (templates, snippets): nobody,
+    the team to use it, or the team to use and edit it (docs/content.md)."""
+
+    PRIVATE = "private"
+    TEAM_USE = "team_use"
+    TEAM_EDIT = "team_edit"

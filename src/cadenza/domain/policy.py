@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Protocol
 
-from cadenza.domain.enums import UserRole
+from cadenza.domain.enums import Sharing, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
 
 
@@ -46,6 +46,8 @@ class Resource(StrEnum):
     TOKEN = "token"
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
+    TEMPLATE = "template"  # an email template of the library; `shared_may` adds sharing
+    SNIPPET = "snippet"
 
 
 class Action(StrEnum):
@@ -126,6 +128,15 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.DKIM_KEY, A.DELETE): Who.ADMIN,
     (R.SUPPRESSION, A.READ): Who.ADMIN,
     (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
+    # Templates and snippets: their owner's, and what its sharing opens (`shared_may`).
+    (R.TEMPLATE, A.READ): Who.OWNER,
+    (R.TEMPLATE, A.CREATE): Who.WRITER,
+    (R.TEMPLATE, A.UPDATE): Who.OWNER,
+    (R.TEMPLATE, A.DELETE): Who.OWNER,  # archive, and change the sharing
+    (R.SNIPPET, A.READ): Who.OWNER,
+    (R.SNIPPET, A.CREATE): Who.WRITER,
+    (R.SNIPPET, A.UPDATE): Who.OWNER,
+    (R.SNIPPET, A.DELETE): Who.OWNER,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named
@@ -255,3 +266,38 @@ def check_role(actor: Actor, who: Who) -> None:
     that decides it, whichever way the user was found (a token or a session cookie)."""
     if not ROLE_CHECKS[who](actor):
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, ROLE_REFUSALS[who])
+
+
+def shared_may(
+    actor: Actor, resource: Resource, action: Action, owner_id: int | None, sharing: str
+) -> bool:
+    """The one sharing rule, for anything a user owns and may share with the team
+    (templates, snippets): the owner and admins as `RULES` says; shared to use, everyone
+    reads it; shared to edit, members (never viewers) also change its content. Only the
+    owner or an admin archives it or changes its sharing (`Action.DELETE`)."""
+    if may(actor, resource, action, [owner_id]):
+        return True
+    if action == Action.READ:
+        return sharing in (Sharing.TEAM_USE, Sharing.TEAM_EDIT)
+    if action == Action.UPDATE:
+        return sharing == Sharing.TEAM_EDIT and may_write(actor)
+    return False
+
+
+def check_shared(
+    actor: Actor,
+    resource: Resource,
+    action: Action,
+    owner_id: int | None,
+    sharing: str,
+    *,
+    hidden_as: CadenzaError,
+) -> None:
+    """`shared_may` or a refusal: what the actor cannot even read is `hidden_as` (not
+    found), what they read but may not change is permission_denied."""
+    if shared_may(actor, resource, action, owner_id, sharing):
+        return
+    if not shared_may(actor, resource, Action.READ, owner_id, sharing):
+        raise hidden_as
+    who = RULES.get((resource, action), Who.ADMIN)
+    raise CadenzaError(ErrorCode.PERMISSION_DENIED, _denied(resource, action, who))

@@ -38,6 +38,7 @@ from cadenza.domain.enums import (
     MailboxAuth,
     MessageStatus,
     OAuthProvider,
+    Sharing,
     StepRunStatus,
     StepWaitReason,
     TaskStatus,
@@ -218,6 +219,11 @@ class SequenceStep(Base):
     task_notes: Mapped[str | None] = mapped_column(Text)
     task_priority: Mapped[str | None] = mapped_column(String(20))
     continue_without_completing: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The library template the step uses by reference (its subject and body are a copy
+    # kept current when the template is edited); NULL for a step typed inline or copied.
+    # No foreign key: adding one rebuilds the table on SQLite; templates are archived,
+    # never deleted.
+    template_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     sequence: Mapped[Sequence] = relationship(back_populates="steps")
 
@@ -437,6 +443,10 @@ class Message(Base):
     created_at: Mapped[datetime]
     # The retention policy replaced its bodies with a note (services/retention.py).
     body_removed_at: Mapped[datetime | None]
+    # The library template its step used by reference when the enrollment started (from
+    # the snapshot), for per-template figures. No foreign key: adding one to messages
+    # would rebuild the table on SQLite; archived templates are never deleted.
+    template_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class DeliveryAttempt(Base):
@@ -861,3 +871,36 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime]
     last_tick_at: Mapped[datetime] = mapped_column(index=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EmailTemplate(Base):
+    """A named email of the team's library (docs/content.md): steps use it by reference
+    (kept current) or copy it."""
+
+    __tablename__ = "email_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str | None] = mapped_column(String(100))
+    sharing: Mapped[Sharing] = mapped_column(StrEnumType(Sharing), default=Sharing.PRIVATE)
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Snippet(Base):
+    """A short named block of text, inserted (copied) where it is typed as `#name`."""
+
+    __tablename__ = "snippets"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    body: Mapped[str] = mapped_column(Text)
+    sharing: Mapped[Sharing] = mapped_column(StrEnumType(Sharing), default=Sharing.PRIVATE)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
