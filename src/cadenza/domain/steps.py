@@ -32,6 +32,9 @@ class StepSpec:
     task_notes: str | None = None
     task_priority: TaskPriority = TaskPriority.NONE
     continue_without_completing: bool = False
+    # The library template an email step uses by reference (subject and body are its
+    # text as it was when saved or last edited); None when typed inline or copied.
+    template_id: int | None = None
 
     @property
     def sends_email(self) -> bool:
@@ -103,6 +106,14 @@ def _template(value: Any, position: int, field: str, *, html: bool = False) -> s
     return templates.sanitize_html(value) if html else value
 
 
+def _template_id(value: Any, position: int) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        raise _fail(position, "template_id must be a template's id", "template_id")
+    return value
+
+
 STEP_KEYS = {
     "type",
     "delay_days",
@@ -117,6 +128,7 @@ STEP_KEYS = {
     "continue_without_completing",
     "position",
     "id",
+    "template_id",
 }
 
 
@@ -141,6 +153,7 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
             TaskPriority, data.get("task_priority") or "none", position, "task_priority"
         ),
         continue_without_completing=bool(data.get("continue_without_completing", False)),
+        template_id=_template_id(data.get("template_id"), position),
     )
     if step_type is StepType.TASK:
         return replace(
@@ -149,6 +162,7 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
             subject=None,
             body=None,
             thread_with_step=None,
+            template_id=None,
         )
     # Task fields mean nothing on an email step (a manual email's task takes only its
     # priority): dropped here so no client keeps a value nothing reads or shows.

@@ -28,7 +28,9 @@ from cadenza.web.routes import (
     public,
     records,
     sequences,
+    snippets,
     tasks,
+    templates,
     webhooks,
 )
 
@@ -172,7 +174,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
-        records, lists, automation, analytics, integrations,
+        records, lists, automation, analytics, integrations, templates, snippets,
     )  # fmt: skip
     for module in api_modules:
         router = module.router

@@ -157,6 +157,7 @@ def compose(
         links=content.links or None,
         status=MessageStatus.PREPARED,
         created_at=now,
+        template_id=spec.template_id,
     )
 
 

@@ -21,6 +21,7 @@ from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.read_models import copy_row
+from cadenza.services.sequences.templates_library import with_template_text
 from cadenza.store.models import Sequence, SequenceStep
 
 
@@ -42,6 +43,7 @@ class StepView:
     task_notes: str | None
     task_priority: str | None
     continue_without_completing: bool
+    template_id: int | None
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,11 @@ def create_sequence(
     settings: dict[str, Any] | None = None,
     steps: list[dict[str, Any]] | None = None,
 ) -> SequenceView:
-    clean_name, clean_settings, specs = _validated(name, settings, steps)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         authorize(session, owner_id, Resource.SEQUENCE, Action.CREATE)
+        steps = with_template_text(session, owner_id, steps)
+        clean_name, clean_settings, specs = _validated(name, settings, steps)
         sequence = Sequence(
             owner_id=owner_id,
             name=clean_name,
@@ -177,11 +180,12 @@ def replace_sequence(
     steps: list[dict[str, Any]],
     actor_id: int | None = None,
 ) -> SequenceView:
-    clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
         sequence = load_sequence(session, sequence_id)
         authorize(session, actor_id, Resource.SEQUENCE, Action.UPDATE, [sequence.owner_id])
         _refuse_archived(sequence)
+        steps = with_template_text(session, actor_id, steps)
+        clean_name, clean_settings, specs = _validated(name, settings, steps)
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
         sequence.updated_at = ctx.clock.now()
@@ -234,6 +238,7 @@ def step_specs(sequence: Sequence | SequenceView) -> list[StepSpec]:
                 "task_notes": s.task_notes,
                 "task_priority": s.task_priority,
                 "continue_without_completing": s.continue_without_completing,
+                "template_id": s.template_id,
             }
         )
         for s in sequence.steps

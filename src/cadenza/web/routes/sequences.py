@@ -75,6 +75,13 @@ class StepIn(BaseModel):
     task_notes: str | None = Field(None, pattern=NO_NUL)
     task_priority: TaskPriority | None = None
     continue_without_completing: bool = False
+    template_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Use this library template by reference: its subject and body are "
+        "taken (and kept current) from the template; omit to type them or copy them",
+    )
 
 
 class SequenceIn(BaseModel):
@@ -118,6 +125,7 @@ class StepOut(BaseModel):
     task_notes: str | None
     task_priority: str | None
     continue_without_completing: bool
+    template_id: int | None = Field(None, description="The template used by reference")
 
 
 class SequenceOut(BaseModel):
@@ -184,6 +192,7 @@ def sequence_out(sequence: SequenceView) -> SequenceOut:
                 task_notes=s.task_notes,
                 task_priority=s.task_priority,
                 continue_without_completing=s.continue_without_completing,
+                template_id=s.template_id,
             )
             for s in sequence.steps
         ],
