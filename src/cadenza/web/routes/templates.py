@@ -24,7 +24,7 @@ from cadenza.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_id, paged
 router = APIRouter(tags=["templates"])
 
 TemplateId = Annotated[int, Path(ge=1, le=MAX_ID)]
-MAX_TEMPLATE = 100_000  # the template limits refuse longer sources with their own words
+MAX_TEMPLATE = 200_000  # past this the request model refuses; the template limits say more below
 
 
 class TemplateIn(BaseModel):
