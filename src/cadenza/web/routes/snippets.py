@@ -89,9 +89,7 @@ def update_snippet(
     return snippet_out(snippets.update_snippet(ctx, user.id, snippet_id, changes))
 
 
-@router.delete(
-    "/snippets/{snippet_id}", status_code=204, responses=error_responses(401, 403, 404)
-)
+@router.delete("/snippets/{snippet_id}", status_code=204, responses=error_responses(401, 403, 404))
 def delete_snippet(snippet_id: SnippetId, user: ApiWriter, ctx: Ctx) -> Response:
     snippets.delete_snippet(ctx, user.id, snippet_id)
     return Response(status_code=204)

@@ -18,6 +18,7 @@ from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render, viewer_zone
 from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
+from cadenza.web.ui.templates_library import snippet_choices
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -55,7 +56,10 @@ def task_detail(
 ):
     task = tasks.get_task(ctx, task_id, actor_id=user.id)
     contact = get_contact(ctx, task.contact_id) if task.contact_id else None
-    return render(request, "tasks/detail.html", task=task, contact=contact, error=None)
+    return render(
+        request, "tasks/detail.html", task=task, contact=contact, error=None,
+        snippets=snippet_choices(ctx, user.id),
+    )  # fmt: skip
 
 
 @router.post("/tasks/{task_id}/complete")
@@ -77,7 +81,7 @@ def complete(
         contact = get_contact(ctx, task.contact_id) if task.contact_id else None
         return render(
             request, "tasks/detail.html", status_code=422, task=task, contact=contact,
-            error=exc.message,
+            error=exc.message, snippets=snippet_choices(ctx, user.id),
         )  # fmt: skip
     return RedirectResponse("/tasks", status_code=303)
 
