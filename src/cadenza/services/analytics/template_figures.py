@@ -49,14 +49,14 @@ def template_figures(ctx: Context, template_ids: Iterable[int]) -> dict[int, Tem
     of_template = Message.template_id.in_(ids)
     human = EmailEvent.data["flagged"].as_string().is_(None)
     with ctx.db.read() as session:
-        sent = dict(
+        sent: dict[int | None, int] = dict(
             session.execute(
                 select(Message.template_id, func.count())
                 .where(of_template, Message.status == MessageStatus.SENT)
                 .group_by(Message.template_id)
             ).all()
         )
-        engaged: dict[tuple[int, str], int] = {
+        engaged: dict[tuple[int | None, str], int] = {
             (template_id, kind): count
             for template_id, kind, count in session.execute(
                 select(Message.template_id, EmailEvent.kind, func.count(distinct(Message.id)))
@@ -98,7 +98,7 @@ def template_figures(ctx: Context, template_ids: Iterable[int]) -> dict[int, Tem
                 )
             ).all()
         )
-    replied: dict[int, int] = {}
+    replied: dict[int | None, int] = {}
     for template_id, _message in answered:
         replied[template_id] = replied.get(template_id, 0) + 1
     used = steps_using(ctx, ids)

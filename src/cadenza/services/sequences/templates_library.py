@@ -288,13 +288,12 @@ def list_templates(
 def folders(ctx: Context, actor_id: int | None) -> list[str]:
     """The folder names in use among the templates the actor may read."""
     with ctx.db.read() as session:
-        return sorted(
-            session.scalars(
-                select(EmailTemplate.folder)
-                .where(_visible(session, actor_id), EmailTemplate.folder.is_not(None))
-                .distinct()
-            ).all()
-        )
+        found = session.scalars(
+            select(EmailTemplate.folder)
+            .where(_visible(session, actor_id), EmailTemplate.folder.is_not(None))
+            .distinct()
+        ).all()
+    return sorted(name for name in found if name is not None)
 
 
 def preview_template(
@@ -348,4 +347,4 @@ def steps_using(ctx: Context, template_ids: list[int]) -> dict[int, int]:
             .where(SequenceStep.template_id.in_(template_ids))
             .group_by(SequenceStep.template_id)
         ).all()
-    return {template_id: count for template_id, count in rows}
+    return {template_id: count for template_id, count in rows if template_id is not None}

@@ -72,7 +72,7 @@ def template_index(
 
 
 def _form(request: Request, ctx: Context, user_id: int, **state):
-    state.setdefault("template", None)
+    state.setdefault("current", None)
     return render(
         request,
         "templates_library/form.html",
@@ -120,7 +120,7 @@ def template_page(
         request,
         ctx,
         user.id,
-        template=template,
+        current=template,
         values=template.__dict__,
         may_edit=may_edit and template.archived_at is None,
         may_share=may_share,
@@ -152,7 +152,7 @@ def save_template(
             raise
         may_edit, may_share = library.may_edit(ctx, user.id, template)
         return _form(
-            request, ctx, user.id, template=template, values={**template.__dict__, **values},
+            request, ctx, user.id, current=template, values={**template.__dict__, **values},
             may_edit=may_edit, may_share=may_share, error=exc.message, status_code=422,
             figures=template_figures(ctx, [template_id])[template_id], contacts=_contacts(ctx),
         )  # fmt: skip
