@@ -8,7 +8,7 @@ figures, and a step that copied a template (no reference) counts for no template
 Definitions follow docs/analytics.md: sent counts messages sent; opened and clicked
 count messages with at least one human (unflagged) event; replied counts messages
 answered by a (not revoked) reply: the reply names the message, or, matched by its
-sender only, the latest message of that enrollment sent before it. Reply rate is
+sender only, the latest message sent to that contact before it. Reply rate is
 replied over sent. Counted by the database with GROUP BY.
 """
 
@@ -80,7 +80,7 @@ def template_figures(ctx: Context, template_ids: Iterable[int]) -> dict[int, Tem
         latest_before = (
             select(func.max(earlier.sent_at))
             .where(
-                earlier.enrollment_id == EmailEvent.enrollment_id,
+                earlier.contact_id == EmailEvent.contact_id,
                 earlier.sent_at <= EmailEvent.occurred_at,
             )
             .scalar_subquery()
@@ -88,7 +88,7 @@ def template_figures(ctx: Context, template_ids: Iterable[int]) -> dict[int, Tem
         answered |= set(
             session.execute(
                 select(Message.template_id, Message.id)
-                .join(EmailEvent, EmailEvent.enrollment_id == Message.enrollment_id)
+                .join(EmailEvent, EmailEvent.contact_id == Message.contact_id)
                 .where(
                     of_template,
                     EmailEvent.kind == EventKind.REPLY,
