@@ -61,6 +61,8 @@ def test_the_states_the_issue_names_are_typed_columns():
         "mailboxes.auth_method": enums.MailboxAuth,
         "mailboxes.oauth_provider": enums.OAuthProvider,
         "oauth_states.provider": enums.OAuthProvider,
+        "email_templates.sharing": enums.Sharing,
+        "snippets.sharing": enums.Sharing,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 
