@@ -198,6 +198,20 @@ RULES: dict[str, tuple] = {
     "POST /api/v1/lists/{list_id}/members/remove": API_OWNED_WRITE,
     "POST /api/v1/lists/{list_id}/enrollments": API_WRITE,  # as oneself, from one's mailbox
     "GET /api/v1/list-enrollments/{job_id}": ("2xx", "2xx", 404, "2xx", 401),
+    # -- templates and snippets: their owner's; a private one is hidden from others
+    "POST /api/v1/templates": API_WRITE,
+    "GET /api/v1/templates": API_READ,
+    "GET /api/v1/templates/{template_id}": API_HIDDEN_READ,
+    "PATCH /api/v1/templates/{template_id}": API_HIDDEN_WRITE,
+    "DELETE /api/v1/templates/{template_id}": API_HIDDEN_WRITE,
+    "POST /api/v1/templates/{template_id}/unarchive": API_HIDDEN_WRITE,
+    "POST /api/v1/templates/{template_id}/preview": API_HIDDEN_READ,
+    "GET /api/v1/templates/{template_id}/figures": API_HIDDEN_READ,
+    "POST /api/v1/snippets": API_WRITE,
+    "GET /api/v1/snippets": API_READ,
+    "GET /api/v1/snippets/{snippet_id}": API_HIDDEN_READ,
+    "PATCH /api/v1/snippets/{snippet_id}": API_HIDDEN_WRITE,
+    "DELETE /api/v1/snippets/{snippet_id}": API_HIDDEN_WRITE,
     # -- the web pages
     "GET /": (303, 303, 303, 303, 303),
     "GET /login": PUBLIC,
@@ -280,6 +294,17 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/me/preferences": API_READ,
     "PATCH /api/v1/me/preferences": API_READ,
     "POST /settings/preferences": PAGE,
+    "GET /templates": PAGE,
+    "GET /templates/new": (200, 200, 200, 403, 303),
+    "POST /templates": PAGE_WRITE,
+    "GET /templates/{template_id}": PAGE_HIDDEN,
+    "POST /templates/{template_id}": PAGE_HIDDEN_WRITE,
+    "POST /templates/{template_id}/archive": PAGE_HIDDEN_WRITE,
+    "POST /templates/{template_id}/preview": PAGE_HIDDEN,
+    "GET /snippets": PAGE,
+    "POST /snippets": PAGE_WRITE,
+    "POST /snippets/{snippet_id}": PAGE_HIDDEN_WRITE,
+    "POST /snippets/{snippet_id}/delete": PAGE_HIDDEN_WRITE,
 }
 
 
@@ -472,6 +497,18 @@ class Scene:
 
     def _user_id(self):
         return users.create_user(self.ctx, self.fresh("u") + "@example.com").id
+
+    def _template_id(self):
+        from cadenza.services.sequences import templates_library
+
+        return templates_library.create_template(
+            self.ctx, self.owner.id, name=self.fresh("tpl "), subject="Hi", body="<p>Hello</p>"
+        ).id
+
+    def _snippet_id(self):
+        from cadenza.services.sequences import snippets
+
+        return snippets.create_snippet(self.ctx, self.owner.id, name=self.fresh("s"), body="Hi").id
 
     def _token_id(self):
         users.create_token(self.ctx, self.owner.id, self.fresh("tok "))
@@ -667,6 +704,20 @@ def _body(route: str, scene: Scene, own_mailbox: int | None) -> dict[str, Any]:
         "POST /automation/rules/{rule_id}/enabled": lambda: {"data": {"enabled": "off"}},
         "PATCH /api/v1/me/preferences": lambda: {"json": {"digest": True}},
         "POST /settings/preferences": lambda: {"data": {"timing": "at_due", "digest_hour": "8"}},
+        "POST /api/v1/templates": lambda: {"json": _template()},
+        "PATCH /api/v1/templates/{template_id}": lambda: {"json": {"subject": "Changed"}},
+        "POST /api/v1/templates/{template_id}/preview": lambda: {
+            "json": {"contact_id": s("contact_id")}
+        },
+        "POST /api/v1/snippets": lambda: {"json": {"name": scene.fresh("s"), "body": "Hi"}},
+        "PATCH /api/v1/snippets/{snippet_id}": lambda: {"json": {"body": "Changed"}},
+        "POST /templates": lambda: {"data": _template()},
+        "POST /templates/{template_id}": lambda: {"data": _template()},
+        "POST /templates/{template_id}/preview": lambda: {
+            "data": {"preview_contact": s("contact_id")}
+        },
+        "POST /snippets": lambda: {"data": {"name": scene.fresh("s"), "body": "Hi"}},
+        "POST /snippets/{snippet_id}": lambda: {"data": {"body": "Changed"}},
     }
     make = bodies.get(route)
     return make() if make else {}
@@ -686,6 +737,10 @@ def _editor_form() -> dict[str, str]:
         "follow_up_days": "every_day",
         "op": "save",
     }
+
+
+def _template() -> dict[str, str]:
+    return {"name": "Tpl", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}
 
 
 def _limits() -> dict[str, str]:

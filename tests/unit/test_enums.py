@@ -64,6 +64,8 @@ def test_the_states_the_issue_names_are_typed_columns():
         "users.reminder_timing": enums.ReminderTiming,
         "task_digests.status": enums.DigestStatus,
         "sequences.sharing": enums.Sharing,
+        "email_templates.sharing": enums.Sharing,
+        "snippets.sharing": enums.Sharing,
     }
     assert {name: t.enum for name, t in TYPED_COLUMNS.items()} == expected
 

@@ -144,3 +144,21 @@ def test_automation_rules_are_read_by_all_and_changed_by_admins():
         assert may(ADMIN, Resource.AUTOMATION_RULE, action)
         assert not may(ANN, Resource.AUTOMATION_RULE, action, [ANN.id])
     assert may(VIC, Resource.AUTOMATION_RULE, Action.READ)
+
+
+def test_sharing_opens_a_template_to_read_and_to_edit_but_never_to_reshare():
+    from cadenza.domain.enums import Sharing
+    from cadenza.domain.policy import shared_may
+
+    T = Resource.TEMPLATE
+    for action in (Action.READ, Action.UPDATE, Action.DELETE):
+        assert shared_may(ANN, T, action, ANN.id, Sharing.PRIVATE)
+        assert shared_may(ADMIN, T, action, ANN.id, Sharing.PRIVATE)
+        assert not shared_may(BEA, T, action, ANN.id, Sharing.PRIVATE)
+        assert not shared_may(VIC, T, action, ANN.id, Sharing.PRIVATE)
+    assert shared_may(BEA, T, Action.READ, ANN.id, Sharing.TEAM_USE)
+    assert shared_may(VIC, T, Action.READ, ANN.id, Sharing.TEAM_USE)
+    assert not shared_may(BEA, T, Action.UPDATE, ANN.id, Sharing.TEAM_USE)
+    assert shared_may(BEA, T, Action.UPDATE, ANN.id, Sharing.TEAM_EDIT)
+    assert not shared_may(VIC, T, Action.UPDATE, ANN.id, Sharing.TEAM_EDIT)
+    assert not shared_may(BEA, T, Action.DELETE, ANN.id, Sharing.TEAM_EDIT)

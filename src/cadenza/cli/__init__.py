@@ -19,6 +19,7 @@ from cadenza.cli import (
     sequences,
     serve,
     tasks,
+    templates,
     users,
     webhooks,
     worker,
@@ -39,6 +40,8 @@ app.add_typer(users.mailbox_app, name="mailboxes")
 users.mailbox_app.command("connect")(mailbox_oauth.connect)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(sequences.app, name="sequences")
+app.add_typer(templates.app, name="templates")
+app.add_typer(templates.snippets_app, name="snippets")
 app.command("enroll")(enrollments.enroll_command)
 app.add_typer(enrollments.app, name="enrollments")
 app.command("worker")(worker.worker)

@@ -341,8 +341,9 @@ class TaskSort(StrEnum):
 
 
 class Sharing(StrEnum):
-    """sequences.sharing: who besides its owner and the admins may use or change it
-    (domain/policy.py `SHARED_ACTIONS` says which actions each opens to the team)."""
+    """Who besides its owner and the admins may use or change a sequence, an email
+    template or a snippet: nobody, the team to use it, or the team to use and edit it
+    (domain/policy.py says which actions each opens; docs/content.md)."""
 
     PRIVATE = "private"  # its owner and the admins only
     TEAM_USE = "team_use"  # everyone signed in sees it, enrolls into it and clones it

@@ -52,6 +52,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_OUTCOME = "unknown_outcome"  # a task outcome neither built in nor the team's
     USER_NOT_FOUND = "user_not_found"
     ENROLLMENT_NOT_FOUND = "enrollment_not_found"
+    TEMPLATE_NOT_FOUND = "template_not_found"
+    SNIPPET_NOT_FOUND = "snippet_not_found"
     # HTTP
     UNAUTHENTICATED = "unauthenticated"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
@@ -78,6 +80,8 @@ _HTTP_STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.USER_NOT_FOUND: 404,
     ErrorCode.ENROLLMENT_NOT_FOUND: 404,
+    ErrorCode.TEMPLATE_NOT_FOUND: 404,
+    ErrorCode.SNIPPET_NOT_FOUND: 404,
     ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.MAILBOX_NOT_YOURS: 403,
     ErrorCode.ALREADY_ENROLLED: 409,

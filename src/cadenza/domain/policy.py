@@ -55,6 +55,8 @@ class Resource(StrEnum):
     PROFILE = "profile"  # a user's signature and meeting link (docs/content-signatures.md)
     BOOKING_WEBHOOK = "booking_webhook"  # Cal.com / Calendly signing secrets
     TASK_OUTCOME = "task_outcome"  # a team's own call/touch outcome (docs/tasks.md)
+    TEMPLATE = "template"  # an email template of the library; `shared_may` adds sharing
+    SNIPPET = "snippet"
 
 
 class Action(StrEnum):
@@ -147,6 +149,15 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.TASK_OUTCOME, A.CREATE): Who.ADMIN,
     (R.TASK_OUTCOME, A.UPDATE): Who.ADMIN,
     (R.TASK_OUTCOME, A.DELETE): Who.ADMIN,
+    # Templates and snippets: their owner's, and what its sharing opens (`shared_may`).
+    (R.TEMPLATE, A.READ): Who.OWNER,
+    (R.TEMPLATE, A.CREATE): Who.WRITER,
+    (R.TEMPLATE, A.UPDATE): Who.OWNER,
+    (R.TEMPLATE, A.DELETE): Who.OWNER,  # archive, and change the sharing
+    (R.SNIPPET, A.READ): Who.OWNER,
+    (R.SNIPPET, A.CREATE): Who.WRITER,
+    (R.SNIPPET, A.UPDATE): Who.OWNER,
+    (R.SNIPPET, A.DELETE): Who.OWNER,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named
@@ -300,3 +311,38 @@ def check_role(actor: Actor, who: Who) -> None:
     that decides it, whichever way the user was found (a token or a session cookie)."""
     if not ROLE_CHECKS[who](actor):
         raise CadenzaError(ErrorCode.PERMISSION_DENIED, ROLE_REFUSALS[who])
+
+
+def shared_may(
+    actor: Actor, resource: Resource, action: Action, owner_id: int | None, sharing: str
+) -> bool:
+    """The one sharing rule, for anything a user owns and may share with the team
+    (templates, snippets): the owner and admins as `RULES` says; shared to use, everyone
+    reads it; shared to edit, members (never viewers) also change its content. Only the
+    owner or an admin archives it or changes its sharing (`Action.DELETE`)."""
+    if may(actor, resource, action, [owner_id]):
+        return True
+    if action == Action.READ:
+        return sharing in (Sharing.TEAM_USE, Sharing.TEAM_EDIT)
+    if action == Action.UPDATE:
+        return sharing == Sharing.TEAM_EDIT and may_write(actor)
+    return False
+
+
+def check_shared(
+    actor: Actor,
+    resource: Resource,
+    action: Action,
+    owner_id: int | None,
+    sharing: str,
+    *,
+    hidden_as: CadenzaError,
+) -> None:
+    """`shared_may` or a refusal: what the actor cannot even read is `hidden_as` (not
+    found), what they read but may not change is permission_denied."""
+    if shared_may(actor, resource, action, owner_id, sharing):
+        return
+    if not shared_may(actor, resource, Action.READ, owner_id, sharing):
+        raise hidden_as
+    who = RULES.get((resource, action), Who.ADMIN)
+    raise CadenzaError(ErrorCode.PERMISSION_DENIED, _denied(resource, action, who))

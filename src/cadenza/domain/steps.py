@@ -47,6 +47,9 @@ class StepSpec:
     # step's subject and body there, the others dropped); None when the step had none or
     # the contact's own edit replaced it.
     variant: str | None = None
+    # The library template an email step uses by reference (subject and body are its
+    # text as it was when saved or last edited); None when typed inline or copied.
+    template_id: int | None = None
 
     @property
     def sends_email(self) -> bool:
@@ -143,6 +146,14 @@ def _template(value: Any, position: int, field: str, *, html: bool = False) -> s
     return templates.sanitize_html(value) if html else value
 
 
+def _template_id(value: Any, position: int) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        raise _fail(position, "template_id must be a template's id", "template_id")
+    return value
+
+
 STEP_KEYS = {
     "type",
     "delay_days",
@@ -159,6 +170,7 @@ STEP_KEYS = {
     "id",
     "variants",
     "winner_after",
+    "template_id",
 }
 
 
@@ -183,6 +195,7 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
             TaskPriority, data.get("task_priority") or "none", position, "task_priority"
         ),
         continue_without_completing=bool(data.get("continue_without_completing", False)),
+        template_id=_template_id(data.get("template_id"), position),
     )
     if step_type is StepType.TASK:
         if data.get("variants") or data.get("winner_after") is not None:
@@ -193,6 +206,7 @@ def parse_step(data: dict[str, Any], position: int) -> StepSpec:
             subject=None,
             body=None,
             thread_with_step=None,
+            template_id=None,
         )
     # Task fields mean nothing on an email step (a manual email's task takes only its
     # priority): dropped here so no client keeps a value nothing reads or shows.

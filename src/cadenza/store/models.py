@@ -243,6 +243,11 @@ class SequenceStep(Base):
     # A/B variants [{"label", "subject", "body"}] and the winner rule (domain/variants.py).
     variants: Mapped[list[Any] | None] = mapped_column(JSON)
     winner_after: Mapped[int | None] = mapped_column(Integer)
+    # The library template the step uses by reference (its subject and body are a copy
+    # kept current when the template is edited); NULL for a step typed inline or copied.
+    # No foreign key: adding one rebuilds the table on SQLite; templates are archived,
+    # never deleted.
+    template_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     sequence: Mapped[Sequence] = relationship(back_populates="steps")
 
@@ -486,6 +491,10 @@ class Message(Base):
     body_removed_at: Mapped[datetime | None]
     # The A/B variant of its step that it carries, or null (shown in the outbox).
     variant: Mapped[str | None] = mapped_column(String(1))
+    # The library template its step used by reference when the enrollment started (from
+    # the snapshot), for per-template figures. No foreign key: adding one to messages
+    # would rebuild the table on SQLite; archived templates are never deleted.
+    template_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class DeliveryAttempt(Base):
@@ -958,3 +967,36 @@ class StepVariantWinner(Base):
     decided_at: Mapped[datetime]
     # {"A": {"sent": n, "replied": n}, ...} when it was decided
     tallies: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EmailTemplate(Base):
+    """A named email of the team's library (docs/content.md): steps use it by reference
+    (kept current) or copy it."""
+
+    __tablename__ = "email_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str | None] = mapped_column(String(100))
+    sharing: Mapped[Sharing] = mapped_column(StrEnumType(Sharing), default=Sharing.PRIVATE)
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Snippet(Base):
+    """A short named block of text, inserted (copied) where it is typed as `#name`."""
+
+    __tablename__ = "snippets"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    body: Mapped[str] = mapped_column(Text)
+    sharing: Mapped[Sharing] = mapped_column(StrEnumType(Sharing), default=Sharing.PRIVATE)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -29,7 +29,9 @@ from cadenza.web.routes import (
     public,
     records,
     sequences,
+    snippets,
     tasks,
+    templates,
     webhooks,
 )
 from cadenza.web.routes import profile as profile_routes
@@ -175,7 +177,7 @@ def create_app(ctx: Context) -> FastAPI:
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
         records, lists, automation, analytics, integrations, preferences,
-        profile_routes,
+        profile_routes, templates, snippets,
     )  # fmt: skip
     for module in api_modules:
         router = module.router

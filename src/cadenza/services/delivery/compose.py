@@ -159,6 +159,7 @@ def compose(
         status=MessageStatus.PREPARED,
         created_at=now,
         variant=spec.variant,
+        template_id=spec.template_id,
     )
 
 

@@ -29,6 +29,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
+from cadenza.services.sequences.templates_library import with_template_text
 from cadenza.services.sequences.variants import clear_changed_winners
 from cadenza.store.models import Sequence, SequenceStep, User
 
@@ -53,6 +54,7 @@ class StepView:
     continue_without_completing: bool
     variants: list[Any] | None
     winner_after: int | None
+    template_id: int | None
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,12 @@ def create_sequence(
 ) -> SequenceView:
     """New sequences are shared with the team to use (`team_use`), as every sequence was
     before sharing existed; `sharing` says otherwise."""
-    clean_name, clean_settings, specs = _validated(name, settings, steps)
     clean_folder, clean_sharing = folder_name(folder), parse_sharing(sharing)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         authorize(session, owner_id, Resource.SEQUENCE, Action.CREATE)
+        steps = with_template_text(session, owner_id, steps)
+        clean_name, clean_settings, specs = _validated(name, settings, steps)
         sequence = Sequence(
             owner_id=owner_id,
             name=clean_name,
@@ -288,10 +291,11 @@ def replace_sequence(
     steps: list[dict[str, Any]],
     actor_id: int | None = None,
 ) -> SequenceView:
-    clean_name, clean_settings, specs = _validated(name, settings, steps)
     with ctx.db.transaction() as session:
         sequence = load_visible(session, sequence_id, actor_id, Action.UPDATE)
         _refuse_archived(sequence)
+        steps = with_template_text(session, actor_id, steps)
+        clean_name, clean_settings, specs = _validated(name, settings, steps)
         sequence.name = clean_name
         sequence.settings = clean_settings.to_dict()
         sequence.updated_at = ctx.clock.now()
@@ -345,6 +349,7 @@ def step_specs(sequence: Sequence | SequenceView) -> list[StepSpec]:
                 "continue_without_completing": s.continue_without_completing,
                 "variants": s.variants,
                 "winner_after": s.winner_after,
+                "template_id": s.template_id,
             }
         )
         for s in sequence.steps

@@ -107,6 +107,13 @@ class StepIn(BaseModel):
     winner_after: int | None = Field(
         None, description="After this many sends of every variant, the best reply rate wins"
     )
+    template_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Use this library template by reference: its subject and body are "
+        "taken (and kept current) from the template; omit to type them or copy them",
+    )
 
 
 class SequenceIn(BaseModel):
@@ -205,6 +212,7 @@ class StepOut(BaseModel):
     continue_without_completing: bool
     variants: list[VariantOut] | None
     winner_after: int | None
+    template_id: int | None = Field(None, description="The template used by reference")
 
 
 class SequenceOut(BaseModel):
@@ -276,6 +284,7 @@ def sequence_out(sequence: SequenceView) -> SequenceOut:
                 continue_without_completing=s.continue_without_completing,
                 variants=[VariantOut(**v) for v in s.variants] if s.variants else None,
                 winner_after=s.winner_after,
+                template_id=s.template_id,
             )
             for s in sequence.steps
         ],

@@ -36,6 +36,7 @@ from cadenza.web.ui import (
     sequences,
     settings_pages,
     tasks,
+    templates_library,
 )
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import (
@@ -155,6 +156,6 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (
         login, contacts, enroll, enrollments, outbox, sequences, sequence_editor, tasks,
-        settings_pages, records, lists, automation, sequence_enroll,
+        settings_pages, records, lists, automation, sequence_enroll, templates_library,
     ):  # fmt: skip
         app.include_router(module.router, include_in_schema=False)

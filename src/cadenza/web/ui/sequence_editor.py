@@ -25,20 +25,25 @@ from cadenza.domain.enums import (
     TaskType,
     UnenrollOnReply,
 )
-from cadenza.domain.errors import CadenzaError
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.steps import parse_step
 from cadenza.domain.variants import LABELS, MAX_VARIANTS, MIN_VARIANTS
 from cadenza.services.context import Context
 from cadenza.services.crm import contact_index
 from cadenza.services.sequences import preview
+from cadenza.services.sequences import templates_library as library
 from cadenza.services.sequences.catalog import get_sequence, replace_sequence, step_specs
 from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.forms import FormError, settings_from_form
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import PageWriter, check_csrf
+from cadenza.web.ui.templates_library import snippet_choices
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
+
+MAX_TEMPLATES_OFFERED = 500
+UNSAVED = "Not saved yet: press Save to keep the changes."
 
 TEXT_FIELDS = ("subject", "body", "task_title", "task_notes", "task_type", "task_priority")
 TOKENS = (
@@ -101,6 +106,8 @@ def steps_from_form(form: FormData) -> list[dict[str, Any]]:
         step["thread_with_step"] = int(thread) if thread.isdigit() else None
         step["continue_without_completing"] = form.get(prefix + "continue") == "on"
         step |= _variants_from_form(form, prefix)
+        template = str(form.get(prefix + "template_id", ""))
+        step["template_id"] = int(template) if template.isdigit() and len(template) < 10 else None
         steps.append(step)
     return steps
 
@@ -149,6 +156,32 @@ def variant_op(steps: list[dict[str, Any]], op: str) -> list[dict[str, Any]]:
     return steps
 
 
+def use_template(
+    ctx: Context, user_id: int, form: FormData, steps: list[dict[str, Any]], op: str
+) -> list[dict[str, Any]]:
+    """template:<n>: step n takes the template picked beside it, by reference (kept
+    current by the library) or as a copy (its own text from now on); detach:<n> turns a
+    step's reference into a copy of the text it has."""
+    verb, _, arg = op.partition(":")
+    if not arg.isdigit() or not 1 <= int(arg) <= len(steps):
+        return steps
+    step = dict(steps[int(arg) - 1])
+    if verb == "detach":
+        step["template_id"] = None
+    else:
+        picked = str(form.get(f"step-{arg}-pick", ""))
+        if not (picked.isdigit() and 1 <= int(picked) <= MAX_ID):
+            raise CadenzaError(ErrorCode.VALIDATION_ERROR, "choose a template to use")
+        template = library.get_template(ctx, user_id, int(picked))
+        by_reference = form.get(f"step-{arg}-pick_mode", "reference") == "reference"
+        step |= {
+            "subject": template.subject,
+            "body": template.body,
+            "template_id": template.id if by_reference else None,
+        }
+    return [*steps[: int(arg) - 1], step, *steps[int(arg) :]]
+
+
 def apply_op(steps: list[dict[str, Any]], op: str) -> list[dict[str, Any]]:
     """add:<type>, up:<n>, down:<n>, delete:<n> (1-based); threads follow their step."""
     verb, _, arg = op.partition(":")
@@ -189,11 +222,13 @@ STEP_DEFAULTS = {
     "continue_without_completing": False,
     "variants": None,
     "winner_after": None,
+    "template_id": None,
 }
 
 
-def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
+def _editor(request: Request, ctx: Context, user_id: int, sequence_id: int, **state: Any):
     state["steps"] = [{**STEP_DEFAULTS, **step} for step in state.get("steps", [])]
+    offered = library.list_templates(ctx, user_id, limit=MAX_TEMPLATES_OFFERED)
     contacts = contact_index.browse_contacts(
         ctx, contact_index.ContactFilter(status=ContactStatus.REACHABLE), per_page=50
     ).contacts
@@ -209,6 +244,9 @@ def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
         follow_up_choices=[f.value for f in FollowUpDays],
         unenroll_choices=[u.value for u in UnenrollOnReply],
         settings_controls=",".join(EDITOR_SETTINGS),
+        library_templates=offered,
+        template_names={t.id: t.name for t in offered},
+        snippets=snippet_choices(ctx, user_id),
         status_code=state.pop("status_code", 200),
         **{"error": None, "notice": None, **state},
     )
@@ -224,8 +262,9 @@ def edit_sequence(
     sequence = get_sequence(ctx, sequence_id, actor_id=user.id, to_change=True)
     steps = [s.to_dict() for s in step_specs(sequence)]
     return _editor(
-        request, ctx, sequence_id, name=sequence.name, settings=sequence.settings, steps=steps
-    )
+        request, ctx, user.id, sequence_id, name=sequence.name, settings=sequence.settings,
+        steps=steps,
+    )  # fmt: skip
 
 
 @router.post("/sequences/{sequence_id}/edit")
@@ -245,20 +284,33 @@ async def save_sequence(
     try:
         settings = editor_settings(form, stored)
     except FormError as exc:
-        return _editor(request, ctx, sequence_id, name=name, settings=stored, steps=steps,
-                       error={"step": None, "message": exc.message}, status_code=422)  # fmt: skip
+        return _editor(request, ctx, user.id, sequence_id, name=name, settings=stored,
+                       steps=steps, error={"step": None, "message": exc.message},
+                       status_code=422)  # fmt: skip
     if op != "save":
-        steps = variant_op(steps, op) if op.startswith("variant-") else apply_op(steps, op)
-        return _editor(request, ctx, sequence_id, name=name, settings=settings, steps=steps,
-                       notice="Not saved yet: press Save to keep the changes.")  # fmt: skip
+        try:
+            if op.startswith("variant-"):
+                steps = variant_op(steps, op)
+            elif op.startswith(("template:", "detach:")):
+                steps = use_template(ctx, user.id, form, steps, op)
+            else:
+                steps = apply_op(steps, op)
+        except CadenzaError as exc:
+            step = int(op.partition(":")[2]) if op.partition(":")[2].isdigit() else None
+            return _editor(request, ctx, user.id, sequence_id, name=name, settings=settings,
+                           steps=steps, error={"step": step, "message": exc.message},
+                           status_code=exc.http_status)  # fmt: skip
+        return _editor(request, ctx, user.id, sequence_id, name=name, settings=settings,
+                       steps=steps, notice=UNSAVED)  # fmt: skip
     try:
         replace_sequence(
             ctx, sequence_id, name=name, settings=settings, steps=steps, actor_id=user.id
         )
     except CadenzaError as exc:
         step = (exc.details or {}).get("step") if isinstance(exc.details, dict) else None
-        return _editor(request, ctx, sequence_id, name=name, settings=settings, steps=steps,
-                       error={"step": step, "message": exc.message}, status_code=422)  # fmt: skip
+        return _editor(request, ctx, user.id, sequence_id, name=name, settings=settings,
+                       steps=steps, error={"step": step, "message": exc.message},
+                       status_code=422)  # fmt: skip
     return RedirectResponse(f"/sequences/{sequence_id}", status_code=303)
 
 

@@ -19,6 +19,7 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import TaskDue, TaskKind, TaskPriority, TaskSort, TaskStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.task_outcomes import MAX_NOTES, TaskLog
+from cadenza.services.context import Context
 from cadenza.services.enrollment import task_outcomes, task_queue, tasks
 from cadenza.services.enrollment.tasks import TaskFilter, TaskView
 from cadenza.services.sequences.catalog import list_sequences
@@ -26,6 +27,7 @@ from cadenza.web.auth import Ctx
 from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.rendering import render, viewer_zone
 from cadenza.web.ui.session import PageUser, PageWriter, check_csrf
+from cadenza.web.ui.templates_library import snippet_choices
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 
@@ -153,10 +155,13 @@ def task_detail(
     """One task of the queue with all the rep needs to do it."""
     _, q = _filter(request, q)
     item = task_queue.queue_item(ctx, task_id, actor_id=user.id)
-    return _work_page(request, item, q)
+    return _work_page(request, ctx, user.id, item, q)
 
 
-def _work_page(request: Request, item, q: str, *, error: str | None = None, status: int = 200):
+def _work_page(
+    request: Request, ctx: Context, user_id: int, item, q: str, *,
+    error: str | None = None, status: int = 200,
+):  # fmt: skip
     return render(
         request,
         "tasks/detail.html",
@@ -167,6 +172,7 @@ def _work_page(request: Request, item, q: str, *, error: str | None = None, stat
         q=q,
         error=error,
         max_notes=MAX_NOTES,
+        snippets=snippet_choices(ctx, user_id),
     )
 
 
@@ -214,7 +220,7 @@ def complete(
         if exc.code not in (ErrorCode.VALIDATION_ERROR, ErrorCode.UNKNOWN_OUTCOME):
             raise
         item = task_queue.queue_item(ctx, task_id, actor_id=user.id)
-        return _work_page(request, item, q, error=exc.message, status=422)
+        return _work_page(request, ctx, user.id, item, q, error=exc.message, status=422)
     return _after(ctx, user.id, where, q, then)
 
 
@@ -271,7 +277,7 @@ def reschedule(
         if exc.code != ErrorCode.VALIDATION_ERROR:
             raise
         item = task_queue.queue_item(ctx, task_id, actor_id=user.id)
-        return _work_page(request, item, q, error=exc.message, status=422)
+        return _work_page(request, ctx, user.id, item, q, error=exc.message, status=422)
     return (
         _after(ctx, user.id, where, q, then)
         if then != "next"

@@ -1,7 +1,7 @@
 """signatures: each user's HTML email signature and meeting (booking) link
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-02 13:00:00
 
 - users.signature_html (sanitised HTML, at most 10,000 characters) and
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0017"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
