@@ -46,6 +46,7 @@ class Resource(StrEnum):
     TOKEN = "token"
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
+    REPORT = "report"  # team reports and their row exports: a rep's work (docs/reports.md)
 
 
 class Action(StrEnum):
@@ -126,6 +127,9 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.DKIM_KEY, A.DELETE): Who.ADMIN,
     (R.SUPPRESSION, A.READ): Who.ADMIN,
     (R.SUPPRESSION, A.DELETE): Who.ADMIN,  # lift: the address may be added again
+    # Admins and viewers (managers) read everyone's figures; a member reads their own
+    # work, the enrollments they made or that send from their mailbox (as enrollments).
+    (R.REPORT, A.READ): Who.OBSERVER,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -27,6 +27,7 @@ from cadenza.web.routes import (
     messages,
     public,
     records,
+    reports,
     sequences,
     tasks,
     webhooks,
@@ -172,7 +173,7 @@ def create_app(ctx: Context) -> FastAPI:
 
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
-        records, lists, automation, analytics, integrations,
+        records, lists, automation, analytics, integrations, reports,
     )  # fmt: skip
     for module in api_modules:
         router = module.router
