@@ -245,7 +245,8 @@ def scope_of(session: Session, query: ReportQuery, actor_id: int | None) -> Scop
         authorize(session, actor_id, Resource.REPORT, Action.READ, [query.rep_id])
         own = None
     else:
-        authorize(session, actor_id, Resource.REPORT, Action.READ)
+        # Everyone may read their own work; whether they see more is owner_filter's.
+        authorize(session, actor_id, Resource.REPORT, Action.READ, [actor_id])
         own = owner_filter(session, actor_id, Resource.REPORT)
     rep_column = (
         Mailbox.owner_id if query.basis == RepBasis.MAILBOX_OWNER else Enrollment.enrolled_by_id
