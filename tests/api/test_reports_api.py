@@ -59,7 +59,7 @@ def test_per_rep_by_enroller_and_by_mailbox_owner(scene):
 
 
 def test_the_next_period_compares_with_this_one(scene):
-    api, day = scene
+    api, _day = scene
     later = (api.ctx.clock.now() + timedelta(days=10)).date()
     body = api.get(f"/reports/sequence?end={later}&start={later - timedelta(days=9)}").json()
     calls = _rows(body)["Calls"]

@@ -14,6 +14,7 @@ from cadenza.cli import (
     mailbox_oauth,
     outbox,
     records,
+    reports,
     secrets,
     sequences,
     serve,
@@ -53,5 +54,6 @@ app.add_typer(records.lists_app, name="lists")
 app.add_typer(records.automation_app, name="automation")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(dkim.app, name="dkim")
+app.add_typer(reports.app, name="reports")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
