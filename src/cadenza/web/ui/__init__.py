@@ -31,6 +31,7 @@ from cadenza.web.ui import (
     login,
     outbox,
     records,
+    reports,
     sequence_editor,
     sequence_enroll,
     sequences,
@@ -155,6 +156,6 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (
         login, contacts, enroll, enrollments, outbox, sequences, sequence_editor, tasks,
-        settings_pages, records, lists, automation, sequence_enroll,
+        settings_pages, records, lists, automation, sequence_enroll, reports,
     ):  # fmt: skip
         app.include_router(module.router, include_in_schema=False)
