@@ -177,6 +177,11 @@ RULES: dict[str, tuple] = {
     "POST /api/v1/lists/{list_id}/members/remove": API_OWNED_WRITE,
     "POST /api/v1/lists/{list_id}/enrollments": API_WRITE,  # as oneself, from one's mailbox
     "GET /api/v1/list-enrollments/{job_id}": ("2xx", "2xx", 404, "2xx", 401),
+    # -- reports: everyone reads; a member's figures and rows are their own work only
+    "GET /api/v1/reports/{by}": API_READ,
+    "GET /api/v1/reports/{by}/csv": API_READ,
+    "GET /api/v1/reports/{by}/daily": API_READ,
+    "GET /api/v1/reports/rows/{rows}": API_READ,
     # -- the web pages
     "GET /": (303, 303, 303, 303, 303),
     "GET /login": PUBLIC,
@@ -244,6 +249,9 @@ RULES: dict[str, tuple] = {
     "POST /automation/rules": PAGE_ADMIN,
     "POST /automation/rules/{rule_id}/enabled": PAGE_ADMIN,
     "GET /automation/rules/{rule_id}": (200, 403, 403, 403, 303),
+    "GET /reports": PAGE,
+    "GET /reports/csv": PAGE,
+    "GET /reports/rows/{rows}": PAGE,
 }
 
 
@@ -439,6 +447,7 @@ def _path(route: str, scene: Scene) -> str:
     if "/object-types/{type_name}" in path and not route.startswith("GET"):
         scene.made["type_name"] = scene.get("custom_type")
     fixed = {"token": "not-a-signed-token", "action": "pause", "provider": "google"}
+    fixed |= {"by": "sequence", "rows": "messages"}  # reports
     values = {
         key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
     }
