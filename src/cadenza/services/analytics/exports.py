@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.enums import EventKind, ExportRows, ReportBy
@@ -132,7 +132,9 @@ def _page(
     stmt = stmt.where(at >= query.period.since, at < query.period.until)
     if after is not None:
         moment, last = after
-        stmt = stmt.where(or_(at > moment, and_(at == moment, ident > last)))
+        # `at >= moment` starts the index range where the last page ended; the OR only
+        # settles ties, so each page reads its own rows, not the period from its start.
+        stmt = stmt.where(at >= moment, or_(at > moment, ident > last))
     return stmt.order_by(at, ident).limit(BATCH)
 
 
