@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.enums import EventKind, ExportRows, ReportBy
@@ -125,9 +125,7 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def _page(
-    stmt: Select, at: ColumnElement, ident: ColumnElement, query: ReportQuery, after
-) -> Select:
+def _page(stmt: Select, at: Any, ident: Any, query: ReportQuery, after) -> Select:
     """The next batch in (time, id) order within the period: a keyset, not an offset."""
     stmt = stmt.where(at >= query.period.since, at < query.period.until)
     if after is not None:
@@ -159,8 +157,8 @@ def _enrollments(session: Session, scope: Scope, query: ReportQuery, after):
         for r in session.execute(_page(stmt, Enrollment.enrolled_at, Enrollment.id, query, after))
     ]
     ids = [r[0] for r in found]
-    sent: dict[int, tuple[int, int]] = {}
-    events: dict[int, dict[str, int]] = defaultdict(dict)
+    sent: dict[int | None, tuple[int, int]] = {}
+    events: dict[int | None, dict[str, int]] = defaultdict(dict)
     if ids:
         for eid, n, bounced in session.execute(
             select(
@@ -231,7 +229,7 @@ def _messages(session: Session, scope: Scope, query: ReportQuery, after):
         list(r) for r in session.execute(_page(stmt, Message.sent_at, Message.id, query, after))
     ]
     ids = [r[0] for r in found]
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    counts: dict[int | None, dict[str, int]] = defaultdict(dict)
     if ids:
         human = human_event() | EmailEvent.kind.not_in((EventKind.OPEN, EventKind.CLICK))
         for mid, kind, n in session.execute(

@@ -19,8 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, distinct, func, select
+from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.enums import (
@@ -226,8 +227,8 @@ def daily_signals(
 @dataclass(frozen=True)
 class Scope:
     by: ReportBy
-    key: ColumnElement
-    rep_column: ColumnElement
+    key: Any  # a column of the enrollment, its mailbox or a step run
+    rep_column: Any
     rep_id: int | None
     sequence_id: int | None
     own: int | None  # a member's id: only enrollments they made or that send from theirs
@@ -255,7 +256,7 @@ def scope_of(session: Session, query: ReportQuery, actor_id: int | None) -> Scop
     return Scope(query.by, key, rep_column, query.rep_id, query.sequence_id, own)
 
 
-def _key(by: ReportBy, rep_column: ColumnElement) -> ColumnElement:
+def _key(by: ReportBy, rep_column: Any) -> Any:
     """One column per grouping. Templates: their key column goes here."""
     if by == ReportBy.SEQUENCE:
         return Enrollment.sequence_id

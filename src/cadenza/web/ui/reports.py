@@ -45,9 +45,11 @@ def _id(text: str | None, field: str) -> int | None:
     return int(text.strip())
 
 
-def _query(ctx, by: str, start, end, basis: str, rep, sequence) -> reports.ReportQuery:
+def _query(
+    ctx, by: str | None, start, end, basis: str | None, rep, sequence
+) -> reports.ReportQuery:
     try:
-        grouping, whose = ReportBy(by), RepBasis(basis)
+        grouping, whose = ReportBy(by or ReportBy.SEQUENCE), RepBasis(basis or RepBasis.ENROLLED_BY)
     except ValueError:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "unknown report or basis") from None
     chosen = period(parse_day(start, "start"), parse_day(end, "end"), today=ctx.clock.now().date())
