@@ -273,13 +273,16 @@ def scoped(stmt: Select, scope: Scope, *, steps_via_message: bool = False) -> Se
         stmt = stmt.join(Message, Message.id == EmailEvent.message_id).join(
             StepRun, StepRun.id == Message.step_run_id
         )
+    # The filters are written `column + 0` so that no planner starts from the sequence's
+    # or the rep's index (every enrollment they ever had) instead of the period's time
+    # index: a filter narrows the period's rows, it never widens the read to the history.
     if scope.sequence_id is not None:
-        stmt = stmt.where(Enrollment.sequence_id == scope.sequence_id)
+        stmt = stmt.where(Enrollment.sequence_id + 0 == scope.sequence_id)
     if scope.rep_id is not None:
-        stmt = stmt.where(scope.rep_column == scope.rep_id)
+        stmt = stmt.where(scope.rep_column + 0 == scope.rep_id)
     if scope.own is not None:
         stmt = stmt.where(
-            (Enrollment.enrolled_by_id == scope.own) | (Mailbox.owner_id == scope.own)
+            (Enrollment.enrolled_by_id + 0 == scope.own) | (Mailbox.owner_id + 0 == scope.own)
         )
     return stmt
 
