@@ -7,6 +7,7 @@ from the scene's own actions, so a test compares the report with what really hap
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -92,3 +93,27 @@ def _enroll(ctx, sequence_id, user_id, contacts) -> list[int]:
     )
     assert all(r.ok for r in results), results
     return [r.enrollment_id for r in results]
+
+
+class Rep:
+    """What run_team_day needs of a world, over an existing user (the demo's rep in the
+    browser test): their sequences and fresh contacts of their own naming."""
+
+    def __init__(self, ctx, user) -> None:
+        self.ctx, self.user = ctx, user
+
+    def make_sequence(self, steps, name):
+        from cadenza.services.sequences.catalog import create_sequence
+
+        return create_sequence(self.ctx, self.user.id, name, steps=steps)
+
+    def contacts(self, count: int, prefix: str):
+        from cadenza.services.crm.contacts import create_contact
+
+        tag = uuid.uuid4().hex[:6]
+        return [
+            create_contact(
+                self.ctx, {"email": f"{prefix}{i}-{tag}@corp.example", "firstname": "Ann"}
+            )
+            for i in range(count)
+        ]
