@@ -8,6 +8,8 @@ import csv
 import io
 import re
 
+import pytest
+
 from cadenza.services.accounts.users import create_user
 from tests.support.reports import run_team_day
 
@@ -19,6 +21,8 @@ def _figure(page: str, key: int | str, figure: str) -> str:
     return re.search(rf'data-figure="{figure}">([^<]*)', row).group(1)
 
 
+# The figures and the policy are checked on both databases over the API; the page once.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_reports_page_per_rep_and_csv(ctx, world, ui):
     create_user(ctx, "boss@example.com", password="secret", role="admin")
     day = run_team_day(ctx, world)
