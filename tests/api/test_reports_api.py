@@ -41,7 +41,7 @@ def test_per_sequence_figures_match_the_engine_run(scene):
     assert (now["enrolled"], now["sent"], now["contacts_emailed"]) == (4, 4, 4)
     assert (now["replied"], now["meetings_booked"], now["bounced"]) == (1, 1, 0)
     assert now["delivered"] == 4 and now["rates"]["reply_rate"] == 0.25
-    assert now["calls"] == {"no_answer": 1} or now["calls"] == {"connected": 1, "no_answer": 1}
+    assert now["calls"] == {"connected": 1, "no_answer": 1}  # the other rep's call is open
     assert now["tasks_done"] == sum(now["calls"].values())
     assert calls["previous"]["enrolled"] == 0 and calls["deltas"]["enrolled"] == 4
     assert calls["changes"]["enrolled"] is None  # nothing before: no relative change
