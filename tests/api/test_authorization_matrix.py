@@ -212,6 +212,11 @@ RULES: dict[str, tuple] = {
     "GET /api/v1/snippets/{snippet_id}": API_HIDDEN_READ,
     "PATCH /api/v1/snippets/{snippet_id}": API_HIDDEN_WRITE,
     "DELETE /api/v1/snippets/{snippet_id}": API_HIDDEN_WRITE,
+    # -- reports: everyone reads; a member's figures and rows are their own work only
+    "GET /api/v1/reports/{by}": API_READ,
+    "GET /api/v1/reports/{by}/csv": API_READ,
+    "GET /api/v1/reports/{by}/daily": API_READ,
+    "GET /api/v1/reports/rows/{rows}": API_READ,
     # -- the web pages
     "GET /": (303, 303, 303, 303, 303),
     "GET /login": PUBLIC,
@@ -305,6 +310,9 @@ RULES: dict[str, tuple] = {
     "POST /snippets": PAGE_WRITE,
     "POST /snippets/{snippet_id}": PAGE_HIDDEN_WRITE,
     "POST /snippets/{snippet_id}/delete": PAGE_HIDDEN_WRITE,
+    "GET /reports": PAGE,
+    "GET /reports/csv": PAGE,
+    "GET /reports/rows/{rows}": PAGE,
 }
 
 
@@ -529,6 +537,8 @@ def _path(route: str, scene: Scene) -> str:
         scene.made["type_name"] = scene.get("custom_type")
     provider = "calendly" if "/booking-" in path else "google"  # a scheduler, or OAuth's
     fixed = {"token": "not-a-signed-token", "action": "pause", "provider": provider}
+    fixed = {"token": "not-a-signed-token", "action": "pause", "provider": "google"}
+    fixed |= {"by": "sequence", "rows": "messages"}  # reports
     values = {
         key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
     }

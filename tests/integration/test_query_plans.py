@@ -58,3 +58,41 @@ def test_a_tick_reads_only_what_is_due(ctx, database):
             sql: found for sql, params in statements if (found := scans(connection, sql, params))
         }
     assert bad == {}
+
+
+def test_reports_read_their_period_not_the_history(ctx, database, world):
+    """Every report, its daily series and a batch of each row export: each table that
+    grows is reached through an index on the period's time column or a key, never scanned
+    (bench/reports.py measures what that buys on a million emails)."""
+    if database.dialect != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by statistics")
+    from cadenza.domain.enums import ExportRows, RepBasis, ReportBy
+    from cadenza.domain.report_period import period
+    from cadenza.services.analytics import exports, reports
+
+    chosen = period(None, None, today=ctx.clock.now().date())
+    queries = [
+        reports.ReportQuery(ReportBy.SEQUENCE, chosen),
+        reports.ReportQuery(ReportBy.REP, chosen, RepBasis.MAILBOX_OWNER, rep_id=world.user.id),
+        reports.ReportQuery(ReportBy.STEP, chosen, sequence_id=world.sequence.id),
+    ]
+    statements = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and not executemany:
+            statements.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        for query in queries:
+            reports.team_report(ctx, query)
+            reports.daily_signals(ctx, query)
+        for rows in ExportRows:
+            "".join(exports.export_rows(ctx, rows, queries[0]))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    with database.engine.connect() as connection:
+        bad = {
+            sql: found for sql, params in statements if (found := scans(connection, sql, params))
+        }
+    assert len(statements) > 20 and bad == {}

@@ -15,6 +15,7 @@ from cadenza.cli import (
     mailbox_oauth,
     outbox,
     records,
+    reports,
     secrets,
     sequences,
     serve,
@@ -59,5 +60,6 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(dkim.app, name="dkim")
 app.add_typer(integrations.app, name="integrations")
 users.user_app.command("profile")(integrations.user_profile)
+app.add_typer(reports.app, name="reports")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)

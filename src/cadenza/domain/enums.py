@@ -348,3 +348,27 @@ class Sharing(StrEnum):
     PRIVATE = "private"  # its owner and the admins only
     TEAM_USE = "team_use"  # everyone signed in sees it, enrolls into it and clones it
     TEAM_EDIT = "team_edit"  # ... and members edit it too
+
+
+class ReportBy(StrEnum):
+    """What a team report has one row per (docs/reports.md). Templates join this list
+    when templates exist: a grouping is one key column in services/analytics/reports.py."""
+
+    SEQUENCE = "sequence"
+    REP = "rep"
+    STEP = "step"  # the steps of one sequence (the report needs its sequence)
+
+
+class RepBasis(StrEnum):
+    """Whose work an enrollment counts as in a report by rep."""
+
+    ENROLLED_BY = "enrolled_by"  # the user who enrolled the contact
+    MAILBOX_OWNER = "mailbox_owner"  # the owner of the mailbox it sends from
+
+
+class ExportRows(StrEnum):
+    """The underlying rows a report can be exported with, as CSV."""
+
+    ENROLLMENTS = "enrollments"  # with their outcomes (emails, replies, meetings, end)
+    TASKS = "tasks"  # with their outcomes (call outcome, duration, notes)
+    MESSAGES = "messages"  # with their events (opens, clicks, replies, bounces)

@@ -57,6 +57,7 @@ class Resource(StrEnum):
     TASK_OUTCOME = "task_outcome"  # a team's own call/touch outcome (docs/tasks.md)
     TEMPLATE = "template"  # an email template of the library; `shared_may` adds sharing
     SNIPPET = "snippet"
+    REPORT = "report"  # team reports and their row exports: a rep's work (docs/reports.md)
 
 
 class Action(StrEnum):
@@ -158,6 +159,9 @@ RULES: dict[tuple[Resource, Action], Who] = {
     (R.SNIPPET, A.CREATE): Who.WRITER,
     (R.SNIPPET, A.UPDATE): Who.OWNER,
     (R.SNIPPET, A.DELETE): Who.OWNER,
+    # Admins and viewers (managers) read everyone's figures; a member reads their own
+    # work, the enrollments they made or that send from their mailbox (as enrollments).
+    (R.REPORT, A.READ): Who.OBSERVER,
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named

@@ -265,6 +265,9 @@ class Enrollment(Base):
             postgresql_where=text("state IN ('active', 'paused')"),
         ),
         Index("ix_enrollments_enrolled_by_at", "enrolled_by_id", "enrolled_at"),
+        # Reports over a period: enrollments made in it, and those that ended in it.
+        Index("ix_enrollments_enrolled_at", "enrolled_at"),
+        Index("ix_enrollments_ended_at", "ended_at"),
         # /metrics counts enrollments by state from this index, not from the rows.
         Index("ix_enrollments_state", "state", "needs_attention"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
@@ -389,6 +392,9 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_owner_status_due", "owner_id", "status", "due_at"),
         Index("ix_tasks_outcome_logged", "outcome", "logged_at"),
+        # Reports over a period: tasks done in it, and tasks that fell due in it.
+        Index("ix_tasks_completed_at", "completed_at"),
+        Index("ix_tasks_due_at", "due_at"),
         # The worker's reminder lookup reads only reminders not yet sent, not every task.
         Index(
             "ix_tasks_reminder_due",
@@ -440,6 +446,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),
+        # Reports over a period read the emails sent in it, whoever sent them.
+        Index("ix_messages_sent_at", "sent_at"),
         # The retention job's lookup: only messages that still hold their bodies.
         Index(
             "ix_messages_bodies_kept",

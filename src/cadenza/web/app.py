@@ -28,6 +28,7 @@ from cadenza.web.routes import (
     preferences,
     public,
     records,
+    reports,
     sequences,
     snippets,
     tasks,
@@ -177,7 +178,7 @@ def create_app(ctx: Context) -> FastAPI:
     api_modules = (
         contacts, mailboxes, sequences, enrollments, tasks, messages, events, webhooks,
         records, lists, automation, analytics, integrations, preferences,
-        profile_routes, templates, snippets,
+        profile_routes, templates, snippets, reports,
     )  # fmt: skip
     for module in api_modules:
         router = module.router

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select
 
 from cadenza.domain.enums import ENGAGEMENT_KINDS
 from cadenza.services.context import Context
@@ -23,6 +23,11 @@ class Engagement:
     clicks: int = 0  # human click events
     flagged_opens: int = 0  # recorded, not counted: scanners and too-soon fetches
     flagged_clicks: int = 0
+
+
+def human_event() -> ColumnElement[bool]:
+    """An open or click that counts: not flagged as a scanner's or too-soon fetch."""
+    return EmailEvent.data["flagged"].as_string().is_(None)
 
 
 def engagement(
@@ -59,7 +64,7 @@ def _total(by_step: dict[int | None, Engagement]) -> Engagement:
 def _counts(ctx, message_id, sequence_id, step_position, *, by_variant: bool = False) -> dict:
     # Conditional aggregates rather than grouping by the flag: PostgreSQL would not
     # match a bound JSON path in GROUP BY with the same path in the select list.
-    human = EmailEvent.data["flagged"].as_string().is_(None)
+    human = human_event()
     keys = (StepRun.step_position, StepRun.variant) if by_variant else (StepRun.step_position,)
     query = (
         select(

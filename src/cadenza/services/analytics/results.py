@@ -24,7 +24,7 @@ from cadenza.domain.enums import EnrollmentState, EventKind, UnenrollReason
 from cadenza.domain.policy import Action
 from cadenza.domain.task_outcomes import describe
 from cadenza.services.access import authorize_enrollment
-from cadenza.services.analytics.engagement import engagement_by_step
+from cadenza.services.analytics.engagement import engagement_by_step, human_event
 from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
 from cadenza.services.analytics.variants import VariantSplit, variant_splits
 from cadenza.services.context import Context
@@ -70,13 +70,20 @@ class SequenceReport:
 
     @property
     def rates(self) -> dict[str, float | None]:
-        """Per-contact rates beside the per-email ones: what a sales team compares."""
-        return {
-            **self.outcomes.rates,
-            "reply_rate": _rate(self.outcomes.replied, self.contacts_emailed),
-            "meeting_rate": _rate(self.outcomes.meetings_booked, self.contacts_emailed),
-            "unsubscribe_rate": _rate(self.unsubscribed, self.contacts_emailed),
-        }
+        return contact_rates(self.outcomes, self.contacts_emailed, self.unsubscribed)
+
+
+def contact_rates(
+    outcomes: Outcomes, contacts_emailed: int, unsubscribed: int
+) -> dict[str, float | None]:
+    """Per-contact rates beside the per-email ones: what a sales team compares (a
+    sequence's analytics and the team reports share these definitions)."""
+    return {
+        **outcomes.rates,
+        "reply_rate": _rate(outcomes.replied, contacts_emailed),
+        "meeting_rate": _rate(outcomes.meetings_booked, contacts_emailed),
+        "unsubscribe_rate": _rate(unsubscribed, contacts_emailed),
+    }
 
 
 @dataclass(frozen=True)
@@ -194,7 +201,7 @@ def daily_activity(
             .join(Enrollment, Enrollment.id == Message.enrollment_id)
             .where(in_sequence, Message.sent_at >= since)
         ).all()
-        human = EmailEvent.data["flagged"].as_string().is_(None)
+        human = human_event()
         signals = session.execute(
             select(EmailEvent.kind, EmailEvent.occurred_at)
             .join(Enrollment, Enrollment.id == EmailEvent.enrollment_id)

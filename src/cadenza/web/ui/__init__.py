@@ -31,6 +31,7 @@ from cadenza.web.ui import (
     login,
     outbox,
     records,
+    reports,
     sequence_editor,
     sequence_enroll,
     sequences,
@@ -157,5 +158,6 @@ def install(app: FastAPI) -> None:
     for module in (
         login, contacts, enroll, enrollments, outbox, sequences, sequence_editor, tasks,
         settings_pages, records, lists, automation, sequence_enroll, templates_library,
+        reports,
     ):  # fmt: skip
         app.include_router(module.router, include_in_schema=False)

@@ -1,7 +1,7 @@
 """templates and snippets: the team's email template library and short named snippets
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-02 13:00:00
 
 - email_templates: owner, name, subject, body, folder, sharing (private | team_use |
@@ -18,7 +18,7 @@ from alembic import op
 import cadenza.store.types
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
