@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -80,6 +81,10 @@ class User(Base):
     created_at: Mapped[datetime]
     # Each session cookie carries the epoch it was made in; raising it ends them all.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # May enroll a contact an enrollment rule refuses (admins always may): migration 0023.
+    can_override_enrollment_rules: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     deactivated_at: Mapped[datetime | None]
 
     mailboxes: Mapped[list[Mailbox]] = relationship(back_populates="owner")
@@ -235,6 +240,8 @@ class Enrollment(Base):
             postgresql_where=text("state IN ('active', 'paused')"),
         ),
         Index("ix_enrollments_enrolled_by_at", "enrolled_by_id", "enrolled_at"),
+        # Whether a contact was ever in a sequence (the re-enrollment rule "once").
+        Index("ix_enrollments_sequence_contact", "sequence_id", "contact_id"),
         # /metrics counts enrollments by state from this index, not from the rows.
         Index("ix_enrollments_state", "state", "needs_attention"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
@@ -388,6 +395,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),
+        # When a contact was last emailed (the enrollment rule "days since last emailed").
+        Index("ix_messages_contact_sent", "contact_id", "sent_at"),
         # The retention job's lookup: only messages that still hold their bodies.
         Index(
             "ix_messages_bodies_kept",
