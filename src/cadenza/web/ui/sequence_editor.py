@@ -17,7 +17,9 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import (
     ContactStatus,
+    Exclusivity,
     FollowUpDays,
+    Reenrollment,
     StepType,
     TaskPriority,
     TaskType,
@@ -56,8 +58,18 @@ def _number(value: Any) -> Any:
 EDITOR_SETTINGS = (
     "follow_up_days", "holiday_country", "send_window", "thread_follow_ups", "task_reminders",
     "unenroll_on_reply", "unenroll_on_meeting", "track_opens", "track_clicks",
-    "auto_reply_pause_days",
+    "auto_reply_pause_days", "enrollment_rules",
 )  # fmt: skip
+
+
+def _rules_from_form(form: FormData) -> dict[str, Any]:
+    """The enrollment rules' controls: blank is the installation's default (None)."""
+    days = str(form.get("rule_min_days", "")).strip()
+    return {
+        "exclusivity": str(form.get("rule_exclusivity", "")) or None,
+        "reenrollment": str(form.get("rule_reenrollment", "")) or None,
+        "min_days_since_emailed": _number(days) if days else None,
+    }
 
 
 def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +80,7 @@ def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
         "track_opens": form.get("track_opens") == "on",
         "track_clicks": form.get("track_clicks") == "on",
         "auto_reply_pause_days": _number(form.get("auto_reply_pause_days")),
+        "enrollment_rules": _rules_from_form(form),
     }
     # The page names the settings it had controls for: an unchecked box sends nothing,
     # so only this list tells "turned off" from "not on the page".
@@ -150,6 +163,9 @@ def _editor(request: Request, ctx: Context, sequence_id: int, **state: Any):
         priorities=[p.value for p in TaskPriority],
         follow_up_choices=[f.value for f in FollowUpDays],
         unenroll_choices=[u.value for u in UnenrollOnReply],
+        exclusivity_choices=[e.value for e in Exclusivity],
+        reenrollment_choices=[r.value for r in Reenrollment],
+        rules_default=ctx.settings.enrollment_rules(),
         settings_controls=",".join(EDITOR_SETTINGS),
         status_code=state.pop("status_code", 200),
         **{"error": None, "notice": None, **state},
