@@ -69,7 +69,7 @@ def test_days_since_last_emailed_names_the_date_and_every_broken_rule_is_listed(
         ErrorCode.IN_ANOTHER_SEQUENCE, ErrorCode.ENROLLED_BEFORE, ErrorCode.CONTACTED_RECENTLY,
     ]  # fmt: skip
     assert "2026-02-27" in found[2].message and found[2].details["eligible_from"].startswith(
-        "2026-03-02T08:00"
+        "2026-03-02T10:00"
     )
     assert rule_refusals(facts(last_emailed_at=last), HERE, rules(days=2), NOW) == []
     assert rule_refusals(facts(last_emailed_at=last), HERE, rules(days=0), NOW) == []
