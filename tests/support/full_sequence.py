@@ -23,6 +23,11 @@ FULL_SETTINGS = {
     "track_opens": True,
     "track_clicks": True,
     "auto_reply_pause_days": 14,
+    "enrollment_rules": {
+        "exclusivity": "exclusive",
+        "reenrollment": "once",
+        "min_days_since_emailed": 10,
+    },
 }
 FULL_STEPS = [
     {"type": "email", "delay_days": 0, "delay_hours": 0,
