@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from cadenza.domain.enums import OAuthProvider
+from cadenza.domain.enums import Exclusivity, OAuthProvider, Reenrollment
 from cadenza.domain.oauth_providers import OVERRIDABLE, OAuthProviderConfig, configure
+from cadenza.domain.sequence_settings import MAX_MIN_DAYS_SINCE_EMAILED, EnrollmentRules
 from cadenza.domain.template_limits import TemplateLimits
 
 _TEMPLATE_DEFAULTS = TemplateLimits()
@@ -41,6 +42,14 @@ class Settings(BaseSettings):
     enroll_bulk_limit: int = 50
     daily_enrollment_limit: int = 1000
     allow_multiple_sequences: bool = False
+    # The installation's enrollment rules (docs/enrollment.md, "Enrollment rules"); a
+    # sequence's own `enrollment_rules` win. Exclusivity unset follows the older
+    # CADENZA_ALLOW_MULTIPLE_SEQUENCES: false (the default) is `any`, true is `none`.
+    enrollment_exclusivity: Exclusivity | None = None
+    enrollment_reenrollment: Reenrollment = Reenrollment.WHEN_NOT_LIVE
+    enrollment_min_days_since_emailed: Annotated[
+        int, Field(ge=0, le=MAX_MIN_DAYS_SINCE_EMAILED)
+    ] = 0
     import_max_bytes: int = 20 * 1024 * 1024
     cli_user: str | None = None
     # Where recipients reach this server: unsubscribe, open and click links start here.
@@ -80,6 +89,17 @@ class Settings(BaseSettings):
     template_max_number: PositiveInt = _TEMPLATE_DEFAULTS.max_number
     template_max_nesting: PositiveInt = _TEMPLATE_DEFAULTS.max_nesting
     template_max_seconds: PositiveFloat = _TEMPLATE_DEFAULTS.max_seconds
+
+    def enrollment_rules(self) -> EnrollmentRules:
+        """The installation's default rules, every one set."""
+        exclusivity = self.enrollment_exclusivity or (
+            Exclusivity.NONE if self.allow_multiple_sequences else Exclusivity.ANY
+        )
+        return EnrollmentRules(
+            exclusivity=exclusivity,
+            reenrollment=self.enrollment_reenrollment,
+            min_days_since_emailed=self.enrollment_min_days_since_emailed,
+        )
 
     def template_limits(self) -> TemplateLimits:
         return TemplateLimits(

@@ -25,6 +25,11 @@ SETTINGS = {
     "track_opens": True,
     "track_clicks": True,
     "auto_reply_pause_days": 5,
+    "enrollment_rules": {
+        "exclusivity": "exclusive",
+        "reenrollment": "once",
+        "min_days_since_emailed": 3,
+    },
 }
 
 

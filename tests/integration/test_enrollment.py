@@ -210,7 +210,8 @@ def test_one_sequence_at_a_time(ctx, world):
     assert again.code == "already_enrolled" and "this sequence" in again.message
     other = world.make_sequence(name="Other")
     [elsewhere] = enroll(ctx, request(world, [contact.id], sequence_id=other.id))
-    assert elsewhere.code == "already_enrolled" and "another sequence" in elsewhere.message
+    assert elsewhere.code == "in_another_sequence" and "Follow-up" in elsewhere.message
+    assert elsewhere.details["sequence_id"] == world.sequence.id and elsewhere.overridable
     enrollment_control.unenroll(ctx, first.enrollment_id)
     [now_ok] = enroll(ctx, request(world, [contact.id], sequence_id=other.id))
     assert now_ok.ok

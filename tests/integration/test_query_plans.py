@@ -96,3 +96,47 @@ def test_reports_read_their_period_not_the_history(ctx, database, world):
             sql: found for sql, params in statements if (found := scans(connection, sql, params))
         }
     assert len(statements) > 20 and bad == {}
+
+
+def test_the_enrollment_rules_read_their_facts_from_indexes(ctx, database, world):
+    """Exclusivity, re-enrollment "once" and days since last emailed: a bulk enrollment
+    reads each from an index (ix_enrollments_contact_id, ix_enrollments_sequence_contact,
+    ix_messages_contact_sent), never by walking every enrollment or email ever made."""
+    if database.dialect != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by statistics")
+    from sqlalchemy import select
+
+    from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+    from cadenza.store.models import Enrollment
+
+    seed_due_emails(ctx, 300)
+    with ctx.db.read() as session:
+        ids = list(session.scalars(select(Enrollment.contact_id).limit(50)))
+    rules = {"reenrollment": "once", "min_days_since_emailed": 7}
+    target = world.make_sequence(name="Ruled", settings={"enrollment_rules": rules})
+    statements = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if "enrollments" in statement or "messages" in statement:
+            statements.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        request = EnrollRequest(
+            sequence_id=target.id, user_id=world.user.id, dry_run=True,
+            contacts=[ContactRequest(i) for i in ids],
+        )  # fmt: skip
+        assert {r.code for r in enroll(ctx, request)} == {"in_another_sequence"}
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    rule_queries = [
+        (sql, params) for sql, params in statements
+        if "max(messages.sent_at)" in sql or "DISTINCT enrollments.contact_id" in sql
+        or "JOIN sequences" in sql
+    ]  # fmt: skip
+    assert len(rule_queries) == 3
+    with database.engine.connect() as connection:
+        bad = {
+            sql: found for sql, params in rule_queries if (found := scans(connection, sql, params))
+        }
+    assert bad == {}

@@ -24,6 +24,11 @@ FULL_SETTINGS = {
     "track_clicks": True,
     "auto_reply_pause_days": 14,
     "unenroll_on_outcomes": ["meeting_booked", "demo_done"],
+    "enrollment_rules": {
+        "exclusivity": "exclusive",
+        "reenrollment": "once",
+        "min_days_since_emailed": 10,
+    },
 }
 FULL_STEPS = [
     {"type": "email", "delay_days": 0, "delay_hours": 0,

@@ -17,7 +17,9 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.enrollment.enroll import EnrollOptions
 
-SETTING_NAMES = tuple(SequenceSettings.__dataclass_fields__)
+# The enrollment rules are the sequence's, not an enrollment's (`--override` sets them
+# aside per contact instead).
+SETTING_NAMES = tuple(n for n in SequenceSettings.__dataclass_fields__ if n != "enrollment_rules")
 
 MAILBOX = typer.Option(None, "--mailbox", help="Send from this mailbox (if you have several).")
 START_STEP = typer.Option(1, "--start-step", help="Start at this step.")
@@ -31,6 +33,13 @@ TOKEN = typer.Option(
     [],
     "--token",
     help="A value for a token a contact has none for, e.g. --token firstname=Sam (all contacts).",
+)
+OVERRIDE = typer.Option(
+    [],
+    "--override",
+    help="Enroll this contact although an enrollment rule refuses it (in_another_sequence, "
+    "enrolled_before, contacted_recently); repeat for several. Admins and users with the "
+    "permission only; audited.",
 )
 SETTING = typer.Option(
     [],

@@ -16,11 +16,20 @@ from cadenza.cli.common import (
     make_context,
 )
 from cadenza.domain.contact_fields import parse_timezone
-from cadenza.domain.enums import PauseReason, StepRunStatus, TimelineMark, UnenrollReason
+from cadenza.domain.enums import (
+    EnrollWarningCode,
+    PauseReason,
+    StepRunStatus,
+    TimelineMark,
+    UnenrollReason,
+)
 from cadenza.services.analytics.results import enrollment_timeline
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment.enroll import ContactRequest, enroll
 from cadenza.services.enrollment.views import get_enrollment, list_enrollments, pause_reason
+
+# Said on the contact's own line; the others come from the mailbox, said once.
+PER_CONTACT_WARNINGS = {EnrollWarningCode.RULE_OVERRIDDEN, EnrollWarningCode.RESTARTED}
 
 app = typer.Typer(help="Enrollments: list, show, pause, resume, unenroll.", no_args_is_help=True)
 
@@ -35,6 +44,7 @@ def enroll_command(
     send_at: str = enroll_options.SEND_AT,
     token: list[str] = enroll_options.TOKEN,
     setting: list[str] = enroll_options.SETTING,
+    override: list[int] = enroll_options.OVERRIDE,
     dry_run: bool = typer.Option(False, help="Check and show the schedule; write nothing."),
     as_user: str = typer.Option(None, "--as", help=AS_USER_HELP),
 ) -> None:
@@ -43,7 +53,10 @@ def enroll_command(
     user = acting_user(ctx, as_user)
     options = enroll_options.build(mailbox, start_step, timezone, send_at, token, setting)
     contacts = [ContactRequest(cid) for cid in contact_ids]
-    results = enroll(ctx, options.request(sequence_id, user.id, contacts, dry_run=dry_run))
+    request = options.request(
+        sequence_id, user.id, contacts, dry_run=dry_run, override_rules=list(override)
+    )
+    results = enroll(ctx, request)
     enrolled = 0
     for result in results:
         if result.ok:
@@ -52,15 +65,21 @@ def enroll_command(
             console.print(f"[green]✓[/] contact {result.contact_id}: {verb}, {result.timezone}")
             for step in result.schedule:
                 console.print(f"    step {step.step}: {step.due_at:%a %Y-%m-%d %H:%M %Z}")
+            for w in result.warnings:
+                if w.code in PER_CONTACT_WARNINGS:
+                    console.print(f"    [yellow]{w.code}[/]: {w.message}", highlight=False)
         else:
+            hint = f" (override: --override {result.contact_id})" if result.overridable else ""
             console.print(
-                f"[red]✗[/] contact {result.contact_id}: {result.code}: {result.message}",
+                f"[red]✗[/] contact {result.contact_id}: {result.code}: {result.message}{hint}",
                 highlight=False,
             )
     summary = f"{enrolled} of {len(results)} contacts {'can be' if dry_run else ''} enrolled"
     console.print(summary.replace("  ", " "))
     # The same for every contact (they come from the mailbox): said once, after the count.
-    warnings = {w.code: w.message for r in results for w in r.warnings}
+    warnings = {
+        w.code: w.message for r in results for w in r.warnings if w.code not in PER_CONTACT_WARNINGS
+    }
     for code, message in warnings.items():
         err_console.print(f"[yellow]warning[/] {code}: {message}", highlight=False)
     if enrolled == 0:

@@ -41,6 +41,11 @@ def user_create(
     can_enroll: bool = typer.Option(
         True, "--can-enroll/--no-enroll", help="May this user enroll contacts?"
     ),
+    can_override_rules: bool = typer.Option(
+        False,
+        "--can-override-rules/--no-override-rules",
+        help="May this user enroll a contact an enrollment rule refuses? (Admins always may.)",
+    ),
     timezone: str = typer.Option(None, help="IANA time zone, e.g. Europe/Berlin."),
     password: str = typer.Option(
         None, prompt=True, hide_input=True, confirmation_prompt=True, help="Login password."
@@ -56,6 +61,7 @@ def user_create(
         timezone=timezone,
         password=password,
         can_enroll=can_enroll,
+        can_override_enrollment_rules=can_override_rules,
     )
     console.print(f"user {user.id} created: {user.email} ({user.role})")
 

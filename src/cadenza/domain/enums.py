@@ -96,6 +96,8 @@ class EnrollWarningCode(StrEnum):
     `warnings`); the web dialog asks for confirmation before enrolling."""
 
     REPLIES_NOT_DETECTED = "replies_not_detected"  # the mailbox's inbox is not read
+    RULE_OVERRIDDEN = "rule_overridden"  # an enrollment rule was set aside for this contact
+    RESTARTED = "restarted"  # the contact's live enrollment in this sequence ends (any_time)
 
 
 class UnenrollReason(StrEnum):
@@ -372,3 +374,20 @@ class ExportRows(StrEnum):
     ENROLLMENTS = "enrollments"  # with their outcomes (emails, replies, meetings, end)
     TASKS = "tasks"  # with their outcomes (call outcome, duration, notes)
     MESSAGES = "messages"  # with their events (opens, clicks, replies, bounces)
+
+
+class Exclusivity(StrEnum):
+    """A sequence's enrollment rule on other sequences (docs/enrollment.md, "Enrollment
+    rules"): whether a contact live in it may be live in other sequences too."""
+
+    NONE = "none"  # no rule: other sequences are the other sequences' business
+    EXCLUSIVE = "exclusive"  # not live in another exclusive sequence (Outreach's way)
+    ANY = "any"  # not live in any other sequence (HubSpot's way)
+
+
+class Reenrollment(StrEnum):
+    """A sequence's enrollment rule on its own past: when a contact may enter it again."""
+
+    ONCE = "once"  # never again, once enrolled (whatever became of that enrollment)
+    WHEN_NOT_LIVE = "when_not_live"  # again once the last enrollment ended
+    ANY_TIME = "any_time"  # even while live: the live enrollment ends, a new one starts

@@ -24,6 +24,10 @@ class ErrorCode(StrEnum):
     DAILY_ENROLLMENT_LIMIT = "daily_enrollment_limit"
     DUPLICATE_CONTACT = "duplicate_contact"
     INVALID_STEP_EDIT = "invalid_step_edit"
+    # per contact: the enrollment rules (docs/enrollment.md), which may be overridden
+    IN_ANOTHER_SEQUENCE = "in_another_sequence"
+    ENROLLED_BEFORE = "enrolled_before"
+    CONTACTED_RECENTLY = "contacted_recently"
     # whole request
     BULK_LIMIT_EXCEEDED = "bulk_limit_exceeded"
     SEQUENCE_NOT_FOUND = "sequence_not_found"
@@ -39,6 +43,7 @@ class ErrorCode(StrEnum):
     WARNINGS_NOT_CONFIRMED = "warnings_not_confirmed"  # the web dialog asks first
     NOT_DELIVERED_UNCONFIRMED = "not_delivered_unconfirmed"  # retrying an unknown send
     PERMISSION_DENIED = "permission_denied"
+    OVERRIDE_NOT_ALLOWED = "override_not_allowed"  # overriding enrollment rules
     NO_CONTACTS = "no_contacts"
     ASSOCIATED_CONTACT_REQUIRED = "associated_contact_required"
     # other use cases
@@ -84,6 +89,7 @@ _HTTP_STATUS = {
     ErrorCode.SNIPPET_NOT_FOUND: 404,
     ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.MAILBOX_NOT_YOURS: 403,
+    ErrorCode.OVERRIDE_NOT_ALLOWED: 403,
     ErrorCode.ALREADY_ENROLLED: 409,
     ErrorCode.CONFLICT: 409,
     ErrorCode.SEQUENCE_ARCHIVED: 409,

@@ -12,7 +12,8 @@ sequence's, list's, record's or mailbox's `owner_id`; a task's assignee; for an
 enrollment the user who made it and the owner of the mailbox it sends from; for a
 message the owner of its mailbox. Enrolling is creating an enrollment whose owner is
 the mailbox it sends from: one's own, or anyone's for an admin. A few actions also need
-a per-user permission an admin grants (`FLAGS`: enrolling needs `can_enroll`). A
+a per-user permission an admin grants (`FLAGS`: enrolling needs `can_enroll`); `GRANTS`
+lets a member do an admins-only action when granted (overriding enrollment rules). A
 resource with no owner (`owner_id` NULL, as lists and records made before owners
 existed) is the team's: only an admin changes it.
 
@@ -58,6 +59,9 @@ class Resource(StrEnum):
     TEMPLATE = "template"  # an email template of the library; `shared_may` adds sharing
     SNIPPET = "snippet"
     REPORT = "report"  # team reports and their row exports: a rep's work (docs/reports.md)
+    # The enrollment rules (exclusivity, re-enrollment, days since emailed): updating them
+    # is overriding them for a contact when enrolling (docs/enrollment.md).
+    ENROLLMENT_RULE = "enrollment_rule"
 
 
 class Action(StrEnum):
@@ -162,6 +166,8 @@ RULES: dict[tuple[Resource, Action], Who] = {
     # Admins and viewers (managers) read everyone's figures; a member reads their own
     # work, the enrollments they made or that send from their mailbox (as enrollments).
     (R.REPORT, A.READ): Who.OBSERVER,
+    (R.ENROLLMENT_RULE, A.READ): Who.ANYONE,
+    (R.ENROLLMENT_RULE, A.UPDATE): Who.ADMIN,  # override per contact; members by GRANTS
 }
 
 # Actions that also need a permission an admin grants per user (the user's column named
@@ -193,6 +199,13 @@ def shared_for(action: Action) -> list[Sharing]:
     """The sharings that open `action` on a sequence to everyone (what a listing keeps
     of other users' sequences)."""
     return [sharing for sharing, actions in SHARED_ACTIONS.items() if action in actions]
+
+
+# Admins-only actions a member may do too when an admin grants the permission (the user's
+# column named here). Unlike FLAGS, these add to a role and take nothing from admins.
+GRANTS: dict[tuple[Resource, Action], str] = {
+    (R.ENROLLMENT_RULE, A.UPDATE): "can_override_enrollment_rules",
+}
 
 
 class Actor(Protocol):
@@ -246,7 +259,8 @@ def may(
     if who is Who.ANYONE:
         return True
     if who is Who.ADMIN:
-        return False
+        grant = GRANTS.get((resource, action))
+        return grant is not None and role == UserRole.MEMBER and bool(getattr(actor, grant, False))
     if who is Who.OBSERVER and role == UserRole.VIEWER:
         return True
     owned = bool({actor.id, EVERYONE} & {owner for owner in owners if owner is not None})
@@ -295,6 +309,12 @@ def may_enroll(actor: Actor) -> bool:
     pages ask before offering an Enroll button or dialog; the service asks again with
     the mailbox actually chosen."""
     return may(actor, Resource.ENROLLMENT, Action.CREATE, [actor.id])
+
+
+def may_override_enrollment_rules(actor: Actor) -> bool:
+    """Whether `actor` may enroll a contact an enrollment rule refuses: admins, and
+    members granted *can override enrollment rules*."""
+    return may(actor, Resource.ENROLLMENT_RULE, Action.UPDATE)
 
 
 def is_admin(actor: Actor) -> bool:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import time
-from typing import Any
+from typing import Any, TypeVar
 
 import holidays
 
-from cadenza.domain.enums import FollowUpDays, UnenrollOnReply
+from cadenza.domain.enums import Exclusivity, FollowUpDays, Reenrollment, UnenrollOnReply
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.task_outcomes import check_key
 
@@ -63,6 +63,94 @@ class SendWindow:
 
 
 MAX_AUTO_REPLY_PAUSE_DAYS = 90
+MAX_MIN_DAYS_SINCE_EMAILED = 365
+
+
+_Rule = TypeVar("_Rule", Exclusivity, Reenrollment)
+
+
+def _enum_or_none(kind: type[_Rule], value: Any, name: str) -> _Rule | None:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR, f"{name} must be one of {allowed} or null, got {value!r}"
+        ) from None
+
+
+def check_min_days(value: Any, name: str = "min_days_since_emailed") -> int | None:
+    """A whole number of days, 0 (off) to MAX_MIN_DAYS_SINCE_EMAILED, or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"{name} must be a whole number of days")
+    if not 0 <= value <= MAX_MIN_DAYS_SINCE_EMAILED:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"{name} must be 0 (off) to {MAX_MIN_DAYS_SINCE_EMAILED}, got {value}",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class EnrollmentRules:
+    """Who may enter a sequence, over the hard refusals (docs/enrollment.md, "Enrollment
+    rules"). A sequence's own: None follows the installation's default
+    (CADENZA_ENROLLMENT_*); `resolved` fills those in."""
+
+    exclusivity: Exclusivity | None = None
+    reenrollment: Reenrollment | None = None
+    min_days_since_emailed: int | None = None  # 0: off
+
+    KEYS = ("exclusivity", "reenrollment", "min_days_since_emailed")
+
+    def __post_init__(self) -> None:
+        check_min_days(self.min_days_since_emailed)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> EnrollmentRules:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                "enrollment_rules must be an object: exclusivity, reenrollment, "
+                "min_days_since_emailed",
+            )
+        unknown = sorted(set(data) - set(cls.KEYS))
+        if unknown:
+            raise CadenzaError(
+                ErrorCode.VALIDATION_ERROR,
+                f"unknown enrollment rule(s): {', '.join(map(str, unknown))}",
+                {"unknown": unknown},
+            )
+        return cls(
+            exclusivity=_enum_or_none(Exclusivity, data.get("exclusivity"), "exclusivity"),
+            reenrollment=_enum_or_none(Reenrollment, data.get("reenrollment"), "reenrollment"),
+            min_days_since_emailed=data.get("min_days_since_emailed"),
+        )
+
+    def resolved(self, default: EnrollmentRules) -> EnrollmentRules:
+        """These rules, with the installation's `default` where this sequence sets none."""
+        return EnrollmentRules(
+            exclusivity=self.exclusivity or default.exclusivity or Exclusivity.NONE,
+            reenrollment=self.reenrollment or default.reenrollment or Reenrollment.WHEN_NOT_LIVE,
+            min_days_since_emailed=(
+                self.min_days_since_emailed
+                if self.min_days_since_emailed is not None
+                else default.min_days_since_emailed or 0
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exclusivity": str(self.exclusivity) if self.exclusivity else None,
+            "reenrollment": str(self.reenrollment) if self.reenrollment else None,
+            "min_days_since_emailed": self.min_days_since_emailed,
+        }
 
 
 @dataclass(frozen=True)
@@ -87,6 +175,9 @@ class SequenceSettings:
     # The task outcomes that unenroll the contact when logged (docs/tasks.md); None: the
     # team's ending ones (meeting_booked, not_interested, and outcomes marked ending).
     unenroll_on_outcomes: tuple[str, ...] | None = None
+    # Who may enter the sequence (not a follow-up setting: an enrollment request cannot
+    # change them; a permitted user overrides them per contact instead).
+    enrollment_rules: EnrollmentRules = field(default_factory=EnrollmentRules)
 
     def __post_init__(self) -> None:
         if (
@@ -125,6 +216,7 @@ class SequenceSettings:
             "auto_reply_pause_days",
             "append_signature",
             "unenroll_on_outcomes",
+            "enrollment_rules",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -154,6 +246,7 @@ class SequenceSettings:
             auto_reply_pause_days=data.get("auto_reply_pause_days", 7),
             append_signature=bool(data.get("append_signature", True)),
             unenroll_on_outcomes=_outcome_keys(data.get("unenroll_on_outcomes")),
+            enrollment_rules=EnrollmentRules.from_dict(data.get("enrollment_rules")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +259,7 @@ class SequenceSettings:
             del data["unenroll_on_outcomes"]
         else:
             data["unenroll_on_outcomes"] = list(self.unenroll_on_outcomes)
+        data["enrollment_rules"] = self.enrollment_rules.to_dict()
         return data
 
 

@@ -85,6 +85,10 @@ class User(Base):
     created_at: Mapped[datetime]
     # Each session cookie carries the epoch it was made in; raising it ends them all.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # May enroll a contact an enrollment rule refuses (admins always may): migration 0023.
+    can_override_enrollment_rules: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     deactivated_at: Mapped[datetime | None]
     # Task reminders and the daily digest (domain/reminders.py, migration 0017).
     reminder_timing: Mapped[ReminderTiming] = mapped_column(
@@ -268,6 +272,8 @@ class Enrollment(Base):
         # Reports over a period: enrollments made in it, and those that ended in it.
         Index("ix_enrollments_enrolled_at", "enrolled_at"),
         Index("ix_enrollments_ended_at", "ended_at"),
+        # Whether a contact was ever in a sequence (the re-enrollment rule "once").
+        Index("ix_enrollments_sequence_contact", "sequence_id", "contact_id"),
         # /metrics counts enrollments by state from this index, not from the rows.
         Index("ix_enrollments_state", "state", "needs_attention"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
@@ -448,6 +454,8 @@ class Message(Base):
         Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),
         # Reports over a period read the emails sent in it, whoever sent them.
         Index("ix_messages_sent_at", "sent_at"),
+        # When a contact was last emailed (the enrollment rule "days since last emailed").
+        Index("ix_messages_contact_sent", "contact_id", "sent_at"),
         # The retention job's lookup: only messages that still hold their bodies.
         Index(
             "ix_messages_bodies_kept",

@@ -45,6 +45,7 @@ class UserView:
     lastname: str
     role: str
     can_enroll: bool
+    can_override_enrollment_rules: bool
     timezone: str | None
     daily_enrollment_limit: int | None
     created_at: datetime
@@ -84,6 +85,7 @@ def create_user(
     timezone: str | None = None,
     password: str | None = None,
     can_enroll: bool = True,
+    can_override_enrollment_rules: bool = False,
     actor_id: int | None = None,
 ) -> UserView:
     address = normalize_email(email)
@@ -107,6 +109,7 @@ def create_user(
             timezone=timezone,
             password_hash=_hash(ctx, _bounded(password)) if password else None,
             can_enroll=can_enroll,
+            can_override_enrollment_rules=bool(can_override_enrollment_rules),
             created_at=ctx.clock.now(),
         )
         session.add(user)
@@ -362,10 +365,12 @@ def update_user(
     *,
     role: str | None = None,
     can_enroll: bool | None = None,
+    can_override_enrollment_rules: bool | None = None,
     actor_id: int | None = None,
 ) -> UserView:
-    """An admin changes someone's role or enroll permission. The last admin stays admin,
-    so a team can never lock itself out of its own settings."""
+    """An admin changes someone's role or permissions (enroll, override enrollment
+    rules). The last admin stays admin, so a team can never lock itself out of its own
+    settings."""
     if role is not None:
         try:
             role = UserRole(role)
@@ -385,6 +390,10 @@ def update_user(
             user.session_epoch += 1  # sessions made under the old role end
         if can_enroll is not None:
             user.can_enroll = changes["can_enroll"] = bool(can_enroll)
+        if can_override_enrollment_rules is not None:
+            user.can_override_enrollment_rules = changes["can_override_enrollment_rules"] = bool(
+                can_override_enrollment_rules
+            )
         record(session, ctx, actor_id, "user.update", "user", user_id, changes)
     return UserView.of(user)
 

@@ -19,19 +19,30 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.domain import schedule, templates
+from cadenza.domain import policy, schedule, templates
 from cadenza.domain.contact_fields import normalize_email, parse_timezone
-from cadenza.domain.eligibility import ContactFacts, Refusal, refusal_for
+from cadenza.domain.eligibility import (
+    ContactFacts,
+    LiveEnrollment,
+    Refusal,
+    hard_refusal,
+    refusal_for,
+    rule_refusals,
+)
 from cadenza.domain.enums import (
     LIVE_ENROLLMENT_STATES,
     AutomationEventType,
     EnrollmentState,
     EnrollWarningCode,
+    Exclusivity,
+    Reenrollment,
+    UnenrollReason,
     WebhookEvent,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.personalization import build_context, normalize_token_values
-from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.policy import Action, Resource
+from cadenza.domain.sequence_settings import EnrollmentRules, SequenceSettings
 from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.domain.variants import assigned_label
 from cadenza.services.access import authorize_enrolling
@@ -40,6 +51,7 @@ from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
+from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.enrollment.progress import add_step_run
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
@@ -47,7 +59,15 @@ from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_usable_sequence, step_specs
 from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking
 from cadenza.services.sequences.variants import decide_winners
-from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, User
+from cadenza.store.models import (
+    BlockedAddress,
+    Contact,
+    Enrollment,
+    Mailbox,
+    Message,
+    Sequence,
+    User,
+)
 
 
 @dataclass
@@ -87,6 +107,9 @@ class EnrollRequest:
     # Enrollments earlier batches of the same dry run would have made: a dry run writes
     # none, yet its later batches must meet the daily limit as the real run will.
     dry_run_enrolled: int = 0
+    # Contacts (ids, among `contacts`) whose enrollment rules (exclusivity, re-enrollment,
+    # days since emailed) are set aside: admins, and users with the permission, only.
+    override_rules: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -168,6 +191,9 @@ class ContactResult:
     timezone: str | None = None
     schedule: list[ScheduledStep] = field(default_factory=list)
     warnings: list[EnrollWarning] = field(default_factory=list)
+    # A refusal by an enrollment rule, which a permitted user may override for this contact
+    overridable: bool = False
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the other sequence, a date
 
 
 @dataclass
@@ -189,6 +215,9 @@ class _Plan:
     source_record_id: int | None = None
     # Steps whose A/B winner rule has decided: position -> the label everyone gets.
     winners: dict[int, str] = field(default_factory=dict)
+    rules: EnrollmentRules = field(default_factory=EnrollmentRules)  # resolved
+    default_exclusivity: Exclusivity = Exclusivity.NONE  # of sequences that set none
+    overrides: frozenset[int] = frozenset()
 
 
 def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
@@ -223,7 +252,8 @@ def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[Co
     source, allowed = _source(session, request)
     plan.source_record_id = source
     contacts = _lock_contacts(session, [c.contact_id for c in request.contacts])
-    live = _live_sequences(session, list(contacts))
+    _check_overrides(plan, request)
+    facts = _rule_facts(session, plan, list(contacts))
     blocked = _blocked_patterns(session, contacts.values())
     results: list[ContactResult] = []
     seen: set[int] = set()
@@ -236,7 +266,7 @@ def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[Co
             results.append(_not_associated(request, item.contact_id))
             continue
         result = _enroll_one(
-            ctx, session, plan, request, item, contacts.get(item.contact_id), live, blocked
+            ctx, session, plan, request, item, contacts.get(item.contact_id), facts, blocked
         )
         if result.ok:
             plan.enrolled_today += 1
@@ -349,6 +379,20 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
             f"start_step must be between 1 and {len(specs)}, got {request.start_step!r}",
             {"steps": len(specs)},
         )
+    if request.settings and "enrollment_rules" in request.settings:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            "enrollment rules are the sequence's, not an enrollment's: to enroll a contact "
+            "they refuse, list it in override_rules",
+            {"field": "settings.enrollment_rules"},
+        )
+    overrides = _override_ids(request)
+    if overrides and not policy.may_override_enrollment_rules(user):
+        raise CadenzaError(
+            ErrorCode.OVERRIDE_NOT_ALLOWED,
+            "you do not have permission to override enrollment rules: ask an admin",
+            {"override_rules": sorted(overrides)},
+        )
     now = ctx.clock.now()
     mailbox = _resolve_mailbox(session, user, request.mailbox_id)
     warnings = mailbox_warnings(mailbox)
@@ -358,11 +402,17 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
             f"{warnings[0].message}: confirm to enroll anyway",
             {"warnings": [w.code for w in warnings]},
         )
+    default_rules = ctx.settings.enrollment_rules()
     return _Plan(
         user=user,
         mailbox=mailbox,
         warnings=warnings,
         sequence_id=sequence.id,
+        rules=SequenceSettings.from_dict(sequence.settings).enrollment_rules.resolved(
+            default_rules
+        ),
+        default_exclusivity=default_rules.exclusivity or Exclusivity.NONE,
+        overrides=overrides,
         specs=specs,
         settings=SequenceSettings.from_dict({**sequence.settings, **(request.settings or {})}),
         start_step=request.start_step,
@@ -452,34 +502,133 @@ def contact_refusal(
     session: Session, ctx: Context, contact: Contact, sequence_id: int
 ) -> Refusal | None:
     """Whether this contact may be in this sequence now, by the rules an enrollment
-    checks (address, bounce, unsubscribe, block list, live elsewhere): for a step a
-    person retries after its enrollment ended (delivery.outbox.retry_messages)."""
+    checks (address, bounce, unsubscribe, block list, live here, exclusivity): for a
+    step a person retries after its enrollment ended (delivery.outbox.retry_messages).
+    The same enrollment goes on, so re-enrollment and days since emailed do not apply."""
+    default = ctx.settings.enrollment_rules()
+    live = _live_enrollments(session, [contact.id], default.exclusivity or Exclusivity.NONE)
     facts = ContactFacts(
         email=contact.email,
         email_valid=_valid_email(contact.email),
         bounced=contact.bounced_at is not None,
         unsubscribed=contact.unsubscribed_at is not None,
         blocked=_is_blocked(contact, _blocked_patterns(session, [contact])),
-        live_enrollment_sequence_ids=frozenset(
-            _live_sequences(session, [contact.id]).get(contact.id, ())
-        ),
+        live=tuple(item.view for item in live.get(contact.id, ())),
     )
-    return refusal_for(
-        facts, sequence_id, allow_multiple_sequences=ctx.settings.allow_multiple_sequences
+    sequence = session.get_one(Sequence, sequence_id)
+    rules = replace(
+        _own_rules(sequence.settings).resolved(default),
+        reenrollment=Reenrollment.WHEN_NOT_LIVE,
+        min_days_since_emailed=0,
     )
+    return refusal_for(facts, sequence_id, rules, ctx.clock.now())
 
 
-def _live_sequences(session: Session, contact_ids: list[int]) -> dict[int, set[int]]:
+@dataclass(frozen=True)
+class _Live:
+    """A live enrollment of a contact, and who may end it (its enroller, the mailbox's owner)."""
+
+    view: LiveEnrollment
+    owners: tuple[int, int]
+
+
+@dataclass
+class _RuleFacts:
+    """What the enrollment rules need to know of a request's contacts, read in bulk: one
+    query per rule in force, whatever the number of contacts."""
+
+    live: dict[int, list[_Live]]
+    enrolled_before: set[int]
+    last_emailed: dict[int, datetime]
+
+
+def _own_rules(settings: dict[str, Any] | None) -> EnrollmentRules:
+    """A sequence's own enrollment rules, as stored (validated when saved)."""
+    try:
+        return EnrollmentRules.from_dict((settings or {}).get("enrollment_rules"))
+    except CadenzaError:
+        return EnrollmentRules()
+
+
+def _live_enrollments(
+    session: Session, contact_ids: list[int], default_exclusivity: Exclusivity
+) -> dict[int, list[_Live]]:
     rows = session.execute(
-        select(Enrollment.contact_id, Enrollment.sequence_id).where(
+        select(
+            Enrollment.id,
+            Enrollment.contact_id,
+            Enrollment.sequence_id,
+            Sequence.name,
+            Sequence.settings,
+            Enrollment.enrolled_by_id,
+            Mailbox.owner_id,
+        )
+        .join(Sequence, Sequence.id == Enrollment.sequence_id)
+        .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
+        .where(
             Enrollment.contact_id.in_(contact_ids),
             Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
         )
     )
-    live: dict[int, set[int]] = {}
-    for contact_id, sequence_id in rows:
-        live.setdefault(contact_id, set()).add(sequence_id)
+    live: dict[int, list[_Live]] = {}
+    for enrollment_id, contact_id, sequence_id, name, settings, enroller, owner in rows:
+        exclusivity = _own_rules(settings).exclusivity or default_exclusivity
+        view = LiveEnrollment(enrollment_id, sequence_id, name, exclusivity)
+        live.setdefault(contact_id, []).append(_Live(view, (enroller, owner)))
     return live
+
+
+def _rule_facts(session: Session, plan: _Plan, contact_ids: list[int]) -> _RuleFacts:
+    enrolled_before: set[int] = set()
+    if plan.rules.reenrollment is Reenrollment.ONCE and contact_ids:
+        enrolled_before = set(
+            session.scalars(
+                select(Enrollment.contact_id)
+                .where(
+                    Enrollment.sequence_id == plan.sequence_id,
+                    Enrollment.contact_id.in_(contact_ids),
+                )
+                .distinct()
+            )
+        )
+    last_emailed: dict[int, datetime] = {}
+    if plan.rules.min_days_since_emailed and contact_ids:
+        rows = session.execute(
+            select(Message.contact_id, func.max(Message.sent_at))
+            .where(Message.contact_id.in_(contact_ids), Message.sent_at.is_not(None))
+            .group_by(Message.contact_id)
+        )
+        last_emailed = {c: at for c, at in rows if c is not None and at is not None}
+    return _RuleFacts(
+        live=_live_enrollments(session, contact_ids, plan.default_exclusivity),
+        enrolled_before=enrolled_before,
+        last_emailed=last_emailed,
+    )
+
+
+def _override_ids(request: EnrollRequest) -> frozenset[int]:
+    ids = request.override_rules or []
+    if not isinstance(ids, list | tuple | set | frozenset) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            "override_rules must be a list of contact ids",
+            {"field": "override_rules"},
+        )
+    return frozenset(ids)
+
+
+def _check_overrides(plan: _Plan, request: EnrollRequest) -> None:
+    """An override names contacts of this request, nobody else."""
+    stray = sorted(plan.overrides - {c.contact_id for c in request.contacts})
+    if stray:
+        raise CadenzaError(
+            ErrorCode.VALIDATION_ERROR,
+            f"override_rules names contact(s) not in this enrollment: "
+            f"{', '.join(map(str, stray[:10]))}",
+            {"field": "override_rules", "contact_ids": stray[:10]},
+        )
 
 
 def _blocked_patterns(session: Session, contacts) -> set[str]:
@@ -524,7 +673,7 @@ def _enroll_one(
     request: EnrollRequest,
     item: ContactRequest,
     contact: Contact | None,
-    live: dict[int, set[int]],
+    known: _RuleFacts,
     blocked: set[str],
 ) -> ContactResult:
     if contact is None:
@@ -533,19 +682,36 @@ def _enroll_one(
             ErrorCode.CONTACT_NOT_FOUND,
             f"contact {item.contact_id} does not exist",
         )
+    live = known.live.get(contact.id, [])
     facts = ContactFacts(
         email=contact.email,
         email_valid=_valid_email(contact.email),
         bounced=contact.bounced_at is not None,
         unsubscribed=contact.unsubscribed_at is not None,
         blocked=_is_blocked(contact, blocked),
-        live_enrollment_sequence_ids=frozenset(live.get(contact.id, ())),
+        live=tuple(item.view for item in live),
+        enrolled_before=contact.id in known.enrolled_before,
+        last_emailed_at=known.last_emailed.get(contact.id),
     )
-    refusal = refusal_for(
-        facts, plan.sequence_id, allow_multiple_sequences=ctx.settings.allow_multiple_sequences
-    )
+    refusal = hard_refusal(facts, plan.sequence_id, plan.rules)
     if refusal is not None:
         return _refused(contact.id, refusal.code, refusal.message)
+    overridden = rule_refusals(facts, plan.sequence_id, plan.rules, plan.now)
+    if overridden and contact.id not in plan.overrides:
+        first = overridden[0]
+        return _refused(
+            contact.id, first.code, first.message, overridable=True, details=dict(first.details)
+        )
+    restarted = next((i for i in live if i.view.sequence_id == plan.sequence_id), None)
+    if restarted is not None and not policy.may(
+        plan.user, Resource.ENROLLMENT, Action.UPDATE, restarted.owners
+    ):
+        return _refused(
+            contact.id,
+            ErrorCode.ALREADY_ENROLLED,
+            "the contact is already in this sequence, enrolled by another user: only they "
+            "or an admin can start it again",
+        )
     try:
         steps = _personal_steps(plan, contact.id, item.step_edits)
         token_values = normalize_token_values(item.token_values)
@@ -590,7 +756,7 @@ def _enroll_one(
     result = ContactResult(
         contact_id=contact.id,
         ok=True,
-        warnings=list(plan.warnings),
+        warnings=[*plan.warnings, *_rule_warnings(overridden, restarted)],
         timezone=tz_name,
         schedule=[ScheduledStep(p.position, p.due_at.astimezone(tz)) for p in projected],
     )
@@ -598,23 +764,64 @@ def _enroll_one(
         return result
     try:
         with session.begin_nested():
+            if restarted is not None:
+                _end_for_restart(session, ctx, plan, restarted)
             enrollment = _write_enrollment(
                 session, plan, contact, steps, token_values, tz_name, first_due, request
             )
     except IntegrityError:
         return _refused(contact.id, ErrorCode.ALREADY_ENROLLED, "the contact was just enrolled")
-    live.setdefault(contact.id, set()).add(plan.sequence_id)
-    record(
-        session,
-        ctx,
-        plan.user.id,
-        "enrollment.create",
-        "enrollment",
-        enrollment.id,
-        {"contact_id": contact.id, "sequence_id": plan.sequence_id},
-    )
+    known.live[contact.id] = [
+        *(i for i in live if i is not restarted),
+        _Live(
+            LiveEnrollment(enrollment.id, plan.sequence_id, "", plan.rules.exclusivity),
+            (plan.user.id, plan.mailbox.owner_id),
+        ),
+    ]
+    audit: dict[str, Any] = {"contact_id": contact.id, "sequence_id": plan.sequence_id}
+    record(session, ctx, plan.user.id, "enrollment.create", "enrollment", enrollment.id, audit)
+    if overridden:
+        audit["overridden"] = [
+            {"rule": str(r.code), "message": r.message, **r.details} for r in overridden
+        ]
+        record(
+            session, ctx, plan.user.id, "enrollment.override_rules", "enrollment",
+            enrollment.id, audit,
+        )  # fmt: skip
     result.enrollment_id = enrollment.id
     return result
+
+
+def _rule_warnings(overridden: list[Refusal], restarted: _Live | None) -> list[EnrollWarning]:
+    """What an enrollment that goes ahead sets aside: rules overridden, a live one ended."""
+    warnings = [
+        EnrollWarning(EnrollWarningCode.RULE_OVERRIDDEN, f"{r.code} overridden: {r.message}")
+        for r in overridden
+    ]
+    if restarted is not None:
+        warnings.append(
+            EnrollWarning(
+                EnrollWarningCode.RESTARTED,
+                f"the contact's live enrollment #{restarted.view.enrollment_id} in this "
+                "sequence ends and a new one starts (re-enrollment: any time)",
+            )
+        )
+    return warnings
+
+
+def _end_for_restart(session: Session, ctx: Context, plan: _Plan, live: _Live) -> None:
+    """Re-enrollment "any time": the live enrollment ends (unenrolled, manual) before the
+    new one is written, in the same savepoint, so the one-live-per-sequence index holds."""
+    enrollment = session.get_one(Enrollment, live.view.enrollment_id, with_for_update=True)
+    end_enrollment(
+        session,
+        ctx,
+        enrollment,
+        UnenrollReason.MANUAL,
+        "re-enrolled: a new enrollment in this sequence started",
+        actor_id=plan.user.id,
+    )
+    session.flush()
 
 
 def _personal_steps(

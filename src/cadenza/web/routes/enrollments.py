@@ -85,18 +85,22 @@ class EnrollContactIn(BaseModel):
     )
 
 
-def _optional(model: type[BaseModel], name: str) -> type[BaseModel]:
+def _optional(
+    model: type[BaseModel], name: str, exclude: frozenset[str] = frozenset()
+) -> type[BaseModel]:
     """`model` with every field optional and unset by default: an override of some."""
     fields = {
         field: (info.annotation | None, Field(None, description=info.description))
         for field, info in model.model_fields.items()
+        if field not in exclude
     }
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
 # A sequence's settings (`SettingsIn`, the one definition) as overrides for some
-# enrollments: what is left out stays the sequence's.
-EnrollSettingsIn = _optional(SettingsIn, "EnrollSettingsIn")
+# enrollments: what is left out stays the sequence's. The enrollment rules are the
+# sequence's alone (an enrollment sets them aside per contact with `override_rules`).
+EnrollSettingsIn = _optional(SettingsIn, "EnrollSettingsIn", frozenset({"enrollment_rules"}))
 
 
 class EnrollOptionsIn(BaseModel):
@@ -157,6 +161,14 @@ class EnrollIn(EnrollOptionsIn):
     )
     record_id: RowId | None = None
     dry_run: bool = Field(False, description="Validate and project the schedule; write nothing")
+    override_rules: list[RowId] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Contacts (of `contacts`) to enroll although an enrollment rule refuses "
+        "them (in_another_sequence, enrolled_before, contacted_recently): admins and users "
+        "with *can override enrollment rules* only (else 403 override_not_allowed); each "
+        "override is written to the audit log",
+    )
 
 
 class ScheduledStepOut(BaseModel):
@@ -181,6 +193,15 @@ class EnrollResultOut(BaseModel):
     warnings: list[EnrollWarningOut] = Field(
         description="What the enrollment goes ahead with but you should know, e.g. "
         "`replies_not_detected`: the mailbox's inbox is not read, so a reply does not stop it"
+    )
+    overridable: bool = Field(
+        False,
+        description="Refused by an enrollment rule, which `override_rules` may set aside",
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="About the refusal: the other sequence (sequence_id, sequence_name) or "
+        "the last email (last_emailed_at, eligible_from)",
     )
 
 
@@ -352,6 +373,8 @@ def _result_out(result: ContactResult) -> EnrollResultOut:
         timezone=result.timezone,
         schedule=[ScheduledStepOut(step=s.step, due_at=s.due_at) for s in result.schedule],
         warnings=[EnrollWarningOut(code=w.code, message=w.message) for w in result.warnings],
+        overridable=result.overridable,
+        details=result.details,
     )
 
 
@@ -423,6 +446,7 @@ def enroll_contacts(
         dry_run=body.dry_run,
         record_type=body.record_type,
         record_id=body.record_id,
+        override_rules=list(body.override_rules),
     )
     return EnrollOut(results=[_result_out(r) for r in enroll(ctx, request)])
 

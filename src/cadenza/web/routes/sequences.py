@@ -15,7 +15,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cadenza.domain.enums import (
+    Exclusivity,
     FollowUpDays,
+    Reenrollment,
     Sharing,
     StepType,
     TaskPriority,
@@ -23,7 +25,7 @@ from cadenza.domain.enums import (
     UnenrollOnReply,
 )
 from cadenza.domain.folders import MAX_FOLDER_LENGTH, folder_name
-from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.sequence_settings import MAX_MIN_DAYS_SINCE_EMAILED, SequenceSettings
 from cadenza.services.analytics import stats
 from cadenza.services.sequences import catalog as sequences
 from cadenza.services.sequences import playbooks
@@ -42,6 +44,36 @@ class SendWindowIn(BaseModel):
 
     start: str = Field(..., description="Local time HH:MM", examples=["08:00"])
     end: str = Field(..., description="Local time HH:MM, after start", examples=["18:00"])
+
+
+class EnrollmentRulesIn(BaseModel):
+    """Who may enter the sequence (docs/enrollment.md, "Enrollment rules"); null or left
+    out: the installation's default (CADENZA_ENROLLMENT_*)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exclusivity: Exclusivity | None = Field(
+        None,
+        description="none; exclusive: not while live in another exclusive sequence; "
+        "any: not while live in any other sequence",
+    )
+    reenrollment: Reenrollment | None = Field(
+        None,
+        description="once (never again); when_not_live (once the last one ended); any_time "
+        "(even while live: the live enrollment ends and a new one starts)",
+    )
+    min_days_since_emailed: StrictInt | None = Field(
+        None,
+        ge=0,
+        le=MAX_MIN_DAYS_SINCE_EMAILED,
+        description="Refuse a contact emailed by any sequence fewer days ago (0: off)",
+    )
+
+
+class EnrollmentRulesOut(BaseModel):
+    exclusivity: Exclusivity | None
+    reenrollment: Reenrollment | None
+    min_days_since_emailed: int | None
 
 
 class SettingsIn(BaseModel):
@@ -68,6 +100,11 @@ class SettingsIn(BaseModel):
         max_length=50,
         description="Task outcomes that unenroll the contact when logged; "
         "null: the team's ending outcomes (meeting_booked, not_interested, custom ending ones)",
+    )
+
+    enrollment_rules: EnrollmentRulesIn = Field(
+        default_factory=EnrollmentRulesIn,
+        description="The sequence's own enrollment rules; not an enrollment's to change",
     )
 
 
@@ -189,6 +226,10 @@ class SettingsOut(BaseModel):
     track_clicks: bool
     auto_reply_pause_days: int
     unenroll_on_outcomes: list[str] | None = None
+
+    enrollment_rules: EnrollmentRulesOut = Field(
+        description="The sequence's own rules; null: the installation's default"
+    )
 
 
 class VariantOut(BaseModel):

@@ -10,7 +10,9 @@ Field names:
     send_time, mailbox, follow_up_days, holiday_country, window_start, window_end,
     thread_follow_ups, task_reminders, token:<contact.name> (a value for everyone),
     edit:<contact id>:<step>:<field> (one contact's text of one step),
-    record_type, record_id (enrolling from a company, deal, ticket or custom record)
+    record_type, record_id (enrolling from a company, deal, ticket or custom record),
+    override_rules (repeated contact ids: enroll although an enrollment rule refuses;
+    offered in the check only to users the policy lets override)
 
 Opened from a record (`?record_type=company&record_id=7`), the dialog enrolls through
 the record's associated contacts: with none it says so (`no_associated_contact`), with
@@ -28,7 +30,8 @@ from zoneinfo import available_timezones
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.datastructures import FormData
 
-from cadenza.domain.enums import FollowUpDays
+from cadenza.domain import policy
+from cadenza.domain.enums import EnrollWarningCode, FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
@@ -75,6 +78,8 @@ _FIELD_OF_CODE = {
     ErrorCode.SEQUENCE_NOT_FOUND: "sequence",
     ErrorCode.SEQUENCE_HAS_NO_STEPS: "sequence",
 }
+# Warnings the dialog asks to confirm ("Enroll even though…"); the others are per contact.
+CONFIRMED_WARNINGS = (EnrollWarningCode.REPLIES_NOT_DETECTED,)
 FIELDS = ("sequence", "start_step", "timezone", "send", "mailbox", "settings", "general")
 
 
@@ -178,6 +183,11 @@ def read_form(
         dry_run=dry_run,
     )
     request.record_type, request.record_id = read_record(form)
+    request.override_rules = [
+        _int(v, "general", "contacts to override for")
+        for v in form.getlist("override_rules")
+        if str(v) in {str(c) for c in contact_ids}
+    ]
     return DialogInput(sequence_id, contact_ids, request, options.token_values)
 
 
@@ -209,6 +219,8 @@ class Outcome:
     errors: dict[str, str]
     missing: dict[str, list[str]]  # token -> names of the contacts that lack it
     tokens: dict[str, str]
+    may_override: bool = False  # the enrollment rules, per contact (policy)
+    overrides: set[int] = field(default_factory=set)  # the contacts ticked for it
 
     @property
     def enrollable(self) -> int:
@@ -220,6 +232,7 @@ def _run(ctx: Context, form: FormData, user: UserView, *, dry_run: bool) -> Outc
     contacts: list[ContactView] = []
     results: dict[int, ContactResult] = {}
     tokens: dict[str, str] = {}
+    overrides: set[int] = set()
     try:
         sequence_id = _int(form.get("sequence", ""), "sequence", "a sequence")
         specs = step_specs(get_sequence(ctx, sequence_id, actor_id=user.id))
@@ -237,6 +250,7 @@ def _run(ctx: Context, form: FormData, user: UserView, *, dry_run: bool) -> Outc
             dialog = read_form(form, user, specs, dry_run=dry_run)
             tokens = dialog.token_values
             request = dialog.request
+            overrides = set(request.override_rules)
         results = {r.contact_id: r for r in enroll_in_batches(ctx, request)}
     except (FormError, CadenzaError) as exc:
         errors = field_errors(exc)
@@ -245,7 +259,15 @@ def _run(ctx: Context, form: FormData, user: UserView, *, dry_run: bool) -> Outc
     for result in results.values():
         for token in result.missing_tokens:
             missing.setdefault(token, []).append(names.get(result.contact_id, "?"))
-    return Outcome(contacts, results, errors, missing, tokens)
+    return Outcome(
+        contacts,
+        results,
+        errors,
+        missing,
+        tokens,
+        may_override=policy.may_override_enrollment_rules(user),
+        overrides=overrides,
+    )
 
 
 def field_errors(exc: FormError | CadenzaError) -> dict[str, str]:

@@ -19,7 +19,9 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import (
     ContactStatus,
+    Exclusivity,
     FollowUpDays,
+    Reenrollment,
     StepType,
     TaskPriority,
     TaskType,
@@ -65,9 +67,18 @@ def _number(value: Any) -> Any:
 EDITOR_SETTINGS = (
     "follow_up_days", "holiday_country", "send_window", "thread_follow_ups", "task_reminders",
     "unenroll_on_reply", "unenroll_on_meeting", "track_opens", "track_clicks",
-    "auto_reply_pause_days", "append_signature",
-    "auto_reply_pause_days", "unenroll_on_outcomes",
+    "auto_reply_pause_days", "append_signature", "unenroll_on_outcomes", "enrollment_rules",
 )  # fmt: skip
+
+
+def _rules_from_form(form: FormData) -> dict[str, Any]:
+    """The enrollment rules' controls: blank is the installation's default (None)."""
+    days = str(form.get("rule_min_days", "")).strip()
+    return {
+        "exclusivity": str(form.get("rule_exclusivity", "")) or None,
+        "reenrollment": str(form.get("rule_reenrollment", "")) or None,
+        "min_days_since_emailed": _number(days) if days else None,
+    }
 
 
 def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +95,7 @@ def editor_settings(form: FormData, stored: dict[str, Any]) -> dict[str, Any]:
             k.strip() for k in str(form.get("unenroll_on_outcomes", "")).split(",") if k.strip()
         ]
         or None,
+        "enrollment_rules": _rules_from_form(form),
     }
     # The page names the settings it had controls for: an unchecked box sends nothing,
     # so only this list tells "turned off" from "not on the page".
@@ -243,6 +255,9 @@ def _editor(request: Request, ctx: Context, user_id: int, sequence_id: int, **st
         priorities=[p.value for p in TaskPriority],
         follow_up_choices=[f.value for f in FollowUpDays],
         unenroll_choices=[u.value for u in UnenrollOnReply],
+        exclusivity_choices=[e.value for e in Exclusivity],
+        reenrollment_choices=[r.value for r in Reenrollment],
+        rules_default=ctx.settings.enrollment_rules(),
         settings_controls=",".join(EDITOR_SETTINGS),
         library_templates=offered,
         template_names={t.id: t.name for t in offered},

@@ -267,6 +267,7 @@ async def add_user(
             timezone=str(form.get("timezone", "")).strip() or None,
             password=str(form.get("password", "")) or None,
             can_enroll=form.get("can_enroll") == "on",
+            can_override_enrollment_rules=form.get("can_override_enrollment_rules") == "on",
             actor_id=admin.id,
         )
     except CadenzaError as exc:
@@ -288,6 +289,7 @@ async def change_user(
             user_id,
             role=str(form.get("role", "")),
             can_enroll=form.get("can_enroll") == "on",
+            can_override_enrollment_rules=form.get("can_override_enrollment_rules") == "on",
             actor_id=admin.id,
         )
     except CadenzaError as exc:
