@@ -53,7 +53,7 @@ class Resource(StrEnum):
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
     PREFERENCES = "preferences"  # a user's task reminder and digest preferences
-    PROFILE = "profile"  # a user's signature and meeting link (docs/content-signatures.md)
+    PROFILE = "profile"  # a user's signature and meeting link (docs/content.md#signatures-and-meeting-links)
     BOOKING_WEBHOOK = "booking_webhook"  # Cal.com / Calendly signing secrets
     TASK_OUTCOME = "task_outcome"  # a team's own call/touch outcome (docs/tasks.md)
     TEMPLATE = "template"  # an email template of the library; `shared_may` adds sharing
