@@ -1,5 +1,5 @@
 """Sequences as shared playbooks over HTTP: sharing, folders, clones, sequence templates
-and the archived filter (docs/content.md#sequences-as-shared-playbooks); on both databases."""
+and the archived filter (docs/content.md); on both databases."""
 
 from tests.conftest import MISSING_ID, assert_error, backend_independent, enroll_over_api
 

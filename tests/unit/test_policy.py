@@ -18,8 +18,8 @@ from cadenza.domain.policy import (
     may_enroll,
     owner_filter,
     sees_all,
-    sequence_owners,
     shared_for,
+    shared_owners,
 )
 from tests.support.people import ADMIN, ANN, BEA, VIC, Person
 
@@ -58,7 +58,7 @@ def test_a_sequences_sharing_opens_reading_then_editing_never_archiving_or_shari
     sharing, team_reads, team_edits
 ):
     def owners(action):
-        return sequence_owners(ANN.id, sharing, action)
+        return shared_owners(ANN.id, sharing, action)
 
     assert may(BEA, Resource.SEQUENCE, Action.READ, owners(Action.READ)) is team_reads
     assert may(VIC, Resource.SEQUENCE, Action.READ, owners(Action.READ)) is team_reads

@@ -91,7 +91,7 @@ def test_a_role_the_policy_does_not_know_gets_nothing_it_must_own():
         (VIC, Resource.TASK, False),  # a viewer's tasks are their own
         (VIC, Resource.ENROLLMENT, True),
         (ANN, Resource.ENROLLMENT, False),
-        (ANN, Resource.SEQUENCE, False),  # their own, and what is shared (sequence_owners)
+        (ANN, Resource.SEQUENCE, False),  # their own, and what is shared (shared_owners)
         (ANN, Resource.CONTACT, True),
         (VIC, Resource.WEBHOOK, False),
     ],

@@ -17,7 +17,7 @@ lets a member do an admins-only action when granted (overriding enrollment rules
 resource with no owner (`owner_id` NULL, as lists and records made before owners
 existed) is the team's: only an admin changes it.
 
-A sequence is shared by its `sharing` (`sequence_owners`): shared with the team, every
+A sequence is shared by its `sharing` (`shared_owners`): shared with the team, every
 signed-in user counts among its owners (`EVERYONE`) for the actions its sharing opens,
 reading (seeing, enrolling into, cloning) for `team_use`, editing as well for
 `team_edit`. Archiving it and changing its sharing stay its owner's and the admins'.
@@ -53,7 +53,7 @@ class Resource(StrEnum):
     DKIM_KEY = "dkim_key"  # a sending domain's signing key: the installation's, admins'
     SUPPRESSION = "suppression"  # an erased address kept as a hash (docs/contact-data.md)
     PREFERENCES = "preferences"  # a user's task reminder and digest preferences
-    PROFILE = "profile"  # a user's signature and meeting link (docs/content.md#signatures-and-meeting-links)
+    PROFILE = "profile"  # a user's signature and meeting link (docs/content.md)
     BOOKING_WEBHOOK = "booking_webhook"  # Cal.com / Calendly signing secrets
     TASK_OUTCOME = "task_outcome"  # a team's own call/touch outcome (docs/tasks.md)
     TEMPLATE = "template"  # an email template of the library; `shared_may` adds sharing
@@ -86,7 +86,7 @@ class Who(StrEnum):
 R, A = Resource, Action
 
 RULES: dict[tuple[Resource, Action], Who] = {
-    (R.SEQUENCE, A.READ): Who.OWNER,  # owners: everyone when shared (sequence_owners)
+    (R.SEQUENCE, A.READ): Who.OWNER,  # owners: everyone when shared (shared_owners)
     (R.SEQUENCE, A.CREATE): Who.WRITER,
     (R.SEQUENCE, A.UPDATE): Who.OWNER,  # everyone (but viewers) when shared to edit
     (R.SEQUENCE, A.DELETE): Who.OWNER,
@@ -180,7 +180,7 @@ FLAGS: dict[tuple[Resource, Action], str] = {
 # In `owners`: the whole team, every signed-in user (never a user id: ids start at 1).
 EVERYONE = 0
 
-# What each sharing of a sequence opens to the whole team, beyond its owner and admins.
+# What each sharing opens to the whole team, beyond the owner and the admins.
 SHARED_ACTIONS: dict[Sharing, frozenset[Action]] = {
     Sharing.PRIVATE: frozenset(),
     Sharing.TEAM_USE: frozenset({Action.READ}),
@@ -188,16 +188,16 @@ SHARED_ACTIONS: dict[Sharing, frozenset[Action]] = {
 }
 
 
-def sequence_owners(owner_id: int, sharing: str, action: Action) -> list[int]:
-    """Who owns a sequence for `action`: its owner, and everyone when shared for it."""
+def shared_owners(owner_id: int | None, sharing: str, action: Action) -> list[int | None]:
+    """Who owns a shared item for `action`: its owner, and everyone when shared for it."""
     if action in SHARED_ACTIONS[Sharing(sharing)]:
         return [owner_id, EVERYONE]
     return [owner_id]
 
 
 def shared_for(action: Action) -> list[Sharing]:
-    """The sharings that open `action` on a sequence to everyone (what a listing keeps
-    of other users' sequences)."""
+    """The sharings that open `action` to everyone (what a listing keeps of other users'
+    sequences, templates or snippets)."""
     return [sharing for sharing, actions in SHARED_ACTIONS.items() if action in actions]
 
 
@@ -340,17 +340,8 @@ def check_role(actor: Actor, who: Who) -> None:
 def shared_may(
     actor: Actor, resource: Resource, action: Action, owner_id: int | None, sharing: str
 ) -> bool:
-    """The one sharing rule, for anything a user owns and may share with the team
-    (templates, snippets): the owner and admins as `RULES` says; shared to use, everyone
-    reads it; shared to edit, members (never viewers) also change its content. Only the
-    owner or an admin archives it or changes its sharing (`Action.DELETE`)."""
-    if may(actor, resource, action, [owner_id]):
-        return True
-    if action == Action.READ:
-        return sharing in (Sharing.TEAM_USE, Sharing.TEAM_EDIT)
-    if action == Action.UPDATE:
-        return sharing == Sharing.TEAM_EDIT and may_write(actor)
-    return False
+    """`may`, with the owners a shared item has for `action` (`shared_owners`)."""
+    return may(actor, resource, action, shared_owners(owner_id, sharing, action))
 
 
 def check_shared(

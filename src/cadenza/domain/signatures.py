@@ -1,5 +1,5 @@
 """A rep's own touches: the HTML signature and the meeting (booking) link, checked when
-saved and put into emails (docs/content.md#signatures-and-meeting-links).
+saved and put into emails (docs/content.md).
 
 The sandboxed templates escape every value, so a signature cannot be a template value:
 `{{ sender.signature }}` renders to a letters-only placeholder that nothing escapes, and

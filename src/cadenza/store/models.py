@@ -97,7 +97,7 @@ class User(Base):
     reminder_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     digest_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
-    # The rep's own touches (docs/content.md#signatures-and-meeting-links): sanitised HTML, an http(s) URL.
+    # The rep's own touches (docs/content.md): sanitised HTML, an http(s) URL.
     signature_html: Mapped[str | None] = mapped_column(Text)
     meeting_link: Mapped[str | None] = mapped_column(String(2000))
 
@@ -211,7 +211,7 @@ class Sequence(Base):
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    # Shared playbooks (docs/content.md#sequences-as-shared-playbooks): a folder name, who else may use or edit
+    # Shared playbooks (docs/content.md): a folder name, who else may use or edit
     # it (Sharing), and whether it is offered as a template to create sequences from.
     folder: Mapped[str | None] = mapped_column(String(100), index=True)
     sharing: Mapped[Sharing] = mapped_column(

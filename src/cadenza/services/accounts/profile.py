@@ -1,4 +1,4 @@
-"""A user's own touches: the email signature and the meeting link (docs/content.md#signatures-and-meeting-links).
+"""A user's own touches: the email signature and the meeting link (docs/content.md).
 
 Each user edits their own; an admin may edit anyone's (the policy's `profile` rules).
 The signature is sanitised when saved, the link checked, and the change audited without

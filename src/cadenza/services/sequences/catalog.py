@@ -3,7 +3,7 @@
 A save replaces the whole step list (as the editor and `PUT` send it); running
 enrollments are unaffected because each holds its own snapshot of the steps.
 
-Who sees a sequence follows its sharing (domain/policy.py `sequence_owners`): every read
+Who sees a sequence follows its sharing (domain/policy.py `shared_owners`): every read
 here goes through `load_visible` or the listing's filter, so a private sequence is not
 found by anyone but its owner and the admins, wherever they look.
 """
@@ -21,7 +21,7 @@ from cadenza.domain import policy
 from cadenza.domain.enums import Sharing
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.folders import folder_name
-from cadenza.domain.policy import Action, Resource, sequence_owners
+from cadenza.domain.policy import Action, Resource, shared_owners
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec, parse_steps
 from cadenza.services.access import authorize
@@ -77,9 +77,9 @@ class SequenceView:
     def of(cls, row: Sequence) -> SequenceView:
         return copy_row(cls, row, steps=[copy_row(StepView, step) for step in row.steps])
 
-    def owners(self, action: str) -> list[int]:
+    def owners(self, action: str) -> list[int | None]:
         """Its owners for `action` (the pages' `may` asks with them)."""
-        return sequence_owners(self.owner_id, self.sharing, Action(action))
+        return shared_owners(self.owner_id, self.sharing, Action(action))
 
 
 def clean_name(name: Any) -> str:
@@ -183,11 +183,11 @@ def authorize_sequence(
 ) -> None:
     """The policy for `action` on `sequence`, owners as its sharing says; one who may not
     even see it is told it does not exist, one who sees it is told it is not theirs."""
-    readers = sequence_owners(sequence.owner_id, sequence.sharing, Action.READ)
+    readers = shared_owners(sequence.owner_id, sequence.sharing, Action.READ)
     authorize(session, actor_id, Resource.SEQUENCE, Action.READ, readers,
               hidden_as=_not_found(sequence.id))  # fmt: skip
     if action is not Action.READ:
-        owners = sequence_owners(sequence.owner_id, sequence.sharing, action)
+        owners = shared_owners(sequence.owner_id, sequence.sharing, action)
         authorize(session, actor_id, Resource.SEQUENCE, action, owners)
 
 
@@ -205,7 +205,7 @@ def load_usable_sequence(session: Session, sequence_id: int, user: policy.Actor)
     """A live sequence `user` may enroll into (one they can see): the enroll path's, for
     a person or for an automation rule acting as its user."""
     sequence = load_sequence(session, sequence_id)
-    owners = sequence_owners(sequence.owner_id, sequence.sharing, Action.READ)
+    owners = shared_owners(sequence.owner_id, sequence.sharing, Action.READ)
     if not policy.may(user, Resource.SEQUENCE, Action.READ, owners):
         raise _not_found(sequence_id)
     _refuse_archived(sequence)

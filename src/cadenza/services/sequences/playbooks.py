@@ -19,7 +19,7 @@ from cadenza.domain import policy
 from cadenza.domain.enums import Sharing
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.folders import folder_name
-from cadenza.domain.policy import Action, Resource, sequence_owners
+from cadenza.domain.policy import Action, Resource, shared_owners
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
@@ -168,7 +168,7 @@ def rename_folder(ctx: Context, old: str, new: str, *, actor_id: int | None) -> 
         actor = None if actor_id is None else fetch(session, User, actor_id)
 
         def may(sequence: Sequence, action: Action) -> bool:
-            owners = sequence_owners(sequence.owner_id, sequence.sharing, action)
+            owners = shared_owners(sequence.owner_id, sequence.sharing, action)
             return actor is None or policy.may(actor, Resource.SEQUENCE, action, owners)
 
         if not any(may(sequence, Action.READ) for sequence in rows):

@@ -1,5 +1,5 @@
 """The signed-in user's profile: the email signature and the meeting link they send with
-(docs/content.md#signatures-and-meeting-links). An admin may set them for another user."""
+(docs/content.md). An admin may set them for another user."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Sequences: create, list, read, replace, archive, and their delivery statistics; their
-folders, sharing, clones and sequence templates (docs/content.md#sequences-as-shared-playbooks).
+folders, sharing, clones and sequence templates (docs/content.md).
 
 The pydantic models describe the JSON shape for clients and /openapi.json; the
 services still validate everything (templates, threading, holiday countries), so the
@@ -139,7 +139,7 @@ class StepIn(BaseModel):
     task_priority: TaskPriority | None = None
     continue_without_completing: bool = False
     variants: list[VariantIn] | None = Field(
-        None, description="A/B variants of an email step: 2 to 5 (docs/content.md#ab-variants-of-email-steps)"
+        None, description="A/B variants of an email step: 2 to 5 (docs/content.md)"
     )
     winner_after: int | None = Field(
         None, description="After this many sends of every variant, the best reply rate wins"

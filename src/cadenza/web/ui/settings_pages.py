@@ -389,7 +389,7 @@ def revoke(
 
 @router.post("/settings/profile")
 async def save_profile(request: Request, user: PageUser, ctx: Ctx):
-    """The signed-in user's signature and meeting link (docs/content.md#signatures-and-meeting-links)."""
+    """The signed-in user's signature and meeting link (docs/content.md)."""
     form = await request.form()
     changes = {name: str(form.get(name, "")) for name in profile.FIELDS}
     try:
