@@ -22,6 +22,7 @@ from sqlalchemy import distinct, func, select
 
 from cadenza.domain.enums import EnrollmentState, EventKind, UnenrollReason
 from cadenza.domain.policy import Action
+from cadenza.domain.rates import email_rates, rate
 from cadenza.domain.task_outcomes import describe
 from cadenza.services.access import authorize_enrollment
 from cadenza.services.analytics.engagement import engagement_by_step, human_event
@@ -49,13 +50,10 @@ class Outcomes:
 
     @property
     def rates(self) -> dict[str, float | None]:
-        return {
-            "delivery_rate": _rate(self.delivered, self.sent),
-            "bounce_rate": _rate(self.bounced, self.sent),
-            "open_rate": _rate(self.opened, self.delivered),
-            "click_rate": _rate(self.clicked, self.delivered),
-            "reply_rate": _rate(self.replied, self.delivered),
-        }
+        return email_rates(
+            sent=self.sent, delivered=self.delivered, bounced=self.bounced,
+            opened=self.opened, clicked=self.clicked, replied=self.replied,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,9 +78,9 @@ def contact_rates(
     sequence's analytics and the team reports share these definitions)."""
     return {
         **outcomes.rates,
-        "reply_rate": _rate(outcomes.replied, contacts_emailed),
-        "meeting_rate": _rate(outcomes.meetings_booked, contacts_emailed),
-        "unsubscribe_rate": _rate(unsubscribed, contacts_emailed),
+        "reply_rate": rate(outcomes.replied, contacts_emailed),
+        "meeting_rate": rate(outcomes.meetings_booked, contacts_emailed),
+        "unsubscribe_rate": rate(unsubscribed, contacts_emailed),
     }
 
 
@@ -285,7 +283,3 @@ def _count(tally: dict, moment: datetime, key: str) -> None:
     bucket = tally.get(moment.date())
     if bucket is not None:
         bucket[key] += 1
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from scipy import stats
-
+from cadenza.domain.rates import email_rates
 from cadenza.domain.variants import VariantTally
 from cadenza.services.analytics.engagement import Engagement, engagement_by_variant
 from cadenza.services.context import Context
@@ -39,13 +38,10 @@ class VariantOutcome:
 
     @property
     def rates(self) -> dict[str, float | None]:
-        return {
-            "delivery_rate": _rate(self.delivered, self.sent),
-            "bounce_rate": _rate(self.bounced, self.sent),
-            "open_rate": _rate(self.opened, self.delivered),
-            "click_rate": _rate(self.clicked, self.delivered),
-            "reply_rate": _rate(self.replied, self.delivered),
-        }
+        return email_rates(
+            sent=self.sent, delivered=self.delivered, bounced=self.bounced,
+            opened=self.opened, clicked=self.clicked, replied=self.replied,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,6 +122,8 @@ def wilson_interval(successes: int, trials: int) -> tuple[float, float] | None:
     """The 95% Wilson score interval of successes / trials (None for no trials)."""
     if trials <= 0:
         return None
+    from scipy import stats  # imported when a test is asked for: it costs every start
+
     ci = stats.binomtest(successes, trials).proportion_ci(CONFIDENCE, method="wilson")
     return round(float(ci.low), 4), round(float(ci.high), 4)
 
@@ -137,6 +135,8 @@ def reply_test(counts: list[tuple[int, int]]) -> tuple[str | None, float | None]
     Three or more: the chi-square test of independence. (None, None) while a variant has
     nothing delivered, or nobody (or everybody) replied: no test can say anything yet.
     """
+    from scipy import stats
+
     table = [[replied, delivered - replied] for replied, delivered in counts]
     if len(table) < 2 or any(d <= 0 for _, d in counts):
         return None, None
@@ -145,7 +145,3 @@ def reply_test(counts: list[tuple[int, int]]) -> tuple[str | None, float | None]
     if len(table) == 2:
         return "fisher", round(float(stats.fisher_exact(table).pvalue), 4)
     return "chi-square", round(float(stats.chi2_contingency(table).pvalue), 4)
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
