@@ -23,6 +23,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.folders import folder_name
 from cadenza.domain.policy import Action, Resource, shared_owners
 from cadenza.domain.sequence_settings import SequenceSettings
+from cadenza.domain.sharing import parse_sharing
 from cadenza.domain.steps import StepSpec, parse_steps
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
@@ -270,16 +271,6 @@ def list_sequences(
         if visible is not None:
             query = query.where(visible)
         return [SequenceView.of(row) for row in session.scalars(query)]
-
-
-def parse_sharing(value: object) -> Sharing:
-    if isinstance(value, str) and value in set(Sharing):
-        return Sharing(value)
-    raise CadenzaError(
-        ErrorCode.VALIDATION_ERROR,
-        f"sharing must be one of {', '.join(Sharing)}",
-        {"allowed": list(Sharing)},
-    )
 
 
 def replace_sequence(

@@ -21,6 +21,7 @@ from cadenza.domain import policy, templates
 from cadenza.domain.enums import Sharing
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
+from cadenza.domain.sharing import parse_sharing
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
@@ -71,18 +72,6 @@ def _body(value: Any) -> str:
     return value
 
 
-def _sharing(value: Any) -> Sharing:
-    try:
-        return Sharing(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in Sharing)
-        raise CadenzaError(
-            ErrorCode.VALIDATION_ERROR,
-            f"sharing must be one of {allowed}, got {value!r}",
-            {"field": "sharing"},
-        ) from None
-
-
 def _refuse_taken(session: Session, owner_id: int, name: str, but: int | None = None) -> None:
     query = select(Snippet.id).where(Snippet.owner_id == owner_id, Snippet.name == name)
     if but is not None:
@@ -108,7 +97,7 @@ def _loaded(session: Session, actor_id: int | None, snippet_id: int, action: Act
 def create_snippet(
     ctx: Context, actor_id: int, *, name: Any, body: Any, sharing: Any = Sharing.PRIVATE
 ) -> SnippetView:
-    clean_name, clean_body, clean_sharing = _name(name), _body(body), _sharing(sharing)
+    clean_name, clean_body, clean_sharing = _name(name), _body(body), parse_sharing(sharing)
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         authorize(session, actor_id, Resource.SNIPPET, Action.CREATE)
@@ -139,7 +128,7 @@ def update_snippet(
     if "body" in changes:
         clean["body"] = _body(changes["body"])
     if "sharing" in changes:
-        clean["sharing"] = _sharing(changes["sharing"])
+        clean["sharing"] = parse_sharing(changes["sharing"])
     with ctx.db.transaction() as session:
         row = _loaded(session, actor_id, snippet_id, Action.UPDATE)
         if "sharing" in clean and clean["sharing"] != row.sharing:

@@ -25,6 +25,7 @@ from cadenza.domain import policy, templates
 from cadenza.domain.enums import Sharing, StepType
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.policy import Action, Resource
+from cadenza.domain.sharing import parse_sharing
 from cadenza.domain.steps import StepSpec
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
@@ -94,18 +95,6 @@ def _body(value: Any) -> str:
     return templates.sanitize_html(value)
 
 
-def _sharing(value: Any) -> Sharing:
-    try:
-        return Sharing(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in Sharing)
-        raise CadenzaError(
-            ErrorCode.VALIDATION_ERROR,
-            f"sharing must be one of {allowed}, got {value!r}",
-            {"field": "sharing"},
-        ) from None
-
-
 def _load(session: Session, template_id: int) -> EmailTemplate:
     row = session.get(EmailTemplate, template_id)
     if row is None:
@@ -151,7 +140,7 @@ def create_template(
         "subject": _subject(subject),
         "body": _body(body),
         "folder": _text(folder, "folder", MAX_FOLDER, required=False),
-        "sharing": _sharing(sharing),
+        "sharing": parse_sharing(sharing),
     }
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
@@ -183,7 +172,7 @@ def update_template(
     if "folder" in changes:
         clean["folder"] = _text(changes["folder"], "folder", MAX_FOLDER, required=False)
     if "sharing" in changes:
-        clean["sharing"] = _sharing(changes["sharing"])
+        clean["sharing"] = parse_sharing(changes["sharing"])
     with ctx.db.transaction() as session:
         row = _load(session, template_id)
         _check(session, actor_id, row, Action.UPDATE)
