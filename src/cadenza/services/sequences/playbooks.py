@@ -20,6 +20,7 @@ from cadenza.domain.enums import Sharing
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.folders import folder_name
 from cadenza.domain.policy import Action, Resource, shared_owners
+from cadenza.domain.sharing import parse_sharing
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
@@ -30,7 +31,6 @@ from cadenza.services.sequences.catalog import (
     clean_name,
     load_sequence,
     load_visible,
-    parse_sharing,
     visible_filter,
 )
 from cadenza.store.models import Sequence, SequenceStep, User
