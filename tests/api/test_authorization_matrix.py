@@ -537,7 +537,6 @@ def _path(route: str, scene: Scene) -> str:
         scene.made["type_name"] = scene.get("custom_type")
     provider = "calendly" if "/booking-" in path else "google"  # a scheduler, or OAuth's
     fixed = {"token": "not-a-signed-token", "action": "pause", "provider": provider}
-    fixed = {"token": "not-a-signed-token", "action": "pause", "provider": "google"}
     fixed |= {"by": "sequence", "rows": "messages"}  # reports
     values = {
         key: fixed[key] if key in fixed else scene.get(key) for key in re.findall(r"{(\w+)}", path)
