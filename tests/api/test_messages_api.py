@@ -17,7 +17,7 @@ EMAIL = [
 ]
 MESSAGE_FIELDS = {"id", "enrollment_id", "contact_id", "mailbox_id", "message_id", "in_reply_to",
                   "from_email", "to_email", "subject", "body_html", "body_text", "status",
-                  "smtp_reply", "handed_at", "sent_at", "created_at"}  # fmt: skip
+                  "smtp_reply", "handed_at", "sent_at", "created_at", "variant"}  # fmt: skip
 
 
 def listed(api, role="member", **params):

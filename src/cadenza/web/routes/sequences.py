@@ -352,7 +352,7 @@ def _data(body: SequenceIn) -> dict[str, Any]:
     "/sequences",
     status_code=201,
     response_model=SequenceOut,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 404, 422),  # 404: a step's template_id
 )
 def create_sequence(
     body: NewSequenceIn,
