@@ -25,6 +25,7 @@ SETTINGS = {
     "track_opens": True,
     "track_clicks": True,
     "auto_reply_pause_days": 5,
+    "unenroll_on_outcomes": ["meeting_booked", "not_interested"],
     "enrollment_rules": {
         "exclusivity": "exclusive",
         "reenrollment": "once",
