@@ -66,6 +66,8 @@ class StepSpec:
         for key in ("type", "task_type", "task_priority"):
             data[key] = str(data[key]) if data[key] is not None else None
         data["variants"] = [v.to_dict() for v in self.variants] or None
+        if data["variant"] is None:  # a snapshot's only: a sequence's step reads back as saved
+            del data["variant"]
         return data
 
     def as_variant(self, label: str) -> StepSpec:

@@ -99,7 +99,7 @@ def _step_rows(specs: list[StepSpec]) -> list[SequenceStep]:
     rows = []
     for spec in specs:
         data = spec.to_dict()
-        del data["variant"]  # an enrollment snapshot's, never the sequence's
+        data.pop("variant", None)  # an enrollment snapshot's, never the sequence's
         rows.append(SequenceStep(**data))
     return rows
 
