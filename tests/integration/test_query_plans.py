@@ -20,7 +20,10 @@ SMALL = {
     "automation_rules", "webhooks", "mailboxes", "users", "object_types", "app_secrets",
     "dkim_keys",  # one per sending domain
 }  # fmt: skip
-LIVE_ONLY = {"ix_list_enroll_jobs_running"}
+LIVE_ONLY = {
+    "ix_list_enroll_jobs_running",
+    "ix_task_digests_pending",  # digests waiting for their send slot: at most one a user
+}
 
 
 def scans(connection, sql: str, params) -> list[str]:
