@@ -46,7 +46,7 @@ def wait_for(predicate, timeout=120.0):
 
 
 class LiveServer:
-    def __init__(self, url: str, database_url: str, process: subprocess.Popen | None) -> None:
+    def __init__(self, url: str, database_url: str, process: subprocess.Popen) -> None:
         self.url = url
         self.database_url = database_url
         self.process = process

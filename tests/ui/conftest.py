@@ -4,9 +4,7 @@ Over HTTP without a browser: `Ui`, a TestClient over the app with the CSRF handl
 form post needs, and the `ui` (signed out) and `rep` (signed in) fixtures.
 
 In a browser: real Chromium (Debian's /usr/bin/chromium, headless, driven by Playwright)
-against the web app served by uvicorn on a free port, in a thread of the test process
-(tests/e2e runs the real `cadenza serve` process), over a fresh SQLite database with
-the demo data.
+against a live `cadenza serve` on a free port, over a fresh SQLite database with the demo data.
 
 The server runs without its worker: a test runs the engine itself, in this process,
 on the same database with a FrozenClock, so "tomorrow at 09:00" arrives on demand.
@@ -21,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +29,6 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import select
 
-from cadenza.config import Settings
 from cadenza.domain.secrets import hash_password
 from cadenza.services.accounts.users import create_user
 from cadenza.services.context import Context
@@ -46,8 +44,7 @@ from cadenza.store.models import (
     User,
 )
 from cadenza.web.app import create_app
-from tests.e2e.conftest import LiveServer, free_port
-from tests.support.app_server import app_in_thread
+from tests.e2e.conftest import LiveServer, free_port, start_serve
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,14 +214,16 @@ def demo_template(sqlite_template, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def demo_server(demo_template, tmp_path):
-    """The web app (no worker) over a fresh copy of the demo database, served by uvicorn
-    in a thread of this process (tests/support/app_server.py says why not a process)."""
+    """`cadenza serve --no-worker` over a fresh copy of the demo database."""
     database = tmp_path / "ui.db"
     shutil.copy(demo_template, database)
     database_url = f"sqlite:///{database}"
+    env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
     port = free_port()
-    with app_in_thread(Settings(database_url=database_url), port):
-        yield LiveServer(f"http://127.0.0.1:{port}", database_url, None)
+    process = start_serve(env, port, "--no-worker")
+    yield LiveServer(f"http://127.0.0.1:{port}", database_url, process)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ over IMAP XOAUTH2 (dovecot's oauth2 passdb, introspecting the token)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,8 +25,7 @@ from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, en
 from cadenza.services.sequences.catalog import create_sequence
 from cadenza.store.db import Database
 from cadenza.store.models import Enrollment, Mailbox, Message
-from tests.e2e.conftest import LiveServer, free_port
-from tests.support.app_server import app_in_thread
+from tests.e2e.conftest import LiveServer, free_port, start_serve
 from tests.support.dovecot import Dovecot
 from tests.support.inbound_mail import inbound_mail
 from tests.support.oauth_server import OAuthServer
@@ -55,15 +56,16 @@ def dovecot(oauth_server):
 
 
 @pytest.fixture
-def live(demo_template, tmp_path, oauth_server, sink, dovecot, monkeypatch):
-    """The web app on the demo data, its Google preset pointed at the local servers, as
-    an admin would set it in the environment (read by Settings as `cadenza serve` does)."""
+def live(demo_template, tmp_path, oauth_server, sink, dovecot):
+    """`cadenza serve --no-worker` on the demo data, its Google preset pointed at the
+    local servers, as an admin would set it in the environment."""
     database = tmp_path / "oauth-ui.db"
     shutil.copy(demo_template, database)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     client_id, secret = oauth_server.register_client(f"{url}/oauth/callback", SCOPES)
     env = {
+        **os.environ,
         "CADENZA_DATABASE_URL": f"sqlite:///{database}",
         "CADENZA_PUBLIC_URL": url,
         "CADENZA_OAUTH_GOOGLE_CLIENT_ID": client_id,
@@ -76,10 +78,10 @@ def live(demo_template, tmp_path, oauth_server, sink, dovecot, monkeypatch):
         "CADENZA_OAUTH_GOOGLE_IMAP_SECURITY": "none",
         **{f"CADENZA_OAUTH_GOOGLE_{k.upper()}": v for k, v in oauth_server.endpoints().items()},
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with app_in_thread(Settings(), port):
-        yield LiveServer(url, env["CADENZA_DATABASE_URL"], None)
+    process = start_serve(env, port, "--no-worker")
+    yield LiveServer(url, env["CADENZA_DATABASE_URL"], process)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
 
 
 @pytest.fixture
