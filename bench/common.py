@@ -20,10 +20,11 @@ PG_ADMIN = os.environ.get("CADENZA_TEST_PG", "postgresql://postgres@127.0.0.1:54
 
 
 @contextmanager
-def sink_process():
-    """An SMTP sink in another process, so it does not share this one's interpreter lock."""
+def sink_process(options: list[str] | None = None):
+    """An SMTP sink in another process, so it does not share this one's interpreter lock;
+    `options` are the sink's own (`--latency 0.25`)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.smtp_sink", "--port", "0"],
+        [sys.executable, "-m", "tests.support.smtp_sink", "--port", "0", *(options or [])],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -464,8 +464,8 @@ def test_a_lost_reminder_of_another_mailbox_is_left_to_its_own_claim(ctx, world)
     enroll_ids(world, [world.contact()], mailbox_id=world.mailbox.id)
     claim(ctx, "w1", world.mailbox.id)
     assert one(ctx, Message, lost).status == "handing"
-    claim(ctx, "w1", other.id)  # nothing due there: nothing settled either
-    assert one(ctx, Message, lost).status == "handing"
+    claim(ctx, "w1", other.id)  # its own mailbox's claim settles it, due work or not
+    assert one(ctx, Message, lost).status == "unknown"
 
 
 def test_a_handed_over_reminder_settled_while_in_flight_stops_taking_room(ctx, world):
@@ -490,3 +490,59 @@ def test_contacts_are_read_for_the_whole_batch(ctx, world):
     for held, contact in zip(taken, contacts, strict=True):
         assert f"Subject: Hi {contact.firstname}".encode() in held.raw
     assert [e.contact_id for e in rows(ctx, Enrollment)] == [c.id for c in contacts]
+
+
+# --- many mailboxes in one claim ------------------------------------------------------------
+
+
+def test_one_claim_takes_several_mailboxes_each_within_its_own_throttle(ctx, world):
+    other = second_mailbox(ctx, world)
+    for a, b in zip(world.contacts(3, prefix="a"), world.contacts(3, prefix="b"), strict=True):
+        enroll_ids(world, [a], mailbox_id=world.mailbox.id)  # one at a time: not bulk
+        enroll_ids(world, [b], mailbox_id=other.id)
+
+    claimed = claims.claim_emails(
+        ctx,
+        [world.mailbox.id, other.id],
+        "w1",
+        batch_size=10,
+        horizon=timedelta(seconds=7),  # two slots at 10 a minute: now and 6 s later
+        lease=LEASE,
+    )
+
+    now = ctx.clock.now()
+    by_mailbox = {
+        box: [c.slot for c in claimed if c.mailbox_id == box] for box in (world.mailbox.id, other.id)
+    }
+    assert by_mailbox == {box: [now, now + timedelta(seconds=6)] for box in by_mailbox}
+    assert {m.mailbox_id for m in rows(ctx, Message)} == {world.mailbox.id, other.id}
+    boxes = {b.id: b.next_send_at for b in rows(ctx, Mailbox)}
+    assert boxes[world.mailbox.id] == boxes[other.id] == now + timedelta(seconds=12)
+
+
+def test_a_claim_reads_only_what_the_throttle_grants_and_marks_every_other_due_run(ctx, world):
+    """Thirty due, one slot: one message is composed; all 29 others (not only a batch of
+    them) say they wait for the rate limit."""
+    enroll_ids(world, world.contacts(30))
+
+    claimed = claim(ctx, "w1", world.mailbox.id, batch_size=10, horizon=timedelta(seconds=2))
+
+    assert len(claimed) == 1 and len(rows(ctx, Message)) == 1
+    waiting = [r.wait_reason for r in rows(ctx, StepRun) if r.status == "pending"]
+    assert waiting == ["rate_limit"] * 29
+
+
+def test_a_claim_of_a_mailbox_with_no_slot_before_the_horizon_composes_nothing(ctx, world):
+    enroll_ids(world, world.contacts(2))
+    write(ctx, Mailbox, world.mailbox.id, next_send_at=ctx.clock.now() + timedelta(minutes=1))
+
+    assert claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=2)) == []
+    assert rows(ctx, Message) == []
+    assert {r.wait_reason for r in rows(ctx, StepRun)} == {"rate_limit"}
+    # and the round does not even look at it: no slot before now + horizon
+    assert claims.mailboxes_with_due_email(
+        ctx, slot_before=ctx.clock.now() + timedelta(seconds=2)
+    ) == []
+    assert claims.mailboxes_with_due_email(
+        ctx, slot_before=ctx.clock.now() + timedelta(minutes=1)
+    ) == [world.mailbox.id]

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -72,7 +73,9 @@ def sink(start_sink: Callable[..., SmtpSink]) -> SmtpSink:
 def make_transport() -> Iterator[Callable[..., SmtpTransport]]:
     made: list[SmtpTransport] = []
 
-    def make(sink: SmtpSink, **overrides: object) -> SmtpTransport:
+    def make(
+        sink: SmtpSink, *, monotonic: Callable[[], float] = time.monotonic, **overrides: object
+    ) -> SmtpTransport:
         settings = SmtpSettings(
             host=sink.host,
             port=sink.port,
@@ -83,7 +86,7 @@ def make_transport() -> Iterator[Callable[..., SmtpTransport]]:
             ssl_context=sink.ssl_context_for_clients,
             local_hostname="client.cadenza.test",
         )
-        transport = SmtpTransport(dataclasses.replace(settings, **overrides))
+        transport = SmtpTransport(dataclasses.replace(settings, **overrides), monotonic=monotonic)
         made.append(transport)
         return transport
 
@@ -228,10 +231,19 @@ def test_a_server_echoing_the_password_is_scrubbed(sink, transport):
     assert result == DeliveryResult(AUTH_FAILED, 535, "5.7.8 no user with password ***")
 
 
-def test_454_at_auth_is_transient(sink, transport):
+def test_454_at_auth_is_transient_and_the_session_is_opened_again_after_a_wait(
+    sink, make_transport
+):
+    now = [1000.0]
+    transport = make_transport(sink, monotonic=lambda: now[0])
     sink.fail_next("AUTH", "454 4.7.0 temporary authentication failure")
 
-    assert (send(transport).outcome, send(transport).outcome) == (TRANSIENT, SENT)
+    refused, held = send(transport), send(transport)
+    now[0] += 1.0
+
+    assert (refused.outcome, held.outcome, send(transport).outcome) == (TRANSIENT,) * 2 + (SENT,)
+    assert held.reply.startswith("connect: not tried again for 1 s")
+    assert sink.connections == 2  # the held send did not connect
 
 
 def test_auth_not_offered_is_auth_failed(start_sink, make_transport):
@@ -272,6 +284,47 @@ def test_connection_refused_is_transient(make_transport, sink):
 
     assert (result.outcome, result.code) == (TRANSIENT, None)
     assert "ConnectionRefusedError" in result.reply
+
+
+def test_a_session_that_cannot_be_opened_is_tried_again_after_a_growing_wait(make_transport):
+    """Refused, then refused at once without a connection for 1 s, tried again, refused,
+    held back for 2 s; once the server is up the send goes and the count starts over."""
+    now = [1000.0]
+    with socket.socket() as holder:  # bound but not listening: connecting is refused
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        listening = SmtpSink(port=port)  # the same port, started once the holder is gone
+        transport = make_transport(listening, monotonic=lambda: now[0])
+
+        first = send(transport)
+        held = send(transport)
+        now[0] += 1.0
+        second = send(transport)
+        now[0] += 1.5
+        held_longer = send(transport)
+    now[0] += 0.5
+    with SmtpSink(port=port, auth={USER: PASSWORD}) as server:
+        delivered = send(transport)
+        assert len(server.messages) == 1
+
+    assert [r.outcome for r in (first, held, second, held_longer)] == [TRANSIENT] * 4
+    assert "ConnectionRefusedError" in first.reply and "ConnectionRefusedError" in second.reply
+    assert held.reply.startswith("connect: not tried again for 1 s after 1 failed attempt")
+    assert "ConnectionRefusedError" in held.reply  # says what the last attempt met
+    assert held_longer.reply.startswith("connect: not tried again for 0.5 s after 2 failed")
+    assert delivered.outcome is SENT
+    assert transport._failed_opens == 0
+
+
+def test_a_connection_test_is_never_held_back(make_transport):
+    now = [1000.0]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        transport = make_transport(SmtpSink(port=port), monotonic=lambda: now[0])
+        assert send(transport).outcome is TRANSIENT
+    with SmtpSink(port=port, auth={USER: PASSWORD}):
+        assert transport.check().outcome is SENT
 
 
 def test_untrusted_certificate_is_transient(start_sink, make_transport):

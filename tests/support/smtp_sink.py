@@ -69,16 +69,22 @@ class SmtpSink:
         auth: dict[str, str] | None = None,
         keep_messages: bool = True,
         oauth: Callable[[str, str], bool] | None = None,
+        latency: float = 0.0,
+        greeting_delay: float = 0.0,
     ) -> None:
         """`port=0` picks a free port; `auth` (username → password) makes AUTH mandatory;
         `oauth` (username, access token → live?) offers AUTH XOAUTH2, accepting only what
         it says is live (the OAuth server's tokens), and makes AUTH mandatory too;
-        `keep_messages=False` only counts (for benchmarks)."""
+        `keep_messages=False` only counts (for benchmarks). `latency` (seconds) is how
+        long each message waits for its answer after the final dot and `greeting_delay`
+        how long a new client waits for the greeting: a real provider's 0.2-1 s, for
+        bench/latency.py (asyncio sleeps: thousands of sessions wait at once)."""
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {TLS_MODES}")
         self.host, self.port, self.tls, self.auth = host, port, tls, auth
         self.oauth = oauth
         self.keep_messages = keep_messages
+        self.latency, self.greeting_delay = latency, greeting_delay
         self.ssl_context_for_clients: ssl.SSLContext | None = None
         server_context = None
         if tls != "none":
@@ -91,6 +97,8 @@ class SmtpSink:
         self._count = 0
         self._connections = 0
         self._faults: dict[str, deque[tuple[str, Any]]] = defaultdict(deque)
+        self._hold: threading.Event | None = None
+        self._held = self._most_held = 0
         self._live: set[_SinkSMTP] = set()
         self._running = False
         options: dict[str, Any] = {
@@ -197,6 +205,21 @@ class SmtpSink:
             self._faults["DATA"].append(("hang", (reached, release)))
         return reached, release
 
+    def hold_all_data(self) -> threading.Event:
+        """From now on keep every message but withhold its reply until the returned event
+        is set: as many messages wait at once as clients send (see wait_for_held)."""
+        release = threading.Event()
+        with self._lock:
+            self._hold = release
+        return release
+
+    def wait_for_held(self, count: int, timeout: float = 30.0) -> int:
+        """Waits until `count` messages are held at the same time; returns the most seen."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._held >= count, timeout):
+                raise TimeoutError(f"{self._held} of {count} messages held after {timeout}s")
+            return self._most_held
+
     def close_connections(self, reply: str | None = None) -> None:
         """End every open session from the server side, like an idle timeout; with `reply`
         (e.g. "421 4.4.2 idle timeout") say so first."""
@@ -225,6 +248,12 @@ class SmtpSink:
         with self._lock:
             queue = self._faults.get(command)
             return queue.popleft() if queue else None
+
+    def _holding(self, change: int) -> None:
+        with self._lock:
+            self._held += change
+            self._most_held = max(self._most_held, self._held)
+            self._lock.notify_all()
 
     def _opened(self, session: _SinkSMTP) -> None:
         self._live.add(session)
@@ -322,6 +351,16 @@ class _Handler:
         fault = await self._fault("DATA", server, envelope)
         if fault is not None:
             return fault
+        if self.sink.latency:
+            await asyncio.sleep(self.sink.latency)
+        release = self.sink._hold
+        if release is not None:
+            self.sink._store(envelope)
+            self.sink._holding(+1)
+            while not release.is_set():  # polled, as for "hang"
+                await asyncio.sleep(0.01)
+            self.sink._holding(-1)
+            return "250 2.0.0 OK: queued"
         self.sink._store(envelope)
         return "250 2.0.0 OK: queued"
 
@@ -363,6 +402,15 @@ class _SinkSMTP(SMTP):
         if new_connection:
             self.sink._opened(self)
 
+    async def push(self, status: str | bytes) -> None:
+        """The greeting waits `greeting_delay` (not for aiosmtpd's own start-up probe)."""
+        greeting = isinstance(status, str) and status.startswith("220 ")
+        if greeting and self.sink.greeting_delay and self.sink._running:
+            if not getattr(self, "_greeted", False):
+                self._greeted = True
+                await asyncio.sleep(self.sink.greeting_delay)
+        await super().push(status)
+
     def connection_lost(self, error: Exception | None) -> None:
         self.sink._closed(self)
         self.gone.set()
@@ -388,12 +436,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Count messages sent to a local SMTP sink.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer to DATA")
+    parser.add_argument("--greeting-delay", type=float, default=0.0, help="seconds before the greeting")
     args = parser.parse_args(argv)
     stopping = {signal.SIGTERM, signal.SIGINT}
     # Blocked before the server thread starts (it inherits the mask), then awaited: no
     # handler runs at an awkward moment, and a signal sent early waits its turn.
     signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    with SmtpSink(host=args.host, port=args.port, keep_messages=False) as sink:
+    sink = SmtpSink(
+        host=args.host,
+        port=args.port,
+        keep_messages=False,
+        latency=args.latency,
+        greeting_delay=args.greeting_delay,
+    )
+    with sink:
         print(f"listening on {sink.host}:{sink.port}", flush=True)
         signal.sigwait(stopping)
     print(sink.message_count, flush=True)

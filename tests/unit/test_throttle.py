@@ -74,3 +74,32 @@ def test_no_more_than_the_daily_room_is_granted(room, granted):
     assert len(result.slots) == granted
     expected_next = NOW + timedelta(seconds=10 * granted) if granted else NOW
     assert result.next_free == expected_next
+
+
+@pytest.mark.parametrize(
+    ("next_free", "horizon", "room", "most"),
+    [
+        (None, timedelta(seconds=2), 100, 1),  # 10 a minute: one slot in 2 seconds
+        (None, timedelta(seconds=6), 100, 2),  # now and 6 s later, the horizon included
+        (None, timedelta(minutes=1), 100, 11),
+        (None, timedelta(minutes=1), 4, 4),  # the daily room caps it
+        (None, timedelta(minutes=1), 0, 0),
+        (NOW + timedelta(seconds=3), timedelta(seconds=2), 100, 0),  # next slot too late
+        (NOW - timedelta(hours=1), timedelta(seconds=2), 100, 1),  # a past slot starts now
+    ],
+)
+def test_most_slots_is_what_plan_slots_grants_at_most(next_free, horizon, room, most):
+    from cadenza.domain.throttle import most_slots
+
+    got = most_slots(
+        next_free=next_free, now=NOW, horizon=NOW + horizon, per_minute_limit=10, daily_room=room
+    )
+    granted = plan_slots(
+        next_free=next_free,
+        now=NOW,
+        horizon=NOW + horizon,
+        per_minute_limit=10,
+        bulk_first=[False] * 50,
+        daily_room=room,
+    )
+    assert got == most == len(granted.slots)

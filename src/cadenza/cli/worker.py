@@ -24,6 +24,16 @@ def worker(
         False, help="Exit once nothing is due (batch jobs, tests)."
     ),
     worker_id: str = typer.Option(None, "--id", help="Name in claims and logs (default host:pid)."),
+    connections: int = typer.Option(
+        WorkerOptions.connections,
+        min=1,
+        help="Mailboxes sending at the same time, each over its own SMTP connection.",
+    ),
+    horizon: float = typer.Option(
+        WorkerOptions.horizon.total_seconds(),
+        min=0.1,
+        help="Seconds ahead that a claim grants send slots (claims again every half of it).",
+    ),
     inbox_interval: float = typer.Option(
         DEFAULT_INTERVAL_SECONDS, help="Seconds between inbox (IMAP) polls; 0 turns it off."
     ),
@@ -32,7 +42,11 @@ def worker(
     ctx = make_context()
     logs.configure(ctx.settings.log_format, ctx.settings.log_level)
     options = WorkerOptions(
-        batch_size=batch_size, lease=timedelta(seconds=lease_seconds), poll_interval=poll
+        batch_size=batch_size,
+        lease=timedelta(seconds=lease_seconds),
+        poll_interval=poll,
+        connections=connections,
+        horizon=timedelta(seconds=horizon),
     )
     engine = Worker(ctx, options, worker_id)
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -28,6 +28,23 @@ class SlotPlan:
     next_free: datetime  # the mailbox's next free slot after these
 
 
+def most_slots(
+    *,
+    next_free: datetime | None,
+    now: datetime,
+    horizon: datetime,
+    per_minute_limit: int,
+    daily_room: int,
+) -> int:
+    """The most slots plan_slots can grant before `horizon` (every item at the shortest
+    spacing): how many due items a claim needs to read."""
+    first = max(next_free or now, now)
+    if first > horizon or daily_room <= 0:
+        return 0
+    step = spacing(per_minute_limit, bulk_first=False)
+    return min(int((horizon - first) / step) + 1, daily_room)
+
+
 def plan_slots(
     *,
     next_free: datetime | None,

@@ -12,6 +12,7 @@ loop (the layer contract in pyproject.toml holds the worker to it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,15 +65,41 @@ def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
     return moved, resumed
 
 
+# Mailboxes claimed in one transaction: enough to share its cost, few enough that the
+# worker hands over what falls due in between (and, on PostgreSQL, that other workers
+# find unlocked mailboxes to claim).
+MAILBOXES_PER_TRANSACTION = 50
+
+
 def claim_due(
-    ctx: Context, worker_id: str, *, batch_size: int, horizon: timedelta, lease: timedelta
+    ctx: Context,
+    worker_id: str,
+    *,
+    batch_size: int,
+    horizon: timedelta,
+    lease: timedelta,
+    mailboxes: int = 50,
+    claimed: Callable[[list[ClaimedEmail]], None] | None = None,
 ) -> list[ClaimedEmail]:
-    """Due emails of every mailbox with work, claimed under a lease, in send-slot order."""
+    """Due emails of up to `mailboxes` mailboxes with work and a free send slot within
+    the horizon, claimed under a lease, in send-slot order. `claimed` is called with each
+    mailbox's claims as they are made (one transaction per mailbox): a worker hands over
+    what is due meanwhile instead of waiting for the whole round."""
     due: list[ClaimedEmail] = []
-    for mailbox_id in claims.mailboxes_with_due_email(ctx):
-        due += claims.claim_emails(
-            ctx, mailbox_id, worker_id, batch_size=batch_size, horizon=horizon, lease=lease
+    slot_before = ctx.clock.now() + horizon
+    waiting = claims.mailboxes_with_due_email(ctx, mailboxes, slot_before=slot_before)
+    for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
+        made = claims.claim_emails(
+            ctx,
+            waiting[start : start + MAILBOXES_PER_TRANSACTION],
+            worker_id,
+            batch_size=batch_size,
+            horizon=horizon,
+            lease=lease,
         )
+        if claimed is not None and made:
+            claimed(made)
+        due += made
     due.sort(key=lambda c: c.slot)
     return due
 

@@ -15,6 +15,8 @@ import re
 import smtplib
 import socket
 import ssl
+import time
+from collections.abc import Callable
 
 from cadenza.domain.delivery_outcome import refusal
 from cadenza.domain.errors import CadenzaError
@@ -81,13 +83,31 @@ class _PinnedSMTP_SSL(_Pinned, smtplib.SMTP_SSL):
     pass
 
 
-class SmtpTransport:
-    """One SMTP session per mailbox, reused across sends; not thread-safe (one per worker)."""
+# After a session could not be opened, the next attempt waits 1, 2, 4 ... 60 seconds.
+RECONNECT_FIRST_SECONDS = 1.0
+RECONNECT_MAX_SECONDS = 60.0
 
-    def __init__(self, settings: SmtpSettings) -> None:
+
+class SmtpTransport:
+    """One SMTP session per mailbox, reused across sends; not thread-safe (one per worker).
+
+    A session that could not be opened (refused, timed out, a 4xx greeting) is not tried
+    again at once: the next attempts wait 1, 2, 4 ... up to 60 seconds, and a send in
+    that time is refused before anything leaves (TRANSIENT: its step is retried later).
+    A server that is down then costs its mailbox no connection timeout per email, and
+    the server is not hammered by a worker with many emails for it.
+    """
+
+    def __init__(
+        self, settings: SmtpSettings, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
         self._ssl_context = settings.ssl_context
+        self._monotonic = monotonic  # injected: tests move it instead of sleeping
+        self._failed_opens = 0
+        self._next_open_at = 0.0
+        self._last_failure = ""
 
     def send(self, sender: str, recipients: list[str], message: bytes) -> DeliveryResult:
         result = self._scrub(self._send(sender, recipients, message))
@@ -102,7 +122,7 @@ class SmtpTransport:
         """
         self._discard()
         try:
-            smtp = self._connect()
+            smtp = self._open()  # asked for by a person: never held back by the backoff
             code, reply = smtp.noop()
         except _Failed as failed:
             return self._scrub(failed.result)
@@ -191,6 +211,26 @@ class SmtpTransport:
     # -- session --------------------------------------------------------------------------
 
     def _connect(self) -> smtplib.SMTP:
+        wait = self._next_open_at - self._monotonic()
+        if self._failed_opens and wait > 0:
+            reason = (
+                f"connect: not tried again for {wait:.3g} s after {self._failed_opens} "
+                f"failed attempt(s); last: {self._last_failure}"
+            )
+            raise _Failed(DeliveryResult(_TRANSIENT, None, reason))
+        try:
+            smtp = self._open()
+        except _Failed as failed:
+            if failed.result.outcome is _TRANSIENT:
+                self._failed_opens += 1
+                backoff = RECONNECT_FIRST_SECONDS * 2 ** (self._failed_opens - 1)
+                self._next_open_at = self._monotonic() + min(backoff, RECONNECT_MAX_SECONDS)
+                self._last_failure = failed.result.reply
+            raise
+        self._failed_opens = 0
+        return smtp
+
+    def _open(self) -> smtplib.SMTP:
         s = self.settings
         step, smtp = "connect", None
         try:

@@ -17,6 +17,7 @@ user's own mailbox, after the reminders.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -38,7 +39,7 @@ from cadenza.domain.enums import (
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.reminders import day_bounds
 from cadenza.domain.sequence_settings import SequenceSettings
-from cadenza.domain.throttle import plan_slots, spacing
+from cadenza.domain.throttle import most_slots, plan_slots, spacing
 from cadenza.services.context import Context
 from cadenza.services.delivery.compose import (
     DIGEST_MAX_LINES,
@@ -103,9 +104,18 @@ def _parse_settings(key: str) -> SequenceSettings:
     return SequenceSettings.from_dict(json.loads(key))
 
 
-def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
+def mailboxes_with_due_email(
+    ctx: Context, limit: int = 50, *, slot_before: datetime | None = None
+) -> list[int]:
     """Mailboxes with due emails, most overdue first: one index range scan of due runs,
     and one of due reminders (the partial reminder index).
+
+    With `slot_before`, a mailbox whose next send slot comes later is left out unless
+    one of its due runs was never told why it waits: its throttle grants nothing before
+    then, so claiming it again would cost a transaction for nothing (and, a thousand
+    mailboxes sending at their limits, would crowd out the ones with room). A
+    disconnected mailbox or one at its daily limit stays in: its claim records why its
+    steps wait.
 
     Grouped by `mailbox_id + 0`, not the bare column: offered the (mailbox, due) index
     for the GROUP BY, SQLite walks all of it — every pending run, due or not — instead
@@ -113,10 +123,22 @@ def mailboxes_with_due_email(ctx: Context, limit: int = 50) -> list[int]:
     """
     now = ctx.clock.now()
     mailbox = (StepRun.mailbox_id + 0).label("mailbox")
+    has_room = (
+        []
+        if slot_before is None
+        else [
+            or_(
+                Mailbox.next_send_at.is_(None),
+                Mailbox.next_send_at <= slot_before,
+                StepRun.wait_reason.is_(None),  # not yet told why it waits: the claim says
+            )
+        ]
+    )
     with ctx.db.transaction() as session:
         rows = session.execute(
             select(mailbox, func.min(StepRun.due_at))
-            .where(StepRun.status == PENDING, StepRun.due_at <= now, _sends_email())
+            .join(Mailbox, Mailbox.id == StepRun.mailbox_id)
+            .where(StepRun.status == PENDING, StepRun.due_at <= now, _sends_email(), *has_room)
             .group_by(mailbox)
             .order_by(func.min(StepRun.due_at))
             .limit(limit)
@@ -145,18 +167,22 @@ def _digest_due(now: datetime) -> ColumnElement[bool]:
 
 
 def _due_digests(
-    session: Session, mailbox_id: int, now: datetime, limit: int
-) -> list[Row[TaskDigest, User]]:
-    return list(
-        session.execute(
-            select(TaskDigest, User)
-            .join(User, User.id == TaskDigest.user_id)
-            .where(TaskDigest.mailbox_id == mailbox_id, _digest_due(now))
-            .order_by(TaskDigest.due_at, TaskDigest.id)
-            .limit(limit)
-            .with_for_update(of=TaskDigest, skip_locked=True)
-        )
+    session: Session, mailbox_ids: list[int], now: datetime, limit: int
+) -> dict[int, list[Row[TaskDigest, User]]]:
+    """Each mailbox's due digests, at most `limit` a mailbox."""
+    rows = session.execute(
+        select(TaskDigest, User)
+        .join(User, User.id == TaskDigest.user_id)
+        .where(TaskDigest.mailbox_id.in_(mailbox_ids), _digest_due(now))
+        .order_by(TaskDigest.due_at, TaskDigest.id)
+        .with_for_update(of=TaskDigest, skip_locked=True)
     )
+    by_mailbox: dict[int, list[Row[TaskDigest, User]]] = {}
+    for row in rows:
+        mine = by_mailbox.setdefault(row[0].mailbox_id, [])
+        if len(mine) < limit:
+            mine.append(row)
+    return by_mailbox
 
 
 def _reminder_due(now: datetime) -> ColumnElement[bool]:
@@ -165,38 +191,50 @@ def _reminder_due(now: datetime) -> ColumnElement[bool]:
 
 
 def _due_reminders(
-    session: Session, mailbox_id: int, now: datetime, limit: int
-) -> list[Row[Task, User]]:
-    return list(
-        session.execute(
-            select(Task, User)
-            .join(User, User.id == Task.owner_id)
-            .join(Enrollment, Enrollment.id == Task.enrollment_id)
-            .where(Enrollment.mailbox_id == mailbox_id, _reminder_due(now))
-            .order_by(Task.remind_at, Task.id)
-            .limit(limit)
-            .with_for_update(of=Task, skip_locked=True)
-        )
+    session: Session, mailbox_ids: list[int], now: datetime, limit: int
+) -> dict[int, list[Row[Task, User]]]:
+    """Each mailbox's due task reminders (its enrollments' tasks), at most `limit` a mailbox."""
+    rows = session.execute(
+        select(Task, User, Enrollment.mailbox_id)
+        .join(User, User.id == Task.owner_id)
+        .join(Enrollment, Enrollment.id == Task.enrollment_id)
+        .where(Enrollment.mailbox_id.in_(mailbox_ids), _reminder_due(now))
+        .order_by(Task.remind_at, Task.id)
+        .with_for_update(of=Task, skip_locked=True)
     )
+    by_mailbox: dict[int, list[Row[Task, User]]] = {}
+    for task, owner, mailbox_id in rows:
+        mine = by_mailbox.setdefault(mailbox_id, [])
+        if len(mine) < limit:
+            mine.append(cast(Row[Task, User], (task, owner)))
+    return by_mailbox
 
 
 def counted_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
     """What the daily limit counts: sent in the last 24 hours, and in flight now (an
     email being handed over must not let another one past the limit)."""
-    return session.execute(
-        select(func.count())
-        .select_from(Message)
+    return counted_last_24h_of(session, [mailbox_id], now).get(mailbox_id, 0)
+
+
+def counted_last_24h_of(session: Session, mailbox_ids: list[int], now: datetime) -> dict[int, int]:
+    """counted_last_24h of several mailboxes in one statement (absent: none)."""
+    rows = session.execute(
+        select(Message.mailbox_id, func.count())
         .where(
-            Message.mailbox_id == mailbox_id,
+            Message.mailbox_id.in_(mailbox_ids),
             or_(
                 Message.sent_at > now - timedelta(hours=24),
                 Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),
             ),
         )
-    ).scalar_one()
+        .group_by(Message.mailbox_id)
+    )
+    return {mailbox_id: count for mailbox_id, count in rows}
 
 
-def _settle_lost_reminders(session: Session, mailbox_id: int, claimed_before: datetime) -> None:
+def _settle_lost_reminders(
+    session: Session, mailbox_ids: list[int], claimed_before: datetime
+) -> None:
     """Reminders whose worker died before recording them stop holding the mailbox's daily
     room: one never handed over failed, one handed over is unknown (never sent again).
 
@@ -204,7 +242,7 @@ def _settle_lost_reminders(session: Session, mailbox_id: int, claimed_before: da
     unsent messages are the (mailbox, sent_at) index range this claim reads anyway."""
     lost = session.scalars(
         select(Message).where(
-            Message.mailbox_id == mailbox_id,
+            Message.mailbox_id.in_(mailbox_ids),
             Message.sent_at.is_(None),
             Message.step_run_id.is_(None),
             Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),
@@ -220,90 +258,150 @@ def _settle_lost_reminders(session: Session, mailbox_id: int, claimed_before: da
             message.smtp_reply = "not sent: the worker stopped before handing it over"
 
 
-def _mark_waiting(session: Session, run_ids: list[int], reason: StepWaitReason) -> None:
-    if run_ids:
-        session.execute(
-            update(StepRun)
-            .where(
-                StepRun.id.in_(run_ids),
-                or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
-            )
-            .values(wait_reason=reason)
+def _mark_due_waiting(
+    session: Session, mailbox_id: int, now: datetime, granted: list[int], reason: StepWaitReason
+) -> None:
+    """The mailbox's other due email runs wait, for this reason: one statement, writing
+    only the rows whose reason changes."""
+    session.execute(
+        update(StepRun)
+        .where(
+            StepRun.mailbox_id == mailbox_id,
+            StepRun.status == PENDING,
+            StepRun.due_at <= now,
+            _sends_email(),
+            StepRun.id.not_in(granted),
+            or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
         )
+        .values(wait_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim_emails(
     ctx: Context,
-    mailbox_id: int,
+    mailbox_ids: int | Sequence[int],
     worker_id: str,
     *,
     batch_size: int,
     horizon: timedelta,
     lease: timedelta,
 ) -> list[ClaimedEmail]:
-    """Claims this mailbox's due emails that fit its throttle before now + horizon."""
+    """Claims these mailboxes' due emails that fit their throttles before now + horizon,
+    in one transaction.
+
+    Many mailboxes share one transaction, and their emails one composition (contacts,
+    senders, threads and links loaded once): a thousand mailboxes at their per-minute
+    limits each get one or two slots a claim, and a transaction each cost more than the
+    emails (bench/latency.py). A mailbox's due runs are read only as far as its throttle
+    can grant slots (plus one, to know whether others wait).
+    """
+    ids = [mailbox_ids] if isinstance(mailbox_ids, int) else sorted(set(mailbox_ids))
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        mailbox = session.scalar(
-            select(Mailbox).where(Mailbox.id == mailbox_id).with_for_update(skip_locked=True)
+        mailboxes = list(
+            session.scalars(
+                select(Mailbox)
+                .where(Mailbox.id.in_(ids))
+                .order_by(Mailbox.id)
+                .with_for_update(skip_locked=True)  # others: another worker claims them now
+            )
         )
-        if mailbox is None:
-            return []  # another worker is claiming for this mailbox right now
+        if not mailboxes:
+            return []
+        ids = [mailbox.id for mailbox in mailboxes]
+        reminders = _due_reminders(session, ids, now, batch_size)
+        digests = _due_digests(session, ids, now, batch_size)
+        _settle_lost_reminders(session, ids, now - lease)
+        counted = counted_last_24h_of(session, ids, now)
+        plans: list[tuple[Mailbox, list[tuple[StepRun, Enrollment]], list[datetime]]] = []
+        for mailbox in mailboxes:
+            extra = reminders.get(mailbox.id, []), digests.get(mailbox.id, [])
+            room = mailbox.daily_limit - counted.get(mailbox.id, 0)
+            granted, slots = _plan_mailbox(session, mailbox, room, now, horizon, batch_size, *extra)
+            plans.append((mailbox, granted, slots))
+        claimed = _prepare(session, ctx, plans, worker_id, lease, now)
+        for mailbox, granted, slots in plans:
+            mine = reminders.get(mailbox.id, [])
+            reminder_slots = slots[len(granted) :]
+            claimed += _prepare_reminders(session, mailbox, mine, reminder_slots, now)
+            digest_slots = reminder_slots[len(mine) :]
+            theirs = digests.get(mailbox.id, [])
+            claimed += _prepare_digests(session, ctx, mailbox, theirs, digest_slots, now)
+        return claimed
+
+
+def _plan_mailbox(
+    session: Session,
+    mailbox: Mailbox,
+    room: int,
+    now: datetime,
+    horizon: timedelta,
+    batch_size: int,
+    reminders: list[Row[Task, User]],
+    digests: list[Row[TaskDigest, User]],
+) -> tuple[list[tuple[StepRun, Enrollment]], list[datetime]]:
+    """One mailbox's granted runs and the slots of its runs, reminders and digests, in
+    that order; its next free slot moves past them. Held runs record why they wait."""
+    if not mailbox.connected:  # its reminders wait too, unclaimed
+        _mark_due_waiting(session, mailbox.id, now, [], StepWaitReason.MAILBOX_DISCONNECTED)
+        return [], []
+    fits = most_slots(
+        next_free=mailbox.next_send_at,
+        now=now,
+        horizon=now + horizon,
+        per_minute_limit=mailbox.per_minute_limit,
+        daily_room=room,
+    )
+    wanted = min(batch_size, fits)
+    sendable: list[tuple[StepRun, Enrollment]] = []
+    read, behind = 0, False
+    while True:
+        need = wanted - len(sendable)
         due = list(
             session.execute(
                 select(StepRun, Enrollment)
                 .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
                 .where(
-                    StepRun.mailbox_id == mailbox_id,
+                    StepRun.mailbox_id == mailbox.id,
                     StepRun.status == PENDING,
                     StepRun.due_at <= now,
                     _sends_email(),
+                    *([StepRun.id.not_in([run.id for run, _ in sendable])] if sendable else []),
                 )
                 .order_by(StepRun.due_at, StepRun.id)
-                .limit(batch_size)
+                .limit(need + 1)  # one more: does anything wait behind the granted ones?
                 .with_for_update(of=StepRun)
             )
         )
-        reminders = _due_reminders(session, mailbox_id, now, batch_size)
-        digests = _due_digests(session, mailbox_id, now, batch_size)
-        if not due and not reminders and not digests:
-            return []
-        if not mailbox.connected:  # reminders wait too, unclaimed
-            _mark_waiting(session, [run.id for run, _ in due], StepWaitReason.MAILBOX_DISCONNECTED)
-            return []
-        sendable = []
-        for run, enrollment in due:
+        behind, read = len(due) > need, read + len(due)
+        moved = False
+        for run, enrollment in due[:need]:
             allowed_from = _follow_up_allowed_from(run, enrollment, now)
-            if allowed_from > now:
+            if allowed_from > now:  # no longer due: the next read sees the ones behind
                 run.due_at, run.wait_reason = allowed_from, StepWaitReason.SEND_WINDOW
+                moved = True
             else:
                 sendable.append((run, enrollment))
-        _settle_lost_reminders(session, mailbox_id, now - lease)
-        room = mailbox.daily_limit - counted_last_24h(session, mailbox_id, now)
-        plan = plan_slots(
-            next_free=mailbox.next_send_at,
-            now=now,
-            horizon=now + horizon,
-            per_minute_limit=mailbox.per_minute_limit,
-            bulk_first=[run.bulk_first for run, _ in sendable]
-            + [False] * (len(reminders) + len(digests)),
-            daily_room=room,
-        )
-        granted = sendable[: len(plan.slots)]
-        held = [run.id for run, _ in sendable[len(plan.slots) :]]
-        _mark_waiting(
-            session,
-            held,
-            (StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT),
-        )
-        mailbox.next_send_at = plan.next_free
-        claimed = _prepare(
-            session, ctx, mailbox, granted, plan.slots[: len(granted)], worker_id, lease, now
-        )
-        reminder_slots = plan.slots[len(granted) :]
-        claimed += _prepare_reminders(session, mailbox, reminders, reminder_slots, now)
-        digest_slots = reminder_slots[len(reminders) :]
-        return claimed + _prepare_digests(session, ctx, mailbox, digests, digest_slots, now)
+        if not (moved and behind and len(sendable) < wanted and read < batch_size):
+            break
+    if not sendable and not reminders and not digests and not behind:
+        return [], []
+    plan = plan_slots(
+        next_free=mailbox.next_send_at,
+        now=now,
+        horizon=now + horizon,
+        per_minute_limit=mailbox.per_minute_limit,
+        bulk_first=[run.bulk_first for run, _ in sendable]
+        + [False] * (len(reminders) + len(digests)),
+        daily_room=room,
+    )
+    granted = sendable[: len(plan.slots)]
+    if behind or len(granted) < len(sendable):
+        reason = StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT
+        _mark_due_waiting(session, mailbox.id, now, [run.id for run, _ in granted], reason)
+    mailbox.next_send_at = plan.next_free
+    return granted, plan.slots
 
 
 def _prepare_reminders(
@@ -403,8 +501,8 @@ def _prepare_digests(
     return claimed
 
 
-# A granted run, its enrollment, its composed message and its send slot.
-_Composed = tuple[StepRun, Enrollment, Message, datetime]
+# A granted run, its enrollment, its composed message, its send slot and its mailbox.
+_Composed = tuple[StepRun, Enrollment, Message, datetime, Mailbox]
 
 
 def _store(session: Session, composed: list[_Composed], worker_id: str, lease: timedelta) -> None:
@@ -413,7 +511,7 @@ def _store(session: Session, composed: list[_Composed], worker_id: str, lease: t
     Bulk statements rather than the unit of work: flushing hundreds of new objects one
     by one cost as much as composing them (bench/engine.py).
     """
-    new = [message for _, _, message, _ in composed if message.id is None]
+    new = [message for _, _, message, _, _ in composed if message.id is None]
     if new:
         columns = _MESSAGE_COLUMNS
         ids = session.scalars(
@@ -428,7 +526,7 @@ def _store(session: Session, composed: list[_Composed], worker_id: str, lease: t
             [
                 {"id": run.id, "status": SENDING, "locked_by": worker_id,
                  "locked_until": slot + lease, "wait_reason": None}
-                for run, _, _, slot in composed
+                for run, _, _, slot, _ in composed
             ],
         )  # fmt: skip
 
@@ -452,13 +550,14 @@ def _follow_up_allowed_from(run: StepRun, enrollment: Enrollment, now: datetime)
 def _prepare(
     session: Session,
     ctx: Context,
-    mailbox: Mailbox,
-    granted: list[tuple[StepRun, Enrollment]],
-    slots: list[datetime],
+    plans: list[tuple[Mailbox, list[tuple[StepRun, Enrollment]], list[datetime]]],
     worker_id: str,
     lease: timedelta,
     now: datetime,
 ) -> list[ClaimedEmail]:
+    """Composes and stores the granted runs of every mailbox: what each composition
+    reads (contacts, senders, threads, links) is loaded once for all of them."""
+    granted = [(run, enrollment) for _, runs, _ in plans for run, enrollment in runs]
     if not granted:
         return []
     contact_ids = {e.contact_id for _, e in granted}
@@ -469,22 +568,23 @@ def _prepare(
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))}
     sources = MessageSources.load(session, granted, ctx)
     composed: list[_Composed] = []
-    for (run, enrollment), slot in zip(granted, slots, strict=True):
-        try:
-            message = compose(
-                sources,
-                run,
-                enrollment,
-                contacts[enrollment.contact_id],
-                users[enrollment.enrolled_by_id],
-                mailbox,
-                now,
-            )
-        except CadenzaError as exc:
-            reason = f"could not render ({exc.code}): {exc.message}"
-            fail_step(session, ctx, run, enrollment, reason)
-            continue
-        composed.append((run, enrollment, message, slot))
+    for mailbox, runs, slots in plans:
+        for (run, enrollment), slot in zip(runs, slots, strict=False):
+            try:
+                message = compose(
+                    sources,
+                    run,
+                    enrollment,
+                    contacts[enrollment.contact_id],
+                    users[enrollment.enrolled_by_id],
+                    mailbox,
+                    now,
+                )
+            except CadenzaError as exc:
+                reason = f"could not render ({exc.code}): {exc.message}"
+                fail_step(session, ctx, run, enrollment, reason)
+                continue
+            composed.append((run, enrollment, message, slot, mailbox))
     _store(session, composed, worker_id, lease)
     return [
         ClaimedEmail(
@@ -502,7 +602,7 @@ def _prepare(
             enrollment.sequence_id,
             run.step_position,
         )
-        for run, enrollment, message, slot in composed
+        for run, enrollment, message, slot, mailbox in composed
     ]
 
 

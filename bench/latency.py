@@ -1,0 +1,201 @@
+"""The engine against a server that takes its time: demanded rate, achieved rate, lateness.
+
+    .venv/bin/python bench/latency.py [--mailboxes 1000] [--per-minute 10] [--latency 0.25]
+        [--greeting-delay 0.25] [--seconds 60] [--db sqlite|postgresql] [--workers 1]
+        [--connections 2000]
+
+A real provider answers each message after 0.2-1 s. The sink here (its own process,
+tests/support/smtp_sink.py) waits `--latency` before answering each DATA and
+`--greeting-delay` before greeting a new client. Every mailbox has more due emails
+than it may send in the run, so it sends at its per-minute limit: the demanded rate is
+mailboxes x limit / 60. The mailboxes' first slots are spread evenly over one spacing
+(6 s at 10/min), so demand is even from the first second.
+
+Printed: demanded and achieved rates and their ratio (achieved counts the emails
+handed over within the run's window), the lateness of each hand-over against its
+planned slot (the k-th email of a mailbox is planned k spacings after the mailbox's
+first slot: any drift of the engine shows as lateness), and at peak the workers' memory
+(RSS), threads and open SMTP connections (sampled every half second).
+
+The workers are `cadenza worker` processes, as in production; on SQLite exactly one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psutil
+from common import ROOT, scratch_database, sink_process
+from sqlalchemy import select, update
+from tests.support.seed import seed_due_emails
+
+from cadenza.config import Settings
+from cadenza.domain.clock import SystemClock
+from cadenza.services.context import Context
+from cadenza.store.models import Message, StepRun
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mailboxes", type=int, default=1000)
+    parser.add_argument("--per-minute", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.25, help="seconds to answer DATA")
+    parser.add_argument("--greeting-delay", type=float, default=0.25)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the window")
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=None, help="per worker")
+    parser.add_argument("--horizon", type=float, default=None, help="the workers' claim horizon")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the (first) worker into FILE")
+    args = parser.parse_args()
+    if args.db == "sqlite" and args.workers != 1:
+        parser.error("SQLite runs exactly one worker")
+    spacing = 60 / args.per_minute
+    # Enough that no mailbox runs dry within the window (and a little after).
+    per_mailbox = math.ceil(args.seconds / spacing) + 2
+    sink_args = ["--latency", str(args.latency), "--greeting-delay", str(args.greeting_delay)]
+    with sink_process(sink_args) as (host, port, counted), scratch_database(args.db) as db:
+        ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
+        print(f"seeding {args.mailboxes} mailboxes x {per_mailbox} emails ...", flush=True)
+        boxes = seed_due_emails(
+            ctx,
+            args.mailboxes * per_mailbox,
+            mailboxes=args.mailboxes,
+            smtp_port=port,
+            per_minute_limit=args.per_minute,
+            due_at=datetime.now(UTC) + timedelta(days=1),  # moved to the start below
+        )
+        start = datetime.now(UTC) + timedelta(seconds=3)  # the workers' start-up
+        first_slot = {
+            box: start + timedelta(seconds=spacing * i / len(boxes)) for i, box in enumerate(boxes)
+        }
+        with db.transaction() as session:
+            for box, slot in first_slot.items():
+                session.execute(
+                    update(StepRun).where(StepRun.mailbox_id == box).values(due_at=slot)
+                )
+        peak = run_workers(db.url, args, start, port)
+        rows = read_hand_overs(ctx, start, start + timedelta(seconds=args.seconds))
+    report(args, spacing, first_slot, rows, peak, counted["messages"])
+
+
+def run_workers(
+    url: str, args: argparse.Namespace, start: datetime, sink_port: int
+) -> dict[str, float]:
+    """Starts the workers, samples them until the window ends, stops them (SIGTERM)."""
+    folder = tempfile.mkdtemp(prefix="cadenza-latency-")
+    env = {
+        **os.environ,
+        "CADENZA_DATABASE_URL": url,
+        "CADENZA_KEY_FILE": os.path.join(folder, "cadenza.key"),
+        "CADENZA_LOG_LEVEL": "WARNING",
+    }
+    command = ["-m", "cadenza", "worker", "--inbox-interval", "0", "--poll", "0.2"]
+    if args.connections:
+        command += ["--connections", str(args.connections)]
+    if args.horizon:
+        command += ["--horizon", str(args.horizon)]
+    profiled = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    workers = [
+        subprocess.Popen(
+            [sys.executable, *(profiled if i == 0 else []), *command],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for i in range(args.workers)
+    ]
+    peak = {"rss_mb": 0.0, "threads": 0, "connections": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        processes = [psutil.Process(w.pid) for w in workers]
+        while not stop.wait(0.5):
+            try:
+                rss = sum(p.memory_info().rss for p in processes) / 2**20
+                threads = sum(p.num_threads() for p in processes)
+                smtp = sum(
+                    1
+                    for p in processes
+                    for c in p.net_connections(kind="tcp")
+                    if c.raddr and c.raddr.port == sink_port
+                )
+            except psutil.Error:
+                continue
+            peak["rss_mb"] = max(peak["rss_mb"], rss)
+            peak["threads"] = max(peak["threads"], threads)
+            peak["connections"] = max(peak["connections"], smtp)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    end = start + timedelta(seconds=args.seconds)
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()))
+    stop.set()
+    sampler.join()
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(timeout=120)
+    return peak
+
+
+def read_hand_overs(ctx: Context, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
+    """(mailbox, handed_at) of every email handed over, in hand-over order."""
+    with ctx.db.transaction() as session:
+        rows = session.execute(
+            select(Message.mailbox_id, Message.handed_at)
+            .where(Message.handed_at.is_not(None))
+            .order_by(Message.mailbox_id, Message.handed_at)
+        ).all()
+    return [(box, _aware(at)) for box, at in rows]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def report(args, spacing, first_slot, rows, peak, sink_count) -> None:
+    start = min(first_slot.values())
+    end = start + timedelta(seconds=args.seconds)
+    lateness, in_window, seen = [], 0, {}
+    for box, handed_at in rows:
+        k = seen.get(box, 0)
+        seen[box] = k + 1
+        if handed_at >= end:
+            continue
+        in_window += 1
+        planned = first_slot[box] + timedelta(seconds=k * spacing)
+        lateness.append(max(0.0, (handed_at - planned).total_seconds()))
+    demanded = args.mailboxes * args.per_minute / 60
+    achieved = in_window / args.seconds
+    print(f"database {args.db}, {args.workers} worker(s), {args.mailboxes} mailboxes at "
+          f"{args.per_minute}/min, server latency {args.latency * 1000:.0f} ms, greeting "
+          f"{args.greeting_delay * 1000:.0f} ms, window {args.seconds:.0f} s")  # fmt: skip
+    print(f"demanded: {demanded:8.1f} emails/s")
+    print(f"achieved: {achieved:8.1f} emails/s ({in_window} handed over in the window)")
+    print(f"ratio achieved/demanded: {achieved / demanded:.3f}")
+    print(f"lateness against planned slots: p50 {percentile(lateness, 0.5):.2f} s, "
+          f"p99 {percentile(lateness, 0.99):.2f} s, max {max(lateness, default=0):.2f} s")  # fmt: skip
+    print(f"at peak: worker RSS {peak['rss_mb']:.0f} MB, {peak['threads']} threads, "
+          f"{peak['connections']} open SMTP connections")  # fmt: skip
+    print(f"sink accepted {sink_count} messages in all ({len(rows)} handed over)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""The emails a worker has claimed and not yet recorded: waiting per mailbox, in flight,
+finished.
+
+Each mailbox's emails leave in slot order, one at a time, over the mailbox's own
+connection; mailboxes send side by side, up to a bound in the thousands (a thread per
+email in flight: the SMTP transport blocks, and a thread waiting on a socket costs no
+CPU and releases the interpreter lock). The loop that hands emails over stays on the
+worker's thread, with all the database work: a send's outcome comes back through a
+queue and is recorded with the next hand-over's commit (one commit per email), or on
+its own when no hand-over follows soon.
+
+Only emails actually being transmitted are in the "handing" state, so a crash leaves
+at most one `unknown` per mailbox. The waiting mailboxes are kept in a heap by the
+slot of their next email, so the next hand-over is found in O(log n) among thousands.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import heapq
+import logging
+import queue
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from threading import Event
+
+from cadenza import logs
+from cadenza.domain.delivery_outcome import DeliveryResult
+from cadenza.engine.metrics import EngineMetrics
+from cadenza.engine.transports.base import Transport
+from cadenza.services import worker_jobs as jobs
+from cadenza.services.context import Context
+from cadenza.services.worker_jobs import ClaimedEmail, HandOver
+
+log = logging.getLogger("cadenza.worker")
+
+# The longest a wait for a send lasts before the loop looks at its stop flag again.
+_STOP_CHECK_SECONDS = 0.25
+
+
+class Sends:
+    def __init__(
+        self,
+        ctx: Context,
+        worker_id: str,
+        stop: Event,
+        metrics: EngineMetrics,
+        transport_of: Callable[[int], Transport],
+        bound: int,
+    ) -> None:
+        self.ctx, self.worker_id, self.stop, self.metrics = ctx, worker_id, stop, metrics
+        self._transport_of = transport_of
+        self.bound = bound
+        self.queues: dict[int, deque[ClaimedEmail]] = {}
+        self.sending: dict[int, tuple[ClaimedEmail, Future[DeliveryResult]]] = {}
+        self.finished: list[tuple[ClaimedEmail, DeliveryResult]] = []
+        self.handed = 0  # handed over since the worker started
+        # (slot, mailbox) of each mailbox with a queued email and nothing in flight
+        self._ready: list[tuple[datetime, int]] = []
+        self._ended: queue.SimpleQueue[int] = queue.SimpleQueue()  # mailboxes whose send ended
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- what is held -------------------------------------------------------------------
+
+    def add(self, claims: list[ClaimedEmail]) -> None:
+        """Queues newly claimed emails; a mailbox's claims come in slot order."""
+        for claim in sorted(claims, key=lambda c: c.slot):
+            waiting = self.queues.setdefault(claim.mailbox_id, deque())
+            waiting.append(claim)
+            if len(waiting) == 1 and claim.mailbox_id not in self.sending:
+                heapq.heappush(self._ready, (claim.slot, claim.mailbox_id))
+
+    @property
+    def busy(self) -> bool:
+        """Emails waiting or in flight."""
+        return bool(self.queues or self.sending)
+
+    def holds(self, mailbox_id: int) -> bool:
+        return mailbox_id in self.queues or mailbox_id in self.sending
+
+    # -- handing over -------------------------------------------------------------------
+
+    def pump(self, until: datetime | None = None, *, wait: bool = True) -> None:
+        """Hands the waiting emails over as their slots come; returns once none is left
+        waiting (until None) or at `until`, or when the worker stops. Sends may still
+        be in flight: `finish()` waits for them. With `wait=False` it hands over only
+        what is due now and the bound lets go, and returns at once."""
+        while self.queues and not self.stop.is_set():
+            now = self.ctx.clock.now()
+            if wait and until is not None and now >= until:
+                return
+            self._collect()
+            if not wait:
+                if not self._ready or self._ready[0][0] > now or len(self.sending) >= self.bound:
+                    return
+                slot, mailbox_id = heapq.heappop(self._ready)
+                if not self._hand_over(self.queues[mailbox_id][0]):
+                    heapq.heappush(self._ready, (slot, mailbox_id))
+                    return
+                continue
+            if not self._ready and not self.sending:
+                raise AssertionError("emails wait for a mailbox that is neither ready nor sending")
+            if not self._ready or len(self.sending) >= self.bound:
+                self._wait_for_a_send(until)
+                continue
+            slot, mailbox_id = self._ready[0]
+            delay = (slot - now).total_seconds()
+            if until is not None:
+                wait_until = min(delay, (until - now).total_seconds())
+            else:
+                wait_until = delay
+            if delay > 0:
+                if self.sending:  # a send may end (and be recorded) before this slot
+                    self._wait_for_a_send(until, wait_until)
+                else:
+                    self.ctx.clock.wait(wait_until, self.stop)
+                continue
+            heapq.heappop(self._ready)
+            if not self._hand_over(self.queues[mailbox_id][0]):
+                heapq.heappush(self._ready, (slot, mailbox_id))
+                return  # stopping: this one is released with the rest
+
+    def settle(self, until: datetime) -> None:
+        """Once nothing waits for its slot before `until`: takes in the sends that end
+        before then, and records every outcome so far in one commit."""
+        while self.sending and not self.stop.is_set() and self.ctx.clock.now() < until:
+            if self._ready and self._ready[0][0] <= self.ctx.clock.now():
+                break  # an email is due: the caller hands it over first
+            self._wait_for_a_send(until)
+        if self.finished or not self._ended.empty():
+            self.record()
+
+    def finish(self) -> None:
+        """Waits for the sends in flight and records every outcome not yet recorded."""
+        while self.sending:
+            self._wait_for_a_send(None)
+        self.record()
+
+    def record(self) -> None:
+        """Records the finished sends' outcomes now, in one commit."""
+        self._collect()
+        finished, self.finished = self.finished, []
+        jobs.record_outcomes(self.ctx, finished, self.worker_id)
+
+    def release(self) -> None:
+        """Gives back what was claimed and not handed over, for any worker to send."""
+        unsent = [claim for waiting in self.queues.values() for claim in waiting]
+        self.queues.clear()
+        self._ready.clear()
+        if unsent:
+            jobs.release_unsent(self.ctx, unsent, self.worker_id)
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- one email ----------------------------------------------------------------------
+
+    def _hand_over(self, claim: ClaimedEmail) -> bool:
+        """Marks it handing (recording what finished meanwhile) and starts its send;
+        False when the worker stopped while the mailbox's previous email ran late."""
+        finished, self.finished = self.finished, []
+        with logs.bound(**ids_of(claim)):
+            step = jobs.hand_over(self.ctx, claim, self.worker_id, finished)
+            while step is HandOver.WAIT and not self.stop.is_set():
+                self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop)
+                step = jobs.hand_over(self.ctx, claim, self.worker_id)
+        if step is HandOver.WAIT:
+            return False
+        waiting = self.queues[claim.mailbox_id]
+        waiting.popleft()
+        if not waiting:
+            del self.queues[claim.mailbox_id]
+        if step is HandOver.GO:
+            self._start(claim)
+        elif waiting:  # skipped: the mailbox's next email may go
+            heapq.heappush(self._ready, (waiting[0].slot, claim.mailbox_id))
+        return True
+
+    def _start(self, claim: ClaimedEmail) -> None:
+        transport = self._transport_of(claim.mailbox_id)
+        with logs.bound(**ids_of(claim)):  # the sender thread logs with the ids too
+            send = contextvars.copy_context().run
+        future = self._senders().submit(
+            send, transport.send, claim.sender, [claim.recipient], claim.raw
+        )
+        self.sending[claim.mailbox_id] = (claim, future)
+        future.add_done_callback(lambda _, mailbox_id=claim.mailbox_id: self._ended.put(mailbox_id))
+        self.handed += 1
+        lateness = (self.ctx.clock.now() - claim.slot).total_seconds()
+        self.metrics.lateness.observe(max(lateness, 0.0))
+        self.metrics.handed_over.labels(str(claim.mailbox_id)).inc()
+
+    def _wait_for_a_send(self, until: datetime | None, most: float | None = None) -> None:
+        """Until a send ends (then collects it), `most` seconds pass, or `until` comes."""
+        if not self.sending:
+            return
+        timeout = _STOP_CHECK_SECONDS
+        if most is not None:
+            timeout = min(timeout, max(most, 0.0))
+        if until is not None:
+            timeout = min(timeout, max((until - self.ctx.clock.now()).total_seconds(), 0.0))
+        try:
+            mailbox_id = self._ended.get(timeout=timeout) if timeout > 0 else self._ended.get_nowait()
+        except queue.Empty:
+            return
+        self._collected(mailbox_id)
+        self._collect()
+
+    def _collect(self) -> None:
+        """Takes in every send that has ended, without waiting."""
+        while True:
+            try:
+                mailbox_id = self._ended.get_nowait()
+            except queue.Empty:
+                return
+            self._collected(mailbox_id)
+
+    def _collected(self, mailbox_id: int) -> None:
+        claim, future = self.sending.pop(mailbox_id)
+        result = future.result()
+        self.finished.append((claim, result))
+        self.metrics.results.labels(str(claim.mailbox_id), str(result.outcome)).inc()
+        code = f" ({result.code})" if result.code else ""
+        extra = {**ids_of(claim), "outcome": str(result.outcome)}
+        log.info("email handed over: %s%s", result.outcome, code, extra=extra)
+        waiting = self.queues.get(mailbox_id)
+        if waiting:
+            heapq.heappush(self._ready, (waiting[0].slot, mailbox_id))
+
+    def _senders(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.bound, thread_name_prefix="cadenza-send")
+        return self._executor
+
+
+def ids_of(claim: ClaimedEmail) -> dict[str, int | None]:
+    """What a log record about this email names (cadenza/logs.py)."""
+    return {
+        "mailbox_id": claim.mailbox_id,
+        "enrollment_id": claim.enrollment_id,
+        "step_run_id": claim.run_id,
+        "message_id": claim.message_pk,
+    }
+

@@ -1,0 +1,123 @@
+"""Mailboxes send side by side, far beyond a handful of connections, within the bound;
+a running worker claims again while earlier emails are still in flight.
+
+Against a real SMTP server that withholds its answers until the test lets them go, so
+what is in flight at one moment is counted on the server's side, not guessed from time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from cadenza.domain.clock import SystemClock
+from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.services.accounts.mailboxes import update_mailbox
+from cadenza.services.context import Context
+from cadenza.store.models import Message, StepRun
+from tests.support.seed import seed_due_emails
+from tests.support.smtp_sink import SmtpSink
+
+
+def EARLIER(ctx: Context):  # noqa: N802 - reads as a moment
+    """Due a second ago: the frozen clock does not pass the seeded emails' due times."""
+    return ctx.clock.now() - timedelta(seconds=1)
+
+
+def statuses(ctx: Context) -> Counter:
+    with ctx.db.transaction() as session:
+        return Counter(
+            dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+        )
+
+
+def test_fifty_mailboxes_have_their_emails_in_flight_at_the_same_time(ctx):
+    """One email each: the server holds all fifty unanswered at once (eight connections,
+    the old bound, would never get there), then every one is recorded as sent."""
+    with SmtpSink() as sink:
+        seed_due_emails(ctx, 50, mailboxes=50, smtp_port=sink.port, due_at=EARLIER(ctx))
+        release = sink.hold_all_data()
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        ticking = threading.Thread(target=worker.tick)
+        ticking.start()
+        try:
+            most = sink.wait_for_held(50, timeout=60)
+        finally:
+            release.set()
+            ticking.join(timeout=60)
+        worker.close()
+        received = sink.message_ids()
+    assert most == 50
+    assert len(received) == len(set(received)) == 50
+    assert statuses(ctx) == Counter({"sent": 50})
+
+
+def test_no_more_mailboxes_send_at_once_than_the_bound(ctx, monkeypatch):
+    """Five mailboxes, a bound of three: the worker waits for a send to end before it
+    starts a fourth. Checked at the moment the worker starts waiting (a worker that
+    ignored the bound would have started all five without waiting)."""
+    with SmtpSink() as sink:
+        seed_due_emails(ctx, 5, mailboxes=5, smtp_port=sink.port, due_at=EARLIER(ctx))
+        release = sink.hold_all_data()
+        worker = Worker(ctx, WorkerOptions(webhooks=False, connections=3))
+        waiting, in_flight_then = threading.Event(), []
+        wait_for_a_send = worker.sends._wait_for_a_send
+
+        def noted(*args, **kwargs):
+            if not waiting.is_set():
+                sink.wait_for_held(len(worker.sends.sending), timeout=60)
+                in_flight_then.append(len(worker.sends.sending))
+                waiting.set()
+            return wait_for_a_send(*args, **kwargs)
+
+        monkeypatch.setattr(worker.sends, "_wait_for_a_send", noted)
+        ticking = threading.Thread(target=worker.tick)
+        ticking.start()
+        try:
+            assert waiting.wait(60)
+            most = sink.wait_for_held(3, timeout=60)
+        finally:
+            release.set()
+            ticking.join(timeout=60)
+        worker.close()
+        received = sink.message_ids()
+    assert in_flight_then == [3] and most == 3
+    assert len(received) == len(set(received)) == 5
+    assert statuses(ctx) == Counter({"sent": 5})
+
+
+def test_a_running_worker_claims_and_sends_while_another_mailbox_waits_for_its_server(
+    database, settings
+):
+    """One server holds its first email unanswered; an email of another mailbox that
+    falls due later is claimed and sent meanwhile (a worker that waited for every send
+    of a round before claiming again would wait for the stuck server)."""
+    ctx = Context(db=database, clock=SystemClock(), settings=settings)
+    with SmtpSink() as stuck, SmtpSink() as healthy:
+        stuck_box, later_box = seed_due_emails(ctx, 2, mailboxes=2, smtp_port=stuck.port)
+        with ctx.db.transaction() as session:
+            session.execute(
+                update(StepRun)
+                .where(StepRun.mailbox_id == later_box)
+                .values(due_at=ctx.clock.now() + timedelta(seconds=2))
+            )
+        update_mailbox(ctx, later_box, {"smtp_port": healthy.port})
+        reached, release = stuck.hang_data_after(0)
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        running = threading.Thread(target=worker.run)
+        running.start()
+        try:
+            assert reached.wait(60)
+            healthy.wait_for_messages(1, timeout=60)
+            still_stuck = not release.is_set() and stuck.message_count == 1
+        finally:
+            release.set()
+            worker.stop_event.set()
+            running.join(timeout=60)
+        assert still_stuck
+        assert len(stuck.message_ids()) == len(healthy.message_ids()) == 1
+    assert statuses(ctx) == Counter({"sent": 2})
+    assert stuck_box != later_box
