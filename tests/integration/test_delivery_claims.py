@@ -512,7 +512,8 @@ def test_one_claim_takes_several_mailboxes_each_within_its_own_throttle(ctx, wor
 
     now = ctx.clock.now()
     by_mailbox = {
-        box: [c.slot for c in claimed if c.mailbox_id == box] for box in (world.mailbox.id, other.id)
+        box: [c.slot for c in claimed if c.mailbox_id == box]
+        for box in (world.mailbox.id, other.id)
     }
     assert by_mailbox == {box: [now, now + timedelta(seconds=6)] for box in by_mailbox}
     assert {m.mailbox_id for m in rows(ctx, Message)} == {world.mailbox.id, other.id}
@@ -540,9 +541,10 @@ def test_a_claim_of_a_mailbox_with_no_slot_before_the_horizon_composes_nothing(c
     assert rows(ctx, Message) == []
     assert {r.wait_reason for r in rows(ctx, StepRun)} == {"rate_limit"}
     # and the round does not even look at it: no slot before now + horizon
-    assert claims.mailboxes_with_due_email(
-        ctx, slot_before=ctx.clock.now() + timedelta(seconds=2)
-    ) == []
+    assert (
+        claims.mailboxes_with_due_email(ctx, slot_before=ctx.clock.now() + timedelta(seconds=2))
+        == []
+    )
     assert claims.mailboxes_with_due_email(
         ctx, slot_before=ctx.clock.now() + timedelta(minutes=1)
     ) == [world.mailbox.id]

@@ -22,7 +22,7 @@ from tests.support.seed import seed_due_emails
 from tests.support.smtp_sink import SmtpSink
 
 
-def EARLIER(ctx: Context):  # noqa: N802 - reads as a moment
+def EARLIER(ctx: Context):
     """Due a second ago: the frozen clock does not pass the seeded emails' due times."""
     return ctx.clock.now() - timedelta(seconds=1)
 
@@ -30,7 +30,9 @@ def EARLIER(ctx: Context):  # noqa: N802 - reads as a moment
 def statuses(ctx: Context) -> Counter:
     with ctx.db.transaction() as session:
         return Counter(
-            dict(session.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+            dict(
+                session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
+            )
         )
 
 

@@ -405,10 +405,10 @@ class _SinkSMTP(SMTP):
     async def push(self, status: str | bytes) -> None:
         """The greeting waits `greeting_delay` (not for aiosmtpd's own start-up probe)."""
         greeting = isinstance(status, str) and status.startswith("220 ")
-        if greeting and self.sink.greeting_delay and self.sink._running:
-            if not getattr(self, "_greeted", False):
-                self._greeted = True
-                await asyncio.sleep(self.sink.greeting_delay)
+        first = not getattr(self, "_greeted", False)
+        if greeting and first and self.sink.greeting_delay and self.sink._running:
+            self._greeted = True
+            await asyncio.sleep(self.sink.greeting_delay)
         await super().push(status)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -436,8 +436,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Count messages sent to a local SMTP sink.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer to DATA")
-    parser.add_argument("--greeting-delay", type=float, default=0.0, help="seconds before the greeting")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds before each answer to DATA"
+    )
+    parser.add_argument(
+        "--greeting-delay", type=float, default=0.0, help="seconds before the greeting"
+    )
     args = parser.parse_args(argv)
     stopping = {signal.SIGTERM, signal.SIGINT}
     # Blocked before the server thread starts (it inherits the mask), then awaited: no

@@ -23,7 +23,7 @@ import queue
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 
 from cadenza import logs
@@ -38,6 +38,8 @@ log = logging.getLogger("cadenza.worker")
 
 # The longest a wait for a send lasts before the loop looks at its stop flag again.
 _STOP_CHECK_SECONDS = 0.25
+# The database stamps a hand-over a moment before this worker notes it: ask just after.
+_AFTER_THE_MARK = timedelta(milliseconds=1)
 
 
 class Sends:
@@ -60,6 +62,8 @@ class Sends:
         # (slot, mailbox) of each mailbox with a queued email and nothing in flight
         self._ready: list[tuple[datetime, int]] = []
         self._ended: queue.SimpleQueue[int] = queue.SimpleQueue()  # mailboxes whose send ended
+        # when this worker last handed each mailbox's email over (its spacing counts from it)
+        self._last_start: dict[int, datetime] = {}
         self._executor: ThreadPoolExecutor | None = None
 
     # -- what is held -------------------------------------------------------------------
@@ -107,10 +111,8 @@ class Sends:
                 continue
             slot, mailbox_id = self._ready[0]
             delay = (slot - now).total_seconds()
-            if until is not None:
-                wait_until = min(delay, (until - now).total_seconds())
-            else:
-                wait_until = delay
+            left = delay if until is None else (until - now).total_seconds()
+            wait_until = min(delay, left)
             if delay > 0:
                 if self.sending:  # a send may end (and be recorded) before this slot
                     self._wait_for_a_send(until, wait_until)
@@ -161,15 +163,19 @@ class Sends:
 
     def _hand_over(self, claim: ClaimedEmail) -> bool:
         """Marks it handing (recording what finished meanwhile) and starts its send;
-        False when the worker stopped while the mailbox's previous email ran late."""
+        False when the worker is stopping and the mailbox's previous email left too
+        recently (WAIT): it is released with the rest.
+
+        On WAIT the mailbox goes back to the heap a tenth of its spacing later, and the
+        other mailboxes go on meanwhile (one late mailbox must not stall a thousand)."""
         finished, self.finished = self.finished, []
         with logs.bound(**ids_of(claim)):
             step = jobs.hand_over(self.ctx, claim, self.worker_id, finished)
-            while step is HandOver.WAIT and not self.stop.is_set():
-                self.ctx.clock.wait(claim.spacing.total_seconds() / 10, self.stop)
-                step = jobs.hand_over(self.ctx, claim, self.worker_id)
         if step is HandOver.WAIT:
-            return False
+            if self.stop.is_set():
+                return False
+            heapq.heappush(self._ready, (self._next_free(claim), claim.mailbox_id))
+            return True
         waiting = self.queues[claim.mailbox_id]
         waiting.popleft()
         if not waiting:
@@ -180,6 +186,22 @@ class Sends:
             heapq.heappush(self._ready, (waiting[0].slot, claim.mailbox_id))
         return True
 
+    def _ready_at(self, claim: ClaimedEmail) -> datetime:
+        """When the mailbox may hand `claim` over: its slot, and no sooner than a spacing
+        after this worker's last hand-over for it (the database's rule at hand-over:
+        asking before would only be told to wait)."""
+        last = self._last_start.get(claim.mailbox_id)
+        if last is None:
+            return claim.slot
+        return max(claim.slot, last + claim.spacing + _AFTER_THE_MARK)
+
+    def _next_free(self, claim: ClaimedEmail) -> datetime:
+        """After a WAIT: when this worker's own last hand-over allows, or (another
+        worker's hand-over, not known here) a tenth of the spacing later."""
+        now = self.ctx.clock.now()
+        ready = self._ready_at(claim)
+        return ready if ready > now else now + claim.spacing / 10
+
     def _start(self, claim: ClaimedEmail) -> None:
         transport = self._transport_of(claim.mailbox_id)
         with logs.bound(**ids_of(claim)):  # the sender thread logs with the ids too
@@ -188,6 +210,7 @@ class Sends:
             send, transport.send, claim.sender, [claim.recipient], claim.raw
         )
         self.sending[claim.mailbox_id] = (claim, future)
+        self._last_start[claim.mailbox_id] = self.ctx.clock.now()
         future.add_done_callback(lambda _, mailbox_id=claim.mailbox_id: self._ended.put(mailbox_id))
         self.handed += 1
         lateness = (self.ctx.clock.now() - claim.slot).total_seconds()
@@ -204,7 +227,9 @@ class Sends:
         if until is not None:
             timeout = min(timeout, max((until - self.ctx.clock.now()).total_seconds(), 0.0))
         try:
-            mailbox_id = self._ended.get(timeout=timeout) if timeout > 0 else self._ended.get_nowait()
+            mailbox_id = (
+                self._ended.get(timeout=timeout) if timeout > 0 else self._ended.get_nowait()
+            )
         except queue.Empty:
             return
         self._collected(mailbox_id)
@@ -229,7 +254,7 @@ class Sends:
         log.info("email handed over: %s%s", result.outcome, code, extra=extra)
         waiting = self.queues.get(mailbox_id)
         if waiting:
-            heapq.heappush(self._ready, (waiting[0].slot, mailbox_id))
+            heapq.heappush(self._ready, (self._ready_at(waiting[0]), mailbox_id))
 
     def _senders(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -245,4 +270,3 @@ def ids_of(claim: ClaimedEmail) -> dict[str, int | None]:
         "step_run_id": claim.run_id,
         "message_id": claim.message_pk,
     }
-

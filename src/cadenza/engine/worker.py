@@ -130,8 +130,9 @@ class Worker:
     def _queue(self, claims: list[ClaimedEmail]) -> None:
         """A claim transaction's emails: queued, and whatever is due by now handed over, so
         a long claim round (a thousand mailboxes) does not hold up earlier slots."""
-        for mailbox_id in {claim.mailbox_id for claim in claims}:
-            self._open_transport(mailbox_id)
+        settings = jobs.mailbox_settings_of(self.ctx, {claim.mailbox_id for claim in claims})
+        for mailbox_id, these in settings.items():
+            self._open_transport(mailbox_id, these)
         self.sends.add(claims)
         self.sends.pump(until=self.ctx.clock.now(), wait=False)
 
@@ -220,10 +221,9 @@ class Worker:
             self._transports[mailbox_id] = (changed, transport_for(changed), time.monotonic())
         return self._transports[mailbox_id][1]
 
-    def _open_transport(self, mailbox_id: int) -> None:
+    def _open_transport(self, mailbox_id: int, settings: TransportSettings) -> None:
         """Keeps one transport (one SMTP connection) per mailbox while it has work; a
         change to the mailbox's settings (host, login, password...) opens a new one."""
-        settings = jobs.mailbox_settings(self.ctx, mailbox_id)
         cached = self._transports.get(mailbox_id)
         if cached is not None and cached[0] == settings:
             transport = cached[1]
@@ -250,4 +250,3 @@ class Worker:
         """Due steps, ended out-of-office pauses, or due webhook deliveries (the
         dispatcher thread is sending them)."""
         return jobs.has_due_work(self.ctx, webhooks_too=self.options.webhooks)
-

@@ -12,13 +12,13 @@ loop (the layer contract in pyproject.toml holds the worker to it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
 from cadenza.domain.transport_settings import TransportSettings
 from cadenza.services import retention
-from cadenza.services.accounts.mailboxes import transport_settings
+from cadenza.services.accounts.mailboxes import transport_settings_of
 from cadenza.services.automation import runner as automation
 from cadenza.services.context import Context
 from cadenza.services.delivery import claims, recovery
@@ -42,6 +42,7 @@ __all__ = [
     "has_due_work",
     "heartbeat",
     "mailbox_settings",
+    "mailbox_settings_of",
     "next_wakeup",
     "record_outcomes",
     "release_unsent",
@@ -104,12 +105,18 @@ def claim_due(
     return due
 
 
+def mailbox_settings_of(ctx: Context, mailbox_ids: Collection[int]) -> dict[int, TransportSettings]:
+    """mailbox_settings of several mailboxes: the tokens due for renewal found in one
+    statement, the settings read in another (the worker asks after each claim)."""
+    oauth_tokens.refresh_due(ctx, mailbox_ids)
+    return transport_settings_of(ctx, mailbox_ids)
+
+
 def mailbox_settings(ctx: Context, mailbox_id: int) -> TransportSettings:
     """What the worker connects with: a plain value, never the stored mailbox. An OAuth
     mailbox's access token is renewed first when it is about to expire (a refused
     renewal disconnects the mailbox, and its claimed emails wait at hand-over)."""
-    oauth_tokens.refresh_if_due(ctx, mailbox_id)
-    return transport_settings(ctx, mailbox_id)
+    return mailbox_settings_of(ctx, [mailbox_id])[mailbox_id]
 
 
 def next_wakeup(ctx: Context) -> datetime | None:

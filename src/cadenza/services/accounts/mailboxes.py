@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -256,6 +257,23 @@ def transport_settings(
     user (someone else's mailbox answers as missing); None is a trusted caller.
     """
     mailbox = get_mailbox(ctx, mailbox_id, actor_id=actor_id)
+    return _settings_of(ctx, mailbox, timeout)
+
+
+def transport_settings_of(
+    ctx: Context, mailbox_ids: Collection[int]
+) -> dict[int, TransportSettings]:
+    """transport_settings of several mailboxes (a trusted caller: the worker), read in
+    one statement: the worker asks for every mailbox it has just claimed emails of."""
+    with ctx.db.read() as session:
+        views = [
+            MailboxView.of(mailbox)
+            for mailbox in session.scalars(select(Mailbox).where(Mailbox.id.in_(mailbox_ids)))
+        ]
+    return {view.id: _settings_of(ctx, view, SMTP_TIMEOUT_SECONDS) for view in views}
+
+
+def _settings_of(ctx: Context, mailbox: MailboxView, timeout: float) -> TransportSettings:
     if mailbox.transport == MailTransport.CAPTURE:
         return CaptureSettings()
     security = mailbox.smtp_security
@@ -268,7 +286,7 @@ def transport_settings(
         password=None if oauth else smtp_password(ctx, mailbox),
         timeout=timeout,
         xoauth2=oauth,
-        oauth_token=oauth_access_token(ctx, mailbox_id) if oauth else None,
+        oauth_token=oauth_access_token(ctx, mailbox.id) if oauth else None,
     )
 
 
