@@ -83,6 +83,7 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
             "tests/integration/test_delivery_claims.py",
             "tests/integration/test_delivery_guarantees.py",
             "tests/integration/test_engine.py",  # throttles, send windows, render failures
+            "tests/integration/test_task_reminders.py",  # the daily digests claimed
         ],
         SQLITE_ONLY,
     ),

@@ -548,3 +548,87 @@ def test_a_claim_of_a_mailbox_with_no_slot_before_the_horizon_composes_nothing(c
     assert claims.mailboxes_with_due_email(
         ctx, slot_before=ctx.clock.now() + timedelta(minutes=1)
     ) == [world.mailbox.id]
+
+
+def test_a_mailbox_with_no_slot_yet_taken_but_a_due_run_told_why_is_still_looked_at(ctx, world):
+    """No next slot recorded (never sent) and a due run already marked (a retry, say):
+    the mailbox is claimable; one with a slot past the horizon whose runs were all told
+    why they wait is not."""
+    [eid] = enroll_ids(world, [world.contact()])
+    write(ctx, StepRun, run_of(ctx, eid).id, wait_reason="retry")
+    soon = ctx.clock.now() + timedelta(seconds=2)
+    assert claims.mailboxes_with_due_email(ctx, slot_before=soon) == [world.mailbox.id]
+    write(ctx, Mailbox, world.mailbox.id, next_send_at=soon + timedelta(seconds=1))
+    assert claims.mailboxes_with_due_email(ctx, slot_before=soon) == []
+
+
+def test_one_claim_counts_each_mailboxs_daily_room_apart(ctx, world):
+    """Two mailboxes in one claim: the one at its daily limit gets nothing and says why,
+    the other sends; neither's sends count against the other."""
+    other = second_mailbox(ctx, world)
+    write(ctx, Mailbox, world.mailbox.id, daily_limit=1)
+    write(ctx, Mailbox, other.id, daily_limit=1)
+    [sent] = enroll_ids(world, [world.contact("s@corp.example")], mailbox_id=world.mailbox.id)
+    claims.claim_emails(ctx, [world.mailbox.id], "w0", batch_size=10, horizon=LEASE, lease=LEASE)
+    [full] = enroll_ids(world, [world.contact("a@corp.example")], mailbox_id=world.mailbox.id)
+    [free] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
+
+    claimed = claims.claim_emails(
+        ctx, [other.id, world.mailbox.id], "w1", batch_size=10, horizon=LEASE, lease=LEASE
+    )
+
+    assert [c.enrollment_id for c in claimed] == [free]
+    assert run_of(ctx, full).wait_reason == "daily_limit"
+    assert run_of(ctx, sent).status == "sending"
+    with ctx.db.read() as session:
+        now = ctx.clock.now()
+        assert claims.counted_last_24h(session, world.mailbox.id, now) == 1
+        assert claims.counted_last_24h(session, other.id, now) == 1
+        assert claims.counted_last_24h(session, MISSING_ID, now) == 0
+
+
+def test_runs_are_marked_waiting_in_the_held_mailbox_only_and_email_steps_only(ctx, world):
+    other = second_mailbox(ctx, world)
+    for c in world.contacts(3, prefix="a"):
+        enroll_ids(world, [c], mailbox_id=world.mailbox.id)  # one at a time: 6 s apart
+    [elsewhere] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
+    calls = world.make_sequence(steps=TASK_STEP, name="Calls")
+    [call] = enroll_ids(
+        world, [world.contact("t@corp.example")], calls, mailbox_id=world.mailbox.id
+    )
+
+    [claimed] = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=2))
+
+    runs = {r.enrollment_id: r for r in rows(ctx, StepRun)}
+    held = [r for r in runs.values() if r.mailbox_id == world.mailbox.id and r.step_type == "email"]
+    assert sorted(r.wait_reason or "-" for r in held) == ["-", "rate_limit", "rate_limit"]
+    assert runs[claimed.enrollment_id].wait_reason is None  # the granted one
+    assert runs[elsewhere].wait_reason is None  # another mailbox's, not claimed
+    assert runs[call].wait_reason is None  # a task step is no email
+
+
+def test_follow_ups_outside_their_window_are_moved_until_one_can_be_sent(ctx, world):
+    """Slots for two: the two earliest due follow-ups are outside their window (moved to
+    the morning), the claim reads on and grants the next two, in due order."""
+    closed = world.make_sequence(
+        steps=[ONE_EMAIL[0], {**ONE_EMAIL[0], "delay_days": 1}],
+        settings={"send_window": {"start": "08:00", "end": "17:00"}},  # 18:00 in Tokyo
+        name="Closed in Tokyo",
+    )
+    ids = []
+    for i, zone in enumerate(["Asia/Tokyo", "Asia/Tokyo", "UTC", "UTC", "UTC"]):
+        [eid] = enroll_ids(world, [world.contact(f"f{i}@corp.example")], closed, timezone=zone)
+        ids.append(eid)
+    due = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        for n, eid in enumerate(ids):
+            run = session.query(StepRun).filter_by(enrollment_id=eid).one()
+            run.step_position, run.due_at = 2, due - timedelta(minutes=10 - n)
+
+    claimed = claim(ctx, "w1", world.mailbox.id, batch_size=10, horizon=timedelta(seconds=7))
+
+    assert [c.enrollment_id for c in claimed] == ids[2:4]
+    runs = {r.enrollment_id: r for r in rows(ctx, StepRun)}
+    assert {runs[e].wait_reason for e in ids[:2]} == {"send_window"}
+    assert all(runs[e].due_at > due for e in ids[:2])
+    assert runs[ids[4]].wait_reason == "rate_limit"

@@ -84,6 +84,9 @@ def test_no_more_than_the_daily_room_is_granted(room, granted):
         (None, timedelta(minutes=1), 100, 11),
         (None, timedelta(minutes=1), 4, 4),  # the daily room caps it
         (None, timedelta(minutes=1), 0, 0),
+        (None, timedelta(minutes=1), 1, 1),
+        (None, timedelta(minutes=1), -3, 0),  # over the limit already (a limit lowered)
+        (NOW + timedelta(seconds=2), timedelta(seconds=2), 100, 1),  # a slot at the horizon
         (NOW + timedelta(seconds=3), timedelta(seconds=2), 100, 0),  # next slot too late
         (NOW - timedelta(hours=1), timedelta(seconds=2), 100, 1),  # a past slot starts now
     ],

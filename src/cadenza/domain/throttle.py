@@ -39,10 +39,10 @@ def most_slots(
     """The most slots plan_slots can grant before `horizon` (every item at the shortest
     spacing): how many due items a claim needs to read."""
     first = max(next_free or now, now)
-    if first > horizon or daily_room <= 0:
+    if first > horizon:
         return 0
     step = spacing(per_minute_limit, bulk_first=False)
-    return min(int((horizon - first) / step) + 1, daily_room)
+    return max(0, min(int((horizon - first) / step) + 1, daily_room))
 
 
 def plan_slots(
