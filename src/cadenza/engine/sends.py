@@ -17,6 +17,7 @@ slot of their next email, so the next hand-over is found in O(log n) among thous
 from __future__ import annotations
 
 import contextvars
+import functools
 import heapq
 import logging
 import queue
@@ -211,11 +212,15 @@ class Sends:
         )
         self.sending[claim.mailbox_id] = (claim, future)
         self._last_start[claim.mailbox_id] = self.ctx.clock.now()
-        future.add_done_callback(lambda _, mailbox_id=claim.mailbox_id: self._ended.put(mailbox_id))
+        future.add_done_callback(functools.partial(self._send_ended, claim.mailbox_id))
         self.handed += 1
         lateness = (self.ctx.clock.now() - claim.slot).total_seconds()
         self.metrics.lateness.observe(max(lateness, 0.0))
         self.metrics.handed_over.labels(str(claim.mailbox_id)).inc()
+
+    def _send_ended(self, mailbox_id: int, _: Future[DeliveryResult]) -> None:
+        """On the sender thread: tells the worker's loop (which alone touches the rest)."""
+        self._ended.put(mailbox_id)
 
     def _wait_for_a_send(self, until: datetime | None, most: float | None = None) -> None:
         """Until a send ends (then collects it), `most` seconds pass, or `until` comes."""

@@ -179,7 +179,7 @@ def _due_digests(
     )
     by_mailbox: dict[int, list[Row[TaskDigest, User]]] = {}
     for row in rows:
-        mine = by_mailbox.setdefault(row[0].mailbox_id, [])
+        mine = by_mailbox.setdefault(cast(int, row[0].mailbox_id), [])  # one of mailbox_ids
         if len(mine) < limit:
             mine.append(row)
     return by_mailbox
