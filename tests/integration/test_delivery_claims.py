@@ -589,6 +589,8 @@ def test_one_claim_counts_each_mailboxs_daily_room_apart(ctx, world):
 
 def test_runs_are_marked_waiting_in_the_held_mailbox_only_and_email_steps_only(ctx, world):
     other = second_mailbox(ctx, world)
+    [done] = enroll_ids(world, [world.contact("d@corp.example")], mailbox_id=world.mailbox.id)
+    write(ctx, StepRun, run_of(ctx, done).id, status="sent")  # due once, sent since
     for c in world.contacts(3, prefix="a"):
         enroll_ids(world, [c], mailbox_id=world.mailbox.id)  # one at a time: 6 s apart
     [elsewhere] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
@@ -600,11 +602,16 @@ def test_runs_are_marked_waiting_in_the_held_mailbox_only_and_email_steps_only(c
     [claimed] = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=2))
 
     runs = {r.enrollment_id: r for r in rows(ctx, StepRun)}
-    held = [r for r in runs.values() if r.mailbox_id == world.mailbox.id and r.step_type == "email"]
+    held = [
+        r
+        for r in runs.values()
+        if r.mailbox_id == world.mailbox.id and r.step_type == "email" and r.enrollment_id != done
+    ]
     assert sorted(r.wait_reason or "-" for r in held) == ["-", "rate_limit", "rate_limit"]
     assert runs[claimed.enrollment_id].wait_reason is None  # the granted one
     assert runs[elsewhere].wait_reason is None  # another mailbox's, not claimed
     assert runs[call].wait_reason is None  # a task step is no email
+    assert runs[done].wait_reason is None  # no longer pending
 
 
 def test_follow_ups_outside_their_window_are_moved_until_one_can_be_sent(ctx, world):
