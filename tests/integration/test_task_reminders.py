@@ -7,6 +7,8 @@ digest hour is 13:00 UTC.
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import default
@@ -74,6 +76,8 @@ def test_the_digest_comes_once_a_local_day_at_the_users_hour_listing_the_days_ta
     reminders.update_preferences(ctx, rep.user.id, changes, actor_id=rep.user.id)
     enroll_ids(rep, [rep.contact(), rep.contact("bo@corp.example", firstname="Bo")])
     worker.run_until(ctx.clock.now())  # the tasks fall due now
+    first = min(rows(ctx, Task), key=lambda task: task.id)  # Ann's, due 5 minutes later
+    write(ctx, Task, first.id, due_at=first.due_at + timedelta(minutes=5))
     assert worker.next_wakeup() == DIGEST_HOUR_UTC  # the tick wakes up for the digest
     worker.run_until(DIGEST_HOUR_UTC - timedelta(minutes=1))
     assert sink.messages == []
@@ -87,6 +91,12 @@ def test_the_digest_comes_once_a_local_day_at_the_users_hour_listing_the_days_ta
     assert digest.rcpt_tos == ("rep@example.com",)
     body = email.get_body(("html",)).get_content()
     assert "Call Ann" in body and "Call Bo" in body and "bo@corp.example" in body
+    # one line a task, in due order (Bo's first), each contact named with its address
+    contacts = re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td></tr>", body)
+    assert [html.unescape(c) for c in contacts] == [
+        "Bo <bo@corp.example>",
+        "Ann <ann@corp.example>",
+    ]
     assert "04:00" in body  # due 09:00 UTC, shown in New York time
     assert 'href="http://127.0.0.1:8000/tasks"' in body
     [row] = rows(ctx, TaskDigest)
