@@ -93,6 +93,9 @@ def test_enroll_two_contacts_send_later_in_rome_then_outbox(tab, server_ctx, dem
         # not detected, and enrolling is refused until the person confirms it.
         assert "replies not detected" in page.inner_text("#enroll-dialog")
         assert "keeps getting the follow-ups" in page.inner_text("#enroll-warnings")
+        # every preview asked for has come back (under load one can arrive after the
+        # schedule shows 09:00, and its swap replaces the button being clicked)
+        page.wait_for_function("() => !document.querySelector('.htmx-request')")
         page.once("dialog", lambda d: d.accept())
         button.click()
         page.wait_for_selector("#error-mailbox:has-text('confirm to enroll anyway')")
