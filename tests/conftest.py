@@ -41,29 +41,6 @@ MISSING_ID = 2**31 - 1
 MONDAY_9AM = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-# The items that each take longest (10-30 s on the quiet 2-core machine, from
-# `--durations`), and the group that runs real-clock workers one after another on one
-# xdist worker: started first, so that no long item begins while the other workers
-# have nothing left to do (under `--dist loadgroup` work is handed out in collection
-# order). docs/testing.md, "Speed".
-LONG_FIRST = (
-    "tests/integration/test_workers.py",  # the "realclock" group's longest file
-    "tests/e2e/test_full_flow.py",
-    "tests/integration/test_list_enrollment.py::test_automation_enrolls_a_5000_member_list",
-    "tests/ui/test_sessions_http.py",
-    "tests/integration/test_doctor.py",
-    "tests/unit/test_enums.py",
-)
-
-
-def _starts_first(item: pytest.Item) -> bool:
-    grouped = any(mark.args == ("realclock",) for mark in item.iter_markers("xdist_group"))
-    return grouped or item.nodeid.startswith(LONG_FIRST)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not _starts_first(item))  # stable: the rest keep their order
-
 
 @contextlib.contextmanager
 def throwaway_pg_database(label: str) -> Iterator[str]:
