@@ -41,7 +41,6 @@ MISSING_ID = 2**31 - 1
 MONDAY_9AM = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-
 @contextlib.contextmanager
 def throwaway_pg_database(label: str) -> Iterator[str]:
     """A migrated PostgreSQL database of this process's own, dropped afterwards: its URL."""
