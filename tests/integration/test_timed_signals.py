@@ -30,6 +30,8 @@ def test_an_out_of_office_pause_ends_in_the_tick_with_no_inbox_watched(ctx, worl
     with ctx.db.read() as session:
         assert session.get(Enrollment, enrollment_id).state in ("active", "finished")
         sent = session.scalars(
-            select(Message).where(Message.enrollment_id == enrollment_id, Message.status == "sent")
+            select(Message)
+            .where(Message.enrollment_id == enrollment_id, Message.status == "sent")
+            .order_by(Message.sent_at)  # PostgreSQL returns rows in no set order
         ).all()
     assert len(sent) == 2 and sent[1].sent_at >= resume_at
