@@ -84,7 +84,7 @@ def main() -> None:
                     update(StepRun).where(StepRun.mailbox_id == box).values(due_at=slot)
                 )
         peak = run_workers(db.url, args, start, port)
-        rows = read_hand_overs(ctx, start, start + timedelta(seconds=args.seconds))
+        rows = read_hand_overs(ctx)
     report(args, spacing, first_slot, rows, peak, counted["messages"])
 
 
@@ -148,7 +148,7 @@ def run_workers(
     return peak
 
 
-def read_hand_overs(ctx: Context, start: datetime, end: datetime) -> list[tuple[int, datetime]]:
+def read_hand_overs(ctx: Context) -> list[tuple[int, datetime]]:
     """(mailbox, handed_at) of every email handed over, in hand-over order."""
     with ctx.db.transaction() as session:
         rows = session.execute(

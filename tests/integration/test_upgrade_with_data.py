@@ -523,7 +523,7 @@ def test_db_upgrade_on_the_old_release_then_the_engine_carries_on(
     from cadenza.cli import app
     from cadenza.config import Settings
     from cadenza.engine.worker import Worker, WorkerOptions
-    from cadenza.services.worker_jobs import mailbox_settings
+    from cadenza.services.worker_jobs import mailbox_settings_of
     from cadenza.store.models import Enrollment, Mailbox, Message
 
     db, ids, _ = old_release
@@ -539,7 +539,8 @@ def test_db_upgrade_on_the_old_release_then_the_engine_carries_on(
     assert stored and CLEAR_SMTP_PASSWORD not in stored
 
     ctx = Context(db=db, clock=FrozenClock(T0), settings=Settings())
-    assert mailbox_settings(ctx, ids["relay"]).password == CLEAR_SMTP_PASSWORD
+    relay = mailbox_settings_of(ctx, [ids["relay"]])[ids["relay"]]
+    assert relay.password == CLEAR_SMTP_PASSWORD
     worker = Worker(ctx, WorkerOptions(batch_size=10), worker_id="after-upgrade")
     try:
         worker.run_until(T0 + timedelta(days=3))

@@ -167,8 +167,9 @@ class Sends:
         False when the worker is stopping and the mailbox's previous email left too
         recently (WAIT): it is released with the rest.
 
-        On WAIT the mailbox goes back to the heap a tenth of its spacing later, and the
-        other mailboxes go on meanwhile (one late mailbox must not stall a thousand)."""
+        On WAIT the mailbox goes back to the heap for when its spacing allows
+        (`_next_free`), and the other mailboxes go on meanwhile: one late mailbox must
+        not stall a thousand."""
         finished, self.finished = self.finished, []
         with logs.bound(**ids_of(claim)):
             step = jobs.hand_over(self.ctx, claim, self.worker_id, finished)
@@ -210,11 +211,12 @@ class Sends:
         future = self._senders().submit(
             send, transport.send, claim.sender, [claim.recipient], claim.raw
         )
+        started = self.ctx.clock.now()
         self.sending[claim.mailbox_id] = (claim, future)
-        self._last_start[claim.mailbox_id] = self.ctx.clock.now()
+        self._last_start[claim.mailbox_id] = started
         future.add_done_callback(functools.partial(self._send_ended, claim.mailbox_id))
         self.handed += 1
-        lateness = (self.ctx.clock.now() - claim.slot).total_seconds()
+        lateness = (started - claim.slot).total_seconds()
         self.metrics.lateness.observe(max(lateness, 0.0))
         self.metrics.handed_over.labels(str(claim.mailbox_id)).inc()
 

@@ -41,7 +41,6 @@ __all__ = [
     "hand_over",
     "has_due_work",
     "heartbeat",
-    "mailbox_settings",
     "mailbox_settings_of",
     "next_wakeup",
     "record_outcomes",
@@ -84,8 +83,8 @@ def claim_due(
 ) -> list[ClaimedEmail]:
     """Due emails of up to `mailboxes` mailboxes with work and a free send slot within
     the horizon, claimed under a lease, in send-slot order. `claimed` is called with each
-    mailbox's claims as they are made (one transaction per mailbox): a worker hands over
-    what is due meanwhile instead of waiting for the whole round."""
+    transaction's claims (MAILBOXES_PER_TRANSACTION mailboxes) as they are made: a worker
+    hands over what is due meanwhile instead of waiting for the whole round."""
     due: list[ClaimedEmail] = []
     slot_before = ctx.clock.now() + horizon
     waiting = claims.mailboxes_with_due_email(ctx, mailboxes, slot_before=slot_before)
@@ -106,17 +105,12 @@ def claim_due(
 
 
 def mailbox_settings_of(ctx: Context, mailbox_ids: Collection[int]) -> dict[int, TransportSettings]:
-    """mailbox_settings of several mailboxes: the tokens due for renewal found in one
-    statement, the settings read in another (the worker asks after each claim)."""
+    """What the worker connects with, for each of these mailboxes: a plain value, never
+    the stored mailbox. OAuth access tokens about to expire are renewed first (found in
+    one statement; a refused renewal disconnects the mailbox, and its claimed emails
+    wait at hand-over), then the settings are read in another."""
     oauth_tokens.refresh_due(ctx, mailbox_ids)
     return transport_settings_of(ctx, mailbox_ids)
-
-
-def mailbox_settings(ctx: Context, mailbox_id: int) -> TransportSettings:
-    """What the worker connects with: a plain value, never the stored mailbox. An OAuth
-    mailbox's access token is renewed first when it is about to expire (a refused
-    renewal disconnects the mailbox, and its claimed emails wait at hand-over)."""
-    return mailbox_settings_of(ctx, [mailbox_id])[mailbox_id]
 
 
 def next_wakeup(ctx: Context) -> datetime | None:

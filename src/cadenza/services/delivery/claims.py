@@ -316,12 +316,14 @@ def claim_emails(
         counted = counted_last_24h_of(session, ids, now)
         plans: list[tuple[Mailbox, list[tuple[StepRun, Enrollment]], list[datetime]]] = []
         for mailbox in mailboxes:
-            extra = reminders.get(mailbox.id, []), digests.get(mailbox.id, [])
+            mine, theirs = reminders.get(mailbox.id, []), digests.get(mailbox.id, [])
             room = mailbox.daily_limit - counted.get(mailbox.id, 0)
-            granted, slots = _plan_mailbox(session, mailbox, room, now, horizon, batch_size, *extra)
+            granted, slots = _plan_mailbox(
+                session, mailbox, room, now, horizon, batch_size, mine, theirs
+            )
             plans.append((mailbox, granted, slots))
         claimed = _prepare(session, ctx, plans, worker_id, lease, now)
-        for mailbox, granted, slots in plans:
+        for mailbox, granted, slots in plans:  # reminders, then digests, after the steps
             mine = reminders.get(mailbox.id, [])
             reminder_slots = slots[len(granted) :]
             claimed += _prepare_reminders(session, mailbox, mine, reminder_slots, now)
