@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from cadenza.cli import app
 from cadenza.services import context as context_module
 from cadenza.store.db import Database
-from tests.conftest import widen_cli_consoles
+from tests.conftest import _empty_postgres, widen_cli_consoles
 
 
 @pytest.fixture
@@ -51,3 +51,15 @@ def cli(database, monkeypatch, tmp_path):
         return output
 
     return run
+
+
+@pytest.fixture
+def pg_ctx(pg_database_url, clock, settings):
+    """A context on PostgreSQL only, for tests of its row locks (no SQLite variant: the
+    test's id carries no backend, so mutation runs that leave PostgreSQL out keep it)."""
+    from cadenza.services.context import Context
+
+    db = Database(pg_database_url)
+    _empty_postgres(db)
+    yield Context(db=db, clock=clock, settings=settings)
+    db.dispose()

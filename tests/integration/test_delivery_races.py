@@ -11,13 +11,10 @@ came. No sleeps decide anything: the polling below only waits for a state to be 
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.services.context import Context
@@ -25,68 +22,9 @@ from cadenza.services.delivery import claims
 from cadenza.services.delivery import handover as delivery
 from cadenza.services.delivery.handover import HandOver
 from cadenza.services.enrollment import control as enrollment_control
-from cadenza.store.db import Database
 from cadenza.store.models import Enrollment, Message, StepRun
-from tests.conftest import World, _empty_postgres, enroll_ids
-
-BOUND = 30.0  # seconds: only ever reached when something hangs
-
-
-@pytest.fixture
-def pg_ctx(pg_database_url, clock, settings) -> Iterator[Context]:
-    db = Database(pg_database_url)
-    _empty_postgres(db)
-    yield Context(db=db, clock=clock, settings=settings)
-    db.dispose()
-
-
-class Contender:
-    """A use case run in its own thread (and so its own connection)."""
-
-    def __init__(self, action: Callable[[], object]) -> None:
-        self._action = action
-        self.result: object = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self._action()
-        except BaseException as exc:  # re-raised in the test's thread by outcome()
-            self.error = exc
-
-    @property
-    def finished(self) -> bool:
-        return not self._thread.is_alive()
-
-    def outcome(self) -> object:
-        self._thread.join(BOUND)
-        assert self.finished, "the contender never finished"
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-def waiting_on_locks(ctx: Context) -> int:
-    with ctx.db.engine.connect() as connection:
-        return connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-
-
-def queue_behind_lock(ctx: Context, contender: Contender, waiters: int, name: str) -> None:
-    """Waits until `contender` is seen waiting for a lock; fails if it went through instead."""
-    deadline = time.monotonic() + BOUND
-    while waiting_on_locks(ctx) < waiters:
-        if contender.finished:
-            contender.outcome()  # its own error, if it had one
-            pytest.fail(f"{name} did not wait for the enrollment's row lock")
-        assert time.monotonic() < deadline, f"{name} never queued for the lock"
-        time.sleep(0.005)
+from tests.conftest import World, enroll_ids
+from tests.support.pg_locks import Contender, queue_behind_lock
 
 
 def race(ctx: Context, enrollment_id: int, first, second):
