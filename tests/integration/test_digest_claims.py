@@ -67,9 +67,7 @@ def table_rows(message_id, ctx):
     return [tuple(html.unescape(cell) for cell in line) for line in found], body
 
 
-def test_a_day_left_with_no_tasks_records_why_and_the_next_days_digest_is_still_claimed(
-    ctx, world
-):
+def test_a_day_left_with_no_tasks_records_why_and_the_next_days_digest_is_still_claimed(ctx, world):
     digests_on(ctx, world)
     mondays, tuesdays = add_tasks(
         ctx,
@@ -164,9 +162,8 @@ def test_a_long_day_lists_its_first_tasks_by_due_time_and_counts_the_rest(ctx, w
     start = MONDAY_8AM_NY - timedelta(hours=8)  # 00:00 in New York
     count = DIGEST_MAX_LINES + 2
     # written latest first, so that only the order by due time lists them in order
-    add_tasks(
-        ctx, world, *((f"Task {n:03}", start + timedelta(minutes=n), None) for n in reversed(range(count)))
-    )
+    tasks = [(f"Task {n:03}", start + timedelta(minutes=n), None) for n in range(count)]
+    add_tasks(ctx, world, *reversed(tasks))
     make_digest_at(ctx, MONDAY_8AM_NY)
 
     [claimed] = claim(ctx, "w", world.mailbox.id)
