@@ -175,3 +175,31 @@ def test_a_long_day_lists_its_first_tasks_by_due_time_and_counts_the_rest(ctx, w
     assert digest.task_count == count
     subject = BytesParser(policy=default).parsebytes(claimed.raw)["Subject"]
     assert subject == f"Your tasks for Mon 02 Mar: {count} tasks"
+
+
+def test_the_day_counted_is_the_users_local_day(ctx, world):
+    digests_on(ctx, world)
+    late = MONDAY_8AM_NY + timedelta(hours=15, minutes=30)  # Mon 23:30 in New York, Tue in UTC
+    add_tasks(ctx, world, ("Call Ann late", late, None))
+    make_digest_at(ctx, MONDAY_8AM_NY)
+
+    [claimed] = claim(ctx, "w", world.mailbox.id)
+
+    lines, _ = table_rows(claimed.message_pk, ctx)
+    assert lines == [("23:30", "Call Ann late", "")]
+    assert one(ctx, TaskDigest, claimed.digest_id).task_count == 1
+
+
+def test_a_user_without_a_time_zone_has_the_installations_day(ctx, world):
+    from cadenza.store.models import User
+
+    write(ctx, User, world.user.id, timezone=None)  # the settings' default: UTC here
+    digests_on(ctx, world)
+    add_tasks(ctx, world, ("Call Ann", MONDAY_8AM_NY + timedelta(hours=10), None))  # 23:00 UTC
+    ctx.clock.set(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    reminders.make_due_digests(ctx)
+
+    [claimed] = claim(ctx, "w", world.mailbox.id)
+
+    lines, _ = table_rows(claimed.message_pk, ctx)
+    assert lines == [("23:00", "Call Ann", "")]
