@@ -5,7 +5,8 @@ zone, someone else's mailbox, ...) raise before anything is looked at per contac
 Each contact is written inside its own SAVEPOINT, so one failing contact leaves
 nothing half-written while the valid ones still enroll. Contacts are row-locked
 (PostgreSQL) or the whole write is serialised (SQLite's BEGIN IMMEDIATE), so two
-concurrent requests cannot both put a contact into a sequence.
+concurrent requests cannot both put a contact into a sequence. A dry run writes
+nothing and locks nothing: it is a read.
 """
 
 from __future__ import annotations
