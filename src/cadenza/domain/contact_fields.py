@@ -25,6 +25,19 @@ def normalize_email(address: str) -> str:
     return result.normalized
 
 
+@lru_cache(maxsize=4096)
+def is_valid_email(address: str) -> bool:
+    """Whether `normalize_email` accepts the address. Enrolling checks every contact's
+    stored address again (an address may have been stored before it was checked), a
+    preview and then the enrollment itself check the same contacts, and the check is
+    a pure function of the text: the answers are kept (a few thousand short strings)."""
+    try:
+        normalize_email(address)
+    except CadenzaError:
+        return False
+    return True
+
+
 def email_key(address: str) -> str:
     return address.lower()
 

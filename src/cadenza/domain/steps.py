@@ -102,7 +102,7 @@ class StepSpec:
         edits = dict(edits)
         chosen = edits.pop("variant", None) or label
         if not self.variants:
-            return replace(self, **edits)
+            return replace(self, **edits) if edits else self  # frozen: unchanged is itself
         if "subject" in edits or "body" in edits:
             return replace(self, **edits, variants=(), winner_after=None, variant=None)
         return replace(self.as_variant(chosen or self.variants[0].label), **edits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -34,13 +34,30 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+# Connections a process keeps open, and its most: the same ceiling as SQLAlchemy's
+# default (5 kept, 10 more at busy moments, docs/deploy.md), but all of them kept. With
+# the default, a web process serving more than 5 requests at once closed a connection
+# after each of the others and opened a new one for the next request: a PostgreSQL
+# backend started (and an SQLite file opened, its pragmas run) per request under load.
+POOL_SIZE = 15
+
+
+def _pool_options(url: str) -> dict[str, int]:
+    """POOL_SIZE for a server or a file; an in-memory SQLite database has a pool of
+    its own kind (a connection per thread), which takes no size."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return {}
+    return {"pool_size": POOL_SIZE, "max_overflow": 0}
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # A ping per checkout guards against a server that dropped the connection; an
     # SQLite file cannot, and the ping would cost a statement per transaction.
     pre_ping = not url.startswith("sqlite")
-    engine = create_engine(url, future=True, pool_pre_ping=pre_ping)
+    engine = create_engine(url, future=True, pool_pre_ping=pre_ping, **_pool_options(url))
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

@@ -14,7 +14,7 @@ services apply, never decided here. The user they hand on is a read model
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -62,7 +62,12 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def get_ctx(request: Request) -> Context:
+# Dependencies that neither read the database nor block are `async def`: FastAPI runs a
+# plain `def` dependency in its thread pool, a hand-over to another thread and back per
+# dependency and request, which under load costs more than the dependency itself.
+
+
+async def get_ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
@@ -92,15 +97,15 @@ def current_user(request: Request, ctx: Context = Depends(get_ctx)) -> UserView:
 
 def role_guards(
     find_user: Callable[..., UserView],
-) -> tuple[Callable[..., UserView], Callable[..., UserView]]:
+) -> tuple[Callable[..., Awaitable[UserView]], Callable[..., Awaitable[UserView]]]:
     """The writer and admin guards over one way of finding the user (a dependency):
     the API's token and the pages' session cookie get the very same guards."""
 
-    def writer(user: UserView = Depends(find_user)) -> UserView:
+    async def writer(user: UserView = Depends(find_user)) -> UserView:
         policy.check_role(user, Who.WRITER)
         return user
 
-    def admin(user: UserView = Depends(find_user)) -> UserView:
+    async def admin(user: UserView = Depends(find_user)) -> UserView:
         policy.check_role(user, Who.ADMIN)
         return user
 

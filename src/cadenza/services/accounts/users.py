@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from cadenza.domain import token_scopes
@@ -188,18 +188,22 @@ def user_for_token(ctx: Context, token: str) -> UserView | None:
     return holder.user if holder is not None else None
 
 
+# Built once: every API request asks it, only the hash changes.
+_TOKEN_HOLDER = (
+    select(ApiToken, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        User.deactivated_at.is_(None),
+    )
+)
+
+
 def resolve_token(ctx: Context, token: str) -> TokenHolder | None:
     now = ctx.clock.now()
     with ctx.db.read() as session:
-        found = session.execute(
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(
-                ApiToken.token_hash == hash_token(token),
-                ApiToken.revoked_at.is_(None),
-                User.deactivated_at.is_(None),
-            )
-        ).first()
+        found = session.execute(_TOKEN_HOLDER, {"token_hash": hash_token(token)}).first()
     if found is None:
         return None
     row, user = found

@@ -5,7 +5,8 @@ zone, someone else's mailbox, ...) raise before anything is looked at per contac
 Each contact is written inside its own SAVEPOINT, so one failing contact leaves
 nothing half-written while the valid ones still enroll. Contacts are row-locked
 (PostgreSQL) or the whole write is serialised (SQLite's BEGIN IMMEDIATE), so two
-concurrent requests cannot both put a contact into a sequence.
+concurrent requests cannot both put a contact into a sequence. A dry run writes
+nothing and locks nothing: it is a read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cadenza.domain import policy, schedule, templates
-from cadenza.domain.contact_fields import normalize_email, parse_timezone
+from cadenza.domain.contact_fields import is_valid_email, parse_timezone
 from cadenza.domain.eligibility import (
     ContactFacts,
     LiveEnrollment,
@@ -218,10 +219,16 @@ class _Plan:
     rules: EnrollmentRules = field(default_factory=EnrollmentRules)  # resolved
     default_exclusivity: Exclusivity = Exclusivity.NONE  # of sequences that set none
     overrides: frozenset[int] = frozenset()
+    sender: dict[str, Any] = field(default_factory=dict)  # the sender's token values
+    # Projected schedules by (zone, first due time, remaining steps' delays): contacts
+    # that share all three share the schedule, projected once per request.
+    schedules: dict[tuple, list[ScheduledStep]] = field(default_factory=dict)
 
 
 def enroll(ctx: Context, request: EnrollRequest) -> list[ContactResult]:
-    with ctx.db.transaction() as session:
+    """A dry run writes nothing, so it reads: no write lock (SQLite) and no row locks
+    (PostgreSQL), and previews never queue behind each other or behind enrollments."""
+    with ctx.db.read() if request.dry_run else ctx.db.transaction() as session:
         return enroll_in(session, ctx, request)
 
 
@@ -251,7 +258,9 @@ def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[Co
     plan = _plan(ctx, session, request)
     source, allowed = _source(session, request)
     plan.source_record_id = source
-    contacts = _lock_contacts(session, [c.contact_id for c in request.contacts])
+    contacts = _contacts(
+        session, [c.contact_id for c in request.contacts], lock=not request.dry_run
+    )
     _check_overrides(plan, request)
     facts = _rule_facts(session, plan, list(contacts))
     blocked = _blocked_patterns(session, contacts.values())
@@ -422,6 +431,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
         enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
         winners=decide_winners(session, sequence.id, specs, now, record=not request.dry_run),
+        sender=sender_values(user, mailbox),
     )
 
 
@@ -490,11 +500,11 @@ def _enrolled_today(ctx: Context, session: Session, user: User, now: datetime) -
     )
 
 
-def _lock_contacts(session: Session, ids: list[int]) -> dict[int, Contact]:
+def _contacts(session: Session, ids: list[int], *, lock: bool) -> dict[int, Contact]:
+    """The request's contacts by id; `lock`ed (in id order) when they are enrolled."""
     wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)})
-    rows = session.scalars(
-        select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id).with_for_update()
-    )
+    query = select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id)
+    rows = session.scalars(query.with_for_update() if lock else query)
     return {c.id: c for c in rows}
 
 
@@ -653,13 +663,7 @@ def _is_blocked(contact: Contact, patterns: set[str]) -> bool:
 
 
 def _valid_email(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        normalize_email(address)
-    except CadenzaError:
-        return False
-    return True
+    return bool(address) and is_valid_email(address)
 
 
 def _refused(contact_id: int, code: ErrorCode, message: str, **extra: Any) -> ContactResult:
@@ -718,9 +722,7 @@ def _enroll_one(
     except CadenzaError as exc:
         return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
     token_values = {**values_lacking(request.token_defaults, contact), **token_values}
-    context = build_context(
-        contact_values(contact), sender_values(plan.user, plan.mailbox), token_values
-    )
+    context = build_context(contact_values(contact), plan.sender, token_values)
     remaining = [s for s in steps if s.position >= plan.start_step]
     missing = templates.missing_tokens([t for s in remaining for t in s.templates()], context)
     if missing:
@@ -745,20 +747,12 @@ def _enroll_one(
             f"{request.send_at:%Y-%m-%d %H:%M} in {tz_name} has already passed",
             timezone=tz_name,
         )
-    projected = schedule.project_timeline(
-        steps=[schedule.StepDelay(s.delay_days, s.delay_hours) for s in remaining],
-        positions=[s.position for s in remaining],
-        tz=tz,
-        settings=plan.settings,
-        anchor=first_due,
-        anchor_is_first_step=True,
-    )
     result = ContactResult(
         contact_id=contact.id,
         ok=True,
         warnings=[*plan.warnings, *_rule_warnings(overridden, restarted)],
         timezone=tz_name,
-        schedule=[ScheduledStep(p.position, p.due_at.astimezone(tz)) for p in projected],
+        schedule=list(_projected(plan, remaining, tz, first_due)),
     )
     if request.dry_run:
         return result
@@ -790,6 +784,27 @@ def _enroll_one(
         )  # fmt: skip
     result.enrollment_id = enrollment.id
     return result
+
+
+def _projected(
+    plan: _Plan, remaining: list[StepSpec], tz: ZoneInfo, first_due: datetime
+) -> list[ScheduledStep]:
+    """The schedule of `remaining` from `first_due` in `tz` (each time in that zone)."""
+    delays = tuple((s.position, s.delay_days, s.delay_hours) for s in remaining)
+    key = (tz.key, first_due, delays)
+    if key not in plan.schedules:
+        projected = schedule.project_timeline(
+            steps=[schedule.StepDelay(days, hours) for _, days, hours in delays],
+            positions=[position for position, _, _ in delays],
+            tz=tz,
+            settings=plan.settings,
+            anchor=first_due,
+            anchor_is_first_step=True,
+        )
+        plan.schedules[key] = [
+            ScheduledStep(p.position, p.due_at.astimezone(tz)) for p in projected
+        ]
+    return plan.schedules[key]
 
 
 def _rule_warnings(overridden: list[Refusal], restarted: _Live | None) -> list[EnrollWarning]:

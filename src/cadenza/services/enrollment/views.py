@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, exists, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
@@ -310,42 +310,59 @@ def step_lines(
 
 
 def _sent_emails(session, enrollment: Enrollment) -> dict[int, SentEmail]:
-    rows = session.execute(
-        select(StepRun.step_position, Message.subject, Message.bounced_at)
-        .join(Message, Message.step_run_id == StepRun.id)
-        .where(StepRun.enrollment_id == enrollment.id)
-    )
+    rows = session.execute(_SENT, {"enrollment_id": enrollment.id})
     return {position: SentEmail(subject, bounced) for position, subject, bounced in rows}
 
 
-def _template_context(session, enrollment: Enrollment) -> TemplateContext:
+_SENT = (
+    select(StepRun.step_position, Message.subject, Message.bounced_at)
+    .join(Message, Message.step_run_id == StepRun.id)
+    .where(StepRun.enrollment_id == bindparam("enrollment_id"))
+)
+
+
+def _template_context(enrollment: Enrollment, enroller: User) -> TemplateContext:
     """The values the engine will fill this enrollment's steps with (render_step)."""
-    user = session.get(User, enrollment.enrolled_by_id)
-    mailbox = session.get(Mailbox, enrollment.mailbox_id)
     return build_context(
         contact_values(enrollment.contact),
-        sender_values(user, mailbox),
+        sender_values(enroller, enrollment.mailbox),
         enrollment.token_values or {},
     )
+
+
+def _enrollment_with_enroller(session, enrollment_id: int) -> tuple[Enrollment, User] | None:
+    """The enrollment with everything its view shows, in one statement: its contact,
+    sequence, mailbox, step runs and enroller. The mailbox and the enroller stay
+    referenced, so the policy's look-ups of them (the mailbox's owner, the actor when
+    it is the enroller) are answered from the session, not by the database again."""
+    found = session.execute(_WITH_ENROLLER, {"enrollment_id": enrollment_id}).unique().first()
+    return None if found is None else (found[0], found[1])
+
+
+# Built once: the statement is the same for every request, only its parameter changes.
+_WITH_ENROLLER = (
+    select(Enrollment, User)
+    .join(User, User.id == Enrollment.enrolled_by_id)
+    .where(Enrollment.id == bindparam("enrollment_id"))
+    .options(
+        joinedload(Enrollment.contact),
+        joinedload(Enrollment.sequence),
+        joinedload(Enrollment.mailbox),
+        joinedload(Enrollment.step_runs),
+    )
+)
 
 
 def get_enrollment(
     ctx: Context, enrollment_id: int, *, actor_id: int | None = None
 ) -> EnrollmentView:
     with ctx.db.read() as session:
-        enrollment = session.scalar(
-            select(Enrollment)
-            .where(Enrollment.id == enrollment_id)
-            .options(
-                selectinload(Enrollment.step_runs),
-                selectinload(Enrollment.contact),
-                selectinload(Enrollment.sequence),
-            )
-        )
-        if enrollment is None:
+        found = _enrollment_with_enroller(session, enrollment_id)
+        if found is None:
             raise CadenzaError(
                 ErrorCode.ENROLLMENT_NOT_FOUND, f"enrollment {enrollment_id} does not exist"
             )
+        enrollment, enroller = found
         authorize_enrollment(session, actor_id, enrollment, Action.READ)
         contact = enrollment.contact
         name = " ".join(p for p in (contact.firstname, contact.lastname) if p)
@@ -353,7 +370,7 @@ def get_enrollment(
             enrollment,
             ctx.clock.now(),
             _sent_emails(session, enrollment),
-            _template_context(session, enrollment),
+            _template_context(enrollment, enroller),
         )
         return EnrollmentView(
             enrollment=EnrollmentSummary.of(enrollment),

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, false, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, delete, false, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cadenza.domain import policy
 from cadenza.domain.enums import Sharing
@@ -141,9 +141,8 @@ def create_sequence(
 def load_sequence(session: Session, sequence_id: int) -> Sequence:
     """Any sequence, archived or not: an archived one stays readable (its page, stats,
     analytics and running enrollments), flagged by `archived_at`."""
-    sequence = session.scalar(
-        select(Sequence).where(Sequence.id == sequence_id).options(selectinload(Sequence.steps))
-    )
+    found = session.execute(_WITH_STEPS, {"sequence_id": sequence_id})
+    sequence = found.unique().scalar_one_or_none()
     if sequence is None:
         raise CadenzaError(
             ErrorCode.SEQUENCE_NOT_FOUND,
@@ -151,6 +150,14 @@ def load_sequence(session: Session, sequence_id: int) -> Sequence:
             {"sequence_id": sequence_id},
         )
     return sequence
+
+
+# The sequence and its steps in one statement (every enroll asks it), built once.
+_WITH_STEPS = (
+    select(Sequence)
+    .where(Sequence.id == bindparam("sequence_id"))
+    .options(joinedload(Sequence.steps))
+)
 
 
 def load_live_sequence(session: Session, sequence_id: int) -> Sequence:

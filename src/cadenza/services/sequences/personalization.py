@@ -24,7 +24,7 @@ def contact_values(contact: Contact) -> dict[str, Any]:
 def values_lacking(tokens: dict[str, Any], contact: Contact | None) -> dict[str, Any]:
     """The token values a contact's own record does not already give: a value "for
     everyone" fills gaps, it does not overwrite a first name the contact has."""
-    if contact is None:
+    if contact is None or not tokens:
         return dict(tokens)
     values = contact_values(contact)
     return {
