@@ -139,27 +139,40 @@ def test_a_worker_tick_hands_several_mailboxes_over_in_one_commit(ctx, database)
 # --- which mailboxes a worker claims -----------------------------------------------------
 
 
+def mailboxes_for(ctx, worker_id, candidates, limit=100):
+    """What `worker_id` claims when these are the mailboxes with due email, in order."""
+    return affinity.mailboxes_for(ctx, worker_id, lambda n: candidates[:n], limit)
+
+
+def test_the_others_mailboxes_never_crowd_a_workers_own_out_of_the_list(ctx):
+    boxes = seed(ctx, 8, 4)
+    claims.claim_emails(  # "b" holds the two most overdue mailboxes
+        ctx, boxes[:2], "b", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    assert mailboxes_for(ctx, "a", boxes, limit=2) == boxes[2:]  # asked for four
+
+
 def test_a_mailbox_another_worker_holds_is_left_to_it(ctx):
     boxes = seed(ctx, 8, 4)
     held = claims.claim_emails(  # "a" holds the first two mailboxes' first emails
         ctx, boxes[:2], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
     )
     assert {c.mailbox_id for c in held} == set(boxes[:2])
-    assert affinity.mailboxes_for(ctx, "b", boxes) == boxes[2:]
-    assert affinity.mailboxes_for(ctx, "a", boxes) == boxes  # its own, and free ones
+    assert mailboxes_for(ctx, "b", boxes) == boxes[2:]
+    assert mailboxes_for(ctx, "a", boxes) == boxes  # its own, and free ones
     ctx.clock.advance(LEASE * 2)  # "a" died: once its lease ran out, anyone may
-    assert affinity.mailboxes_for(ctx, "b", boxes) == boxes
+    assert mailboxes_for(ctx, "b", boxes) == boxes
 
 
 def test_no_worker_takes_more_new_mailboxes_than_its_share(ctx):
     boxes = seed(ctx, 6, 6)
     now = ctx.clock.now()
     heartbeat.beat(ctx, "b", now, {})  # a second live worker
-    assert affinity.mailboxes_for(ctx, "a", boxes) == boxes[:3]
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:3]
     heartbeat.beat(ctx, "c", now, {})
-    assert affinity.mailboxes_for(ctx, "a", boxes) == boxes[:2]
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:2]
     ctx.clock.advance(affinity.LIVE_WITHIN + timedelta(seconds=1))  # b and c went quiet
-    assert affinity.mailboxes_for(ctx, "a", boxes) == boxes
+    assert mailboxes_for(ctx, "a", boxes) == boxes
 
 
 def test_a_worker_holding_more_than_its_share_tops_up_only_its_share(ctx):
@@ -167,12 +180,12 @@ def test_a_worker_holding_more_than_its_share_tops_up_only_its_share(ctx):
     claims.claim_emails(
         ctx, boxes, "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
     )  # "a" holds all four (it was alone)
-    assert affinity.mailboxes_for(ctx, "a", boxes) == boxes
+    assert mailboxes_for(ctx, "a", boxes) == boxes
     heartbeat.beat(ctx, "b", ctx.clock.now(), {})  # "b" starts: a's share is now two
-    assert affinity.mailboxes_for(ctx, "a", boxes) == boxes[:2]  # the others drain
-    assert affinity.mailboxes_for(ctx, "b", boxes) == []  # held by "a" until they do
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:2]  # the others drain
+    assert mailboxes_for(ctx, "b", boxes) == []  # held by "a" until they do
     with ctx.db.transaction() as session:  # "a" sent what it held of the last two
         for run in session.scalars(select(StepRun).where(StepRun.mailbox_id.in_(boxes[2:]))):
             if run.status == "sending":
                 run.status, run.locked_by, run.locked_until = "sent", None, None
-    assert affinity.mailboxes_for(ctx, "b", boxes) == boxes[2:]
+    assert mailboxes_for(ctx, "b", boxes) == boxes[2:]

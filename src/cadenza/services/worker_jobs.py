@@ -95,8 +95,12 @@ def claim_due(
     hands over what is due meanwhile instead of waiting for the whole round."""
     due: list[ClaimedEmail] = []
     slot_before = ctx.clock.now() + horizon
-    waiting = claims.mailboxes_with_due_email(ctx, mailboxes, slot_before=slot_before)
-    waiting = affinity.mailboxes_for(ctx, worker_id, waiting)
+    waiting = affinity.mailboxes_for(
+        ctx,
+        worker_id,
+        lambda n: claims.mailboxes_with_due_email(ctx, n, slot_before=slot_before),
+        mailboxes,
+    )
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(
             ctx,

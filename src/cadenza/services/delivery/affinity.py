@@ -23,6 +23,7 @@ twice or past its limits; a wrong guess only leaves work for the next round.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -36,12 +37,18 @@ from cadenza.store.models import StepRun, WorkerHeartbeat
 LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 
 
-def mailboxes_for(ctx: Context, worker_id: str, candidates: list[int]) -> list[int]:
-    """The candidates (mailboxes with due email, in claim order) this worker claims:
-    the ones another worker holds left out, and no more than its share of all the
+def mailboxes_for(
+    ctx: Context, worker_id: str, candidates_of: Callable[[int], list[int]], limit: int
+) -> list[int]:
+    """Up to `limit` mailboxes with due email this worker claims, in claim order: the
+    ones another worker holds left out, and no more than its share of all the
     mailboxes with work, its own first. A worker that holds more than its share (it
     started first, or others started since) stops topping up the rest: they drain and
-    the others take them."""
+    the others take them.
+
+    `candidates_of(n)` lists the first n mailboxes with due email in claim order; it is
+    asked for `limit` more than the others hold, so the others' mailboxes (most overdue
+    or not) never crowd this worker's own out of the list."""
     now = ctx.clock.now()
     with ctx.db.read() as session:
         holders = session.execute(
@@ -59,9 +66,10 @@ def mailboxes_for(ctx: Context, worker_id: str, candidates: list[int]) -> list[i
         )
     mine = {mailbox for mailbox, holder in holders if holder == worker_id}
     theirs = {mailbox for mailbox, holder in holders if holder != worker_id} - mine
+    candidates = candidates_of(limit + len(theirs))
     workers = 1 + (others or 0)
     share = math.ceil(len({*candidates, *mine, *theirs}) / workers)
-    room = share - len(mine - set(candidates))  # held, nothing more due: still its load
+    room = min(share - len(mine - set(candidates)), limit)  # held, nothing due: its load too
     own = [mailbox for mailbox in candidates if mailbox in mine]
     free = [mailbox for mailbox in candidates if mailbox not in mine and mailbox not in theirs]
     chosen = set((own + free)[: max(room, 0)])
