@@ -164,14 +164,14 @@ def main() -> None:
     )
     reference = runs[0].rate
     print(f"\n{mailboxes} mailboxes, N={args.n}; per worker, per email it handed over:")
-    print(f"{'run':<16}{'msg/s':>7}{'÷ base':>8}{'÷ 1st':>7}  {'emails':<20}{'CPU ms':<20}"
-          f"{'DB wait ms':<20}{'stmts':<14}commits")  # fmt: skip
+    print(f"{'run':<16}{'msg/s':>7}{'÷ base':>8}{'÷ 1st':>7}  {'emails':<24}{'CPU ms':<26}"
+          f"{'DB wait ms':<26}{'stmts':<26}commits")  # fmt: skip
     for run in runs:
         print(
             f"{run.db + ' x' + str(run.workers):<16}{run.rate:>7.0f}{run.rate / base:>8.2f}"
-            f"{run.rate / reference:>7.2f}  {' '.join(map(str, run.handed)):<20}"
-            f"{per_email(run.cpu, run.handed):<20}{per_email(run.db_seconds, run.handed):<20}"
-            f"{per_email([s / 1000 for s in run.statements], run.handed):<14}"
+            f"{run.rate / reference:>7.2f}  {' '.join(map(str, run.handed)):<24}"
+            f"{per_email(run.cpu, run.handed):<26}{per_email(run.db_seconds, run.handed):<26}"
+            f"{per_email([s / 1000 for s in run.statements], run.handed):<26}"
             f"{per_email([c / 1000 for c in run.commits], run.handed)}"
         )
 
