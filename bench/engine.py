@@ -11,12 +11,17 @@ worker(s) through the same sink. The ratio engine/baseline is what is reported
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import smtplib
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psutil
 from common import ROOT, scratch_database, sink_process
@@ -25,7 +30,6 @@ from tests.support.seed import seed_due_emails
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
-from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.context import Context
 
 
@@ -52,29 +56,61 @@ def baseline(host: str, port: int, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def engine(
-    host: str, port: int, count: int, kind: str, workers: int, mailboxes: int
-) -> tuple[float, float]:
-    """Messages per second, and the worker's CPU seconds (one in-process worker only)."""
-    with scratch_database(kind) as db:
+# Emails claimed per mailbox and round: small enough that a worker which claimed first
+# drains its surplus within seconds and the others get their shares of the mailboxes
+# (services/delivery/affinity.py); a local sink takes a mailbox's 100 in well under a
+# second, so no worker waits for a claim.
+BATCH = 100
+
+
+@dataclass
+class Run:
+    """One engine run: its rate, and per worker process the emails it handed over, its
+    CPU seconds and its seconds waiting on the database (bench/timed_worker.py)."""
+
+    db: str
+    workers: int
+    rate: float
+    handed: list[int]
+    cpu: list[float]
+    db_seconds: list[float]
+    statements: list[int]
+    commits: list[int]
+
+
+def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes: int) -> Run:
+    """N due emails sent by `workers` `cadenza worker` processes, timed from the moment
+    the first of them is ready (its imports done) to the last one's exit."""
+    with scratch_database(kind) as db, tempfile.TemporaryDirectory() as folder:
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
         seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port)
-        started, cpu = time.perf_counter(), cpu_seconds()
-        if workers == 1:
-            worker = Worker(ctx, WorkerOptions(batch_size=500))
-            worker.run(exit_when_idle=True)
-        else:
-            env = {**os.environ, "CADENZA_DATABASE_URL": db.url}
-            command = [sys.executable, "-m", "cadenza", "worker", "--exit-when-idle",
-                       "--poll", "0.05", "--batch-size", "500"]  # fmt: skip
-            processes = [
-                subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-                for _ in range(workers)
-            ]  # fmt: skip
-            for process in processes:
-                process.wait()
-        return count / (time.perf_counter() - started), cpu_seconds() - cpu
+        env = {**os.environ, "CADENZA_DATABASE_URL": db.url}
+        outs = [f"{folder}/w{i}.json" for i in range(workers)]
+        logs = [open(f"{folder}/w{i}.log", "w+") for i in range(workers)]  # noqa: SIM115
+        processes = [
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "timed_worker.py"), out, "worker",
+                 "--exit-when-idle", "--poll", "0.05", "--batch-size", str(BATCH)],
+                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
+            for out, log in zip(outs, logs, strict=True)
+        ]  # fmt: skip
+        for process in processes:
+            process.wait()
+        ended = time.time()
+        handed = []
+        for log in logs:
+            log.seek(0)
+            found = re.search(r"handing over (\d+) emails", log.read())
+            handed.append(int(found.group(1)) if found else 0)
+            log.close()
+        counted = [json.loads(Path(out).read_text()) for out in outs]
+        rate = count / (ended - min(c["ready_at"] for c in counted))
+        return Run(
+            kind, workers, rate, handed,
+            [c["cpu_seconds"] for c in counted], [c["db_seconds"] for c in counted],
+            [c["statements"] for c in counted], [c["commits"] for c in counted],
+        )  # fmt: skip
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -83,35 +119,61 @@ def cpu_seconds(pid: int | None = None) -> float:
     return times.user + times.system
 
 
+def per_email(values: list[float], handed: list[int]) -> str:
+    """Each worker's figure per email it handed over, in milliseconds."""
+    return " ".join(f"{1000 * v / max(n, 1):.2f}" for v, n in zip(values, handed, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers", default="1",
+        help="worker processes, or a list (1,2,4): one run each on --db; with PostgreSQL, "
+        "one SQLite worker runs first as the reference",
+    )  # fmt: skip
     parser.add_argument(
         "--mailboxes", type=int, default=None,
-        help="sending mailboxes, each its own connection (default: 2 per worker)",
+        help="sending mailboxes, each its own connection (default: 2 per worker, at least 8)",
     )  # fmt: skip
     args = parser.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+    if args.db == "sqlite" and counts != [1]:
+        parser.error("SQLite runs exactly one worker")
+    plan = [("sqlite", 1)] if args.db == "postgresql" else []
+    plan += [(args.db, w) for w in counts]
+    mailboxes = args.mailboxes or max(8, 2 * max(counts))
+    runs = []
     with sink_process() as (host, port, counted):
         sink_before = cpu_seconds(counted["pid"])
         base = baseline(host, port, args.n)
         sink_between = cpu_seconds(counted["pid"])
-        mailboxes = args.mailboxes or 2 * args.workers
-        rate, engine_cpu = engine(host, port, args.n, args.db, args.workers, mailboxes)
+        for kind, workers in plan:
+            runs.append(engine(host, port, args.n, kind, workers, mailboxes))
+            print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
         sink_after = cpu_seconds(counted["pid"])
-    expected = 2 * args.n
+    expected = args.n * (1 + len(plan))
     per_message = 1000 / args.n
     print(f"baseline smtplib loop: {base:8.0f} messages/s")
-    print(f"engine ({args.db}, {args.workers} worker(s), {mailboxes} mailboxes): "
-          f"{rate:8.0f} messages/s")  # fmt: skip
-    print(f"ratio engine/baseline: {rate / base:.2f}")
     print(f"sink received {counted['messages']} of {expected} messages")
-    # Where the CPU goes: both sides share two cores with the sink.
-    print(f"sink CPU per message: {(sink_between - sink_before) * per_message:.3f} ms (baseline), "
-          f"{(sink_after - sink_between) * per_message:.3f} ms (engine)")  # fmt: skip
-    if args.workers == 1:
-        print(f"worker CPU per message: {engine_cpu * per_message:.3f} ms")
+    sink_base = (sink_between - sink_before) * per_message
+    sink_engine = (sink_after - sink_between) * per_message / len(plan)
+    print(
+        f"sink CPU per message: {sink_base:.3f} ms (baseline), {sink_engine:.3f} ms (engine runs)"
+    )
+    reference = runs[0].rate
+    print(f"\n{mailboxes} mailboxes, N={args.n}; per worker, per email it handed over:")
+    print(f"{'run':<16}{'msg/s':>7}{'÷ base':>8}{'÷ 1st':>7}  {'emails':<24}{'CPU ms':<26}"
+          f"{'DB wait ms':<26}{'stmts':<26}commits")  # fmt: skip
+    for run in runs:
+        print(
+            f"{run.db + ' x' + str(run.workers):<16}{run.rate:>7.0f}{run.rate / base:>8.2f}"
+            f"{run.rate / reference:>7.2f}  {' '.join(map(str, run.handed)):<24}"
+            f"{per_email(run.cpu, run.handed):<26}{per_email(run.db_seconds, run.handed):<26}"
+            f"{per_email([s / 1000 for s in run.statements], run.handed):<26}"
+            f"{per_email([c / 1000 for c in run.commits], run.handed)}"
+        )
 
 
 if __name__ == "__main__":

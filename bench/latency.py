@@ -15,7 +15,8 @@ Printed: demanded and achieved rates and their ratio (achieved counts the emails
 handed over within the run's window), the lateness of each hand-over against its
 planned slot (the k-th email of a mailbox is planned k spacings after the mailbox's
 first slot: any drift of the engine shows as lateness), and at peak the workers' memory
-(RSS), threads and open SMTP connections (sampled every half second).
+(RSS), threads, open SMTP connections and (PostgreSQL) database connections
+(sampled every half second).
 
 The workers are `cadenza worker` processes, as in production; on SQLite exactly one.
 """
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 from common import ROOT, scratch_database, sink_process
-from sqlalchemy import select, update
+from sqlalchemy import make_url, select, update
 from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
@@ -114,7 +115,8 @@ def run_workers(
         )
         for i in range(args.workers)
     ]
-    peak = {"rss_mb": 0.0, "threads": 0, "connections": 0}
+    peak = {"rss_mb": 0.0, "threads": 0, "connections": 0, "db_connections": 0}
+    db_port = make_url(url).port or 5432
     stop = threading.Event()
 
     def sample() -> None:
@@ -123,17 +125,20 @@ def run_workers(
             try:
                 rss = sum(p.memory_info().rss for p in processes) / 2**20
                 threads = sum(p.num_threads() for p in processes)
-                smtp = sum(
-                    1
+                ports = [
+                    c.raddr.port
                     for p in processes
                     for c in p.net_connections(kind="tcp")
-                    if c.raddr and c.raddr.port == sink_port
-                )
+                    if c.raddr
+                ]
+                smtp = ports.count(sink_port)
+                database = ports.count(db_port) if url.startswith("postgresql") else 0
             except psutil.Error:
                 continue
             peak["rss_mb"] = max(peak["rss_mb"], rss)
             peak["threads"] = max(peak["threads"], threads)
             peak["connections"] = max(peak["connections"], smtp)
+            peak["db_connections"] = max(peak["db_connections"], database)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -197,7 +202,8 @@ def report(args, spacing, first_slot, rows, peak, sink_count) -> None:
     )
     print(f"lateness against planned slots: p50 {p50:.2f} s, p99 {p99:.2f} s, max {worst:.2f} s")
     print(f"at peak: worker RSS {peak['rss_mb']:.0f} MB, {peak['threads']} threads, "
-          f"{peak['connections']} open SMTP connections")  # fmt: skip
+          f"{peak['connections']} open SMTP connections, "
+          f"{peak['db_connections']} database connections")  # fmt: skip
     print(f"sink accepted {sink_count} messages in all ({len(rows)} handed over)")
 
 

@@ -6,11 +6,13 @@ connection; mailboxes send side by side, up to a bound in the thousands (a threa
 email in flight: the SMTP transport blocks, and a thread waiting on a socket costs no
 CPU and releases the interpreter lock). The loop that hands emails over stays on the
 worker's thread, with all the database work: a send's outcome comes back through a
-queue and is recorded with the next hand-over's commit (one commit per email), or on
-its own when no hand-over follows soon.
+queue and is recorded with the next hand-over's commit, or on its own when no
+hand-over follows soon. One hand-over commit marks the next email of every mailbox
+that is due and free at that moment (services/delivery/handover.py, hand_over_many).
 
-Only emails actually being transmitted are in the "handing" state, so a crash leaves
-at most one `unknown` per mailbox. The waiting mailboxes are kept in a heap by the
+Only emails actually being transmitted are in the "handing" state — one per mailbox,
+however many mailboxes share a commit — so a crash leaves at most one `unknown` per
+mailbox. The waiting mailboxes are kept in a heap by the
 slot of their next email, so the next hand-over is found in O(log n) among thousands.
 """
 
@@ -41,6 +43,9 @@ log = logging.getLogger("cadenza.worker")
 _STOP_CHECK_SECONDS = 0.25
 # The database stamps a hand-over a moment before this worker notes it: ask just after.
 _AFTER_THE_MARK = timedelta(milliseconds=1)
+# The most mailboxes one hand-over commit carries: enough to pay a commit (PostgreSQL's
+# WAL flush) for many emails, few enough that the first of them is not held up long.
+HAND_OVERS_PER_COMMIT = 100
 
 
 class Sends:
@@ -91,39 +96,43 @@ class Sends:
         """Hands the waiting emails over as their slots come; returns once none is left
         waiting (until None) or at `until`, or when the worker stops. Sends may still
         be in flight: `finish()` waits for them. With `wait=False` it hands over only
-        what is due now and the bound lets go, and returns at once."""
+        what is due now and the bound lets go, and returns at once.
+
+        Every mailbox whose next email is due when the loop looks is handed over in
+        the same commit (`_hand_over`): the more mailboxes fall due while a commit
+        runs, the more the next one carries."""
         while self.queues and not self.stop.is_set():
             now = self.ctx.clock.now()
             if wait and until is not None and now >= until:
                 return
             self._collect()
-            if not wait:
-                if not self._ready or self._ready[0][0] > now or len(self.sending) >= self.bound:
-                    return
-                slot, mailbox_id = heapq.heappop(self._ready)
-                if not self._hand_over(self.queues[mailbox_id][0]):
-                    heapq.heappush(self._ready, (slot, mailbox_id))
-                    return
+            due = self._due(now)
+            if due:
+                if not self._hand_over(due):
+                    return  # stopping: these are released with the rest
                 continue
+            if not wait:
+                return
             if not self._ready and not self.sending:
                 raise AssertionError("emails wait for a mailbox that is neither ready nor sending")
             if not self._ready or len(self.sending) >= self.bound:
                 self._wait_for_a_send(until)
                 continue
-            slot, mailbox_id = self._ready[0]
-            delay = (slot - now).total_seconds()
-            left = delay if until is None else (until - now).total_seconds()
-            wait_until = min(delay, left)
-            if delay > 0:
-                if self.sending:  # a send may end (and be recorded) before this slot
-                    self._wait_for_a_send(until, wait_until)
-                else:
-                    self.ctx.clock.wait(wait_until, self.stop)
-                continue
-            heapq.heappop(self._ready)
-            if not self._hand_over(self.queues[mailbox_id][0]):
-                heapq.heappush(self._ready, (slot, mailbox_id))
-                return  # stopping: this one is released with the rest
+            delay = (self._ready[0][0] - now).total_seconds()
+            wait_until = delay if until is None else min(delay, (until - now).total_seconds())
+            if self.sending:  # a send may end (and be recorded) before this slot
+                self._wait_for_a_send(until, wait_until)
+            else:
+                self.ctx.clock.wait(wait_until, self.stop)
+
+    def _due(self, now: datetime) -> list[tuple[datetime, int]]:
+        """(slot, mailbox) of the mailboxes whose next email may be handed over now, taken
+        from the heap: as many as the bound lets go, HAND_OVERS_PER_COMMIT at most."""
+        room = min(self.bound - len(self.sending), HAND_OVERS_PER_COMMIT)
+        due: list[tuple[datetime, int]] = []
+        while self._ready and self._ready[0][0] <= now and len(due) < room:
+            due.append(heapq.heappop(self._ready))
+        return due
 
     def settle(self, until: datetime) -> None:
         """Once nothing waits for its slot before `until`: takes in the sends that end
@@ -162,31 +171,39 @@ class Sends:
 
     # -- one email ----------------------------------------------------------------------
 
-    def _hand_over(self, claim: ClaimedEmail) -> bool:
-        """Marks it handing (recording what finished meanwhile) and starts its send;
-        False when the worker is stopping and the mailbox's previous email left too
-        recently (WAIT): it is released with the rest.
+    def _hand_over(self, due: list[tuple[datetime, int]]) -> bool:
+        """Marks the next email of each of these mailboxes handing, recording what
+        finished meanwhile, in one commit, and starts their sends; False when the worker
+        is stopping and a mailbox's previous email left too recently (WAIT): it is
+        released with the rest.
 
-        On WAIT the mailbox goes back to the heap for when its spacing allows
-        (`_next_free`), and the other mailboxes go on meanwhile: one late mailbox must
-        not stall a thousand."""
+        Each of these mailboxes has nothing in flight, and only its next email is
+        marked: however many mailboxes share the commit, a crash after it leaves at
+        most one `unknown` per mailbox. On WAIT the mailbox goes back to the heap for
+        when its spacing allows (`_next_free`), and the others go on meanwhile: one
+        late mailbox must not stall a thousand."""
+        claims = [self.queues[mailbox_id][0] for _, mailbox_id in due]
         finished, self.finished = self.finished, []
-        with logs.bound(**ids_of(claim)):
-            step = jobs.hand_over(self.ctx, claim, self.worker_id, finished)
-        if step is HandOver.WAIT:
-            if self.stop.is_set():
-                return False
-            heapq.heappush(self._ready, (self._next_free(claim), claim.mailbox_id))
-            return True
-        waiting = self.queues[claim.mailbox_id]
-        waiting.popleft()
-        if not waiting:
-            del self.queues[claim.mailbox_id]
-        if step is HandOver.GO:
-            self._start(claim)
-        elif waiting:  # skipped: the mailbox's next email may go
-            heapq.heappush(self._ready, (waiting[0].slot, claim.mailbox_id))
-        return True
+        with logs.bound(**(ids_of(claims[0]) if len(claims) == 1 else {})):
+            steps = jobs.hand_over_many(self.ctx, claims, self.worker_id, finished)
+        going = True
+        for (slot, mailbox_id), claim, step in zip(due, claims, steps, strict=True):
+            if step is HandOver.WAIT:
+                if self.stop.is_set():
+                    heapq.heappush(self._ready, (slot, mailbox_id))
+                    going = False
+                else:
+                    heapq.heappush(self._ready, (self._next_free(claim), mailbox_id))
+                continue
+            waiting = self.queues[mailbox_id]
+            waiting.popleft()
+            if not waiting:
+                del self.queues[mailbox_id]
+            if step is HandOver.GO:
+                self._start(claim)
+            elif waiting:  # skipped: the mailbox's next email may go
+                heapq.heappush(self._ready, (waiting[0].slot, mailbox_id))
+        return going
 
     def _ready_at(self, claim: ClaimedEmail) -> datetime:
         """When the mailbox may hand `claim` over: its slot, and no sooner than a spacing

@@ -152,6 +152,7 @@ class Worker:
 
     def _run(self, exit_when_idle: bool) -> None:
         log.info("worker %s started", self.id)
+        self._heartbeat()  # before the first claim: the others count this worker in their shares
         dispatcher = None
         if self.options.webhooks:
             dispatcher = WebhookDispatcher(self.ctx, metrics=self.metrics)

@@ -21,9 +21,15 @@ from cadenza.services import retention
 from cadenza.services.accounts.mailboxes import transport_settings_of
 from cadenza.services.automation import runner as automation
 from cadenza.services.context import Context
-from cadenza.services.delivery import claims, recovery
+from cadenza.services.delivery import affinity, claims, recovery
 from cadenza.services.delivery.claims import ClaimedEmail
-from cadenza.services.delivery.handover import Finished, HandOver, hand_over, record_outcomes
+from cadenza.services.delivery.handover import (
+    Finished,
+    HandOver,
+    hand_over,
+    hand_over_many,
+    record_outcomes,
+)
 from cadenza.services.delivery.recovery import release_unsent
 from cadenza.services.enrollment import list_jobs, reminders, tasks
 from cadenza.services.events_out import webhooks
@@ -39,6 +45,7 @@ __all__ = [
     "HandOver",
     "claim_due",
     "hand_over",
+    "hand_over_many",
     "has_due_work",
     "heartbeat",
     "mailbox_settings_of",
@@ -82,12 +89,18 @@ def claim_due(
     claimed: Callable[[list[ClaimedEmail]], None] | None = None,
 ) -> list[ClaimedEmail]:
     """Due emails of up to `mailboxes` mailboxes with work and a free send slot within
-    the horizon, claimed under a lease, in send-slot order. `claimed` is called with each
+    the horizon — of those, the ones this worker should serve (delivery/affinity.py) —
+    claimed under a lease, in send-slot order. `claimed` is called with each
     transaction's claims (MAILBOXES_PER_TRANSACTION mailboxes) as they are made: a worker
     hands over what is due meanwhile instead of waiting for the whole round."""
     due: list[ClaimedEmail] = []
     slot_before = ctx.clock.now() + horizon
-    waiting = claims.mailboxes_with_due_email(ctx, mailboxes, slot_before=slot_before)
+    waiting = affinity.mailboxes_for(
+        ctx,
+        worker_id,
+        lambda n: claims.mailboxes_with_due_email(ctx, n, slot_before=slot_before),
+        mailboxes,
+    )
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(
             ctx,

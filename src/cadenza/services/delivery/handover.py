@@ -53,6 +53,7 @@ from cadenza.services.events_out import webhooks
 from cadenza.services.events_out.mailbox_state import mark_disconnected
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
+from cadenza.store.read_once import read_once
 
 MAX_ATTEMPTS = 5
 # Permanent refusals in a row, each of another recipient, that blame the mailbox rather
@@ -177,27 +178,50 @@ Finished = Sequence[tuple[ClaimedEmail, DeliveryResult]]
 def hand_over(
     ctx: Context, claim: ClaimedEmail, worker_id: str, finished: Finished = ()
 ) -> HandOver:
-    """Records the finished emails' outcomes and marks this one as leaving: one commit.
+    """Records the finished emails' outcomes and marks this one as leaving: one commit."""
+    return hand_over_many(ctx, [claim], worker_id, finished)[0]
 
-    A Core connection rather than an ORM session: this runs once per email, and the
-    session's bookkeeping cost more than the statements. The rare paths open a
+
+def hand_over_many(
+    ctx: Context, claims: Sequence[ClaimedEmail], worker_id: str, finished: Finished = ()
+) -> list[HandOver]:
+    """Records the finished emails' outcomes and marks these as leaving: one commit for
+    all of them, each claim's answer in the order given.
+
+    The worker passes the next email of each mailbox that is free to send it at once
+    (nothing of that mailbox in flight), so however many are marked in one commit, each
+    mailbox still has at most one `handing` email: a crash after the commit leaves at
+    most one `unknown` per mailbox. One commit per round rather than per email is what
+    lets PostgreSQL's WAL flush (the price of "maybe sent" surviving the database
+    server's crash) be paid once for many emails.
+
+    The mailboxes' rows are locked (their hand-over mark) in mailbox order, so two
+    workers handing over emails of the same mailboxes never wait on each other in a
+    cycle. A Core connection rather than an ORM session: this runs for every email, and
+    the session's bookkeeping cost more than the statements. The rare paths open a
     session on the same connection and transaction.
     """
-    with ctx.db.engine.begin() as connection:
+    if len({claim.mailbox_id for claim in claims}) != len(claims):
+        raise ValueError("one email per mailbox at a time: at most one may be unknown")
+    answers: dict[int, HandOver] = {}
+    with ctx.db.engine.begin() as connection, read_once(connection):
         for done, result in finished:
             _record(connection, ctx, done, result, worker_id)
-        return _begin_handing(connection, ctx, claim, worker_id)
+        now = ctx.clock.now()
+        for claim in sorted(claims, key=lambda c: c.mailbox_id):
+            answers[claim.mailbox_id] = _begin_handing(connection, ctx, claim, worker_id, now)
+    return [answers[claim.mailbox_id] for claim in claims]
 
 
 def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
     if finished:
-        with ctx.db.engine.begin() as connection:
+        with ctx.db.engine.begin() as connection, read_once(connection):
             for claim, result in finished:
                 _record(connection, ctx, claim, result, worker_id)
 
 
 def _begin_handing(
-    connection: Connection, ctx: Context, claim: ClaimedEmail, worker_id: str
+    connection: Connection, ctx: Context, claim: ClaimedEmail, worker_id: str, now: datetime
 ) -> HandOver:
     """The last check before a message leaves, and the commit point of "maybe sent".
 

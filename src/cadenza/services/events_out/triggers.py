@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain.enums import AutomationEventType, AutomationTrigger
 from cadenza.store.models import AutomationEvent, AutomationRule
+from cadenza.store.read_once import once
 
 CAUSE_KEY = "cadenza.automation_cause"
 
@@ -52,8 +53,9 @@ def _info(session: Session | Connection) -> dict:
 
 
 def listened_types(session: Session | Connection) -> set[str]:
-    triggers = _connection(session).execute(_LISTENING).scalars()
-    return {TRIGGER_EVENTS.get((t or {}).get("type"), "") for t in triggers}
+    connection = _connection(session)
+    rows = once(connection, "listened_triggers", lambda: connection.execute(_LISTENING).all())
+    return {TRIGGER_EVENTS.get((t or {}).get("type"), "") for (t,) in rows}
 
 
 def record(

@@ -34,6 +34,7 @@ from cadenza.services.context import Context
 from cadenza.services.read_models import copy_row
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
 from cadenza.store.prepared import Prepared
+from cadenza.store.read_once import once
 
 LEASE = timedelta(minutes=2)  # longer than a POST may take (10 s timeout) by far
 
@@ -238,11 +239,8 @@ def emit(
     """One delivery per active webhook subscribed to `event_type`, in the caller's
     transaction. With no webhooks this is one small read."""
     connection = session.connection() if isinstance(session, Session) else session
-    targets = [
-        webhook_id
-        for webhook_id, events in _ACTIVE.run(connection).fetchall()
-        if event_type in _events(events)
-    ]
+    active = once(connection, "active_webhooks", lambda: _ACTIVE.run(connection).fetchall())
+    targets = [webhook_id for webhook_id, events in active if event_type in _events(events)]
     if not targets:
         return
     rows = []

@@ -1,0 +1,84 @@
+"""A `cadenza worker` process that counts where its time goes, for bench/engine.py.
+
+    python bench/timed_worker.py OUT.json worker --exit-when-idle ...
+
+Runs the `cadenza` command with the given arguments; at exit writes to OUT.json the
+process's CPU seconds and, timed around every call into the database driver
+(statements, commits, rollbacks), the wall-clock seconds spent waiting on the
+database and how many statements and commits were made, and when the imports
+were done (the bench times the run from the first worker's). The timing wraps the
+drivers from outside (psycopg's cursor and connection classes, sqlite3's connection
+factory), so the product's code carries no benchmark hooks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import resource
+import sqlite3
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+COUNTS: dict[str, Any] = {"db_seconds": 0.0, "statements": 0, "commits": 0}
+
+
+def _timed(method: Any, key: str) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            COUNTS["db_seconds"] += time.perf_counter() - started
+            COUNTS[key] += 1
+
+    return timed
+
+
+class _TimedSqliteCursor(sqlite3.Cursor):
+    execute = _timed(sqlite3.Cursor.execute, "statements")
+    executemany = _timed(sqlite3.Cursor.executemany, "statements")
+
+
+class _TimedSqliteConnection(sqlite3.Connection):
+    commit = _timed(sqlite3.Connection.commit, "commits")
+
+    def cursor(self, factory: Any = _TimedSqliteCursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> Any:  # type: ignore[override]
+        return self.cursor().execute(*args)
+
+
+def _install() -> None:
+    psycopg.Cursor.execute = _timed(psycopg.Cursor.execute, "statements")  # type: ignore[method-assign]
+    psycopg.Cursor.executemany = _timed(psycopg.Cursor.executemany, "statements")  # type: ignore[method-assign]
+    psycopg.Connection.commit = _timed(psycopg.Connection.commit, "commits")  # type: ignore[method-assign]
+    plain_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", _TimedSqliteConnection)
+        return plain_connect(*args, **kwargs)
+
+    sqlite3.connect = connect  # type: ignore[assignment]
+    sqlite3.dbapi2.connect = connect  # type: ignore[attr-defined]
+
+
+def _write(path: str) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(path, "w") as out:
+        json.dump({**COUNTS, "cpu_seconds": usage.ru_utime + usage.ru_stime}, out)
+
+
+if __name__ == "__main__":
+    out_path = sys.argv[1]
+    _install()
+    atexit.register(_write, out_path)
+    sys.argv = ["cadenza", *sys.argv[2:]]
+    from cadenza.cli import app
+
+    COUNTS["ready_at"] = time.time()  # imports done: the bench times the run from here
+    app()

@@ -1,0 +1,76 @@
+"""Which of the mailboxes with due email a worker claims, when several workers run.
+
+Two rules, for PostgreSQL's many workers (on SQLite one worker runs, and both rules
+let it take everything):
+
+- **A mailbox sticks to one worker.** A mailbox whose emails another worker holds
+  (claimed, lease not expired) is left to it. Each mailbox's emails then leave over
+  one worker's one connection (not one per worker: 2,000 mailboxes make 2,000
+  connections, not 3,388), and two workers never queue for the same mailbox row at
+  hand-over. When that worker has sent what it held, or died and its lease expired,
+  the mailbox is free for any worker again.
+- **No worker takes more than its share.** Of the mailboxes with work, a worker takes
+  new ones only up to its fair part, counting the live workers by their heartbeats:
+  the first worker to start must not claim every mailbox and leave the others idle.
+  Its own mailboxes come first within its share; those beyond it are not topped up,
+  so they drain and pass to the others.
+
+The rules only choose among mailboxes: the claim itself still locks each mailbox row
+(`SKIP LOCKED`) and grants its throttle's slots, so nothing here can send an email
+twice or past its limits; a wrong guess only leaves work for the next round.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from cadenza.domain.enums import StepRunStatus
+from cadenza.services.context import Context
+from cadenza.services.monitoring.heartbeat import HEARTBEAT_SECONDS
+from cadenza.store.models import StepRun, WorkerHeartbeat
+
+# A worker is counted as live this long after its last heartbeat.
+LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+
+
+def mailboxes_for(
+    ctx: Context, worker_id: str, candidates_of: Callable[[int], list[int]], limit: int
+) -> list[int]:
+    """Up to `limit` mailboxes with due email this worker claims, in claim order: the
+    ones another worker holds left out, and no more than its share of all the
+    mailboxes with work, its own first. A worker that holds more than its share (it
+    started first, or others started since) stops topping up the rest: they drain and
+    the others take them.
+
+    `candidates_of(n)` lists the first n mailboxes with due email in claim order; it is
+    asked for `limit` more than the others hold, so the others' mailboxes (most overdue
+    or not) never crowd this worker's own out of the list."""
+    now = ctx.clock.now()
+    with ctx.db.read() as session:
+        holders = session.execute(
+            select(StepRun.mailbox_id, StepRun.locked_by)
+            .where(StepRun.status == StepRunStatus.SENDING, StepRun.locked_until > now)
+            .group_by(StepRun.mailbox_id, StepRun.locked_by)
+        ).all()
+        others = session.scalar(
+            select(func.count())
+            .select_from(WorkerHeartbeat)
+            .where(
+                WorkerHeartbeat.last_tick_at >= now - LIVE_WITHIN,
+                WorkerHeartbeat.id != worker_id,
+            )
+        )
+    mine = {mailbox for mailbox, holder in holders if holder == worker_id}
+    theirs = {mailbox for mailbox, holder in holders if holder != worker_id} - mine
+    candidates = candidates_of(limit + len(theirs))
+    workers = 1 + (others or 0)
+    share = math.ceil(len({*candidates, *mine, *theirs}) / workers)
+    room = min(share - len(mine - set(candidates)), limit)  # held, nothing due: its load too
+    own = [mailbox for mailbox in candidates if mailbox in mine]
+    free = [mailbox for mailbox in candidates if mailbox not in mine and mailbox not in theirs]
+    chosen = set((own + free)[: max(room, 0)])
+    return [mailbox for mailbox in candidates if mailbox in chosen]

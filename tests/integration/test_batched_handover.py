@@ -1,0 +1,191 @@
+"""One hand-over commit for several mailboxes' next emails, and which mailboxes a worker
+claims when several run (issue 15, section 2).
+
+A batched hand-over marks the next email of several mailboxes `handing` in one commit:
+each mailbox still has at most one `handing` email, so a crash right after that commit
+leaves at most one `unknown` per mailbox, and recovery settles them like any other.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
+from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.services.delivery import affinity, claims, recovery
+from cadenza.services.delivery.handover import HandOver, hand_over_many
+from cadenza.services.monitoring import heartbeat
+from cadenza.store.models import Enrollment, Message, StepRun
+from tests.support.seed import seed_due_emails
+
+LEASE = timedelta(minutes=1)
+SENT = DeliveryResult(DeliveryOutcome.SENT, 250, "ok")
+
+
+def seed(ctx, count, mailboxes):
+    """`count` due emails spread over new capture mailboxes; the seed spaces their due
+    times a microsecond apart, so the frozen clock moves a second on: all are due."""
+    boxes = seed_due_emails(ctx, count, mailboxes=mailboxes)
+    ctx.clock.advance(timedelta(seconds=1))
+    return boxes
+
+
+def claim_all(ctx, worker_id, mailbox_ids):
+    made = claims.claim_emails(
+        ctx, mailbox_ids, worker_id, batch_size=10, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    return sorted(made, key=lambda c: (c.mailbox_id, c.slot))
+
+
+def firsts(claimed):
+    """The next email of each mailbox: what the worker passes to one hand-over."""
+    seen: dict[int, object] = {}
+    for claim in claimed:
+        seen.setdefault(claim.mailbox_id, claim)
+    return list(seen.values())
+
+
+def statuses_by_mailbox(ctx) -> dict[int, Counter]:
+    with ctx.db.read() as session:
+        rows = session.execute(select(Message.mailbox_id, Message.status)).all()
+    counted: dict[int, Counter] = {}
+    for mailbox_id, status in rows:
+        counted.setdefault(mailbox_id, Counter())[str(status)] += 1
+    return counted
+
+
+def test_one_commit_marks_the_next_email_of_each_mailbox_and_no_other(ctx):
+    boxes = seed(ctx, 9, 3)  # three due emails per mailbox
+    claimed = claim_all(ctx, "w1", boxes)
+    assert len(claimed) == 9
+    first = firsts(claimed)
+    assert hand_over_many(ctx, first, "w1") == [HandOver.GO] * 3
+    assert statuses_by_mailbox(ctx) == {box: Counter(handing=1, prepared=2) for box in boxes}
+    # the outcomes ride with the next commit, which marks each mailbox's second email
+    second = firsts([c for c in claimed if c not in first])
+    done = [(claim, SENT) for claim in first]
+    ctx.clock.advance(timedelta(seconds=1))  # each mailbox's spacing after its first
+    assert hand_over_many(ctx, second, "w1", done) == [HandOver.GO] * 3
+    assert statuses_by_mailbox(ctx) == {
+        box: Counter(sent=1, handing=1, prepared=1) for box in boxes
+    }
+
+
+def test_a_hand_over_never_marks_two_emails_of_one_mailbox(ctx):
+    [box] = seed(ctx, 2, 1)
+    both = claim_all(ctx, "w1", [box])
+    with pytest.raises(ValueError, match="one email per mailbox"):
+        hand_over_many(ctx, both, "w1")
+    assert statuses_by_mailbox(ctx) == {box: Counter(prepared=2)}  # nothing was marked
+
+
+def test_each_email_of_a_batch_gets_its_own_answer(ctx):
+    boxes = seed(ctx, 3, 3)
+    first = firsts(claim_all(ctx, "w1", boxes))
+    paused = first[1]
+    with ctx.db.transaction() as session:
+        session.get_one(Enrollment, paused.enrollment_id).state = "paused"
+    answers = hand_over_many(ctx, first, "w1")
+    assert answers == [HandOver.GO, HandOver.SKIP, HandOver.GO]
+    with ctx.db.read() as session:
+        assert session.get_one(StepRun, paused.run_id).status == "paused"
+
+
+def test_a_crash_after_a_batched_commit_leaves_at_most_one_unknown_per_mailbox(ctx):
+    boxes = seed(ctx, 12, 4)
+    claimed = claim_all(ctx, "dead", boxes)
+    assert hand_over_many(ctx, firsts(claimed), "dead") == [HandOver.GO] * 4
+    # "dead" dies here, its four emails maybe on the wire; its lease runs out
+    ctx.clock.advance(LEASE * 2)
+    assert recovery.recover_expired(ctx) == 12
+    counted = statuses_by_mailbox(ctx)
+    assert counted == {box: Counter(unknown=1, prepared=2) for box in boxes}
+    # another worker sends the rest, and never the unknown ones
+    Worker(ctx, WorkerOptions(webhooks=False)).run_until(ctx.clock.now() + timedelta(hours=1))
+    assert statuses_by_mailbox(ctx) == {box: Counter(unknown=1, sent=2) for box in boxes}
+
+
+def test_a_worker_tick_hands_several_mailboxes_over_in_one_commit(ctx, database):
+    commits = []
+
+    def counted(_connection) -> None:
+        commits.append(1)
+
+    worker = Worker(ctx, WorkerOptions(webhooks=False))
+
+    def commits_of_a_tick() -> int:
+        commits.clear()
+        event.listen(database.engine, "commit", counted)
+        try:
+            worker.tick()
+        finally:
+            event.remove(database.engine, "commit", counted)
+        return len(commits)
+
+    [one] = seed(ctx, 1, 1)  # capture transport: each send ends at once
+    alone = commits_of_a_tick()
+    eight = seed(ctx, 8, 8)
+    together = commits_of_a_tick()
+    assert statuses_by_mailbox(ctx) == {box: Counter(sent=1) for box in [one, *eight]}
+    # eight mailboxes' hand-overs share one commit, and their outcomes another: a tick
+    # commits no more for eight emails than for one (per email it would be 14 more)
+    assert together <= alone
+
+
+# --- which mailboxes a worker claims -----------------------------------------------------
+
+
+def mailboxes_for(ctx, worker_id, candidates, limit=100):
+    """What `worker_id` claims when these are the mailboxes with due email, in order."""
+    return affinity.mailboxes_for(ctx, worker_id, lambda n: candidates[:n], limit)
+
+
+def test_the_others_mailboxes_never_crowd_a_workers_own_out_of_the_list(ctx):
+    boxes = seed(ctx, 8, 4)
+    claims.claim_emails(  # "b" holds the two most overdue mailboxes
+        ctx, boxes[:2], "b", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    assert mailboxes_for(ctx, "a", boxes, limit=2) == boxes[2:]  # asked for four
+
+
+def test_a_mailbox_another_worker_holds_is_left_to_it(ctx):
+    boxes = seed(ctx, 8, 4)
+    held = claims.claim_emails(  # "a" holds the first two mailboxes' first emails
+        ctx, boxes[:2], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    assert {c.mailbox_id for c in held} == set(boxes[:2])
+    assert mailboxes_for(ctx, "b", boxes) == boxes[2:]
+    assert mailboxes_for(ctx, "a", boxes) == boxes  # its own, and free ones
+    ctx.clock.advance(LEASE * 2)  # "a" died: once its lease ran out, anyone may
+    assert mailboxes_for(ctx, "b", boxes) == boxes
+
+
+def test_no_worker_takes_more_new_mailboxes_than_its_share(ctx):
+    boxes = seed(ctx, 6, 6)
+    now = ctx.clock.now()
+    heartbeat.beat(ctx, "b", now, {})  # a second live worker
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:3]
+    heartbeat.beat(ctx, "c", now, {})
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:2]
+    ctx.clock.advance(affinity.LIVE_WITHIN + timedelta(seconds=1))  # b and c went quiet
+    assert mailboxes_for(ctx, "a", boxes) == boxes
+
+
+def test_a_worker_holding_more_than_its_share_tops_up_only_its_share(ctx):
+    boxes = seed(ctx, 8, 4)
+    claims.claim_emails(
+        ctx, boxes, "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )  # "a" holds all four (it was alone)
+    assert mailboxes_for(ctx, "a", boxes) == boxes
+    heartbeat.beat(ctx, "b", ctx.clock.now(), {})  # "b" starts: a's share is now two
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:2]  # the others drain
+    assert mailboxes_for(ctx, "b", boxes) == []  # held by "a" until they do
+    with ctx.db.transaction() as session:  # "a" sent what it held of the last two
+        for run in session.scalars(select(StepRun).where(StepRun.mailbox_id.in_(boxes[2:]))):
+            if run.status == "sending":
+                run.status, run.locked_by, run.locked_until = "sent", None, None
+    assert mailboxes_for(ctx, "b", boxes) == boxes[2:]
