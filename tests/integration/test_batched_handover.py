@@ -16,6 +16,7 @@ from sqlalchemy import event, select
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.services import worker_jobs as jobs
 from cadenza.services.delivery import affinity, claims, recovery
 from cadenza.services.delivery.handover import HandOver, hand_over_many
 from cadenza.services.monitoring import heartbeat
@@ -141,7 +142,9 @@ def test_a_worker_tick_hands_several_mailboxes_over_in_one_commit(ctx, database)
 
 def mailboxes_for(ctx, worker_id, candidates, limit=100):
     """What `worker_id` claims when these are the mailboxes with due email, in order."""
-    return affinity.mailboxes_for(ctx, worker_id, lambda n: candidates[:n], limit)
+    return affinity.mailboxes_for(
+        ctx, worker_id, lambda n: candidates[:n], limit, live_within=jobs.LIVE_WITHIN
+    )
 
 
 def test_the_others_mailboxes_never_crowd_a_workers_own_out_of_the_list(ctx):
@@ -171,7 +174,7 @@ def test_no_worker_takes_more_new_mailboxes_than_its_share(ctx):
     assert mailboxes_for(ctx, "a", boxes) == boxes[:3]
     heartbeat.beat(ctx, "c", now, {})
     assert mailboxes_for(ctx, "a", boxes) == boxes[:2]
-    ctx.clock.advance(affinity.LIVE_WITHIN + timedelta(seconds=1))  # b and c went quiet
+    ctx.clock.advance(jobs.LIVE_WITHIN + timedelta(seconds=1))  # b and c went quiet
     assert mailboxes_for(ctx, "a", boxes) == boxes
 
 

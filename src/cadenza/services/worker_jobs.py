@@ -78,6 +78,11 @@ def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
 MAILBOXES_PER_TRANSACTION = 50
 
 
+# A worker is counted as live (in the others' shares of the mailboxes) this long after
+# its last heartbeat.
+LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+
+
 def claim_due(
     ctx: Context,
     worker_id: str,
@@ -100,6 +105,7 @@ def claim_due(
         worker_id,
         lambda n: claims.mailboxes_with_due_email(ctx, n, slot_before=slot_before),
         mailboxes,
+        live_within=LIVE_WITHIN,
     )
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(

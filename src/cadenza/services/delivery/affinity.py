@@ -30,15 +30,16 @@ from sqlalchemy import func, select
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.services.context import Context
-from cadenza.services.monitoring.heartbeat import HEARTBEAT_SECONDS
 from cadenza.store.models import StepRun, WorkerHeartbeat
-
-# A worker is counted as live this long after its last heartbeat.
-LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 
 
 def mailboxes_for(
-    ctx: Context, worker_id: str, candidates_of: Callable[[int], list[int]], limit: int
+    ctx: Context,
+    worker_id: str,
+    candidates_of: Callable[[int], list[int]],
+    limit: int,
+    *,
+    live_within: timedelta,
 ) -> list[int]:
     """Up to `limit` mailboxes with due email this worker claims, in claim order: the
     ones another worker holds left out, and no more than its share of all the
@@ -48,7 +49,9 @@ def mailboxes_for(
 
     `candidates_of(n)` lists the first n mailboxes with due email in claim order; it is
     asked for `limit` more than the others hold, so the others' mailboxes (most overdue
-    or not) never crowd this worker's own out of the list."""
+    or not) never crowd this worker's own out of the list. A worker counts as live
+    `live_within` after its last heartbeat (the monitoring area's rhythm, passed down by
+    the worker's facade: delivery does not call monitoring)."""
     now = ctx.clock.now()
     with ctx.db.read() as session:
         holders = session.execute(
@@ -60,7 +63,7 @@ def mailboxes_for(
             select(func.count())
             .select_from(WorkerHeartbeat)
             .where(
-                WorkerHeartbeat.last_tick_at >= now - LIVE_WITHIN,
+                WorkerHeartbeat.last_tick_at >= now - live_within,
                 WorkerHeartbeat.id != worker_id,
             )
         )
