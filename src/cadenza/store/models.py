@@ -171,6 +171,21 @@ class Mailbox(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    # The contacts index's sorts (services/crm/contact_index.py): each walks its index in
+    # order and stops after a page, instead of sorting every contact on each request. The
+    # expressions are the index's query text exactly (literals, not bound parameters).
+    __table_args__ = (
+        Index(
+            "ix_contacts_sort_name",
+            text("lower(coalesce(lastname, ''))"),
+            text("lower(coalesce(firstname, ''))"),
+            "id",
+        ),
+        Index("ix_contacts_sort_company", text("lower(coalesce(company, ''))"), "id"),
+        Index("ix_contacts_sort_created", "created_at", "id"),
+        # The timezone filter and sort, and the list of zones (one seek per zone).
+        Index("ix_contacts_sort_timezone", "timezone", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320))
