@@ -371,9 +371,7 @@ def main() -> None:
                 name: p95(client, path, args.repeat) for name, path in pages(info).items()
             }
             if label == "large" and (args.import_rows or args.list_members):
-                bulk_rates(
-                    ctx, client, args.import_rows, min(args.list_members, shape.contacts)
-                )
+                bulk_rates(ctx, client, args.import_rows, min(args.list_members, shape.contacts))
     print(f"\n{'page (p95 of ' + str(args.repeat) + ')':<30}{'small':>10}{'large':>10}"
           f"{'ratio':>8}  goal ≤ 2")  # fmt: skip
     for name in results["small"]:

@@ -17,7 +17,7 @@ from cadenza.domain.contact_fields import clean_contact_input
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
 from cadenza.services.crm import suppressions
-from cadenza.services.crm.contacts import upsert_contact
+from cadenza.services.crm.contacts import contacts_by_email, upsert_contact
 
 BATCH_SIZE = 500
 DELIMITERS = (",", ";", "\t")
@@ -169,10 +169,11 @@ def import_contacts(
         with ctx.db.transaction() as session:
             addresses = [row_columns["email"] for _, row_columns, _ in batch]
             suppressed = suppressions.suppressed_among(ctx, session, addresses)
+            known = contacts_by_email(session, addresses)
             for line, row_columns, properties in batch:
                 try:
                     created = upsert_contact(
-                        session, ctx, row_columns, properties, suppressed=suppressed
+                        session, ctx, row_columns, properties, suppressed=suppressed, known=known
                     )
                 except CadenzaError as exc:  # `suppressed`: refused before any write
                     report.errors.append(RowError(line, str(exc.code), exc.message))
