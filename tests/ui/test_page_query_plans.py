@@ -11,14 +11,16 @@ not copied here), on both databases:
 - PostgreSQL: `EXPLAIN` with sequential scans priced out (`enable_seqscan = off`, so
   the tiny test tables do not make a scan the cheap choice); a `Seq Scan` on a growing
   table then means no index could serve the statement;
-- unless the statement reads rows in its own order (by the key or an index: no sort of
-  them all in the plan) under a LIMIT: it stops after a page (or the index's capped
-  count). A search for "part of a name" is such a walk: it stops at a page of matches,
-  so a rare word walks further (docs/benchmarks.md, "Large installation").
+- unless the statement reads rows in its own order (no sort of them all in the plan)
+  under a LIMIT, along an index or along the key with no filter: it stops after a page
+  (or the index's capped count). A search for "part of a name" is such a walk: it
+  stops at a page of matches, so a rare word walks further (docs/benchmarks.md,
+  "Large installation").
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -37,20 +39,37 @@ GROWING = {
 
 def sqlite_scans(connection, sql: str, params) -> list[str]:
     plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
-    # Rows read in the page's order (by the table's key or an index, no sort of them all)
-    # and stopped by the LIMIT: a page's worth, however large the table.
-    in_order = " LIMIT " in sql and not any("TEMP B-TREE" in detail for detail in plan)
+    in_order = bool(re.search(r"\sLIMIT\s", sql)) and not any(
+        "TEMP B-TREE" in detail for detail in plan
+    )
     return [
         detail
         for detail in plan
-        if detail.split()[0] == "SCAN" and detail.split()[1] in GROWING and not in_order
+        if detail.split()[0] == "SCAN"
+        and detail.split()[1] in GROWING
+        and not (in_order and _stops_early(sql, detail))
     ]
+
+
+def _stops_early(sql: str, detail: str) -> bool:
+    """A walk in the page's order under a LIMIT that stops after a page: along an index
+    (the sort's), or along the table's key with nothing to filter out; or the index's
+    count, capped by its LIMIT. Along the key WITH a filter (failed emails among all the
+    emails) it could walk every row to find a page: that fails."""
+    capped_count = "count(*)" in sql
+    # "Part of a name or address" (LIKE '%ann%'): no b-tree index serves it on either
+    # database; the walk stops at a page of matches (a rare word walks further).
+    search = " LIKE " in sql
+    filtered = re.search(r"\sWHERE\s", sql)
+    return "INDEX" in detail.split() or not filtered or capped_count or search
 
 
 def postgresql_scans(connection, sql: str, params) -> list[str]:
     connection.exec_driver_sql("SET enable_seqscan = off")
     plan = [row[0] for row in connection.exec_driver_sql("EXPLAIN " + sql, params)]
-    in_order = " LIMIT " in sql and not any(" Sort " in f" {line.strip()} " for line in plan)
+    in_order = bool(re.search(r"\sLIMIT\s", sql)) and not any(
+        " Sort " in f" {line.strip()} " for line in plan
+    )
     return [
         line.strip()
         for line in plan
@@ -99,6 +118,7 @@ def pages(sequence_id: int) -> list[str]:
         f"/enrollments?sequence={sequence_id}&state=finished",
         "/api/v1/enrollments?state=active&order=newest",
         "/outbox",
+        "/api/v1/messages?status=failed",
         "/api/v1/messages",
         f"/sequences/{sequence_id}",
         f"/api/v1/sequences/{sequence_id}/analytics",

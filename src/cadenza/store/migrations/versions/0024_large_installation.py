@@ -1,4 +1,4 @@
-"""large installation: the contacts index's sort indexes
+"""large installation: the list pages' indexes
 
 Revision ID: 0024
 Revises: 0023
@@ -13,6 +13,10 @@ tie-break, so a page walks the index and stops:
 - ix_contacts_sort_timezone (timezone, id): also the timezone filter and the list of
   zones the filter offers.
 The email sort already has the unique index on email_key.
+- ix_messages_status_id (status, id): the outbox's failed emails newest first, a
+  range of the index instead of a walk over every email ever sent.
+- ix_enrollments_state_id (state, id): the enrollments page and API by state, newest
+  first, without sorting every live enrollment.
 """
 
 import sqlalchemy as sa
@@ -35,9 +39,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_contacts_sort_created", "contacts", ["created_at", "id"])
     op.create_index("ix_contacts_sort_timezone", "contacts", ["timezone", "id"])
+    op.create_index("ix_messages_status_id", "messages", ["status", "id"])
+    op.create_index("ix_enrollments_state_id", "enrollments", ["state", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_enrollments_state_id", table_name="enrollments")
+    op.drop_index("ix_messages_status_id", table_name="messages")
     for name in (
         "ix_contacts_sort_timezone",
         "ix_contacts_sort_created",
