@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, literal_column, or_, select, text
+from sqlalchemy import ColumnClause, and_, exists, func, literal_column, or_, select, text
 
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ContactStatus
@@ -27,7 +27,7 @@ from cadenza.services.context import Context
 from cadenza.services.crm.contacts import ContactView
 from cadenza.store.models import BlockedAddress, Contact, Enrollment
 
-BLANK = literal_column("''")  # in the SQL text, as the sort indexes have it
+BLANK: ColumnClause[str] = literal_column("''")  # in the SQL text, as the sort indexes have it
 SORTS = {
     "name": (
         func.lower(func.coalesce(Contact.lastname, BLANK)),
