@@ -90,16 +90,9 @@ def installation(ctx, world):
         end=now - timedelta(hours=1),
     )  # fmt: skip
     seed_due_emails(ctx, 40, due_at=now + timedelta(days=2))
-    create_user(ctx, "boss@example.com", role="admin", password="boss-secret")
+    admin = create_user(ctx, "boss@example.com", role="admin", password="boss-secret")
     ui = Ui(ctx, world).sign_in("boss@example.com", "boss-secret", "/contacts")
-    boss = ctx.db.read
-    with boss() as session:
-        from sqlalchemy import select
-
-        from cadenza.store.models import User
-
-        admin_id = session.scalar(select(User.id).where(User.email == "boss@example.com"))
-    ui.client.headers["Authorization"] = "Bearer " + create_token(ctx, admin_id, "plans").token
+    ui.client.headers["Authorization"] = "Bearer " + create_token(ctx, admin.id, "plans").token
     return ui, history.sequence_ids[0]
 
 
