@@ -34,6 +34,18 @@ def test_reimport_updates_instead_of_duplicating(ctx):
     assert [c.firstname for c in all_contacts(ctx)] == ["Annie", "Bob"]
 
 
+def test_an_address_twice_in_a_file_makes_one_contact_the_last_row_wins(ctx):
+    """A batch looks its addresses up once (one query, not one a row): the contact the
+    first row created is the one the second row updates, whatever the case."""
+    data = "email,firstname\nann@corp.example,Ann\nbob@corp.example,Bob\nANN@Corp.example,Annie\n"
+    report = import_contacts(ctx, data.encode())
+    assert (report.created, report.updated, report.errors) == (2, 1, [])
+    assert [(c.email_key, c.firstname) for c in all_contacts(ctx)] == [
+        ("ann@corp.example", "Annie"),
+        ("bob@corp.example", "Bob"),
+    ]
+
+
 def test_bad_rows_are_reported_by_line_and_good_rows_imported(ctx):
     data = (
         "email,firstname,timezone\n"

@@ -7,6 +7,7 @@ import pytest
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import authenticate, create_user
+from cadenza.services.crm import contact_index
 from cadenza.services.crm.contact_index import ContactFilter, browse_contacts, contact_timezones
 from cadenza.services.delivery import outbox
 from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
@@ -68,6 +69,24 @@ def test_bad_filters_are_refused(ctx, spec):
     with pytest.raises(CadenzaError) as raised:
         browse_contacts(ctx, spec)
     assert raised.value.http_status == 422
+
+
+def test_the_total_is_counted_up_to_the_cap_and_pages_reach_as_far(ctx, people, monkeypatch):
+    """Past COUNT_CAP the index says "N+" and offers pages up to the cap, not beyond: a
+    million contacts are neither counted nor skipped over on every request."""
+    monkeypatch.setattr(contact_index, "COUNT_CAP", 3)
+    capped = browse_contacts(ctx, ContactFilter(), per_page=2)
+    assert (capped.total, capped.capped, capped.total_label, capped.pages) == (4, True, "3+", 2)
+    assert names(browse_contacts(ctx, ContactFilter(), page=2, per_page=2)) == ["Bob", "Ann"]
+    with pytest.raises(CadenzaError) as raised:
+        browse_contacts(ctx, ContactFilter(), page=3, per_page=2)
+    assert raised.value.http_status == 422 and "narrow" in raised.value.message
+    exact = browse_contacts(ctx, ContactFilter(timezone="Europe/Rome"), per_page=2)
+    assert (exact.total, exact.capped, exact.total_label) == (2, False, "2")
+
+
+def test_the_zones_offered_are_those_contacts_have(ctx, people):
+    assert contact_timezones(ctx) == ["Asia/Tokyo", "Europe/Rome"]
 
 
 def test_bad_pages_are_refused(ctx):

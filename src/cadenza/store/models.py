@@ -171,6 +171,21 @@ class Mailbox(Base):
 
 class Contact(Base):
     __tablename__ = "contacts"
+    # The contacts index's sorts (services/crm/contact_index.py): each walks its index in
+    # order and stops after a page, instead of sorting every contact on each request. The
+    # expressions are the index's query text exactly (literals, not bound parameters).
+    __table_args__ = (
+        Index(
+            "ix_contacts_sort_name",
+            text("lower(coalesce(lastname, ''))"),
+            text("lower(coalesce(firstname, ''))"),
+            "id",
+        ),
+        Index("ix_contacts_sort_company", text("lower(coalesce(company, ''))"), "id"),
+        Index("ix_contacts_sort_created", "created_at", "id"),
+        # The timezone filter and sort, and the list of zones (one seek per zone).
+        Index("ix_contacts_sort_timezone", "timezone", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320))
@@ -276,6 +291,9 @@ class Enrollment(Base):
         Index("ix_enrollments_sequence_contact", "sequence_id", "contact_id"),
         # /metrics counts enrollments by state from this index, not from the rows.
         Index("ix_enrollments_state", "state", "needs_attention"),
+        # A state's enrollments newest first (the enrollments page and API): a page of
+        # this index's range, not every live enrollment sorted.
+        Index("ix_enrollments_state_id", "state", "id"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
         Index(
             "ix_enrollments_resume_at",
@@ -454,6 +472,9 @@ class Message(Base):
         Index("ix_messages_mailbox_sent", "mailbox_id", "sent_at"),
         # Reports over a period read the emails sent in it, whoever sent them.
         Index("ix_messages_sent_at", "sent_at"),
+        # The outbox's failed emails (and the API's ?status=), newest first: a page of
+        # this index's range instead of a walk over every email ever sent.
+        Index("ix_messages_status_id", "status", "id"),
         # When a contact was last emailed (the enrollment rule "days since last emailed").
         Index("ix_messages_contact_sent", "contact_id", "sent_at"),
         # The retention job's lookup: only messages that still hold their bodies.

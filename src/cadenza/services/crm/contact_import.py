@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from cadenza.domain.contact_fields import clean_contact_input
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
 from cadenza.services.crm import suppressions
-from cadenza.services.crm.contacts import upsert_contact
+from cadenza.services.crm.contacts import contacts_by_email, upsert_contact
 
 BATCH_SIZE = 500
 DELIMITERS = (",", ";", "\t")
@@ -120,6 +121,27 @@ def parse_csv(
     """The file's rows as {column: cell}, or a RowError for a malformed line. Problems
     with the whole file (size, encoding, header, quoting) raise; `columns_of` maps and
     checks the header. Shared by every CSV import (contacts, records)."""
+    return list(_rows(ctx, data, columns_of))
+
+
+@dataclass(frozen=True)
+class CsvRows:
+    count: int  # rows, blank lines left out
+    rows: Iterator[tuple[int, dict | RowError]]
+
+
+def stream_csv(ctx: Context, data: bytes, columns_of: Callable[[list[str]], list[str]]) -> CsvRows:
+    """What parse_csv gives, without holding every row at once: a first pass over the
+    file checks all of it (a problem with the whole file raises before anything is
+    written) and counts its rows, keeping none; the rows then come one at a time from a
+    second pass. Memory follows a batch, not the file's row count."""
+    count = sum(1 for _ in _rows(ctx, data, columns_of))
+    return CsvRows(count, _rows(ctx, data, columns_of))
+
+
+def _rows(
+    ctx: Context, data: bytes, columns_of: Callable[[list[str]], list[str]]
+) -> Iterator[tuple[int, dict | RowError]]:
     if len(data) > ctx.settings.import_max_bytes:
         raise CadenzaError(ErrorCode.FILE_TOO_LARGE, "the file is larger than the import limit")
     text = _decode(data)
@@ -133,7 +155,7 @@ def parse_csv(
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line))
     try:
         columns = columns_of(next(reader))
-        return _parse_rows(reader, columns)
+        yield from _parse_rows(reader, columns)
     except csv.Error as exc:
         raise CadenzaError(
             ErrorCode.MALFORMED_CSV, f"line {reader.line_num}: {exc}", {"line": reader.line_num}
@@ -146,11 +168,28 @@ def import_contacts(
     *,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Validates the whole file's shape first, then imports row batches of BATCH_SIZE."""
-    parsed = parse_csv(ctx, data, _columns)
-    report = ImportReport(rows=len(parsed))
+    """Validates the whole file's shape first, then imports row batches of BATCH_SIZE,
+    reading each batch's rows as it comes (stream_csv): a 100,000-row file never sits
+    in memory as 100,000 parsed rows."""
+    parsed = stream_csv(ctx, data, _columns)
+    report = ImportReport(rows=parsed.count)
+    done = 0
+    while batch_rows := list(islice(parsed.rows, BATCH_SIZE)):
+        _import_batch(ctx, batch_rows, report)
+        done += len(batch_rows)
+        if on_progress:
+            on_progress(done, report.rows)
+    report.errors.sort(key=lambda e: e.line)
+    return report
+
+
+def _import_batch(
+    ctx: Context, rows: list[tuple[int, dict | RowError]], report: ImportReport
+) -> None:
+    """One batch in one transaction: its bad rows reported by line, the good ones
+    created or updated (their existing contacts read in one query)."""
     good: list[tuple[int, dict, dict]] = []
-    for line, values in parsed:
+    for line, values in rows:
         if isinstance(values, RowError):
             report.errors.append(values)
             continue
@@ -163,29 +202,24 @@ def import_contacts(
             report.errors.append(RowError(line, str(ErrorCode.MISSING_EMAIL), "no email address"))
             continue
         good.append((line, row_columns, properties))
-    done = len(report.errors)
-    for start in range(0, len(good), BATCH_SIZE):
-        batch = good[start : start + BATCH_SIZE]
-        with ctx.db.transaction() as session:
-            addresses = [row_columns["email"] for _, row_columns, _ in batch]
-            suppressed = suppressions.suppressed_among(ctx, session, addresses)
-            for line, row_columns, properties in batch:
-                try:
-                    created = upsert_contact(
-                        session, ctx, row_columns, properties, suppressed=suppressed
-                    )
-                except CadenzaError as exc:  # `suppressed`: refused before any write
-                    report.errors.append(RowError(line, str(exc.code), exc.message))
-                    continue
-                if created:
-                    report.created += 1
-                else:
-                    report.updated += 1
-        done += len(batch)
-        if on_progress:
-            on_progress(done, report.rows)
-    report.errors.sort(key=lambda e: e.line)
-    return report
+    if not good:
+        return
+    with ctx.db.transaction() as session:
+        addresses = [row_columns["email"] for _, row_columns, _ in good]
+        suppressed = suppressions.suppressed_among(ctx, session, addresses)
+        known = contacts_by_email(session, addresses)
+        for line, row_columns, properties in good:
+            try:
+                created = upsert_contact(
+                    session, ctx, row_columns, properties, suppressed=suppressed, known=known
+                )
+            except CadenzaError as exc:  # `suppressed`: refused before any write
+                report.errors.append(RowError(line, str(exc.code), exc.message))
+                continue
+            if created:
+                report.created += 1
+            else:
+                report.updated += 1
 
 
 # Per request (one file): larger imports are split, so one upload cannot hold a worker
@@ -194,35 +228,33 @@ MAX_CSV_COLUMNS = 200
 MAX_CSV_ROWS = 100_000
 
 
-def _parse_rows(reader, columns: list[str]) -> list[tuple[int, dict | RowError]]:
+def _parse_rows(reader, columns: list[str]) -> Iterator[tuple[int, dict | RowError]]:
     if len(columns) > MAX_CSV_COLUMNS:
         raise CadenzaError(
             ErrorCode.VALIDATION_ERROR,
             f"a CSV has at most {MAX_CSV_COLUMNS} columns ({len(columns)} found)",
             {"limit": MAX_CSV_COLUMNS},
         )
-    rows: list[tuple[int, dict | RowError]] = []
+    count = 0
     for row in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if len(rows) >= MAX_CSV_ROWS:
+        if count >= MAX_CSV_ROWS:
             raise CadenzaError(
                 ErrorCode.VALIDATION_ERROR,
                 f"a CSV has at most {MAX_CSV_ROWS} rows per import: split the file",
                 {"limit": MAX_CSV_ROWS},
             )
+        count += 1
         if len(row) != len(columns):
-            rows.append(
-                (
+            yield (
+                line,
+                RowError(
                     line,
-                    RowError(
-                        line,
-                        str(ErrorCode.MALFORMED_CSV),
-                        f"expected {len(columns)} fields, found {len(row)}",
-                    ),
-                )
+                    str(ErrorCode.MALFORMED_CSV),
+                    f"expected {len(columns)} fields, found {len(row)}",
+                ),
             )
             continue
-        rows.append((line, dict(zip(columns, row, strict=True))))
-    return rows
+        yield line, dict(zip(columns, row, strict=True))

@@ -2,14 +2,23 @@
 
 The API pages contacts by keyset (cheap at any depth, stable under inserts); a person
 sorting by name and jumping to page 3 needs offsets and a total instead, so the index
-has its own query. Pages are bounded, so the offset cost stays small.
+has its own query. What keeps it as fast with a million contacts as with ten thousand
+(issue 15 §4, bench/large.py):
+
+- every sort walks an index in its own order (ix_contacts_sort_*, migration 0024), so
+  a page reads its rows and stops; the sort keys are written with literals, not bound
+  parameters, because a database matches an expression index only on the same text;
+- the total is counted up to COUNT_CAP: past it the page says "10,000+" instead of
+  counting a million rows on every request;
+- numbered pages reach as deep as COUNT_CAP (an OFFSET walks the rows it skips); past
+  that a search or filter narrows the list, and the API's cursor reaches any depth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import ColumnClause, and_, exists, func, literal_column, or_, select, text
 
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ContactStatus
@@ -18,13 +27,14 @@ from cadenza.services.context import Context
 from cadenza.services.crm.contacts import ContactView
 from cadenza.store.models import BlockedAddress, Contact, Enrollment
 
+BLANK: ColumnClause[str] = literal_column("''")  # in the SQL text, as the sort indexes have it
 SORTS = {
     "name": (
-        func.lower(func.coalesce(Contact.lastname, "")),
-        func.lower(func.coalesce(Contact.firstname, "")),
+        func.lower(func.coalesce(Contact.lastname, BLANK)),
+        func.lower(func.coalesce(Contact.firstname, BLANK)),
     ),
     "email": (Contact.email_key,),
-    "company": (func.lower(func.coalesce(Contact.company, "")),),
+    "company": (func.lower(func.coalesce(Contact.company, BLANK)),),
     "timezone": (Contact.timezone,),
     "created": (Contact.created_at,),
 }
@@ -36,6 +46,8 @@ STATUS_FILTERS = (
     ContactStatus.NO_EMAIL,
 )
 MAX_PER_PAGE = 200
+# How far the index counts and pages: beyond it the total reads "10,000+".
+COUNT_CAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,13 +66,22 @@ class ContactFilter:
 class ContactIndexPage:
     contacts: list[ContactView]
     live_contact_ids: set[int]  # which of these contacts are in a sequence now
-    total: int
+    total: int  # at most COUNT_CAP + 1: more than COUNT_CAP reads "10,000+"
     page: int
     per_page: int
 
     @property
+    def capped(self) -> bool:
+        return self.total > COUNT_CAP
+
+    @property
+    def total_label(self) -> str:
+        """The count as a page shows it: "10,000+" past the cap."""
+        return f"{COUNT_CAP:,}+" if self.capped else str(self.total)
+
+    @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+        return max(1, -(-min(self.total, COUNT_CAP) // self.per_page))
 
 
 def _invalid(message: str, field: str) -> CadenzaError:
@@ -141,6 +162,11 @@ def browse_contacts(
         raise _invalid(f"per_page must be between 1 and {MAX_PER_PAGE}", "per_page")
     if page < 1:
         raise _invalid("page must be 1 or more", "page")
+    if (page - 1) * per_page >= COUNT_CAP:
+        raise _invalid(
+            f"pages reach the first {COUNT_CAP:,} contacts: narrow the search or the filters",
+            "page",
+        )
     conditions = _conditions(spec)
     keys = [k.desc() if spec.descending else k.asc() for k in SORTS[spec.sort]]
     query = (
@@ -151,7 +177,7 @@ def browse_contacts(
         .offset((page - 1) * per_page)
     )
     with ctx.db.read() as session:
-        total = session.scalar(select(func.count()).select_from(Contact).where(*conditions))
+        total = session.scalar(capped_count(conditions))
         contacts = [ContactView.of(row) for row in session.scalars(query)]
         ids = [c.id for c in contacts]
         live = set(
@@ -165,12 +191,28 @@ def browse_contacts(
     return ContactIndexPage(contacts, live, total, page, per_page)
 
 
+def capped_count(conditions: list):
+    """How many contacts match, counted no further than COUNT_CAP + 1."""
+    matching = select(Contact.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    return select(func.count()).select_from(matching)
+
+
+# One index seek per zone (a "loose index scan" over ix_contacts_sort_timezone), where
+# SELECT DISTINCT would read every contact: a few hundred zones at most, whatever the count.
+ZONES = text(
+    "WITH RECURSIVE zones(zone) AS ("
+    " SELECT min(timezone) FROM contacts"
+    " UNION ALL"
+    " SELECT (SELECT min(timezone) FROM contacts WHERE timezone > zones.zone)"
+    " FROM zones WHERE zones.zone IS NOT NULL"
+    ") SELECT zone FROM zones WHERE zone IS NOT NULL"
+)
+
+
 def contact_timezones(ctx: Context) -> list[str]:
     """The zones contacts have, for the filter: a short list instead of all of IANA."""
     with ctx.db.read() as session:
-        return sorted(
-            z for z in session.scalars(select(Contact.timezone).distinct()) if z is not None
-        )
+        return sorted(session.scalars(ZONES))
 
 
 def get_contacts(ctx: Context, contact_ids: list[int]) -> list[ContactView]:

@@ -1,0 +1,419 @@
+"""Pages of a large installation against a small one, in one run (issue 15 §4).
+
+    .venv/bin/python bench/large.py [--db sqlite|postgresql] [--scale 1.0]
+        [--small-scale 0.01] [--repeat 20] [--import-rows 100000] [--list-members 100000]
+
+`--scale 1.0` is the issue's installation: 1,000,000 contacts with properties, 100,000
+live enrollments, 10,000,000 step runs and their messages (every 10th opened, every
+50th replied to, every 200th a meeting), 50 users with a mailbox each, 200 sequences
+of five email steps. `--small-scale 0.01` is the same shape with 10,000 contacts (the
+users, mailboxes and sequences stay 50 and 200). Both are written straight into the
+tables in bulk (multi-row executemany on SQLite, COPY on PostgreSQL), not through the
+services one by one: that is what makes ten million rows take minutes.
+
+Each page (the contacts index: page 1, search, filter, sort, a deep page; the
+enrollments and outbox pages, a sequence's page and analytics, the stats API) is
+requested `--repeat` times as a signed-in admin (who sees everything: the widest
+query), through the real app; the script prints p95 small, p95 large and the ratio,
+against the goal of 2. Then a CSV import of `--import-rows` rows and a list enrollment
+of `--list-members` members on the large installation print their rates and how much
+the process's resident memory grew at its peak. No figure is asserted: they are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psutil
+from common import scratch_database
+from fastapi.testclient import TestClient
+
+from cadenza.config import Settings
+from cadenza.domain.clock import FrozenClock
+from cadenza.services.accounts.mailboxes import create_mailbox
+from cadenza.services.accounts.users import create_token, create_user
+from cadenza.services.context import Context
+from cadenza.services.sequences.catalog import create_sequence
+from cadenza.web.app import create_app
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+USERS, SEQUENCES, STEPS = 50, 200, 5
+ZONES = ["Europe/Paris", "America/New_York", "Asia/Tokyo", "Europe/London", "UTC", None]
+COMPANIES = [f"{w} {k}" for w in ("Acme", "Globex", "Initech", "Umbrella", "Hooli")
+             for k in ("Corp", "Labs", "GmbH", "Group")]  # fmt: skip
+NAMES = ["Martin", "Bernard", "Dubois", "Smith", "Jones", "Garcia", "Rossi", "Tanaka",
+         "Müller", "Novak", "Silva", "Kim", "Nguyen", "Olsen", "Haddad", "Cohen"]  # fmt: skip
+STEP = {"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}
+CHUNK = 20_000
+PASSWORD = "bench-password-1"  # a scratch database's only user
+
+
+@dataclass(frozen=True)
+class Shape:
+    contacts: int
+    live: int  # live (active) enrollments: three runs each, two sent and one scheduled
+    runs: int  # step runs in all; finished enrollments have five, all sent
+
+    @classmethod
+    def at(cls, scale: float) -> Shape:
+        return cls(int(1_000_000 * scale), int(100_000 * scale), int(10_000_000 * scale))
+
+    @property
+    def finished(self) -> int:
+        return max(0, (self.runs - 3 * self.live) // STEPS)
+
+
+class Writer:
+    """Bulk rows into one table: executemany on SQLite, COPY on PostgreSQL."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.postgres = db.dialect == "postgresql"
+
+    def write(self, table: str, columns: list[str], rows) -> int:
+        raw = self.db.engine.raw_connection()
+        count = 0
+        try:
+            cursor = raw.cursor()
+            batch: list[tuple] = []
+            for row in rows:
+                batch.append(row if self.postgres else tuple(map(_sqlite, row)))
+                if len(batch) == CHUNK:
+                    count += self._flush(cursor, table, columns, batch)
+                    batch = []
+            count += self._flush(cursor, table, columns, batch)
+            raw.commit()
+        finally:
+            raw.close()
+        return count
+
+    def _flush(self, cursor, table: str, columns: list[str], batch: list[tuple]) -> int:
+        if not batch:
+            return 0
+        names = ", ".join(f'"{c}"' for c in columns)
+        if self.postgres:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", batch)
+        return len(batch)
+
+
+def _sqlite(value):
+    """What SQLAlchemy would store on SQLite: naive UTC text, 0/1, JSON text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def build(ctx: Context, shape: Shape, writer: Writer) -> dict:
+    """The installation; returns what the requests need (an admin's password and token,
+    a sequence id, a contact id deep in the index)."""
+    admin = create_user(ctx, "boss@example.com", role="admin", password=PASSWORD)
+    token = create_token(ctx, admin.id, "bench").token
+    reps, boxes = [], []
+    for i in range(USERS - 1):
+        user = create_user(ctx, f"rep{i}@example.com", firstname=f"Rep{i}")
+        reps.append(user.id)
+        boxes.append(create_mailbox(ctx, user.id, f"rep{i}@example.com").id)
+    boxes.append(create_mailbox(ctx, admin.id, "boss@example.com").id)
+    reps.append(admin.id)
+    sequences = [
+        create_sequence(ctx, reps[i % len(reps)], f"Sequence {i}", steps=[STEP] * STEPS).id
+        for i in range(SEQUENCES)
+    ]
+    started = time.perf_counter()
+    start = NOW - timedelta(days=3 * 365)
+    n = shape.contacts
+    tick = (NOW - start) / max(n, 1)
+    writer.write(
+        "contacts",
+        ["id", "email", "email_key", "firstname", "lastname", "company", "jobtitle",
+         "timezone", "properties", "owner_id", "blocked", "created_at", "updated_at"],
+        (
+            (i + 1, f"p{i}@c{i % 997}.example", f"p{i}@c{i % 997}.example",
+             NAMES[i % 16], NAMES[(i // 16) % 16] + str(i % 1000), COMPANIES[i % 20],
+             "Buyer", ZONES[i % len(ZONES)],
+             json.dumps({"industry": f"ind{i % 40}", "score": i % 100}),
+             reps[i % len(reps)], False, start + tick * i, start + tick * i)
+            for i in range(n)
+        ),
+    )  # fmt: skip
+    print(f"    {n:,} contacts ({time.perf_counter() - started:.0f} s)", flush=True)
+    live, finished = shape.live, shape.finished
+    total = live + finished
+    etick = (NOW - timedelta(days=1) - start) / max(total, 1)
+    snapshot = json.dumps([{**STEP, "position": p} for p in range(1, STEPS + 1)])
+
+    def enrolled_at(e: int):  # finished ones first (older), the live ones last
+        return start + etick * e
+
+    def contact_of(e: int) -> int:
+        return e % n + 1
+
+    writer.write(
+        "enrollments",
+        ["id", "contact_id", "sequence_id", "mailbox_id", "enrolled_by_id", "timezone",
+         "state", "start_step", "steps_snapshot", "settings_snapshot", "token_values",
+         "bulk", "needs_attention", "enrolled_at", "ended_at"],
+        (
+            (e + 1, contact_of(e), sequences[e % SEQUENCES], boxes[e % len(boxes)],
+             reps[e % len(reps)], "UTC", "finished" if e < finished else "active", 1,
+             snapshot, "{}", "{}", False, False, enrolled_at(e),
+             enrolled_at(e) + timedelta(days=10) if e < finished else None)
+            for e in range(total)
+        ),
+    )  # fmt: skip
+    print(f"    {total:,} enrollments ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    def runs():
+        run_id = 0
+        for e in range(total):
+            sent = STEPS if e < finished else 2
+            for p in range(1, (STEPS if e < finished else 3) + 1):
+                run_id += 1
+                at = enrolled_at(e) + timedelta(days=2 * (p - 1))
+                done = p <= sent
+                yield run_id, e, p, at, done
+
+    writer.write(
+        "step_runs",
+        ["id", "enrollment_id", "mailbox_id", "step_position", "step_type", "bulk_first",
+         "send_ready", "status", "due_at", "attempts", "completed_at", "created_at"],
+        (
+            (r, e + 1, boxes[e % len(boxes)], p, "email", False, False,
+             "sent" if done else "pending", at if done else NOW + timedelta(days=2),
+             1 if done else 0, at if done else None, at)
+            for r, e, p, at, done in runs()
+        ),
+    )  # fmt: skip
+    print(f"    {shape.runs:,} step runs ({time.perf_counter() - started:.0f} s)", flush=True)
+    writer.write(
+        "messages",
+        ["id", "step_run_id", "enrollment_id", "mailbox_id", "contact_id", "message_id",
+         "from_email", "to_email", "subject", "body_html", "body_text", "status",
+         "handed_at", "sent_at", "created_at"],
+        (
+            (r, r, e + 1, boxes[e % len(boxes)], contact_of(e), f"<m{r}@bench>",
+             "rep@example.com", f"p{contact_of(e) - 1}@example.com", "Hi", "<p>Hello</p>",
+             "Hello", "sent", at, at, at)
+            for r, e, _, at, done in runs()
+            if done
+        ),
+    )  # fmt: skip
+    print(f"    messages ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    def events():
+        for r, e, _, at, done in runs():
+            if not done:
+                continue
+            for every, kind in ((10, "open"), (50, "reply"), (200, "meeting_booked")):
+                if r % every == 0:
+                    yield kind, contact_of(e), e + 1, r, "{}", at + timedelta(hours=1)
+
+    writer.write(
+        "email_events",
+        ["kind", "contact_id", "enrollment_id", "message_id", "data", "occurred_at"],
+        events(),
+    )
+    print(f"    events ({time.perf_counter() - started:.0f} s)", flush=True)
+    if writer.postgres:
+        with ctx.db.engine.connect() as connection:
+            connection.exec_driver_sql("COMMIT")
+            for table in ("contacts", "enrollments", "step_runs", "messages", "email_events"):
+                connection.exec_driver_sql(f"ANALYZE {table}")
+                connection.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT coalesce(max(id), 1) FROM {table}))"
+                )
+    else:
+        with ctx.db.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
+    return {"token": token, "sequence": sequences[7], "deep_contact": min(n, 7_500)}
+
+
+def pages(info: dict) -> dict[str, str]:
+    sequence = info["sequence"]
+    return {
+        "contacts index, page 1": "/contacts",
+        "contacts index, search": "/contacts?q=globex",
+        "contacts index, filter": "/contacts?timezone=Asia/Tokyo&status=reachable",
+        "contacts index, sort": "/contacts?sort=created&desc=true",
+        "contacts index, page 300": "/contacts?page=300",
+        "contacts API, search": "/api/v1/contacts?q=globex",
+        "contacts API, deep cursor": f"/api/v1/contacts?cursor={info['deep_contact']}",
+        "enrollments page": "/enrollments",
+        "enrollments API, active": "/api/v1/enrollments?state=active&order=newest",
+        "outbox page": "/outbox",
+        "messages API": "/api/v1/messages",
+        "sequence page": f"/sequences/{sequence}",
+        "sequence analytics API": f"/api/v1/sequences/{sequence}/analytics",
+        "stats API": f"/api/v1/sequences/{sequence}/stats",
+    }
+
+
+def signed_in(ctx: Context, token: str) -> TestClient:
+    client = TestClient(create_app(ctx))
+    form = client.get("/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    answer = client.post(
+        "/login",
+        data={"email": "boss@example.com", "password": PASSWORD, "next": "/", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def p95(client: TestClient, path: str, repeat: int) -> tuple[float, float]:
+    """(p95, median) of `repeat` requests after a warm-up."""
+    client.get(path).raise_for_status()  # warm: the first request compiles and caches
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        client.get(path).raise_for_status()
+        timings.append(time.perf_counter() - started)
+    high = statistics.quantiles(timings, n=20)[-1] if len(timings) > 1 else timings[0]
+    return high, statistics.median(timings)
+
+
+class PeakRss:
+    """The process's resident memory at its peak while the block runs, above where it
+    started (psutil, sampled every 20 ms by a thread)."""
+
+    def __enter__(self) -> PeakRss:
+        self.process = psutil.Process()
+        self.start = self.peak = self.process.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def grown_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def bulk_rates(ctx: Context, client: TestClient, rows: int, members: int) -> None:
+    """A CSV import and a list enrollment on the large installation: rows per second and
+    how much the process's resident memory grew at its peak."""
+    from cadenza.services.crm import contact_import, lists
+    from cadenza.services.enrollment import list_jobs
+
+    text = io.StringIO()
+    out = csv.writer(text)
+    out.writerow(["email", "firstname", "lastname", "company", "industry"])
+    for i in range(rows):
+        out.writerow([f"new{i}@import.example", "Ann", f"Lee{i}", "Initech Labs", "retail"])
+    data = text.getvalue().encode()
+    admin_id = _admin_id(ctx)
+    with PeakRss() as memory:
+        started = time.perf_counter()
+        report = contact_import.import_contacts(ctx, data)
+        elapsed = time.perf_counter() - started
+    print(f"CSV import: {rows:,} rows ({len(data) / 2**20:.1f} MB) in {elapsed:.1f} s = "
+          f"{rows / elapsed:,.0f} rows/s, peak RSS +{memory.grown_mb:.0f} MB "
+          f"({report.created:,} created, {len(report.errors)} errors)")  # fmt: skip
+    contact_list = lists.create_list(ctx, admin_id, "Bench list", "static").contact_list
+    _add_members(ctx, contact_list.id, members)  # the imported contacts: in no sequence yet
+    sequence = create_sequence(ctx, admin_id, "Bench list sequence", steps=[STEP])
+    with PeakRss() as memory:
+        started = time.perf_counter()
+        job = list_jobs.start(ctx, admin_id, contact_list.id, sequence.id)
+        while list_jobs.run_due(ctx):
+            pass
+        elapsed = time.perf_counter() - started
+    done = list_jobs.get_job(ctx, job.id)
+    print(f"list enrollment: {done.processed:,} of {members:,} members in {elapsed:.1f} s = "
+          f"{done.processed / elapsed:,.0f} members/s, peak RSS +{memory.grown_mb:.0f} MB "
+          f"({done.enrolled:,} enrolled, refused: {done.refusals or 'none'})")  # fmt: skip
+
+
+def _admin_id(ctx: Context) -> int:
+    from sqlalchemy import select
+
+    from cadenza.store.models import User
+
+    with ctx.db.read() as session:
+        return session.scalar(select(User.id).where(User.email == "boss@example.com"))
+
+
+def _add_members(ctx: Context, list_id: int, members: int) -> None:
+    """The newest contacts (the import's, else the installation's last ones)."""
+    from sqlalchemy import insert, select
+
+    from cadenza.store.models import Contact, ListMember
+
+    with ctx.db.transaction() as session:
+        ids = session.scalars(select(Contact.id).order_by(Contact.id.desc()).limit(members))
+        session.execute(
+            insert(ListMember),
+            [{"list_id": list_id, "contact_id": i, "added_at": NOW} for i in ids],
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--small-scale", type=float, default=0.01)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--import-rows", type=int, default=100_000)
+    parser.add_argument("--list-members", type=int, default=100_000)
+    args = parser.parse_args()
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    for label, scale in (("small", args.small_scale), ("large", args.scale)):
+        shape = Shape.at(scale)
+        print(f"{label}: {shape.contacts:,} contacts, {shape.live:,} live and "
+              f"{shape.finished:,} finished enrollments, {shape.runs:,} step runs "
+              f"({args.db})", flush=True)  # fmt: skip
+        with scratch_database(args.db) as db:
+            settings = Settings(
+                database_url=db.url, default_timezone="UTC", password_hash_cost=4,
+                daily_enrollment_limit=10_000_000,  # the list enrollment is not held to a day's
+            )  # fmt: skip
+            ctx = Context(db=db, clock=FrozenClock(NOW), settings=settings)
+            info = build(ctx, shape, Writer(db))
+            client = signed_in(ctx, info["token"])
+            results[label] = {
+                name: p95(client, path, args.repeat) for name, path in pages(info).items()
+            }
+            if label == "large" and (args.import_rows or args.list_members):
+                bulk_rates(ctx, client, args.import_rows, min(args.list_members, shape.contacts))
+    print(f"\n{'page (p95 of ' + str(args.repeat) + ')':<30}{'small':>10}{'large':>10}"
+          f"{'ratio':>8}  goal ≤ 2   (medians: small, large, ratio)")  # fmt: skip
+    for name in results["small"]:
+        (small, small_mid), (large, large_mid) = results["small"][name], results["large"][name]
+        verdict = "ok" if large / small <= 2 else "OVER"
+        print(f"{name:<30}{small * 1000:>8.1f}ms{large * 1000:>8.1f}ms"
+              f"{large / small:>8.2f}  {verdict:<6}   {small_mid * 1000:.1f}ms, "
+              f"{large_mid * 1000:.1f}ms, {large_mid / small_mid:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

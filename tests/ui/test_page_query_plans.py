@@ -1,0 +1,148 @@
+"""The list pages read through indexes, never by walking a table that grows with use.
+
+Issue 15 §4: on an installation of a million contacts and ten million step runs, the
+contacts index, the enrollments and outbox pages, a sequence's page and analytics and
+the stats API must answer within 2x of a small one (bench/large.py measures it). No
+functional test notices a query that reads every row; this one asks the database how
+it would run each statement a page actually sends (captured with an SQLAlchemy event,
+not copied here), on both databases:
+
+- SQLite: `EXPLAIN QUERY PLAN`; a `SCAN` of a growing table fails;
+- PostgreSQL: `EXPLAIN` with sequential scans priced out (`enable_seqscan = off`, so
+  the tiny test tables do not make a scan the cheap choice); a `Seq Scan` on a growing
+  table then means no index could serve the statement;
+- unless the statement reads rows in its own order (no sort of them all in the plan)
+  under a LIMIT, along an index or along the key with no filter: it stops after a page
+  (or the index's capped count). A search for "part of a name" is such a walk: it
+  stops at a page of matches, so a rare word walks further (docs/benchmarks.md,
+  "Large installation").
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from cadenza.services.accounts.users import create_token, create_user
+from tests.support.report_history import seed_history, team
+from tests.support.seed import seed_due_emails
+from tests.ui.conftest import Ui
+
+GROWING = {
+    "contacts", "enrollments", "step_runs", "messages", "email_events", "tasks",
+    "list_members", "delivery_attempts", "audit_log", "associations", "records",
+}  # fmt: skip
+
+
+def sqlite_scans(connection, sql: str, params) -> list[str]:
+    plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+    in_order = bool(re.search(r"\sLIMIT\s", sql)) and not any(
+        "TEMP B-TREE" in detail for detail in plan
+    )
+    return [
+        detail
+        for detail in plan
+        if detail.split()[0] == "SCAN"
+        and detail.split()[1] in GROWING
+        and not (in_order and _stops_early(sql, detail))
+    ]
+
+
+def _stops_early(sql: str, detail: str) -> bool:
+    """A walk in the page's order under a LIMIT that stops after a page: along an index
+    (the sort's), or along the table's key with nothing to filter out; or the index's
+    count, capped by its LIMIT. Along the key WITH a filter (failed emails among all the
+    emails) it could walk every row to find a page: that fails."""
+    capped_count = "count(*)" in sql
+    # "Part of a name or address" (LIKE '%ann%'): no b-tree index serves it on either
+    # database; the walk stops at a page of matches (a rare word walks further).
+    search = " LIKE " in sql
+    filtered = re.search(r"\sWHERE\s", sql)
+    return "INDEX" in detail.split() or not filtered or capped_count or search
+
+
+def postgresql_scans(connection, sql: str, params) -> list[str]:
+    connection.exec_driver_sql("SET enable_seqscan = off")
+    plan = [row[0] for row in connection.exec_driver_sql("EXPLAIN " + sql, params)]
+    in_order = bool(re.search(r"\sLIMIT\s", sql)) and not any(
+        " Sort " in f" {line.strip()} " for line in plan
+    )
+    return [
+        line.strip()
+        for line in plan
+        if "Seq Scan on " in line
+        and line.split("Seq Scan on ")[1].split()[0] in GROWING
+        and not in_order
+    ]
+
+
+@pytest.fixture
+def installation(ctx, world):
+    """Finished enrollments with their emails and events, live ones with a scheduled step,
+    and an admin signed in on the web app and holding an API token."""
+    history = team(ctx, reps=3, sequences=4)
+    now = ctx.clock.now()
+    seed_history(
+        ctx, history, enrollments=60, messages=300, start=now - timedelta(days=90),
+        end=now - timedelta(hours=1),
+    )  # fmt: skip
+    seed_due_emails(ctx, 40, due_at=now + timedelta(days=2))
+    admin = create_user(ctx, "boss@example.com", role="admin", password="boss-secret")
+    ui = Ui(ctx, world).sign_in("boss@example.com", "boss-secret", "/contacts")
+    ui.client.headers["Authorization"] = "Bearer " + create_token(ctx, admin.id, "plans").token
+    return ui, history.sequence_ids[0]
+
+
+def pages(sequence_id: int) -> list[str]:
+    """What bench/large.py times: the same pages, the same parameters."""
+    return [
+        "/contacts",
+        "/contacts?q=corp",
+        "/contacts?timezone=Europe/Paris&status=reachable",
+        "/contacts?sort=created&desc=true",
+        "/contacts?sort=company&page=2",
+        "/contacts?enrolled=yes",
+        "/api/v1/contacts?q=corp",
+        "/api/v1/contacts?cursor=5",
+        "/enrollments",
+        f"/enrollments?sequence={sequence_id}&state=finished",
+        "/api/v1/enrollments?state=active&order=newest",
+        "/outbox",
+        "/api/v1/messages?status=failed",
+        "/api/v1/messages",
+        f"/sequences/{sequence_id}",
+        f"/api/v1/sequences/{sequence_id}/analytics",
+        f"/api/v1/sequences/{sequence_id}/stats",
+    ]
+
+
+def test_the_list_pages_read_through_indexes(ctx, database, installation):
+    ui, sequence_id = installation
+    statements: list[tuple[str, str, object]] = []
+    current = {"page": ""}
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and not executemany:
+            statements.append((current["page"], statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        for path in pages(sequence_id):
+            current["page"] = path
+            answer = ui.client.get(path)
+            assert answer.status_code == 200, (path, answer.text[:300])
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert {page for page, *_ in statements} == set(pages(sequence_id))
+    check = sqlite_scans if database.dialect == "sqlite" else postgresql_scans
+    with database.engine.connect() as connection:
+        bad = [
+            (page, sql, found)
+            for page, sql, params in statements
+            if (found := check(connection, sql, params))
+        ]
+        connection.rollback()
+    assert bad == [], "\n\n".join(f"{page}\n{sql}\n{found}" for page, sql, found in bad)
