@@ -96,6 +96,7 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
             "tests/integration/test_delivery_guarantees.py",
             "tests/integration/test_delivery_races.py",  # PostgreSQL's row lock at hand-over
             "tests/integration/test_circuit_breaker.py",  # refusals that pause the mailbox
+            "tests/integration/test_batched_handover.py",  # one commit for many mailboxes
         ],
         SQLITE_ONLY,
     ),
