@@ -639,3 +639,29 @@ def test_follow_ups_outside_their_window_are_moved_until_one_can_be_sent(ctx, wo
     assert {runs[e].wait_reason for e in ids[:2]} == {"send_window"}
     assert all(runs[e].due_at > due for e in ids[:2])
     assert runs[ids[4]].wait_reason == "rate_limit"
+
+
+def test_a_claim_reading_on_past_a_moved_follow_up_never_takes_a_run_twice(ctx, world):
+    """Slots for two: the first due follow-up is granted, the second is outside its
+    window (moved); reading on must skip the one already granted and take the third."""
+    closed = world.make_sequence(
+        steps=[ONE_EMAIL[0], {**ONE_EMAIL[0], "delay_days": 1}],
+        settings={"send_window": {"start": "08:00", "end": "17:00"}},  # 18:00 in Tokyo
+        name="Closed in Tokyo",
+    )
+    ids = []
+    for i, zone in enumerate(["UTC", "Asia/Tokyo", "UTC", "UTC"]):
+        [eid] = enroll_ids(world, [world.contact(f"g{i}@corp.example")], closed, timezone=zone)
+        ids.append(eid)
+    due = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        for n, eid in enumerate(ids):
+            run = session.query(StepRun).filter_by(enrollment_id=eid).one()
+            run.step_position, run.due_at = 2, due - timedelta(minutes=10 - n)
+
+    claimed = claim(ctx, "w1", world.mailbox.id, batch_size=10, horizon=timedelta(seconds=7))
+
+    assert [c.enrollment_id for c in claimed] == [ids[0], ids[2]]
+    assert len(rows(ctx, Message)) == 2  # one message each
+    runs = {r.enrollment_id: r for r in rows(ctx, StepRun)}
+    assert (runs[ids[1]].wait_reason, runs[ids[3]].wait_reason) == ("send_window", "rate_limit")

@@ -203,3 +203,28 @@ def test_a_user_without_a_time_zone_has_the_installations_day(ctx, world):
 
     lines, _ = table_rows(claimed.message_pk, ctx)
     assert lines == [("23:00", "Call Ann", "")]
+
+
+def test_every_mailbox_with_a_due_digest_is_listed_and_none_for_a_deleted_mailbox(ctx, world):
+    from cadenza.services.accounts.mailboxes import create_mailbox
+    from cadenza.services.accounts.users import create_user
+    from cadenza.services.delivery.claims import mailboxes_with_due_email
+    from cadenza.store.models import Mailbox
+
+    other = create_user(ctx, "bo@example.com", timezone="America/New_York")
+    theirs = create_mailbox(ctx, other.id, "bo@example.com")
+    gone = create_user(ctx, "cy@example.com", timezone="America/New_York")
+    gone_box = create_mailbox(ctx, gone.id, "cy@example.com")
+    for user_id in (world.user.id, other.id, gone.id):
+        reminders.update_preferences(ctx, user_id, {"timing": "none", "digest": True})
+        with ctx.db.transaction() as session:
+            session.add(
+                Task(owner_id=user_id, type="call", title="Call", due_at=MONDAY_8AM_NY,
+                     status=TaskStatus.OPEN, created_at=ctx.clock.now())
+            )  # fmt: skip
+    ctx.clock.set(MONDAY_8AM_NY)
+    assert reminders.make_due_digests(ctx) == 3
+    with ctx.db.transaction() as session:
+        session.delete(session.get(Mailbox, gone_box.id))  # its digest keeps no mailbox
+
+    assert sorted(mailboxes_with_due_email(ctx)) == sorted([world.mailbox.id, theirs.id])
