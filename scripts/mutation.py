@@ -97,6 +97,7 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
             "tests/integration/test_delivery_races.py",  # PostgreSQL's row lock at hand-over
             "tests/integration/test_circuit_breaker.py",  # refusals that pause the mailbox
             "tests/integration/test_batched_handover.py",  # one commit for many mailboxes
+            "tests/integration/test_task_reminders.py",  # reminders and digests handed over
         ],
         SQLITE_ONLY,
     ),
