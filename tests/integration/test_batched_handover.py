@@ -152,6 +152,7 @@ def test_the_others_mailboxes_never_crowd_a_workers_own_out_of_the_list(ctx):
     claims.claim_emails(  # "b" holds the two most overdue mailboxes
         ctx, boxes[:2], "b", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
     )
+    heartbeat.beat(ctx, "b", ctx.clock.now(), {})
     assert mailboxes_for(ctx, "a", boxes, limit=2) == boxes[2:]  # asked for four
 
 
@@ -161,6 +162,9 @@ def test_a_mailbox_another_worker_holds_is_left_to_it(ctx):
         ctx, boxes[:2], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
     )
     assert {c.mailbox_id for c in held} == set(boxes[:2])
+    # a holder that never beat is no live worker: its lease holds nothing back
+    assert mailboxes_for(ctx, "b", boxes, limit=2) == boxes[:2]
+    heartbeat.beat(ctx, "a", ctx.clock.now(), {})
     assert mailboxes_for(ctx, "b", boxes) == boxes[2:]
     assert mailboxes_for(ctx, "a", boxes) == boxes  # its own, and free ones
     ctx.clock.advance(LEASE * 2)  # "a" died: once its lease ran out, anyone may
@@ -184,6 +188,7 @@ def test_a_worker_holding_more_than_its_share_tops_up_only_its_share(ctx):
         ctx, boxes, "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
     )  # "a" holds all four (it was alone)
     assert mailboxes_for(ctx, "a", boxes) == boxes
+    heartbeat.beat(ctx, "a", ctx.clock.now(), {})
     heartbeat.beat(ctx, "b", ctx.clock.now(), {})  # "b" starts: a's share is now two
     assert mailboxes_for(ctx, "a", boxes) == boxes[:2]  # the others drain
     assert mailboxes_for(ctx, "b", boxes) == []  # held by "a" until they do

@@ -294,3 +294,21 @@ def _sent_message(ctx, world, sent_at, mailbox_id=None):
                 created_at=sent_at,
             )
         )
+
+
+def test_next_wakeup_of_a_mailbox_holding_a_due_digest_is_its_next_slot(ctx, world):
+    from cadenza.domain.enums import DigestStatus
+    from cadenza.store.models import TaskDigest
+
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        digest = TaskDigest(user_id=world.user.id, local_date=now.date(),
+                            mailbox_id=world.mailbox.id, status=DigestStatus.PENDING,
+                            due_at=now, created_at=now)  # fmt: skip
+        session.add(digest)
+        session.flush()
+        digest_id = digest.id
+    write(ctx, Mailbox, world.mailbox.id, next_send_at=now + timedelta(seconds=40))
+    assert recovery.next_wakeup(ctx) == now + timedelta(seconds=40)  # due at this instant
+    write(ctx, TaskDigest, digest_id, status=DigestStatus.CLAIMED)
+    assert recovery.next_wakeup(ctx) is None  # claimed: nothing waits for the slot

@@ -177,6 +177,7 @@ def test_a_clean_stop_gives_an_unsent_digest_back_and_it_goes_once(ctx, world, w
     recovery.release_unsent(ctx, [held], "stopping")
     [row] = rows(ctx, TaskDigest)
     assert (row.status, row.message_id, rows(ctx, Message)) == (DigestStatus.PENDING, None, [])
+    assert row.claimed_at is None  # as if never claimed: the next claim takes it
     worker.run_until(DIGEST_HOUR_UTC + timedelta(hours=1))
     [sent] = rows(ctx, Message)  # the capture mailbox: stored and counted as sent
     assert sent.status == MessageStatus.SENT and sent.id == one(ctx, TaskDigest, row.id).message_id

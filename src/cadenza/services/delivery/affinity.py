@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.services.context import Context
@@ -59,18 +59,21 @@ def mailboxes_for(
             .where(StepRun.status == StepRunStatus.SENDING, StepRun.locked_until > now)
             .group_by(StepRun.mailbox_id, StepRun.locked_by)
         ).all()
-        others = session.scalar(
-            select(func.count())
-            .select_from(WorkerHeartbeat)
-            .where(
-                WorkerHeartbeat.last_tick_at >= now - live_within,
-                WorkerHeartbeat.id != worker_id,
+        live = set(
+            session.scalars(
+                select(WorkerHeartbeat.id).where(
+                    WorkerHeartbeat.last_tick_at >= now - live_within,
+                    WorkerHeartbeat.id != worker_id,
+                )
             )
         )
+    others = len(live)
     mine = {mailbox for mailbox, holder in holders if holder == worker_id}
-    theirs = {mailbox for mailbox, holder in holders if holder != worker_id} - mine
+    # only a live worker keeps its mailboxes: a dead one's lease must not hold back the
+    # mailbox's other emails until it runs out (recovery takes the dead claims back)
+    theirs = {mailbox for mailbox, holder in holders if holder in live} - mine
     candidates = candidates_of(limit + len(theirs))
-    workers = 1 + (others or 0)
+    workers = 1 + others
     share = math.ceil(len({*candidates, *mine, *theirs}) / workers)
     room = min(share - len(mine - set(candidates)), limit)  # held, nothing due: its load too
     own = [mailbox for mailbox in candidates if mailbox in mine]
