@@ -228,8 +228,8 @@ def _begin_handing(
     Locks the enrollment, so an unenroll or pause either happens before (and the
     message never leaves) or after (and it is recorded as sent, then unenrolled). Takes
     the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
+    `now` is the commit's one instant, shared by every email it marks.
     """
-    now = ctx.clock.now()
     if claim.enrollment_id is None:  # a task digest
         state = None
         (connected,) = _CONNECTED.run(connection, {"mailbox_id": claim.mailbox_id}).fetchone()
