@@ -617,20 +617,8 @@ def test_runs_are_marked_waiting_in_the_held_mailbox_only_and_email_steps_only(c
 def test_follow_ups_outside_their_window_are_moved_until_one_can_be_sent(ctx, world):
     """Slots for two: the two earliest due follow-ups are outside their window (moved to
     the morning), the claim reads on and grants the next two, in due order."""
-    closed = world.make_sequence(
-        steps=[ONE_EMAIL[0], {**ONE_EMAIL[0], "delay_days": 1}],
-        settings={"send_window": {"start": "08:00", "end": "17:00"}},  # 18:00 in Tokyo
-        name="Closed in Tokyo",
-    )
-    ids = []
-    for i, zone in enumerate(["Asia/Tokyo", "Asia/Tokyo", "UTC", "UTC", "UTC"]):
-        [eid] = enroll_ids(world, [world.contact(f"f{i}@corp.example")], closed, timezone=zone)
-        ids.append(eid)
     due = ctx.clock.now()
-    with ctx.db.transaction() as session:
-        for n, eid in enumerate(ids):
-            run = session.query(StepRun).filter_by(enrollment_id=eid).one()
-            run.step_position, run.due_at = 2, due - timedelta(minutes=10 - n)
+    ids = closed_follow_ups(ctx, world, ["Asia/Tokyo", "Asia/Tokyo", "UTC", "UTC", "UTC"], "f")
 
     claimed = claim(ctx, "w1", world.mailbox.id, batch_size=10, horizon=timedelta(seconds=7))
 
@@ -644,20 +632,7 @@ def test_follow_ups_outside_their_window_are_moved_until_one_can_be_sent(ctx, wo
 def test_a_claim_reading_on_past_a_moved_follow_up_never_takes_a_run_twice(ctx, world):
     """Slots for two: the first due follow-up is granted, the second is outside its
     window (moved); reading on must skip the one already granted and take the third."""
-    closed = world.make_sequence(
-        steps=[ONE_EMAIL[0], {**ONE_EMAIL[0], "delay_days": 1}],
-        settings={"send_window": {"start": "08:00", "end": "17:00"}},  # 18:00 in Tokyo
-        name="Closed in Tokyo",
-    )
-    ids = []
-    for i, zone in enumerate(["UTC", "Asia/Tokyo", "UTC", "UTC"]):
-        [eid] = enroll_ids(world, [world.contact(f"g{i}@corp.example")], closed, timezone=zone)
-        ids.append(eid)
-    due = ctx.clock.now()
-    with ctx.db.transaction() as session:
-        for n, eid in enumerate(ids):
-            run = session.query(StepRun).filter_by(enrollment_id=eid).one()
-            run.step_position, run.due_at = 2, due - timedelta(minutes=10 - n)
+    ids = closed_follow_ups(ctx, world, ["UTC", "Asia/Tokyo", "UTC", "UTC"], "g")
 
     claimed = claim(ctx, "w1", world.mailbox.id, batch_size=10, horizon=timedelta(seconds=7))
 
@@ -665,3 +640,24 @@ def test_a_claim_reading_on_past_a_moved_follow_up_never_takes_a_run_twice(ctx, 
     assert len(rows(ctx, Message)) == 2  # one message each
     runs = {r.enrollment_id: r for r in rows(ctx, StepRun)}
     assert (runs[ids[1]].wait_reason, runs[ids[3]].wait_reason) == ("send_window", "rate_limit")
+
+
+def closed_follow_ups(ctx, world, zones, prefix):
+    """Second-step runs of a sequence closed after 17:00 (18:00 in Tokyo), one per zone,
+    all due, the first most overdue: their enrollment ids in that order."""
+    closed = world.make_sequence(
+        steps=[ONE_EMAIL[0], {**ONE_EMAIL[0], "delay_days": 1}],
+        settings={"send_window": {"start": "08:00", "end": "17:00"}},
+        name="Closed in Tokyo",
+    )
+    ids = []
+    for i, zone in enumerate(zones):
+        contact = world.contact(f"{prefix}{i}@corp.example")
+        [eid] = enroll_ids(world, [contact], closed, timezone=zone)
+        ids.append(eid)
+    due = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        for n, eid in enumerate(ids):
+            run = session.query(StepRun).filter_by(enrollment_id=eid).one()
+            run.step_position, run.due_at = 2, due - timedelta(minutes=10 - n)
+    return ids
