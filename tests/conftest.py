@@ -26,6 +26,9 @@ from cadenza.services.context import Context
 from cadenza.store import migrate
 from cadenza.store.db import Database
 from cadenza.store.models import Base
+from tests.support import route_memo
+
+route_memo.install()
 
 PG_ADMIN_DSN = os.environ.get("CADENZA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PG_START_HINT = (

@@ -21,20 +21,28 @@ class TxtServer:
         self.sock.bind(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._stopping = False
 
     def __enter__(self) -> TxtServer:
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.sock.close()
+        # Closing the socket does not wake a thread blocked in recvfrom on Linux (the
+        # join used to wait out its 5 s): an empty datagram to itself does.
+        self._stopping = True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
+            waker.sendto(b"", self.sock.getsockname())
         self._thread.join(timeout=5)
+        self.sock.close()
 
     def _serve(self) -> None:
         while True:
             try:
                 wire, client = self.sock.recvfrom(4096)
             except OSError:  # closed
+                return
+            if self._stopping:
                 return
             query = dns.message.from_wire(wire)
             response = dns.message.make_response(query)

@@ -464,7 +464,11 @@ def daily_limit_resets_at(ctx: Context, user: User, now: datetime) -> datetime:
 
 def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Mailbox:
     if mailbox_id is None:
-        owned = list(session.scalars(select(Mailbox).where(Mailbox.owner_id == user.id)))
+        # by id: the error lists them in a stable order (a row updated on PostgreSQL
+        # moves, and an unordered read returned it last)
+        owned = list(
+            session.scalars(select(Mailbox).where(Mailbox.owner_id == user.id).order_by(Mailbox.id))
+        )
         if not owned:
             raise CadenzaError(
                 ErrorCode.MAILBOX_NOT_FOUND, "you have no mailbox to send from: connect one first"
