@@ -141,6 +141,23 @@ def backend_independent(test):
     return pytest.mark.parametrize("database", ["sqlite"], indirect=True)(test)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Leaves out the PostgreSQL variant of a `backend_independent` item whose backend
+    comes from a module-scoped fixture (`module_ctx`), which `backend_independent` cannot
+    narrow without building that fixture again for every item."""
+    kept, left_out = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_postgres = params.get("module_ctx") == "postgresql"
+        if on_postgres and item.get_closest_marker("backend_independent"):
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(MONDAY_9AM)
