@@ -310,5 +310,8 @@ def test_next_wakeup_of_a_mailbox_holding_a_due_digest_is_its_next_slot(ctx, wor
         digest_id = digest.id
     write(ctx, Mailbox, world.mailbox.id, next_send_at=now + timedelta(seconds=40))
     assert recovery.next_wakeup(ctx) == now + timedelta(seconds=40)  # due at this instant
+    write(ctx, TaskDigest, digest_id, due_at=now + timedelta(days=1))
+    assert recovery.next_wakeup(ctx) is None  # due tomorrow: nothing waits for the slot yet
+    write(ctx, TaskDigest, digest_id, due_at=now)
     write(ctx, TaskDigest, digest_id, status=DigestStatus.CLAIMED)
     assert recovery.next_wakeup(ctx) is None  # claimed: nothing waits for the slot
