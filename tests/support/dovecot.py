@@ -175,7 +175,7 @@ class Dovecot:
             internal = login = pwd.getpwuid(os.geteuid())
         for sub in ("run", "state", "mail", "home"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self._write_users()
+        self._write_user(self.user, self.password)
         ssl_setting = "ssl = no"
         if self.ca is not None:
             leaf = self.ca.issue_cert(self.host)
@@ -243,26 +243,23 @@ class Dovecot:
             self.process.stderr.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _write_users(self) -> None:
+    def _write_user(self, user: str, password: str) -> None:
         """A passwd-file per user (the passdb's path names the user): a user added while
         the server runs is known at its first login, where one shared file is re-read
         at most once a second and its new users refused until then."""
         folder = self.root / "users"
-        folder.mkdir(exist_ok=True)
-        folder.chmod(0o755)
-        for user, password in self._users.items():
-            path = folder / user
-            if not path.exists():
-                staged = folder / f".{user}.new"
-                staged.write_text(f"{user}:{{PLAIN}}{password}\n")
-                staged.replace(path)
+        folder.mkdir(mode=0o755, exist_ok=True)
+        folder.chmod(0o755)  # whatever the umask: dovecot's auth process reads it
+        staged = folder / f".{user}.new"
+        staged.write_text(f"{user}:{{PLAIN}}{password}\n")
+        staged.replace(folder / user)
 
     def add_account(self, user: str, password: str) -> Account:
         """A new user with an empty Maildir on this running server."""
         with self._users_lock:
             assert user not in self._users, f"{user} already exists"
             self._users[user] = password
-            self._write_users()
+            self._write_user(user, password)
         return Account(self, user, password)
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -9,8 +9,9 @@ time of the API and web-app tests.
 
 The build depends only on the route and how it was included (prefix, tags, schema
 flag, body limit), which are the same in every app Cadenza makes, and on the app's
-dependency overrides, which Cadenza never uses (asserted below). So each built route is
-kept, by route and inclusion, and handed to the next app that includes it. Requests
+dependency overrides, which Cadenza never uses (asserted when a route is built). So
+each built route is kept, by route and inclusion, and handed to the next app that
+includes it. Requests
 still go through FastAPI's own routing, validation and dependencies: nothing of the
 app's behaviour is replaced, only a repeated construction.
 """
@@ -28,16 +29,23 @@ _build = _EffectiveRouteContext.from_api_route.__func__
 _built: dict[tuple, tuple[Any, Any]] = {}
 
 
+def _value(setting: Any) -> Any:
+    """What a setting holds: FastAPI wraps defaults in a `DefaultPlaceholder`."""
+    return getattr(setting, "value", setting)
+
+
 def _inclusion(context: Any) -> tuple:
+    """How a router was included, by value (never by the identity of a short-lived
+    object, whose id a later one may reuse)."""
     return (
         context.prefix,
         tuple(context.tags),
-        tuple(id(dependency) for dependency in context.dependencies),
+        tuple(dependency.dependency for dependency in context.dependencies),
         context.include_in_schema,
         context.deprecated,
         context.max_body_size,
-        id(context.default_response_class),
-        id(context.generate_unique_id_function),
+        _value(context.default_response_class),
+        _value(context.generate_unique_id_function),
         repr(context.responses),
     )
 
