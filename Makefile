@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
+# Some machines set PYTHONDONTWRITEBYTECODE: then every process compiles Cadenza's 230
+# modules again (about 0.7 s each start), and the suite starts hundreds of processes
+# (`cadenza serve`, workers, the CLI). Bytecode goes to the ignored __pycache__ folders.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test typecheck install lock lint format migration screenshots mutation clean
 
 # Exactly the versions in requirements.lock (what the tests passed with), then Cadenza

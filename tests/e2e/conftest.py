@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +22,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
+def wait_until_ready(
+    url: str, process: subprocess.Popen, seconds: float = 180, log: Path | None = None
+) -> None:
     """Polls /readyz, as a load balancer would, with a deadline (not a fixed sleep). The
     deadline is generous: on a loaded machine, with tests in parallel, starting Python
     and the app has taken close to a minute."""
@@ -31,7 +35,7 @@ def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 180) 
                 return
         except httpx.TransportError:
             pass
-        assert process.poll() is None, process.communicate()[0]
+        assert process.poll() is None, log.read_text() if log else process.communicate()[0]
         assert time.monotonic() < deadline, "cadenza serve did not become ready"
         time.sleep(0.1)
 
@@ -64,16 +68,22 @@ class LiveServer:
         return done.stdout
 
 
-def start_serve(env: dict[str, str], port: int, *options: str) -> subprocess.Popen:
-    """`cadenza serve` on `port` in a process of its own, returned once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza", "serve", "--port", str(port), *options],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    wait_until_ready(f"http://127.0.0.1:{port}", process)
+def start_serve(
+    env: dict[str, str], port: int, *options: str, log: Path | None = None
+) -> subprocess.Popen:
+    """`cadenza serve` on `port` in a process of its own, returned once it answers.
+
+    Its output is piped (read when it stops), or written to `log` for a server that
+    lives long enough to fill a pipe nobody reads (which would block its logging)."""
+    with open(log, "w") if log else contextlib.nullcontext() as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cadenza", "serve", "--port", str(port), *options],
+            env=env,
+            stdout=output or subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    wait_until_ready(f"http://127.0.0.1:{port}", process, log=log)
     return process
 
 

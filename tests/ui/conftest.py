@@ -4,7 +4,8 @@ Over HTTP without a browser: `Ui`, a TestClient over the app with the CSRF handl
 form post needs, and the `ui` (signed out) and `rep` (signed in) fixtures.
 
 In a browser: real Chromium (Debian's /usr/bin/chromium, headless, driven by Playwright)
-against a live `cadenza serve` on a free port, over a fresh SQLite database with the demo data.
+against a live `cadenza serve` on a free port (one per session), over the demo data
+restored for each test.
 
 The server runs without its worker: a test runs the engine itself, in this process,
 on the same database with a FrozenClock, so "tomorrow at 09:00" arrives on demand.
@@ -20,8 +21,10 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -212,18 +215,40 @@ def demo_template(sqlite_template, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def demo_server(demo_template, tmp_path):
-    """`cadenza serve --no-worker` over a fresh copy of the demo database."""
-    database = tmp_path / "ui.db"
+@pytest.fixture(scope="session")
+def demo_server_process(demo_template, tmp_path_factory):
+    """`cadenza serve --no-worker` over a copy of the demo database, once per session (per
+    xdist worker): starting it costs seconds (Python, the app's imports, its first
+    requests), and each browser test needs the same server over fresh data, which
+    `demo_server` gives it by rewriting the database under the running server."""
+    folder = tmp_path_factory.mktemp("ui-server")
+    database = folder / "ui.db"
     shutil.copy(demo_template, database)
     database_url = f"sqlite:///{database}"
     env = {**os.environ, "CADENZA_DATABASE_URL": database_url}
     port = free_port()
-    process = start_serve(env, port, "--no-worker")
+    process = start_serve(env, port, "--no-worker", log=folder / "serve.log")
     yield LiveServer(f"http://127.0.0.1:{port}", database_url, process)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
+    process.wait(timeout=60)
+
+
+@pytest.fixture
+def demo_server(demo_server_process, demo_template):
+    """The session's server, its database rewritten to the demo data as loaded: SQLite's
+    backup API copies every page of the template into the live file under the server's
+    open connections, and each of them sees the new content at its next transaction
+    (SQLite checks the file's change counter), so a test starts where a fresh copy
+    would, ids and all. The server keeps nothing of a test in memory but caches of pure
+    computations (rendered templates, parsed schedules)."""
+    assert demo_server_process.process.poll() is None, "the session's cadenza serve stopped"
+    live = demo_server_process.database_url.removeprefix("sqlite:///")
+    with (
+        closing(sqlite3.connect(demo_template)) as source,
+        closing(sqlite3.connect(live, timeout=60)) as target,
+    ):
+        source.backup(target)
+    return demo_server_process
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from cadenza.engine.worker_lock import WorkerLock
 from cadenza.services.accounts.keys import seal_everything
 from cadenza.services.context import Context
 from cadenza.store import migrate
-from cadenza.web.app import create_app, create_metrics_app
 
 log = logging.getLogger("cadenza.serve")
 
@@ -46,6 +45,11 @@ def serve(
             ErrorCode.INVALID_STATE, "the database schema is not current: run `cadenza db upgrade`"
         )
     seal_everything(ctx)  # clear values left by an older version: sealed before serving
+    # The web app is imported here, not with the command line: its routes and pages are
+    # half of what `cadenza` imports, and every other command (the worker above all)
+    # would pay for them at each start.
+    from cadenza.web.app import create_app
+
     app = create_app(ctx)
     engine = poller = None
     metrics_listener = _listen_for_metrics(app, settings.metrics_address)
@@ -89,6 +93,8 @@ def _listen_for_metrics(app, address: str | None) -> uvicorn.Server | None:
     if not address:
         return None
     host, _, port = address.rpartition(":")
+    from cadenza.web.app import create_metrics_app
+
     config = uvicorn.Config(
         create_metrics_app(app),
         host=host.strip("[]"),

@@ -11,14 +11,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.common.security import generate_token
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import OAuth2Client
 from httpx import HTTPError
+
+# Authlib 1.9 warns, at import, that it will move from httpx to the httpx2 package. The
+# warning is for us, not for whoever runs `cadenza`: without this it is printed on
+# every command's start. Cadenza stays on httpx (which FastAPI's TestClient and the rest
+# of the code use) until that move is made as one change.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import OAuth2Client
 
 from cadenza.domain.oauth_providers import OAuthProviderConfig
 
