@@ -40,7 +40,9 @@ CHECKS = [
 ]
 # Loaded once: the document needs no database, and loading it costs more than fuzzing
 # an operation. Requests go to the app of each test's own (per-database) fixture.
-SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", create_app(None))
+# Schemathesis gives up on the document after 10 s by default, which building it (all
+# 300 routes' schemas) took on a machine running other suites: a minute, then.
+SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", create_app(None), timeout=60)
 CASES = [
     (method.upper(), path, mode)
     for path, methods in SCHEMA.raw_schema["paths"].items()
