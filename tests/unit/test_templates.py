@@ -178,6 +178,14 @@ def test_render_refuses_unsafe_template_even_if_never_validated() -> None:
     assert err.code is ErrorCode.UNSAFE_TEMPLATE
 
 
+def test_a_refused_template_is_refused_again_not_remembered_as_compiled() -> None:
+    """Compiled templates are kept by source; a refusal must never be kept as one."""
+    for _ in range(2):
+        for html in (True, False):
+            err = _error(render, "{{ ''.__class__ }}", CONTEXT, html=html)
+            assert err.code is ErrorCode.UNSAFE_TEMPLATE
+
+
 def test_render_caps_repetition() -> None:
     err = _error(render, "x\n{{ contact.firstname * 10000000 }}", CONTEXT, html=False)
     assert err.code is ErrorCode.TEMPLATE_LIMIT

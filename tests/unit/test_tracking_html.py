@@ -8,6 +8,7 @@ import pytest
 from cadenza.domain import templates
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.link_tokens import Purpose, verify
+from cadenza.domain.message import html_to_text
 from cadenza.domain.tracking import LinkMaker, decorate, flag_for
 
 SECRET = b"s" * 32
@@ -107,3 +108,36 @@ def test_flags(agent, after, flag):
 
 def test_an_open_before_the_send_is_recorded_is_too_soon():
     assert flag_for(BROWSER, None, SENT, GRACE) == "too_soon"
+
+
+PLACED = templates.UNSUBSCRIBE_PLACEHOLDER
+
+
+@pytest.mark.parametrize(
+    "links",
+    [LINKS, LinkMaker("https://mail.example.com/x?a=1&amp", SECRET)],  # an odd base URL
+    ids=["plain", "ampersand"],
+)
+@pytest.mark.parametrize(
+    "html",
+    [
+        BODY,
+        f'<p>Bye: <a href="{PLACED}">{PLACED}</a></p>',
+    ],
+    ids=["footer", "placed"],
+)
+def test_the_text_part_of_one_body_carries_each_messages_own_link(links, html):
+    """The text of a body is made once and each message's link put in: every message
+    gets exactly the text made from its own HTML."""
+    first, second = (
+        decorate(html, links, key * 16, track_opens=True, track_clicks=True) for key in "AB"
+    )
+    for body in (
+        first,
+        second,
+        decorate(html, links, "A" * 16, track_opens=False, track_clicks=False),
+    ):
+        assert body.text == html_to_text(body.untracked_html)
+    assert first.unsubscribe_url != second.unsubscribe_url and first.text != second.text
+    if links is LINKS:  # (the odd base reads back unescaped in the text, as it always did)
+        assert first.unsubscribe_url in first.text and second.unsubscribe_url in second.text

@@ -19,7 +19,7 @@ import functools
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import errors
 from email.header import Header
 from email.headerregistry import Address
@@ -104,7 +104,7 @@ def build_mime(email: OutgoingEmail) -> bytes:
         _address_header("From", email.from_name, email.from_email),
         _address_header("To", email.to_name, email.to_email),
         _text_header("Subject", clean_header_text(email.subject)),
-        f"Date: {format_datetime(email.date)}",
+        _date_header(email.date, email.date.utcoffset()),
         _raw_header("Message-ID", email.message_id),
     ]
     if email.in_reply_to:
@@ -176,9 +176,19 @@ def _check_message_id(message_id: str) -> None:
         raise ValueError(f"not a message ID of the form <left@right>: {message_id!r}")
 
 
+@functools.lru_cache(maxsize=64)
+def _date_header(date: datetime, offset: timedelta | None) -> str:
+    """Cached: a claim round dates all its emails with the same instant. Keyed by the
+    offset too: one instant in two zones is one key for a datetime alone."""
+    return f"Date: {format_datetime(date)}"
+
+
+@functools.lru_cache(maxsize=4096)
 def _address_header(header: str, name: str | None, address: str) -> str:
     """Never folded inside the name: a folded quoted name can read as two mailboxes
-    ("Smith, John"), and a literal "=?...?=" in it would be decoded by readers."""
+    ("Smith, John"), and a literal "=?...?=" in it would be decoded by readers.
+
+    Cached: a mailbox's From header is the same for every email it sends."""
     address = _ascii_address(address)
     name = clean_header_text(name or "")
     value = formataddr((name, address))  # quoted, or one encoded-word, as the name needs

@@ -7,6 +7,8 @@ allow-list meant for what users write, and nothing users write escapes it.
 
 from __future__ import annotations
 
+import functools
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
@@ -94,7 +96,8 @@ def decorate(
         sent = _with_unsubscribe(_rewrite_links(html, links, tracking_id, targets), unsubscribe_url)
     if track_opens:
         sent += PIXEL.format(url=escape(links.open_pixel(tracking_id)))
-    return TrackedBody(unsubscribe_url, sent, plain, html_to_text(plain), targets)
+    text = _text_part(html, links, unsubscribe_url)
+    return TrackedBody(unsubscribe_url, sent, plain, text, targets)
 
 
 def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
@@ -104,6 +107,35 @@ def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
         ("List-Unsubscribe", f"<{url}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     )
+
+
+def _text_part(html: str, links: LinkMaker, url: str) -> str:
+    """`html_to_text(_with_unsubscribe(html, url))`, made once per distinct body.
+
+    The text of the body with a stand-in for the URL is kept, and each message's URL put
+    in its place: the same characters as making it afresh, because the stand-in is the
+    URL's own base followed by letters and digits, as the URL is (no space, no `&`: the
+    text is made around either alike), and is random to this process, so no body holds
+    it. Turning HTML into text was a quarter of composing an email (docs/benchmarks.md);
+    a body that differs per contact gains nothing and loses nothing. Long bodies are not
+    kept, so the cache stays small (at most 64 bodies of a usual email's length)."""
+    slot = _url_slot(links.base_url)
+    if "&" in url or len(html) > _KEPT_BODY_CHARS or slot in html:
+        return html_to_text(_with_unsubscribe(html, url))
+    return _slotted_text(html, slot).replace(slot, url)
+
+
+_KEPT_BODY_CHARS = 20_000
+
+
+@functools.lru_cache(maxsize=16)
+def _url_slot(base_url: str) -> str:
+    return f"{base_url}/u/{secrets.token_hex(16)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _slotted_text(html: str, slot: str) -> str:
+    return html_to_text(_with_unsubscribe(html, slot))
 
 
 def _with_unsubscribe(html: str, url: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Row, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -45,9 +45,9 @@ from cadenza.services.delivery.compose import (
     DIGEST_MAX_LINES,
     DigestLine,
     MessageSources,
-    compose,
     compose_digest,
     compose_reminder,
+    composed_columns,
 )
 from cadenza.services.enrollment import reminders as task_reminders
 from cadenza.services.enrollment.progress import fail_step
@@ -503,25 +503,27 @@ def _prepare_digests(
     return claimed
 
 
-# A granted run, its enrollment, its composed message, its send slot and its mailbox.
-_Composed = tuple[StepRun, Enrollment, Message, datetime, Mailbox]
+# A granted run, its enrollment, its message's columns (with "id" once stored: a retry's
+# message has it already), its send slot and its mailbox.
+_Composed = tuple[StepRun, Enrollment, dict[str, Any], datetime, Mailbox]
 
 
 def _store(session: Session, composed: list[_Composed], worker_id: str, lease: timedelta) -> None:
     """The batch's new messages and its runs' leases, each in one executemany.
 
     Bulk statements rather than the unit of work: flushing hundreds of new objects one
-    by one cost as much as composing them (bench/engine.py).
+    by one cost as much as composing them (bench/engine.py). Every column is given, as
+    when these rows were ORM objects read back attribute by attribute.
     """
-    new = [message for _, _, message, _, _ in composed if message.id is None]
+    new = [message for _, _, message, _, _ in composed if "id" not in message]
     if new:
         columns = _MESSAGE_COLUMNS
         ids = session.scalars(
             insert(Message).returning(Message.id, sort_by_parameter_order=True),
-            [{c: getattr(m, c) for c in columns} for m in new],
+            [{c: m.get(c) for c in columns} for m in new],
         ).all()
         for message, message_id in zip(new, ids, strict=True):
-            message.id = message_id
+            message["id"] = message_id
     if composed:
         session.execute(
             update(StepRun),
@@ -572,15 +574,20 @@ def _prepare(
     composed: list[_Composed] = []
     for mailbox, runs, slots in plans:
         for (run, enrollment), slot in zip(runs, slots, strict=False):
+            stored = sources.existing.get(run.id)  # a retry sends the very same message
             try:
-                message = compose(
-                    sources,
-                    run,
-                    enrollment,
-                    contacts[enrollment.contact_id],
-                    users[enrollment.enrolled_by_id],
-                    mailbox,
-                    now,
+                message = (
+                    {"id": stored.id, "to_email": stored.to_email, "raw": stored.raw}
+                    if stored is not None
+                    else composed_columns(
+                        sources,
+                        run,
+                        enrollment,
+                        contacts[enrollment.contact_id],
+                        users[enrollment.enrolled_by_id],
+                        mailbox,
+                        now,
+                    )
                 )
             except CadenzaError as exc:
                 reason = f"could not render ({exc.code}): {exc.message}"
@@ -592,11 +599,11 @@ def _prepare(
         ClaimedEmail(
             run.id,
             run.enrollment_id,
-            message.id,
+            message["id"],
             mailbox.id,
             slot,
             mailbox.from_email,
-            message.to_email,
+            message["to_email"],
             _raw(message),
             spacing(mailbox.per_minute_limit, bulk_first=False),
             run.step_position >= len(enrollment.steps_snapshot),
@@ -608,7 +615,7 @@ def _prepare(
     ]
 
 
-def _raw(message: Message) -> bytes:
+def _raw(message: dict[str, Any]) -> bytes:
     """The bytes to send: compose() stores them with every message it makes."""
-    assert message.raw is not None, f"message {message.id} has no stored bytes"
-    return message.raw.encode("utf-8")
+    assert message["raw"] is not None, f"message {message['id']} has no stored bytes"
+    return cast(str, message["raw"]).encode("utf-8")

@@ -50,14 +50,23 @@ def sender_values(user: User, mailbox: Mailbox) -> dict[str, Any]:
 
 
 def finish_text(text: str, user: User) -> str:
-    """A rendered text (subject, task title or notes) with the signature as plain text."""
+    """A rendered text (subject, task title or notes) with the signature as plain text
+    (made only when the text has the slot: turning HTML into text is not free)."""
+    if signatures.PLACEHOLDER not in text:
+        return text
     return text.replace(signatures.PLACEHOLDER, signatures.signature_text(user.signature_html))
 
 
 def render_step(
-    enrollment: Enrollment, contact: Contact, user: User, mailbox: Mailbox, spec: StepSpec
+    enrollment: Enrollment,
+    contact: Contact,
+    user: User,
+    mailbox: Mailbox,
+    spec: StepSpec,
+    settings: SequenceSettings | None = None,
 ) -> tuple[str, str]:
-    """The step's subject and HTML body for this contact (raises on a missing token)."""
+    """The step's subject and HTML body for this contact (raises on a missing token).
+    `settings`: the enrollment's, when the caller has read them already."""
     context = build_context(
         contact_values(contact), sender_values(user, mailbox), enrollment.token_values or {}
     )
@@ -67,7 +76,8 @@ def render_step(
     subject = finish_text(templates.render_subject(subject_source or "", context), user)
     body = templates.clean_html(templates.render(spec.body or "", context, html=True))
     body = signatures.fill(body, user.signature_html)
-    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    if settings is None:
+        settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
     if settings.append_signature and not signatures.uses_signature(spec.body, subject_source):
         body = signatures.appended(body, user.signature_html)
     return subject, body
