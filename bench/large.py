@@ -42,6 +42,7 @@ from cadenza.domain.clock import FrozenClock
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_token, create_user
 from cadenza.services.context import Context
+from cadenza.services.counters import upkeep as counter_upkeep
 from cadenza.services.sequences.catalog import create_sequence
 from cadenza.web.app import create_app
 
@@ -230,10 +231,15 @@ def build(ctx: Context, shape: Shape, writer: Writer) -> dict:
         events(),
     )
     print(f"    events ({time.perf_counter() - started:.0f} s)", flush=True)
+    # Rows written around the services have no counters: recounted from the rows, as
+    # `cadenza db rebuild-counters` does (docs/analytics.md, *Counters*).
+    written = counter_upkeep.rebuild(ctx)
+    print(f"    {written:,} counter rows ({time.perf_counter() - started:.0f} s)", flush=True)
     if writer.postgres:
         with ctx.db.engine.connect() as connection:
             connection.exec_driver_sql("COMMIT")
-            for table in ("contacts", "enrollments", "step_runs", "messages", "email_events"):
+            for table in ("contacts", "enrollments", "step_runs", "messages", "email_events",
+                          "sequence_counts"):  # fmt: skip
                 connection.exec_driver_sql(f"ANALYZE {table}")
                 connection.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -6,6 +6,7 @@ import typer
 
 from cadenza.cli.common import console, fails_cleanly, make_context
 from cadenza.services.accounts.keys import seal_everything
+from cadenza.services.counters import upkeep as counter_upkeep
 from cadenza.services.demo import is_empty, load_demo
 from cadenza.store import migrate
 
@@ -22,6 +23,20 @@ def upgrade() -> None:
     if sealed:
         console.print(f"{sealed} stored secret(s) sealed")
     console.print(f"database at {ctx.db.engine.url.render_as_string()} is up to date")
+
+
+@app.command("rebuild-counters")
+@fails_cleanly
+def rebuild_counters(
+    sequence: int | None = typer.Option(
+        None, "--sequence", min=1, help="Only this sequence's (default: every sequence's)."
+    ),
+) -> None:
+    """Recount the sequences' figures from their rows (after rows were written around
+    Cadenza, e.g. a bulk load or a manual repair): docs/analytics.md, *Counters*."""
+    ctx = make_context()
+    written = counter_upkeep.rebuild(ctx, sequence)
+    console.print(f"counters rebuilt: {written} row(s)")
 
 
 @fails_cleanly

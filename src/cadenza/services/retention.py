@@ -19,7 +19,7 @@ over, or of unknown outcome waiting for a person) is never touched.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, literal_column, select, update
@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from cadenza.domain.enums import ENGAGEMENT_KINDS, MessageStatus
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import messages as counted_messages
+from cadenza.services.counters.messages import EventFacts
 from cadenza.store.db import Database
 from cadenza.store.models import EmailEvent, JobMark, Message
 
@@ -140,7 +142,15 @@ def _delete_events(ctx: Context, cutoff: datetime, batch_size: int) -> tuple[int
                 )
             )
             if ids:
-                session.execute(delete(EmailEvent).where(EmailEvent.id.in_(ids)))
+                gone = session.execute(
+                    delete(EmailEvent)
+                    .where(EmailEvent.id.in_(ids))
+                    .returning(*(getattr(EmailEvent, f.name) for f in fields(EventFacts)))
+                    .execution_options(synchronize_session=False)
+                )
+                # what this statement deleted, not what `ids` named: another worker's
+                # run may have deleted some of them first
+                counted_messages.events_deleted(session, [EventFacts(*row) for row in gone])
         done += len(ids)
         if len(ids) < batch_size:
             return done, True

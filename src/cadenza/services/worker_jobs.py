@@ -21,6 +21,7 @@ from cadenza.services import retention
 from cadenza.services.accounts.mailboxes import transport_settings_of
 from cadenza.services.automation import runner as automation
 from cadenza.services.context import Context
+from cadenza.services.counters import upkeep as counter_upkeep
 from cadenza.services.delivery import affinity, claims, recovery
 from cadenza.services.delivery.claims import ClaimedEmail
 from cadenza.services.delivery.handover import (
@@ -60,8 +61,8 @@ def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
     """The jobs of a tick that come before claiming, in the order that lets what they
     make due be claimed in the same tick: dead claims taken back, out-of-office pauses
     that ended resumed, automation rules and list jobs run (they enroll), due tasks
-    created, the users' daily task digests recorded; then the retention policy (it
-    moves nothing). Returns (step runs moved, enrollments resumed)."""
+    created, the users' daily task digests recorded; then the retention policy and the
+    counters' fold (they move nothing). Returns (step runs moved, enrollments resumed)."""
     moved = recovery.recover_expired(ctx)
     resumed = signals.resume_due(ctx)
     moved += len(resumed)
@@ -69,6 +70,7 @@ def run_clocked_jobs(ctx: Context, batch_size: int) -> tuple[int, list[int]]:
     moved += tasks.create_due_tasks(ctx, batch_size)
     reminders.make_due_digests(ctx)  # claimed below with the mailboxes' other emails
     retention.run_due(ctx, batch_size)  # off by default; at most once per interval
+    counter_upkeep.fold_due(ctx)  # sequences' counter deltas summed: every few minutes
     return moved, resumed
 
 

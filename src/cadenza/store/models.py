@@ -1006,6 +1006,30 @@ class StepVariantWinner(Base):
     tallies: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class SequenceCount(Base):
+    """A change to one of a sequence's figures (domain/counters.py names them): written
+    by the service that changes the counted fact, in its transaction, and summed on read
+    (services/counters). Append-only, so that workers sending for the same sequence
+    never wait on one counter row; the fold job sums old deltas into one row per key.
+    No foreign key: sequences are archived, never deleted, and a fold deletes and
+    inserts these rows at a rate a key's checks would only slow down."""
+
+    __tablename__ = "sequence_counts"
+    # A sequence's figures (day NULL), or its days from a date on: one range of this
+    # index, whatever the size of the installation or of the sequence.
+    __table_args__ = (Index("ix_sequence_counts_sequence_day", "sequence_id", "day"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    sequence_id: Mapped[int] = mapped_column(Integer)
+    step_position: Mapped[int] = mapped_column(Integer)  # 0: the sequence as a whole
+    variant: Mapped[str] = mapped_column(String(1))  # '': none
+    day: Mapped[date | None] = mapped_column(Date)  # UTC; only the daily series has one
+    key: Mapped[str] = mapped_column(String(80))
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class EmailTemplate(Base):
     """A named email of the team's library (docs/content.md): steps use it by reference
     (kept current) or copy it."""

@@ -1,18 +1,21 @@
 """Human opens and clicks per message, step or sequence (for analytics to build on).
 
 An event counts when it is not flagged (domain/tracking.flag_for): scanner fetches and
-fetches within the grace period after sending are kept but never counted here.
+fetches within the grace period after sending are kept but never counted here. A
+sequence's are read from its counters (services/counters), a message's from its rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy import ColumnElement, case, func, select
 
+from cadenza.domain.counters import engagement_keys
 from cadenza.domain.enums import ENGAGEMENT_KINDS
 from cadenza.services.context import Context
-from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun
+from cadenza.services.counters.figures import sequence_figures
+from cadenza.store.models import EmailEvent
 
 
 @dataclass(frozen=True)
@@ -40,59 +43,59 @@ def engagement(
     """For one message (its primary key), one sequence, or one step of a sequence."""
     if step_position is not None and sequence_id is None:
         raise ValueError("a step position needs its sequence")
-    by_step = _counts(ctx, message_id, sequence_id, step_position)
+    if message_id is not None:
+        if sequence_id is not None:
+            raise ValueError("a message or a sequence, not both")
+        return _of_message(ctx, message_id)
+    by_step = engagement_by_step(ctx, sequence_id) if sequence_id is not None else {}
     if step_position is not None:
         return by_step.get(step_position, Engagement())
     return _total(by_step)
 
 
-def engagement_by_step(ctx: Context, sequence_id: int) -> dict[int, Engagement]:
-    """Step position -> engagement, for the steps that have any events."""
-    return _counts(ctx, None, sequence_id, None)
+def engagement_by_step(ctx: Context, sequence_id: int) -> dict[int | None, Engagement]:
+    """Step position -> engagement, for the steps that have any events (None: emails on
+    no step). From the sequence's counters (services/counters)."""
+    figures = sequence_figures(ctx, sequence_id)
+    found: dict[int | None, dict[str, int]] = {}
+    for name in FIELDS:
+        for position, n in figures.positions(name).items():
+            found.setdefault(position or None, {})[name] = n
+    return {position: Engagement(**tally) for position, tally in found.items()}
 
 
 def engagement_by_variant(ctx: Context, sequence_id: int) -> dict[tuple[int, str], Engagement]:
     """(step position, A/B variant label) -> engagement, for variants with any events."""
-    return _counts(ctx, None, sequence_id, None, by_variant=True)
+    figures = sequence_figures(ctx, sequence_id)
+    found: dict[tuple[int, str], dict[str, int]] = {}
+    for name in FIELDS:
+        for key, n in figures.variants(name).items():
+            found.setdefault(key, {})[name] = n
+    return {key: Engagement(**tally) for key, tally in found.items()}
+
+
+FIELDS = tuple(Engagement.__dataclass_fields__)
 
 
 def _total(by_step: dict[int | None, Engagement]) -> Engagement:
-    fields = Engagement.__dataclass_fields__
-    return Engagement(**{f: sum(getattr(e, f) for e in by_step.values()) for f in fields})
+    return Engagement(**{f: sum(getattr(e, f) for e in by_step.values()) for f in FIELDS})
 
 
-def _counts(ctx, message_id, sequence_id, step_position, *, by_variant: bool = False) -> dict:
-    # Conditional aggregates rather than grouping by the flag: PostgreSQL would not
-    # match a bound JSON path in GROUP BY with the same path in the select list.
+def _of_message(ctx: Context, message_id: int) -> Engagement:
+    """One message's events: a few rows, counted as they are."""
     human = human_event()
-    keys = (StepRun.step_position, StepRun.variant) if by_variant else (StepRun.step_position,)
     query = (
         select(
-            *keys,
             EmailEvent.kind,
             func.count(case((human, 1))),
-            func.count(distinct(case((human, EmailEvent.message_id)))),
             func.count(case((~human, 1))),
         )
-        .join(Message, Message.id == EmailEvent.message_id)
-        .outerjoin(StepRun, StepRun.id == Message.step_run_id)
-        .where(EmailEvent.kind.in_(ENGAGEMENT_KINDS))
-        .group_by(*keys, EmailEvent.kind)
+        .where(EmailEvent.message_id == message_id, EmailEvent.kind.in_(ENGAGEMENT_KINDS))
+        .group_by(EmailEvent.kind)
     )
-    if by_variant:
-        query = query.where(StepRun.variant.is_not(None))
-    if message_id is not None:
-        query = query.where(EmailEvent.message_id == message_id)
-    if sequence_id is not None:
-        query = query.join(Enrollment, Enrollment.id == Message.enrollment_id).where(
-            Enrollment.sequence_id == sequence_id
-        )
-    if step_position is not None:
-        query = query.where(StepRun.step_position == step_position)
-    tallies: dict = {}
+    tally: dict[str, int] = {}
     with ctx.db.read() as session:
-        for *key, kind, events, messages, flagged in session.execute(query):
-            tallies.setdefault(tuple(key) if by_variant else key[0], {}).update(
-                {f"{kind}s": events, f"{kind}ed": messages, f"flagged_{kind}s": flagged}
-            )
-    return {position: Engagement(**tally) for position, tally in tallies.items()}
+        for kind, events, flagged in session.execute(query):
+            opened, _, _ = engagement_keys(kind)
+            tally.update({opened: events, f"{kind}ed": min(events, 1), f"flagged_{kind}s": flagged})
+    return Engagement(**tally)

@@ -3,8 +3,9 @@ bounces and unsubscribes, per sequence and per step, their rates, a daily series
 the chart, and one enrollment's timeline of events.
 
 Built on stats.py (enrollments by state, step runs by status) and engagement.py (human
-opens and clicks); everything else is counted by the database with GROUP BY, so the
-cost follows the number of groups, not of rows.
+opens and clicks); bounces, replies, meetings, contacts emailed and the daily series
+are the sequence's counters too (services/counters), so the cost follows the number of
+figures, not of the sequence's rows. One enrollment's timeline reads its own rows.
 
 Definitions (docs/analytics.md): delivered = sent and not hard-bounced; opened and
 clicked count messages with at least one human (unflagged) event; replied and
@@ -16,24 +17,35 @@ sent emails.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import select
 
-from cadenza.domain.enums import EnrollmentState, EventKind, UnenrollReason
+from cadenza.domain.counters import (
+    BOUNCED,
+    DAY_ENROLLED,
+    DAY_OPENED,
+    DAY_REPLIED,
+    DAY_SENT,
+    EMAILED,
+    ENROLLMENTS_MET,
+    ENROLLMENTS_REPLIED,
+    MEETINGS,
+    REPLIED,
+)
+from cadenza.domain.enums import EnrollmentState, UnenrollReason
 from cadenza.domain.policy import Action
 from cadenza.domain.rates import email_rates, rate
 from cadenza.domain.task_outcomes import describe
 from cadenza.services.access import authorize_enrollment
-from cadenza.services.analytics.engagement import engagement_by_step, human_event
+from cadenza.services.analytics.engagement import engagement_by_step
 from cadenza.services.analytics.stats import SequenceStats, StepStats, sequence_stats
 from cadenza.services.analytics.variants import VariantSplit, variant_splits
 from cadenza.services.context import Context
+from cadenza.services.counters.figures import daily_figures, sequence_figures
 from cadenza.services.lookup import fetch
 from cadenza.services.sequences.catalog import load_visible
 from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun, Task
-
-REPLY, MEETING = EventKind.REPLY, EventKind.MEETING_BOOKED
 
 
 @dataclass(frozen=True)
@@ -109,40 +121,8 @@ def sequence_report(
     # also raises when the sequence is unknown, or not the actor's to see
     counts = sequence_stats(ctx, sequence_id, actor_id=actor_id)
     engagement = engagement_by_step(ctx, sequence_id)
-    in_sequence = Enrollment.sequence_id == sequence_id
-    with ctx.db.read() as session:
-        bounced = dict(
-            session.execute(
-                select(StepRun.step_position, func.count())
-                .join(Message, Message.step_run_id == StepRun.id)
-                .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
-                .where(in_sequence, Message.bounced_at.is_not(None))
-                .group_by(StepRun.step_position)
-            ).all()
-        )
-        by_step_events = session.execute(
-            select(StepRun.step_position, EmailEvent.kind, func.count(distinct(Enrollment.id)))
-            .join(Message, Message.id == EmailEvent.message_id)
-            .join(StepRun, StepRun.id == Message.step_run_id)
-            .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
-            .where(in_sequence, EmailEvent.kind.in_((REPLY, MEETING)))
-            .group_by(StepRun.step_position, EmailEvent.kind)
-        ).all()
-        # Sequence-wide: a reply matched by its sender only has no message to sit on.
-        overall = dict(
-            session.execute(
-                select(EmailEvent.kind, func.count(distinct(Enrollment.id)))
-                .join(Enrollment, Enrollment.id == EmailEvent.enrollment_id)
-                .where(in_sequence, EmailEvent.kind.in_((REPLY, MEETING)))
-                .group_by(EmailEvent.kind)
-            ).all()
-        )
-        emailed = session.scalar(
-            select(func.count(distinct(Enrollment.id)))
-            .join(Message, Message.enrollment_id == Enrollment.id)
-            .where(in_sequence, Message.sent_at.is_not(None))
-        )
-    events = {(position, kind): n for position, kind, n in by_step_events}
+    figures = sequence_figures(ctx, sequence_id)
+    bounced = figures.positions(BOUNCED)
     steps = []
     for step in counts.steps:
         seen = engagement.get(step.position)
@@ -155,8 +135,8 @@ def sequence_report(
                     bounced=bounced.get(step.position, 0),
                     opened=seen.opened if seen else 0,
                     clicked=seen.clicked if seen else 0,
-                    replied=events.get((step.position, REPLY), 0),
-                    meetings_booked=events.get((step.position, MEETING), 0),
+                    replied=figures.step(step.position, REPLIED),
+                    meetings_booked=figures.step(step.position, MEETINGS),
                 ),
             )
         )
@@ -167,13 +147,14 @@ def sequence_report(
         bounced=total_bounced,
         opened=sum(o.opened for _, o in steps),
         clicked=sum(o.clicked for _, o in steps),
-        replied=overall.get(REPLY, 0),
-        meetings_booked=overall.get(MEETING, 0),
+        # Sequence-wide: a reply matched by its sender only has no message to sit on.
+        replied=figures.whole(ENROLLMENTS_REPLIED),
+        meetings_booked=figures.whole(ENROLLMENTS_MET),
     )
     return SequenceReport(
         counts=counts,
         outcomes=outcomes,
-        contacts_emailed=emailed or 0,
+        contacts_emailed=figures.whole(EMAILED),
         unsubscribed=counts.unenrolled_by_reason.get(UnenrollReason.UNSUBSCRIBED, 0),
         steps=steps,
         variants=variant_splits(ctx, sequence_id),
@@ -188,36 +169,13 @@ def daily_activity(
         with ctx.db.read() as session:
             load_visible(session, sequence_id, actor_id)
     first = today - timedelta(days=days - 1)
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    in_sequence = Enrollment.sequence_id == sequence_id
-    with ctx.db.read() as session:
-        enrolled = session.scalars(
-            select(Enrollment.enrolled_at).where(in_sequence, Enrollment.enrolled_at >= since)
-        ).all()
-        sent = session.scalars(
-            select(Message.sent_at)
-            .join(Enrollment, Enrollment.id == Message.enrollment_id)
-            .where(in_sequence, Message.sent_at >= since)
-        ).all()
-        human = human_event()
-        signals = session.execute(
-            select(EmailEvent.kind, EmailEvent.occurred_at)
-            .join(Enrollment, Enrollment.id == EmailEvent.enrollment_id)
-            .where(
-                in_sequence,
-                EmailEvent.occurred_at >= since,
-                (EmailEvent.kind == REPLY) | ((EmailEvent.kind == EventKind.OPEN) & human),
-            )
-        ).all()
-    tally = {first + timedelta(days=i): {"enrolled": 0, "sent": 0, "opened": 0, "replied": 0}
-             for i in range(days)}  # fmt: skip
-    for moment in enrolled:
-        _count(tally, moment, "enrolled")
-    for moment in sent:
-        _count(tally, moment, "sent")
-    for kind, moment in signals:
-        _count(tally, moment, "replied" if kind == REPLY else "opened")
-    return [Day(day, **counts) for day, counts in sorted(tally.items())]
+    found = daily_figures(ctx, sequence_id, first)
+    keys = {"enrolled": DAY_ENROLLED, "sent": DAY_SENT, "opened": DAY_OPENED,
+            "replied": DAY_REPLIED}  # fmt: skip
+    return [
+        Day(day, **{name: found.get((day, key), 0) for name, key in keys.items()})
+        for day in (first + timedelta(days=i) for i in range(days))
+    ]
 
 
 def enrollment_timeline(
@@ -277,9 +235,3 @@ def enrollment_timeline(
             )
             events.append(TimelineEvent(enrollment.ended_at, kind, None, ended))
     return sorted(events, key=lambda e: e.at)
-
-
-def _count(tally: dict, moment: datetime, key: str) -> None:
-    bucket = tally.get(moment.date())
-    if bucket is not None:
-        bucket[key] += 1

@@ -24,6 +24,7 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import upkeep as counter_upkeep
 from cadenza.services.crm import membership, suppressions
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
@@ -204,6 +205,16 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
                 ErrorCode.INVALID_STATE,
                 "the contact is enrolled in a sequence: unenroll it before deleting it",
             )
+        # Its enrollments' figures go with their rows (what a recount would show). Its
+        # enrollments and emails are locked first, as the paths that count a retry or
+        # an open lock them: none changes between the count and the delete.
+        session.scalars(
+            select(Enrollment.id).where(Enrollment.contact_id == contact_id).with_for_update()
+        ).all()
+        session.scalars(
+            select(Message.id).where(Message.contact_id == contact_id).with_for_update()
+        ).all()
+        counter_upkeep.erase(session, Enrollment.contact_id == contact_id)
         session.execute(delete(EmailEvent).where(EmailEvent.contact_id == contact_id))
         session.execute(delete(Task).where(Task.contact_id == contact_id))
         session.execute(delete(Message).where(Message.contact_id == contact_id))

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from cadenza.domain.counters import NO_VARIANT
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import (
     EnrollmentState,
@@ -42,6 +43,9 @@ from cadenza.domain.enums import (
     WebhookEvent,
 )
 from cadenza.services.context import Context
+from cadenza.services.counters import deltas as counters
+from cadenza.services.counters import messages as counted_messages
+from cadenza.services.counters.deltas import StepOf
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.enrollment.progress import (
     after_step_completed,
@@ -151,7 +155,7 @@ _RUN_SENT = Prepared(
         locked_until=None,
         last_error=None,
     )
-    .returning(StepRun.attempts)
+    .returning(StepRun.attempts, StepRun.step_type, StepRun.variant)
     .execution_options(synchronize_session=False)
 )
 _TAKE_BACK = Prepared(
@@ -336,6 +340,7 @@ class SentStep:
     enrollment: dict[str, Any]  # as enrollment events carry it (webhooks.enrollment_event)
     step_position: int
     last_step: bool
+    was: str = SENDING  # the run's status before: what its counters move from
 
     @classmethod
     def of(cls, claim: ClaimedEmail) -> SentStep:
@@ -353,7 +358,7 @@ class SentStep:
     def of_rows(cls, run: StepRun, enrollment: Enrollment, message: Message) -> SentStep:
         last = run.step_position >= len(enrollment.steps_snapshot)
         event = webhooks.enrollment_event(enrollment)
-        return cls(run.id, message.id, event, run.step_position, last)
+        return cls(run.id, message.id, event, run.step_position, last, run.status)
 
 
 def record_step_sent(
@@ -377,8 +382,14 @@ def record_step_sent(
     if not message_done:
         _MESSAGE_SENT.run(connection, {"pk": sent.message_pk, "now": sent_at})
     params = {"run_id": sent.run_id, "now": sent_at, "tries": 1 if tried else 0}
-    [(attempts,)] = _RUN_SENT.run(connection, params).fetchall()
+    [(attempts, step_type, variant)] = _RUN_SENT.run(connection, params).fetchall()
     attempts = int(attempts)
+    sequence_id = sent.enrollment["sequence_id"]
+    step = StepOf(sequence_id, sent.step_position, variant or NO_VARIANT, step_type)
+    counters.run_moved(connection, step, sent.was, StepRunStatus.SENT)
+    counted_messages.message_sent(
+        connection, sequence_id, sent.enrollment["enrollment_id"], sent.message_pk, sent_at
+    )
     event = {
         "enrollment_id": sent.enrollment["enrollment_id"],
         "contact_id": sent.enrollment["contact_id"],
@@ -434,7 +445,7 @@ def _record_slowly(
     elif outcome is DeliveryOutcome.AUTH_FAILED:
         _hold_for_mailbox(session, ctx, claim.mailbox_id, message, run, message.smtp_reply)
     elif outcome is DeliveryOutcome.UNKNOWN:
-        mark_unknown(run, enrollment, message, result.reply)
+        mark_unknown(session, run, enrollment, message, result.reply)
     elif _refuses_everyone(session, claim.mailbox_id, message, now):
         reason = (
             f"{REFUSALS_IN_A_ROW} permanent refusals in a row, to different recipients: "

@@ -22,6 +22,8 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import deltas as counters
+from cadenza.services.counters.deltas import StepOf
 from cadenza.services.crm.contacts import ContactView
 from cadenza.services.delivery.handover import MAX_ATTEMPTS, SentStep, record_step_sent
 from cadenza.services.enrollment.control import reopen_after_failed_send
@@ -238,14 +240,26 @@ def _review_step(session: Session, message: Message, delivered: bool, now: datet
         session.refresh(message)
     elif enrollment.state in LIVE_ENROLLMENT_STATES:
         message.status = MessageStatus.PREPARED
-        run.status = (
+        _run_moved(
+            session,
+            run,
+            enrollment,
             StepRunStatus.PENDING
             if enrollment.state == EnrollmentState.ACTIVE
-            else StepRunStatus.PAUSED
+            else StepRunStatus.PAUSED,
         )
         run.due_at, run.wait_reason = now, None
     else:
-        message.status, run.status = MessageStatus.FAILED, StepRunStatus.CANCELLED
+        message.status = MessageStatus.FAILED
+        _run_moved(session, run, enrollment, StepRunStatus.CANCELLED)
+
+
+def _run_moved(
+    session: Session, run: StepRun, enrollment: Enrollment, status: StepRunStatus
+) -> None:
+    """The run's new status, with its figures (services/counters)."""
+    counters.run_moved(session, StepOf.of(run, enrollment.sequence_id), run.status, status)
+    run.status = status
 
 
 # A person may retry at most this many messages in one request (a page of the outbox).
@@ -331,7 +345,8 @@ def _retry_one(
     elif message.status == MessageStatus.FAILED and run.status == StepRunStatus.FAILED:
         _reopen_failed(session, ctx, run, enrollment, actor_id)
         message.status = MessageStatus.PREPARED
-        run.status, run.due_at, run.wait_reason = StepRunStatus.PENDING, now, None
+        _run_moved(session, run, enrollment, StepRunStatus.PENDING)
+        run.due_at, run.wait_reason = now, None
         # One more try, not a new series: a temporary failure now fails it again.
         run.attempts = MAX_ATTEMPTS - 1
     else:

@@ -30,7 +30,9 @@ def recover_expired(ctx: Context, limit: int = 500) -> int:
             message = session.scalar(select(Message).where(Message.step_run_id == run.id))
             if message is not None and message.status == MessageStatus.HANDING:
                 enrollment = session.get_one(Enrollment, run.enrollment_id)
-                mark_unknown(run, enrollment, message, "the worker stopped while handing it over")
+                mark_unknown(
+                    session, run, enrollment, message, "the worker stopped while handing it over"
+                )
             else:
                 run.status, run.locked_by, run.locked_until = PENDING, None, None
         return len(runs)

@@ -123,7 +123,7 @@ def _hold_steps(
                 continue
             session.add(message)
         if message.status in _UNSENT:
-            mark_unknown(run, enrollment, message, _why(taken_at))
+            mark_unknown(session, run, enrollment, message, _why(taken_at))
             held += 1
     return held, not_composed
 

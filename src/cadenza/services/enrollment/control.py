@@ -24,6 +24,8 @@ from cadenza.domain.webhooks import REASON_EVENTS
 from cadenza.services.access import authorize_enrollment
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import deltas as counters
+from cadenza.services.counters.deltas import step_of_run
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.services.lookup import fetch
@@ -65,6 +67,7 @@ def pause(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enro
 
 def pause_enrollment(session: Session, ctx: Context, enrollment: Enrollment) -> None:
     """Holds its pending steps, in the caller's transaction (a step being sent finishes)."""
+    _moved(session, enrollment, EnrollmentState.PAUSED, None)
     enrollment.state = EnrollmentState.PAUSED
     enrollment.paused_at = ctx.clock.now()
     session.execute(
@@ -94,6 +97,7 @@ def resume(ctx: Context, enrollment_id: int, actor_id: int | None = None) -> Enr
         for run in paused_runs:
             run.due_at = resumed_due(run, enrollment, now, tz, settings)
             run.status = StepRunStatus.PENDING
+        _moved(session, enrollment, EnrollmentState.ACTIVE, None)
         enrollment.state = EnrollmentState.ACTIVE
         enrollment.paused_at = enrollment.resume_at = None
         record(session, ctx, actor_id, "enrollment.resume", "enrollment", enrollment_id)
@@ -151,6 +155,7 @@ def end_enrollment(
     Every path calls this — a person (`unenroll`), a signal (`signals.effects`, with the
     event that caused it), a step that cannot be sent (`progress.fail_step`) — so an
     unenrollment looks the same whoever caused it."""
+    _moved(session, enrollment, EnrollmentState.UNENROLLED, reason)
     enrollment.state = EnrollmentState.UNENROLLED
     enrollment.reason = reason
     enrollment.reason_detail = detail
@@ -172,11 +177,17 @@ def end_enrollment(
         )
         .values(status=StepRunStatus.CANCELLED)
     )
-    session.execute(
+    cancelled = session.scalars(
         update(Task)
         .where(Task.enrollment_id == enrollment.id, Task.status == TaskStatus.OPEN)
         .values(status=TaskStatus.CANCELLED)
-    )
+        .returning(Task.step_run_id)
+    ).all()
+    for run_id in cancelled:  # exactly the tasks this statement closed
+        if run_id is not None:
+            counters.task_moved(
+                session, step_of_run(session, run_id), TaskStatus.OPEN, TaskStatus.CANCELLED
+            )
     event = {**enrollment_event(enrollment), "reason": reason, "detail": detail}
     webhooks.emit(session, enrollment.ended_at, WebhookEvent.UNENROLLED, event)
     if reason in REASON_EVENTS:
@@ -194,12 +205,22 @@ def reopen_after_failed_send(
     """The one way an enrollment that ended on a failed send goes on: a person retries
     the step (delivery.outbox.retry_messages). It is live again, as if it had never
     ended; reported like a resume (webhook `resumed`) and audited."""
+    _moved(session, enrollment, EnrollmentState.ACTIVE, None)
     enrollment.state = EnrollmentState.ACTIVE
     enrollment.reason = enrollment.reason_detail = enrollment.ended_at = None
     enrollment.needs_attention = False
     now = ctx.clock.now()
     record(session, ctx, actor_id, "enrollment.reopen", "enrollment", enrollment.id)
     webhooks.emit(session, now, WebhookEvent.RESUMED, enrollment_event(enrollment))
+
+
+def _moved(
+    session: Session, enrollment: Enrollment, state: EnrollmentState, reason: str | None
+) -> None:
+    """Its figures follow it (services/counters), from the state it had to this one."""
+    counters.enrollment_moved(
+        session, enrollment.sequence_id, (enrollment.state, enrollment.reason), (state, reason)
+    )
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from cadenza.services.accounts.mailboxes import misses_replies
 from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import deltas as counters
 from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.enrollment.progress import add_step_run
@@ -923,6 +924,7 @@ def _write_enrollment(
     )
     session.add(enrollment)
     session.flush()
+    counters.enrolled(session, plan.sequence_id, plan.now)
     add_step_run(session, enrollment, plan.start_step, first_due, plan.now)
     session.flush()
     webhooks.emit(

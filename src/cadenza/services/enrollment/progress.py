@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, or_, update
+from sqlalchemy import Connection, bindparam, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -24,22 +24,26 @@ from cadenza.domain.enums import (
 )
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import StepSpec
+from cadenza.services.counters import deltas as counters
+from cadenza.services.counters.deltas import StepOf
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.store.models import Enrollment, Message, StepRun
 from cadenza.store.prepared import Prepared
 
-# Compiled once: the worker finishes an enrollment with every last step it sends.
-_FINISH = Prepared(
-    update(Enrollment)
-    .where(
-        Enrollment.id == bindparam("enrollment_id"),
-        or_(*(Enrollment.state == str(s) for s in LIVE_ENROLLMENT_STATES)),
+# Compiled once: the worker finishes an enrollment with every last step it sends. One
+# statement per live state, so that the state it leaves is known (for its counters)
+# without reading the row: the first matches all but enrollments paused meanwhile.
+_FINISH = {
+    state: Prepared(
+        update(Enrollment)
+        .where(Enrollment.id == bindparam("enrollment_id"), Enrollment.state == str(state))
+        .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+        .execution_options(synchronize_session=False)
     )
-    .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
-)
+    for state in LIVE_ENROLLMENT_STATES
+}
 
 
 def add_step_run(
@@ -63,6 +67,7 @@ def add_step_run(
         variant=spec.get("variant"),
     )
     session.add(run)
+    counters.run_moved(session, StepOf.of(run, enrollment.sequence_id), None, run.status)
     return run
 
 
@@ -99,8 +104,15 @@ def finish_enrollment(connection: Connection, enrollment: dict, finished_at: dat
     ended meanwhile) and nothing happened.
     """
     params = {"enrollment_id": enrollment["enrollment_id"], "now": finished_at}
-    if _FINISH.run(connection, params).rowcount != 1:
+    left = next(
+        (state for state, finish in _FINISH.items() if finish.run(connection, params).rowcount),
+        None,
+    )
+    if left is None:
         return False
+    counters.enrollment_moved(
+        connection, enrollment["sequence_id"], (left, None), (EnrollmentState.FINISHED, None)
+    )
     event = {**enrollment, "state": str(EnrollmentState.FINISHED)}
     webhooks.emit(connection, finished_at, WebhookEvent.FINISHED, event)
     ended = {
@@ -114,8 +126,13 @@ def finish_enrollment(connection: Connection, enrollment: dict, finished_at: dat
     return True
 
 
-def mark_unknown(run: StepRun, enrollment: Enrollment, message: Message, why: str) -> None:
+def mark_unknown(
+    session: Session, run: StepRun, enrollment: Enrollment, message: Message, why: str
+) -> None:
     message.status = MessageStatus.UNKNOWN
+    counters.run_moved(
+        session, StepOf.of(run, enrollment.sequence_id), run.status, StepRunStatus.UNKNOWN
+    )
     run.status, run.last_error = StepRunStatus.UNKNOWN, why
     run.locked_by = run.locked_until = None
     enrollment.needs_attention = True
@@ -125,6 +142,9 @@ def fail_step(
     session: Session, ctx, run: StepRun, enrollment: Enrollment, reason: str | None
 ) -> None:
     """A step that cannot be sent ends the enrollment, flagged, with the reason kept."""
+    counters.run_moved(
+        session, StepOf.of(run, enrollment.sequence_id), run.status, StepRunStatus.FAILED
+    )
     run.status, run.last_error = StepRunStatus.FAILED, reason
     run.locked_by = run.locked_until = None
     enrollment.needs_attention = True

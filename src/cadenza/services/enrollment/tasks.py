@@ -42,6 +42,8 @@ from cadenza.domain.task_outcomes import TaskLog
 from cadenza.services.access import authorize, owner_filter
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import deltas as counters
+from cadenza.services.counters.deltas import StepOf, step_of_run
 from cadenza.services.enrollment import reminders
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.enrollment.progress import after_step_completed, fail_step
@@ -159,6 +161,7 @@ def _create_task(session: Session, ctx: Context, run: StepRun, enrollment: Enrol
         fail_step(session, ctx, run, enrollment, f"could not render ({exc.code}): {exc.message}")
         return
     session.add(task)
+    counters.task_moved(session, StepOf.of(run, enrollment.sequence_id), None, TaskStatus.OPEN)
     if spec.type is StepType.TASK and spec.continue_without_completing:
         run.status, run.completed_at = StepRunStatus.DONE, now
         after_step_completed(session, enrollment, run.step_position, now)
@@ -223,6 +226,7 @@ def complete_task(
                 task.draft_body = templates.clean_html(edits.body)
         if task.type == TaskKind.EMAIL and not (task.draft_subject and task.draft_body):
             raise CadenzaError(ErrorCode.VALIDATION_ERROR, "the email needs a subject and a body")
+        _task_moved(session, task, TaskStatus.COMPLETED)
         task.status, task.completed_at = TaskStatus.COMPLETED, now
         session.flush()
         if not _end_on_outcome(session, ctx, task, outcomes, actor_id):
@@ -297,10 +301,17 @@ def skip_task(ctx: Context, task_id: int, actor_id: int | None = None) -> TaskVi
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         task = _lock_open_task(session, task_id, actor_id)
+        _task_moved(session, task, TaskStatus.SKIPPED)
         task.status, task.completed_at = TaskStatus.SKIPPED, now
         _move_on(session, task, now, send=False)
         record(session, ctx, actor_id, "task.skip", "task", task_id)
     return TaskView.of(task)
+
+
+def _task_moved(session: Session, task: Task, status: TaskStatus) -> None:
+    """A step's task counts in its step's figures (services/counters)."""
+    if task.step_run_id is not None:
+        counters.task_moved(session, step_of_run(session, task.step_run_id), task.status, status)
 
 
 def _move_on(session: Session, task: Task, now: datetime, *, send: bool) -> None:

@@ -1,7 +1,7 @@
 """A/B variants: each variant's figures at a step, and the winner rule's decisions.
 
-The figures are counted here, by the database (GROUP BY step position and variant),
-because two callers need the same numbers: the analytics page (services/analytics,
+The figures are read here, from the sequence's counters (services/counters), because
+two callers need the same numbers: the analytics page (services/analytics,
 which adds opens and clicks) and the enrollment that asks the winner rule. Winners are
 rows of `step_variant_winners`, keyed by step position like the step statistics.
 """
@@ -10,57 +10,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, distinct, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cadenza.domain.enums import EventKind, StepRunStatus
+from cadenza.domain.counters import BOUNCED, REPLIED, run_status_key
+from cadenza.domain.enums import StepRunStatus
 from cadenza.domain.steps import StepSpec
 from cadenza.domain.variants import VariantTally, winner
-from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun, StepVariantWinner
+from cadenza.services.counters.figures import figures_in
+from cadenza.store.models import StepVariantWinner
 
 VariantKey = tuple[int, str]  # (step position, label)
 
 
 def variant_tallies(session: Session, sequence_id: int) -> dict[VariantKey, VariantTally]:
-    """Sent, delivered and replied per (step position, variant), for every variant sent."""
-    in_sequence = Enrollment.sequence_id == sequence_id
-    keyed = (StepRun.step_position, StepRun.variant)
-    sent = session.execute(
-        select(*keyed, func.count())
-        .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
-        .where(in_sequence, StepRun.variant.is_not(None), StepRun.status == StepRunStatus.SENT)
-        .group_by(*keyed)
-    ).all()
-    bounced = dict(
-        ((position, label), n)
-        for position, label, n in session.execute(
-            select(*keyed, func.count())
-            .join(Message, Message.step_run_id == StepRun.id)
-            .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
-            .where(in_sequence, StepRun.variant.is_not(None), Message.bounced_at.is_not(None))
-            .group_by(*keyed)
-        )
-    )
-    replied = dict(
-        ((position, label), n)
-        for position, label, n in session.execute(
-            select(*keyed, func.count(distinct(Enrollment.id)))
-            .select_from(EmailEvent)
-            .join(Message, Message.id == EmailEvent.message_id)
-            .join(StepRun, StepRun.id == Message.step_run_id)
-            .join(Enrollment, Enrollment.id == StepRun.enrollment_id)
-            .where(in_sequence, StepRun.variant.is_not(None), EmailEvent.kind == EventKind.REPLY)
-            .group_by(*keyed)
-        )
-    )
-    tallies: dict[VariantKey, VariantTally] = {}
-    for position, label, n in sent:
-        key = (position, str(label))
-        tallies[key] = VariantTally(
+    """Sent, delivered and replied per (step position, variant), for every variant sent:
+    the sequence's counters (services/counters), in the caller's transaction."""
+    figures = figures_in(session, sequence_id)
+    bounced = figures.variants(BOUNCED)
+    replied = figures.variants(REPLIED)
+    return {
+        key: VariantTally(
             key[1], sent=n, delivered=n - bounced.get(key, 0), replied=replied.get(key, 0)
         )
-    return tallies
+        for key, n in figures.variants(str(run_status_key(StepRunStatus.SENT))).items()
+    }
 
 
 def winners(session: Session, sequence_id: int) -> dict[int, StepVariantWinner]:

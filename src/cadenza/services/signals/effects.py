@@ -35,6 +35,7 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import messages as counted_messages
 from cadenza.services.enrollment.control import end_enrollment, pause_enrollment, resume
 from cadenza.store.models import (
     Association,
@@ -132,6 +133,7 @@ def apply(session: Session, ctx: Context, signal: Signal) -> Outcome:
     )
     session.add(event)
     session.flush()
+    counted_messages.event_recorded(session, event)
     outcome = Outcome(event.id, matched=contact is not None)
     if contact is not None and signal.acts:
         _EFFECTS[signal.kind](session, ctx, signal, event, contact, message, outcome)
@@ -184,6 +186,7 @@ def _on_bounce(session, ctx, signal, event, contact, message, outcome) -> None:
     now = ctx.clock.now()
     if message is not None and message.bounced_at is None:
         message.bounced_at = now
+        counted_messages.message_bounced(session, message, True)
     if contact.bounced_at is None:
         contact.bounced_at = now
     for enrollment in _live_of_contact(session, contact.id):

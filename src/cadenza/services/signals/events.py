@@ -29,6 +29,7 @@ from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.counters import messages as counted_messages
 from cadenza.services.read_models import copy_row
 from cadenza.services.signals.effects import Outcome, Signal, record_signal
 from cadenza.store.models import Contact, EmailEvent, Enrollment, Mailbox, Message
@@ -237,8 +238,9 @@ def revoke(ctx: Context, actor: policy.Actor, event_id: int, reason: str) -> Rev
         cleared_unsubscribe, cleared_bounce = _clear_marks(session, event, contact)
         if event.kind == EventKind.BOUNCE and event.message_id is not None:
             message = session.get(Message, event.message_id)
-            if message is not None:
+            if message is not None and message.bounced_at is not None:
                 message.bounced_at = None
+                counted_messages.message_bounced(session, message, False)
         data = {
             "kind": event.kind,
             "contact_id": event.contact_id,

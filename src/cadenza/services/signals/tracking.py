@@ -19,6 +19,7 @@ from cadenza.domain.link_tokens import InvalidToken, Purpose, TokenRef, verify
 from cadenza.domain.tracking import flag_for
 from cadenza.services.accounts.link_secret import link_secret
 from cadenza.services.context import Context
+from cadenza.services.counters import messages as counted_messages
 from cadenza.services.signals.effects import Signal, apply
 from cadenza.store.models import Contact, EmailEvent, Message
 
@@ -125,6 +126,8 @@ def _record(
         occurred_at=now,
     )
     session.add(event)
+    session.flush()
+    counted_messages.event_recorded(session, event)
     return event
 
 
