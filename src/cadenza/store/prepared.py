@@ -53,10 +53,23 @@ class Prepared:
 
     def run(self, connection: Connection, params: dict[str, Any] | None = None) -> Any:
         """Runs in `connection`'s transaction; returns the DBAPI cursor (rowcount, fetchone)."""
-        dialect = connection.dialect
-        plan = self._plans.get(dialect.name)
-        if plan is None:
-            plan = self._plans[dialect.name] = _Plan.of(self.statement, dialect)
+        plan = self._plan(connection.dialect)
         cursor = connection.connection.driver_connection.cursor()
         cursor.execute(plan.sql, plan.parameters(params or {}))
         return cursor
+
+    def run_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """The statement once per row, in one call to the driver (`executemany`: one
+        round trip on PostgreSQL, where psycopg pipelines it), in `connection`'s
+        transaction."""
+        if not rows:
+            return
+        plan = self._plan(connection.dialect)
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.executemany(plan.sql, [plan.parameters(row) for row in rows])
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            plan = self._plans[dialect.name] = _Plan.of(self.statement, dialect)
+        return plan

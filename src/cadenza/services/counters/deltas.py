@@ -140,8 +140,9 @@ _INSERT = Prepared(
 
 
 def add(bind: Session | Connection, deltas: Iterable[Delta]) -> None:
-    """The one insert of counter rows, in the caller's transaction."""
-    connection = bind.connection() if isinstance(bind, Session) else bind
-    for d in deltas:
-        if d.n:
-            _INSERT.run(connection, d.__dict__)
+    """The one insert of counter rows, in the caller's transaction: all of a call's
+    rows in one `executemany` (one round trip on PostgreSQL), not a statement each."""
+    rows = [d.__dict__ for d in deltas if d.n]
+    if rows:
+        connection = bind.connection() if isinstance(bind, Session) else bind
+        _INSERT.run_many(connection, rows)
