@@ -23,7 +23,19 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from cadenza.domain import schedule
@@ -258,23 +270,85 @@ def _settle_lost_reminders(
             message.smtp_reply = "not sent: the worker stopped before handing it over"
 
 
-def _mark_due_waiting(
-    session: Session, mailbox_id: int, now: datetime, granted: list[int], reason: StepWaitReason
-) -> None:
-    """The mailbox's other due email runs wait, for this reason: one statement, writing
-    only the rows whose reason changes."""
-    session.execute(
-        update(StepRun)
-        .where(
-            StepRun.mailbox_id == mailbox_id,
-            StepRun.status == PENDING,
-            StepRun.due_at <= now,
-            _sends_email(),
-            StepRun.id.not_in(granted),
-            or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
-        )
-        .values(wait_reason=reason)
-        .execution_options(synchronize_session=False)
+class _Waits:
+    """Why each planned mailbox's other due runs wait, written once for the whole
+    transaction (`mark`): one statement per reason, not one per mailbox — a thousand
+    mailboxes at their limits each have runs waiting behind the granted ones at every
+    claim (bench/latency.py)."""
+
+    def __init__(self) -> None:
+        self.mailboxes: dict[StepWaitReason, list[int]] = {}
+        self.granted: list[int] = []
+
+    def add(self, reason: StepWaitReason, mailbox_id: int, granted: list[int]) -> None:
+        self.mailboxes.setdefault(reason, []).append(mailbox_id)
+        self.granted += granted
+
+    def mark(self, session: Session, now: datetime) -> None:
+        """The mailboxes' due email runs but the granted ones wait, each for its
+        mailbox's reason, writing only the rows whose reason changes."""
+        for reason, mailbox_ids in self.mailboxes.items():
+            session.execute(
+                update(StepRun)
+                .where(
+                    StepRun.mailbox_id.in_(mailbox_ids),
+                    StepRun.status == PENDING,
+                    StepRun.due_at <= now,
+                    _sends_email(),
+                    StepRun.id.not_in(self.granted),
+                    or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
+                )
+                .values(wait_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _due_runs(
+    session: Session, limits: dict[int, int], now: datetime
+) -> dict[int, list[tuple[StepRun, Enrollment]]]:
+    """The first `limits[mailbox]` due email runs of each of these mailboxes, in due
+    order, with their enrollments, locked: one statement for all of them.
+
+    Each mailbox's runs are its own index range, cut at its limit (a mailbox may have
+    thousands due: only what its throttle can grant is read). The outer query repeats
+    the conditions, so that on PostgreSQL a run changed by another transaction while
+    this one waited for its row lock (an unenroll cancelling it) is re-checked and
+    left out, as a plain locking read does."""
+    if not limits:
+        return {}
+    ids = sorted(limits)
+    params: dict[str, Any] = {"now": now}
+    for i, mailbox_id in enumerate(ids):
+        params[f"m{i}"], params[f"k{i}"] = mailbox_id, limits[mailbox_id]
+    found: dict[int, list[tuple[StepRun, Enrollment]]] = {}
+    for run, enrollment in session.execute(_due_runs_statement(len(ids)), params):
+        found.setdefault(cast(int, run.mailbox_id), []).append((run, enrollment))
+    return found
+
+
+def _due_now() -> list[ColumnElement[bool]]:
+    return [StepRun.status == PENDING, StepRun.due_at <= bindparam("now"), _sends_email()]
+
+
+@lru_cache(maxsize=64)
+def _due_runs_statement(mailboxes: int) -> Select[tuple[StepRun, Enrollment]]:
+    """_due_runs' statement for this many mailboxes, built once: building it costs more
+    than running it. SQLite takes a LIMIT inside a compound query only in a subquery."""
+    firsts = [
+        select(StepRun.id)
+        .where(StepRun.mailbox_id == bindparam(f"m{i}"), *_due_now())
+        .order_by(StepRun.due_at, StepRun.id)
+        .limit(bindparam(f"k{i}", type_=Integer))
+        .subquery()
+        for i in range(mailboxes)
+    ]
+    each = [select(first.c.id) for first in firsts]
+    return (
+        select(StepRun, Enrollment)
+        .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
+        .where(StepRun.id.in_(union_all(*each) if len(each) > 1 else each[0]), *_due_now())
+        .order_by(StepRun.mailbox_id, StepRun.due_at, StepRun.id)
+        .with_for_update(of=StepRun)
     )
 
 
@@ -314,14 +388,31 @@ def claim_emails(
         digests = _due_digests(session, ids, now, batch_size)
         _settle_lost_reminders(session, ids, now - lease)
         counted = counted_last_24h_of(session, ids, now)
+        rooms = {
+            mailbox.id: mailbox.daily_limit - counted.get(mailbox.id, 0) for mailbox in mailboxes
+        }
+        wanted = {
+            mailbox.id: _wanted(mailbox, rooms[mailbox.id], now, horizon, batch_size)
+            for mailbox in mailboxes
+            if mailbox.connected
+        }
+        # one more each: does anything wait behind what may be granted?
+        first_reads = _due_runs(session, {m: n + 1 for m, n in wanted.items()}, now)
+        waits = _Waits()
         plans: list[tuple[Mailbox, list[tuple[StepRun, Enrollment]], list[datetime]]] = []
         for mailbox in mailboxes:
             mine, theirs = reminders.get(mailbox.id, []), digests.get(mailbox.id, [])
-            room = mailbox.daily_limit - counted.get(mailbox.id, 0)
             granted, slots = _plan_mailbox(
-                session, mailbox, room, now, horizon, batch_size, mine, theirs
+                session,
+                _Planning(mailbox, rooms[mailbox.id], wanted.get(mailbox.id, 0), now, horizon),
+                first_reads.get(mailbox.id, []),
+                batch_size,
+                mine,
+                theirs,
+                waits,
             )
             plans.append((mailbox, granted, slots))
+        waits.mark(session, now)
         claimed = _prepare(session, ctx, plans, worker_id, lease, now)
         for mailbox, granted, slots in plans:  # reminders, then digests, after the steps
             mine = reminders.get(mailbox.id, [])
@@ -333,21 +424,20 @@ def claim_emails(
         return claimed
 
 
-def _plan_mailbox(
-    session: Session,
-    mailbox: Mailbox,
-    room: int,
-    now: datetime,
-    horizon: timedelta,
-    batch_size: int,
-    reminders: list[Row[Task, User]],
-    digests: list[Row[TaskDigest, User]],
-) -> tuple[list[tuple[StepRun, Enrollment]], list[datetime]]:
-    """One mailbox's granted runs and the slots of its runs, reminders and digests, in
-    that order; its next free slot moves past them. Held runs record why they wait."""
-    if not mailbox.connected:  # its reminders wait too, unclaimed
-        _mark_due_waiting(session, mailbox.id, now, [], StepWaitReason.MAILBOX_DISCONNECTED)
-        return [], []
+@dataclass(frozen=True)
+class _Planning:
+    """What planning a mailbox's claim starts from: the mailbox (locked), its daily
+    room, how many runs its throttle can grant before the horizon, and the instants."""
+
+    mailbox: Mailbox
+    room: int
+    wanted: int
+    now: datetime
+    horizon: timedelta
+
+
+def _wanted(mailbox: Mailbox, room: int, now: datetime, horizon: timedelta, batch_size: int) -> int:
+    """How many of its due runs a mailbox's throttle can grant before the horizon."""
     fits = most_slots(
         next_free=mailbox.next_send_at,
         now=now,
@@ -355,28 +445,31 @@ def _plan_mailbox(
         per_minute_limit=mailbox.per_minute_limit,
         daily_room=room,
     )
-    wanted = min(batch_size, fits)
+    return min(batch_size, fits)
+
+
+def _plan_mailbox(
+    session: Session,
+    planning: _Planning,
+    first_read: list[tuple[StepRun, Enrollment]],
+    batch_size: int,
+    reminders: list[Row[Task, User]],
+    digests: list[Row[TaskDigest, User]],
+    waits: _Waits,
+) -> tuple[list[tuple[StepRun, Enrollment]], list[datetime]]:
+    """One mailbox's granted runs and the slots of its runs, reminders and digests, in
+    that order; its next free slot moves past them. Held runs record why they wait
+    (`waits`). `first_read`: its first `wanted + 1` due runs (_due_runs); a follow-up
+    moved out of its send window makes room, and the runs behind are read again."""
+    mailbox, room, wanted, now = planning.mailbox, planning.room, planning.wanted, planning.now
+    if not mailbox.connected:  # its reminders wait too, unclaimed
+        waits.add(StepWaitReason.MAILBOX_DISCONNECTED, mailbox.id, [])
+        return [], []
     sendable: list[tuple[StepRun, Enrollment]] = []
-    read, behind = 0, False
+    due, read = first_read, len(first_read)
     while True:
         need = wanted - len(sendable)
-        due = list(
-            session.execute(
-                select(StepRun, Enrollment)
-                .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
-                .where(
-                    StepRun.mailbox_id == mailbox.id,
-                    StepRun.status == PENDING,
-                    StepRun.due_at <= now,
-                    _sends_email(),
-                    *([StepRun.id.not_in([run.id for run, _ in sendable])] if sendable else []),
-                )
-                .order_by(StepRun.due_at, StepRun.id)
-                .limit(need + 1)  # one more: does anything wait behind the granted ones?
-                .with_for_update(of=StepRun)
-            )
-        )
-        behind, read = len(due) > need, read + len(due)
+        behind = len(due) > need
         moved = False
         for run, enrollment in due[:need]:
             allowed_from = _follow_up_allowed_from(run, enrollment, now)
@@ -387,12 +480,17 @@ def _plan_mailbox(
                 sendable.append((run, enrollment))
         if not (moved and behind and len(sendable) < wanted and read < batch_size):
             break
+        need = wanted - len(sendable)
+        taken = {run.id for run, _ in sendable}
+        again = _due_runs(session, {mailbox.id: len(taken) + need + 1}, now).get(mailbox.id, [])
+        due = [(run, enrollment) for run, enrollment in again if run.id not in taken]
+        read += len(due)
     if not sendable and not reminders and not digests and not behind:
         return [], []
     plan = plan_slots(
         next_free=mailbox.next_send_at,
         now=now,
-        horizon=now + horizon,
+        horizon=now + planning.horizon,
         per_minute_limit=mailbox.per_minute_limit,
         bulk_first=[run.bulk_first for run, _ in sendable]
         + [False] * (len(reminders) + len(digests)),
@@ -401,7 +499,7 @@ def _plan_mailbox(
     granted = sendable[: len(plan.slots)]
     if behind or len(granted) < len(sendable):
         reason = StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT
-        _mark_due_waiting(session, mailbox.id, now, [run.id for run, _ in granted], reason)
+        waits.add(reason, mailbox.id, [run.id for run, _ in granted])
     mailbox.next_send_at = plan.next_free
     return granted, plan.slots
 
