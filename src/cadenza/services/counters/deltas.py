@@ -8,9 +8,11 @@ answer), never a state read again here, so a figure moves exactly when its fact 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
@@ -141,8 +143,34 @@ _INSERT = Prepared(
 
 def add(bind: Session | Connection, deltas: Iterable[Delta]) -> None:
     """The one insert of counter rows, in the caller's transaction: all of a call's
-    rows in one `executemany` (one round trip on PostgreSQL), not a statement each."""
+    rows in one `executemany` (one round trip on PostgreSQL), not a statement each;
+    inside `batched`, all of the block's rows at its end."""
     rows = [d.__dict__ for d in deltas if d.n]
     if rows:
         connection = bind.connection() if isinstance(bind, Session) else bind
-        _INSERT.run_many(connection, rows)
+        kept = connection.info.get(_KEPT)
+        if kept is not None:
+            kept.extend(rows)
+        else:
+            _INSERT.run_many(connection, rows)
+
+
+_KEPT = "cadenza.counter_deltas"
+
+
+@contextmanager
+def batched(connection: Connection) -> Iterator[None]:
+    """The counter rows written on this connection within the block are inserted at
+    its end, in one `executemany`, still inside the caller's transaction: the worker
+    records many sends in one commit, each moving three or four figures (bench/
+    latency.py). Nothing is written when the block raises (its transaction is rolled
+    back); the keeping ends with the block either way, since `Connection.info` outlives
+    the checkout."""
+    kept: list[dict[str, Any]] = []
+    connection.info[_KEPT] = kept
+    try:
+        yield
+    finally:
+        connection.info.pop(_KEPT, None)
+    if kept:
+        _INSERT.run_many(connection, kept)

@@ -322,7 +322,7 @@ def _due_runs(
         params[f"m{i}"], params[f"k{i}"] = mailbox_id, limits[mailbox_id]
     found: dict[int, list[tuple[StepRun, Enrollment]]] = {}
     for run, enrollment in session.execute(_due_runs_statement(len(ids)), params):
-        found.setdefault(cast(int, run.mailbox_id), []).append((run, enrollment))
+        found.setdefault(run.mailbox_id, []).append((run, enrollment))
     return found
 
 
@@ -331,7 +331,7 @@ def _due_now() -> list[ColumnElement[bool]]:
 
 
 @lru_cache(maxsize=64)
-def _due_runs_statement(mailboxes: int) -> Select[tuple[StepRun, Enrollment]]:
+def _due_runs_statement(mailboxes: int) -> Select[StepRun, Enrollment]:
     """_due_runs' statement for this many mailboxes, built once: building it costs more
     than running it. SQLite takes a LIMIT inside a compound query only in a subquery."""
     firsts = [

@@ -208,7 +208,7 @@ def hand_over_many(
     if len({claim.mailbox_id for claim in claims}) != len(claims):
         raise ValueError("one email per mailbox at a time: at most one may be unknown")
     answers: dict[int, HandOver] = {}
-    with ctx.db.engine.begin() as connection, read_once(connection):
+    with ctx.db.engine.begin() as connection, read_once(connection), counters.batched(connection):
         for done, result in finished:
             _record(connection, ctx, done, result, worker_id)
         now = ctx.clock.now()
@@ -219,7 +219,11 @@ def hand_over_many(
 
 def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
     if finished:
-        with ctx.db.engine.begin() as connection, read_once(connection):
+        with (
+            ctx.db.engine.begin() as connection,
+            read_once(connection),
+            counters.batched(connection),
+        ):
             for claim, result in finished:
                 _record(connection, ctx, claim, result, worker_id)
 
