@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d'
 # (`cadenza serve`, workers, the CLI). Bytecode goes to the ignored __pycache__ folders.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test typecheck install lock lint format migration screenshots mutation clean
+.PHONY: run test typecheck install lock lint format migration screenshots mutation breaks clean
 
 # Exactly the versions in requirements.lock (what the tests passed with), then Cadenza
 # itself without resolving anything again.
@@ -75,6 +75,10 @@ screenshots: install
 mutation: install
 	$(BIN)/python scripts/mutation.py $(MODULE)
 
+# Issue 19 §2's breaks, each put back in a copy and caught by its tests; one: BREAK=<id>.
+breaks: install
+	$(BIN)/python scripts/known_breaks.py $(BREAK)
+
 # Developer use: autogenerate a migration after changing store/models.py.
 migration: install
 	rm -f /tmp/cadenza-migration.db
@@ -83,4 +87,4 @@ migration: install
 	  migrate.revision(Database('sqlite:////tmp/cadenza-migration.db'), '$(MSG)')"
 
 clean:
-	rm -rf $(VENV) .lock-venv .mutation .pytest_cache .ruff_cache .mypy_cache .hypothesis build cadenza.db cadenza.db-*
+	rm -rf $(VENV) .lock-venv .mutation .breaks .pytest_cache .ruff_cache .mypy_cache .hypothesis build cadenza.db cadenza.db-*

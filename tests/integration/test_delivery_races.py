@@ -7,6 +7,7 @@ not hoped for: a third connection holds the enrollment's row lock while the two
 contenders queue behind it one after the other, each seen waiting in
 pg_stat_activity; PostgreSQL grants a row's lock to its waiters in the order they
 came. No sleeps decide anything: the polling below only waits for a state to be seen.
+The stops take that lock too: the last test races an unenroll against a pause.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
+from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
 from cadenza.services.delivery import claims
 from cadenza.services.delivery import handover as delivery
@@ -97,3 +99,29 @@ def test_stop_after_the_hand_over_lets_the_send_be_recorded_then_ends(pg_ctx, st
         assert state(pg_ctx, eid, claim) == ("unenrolled", "sent", ["sent"])
     else:  # the send counts; the next step waits for resume
         assert state(pg_ctx, eid, claim) == ("paused", "sent", ["sent", "paused"])
+
+
+def refusal(action):
+    """What `action` returned, or the code of the refusal it raised."""
+    try:
+        return action()
+    except CadenzaError as exc:
+        return exc.code
+
+
+def test_a_pause_queued_behind_an_unenroll_finds_the_enrollment_ended(pg_ctx):
+    """The stop's own lock on the enrollment (control.lock_enrollment): without it a pause
+    reads the row before the unenroll commits and writes `paused` over `unenrolled`
+    afterwards, and a resume would send again to someone unenrolled."""
+    world = World(pg_ctx)
+    [eid] = enroll_ids(world, [world.contact()])
+    unenrolled, paused = race(
+        pg_ctx,
+        eid,
+        ("the unenroll", lambda: enrollment_control.unenroll(pg_ctx, eid)),
+        ("the pause", lambda: refusal(lambda: enrollment_control.pause(pg_ctx, eid))),
+    )
+    assert unenrolled.state == "unenrolled"
+    assert paused == ErrorCode.INVALID_STATE
+    with pg_ctx.db.read() as session:
+        assert session.get(Enrollment, eid).state == "unenrolled"

@@ -1,0 +1,497 @@
+"""The breaks of issue 19 §2, put back one at a time, each expected to fail its tests.
+
+    make breaks                      # every break below, one after another
+    make breaks BREAK=handover-owner # one (or several, separated by spaces)
+    python scripts/known_breaks.py --list
+
+Issue 19 §2 lists breaks of the code that went unnoticed: no test failed with them.
+Tests were written for each and checked by hand, once; the code has moved since, and a
+check by hand cannot be repeated. This script repeats it. Each break below is a small
+text of today's code (`original`, found exactly once in its file) and what makes the
+break (`broken`): the script copies src/ and tests/ to a scratch directory,
+.breaks/<id>/, so the working tree is never touched, puts the break in there, and runs
+only the tests listed for it. pytest failing (exit 1) means the break is caught;
+passing (exit 0) means it is NOT caught; anything else (a collection or usage error, a
+timeout) is an error of the entry, shown with the end of pytest's output.
+
+Before the breaks, each distinct set of tests is run once on the unbroken copy: a
+test that fails anyway proves nothing about a break.
+
+When the code moves, an `original` may no longer be found, or be found twice: the
+script then stops (exit 2) and names the entry, which must be brought up to date
+(docs/testing.md, "Issue 19 §2: the breaks, re-checked").
+
+The copy is imported, never the working tree nor the editable install of the
+virtualenv (a .pth file naming another checkout's src/): PYTHONPATH puts the copy's
+src/ first, pytest runs from the copy with its own rootdir, and every run first
+checks that the broken module is imported from the copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH = ROOT / ".breaks"
+# What pytest needs besides src/ and tests/: its settings ([tool.pytest.ini_options]).
+COPIED = ["src", "tests", "pyproject.toml"]
+PYTEST = ["-p", "no:cacheprovider", "-q", "-x"]
+SQLITE_ONLY = "not postgresql"  # the engine's logic; PostgreSQL's locks have their own tests
+TIMEOUT = 900  # seconds for one pytest run: a break that hangs is an error, not a catch
+CAUGHT, NOT_CAUGHT, ERROR = "caught", "NOT CAUGHT", "error"
+
+
+@dataclass(frozen=True)
+class Break:
+    id: str
+    words: str  # the issue's wording
+    file: str
+    original: str  # found exactly once in `file`
+    broken: str  # what replaces it
+    tests: list[str]  # pytest files or node ids
+    select: str | None = None  # pytest -k
+
+    def pytest_args(self) -> list[str]:
+        return [*self.tests, *(["-k", self.select] if self.select else [])]
+
+
+HANDOVER = "src/cadenza/services/delivery/handover.py"
+CLAIMS = "src/cadenza/services/delivery/claims.py"
+BOUNCE = "src/cadenza/domain/inbound/bounce.py"
+INBOX = "src/cadenza/services/signals/inbound.py"
+RACES = "tests/integration/test_delivery_races.py"  # PostgreSQL only: no -k
+
+BREAKS: list[Break] = [
+    Break(
+        "handover-owner",
+        "The hand-over's owner condition removed (`locked_by == worker`)",
+        HANDOVER,
+        '.where(StepRun.id == bindparam("run_id"), StepRun.locked_by == bindparam("worker"))',
+        '.where(StepRun.id == bindparam("run_id"))',
+        ["tests/integration/test_delivery_record.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "handover-lease",
+        "The hand-over's lease condition removed (`StepRun.status == SENDING`)",
+        HANDOVER,
+        "_owned_by_worker(StepRun.status == SENDING),",
+        "_owned_by_worker(),",
+        ["tests/integration/test_delivery_record.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "handover-stale-lease",
+        "The stale-lease branch of the hand-over (`rowcount != 1` -> SKIP) never reached",
+        HANDOVER,
+        "        if handed.rowcount != 1:\n            return HandOver.SKIP",
+        "        if False:\n            return HandOver.SKIP",
+        ["tests/integration/test_delivery_record.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "handover-row-lock",
+        "PostgreSQL's row lock at hand-over removed (`_STATE` always)",
+        HANDOVER,
+        '(_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)',
+        "(_STATE)",
+        [RACES],
+    ),
+    Break(
+        "daily-limit-in-flight",
+        "In-flight messages no longer counted toward the daily limit",
+        CLAIMS,
+        "                Message.sent_at > now - timedelta(hours=24),\n"
+        "                Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),\n",
+        "                Message.sent_at > now - timedelta(hours=24),\n",
+        ["tests/integration/test_delivery_guarantees.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "auth-failure-attempts",
+        "The attempts counter no longer reset after an authentication failure",
+        HANDOVER,
+        "    run.attempts -= 1  # waiting for the mailbox to be fixed is not a failed try",
+        "    pass",
+        ["tests/integration/test_delivery_record.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "held-follow-up-window",
+        "The held-follow-up branch of the send window disabled",
+        CLAIMS,
+        "            if allowed_from > now:  # no longer due",
+        "            if False:  # no longer due",
+        ["tests/integration/test_delivery_claims.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "bounce-5xx-delayed",
+        "Bounce classification: 5.x.x with Action `delayed`",
+        BOUNCE,
+        'return self.status.startswith("5") and self.action not in ("delayed", "relayed")',
+        'return self.status.startswith("5")',
+        ["tests/unit/test_bounce_rules.py"],
+    ),
+    Break(
+        "bounce-no-status",
+        "Bounce classification: a report without a Status field",
+        BOUNCE,
+        'fallback = "4.0.0" if action == "delayed" else "5.0.0"',
+        'fallback = "4.0.0"',
+        ["tests/unit/test_bounce_rules.py"],
+    ),
+    Break(
+        "bounce-wording",
+        "Bounce classification: temporary/permanent wording",
+        BOUNCE,
+        "    if _TEMPORARY_WORDS.search(text) and not _PERMANENT_WORDS.search(text):",
+        "    if False:",
+        ["tests/unit/test_bounce_rules.py"],
+    ),
+    Break(
+        "bounce-smtp-code",
+        "Bounce classification: an SMTP code read from text",
+        BOUNCE,
+        "    code = _SMTP_CODE.search(text)\n",
+        "    code = None\n",
+        ["tests/unit/test_bounce_rules.py"],
+    ),
+    Break(
+        "inbox-sender-mailbox",
+        "Inbox matching: sender matching not limited to the mailbox that sent",
+        INBOX,
+        "            Enrollment.mailbox_id == mailbox.id,\n",
+        "",
+        ["tests/integration/test_inbox_matching.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "inbox-own-copy",
+        "Inbox matching: our own copy of a message",
+        INBOX,
+        "        if inbound.sender == mailbox.from_email:",
+        "        if False:",
+        ["tests/integration/test_inbox_matching.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "inbox-other-recipient",
+        "Inbox matching: a bounce about another recipient",
+        INBOX,
+        "        if elsewhere:\n",
+        "        if False:\n",
+        ["tests/integration/test_inbox_matching.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "session-max-age",
+        "Sessions: the maximum age",
+        "src/cadenza/web/ui/session.py",
+        "self._serializer.loads(cookie, max_age=SESSION_MAX_AGE)",
+        "self._serializer.loads(cookie)",
+        ["tests/ui/test_guards_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "session-csrf-at-sign-in",
+        "Sessions: a fresh CSRF token at sign-in",
+        "src/cadenza/web/ui/session.py",
+        '            "csrf": secrets.token_urlsafe(32),\n            "uid": user.id,',
+        '            "csrf": self.csrf,\n            "uid": user.id,',
+        ["tests/ui/test_guards_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "web-task-ownership",
+        "The web app's ownership check on tasks (a task's page)",
+        "src/cadenza/web/ui/tasks.py",
+        "    item = task_queue.queue_item(ctx, task_id, actor_id=user.id)\n"
+        "    return _work_page(request, ctx, user.id, item, q)\n",
+        "    item = task_queue.queue_item(ctx, task_id)\n"
+        "    return _work_page(request, ctx, user.id, item, q)\n",
+        ["tests/ui/test_guards_http.py", "tests/ui/test_ownership_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "web-outbox-ownership",
+        "The web app's ownership check on the outbox (a message's page)",
+        "src/cadenza/web/ui/outbox.py",
+        "message=outbox.get_message(ctx, message_id, actor_id=user.id)[0],",
+        "message=outbox.get_message(ctx, message_id)[0],",
+        ["tests/ui/test_guards_http.py", "tests/ui/test_ownership_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "web-task-list-ownership",
+        "The web app's ownership check on tasks (the task list)",
+        "src/cadenza/web/ui/tasks.py",
+        "ctx, owner_id=user.id, status=TaskStatus.OPEN, limit=200, actor_id=user.id, where=where",
+        "ctx, owner_id=None, status=TaskStatus.OPEN, limit=200, actor_id=None, where=where",
+        ["tests/ui/test_guards_http.py", "tests/ui/test_ownership_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "web-task-skip-ownership",
+        "The web app's ownership check on tasks (skipping one)",
+        "src/cadenza/web/ui/tasks.py",
+        "    tasks.skip_task(ctx, task_id, actor_id=user.id)\n",
+        "    tasks.skip_task(ctx, task_id)\n",
+        ["tests/ui/test_guards_http.py", "tests/ui/test_ownership_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "web-outbox-list-ownership",
+        "The web app's ownership check on the outbox (the list)",
+        "src/cadenza/web/ui/outbox.py",
+        "messages=outbox.list_messages(ctx, limit=50, actor_id=user.id),",
+        "messages=outbox.list_messages(ctx, limit=50),",
+        ["tests/ui/test_guards_http.py", "tests/ui/test_ownership_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "web-outbox-review-ownership",
+        "The web app's ownership check on the outbox (reviewing an unknown send)",
+        "src/cadenza/web/ui/outbox.py",
+        'outbox.resolve_unknown(ctx, message_id, delivered=delivered == "yes", actor_id=user.id)',
+        'outbox.resolve_unknown(ctx, message_id, delivered=delivered == "yes")',
+        ["tests/ui/test_guards_http.py", "tests/ui/test_ownership_http.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "webhook-timestamp-tolerance",
+        "Webhooks: the timestamp tolerance of signatures (inbound bookings)",
+        "src/cadenza/domain/inbound/bookings.py",
+        "    if abs(now - int(stamps[0])) > CALENDLY_TOLERANCE_SECONDS:",
+        "    if False:",
+        ["tests/api/test_booking_webhooks.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "webhook-signature-tolerance",
+        "Webhooks: the timestamp tolerance of signatures (what a receiver of ours checks)",
+        "src/cadenza/domain/webhooks.py",
+        "    if abs(now - timestamp) > tolerance:",
+        "    if False:",
+        ["tests/unit/test_webhook_signature.py"],
+    ),
+    Break(
+        "webhook-4xx-delivered",
+        "Webhooks: 4xx answers counted as delivered",
+        "src/cadenza/services/events_out/webhooks.py",
+        "if status_code is not None and 200 <= status_code < 300:",
+        "if status_code is not None and (200 <= status_code < 300 or 400 <= status_code < 500):",
+        ["tests/integration/test_webhook_answers.py"],
+        SQLITE_ONLY,
+    ),
+    Break(
+        "handover-enrollment-state",
+        "Unenroll (and pause) racing the hand-over on PostgreSQL, proven both ways",
+        HANDOVER,
+        "        state == EnrollmentState.ACTIVE\n        or (claim.is_reminder",
+        "        True\n        or (claim.is_reminder",
+        [RACES],
+    ),
+    Break(
+        "stop-enrollment-lock",
+        "Unenroll (and pause) racing the hand-over: their lock on the enrollment removed",
+        "src/cadenza/services/enrollment/control.py",
+        "enrollment = fetch(session, Enrollment, enrollment_id, for_update=True)",
+        "enrollment = fetch(session, Enrollment, enrollment_id, for_update=False)",
+        [RACES],
+    ),
+]
+
+
+class EntryOutOfDate(Exception):
+    """An entry's original text is not in its file exactly once: the code moved."""
+
+
+def copy_tree(work: Path) -> None:
+    """A fresh copy of what the tests need, without bytecode of the working tree."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=ignore, symlinks=True)
+        else:
+            shutil.copy2(source, work / name)
+
+
+def check_entry(entry: Break, root: Path = ROOT) -> None:
+    text = (root / entry.file).read_text(encoding="utf-8")
+    found = text.count(entry.original)
+    if found != 1:
+        raise EntryOutOfDate(
+            f"{entry.id}: its original text is found {found} times in {entry.file} "
+            f"(must be once): the code moved, bring the entry up to date\n"
+            f"--- original ---\n{entry.original}"
+        )
+
+
+def apply(entry: Break, work: Path) -> None:
+    path = work / entry.file
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(entry.original, entry.broken, 1), encoding="utf-8")
+
+
+def module_of(file: str) -> str:
+    """src/cadenza/web/ui/session.py -> cadenza.web.ui.session"""
+    parts = Path(file).relative_to("src").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def environment(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(work / "src")  # before site-packages and its editable .pth
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the copy's modules compile once, not per process
+    return env
+
+
+def imports_the_copy(work: Path, file: str) -> None:
+    """The module is imported from the copy, not the working tree nor the installed one."""
+    probe = f"import {module_of(file)} as m; print(m.__file__)"
+    found = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=work,
+        env=environment(work),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    origin = found.stdout.strip()
+    if found.returncode != 0 or Path(origin).resolve() != (work / file).resolve():
+        raise RuntimeError(f"{module_of(file)} is imported from {origin!r}, not {work / file}")
+
+
+def run_pytest(work: Path, args: list[str]) -> tuple[int | None, str, float]:
+    """pytest's exit code (None: timed out), its output, and the seconds."""
+    command = [sys.executable, "-m", "pytest", "--rootdir", str(work), *PYTEST, *args]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=work,
+            env=environment(work),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        code, output = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout or b""
+        if isinstance(partial, bytes):
+            partial = partial.decode(errors="replace")
+        code, output = None, f"{partial}\ntimed out after {TIMEOUT} s"
+    return code, output, time.monotonic() - started
+
+
+def tail(output: str, lines: int = 15) -> str:
+    return "\n".join(output.rstrip().splitlines()[-lines:])
+
+
+def first_failure(output: str) -> str:
+    """The test that failed first, from pytest's short summary (-ra)."""
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.partition(" ")[2].split(" - ")[0]
+    return "?"
+
+
+def baseline(entries: list[Break]) -> bool:
+    """Each distinct test set passes on the unbroken copy."""
+    work = SCRATCH / "_unbroken"
+    copy_tree(work)
+    imports_the_copy(work, entries[0].file)
+    passing = True
+    for args in dict.fromkeys(tuple(e.pytest_args()) for e in entries):
+        code, output, seconds = run_pytest(work, list(args))
+        shown = " ".join(args)
+        if code == 0:
+            print(f"unbroken: {shown}: pass ({seconds:.0f} s)", flush=True)
+        else:
+            print(f"unbroken: {shown}: FAILS (exit {code}): no break can be judged\n{tail(output)}")
+            passing = False
+    return passing
+
+
+def verdict(code: int | None) -> str:
+    if code == 1:
+        return CAUGHT
+    if code == 0:
+        return NOT_CAUGHT
+    return ERROR
+
+
+def try_break(entry: Break) -> tuple[str, float]:
+    work = SCRATCH / entry.id
+    copy_tree(work)
+    check_entry(entry, work)
+    apply(entry, work)
+    imports_the_copy(work, entry.file)
+    code, output, seconds = run_pytest(work, entry.pytest_args())
+    result = verdict(code)
+    if result == CAUGHT:
+        print(f"{entry.id}: caught by {first_failure(output)} ({seconds:.0f} s)", flush=True)
+    else:
+        print(f"{entry.id}: {result} ({seconds:.0f} s): pytest exit {code}, its output ends:")
+        print(tail(output), flush=True)
+    return result, seconds
+
+
+def table(rows: list[tuple[Break, str, float]]) -> str:
+    lines = [f"{'id':<28} {'file':<44} {'verdict':<10} {'s':>4}  tests"]
+    for entry, result, seconds in rows:
+        file = entry.file.removeprefix("src/cadenza/")
+        tests = " ".join(t.removeprefix("tests/") for t in entry.tests)
+        tests += f' -k "{entry.select}"' if entry.select else ""
+        lines.append(f"{entry.id:<28} {file:<44} {result:<10} {seconds:>4.0f}  {tests}")
+    return "\n".join(lines)
+
+
+def list_breaks() -> None:
+    for entry in BREAKS:
+        print(f"{entry.id:<28} {entry.words}")
+
+
+def main(argv: list[str]) -> int:
+    if "--list" in argv:
+        list_breaks()
+        return 0
+    known = {entry.id: entry for entry in BREAKS}
+    unknown = [name for name in argv if name not in known]
+    if unknown:
+        print(f"unknown break(s) {unknown}; see --list", file=sys.stderr)
+        return 2
+    entries = [known[name] for name in argv] if argv else BREAKS
+    try:
+        for entry in entries:
+            check_entry(entry)
+    except EntryOutOfDate as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    if not baseline(entries):
+        return 1
+    rows = [(entry, *try_break(entry)) for entry in entries]
+    print()
+    print(table(rows))
+    missed = [entry.id for entry, result, _ in rows if result != CAUGHT]
+    print(f"\n{len(rows) - len(missed)}/{len(rows)} caught in {time.monotonic() - started:.0f} s")
+    if missed:
+        print(f"not caught or in error: {', '.join(missed)}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main([a for a in sys.argv[1:] if a]))
