@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from cadenza.domain.enums import TaskStatus
+from cadenza.domain.enums import StepRunStatus, TaskStatus
 from cadenza.services.enrollment import reminders
-from cadenza.store.models import Enrollment, Mailbox, Task, TaskDigest, User
+from cadenza.store.models import Enrollment, Mailbox, StepRun, Task, TaskDigest, User
 from tests.conftest import World, enroll_ids
-from tests.support.pg_locks import without_waiting
+from tests.support.pg_locks import Contender, queue_behind_lock, without_waiting
 from tests.support.rows import claim, rows
 
 MONDAY_8AM_NY = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)  # the world's rep is in New York
@@ -137,3 +137,28 @@ def test_a_digest_is_claimed_while_its_user_is_being_written(pg_ctx):
     digest_id = a_due_digest(pg_ctx, world)
     claimed = claim_while(pg_ctx, User, world.user.id, world.mailbox.id, written=True)
     assert [c.digest_id for c in claimed] == [digest_id]
+
+
+def test_a_run_stopped_while_the_claim_waited_for_its_lock_is_left_alone(pg_ctx):
+    """The claim finds the run due, then waits for its row: an unenroll is cancelling it.
+    Once that commits, the claim reads the row again and leaves it — it must not mark a
+    cancelled run as sending. (Its read takes every mailbox's runs in one statement, the
+    runs' ids picked in a subquery: the locking query repeats the due conditions, which
+    PostgreSQL checks again on the row it waited for; the subquery's answer it does not.)"""
+    world, eid = a_due_email(pg_ctx)
+    with pg_ctx.db.read() as session:
+        [run_id] = session.scalars(select(StepRun.id).where(StepRun.enrollment_id == eid))
+    holder = pg_ctx.db.engine.connect()
+    holder.begin()
+    try:
+        holder.execute(
+            update(StepRun).where(StepRun.id == run_id).values(status=StepRunStatus.CANCELLED)
+        )
+        contender = Contender(lambda: claim(pg_ctx, "w2", world.mailbox.id))
+        queue_behind_lock(pg_ctx, contender, 1, "the claim")
+        holder.commit()
+    finally:
+        holder.close()
+    assert contender.outcome() == []
+    [run] = [r for r in rows(pg_ctx, StepRun) if r.id == run_id]
+    assert run.status == StepRunStatus.CANCELLED and run.locked_by is None
