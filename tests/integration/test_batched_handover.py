@@ -20,7 +20,7 @@ from cadenza.services import worker_jobs as jobs
 from cadenza.services.delivery import affinity, claims, recovery
 from cadenza.services.delivery.handover import HandOver, hand_over_many
 from cadenza.services.monitoring import heartbeat
-from cadenza.store.models import Enrollment, Message, StepRun
+from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
 from tests.support.seed import seed_due_emails
 
 LEASE = timedelta(minutes=1)
@@ -143,7 +143,12 @@ def test_a_worker_tick_hands_several_mailboxes_over_in_one_commit(ctx, database)
 def mailboxes_for(ctx, worker_id, candidates, limit=100):
     """What `worker_id` claims when these are the mailboxes with due email, in order."""
     return affinity.mailboxes_for(
-        ctx, worker_id, lambda n: candidates[:n], limit, live_within=jobs.LIVE_WITHIN
+        ctx,
+        worker_id,
+        lambda n: candidates[:n],
+        limit,
+        live_within=jobs.LIVE_WITHIN,
+        sticky_for=jobs.STICKY_FOR,
     )
 
 
@@ -196,7 +201,43 @@ def test_a_worker_holding_more_than_its_share_tops_up_only_its_share(ctx):
         for run in session.scalars(select(StepRun).where(StepRun.mailbox_id.in_(boxes[2:]))):
             if run.status == "sending":
                 run.status, run.locked_by, run.locked_until = "sent", None, None
+    assert mailboxes_for(ctx, "b", boxes) == []  # "a" claimed them just now: still its own
+    ctx.clock.advance(jobs.STICKY_FOR)  # "a" has not claimed them since: they are free
+    heartbeat.beat(ctx, "a", ctx.clock.now(), {})
+    heartbeat.beat(ctx, "b", ctx.clock.now(), {})
     assert mailboxes_for(ctx, "b", boxes) == boxes[2:]
+
+
+def test_a_mailbox_stays_with_the_live_worker_that_last_claimed_it(ctx):
+    """A mailbox at its per-minute limit holds nothing between two sends: it is still
+    left to the worker that claimed its last email, for STICKY_FOR after that claim, so
+    its emails keep leaving over that worker's connection (bench/latency.py). A claim
+    that grants nothing (a throttled mailbox) does not make it the claimer's."""
+    boxes = seed(ctx, 4, 2)
+    now = ctx.clock.now()
+    heartbeat.beat(ctx, "a", now, {})
+    heartbeat.beat(ctx, "b", now, {})
+    [sent] = claims.claim_emails(  # "a" takes the first mailbox's first email...
+        ctx, boxes[0], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    with ctx.db.transaction() as session:  # ...and sends it: it holds nothing there now
+        run = session.get_one(StepRun, sent.run_id)
+        run.status, run.locked_by, run.locked_until = "sent", None, None
+    assert mailboxes_for(ctx, "b", boxes) == boxes[1:]
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:1]  # its own: its share of two
+    ctx.clock.advance(jobs.STICKY_FOR - timedelta(seconds=1))
+    heartbeat.beat(ctx, "a", ctx.clock.now(), {})
+    heartbeat.beat(ctx, "b", ctx.clock.now(), {})
+    assert mailboxes_for(ctx, "b", boxes) == boxes[1:]
+    ctx.clock.advance(timedelta(seconds=1))
+    assert mailboxes_for(ctx, "b", boxes[:1]) == boxes[:1]  # "a" let it be: free again
+    with ctx.db.transaction() as session:  # the mailbox sends nothing more for an hour
+        session.get_one(Mailbox, boxes[1]).next_send_at = ctx.clock.now() + timedelta(hours=1)
+    nothing = claims.claim_emails(
+        ctx, boxes[1], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    assert nothing == []
+    assert mailboxes_for(ctx, "b", boxes[1:]) == boxes[1:]  # a claim of nothing keeps nothing
 
 
 def test_a_mailbox_whose_last_email_left_late_is_not_offered_before_its_spacing(ctx, monkeypatch):

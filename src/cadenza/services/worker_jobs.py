@@ -83,6 +83,10 @@ MAILBOXES_PER_TRANSACTION = 50
 # A worker is counted as live (in the others' shares of the mailboxes) this long after
 # its last heartbeat.
 LIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+# A mailbox is left to the live worker that claimed it this long after its last claim:
+# longer than the spacing of a mailbox at the usual limits (6 s at 10 a minute), short
+# enough that a worker over its share lets its extra mailboxes go soon.
+STICKY_FOR = timedelta(seconds=30)
 
 
 def claim_due(
@@ -108,6 +112,7 @@ def claim_due(
         lambda n: claims.mailboxes_with_due_email(ctx, n, slot_before=slot_before),
         mailboxes,
         live_within=LIVE_WITHIN,
+        sticky_for=STICKY_FOR,
     )
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(

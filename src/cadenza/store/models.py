@@ -161,6 +161,11 @@ class Mailbox(Base):
     # When its last email was actually handed over: a late send must not let the next
     # one follow closer than the spacing, whichever worker sends it.
     last_handed_at: Mapped[datetime | None]
+    # The worker that last claimed its emails, and when: other workers leave the mailbox
+    # to it for a while after (services/delivery/affinity.py), so that its emails keep
+    # leaving over that worker's one connection, and its spacing is known to that worker.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     owner: Mapped[User] = relationship(back_populates="mailboxes")

@@ -4,11 +4,16 @@ Two rules, for PostgreSQL's many workers (on SQLite one worker runs, and both ru
 let it take everything):
 
 - **A mailbox sticks to one worker.** A mailbox whose emails another worker holds
-  (claimed, lease not expired) is left to it. Each mailbox's emails then leave over
-  one worker's one connection (not one per worker: 2,000 mailboxes make 2,000
-  connections, not 3,388), and two workers never queue for the same mailbox row at
-  hand-over. When that worker has sent what it held, or died and its lease expired,
-  the mailbox is free for any worker again.
+  (claimed, lease not expired), or that another live worker claimed within
+  `sticky_for`, is left to it. Each mailbox's emails then leave over one worker's one
+  connection (not one per worker: 2,000 mailboxes make 2,000 connections, not 3,388),
+  two workers never queue for the same mailbox row at hand-over, and the worker that
+  sent the last email knows when the next may leave. The claim notes its worker on the
+  mailbox row (claims.py): a mailbox at its per-minute limit holds nothing between
+  two sends, and without the note it changed workers about every other email (a new
+  SMTP connection each time: bench/latency.py). When that worker has stopped claiming
+  it (sent what it held, or over its share), or died, the mailbox is free for any
+  worker again.
 - **No worker takes more than its share.** Of the mailboxes with work, a worker takes
   new ones only up to its fair part, counting the live workers by their heartbeats:
   the first worker to start must not claim every mailbox and leave the others idle.
@@ -30,7 +35,7 @@ from sqlalchemy import select
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.services.context import Context
-from cadenza.store.models import StepRun, WorkerHeartbeat
+from cadenza.store.models import Mailbox, StepRun, WorkerHeartbeat
 
 
 def mailboxes_for(
@@ -40,6 +45,7 @@ def mailboxes_for(
     limit: int,
     *,
     live_within: timedelta,
+    sticky_for: timedelta,
 ) -> list[int]:
     """Up to `limit` mailboxes with due email this worker claims, in claim order: the
     ones another worker holds left out, and no more than its share of all the
@@ -58,6 +64,11 @@ def mailboxes_for(
             select(StepRun.mailbox_id, StepRun.locked_by)
             .where(StepRun.status == StepRunStatus.SENDING, StepRun.locked_until > now)
             .group_by(StepRun.mailbox_id, StepRun.locked_by)
+        ).all()
+        holders += session.execute(
+            select(Mailbox.id, Mailbox.claimed_by).where(
+                Mailbox.claimed_at > now - sticky_for, Mailbox.claimed_by.is_not(None)
+            )
         ).all()
         live = set(
             session.scalars(

@@ -412,6 +412,8 @@ def claim_emails(
                 waits,
             )
             plans.append((mailbox, granted, slots))
+            if slots:  # kept by this worker for a while (delivery/affinity.py)
+                mailbox.claimed_by, mailbox.claimed_at = worker_id, now
         waits.mark(session, now)
         claimed = _prepare(session, ctx, plans, worker_id, lease, now)
         for mailbox, granted, slots in plans:  # reminders, then digests, after the steps
