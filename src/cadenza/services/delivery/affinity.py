@@ -60,11 +60,13 @@ def mailboxes_for(
     the worker's facade: delivery does not call monitoring)."""
     now = ctx.clock.now()
     with ctx.db.read() as session:
-        holders = session.execute(
-            select(StepRun.mailbox_id, StepRun.locked_by)
-            .where(StepRun.status == StepRunStatus.SENDING, StepRun.locked_until > now)
-            .group_by(StepRun.mailbox_id, StepRun.locked_by)
-        ).all()
+        holders = list(
+            session.execute(
+                select(StepRun.mailbox_id, StepRun.locked_by)
+                .where(StepRun.status == StepRunStatus.SENDING, StepRun.locked_until > now)
+                .group_by(StepRun.mailbox_id, StepRun.locked_by)
+            ).all()
+        )
         holders += session.execute(
             select(Mailbox.id, Mailbox.claimed_by).where(
                 Mailbox.claimed_at > now - sticky_for, Mailbox.claimed_by.is_not(None)
