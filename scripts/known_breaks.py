@@ -66,6 +66,8 @@ CLAIMS = "src/cadenza/services/delivery/claims.py"
 BOUNCE = "src/cadenza/domain/inbound/bounce.py"
 INBOX = "src/cadenza/services/signals/inbound.py"
 RACES = "tests/integration/test_delivery_races.py"  # PostgreSQL only: no -k
+# What drives the claim directly, on a frozen clock: its reads, slots and throttles.
+CLAIM_TESTS = ["tests/integration/test_delivery_claims.py", "tests/integration/test_engine.py"]
 
 BREAKS: list[Break] = [
     Break(
@@ -305,6 +307,72 @@ BREAKS: list[Break] = [
         "enrollment = fetch(session, Enrollment, enrollment_id, for_update=True)",
         "enrollment = fetch(session, Enrollment, enrollment_id, for_update=False)",
         [RACES],
+    ),
+    # Not issue 19's list: the claim's batched read is built once per process
+    # (`_due_runs_statement`, lru_cache), before mutmut switches a mutant on, so its
+    # mutants survive unseen (docs/testing.md, "What the tool does not see"). Its
+    # conditions are checked here instead, each broken in the source.
+    Break(
+        "claim-read-recheck",
+        "The claim's read: the due conditions not repeated on the locked rows",
+        CLAIMS,
+        "else each[0]), *_due_now())",
+        "else each[0]))",
+        ["tests/integration/test_claim_locks.py"],
+    ),
+    Break(
+        "claim-read-due-order",
+        "The claim's read: a mailbox's runs not taken in due order",
+        CLAIMS,
+        "        .order_by(StepRun.due_at, StepRun.id)\n        .limit(",
+        "        .order_by(StepRun.id.desc())\n        .limit(",
+        CLAIM_TESTS,
+        SQLITE_ONLY,
+    ),
+    Break(
+        "claim-read-per-mailbox",
+        "The claim's read: every mailbox's range read with the first mailbox's id",
+        CLAIMS,
+        'StepRun.mailbox_id == bindparam(f"m{i}")',
+        'StepRun.mailbox_id == bindparam("m0")',
+        CLAIM_TESTS,
+        SQLITE_ONLY,
+    ),
+    Break(
+        "claim-read-pending",
+        "The claim's read: runs taken whatever their status",
+        CLAIMS,
+        "    return [StepRun.status == PENDING, StepRun.due_at",
+        "    return [StepRun.status.is_not(None), StepRun.due_at",
+        CLAIM_TESTS,
+        SQLITE_ONLY,
+    ),
+    Break(
+        "claim-read-due",
+        "The claim's read: runs taken before they are due",
+        CLAIMS,
+        'StepRun.due_at <= bindparam("now"), _sends_email()]',
+        "StepRun.due_at.is_not(None), _sends_email()]",
+        CLAIM_TESTS,
+        SQLITE_ONLY,
+    ),
+    Break(
+        "claim-read-emails-only",
+        "The claim's read: task steps taken as emails",
+        CLAIMS,
+        'bindparam("now"), _sends_email()]',
+        'bindparam("now")]',
+        CLAIM_TESTS,
+        SQLITE_ONLY,
+    ),
+    Break(
+        "claim-read-mailbox-order",
+        "The claim's read: the rows not grouped by mailbox in due order",
+        CLAIMS,
+        ".order_by(StepRun.mailbox_id, StepRun.due_at, StepRun.id)",
+        ".order_by(StepRun.id.desc())",
+        CLAIM_TESTS,
+        SQLITE_ONLY,
     ),
 ]
 
