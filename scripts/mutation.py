@@ -57,7 +57,15 @@ MODULES: dict[str, tuple[list[str], list[str], list[str]]] = {
         [],
     ),
     "cadenza.domain.inbound": (
-        ["src/cadenza/domain/inbound/*.py"],
+        # classification and parsing; bookings.py (issue 16's booking webhooks, not
+        # issue 19's list) is guarded by its API tests and `make breaks`
+        [
+            "src/cadenza/domain/inbound/bounce.py",
+            "src/cadenza/domain/inbound/autoreply.py",
+            "src/cadenza/domain/inbound/classify.py",
+            "src/cadenza/domain/inbound/parse.py",
+            "src/cadenza/domain/inbound/postmark.py",
+        ],
         [
             "tests/unit/test_inbound.py",
             "tests/unit/test_inbound_parsing.py",
