@@ -661,3 +661,17 @@ def closed_follow_ups(ctx, world, zones, prefix):
             run = session.query(StepRun).filter_by(enrollment_id=eid).one()
             run.step_position, run.due_at = 2, due - timedelta(minutes=10 - n)
     return ids
+
+
+def test_one_claim_of_more_mailboxes_than_one_read_takes(ctx):
+    """The claim reads its mailboxes' due runs fifty mailboxes a statement: a caller
+    passing hundreds at once (more than SQLite's 500 terms of one compound query) still
+    gets each mailbox's email, once."""
+    from tests.support.seed import seed_due_emails
+
+    boxes = seed_due_emails(ctx, 501, mailboxes=501)
+    ctx.clock.advance(timedelta(seconds=1))  # the seed's due times are a microsecond apart
+    taken = claims.claim_emails(
+        ctx, boxes, "w1", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )
+    assert sorted(c.mailbox_id for c in taken) == sorted(boxes)

@@ -314,16 +314,21 @@ def _due_runs(
     the conditions, so that on PostgreSQL a run changed by another transaction while
     this one waited for its row lock (an unenroll cancelling it) is re-checked and
     left out, as a plain locking read does."""
-    if not limits:
-        return {}
-    ids = sorted(limits)
-    params: dict[str, Any] = {"now": now}
-    for i, mailbox_id in enumerate(ids):
-        params[f"m{i}"], params[f"k{i}"] = mailbox_id, limits[mailbox_id]
     found: dict[int, list[tuple[StepRun, Enrollment]]] = {}
-    for run, enrollment in session.execute(_due_runs_statement(len(ids)), params):
-        found.setdefault(run.mailbox_id, []).append((run, enrollment))
+    ids = sorted(limits)
+    for start in range(0, len(ids), _READ_AT_ONCE):
+        these = ids[start : start + _READ_AT_ONCE]
+        params: dict[str, Any] = {"now": now}
+        for i, mailbox_id in enumerate(these):
+            params[f"m{i}"], params[f"k{i}"] = mailbox_id, limits[mailbox_id]
+        for run, enrollment in session.execute(_due_runs_statement(len(these)), params):
+            found.setdefault(run.mailbox_id, []).append((run, enrollment))
     return found
+
+
+# The most mailboxes one read takes: the worker claims fifty per transaction; SQLite
+# allows 500 terms in a compound query, and each number is a statement kept below.
+_READ_AT_ONCE = 50
 
 
 def _due_now() -> list[ColumnElement[bool]]:
