@@ -10,6 +10,7 @@ class Person:
     id: int
     role: str
     can_enroll: bool = True
+    can_override_enrollment_rules: bool = False
 
 
 ADMIN, ANN, BEA, VIC = (
