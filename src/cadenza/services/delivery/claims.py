@@ -487,9 +487,9 @@ def _plan_mailbox(
                 sendable.append((run, enrollment))
         if not (moved and behind and len(sendable) < wanted and read < batch_size):
             break
-        need = wanted - len(sendable)
+        # the granted so far come first again (still due): one more than wanted after them
         taken = {run.id for run, _ in sendable}
-        again = _due_runs(session, {mailbox.id: len(taken) + need + 1}, now).get(mailbox.id, [])
+        again = _due_runs(session, {mailbox.id: wanted + 1}, now).get(mailbox.id, [])
         due = [(run, enrollment) for run, enrollment in again if run.id not in taken]
         read += len(due)
     if not sendable and not reminders and not digests and not behind:
