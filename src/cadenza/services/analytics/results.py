@@ -222,6 +222,9 @@ def enrollment_timeline(
             .outerjoin(Message, Message.id == EmailEvent.message_id)
             .outerjoin(StepRun, StepRun.id == Message.step_run_id)
             .where(EmailEvent.enrollment_id == enrollment_id)
+            # Events of the same instant (an open and the click it carried) keep the
+            # order they were recorded in: the sort below is stable.
+            .order_by(EmailEvent.occurred_at, EmailEvent.id)
         ):
             data = data or {}
             detail = data.get("url") or data.get("subject") or data.get("status")
