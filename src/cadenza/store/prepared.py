@@ -68,6 +68,28 @@ class Prepared:
         cursor = connection.connection.driver_connection.cursor()
         cursor.executemany(plan.sql, [plan.parameters(row) for row in rows])
 
+    def run_many_returning(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+        """`run_many` for an INSERT ... RETURNING: each row's first returned value, in
+        the rows' order. psycopg returns every row's result from one pipelined
+        `executemany`; sqlite3's `executemany` returns no rows, so SQLite runs the
+        statement once per row (each a call into the library, no round trip)."""
+        if not rows:
+            return []
+        plan = self._plan(connection.dialect)
+        cursor = connection.connection.driver_connection.cursor()
+        if connection.dialect.name == "sqlite":
+            found = []
+            for row in rows:
+                cursor.execute(plan.sql, plan.parameters(row))
+                found.append(cursor.fetchone()[0])
+            return found
+        cursor.executemany(plan.sql, [plan.parameters(row) for row in rows], returning=True)
+        found = []
+        while True:
+            found.append(cursor.fetchone()[0])
+            if not cursor.nextset():
+                return found
+
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
         if plan is None:
