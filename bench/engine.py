@@ -15,6 +15,7 @@ import json
 import os
 import re
 import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,11 @@ def main() -> None:
         "--mailboxes", type=int, default=None,
         help="sending mailboxes, each its own connection (default: 2 per worker, at least 8)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="repeat the baseline and the runs this many times, alternating, and print "
+        "each ratio's median: on a shared machine one pair of runs is mostly noise",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     if args.db == "sqlite" and counts != [1]:
@@ -144,26 +150,47 @@ def main() -> None:
     plan = [("sqlite", 1)] if args.db == "postgresql" else []
     plan += [(args.db, w) for w in counts]
     mailboxes = args.mailboxes or max(8, 2 * max(counts))
-    runs = []
+    rounds: list[tuple[float, list[Run]]] = []
     with sink_process() as (host, port, counted):
-        sink_before = cpu_seconds(counted["pid"])
-        base = baseline(host, port, args.n)
-        sink_between = cpu_seconds(counted["pid"])
-        for kind, workers in plan:
-            runs.append(engine(host, port, args.n, kind, workers, mailboxes))
-            print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
-        sink_after = cpu_seconds(counted["pid"])
-    expected = args.n * (1 + len(plan))
-    per_message = 1000 / args.n
-    print(f"baseline smtplib loop: {base:8.0f} messages/s")
+        sink_base = sink_engine = 0.0
+        for number in range(1, args.rounds + 1):
+            sink_before = cpu_seconds(counted["pid"])
+            base = baseline(host, port, args.n)
+            sink_between = cpu_seconds(counted["pid"])
+            print(f"round {number}: baseline {base:.0f} messages/s", flush=True)
+            runs = []
+            for kind, workers in plan:
+                runs.append(engine(host, port, args.n, kind, workers, mailboxes))
+                print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
+            sink_after = cpu_seconds(counted["pid"])
+            sink_base += sink_between - sink_before
+            sink_engine += (sink_after - sink_between) / len(plan)
+            rounds.append((base, runs))
+    expected = args.n * (1 + len(plan)) * args.rounds
+    per_message = 1000 / args.n / args.rounds
     print(f"sink received {counted['messages']} of {expected} messages")
-    sink_base = (sink_between - sink_before) * per_message
-    sink_engine = (sink_after - sink_between) * per_message / len(plan)
     print(
-        f"sink CPU per message: {sink_base:.3f} ms (baseline), {sink_engine:.3f} ms (engine runs)"
+        f"sink CPU per message: {sink_base * per_message:.3f} ms (baseline), "
+        f"{sink_engine * per_message:.3f} ms (engine runs)"
     )
+    for number, (base, runs) in enumerate(rounds, 1):
+        print(f"\nround {number}: baseline smtplib loop {base:.0f} messages/s; {mailboxes} "
+              f"mailboxes, N={args.n}; per worker, per email it handed over:")  # fmt: skip
+        table(base, runs)
+    if args.rounds > 1:
+        print(f"\nmedians of {args.rounds} rounds (each ratio within its own round):")
+        for i, (kind, workers) in enumerate(plan):
+            to_base = [runs[i].rate / base for base, runs in rounds]
+            to_first = [runs[i].rate / runs[0].rate for _, runs in rounds]
+            print(
+                f"{kind + ' x' + str(workers):<16} ÷ base {statistics.median(to_base):.2f} "
+                f"({', '.join(f'{r:.2f}' for r in to_base)})   ÷ 1st "
+                f"{statistics.median(to_first):.2f} ({', '.join(f'{r:.2f}' for r in to_first)})"
+            )
+
+
+def table(base: float, runs: list[Run]) -> None:
     reference = runs[0].rate
-    print(f"\n{mailboxes} mailboxes, N={args.n}; per worker, per email it handed over:")
     print(f"{'run':<16}{'msg/s':>7}{'÷ base':>8}{'÷ 1st':>7}  {'emails':<24}{'CPU ms':<26}"
           f"{'DB wait ms':<26}{'stmts':<26}commits")  # fmt: skip
     for run in runs:
