@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from cadenza.domain.enums import AutomationEventType, AutomationTrigger
 from cadenza.store.models import AutomationEvent, AutomationRule
+from cadenza.store.prepared import Prepared
 from cadenza.store.read_once import once
 
 CAUSE_KEY = "cadenza.automation_cause"
@@ -41,7 +42,11 @@ TRIGGER_EVENTS = {
     AutomationTrigger.BOUNCED: AutomationEventType.ENROLLMENT_ENDED,
 }
 
-_LISTENING = select(AutomationRule.trigger).where(AutomationRule.enabled.is_(True))
+# The trigger types of the enabled rules: asked once per hand-over commit
+# (store/read_once.py), so compiled once and run on the driver's cursor.
+_LISTENING = Prepared(
+    select(AutomationRule.trigger["type"].as_string()).where(AutomationRule.enabled.is_(True))
+)
 
 
 def _connection(session: Session | Connection) -> Connection:
@@ -54,8 +59,8 @@ def _info(session: Session | Connection) -> dict:
 
 def listened_types(session: Session | Connection) -> set[str]:
     connection = _connection(session)
-    rows = once(connection, "listened_triggers", lambda: connection.execute(_LISTENING).all())
-    return {TRIGGER_EVENTS.get((t or {}).get("type"), "") for (t,) in rows}
+    rows = once(connection, "listened_triggers", lambda: _LISTENING.run(connection).fetchall())
+    return {TRIGGER_EVENTS.get(trigger_type, "") for (trigger_type,) in rows}
 
 
 def record(
