@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import typer
@@ -66,9 +68,9 @@ def worker(
         )
         if poller is not None:
             poller.start()
-        settle_heap()
         try:
-            engine.run(exit_when_idle=exit_when_idle)
+            with settled_heap():
+                engine.run(exit_when_idle=exit_when_idle)
         finally:
             if poller is not None:
                 poller.stop()
@@ -80,18 +82,24 @@ def worker(
 _YOUNG_GENERATION_THRESHOLD = 5_000
 
 
-def settle_heap() -> None:
-    """Moves what the process built at start (modules, mappers, compiled statements)
-    out of the garbage collector's reach, and collects young objects less often.
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Within: what the process built at start (modules, mappers, compiled statements)
+    is out of the garbage collector's reach, and young objects are collected less often.
 
-    Called once, by the worker process only, when it is ready to run: the collector
-    otherwise walks the hundreds of thousands of long-lived objects of the imports at
-    every full collection, and collected every 700 allocations; the engine's own
-    garbage is mostly freed by reference counting. Cycles are still collected, only
-    in larger batches. Not in Worker.run: tests create workers in one long process,
-    whose garbage must stay collectable.
+    Entered by the worker command when it is ready to run: the collector otherwise walks
+    the hundreds of thousands of long-lived objects of the imports at every full
+    collection, and collected every 700 allocations; the engine's own garbage is mostly
+    freed by reference counting. Cycles are still collected, only in larger batches.
+    Undone on leaving, for the processes that run the command among other work (tests
+    invoke it in-process): their later garbage must be collected as before.
     """
+    threshold = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(_YOUNG_GENERATION_THRESHOLD, middle, old)
+    gc.set_threshold(_YOUNG_GENERATION_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
