@@ -242,9 +242,11 @@ def build(ctx: Context, shape: Shape, writer: Writer) -> dict:
     # `cadenza db rebuild-counters` does (docs/analytics.md, *Counters*).
     written = counter_upkeep.rebuild(ctx)
     print(f"    {written:,} counter rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    # Committed (engine.begin): ANALYZE's statistics are written in the transaction, and
+    # a connection closed without a commit rolled them back, leaving the planner what
+    # autovacuum (PostgreSQL) or nothing at all (SQLite) had gathered by then.
     if writer.postgres:
-        with ctx.db.engine.connect() as connection:
-            connection.exec_driver_sql("COMMIT")
+        with ctx.db.engine.begin() as connection:
             for table in ("contacts", "enrollments", "step_runs", "messages", "email_events",
                           "sequence_counts"):  # fmt: skip
                 connection.exec_driver_sql(f"ANALYZE {table}")
@@ -253,7 +255,7 @@ def build(ctx: Context, shape: Shape, writer: Writer) -> dict:
                     f"(SELECT coalesce(max(id), 1) FROM {table}))"
                 )
     else:
-        with ctx.db.engine.connect() as connection:
+        with ctx.db.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
     print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
     return {"token": token, "sequence": sequences[7], "deep_contact": min(n, 7_500)}
