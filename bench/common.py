@@ -41,12 +41,20 @@ def sink_process(options: list[str] | None = None):
 
 
 @contextmanager
-def scratch_database(kind: str):
-    """A migrated, empty database: a temporary SQLite file or a throw-away PostgreSQL db."""
+def scratch_database(kind: str, *, keep: bool = False):
+    """A migrated, empty database: a temporary SQLite file or a throw-away PostgreSQL db.
+    `keep` leaves it behind (its URL is `db.url`), for a later run to measure again
+    without building it anew."""
     from cadenza.store import migrate
     from cadenza.store.db import Database
 
     if kind == "sqlite":
+        if keep:
+            db = Database(f"sqlite:///{tempfile.mkdtemp(prefix='cadenza_bench_')}/bench.db")
+            migrate.upgrade(db)
+            yield db
+            db.dispose()
+            return
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/bench.db"
             db = Database(url)
@@ -63,5 +71,6 @@ def scratch_database(kind: str):
         yield db
     finally:
         db.dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/large.py [--db sqlite|postgresql] [--scale 1.0]
         [--small-scale 0.01] [--repeat 20] [--import-rows 100000] [--list-members 100000]
+        [--pages contacts,stats] [--keep | --reuse SMALL_URL LARGE_URL]
 
 `--scale 1.0` is the issue's installation: 1,000,000 contacts with properties, 100,000
 live enrollments, 10,000,000 step runs and their messages (every 10th opened, every
@@ -18,6 +19,11 @@ query), through the real app; the script prints p95 small, p95 large and the rat
 against the goal of 2. Then a CSV import of `--import-rows` rows and a list enrollment
 of `--list-members` members on the large installation print their rates and how much
 the process's resident memory grew at its peak. No figure is asserted: they are printed.
+
+`--pages` measures only the pages whose name holds one of its words; `--keep` leaves
+both installations behind and prints their URLs, and `--reuse SMALL_URL LARGE_URL`
+measures them again (migrated to the newest revision first) without the minutes of
+building: for measuring a change to a query before and after on the same rows.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import re
 import statistics
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -235,9 +242,11 @@ def build(ctx: Context, shape: Shape, writer: Writer) -> dict:
     # `cadenza db rebuild-counters` does (docs/analytics.md, *Counters*).
     written = counter_upkeep.rebuild(ctx)
     print(f"    {written:,} counter rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    # Committed (engine.begin): ANALYZE's statistics are written in the transaction, and
+    # a connection closed without a commit rolled them back, leaving the planner what
+    # autovacuum (PostgreSQL) or nothing at all (SQLite) had gathered by then.
     if writer.postgres:
-        with ctx.db.engine.connect() as connection:
-            connection.exec_driver_sql("COMMIT")
+        with ctx.db.engine.begin() as connection:
             for table in ("contacts", "enrollments", "step_runs", "messages", "email_events",
                           "sequence_counts"):  # fmt: skip
                 connection.exec_driver_sql(f"ANALYZE {table}")
@@ -246,7 +255,7 @@ def build(ctx: Context, shape: Shape, writer: Writer) -> dict:
                     f"(SELECT coalesce(max(id), 1) FROM {table}))"
                 )
     else:
-        with ctx.db.engine.connect() as connection:
+        with ctx.db.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
     print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
     return {"token": token, "sequence": sequences[7], "deep_contact": min(n, 7_500)}
@@ -383,6 +392,51 @@ def _add_members(ctx: Context, list_id: int, members: int) -> None:
         )
 
 
+def rebuilt_info(ctx: Context, shape: Shape) -> dict:
+    """What `build` returned, found again in an installation a `--keep` run left: a new
+    token for its admin, its 8th sequence, the same deep contact."""
+    from sqlalchemy import select
+
+    from cadenza.store.models import Sequence
+
+    token = create_token(ctx, _admin_id(ctx), "bench again").token
+    with ctx.db.read() as session:
+        sequence = session.scalar(select(Sequence.id).order_by(Sequence.id).offset(7).limit(1))
+    return {"token": token, "sequence": sequence, "deep_contact": min(shape.contacts, 7_500)}
+
+
+@contextmanager
+def installation(args, label: str, shape: Shape, url: str | None):
+    """A new installation (left behind with `--keep`), or the one at `url` (`--reuse`),
+    migrated to the newest revision either way."""
+    if url is None:
+        with scratch_database(args.db, keep=args.keep) as db:
+            ctx = _context(db)
+            info = build(ctx, shape, Writer(db))
+            if args.keep:
+                print(f"  kept {label}: {db.url}", flush=True)
+            yield ctx, info
+        return
+    from cadenza.store import migrate
+    from cadenza.store.db import Database
+
+    db = Database(url)
+    try:
+        migrate.upgrade(db)
+        ctx = _context(db)
+        yield ctx, rebuilt_info(ctx, shape)
+    finally:
+        db.dispose()
+
+
+def _context(db) -> Context:
+    settings = Settings(
+        database_url=db.url, default_timezone="UTC", password_hash_cost=4,
+        daily_enrollment_limit=10_000_000,  # the list enrollment is not held to a day's
+    )  # fmt: skip
+    return Context(db=db, clock=FrozenClock(NOW), settings=settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -391,23 +445,34 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--import-rows", type=int, default=100_000)
     parser.add_argument("--list-members", type=int, default=100_000)
+    parser.add_argument(
+        "--pages", default="",
+        help="measure only the pages whose name holds one of these comma-separated words",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="leave both installations behind and print their URLs, for --reuse",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reuse", nargs=2, metavar=("SMALL_URL", "LARGE_URL"),
+        help="measure the installations a --keep run left instead of building them "
+        "(pass the same --db and scales; the CSV import and list enrollment would grow them)",
+    )  # fmt: skip
     args = parser.parse_args()
+    wanted = [w.strip() for w in args.pages.split(",") if w.strip()]
     results: dict[str, dict[str, tuple[float, float]]] = {}
-    for label, scale in (("small", args.small_scale), ("large", args.scale)):
+    for index, (label, scale) in enumerate((("small", args.small_scale), ("large", args.scale))):
         shape = Shape.at(scale)
         print(f"{label}: {shape.contacts:,} contacts, {shape.live:,} live and "
               f"{shape.finished:,} finished enrollments, {shape.runs:,} step runs "
               f"({args.db})", flush=True)  # fmt: skip
-        with scratch_database(args.db) as db:
-            settings = Settings(
-                database_url=db.url, default_timezone="UTC", password_hash_cost=4,
-                daily_enrollment_limit=10_000_000,  # the list enrollment is not held to a day's
-            )  # fmt: skip
-            ctx = Context(db=db, clock=FrozenClock(NOW), settings=settings)
-            info = build(ctx, shape, Writer(db))
+        url = args.reuse[index] if args.reuse else None
+        with installation(args, label, shape, url) as (ctx, info):
             client = signed_in(ctx, info["token"])
             results[label] = {
-                name: p95(client, path, args.repeat) for name, path in pages(info).items()
+                name: p95(client, path, args.repeat)
+                for name, path in pages(info).items()
+                if not wanted or any(w in name for w in wanted)
             }
             if label == "large" and (args.import_rows or args.list_members):
                 bulk_rates(ctx, client, args.import_rows, min(args.list_members, shape.contacts))

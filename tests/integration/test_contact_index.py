@@ -175,3 +175,64 @@ def test_reachable_means_enrollment_would_not_refuse_for_the_address(ctx, world,
     assert names(browse_contacts(ctx, ContactFilter(status="reachable"))) == ["Bob", "Ann"]
     found = browse_contacts(ctx, ContactFilter(status="no_email"))
     assert [c.id for c in found.contacts] == [nobody.id]
+
+
+def _statements(database, action) -> list[str]:
+    """The SELECTs `action` sends, as the database receives them."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        action()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    return sent
+
+
+def test_a_zone_in_name_order_walks_its_index_and_stops(ctx, database, people):
+    """The default sort with a zone filter reads a page of the zone's contacts along
+    ix_contacts_timezone_name, not all of them sorted (a zone holds thousands)."""
+    _, _, _, dee = people
+    found: list = []
+
+    def browse() -> None:
+        found.append(browse_contacts(ctx, ContactFilter(timezone="Europe/Rome"), per_page=1))
+
+    sent = _statements(database, browse)
+    assert [c.id for c in found[0].contacts] == [dee.id] and found[0].total == 2
+    if database.dialect != "sqlite":
+        return  # PostgreSQL picks by its statistics: tests/ui/test_page_query_plans.py
+    [page] = [sql for sql in sent if "ORDER BY" in sql]
+    with database.engine.connect() as connection:
+        plan = [row[-1] for row in connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + page, ("Europe/Rome", 1, 0)
+        )]  # fmt: skip
+    assert any("ix_contacts_timezone_name" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_search_ignores_case_and_sqlite_compares_the_columns_themselves(ctx, database, world):
+    """The same contacts match on both databases whatever the case typed; SQLite's LIKE
+    ignores ASCII case by itself, so the search sends no lower(), which cost more than
+    the LIKE on every contact a search reads."""
+    from cadenza.services.crm import contacts
+
+    muller = world.contact("hans@corp.example", firstname="Hans", lastname="Müller")
+    globex = world.contact("eve@corp.example", firstname="Eve", company="Globex Corp")
+    world.contact("zoe@other.example", firstname="Zoe", lastname="Stone")
+    for typed, expected in (("MÜLLER", muller), ("gLoBeX", globex), ("EVE@CORP", globex)):
+        found: list = []
+        sent = _statements(
+            database,
+            lambda typed=typed, found=found: found.append(contacts.search_contacts(ctx, typed)),
+        )
+        assert [c.id for c in found[0].results] == [expected.id], typed
+        index = browse_contacts(ctx, ContactFilter(query=typed))
+        assert [c.id for c in index.contacts] == [expected.id], typed
+        assert ("lower(" in sent[0]) is (database.dialect == "postgresql"), sent[0]

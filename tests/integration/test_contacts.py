@@ -83,3 +83,53 @@ def test_delete_refuses_a_live_contact_then_forgets_everything(ctx, world):
     contacts.delete_contact(ctx, contact.id)
     fails("contact_not_found", contacts.get_contact, ctx, contact.id)
     fails("contact_not_found", contacts.delete_contact, ctx, contact.id)
+
+
+def test_postgresql_estimates_a_search_word_from_the_contacts(ctx, database):
+    """A word a fifth of the contacts have walks them by id and stops at a page.
+
+    PostgreSQL keeps no statistics on lower(company) by itself: with the word written
+    in (the plan the first executions on each connection get) it guessed a handful of
+    matches from the pattern alone and read and sorted every contact. Migration 0027's
+    statistics on the lowered names make it estimate from what the contacts hold.
+    """
+    if database.dialect != "postgresql":
+        pytest.skip("PostgreSQL's estimate; SQLite walks the ids without one")
+    from sqlalchemy import event, insert
+
+    from cadenza.store.models import Contact
+
+    now = ctx.clock.now()
+    rows = [
+        {"email": f"p{i}@c{i % 97}.example", "email_key": f"p{i}@c{i % 97}.example",
+         "firstname": "Ann", "lastname": f"Lee{i}", "properties": {},
+         "company": "Globex Corp" if i % 5 == 0 else f"Firm {i % 40}", "blocked": False,
+         "created_at": now, "updated_at": now}
+        for i in range(2000)
+    ]  # fmt: skip
+    with ctx.db.transaction() as session:
+        session.execute(insert(Contact), rows)
+    with database.engine.begin() as connection:  # committed: ANALYZE's are transactional
+        connection.exec_driver_sql("ANALYZE contacts")
+    sent: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        page = contacts.search_contacts(ctx, "GLOBEX", limit=50)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert len(page.results) == 50 and page.next_cursor is not None
+    [(sql, params)] = sent
+    with database.engine.connect() as connection:
+        [[plan]] = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params).all()
+    nodes = [plan[0]["Plan"]]
+    for node in nodes:
+        nodes.extend(node.get("Plans", []))
+    [scan] = [n for n in nodes if n.get("Relation Name") == "contacts"]
+    assert 200 <= scan["Plan Rows"] <= 800, scan  # 400 match
+    assert scan["Node Type"] == "Index Scan" and scan["Index Name"] == "pk_contacts", nodes
+    assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes

@@ -190,6 +190,15 @@ class Contact(Base):
         Index("ix_contacts_sort_created", "created_at", "id"),
         # The timezone filter and sort, and the list of zones (one seek per zone).
         Index("ix_contacts_sort_timezone", "timezone", "id"),
+        # A zone's contacts by name (the index's default sort): a page of them, not all
+        # of the zone's read and sorted (migration 0027).
+        Index(
+            "ix_contacts_timezone_name",
+            "timezone",
+            text("lower(coalesce(lastname, ''))"),
+            text("lower(coalesce(firstname, ''))"),
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

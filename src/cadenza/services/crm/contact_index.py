@@ -24,7 +24,7 @@ from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ContactStatus
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.services.context import Context
-from cadenza.services.crm.contacts import ContactView
+from cadenza.services.crm.contacts import ContactView, search_condition
 from cadenza.store.models import BlockedAddress, Contact, Enrollment
 
 BLANK: ColumnClause[str] = literal_column("''")  # in the SQL text, as the sort indexes have it
@@ -100,15 +100,7 @@ def _conditions(spec: ContactFilter) -> list:
     if spec.query and "\x00" in spec.query:
         raise _invalid("the search contains a NUL character", "q")
     if spec.query and spec.query.strip():
-        pattern = f"%{spec.query.strip().lower()}%"
-        conditions.append(
-            or_(
-                Contact.email_key.like(pattern),
-                func.lower(Contact.firstname).like(pattern),
-                func.lower(Contact.lastname).like(pattern),
-                func.lower(Contact.company).like(pattern),
-            )
-        )
+        conditions.append(search_condition(spec.query))
     if spec.timezone == "none":
         conditions.append(Contact.timezone.is_(None))
     elif spec.timezone:

@@ -8,9 +8,11 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, String, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from cadenza.domain.contact_fields import (
     check_property_count,
@@ -228,6 +230,42 @@ def delete_contact(ctx: Context, contact_id: int, actor_id: int | None = None) -
         record(session, ctx, actor_id, "contact.delete", "contact", contact_id, data)
 
 
+class folded(FunctionElement[str]):
+    """A column compared case-blind by LIKE: `lower(x)` on PostgreSQL, whose LIKE tells
+    case apart; `x` itself on SQLite, whose LIKE already ignores the case of ASCII
+    letters, which is all its lower() folds too (the same contacts match either way).
+    On SQLite lower() cost more than the LIKE: a search's count read 50,000 contacts in
+    30 ms with it and in 12.5 ms without (bench/large.py, docs/benchmarks.md)."""
+
+    # Not a GenericFunction: one named "lower" would take over func.lower everywhere.
+    type = String()
+    name = "folded"
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded(element: folded, compiler, **kw) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "sqlite")
+def _folded_on_sqlite(element: folded, compiler, **kw) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+def search_condition(query: str) -> ColumnElement[bool]:
+    """A contact whose address, first or last name or company holds `query`, whatever
+    its case: the API's search and the contacts index's. PostgreSQL has statistics on
+    these lower() expressions (migration 0027) to estimate how many contacts match."""
+    pattern = f"%{query.strip().lower()}%"
+    return or_(
+        Contact.email_key.like(pattern),
+        folded(Contact.firstname).like(pattern),
+        folded(Contact.lastname).like(pattern),
+        folded(Contact.company).like(pattern),
+    )
+
+
 @dataclass(frozen=True)
 class ContactPage:
     results: list[ContactView]
@@ -252,15 +290,7 @@ def search_contacts(
     if after_id is not None:
         statement = statement.where(Contact.id > after_id)
     if query:
-        pattern = f"%{query.strip().lower()}%"
-        statement = statement.where(
-            or_(
-                Contact.email_key.like(pattern),
-                func.lower(Contact.firstname).like(pattern),
-                func.lower(Contact.lastname).like(pattern),
-                func.lower(Contact.company).like(pattern),
-            )
-        )
+        statement = statement.where(search_condition(query))
     for name, value in (properties or {}).items():
         statement = statement.where(Contact.properties[name].as_string() == str(value))
     with ctx.db.read() as session:
