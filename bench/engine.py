@@ -179,11 +179,20 @@ def main() -> None:
         table(base, runs)
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds (each ratio within its own round):")
+        bases = [base for base, _ in rounds]
+        print(f"{'baseline':<16} {statistics.median(bases):.0f} messages/s "
+              f"({', '.join(f'{b:.0f}' for b in bases)})")  # fmt: skip
         for i, (kind, workers) in enumerate(plan):
             to_base = [runs[i].rate / base for base, runs in rounds]
             to_first = [runs[i].rate / runs[0].rate for _, runs in rounds]
+            rates = [runs[i].rate for _, runs in rounds]
+            cpu = [1000 * sum(runs[i].cpu) / args.n for _, runs in rounds]
             print(
-                f"{kind + ' x' + str(workers):<16} ÷ base {statistics.median(to_base):.2f} "
+                f"{kind + ' x' + str(workers):<16} {statistics.median(rates):.0f} messages/s, "
+                f"CPU {statistics.median(cpu):.2f} ms an email (all its workers)"
+            )
+            print(
+                f"{'':<16} ÷ base {statistics.median(to_base):.2f} "
                 f"({', '.join(f'{r:.2f}' for r in to_base)})   ÷ 1st "
                 f"{statistics.median(to_first):.2f} ({', '.join(f'{r:.2f}' for r in to_first)})"
             )
