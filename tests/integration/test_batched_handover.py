@@ -201,11 +201,23 @@ def test_a_worker_holding_more_than_its_share_tops_up_only_its_share(ctx):
         for run in session.scalars(select(StepRun).where(StepRun.mailbox_id.in_(boxes[2:]))):
             if run.status == "sending":
                 run.status, run.locked_by, run.locked_until = "sent", None, None
-    assert mailboxes_for(ctx, "b", boxes) == []  # "a" claimed them just now: still its own
-    ctx.clock.advance(jobs.STICKY_FOR)  # "a" has not claimed them since: they are free
-    heartbeat.beat(ctx, "a", ctx.clock.now(), {})
-    heartbeat.beat(ctx, "b", ctx.clock.now(), {})
+    # "a" let them go when it stopped topping them up: free at once, not STICKY_FOR later
     assert mailboxes_for(ctx, "b", boxes) == boxes[2:]
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:2]  # still its share, its own
+
+
+def test_a_worker_lets_go_only_its_own_mailboxes_beyond_its_share(ctx):
+    boxes = seed(ctx, 8, 4)
+    lease = {"batch_size": 1, "horizon": timedelta(minutes=5), "lease": LEASE}
+    claims.claim_emails(ctx, boxes[3:], "b", **lease)  # the last mailbox is "b"'s
+    claims.claim_emails(ctx, boxes[:3], "a", **lease)  # the first three "a"'s
+    for worker in ("a", "b", "c"):  # three live workers: a share is two mailboxes
+        heartbeat.beat(ctx, worker, ctx.clock.now(), {})
+    assert mailboxes_for(ctx, "a", boxes) == boxes[:2]
+    with ctx.db.read() as session:
+        notes = dict(session.execute(select(Mailbox.id, Mailbox.claimed_by)).all())
+    # its third is let go; the other worker's note is not its to clear
+    assert [notes[box] for box in boxes] == ["a", "a", None, "b"]
 
 
 def test_a_mailbox_stays_with_the_live_worker_that_last_claimed_it(ctx):

@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.services.context import Context
@@ -92,4 +92,33 @@ def mailboxes_for(
     own = [mailbox for mailbox in candidates if mailbox in mine]
     free = [mailbox for mailbox in candidates if mailbox not in mine and mailbox not in theirs]
     chosen = set((own + free)[: max(room, 0)])
+    _let_go(ctx, worker_id, [mailbox for mailbox in own if mailbox not in chosen])
     return [mailbox for mailbox in candidates if mailbox in chosen]
+
+
+def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> None:
+    """Its own mailboxes beyond its share stop being this worker's: their note is
+    cleared, so they pass to the others as soon as what it holds of them has left,
+    not `sticky_for` after its last claim. Without this, a worker that claimed every
+    mailbox before the others started kept all but its share idle for that long
+    (bench/engine.py, four workers: one sent 4,850 emails of 5,000 while three spun).
+
+    Rows another transaction has locked (a claim, a hand-over) are skipped rather than
+    waited for, so this never waits in a cycle with a hand-over; they are let go at the
+    next round."""
+    if not mailbox_ids:
+        return
+    with ctx.db.transaction() as session:
+        free = session.scalars(
+            select(Mailbox.id)
+            .where(Mailbox.id.in_(mailbox_ids), Mailbox.claimed_by == worker_id)
+            .order_by(Mailbox.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if free:
+            session.execute(
+                update(Mailbox)
+                .where(Mailbox.id.in_(free))
+                .values(claimed_by=None, claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
