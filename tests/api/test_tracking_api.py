@@ -86,7 +86,7 @@ def send_first_step(api, worker, contact=None, settings=None, name="Tracked"):
 
 def one(ctx, model, *where):
     with ctx.db.read() as session:
-        return session.scalars(select(model).where(*where)).all()
+        return session.scalars(select(model).where(*where).order_by(model.id)).all()  # as recorded
 
 
 def count(ctx, model, *where):
