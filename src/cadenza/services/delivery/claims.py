@@ -279,15 +279,15 @@ class _Waits:
 
     def __init__(self) -> None:
         self.mailboxes: dict[StepWaitReason, list[int]] = {}
-        self.granted: list[int] = []
 
-    def add(self, reason: StepWaitReason, mailbox_id: int, granted: list[int]) -> None:
+    def add(self, reason: StepWaitReason, mailbox_id: int) -> None:
         self.mailboxes.setdefault(reason, []).append(mailbox_id)
-        self.granted += granted
 
     def mark(self, session: Session, now: datetime) -> None:
-        """The mailboxes' due email runs but the granted ones wait, each for its
-        mailbox's reason, writing only the rows whose reason changes."""
+        """The mailboxes' due email runs still pending wait, each for its mailbox's
+        reason, writing only the rows whose reason changes. Called once the granted
+        runs are leased (or failed): they are no longer pending, so no list of their
+        ids is sent (with a thousand mailboxes it was thousands of parameters)."""
         for reason, mailbox_ids in self.mailboxes.items():
             session.execute(
                 update(StepRun)
@@ -296,7 +296,6 @@ class _Waits:
                     StepRun.status == PENDING,
                     StepRun.due_at <= now,
                     _sends_email(),
-                    StepRun.id.not_in(self.granted),
                     or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
                 )
                 .values(wait_reason=reason)
@@ -420,8 +419,8 @@ def claim_emails(
             plans.append((mailbox, granted, slots))
             if slots:  # kept by this worker for a while (delivery/affinity.py)
                 mailbox.claimed_by, mailbox.claimed_at = worker_id, now
-        waits.mark(session, now)
         claimed = _prepare(session, ctx, plans, worker_id, lease, now)
+        waits.mark(session, now)  # after: the granted runs are leased, no longer pending
         for mailbox, granted, slots in plans:  # reminders, then digests, after the steps
             mine = reminders.get(mailbox.id, [])
             reminder_slots = slots[len(granted) :]
@@ -471,7 +470,7 @@ def _plan_mailbox(
     moved out of its send window makes room, and the runs behind are read again."""
     mailbox, room, wanted, now = planning.mailbox, planning.room, planning.wanted, planning.now
     if not mailbox.connected:  # its reminders wait too, unclaimed
-        waits.add(StepWaitReason.MAILBOX_DISCONNECTED, mailbox.id, [])
+        waits.add(StepWaitReason.MAILBOX_DISCONNECTED, mailbox.id)
         return [], []
     sendable: list[tuple[StepRun, Enrollment]] = []
     due, read = first_read, len(first_read)
@@ -507,7 +506,7 @@ def _plan_mailbox(
     granted = sendable[: len(plan.slots)]
     if behind or len(granted) < len(sendable):
         reason = StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT
-        waits.add(reason, mailbox.id, [run.id for run, _ in granted])
+        waits.add(reason, mailbox.id)
     mailbox.next_send_at = plan.next_free
     return granted, plan.slots
 
