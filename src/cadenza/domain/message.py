@@ -149,7 +149,6 @@ def _encode_body(body: str) -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=256)
 def _ascii_address(address: str) -> str:
     """One deliverable address, with an IDN domain in its ASCII (punycode) form.
 

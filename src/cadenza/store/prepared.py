@@ -78,17 +78,12 @@ class Prepared:
         plan = self._plan(connection.dialect)
         cursor = connection.connection.driver_connection.cursor()
         if connection.dialect.name == "sqlite":
-            found = []
-            for row in rows:
-                cursor.execute(plan.sql, plan.parameters(row))
-                found.append(cursor.fetchone()[0])
-            return found
+            return [cursor.execute(plan.sql, plan.parameters(row)).fetchone()[0] for row in rows]
         cursor.executemany(plan.sql, [plan.parameters(row) for row in rows], returning=True)
-        found = []
-        while True:
+        found = [cursor.fetchone()[0]]
+        while cursor.nextset():
             found.append(cursor.fetchone()[0])
-            if not cursor.nextset():
-                return found
+        return found
 
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)

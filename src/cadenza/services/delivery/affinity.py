@@ -67,11 +67,12 @@ def mailboxes_for(
                 .group_by(StepRun.mailbox_id, StepRun.locked_by)
             ).all()
         )
-        holders += session.execute(
+        noted = session.execute(
             select(Mailbox.id, Mailbox.claimed_by).where(
                 Mailbox.claimed_at > now - sticky_for, Mailbox.claimed_by.is_not(None)
             )
         ).all()
+        holders += noted
         live = set(
             session.scalars(
                 select(WorkerHeartbeat.id).where(
@@ -92,7 +93,8 @@ def mailboxes_for(
     own = [mailbox for mailbox in candidates if mailbox in mine]
     free = [mailbox for mailbox in candidates if mailbox not in mine and mailbox not in theirs]
     chosen = set((own + free)[: max(room, 0)])
-    _let_go(ctx, worker_id, [mailbox for mailbox in own if mailbox not in chosen])
+    noted_mine = {mailbox for mailbox, holder in noted if holder == worker_id}
+    _let_go(ctx, worker_id, [m for m in own if m not in chosen and m in noted_mine])
     return [mailbox for mailbox in candidates if mailbox in chosen]
 
 
