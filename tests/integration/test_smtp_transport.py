@@ -18,7 +18,12 @@ import pytest
 
 from cadenza.engine.transports.base import DeliveryOutcome, DeliveryResult
 from cadenza.engine.transports.capture import CaptureTransport
-from cadenza.engine.transports.smtp import SmtpSettings, SmtpTransport
+from cadenza.engine.transports.smtp import (
+    SmtpSettings,
+    SmtpTransport,
+    _expect_envelope,
+    _Failed,
+)
 from tests.support.smtp_sink import SmtpSink
 
 USER = "rep@cadenza.test"
@@ -50,12 +55,16 @@ def assert_next_send_works(transport: SmtpTransport, sink: SmtpSink) -> None:
     assert sink.message_ids()[before:] == ["<99@cadenza.test>"]
 
 
-@pytest.fixture
-def start_sink() -> Iterator[Callable[..., SmtpSink]]:
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def start_sink(request: pytest.FixtureRequest) -> Iterator[Callable[..., SmtpSink]]:
+    """Every test runs against a server that offers PIPELINING (RFC 2920: the transport
+    writes MAIL, RCPT and DATA at once) and one that does not (one command at a time):
+    each fault must be classified the same either way."""
     started: list[SmtpSink] = []
 
     def start(**options: object) -> SmtpSink:
-        sink = SmtpSink(**{"auth": {USER: PASSWORD}, **options}).start()
+        defaults = {"auth": {USER: PASSWORD}, "pipelining": request.param}
+        sink = SmtpSink(**{**defaults, **options}).start()
         started.append(sink)
         return sink
 
@@ -182,6 +191,44 @@ def test_one_refused_recipient_aborts_the_whole_message(sink, transport):
     assert (result.outcome, result.code) == (PERMANENT, 550)
     assert sink.messages == []
     assert_next_send_works(transport, sink)
+
+
+def test_a_refused_recipient_beside_an_accepted_one_sends_nothing(sink, transport):
+    """The server took the first recipient, so it answers DATA with 354: pipelined,
+    that answer has come before the transport learns of the refusal. It must not then
+    end an empty message (the first recipient would get it): it drops the session."""
+    sink.pass_next("RCPT")
+    sink.fail_next("RCPT", "550 5.1.1 no such user")
+
+    result = transport.send(SENDER, ["ann@corp.example", "nobody@corp.example"], message())
+    assert (result.outcome, result.code, result.reply) == (PERMANENT, 550, "5.1.1 no such user")
+    assert sink.messages == []
+    assert_next_send_works(transport, sink)
+
+
+@pytest.mark.parametrize(
+    ("replies", "usable"),
+    [
+        ([("MAIL", 250), ("RCPT", 550), ("DATA", 354)], False),  # waits for a message
+        ([("MAIL", 250), ("RCPT", 550), ("DATA", 554)], True),
+        ([("MAIL", 451), ("RCPT", 503), ("DATA", 503)], True),
+        ([("MAIL", 421)], False),  # closing
+    ],
+)
+def test_a_pipelined_refusal_keeps_the_session_only_when_it_waits_for_nothing(replies, usable):
+    """The session of a refused envelope is reused (after RSET) unless the server is
+    closing it or asked for the message: RSET would then be taken as the message's
+    first line, and the next envelope with it."""
+    with pytest.raises(_Failed) as failed:
+        _expect_envelope([(stage, code, b"reply") for stage, code in replies])
+    first_refusal = next(code for stage, code in replies if code not in (250, 354))
+    assert (failed.value.result.code, failed.value.usable) == (first_refusal, usable)
+
+
+def test_a_server_offering_pipelining_gets_each_envelope_in_one_write(sink, transport):
+    assert [send(transport, n).outcome for n in (1, 2, 3)] == [SENT, SENT, SENT]
+    assert sink.message_ids() == ["<1@cadenza.test>", "<2@cadenza.test>", "<3@cadenza.test>"]
+    assert sink.pipelined_envelopes == (3 if sink.pipelining else 0)
 
 
 def test_554_after_the_message_is_permanent(sink, transport):

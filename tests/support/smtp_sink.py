@@ -71,6 +71,7 @@ class SmtpSink:
         oauth: Callable[[str, str], bool] | None = None,
         latency: float = 0.0,
         greeting_delay: float = 0.0,
+        pipelining: bool = True,
     ) -> None:
         """`port=0` picks a free port; `auth` (username → password) makes AUTH mandatory;
         `oauth` (username, access token → live?) offers AUTH XOAUTH2, accepting only what
@@ -78,13 +79,19 @@ class SmtpSink:
         `keep_messages=False` only counts (for benchmarks). `latency` (seconds) is how
         long each message waits for its answer after the final dot and `greeting_delay`
         how long a new client waits for the greeting: a real provider's 0.2-1 s, for
-        bench/latency.py (asyncio sleeps: thousands of sessions wait at once)."""
+        bench/latency.py (asyncio sleeps: thousands of sessions wait at once).
+        `pipelining` offers PIPELINING (RFC 2920) in the EHLO answer, as real providers
+        do: aiosmtpd reads each command from its stream in turn, so commands written
+        together are answered in order; `pipelined_envelopes` counts the envelopes that
+        came in one write."""
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {TLS_MODES}")
         self.host, self.port, self.tls, self.auth = host, port, tls, auth
         self.oauth = oauth
         self.keep_messages = keep_messages
         self.latency, self.greeting_delay = latency, greeting_delay
+        self.pipelining = pipelining
+        self._pipelined_envelopes = 0
         self.ssl_context_for_clients: ssl.SSLContext | None = None
         server_context = None
         if tls != "none":
@@ -157,6 +164,12 @@ class SmtpSink:
         with self._lock:
             return self._connections
 
+    @property
+    def pipelined_envelopes(self) -> int:
+        """Envelopes whose RCPT and DATA had already arrived when MAIL was read."""
+        with self._lock:
+            return self._pipelined_envelopes
+
     def message_ids(self) -> list[str | None]:
         return [m.message_id for m in self.messages]
 
@@ -182,6 +195,11 @@ class SmtpSink:
         A 421 reply also closes the connection, as real servers do.
         """
         self._script(command, ("reply", reply), times)
+
+    def pass_next(self, command: str, times: int = 1) -> None:
+        """Answer the next `times` `command`s normally: a fault queued after them then
+        falls on a later one (the second recipient, say)."""
+        self._script(command, ("pass", None), times)
 
     def drop_next(self, command: str, times: int = 1) -> None:
         """Close the connection instead of answering. For DATA this happens after the whole
@@ -255,6 +273,10 @@ class SmtpSink:
             self._most_held = max(self._most_held, self._held)
             self._lock.notify_all()
 
+    def _envelope_arrived_whole(self) -> None:
+        with self._lock:
+            self._pipelined_envelopes += 1
+
     def _opened(self, session: _SinkSMTP) -> None:
         self._live.add(session)
         with self._lock:
@@ -296,6 +318,14 @@ class _Handler:
 
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.sink.pipelining:  # before the last line, which alone has "250 " (no dash)
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_AUTH(self, server: SMTP, session: Any, envelope: Any, args: list[str]) -> Any:
         fault = await self._fault("AUTH", server)
@@ -411,6 +441,14 @@ class _SinkSMTP(SMTP):
             await asyncio.sleep(self.sink.greeting_delay)
         await super().push(status)
 
+    async def smtp_MAIL(self, arg: str) -> None:
+        """Notes an envelope written in one piece: its DATA already waits behind MAIL
+        in the stream (asyncio's StreamReader buffer) when MAIL is read."""
+        waiting = bytes(getattr(self._reader, "_buffer", b"")).upper()
+        if b"RCPT TO:" in waiting and waiting.rstrip().endswith(b"DATA"):
+            self.sink._envelope_arrived_whole()
+        await super().smtp_MAIL(arg)
+
     def connection_lost(self, error: Exception | None) -> None:
         self.sink._closed(self)
         self.gone.set()
@@ -442,6 +480,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--greeting-delay", type=float, default=0.0, help="seconds before the greeting"
     )
+    parser.add_argument(
+        "--no-pipelining", action="store_true",
+        help="do not offer PIPELINING (real providers offer it; offered by default here)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     stopping = {signal.SIGTERM, signal.SIGINT}
     # Blocked before the server thread starts (it inherits the mask), then awaited: no
@@ -453,6 +495,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_messages=False,
         latency=args.latency,
         greeting_delay=args.greeting_delay,
+        pipelining=not args.no_pipelining,
     )
     with sink:
         print(f"listening on {sink.host}:{sink.port}", flush=True)

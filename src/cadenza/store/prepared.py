@@ -24,6 +24,9 @@ class _Plan:
     order: tuple[str, ...] | None  # positional paramstyles (SQLite's qmark); None: by name
     fixed: dict[str, Any]  # values written into the statement itself
     processors: dict[str, Any]
+    # (name, its processor or None) in the statement's positional order: what
+    # `parameters` walks for qmark, so a row is one list built in one pass
+    positional: tuple[tuple[str, Any], ...] | None
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> _Plan:
@@ -37,13 +40,22 @@ class _Plan:
                 processors[name] = processor
         fixed = {name: b.value for name, b in compiled.binds.items() if not b.required}
         order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-        return cls(str(compiled), order, fixed, processors)
+        positional = None
+        if order is not None:
+            positional = tuple((name, processors.get(name)) for name in order)
+        return cls(str(compiled), order, fixed, processors, positional)
 
     def parameters(self, given: dict[str, Any]) -> Any:
-        values = {**self.fixed, **given}
+        values = {**self.fixed, **given} if self.fixed else given
+        if self.positional is not None:
+            return [
+                values[name] if processor is None else processor(values[name])
+                for name, processor in self.positional
+            ]
+        values = dict(values)
         for name, processor in self.processors.items():
             values[name] = processor(values[name])
-        return values if self.order is None else [values[name] for name in self.order]
+        return values
 
 
 class Prepared:

@@ -178,17 +178,33 @@ class SmtpTransport:
     ) -> DeliveryResult:
         step, handed_over = "MAIL", False
         try:
-            code, reply = smtp.mail(sender, _mail_options(smtp, sender, recipients, payload))
-            if reused and code == 421:  # e.g. the server's idle timeout, announced
-                raise _StaleConnection
-            _expect(code, reply, step, 250)
-            step = "RCPT"
-            for recipient in recipients:  # all or nothing: one refusal aborts the message
-                code, reply = smtp.rcpt(recipient)
-                _expect(code, reply, step, 250, 251)
-            step = "DATA"
-            code, reply = smtp.docmd("DATA")
-            _expect(code, reply, step, 354)
+            options = _mail_options(smtp, sender, recipients, payload)
+            if smtp.has_extn("pipelining"):
+                # RFC 2920: MAIL, every RCPT and DATA in one write, the replies read in
+                # order: two round trips a message instead of four (real providers all
+                # offer it), and half the worker's socket calls and thread wake-ups
+                smtp.send(_envelope_commands(smtp, sender, recipients, options))
+                replies = []
+                for step in ("MAIL", *["RCPT"] * len(recipients), "DATA"):
+                    code, reply = smtp.getreply()
+                    if reused and step == "MAIL" and code == 421:
+                        raise _StaleConnection
+                    replies.append((step, code, reply))
+                    if code == 421:
+                        break  # the server is closing the session: no other reply comes
+                _expect_envelope(replies)
+            else:
+                code, reply = smtp.mail(sender, options)
+                if reused and code == 421:  # e.g. the server's idle timeout, announced
+                    raise _StaleConnection
+                _expect(code, reply, step, 250)
+                step = "RCPT"
+                for recipient in recipients:  # all or nothing: one refusal aborts the message
+                    code, reply = smtp.rcpt(recipient)
+                    _expect(code, reply, step, 250, 251)
+                step = "DATA"
+                code, reply = smtp.docmd("DATA")
+                _expect(code, reply, step, 354)
             smtp.send(payload)
             step, handed_over = "end of DATA", True  # from here on the server may have it
             smtp.send(_END_OF_DATA)
@@ -385,6 +401,49 @@ def _mail_options(
     if not all(address.isascii() for address in (sender, *recipients)):
         options.append("SMTPUTF8")  # smtplib refuses (SMTPNotSupportedError) if not offered
     return options
+
+
+def _envelope_commands(
+    smtp: smtplib.SMTP, sender: str, recipients: list[str], options: list[str]
+) -> bytes:
+    """MAIL FROM, one RCPT TO per recipient and DATA, each line as smtplib's mail(),
+    rcpt() and docmd() write it (the same options, quoting, refusal of CR/LF in an
+    address, and SMTPUTF8 switching the session to UTF-8), as one block."""
+    optionlist = ""
+    if options and smtp.does_esmtp:
+        if any(option.lower() == "smtputf8" for option in options):
+            if not smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+            smtp.command_encoding = "utf-8"
+        optionlist = " " + " ".join(options)
+    lines = [
+        f"mail FROM:{smtplib.quoteaddr(sender)}{optionlist}",
+        *(f"rcpt TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients),
+        "DATA",
+    ]
+    if any("\r" in line or "\n" in line for line in lines):
+        raise ValueError("command and arguments contain prohibited newline characters")
+    return "".join(f"{line}\r\n" for line in lines).encode(smtp.command_encoding)
+
+
+# What each command of the envelope must be answered with to go on.
+_ENVELOPE_OK = {"MAIL": (250,), "RCPT": (250, 251), "DATA": (354,)}
+
+
+def _expect_envelope(replies: list[tuple[str, int, bytes]]) -> None:
+    """A pipelined envelope's replies, all read (so the session stays in step), checked
+    in order: the first refusal decides, as it does when the commands go one by one.
+
+    A server that answers DATA with 354 after refusing MAIL or a recipient (RFC 2920
+    says it must not, with no recipient left) waits for a message: it is never given
+    one, not even an empty one that would reach the recipients it took. The session is
+    dropped instead, which abandons the transaction."""
+    for stage, code, reply in replies:
+        if code not in _ENVELOPE_OK[stage]:
+            asked_for_data = replies[-1][0] == "DATA" and replies[-1][1] == 354
+            raise _Failed(
+                _by_reply_class(code, reply, stage), usable=code != 421 and not asked_for_data
+            )
 
 
 def _expect(code: int, reply: bytes, stage: str, *ok: int) -> None:
