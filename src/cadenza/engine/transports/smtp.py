@@ -386,7 +386,12 @@ def xoauth2_response(user: str, token: str) -> str:
 
 def _data_payload(message: bytes) -> bytes:
     """The DATA body ready for the wire, ending in CRLF so that only ".\\r\\n" is left to write."""
-    payload = _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", message))
+    payload = message
+    crlf = payload.count(b"\r\n")
+    if payload.count(b"\n") != crlf or payload.count(b"\r") != crlf:  # a bare CR or LF
+        payload = _LINE_END.sub(b"\r\n", payload)
+    if payload.startswith(b".") or b"\n." in payload:  # what composing writes has none
+        payload = _LEADING_DOT.sub(b"..", payload)
     return payload if payload.endswith(b"\r\n") else payload + b"\r\n"
 
 
@@ -403,6 +408,17 @@ def _mail_options(
     return options
 
 
+# An address smtplib's quoteaddr() would hand back unchanged inside <>: its parser
+# (email.utils.parseaddr, ~10 µs) is then skipped.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+def _quoted(address: str) -> str:
+    if _PLAIN_ADDRESS.fullmatch(address) and ".." not in address:
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 def _envelope_commands(
     smtp: smtplib.SMTP, sender: str, recipients: list[str], options: list[str]
 ) -> bytes:
@@ -417,8 +433,8 @@ def _envelope_commands(
             smtp.command_encoding = "utf-8"
         optionlist = " " + " ".join(options)
     lines = [
-        f"mail FROM:{smtplib.quoteaddr(sender)}{optionlist}",
-        *(f"rcpt TO:{smtplib.quoteaddr(recipient)}" for recipient in recipients),
+        f"mail FROM:{_quoted(sender)}{optionlist}",
+        *(f"rcpt TO:{_quoted(recipient)}" for recipient in recipients),
         "DATA",
     ]
     if any("\r" in line or "\n" in line for line in lines):
