@@ -19,7 +19,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import date, timedelta
 from uuid import uuid4
 
 import pytest
@@ -36,7 +36,7 @@ from cadenza.services.accounts.link_secret import link_secret
 from cadenza.services.analytics import results
 from cadenza.services.analytics.stats import sequence_stats
 from cadenza.services.context import Context
-from cadenza.services.counters import upkeep
+from cadenza.services.counters import deltas, upkeep
 from cadenza.services.counters.deltas import Delta, add
 from cadenza.services.counters.figures import sequence_figures
 from cadenza.services.counters.tally import tally
@@ -313,6 +313,35 @@ def test_a_read_folds_a_long_run_of_deltas(ctx, world):
             select(SequenceCount.n).where(SequenceCount.sequence_id == sequence_id)
         ).all()
     assert rows == [250]
+
+
+DAY = date(2026, 12, 4)
+
+
+def test_a_batch_writes_one_row_per_figure_it_moves(ctx, world):
+    """The worker records many sends in one commit (counters.batched): each figure's
+    deltas are summed into one row, and a figure whose deltas cancel gets none."""
+    sequence_id = world.sequence.id
+    with ctx.db.engine.begin() as connection, deltas.batched(connection):
+        for _ in range(4):  # four sends of step 1 recorded in one commit
+            add(connection, [Delta(sequence_id, 1, "", "runs:sending", -1)])
+            add(connection, [Delta(sequence_id, 1, "", "runs:sent", 1)])
+        add(connection, [Delta(sequence_id, 2, "", "runs:pending", 1)])
+        add(connection, [Delta(sequence_id, 2, "", "runs:pending", -1)])
+        add(connection, [Delta(sequence_id, 0, "", "day:sent", 2, DAY)])
+        add(connection, [Delta(sequence_id, 0, "", "day:sent", 1, DAY)])
+    with ctx.db.read() as session:
+        rows = session.execute(
+            select(SequenceCount.step_position, SequenceCount.key, SequenceCount.day,
+                   SequenceCount.n)
+            .where(SequenceCount.sequence_id == sequence_id)
+            .order_by(SequenceCount.step_position, SequenceCount.key)
+        ).all()  # fmt: skip
+    assert [tuple(row) for row in rows] == [
+        (0, "day:sent", DAY, 3),
+        (1, "runs:sending", None, -4),
+        (1, "runs:sent", None, 4),
+    ]
 
 
 @pytest.fixture(params=BACKENDS)
