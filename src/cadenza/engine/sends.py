@@ -28,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from threading import Event
+from typing import Any
 
 from cadenza import logs
 from cadenza.domain.delivery_outcome import DeliveryResult
@@ -69,6 +70,9 @@ class Sends:
         # when this worker last handed each mailbox's email over (its spacing counts from it)
         self._last_start: dict[int, datetime] = {}
         self._executor: ThreadPoolExecutor | None = None
+        # each mailbox's metric children, looked up once (labels() validates and locks)
+        self._handed_counters: dict[int, Any] = {}
+        self._result_counters: dict[tuple[int, str], Any] = {}
 
     # -- what is held -------------------------------------------------------------------
 
@@ -237,7 +241,11 @@ class Sends:
         self.handed += 1
         lateness = (started - claim.slot).total_seconds()
         self.metrics.lateness.observe(max(lateness, 0.0))
-        self.metrics.handed_over.labels(str(claim.mailbox_id)).inc()
+        counter = self._handed_counters.get(claim.mailbox_id)
+        if counter is None:
+            counter = self.metrics.handed_over.labels(str(claim.mailbox_id))
+            self._handed_counters[claim.mailbox_id] = counter
+        counter.inc()
 
     def _send_ended(self, mailbox_id: int, _: Future[DeliveryResult]) -> None:
         """On the sender thread: tells the worker's loop (which alone touches the rest)."""
@@ -274,7 +282,11 @@ class Sends:
         claim, future = self.sending.pop(mailbox_id)
         result = future.result()
         self.finished.append((claim, result))
-        self.metrics.results.labels(str(claim.mailbox_id), str(result.outcome)).inc()
+        key = (claim.mailbox_id, str(result.outcome))
+        counter = self._result_counters.get(key)
+        if counter is None:
+            counter = self._result_counters[key] = self.metrics.results.labels(str(key[0]), key[1])
+        counter.inc()
         code = f" ({result.code})" if result.code else ""
         extra = {**ids_of(claim), "outcome": str(result.outcome)}
         log.info("email handed over: %s%s", result.outcome, code, extra=extra)

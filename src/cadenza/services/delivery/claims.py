@@ -16,7 +16,6 @@ user's own mailbox, after the reminders.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,7 +49,6 @@ from cadenza.domain.enums import (
 )
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.reminders import day_bounds
-from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.throttle import most_slots, plan_slots, spacing
 from cadenza.services.context import Context
 from cadenza.services.delivery.compose import (
@@ -60,6 +58,7 @@ from cadenza.services.delivery.compose import (
     compose_digest,
     compose_reminder,
     composed_columns,
+    settings_of,
 )
 from cadenza.services.enrollment import reminders as task_reminders
 from cadenza.services.enrollment.progress import fail_step
@@ -106,15 +105,6 @@ class ClaimedEmail:
 
 def _sends_email() -> ColumnElement[bool]:
     return or_(StepRun.step_type == str(StepType.EMAIL), StepRun.send_ready.is_(True))
-
-
-def _settings_of(enrollment: Enrollment) -> SequenceSettings:
-    return _parse_settings(json.dumps(enrollment.settings_snapshot, sort_keys=True))
-
-
-@lru_cache(maxsize=256)
-def _parse_settings(key: str) -> SequenceSettings:
-    return SequenceSettings.from_dict(json.loads(key))
 
 
 def mailboxes_with_due_email(
@@ -658,7 +648,7 @@ def _follow_up_allowed_from(run: StepRun, enrollment: Enrollment, now: datetime)
     """A follow-up held back (throttle, retry, pause) still obeys its days and window."""
     if run.step_position == enrollment.start_step:
         return now
-    settings = _settings_of(enrollment)
+    settings = settings_of(enrollment)
     if settings.send_window is None and settings.follow_up_days == "every_day":
         return now
     tz = parse_timezone(enrollment.timezone)

@@ -8,8 +8,10 @@ and a crash can always be recognised afterwards.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -103,6 +105,17 @@ def compose(
     return Message(**composed_columns(sources, run, enrollment, contact, user, mailbox, now))
 
 
+def settings_of(enrollment: Enrollment) -> SequenceSettings:
+    """The enrollment's settings snapshot, parsed once per distinct snapshot: a claim
+    round reads the same few for hundreds of emails."""
+    return _parse_settings(json.dumps(enrollment.settings_snapshot, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _parse_settings(key: str) -> SequenceSettings:
+    return SequenceSettings.from_dict(json.loads(key))
+
+
 def composed_columns(
     sources: MessageSources,
     run: StepRun,
@@ -120,7 +133,7 @@ def composed_columns(
     if contact.email is None:  # cleared since enrolling: this step fails, not the batch
         raise CadenzaError(ErrorCode.MISSING_EMAIL, "the contact has no email address")
     spec = StepSpec.from_dict(enrollment.steps_snapshot[run.step_position - 1])
-    settings = SequenceSettings.from_dict(enrollment.settings_snapshot)
+    settings = settings_of(enrollment)
     if run.send_ready:  # a manual email: the rep's reviewed draft is final
         task = sources.drafts[run.id]
         # Not a template: sanitised like a rendered body, whatever stored it (a draft saved
