@@ -19,7 +19,7 @@ from cadenza.domain.clock import SystemClock
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.accounts.mailboxes import update_mailbox
 from cadenza.services.context import Context
-from cadenza.store.models import Message, StepRun
+from cadenza.store.models import Mailbox, Message, StepRun
 from tests.support.seed import seed_due_emails
 from tests.support.smtp_sink import SmtpSink
 
@@ -129,3 +129,51 @@ def test_a_running_worker_claims_and_sends_while_another_mailbox_waits_for_its_s
         assert stuck_then == "handing"
         assert len(stuck.message_ids()) == len(healthy.message_ids()) == 1
     assert statuses(ctx) == Counter({"sent": 2})
+
+
+def _connections_at_first_hand_over(ctx: Context, sink: SmtpSink, worker: Worker) -> list[int]:
+    """The server's open sessions each time the worker starts a hand-over commit."""
+    seen: list[int] = []
+    hand_over = worker.sends._hand_over
+
+    def counted(due):  # type: ignore[no-untyped-def]
+        seen.append(sink.connections)
+        return hand_over(due)
+
+    worker.sends._hand_over = counted  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_mailbox_taken_on_ahead_of_its_first_slot_has_its_session_open_by_then(ctx):
+    """Mailboxes whose next slot is a little ahead (they sent a moment ago, from another
+    worker or before a restart) are claimed within the horizon: a worker without their
+    sessions opens them at once, on sender threads. At the first hand-over all three
+    are open, so the slots pay for MAIL and DATA only."""
+    with SmtpSink() as sink:
+        boxes = seed_due_emails(ctx, 3, mailboxes=3, smtp_port=sink.port, due_at=EARLIER(ctx))
+        with ctx.db.transaction() as session:
+            session.execute(
+                update(Mailbox)
+                .where(Mailbox.id.in_(boxes))
+                .values(next_send_at=ctx.clock.now() + timedelta(seconds=1))
+            )
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        seen = _connections_at_first_hand_over(ctx, sink, worker)
+        worker.tick()
+        worker.close()
+        received = sink.message_ids()
+    assert seen[0] == 3
+    assert len(received) == 3
+    assert statuses(ctx) == Counter({"sent": 3})
+
+
+def test_an_overdue_mailbox_sends_at_once_without_a_separate_prepare(ctx):
+    """Already due: nothing to gain from opening first, the send opens its session."""
+    with SmtpSink() as sink:
+        seed_due_emails(ctx, 3, mailboxes=3, smtp_port=sink.port, due_at=EARLIER(ctx))
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        seen = _connections_at_first_hand_over(ctx, sink, worker)
+        worker.tick()
+        worker.close()
+    assert seen[0] == 0
+    assert statuses(ctx) == Counter({"sent": 3})

@@ -124,6 +124,27 @@ def test_sends_with_auth_in_every_security_mode(start_sink, make_transport, secu
     assert received.message_id == "<1@cadenza.test>"
 
 
+def test_prepare_opens_the_session_the_first_send_then_uses(sink, transport):
+    transport.prepare()
+    assert (sink.connections, sink.messages) == (1, [])
+    transport.prepare()  # a session is open: nothing more
+    assert send(transport).outcome is SENT
+    assert sink.connections == 1
+
+
+def test_a_failed_prepare_leaves_the_send_to_try_and_report(make_transport):
+    """No backoff from a prepare: its send still tries, and says what went wrong."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]  # nothing listens on it
+        transport = make_transport(SmtpSink(port=port))
+        transport.prepare()  # refused: no exception
+        result = send(transport)
+    assert result.outcome is TRANSIENT
+    assert "not tried again" not in result.reply
+    assert "refused" in result.reply.lower()
+
+
 def test_one_connection_serves_many_sends(sink, transport):
     assert [send(transport, n).outcome for n in (1, 2, 3)] == [SENT, SENT, SENT]
     assert sink.message_ids() == ["<1@cadenza.test>", "<2@cadenza.test>", "<3@cadenza.test>"]

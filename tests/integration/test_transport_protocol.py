@@ -69,12 +69,15 @@ def test_every_transport_keeps_the_whole_protocol(sink, kind):
     transport = transport_for(settings_for(kind, sink))
     assert isinstance(transport, Transport)
     members = [n for n, v in vars(Transport).items() if callable(v) and not n.startswith("_")]
-    assert sorted(members) == ["check", "close", "send"]
+    assert sorted(members) == ["check", "close", "prepare", "send"]
     for name in members:
         declared = inspect.signature(getattr(Transport, name))
         implemented = inspect.signature(getattr(type(transport), name))
         assert list(implemented.parameters) == list(declared.parameters), name
     try:
+        transport.prepare()  # the worker's, before a first slot: sends nothing
+        assert sink.messages == []
+        assert sink.connections == (1 if kind is SmtpSettings else 0)
         checked = transport.check()
         assert checked.outcome is DeliveryOutcome.SENT and checked.code == 250
         assert sink.messages == []  # a check sends nothing

@@ -61,7 +61,9 @@ class Sends:
         self._transport_of = transport_of
         self.bound = bound
         self.queues: dict[int, deque[ClaimedEmail]] = {}
-        self.sending: dict[int, tuple[ClaimedEmail, Future[DeliveryResult]]] = {}
+        # in flight per mailbox: its email, or None while its session is being opened
+        # ahead of its first slot (`warm`)
+        self.sending: dict[int, tuple[ClaimedEmail | None, Future[Any]]] = {}
         self.finished: list[tuple[ClaimedEmail, DeliveryResult]] = []
         self.handed = 0  # handed over since the worker started
         # (slot, mailbox) of each mailbox with a queued email and nothing in flight
@@ -86,6 +88,19 @@ class Sends:
             waiting.append(claim)
             if len(waiting) == 1 and claim.mailbox_id not in self.sending:
                 heapq.heappush(self._ready, (self._ready_at(claim), claim.mailbox_id))
+
+    def warm(self, mailbox_ids: list[int]) -> None:
+        """Opens these mailboxes' sessions on sender threads, before their first claims
+        are queued (`add`): each counts as in flight until its session is open, so its
+        first email waits for it rather than running beside it on the same connection,
+        then becomes ready at its slot. For mailboxes whose first slot is ahead (the
+        worker's choice): the connection, greeting and login happen before it."""
+        for mailbox_id in mailbox_ids:
+            if mailbox_id in self.sending or mailbox_id in self.queues:
+                continue
+            future = self._senders().submit(self._transport_of(mailbox_id).prepare)
+            self.sending[mailbox_id] = (None, future)
+            future.add_done_callback(functools.partial(self._send_ended, mailbox_id))
 
     @property
     def busy(self) -> bool:
@@ -280,6 +295,11 @@ class Sends:
 
     def _collected(self, mailbox_id: int) -> None:
         claim, future = self.sending.pop(mailbox_id)
+        if claim is None:  # its session opened (or not: the send will say): now ready
+            waiting = self.queues.get(mailbox_id)
+            if waiting:
+                heapq.heappush(self._ready, (self._ready_at(waiting[0]), mailbox_id))
+            return
         result = future.result()
         self.finished.append((claim, result))
         key = (claim.mailbox_id, str(result.outcome))

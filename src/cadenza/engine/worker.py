@@ -131,8 +131,19 @@ class Worker:
         """A claim transaction's emails: queued, and whatever is due by now handed over, so
         a long claim round (a thousand mailboxes) does not hold up earlier slots."""
         settings = jobs.mailbox_settings_of(self.ctx, {claim.mailbox_id for claim in claims})
-        for mailbox_id, these in settings.items():
-            self._open_transport(mailbox_id, these)
+        opened = [
+            mailbox_id
+            for mailbox_id, these in settings.items()
+            if self._open_transport(mailbox_id, these)
+        ]
+        # a new transport has no session yet: open it now if its first slot is ahead
+        now = self.ctx.clock.now()
+        first_slot: dict[int, datetime] = {}
+        for claim in claims:
+            first_slot[claim.mailbox_id] = min(
+                first_slot.get(claim.mailbox_id, claim.slot), claim.slot
+            )
+        self.sends.warm([m for m in opened if first_slot.get(m, now) > now])
         self.sends.add(claims)
         self.sends.pump(until=self.ctx.clock.now(), wait=False)
 
@@ -222,10 +233,12 @@ class Worker:
             self._transports[mailbox_id] = (changed, transport_for(changed), time.monotonic())
         return self._transports[mailbox_id][1]
 
-    def _open_transport(self, mailbox_id: int, settings: TransportSettings) -> None:
+    def _open_transport(self, mailbox_id: int, settings: TransportSettings) -> bool:
         """Keeps one transport (one SMTP connection) per mailbox while it has work; a
-        change to the mailbox's settings (host, login, password...) opens a new one."""
+        change to the mailbox's settings (host, login, password...) opens a new one.
+        True when it made a new one (no session yet)."""
         cached = self._transports.get(mailbox_id)
+        made = False
         if cached is not None and cached[0] == settings:
             transport = cached[1]
         elif cached is not None and mailbox_id in self.sends.sending:
@@ -235,8 +248,9 @@ class Worker:
         else:
             if cached is not None:
                 cached[1].close()
-            transport = transport_for(settings)
+            transport, made = transport_for(settings), True
         self._transports[mailbox_id] = (settings, transport, time.monotonic())
+        return made
 
     def _close_idle_transports(self) -> None:
         limit = time.monotonic() - IDLE_TRANSPORT_SECONDS

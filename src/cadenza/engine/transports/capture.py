@@ -23,3 +23,6 @@ class CaptureTransport:
 
     def close(self) -> None:
         pass
+
+    def prepare(self) -> None:
+        """Nothing to open."""

@@ -137,6 +137,22 @@ class SmtpTransport:
         self._discard()
         return self._scrub(_by_reply_class(code, reply, "NOOP"))
 
+    def prepare(self) -> None:
+        """Opens the session (connect, greeting, EHLO, TLS, AUTH) before the first send
+        needs it: the worker does so on a sender thread for a mailbox it just took on,
+        while its first slot is still ahead, so that slot pays for MAIL and DATA only.
+        A worker taking on a thousand mailboxes at once would otherwise open a thousand
+        sessions inside their first slots. A failure leaves no session and no backoff:
+        the send then opens one itself and meets, reports and counts the failure."""
+        if self._smtp is not None or (
+            self._failed_opens and self._monotonic() < self._next_open_at
+        ):
+            return
+        try:
+            self._open()
+        except Exception:
+            self._discard()
+
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
