@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -174,6 +175,11 @@ class Mailbox(Base):
         return f"Mailbox(id={self.id!r}, from_email={self.from_email!r})"
 
 
+# What a contact search compares (services/crm/contacts.py `search_condition`, as
+# PostgreSQL receives it): the trigram index's expressions, the same text.
+SEARCHED = ("email_key", "lower(firstname)", "lower(lastname)", "lower(company)")
+
+
 class Contact(Base):
     __tablename__ = "contacts"
     # The contacts index's sorts (services/crm/contact_index.py): each walks its index in
@@ -199,6 +205,14 @@ class Contact(Base):
             text("lower(coalesce(firstname, ''))"),
             "id",
         ),
+        # The search (`LIKE '%word%'` on each of these, services/crm/contacts.py): pg_trgm's
+        # GIN index, on PostgreSQL where the server has the extension (migration 0028).
+        Index(
+            "ix_contacts_search_trgm",
+            *(literal_column(e) for e in SEARCHED),
+            postgresql_using="gin",
+            postgresql_ops=dict.fromkeys(SEARCHED, "gin_trgm_ops"),
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
