@@ -322,6 +322,10 @@ class Enrollment(Base):
         # A state's enrollments newest first (the enrollments page and API): a page of
         # this index's range, not every live enrollment sorted.
         Index("ix_enrollments_state_id", "state", "id"),
+        # A sequence's enrollments in a state newest first (its page's running list) and
+        # its live ones (the warning about mailboxes without reply detection): a range
+        # of this index, not every active enrollment crossed with the sequence's (0029).
+        Index("ix_enrollments_sequence_state_id", "sequence_id", "state", "id"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
         Index(
             "ix_enrollments_resume_at",
