@@ -229,3 +229,28 @@ def test_postgresql_finds_a_searched_word_through_its_trigram_index(ctx, databas
                 nodes.extend(node.get("Plans", []))
             used = {n.get("Index Name") for n in nodes}
             assert "ix_contacts_search_trgm" in used, (sql, nodes)
+
+
+def test_the_contacts_index_reads_no_list_members(ctx, database, world):
+    """The "Add to list" menu names the static lists; it counted every list's members on
+    each page, so a list of 100,000 contacts slowed the index (bench/large.py after its
+    list enrollment), through an index, which the plan test above lets pass."""
+    from cadenza.services.crm import lists
+
+    contact = world.contact("ann@corp.example", firstname="Ann")
+    admin = create_user(ctx, "boss@example.com", role="admin", password="boss-secret")
+    listed = lists.create_list(ctx, admin.id, "Prospects", "static").contact_list
+    lists.change_members(ctx, admin.id, listed.id, add=[contact.id])
+    ui = Ui(ctx, world).sign_in("boss@example.com", "boss-secret", "/contacts")
+    sent: list[str] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        page = ui.client.get("/contacts")
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert page.status_code == 200 and "Prospects" in page.text  # the menu names it
+    assert not [sql for sql in sent if "list_members" in sql], sent
