@@ -85,6 +85,21 @@ def test_the_total_is_counted_up_to_the_cap_and_pages_reach_as_far(ctx, people, 
     assert (exact.total, exact.capped, exact.total_label) == (2, False, "2")
 
 
+def test_the_count_reaches_the_pages_around_the_one_shown(ctx, people, monkeypatch):
+    """A page counts the matches as far as PAGES_AHEAD pages past it (at least
+    COUNT_FLOOR), not to COUNT_CAP: a search's count reads every match it counts, and
+    10,000 of them cost far more than the page's own 25 (docs/ui.md). A deeper page
+    counts further; past the count, the total and the last page read "N+"."""
+    monkeypatch.setattr(contact_index, "COUNT_FLOOR", 1)
+    monkeypatch.setattr(contact_index, "PAGES_AHEAD", 1)
+    spec = ContactFilter(query="corp.example")  # the four people
+    first = browse_contacts(ctx, spec, per_page=1)
+    third = browse_contacts(ctx, spec, page=3, per_page=1)
+    shown = [(p.total, p.capped, p.total_label, p.pages_label) for p in (first, third)]
+    assert shown == [(3, True, "2+", "2+"), (4, False, "4", "4")]
+    assert names(third) == ["Bob"]
+
+
 def test_the_zones_offered_are_those_contacts_have(ctx, people):
     assert contact_timezones(ctx) == ["Asia/Tokyo", "Europe/Rome"]
 

@@ -60,3 +60,23 @@ def test_records_migration_keeps_enrollments_and_their_steps(tmp_path, clock, se
     with db.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(StepRun)) == 3
     db.dispose()
+
+
+def test_search_trigram_index_comes_and_goes_with_its_migration(database):
+    """0028 builds ix_contacts_search_trgm on PostgreSQL (pg_trgm is in the test server's
+    contrib) and nothing on SQLite; its downgrade drops it, and upgrading again builds it."""
+    from alembic import command
+
+    def trigram_index() -> bool:
+        indexes = {ix["name"] for ix in inspect(database.engine).get_indexes("contacts")}
+        return "ix_contacts_search_trgm" in indexes
+
+    postgresql = database.dialect == "postgresql"
+    assert trigram_index() is postgresql
+    config = migrate._config()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0027")
+    assert not trigram_index()
+    migrate.upgrade(database)
+    assert migrate.is_current(database) and trigram_index() is postgresql

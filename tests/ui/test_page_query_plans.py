@@ -173,3 +173,84 @@ def test_the_list_pages_read_through_indexes(ctx, database, installation):
         if page in sequence_pages(sequence_id) and counts_history(sql)
     ]
     assert bad == [], "\n\n".join(f"{page}\n{sql}\n{found}" for page, sql, found in bad)
+
+
+def test_postgresql_finds_a_searched_word_through_its_trigram_index(ctx, database, world):
+    """Every statement a search sends (the index's page and its capped count, the API's
+    page) finds a word few contacts hold through ix_contacts_search_trgm (migration 0028).
+
+    No b-tree index serves `LIKE '%word%'`: without it the count read contacts until it
+    had 10,001 matches (all of them, for a rare word) and the pages walked their order to
+    the end. The test above lets a search pass as a walk that stops at a page of matches,
+    so it would not notice the trigram index gone; this one fails then.
+    """
+    if database.dialect != "postgresql":
+        pytest.skip("pg_trgm is PostgreSQL's; SQLite's search walks (docs/benchmarks.md)")
+    from sqlalchemy import insert
+
+    from cadenza.store.models import Contact
+
+    now = ctx.clock.now()
+    rows = [
+        {"email": f"p{i}@c{i % 97}.example", "email_key": f"p{i}@c{i % 97}.example",
+         "firstname": "Ann", "lastname": f"Lee{i}", "properties": {},
+         "company": "Zyxwvut Ltd" if i % 500 == 0 else f"Firm {i % 40}", "blocked": False,
+         "created_at": now, "updated_at": now}
+        for i in range(5000)
+    ]  # fmt: skip
+    with ctx.db.transaction() as session:
+        session.execute(insert(Contact), rows)
+    # As autovacuum leaves them: statistics, and the index's pending list (new entries,
+    # which every scan reads in full until a vacuum files them) folded in.
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.exec_driver_sql("VACUUM ANALYZE contacts")
+    admin = create_user(ctx, "boss@example.com", role="admin", password="boss-secret")
+    ui = Ui(ctx, world).sign_in("boss@example.com", "boss-secret", "/contacts")
+    ui.client.headers["Authorization"] = "Bearer " + create_token(ctx, admin.id, "plans").token
+    searches: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if " LIKE " in statement and statement.lstrip().upper().startswith("SELECT"):
+            searches.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        for path in ("/contacts?q=ZYXWV", "/api/v1/contacts?q=zyxwv"):
+            answer = ui.client.get(path)
+            assert answer.status_code == 200 and "Zyxwvut Ltd" in answer.text, path
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert len(searches) == 3  # the index's count and page, the API's page
+    with database.engine.connect() as connection:
+        for sql, params in searches:
+            [[plan]] = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params).all()
+            nodes = [plan[0]["Plan"]]
+            for node in nodes:
+                nodes.extend(node.get("Plans", []))
+            used = {n.get("Index Name") for n in nodes}
+            assert "ix_contacts_search_trgm" in used, (sql, nodes)
+
+
+def test_the_contacts_index_reads_no_list_members(ctx, database, world):
+    """The "Add to list" menu names the static lists; it counted every list's members on
+    each page, so a list of 100,000 contacts slowed the index (bench/large.py after its
+    list enrollment), through an index, which the plan test above lets pass."""
+    from cadenza.services.crm import lists
+
+    contact = world.contact("ann@corp.example", firstname="Ann")
+    admin = create_user(ctx, "boss@example.com", role="admin", password="boss-secret")
+    listed = lists.create_list(ctx, admin.id, "Prospects", "static").contact_list
+    lists.change_members(ctx, admin.id, listed.id, add=[contact.id])
+    ui = Ui(ctx, world).sign_in("boss@example.com", "boss-secret", "/contacts")
+    sent: list[str] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        page = ui.client.get("/contacts")
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert page.status_code == 200 and "Prospects" in page.text  # the menu names it
+    assert not [sql for sql in sent if "list_members" in sql], sent

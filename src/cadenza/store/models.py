@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -174,6 +175,11 @@ class Mailbox(Base):
         return f"Mailbox(id={self.id!r}, from_email={self.from_email!r})"
 
 
+# What a contact search compares (services/crm/contacts.py `search_condition`, as
+# PostgreSQL receives it): the trigram index's expressions, the same text.
+SEARCHED = ("email_key", "lower(firstname)", "lower(lastname)", "lower(company)")
+
+
 class Contact(Base):
     __tablename__ = "contacts"
     # The contacts index's sorts (services/crm/contact_index.py): each walks its index in
@@ -199,6 +205,14 @@ class Contact(Base):
             text("lower(coalesce(firstname, ''))"),
             "id",
         ),
+        # The search (`LIKE '%word%'` on each of these, services/crm/contacts.py): pg_trgm's
+        # GIN index, on PostgreSQL where the server has the extension (migration 0028).
+        Index(
+            "ix_contacts_search_trgm",
+            *(literal_column(e) for e in SEARCHED),
+            postgresql_using="gin",
+            postgresql_ops=dict.fromkeys(SEARCHED, "gin_trgm_ops"),
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -308,6 +322,10 @@ class Enrollment(Base):
         # A state's enrollments newest first (the enrollments page and API): a page of
         # this index's range, not every live enrollment sorted.
         Index("ix_enrollments_state_id", "state", "id"),
+        # A sequence's enrollments in a state newest first (its page's running list) and
+        # its live ones (the warning about mailboxes without reply detection): a range
+        # of this index, not every active enrollment crossed with the sequence's (0029).
+        Index("ix_enrollments_sequence_state_id", "sequence_id", "state", "id"),
         # Out-of-office pauses waiting to end: the poller's lookup touches only those.
         Index(
             "ix_enrollments_resume_at",

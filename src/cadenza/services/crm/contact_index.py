@@ -8,8 +8,12 @@ has its own query. What keeps it as fast with a million contacts as with ten tho
 - every sort walks an index in its own order (ix_contacts_sort_*, migration 0024), so
   a page reads its rows and stops; the sort keys are written with literals, not bound
   parameters, because a database matches an expression index only on the same text;
-- the total is counted up to COUNT_CAP: past it the page says "10,000+" instead of
-  counting a million rows on every request;
+- the total is counted no further than the pages around the one shown need
+  (`count_limit`: the pages up to it and PAGES_AHEAD more, at least COUNT_FLOOR, at most
+  COUNT_CAP): past that the page says "500+" instead of counting a million rows on every
+  request. A search counts by reading each match (`LIKE '%word%'` rechecks every
+  candidate), so a count of 10,000 matches cost a page 10,000 reads where the page
+  itself needs 25: it now costs about what the page costs;
 - numbered pages reach as deep as COUNT_CAP (an OFFSET walks the rows it skips); past
   that a search or filter narrows the list, and the API's cursor reaches any depth.
 """
@@ -46,8 +50,18 @@ STATUS_FILTERS = (
     ContactStatus.NO_EMAIL,
 )
 MAX_PER_PAGE = 200
-# How far the index counts and pages: beyond it the total reads "10,000+".
+# How far numbered pages reach, and the furthest the index ever counts.
 COUNT_CAP = 10_000
+# The index counts as far as the pages around the one shown: up to PAGES_AHEAD pages past
+# it, and at least COUNT_FLOOR (what "Select all N matching" takes, MAX_CONTACTS_IN_URL),
+# so that the count costs what the page costs (docs/ui.md, "Contact index paging").
+COUNT_FLOOR = 500
+PAGES_AHEAD = 10
+
+
+def count_limit(page: int, per_page: int) -> int:
+    """How far the index counts for this page: past it the total reads "N+"."""
+    return min(COUNT_CAP, max(COUNT_FLOOR, (page + PAGES_AHEAD) * per_page))
 
 
 @dataclass(frozen=True)
@@ -66,22 +80,28 @@ class ContactFilter:
 class ContactIndexPage:
     contacts: list[ContactView]
     live_contact_ids: set[int]  # which of these contacts are in a sequence now
-    total: int  # at most COUNT_CAP + 1: more than COUNT_CAP reads "10,000+"
+    total: int  # at most counted_to + 1: more than counted_to reads "500+"
     page: int
     per_page: int
+    counted_to: int  # count_limit(page, per_page)
 
     @property
     def capped(self) -> bool:
-        return self.total > COUNT_CAP
+        return self.total > self.counted_to
 
     @property
     def total_label(self) -> str:
-        """The count as a page shows it: "10,000+" past the cap."""
-        return f"{COUNT_CAP:,}+" if self.capped else str(self.total)
+        """The count as a page shows it: "500+" past what was counted."""
+        return f"{self.counted_to:,}+" if self.capped else str(self.total)
 
     @property
     def pages(self) -> int:
-        return max(1, -(-min(self.total, COUNT_CAP) // self.per_page))
+        return max(1, -(-min(self.total, self.counted_to) // self.per_page))
+
+    @property
+    def pages_label(self) -> str:
+        """ "20+" when more match than were counted: there are pages past the last known."""
+        return f"{self.pages}+" if self.capped else str(self.pages)
 
 
 def _invalid(message: str, field: str) -> CadenzaError:
@@ -168,8 +188,9 @@ def browse_contacts(
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
+    counted_to = count_limit(page, per_page)
     with ctx.db.read() as session:
-        total = session.scalar(capped_count(conditions))
+        total = session.scalar(capped_count(conditions, counted_to))
         contacts = [ContactView.of(row) for row in session.scalars(query)]
         ids = [c.id for c in contacts]
         live = set(
@@ -180,12 +201,12 @@ def browse_contacts(
                 )
             )
         )
-    return ContactIndexPage(contacts, live, total, page, per_page)
+    return ContactIndexPage(contacts, live, total, page, per_page, counted_to)
 
 
-def capped_count(conditions: list):
-    """How many contacts match, counted no further than COUNT_CAP + 1."""
-    matching = select(Contact.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+def capped_count(conditions: list, limit: int):
+    """How many contacts match, counted no further than `limit` + 1."""
+    matching = select(Contact.id).where(*conditions).limit(limit + 1).subquery()
     return select(func.count()).select_from(matching)
 
 

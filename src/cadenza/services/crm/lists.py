@@ -183,6 +183,20 @@ def list_lists(ctx: Context, *, limit: int, after_id: int | None = None) -> list
         return [ListView(ListRow.of(c), sizes.get(c.id, 0)) for c in found]
 
 
+def static_lists(ctx: Context, *, limit: int) -> list[ListRow]:
+    """The static lists, oldest first, without their sizes: the contacts index's "Add to
+    list" menu, which counted every list's members on each page (a 100,000-member list
+    cost the index 15-20 ms a request, bench/large.py after its list enrollment)."""
+    with ctx.db.read() as session:
+        rows = session.scalars(
+            select(ContactList)
+            .where(ContactList.kind == ListKind.STATIC)
+            .order_by(ContactList.id)
+            .limit(limit)
+        )
+        return [ListRow.of(c) for c in rows]
+
+
 def _size(session: Session, list_id: int) -> int:
     return session.scalar(
         select(func.count()).select_from(ListMember).where(ListMember.list_id == list_id)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from cadenza.domain import policy
 from cadenza.domain.contact_fields import CONTACT_FIELDS
-from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, ListKind, UserRole
+from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, UserRole
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.crm import contact_export, contact_index, contacts, lists, records
 from cadenza.services.crm.contacts import get_contact
@@ -69,13 +69,7 @@ def contact_index_page(
             }
         ),
         max_selection=MAX_CONTACTS_IN_URL,
-        static_lists=[]
-        if not policy.may_write(user)
-        else [
-            v.contact_list
-            for v in lists.list_lists(ctx, limit=500)
-            if v.contact_list.kind == ListKind.STATIC
-        ],
+        static_lists=lists.static_lists(ctx, limit=500) if policy.may_write(user) else [],
     )
 
 
