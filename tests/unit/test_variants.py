@@ -146,3 +146,24 @@ def test_reply_tests():
     assert test == "chi-square" and p < 0.001
     assert reply_test([(0, 10), (0, 10)]) == (None, None)  # nobody replied yet
     assert reply_test([(3, 10), (0, 0)]) == (None, None)  # B not delivered yet
+
+
+@pytest.mark.parametrize(
+    ("sent", "bounced", "replied", "delivered", "shown_replied"),
+    [
+        (10, 2, 3, 8, 3),  # the common case: sent less bounced
+        (2, 1, 2, 2, 2),  # a bounced email answered anyway: it arrived
+        (1, 0, 2, 1, 1),  # more replies than emails still sent: never a rate over 1
+        (3, 3, 0, 0, 0),
+    ],
+)
+def test_tallies_never_hold_more_replies_than_deliveries(
+    sent, bounced, replied, delivered, shown_replied
+):
+    tally = VariantTally.of_counts("A", sent, bounced, replied)
+    assert (tally.sent, tally.delivered, tally.replied) == (sent, delivered, shown_replied)
+    assert tally.reply_rate <= 1
+    if tally.delivered:
+        low, high = wilson_interval(tally.replied, tally.delivered)
+        assert 0 <= low <= high <= 1
+    reply_test([(tally.replied, tally.delivered), (0, 5)])  # accepts the counts

@@ -57,6 +57,16 @@ class VariantTally:
     delivered: int
     replied: int
 
+    @classmethod
+    def of_counts(cls, label: str, sent: int, bounced: int, replied: int) -> VariantTally:
+        """From the counters. A reply proves its email arrived: an email that bounced and
+        was answered anyway (a bounce later undone, a server that refused, then took it)
+        counts as delivered, so replies never outnumber deliveries. A rate over 1 would
+        be wrong, and the interval and tests over it refuse such counts (the sequence's
+        report then failed)."""
+        delivered = min(sent, max(sent - bounced, replied))
+        return cls(label, sent=sent, delivered=delivered, replied=min(replied, delivered))
+
     @property
     def reply_rate(self) -> Fraction:
         return Fraction(self.replied, self.delivered) if self.delivered else Fraction(0)

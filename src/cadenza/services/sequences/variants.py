@@ -31,9 +31,7 @@ def variant_tallies(session: Session, sequence_id: int) -> dict[VariantKey, Vari
     bounced = figures.variants(BOUNCED)
     replied = figures.variants(REPLIED)
     return {
-        key: VariantTally(
-            key[1], sent=n, delivered=n - bounced.get(key, 0), replied=replied.get(key, 0)
-        )
+        key: VariantTally.of_counts(key[1], n, bounced.get(key, 0), replied.get(key, 0))
         for key, n in figures.variants(str(run_status_key(StepRunStatus.SENT))).items()
     }
 
