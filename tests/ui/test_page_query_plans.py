@@ -254,3 +254,45 @@ def test_the_contacts_index_reads_no_list_members(ctx, database, world):
         event.remove(database.engine, "before_cursor_execute", grab)
     assert page.status_code == 200 and "Prospects" in page.text  # the menu names it
     assert not [sql for sql in sent if "list_members" in sql], sent
+
+
+def test_a_sequences_running_list_reads_its_own_state_range(ctx, database, installation):
+    """A sequence's page lists its newest running enrollments through
+    ix_enrollments_sequence_state_id (migration 0029), read backwards from the newest
+    and stopping at a page. Without it PostgreSQL crossed the sequence's every
+    enrollment with every active one of the installation and sorted them: the test
+    above lets that pass (both sides are indexes), this one fails then."""
+    ui, sequence_id = installation
+    listed: list[tuple[str, object]] = []
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        flat = " ".join(statement.split())
+        if (
+            flat.upper().startswith("SELECT")
+            and "FROM enrollments" in flat
+            and "ORDER BY enrollments.id DESC" in flat
+            and "LIMIT" in flat
+        ):
+            listed.append((statement, params))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        answer = ui.client.get(f"/sequences/{sequence_id}")
+        assert answer.status_code == 200
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert listed, "the page's running list was not found among its statements"
+    with database.engine.connect() as connection:
+        for sql, params in listed:
+            if database.dialect == "sqlite":
+                plan = " ".join(
+                    row[-1]
+                    for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+                )
+            else:
+                connection.exec_driver_sql("SET enable_seqscan = off")
+                plan = " ".join(
+                    row[0] for row in connection.exec_driver_sql("EXPLAIN " + sql, params)
+                )
+            assert "ix_enrollments_sequence_state_id" in plan, (sql, plan)
+        connection.rollback()
