@@ -95,20 +95,11 @@ def test_postgresql_estimates_a_search_word_from_the_contacts(ctx, database):
     """
     if database.dialect != "postgresql":
         pytest.skip("PostgreSQL's estimate; SQLite walks the ids without one")
-    from sqlalchemy import event, insert
+    from sqlalchemy import event
 
-    from cadenza.store.models import Contact
+    from tests.support.rows import insert_contacts
 
-    now = ctx.clock.now()
-    rows = [
-        {"email": f"p{i}@c{i % 97}.example", "email_key": f"p{i}@c{i % 97}.example",
-         "firstname": "Ann", "lastname": f"Lee{i}", "properties": {},
-         "company": "Globex Corp" if i % 5 == 0 else f"Firm {i % 40}", "blocked": False,
-         "created_at": now, "updated_at": now}
-        for i in range(2000)
-    ]  # fmt: skip
-    with ctx.db.transaction() as session:
-        session.execute(insert(Contact), rows)
+    insert_contacts(ctx, 2000, lambda i: "Globex Corp" if i % 5 == 0 else f"Firm {i % 40}")
     with database.engine.begin() as connection:  # committed: ANALYZE's are transactional
         connection.exec_driver_sql("ANALYZE contacts")
     sent: list[tuple[str, object]] = []

@@ -33,3 +33,21 @@ def claim(ctx, worker_id, mailbox_id, batch_size=10, horizon=timedelta(minutes=5
     return claims.claim_emails(
         ctx, mailbox_id, worker_id, batch_size=batch_size, horizon=horizon, lease=LEASE
     )
+
+
+def insert_contacts(ctx, count, company):
+    """`count` contacts written in one statement (no service: a plan test needs thousands),
+    named alike, each at its own domain among 97; `company(i)` is the i-th's company."""
+    from sqlalchemy import insert
+
+    from cadenza.store.models import Contact
+
+    now = ctx.clock.now()
+    rows = [
+        {"email": f"p{i}@c{i % 97}.example", "email_key": f"p{i}@c{i % 97}.example",
+         "firstname": "Ann", "lastname": f"Lee{i}", "properties": {}, "company": company(i),
+         "blocked": False, "created_at": now, "updated_at": now}
+        for i in range(count)
+    ]  # fmt: skip
+    with ctx.db.transaction() as session:
+        session.execute(insert(Contact), rows)

@@ -34,6 +34,7 @@ from sqlalchemy import event
 
 from cadenza.services.accounts.users import create_token, create_user
 from tests.support.report_history import seed_history, team
+from tests.support.rows import insert_contacts
 from tests.support.seed import seed_due_emails
 from tests.ui.conftest import Ui
 
@@ -186,20 +187,7 @@ def test_postgresql_finds_a_searched_word_through_its_trigram_index(ctx, databas
     """
     if database.dialect != "postgresql":
         pytest.skip("pg_trgm is PostgreSQL's; SQLite's search walks (docs/benchmarks.md)")
-    from sqlalchemy import insert
-
-    from cadenza.store.models import Contact
-
-    now = ctx.clock.now()
-    rows = [
-        {"email": f"p{i}@c{i % 97}.example", "email_key": f"p{i}@c{i % 97}.example",
-         "firstname": "Ann", "lastname": f"Lee{i}", "properties": {},
-         "company": "Zyxwvut Ltd" if i % 500 == 0 else f"Firm {i % 40}", "blocked": False,
-         "created_at": now, "updated_at": now}
-        for i in range(5000)
-    ]  # fmt: skip
-    with ctx.db.transaction() as session:
-        session.execute(insert(Contact), rows)
+    insert_contacts(ctx, 5000, lambda i: "Zyxwvut Ltd" if i % 500 == 0 else f"Firm {i % 40}")
     # As autovacuum leaves them: statistics, and the index's pending list (new entries,
     # which every scan reads in full until a vacuum files them) folded in.
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:

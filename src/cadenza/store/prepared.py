@@ -21,11 +21,10 @@ from sqlalchemy.sql import Executable
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    order: tuple[str, ...] | None  # positional paramstyles (SQLite's qmark); None: by name
     fixed: dict[str, Any]  # values written into the statement itself
     processors: dict[str, Any]
-    # (name, its processor or None) in the statement's positional order: what
-    # `parameters` walks for qmark, so a row is one list built in one pass
+    # positional paramstyles (SQLite's qmark): (name, its processor or None) in the
+    # statement's order, so a row is one list built in one pass; None: by name
     positional: tuple[tuple[str, Any], ...] | None
 
     @classmethod
@@ -39,11 +38,10 @@ class _Plan:
             if processor is not None:
                 processors[name] = processor
         fixed = {name: b.value for name, b in compiled.binds.items() if not b.required}
-        order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
         positional = None
-        if order is not None:
-            positional = tuple((name, processors.get(name)) for name in order)
-        return cls(str(compiled), order, fixed, processors, positional)
+        if compiled.positiontup is not None:
+            positional = tuple((name, processors.get(name)) for name in compiled.positiontup)
+        return cls(str(compiled), fixed, processors, positional)
 
     def parameters(self, given: dict[str, Any]) -> Any:
         values = {**self.fixed, **given} if self.fixed else given

@@ -83,7 +83,10 @@ class ContactIndexPage:
     total: int  # at most counted_to + 1: more than counted_to reads "500+"
     page: int
     per_page: int
-    counted_to: int  # count_limit(page, per_page)
+
+    @property
+    def counted_to(self) -> int:
+        return count_limit(self.page, self.per_page)
 
     @property
     def capped(self) -> bool:
@@ -188,9 +191,8 @@ def browse_contacts(
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
-    counted_to = count_limit(page, per_page)
     with ctx.db.read() as session:
-        total = session.scalar(capped_count(conditions, counted_to))
+        total = session.scalar(capped_count(conditions, count_limit(page, per_page)))
         contacts = [ContactView.of(row) for row in session.scalars(query)]
         ids = [c.id for c in contacts]
         live = set(
@@ -201,7 +203,7 @@ def browse_contacts(
                 )
             )
         )
-    return ContactIndexPage(contacts, live, total, page, per_page, counted_to)
+    return ContactIndexPage(contacts, live, total, page, per_page)
 
 
 def capped_count(conditions: list, limit: int):
