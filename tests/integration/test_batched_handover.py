@@ -21,6 +21,7 @@ from cadenza.services.delivery import affinity, claims, recovery
 from cadenza.services.delivery.handover import HandOver, hand_over_many
 from cadenza.services.monitoring import heartbeat
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun
+from cadenza.store.prepared import Prepared
 from tests.support.seed import seed_due_emails
 
 LEASE = timedelta(minutes=1)
@@ -285,3 +286,47 @@ def test_a_mailbox_whose_last_email_left_late_is_not_offered_before_its_spacing(
         first, second = session.scalars(select(Message.handed_at).order_by(Message.id)).all()
     assert second - first == timedelta(minutes=1)  # ...but the mailbox was free only now
     assert answers == [HandOver.GO, HandOver.GO]
+
+
+def test_a_commit_runs_as_many_statements_for_eight_mailboxes_as_for_one(
+    ctx, database, monkeypatch
+):
+    """The common path's statements take all of a commit's emails at once (store/
+    bound_rows.py): recording eight sends and handing eight emails over costs the
+    database no more statements than one of each."""
+    ran: list[str] = []
+    for method in ("run", "run_many"):
+        plain = getattr(Prepared, method)
+
+        def counting(self, *args, _plain=plain, _method=method, **kwargs):
+            ran.append(_method)
+            return _plain(self, *args, **kwargs)
+
+        monkeypatch.setattr(Prepared, method, counting)
+
+    def statements_of(mailboxes: int) -> int:
+        boxes = seed(ctx, 2 * mailboxes, mailboxes)
+        claimed = claim_all(ctx, "w1", boxes)
+        first = firsts(claimed)
+        assert hand_over_many(ctx, first, "w1") == [HandOver.GO] * mailboxes
+        ctx.clock.advance(timedelta(seconds=1))
+        second = firsts([c for c in claimed if c not in first])
+        ran.clear()
+        event.listen(database.engine, "before_cursor_execute", orm_statement)
+        try:
+            done = [(claim, SENT) for claim in first]
+            assert hand_over_many(ctx, second, "w1", done) == [HandOver.GO] * mailboxes
+        finally:
+            event.remove(database.engine, "before_cursor_execute", orm_statement)
+        counted = statuses_by_mailbox(ctx)
+        assert {box: counted[box] for box in boxes} == {
+            box: Counter(sent=1, handing=1) for box in boxes
+        }
+        return len(ran)
+
+    def orm_statement(*_args) -> None:
+        ran.append("statement")
+
+    one = statements_of(1)
+    assert one > 0
+    assert statements_of(8) == one

@@ -12,7 +12,8 @@ import pytest
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.services.delivery import handover as delivery
-from cadenza.services.delivery.handover import MAX_ATTEMPTS, HandOver, SentStep
+from cadenza.services.delivery.handover import MAX_ATTEMPTS, HandOver
+from cadenza.services.delivery.sent_steps import SentStep, record_step_sent
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment.tasks import create_due_tasks
 from cadenza.services.events_out import webhooks
@@ -465,7 +466,7 @@ def test_recording_a_step_without_a_try_or_a_marked_message(ctx, world):
     held = handed(ctx, world)
     at = ctx.clock.now() + timedelta(minutes=7)
     with ctx.db.engine.begin() as connection:
-        tries = delivery.record_step_sent(connection, SentStep.of(held), at, tried=False)
+        tries = record_step_sent(connection, SentStep.of(held), at, tried=False)
     assert tries == 0
     message = one(ctx, Message, held.message_pk)
     assert (message.status, message.sent_at) == ("sent", at)

@@ -10,6 +10,7 @@ the dialect's own, and bound values still pass through each column type's proces
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,20 @@ class _Plan:
 
 
 class Prepared:
-    def __init__(self, statement: Executable) -> None:
+    """One statement, or (`build`) one whose SQL differs by dialect beyond what
+    SQLAlchemy's compiler does for it: `build(dialect_name)` is called once per dialect
+    (store/bound_rows.py reads its rows with each database's own JSON functions)."""
+
+    def __init__(
+        self,
+        statement: Executable | None = None,
+        *,
+        build: Callable[[str], Executable] | None = None,
+    ) -> None:
+        if (statement is None) == (build is None):
+            raise ValueError("give a statement or a function that builds one per dialect")
         self.statement = statement
+        self._build = build
         self._plans: dict[str, _Plan] = {}
 
     def run(self, connection: Connection, params: dict[str, Any] | None = None) -> Any:
@@ -98,5 +111,7 @@ class Prepared:
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
         if plan is None:
-            plan = self._plans[dialect.name] = _Plan.of(self.statement, dialect)
+            statement = self.statement if self._build is None else self._build(dialect.name)
+            assert statement is not None
+            plan = self._plans[dialect.name] = _Plan.of(statement, dialect)
         return plan

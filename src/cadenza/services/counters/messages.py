@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Integer, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from cadenza.domain.counters import (
     BOUNCED,
@@ -48,29 +49,60 @@ from cadenza.domain.counters import (
 )
 from cadenza.domain.enums import ENGAGEMENT_KINDS, EventKind
 from cadenza.services.counters.deltas import Delta, add
+from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun
 from cadenza.store.prepared import Prepared
 
-_OTHER_SENT = Prepared(
-    select(Message.id)
-    .where(
-        Message.enrollment_id == bindparam("enrollment_id"),
-        Message.sent_at.is_not(None),
-        Message.id != bindparam("pk"),
+_SENT_NOW = BoundRows("sent_now", enrollment_id=Integer(), pk=Integer())
+
+
+def _first_sent(dialect: str) -> Executable:
+    """Of these enrollments, those with no sent email but the ones given: one statement
+    for all the sends a hand-over commit records (store/bound_rows.py)."""
+    rows, given = _SENT_NOW.table(dialect), _SENT_NOW.table(dialect, alias="given")
+    other_sent = (
+        select(Message.id)
+        .where(
+            Message.enrollment_id == rows.c.enrollment_id,
+            Message.sent_at.is_not(None),
+            Message.id.not_in(select(given.c.pk)),
+        )
+        .exists()
     )
-    .limit(1)
-)
+    return select(rows.c.enrollment_id).where(~other_sent).distinct()
+
+
+_FIRST_SENT = Prepared(build=_first_sent)
 
 
 def message_sent(
     connection: Connection, sequence_id: int, enrollment_id: int, message_pk: int, sent_at: datetime
 ) -> None:
-    """A step's email was recorded as sent: on its day's chart, and its contact emailed
-    when it is the enrollment's first."""
-    deltas = [Delta(sequence_id, WHOLE_SEQUENCE, NO_VARIANT, DAY_SENT, 1, utc_day(sent_at))]
-    params = {"enrollment_id": enrollment_id, "pk": message_pk}
-    if _OTHER_SENT.run(connection, params).fetchone() is None:
-        deltas.append(Delta(sequence_id, WHOLE_SEQUENCE, NO_VARIANT, EMAILED, 1))
+    """`messages_sent` of one."""
+    messages_sent(connection, [SentMessage(sequence_id, enrollment_id, message_pk)], sent_at)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    sequence_id: int
+    enrollment_id: int
+    pk: int
+
+
+def messages_sent(connection: Connection, sent: list[SentMessage], sent_at: datetime) -> None:
+    """Steps' emails were recorded as sent: on their day's chart, and each contact
+    emailed when these are its enrollment's first (an enrollment's emails are sent one
+    after the other, so in practice one of them)."""
+    if not sent:
+        return
+    day = utc_day(sent_at)
+    deltas = [Delta(m.sequence_id, WHOLE_SEQUENCE, NO_VARIANT, DAY_SENT, 1, day) for m in sent]
+    params = _SENT_NOW.bind([(m.enrollment_id, m.pk) for m in sent], connection.dialect)
+    firsts = {row[0] for row in _FIRST_SENT.run(connection, params).fetchall()}
+    sequence_of = {m.enrollment_id: m.sequence_id for m in sent}
+    deltas += [
+        Delta(sequence_of[e], WHOLE_SEQUENCE, NO_VARIANT, EMAILED, 1) for e in sorted(firsts)
+    ]
     add(connection, deltas)
 
 

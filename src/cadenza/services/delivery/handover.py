@@ -13,18 +13,17 @@ failed / unknown. Whatever dies where:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Exists,
     Integer,
+    Text,
     bindparam,
     insert,
     or_,
@@ -32,32 +31,26 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
-from cadenza.domain.counters import NO_VARIANT
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import (
     EnrollmentState,
     MessageStatus,
     StepRunStatus,
     StepWaitReason,
-    WebhookEvent,
 )
 from cadenza.services.context import Context
 from cadenza.services.counters import deltas as counters
-from cadenza.services.counters import messages as counted_messages
-from cadenza.services.counters.deltas import StepOf
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
-from cadenza.services.enrollment.progress import (
-    after_step_completed,
-    fail_step,
-    finish_enrollment,
-    mark_unknown,
-)
-from cadenza.services.events_out import webhooks
+from cadenza.services.delivery.sent_steps import SentStep, record_step_sent, record_steps_sent
+from cadenza.services.enrollment.progress import fail_step, mark_unknown
 from cadenza.services.events_out.mailbox_state import mark_disconnected
+from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 from cadenza.store.read_once import read_once
+from cadenza.store.types import UTCDateTime
 
 MAX_ATTEMPTS = 5
 # Permanent refusals in a row, each of another recipient, that blame the mailbox rather
@@ -74,45 +67,93 @@ class HandOver(StrEnum):
     WAIT = "wait"  # the mailbox's previous email left too recently (it was late)
 
 
-# The per-email statements, built and compiled once and run on the driver's cursor
-# (store/prepared.py): this is the hot path of every send.
+# The hand-over's statements, built and compiled once and run on the driver's cursor
+# (store/prepared.py): this is the hot path of every send. Those of the common path
+# take all the emails of one commit at once (store/bound_rows.py).
+_HANDING = BoundRows("handing", pk=Integer(), enrollment_id=Integer())
+_SLOTS = BoundRows("slots", mailbox_id=Integer(), earliest=UTCDateTime())
+_DELIVERED = BoundRows("delivered", pk=Integer(), reply=Text())
+
+
 def _owned_by_worker(*conditions: ColumnElement[bool]) -> Exists:
+    """The message's step run is still this worker's: its lease did not pass to another."""
     return (
         select(StepRun.id)
-        .where(StepRun.id == bindparam("run_id"), StepRun.locked_by == bindparam("worker"))
+        .where(StepRun.id == Message.step_run_id, StepRun.locked_by == bindparam("worker"))
         .where(*conditions)
         .exists()
     )
 
 
-_STATE_QUERY = (
-    select(Enrollment.state, Mailbox.connected)
-    .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
-    .where(Enrollment.id == bindparam("enrollment_id"))
-)
-_STATE = Prepared(_STATE_QUERY)
+def _states(dialect: str) -> Executable:
+    """Each enrollment's state and its mailbox's, locked on PostgreSQL in mailbox order:
+    an unenroll or pause either commits before the hand-over or waits for it, and two
+    workers handing over emails of the same mailboxes never wait on each other in a
+    cycle (the slots' update below then finds the mailboxes' rows already locked)."""
+    rows = _HANDING.table(dialect)
+    query = (
+        select(Enrollment.id, Enrollment.state, Mailbox.connected)
+        .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
+        .where(Enrollment.id.in_(select(rows.c.enrollment_id)))
+        .order_by(Mailbox.id, Enrollment.id)
+    )
+    if dialect == "postgresql":
+        return query.with_for_update(of=[Enrollment, Mailbox], key_share=True)
+    return query
+
+
+def _hand_over(dialect: str) -> Executable:
+    rows = _HANDING.table(dialect)
+    return (
+        update(Message)
+        .where(
+            Message.id.in_(select(rows.c.pk)),
+            Message.status == MessageStatus.PREPARED,
+            _owned_by_worker(StepRun.status == SENDING),
+        )
+        .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _mailbox_slots(dialect: str) -> Executable:
+    """Takes each mailbox's hand-over mark where its previous email left at least a
+    spacing ago (`earliest`): actual sends stay spaced even when one was late."""
+    rows = _SLOTS.table(dialect)
+    return (
+        update(Mailbox)
+        .where(
+            Mailbox.id == rows.c.mailbox_id,
+            or_(Mailbox.last_handed_at.is_(None), Mailbox.last_handed_at <= rows.c.earliest),
+        )
+        .values(last_handed_at=bindparam("now"))
+        .returning(Mailbox.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _mark_sent(dialect: str) -> Executable:
+    rows = _DELIVERED.table(dialect)
+    return (
+        update(Message)
+        .where(
+            Message.id == rows.c.pk,
+            Message.status == MessageStatus.HANDING,
+            _owned_by_worker(),
+        )
+        .values(status=MessageStatus.SENT, sent_at=bindparam("now"), smtp_reply=rows.c.reply)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_STATES = Prepared(build=_states)
+_HAND_OVER = Prepared(build=_hand_over)
+_MAILBOX_SLOTS = Prepared(build=_mailbox_slots)
+_MARK_SENT = Prepared(build=_mark_sent)
 # A task digest belongs to no enrollment: only its mailbox's state counts.
 _CONNECTED = Prepared(select(Mailbox.connected).where(Mailbox.id == bindparam("mailbox_id")))
-_STATE_FOR_UPDATE = Prepared(_STATE_QUERY.with_for_update(of=Enrollment))
-_MAILBOX_SLOT = Prepared(
-    update(Mailbox)
-    .where(
-        Mailbox.id == bindparam("mailbox_id"),
-        or_(Mailbox.last_handed_at.is_(None), Mailbox.last_handed_at <= bindparam("earliest")),
-    )
-    .values(last_handed_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
-)
-_HAND_OVER = Prepared(
-    update(Message)
-    .where(
-        Message.id == bindparam("pk"),
-        Message.status == MessageStatus.PREPARED,
-        _owned_by_worker(StepRun.status == SENDING),
-    )
-    .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
-)
 # A task reminder has no step run: the message row alone says whose it is.
 _HAND_OVER_REMINDER = Prepared(
     update(Message)
@@ -128,34 +169,6 @@ _DROP_REMINDER = Prepared(
     update(Message)
     .where(Message.id == bindparam("pk"), Message.status == MessageStatus.PREPARED)
     .values(status=MessageStatus.FAILED, smtp_reply=bindparam("reply"))
-    .execution_options(synchronize_session=False)
-)
-_MARK_SENT = Prepared(
-    update(Message)
-    .where(
-        Message.id == bindparam("pk"), Message.status == MessageStatus.HANDING, _owned_by_worker()
-    )
-    .values(status=MessageStatus.SENT, sent_at=bindparam("now"), smtp_reply=bindparam("reply"))
-    .execution_options(synchronize_session=False)
-)
-_MESSAGE_SENT = Prepared(
-    update(Message)
-    .where(Message.id == bindparam("pk"))
-    .values(status=MessageStatus.SENT, sent_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
-)
-_RUN_SENT = Prepared(
-    update(StepRun)
-    .where(StepRun.id == bindparam("run_id"))
-    .values(
-        status=StepRunStatus.SENT,
-        completed_at=bindparam("now"),
-        attempts=StepRun.attempts + bindparam("tries", type_=Integer),
-        locked_by=None,
-        locked_until=None,
-        last_error=None,
-    )
-    .returning(StepRun.attempts, StepRun.step_type, StepRun.variant)
     .execution_options(synchronize_session=False)
 )
 _TAKE_BACK = Prepared(
@@ -197,23 +210,19 @@ def hand_over_many(
     mailbox still has at most one `handing` email: a crash after the commit leaves at
     most one `unknown` per mailbox. One commit per round rather than per email is what
     lets PostgreSQL's WAL flush (the price of "maybe sent" surviving the database
-    server's crash) be paid once for many emails.
+    server's crash) be paid once for many emails, and one statement per kind of row
+    for all of them (store/bound_rows.py) is what keeps the database's work per email
+    small.
 
-    The mailboxes' rows are locked (their hand-over mark) in mailbox order, so two
-    workers handing over emails of the same mailboxes never wait on each other in a
-    cycle. A Core connection rather than an ORM session: this runs for every email, and
-    the session's bookkeeping cost more than the statements. The rare paths open a
-    session on the same connection and transaction.
+    A Core connection rather than an ORM session: this runs for every email, and the
+    session's bookkeeping cost more than the statements. The rare paths open a session
+    on the same connection and transaction.
     """
     if len({claim.mailbox_id for claim in claims}) != len(claims):
         raise ValueError("one email per mailbox at a time: at most one may be unknown")
-    answers: dict[int, HandOver] = {}
     with ctx.db.engine.begin() as connection, read_once(connection), counters.batched(connection):
-        for done, result in finished:
-            _record(connection, ctx, done, result, worker_id)
-        now = ctx.clock.now()
-        for claim in sorted(claims, key=lambda c: c.mailbox_id):
-            answers[claim.mailbox_id] = _begin_handing(connection, ctx, claim, worker_id, now)
+        _record_all(connection, ctx, finished, worker_id)
+        answers = _begin_handing(connection, ctx, claims, worker_id, ctx.clock.now())
     return [answers[claim.mailbox_id] for claim in claims]
 
 
@@ -224,49 +233,96 @@ def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
             read_once(connection),
             counters.batched(connection),
         ):
-            for claim, result in finished:
-                _record(connection, ctx, claim, result, worker_id)
+            _record_all(connection, ctx, finished, worker_id)
 
 
 def _begin_handing(
-    connection: Connection, ctx: Context, claim: ClaimedEmail, worker_id: str, now: datetime
-) -> HandOver:
-    """The last check before a message leaves, and the commit point of "maybe sent".
+    connection: Connection,
+    ctx: Context,
+    claims: Sequence[ClaimedEmail],
+    worker_id: str,
+    now: datetime,
+) -> dict[int, HandOver]:
+    """The last check before the messages leave, and the commit point of "maybe sent".
 
-    Locks the enrollment, so an unenroll or pause either happens before (and the
-    message never leaves) or after (and it is recorded as sent, then unenrolled). Takes
-    the mailbox's hand-over mark, so actual sends stay spaced even when one was late.
-    `now` is the commit's one instant, shared by every email it marks.
+    Locks the enrollments (`_states`), so an unenroll or pause either happens before
+    (and the message never leaves) or after (and it is recorded as sent, then
+    unenrolled). Takes each mailbox's hand-over mark, so actual sends stay spaced even
+    when one was late. `now` is the commit's one instant, shared by every email it
+    marks. Returns each mailbox's answer.
     """
-    if claim.enrollment_id is None:  # a task digest
-        state = None
-        (connected,) = _CONNECTED.run(connection, {"mailbox_id": claim.mailbox_id}).fetchone()
-    else:
-        state, connected = (
-            (_STATE_FOR_UPDATE if ctx.db.dialect == "postgresql" else _STATE)
-            .run(connection, {"enrollment_id": claim.enrollment_id})
-            .fetchone()
+    answers: dict[int, HandOver] = {}
+    steps = [c for c in claims if c.enrollment_id is not None]
+    states: dict[int, tuple[str, bool]] = {}
+    if steps:
+        rows = _HANDING.bind([(c.message_pk, c.enrollment_id) for c in steps], connection.dialect)
+        states = {e: (state, connected) for e, state, connected in _STATES.run(
+            connection, rows).fetchall()}  # fmt: skip
+    going: list[ClaimedEmail] = []
+    for claim in sorted(claims, key=lambda c: c.mailbox_id):
+        if claim.enrollment_id is None:  # a task digest
+            state = None
+            (connected,) = _CONNECTED.run(connection, {"mailbox_id": claim.mailbox_id}).fetchone()
+        else:
+            state, connected = states[claim.enrollment_id]
+        # a task's reminder goes while its enrollment is live (an ended one closed the task)
+        live = (
+            state == EnrollmentState.ACTIVE
+            or (claim.is_reminder and state == EnrollmentState.PAUSED)
+            or claim.enrollment_id is None
         )
-    # a task's reminder goes while its enrollment is live (an ended one closed the task)
-    live = (
-        state == EnrollmentState.ACTIVE
-        or (claim.is_reminder and state == EnrollmentState.PAUSED)
-        or claim.enrollment_id is None
-    )
-    if live and connected:
-        hand = _HAND_OVER_REMINDER if claim.is_reminder else _HAND_OVER
-        handed = hand.run(
-            connection,
-            {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now},
-        )
-        if handed.rowcount != 1:
-            return HandOver.SKIP  # our lease expired and someone else took over
-        slot = {"mailbox_id": claim.mailbox_id, "earliest": now - claim.spacing, "now": now}
-        if _MAILBOX_SLOT.run(connection, slot).rowcount == 1:
-            return HandOver.GO
-        _TAKE_BACK.run(connection, {"pk": claim.message_pk})
-        return HandOver.WAIT  # rare: the previous email left late
-    if claim.is_reminder:  # at most once: not retried later
+        if live and connected:
+            going.append(claim)
+        else:
+            answers[claim.mailbox_id] = _not_going(connection, claim, state, worker_id)
+    handed = _mark_handing(connection, going, worker_id, now)
+    for claim in going:
+        if claim.message_pk not in handed:
+            answers[claim.mailbox_id] = HandOver.SKIP  # our lease passed to another worker
+    slots = [c for c in going if c.message_pk in handed]
+    if slots:
+        params = {
+            **_SLOTS.bind([(c.mailbox_id, now - c.spacing) for c in slots], connection.dialect),
+            "now": now,
+        }
+        marked = {row[0] for row in _MAILBOX_SLOTS.run(connection, params).fetchall()}
+        for claim in slots:
+            if claim.mailbox_id in marked:
+                answers[claim.mailbox_id] = HandOver.GO
+            else:  # rare: the previous email left late
+                _TAKE_BACK.run(connection, {"pk": claim.message_pk})
+                answers[claim.mailbox_id] = HandOver.WAIT
+    return answers
+
+
+def _mark_handing(
+    connection: Connection, claims: list[ClaimedEmail], worker_id: str, now: datetime
+) -> set[int]:
+    """Marks these messages `handing` where their runs are still this worker's: the
+    message keys marked."""
+    handed: set[int] = set()
+    steps = [c for c in claims if not c.is_reminder]
+    if steps:
+        params = {
+            **_HANDING.bind([(c.message_pk, c.enrollment_id) for c in steps], connection.dialect),
+            "worker": worker_id,
+            "now": now,
+        }
+        handed = {row[0] for row in _HAND_OVER.run(connection, params).fetchall()}
+    for claim in claims:
+        if claim.is_reminder:
+            params = {"pk": claim.message_pk, "now": now}
+            if _HAND_OVER_REMINDER.run(connection, params).rowcount == 1:
+                handed.add(claim.message_pk)
+    return handed
+
+
+def _not_going(
+    connection: Connection, claim: ClaimedEmail, state: str | None, worker_id: str
+) -> HandOver:
+    """Paused, unenrolled, or its mailbox disconnected: a step's run is released to what
+    it waits for, a reminder is dropped (at most once: not retried later)."""
+    if claim.is_reminder:
         why = (
             "not sent: the mailbox was disconnected"
             if claim.enrollment_id is None
@@ -292,6 +348,16 @@ def _release(run: StepRun, enrollment_state: EnrollmentState) -> None:
         run.status = StepRunStatus.CANCELLED
 
 
+def _record_all(connection: Connection, ctx: Context, finished: Finished, worker_id: str) -> None:
+    """The finished sends' outcomes: the common case (a step's email accepted, its run
+    still ours) for all of them at once, the rest one by one."""
+    sent = [(c, r) for c, r in finished if not c.is_reminder and r.outcome is DeliveryOutcome.SENT]
+    recorded = _record_sent(connection, ctx, sent, worker_id)
+    for claim, result in finished:
+        if claim.message_pk not in recorded:
+            _record(connection, ctx, claim, result, worker_id)
+
+
 def _record(
     connection: Connection,
     ctx: Context,
@@ -299,122 +365,44 @@ def _record(
     result: DeliveryResult,
     worker_id: str,
 ) -> None:
-    if claim.is_reminder:
-        with Session(bind=connection) as session:
-            _record_reminder(session, ctx, claim, result)
-            session.flush()
-        return
-    if result.outcome is DeliveryOutcome.SENT and _record_sent(
-        connection, ctx, claim, result, worker_id
-    ):
-        return
     with Session(bind=connection) as session:
-        _record_slowly(session, ctx, claim, result, worker_id)
+        if claim.is_reminder:
+            _record_reminder(session, ctx, claim, result)
+        else:
+            _record_slowly(session, ctx, claim, result, worker_id)
         session.flush()
 
 
 def _record_sent(
     connection: Connection,
     ctx: Context,
-    claim: ClaimedEmail,
-    result: DeliveryResult,
+    sent: list[tuple[ClaimedEmail, DeliveryResult]],
     worker_id: str,
-) -> bool:
-    """The common case in plain statements; False when the slow path must decide."""
+) -> set[int]:
+    """Steps' emails the server accepted, still this worker's, in plain statements for
+    all of them: the message keys recorded (the others take the slow path)."""
+    if not sent:
+        return set()
     now = ctx.clock.now()
-    reply = f"{result.code or ''} {result.reply}".strip()
-    params = {"pk": claim.message_pk, "run_id": claim.run_id, "worker": worker_id, "now": now}
-    if _MARK_SENT.run(connection, {**params, "reply": reply}).rowcount != 1:
-        return False
-    attempts = record_step_sent(connection, SentStep.of(claim), now, tried=True, message_done=True)
-    _ATTEMPT.run(
-        connection,
-        {"pk": claim.message_pk, "attempt": attempts, "outcome": result.outcome,
-         "code": result.code, "reply": result.reply, "now": now},
-    )  # fmt: skip
-    return True
-
-
-@dataclass(frozen=True)
-class SentStep:
-    """What recording a sent step needs, whoever knows it: a claim, or the stored rows."""
-
-    run_id: int
-    message_pk: int
-    enrollment: dict[str, Any]  # as enrollment events carry it (webhooks.enrollment_event)
-    step_position: int
-    last_step: bool
-    was: str = SENDING  # the run's status before: what its counters move from
-
-    @classmethod
-    def of(cls, claim: ClaimedEmail) -> SentStep:
-        if claim.run_id is None:  # reminders are recorded by _record_reminder
-            raise ValueError(f"message {claim.message_pk} is a task reminder, not a step")
-        enrollment: dict[str, Any] = {
-            "enrollment_id": claim.enrollment_id,
-            "contact_id": claim.contact_id,
-            "sequence_id": claim.sequence_id,
-            "mailbox_id": claim.mailbox_id,
-        }
-        return cls(claim.run_id, claim.message_pk, enrollment, claim.step_position, claim.last_step)
-
-    @classmethod
-    def of_rows(cls, run: StepRun, enrollment: Enrollment, message: Message) -> SentStep:
-        last = run.step_position >= len(enrollment.steps_snapshot)
-        event = webhooks.enrollment_event(enrollment)
-        return cls(run.id, message.id, event, run.step_position, last, run.status)
-
-
-def record_step_sent(
-    connection: Connection,
-    sent: SentStep,
-    sent_at: datetime,
-    *,
-    tried: bool,
-    message_done: bool = False,
-    session: Session | None = None,
-) -> int:
-    """The one way a step is recorded as sent: the message and the run marked sent, the
-    `step_sent` event, then the next step scheduled or the enrollment finished.
-
-    The worker's every send runs it (plain statements on its connection), and so do the
-    slow path (a late or recovered send) and a person's review of an unknown send
-    (outbox.resolve_unknown). `tried`: this counts as a delivery attempt of the run's;
-    `message_done`: the caller's own guarded statement already marked the message.
-    `session`: the caller's, when it holds the enrollment row. Returns the run's attempts.
-    """
-    if not message_done:
-        _MESSAGE_SENT.run(connection, {"pk": sent.message_pk, "now": sent_at})
-    params = {"run_id": sent.run_id, "now": sent_at, "tries": 1 if tried else 0}
-    [(attempts, step_type, variant)] = _RUN_SENT.run(connection, params).fetchall()
-    attempts = int(attempts)
-    sequence_id = sent.enrollment["sequence_id"]
-    step = StepOf(sequence_id, sent.step_position, variant or NO_VARIANT, step_type)
-    counters.run_moved(connection, step, sent.was, StepRunStatus.SENT)
-    counted_messages.message_sent(
-        connection, sequence_id, sent.enrollment["enrollment_id"], sent.message_pk, sent_at
-    )
-    event = {
-        "enrollment_id": sent.enrollment["enrollment_id"],
-        "contact_id": sent.enrollment["contact_id"],
-        "sequence_id": sent.enrollment["sequence_id"],
-        "step_position": sent.step_position,
-        "message_id": sent.message_pk,
+    replies = [(c.message_pk, f"{r.code or ''} {r.reply}".strip()) for c, r in sent]
+    params = {
+        **_DELIVERED.bind(replies, connection.dialect),
+        "worker": worker_id,
+        "now": now,
     }
-    webhooks.emit(connection, sent_at, WebhookEvent.STEP_SENT, event)
-    if sent.last_step:  # the common end of a sequence, without loading its snapshot
-        finish_enrollment(connection, sent.enrollment, sent_at)
-        return attempts
-    with Session(bind=connection) if session is None else _borrowed(session) as own:
-        enrollment = own.get_one(Enrollment, sent.enrollment["enrollment_id"], with_for_update=True)
-        after_step_completed(own, enrollment, sent.step_position, sent_at)
-        own.flush()
-    return attempts
-
-
-@contextmanager
-def _borrowed(session: Session) -> Iterator[Session]:
-    yield session
+    marked = {row[0] for row in _MARK_SENT.run(connection, params).fetchall()}
+    ours = [(c, r) for c, r in sent if c.message_pk in marked]
+    steps = [SentStep.of(c) for c, _ in ours]
+    attempts = record_steps_sent(connection, steps, now, tried=True, message_done=True)
+    _ATTEMPT.run_many(
+        connection,
+        [
+            {"pk": step.message_pk, "attempt": attempts[step.run_id], "outcome": r.outcome,
+             "code": r.code, "reply": r.reply, "now": now}
+            for step, (_, r) in zip(steps, ours, strict=True)
+        ],
+    )  # fmt: skip
+    return marked
 
 
 def _record_slowly(

@@ -25,7 +25,8 @@ from cadenza.services.context import Context
 from cadenza.services.counters import deltas as counters
 from cadenza.services.counters.deltas import StepOf
 from cadenza.services.crm.contacts import ContactView
-from cadenza.services.delivery.handover import MAX_ATTEMPTS, SentStep, record_step_sent
+from cadenza.services.delivery.handover import MAX_ATTEMPTS
+from cadenza.services.delivery.sent_steps import SentStep, record_step_sent
 from cadenza.services.enrollment.control import reopen_after_failed_send
 from cadenza.services.enrollment.enroll import contact_refusal
 from cadenza.services.lookup import fetch

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, Integer, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import Executable
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
@@ -29,21 +30,33 @@ from cadenza.services.counters.deltas import StepOf
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
+from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import Enrollment, Message, StepRun
 from cadenza.store.prepared import Prepared
 
-# Compiled once: the worker finishes an enrollment with every last step it sends. One
-# statement per live state, so that the state it leaves is known (for its counters)
-# without reading the row: the first matches all but enrollments paused meanwhile.
-_FINISH = {
-    state: Prepared(
-        update(Enrollment)
-        .where(Enrollment.id == bindparam("enrollment_id"), Enrollment.state == str(state))
-        .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
-        .execution_options(synchronize_session=False)
-    )
-    for state in LIVE_ENROLLMENT_STATES
-}
+# Compiled once: the worker finishes an enrollment with every last step it sends, and
+# all the enrollments of one hand-over commit in one statement (store/bound_rows.py).
+# One statement per live state, so that the state each leaves is known (for its
+# counters) without reading the rows: the first matches all but enrollments paused
+# meanwhile.
+_FINISHING = BoundRows("finishing", enrollment_id=Integer())
+
+
+def _finish_statement(state: str) -> Prepared:
+    def build(dialect: str) -> Executable:
+        rows = _FINISHING.table(dialect)
+        return (
+            update(Enrollment)
+            .where(Enrollment.id.in_(select(rows.c.enrollment_id)), Enrollment.state == state)
+            .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
+            .returning(Enrollment.id)
+            .execution_options(synchronize_session=False)
+        )
+
+    return Prepared(build=build)
+
+
+_FINISH = {state: _finish_statement(str(state)) for state in LIVE_ENROLLMENT_STATES}
 
 
 def add_step_run(
@@ -95,35 +108,51 @@ def after_step_completed(
 
 
 def finish_enrollment(connection: Connection, enrollment: dict, finished_at: datetime) -> bool:
+    """`finish_enrollments` of one: False when it was no longer live."""
+    return bool(finish_enrollments(connection, [enrollment], finished_at))
+
+
+def finish_enrollments(
+    connection: Connection, enrollments: list[dict], finished_at: datetime
+) -> list[dict]:
     """The one way an enrollment finishes: its last step done, it ends, and says so.
 
-    `enrollment` is what enrollment events carry (`webhooks.enrollment_event`): the
-    worker builds it from its claim without loading the row, other paths from the row.
-    Plain statements on the caller's connection, since the worker's hand-over runs this
-    for every last step it sends; False when the enrollment was no longer live (it
-    ended meanwhile) and nothing happened.
+    Each of `enrollments` is what enrollment events carry (`webhooks.enrollment_event`):
+    the worker builds it from its claim without loading the row, other paths from the
+    row. Plain statements on the caller's connection, one per live state for all of
+    them, since the worker's hand-over commit runs this for every last step it sends.
+    Returns those that finished; one that ended meanwhile is left as it is.
     """
-    params = {"enrollment_id": enrollment["enrollment_id"], "now": finished_at}
-    left = next(
-        (state for state, finish in _FINISH.items() if finish.run(connection, params).rowcount),
-        None,
-    )
-    if left is None:
-        return False
-    counters.enrollment_moved(
-        connection, enrollment["sequence_id"], (left, None), (EnrollmentState.FINISHED, None)
-    )
-    event = {**enrollment, "state": str(EnrollmentState.FINISHED)}
-    webhooks.emit(connection, finished_at, WebhookEvent.FINISHED, event)
-    ended = {
-        "enrollment_id": event["enrollment_id"],
-        "contact_id": event["contact_id"],
-        "sequence_id": event["sequence_id"],
-        "state": event["state"],
-        "reason": None,
-    }
-    triggers.enrollment_ended(connection, finished_at, ended)
-    return True
+    waiting = {e["enrollment_id"]: e for e in enrollments}
+    finished: list[dict] = []
+    for state, finish in _FINISH.items():
+        if not waiting:
+            break
+        params = {
+            **_FINISHING.bind([(i,) for i in waiting], connection.dialect),
+            "now": finished_at,
+        }
+        for (enrollment_id,) in finish.run(connection, params).fetchall():
+            enrollment = waiting.pop(enrollment_id)
+            finished.append(enrollment)
+            counters.enrollment_moved(
+                connection,
+                enrollment["sequence_id"],
+                (state, None),
+                (EnrollmentState.FINISHED, None),
+            )
+    for enrollment in finished:
+        event = {**enrollment, "state": str(EnrollmentState.FINISHED)}
+        webhooks.emit(connection, finished_at, WebhookEvent.FINISHED, event)
+        ended = {
+            "enrollment_id": event["enrollment_id"],
+            "contact_id": event["contact_id"],
+            "sequence_id": event["sequence_id"],
+            "state": event["state"],
+            "reason": None,
+        }
+        triggers.enrollment_ended(connection, finished_at, ended)
+    return finished
 
 
 def mark_unknown(

@@ -18,13 +18,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from cadenza.domain.enums import AutomationEventType, AutomationTrigger
-from cadenza.store.models import AutomationEvent, AutomationRule
-from cadenza.store.prepared import Prepared
-from cadenza.store.read_once import once
+from cadenza.services.events_out.listeners import listeners
+from cadenza.store.models import AutomationEvent
 
 CAUSE_KEY = "cadenza.automation_cause"
 
@@ -42,11 +41,7 @@ TRIGGER_EVENTS = {
     AutomationTrigger.BOUNCED: AutomationEventType.ENROLLMENT_ENDED,
 }
 
-# The trigger types of the enabled rules: asked once per hand-over commit
-# (store/read_once.py), so compiled once and run on the driver's cursor.
-_LISTENING = Prepared(
-    select(AutomationRule.trigger["type"].as_string()).where(AutomationRule.enabled.is_(True))
-)
+_TRIGGERS = {str(trigger) for trigger in AutomationTrigger}
 
 
 def _connection(session: Session | Connection) -> Connection:
@@ -59,8 +54,8 @@ def _info(session: Session | Connection) -> dict:
 
 def listened_types(session: Session | Connection) -> set[str]:
     connection = _connection(session)
-    rows = once(connection, "listened_triggers", lambda: _LISTENING.run(connection).fetchall())
-    return {TRIGGER_EVENTS.get(trigger_type, "") for (trigger_type,) in rows}
+    rows = listeners(connection).rule_triggers
+    return {str(TRIGGER_EVENTS[AutomationTrigger(t)]) for t in rows if t in _TRIGGERS}
 
 
 def record(

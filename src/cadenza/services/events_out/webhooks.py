@@ -31,15 +31,13 @@ from cadenza.services.access import authorize
 from cadenza.services.accounts.keys import open_sealed, seal
 from cadenza.services.audit import record
 from cadenza.services.context import Context
+from cadenza.services.events_out.listeners import listeners
 from cadenza.services.read_models import copy_row
 from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
-from cadenza.store.prepared import Prepared
-from cadenza.store.read_once import once
 
 LEASE = timedelta(minutes=2)  # longer than a POST may take (10 s timeout) by far
 
 # Read for every event, the engine's sends included: run on the driver's cursor.
-_ACTIVE = Prepared(select(Webhook.id, Webhook.events).where(Webhook.active.is_(True)))
 _NEW_DELIVERY = insert(WebhookDelivery).values(
     webhook_id=bindparam("webhook_id"),
     event_id=bindparam("event_id"),
@@ -239,8 +237,8 @@ def emit(
     """One delivery per active webhook subscribed to `event_type`, in the caller's
     transaction. With no webhooks this is one small read."""
     connection = session.connection() if isinstance(session, Session) else session
-    active = once(connection, "active_webhooks", lambda: _ACTIVE.run(connection).fetchall())
-    targets = [webhook_id for webhook_id, events in active if event_type in _events(events)]
+    active = listeners(connection).webhooks
+    targets = [webhook_id for webhook_id, events in active if event_type in events]
     if not targets:
         return
     rows = []
@@ -267,10 +265,6 @@ def enrollment_event(enrollment: Enrollment) -> dict[str, Any]:
         "mailbox_id": enrollment.mailbox_id,
         "state": enrollment.state,
     }
-
-
-def _events(stored: Any) -> list[str]:
-    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 def _payload(event_id: str, event_type: str, now: datetime, data: dict) -> dict:

@@ -1,0 +1,74 @@
+"""Many rows bound to one statement, which reads them as a table.
+
+The worker's hand-over commit marks and records the emails of many mailboxes at once
+(services/delivery/handover.py). One statement for all of them, instead of one per
+email, is one execution and one round trip: on PostgreSQL each statement costs the
+server an execution and the worker a wait, and with two workers on two cores that
+cost, not the sending, set the pace (bench/engine.py). The SQL does not depend on how
+many rows there are, so it is compiled once and the server prepares it once
+(store/prepared.py), where a VALUES list would be a new statement for every count.
+
+PostgreSQL gets one array per column, read by `unnest`: its planner expects a few rows
+from an array it cannot see (a generic plan), so it looks the rows up by their keys'
+indexes, where `json_to_recordset`'s fixed guess of 100 rows made it scan whole tables.
+SQLite has no arrays: it gets one JSON array of rows, read by `json_each`. Each value
+passes through its column type's bind processor, so an instant is compared exactly as
+it is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import FromClause
+from sqlalchemy.types import TypeEngine
+
+
+class BoundRows:
+    """A table of named, typed columns whose rows are given when the statement runs."""
+
+    def __init__(self, name: str, **columns: TypeEngine[Any]) -> None:
+        self.name = name
+        self.columns = columns
+
+    def table(self, dialect_name: str, alias: str | None = None) -> FromClause:
+        """The rows as a FROM item named after the parameter (or `alias`, to read them
+        twice in one statement), its columns typed."""
+        name = alias or self.name
+        if dialect_name == "postgresql":
+            arrays = [
+                bindparam(self._array(column), type_=ARRAY(type_))
+                for column, type_ in self.columns.items()
+            ]
+            return func.unnest(*arrays).table_valued(*self.columns).render_derived(name=name)
+        each = func.json_each(bindparam(self.name, type_=String)).table_valued("value")
+        fields = [
+            func.json_extract(each.c.value, f"$[{i}]", type_=type_).label(column)
+            for i, (column, type_) in enumerate(self.columns.items())
+        ]
+        return select(*fields).subquery(name)
+
+    def bind(self, rows: Iterable[Sequence[Any]], dialect: Dialect) -> dict[str, Any]:
+        """The parameters for these rows, each a sequence in the columns' order."""
+        rows = list(rows)
+        if dialect.name == "postgresql":
+            return {
+                self._array(column): [row[i] for row in rows]
+                for i, column in enumerate(self.columns)
+            }
+        processors = [
+            t.dialect_impl(dialect).bind_processor(dialect) for t in self.columns.values()
+        ]
+        encoded = [
+            [v if p is None or v is None else p(v) for v, p in zip(row, processors, strict=True)]
+            for row in rows
+        ]
+        return {self.name: json.dumps(encoded, separators=(",", ":"))}
+
+    def _array(self, column: str) -> str:
+        return f"{self.name}_{column}"

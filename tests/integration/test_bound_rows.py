@@ -1,0 +1,58 @@
+"""Rows bound to one statement (store/bound_rows.py), on both databases: what comes
+back is what went in, and an instant compares as the column that stores it does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Integer, Text, select
+
+from cadenza.store.bound_rows import BoundRows
+from cadenza.store.models import Mailbox
+from cadenza.store.prepared import Prepared
+from cadenza.store.types import UTCDateTime
+from tests.support.seed import seed_due_emails
+
+ROWS = BoundRows("given", n=Integer(), word=Text(), at=UTCDateTime())
+ECHO = Prepared(build=lambda dialect: select(ROWS.table(dialect)))
+
+
+def test_rows_come_back_as_given(database):
+    at = datetime(2026, 12, 5, 22, 30, 1, 250, tzinfo=UTC)
+    given = [(1, "one", at), (2, None, at + timedelta(hours=1)), (3, 'it\'s "quoted"', None)]
+    with database.engine.begin() as connection:
+        rows = ECHO.run(connection, ROWS.bind(given, connection.dialect)).fetchall()
+    assert [(n, word) for n, word, _ in rows] == [(n, word) for n, word, _ in given]
+    assert [at is None for *_, at in rows] == [False, False, True]
+
+
+def test_no_rows_is_an_empty_table(database):
+    with database.engine.begin() as connection:
+        assert ECHO.run(connection, ROWS.bind([], connection.dialect)).fetchall() == []
+
+
+SLOTS = BoundRows("slots", mailbox_id=Integer(), earliest=UTCDateTime())
+
+
+def _left_before(dialect: str):
+    slots = SLOTS.table(dialect)
+    return (
+        select(slots.c.mailbox_id)
+        .join(Mailbox, Mailbox.id == slots.c.mailbox_id)
+        .where(Mailbox.last_handed_at <= slots.c.earliest)
+    )
+
+
+LEFT_BEFORE = Prepared(build=_left_before)
+
+
+def test_a_bound_instant_compares_with_a_stored_one_to_the_microsecond(ctx, database):
+    [box] = seed_due_emails(ctx, 1, mailboxes=1)
+    handed = datetime(2026, 12, 5, 22, 30, 1, 500_000, tzinfo=UTC)
+    with ctx.db.transaction() as session:
+        session.get_one(Mailbox, box).last_handed_at = handed
+    one_before, same = handed - timedelta(microseconds=1), handed
+    with database.engine.begin() as connection:
+        for earliest, found in ((one_before, []), (same, [(box,)])):
+            params = SLOTS.bind([(box, earliest)], connection.dialect)
+            assert [tuple(r) for r in LEFT_BEFORE.run(connection, params).fetchall()] == found
