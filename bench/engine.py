@@ -77,6 +77,7 @@ class Run:
     db_seconds: list[float]
     statements: list[int]
     commits: list[int]
+    server_cpu: float = 0.0  # the database server's CPU seconds (PostgreSQL's processes)
 
 
 def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes: int) -> Run:
@@ -85,6 +86,7 @@ def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes:
     with scratch_database(kind) as db, tempfile.TemporaryDirectory() as folder:
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
         seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port)
+        server_before = database_server_cpu() if kind == "postgresql" else 0.0
         env = {**os.environ, "CADENZA_DATABASE_URL": db.url}
         outs = [f"{folder}/w{i}.json" for i in range(workers)]
         logs = [open(f"{folder}/w{i}.log", "w+") for i in range(workers)]  # noqa: SIM115
@@ -99,6 +101,7 @@ def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes:
         for process in processes:
             process.wait()
         ended = time.time()
+        server_cpu = database_server_cpu() - server_before if kind == "postgresql" else 0.0
         handed = []
         for log in logs:
             log.seek(0)
@@ -110,8 +113,26 @@ def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes:
         return Run(
             kind, workers, rate, handed,
             [c["cpu_seconds"] for c in counted], [c["db_seconds"] for c in counted],
-            [c["statements"] for c in counted], [c["commits"] for c in counted],
+            [c["statements"] for c in counted], [c["commits"] for c in counted], server_cpu,
         )  # fmt: skip
+
+
+def database_server_cpu() -> float:
+    """CPU seconds of the PostgreSQL server's processes so far: the live ones', and what
+    the postmaster collected from its ended children (each connection's backend ends
+    with its worker). The whole server: nothing else may use it during a run."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "username"]):
+        if process.info["name"] != "postgres" and process.info["username"] != "postgres":
+            continue
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+            if process.ppid() == 1 or process.parent().name() != "postgres":  # the postmaster
+                total += times.children_user + times.children_system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -201,14 +222,15 @@ def main() -> None:
 def table(base: float, runs: list[Run]) -> None:
     reference = runs[0].rate
     print(f"{'run':<16}{'msg/s':>7}{'÷ base':>8}{'÷ 1st':>7}  {'emails':<24}{'CPU ms':<26}"
-          f"{'DB wait ms':<26}{'stmts':<26}commits")  # fmt: skip
+          f"{'DB wait ms':<26}{'stmts':<26}{'commits':<26}DB server CPU ms")  # fmt: skip
     for run in runs:
         print(
             f"{run.db + ' x' + str(run.workers):<16}{run.rate:>7.0f}{run.rate / base:>8.2f}"
             f"{run.rate / reference:>7.2f}  {' '.join(map(str, run.handed)):<24}"
             f"{per_email(run.cpu, run.handed):<26}{per_email(run.db_seconds, run.handed):<26}"
             f"{per_email([s / 1000 for s in run.statements], run.handed):<26}"
-            f"{per_email([c / 1000 for c in run.commits], run.handed)}"
+            f"{per_email([c / 1000 for c in run.commits], run.handed):<26}"
+            f"{1000 * run.server_cpu / max(sum(run.handed), 1):.2f}"
         )
 
 

@@ -56,3 +56,14 @@ def test_a_bound_instant_compares_with_a_stored_one_to_the_microsecond(ctx, data
         for earliest, found in ((one_before, []), (same, [(box,)])):
             params = SLOTS.bind([(box, earliest)], connection.dialect)
             assert [tuple(r) for r in LEFT_BEFORE.run(connection, params).fetchall()] == found
+
+
+def test_the_hand_overs_engine_plans_each_statement_once_on_postgresql(database):
+    """The hand-over's keyed statements take arrays whose length would make PostgreSQL
+    plan them anew at every run (store/db.py, Database.keyed_engine)."""
+    if database.dialect != "postgresql":
+        assert database.keyed_engine is database.engine
+        return
+    with database.keyed_engine.connect() as keyed, database.engine.connect() as plain:
+        assert keyed.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
+        assert plain.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"

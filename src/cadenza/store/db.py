@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,7 +44,7 @@ def _configure_sqlite(engine: Engine) -> None:
 POOL_SIZE = 15
 
 
-def _pool_options(url: str) -> dict[str, int]:
+def _pool_options(url: str) -> dict[str, Any]:
     """POOL_SIZE for a server or a file; an in-memory SQLite database has a pool of
     its own kind (a connection per thread), which takes no size."""
     parsed = make_url(url)
@@ -51,13 +53,18 @@ def _pool_options(url: str) -> dict[str, int]:
     return {"pool_size": POOL_SIZE, "max_overflow": 0}
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, plan_once: bool = False) -> Engine:
+    """`plan_once`: on PostgreSQL, each statement the driver prepares is planned once per
+    connection (`Database.keyed_engine`)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # A ping per checkout guards against a server that dropped the connection; an
     # SQLite file cannot, and the ping would cost a statement per transaction.
     pre_ping = not url.startswith("sqlite")
-    engine = create_engine(url, future=True, pool_pre_ping=pre_ping, **_pool_options(url))
+    options = _pool_options(url)
+    if plan_once and not url.startswith("sqlite"):
+        options["connect_args"] = {"options": "-c plan_cache_mode=force_generic_plan"}
+    engine = create_engine(url, future=True, pool_pre_ping=pre_ping, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -73,6 +80,19 @@ class Database:
         self._readers = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
+
+    @cached_property
+    def keyed_engine(self) -> Engine:
+        """For transactions whose statements find their rows by key: the worker's
+        hand-over commit (services/delivery/handover.py), whose statements take a
+        commit's rows as arrays (store/bound_rows.py). PostgreSQL would plan such a
+        prepared statement anew at every run, since the array's length makes each
+        custom plan look cheaper than the generic one; here each is planned once per
+        connection, which cut the server's CPU per email by about a third
+        (bench/engine.py, docs/benchmarks.md). On SQLite, the one engine."""
+        if self.dialect != "postgresql":
+            return self.engine
+        return make_engine(self.url, plan_once=True)
 
     @property
     def dialect(self) -> str:
@@ -92,3 +112,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if "keyed_engine" in self.__dict__:
+            self.keyed_engine.dispose()

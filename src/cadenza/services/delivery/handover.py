@@ -13,7 +13,8 @@ failed / unknown. Whatever dies where:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import cast
@@ -220,7 +221,7 @@ def hand_over_many(
     """
     if len({claim.mailbox_id for claim in claims}) != len(claims):
         raise ValueError("one email per mailbox at a time: at most one may be unknown")
-    with ctx.db.engine.begin() as connection, read_once(connection), counters.batched(connection):
+    with _commit(ctx) as connection:
         _record_all(connection, ctx, finished, worker_id)
         answers = _begin_handing(connection, ctx, claims, worker_id, ctx.clock.now())
     return [answers[claim.mailbox_id] for claim in claims]
@@ -228,12 +229,17 @@ def hand_over_many(
 
 def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
     if finished:
-        with (
-            ctx.db.engine.begin() as connection,
-            read_once(connection),
-            counters.batched(connection),
-        ):
+        with _commit(ctx) as connection:
             _record_all(connection, ctx, finished, worker_id)
+
+
+@contextmanager
+def _commit(ctx: Context) -> Iterator[Connection]:
+    """One hand-over transaction: on the engine for keyed statements (store/db.py), the
+    listeners read once and the counters' rows written once, at its end."""
+    engine = ctx.db.keyed_engine
+    with engine.begin() as connection, read_once(connection), counters.batched(connection):
+        yield connection
 
 
 def _begin_handing(
