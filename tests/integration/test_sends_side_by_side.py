@@ -16,7 +16,9 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from cadenza.domain.clock import SystemClock
+from cadenza.engine import sends
 from cadenza.engine.worker import Worker, WorkerOptions
+from cadenza.services import worker_jobs as jobs
 from cadenza.services.accounts.mailboxes import update_mailbox
 from cadenza.services.context import Context
 from cadenza.store.models import Mailbox, Message, StepRun
@@ -177,3 +179,43 @@ def test_an_overdue_mailbox_sends_at_once_without_a_separate_prepare(ctx):
         worker.close()
     assert seen[0] == 0
     assert statuses(ctx) == Counter({"sent": 3})
+
+
+def test_a_hand_over_waits_for_the_sends_about_to_end_and_carries_them_together(
+    database, settings, monkeypatch
+):
+    """Four mailboxes, two emails each, every first one held by the server. When one is
+    answered, its mailbox's second email is due while three are still sending: the
+    hand-over waits for them (`Sends._gathered`), so one commit carries all four second
+    emails instead of one commit for the first and another for the rest."""
+    ctx = Context(db=database, clock=SystemClock(), settings=settings)
+    monkeypatch.setattr(sends, "GATHER_SECONDS", 60.0)  # a ceiling: it ends with the sends
+    carried: list[int] = []
+    hand_over_many = jobs.hand_over_many
+
+    def counted(ctx_, claims, worker_id, finished=()):
+        carried.append(len(claims))
+        return hand_over_many(ctx_, claims, worker_id, finished)
+
+    monkeypatch.setattr(jobs, "hand_over_many", counted)
+    with SmtpSink() as sink:
+        seed_due_emails(ctx, 8, mailboxes=4, smtp_port=sink.port, due_at=EARLIER(ctx))
+        release = sink.hold_all_data()
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        gathering = threading.Event()
+        gathered = worker.sends._gathered
+
+        def noted(due):
+            if worker.sends.sending:
+                gathering.set()
+            return gathered(due)
+
+        monkeypatch.setattr(worker.sends, "_gathered", noted)
+        with ticking(worker, release):
+            sink.wait_for_held(4, timeout=60)
+            sink.let_go(1)
+            assert gathering.wait(60)  # one mailbox is due, three still sending
+        received = sink.message_ids()
+    assert carried[:2] == [4, 4]
+    assert len(received) == len(set(received)) == 8
+    assert statuses(ctx) == Counter({"sent": 8})

@@ -106,6 +106,7 @@ class SmtpSink:
         self._faults: dict[str, deque[tuple[str, Any]]] = defaultdict(deque)
         self._hold: threading.Event | None = None
         self._held = self._most_held = 0
+        self._let_go = 0  # held messages to answer before the release (let_go)
         self._live: set[_SinkSMTP] = set()
         self._running = False
         options: dict[str, Any] = {
@@ -230,6 +231,19 @@ class SmtpSink:
         with self._lock:
             self._hold = release
         return release
+
+    def let_go(self, count: int = 1) -> None:
+        """Answers `count` of the held messages (whichever look first), the others still
+        held: one send ends while the rest are in flight."""
+        with self._lock:
+            self._let_go += count
+
+    def _take_let_go(self) -> bool:
+        with self._lock:
+            if self._let_go <= 0:
+                return False
+            self._let_go -= 1
+            return True
 
     def wait_for_held(self, count: int, timeout: float = 30.0) -> int:
         """Waits until `count` messages are held at the same time; returns the most seen."""
@@ -387,7 +401,7 @@ class _Handler:
         if release is not None:
             self.sink._store(envelope)
             self.sink._holding(+1)
-            while not release.is_set():  # polled, as for "hang"
+            while not release.is_set() and not self.sink._take_let_go():  # polled, as for "hang"
                 await asyncio.sleep(0.01)
             self.sink._holding(-1)
             return "250 2.0.0 OK: queued"

@@ -48,7 +48,7 @@ _STOP_CHECK_SECONDS = 0.25
 HAND_OVERS_PER_COMMIT = 100
 # How long a hand-over waits for more of the sends in flight to end, when fewer
 # mailboxes are due than are sending: emails handed over together share one commit.
-GATHER_SECONDS = float(__import__("os").environ.get("CADENZA_GATHER", "0.002"))
+GATHER_SECONDS = 0.002
 
 
 class Sends:
