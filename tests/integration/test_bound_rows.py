@@ -3,9 +3,10 @@ back is what went in, and an instant compares as the column that stores it does.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Integer, Text, select
+from sqlalchemy import JSON, Integer, Text, select
 
 from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import Mailbox
@@ -67,3 +68,19 @@ def test_the_hand_overs_engine_plans_each_statement_once_on_postgresql(database)
     with database.keyed_engine.connect() as keyed, database.engine.connect() as plain:
         assert keyed.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
         assert plain.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+
+
+DOCUMENTS = BoundRows("documents", n=Integer(), data=JSON())
+DOCUMENT_ECHO = Prepared(build=lambda dialect: select(DOCUMENTS.table(dialect)))
+
+
+def test_a_json_value_is_one_value_however_it_nests(database):
+    """A JSON list is a value of its column, not a dimension of the rows' arrays (on
+    PostgreSQL it goes as its text): every other column keeps its value."""
+    given = [(1, [{"url": "https://example.org/a"}, {"url": "https://example.org/b"}]),
+             (2, None), (3, {"nested": [1, [2, 3]]})]  # fmt: skip
+    with database.engine.begin() as connection:
+        params = DOCUMENTS.bind(given, connection.dialect)
+        rows = DOCUMENT_ECHO.run(connection, params).fetchall()
+    decoded = [(n, json.loads(data) if isinstance(data, str) else data) for n, data in rows]
+    assert decoded == given

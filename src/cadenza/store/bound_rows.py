@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select
+from sqlalchemy import JSON, String, Text, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import FromClause
@@ -41,11 +41,21 @@ class BoundRows:
         twice in one statement), its columns typed."""
         name = alias or self.name
         if dialect_name == "postgresql":
+            # a JSON value would be taken for a nested array: it goes as its text
             arrays = [
-                bindparam(self._array(column), type_=ARRAY(type_))
-                for column, type_ in self.columns.items()
+                bindparam(self._array(column), type_=ARRAY(Text if _is_json(t) else t))
+                for column, t in self.columns.items()
             ]
-            return func.unnest(*arrays).table_valued(*self.columns).render_derived(name=name)
+            rows = func.unnest(*arrays).table_valued(*self.columns)
+            if not any(_is_json(t) for t in self.columns.values()):
+                return rows.render_derived(name=name)
+            texts = rows.render_derived(name=f"{name}_text")
+            return select(
+                *(
+                    (cast(texts.c[c], t) if _is_json(t) else texts.c[c]).label(c)
+                    for c, t in self.columns.items()
+                )
+            ).subquery(name)
         each = func.json_each(bindparam(self.name, type_=String)).table_valued("value")
         fields = [
             func.json_extract(each.c.value, f"$[{i}]", type_=type_).label(column)
@@ -58,8 +68,11 @@ class BoundRows:
         rows = list(rows)
         if dialect.name == "postgresql":
             return {
-                self._array(column): [row[i] for row in rows]
-                for i, column in enumerate(self.columns)
+                self._array(column): [
+                    json.dumps(row[i]) if _is_json(t) and row[i] is not None else row[i]
+                    for row in rows
+                ]
+                for i, (column, t) in enumerate(self.columns.items())
             }
         processors = [
             t.dialect_impl(dialect).bind_processor(dialect) for t in self.columns.values()
@@ -72,3 +85,7 @@ class BoundRows:
 
     def _array(self, column: str) -> str:
         return f"{self.name}_{column}"
+
+
+def _is_json(type_: TypeEngine[Any]) -> bool:
+    return isinstance(type_, JSON)

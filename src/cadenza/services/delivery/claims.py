@@ -36,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
@@ -62,6 +63,7 @@ from cadenza.services.delivery.compose import (
 )
 from cadenza.services.enrollment import reminders as task_reminders
 from cadenza.services.enrollment.progress import fail_step
+from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import (
     Contact,
     Enrollment,
@@ -73,6 +75,7 @@ from cadenza.store.models import (
     User,
 )
 from cadenza.store.prepared import Prepared
+from cadenza.store.types import UTCDateTime
 
 PENDING = StepRunStatus.PENDING
 SENDING = StepRunStatus.SENDING
@@ -604,44 +607,60 @@ _Composed = tuple[StepRun, Enrollment, dict[str, Any], datetime, Mailbox]
 
 
 def _store(session: Session, composed: list[_Composed], worker_id: str, lease: timedelta) -> None:
-    """The batch's new messages and its runs' leases, each in one executemany.
+    """The batch's new messages and its runs' leases, each in one statement for all of
+    them (store/bound_rows.py).
 
     Statements compiled once and run on the driver's cursor (store/prepared.py), not
     the unit of work nor the ORM's bulk statements: flushing hundreds of new objects one
     by one cost as much as composing them, and the ORM's bulk paths an eighth of the
-    worker's time (bench/engine.py). Every column is given, as when these rows were ORM
-    objects read back attribute by attribute.
+    worker's time (bench/engine.py). One statement rather than one per row: on
+    PostgreSQL each row of an `executemany` is an execution of its own on the server.
+    Every column is given, as when these rows were ORM objects read back attribute by
+    attribute.
     """
     session.flush()  # what the session changed goes first: these run beside it
     connection = session.connection()
+    dialect = connection.dialect
     new = [message for _, _, message, _, _ in composed if "id" not in message]
     if new:
-        ids = _INSERT_MESSAGE.run_many_returning(
-            connection, [{c: m.get(c) for c in _MESSAGE_COLUMNS} for m in new]
-        )
-        for message, message_id in zip(new, ids, strict=True):
-            message["id"] = message_id
-    _LEASE_RUN.run_many(
-        connection,
-        [
-            {"pk": run.id, "worker": worker_id, "until": slot + lease}
-            for run, _, _, slot, _ in composed
-        ],
-    )
+        rows = _NEW_MESSAGES.bind([[m.get(c) for c in _MESSAGE_COLUMNS] for m in new], dialect)
+        ids = dict(_INSERT_MESSAGES.run(connection, rows).fetchall())
+        for message in new:
+            message["id"] = ids[message["step_run_id"]]
+    leases = [(run.id, slot + lease) for run, _, _, slot, _ in composed]
+    _LEASE_RUNS.run(connection, {**_LEASES.bind(leases, dialect), "worker": worker_id})
 
 
 _MESSAGE_COLUMNS = [c.key for c in Message.__table__.columns if c.key != "id"]
-_INSERT_MESSAGE = Prepared(
-    insert(Message)
-    .values({c: bindparam(c, type_=Message.__table__.c[c].type) for c in _MESSAGE_COLUMNS})
-    .returning(Message.id)
+_NEW_MESSAGES = BoundRows(
+    "new_messages", **{c: Message.__table__.c[c].type for c in _MESSAGE_COLUMNS}
 )
-_LEASE_RUN = Prepared(
-    update(StepRun)
-    .where(StepRun.id == bindparam("pk"))
-    .values(status=SENDING, locked_by=bindparam("worker"), locked_until=bindparam("until"),
-            wait_reason=None)
-)  # fmt: skip
+_LEASES = BoundRows("leases", pk=Integer(), until=UTCDateTime())
+
+
+def _insert_messages(dialect: str) -> Executable:
+    """Each new message is a step's (the map back to the rows is by step run)."""
+    rows = _NEW_MESSAGES.table(dialect)
+    return (
+        insert(Message)
+        .from_select(_MESSAGE_COLUMNS, select(*(rows.c[c] for c in _MESSAGE_COLUMNS)))
+        .returning(Message.step_run_id, Message.id)
+    )
+
+
+def _lease_runs(dialect: str) -> Executable:
+    rows = _LEASES.table(dialect)
+    return (
+        update(StepRun)
+        .where(StepRun.id == rows.c.pk)
+        .values(status=SENDING, locked_by=bindparam("worker"), locked_until=rows.c.until,
+                wait_reason=None)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+
+
+_INSERT_MESSAGES = Prepared(build=_insert_messages)
+_LEASE_RUNS = Prepared(build=_lease_runs)
 
 
 def _follow_up_allowed_from(run: StepRun, enrollment: Enrollment, now: datetime) -> datetime:
