@@ -176,14 +176,14 @@ def test_a_claim_takes_this_mailboxs_due_emails_only(ctx, world):
     other = second_mailbox(ctx, world)
     [elsewhere] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
     [later] = enroll_ids(world, [world.contact("c@corp.example")], mailbox_id=world.mailbox.id)
-    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + timedelta(seconds=3))
+    horizon = timedelta(minutes=5)  # the helper's: room for every run here
+    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + horizon * 2)
     calls = world.make_sequence(steps=TASK_STEP, name="Calls")
     [task] = enroll_ids(
         world, [world.contact("d@corp.example")], calls, mailbox_id=world.mailbox.id
     )
     # `later` falls due after the horizon: not taken ahead
-    taken = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=2))
-    assert [c.enrollment_id for c in taken] == [mine]
+    assert [c.enrollment_id for c in claim(ctx, "w1", world.mailbox.id, horizon=horizon)] == [mine]
     assert [
         (run_of(ctx, e).status, run_of(ctx, e).locked_by) for e in (elsewhere, later, task)
     ] == [("pending", None)] * 3
@@ -214,6 +214,19 @@ def test_an_email_due_within_the_horizon_is_claimed_ahead_with_its_due_time_as_s
     assert run_of(ctx, ids[0]).locked_until == due + LEASE
     assert (run_of(ctx, ids[2]).status, run_of(ctx, ids[2]).wait_reason) == ("pending", None)
     assert one(ctx, Mailbox, world.mailbox.id).next_send_at == due + timedelta(seconds=12)
+
+
+def test_a_step_due_past_the_horizon_holds_back_no_due_reminder(ctx, world):
+    """The claim reads no run due past its horizon: read, it would be the mailbox's next
+    email, get no slot, and hold back the reminder due now behind it."""
+    task = due_reminder(ctx, world)
+    [eid] = enroll_ids(world, [world.contact("a@corp.example")])
+    write(ctx, StepRun, run_of(ctx, eid).id, due_at=ctx.clock.now() + timedelta(seconds=3))
+
+    taken = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=2))
+
+    assert [c.task_id for c in taken] == [task.id]
+    assert (run_of(ctx, eid).status, run_of(ctx, eid).wait_reason) == ("pending", None)
 
 
 def test_an_email_due_within_the_horizon_whose_slot_is_not_is_left_waiting(ctx, world):
