@@ -176,15 +176,72 @@ def test_a_claim_takes_this_mailboxs_due_emails_only(ctx, world):
     other = second_mailbox(ctx, world)
     [elsewhere] = enroll_ids(world, [world.contact("b@corp.example")], mailbox_id=other.id)
     [later] = enroll_ids(world, [world.contact("c@corp.example")], mailbox_id=world.mailbox.id)
-    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + timedelta(seconds=1))
+    horizon = timedelta(minutes=5)  # the helper's: room for every run here
+    write(ctx, StepRun, run_of(ctx, later).id, due_at=ctx.clock.now() + horizon * 2)
     calls = world.make_sequence(steps=TASK_STEP, name="Calls")
     [task] = enroll_ids(
         world, [world.contact("d@corp.example")], calls, mailbox_id=world.mailbox.id
     )
-    assert [c.enrollment_id for c in claim(ctx, "w1", world.mailbox.id)] == [mine]
+    # `later` falls due after the horizon: not taken ahead
+    assert [c.enrollment_id for c in claim(ctx, "w1", world.mailbox.id, horizon=horizon)] == [mine]
     assert [
         (run_of(ctx, e).status, run_of(ctx, e).locked_by) for e in (elsewhere, later, task)
     ] == [("pending", None)] * 3
+
+
+def test_an_email_due_within_the_horizon_is_claimed_ahead_with_its_due_time_as_slot(ctx, world):
+    """Claimed now, so the worker can open the session and has the message composed, but
+    its slot is its due time: it never leaves early. The one behind it is spaced after
+    it; one due past the horizon is left pending, told nothing."""
+    ids = [enroll_ids(world, [c])[0] for c in world.contacts(3)]
+    now = ctx.clock.now()
+    due = now + timedelta(seconds=3)
+    for eid, at in zip(ids, (due, due, now + timedelta(seconds=20)), strict=True):
+        write(ctx, StepRun, run_of(ctx, eid).id, due_at=at)
+    soon = now + timedelta(seconds=10)
+    assert claims.mailboxes_with_due_email(ctx, slot_before=soon) == []  # due now: none
+    assert claims.mailboxes_with_due_email(ctx, slot_before=soon, due_before=soon) == [
+        world.mailbox.id
+    ]
+
+    taken = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=10))
+
+    assert [(c.enrollment_id, c.slot) for c in taken] == [
+        (ids[0], due),
+        (ids[1], due + timedelta(seconds=6)),  # spaced after the first, 10 a minute
+    ]
+    assert [m.status for m in rows(ctx, Message)] == ["prepared"] * 2  # composed ahead
+    assert run_of(ctx, ids[0]).locked_until == due + LEASE
+    assert (run_of(ctx, ids[2]).status, run_of(ctx, ids[2]).wait_reason) == ("pending", None)
+    assert one(ctx, Mailbox, world.mailbox.id).next_send_at == due + timedelta(seconds=12)
+
+
+def test_a_step_due_past_the_horizon_holds_back_no_due_reminder(ctx, world):
+    """The claim reads no run due past its horizon: read, it would be the mailbox's next
+    email, get no slot, and hold back the reminder due now behind it."""
+    task = due_reminder(ctx, world)
+    [eid] = enroll_ids(world, [world.contact("a@corp.example")])
+    write(ctx, StepRun, run_of(ctx, eid).id, due_at=ctx.clock.now() + timedelta(seconds=3))
+
+    taken = claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=2))
+
+    assert [c.task_id for c in taken] == [task.id]
+    assert (run_of(ctx, eid).status, run_of(ctx, eid).wait_reason) == ("pending", None)
+
+
+def test_an_email_due_within_the_horizon_whose_slot_is_not_is_left_waiting(ctx, world):
+    """Due in 3 s, but the mailbox's next slot is 30 s away: nothing granted, and the run
+    is told why, so the round does not look at the mailbox again before its slot."""
+    [eid] = enroll_ids(world, [world.contact()])
+    now = ctx.clock.now()
+    write(ctx, StepRun, run_of(ctx, eid).id, due_at=now + timedelta(seconds=3))
+    write(ctx, Mailbox, world.mailbox.id, next_send_at=now + timedelta(seconds=30))
+
+    assert claim(ctx, "w1", world.mailbox.id, horizon=timedelta(seconds=10)) == []
+
+    assert run_of(ctx, eid).wait_reason == "rate_limit"
+    soon = now + timedelta(seconds=10)
+    assert claims.mailboxes_with_due_email(ctx, slot_before=soon, due_before=soon) == []
 
 
 def test_a_claim_of_a_locked_or_idle_mailbox_takes_nothing(ctx, world):

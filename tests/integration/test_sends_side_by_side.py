@@ -219,3 +219,26 @@ def test_a_hand_over_waits_for_the_sends_about_to_end_and_carries_them_together(
     assert carried[:2] == [4, 4]
     assert len(received) == len(set(received)) == 8
     assert statuses(ctx) == Counter({"sent": 8})
+
+
+def test_first_emails_due_within_the_horizon_are_claimed_ahead_and_leave_when_due(ctx):
+    """Three mailboxes whose emails fall due a second from now (a new wave: nothing sent
+    yet): the tick claims them at once, opens their sessions before they are due, and
+    hands each over at its due time, not before."""
+    with SmtpSink() as sink:
+        due = ctx.clock.now() + timedelta(seconds=1)
+        seed_due_emails(ctx, 3, mailboxes=3, smtp_port=sink.port, due_at=due)
+        worker = Worker(ctx, WorkerOptions(webhooks=False))  # horizon 2 s
+        seen = _connections_at_first_hand_over(ctx, sink, worker)
+        claimed_at = ctx.clock.now()
+        worker.tick()
+        worker.close()
+        received = sink.message_ids()
+    with ctx.db.read() as session:
+        handed = list(session.scalars(select(Message.handed_at)))
+        first_claimed = session.scalar(select(func.min(Message.created_at)))
+    assert first_claimed == claimed_at  # claimed (and composed) ahead of the due time
+    assert seen[0] == 3  # every session open at the first hand-over
+    assert len(handed) == 3 and all(at is not None and at >= due for at in handed)
+    assert len(received) == 3
+    assert statuses(ctx) == Counter({"sent": 3})

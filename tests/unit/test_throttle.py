@@ -106,3 +106,26 @@ def test_most_slots_is_what_plan_slots_grants_at_most(next_free, horizon, room, 
         daily_room=room,
     )
     assert got == most == len(granted.slots)
+
+
+def test_an_item_claimed_ahead_is_slotted_no_sooner_than_it_is_due():
+    """Items due later than the mailbox is free get their due times; the next ones are
+    spaced after them; an item due past the horizon is not granted."""
+    due = [NOW + timedelta(seconds=4), NOW + timedelta(seconds=4), NOW + timedelta(seconds=50)]
+    result = plan_slots(
+        next_free=None,
+        now=NOW,
+        horizon=NOW + timedelta(seconds=30),
+        per_minute_limit=6,
+        bulk_first=[False] * 3,
+        daily_room=100,
+        due=due,
+    )
+    assert result.slots == [due[0], due[0] + timedelta(seconds=10)]
+    assert result.next_free == due[0] + timedelta(seconds=20)
+    # due before the mailbox is free: the mailbox's slot, as without due times
+    free = NOW + timedelta(seconds=8)
+    assert plan_slots(
+        next_free=free, now=NOW, horizon=NOW + timedelta(seconds=30), per_minute_limit=6,
+        bulk_first=[False], daily_room=100, due=[NOW + timedelta(seconds=2)],
+    ).slots == [free]  # fmt: skip

@@ -35,7 +35,8 @@ def worker(
     horizon: float = typer.Option(
         WorkerOptions.horizon.total_seconds(),
         min=0.1,
-        help="Seconds ahead that a claim grants send slots (claims again every half of it).",
+        help="Seconds ahead that a claim grants send slots and takes emails not yet due "
+        "(claims again every half of it).",
     ),
     inbox_interval: float = typer.Option(
         DEFAULT_INTERVAL_SECONDS, help="Seconds between inbox (IMAP) polls; 0 turns it off."

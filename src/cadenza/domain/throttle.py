@@ -53,17 +53,23 @@ def plan_slots(
     per_minute_limit: int,
     bulk_first: list[bool],
     daily_room: int,
+    due: list[datetime] | None = None,
 ) -> SlotPlan:
     """Grants slots, in order, to as many items as fit before `horizon` and the daily room.
 
     Each item waits the spacing of its own kind after the one before, so a bulk first
     step is followed by a 20-second gap even when the next email is a follow-up.
+    `due`: when each item falls due (missing: now). An item claimed ahead of its due time
+    gets a slot no sooner than it, so that its session can be opened and its message
+    composed before it, but it never leaves early.
     """
-    slot = max(next_free or now, now)
+    free = max(next_free or now, now)
+    slot = free
     slots: list[datetime] = []
-    for is_bulk in bulk_first[: max(daily_room, 0)]:
-        if slot > horizon:
+    for i, is_bulk in enumerate(bulk_first[: max(daily_room, 0)]):
+        at = max(slot, due[i]) if due is not None and i < len(due) else slot
+        if at > horizon:
             break
-        slots.append(slot)
-        slot += spacing(per_minute_limit, bulk_first=is_bulk)
-    return SlotPlan(slots, slot if slots else max(next_free or now, now))
+        slots.append(at)
+        slot = at + spacing(per_minute_limit, bulk_first=is_bulk)
+    return SlotPlan(slots, slot if slots else free)

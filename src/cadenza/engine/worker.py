@@ -4,9 +4,10 @@ tasks, claim and send due emails (task reminders among them).
 Everything timed runs from this loop and counts in its next wake-up: nothing waits
 for the inbox poller (which only reads mail) to be running.
 
-A claim round takes what is due now (within every mailbox's throttle, slots up to the
-horizon ahead); the claimed emails are handed over as their slots come (engine/
-sends.py), each mailbox over its own connection, thousands side by side. A running
+A claim round takes what is due by the horizon (within every mailbox's throttle, slots
+up to the horizon ahead, none before its email is due); the claimed emails are handed
+over as their slots come (engine/sends.py), each mailbox over its own connection,
+thousands side by side. A running
 worker claims again every half horizon while earlier emails are still waiting or in
 flight, so slots are granted before they come and a server's slow answer delays
 nothing but its own mailbox. `tick()` is one round taken to its end (every email
@@ -44,7 +45,9 @@ IDLE_TRANSPORT_SECONDS = 60.0
 class WorkerOptions:
     batch_size: int = 200
     lease: timedelta = timedelta(minutes=5)
-    # How far ahead a claim grants send slots; the worker waits for each slot itself.
+    # How far ahead a claim grants send slots and takes emails before they are due (their
+    # slots are no sooner than that: the session is opened and the message composed
+    # before it); the worker waits for each slot itself.
     horizon: timedelta = timedelta(seconds=2)
     poll_interval: float = 1.0
     # Mailboxes sending at the same time, each over its own connection (a thread each

@@ -99,9 +99,10 @@ def claim_due(
     mailboxes: int = 50,
     claimed: Callable[[list[ClaimedEmail]], None] | None = None,
 ) -> list[ClaimedEmail]:
-    """Due emails of up to `mailboxes` mailboxes with work and a free send slot within
-    the horizon — of those, the ones this worker should serve (delivery/affinity.py) —
-    claimed under a lease, in send-slot order. `claimed` is called with each
+    """Emails due within the horizon of up to `mailboxes` mailboxes with work and a free
+    send slot within it — of those, the ones this worker should serve (delivery/
+    affinity.py) — claimed under a lease, in send-slot order (never before they are
+    due: claims.claim_emails). `claimed` is called with each
     transaction's claims (MAILBOXES_PER_TRANSACTION mailboxes) as they are made: a worker
     hands over what is due meanwhile instead of waiting for the whole round."""
     due: list[ClaimedEmail] = []
@@ -109,7 +110,9 @@ def claim_due(
     waiting = affinity.mailboxes_for(
         ctx,
         worker_id,
-        lambda n: claims.mailboxes_with_due_email(ctx, n, slot_before=slot_before),
+        lambda n: claims.mailboxes_with_due_email(
+            ctx, n, slot_before=slot_before, due_before=slot_before
+        ),
         mailboxes,
         live_within=LIVE_WITHIN,
         sticky_for=STICKY_FOR,

@@ -111,10 +111,17 @@ def _sends_email() -> ColumnElement[bool]:
 
 
 def mailboxes_with_due_email(
-    ctx: Context, limit: int = 50, *, slot_before: datetime | None = None
+    ctx: Context,
+    limit: int = 50,
+    *,
+    slot_before: datetime | None = None,
+    due_before: datetime | None = None,
 ) -> list[int]:
     """Mailboxes with due emails, most overdue first: one index range scan of due runs,
     and one of due reminders (the partial reminder index).
+
+    With `due_before`, emails that fall due by then count as due (the claim's horizon:
+    `claim_emails` takes them ahead of their due time, with slots no sooner than it).
 
     With `slot_before`, a mailbox whose next send slot comes later is left out unless
     one of its due runs was never told why it waits: its throttle grants nothing before
@@ -144,7 +151,12 @@ def mailboxes_with_due_email(
         rows = session.execute(
             select(mailbox, func.min(StepRun.due_at))
             .join(Mailbox, Mailbox.id == StepRun.mailbox_id)
-            .where(StepRun.status == PENDING, StepRun.due_at <= now, _sends_email(), *has_room)
+            .where(
+                StepRun.status == PENDING,
+                StepRun.due_at <= (now if due_before is None else max(now, due_before)),
+                _sends_email(),
+                *has_room,
+            )
             .group_by(mailbox)
             .order_by(func.min(StepRun.due_at))
             .limit(limit)
@@ -276,18 +288,21 @@ class _Waits:
     def add(self, reason: StepWaitReason, mailbox_id: int) -> None:
         self.mailboxes.setdefault(reason, []).append(mailbox_id)
 
-    def mark(self, session: Session, now: datetime) -> None:
-        """The mailboxes' due email runs still pending wait, each for its mailbox's
-        reason, writing only the rows whose reason changes. Called once the granted
-        runs are leased (or failed): they are no longer pending, so no list of their
-        ids is sent (with a thousand mailboxes it was thousands of parameters)."""
+    def mark(self, session: Session, due_by: datetime) -> None:
+        """The mailboxes' email runs due by `due_by` (the claim's horizon) still pending
+        wait, each for its mailbox's reason, writing only the rows whose reason changes.
+        Called once the granted runs are leased (or failed): they are no longer pending,
+        so no list of their ids is sent (with a thousand mailboxes it was thousands of
+        parameters). Runs taken ahead of their due time count: marked, a mailbox whose
+        throttle grants nothing before the horizon is not claimed again for nothing
+        (`mailboxes_with_due_email`)."""
         for reason, mailbox_ids in self.mailboxes.items():
             session.execute(
                 update(StepRun)
                 .where(
                     StepRun.mailbox_id.in_(mailbox_ids),
                     StepRun.status == PENDING,
-                    StepRun.due_at <= now,
+                    StepRun.due_at <= due_by,
                     _sends_email(),
                     or_(StepRun.wait_reason.is_(None), StepRun.wait_reason != reason),
                 )
@@ -297,10 +312,10 @@ class _Waits:
 
 
 def _due_runs(
-    session: Session, limits: dict[int, int], now: datetime
+    session: Session, limits: dict[int, int], due_by: datetime
 ) -> dict[int, list[tuple[StepRun, Enrollment]]]:
-    """The first `limits[mailbox]` due email runs of each of these mailboxes, in due
-    order, with their enrollments, locked: one statement for all of them.
+    """The first `limits[mailbox]` email runs due by `due_by` of each of these mailboxes,
+    in due order, with their enrollments, locked: one statement for all of them.
 
     Each mailbox's runs are its own index range, cut at its limit (a mailbox may have
     thousands due: only what its throttle can grant is read). The outer query repeats
@@ -311,7 +326,7 @@ def _due_runs(
     ids = sorted(limits)
     for start in range(0, len(ids), _READ_AT_ONCE):
         these = ids[start : start + _READ_AT_ONCE]
-        params: dict[str, Any] = {"now": now}
+        params: dict[str, Any] = {"due_by": due_by}
         for i, mailbox_id in enumerate(these):
             params[f"m{i}"], params[f"k{i}"] = mailbox_id, limits[mailbox_id]
         for run, enrollment in session.execute(_due_runs_statement(len(these)), params):
@@ -325,7 +340,9 @@ _READ_AT_ONCE = 50
 
 
 def _due_now() -> list[ColumnElement[bool]]:
-    return [StepRun.status == PENDING, StepRun.due_at <= bindparam("now"), _sends_email()]
+    """Pending email runs due by the claim's horizon (`due_by`): taken ahead, their
+    slots are no sooner than their due times (`_plan_mailbox`)."""
+    return [StepRun.status == PENDING, StepRun.due_at <= bindparam("due_by"), _sends_email()]
 
 
 @lru_cache(maxsize=64)
@@ -359,8 +376,14 @@ def claim_emails(
     horizon: timedelta,
     lease: timedelta,
 ) -> list[ClaimedEmail]:
-    """Claims these mailboxes' due emails that fit their throttles before now + horizon,
-    in one transaction.
+    """Claims these mailboxes' emails due by now + horizon that fit their throttles
+    before it, in one transaction.
+
+    An email that falls due within the horizon is claimed ahead, with a slot no sooner
+    than its due time: the worker opens the mailbox's session and has the message
+    composed before the slot comes, instead of starting both once it is due (2,000
+    mailboxes whose first emails fall due within one spacing, each on a new SMTP
+    connection, were late by what that cost: docs/engine.md, "Claimed ahead").
 
     Many mailboxes share one transaction, and their emails one composition (contacts,
     senders, threads and links loaded once): a thousand mailboxes at their per-minute
@@ -395,7 +418,8 @@ def claim_emails(
             if mailbox.connected
         }
         # one more each: does anything wait behind what may be granted?
-        first_reads = _due_runs(session, {m: n + 1 for m, n in wanted.items()}, now)
+        due_by = now + horizon
+        first_reads = _due_runs(session, {m: n + 1 for m, n in wanted.items()}, due_by)
         waits = _Waits()
         plans: list[tuple[Mailbox, list[tuple[StepRun, Enrollment]], list[datetime]]] = []
         for mailbox in mailboxes:
@@ -413,7 +437,7 @@ def claim_emails(
             if slots:  # kept by this worker for a while (delivery/affinity.py)
                 mailbox.claimed_by, mailbox.claimed_at = worker_id, now
         claimed = _prepare(session, ctx, plans, worker_id, lease, now)
-        waits.mark(session, now)  # after: the granted runs are leased, no longer pending
+        waits.mark(session, due_by)  # after: the granted runs are leased, no longer pending
         for mailbox, granted, slots in plans:  # reminders, then digests, after the steps
             mine = reminders.get(mailbox.id, [])
             reminder_slots = slots[len(granted) :]
@@ -472,8 +496,9 @@ def _plan_mailbox(
         behind = len(due) > need
         moved = False
         for run, enrollment in due[:need]:
-            allowed_from = _follow_up_allowed_from(run, enrollment, now)
-            if allowed_from > now:  # no longer due: the next read sees the ones behind
+            at = max(now, run.due_at)  # claimed ahead: when it falls due
+            allowed_from = _follow_up_allowed_from(run, enrollment, at)
+            if allowed_from > at:  # no longer due: the next read sees the ones behind
                 run.due_at, run.wait_reason = allowed_from, StepWaitReason.SEND_WINDOW
                 moved = True
             else:
@@ -482,7 +507,8 @@ def _plan_mailbox(
             break
         # the granted so far come first again (still due): one more than wanted after them
         taken = {run.id for run, _ in sendable}
-        again = _due_runs(session, {mailbox.id: wanted + 1}, now).get(mailbox.id, [])
+        due_by = now + planning.horizon
+        again = _due_runs(session, {mailbox.id: wanted + 1}, due_by).get(mailbox.id, [])
         due = [(run, enrollment) for run, enrollment in again if run.id not in taken]
         read += len(due)
     if not sendable and not reminders and not digests and not behind:
@@ -495,6 +521,7 @@ def _plan_mailbox(
         bulk_first=[run.bulk_first for run, _ in sendable]
         + [False] * (len(reminders) + len(digests)),
         daily_room=room,
+        due=[run.due_at for run, _ in sendable],  # reminders and digests: due now
     )
     granted = sendable[: len(plan.slots)]
     if behind or len(granted) < len(sendable):
