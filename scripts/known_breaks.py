@@ -102,7 +102,7 @@ BREAKS: list[Break] = [
         "PostgreSQL's row locks at hand-over removed (the state read without FOR UPDATE)",
         HANDOVER,
         '    if dialect == "postgresql":\n        return query.with_for_update(',
-        '    if False:\n        return query.with_for_update(',
+        "    if False:\n        return query.with_for_update(",
         [RACES],
     ),
     Break(
@@ -316,7 +316,7 @@ BREAKS: list[Break] = [
         "claim-read-recheck",
         "The claim's read: the due conditions not repeated on the locked rows",
         CLAIMS,
-        "else each[0]), *_due_now())",
+        "else each[0]), *_due_by_horizon())",
         "else each[0]))",
         ["tests/integration/test_claim_locks.py"],
     ),

@@ -60,7 +60,7 @@ class _Plan:
 class Prepared:
     """One statement, or (`build`) one whose SQL differs by dialect beyond what
     SQLAlchemy's compiler does for it: `build(dialect_name)` is called once per dialect
-    (store/bound_rows.py reads its rows with each database's own JSON functions)."""
+    (store/bound_rows.py: arrays on PostgreSQL, a JSON array on SQLite)."""
 
     def __init__(
         self,
@@ -90,23 +90,6 @@ class Prepared:
         plan = self._plan(connection.dialect)
         cursor = connection.connection.driver_connection.cursor()
         cursor.executemany(plan.sql, [plan.parameters(row) for row in rows])
-
-    def run_many_returning(self, connection: Connection, rows: list[dict[str, Any]]) -> list[Any]:
-        """`run_many` for an INSERT ... RETURNING: each row's first returned value, in
-        the rows' order. psycopg returns every row's result from one pipelined
-        `executemany`; sqlite3's `executemany` returns no rows, so SQLite runs the
-        statement once per row (each a call into the library, no round trip)."""
-        if not rows:
-            return []
-        plan = self._plan(connection.dialect)
-        cursor = connection.connection.driver_connection.cursor()
-        if connection.dialect.name == "sqlite":
-            return [cursor.execute(plan.sql, plan.parameters(row)).fetchone()[0] for row in rows]
-        cursor.executemany(plan.sql, [plan.parameters(row) for row in rows], returning=True)
-        found = [cursor.fetchone()[0]]
-        while cursor.nextset():
-            found.append(cursor.fetchone()[0])
-        return found
 
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)

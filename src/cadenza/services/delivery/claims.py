@@ -339,7 +339,7 @@ def _due_runs(
 _READ_AT_ONCE = 50
 
 
-def _due_now() -> list[ColumnElement[bool]]:
+def _due_by_horizon() -> list[ColumnElement[bool]]:
     """Pending email runs due by the claim's horizon (`due_by`): taken ahead, their
     slots are no sooner than their due times (`_plan_mailbox`)."""
     return [StepRun.status == PENDING, StepRun.due_at <= bindparam("due_by"), _sends_email()]
@@ -351,7 +351,7 @@ def _due_runs_statement(mailboxes: int) -> Select[StepRun, Enrollment]:
     than running it. SQLite takes a LIMIT inside a compound query only in a subquery."""
     firsts = [
         select(StepRun.id)
-        .where(StepRun.mailbox_id == bindparam(f"m{i}"), *_due_now())
+        .where(StepRun.mailbox_id == bindparam(f"m{i}"), *_due_by_horizon())
         .order_by(StepRun.due_at, StepRun.id)
         .limit(bindparam(f"k{i}", type_=Integer))
         .subquery()
@@ -361,7 +361,7 @@ def _due_runs_statement(mailboxes: int) -> Select[StepRun, Enrollment]:
     return (
         select(StepRun, Enrollment)
         .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
-        .where(StepRun.id.in_(union_all(*each) if len(each) > 1 else each[0]), *_due_now())
+        .where(StepRun.id.in_(union_all(*each) if len(each) > 1 else each[0]), *_due_by_horizon())
         .order_by(StepRun.mailbox_id, StepRun.due_at, StepRun.id)
         .with_for_update(of=StepRun)
     )
