@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from cadenza.domain.clock import SystemClock
@@ -181,15 +182,11 @@ def test_an_overdue_mailbox_sends_at_once_without_a_separate_prepare(ctx):
     assert statuses(ctx) == Counter({"sent": 3})
 
 
-def test_a_hand_over_waits_for_the_sends_about_to_end_and_carries_them_together(
-    database, settings, monkeypatch
-):
-    """Four mailboxes, two emails each, every first one held by the server. When one is
-    answered, its mailbox's second email is due while three are still sending: the
-    hand-over waits for them (`Sends._gathered`), so one commit carries all four second
-    emails instead of one commit for the first and another for the rest."""
-    ctx = Context(db=database, clock=SystemClock(), settings=settings)
-    monkeypatch.setattr(sends, "GATHER_SECONDS", 60.0)  # a ceiling: it ends with the sends
+def _carried_by_each_commit(ctx: Context, monkeypatch, mailboxes: int, worker: Worker) -> list[int]:
+    """`mailboxes` mailboxes, two emails each, every first one held by the server. One
+    is answered, so its mailbox's second email is due while the others still send; once
+    that hand-over looks at the sends in flight (`Sends._gathered`), the server answers
+    the rest. Returns how many emails each hand-over commit carried."""
     carried: list[int] = []
     hand_over_many = jobs.hand_over_many
 
@@ -199,9 +196,10 @@ def test_a_hand_over_waits_for_the_sends_about_to_end_and_carries_them_together(
 
     monkeypatch.setattr(jobs, "hand_over_many", counted)
     with SmtpSink() as sink:
-        seed_due_emails(ctx, 8, mailboxes=4, smtp_port=sink.port, due_at=EARLIER(ctx))
+        seed_due_emails(
+            ctx, 2 * mailboxes, mailboxes=mailboxes, smtp_port=sink.port, due_at=EARLIER(ctx)
+        )
         release = sink.hold_all_data()
-        worker = Worker(ctx, WorkerOptions(webhooks=False))
         gathering = threading.Event()
         gathered = worker.sends._gathered
 
@@ -212,13 +210,43 @@ def test_a_hand_over_waits_for_the_sends_about_to_end_and_carries_them_together(
 
         monkeypatch.setattr(worker.sends, "_gathered", noted)
         with ticking(worker, release):
-            sink.wait_for_held(4, timeout=60)
+            sink.wait_for_held(mailboxes, timeout=60)
             sink.let_go(1)
-            assert gathering.wait(60)  # one mailbox is due, three still sending
+            assert gathering.wait(60)  # one mailbox is due, the others still sending
         received = sink.message_ids()
+    assert len(received) == len(set(received)) == 2 * mailboxes
+    assert statuses(ctx) == Counter({"sent": 2 * mailboxes})
+    return carried
+
+
+@pytest.mark.parametrize("mailboxes", [4, 2])
+def test_a_hand_over_waits_for_the_sends_about_to_end_and_carries_them_together(
+    database, settings, monkeypatch, mailboxes
+):
+    """When one first email is answered, its mailbox's second email is due while the
+    others are still sending: the hand-over waits for them, so one commit carries all the
+    second emails instead of one commit for the first and another for the rest. Also
+    when as many mailboxes are due as are sending (two): left to take turns, the two
+    halves of a worker's mailboxes never shared a commit again (bench/engine.py)."""
+    ctx = Context(db=database, clock=SystemClock(), settings=settings)
+    monkeypatch.setattr(sends, "GATHER_SECONDS", 60.0)  # a ceiling: it ends with the sends
+    worker = Worker(ctx, WorkerOptions(webhooks=False))
+    carried = _carried_by_each_commit(ctx, monkeypatch, mailboxes, worker)
+    assert carried[:2] == [mailboxes, mailboxes]
+
+
+def test_the_gather_waits_as_long_as_recent_commits_took(database, settings, monkeypatch):
+    """The least wait is short, but a worker whose hand-over commits take long (here, as
+    if each took a minute) waits up to that long, within GATHER_MOST_SECONDS, for the
+    sends in flight: a send that ends just after a commit starts would wait for it and
+    for the next."""
+    ctx = Context(db=database, clock=SystemClock(), settings=settings)
+    monkeypatch.setattr(sends, "GATHER_SECONDS", 0.000_001)
+    monkeypatch.setattr(sends, "GATHER_MOST_SECONDS", 60.0)
+    worker = Worker(ctx, WorkerOptions(webhooks=False))
+    worker.sends._commit_seconds = 60.0
+    carried = _carried_by_each_commit(ctx, monkeypatch, 4, worker)
     assert carried[:2] == [4, 4]
-    assert len(received) == len(set(received)) == 8
-    assert statuses(ctx) == Counter({"sent": 8})
 
 
 def test_first_emails_due_within_the_horizon_are_claimed_ahead_and_leave_when_due(ctx):
