@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,9 +79,13 @@ class Run:
     statements: list[int]
     commits: list[int]
     server_cpu: float = 0.0  # the database server's CPU seconds (PostgreSQL's processes)
+    by_text: dict[str, int] | None = None  # statements by their text's start (--statements)
 
 
-def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes: int) -> Run:
+def engine(
+    host: str, port: int, count: int, kind: str, workers: int, mailboxes: int,
+    statements: bool = False,
+) -> Run:  # fmt: skip
     """N due emails sent by `workers` `cadenza worker` processes, timed from the moment
     the first of them is ready (its imports done) to the last one's exit."""
     with scratch_database(kind) as db, tempfile.TemporaryDirectory() as folder:
@@ -88,6 +93,8 @@ def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes:
         seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port)
         server_before = database_server_cpu() if kind == "postgresql" else 0.0
         env = {**os.environ, "CADENZA_DATABASE_URL": db.url}
+        if statements:
+            env["CADENZA_BENCH_STATEMENTS"] = "1"
         outs = [f"{folder}/w{i}.json" for i in range(workers)]
         logs = [open(f"{folder}/w{i}.log", "w+") for i in range(workers)]  # noqa: SIM115
         processes = [
@@ -114,6 +121,7 @@ def engine(host: str, port: int, count: int, kind: str, workers: int, mailboxes:
             kind, workers, rate, handed,
             [c["cpu_seconds"] for c in counted], [c["db_seconds"] for c in counted],
             [c["statements"] for c in counted], [c["commits"] for c in counted], server_cpu,
+            sum((Counter(c["by_text"]) for c in counted), Counter()) if statements else None,
         )  # fmt: skip
 
 
@@ -164,6 +172,11 @@ def main() -> None:
         help="repeat the baseline and the runs this many times, alternating, and print "
         "each ratio's median: on a shared machine one pair of runs is mostly noise",
     )  # fmt: skip
+    parser.add_argument(
+        "--statements", type=int, default=0, metavar="K",
+        help="also print each run's K most frequent statements, per email (what a commit "
+        "of the hand-over runs, and how often); counting them costs the workers some CPU",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     if args.db == "sqlite" and counts != [1]:
@@ -181,7 +194,9 @@ def main() -> None:
             print(f"round {number}: baseline {base:.0f} messages/s", flush=True)
             runs = []
             for kind, workers in plan:
-                runs.append(engine(host, port, args.n, kind, workers, mailboxes))
+                runs.append(
+                    engine(host, port, args.n, kind, workers, mailboxes, args.statements > 0)
+                )
                 print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
             sink_after = cpu_seconds(counted["pid"])
             sink_base += sink_between - sink_before
@@ -198,6 +213,11 @@ def main() -> None:
         print(f"\nround {number}: baseline smtplib loop {base:.0f} messages/s; {mailboxes} "
               f"mailboxes, N={args.n}; per worker, per email it handed over:")  # fmt: skip
         table(base, runs)
+        for run in runs if args.statements else []:
+            print(f"\n{run.db} x{run.workers}: statements per email, the {args.statements} "
+                  "most frequent")  # fmt: skip
+            for text, n in Counter(run.by_text).most_common(args.statements):
+                print(f"  {n / args.n:6.3f}  {text}")
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds (each ratio within its own round):")
         bases = [base for base, _ in rounds]

@@ -14,7 +14,9 @@ factory), so the product's code carries no benchmark hooks.
 from __future__ import annotations
 
 import atexit
+import collections
 import json
+import os
 import resource
 import sqlite3
 import sys
@@ -24,10 +26,17 @@ from typing import Any
 import psycopg
 
 COUNTS: dict[str, Any] = {"db_seconds": 0.0, "statements": 0, "commits": 0}
+# With CADENZA_BENCH_STATEMENTS set (bench/engine.py --statements): each statement's
+# count, by its text's start (counting costs the worker some CPU of its own).
+BY_TEXT: collections.Counter[str] | None = (
+    collections.Counter() if os.environ.get("CADENZA_BENCH_STATEMENTS") else None
+)
 
 
 def _timed(method: Any, key: str) -> Any:
     def timed(*args: Any, **kwargs: Any) -> Any:
+        if BY_TEXT is not None and key == "statements" and len(args) > 1:
+            BY_TEXT[" ".join(str(args[1]).split())[:90]] += 1
         started = time.perf_counter()
         try:
             return method(*args, **kwargs)
@@ -70,7 +79,10 @@ def _install() -> None:
 def _write(path: str) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open(path, "w") as out:
-        json.dump({**COUNTS, "cpu_seconds": usage.ru_utime + usage.ru_stime}, out)
+        by_text = dict(BY_TEXT) if BY_TEXT is not None else {}
+        json.dump(
+            {**COUNTS, "cpu_seconds": usage.ru_utime + usage.ru_stime, "by_text": by_text}, out
+        )
 
 
 if __name__ == "__main__":
