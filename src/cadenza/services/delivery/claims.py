@@ -339,10 +339,21 @@ def _due_runs(
 _READ_AT_ONCE = 50
 
 
-def _due_by_horizon() -> list[ColumnElement[bool]]:
+def _due_by_horizon(*, opaque: bool = False) -> list[ColumnElement[bool]]:
     """Pending email runs due by the claim's horizon (`due_by`): taken ahead, their
-    slots are no sooner than their due times (`_plan_mailbox`)."""
-    return [StepRun.status == PENDING, StepRun.due_at <= bindparam("due_by"), _sends_email()]
+    slots are no sooner than their due times (`_plan_mailbox`).
+
+    `opaque`: the same conditions, written so that no index can serve them, for
+    re-checking rows already found by key. Given the bare columns, PostgreSQL's planner
+    could read the whole range of due runs through the due index and match it to the
+    keys, which it did whenever its statistics had not yet seen the runs fall due (a
+    bulk enrollment due now, the first minute of bench/latency.py): every claim
+    transaction then read every due run of every mailbox, tens of thousands, where it
+    needed a hundred (bench/latency.py, docs/benchmarks.md)."""
+    status, due_at = StepRun.status, StepRun.due_at
+    if opaque:
+        status, due_at = func.coalesce(status, status), func.coalesce(due_at, due_at)
+    return [status == PENDING, due_at <= bindparam("due_by"), _sends_email()]
 
 
 @lru_cache(maxsize=64)
@@ -361,7 +372,10 @@ def _due_runs_statement(mailboxes: int) -> Select[StepRun, Enrollment]:
     return (
         select(StepRun, Enrollment)
         .join(Enrollment, StepRun.enrollment_id == Enrollment.id)
-        .where(StepRun.id.in_(union_all(*each) if len(each) > 1 else each[0]), *_due_by_horizon())
+        .where(
+            StepRun.id.in_(union_all(*each) if len(each) > 1 else each[0]),
+            *_due_by_horizon(opaque=True),
+        )
         .order_by(StepRun.mailbox_id, StepRun.due_at, StepRun.id)
         .with_for_update(of=StepRun)
     )
