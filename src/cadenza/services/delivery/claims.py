@@ -350,7 +350,8 @@ def _due_by_horizon(*, opaque: bool = False) -> list[ColumnElement[bool]]:
     bulk enrollment due now, the first minute of bench/latency.py): every claim
     transaction then read every due run of every mailbox, tens of thousands, where it
     needed a hundred (bench/latency.py, docs/benchmarks.md)."""
-    status, due_at = StepRun.status, StepRun.due_at
+    status: Any = StepRun.status  # a column, or (opaque) an expression of it
+    due_at: Any = StepRun.due_at
     if opaque:
         status, due_at = func.coalesce(status, status), func.coalesce(due_at, due_at)
     return [status == PENDING, due_at <= bindparam("due_by"), _sends_email()]
