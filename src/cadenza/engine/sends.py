@@ -168,7 +168,7 @@ class Sends:
         on PostgreSQL, where a commit of the hand-over's statements takes several times
         a loopback send, a worker's mailboxes split into two halves that took turns,
         each commit carrying half of them (bench/engine.py: 4.2 emails a commit of 8
-        mailboxes; 6.9 with it, and 1.5 times the rate)."""
+        mailboxes; 6.7 to 8 with it, and 1.5 times the rate)."""
         room = min(self.bound - len(self.sending), HAND_OVERS_PER_COMMIT)
         if not self.sending or len(due) >= room or GATHER_SECONDS <= 0:
             return due

@@ -66,7 +66,8 @@ def _arrays_in_binary(sql: str, binds: dict[str, Any]) -> str:
     binary format: each element prefixed by its length. In the text format, each element
     went through a regular expression looking for quotes and backslashes to escape; for
     a claim's new messages (their bodies and MIME text) that was a tenth of a PostgreSQL
-    worker's CPU (bench/engine.py, docs/benchmarks.md)."""
+    worker's time holding the interpreter lock, in a profile of bench/engine.py
+    (docs/benchmarks.md)."""
     for name, bind in binds.items():
         if isinstance(bind.type, ARRAY):
             sql = sql.replace(f"%({name})s", f"%({name})b")
