@@ -16,6 +16,7 @@ from sqlalchemy import event, update
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.delivery import claims
 from cadenza.store.models import StepRun
+from tests.support.query_plans import plan_nodes
 from tests.support.seed import seed_due_emails
 
 # Tables that stay small (configuration), and partial indexes that hold only live rows.
@@ -150,16 +151,6 @@ def test_the_enrollment_rules_read_their_facts_from_indexes(ctx, database, world
     assert bad == {}
 
 
-def _scans_of(node: dict, table: str) -> list[str]:
-    """How each scan of `table` in a PostgreSQL JSON plan reads it: its index, or Seq."""
-    found = []
-    if node.get("Relation Name") == table:
-        found.append(node.get("Index Name") or node["Node Type"])
-    for child in node.get("Plans", []):
-        found += _scans_of(child, table)
-    return found
-
-
 def test_the_claim_finds_due_runs_by_key_whatever_the_statistics(ctx, database):
     """PostgreSQL plans by statistics, which lag: here they were taken while every run
     was due in a month, then the runs all fell due (a bulk enrollment due now). The
@@ -188,5 +179,10 @@ def test_the_claim_finds_due_runs_by_key_whatever_the_statistics(ctx, database):
         connection.exec_driver_sql("SET enable_seqscan = off")
         [[plan]] = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql).all()
         connection.rollback()
-    used = _scans_of(plan[0]["Plan"], "step_runs")
+    # how each scan of step_runs reads it: its index, or Seq Scan
+    used = [
+        node.get("Index Name") or node["Node Type"]
+        for node in plan_nodes(plan)
+        if node.get("Relation Name") == "step_runs"
+    ]
     assert used and set(used) <= {"pk_step_runs", "ix_step_runs_mailbox_due"}, used

@@ -33,6 +33,7 @@ import pytest
 from sqlalchemy import event
 
 from cadenza.services.accounts.users import create_token, create_user
+from tests.support.query_plans import plan_nodes
 from tests.support.report_history import seed_history, team
 from tests.support.rows import insert_contacts
 from tests.support.seed import seed_due_emails
@@ -212,9 +213,7 @@ def test_postgresql_finds_a_searched_word_through_its_trigram_index(ctx, databas
     with database.engine.connect() as connection:
         for sql, params in searches:
             [[plan]] = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql, params).all()
-            nodes = [plan[0]["Plan"]]
-            for node in nodes:
-                nodes.extend(node.get("Plans", []))
+            nodes = plan_nodes(plan)
             used = {n.get("Index Name") for n in nodes}
             assert "ix_contacts_search_trgm" in used, (sql, nodes)
 
