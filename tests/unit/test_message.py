@@ -7,7 +7,9 @@ import unicodedata
 from dataclasses import replace
 from datetime import datetime
 from email import policy
+from email._header_value_parser import get_addr_spec
 from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -17,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cadenza.domain import message
 from cadenza.domain.message import (
     OutgoingEmail,
     build_mime,
@@ -295,6 +298,24 @@ def test_subject_injection_yields_exactly_one_subject():
 def test_invalid_addresses_are_rejected(field, address):
     with pytest.raises(ValueError):
         build_mime(make(**{field: address}))
+
+
+@given(st.one_of(st.from_regex(message._DOT_ATOM_ADDRESS, fullmatch=True), st.text()))
+def test_an_address_taken_by_the_quick_pattern_is_one_the_stdlib_parser_takes_as_is(address):
+    """The pattern lets addresses skip the parser: it must never let one through that
+    the parser would refuse or read otherwise."""
+    if message._DOT_ATOM_ADDRESS.fullmatch(address):
+        parsed, rest = get_addr_spec(address)
+        assert (rest, parsed.all_defects, parsed.addr_spec) == ("", [], address)
+        assert Address(addr_spec=address).addr_spec == address
+
+
+@pytest.mark.parametrize(
+    "address", ['"bob..smith"@example.test', "bob@[192.0.2.1]", "bob@under_score.test"]
+)
+def test_addresses_beyond_the_quick_pattern_are_still_taken_by_the_parser(address):
+    assert not message._DOT_ATOM_ADDRESS.fullmatch(address)
+    assert f"<{address}>".encode() in build_mime(make(to_email=address))
 
 
 def test_international_domain_is_sent_as_punycode():
