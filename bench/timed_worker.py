@@ -3,10 +3,10 @@
     python bench/timed_worker.py OUT.json worker --exit-when-idle ...
 
 Runs the `cadenza` command with the given arguments; at exit writes to OUT.json the
-process's CPU seconds since its imports were done and, timed around every call into the database driver
-(statements, commits, rollbacks), the wall-clock seconds spent waiting on the
-database and how many statements and commits were made, and when the imports
-were done (the bench times the run from the first worker's). The timing wraps the
+process's CPU seconds since its imports were done and, timed around every call into
+the database driver (statements, commits, rollbacks), the wall-clock seconds spent
+waiting on the database and how many statements and commits were made, and when the
+imports were done (the bench times the run from the first worker's). The timing wraps the
 drivers from outside (psycopg's cursor and connection classes, sqlite3's connection
 factory), so the product's code carries no benchmark hooks.
 """
