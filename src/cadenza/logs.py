@@ -20,6 +20,7 @@ import contextvars
 import json
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -97,6 +98,18 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The stdlib's local time text, converted once a second rather than per record:
+        the conversion (and the C library's look at /etc/localtime with it) was half of
+        the worker's cost of logging an email."""
+        second, text = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return self.default_msec_format % (text, record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
