@@ -415,6 +415,22 @@ BREAKS: list[Break] = [
         CLAIM_TESTS,
         SQLITE_ONLY,
     ),
+    Break(
+        "address-pattern-loose",
+        "The quick address pattern lets through a local part the stdlib's parser refuses",
+        "src/cadenza/domain/message.py",
+        "_ATEXT = r\"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\"",
+        "_ATEXT = r\"[A-Za-z0-9.()!#$%&'*+/=?^_`{|}~-]+\"",
+        ["tests/unit/test_message.py"],
+    ),
+    Break(
+        "log-time-stale",
+        "The text log line's time, converted once a second, is never converted again",
+        "src/cadenza/logs.py",
+        "if int(record.created) != second:",
+        "if second < 0:",
+        ["tests/unit/test_text_log_lines.py"],
+    ),
 ]
 
 
