@@ -109,7 +109,7 @@ class TextFormatter(logging.Formatter):
             second = int(record.created)
             text = time.strftime(self.default_time_format, self.converter(second))
             self._second = (second, text)
-        return self.default_msec_format % (text, record.msecs)
+        return f"{text},{int(record.msecs):03d}"  # the stdlib's default_msec_format
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -121,7 +121,7 @@ def _skip_unshown_fields() -> None:
     """Records stop looking up their caller's file and line, thread and process: neither
     format shows them, and the worker logs a record for every email it hands over. The
     logging HOWTO's "Optimization" section names these switches (`_srcfile` included)."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
