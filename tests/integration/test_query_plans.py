@@ -16,6 +16,7 @@ from sqlalchemy import event, update
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.delivery import claims
 from cadenza.store.models import StepRun
+from cadenza.store.prepared import Prepared
 from tests.support.query_plans import plan_nodes
 from tests.support.seed import seed_due_emails
 
@@ -186,3 +187,51 @@ def test_the_claim_finds_due_runs_by_key_whatever_the_statistics(ctx, database):
         if node.get("Relation Name") == "step_runs"
     ]
     assert used and set(used) <= {"pk_step_runs", "ix_step_runs_mailbox_due"}, used
+
+
+def test_the_hand_over_finds_its_rows_by_key_whatever_the_statistics(ctx, database, monkeypatch):
+    """The hand-over's statements take their rows' keys as bound rows and check each
+    row's state. With statistics taken before any email was claimed (a bulk enrollment
+    sent at once), PostgreSQL read the state's index instead: every `prepared` message
+    in each hand-over commit, a millisecond a commit of four emails (docs/benchmarks.md,
+    the fourteenth session). Each statement of a tick that reads bound rows must reach
+    messages, enrollments and step runs by their keys."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite has no statistics here; its plans are checked above")
+    seed_due_emails(ctx, 600, mailboxes=20)
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
+    ran: list[tuple[str, object]] = []
+    run = Prepared.run
+
+    def recorded(self, connection, params=None):
+        plan = self._plan(connection.dialect)
+        if "unnest(" in plan.sql:
+            ran.append((plan.sql, plan.parameters(params or {})))
+        return run(self, connection, params)
+
+    monkeypatch.setattr(Prepared, "run", recorded)
+    worker = Worker(ctx, WorkerOptions(webhooks=False))
+    try:
+        assert worker.tick() == 600
+    finally:
+        worker.close()
+    updates = {sql: params for sql, params in ran if sql.lstrip().startswith("UPDATE")}
+    # the hand-over's, the sent steps' and the finished enrollments' (and the leases')
+    assert {sql.split()[1] for sql in updates} >= {"messages", "enrollments", "step_runs"}
+    by_key = {"pk_messages", "pk_enrollments", "pk_step_runs"}
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("SET enable_seqscan = off")  # as on a big table
+        cursor = connection.connection.driver_connection.cursor()
+        for sql, params in updates.items():
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            [[plan]] = cursor.fetchall()
+            used = {
+                node.get("Index Name") or node["Node Type"]
+                for node in plan_nodes(plan)
+                if node.get("Relation Name") in {"messages", "enrollments", "step_runs"}
+                and node["Node Type"] != "ModifyTable"  # the row written, not a read
+            }
+            assert used <= by_key, (sql, used)
+        connection.rollback()

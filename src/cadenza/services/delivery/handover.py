@@ -25,6 +25,7 @@ from sqlalchemy import (
     Exists,
     Integer,
     Text,
+    and_,
     bindparam,
     insert,
     or_,
@@ -47,7 +48,7 @@ from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
 from cadenza.services.delivery.sent_steps import SentStep, record_step_sent, record_steps_sent
 from cadenza.services.enrollment.progress import fail_step, mark_unknown
 from cadenza.services.events_out.mailbox_state import mark_disconnected
-from cadenza.store.bound_rows import BoundRows
+from cadenza.store.bound_rows import BoundRows, checked_after_lookup
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 from cadenza.store.read_once import read_once
@@ -77,11 +78,13 @@ _DELIVERED = BoundRows("delivered", pk=Integer(), reply=Text())
 
 
 def _owned_by_worker(*conditions: ColumnElement[bool]) -> Exists:
-    """The message's step run is still this worker's: its lease did not pass to another."""
+    """The message's step run is still this worker's: its lease did not pass to another.
+    Checked on the message's run, found by its key: the leases' index would lead to
+    every run in flight (`checked_after_lookup`)."""
+    owned = and_(StepRun.locked_by == bindparam("worker"), *conditions)
     return (
         select(StepRun.id)
-        .where(StepRun.id == Message.step_run_id, StepRun.locked_by == bindparam("worker"))
-        .where(*conditions)
+        .where(StepRun.id == Message.step_run_id, checked_after_lookup(owned))
         .exists()
     )
 
@@ -109,7 +112,7 @@ def _hand_over(dialect: str) -> Executable:
         update(Message)
         .where(
             Message.id.in_(select(rows.c.pk)),
-            Message.status == MessageStatus.PREPARED,
+            checked_after_lookup(Message.status == MessageStatus.PREPARED),
             _owned_by_worker(StepRun.status == SENDING),
         )
         .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
@@ -140,7 +143,7 @@ def _mark_sent(dialect: str) -> Executable:
         update(Message)
         .where(
             Message.id == rows.c.pk,
-            Message.status == MessageStatus.HANDING,
+            checked_after_lookup(Message.status == MessageStatus.HANDING),
             _owned_by_worker(),
         )
         .values(status=MessageStatus.SENT, sent_at=bindparam("now"), smtp_reply=rows.c.reply)

@@ -30,7 +30,7 @@ from cadenza.services.counters.deltas import StepOf
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
-from cadenza.store.bound_rows import BoundRows
+from cadenza.store.bound_rows import BoundRows, checked_after_lookup
 from cadenza.store.models import Enrollment, Message, StepRun
 from cadenza.store.prepared import Prepared
 
@@ -47,7 +47,10 @@ def _finish_statement(state: str) -> Prepared:
         rows = _FINISHING.table(dialect)
         return (
             update(Enrollment)
-            .where(Enrollment.id.in_(select(rows.c.enrollment_id)), Enrollment.state == state)
+            .where(
+                Enrollment.id.in_(select(rows.c.enrollment_id)),
+                checked_after_lookup(Enrollment.state == state),
+            )
             .values(state=str(EnrollmentState.FINISHED), ended_at=bindparam("now"))
             .returning(Enrollment.id)
             .execution_options(synchronize_session=False)
