@@ -98,16 +98,6 @@ class Prepared:
         cursor.execute(plan.sql, plan.parameters(params or {}))
         return cursor
 
-    def run_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """The statement once per row, in one call to the driver (`executemany`: one
-        round trip on PostgreSQL, where psycopg pipelines it), in `connection`'s
-        transaction."""
-        if not rows:
-            return
-        plan = self._plan(connection.dialect)
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.executemany(plan.sql, [plan.parameters(row) for row in rows])
-
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
         if plan is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import BigInteger, Connection, Date, Integer, String, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.counters import (
@@ -28,6 +28,7 @@ from cadenza.domain.counters import (
     utc_day,
 )
 from cadenza.domain.enums import EnrollmentState
+from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import Enrollment, SequenceCount, StepRun
 from cadenza.store.prepared import Prepared
 
@@ -128,22 +129,31 @@ def _delta(step: StepOf, key: str, n: int) -> Delta:
     return Delta(step.sequence_id, step.position, step.variant, key, n)
 
 
-# Compiled once: the worker's every send writes one (store/prepared.py).
-_INSERT = Prepared(
-    insert(SequenceCount).values(
-        sequence_id=bindparam("sequence_id"),
-        step_position=bindparam("step_position"),
-        variant=bindparam("variant"),
-        day=bindparam("day"),
-        key=bindparam("key"),
-        n=bindparam("n"),
-    )
+# Compiled once: the worker's every send writes some (store/prepared.py), all of a
+# commit's in one statement (store/bound_rows.py).
+_ROWS = BoundRows(
+    "deltas",
+    sequence_id=Integer(),
+    step_position=Integer(),
+    variant=String(),
+    day=Date(),
+    key=String(),
+    n=BigInteger(),
 )
+_INSERT = Prepared(build=lambda dialect: _ROWS.inserted(SequenceCount, dialect))
+
+
+def _write(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """The rows, in one statement."""
+    if rows:
+        _INSERT.run(connection, _ROWS.bind(
+            [[row[column] for column in _ROWS.columns] for row in rows], connection.dialect
+        ))  # fmt: skip
 
 
 def add(bind: Session | Connection, deltas: Iterable[Delta]) -> None:
     """The one insert of counter rows, in the caller's transaction: all of a call's
-    rows in one `executemany` (one round trip on PostgreSQL), not a statement each;
+    rows in one statement (`_write`), not a statement each;
     inside `batched`, all of the block's rows at its end."""
     rows = [d.__dict__ for d in deltas if d.n]
     if rows:
@@ -152,7 +162,7 @@ def add(bind: Session | Connection, deltas: Iterable[Delta]) -> None:
         if kept is not None:
             kept.extend(rows)
         else:
-            _INSERT.run_many(connection, rows)
+            _write(connection, rows)
 
 
 _KEPT = "cadenza.counter_deltas"
@@ -161,7 +171,7 @@ _KEPT = "cadenza.counter_deltas"
 @contextmanager
 def batched(connection: Connection) -> Iterator[None]:
     """The counter rows written on this connection within the block are inserted at
-    its end, in one `executemany`, still inside the caller's transaction: the worker
+    its end, in one statement, still inside the caller's transaction: the worker
     records many sends in one commit, each moving three or four figures (bench/
     latency.py). Nothing is written when the block raises (its transaction is rolled
     back); the keeping ends with the block either way, since `Connection.info` outlives
@@ -173,7 +183,7 @@ def batched(connection: Connection) -> Iterator[None]:
     finally:
         connection.info.pop(_KEPT, None)
     if kept:
-        _INSERT.run_many(connection, _summed(kept))
+        _write(connection, _summed(kept))
 
 
 def _summed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

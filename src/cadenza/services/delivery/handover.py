@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    insert,
     or_,
     select,
     update,
@@ -75,6 +74,10 @@ class HandOver(StrEnum):
 _HANDING = BoundRows("handing", pk=Integer(), enrollment_id=Integer())
 _SLOTS = BoundRows("slots", mailbox_id=Integer(), earliest=UTCDateTime())
 _DELIVERED = BoundRows("delivered", pk=Integer(), reply=Text())
+_TRIES = BoundRows(
+    "tries", message_id=Integer(), attempt=Integer(), outcome=Text(), code=Integer(),
+    reply=Text(),
+)  # fmt: skip
 
 
 def _owned_by_worker(*conditions: ColumnElement[bool]) -> Exists:
@@ -181,14 +184,9 @@ _TAKE_BACK = Prepared(
     .values(status=MessageStatus.PREPARED, handed_at=None)
     .execution_options(synchronize_session=False)
 )
-_ATTEMPT = Prepared(
-    insert(DeliveryAttempt).values(
-        message_id=bindparam("pk"),
-        attempt=bindparam("attempt"),
-        outcome=bindparam("outcome"),
-        code=bindparam("code"),
-        reply=bindparam("reply"),
-        at=bindparam("now"),
+_ATTEMPTS = Prepared(
+    build=lambda dialect: _TRIES.inserted(
+        DeliveryAttempt, dialect, at=bindparam("now", type_=UTCDateTime())
     )
 )
 
@@ -403,14 +401,12 @@ def _record_sent(
     ours = [(c, r) for c, r in sent if c.message_pk in marked]
     steps = [SentStep.of(c) for c, _ in ours]
     attempts = record_steps_sent(connection, steps, now, tried=True, message_done=True)
-    _ATTEMPT.run_many(
-        connection,
-        [
-            {"pk": step.message_pk, "attempt": attempts[step.run_id], "outcome": r.outcome,
-             "code": r.code, "reply": r.reply, "now": now}
-            for step, (_, r) in zip(steps, ours, strict=True)
-        ],
-    )  # fmt: skip
+    tries = [
+        (step.message_pk, attempts[step.run_id], str(r.outcome), r.code, r.reply)
+        for step, (_, r) in zip(steps, ours, strict=True)
+    ]
+    if tries:
+        _ATTEMPTS.run(connection, {**_TRIES.bind(tries, connection.dialect), "now": now})
     return marked
 
 
