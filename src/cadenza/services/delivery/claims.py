@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     Row,
     Select,
+    and_,
     bindparam,
     func,
     insert,
@@ -63,7 +64,7 @@ from cadenza.services.delivery.compose import (
 )
 from cadenza.services.enrollment import reminders as task_reminders
 from cadenza.services.enrollment.progress import fail_step
-from cadenza.store.bound_rows import BoundRows
+from cadenza.store.bound_rows import BoundRows, checked_after_lookup
 from cadenza.store.models import (
     Contact,
     Enrollment,
@@ -343,18 +344,15 @@ def _due_by_horizon(*, opaque: bool = False) -> list[ColumnElement[bool]]:
     """Pending email runs due by the claim's horizon (`due_by`): taken ahead, their
     slots are no sooner than their due times (`_plan_mailbox`).
 
-    `opaque`: the same conditions, written so that no index can serve them, for
-    re-checking rows already found by key. Given the bare columns, PostgreSQL's planner
-    could read the whole range of due runs through the due index and match it to the
-    keys, which it did whenever its statistics had not yet seen the runs fall due (a
-    bulk enrollment due now, the first minute of bench/latency.py): every claim
+    `opaque`: the same conditions, as a check of rows already found by key, that no
+    index can serve (`checked_after_lookup`). Given the bare columns, PostgreSQL's
+    planner could read the whole range of due runs through the due index and match it
+    to the keys, which it did whenever its statistics had not yet seen the runs fall
+    due (a bulk enrollment due now, the first minute of bench/latency.py): every claim
     transaction then read every due run of every mailbox, tens of thousands, where it
     needed a hundred (bench/latency.py, docs/benchmarks.md)."""
-    status: Any = StepRun.status  # a column, or (opaque) an expression of it
-    due_at: Any = StepRun.due_at
-    if opaque:
-        status, due_at = func.coalesce(status, status), func.coalesce(due_at, due_at)
-    return [status == PENDING, due_at <= bindparam("due_by"), _sends_email()]
+    due = [StepRun.status == PENDING, StepRun.due_at <= bindparam("due_by"), _sends_email()]
+    return [checked_after_lookup(and_(*due))] if opaque else due
 
 
 @lru_cache(maxsize=64)
