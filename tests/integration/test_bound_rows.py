@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import JSON, Integer, Text, select
+import pytest
+from sqlalchemy import JSON, Integer, Text, bindparam, func, select
 
+from cadenza.domain.delivery_outcome import DeliveryOutcome
+from cadenza.services.delivery.claims import claim_emails
 from cadenza.store.bound_rows import BoundRows
-from cadenza.store.models import Mailbox
+from cadenza.store.models import DeliveryAttempt, Mailbox
 from cadenza.store.prepared import Prepared
 from cadenza.store.types import UTCDateTime
 from tests.support.seed import seed_due_emails
@@ -90,3 +93,42 @@ def test_a_json_value_is_one_value_however_it_nests(database):
         rows = DOCUMENT_ECHO.run(connection, params).fetchall()
     decoded = [(n, json.loads(data) if isinstance(data, str) else data) for n, data in rows]
     assert decoded == given
+
+
+TRIES = BoundRows.of("tries", DeliveryAttempt, "message_id", "attempt", "outcome", "code", "reply")
+INSERT_TRIES = Prepared(
+    build=lambda dialect: TRIES.inserted(
+        DeliveryAttempt, dialect, at=bindparam("now", type_=UTCDateTime())
+    )
+)
+
+
+def test_rows_of_a_model_insert_with_its_column_types_checks(ctx, database):
+    """`BoundRows.of` types each column as the model's table does: an outcome is written
+    as its value and read back as the enum member, and one outside the vocabulary is
+    refused before it reaches the database, as a plain INSERT of the column would be."""
+    [box] = seed_due_emails(ctx, 1, mailboxes=1)
+    [claim] = claim_emails(
+        ctx, box, "w1", batch_size=1, horizon=timedelta(seconds=2), lease=timedelta(minutes=5)
+    )
+    now = ctx.clock.now()
+    given = [
+        (claim.message_pk, 1, DeliveryOutcome.TRANSIENT, 451, "try later"),
+        (claim.message_pk, 2, "sent", None, None),
+    ]
+    with database.engine.begin() as connection:
+        INSERT_TRIES.run(connection, {**TRIES.bind(given, connection.dialect), "now": now})
+    with ctx.db.read() as session:
+        written = session.execute(
+            select(DeliveryAttempt.attempt, DeliveryAttempt.outcome, DeliveryAttempt.code).order_by(
+                DeliveryAttempt.attempt
+            )
+        ).all()
+    assert written == [(1, DeliveryOutcome.TRANSIENT, 451), (2, DeliveryOutcome.SENT, None)]
+    assert all(type(outcome) is DeliveryOutcome for _, outcome, _ in written)
+    bad = [(claim.message_pk, 3, "delivered-maybe", None, None)]
+    refused = pytest.raises(ValueError, match="is not a DeliveryOutcome")
+    with refused, database.engine.begin() as connection:
+        INSERT_TRIES.run(connection, {**TRIES.bind(bad, connection.dialect), "now": now})
+    with ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(DeliveryAttempt)) == 2

@@ -73,6 +73,14 @@ class BoundRows:
         ]
         return select(*fields).subquery(name)
 
+    @classmethod
+    def of(cls, name: str, model: type[Any], *columns: str) -> BoundRows:
+        """Rows of these columns of `model`'s table, typed as the table's columns are:
+        each value passes its column type's own processor and checks (an enum's
+        vocabulary) exactly as in a plain INSERT."""
+        table = model.__table__
+        return cls(name, **{column: table.c[column].type for column in columns})
+
     def inserted(
         self, model: type[Any], dialect_name: str, **same: ColumnElement[Any]
     ) -> Executable:
@@ -110,15 +118,16 @@ class BoundRows:
 
 
 def checked_after_lookup(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """`condition`, as a check of the rows the bound rows' keys found, never a way in.
+    """`condition`, as a check of rows already found by their keys, never a way in.
 
-    The statements that take bound rows find their rows by key, then check each one's
-    state (`status = 'prepared'`). PostgreSQL would rather read the state's index when
-    its statistics say few rows have that state, and they lag: taken before a bulk
-    enrollment's emails were claimed, they say no message is `prepared` while thousands
-    are, and each hand-over then read every one of them (docs/benchmarks.md, the
-    fourteenth session). `(condition) IS TRUE` means the same for every row (a null
-    check is not true either way) and matches no index, so the keys alone lead."""
+    The statements that take bound rows (and the claim's read) find their rows by key,
+    then check each one's state (`status = 'prepared'`). PostgreSQL would rather read
+    the state's index when its statistics say few rows have that state, and they lag:
+    taken before a bulk enrollment's emails were claimed, they say no message is
+    `prepared` while thousands are, and each hand-over then read every one of them
+    (docs/benchmarks.md, the fourteenth session). `(condition) IS TRUE` means the same
+    for every row (a null check is not true either way) and matches no index, so the
+    keys alone lead."""
     return condition.is_(True)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Date, Integer, String, select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.counters import (
@@ -131,14 +131,8 @@ def _delta(step: StepOf, key: str, n: int) -> Delta:
 
 # Compiled once: the worker's every send writes some (store/prepared.py), all of a
 # commit's in one statement (store/bound_rows.py).
-_ROWS = BoundRows(
-    "deltas",
-    sequence_id=Integer(),
-    step_position=Integer(),
-    variant=String(),
-    day=Date(),
-    key=String(),
-    n=BigInteger(),
+_ROWS = BoundRows.of(
+    "deltas", SequenceCount, "sequence_id", "step_position", "variant", "day", "key", "n"
 )
 _INSERT = Prepared(build=lambda dialect: _ROWS.inserted(SequenceCount, dialect))
 

@@ -672,9 +672,7 @@ def _store(session: Session, composed: list[_Composed], worker_id: str, lease: t
 
 
 _MESSAGE_COLUMNS = [c.key for c in Message.__table__.columns if c.key != "id"]
-_NEW_MESSAGES = BoundRows(
-    "new_messages", **{c: Message.__table__.c[c].type for c in _MESSAGE_COLUMNS}
-)
+_NEW_MESSAGES = BoundRows.of("new_messages", Message, *_MESSAGE_COLUMNS)
 _LEASES = BoundRows("leases", pk=Integer(), until=UTCDateTime())
 
 

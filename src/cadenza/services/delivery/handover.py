@@ -74,10 +74,7 @@ class HandOver(StrEnum):
 _HANDING = BoundRows("handing", pk=Integer(), enrollment_id=Integer())
 _SLOTS = BoundRows("slots", mailbox_id=Integer(), earliest=UTCDateTime())
 _DELIVERED = BoundRows("delivered", pk=Integer(), reply=Text())
-_TRIES = BoundRows(
-    "tries", message_id=Integer(), attempt=Integer(), outcome=Text(), code=Integer(),
-    reply=Text(),
-)  # fmt: skip
+_TRIES = BoundRows.of("tries", DeliveryAttempt, "message_id", "attempt", "outcome", "code", "reply")
 
 
 def _owned_by_worker(*conditions: ColumnElement[bool]) -> Exists:
@@ -402,7 +399,7 @@ def _record_sent(
     steps = [SentStep.of(c) for c, _ in ours]
     attempts = record_steps_sent(connection, steps, now, tried=True, message_done=True)
     tries = [
-        (step.message_pk, attempts[step.run_id], str(r.outcome), r.code, r.reply)
+        (step.message_pk, attempts[step.run_id], r.outcome, r.code, r.reply)
         for step, (_, r) in zip(steps, ours, strict=True)
     ]
     if tries:
