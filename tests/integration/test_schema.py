@@ -38,6 +38,17 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+def test_sqlite_commits_reach_the_disk_before_they_return(tmp_path):
+    """The hand-over's `handing` mark must survive a power cut, not only the worker's
+    crash (store/db.py): every connection, the hand-over's included, flushes the WAL at
+    each commit. 2 is FULL; NORMAL (1) flushes only at checkpoints."""
+    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    migrate.upgrade(db)
+    for engine in (db.engine, db.keyed_engine):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
 def test_records_migration_keeps_enrollments_and_their_steps(tmp_path, clock, settings):
     """0005 adds enrollments.source_record_id without rebuilding the table: on SQLite a
     rebuild under foreign_keys=ON would delete every step run with the old table."""

@@ -18,6 +18,14 @@ def _configure_sqlite(engine: Engine) -> None:
     turned off and every transaction starts with BEGIN IMMEDIATE: the write lock is
     taken up front, which is what makes check-then-insert use cases (enrollment's
     "one sequence at a time") safe without row locks, which SQLite does not have.
+
+    Every commit reaches the disk before it returns (`synchronous=FULL`), as
+    PostgreSQL's do. With WAL's usual NORMAL, a commit survives the process's crash
+    but not the machine's: a power cut could undo the `handing` mark of an email the
+    server had already accepted, and the email would be sent again once its lease
+    expired. "At most once, ever" holds across crashes of the host too, for a
+    flush of the WAL per commit (about 0.1 ms on this project's machines:
+    docs/benchmarks.md, *Fifteenth session*).
     """
 
     @event.listens_for(engine, "connect")
@@ -27,7 +35,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
