@@ -337,7 +337,10 @@ class Enrollment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"), index=True)
+    # Found by ix_enrollments_sequence_contact and ix_enrollments_sequence_state_id,
+    # which lead with it: an index of its own was one more to write at every change of
+    # an enrollment's row (migration 0030).
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"))
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), index=True)
     enrolled_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     timezone: Mapped[str] = mapped_column(String(64))
@@ -530,7 +533,8 @@ class Message(Base):
     step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), unique=True)
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    # Found by ix_messages_contact_sent, which leads with it (migration 0030).
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     references: Mapped[str | None] = mapped_column(Text)
