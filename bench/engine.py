@@ -80,6 +80,7 @@ class Run:
     commits: list[int]
     server_cpu: float = 0.0  # the database server's CPU seconds (PostgreSQL's processes)
     by_text: dict[str, int] | None = None  # statements by their text's start (--statements)
+    waited: dict[str, int] | None = None  # microseconds waited for them, by the same
 
 
 def engine(
@@ -122,6 +123,7 @@ def engine(
             [c["cpu_seconds"] for c in counted], [c["db_seconds"] for c in counted],
             [c["statements"] for c in counted], [c["commits"] for c in counted], server_cpu,
             sum((Counter(c["by_text"]) for c in counted), Counter()) if statements else None,
+            sum((Counter(c["waited"]) for c in counted), Counter()) if statements else None,
         )  # fmt: skip
 
 
@@ -175,7 +177,8 @@ def main() -> None:
     parser.add_argument(
         "--statements", type=int, default=0, metavar="K",
         help="also print each run's K most frequent statements, per email (what a commit "
-        "of the hand-over runs, and how often); counting them costs the workers some CPU",
+        "of the hand-over runs, and how often) with the time waited for each; counting "
+        "them costs the workers some CPU",
     )  # fmt: skip
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
@@ -215,9 +218,11 @@ def main() -> None:
         table(base, runs)
         for run in runs if args.statements else []:
             print(f"\n{run.db} x{run.workers}: statements per email, the {args.statements} "
-                  "most frequent")  # fmt: skip
+                  "most frequent, and the microseconds an email waited for each "
+                  "(all workers)")  # fmt: skip
+            waited = Counter(run.waited)
             for text, n in Counter(run.by_text).most_common(args.statements):
-                print(f"  {n / args.n:6.3f}  {text}")
+                print(f"  {n / args.n:6.3f}  {waited[text] / args.n:7.1f} µs  {text}")
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds (each ratio within its own round):")
         bases = [base for base, _ in rounds]

@@ -27,22 +27,32 @@ import psycopg
 
 COUNTS: dict[str, Any] = {"db_seconds": 0.0, "statements": 0, "commits": 0}
 # With CADENZA_BENCH_STATEMENTS set (bench/engine.py --statements): each statement's
-# count, by its text's start (counting costs the worker some CPU of its own).
+# count and the microseconds waited for it, by its text's start ("COMMIT" for the
+# commits); counting costs the worker some CPU of its own.
 BY_TEXT: collections.Counter[str] | None = (
     collections.Counter() if os.environ.get("CADENZA_BENCH_STATEMENTS") else None
 )
+WAITED: collections.Counter[str] = collections.Counter()
 
 
 def _timed(method: Any, key: str) -> Any:
     def timed(*args: Any, **kwargs: Any) -> Any:
-        if BY_TEXT is not None and key == "statements" and len(args) > 1:
-            BY_TEXT[" ".join(str(args[1]).split())[:90]] += 1
+        text = None
+        if BY_TEXT is not None:
+            text = "COMMIT" if key == "commits" else None
+            if key == "statements" and len(args) > 1:
+                text = " ".join(str(args[1]).split())[:90]
+            if text is not None:
+                BY_TEXT[text] += 1
         started = time.perf_counter()
         try:
             return method(*args, **kwargs)
         finally:
-            COUNTS["db_seconds"] += time.perf_counter() - started
+            waited = time.perf_counter() - started
+            COUNTS["db_seconds"] += waited
             COUNTS[key] += 1
+            if text is not None:
+                WAITED[text] += round(waited * 1e6)
 
     return timed
 
@@ -87,7 +97,8 @@ def _write(path: str) -> None:
     with open(path, "w") as out:
         by_text = dict(BY_TEXT) if BY_TEXT is not None else {}
         cpu = _cpu_seconds() - COUNTS["cpu_at_ready"]
-        json.dump({**COUNTS, "cpu_seconds": cpu, "by_text": by_text}, out)
+        json.dump({**COUNTS, "cpu_seconds": cpu, "by_text": by_text,
+                   "waited": dict(WAITED)}, out)  # fmt: skip
 
 
 if __name__ == "__main__":
