@@ -8,7 +8,8 @@ the database driver (statements, commits, rollbacks), the wall-clock seconds spe
 waiting on the database and how many statements and commits were made, and when the
 imports were done (the bench times the run from the first worker's). The timing wraps the
 drivers from outside (psycopg's cursor and connection classes, sqlite3's connection
-factory), so the product's code carries no benchmark hooks.
+factory, and on PostgreSQL the function that runs the per-email statements over libpq,
+store/libpq_statements.run), so the product's code carries no benchmark hooks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import time
 from typing import Any
 
 import psycopg
+
+from cadenza.store import libpq_statements
 
 COUNTS: dict[str, Any] = {"db_seconds": 0.0, "statements": 0, "commits": 0}
 # With CADENZA_BENCH_STATEMENTS set (bench/engine.py --statements): each statement's
@@ -41,7 +44,8 @@ def _timed(method: Any, key: str) -> Any:
         if BY_TEXT is not None:
             text = "COMMIT" if key == "commits" else None
             if key == "statements" and len(args) > 1:
-                text = " ".join(str(args[1]).split())[:90]
+                sql = args[1].sql.decode() if hasattr(args[1], "sql") else str(args[1])
+                text = " ".join(sql.split())[:90]
             if text is not None:
                 BY_TEXT[text] += 1
         started = time.perf_counter()
@@ -76,6 +80,8 @@ def _install() -> None:
     psycopg.Cursor.execute = _timed(psycopg.Cursor.execute, "statements")  # type: ignore[method-assign]
     psycopg.Cursor.executemany = _timed(psycopg.Cursor.executemany, "statements")  # type: ignore[method-assign]
     psycopg.Connection.commit = _timed(psycopg.Connection.commit, "commits")  # type: ignore[method-assign]
+    # the per-email statements on PostgreSQL go past psycopg's cursor, over libpq
+    libpq_statements.run = _timed(libpq_statements.run, "statements")
     plain_connect = sqlite3.connect
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:

@@ -62,8 +62,9 @@ def _pool_options(url: str) -> dict[str, Any]:
 
 
 def make_engine(url: str, *, plan_once: bool = False) -> Engine:
-    """`plan_once`: on PostgreSQL, each statement the driver prepares is planned once per
-    connection (`Database.keyed_engine`)."""
+    """`plan_once`: on PostgreSQL, each statement prepared is planned once per
+    connection, and only the engine's per-email statements are prepared, by
+    store/libpq_statements.py (`Database.keyed_engine`)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # A ping per checkout guards against a server that dropped the connection; an
@@ -71,7 +72,12 @@ def make_engine(url: str, *, plan_once: bool = False) -> Engine:
     pre_ping = not url.startswith("sqlite")
     options = _pool_options(url)
     if plan_once and not url.startswith("sqlite"):
-        options["connect_args"] = {"options": "-c plan_cache_mode=force_generic_plan"}
+        options["connect_args"] = {
+            "options": "-c plan_cache_mode=force_generic_plan",
+            # the per-email statements are prepared by store/libpq_statements.py, and
+            # psycopg's own preparing would deallocate them after any rollback
+            "prepare_threshold": None,
+        }
     engine = create_engine(url, future=True, pool_pre_ping=pre_ping, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)

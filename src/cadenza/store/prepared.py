@@ -19,6 +19,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
 
+from cadenza.store import libpq_statements
+from cadenza.store.libpq_statements import LibpqStatement
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -28,6 +31,8 @@ class _Plan:
     # positional paramstyles (SQLite's qmark): (name, its processor or None) in the
     # statement's order, so a row is one list built in one pass; None: by name
     positional: tuple[tuple[str, Any], ...] | None
+    # PostgreSQL: the same statement as libpq runs it (store/libpq_statements.py)
+    libpq: LibpqStatement | None = None
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> _Plan:
@@ -44,9 +49,11 @@ class _Plan:
         if compiled.positiontup is not None:
             positional = tuple((name, processors.get(name)) for name in compiled.positiontup)
         sql = str(compiled)
+        libpq = None
         if dialect.name == "postgresql":
             sql = _arrays_in_binary(sql, compiled.binds)
-        return cls(sql, fixed, processors, positional)
+            libpq = LibpqStatement.of(sql, _declared(compiled.binds, dialect))
+        return cls(sql, fixed, processors, positional, libpq)
 
     def parameters(self, given: dict[str, Any]) -> Any:
         values = {**self.fixed, **given} if self.fixed else given
@@ -59,6 +66,18 @@ class _Plan:
         for name, processor in self.processors.items():
             values[name] = processor(values[name])
         return values
+
+
+def _declared(binds: dict[str, Any], dialect: Dialect) -> dict[str, str]:
+    """Each parameter's type as the dialect names it; none for the few internal types
+    that have no name of their own (a JSON path's index)."""
+    declared = {}
+    for name, bind in binds.items():
+        try:
+            declared[name] = str(bind.type.compile(dialect=dialect))
+        except (AttributeError, NotImplementedError):
+            continue
+    return declared
 
 
 def _arrays_in_binary(sql: str, binds: dict[str, Any]) -> str:
@@ -92,9 +111,15 @@ class Prepared:
         self._plans: dict[str, _Plan] = {}
 
     def run(self, connection: Connection, params: dict[str, Any] | None = None) -> Any:
-        """Runs in `connection`'s transaction; returns the DBAPI cursor (rowcount, fetchone)."""
+        """Runs in `connection`'s transaction; returns the DBAPI cursor, or what callers
+        read of one (rowcount, fetchone, fetchall) where libpq runs it: on PostgreSQL,
+        on the connections that leave preparing to store/libpq_statements.py (the
+        hand-over's, `Database.keyed_engine`)."""
         plan = self._plan(connection.dialect)
-        cursor = connection.connection.driver_connection.cursor()
+        driver: Any = connection.connection.driver_connection
+        if plan.libpq is not None and libpq_statements.usable(driver):
+            return libpq_statements.run(driver, plan.libpq, plan.parameters(params or {}))
+        cursor = driver.cursor()
         cursor.execute(plan.sql, plan.parameters(params or {}))
         return cursor
 
