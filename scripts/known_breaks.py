@@ -449,6 +449,24 @@ BREAKS: list[Break] = [
         ["tests/integration/test_schema.py"],
         select="reach_the_disk",
     ),
+    Break(
+        "libpq-on-every-connection",
+        "libpq runs the per-email statements on connections where psycopg prepares too",
+        "src/cadenza/store/libpq_statements.py",
+        "        connection.prepare_threshold is None\n",
+        "        True\n",
+        ["tests/integration/test_libpq_statements.py"],
+        select="postgresql",
+    ),
+    Break(
+        "keyed-engine-prepares",
+        "The hand-over's connections prepare as psycopg does: libpq's path is never taken",
+        "src/cadenza/store/db.py",
+        '"prepare_threshold": None,',
+        '"prepare_threshold": 5,',
+        ["tests/integration/test_libpq_statements.py"],
+        select="postgresql",
+    ),
 ]
 
 
