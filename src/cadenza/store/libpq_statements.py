@@ -192,20 +192,19 @@ def run(
     connection: psycopg.Connection[Any], statement: LibpqStatement, params: dict[str, Any]
 ) -> Result:
     pgconn = connection.pgconn
-    encoding = connection.info.encoding
     with connection.lock:
         if not connection.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE:
             # what psycopg sends before a transaction's first statement; it reads the
             # transaction's state from libpq, so it commits this one as its own
-            _checked(pgconn.exec_(b"BEGIN"), encoding)
+            _checked(pgconn.exec_(b"BEGIN"), connection)
         prepared = _PREPARED.setdefault(connection, set())
         if statement.name not in prepared:
-            _checked(pgconn.prepare(statement.name, statement.sql, statement.types), encoding)
+            _checked(pgconn.prepare(statement.name, statement.sql, statement.types), connection)
             prepared.add(statement.name)
         result = pgconn.exec_prepared(
             statement.name, statement.values(params), statement.formats, _TEXT
         )
-        _checked(result, encoding)
+        _checked(result, connection)
         rows: list[tuple[Any, ...]] = []
         if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples:
             loader = Transformer(connection)
@@ -214,9 +213,9 @@ def run(
         return Result(rows, result.command_tuples or 0)
 
 
-def _checked(result: pq.abc.PGresult, encoding: str) -> None:
+def _checked(result: pq.abc.PGresult, connection: psycopg.Connection[Any]) -> None:
     if result.status not in _OK:
-        raise error_from_result(result, encoding=encoding)
+        raise error_from_result(result, encoding=connection.info.encoding)
 
 
 def _scalar(value: Any) -> bytes | None:
