@@ -26,7 +26,10 @@ from typing import Any
 
 import psycopg
 
-from cadenza.store import libpq_statements
+try:
+    from cadenza.store import libpq_statements
+except ImportError:  # code from before it (an alternating run against an older commit)
+    libpq_statements = None  # type: ignore[assignment]
 
 COUNTS: dict[str, Any] = {"db_seconds": 0.0, "statements": 0, "commits": 0}
 # With CADENZA_BENCH_STATEMENTS set (bench/engine.py --statements): each statement's
@@ -81,7 +84,8 @@ def _install() -> None:
     psycopg.Cursor.executemany = _timed(psycopg.Cursor.executemany, "statements")  # type: ignore[method-assign]
     psycopg.Connection.commit = _timed(psycopg.Connection.commit, "commits")  # type: ignore[method-assign]
     # the per-email statements on PostgreSQL go past psycopg's cursor, over libpq
-    libpq_statements.run = _timed(libpq_statements.run, "statements")
+    if libpq_statements is not None:
+        libpq_statements.run = _timed(libpq_statements.run, "statements")
     plain_connect = sqlite3.connect
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
