@@ -3,8 +3,10 @@ of the database alone can neither read them nor sign a link, a session or a webh
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
@@ -226,6 +228,51 @@ def test_a_copy_of_the_database_alone_signs_nothing(ctx, world):
     with pytest.raises(CadenzaError):
         link_secret(stranger) if keys.keyring(stranger) else None
         keys.open_sealed(stranger, stored_hook, Webhook, "secret")
+
+
+def test_the_key_file_appears_whole_or_not_at_all(ctx, monkeypatch):
+    """While its key is being made the file is not there yet, so another process never
+    reads it empty; once there, it holds the key this process uses."""
+    path = Path(ctx.settings.key_file)
+    seen_while_making = []
+    made = keys.new_key
+
+    def making():
+        seen_while_making.append(path.exists())
+        return made()
+
+    monkeypatch.setattr(keys, "new_key", making)
+    ring = keys.keyring(ctx)
+    assert seen_while_making == [False]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert keys._file_keyring(path).current_id == ring.current_id
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".new")] == []
+
+
+def _first_key_of_a_process(ctx, ready, answers):
+    ready.wait()
+    try:
+        answers.put(keys.keyring(ctx).current_id)
+    except CadenzaError as exc:
+        answers.put(f"refused: {exc.message}")
+
+
+def test_workers_starting_together_agree_on_one_new_key(ctx):
+    """Eight processes ask for the keys of an installation that has none yet, at once:
+    each gets the same one, none finds the file damaged."""
+    forked = multiprocessing.get_context("fork")
+    ready, answers = forked.Barrier(8), forked.Queue()
+    processes = [
+        forked.Process(target=_first_key_of_a_process, args=(ctx, ready, answers))
+        for _ in range(8)
+    ]
+    for process in processes:
+        process.start()
+    found = [answers.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert len(set(found)) == 1 and not found[0].startswith("refused"), found
+    assert keys.keyring(ctx).current_id == found[0]
 
 
 def test_a_key_file_others_may_read_is_refused(ctx):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import stat
 import threading
 from dataclasses import dataclass
@@ -114,15 +115,25 @@ def _file_keyring(path: Path) -> Keyring:
 
 
 def _create_key_file(path: Path) -> None:
-    """Once, with O_EXCL: two processes starting together agree on the one that won."""
+    """Once, and whole before anyone can read it: written to a file of its own beside
+    it, then linked into place, which fails if another process's got there first (that
+    one is whole too, and every process agrees on it). Created in place with O_EXCL and
+    then written, the file was there empty for a moment: a second worker starting
+    together with the first read no key in it and stopped ("damaged",
+    bench/latency.py with two workers, docs/benchmarks.md, *Fifteenth session*)."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(descriptor, "w", encoding="ascii") as out:
-        out.write(_key_file_text((new_key(),)))
-        out.flush()
-        os.fsync(out.fileno())
+        with os.fdopen(descriptor, "w", encoding="ascii") as out:
+            out.write(_key_file_text((new_key(),)))
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temporary)
 
 
 def _key_file_text(keys: tuple[bytes, ...]) -> str:
