@@ -16,6 +16,7 @@ key (which also derives the session-cookie key) cannot be read, nor anything sig
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import stat
@@ -128,10 +129,8 @@ def _create_key_file(path: Path) -> None:
             out.write(_key_file_text((new_key(),)))
             out.flush()
             os.fsync(out.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):  # another process's is in place
             os.link(temporary, path)
-        except FileExistsError:
-            pass
     finally:
         os.unlink(temporary)
 
