@@ -263,8 +263,7 @@ def test_workers_starting_together_agree_on_one_new_key(ctx):
     forked = multiprocessing.get_context("fork")
     ready, answers = forked.Barrier(8), forked.Queue()
     processes = [
-        forked.Process(target=_first_key_of_a_process, args=(ctx, ready, answers))
-        for _ in range(8)
+        forked.Process(target=_first_key_of_a_process, args=(ctx, ready, answers)) for _ in range(8)
     ]
     for process in processes:
         process.start()
