@@ -476,6 +476,15 @@ BREAKS: list[Break] = [
         ["tests/integration/test_secrets_at_rest.py"],
         select="whole_or_not",
     ),
+    Break(
+        "libpq-lost-connection-unnamed",
+        "A connection lost under libpq's path is a plain DatabaseError, not psycopg's own",
+        "src/cadenza/store/libpq_statements.py",
+        "    if connection.pgconn.status != pq.ConnStatus.OK:",
+        "    if False:",
+        ["tests/integration/test_libpq_statements.py"],
+        select="lost",
+    ),
 ]
 
 

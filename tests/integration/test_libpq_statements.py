@@ -6,6 +6,7 @@ of the hand-over's connections."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -102,6 +103,20 @@ def test_an_error_is_psycopgs_own_and_the_transaction_rolls_back(keyed):
             "SELECT count(*) FROM app_secrets WHERE name = 'libpq-test'"
         ).scalar()
     assert count == 0
+
+
+def test_a_lost_connection_is_an_operational_error(keyed):
+    """As psycopg's cursor reports it, so the pool's disconnect handling sees the same.
+    The connection is cut from this side (the socket shut down, as a server that died
+    without a word leaves it): no SQLSTATE comes back to say what happened."""
+    with keyed.connect() as connection:
+        driver = connection.connection.driver_connection
+        with socket.fromfd(driver.pgconn.socket, socket.AF_INET, socket.SOCK_STREAM) as cut:
+            cut.shutdown(socket.SHUT_RDWR)
+        with pytest.raises(psycopg.OperationalError):
+            ECHO.run(connection, ROWS.bind([(1, 1, "a", "b", AT, None, True)],
+                                            connection.dialect))  # fmt: skip
+        connection.invalidate()
 
 
 def test_the_first_statement_begins_a_transaction_that_psycopg_ends(keyed):

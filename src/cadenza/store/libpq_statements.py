@@ -214,8 +214,15 @@ def run(
 
 
 def _checked(result: pq.abc.PGresult, connection: psycopg.Connection[Any]) -> None:
-    if result.status not in _OK:
-        raise error_from_result(result, encoding=connection.info.encoding)
+    """Raises what psycopg's cursor would have: the statement's own error, or, where
+    the connection was lost (the server restarted), an OperationalError."""
+    if result.status in _OK:
+        return
+    encoding = connection.info.encoding
+    if connection.pgconn.status != pq.ConnStatus.OK:
+        message = result.get_error_message(encoding) or "no answer"
+        raise psycopg.OperationalError(f"the connection to the server was lost: {message}")
+    raise error_from_result(result, encoding=encoding)
 
 
 def _scalar(value: Any) -> bytes | None:
