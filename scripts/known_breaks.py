@@ -485,15 +485,6 @@ BREAKS: list[Break] = [
         ["tests/integration/test_libpq_statements.py"],
         select="lost",
     ),
-    Break(
-        "keyed-checkout-unchecked",
-        "The hand-over's pool hands out a connection its server ended, unchecked",
-        "src/cadenza/store/db.py",
-        '        event.listen(engine, "checkout", _ended_by_server)',
-        "        pass",
-        ["tests/integration/test_libpq_statements.py"],
-        select="ended",
-    ),
 ]
 
 

@@ -119,30 +119,6 @@ def test_a_lost_connection_is_an_operational_error(keyed):
         connection.invalidate()
 
 
-def test_a_connection_the_server_ended_is_replaced_at_checkout(keyed, database):
-    """The hand-over's pool pings no connection: one whose server ended it (a restart,
-    an administrator) is told by what the server wrote to it before closing, and the
-    next transaction gets a new connection instead of failing on the old one."""
-    keyed.dispose()
-    with keyed.connect() as connection:
-        ended = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        connection.commit()
-    with database.engine.connect() as other:
-        other.exec_driver_sql(f"SELECT pg_terminate_backend({ended})")
-        for _ in range(200):  # the backend's exit is asynchronous
-            gone = other.exec_driver_sql(
-                f"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = {ended}"
-            ).scalar()
-            if gone:
-                break
-    with keyed.begin() as connection:
-        now = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        rows = ECHO.run(connection, ROWS.bind([(1, 1, "a", "b", AT, None, True)],
-                                               connection.dialect)).fetchall()  # fmt: skip
-    assert now != ended
-    assert rows == [(1, 1, "a", "b", AT, None, True)]
-
-
 def test_the_first_statement_begins_a_transaction_that_psycopg_ends(keyed):
     """The insert is its transaction's first statement, so libpq's path sends BEGIN:
     without it the insert would commit on its own and outlive the rollback."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from psycopg import pq
-from sqlalchemy import Engine, create_engine, event, exc, make_url
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -73,36 +71,17 @@ def make_engine(url: str, *, plan_once: bool = False) -> Engine:
     # SQLite file cannot, and the ping would cost a statement per transaction.
     pre_ping = not url.startswith("sqlite")
     options = _pool_options(url)
-    keyed = plan_once and not url.startswith("sqlite")
-    if keyed:
+    if plan_once and not url.startswith("sqlite"):
         options["connect_args"] = {
             "options": "-c plan_cache_mode=force_generic_plan",
             # the per-email statements are prepared by store/libpq_statements.py, and
             # psycopg's own preparing would deallocate them after any rollback
             "prepare_threshold": None,
         }
-        pre_ping = False  # the hand-over's checkout looks at the socket instead
     engine = create_engine(url, future=True, pool_pre_ping=pre_ping, **options)
-    if keyed:
-        event.listen(engine, "checkout", _ended_by_server)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
-
-
-def _ended_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """The hand-over's connections are checked at checkout without a round trip: an
-    idle connection has nothing to read unless its server wrote to it, which a server
-    ending the connection (a restart, an administrator) does before it closes it. Such a
-    connection is dropped and the pool opens another. The ping it replaces was a round
-    trip at every hand-over commit, the worker's third-longest wait an email
-    (bench/engine.py --statements, docs/benchmarks.md, *Fifteenth session*)."""
-    pgconn = dbapi_connection.pgconn
-    if pgconn.status != pq.ConnStatus.OK:
-        raise exc.DisconnectionError("this connection was lost")
-    readable, _, _ = select.select([pgconn.socket], [], [], 0)
-    if readable:
-        raise exc.DisconnectionError("the server ended this connection")
 
 
 class Database:
