@@ -33,7 +33,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg import pq
+from psycopg import postgres, pq
 from psycopg.adapt import Transformer
 from psycopg.errors import error_from_result
 
@@ -70,35 +70,24 @@ def _boolean(value: Any) -> bytes:
     return b"\x01" if value else b"\x00"
 
 
-# An array's item type, as SQLAlchemy casts it, and how an item is written in binary.
-_ITEMS: dict[str, tuple[int, Any]] = {
-    "INTEGER": (23, _int4),
-    "BIGINT": (20, _int8),
-    "VARCHAR": (1043, _text),
-    "TEXT": (25, _text),
-    "TIMESTAMP WITH TIME ZONE": (1184, _timestamptz),
-    "DATE": (1082, _date),
-    "BOOLEAN": (16, _boolean),
-}
-
-
-# A scalar parameter's type by the name its SQLAlchemy type compiles to, lengths aside.
-_SCALARS = {
-    "INTEGER": 23,
-    "BIGINT": 20,
-    "SMALLINT": 21,
-    "BOOLEAN": 16,
-    "VARCHAR": 1043,
-    "TEXT": 25,
-    "TIMESTAMP WITH TIME ZONE": 1184,
-    "DATE": 1082,
-    "JSON": 114,
-    "JSONB": 3802,
-    "FLOAT": 701,
-    "DOUBLE PRECISION": 701,
-    "NUMERIC": 1700,
+# How an array's item is written in binary, by the item type's name in its cast.
+_WRITERS: dict[str, Any] = {
+    "INTEGER": _int4,
+    "BIGINT": _int8,
+    "VARCHAR": _text,
+    "TEXT": _text,
+    "TIMESTAMP WITH TIME ZONE": _timestamptz,
+    "DATE": _date,
+    "BOOLEAN": _boolean,
 }
 _LENGTH = re.compile(r"\(\d+(?:, *\d+)?\)")
+
+
+def _oid(type_name: str) -> int:
+    """A type's oid by its SQL name (`VARCHAR(20)`, `TIMESTAMP WITH TIME ZONE`), from
+    psycopg's registry of PostgreSQL's types; 0, the server's guess, for one it lacks."""
+    info = postgres.types.get(_LENGTH.sub("", type_name).lower())
+    return info.oid if info is not None else 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +99,6 @@ class LibpqStatement:
     order: tuple[str, ...]  # the parameters' names, $1 first
     formats: tuple[int, ...]
     items: tuple[tuple[int, Any] | None, ...]  # an array's item oid and writer; None: text
-
     types: tuple[int, ...]  # a scalar's type, as SQLAlchemy declared it (0: the server's guess)
 
     @classmethod
@@ -129,9 +117,9 @@ class LibpqStatement:
             if name not in numbers:
                 numbers[name] = len(numbers) + 1
                 if kind == "b":
-                    if item not in _ITEMS:
+                    if item not in _WRITERS:
                         raise ValueError(f"no binary writer for an array of {item!r} ({name})")
-                    items.append(_ITEMS[item])
+                    items.append((_oid(item), _WRITERS[item]))
                 else:
                     items.append(None)
             cast = match.group(0)[match.group(0).index(")") + 2 :]
@@ -140,7 +128,7 @@ class LibpqStatement:
         text = _PLACEHOLDER.sub(numbered, sql)
         formats = tuple(_TEXT if item is None else _BINARY for item in items)
         types = tuple(
-            _SCALARS.get(_LENGTH.sub("", declared.get(name, "")), 0) if item is None else 0
+            _oid(declared.get(name, "")) if item is None else 0
             for name, item in zip(numbers, items, strict=True)
         )
         return cls(b"cadenza_%d" % next(_NAMES), text.encode(), tuple(numbers), formats,
