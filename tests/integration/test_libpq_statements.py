@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from cadenza.store.bound_rows import BoundRows
-from cadenza.store.libpq_statements import Result
+from cadenza.store.libpq_statements import LibpqStatement, Result
 from cadenza.store.models import AppSecret
 from cadenza.store.prepared import Prepared
 from cadenza.store.types import UTCDateTime
@@ -175,3 +175,16 @@ def test_other_connections_keep_psycopgs_cursor(database):
                                                  connection.dialect))  # fmt: skip
         assert isinstance(result, psycopg.Cursor)
         assert result.fetchall() == [(1, 1, "a", "b", AT, None, True)]
+
+
+def test_an_array_without_a_binary_writer_is_refused_when_compiled():
+    """Found once, when the statement is first compiled, not as bad bytes at the server."""
+    with pytest.raises(ValueError, match="NUMERIC"):
+        LibpqStatement.of("SELECT unnest(%(xs)b::NUMERIC[])", {})
+
+
+def test_a_value_of_no_known_text_is_refused_before_it_is_sent():
+    statement = LibpqStatement.of("SELECT %(x)s::TEXT", {"x": "TEXT"})
+    assert statement.values({"x": "ok"}) == [b"ok"]
+    with pytest.raises(TypeError, match="bytes"):
+        statement.values({"x": b"raw"})
