@@ -485,6 +485,24 @@ BREAKS: list[Break] = [
         ["tests/integration/test_libpq_statements.py"],
         select="lost",
     ),
+    Break(
+        "let-go-mailboxes-keep-their-claims",
+        "A worker over its share keeps the emails it claimed of the mailboxes it lets go",
+        "src/cadenza/engine/worker.py",
+        "            let_go=self.sends.release,\n",
+        "",
+        ["tests/integration/test_batched_handover.py"],
+        select="gives_back",
+    ),
+    Break(
+        "let-go-mailbox-taken-back",
+        "A mailbox let go, its last email in flight, is taken back in place of one kept",
+        "src/cadenza/services/delivery/affinity.py",
+        "if mailbox in mine and mailbox in noted_mine]",
+        "if mailbox in mine]",
+        ["tests/integration/test_batched_handover.py"],
+        select="taken_back",
+    ),
 ]
 
 

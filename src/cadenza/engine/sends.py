@@ -25,7 +25,7 @@ import logging
 import queue
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from threading import Event
@@ -209,11 +209,18 @@ class Sends:
         finished, self.finished = self.finished, []
         jobs.record_outcomes(self.ctx, finished, self.worker_id)
 
-    def release(self) -> None:
-        """Gives back what was claimed and not handed over, for any worker to send."""
-        unsent = [claim for waiting in self.queues.values() for claim in waiting]
-        self.queues.clear()
-        self._ready.clear()
+    def release(self, mailbox_ids: Collection[int] | None = None) -> None:
+        """Gives back what was claimed and not handed over, for any worker to send: of
+        these mailboxes (ones this worker let go: delivery/affinity.py), or of all when
+        stopping. An email in flight is not touched: it ends and is recorded here.
+
+        The slots their claims were granted are not given back: a claim grants none
+        beyond its horizon, so the worker that takes a mailbox over sends its emails at
+        most a horizon and a spacing later than planned."""
+        gone = set(self.queues) if mailbox_ids is None else set(mailbox_ids) & set(self.queues)
+        unsent = [claim for mailbox_id in sorted(gone) for claim in self.queues.pop(mailbox_id)]
+        self._ready = [entry for entry in self._ready if entry[1] not in gone]
+        heapq.heapify(self._ready)
         if unsent:
             jobs.release_unsent(self.ctx, unsent, self.worker_id)
 

@@ -126,6 +126,7 @@ class Worker:
             lease=opts.lease,
             mailboxes=opts.mailboxes_per_claim,
             claimed=self._queue,
+            let_go=self.sends.release,
         )
         self.metrics.claims.observe(time.perf_counter() - claiming)
         return moved + len(due)

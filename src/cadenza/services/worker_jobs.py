@@ -98,13 +98,17 @@ def claim_due(
     lease: timedelta,
     mailboxes: int = 50,
     claimed: Callable[[list[ClaimedEmail]], None] | None = None,
+    let_go: Callable[[list[int]], None] | None = None,
 ) -> list[ClaimedEmail]:
     """Emails due within the horizon of up to `mailboxes` mailboxes with work and a free
     send slot within it — of those, the ones this worker should serve (delivery/
     affinity.py) — claimed under a lease, in send-slot order (never before they are
     due: claims.claim_emails). `claimed` is called with each
     transaction's claims (MAILBOXES_PER_TRANSACTION mailboxes) as they are made: a worker
-    hands over what is due meanwhile instead of waiting for the whole round."""
+    hands over what is due meanwhile instead of waiting for the whole round. `let_go` is
+    called, before any claim, with the mailboxes this worker no longer keeps (over its
+    share): it gives back what it holds of them, so that the others take them now.
+    """
     due: list[ClaimedEmail] = []
     slot_before = ctx.clock.now() + horizon
     waiting = affinity.mailboxes_for(
@@ -116,6 +120,7 @@ def claim_due(
         mailboxes,
         live_within=LIVE_WITHIN,
         sticky_for=STICKY_FOR,
+        let_go=let_go,
     )
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(

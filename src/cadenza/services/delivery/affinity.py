@@ -17,8 +17,11 @@ let it take everything):
 - **No worker takes more than its share.** Of the mailboxes with work, a worker takes
   new ones only up to its fair part, counting the live workers by their heartbeats:
   the first worker to start must not claim every mailbox and leave the others idle.
-  Its own mailboxes come first within its share; those beyond it are not topped up,
-  so they drain and pass to the others.
+  Its own mailboxes come first within its share; those beyond it are let go: what it
+  claimed of them and has not handed over goes back (the worker's `let_go`, in
+  engine/sends.py), so they pass to the others within a claim round rather than once
+  they drain. A mailbox it let go is no longer its own, even while its last email is
+  in flight: it is not chosen again in its place, only taken back if it comes free.
 
 The rules only choose among mailboxes: the claim itself still locks each mailbox row
 (`SKIP LOCKED`) and grants its throttle's slots, so nothing here can send an email
@@ -46,12 +49,14 @@ def mailboxes_for(
     *,
     live_within: timedelta,
     sticky_for: timedelta,
+    let_go: Callable[[list[int]], None] | None = None,
 ) -> list[int]:
     """Up to `limit` mailboxes with due email this worker claims, in claim order: the
     ones another worker holds left out, and no more than its share of all the
     mailboxes with work, its own first. A worker that holds more than its share (it
     started first, or others started since) stops topping up the rest: they drain and
-    the others take them.
+    the others take them. `let_go` is told which mailboxes it let go (their notes
+    cleared), so that the worker gives back what it holds of them.
 
     `candidates_of(n)` lists the first n mailboxes with due email in claim order; it is
     asked for `limit` more than the others hold, so the others' mailboxes (most overdue
@@ -90,15 +95,19 @@ def mailboxes_for(
     workers = 1 + others
     share = math.ceil(len({*candidates, *mine, *theirs}) / workers)
     room = min(share - len(mine - set(candidates)), limit)  # held, nothing due: its load too
-    own = [mailbox for mailbox in candidates if mailbox in mine]
+    # a mailbox it let go is not its own while its last email is in flight: not chosen
+    # again in place of one it kept (whose queued emails it would then give back)
+    noted_mine = {mailbox for mailbox, holder in noted if holder == worker_id}
+    own = [mailbox for mailbox in candidates if mailbox in mine and mailbox in noted_mine]
     free = [mailbox for mailbox in candidates if mailbox not in mine and mailbox not in theirs]
     chosen = set((own + free)[: max(room, 0)])
-    noted_mine = {mailbox for mailbox, holder in noted if holder == worker_id}
-    _let_go(ctx, worker_id, [m for m in own if m not in chosen and m in noted_mine])
+    released = _let_go(ctx, worker_id, [m for m in own if m not in chosen])
+    if released and let_go is not None:
+        let_go(released)
     return [mailbox for mailbox in candidates if mailbox in chosen]
 
 
-def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> None:
+def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> list[int]:
     """Its own mailboxes beyond its share stop being this worker's: their note is
     cleared, so they pass to the others as soon as what it holds of them has left,
     not `sticky_for` after its last claim. Without this, a worker that claimed every
@@ -107,9 +116,9 @@ def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> None:
 
     Rows another transaction has locked (a claim, a hand-over) are skipped rather than
     waited for, so this never waits in a cycle with a hand-over; they are let go at the
-    next round."""
+    next round. Returns the mailboxes let go."""
     if not mailbox_ids:
-        return
+        return []
     with ctx.db.transaction() as session:
         free = session.scalars(
             select(Mailbox.id)
@@ -124,3 +133,4 @@ def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> None:
                 .values(claimed_by=None, claimed_at=None)
                 .execution_options(synchronize_session=False)
             )
+        return list(free)
