@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.delivery import claims
 from cadenza.services.delivery import handover as delivery
@@ -15,6 +17,7 @@ from cadenza.services.enrollment.tasks import create_due_tasks
 from cadenza.store.models import Enrollment, Mailbox, Message, StepRun, Task
 from tests.conftest import MISSING_ID, enroll_ids
 from tests.support.rows import LEASE, ONE_EMAIL, claim, one, rows, write
+from tests.support.seed import seed_due_emails
 
 TASK_STEP = [{"type": "task", "task_title": "Call"}]
 
@@ -588,6 +591,33 @@ def test_a_claim_reads_only_what_the_throttle_grants_and_marks_every_other_due_r
     assert len(claimed) == 1 and len(rows(ctx, Message)) == 1
     waiting = [r.wait_reason for r in rows(ctx, StepRun) if r.status == "pending"]
     assert waiting == ["rate_limit"] * 29
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "granted", "waiting"), [(6000, 2, None), (20, 1, "rate_limit")]
+)
+def test_runs_behind_a_claims_batch_wait_for_the_mailboxes_limit_only_when_it_held_them(
+    ctx, per_minute, granted, waiting
+):
+    """Five due, a batch of two. At 6,000 a minute the throttle could grant them all
+    before the horizon: the batch held the others back, they are the next claim's, no
+    reason is written (it would say "held back by the per-minute limit", falsely, and
+    cost a row written each) and the next round offers the mailbox. At 20 a minute (one
+    slot in two seconds) the limit holds them: they say so, and the next round does not
+    offer the mailbox before its slot."""
+    [box] = seed_due_emails(ctx, 5, mailboxes=1, per_minute_limit=per_minute)
+    ctx.clock.advance(timedelta(seconds=1))  # the seed's due times are a microsecond apart
+
+    claimed = claims.claim_emails(
+        ctx, box, "w1", batch_size=2, horizon=timedelta(seconds=2), lease=LEASE
+    )
+
+    assert len(claimed) == granted
+    pending = [r.wait_reason for r in rows(ctx, StepRun) if r.status == "pending"]
+    assert pending == [waiting] * (5 - granted)
+    slot_before = ctx.clock.now() + timedelta(seconds=2)
+    offered = claims.mailboxes_with_due_email(ctx, slot_before=slot_before, due_before=slot_before)
+    assert offered == ([box] if waiting is None else [])
 
 
 def test_a_claim_of_a_mailbox_with_no_slot_before_the_horizon_composes_nothing(ctx, world):

@@ -223,6 +223,12 @@ class Sends:
         heapq.heapify(self._ready)
         if unsent:
             jobs.release_unsent(self.ctx, unsent, self.worker_id)
+            if mailbox_ids is not None:
+                log.info(
+                    "gave back %d claimed emails of mailboxes let go: %s",
+                    len(unsent),
+                    ", ".join(map(str, sorted(gone))),
+                )
 
     def shutdown(self) -> None:
         if self._executor is not None:
