@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+import psycopg
 from common import ROOT, scratch_database, sink_process
 from tests.support.seed import seed_due_emails
 
@@ -81,11 +82,12 @@ class Run:
     server_cpu: float = 0.0  # the database server's CPU seconds (PostgreSQL's processes)
     by_text: dict[str, int] | None = None  # statements by their text's start (--statements)
     waited: dict[str, int] | None = None  # microseconds waited for them, by the same
+    writes: dict[str, tuple[int, ...]] | None = None  # by table (--writes), and "WAL"
 
 
 def engine(
     host: str, port: int, count: int, kind: str, workers: int, mailboxes: int,
-    statements: bool = False,
+    statements: bool = False, writes: bool = False,
 ) -> Run:  # fmt: skip
     """N due emails sent by `workers` `cadenza worker` processes, timed from the moment
     the first of them is ready (its imports done) to the last one's exit."""
@@ -93,6 +95,10 @@ def engine(
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
         seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port)
         server_before = database_server_cpu() if kind == "postgresql" else 0.0
+        counting = writes and kind == "postgresql"
+        if counting:
+            db.dispose()  # the seed's connections end: their counts reach the statistics
+            written_before = rows_written(db.url)
         env = {**os.environ, "CADENZA_DATABASE_URL": db.url}
         if statements:
             env["CADENZA_BENCH_STATEMENTS"] = "1"
@@ -110,6 +116,7 @@ def engine(
             process.wait()
         ended = time.time()
         server_cpu = database_server_cpu() - server_before if kind == "postgresql" else 0.0
+        written = rows_written(db.url, since=written_before) if counting else None
         handed = []
         for log in logs:
             log.seek(0)
@@ -124,7 +131,44 @@ def engine(
             [c["statements"] for c in counted], [c["commits"] for c in counted], server_cpu,
             sum((Counter(c["by_text"]) for c in counted), Counter()) if statements else None,
             sum((Counter(c["waited"]) for c in counted), Counter()) if statements else None,
+            written,
         )  # fmt: skip
+
+
+def rows_written(
+    url: str, since: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Rows each table of this database had inserted, updated (of which HOT: no index
+    touched), deleted, and its number of indexes; under "WAL", the bytes and records
+    the whole server wrote to its log (nothing else may use it during a run). With
+    `since`, the counts since then. A backend reports its counts when it ends, a moment
+    after its client has gone: read until two readings agree."""
+    query = (
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, "
+        "(SELECT count(*) FROM pg_index WHERE indrelid = relid) FROM pg_stat_user_tables"
+    )
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
+        previous: dict[str, tuple[int, ...]] | None = None
+        for _ in range(20):
+            connection.execute("SELECT pg_stat_clear_snapshot()")
+            now = {row[0]: tuple(row[1:]) for row in connection.execute(query)}
+            wal = connection.execute("SELECT wal_bytes, wal_records FROM pg_stat_wal").fetchone()
+            now["WAL"] = (int(wal[0]), int(wal[1]))
+            if now == previous:
+                break
+            previous = now
+            time.sleep(0.1)
+    if since is None:
+        return now
+    changed: dict[str, tuple[int, ...]] = {}
+    for table, counts in now.items():
+        before = since.get(table, (0,) * len(counts))
+        moved = 2 if table == "WAL" else 4  # a table's last figure is its indexes: kept
+        changed[table] = (
+            *(n - b for n, b in zip(counts[:moved], before[:moved], strict=True)),
+            *counts[moved:],
+        )
+    return changed
 
 
 def database_server_cpu() -> float:
@@ -180,6 +224,11 @@ def main() -> None:
         "of the hand-over runs, and how often) with the time waited for each; counting "
         "them costs the workers some CPU",
     )  # fmt: skip
+    parser.add_argument(
+        "--writes", action="store_true",
+        help="PostgreSQL: also print the rows each table had written, per email, and the "
+        "write-ahead log's bytes and records per email (whole server: run it alone)",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     if args.db == "sqlite" and counts != [1]:
@@ -197,9 +246,8 @@ def main() -> None:
             print(f"round {number}: baseline {base:.0f} messages/s", flush=True)
             runs = []
             for kind, workers in plan:
-                runs.append(
-                    engine(host, port, args.n, kind, workers, mailboxes, args.statements > 0)
-                )
+                options = {"statements": args.statements > 0, "writes": args.writes}
+                runs.append(engine(host, port, args.n, kind, workers, mailboxes, **options))
                 print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
             sink_after = cpu_seconds(counted["pid"])
             sink_base += sink_between - sink_before
@@ -223,6 +271,8 @@ def main() -> None:
             waited = Counter(run.waited)
             for text, n in Counter(run.by_text).most_common(args.statements):
                 print(f"  {n / args.n:6.3f}  {waited[text] / args.n:7.1f} µs  {text}")
+        for run in runs if args.writes else []:
+            print_writes(run, args.n)
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds (each ratio within its own round):")
         bases = [base for base, _ in rounds]
@@ -242,6 +292,21 @@ def main() -> None:
                 f"({', '.join(f'{r:.2f}' for r in to_base)})   ÷ 1st "
                 f"{statistics.median(to_first):.2f} ({', '.join(f'{r:.2f}' for r in to_first)})"
             )
+
+
+def print_writes(run: Run, count: int) -> None:
+    """What a run wrote to PostgreSQL, per email (--writes)."""
+    if run.writes is None:
+        return
+    wal_bytes, wal_records = run.writes["WAL"]
+    print(f"\n{run.db} x{run.workers}: write-ahead log per email {wal_bytes / count:.0f} bytes, "
+          f"{wal_records / count:.1f} records; rows written per email, by table:")  # fmt: skip
+    print(f"  {'table':<22}{'inserted':>9}{'updated':>9}{'of them HOT':>13}{'deleted':>9}"
+          f"{'indexes':>9}")  # fmt: skip
+    tables = [(t, c) for t, c in run.writes.items() if t != "WAL" and any(c[:4])]
+    for name, (ins, upd, hot, deleted, indexes) in sorted(tables, key=lambda t: -sum(t[1][:4])):
+        print(f"  {name:<22}{ins / count:>9.2f}{upd / count:>9.2f}{hot / count:>13.2f}"
+              f"{deleted / count:>9.2f}{indexes:>9}")  # fmt: skip
 
 
 def table(base: float, runs: list[Run]) -> None:
