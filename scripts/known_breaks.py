@@ -512,6 +512,15 @@ BREAKS: list[Break] = [
         ["tests/integration/test_delivery_claims.py"],
         select="behind_a_claims_batch",
     ),
+    Break(
+        "given-back-emails-hold-daily-room",
+        "A prepared message whose run was given back still counts against the daily limit",
+        "src/cadenza/services/delivery/claims.py",
+        "    return or_(Message.status == MessageStatus.HANDING, prepared)",
+        "    return Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING))",
+        ["tests/integration/test_delivery_claims.py"],
+        select="given_back",
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from cadenza.services.accounts.mailboxes import create_mailbox
-from cadenza.services.delivery import claims
+from cadenza.services.delivery import claims, recovery
 from cadenza.services.delivery import handover as delivery
 from cadenza.services.delivery.handover import HandOver
 from cadenza.services.enrollment.tasks import create_due_tasks
@@ -647,6 +647,32 @@ def test_a_mailbox_with_no_slot_yet_taken_but_a_due_run_told_why_is_still_looked
     assert claims.mailboxes_with_due_email(ctx, slot_before=soon) == [world.mailbox.id]
     write(ctx, Mailbox, world.mailbox.id, next_send_at=soon + timedelta(seconds=1))
     assert claims.mailboxes_with_due_email(ctx, slot_before=soon) == []
+
+
+def test_emails_given_back_do_not_hold_their_own_daily_room(ctx):
+    """Four due, a daily limit of three. A worker claims three, then gives them back (it
+    stops, or lets the mailbox go to another worker): their messages stay composed
+    (`prepared`), their runs are pending. Counted as in flight, they held the mailbox at
+    its limit and the next claim got nothing, for as long as the 24 hours took to free
+    room. They count again once claimed, and the fourth still waits."""
+    [box] = seed_due_emails(ctx, 4, mailboxes=1, daily_limit=3)
+    ctx.clock.advance(timedelta(seconds=1))  # the seed's due times are a microsecond apart
+    grant = {"batch_size": 10, "horizon": timedelta(seconds=2), "lease": LEASE}
+    made = claims.claim_emails(ctx, box, "w1", **grant)
+    assert len(made) == 3
+    with ctx.db.read() as session:
+        assert claims.counted_last_24h(session, box, ctx.clock.now()) == 3
+
+    recovery.release_unsent(ctx, made, "w1")
+    with ctx.db.read() as session:
+        assert claims.counted_last_24h(session, box, ctx.clock.now()) == 0
+
+    again = claims.claim_emails(ctx, box, "w2", **grant)
+    assert {c.message_pk for c in again} == {c.message_pk for c in made}  # the same messages
+    with ctx.db.read() as session:
+        assert claims.counted_last_24h(session, box, ctx.clock.now()) == 3
+    assert claims.claim_emails(ctx, box, "w3", **grant) == []  # nothing past the limit
+    assert [r.wait_reason for r in rows(ctx, StepRun) if r.status == "pending"] == ["daily_limit"]
 
 
 def test_one_claim_counts_each_mailboxs_daily_room_apart(ctx, world):

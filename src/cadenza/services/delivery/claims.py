@@ -235,16 +235,34 @@ def counted_last_24h(session: Session, mailbox_id: int, now: datetime) -> int:
     return counted_last_24h_of(session, [mailbox_id], now).get(mailbox_id, 0)
 
 
+def _in_flight() -> ColumnElement[bool]:
+    """A message handed over, or claimed to be: `handing`, or `prepared` while its run
+    is leased (a reminder's has no run: claimed is all it can be). A step's message
+    stays `prepared` when its run goes back to `pending` (given back by a worker that
+    stopped or let its mailbox go, or waiting to be retried): it holds no slot then,
+    and counted, it held back its own claim whenever the mailbox was at its limit, for
+    as long as the limit's 24 hours took to free room. The runs in flight are the
+    lease index's (`ix_step_runs_lease`): PostgreSQL reads them once, as a hashed
+    subplan, not the whole table."""
+    leased = (
+        select(StepRun.id)
+        .where(StepRun.id == Message.step_run_id, StepRun.status == SENDING)
+        .exists()
+    )
+    prepared = and_(
+        Message.status == MessageStatus.PREPARED,
+        or_(Message.step_run_id.is_(None), leased),
+    )
+    return or_(Message.status == MessageStatus.HANDING, prepared)
+
+
 def counted_last_24h_of(session: Session, mailbox_ids: list[int], now: datetime) -> dict[int, int]:
     """counted_last_24h of several mailboxes in one statement (absent: none)."""
     rows = session.execute(
         select(Message.mailbox_id, func.count())
         .where(
             Message.mailbox_id.in_(mailbox_ids),
-            or_(
-                Message.sent_at > now - timedelta(hours=24),
-                Message.status.in_((MessageStatus.PREPARED, MessageStatus.HANDING)),
-            ),
+            or_(Message.sent_at > now - timedelta(hours=24), _in_flight()),
         )
         .group_by(Message.mailbox_id)
     )
