@@ -54,9 +54,9 @@ def mailboxes_for(
     """Up to `limit` mailboxes with due email this worker claims, in claim order: the
     ones another worker holds left out, and no more than its share of all the
     mailboxes with work, its own first. A worker that holds more than its share (it
-    started first, or others started since) stops topping up the rest: they drain and
-    the others take them. `let_go` is told which mailboxes it let go (their notes
-    cleared), so that the worker gives back what it holds of them.
+    started first, or others started since) lets the rest go: `let_go` is told which
+    (their notes cleared), so that the worker gives back what it claimed of them and
+    has not handed over, and the others take them at their next round.
 
     `candidates_of(n)` lists the first n mailboxes with due email in claim order; it is
     asked for `limit` more than the others hold, so the others' mailboxes (most overdue
@@ -109,10 +109,11 @@ def mailboxes_for(
 
 def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> list[int]:
     """Its own mailboxes beyond its share stop being this worker's: their note is
-    cleared, so they pass to the others as soon as what it holds of them has left,
-    not `sticky_for` after its last claim. Without this, a worker that claimed every
-    mailbox before the others started kept all but its share idle for that long
-    (bench/engine.py, four workers: one sent 4,850 emails of 5,000 while three spun).
+    cleared, so they pass to the others as soon as what it holds of them has left (an
+    email in flight; the rest it gives back), not `sticky_for` after its last claim.
+    Without this, a worker that claimed every mailbox before the others started kept
+    all but its share idle for that long (bench/engine.py, four workers: one sent 4,850
+    emails of 5,000 while three spun).
 
     Rows another transaction has locked (a claim, a hand-over) are skipped rather than
     waited for, so this never waits in a cycle with a hand-over; they are let go at the
