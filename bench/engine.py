@@ -1,6 +1,7 @@
 """Engine throughput against a bare smtplib loop, to the same local SMTP sink, in one run.
 
     .venv/bin/python bench/engine.py [-n 20000] [--db sqlite|postgresql] [--workers 1]
+        [--rounds 1] [--mailboxes M] [--statements K] [--writes]
 
 Baseline: N pre-built messages sent by one smtplib connection (no database, no
 rendering). Engine: N due email steps claimed, rendered, sent and recorded by the
