@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.delivery import claims, recovery
 from cadenza.services.delivery import handover as delivery
@@ -673,6 +674,27 @@ def test_emails_given_back_do_not_hold_their_own_daily_room(ctx):
         assert claims.counted_last_24h(session, box, ctx.clock.now()) == 3
     assert claims.claim_emails(ctx, box, "w3", **grant) == []  # nothing past the limit
     assert [r.wait_reason for r in rows(ctx, StepRun) if r.status == "pending"] == ["daily_limit"]
+
+
+def test_an_email_waiting_for_its_retry_holds_no_daily_room(ctx):
+    """The server deferred it (4xx): its run waits for the retry, pending, its message
+    composed. Until it is claimed again it holds no room; claimed, it counts again."""
+    [box] = seed_due_emails(ctx, 1, mailboxes=1, daily_limit=1)
+    ctx.clock.advance(timedelta(seconds=1))
+    grant = {"batch_size": 10, "horizon": timedelta(seconds=2), "lease": LEASE}
+    [claimed] = claims.claim_emails(ctx, box, "w1", **grant)
+    assert delivery.hand_over(ctx, claimed, "w1") is HandOver.GO
+    deferred = DeliveryResult(DeliveryOutcome.TRANSIENT, 451, "try again later")
+    delivery.record_outcomes(ctx, [(claimed, deferred)], "w1")
+    assert run_of(ctx, claimed.enrollment_id).wait_reason == "retry"
+    with ctx.db.read() as session:
+        assert claims.counted_last_24h(session, box, ctx.clock.now()) == 0
+
+    ctx.clock.advance(timedelta(hours=3))  # past the longest backoff
+    [again] = claims.claim_emails(ctx, box, "w1", **grant)
+    assert again.message_pk == claimed.message_pk  # the very same message
+    with ctx.db.read() as session:
+        assert claims.counted_last_24h(session, box, ctx.clock.now()) == 1
 
 
 def test_one_claim_counts_each_mailboxs_daily_room_apart(ctx, world):
