@@ -520,6 +520,19 @@ BREAKS: list[Break] = [
         ["tests/integration/test_delivery_claims.py"],
         select="given_back",
     ),
+    Break(
+        "refusal-recorded-after-the-last-check",
+        "A commit checks its leaving emails before recording a refusal that disconnects them",
+        HANDOVER,
+        "    for claim, result in finished:\n        if claim.message_pk not in common:\n"
+        "            _record(connection, ctx, claim, result, worker_id)\n"
+        "    answers, going = _going(connection, claims, worker_id)\n",
+        "    answers, going = _going(connection, claims, worker_id)\n"
+        "    for claim, result in finished:\n        if claim.message_pk not in common:\n"
+        "            _record(connection, ctx, claim, result, worker_id)\n",
+        ["tests/integration/test_batched_handover.py"],
+        select="login_refused",
+    ),
 ]
 
 

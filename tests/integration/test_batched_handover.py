@@ -77,6 +77,68 @@ def test_one_commit_marks_the_next_email_of_each_mailbox_and_no_other(ctx):
     }
 
 
+def test_a_commit_writes_its_sent_and_its_leaving_messages_in_one_statement(ctx, monkeypatch):
+    """The messages table is the widest a commit writes: the sends it records and the
+    emails it hands over are marked by one statement, each row to its own status."""
+    boxes = seed(ctx, 6, 3)
+    claimed = claim_all(ctx, "w1", boxes)
+    first = firsts(claimed)
+    assert hand_over_many(ctx, first, "w1") == [HandOver.GO] * 3
+    ctx.clock.advance(timedelta(seconds=1))
+    writes: list[str] = []
+    plain = Prepared.run
+
+    def noting(self, connection, params=None):
+        sql = " ".join(self._plan(connection.dialect).sql.split())
+        if sql.startswith("UPDATE messages"):
+            writes.append(sql)
+        return plain(self, connection, params)
+
+    monkeypatch.setattr(Prepared, "run", noting)
+    second = firsts([c for c in claimed if c not in first])
+    done = [(claim, SENT) for claim in first]
+    assert hand_over_many(ctx, second, "w1", done) == [HandOver.GO] * 3
+    assert len(writes) == 1, writes
+    with ctx.db.read() as session:
+        for claim in first:
+            message = session.get_one(Message, claim.message_pk)
+            assert (message.status, message.sent_at, message.smtp_reply) == (
+                "sent",
+                ctx.clock.now(),
+                "250 ok",
+            )
+        for claim in second:
+            message = session.get_one(Message, claim.message_pk)
+            assert (message.status, message.handed_at, message.sent_at) == (
+                "handing",
+                ctx.clock.now(),
+                None,
+            )
+
+
+def test_a_login_refused_in_a_commit_stops_its_mailboxs_next_email_in_that_commit(ctx):
+    """A commit records the outcomes before its last check: the server refusing the
+    mailbox's login disconnects it, so the next email of that mailbox, in the same
+    commit, does not leave; the other mailbox's does."""
+    boxes = seed(ctx, 4, 2)
+    claimed = claim_all(ctx, "w1", boxes)
+    first = firsts(claimed)
+    assert hand_over_many(ctx, first, "w1") == [HandOver.GO] * 2
+    ctx.clock.advance(timedelta(seconds=1))
+    second = firsts([c for c in claimed if c not in first])
+    refused = DeliveryResult(DeliveryOutcome.AUTH_FAILED, 535, "5.7.8 credentials invalid")
+    done = [(first[0], refused), (first[1], SENT)]
+    assert hand_over_many(ctx, second, "w1", done) == [HandOver.SKIP, HandOver.GO]
+    with ctx.db.read() as session:
+        assert session.get_one(Mailbox, boxes[0]).connected is False
+        waiting = [session.get_one(StepRun, c.run_id) for c in (first[0], second[0])]
+        assert [(r.status, r.wait_reason) for r in waiting] == [
+            ("pending", "mailbox_disconnected")
+        ] * 2
+        assert session.get_one(Message, second[0].message_pk).status == "prepared"
+        assert session.get_one(Message, second[1].message_pk).status == "handing"
+
+
 def test_a_hand_over_never_marks_two_emails_of_one_mailbox(ctx):
     [box] = seed(ctx, 2, 1)
     both = claim_all(ctx, "w1", [box])

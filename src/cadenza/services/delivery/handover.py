@@ -27,6 +27,8 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
+    literal,
     or_,
     select,
     update,
@@ -73,7 +75,8 @@ class HandOver(StrEnum):
 # take all the emails of one commit at once (store/bound_rows.py).
 _HANDING = BoundRows("handing", pk=Integer(), enrollment_id=Integer())
 _SLOTS = BoundRows("slots", mailbox_id=Integer(), earliest=UTCDateTime())
-_DELIVERED = BoundRows("delivered", pk=Integer(), reply=Text())
+# Each message a commit marks: leaving (1, to `handing`) or delivered (0, to `sent`).
+_MARKS = BoundRows("marks", pk=Integer(), leaving=Integer(), reply=Text())
 _TRIES = BoundRows.of("tries", DeliveryAttempt, "message_id", "attempt", "outcome", "code", "reply")
 
 
@@ -106,17 +109,45 @@ def _states(dialect: str) -> Executable:
     return query
 
 
-def _hand_over(dialect: str) -> Executable:
-    rows = _HANDING.table(dialect)
+def _marking(dialect: str) -> Executable:
+    """The commit's one write of its messages: the emails leaving now marked `handing`
+    where they are still `prepared` and their runs still leased to this worker, the
+    ones the server accepted marked `sent` where they are still `handing` and their runs
+    still this worker's. One statement rather than one of each: it is the widest table
+    a commit writes, with the most indexes to open, and on PostgreSQL a statement's
+    fixed cost, not its rows, is most of what the server spends on it (bench/engine.py,
+    docs/benchmarks.md). Returns each marked message's key and new status."""
+    rows = _MARKS.table(dialect)
+    leaving = rows.c.leaving == 1
+    delivered = rows.c.leaving == 0
+    now = bindparam("now", type_=UTCDateTime())
     return (
         update(Message)
         .where(
-            Message.id.in_(select(rows.c.pk)),
-            checked_after_lookup(Message.status == MessageStatus.PREPARED),
-            _owned_by_worker(StepRun.status == SENDING),
+            Message.id == rows.c.pk,
+            or_(
+                and_(
+                    leaving,
+                    checked_after_lookup(Message.status == MessageStatus.PREPARED),
+                    _owned_by_worker(StepRun.status == SENDING),
+                ),
+                and_(
+                    delivered,
+                    checked_after_lookup(Message.status == MessageStatus.HANDING),
+                    _owned_by_worker(),
+                ),
+            ),
         )
-        .values(status=MessageStatus.HANDING, handed_at=bindparam("now"))
-        .returning(Message.id)
+        .values(
+            status=case(
+                (leaving, literal(MessageStatus.HANDING, Message.status.type)),
+                else_=literal(MessageStatus.SENT, Message.status.type),
+            ),
+            handed_at=case((leaving, now), else_=Message.handed_at),
+            sent_at=case((leaving, Message.sent_at), else_=now),
+            smtp_reply=case((leaving, Message.smtp_reply), else_=rows.c.reply),
+        )
+        .returning(Message.id, Message.status)
         .execution_options(synchronize_session=False)
     )
 
@@ -137,25 +168,9 @@ def _mailbox_slots(dialect: str) -> Executable:
     )
 
 
-def _mark_sent(dialect: str) -> Executable:
-    rows = _DELIVERED.table(dialect)
-    return (
-        update(Message)
-        .where(
-            Message.id == rows.c.pk,
-            checked_after_lookup(Message.status == MessageStatus.HANDING),
-            _owned_by_worker(),
-        )
-        .values(status=MessageStatus.SENT, sent_at=bindparam("now"), smtp_reply=rows.c.reply)
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    )
-
-
 _STATES = Prepared(build=_states)
-_HAND_OVER = Prepared(build=_hand_over)
+_MARK_MESSAGES = Prepared(build=_marking)
 _MAILBOX_SLOTS = Prepared(build=_mailbox_slots)
-_MARK_SENT = Prepared(build=_mark_sent)
 # A task digest belongs to no enrollment: only its mailbox's state counts.
 _CONNECTED = Prepared(select(Mailbox.connected).where(Mailbox.id == bindparam("mailbox_id")))
 # A task reminder has no step run: the message row alone says whose it is.
@@ -220,15 +235,14 @@ def hand_over_many(
     if len({claim.mailbox_id for claim in claims}) != len(claims):
         raise ValueError("one email per mailbox at a time: at most one may be unknown")
     with _commit(ctx) as connection:
-        _record_all(connection, ctx, finished, worker_id)
-        answers = _begin_handing(connection, ctx, claims, worker_id, ctx.clock.now())
+        answers = _record_and_hand_over(connection, ctx, claims, finished, worker_id)
     return [answers[claim.mailbox_id] for claim in claims]
 
 
 def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
     if finished:
         with _commit(ctx) as connection:
-            _record_all(connection, ctx, finished, worker_id)
+            _record_and_hand_over(connection, ctx, (), finished, worker_id)
 
 
 @contextmanager
@@ -240,21 +254,58 @@ def _commit(ctx: Context) -> Iterator[Connection]:
         yield connection
 
 
-def _begin_handing(
+def _record_and_hand_over(
     connection: Connection,
     ctx: Context,
     claims: Sequence[ClaimedEmail],
+    finished: Finished,
     worker_id: str,
-    now: datetime,
 ) -> dict[int, HandOver]:
-    """The last check before the messages leave, and the commit point of "maybe sent".
+    """One commit's work, in an order that matters: each mailbox's answer.
+
+    1. The outcomes the common statements cannot record (refusals, retries, unknowns,
+       reminders) come first: a refusal of the mailbox's login disconnects it, and its
+       next email, in this same commit, must then see it disconnected.
+    2. The last check before the messages leave (`_going`), under the enrollments' and
+       mailboxes' locks.
+    3. One statement marks the messages: the leaving ones `handing`, the accepted ones
+       `sent` (`_mark_messages`). `now` is the commit's one instant, shared by both.
+    4. The mailboxes' hand-over marks, then the accepted sends' steps recorded, all at
+       once; an accepted send the mark did not find (recovered meanwhile, or taken
+       over) takes the slow path, which knows what to make of it.
+    """
+    now = ctx.clock.now()
+    accepted = [
+        (c, r) for c, r in finished if not c.is_reminder and r.outcome is DeliveryOutcome.SENT
+    ]
+    common = {claim.message_pk for claim, _ in accepted}
+    for claim, result in finished:
+        if claim.message_pk not in common:
+            _record(connection, ctx, claim, result, worker_id)
+    answers, going = _going(connection, claims, worker_id)
+    delivered = [(c.message_pk, 0, f"{r.code or ''} {r.reply}".strip()) for c, r in accepted]
+    sent, handed = _mark_messages(connection, delivered, going, worker_id, now)
+    for claim in going:
+        if claim.message_pk not in handed:
+            answers[claim.mailbox_id] = HandOver.SKIP  # our lease passed to another worker
+    slots = [c for c in going if c.message_pk in handed]
+    answers |= _take_slots(connection, slots, now)
+    _record_sent(connection, [(c, r) for c, r in accepted if c.message_pk in sent], now)
+    for claim, result in accepted:
+        if claim.message_pk not in sent:
+            _record(connection, ctx, claim, result, worker_id)
+    return answers
+
+
+def _going(
+    connection: Connection, claims: Sequence[ClaimedEmail], worker_id: str
+) -> tuple[dict[int, HandOver], list[ClaimedEmail]]:
+    """The last check before the messages leave: the claims whose enrollment is live and
+    whose mailbox is connected, and the others' answers (their runs released).
 
     Locks the enrollments (`_states`), so an unenroll or pause either happens before
     (and the message never leaves) or after (and it is recorded as sent, then
-    unenrolled). Takes each mailbox's hand-over mark, so actual sends stay spaced even
-    when one was late. `now` is the commit's one instant, shared by every email it
-    marks. Returns each mailbox's answer.
-    """
+    unenrolled)."""
     answers: dict[int, HandOver] = {}
     steps = [c for c in claims if c.enrollment_id is not None]
     states: dict[int, tuple[str, bool]] = {}
@@ -279,46 +330,55 @@ def _begin_handing(
             going.append(claim)
         else:
             answers[claim.mailbox_id] = _not_going(connection, claim, state, worker_id)
-    handed = _mark_handing(connection, going, worker_id, now)
-    for claim in going:
-        if claim.message_pk not in handed:
-            answers[claim.mailbox_id] = HandOver.SKIP  # our lease passed to another worker
-    slots = [c for c in going if c.message_pk in handed]
-    if slots:
-        params = {
-            **_SLOTS.bind([(c.mailbox_id, now - c.spacing) for c in slots], connection.dialect),
-            "now": now,
-        }
-        marked = {row[0] for row in _MAILBOX_SLOTS.run(connection, params).fetchall()}
-        for claim in slots:
-            if claim.mailbox_id in marked:
-                answers[claim.mailbox_id] = HandOver.GO
-            else:  # rare: the previous email left late
-                _TAKE_BACK.run(connection, {"pk": claim.message_pk})
-                answers[claim.mailbox_id] = HandOver.WAIT
+    return answers, going
+
+
+def _take_slots(
+    connection: Connection, slots: list[ClaimedEmail], now: datetime
+) -> dict[int, HandOver]:
+    """Takes each mailbox's hand-over mark, so actual sends stay spaced even when one was
+    late: GO, or WAIT (the message taken back) where the previous email left too
+    recently."""
+    answers: dict[int, HandOver] = {}
+    if not slots:
+        return answers
+    params = {
+        **_SLOTS.bind([(c.mailbox_id, now - c.spacing) for c in slots], connection.dialect),
+        "now": now,
+    }
+    marked = {row[0] for row in _MAILBOX_SLOTS.run(connection, params).fetchall()}
+    for claim in slots:
+        if claim.mailbox_id in marked:
+            answers[claim.mailbox_id] = HandOver.GO
+        else:  # rare: the previous email left late
+            _TAKE_BACK.run(connection, {"pk": claim.message_pk})
+            answers[claim.mailbox_id] = HandOver.WAIT
     return answers
 
 
-def _mark_handing(
-    connection: Connection, claims: list[ClaimedEmail], worker_id: str, now: datetime
-) -> set[int]:
-    """Marks these messages `handing` where their runs are still this worker's: the
-    message keys marked."""
+def _mark_messages(
+    connection: Connection,
+    delivered: list[tuple[int, int, str]],
+    going: list[ClaimedEmail],
+    worker_id: str,
+    now: datetime,
+) -> tuple[set[int], set[int]]:
+    """Marks the delivered messages `sent` and the leaving ones `handing`, each where its
+    run is still this worker's: the message keys marked sent, and those marked handing.
+    A task's reminder has no run: its own statement."""
+    sent: set[int] = set()
     handed: set[int] = set()
-    steps = [c for c in claims if not c.is_reminder]
-    if steps:
-        params = {
-            **_HANDING.bind([(c.message_pk, c.enrollment_id) for c in steps], connection.dialect),
-            "worker": worker_id,
-            "now": now,
-        }
-        handed = {row[0] for row in _HAND_OVER.run(connection, params).fetchall()}
-    for claim in claims:
+    marks = delivered + [(c.message_pk, 1, None) for c in going if not c.is_reminder]
+    if marks:
+        params = {**_MARKS.bind(marks, connection.dialect), "worker": worker_id, "now": now}
+        for pk, status in _MARK_MESSAGES.run(connection, params).fetchall():
+            (handed if status == MessageStatus.HANDING else sent).add(pk)
+    for claim in going:
         if claim.is_reminder:
             params = {"pk": claim.message_pk, "now": now}
             if _HAND_OVER_REMINDER.run(connection, params).rowcount == 1:
                 handed.add(claim.message_pk)
-    return handed
+    return sent, handed
 
 
 def _not_going(
@@ -352,16 +412,6 @@ def _release(run: StepRun, enrollment_state: EnrollmentState) -> None:
         run.status = StepRunStatus.CANCELLED
 
 
-def _record_all(connection: Connection, ctx: Context, finished: Finished, worker_id: str) -> None:
-    """The finished sends' outcomes: the common case (a step's email accepted, its run
-    still ours) for all of them at once, the rest one by one."""
-    sent = [(c, r) for c, r in finished if not c.is_reminder and r.outcome is DeliveryOutcome.SENT]
-    recorded = _record_sent(connection, ctx, sent, worker_id)
-    for claim, result in finished:
-        if claim.message_pk not in recorded:
-            _record(connection, ctx, claim, result, worker_id)
-
-
 def _record(
     connection: Connection,
     ctx: Context,
@@ -378,33 +428,19 @@ def _record(
 
 
 def _record_sent(
-    connection: Connection,
-    ctx: Context,
-    sent: list[tuple[ClaimedEmail, DeliveryResult]],
-    worker_id: str,
-) -> set[int]:
-    """Steps' emails the server accepted, still this worker's, in plain statements for
-    all of them: the message keys recorded (the others take the slow path)."""
-    if not sent:
-        return set()
-    now = ctx.clock.now()
-    replies = [(c.message_pk, f"{r.code or ''} {r.reply}".strip()) for c, r in sent]
-    params = {
-        **_DELIVERED.bind(replies, connection.dialect),
-        "worker": worker_id,
-        "now": now,
-    }
-    marked = {row[0] for row in _MARK_SENT.run(connection, params).fetchall()}
-    ours = [(c, r) for c, r in sent if c.message_pk in marked]
+    connection: Connection, ours: list[tuple[ClaimedEmail, DeliveryResult]], now: datetime
+) -> None:
+    """Steps' emails the server accepted and `_mark_messages` marked sent, their runs
+    still this worker's: recorded in plain statements for all of them."""
+    if not ours:
+        return
     steps = [SentStep.of(c) for c, _ in ours]
     attempts = record_steps_sent(connection, steps, now, tried=True, message_done=True)
     tries = [
         (step.message_pk, attempts[step.run_id], r.outcome, r.code, r.reply)
         for step, (_, r) in zip(steps, ours, strict=True)
     ]
-    if tries:
-        _ATTEMPTS.run(connection, {**_TRIES.bind(tries, connection.dialect), "now": now})
-    return marked
+    _ATTEMPTS.run(connection, {**_TRIES.bind(tries, connection.dialect), "now": now})
 
 
 def _record_slowly(
