@@ -533,6 +533,15 @@ BREAKS: list[Break] = [
         ["tests/integration/test_batched_handover.py"],
         select="login_refused",
     ),
+    Break(
+        "every-email-counts-a-contact-emailed",
+        "Every email sent counts its contact as emailed, not only its enrollment's first",
+        "src/cadenza/services/delivery/sent_steps.py",
+        "                bool(runs[s.run_id][3]),\n",
+        "                True,\n",
+        ["tests/integration/test_sequence_counters.py"],
+        select="emailed_once",
+    ),
 ]
 
 

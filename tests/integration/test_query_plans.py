@@ -241,7 +241,8 @@ def _hand_over_reads_by_key(ctx, database, monkeypatch) -> None:
     updates = {sql: params for sql, params in ran if sql.lstrip().startswith("UPDATE")}
     # the hand-over's, the sent steps' and the finished enrollments' (and the leases')
     assert {sql.split()[1] for sql in updates} >= {"messages", "enrollments", "step_runs"}
-    by_key = {"pk_messages", "pk_enrollments", "pk_step_runs"}
+    # and the enrollment's other messages, by its key: whether this was its first email
+    by_key = {"pk_messages", "pk_enrollments", "pk_step_runs", "ix_messages_enrollment_id"}
     with database.engine.connect() as connection:
         connection.exec_driver_sql("SET enable_seqscan = off")  # as on a big table
         cursor = connection.connection.driver_connection.cursor()

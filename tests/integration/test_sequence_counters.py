@@ -27,10 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy import select, true
 from sqlalchemy import text as sa_text
 
+from cadenza.domain.counters import EMAILED
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
 from cadenza.domain.enums import EventKind, TaskStatus
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.link_tokens import Purpose, sign
+from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services import retention
 from cadenza.services.accounts.link_secret import link_secret
 from cadenza.services.analytics import results
@@ -268,6 +270,24 @@ def test_counters_equal_a_recount_of_the_rows_after_every_operation(ctx, world, 
     assert any(p["report"]["outcomes"]["sent"] for p in before.values())
     upkeep.rebuild(ctx)  # the counters replaced by a recount of the rows
     assert {s.id: pages(ctx, s.id) for s in driver.sequences} == before
+
+
+def test_a_contact_is_counted_emailed_once_whatever_its_emails(ctx, world):
+    """Each enrollment's first email sent counts its contact as emailed, its later ones
+    do not: the statement that records a run sent says whether it was the first."""
+    steps = [
+        {"type": "email", "subject": "One", "body": "<p>One</p>"},
+        {"type": "email", "delay_days": 1, "thread_with_step": 1, "body": "<p>Two</p>"},
+    ]
+    two = world.make_sequence(steps=steps, name="Two emails")
+    enroll_ids(world, world.contacts(3, prefix="twice"), two)
+    Worker(ctx, WorkerOptions(webhooks=False)).run_until(ctx.clock.now() + timedelta(days=6))
+    with ctx.db.read() as session:
+        sent = session.scalars(select(Message.enrollment_id).where(Message.status == "sent")).all()
+    assert sorted(Counter(sent).values()) == [2, 2, 2]  # every contact got both emails
+    emailed = [n for (seq, *_, key, _), n in stored(ctx).items() if (seq, key) == (two.id, EMAILED)]
+    assert emailed == [3]
+    assert_counted(ctx, "both steps sent")
 
 
 def test_a_fold_keeps_the_sums_and_loses_no_concurrent_delta(ctx, world):

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, select
+from sqlalchemy import ColumnElement, Connection, literal_column, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
 
 from cadenza.domain.counters import (
     BOUNCED,
@@ -49,37 +48,28 @@ from cadenza.domain.counters import (
 )
 from cadenza.domain.enums import ENGAGEMENT_KINDS, EventKind
 from cadenza.services.counters.deltas import Delta, add
-from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import EmailEvent, Enrollment, Message, StepRun
-from cadenza.store.prepared import Prepared
-
-_SENT_NOW = BoundRows("sent_now", enrollment_id=Integer(), pk=Integer())
 
 
-def _first_sent(dialect: str) -> Executable:
-    """Of these enrollments, those with no sent email but the ones given: one statement
-    for all the sends a hand-over commit records (store/bound_rows.py)."""
-    rows, given = _SENT_NOW.table(dialect), _SENT_NOW.table(dialect, alias="given")
+def first_sent() -> ColumnElement[bool]:
+    """Whether a step run's email is its enrollment's first sent: no other message of
+    the enrollment has been sent. Read by the statement that records the run as sent
+    (delivery/sent_steps.py), in its RETURNING, after its own message was marked: the
+    question costs the hand-over commit no statement of its own (bench/engine.py)."""
+    # SQLAlchemy writes SQLite's RETURNING columns unqualified, which inside this
+    # subquery would name the message's own: the run's are named in full
+    run_id = literal_column(f"{StepRun.__tablename__}.id")
+    run_enrollment = literal_column(f"{StepRun.__tablename__}.enrollment_id")
     other_sent = (
         select(Message.id)
         .where(
-            Message.enrollment_id == rows.c.enrollment_id,
+            Message.enrollment_id == run_enrollment,
             Message.sent_at.is_not(None),
-            Message.id.not_in(select(given.c.pk)),
+            or_(Message.step_run_id.is_(None), Message.step_run_id != run_id),
         )
         .exists()
     )
-    return select(rows.c.enrollment_id).where(~other_sent).distinct()
-
-
-_FIRST_SENT = Prepared(build=_first_sent)
-
-
-def message_sent(
-    connection: Connection, sequence_id: int, enrollment_id: int, message_pk: int, sent_at: datetime
-) -> None:
-    """`messages_sent` of one."""
-    messages_sent(connection, [SentMessage(sequence_id, enrollment_id, message_pk)], sent_at)
+    return ~other_sent
 
 
 @dataclass(frozen=True)
@@ -87,22 +77,19 @@ class SentMessage:
     sequence_id: int
     enrollment_id: int
     pk: int
+    first: bool  # its enrollment's first email sent (`first_sent`)
 
 
 def messages_sent(connection: Connection, sent: list[SentMessage], sent_at: datetime) -> None:
     """Steps' emails were recorded as sent: on their day's chart, and each contact
-    emailed when these are its enrollment's first (an enrollment's emails are sent one
-    after the other, so in practice one of them)."""
+    emailed where one is its enrollment's first (an enrollment's emails are sent one
+    after the other, so one of them at most)."""
     if not sent:
         return
     day = utc_day(sent_at)
     deltas = [Delta(m.sequence_id, WHOLE_SEQUENCE, NO_VARIANT, DAY_SENT, 1, day) for m in sent]
-    params = _SENT_NOW.bind([(m.enrollment_id, m.pk) for m in sent], connection.dialect)
-    firsts = {row[0] for row in _FIRST_SENT.run(connection, params).fetchall()}
-    sequence_of = {m.enrollment_id: m.sequence_id for m in sent}
-    deltas += [
-        Delta(sequence_of[e], WHOLE_SEQUENCE, NO_VARIANT, EMAILED, 1) for e in sorted(firsts)
-    ]
+    firsts = {m.enrollment_id: m.sequence_id for m in sent if m.first}
+    deltas += [Delta(firsts[e], WHOLE_SEQUENCE, NO_VARIANT, EMAILED, 1) for e in sorted(firsts)]
     add(connection, deltas)
 
 

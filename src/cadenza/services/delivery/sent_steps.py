@@ -59,7 +59,13 @@ def _runs_sent(dialect: str) -> Executable:
             locked_until=None,
             last_error=None,
         )
-        .returning(StepRun.id, StepRun.attempts, StepRun.step_type, StepRun.variant)
+        .returning(
+            StepRun.id,
+            StepRun.attempts,
+            StepRun.step_type,
+            StepRun.variant,
+            counted_messages.first_sent(),
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -143,7 +149,7 @@ def record_steps_sent(
     runs = {row[0]: row[1:] for row in _RUNS_SENT.run(connection, params).fetchall()}
     attempts: dict[int, int] = {}
     for step in sent:
-        tries, step_type, variant = runs[step.run_id]
+        tries, step_type, variant, _ = runs[step.run_id]
         attempts[step.run_id] = int(tries)
         sequence_id = step.enrollment["sequence_id"]
         where = StepOf(sequence_id, step.step_position, variant or NO_VARIANT, step_type)
@@ -152,7 +158,10 @@ def record_steps_sent(
         connection,
         [
             counted_messages.SentMessage(
-                s.enrollment["sequence_id"], s.enrollment["enrollment_id"], s.message_pk
+                s.enrollment["sequence_id"],
+                s.enrollment["enrollment_id"],
+                s.message_pk,
+                bool(runs[s.run_id][3]),
             )
             for s in sent
         ],
