@@ -88,13 +88,13 @@ class Run:
 
 def engine(
     host: str, port: int, count: int, kind: str, workers: int, mailboxes: int,
-    statements: bool = False, writes: bool = False,
+    statements: bool = False, writes: bool = False, steps: int = 1,
 ) -> Run:  # fmt: skip
     """N due emails sent by `workers` `cadenza worker` processes, timed from the moment
     the first of them is ready (its imports done) to the last one's exit."""
     with scratch_database(kind) as db, tempfile.TemporaryDirectory() as folder:
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
-        seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port)
+        seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port, steps=steps)
         server_before = database_server_cpu() if kind == "postgresql" else 0.0
         counting = writes and kind == "postgresql"
         if counting:
@@ -226,6 +226,11 @@ def main() -> None:
         "them costs the workers some CPU",
     )  # fmt: skip
     parser.add_argument(
+        "--steps", type=int, default=1,
+        help="emails in each enrollment's sequence (the first due): with more than one, "
+        "every send also schedules the next step, as most sends of a real sequence do",
+    )  # fmt: skip
+    parser.add_argument(
         "--writes", action="store_true",
         help="PostgreSQL: also print the rows each table had written, per email, and the "
         "write-ahead log's bytes and records per email (whole server: run it alone)",
@@ -247,7 +252,9 @@ def main() -> None:
             print(f"round {number}: baseline {base:.0f} messages/s", flush=True)
             runs = []
             for kind, workers in plan:
-                options = {"statements": args.statements > 0, "writes": args.writes}
+                options = {
+                    "statements": args.statements > 0, "writes": args.writes, "steps": args.steps
+                }  # fmt: skip
                 runs.append(engine(host, port, args.n, kind, workers, mailboxes, **options))
                 print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
             sink_after = cpu_seconds(counted["pid"])

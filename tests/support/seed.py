@@ -18,6 +18,7 @@ from cadenza.services.sequences.catalog import create_sequence
 from cadenza.store.models import Contact, Enrollment, StepRun
 
 ONE_EMAIL = [{"type": "email", "subject": "Hi {{ contact.firstname }}", "body": "<p>Hello</p>"}]
+FOLLOW_UP = {"type": "email", "delay_days": 3, "thread_with_step": 1, "body": "<p>Following up</p>"}
 
 
 def seed_due_emails(
@@ -30,8 +31,12 @@ def seed_due_emails(
     daily_limit: int = 10_000_000,
     due_at: datetime | None = None,
     chunk: int = 5_000,
+    steps: int = 1,
 ) -> list[int]:
-    """`count` enrollments of a one-email sequence, spread over mailboxes; returns mailbox ids."""
+    """`count` enrollments of a sequence of `steps` emails (the later ones three days
+    apart, threaded with the first), their first due, spread over mailboxes; returns
+    mailbox ids. With more than one step, each send schedules the enrollment's next one,
+    as most sends of a real sequence do."""
     tag = uuid.uuid4().hex[:8]  # seeding twice into one database must not collide
     user = create_user(ctx, f"seed-{tag}@example.com", firstname="Sam")
     boxes = [
@@ -44,12 +49,14 @@ def seed_due_emails(
         ).id
         for i in range(mailboxes)
     ]  # fmt: skip
-    sequence = create_sequence(ctx, user.id, "Seeded", steps=ONE_EMAIL)
+    emails = ONE_EMAIL + [FOLLOW_UP] * (steps - 1)
+    sequence = create_sequence(ctx, user.id, "Seeded", steps=emails)
     snapshot = [
-        {**step, "position": 1, "delay_days": 0, "delay_hours": 0, "thread_with_step": None,
+        {"subject": None, **step, "position": position, "delay_days": step.get("delay_days", 0),
+         "delay_hours": 0, "thread_with_step": step.get("thread_with_step"),
          "task_type": None, "task_title": None, "task_notes": None, "task_priority": "none",
          "continue_without_completing": False}
-        for step in ONE_EMAIL
+        for position, step in enumerate(emails, 1)
     ]  # fmt: skip
     now = ctx.clock.now()
     due = due_at or now
