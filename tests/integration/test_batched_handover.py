@@ -139,6 +139,35 @@ def test_a_login_refused_in_a_commit_stops_its_mailboxs_next_email_in_that_commi
         assert session.get_one(Message, second[1].message_pk).status == "handing"
 
 
+def test_a_commit_reads_the_enrollments_whose_next_step_it_schedules_at_once(ctx, database):
+    """Most sends are not their sequence's last: recording three of them schedules each
+    enrollment's next step, with one read of the three enrollments, not one each."""
+    boxes = seed_due_emails(ctx, 3, mailboxes=3, steps=2)
+    ctx.clock.advance(timedelta(seconds=1))
+    first = claim_all(ctx, "w1", boxes)
+    assert hand_over_many(ctx, first, "w1") == [HandOver.GO] * 3
+    reads: list[str] = []
+
+    def noting(_conn, _cursor, statement, *_args) -> None:
+        if " ".join(statement.split()).startswith("SELECT enrollments.id"):
+            reads.append(statement)
+
+    event.listen(database.keyed_engine, "before_cursor_execute", noting)
+    try:
+        hand_over_many(ctx, [], "w1", [(claim, SENT) for claim in first])
+    finally:
+        event.remove(database.keyed_engine, "before_cursor_execute", noting)
+    assert len(reads) == 1, reads
+    with ctx.db.read() as session:
+        runs = session.execute(
+            select(StepRun.enrollment_id, StepRun.step_position, StepRun.status)
+        ).all()
+    enrollments = {claim.enrollment_id for claim in first}
+    assert sorted(runs) == sorted(
+        [(e, 1, "sent") for e in enrollments] + [(e, 2, "pending") for e in enrollments]
+    )
+
+
 def test_a_hand_over_never_marks_two_emails_of_one_mailbox(ctx):
     [box] = seed(ctx, 2, 1)
     both = claim_all(ctx, "w1", [box])

@@ -181,13 +181,25 @@ def record_steps_sent(
     following = [s for s in sent if not s.last_step]
     if following:
         with Session(bind=connection) if session is None else _borrowed(session) as own:
+            enrollments = _locked(own, [s.enrollment["enrollment_id"] for s in following])
             for step in following:
-                enrollment = own.get_one(
-                    Enrollment, step.enrollment["enrollment_id"], with_for_update=True
-                )
+                enrollment = enrollments[step.enrollment["enrollment_id"]]
                 after_step_completed(own, enrollment, step.step_position, sent_at)
             own.flush()
     return attempts
+
+
+def _locked(session: Session, enrollment_ids: list[int]) -> dict[int, Enrollment]:
+    """The enrollments whose next step is to be scheduled, read and locked in one
+    statement, in key order: most sends of a sequence are not its last, and a read of
+    each was a statement per email in the hand-over commit (bench/engine.py --steps)."""
+    query = (
+        select(Enrollment)
+        .where(Enrollment.id.in_(sorted(set(enrollment_ids))))
+        .order_by(Enrollment.id)
+        .with_for_update()
+    )
+    return {enrollment.id: enrollment for enrollment in session.scalars(query)}
 
 
 @contextmanager
