@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, literal_column, or_, select
+from sqlalchemy import ColumnElement, Connection, Integer, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain.counters import (
@@ -58,8 +58,10 @@ def first_sent() -> ColumnElement[bool]:
     question costs the hand-over commit no statement of its own (bench/engine.py)."""
     # SQLAlchemy writes SQLite's RETURNING columns unqualified, which inside this
     # subquery would name the message's own: the run's are named in full
-    run_id = literal_column(f"{StepRun.__tablename__}.id")
-    run_enrollment = literal_column(f"{StepRun.__tablename__}.enrollment_id")
+    run_id: ColumnElement[int] = literal_column(f"{StepRun.__tablename__}.id", Integer())
+    run_enrollment: ColumnElement[int] = literal_column(
+        f"{StepRun.__tablename__}.enrollment_id", Integer()
+    )
     other_sent = (
         select(Message.id)
         .where(
