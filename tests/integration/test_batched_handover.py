@@ -139,25 +139,34 @@ def test_a_login_refused_in_a_commit_stops_its_mailboxs_next_email_in_that_commi
         assert session.get_one(Message, second[1].message_pk).status == "handing"
 
 
-def test_a_commit_reads_the_enrollments_whose_next_step_it_schedules_at_once(ctx, database):
+def test_a_commit_schedules_the_next_steps_of_its_sends_at_once(ctx, database, monkeypatch):
     """Most sends are not their sequence's last: recording three of them schedules each
-    enrollment's next step, with one read of the three enrollments, not one each."""
+    enrollment's next step, with one read of the three enrollments and one write of the
+    three new runs, not one of each per email."""
     boxes = seed_due_emails(ctx, 3, mailboxes=3, steps=2)
     ctx.clock.advance(timedelta(seconds=1))
     first = claim_all(ctx, "w1", boxes)
     assert hand_over_many(ctx, first, "w1") == [HandOver.GO] * 3
     reads: list[str] = []
+    writes: list[str] = []
+    plain = Prepared.run
 
     def noting(_conn, _cursor, statement, *_args) -> None:
         if " ".join(statement.split()).startswith("SELECT enrollments.id"):
             reads.append(statement)
 
+    def prepared(self, connection, params=None):
+        if self._plan(connection.dialect).sql.lstrip().startswith("INSERT INTO step_runs"):
+            writes.append("runs")
+        return plain(self, connection, params)
+
+    monkeypatch.setattr(Prepared, "run", prepared)
     event.listen(database.keyed_engine, "before_cursor_execute", noting)
     try:
         hand_over_many(ctx, [], "w1", [(claim, SENT) for claim in first])
     finally:
         event.remove(database.keyed_engine, "before_cursor_execute", noting)
-    assert len(reads) == 1, reads
+    assert (len(reads), len(writes)) == (1, 1), (reads, writes)
     with ctx.db.read() as session:
         runs = session.execute(
             select(StepRun.enrollment_id, StepRun.step_position, StepRun.status)

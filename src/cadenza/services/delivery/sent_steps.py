@@ -27,7 +27,7 @@ from cadenza.services.counters import deltas as counters
 from cadenza.services.counters import messages as counted_messages
 from cadenza.services.counters.deltas import StepOf
 from cadenza.services.delivery.claims import SENDING, ClaimedEmail
-from cadenza.services.enrollment.progress import after_step_completed, finish_enrollments
+from cadenza.services.enrollment.progress import after_steps_completed, finish_enrollments
 from cadenza.services.events_out import webhooks
 from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import Enrollment, Message, StepRun
@@ -182,9 +182,10 @@ def record_steps_sent(
     if following:
         with Session(bind=connection) if session is None else _borrowed(session) as own:
             enrollments = _locked(own, [s.enrollment["enrollment_id"] for s in following])
-            for step in following:
-                enrollment = enrollments[step.enrollment["enrollment_id"]]
-                after_step_completed(own, enrollment, step.step_position, sent_at)
+            completed = [
+                (enrollments[s.enrollment["enrollment_id"]], s.step_position) for s in following
+            ]
+            after_steps_completed(own, completed, sent_at)
             own.flush()
     return attempts
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Integer, bindparam, select, update
+from sqlalchemy import Connection, Integer, bindparam, false, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
 
 from cadenza.domain import schedule
 from cadenza.domain.contact_fields import parse_timezone
+from cadenza.domain.counters import NO_VARIANT
 from cadenza.domain.enums import (
     LIVE_ENROLLMENT_STATES,
     EnrollmentState,
@@ -62,52 +63,93 @@ def _finish_statement(state: str) -> Prepared:
 _FINISH = {state: _finish_statement(str(state)) for state in LIVE_ENROLLMENT_STATES}
 
 
+# A step run's first row, for all the runs one call schedules in one statement: the
+# worker schedules the next step of every send of a commit that is not a sequence's last.
+_NEW_RUNS = BoundRows.of(
+    "new_runs", StepRun, "enrollment_id", "mailbox_id", "step_position", "step_type",
+    "bulk_first", "status", "due_at", "created_at", "variant",
+)  # fmt: skip
+_ADD_RUNS = Prepared(
+    build=lambda dialect: _NEW_RUNS.inserted(
+        StepRun, dialect, attempts=literal(0, Integer()), send_ready=false()
+    )
+)
+
+
 def add_step_run(
     session: Session,
     enrollment: Enrollment,
     position: int,
     due_at: datetime,
     now: datetime,
-) -> StepRun:
-    spec = enrollment.steps_snapshot[position - 1]
-    paused = enrollment.state == EnrollmentState.PAUSED
-    run = StepRun(
-        enrollment_id=enrollment.id,
-        mailbox_id=enrollment.mailbox_id,
-        step_position=position,
-        step_type=spec["type"],
-        bulk_first=enrollment.bulk and position == enrollment.start_step,
-        status=str(StepRunStatus.PAUSED if paused else StepRunStatus.PENDING),
-        due_at=due_at,
-        created_at=now,
-        variant=spec.get("variant"),
-    )
-    session.add(run)
-    counters.run_moved(session, StepOf.of(run, enrollment.sequence_id), None, run.status)
-    return run
+) -> None:
+    """`add_step_runs` of one."""
+    add_step_runs(session, [(enrollment, position, due_at)], now)
+
+
+def add_step_runs(
+    session: Session, planned: list[tuple[Enrollment, int, datetime]], now: datetime
+) -> None:
+    """The one way a step run is created: each enrollment's step at `position`, due at
+    the time given, pending (paused with a paused enrollment), counted. Written as plain
+    rows in one statement, not ORM objects flushed: the worker's hand-over commit
+    schedules the next step of every send that is not its sequence's last
+    (bench/engine.py --steps). Each enrollment's loaded list of runs is expired, so a
+    later read in the same session sees the new one."""
+    if not planned:
+        return
+    rows = []
+    for enrollment, position, due_at in planned:
+        spec = enrollment.steps_snapshot[position - 1]
+        status = (
+            StepRunStatus.PAUSED
+            if enrollment.state == EnrollmentState.PAUSED
+            else StepRunStatus.PENDING
+        )
+        bulk_first = bool(enrollment.bulk and position == enrollment.start_step)
+        variant = spec.get("variant")
+        rows.append((enrollment.id, enrollment.mailbox_id, position, spec["type"], bulk_first,
+                     str(status), due_at, now, variant))  # fmt: skip
+        where = StepOf(enrollment.sequence_id, position, variant or NO_VARIANT, spec["type"])
+        counters.run_moved(session, where, None, status)
+    connection = session.connection()
+    _ADD_RUNS.run(connection, _NEW_RUNS.bind(rows, connection.dialect))
+    for enrollment, _, _ in planned:
+        session.expire(enrollment, ["step_runs"])
 
 
 def after_step_completed(
     session: Session, enrollment: Enrollment, position: int, completed_at: datetime
-) -> StepRun | None:
-    """Schedules the step after `position`, or finishes the enrollment after the last one."""
-    if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
-        return None
-    if position >= len(enrollment.steps_snapshot):
-        session.flush()
-        if finish_enrollment(session.connection(), enrollment_event(enrollment), completed_at):
-            # what the statement wrote, so the loaded row stays true without a read
-            set_committed_value(enrollment, "state", EnrollmentState.FINISHED)
-            set_committed_value(enrollment, "ended_at", completed_at)
-        return None
-    following = StepSpec.from_dict(enrollment.steps_snapshot[position])
-    due = schedule.next_step_due(
-        completed_at,
-        parse_timezone(enrollment.timezone),
-        schedule.StepDelay(following.delay_days, following.delay_hours),
-        SequenceSettings.from_dict(enrollment.settings_snapshot),
-    )
-    return add_step_run(session, enrollment, following.position, due, completed_at)
+) -> None:
+    """`after_steps_completed` of one."""
+    after_steps_completed(session, [(enrollment, position)], completed_at)
+
+
+def after_steps_completed(
+    session: Session, completed: list[tuple[Enrollment, int]], completed_at: datetime
+) -> None:
+    """Schedules each enrollment's step after `position`, or finishes the enrollment
+    after its last one; an enrollment no longer live is left as it is."""
+    planned: list[tuple[Enrollment, int, datetime]] = []
+    for enrollment, position in completed:
+        if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
+            continue
+        if position >= len(enrollment.steps_snapshot):
+            session.flush()
+            if finish_enrollment(session.connection(), enrollment_event(enrollment), completed_at):
+                # what the statement wrote, so the loaded row stays true without a read
+                set_committed_value(enrollment, "state", EnrollmentState.FINISHED)
+                set_committed_value(enrollment, "ended_at", completed_at)
+            continue
+        following = StepSpec.from_dict(enrollment.steps_snapshot[position])
+        due = schedule.next_step_due(
+            completed_at,
+            parse_timezone(enrollment.timezone),
+            schedule.StepDelay(following.delay_days, following.delay_hours),
+            SequenceSettings.from_dict(enrollment.settings_snapshot),
+        )
+        planned.append((enrollment, following.position, due))
+    add_step_runs(session, planned, completed_at)
 
 
 def finish_enrollment(connection: Connection, enrollment: dict, finished_at: datetime) -> bool:
