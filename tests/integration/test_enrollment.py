@@ -10,6 +10,7 @@ from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_user
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
+from cadenza.services.enrollment.progress import after_step_completed
 from cadenza.store.models import (
     AuditEntry,
     BlockedAddress,
@@ -18,7 +19,7 @@ from cadenza.store.models import (
     Mailbox,
     StepRun,
 )
-from tests.conftest import MISSING_ID
+from tests.conftest import MISSING_ID, enroll_ids
 
 
 def request(world, contact_ids, **options):
@@ -291,3 +292,14 @@ def test_enrollment_is_audited(ctx, world):
             select(AuditEntry.action).where(AuditEntry.subject_id == result.enrollment_id)
         ).all()
     assert "enrollment.create" in actions
+
+
+def test_a_step_scheduled_shows_in_the_runs_its_session_had_already_read(ctx, world):
+    """Step runs are written as plain rows (progress.add_step_runs), not ORM objects: an
+    enrollment whose runs the session had read sees the new one at its next read."""
+    [eid] = enroll_ids(world, [world.contact()])
+    with ctx.db.transaction() as session:
+        enrollment = session.get_one(Enrollment, eid)
+        assert [r.step_position for r in enrollment.step_runs] == [1]
+        after_step_completed(session, enrollment, 1, ctx.clock.now())
+        assert sorted(r.step_position for r in enrollment.step_runs) == [1, 2]
