@@ -32,6 +32,11 @@ class DeliveryResult:
     code: int | None
     reply: str
 
+    @property
+    def reply_line(self) -> str:
+        """The server's answer as a message keeps it (`smtp_reply`): code and words."""
+        return f"{self.code or ''} {self.reply}".strip()
+
 
 # Enhanced status codes (RFC 3463) about the recipient's mailbox or address: that step
 # alone fails, whatever the text says. 5.1.7 and 5.1.8 are the *sender's* address.

@@ -283,8 +283,7 @@ def _record_and_hand_over(
         if claim.message_pk not in common:
             _record(connection, ctx, claim, result, worker_id)
     answers, going = _going(connection, claims, worker_id)
-    delivered = [(c.message_pk, 0, f"{r.code or ''} {r.reply}".strip()) for c, r in accepted]
-    sent, handed = _mark_messages(connection, delivered, going, worker_id, now)
+    sent, handed = _mark_messages(connection, accepted, going, worker_id, now)
     for claim in going:
         if claim.message_pk not in handed:
             answers[claim.mailbox_id] = HandOver.SKIP  # our lease passed to another worker
@@ -358,17 +357,20 @@ def _take_slots(
 
 def _mark_messages(
     connection: Connection,
-    delivered: list[tuple[int, int, str]],
+    accepted: list[tuple[ClaimedEmail, DeliveryResult]],
     going: list[ClaimedEmail],
     worker_id: str,
     now: datetime,
 ) -> tuple[set[int], set[int]]:
-    """Marks the delivered messages `sent` and the leaving ones `handing`, each where its
+    """Marks the accepted messages `sent` and the leaving ones `handing`, each where its
     run is still this worker's: the message keys marked sent, and those marked handing.
     A task's reminder has no run: its own statement."""
     sent: set[int] = set()
     handed: set[int] = set()
-    marks = delivered + [(c.message_pk, 1, None) for c in going if not c.is_reminder]
+    marks: list[tuple[int, int, str | None]] = [
+        (c.message_pk, 0, r.reply_line) for c, r in accepted
+    ]
+    marks += [(c.message_pk, 1, None) for c in going if not c.is_reminder]
     if marks:
         params = {**_MARKS.bind(marks, connection.dialect), "worker": worker_id, "now": now}
         for pk, status in _MARK_MESSAGES.run(connection, params).fetchall():
@@ -544,7 +546,7 @@ def _attempted(
             at=now,
         )
     )
-    message.smtp_reply = f"{result.code or ''} {result.reply}".strip()
+    message.smtp_reply = result.reply_line
 
 
 def _disconnect(

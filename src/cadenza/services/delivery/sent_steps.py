@@ -148,25 +148,19 @@ def record_steps_sent(
     }
     runs = {row[0]: row[1:] for row in _RUNS_SENT.run(connection, params).fetchall()}
     attempts: dict[int, int] = {}
+    messages: list[counted_messages.SentMessage] = []
     for step in sent:
-        tries, step_type, variant, _ = runs[step.run_id]
+        tries, step_type, variant, first = runs[step.run_id]
         attempts[step.run_id] = int(tries)
         sequence_id = step.enrollment["sequence_id"]
         where = StepOf(sequence_id, step.step_position, variant or NO_VARIANT, step_type)
         counters.run_moved(connection, where, step.was, StepRunStatus.SENT)
-    counted_messages.messages_sent(
-        connection,
-        [
+        messages.append(
             counted_messages.SentMessage(
-                s.enrollment["sequence_id"],
-                s.enrollment["enrollment_id"],
-                s.message_pk,
-                bool(runs[s.run_id][3]),
+                sequence_id, step.enrollment["enrollment_id"], step.message_pk, bool(first)
             )
-            for s in sent
-        ],
-        sent_at,
-    )
+        )
+    counted_messages.messages_sent(connection, messages, sent_at)
     for step in sent:
         event = {
             "enrollment_id": step.enrollment["enrollment_id"],
