@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from cadenza.domain.enums import EnrollmentState
 from cadenza.domain.errors import CadenzaError
 from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_user
@@ -303,3 +304,17 @@ def test_a_step_scheduled_shows_in_the_runs_its_session_had_already_read(ctx, wo
         assert [r.step_position for r in enrollment.step_runs] == [1]
         after_step_completed(session, enrollment, 1, ctx.clock.now())
         assert sorted(r.step_position for r in enrollment.step_runs) == [1, 2]
+
+
+def test_an_enrollment_finished_by_its_last_step_reads_finished_in_its_session(ctx, world):
+    """The end is written by a plain statement (progress.finish_enrollments): the
+    session's object of the enrollment says so without a read, so what the use case
+    returns and flushes after it is the finished enrollment."""
+    [eid] = enroll_ids(world, [world.contact()])
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        enrollment = session.get_one(Enrollment, eid)
+        after_step_completed(session, enrollment, len(enrollment.steps_snapshot), now)
+        assert (enrollment.state, enrollment.ended_at) == (EnrollmentState.FINISHED, now)
+    with ctx.db.read() as session:
+        assert session.get_one(Enrollment, eid).state == EnrollmentState.FINISHED
