@@ -542,6 +542,15 @@ BREAKS: list[Break] = [
         ["tests/integration/test_sequence_counters.py"],
         select="emailed_once",
     ),
+    Break(
+        "finished-enrollment-reads-active-in-its-session",
+        "The end written by a plain statement is not set on the session's enrollment",
+        "src/cadenza/services/enrollment/progress.py",
+        'set_committed_value(enrollment, "state", EnrollmentState.FINISHED)',
+        "pass",
+        ["tests/integration/test_enrollment.py"],
+        select="finished_by_its_last_step",
+    ),
 ]
 
 
