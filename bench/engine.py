@@ -84,6 +84,14 @@ class Run:
     by_text: dict[str, int] | None = None  # statements by their text's start (--statements)
     waited: dict[str, int] | None = None  # microseconds waited for them, by the same
     writes: dict[str, tuple[int, ...]] | None = None  # by table (--writes), and "WAL"
+    sink_cpu: float = 0.0  # the SMTP sink's CPU seconds during the run
+
+    def cpu_an_email(self) -> float:
+        """Every process's CPU seconds an email: the workers', the database server's and
+        the sink's. On a machine whose cores all of them share, the rate can be no more
+        than its cores divided by this: what a run with more workers must cut to be
+        faster here, and what more cores would give it."""
+        return (sum(self.cpu) + self.server_cpu + self.sink_cpu) / max(sum(self.handed), 1)
 
 
 def engine(
@@ -255,7 +263,9 @@ def main() -> None:
                 options = {
                     "statements": args.statements > 0, "writes": args.writes, "steps": args.steps
                 }  # fmt: skip
+                sink_before_run = cpu_seconds(counted["pid"])
                 runs.append(engine(host, port, args.n, kind, workers, mailboxes, **options))
+                runs[-1].sink_cpu = cpu_seconds(counted["pid"]) - sink_before_run
                 print(f"  {kind} x{workers}: {runs[-1].rate:.0f} messages/s", flush=True)
             sink_after = cpu_seconds(counted["pid"])
             sink_base += sink_between - sink_before
@@ -329,6 +339,18 @@ def table(base: float, runs: list[Run]) -> None:
             f"{per_email([s / 1000 for s in run.statements], run.handed):<26}"
             f"{per_email([c / 1000 for c in run.commits], run.handed):<26}"
             f"{1000 * run.server_cpu / max(sum(run.handed), 1):.2f}"
+        )
+    cores = len(os.sched_getaffinity(0))
+    print(f"every process's CPU an email (workers + database server + sink), and the rate "
+          f"it allows on this machine's {cores} cores:")  # fmt: skip
+    for run in runs:
+        handed = max(sum(run.handed), 1)
+        total = run.cpu_an_email()
+        print(
+            f"{run.db + ' x' + str(run.workers):<16}{1000 * total:>6.2f} ms "
+            f"({1000 * sum(run.cpu) / handed:.2f} + {1000 * run.server_cpu / handed:.2f} + "
+            f"{1000 * run.sink_cpu / handed:.2f}): at most {cores / total:.0f} msg/s; "
+            f"this run {run.rate:.0f}, {run.rate * total / cores:.0%} of the cores"
         )
 
 
