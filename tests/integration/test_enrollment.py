@@ -11,7 +11,11 @@ from cadenza.services.accounts.mailboxes import create_mailbox
 from cadenza.services.accounts.users import create_user
 from cadenza.services.enrollment import control as enrollment_control
 from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
-from cadenza.services.enrollment.progress import after_step_completed
+from cadenza.services.enrollment.progress import (
+    after_step_completed,
+    after_steps_completed,
+    locked_progress,
+)
 from cadenza.store.models import (
     AuditEntry,
     BlockedAddress,
@@ -318,3 +322,25 @@ def test_an_enrollment_finished_by_its_last_step_reads_finished_in_its_session(c
         assert (enrollment.state, enrollment.ended_at) == (EnrollmentState.FINISHED, now)
     with ctx.db.read() as session:
         assert session.get_one(Enrollment, eid).state == EnrollmentState.FINISHED
+
+
+def test_the_worker_moves_plain_rows_forward_and_the_sessions_object_sees_it(ctx, world):
+    """The worker reads the enrollments it moves forward as plain rows
+    (progress.locked_progress); a session that had the enrollment's object, as a late
+    send's slow path has, sees the run scheduled and then the end."""
+    [eid] = enroll_ids(world, [world.contact()])
+    now = ctx.clock.now()
+    with ctx.db.transaction() as session:
+        enrollment = session.get_one(Enrollment, eid)
+        assert [r.step_position for r in enrollment.step_runs] == [1]
+        [(row_id, row)] = locked_progress(session, [eid, eid]).items()
+        assert (row_id, row.state, row.steps_snapshot) == (
+            eid,
+            EnrollmentState.ACTIVE,
+            enrollment.steps_snapshot,
+        )
+        after_steps_completed(session, [(row, 1)], now)
+        assert sorted(r.step_position for r in enrollment.step_runs) == [1, 2]
+        last = len(row.steps_snapshot)
+        after_steps_completed(session, [(row, last)], now)
+        assert enrollment.state == EnrollmentState.FINISHED

@@ -27,7 +27,11 @@ from cadenza.services.counters import deltas as counters
 from cadenza.services.counters import messages as counted_messages
 from cadenza.services.counters.deltas import StepOf
 from cadenza.services.delivery.claims import SENDING, ClaimedEmail
-from cadenza.services.enrollment.progress import after_steps_completed, finish_enrollments
+from cadenza.services.enrollment.progress import (
+    after_steps_completed,
+    finish_enrollments,
+    locked_progress,
+)
 from cadenza.services.events_out import webhooks
 from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import Enrollment, Message, StepRun
@@ -175,26 +179,13 @@ def record_steps_sent(
     following = [s for s in sent if not s.last_step]
     if following:
         with Session(bind=connection) if session is None else _borrowed(session) as own:
-            enrollments = _locked(own, [s.enrollment["enrollment_id"] for s in following])
+            enrollments = locked_progress(own, [s.enrollment["enrollment_id"] for s in following])
             completed = [
                 (enrollments[s.enrollment["enrollment_id"]], s.step_position) for s in following
             ]
             after_steps_completed(own, completed, sent_at)
             own.flush()
     return attempts
-
-
-def _locked(session: Session, enrollment_ids: list[int]) -> dict[int, Enrollment]:
-    """The enrollments whose next step is to be scheduled, read and locked in one
-    statement, in key order: most sends of a sequence are not its last, and a read of
-    each was a statement per email in the hand-over commit (bench/engine.py --steps)."""
-    query = (
-        select(Enrollment)
-        .where(Enrollment.id.in_(sorted(set(enrollment_ids))))
-        .order_by(Enrollment.id)
-        .with_for_update()
-    )
-    return {enrollment.id: enrollment for enrollment in session.scalars(query)}
 
 
 @contextmanager

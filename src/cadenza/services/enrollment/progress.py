@@ -6,11 +6,16 @@ so every path schedules with the same pure function the projection shows.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Integer, bindparam, false, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import Executable
 
 from cadenza.domain import schedule
@@ -76,6 +81,71 @@ _ADD_RUNS = Prepared(
 )
 
 
+@dataclass(frozen=True)
+class EnrollmentProgress:
+    """What moving an enrollment forward reads of it, as a plain row: the worker
+    schedules the next step of most of its sends, and reading their enrollments through
+    the ORM (building the query, its IN list, the objects) was a tenth of a SQLite
+    worker's time with two-email sequences (bench/engine.py --steps 2, docs/
+    benchmarks.md). Other paths pass the ORM row itself, which has the same names."""
+
+    id: int
+    contact_id: int
+    sequence_id: int
+    mailbox_id: int
+    state: EnrollmentState
+    timezone: str
+    steps_snapshot: list[Any]
+    settings_snapshot: dict[str, Any]
+    bulk: bool
+    start_step: int
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> EnrollmentProgress:
+        """From the driver's row: SQLite gives JSON as text and booleans as integers."""
+        (id_, contact_id, sequence_id, mailbox_id, state, timezone, steps, settings,
+         bulk, start_step) = row  # fmt: skip
+        return cls(
+            id_, contact_id, sequence_id, mailbox_id, EnrollmentState(state), timezone,
+            _json(steps), _json(settings), bool(bulk), start_step,
+        )  # fmt: skip
+
+
+def _json(stored: Any) -> Any:
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
+# The enrollments one hand-over commit moves forward, read and locked in one statement
+# compiled once (store/prepared.py), in key order: two commits never wait on each
+# other in a cycle.
+_PROGRESSING = BoundRows("progressing", enrollment_id=Integer())
+_READ_PROGRESS = Prepared(
+    build=lambda dialect: (
+        select(*[getattr(Enrollment, f) for f in EnrollmentProgress.__dataclass_fields__])
+        .where(Enrollment.id.in_(select(_PROGRESSING.table(dialect).c.enrollment_id)))
+        .order_by(Enrollment.id)
+        .with_for_update()
+    )
+)
+
+
+def locked_progress(
+    session: Session, enrollment_ids: Sequence[int]
+) -> dict[int, EnrollmentProgress]:
+    """The enrollments whose next step is to be scheduled, read and locked."""
+    connection = session.connection()
+    params = _PROGRESSING.bind([(i,) for i in sorted(set(enrollment_ids))], connection.dialect)
+    rows = _READ_PROGRESS.run(connection, params).fetchall()
+    return {row[0]: EnrollmentProgress.of_row(row) for row in rows}
+
+
+def _loaded(session: Session, enrollment_id: int) -> Enrollment | None:
+    """The session's own object of the enrollment, where it has read one: what a plain
+    statement wrote must show on it."""
+    loaded = session.identity_map.get(identity_key(Enrollment, enrollment_id))
+    return loaded if isinstance(loaded, Enrollment) else None
+
+
 def add_step_run(
     session: Session,
     enrollment: Enrollment,
@@ -88,14 +158,16 @@ def add_step_run(
 
 
 def add_step_runs(
-    session: Session, planned: list[tuple[Enrollment, int, datetime]], now: datetime
+    session: Session,
+    planned: Sequence[tuple[Enrollment | EnrollmentProgress, int, datetime]],
+    now: datetime,
 ) -> None:
     """The one way a step run is created: each enrollment's step at `position`, due at
     the time given, pending (paused with a paused enrollment), counted. Written as plain
     rows in one statement, not ORM objects flushed: the worker's hand-over commit
     schedules the next step of every send that is not its sequence's last
-    (bench/engine.py --steps). Each enrollment's loaded list of runs is expired, so a
-    later read in the same session sees the new one."""
+    (bench/engine.py --steps). Where the session has an enrollment's object, its list of
+    runs is expired, so a later read in the same session sees the new one."""
     if not planned:
         return
     rows = []
@@ -115,7 +187,9 @@ def add_step_runs(
     connection = session.connection()
     _ADD_RUNS.run(connection, _NEW_RUNS.bind(rows, connection.dialect))
     for enrollment, _, _ in planned:
-        session.expire(enrollment, ["step_runs"])
+        loaded = _loaded(session, enrollment.id)
+        if loaded is not None:
+            session.expire(loaded, ["step_runs"])
 
 
 def after_step_completed(
@@ -126,20 +200,24 @@ def after_step_completed(
 
 
 def after_steps_completed(
-    session: Session, completed: list[tuple[Enrollment, int]], completed_at: datetime
+    session: Session,
+    completed: Sequence[tuple[Enrollment | EnrollmentProgress, int]],
+    completed_at: datetime,
 ) -> None:
     """Schedules each enrollment's step after `position`, or finishes the enrollment
     after its last one; an enrollment no longer live is left as it is."""
-    planned: list[tuple[Enrollment, int, datetime]] = []
+    planned: list[tuple[Enrollment | EnrollmentProgress, int, datetime]] = []
     for enrollment, position in completed:
         if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
             continue
         if position >= len(enrollment.steps_snapshot):
             session.flush()
-            if finish_enrollment(session.connection(), enrollment_event(enrollment), completed_at):
-                # what the statement wrote, so the loaded row stays true without a read
-                set_committed_value(enrollment, "state", EnrollmentState.FINISHED)
-                set_committed_value(enrollment, "ended_at", completed_at)
+            event = enrollment_event(enrollment)
+            finished = finish_enrollment(session.connection(), event, completed_at)
+            loaded = _loaded(session, enrollment.id)
+            if finished and loaded is not None:  # what the statement wrote, without a read
+                set_committed_value(loaded, "state", EnrollmentState.FINISHED)
+                set_committed_value(loaded, "ended_at", completed_at)
             continue
         following = StepSpec.from_dict(enrollment.steps_snapshot[position])
         due = schedule.next_step_due(

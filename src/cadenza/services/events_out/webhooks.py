@@ -15,14 +15,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from cadenza.domain import webhooks as rules
-from cadenza.domain.enums import WebhookDeliveryStatus, WebhookEvent
+from cadenza.domain.enums import EnrollmentState, WebhookDeliveryStatus, WebhookEvent
 from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.domain.outbound import AllowList
 from cadenza.domain.policy import Action, Resource
@@ -33,7 +33,7 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.events_out.listeners import listeners
 from cadenza.services.read_models import copy_row
-from cadenza.store.models import Enrollment, Webhook, WebhookAttempt, WebhookDelivery
+from cadenza.store.models import Webhook, WebhookAttempt, WebhookDelivery
 
 LEASE = timedelta(minutes=2)  # longer than a POST may take (10 s timeout) by far
 
@@ -256,7 +256,22 @@ def emit(
     connection.execute(_NEW_DELIVERY, rows)
 
 
-def enrollment_event(enrollment: Enrollment) -> dict[str, Any]:
+class EnrollmentLike(Protocol):
+    """What an enrollment event reads of an enrollment: its row, or a plain one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def sequence_id(self) -> int: ...
+    @property
+    def mailbox_id(self) -> int: ...
+    @property
+    def state(self) -> EnrollmentState: ...
+
+
+def enrollment_event(enrollment: EnrollmentLike) -> dict[str, Any]:
     """What every enrollment event carries, so a receiver needs no call back to act."""
     return {
         "enrollment_id": enrollment.id,
