@@ -10,6 +10,7 @@ the dialect's own, and bound values still pass through each column type's proces
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,12 @@ def _arrays_in_binary(sql: str, binds: dict[str, Any]) -> str:
         if isinstance(bind.type, ARRAY):
             sql = sql.replace(f"%({name})s", f"%({name})b")
     return sql
+
+
+def json_column(stored: Any) -> Any:
+    """A JSON column's value from a row `Prepared.run` returned: rows come as the driver
+    gives them, and SQLite's driver gives JSON as its text, psycopg as its value."""
+    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 class Prepared:

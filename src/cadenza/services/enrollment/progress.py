@@ -6,7 +6,6 @@ so every path schedules with the same pure function the projection shows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +37,7 @@ from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
 from cadenza.store.bound_rows import BoundRows, checked_after_lookup
 from cadenza.store.models import Enrollment, Message, StepRun
-from cadenza.store.prepared import Prepared
+from cadenza.store.prepared import Prepared, json_column
 
 # Compiled once: the worker finishes an enrollment with every last step it sends, and
 # all the enrollments of one hand-over commit in one statement (store/bound_rows.py).
@@ -102,17 +101,13 @@ class EnrollmentProgress:
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> EnrollmentProgress:
-        """From the driver's row: SQLite gives JSON as text and booleans as integers."""
+        """From the driver's row (`Prepared.run`): SQLite gives booleans as integers."""
         (id_, contact_id, sequence_id, mailbox_id, state, timezone, steps, settings,
          bulk, start_step) = row  # fmt: skip
         return cls(
             id_, contact_id, sequence_id, mailbox_id, EnrollmentState(state), timezone,
-            _json(steps), _json(settings), bool(bulk), start_step,
+            json_column(steps), json_column(settings), bool(bulk), start_step,
         )  # fmt: skip
-
-
-def _json(stored: Any) -> Any:
-    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 # The enrollments one hand-over commit moves forward, read and locked in one statement

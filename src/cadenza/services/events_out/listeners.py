@@ -10,14 +10,13 @@ instead of two per commit (bench/engine.py, on PostgreSQL).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, String, cast, literal, null, select, union_all
 
 from cadenza.store.models import AutomationRule, Webhook
-from cadenza.store.prepared import Prepared
+from cadenza.store.prepared import Prepared, json_column
 from cadenza.store.read_once import once
 
 _WEBHOOK, _RULE = "webhook", "rule"
@@ -56,4 +55,4 @@ def _read(connection: Connection) -> Listeners:
 
 
 def _events(stored: Any) -> list[str]:
-    return json.loads(stored) if isinstance(stored, str) else list(stored or [])
+    return list(json_column(stored) or [])
