@@ -112,6 +112,8 @@ def test_a_dry_run_asks_as_much_for_fifty_contacts_as_for_one(api, world):
     assert [r["ok"] for r in fifty] == [True] * 50
     assert all(r["schedule"] == one["schedule"] for r in fifty)
     assert len(asked_for_fifty) == len(asked_for_one), asked_for_fifty
+    # no step of this sequence has variants: no decided winner is read for them
+    assert not any("step_variant_winners" in s for s in asked_for_fifty), asked_for_fifty
 
 
 def test_a_dry_run_takes_no_lock_and_an_enrollment_does(api, world):

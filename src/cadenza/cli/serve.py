@@ -17,6 +17,7 @@ from cadenza.domain.errors import CadenzaError, ErrorCode
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
+from cadenza.runtime import settle_heap
 from cadenza.services.accounts.keys import seal_everything
 from cadenza.services.context import Context
 from cadenza.store import migrate
@@ -51,6 +52,7 @@ def serve(
     from cadenza.web.app import create_app
 
     app = create_app(ctx)
+    settle_heap()  # the app is built: out of the collector's way (cadenza/runtime.py)
     engine = poller = None
     metrics_listener = _listen_for_metrics(app, settings.metrics_address)
     lock = WorkerLock(ctx.db.url)

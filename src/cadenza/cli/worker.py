@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import typer
@@ -15,6 +12,7 @@ from cadenza.cli.common import console, err_console, fails_cleanly, make_context
 from cadenza.engine.inbox_poller import DEFAULT_INTERVAL_SECONDS, InboxPoller
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.engine.worker_lock import WorkerLock
+from cadenza.runtime import settled_heap
 from cadenza.services.accounts.keys import seal_everything
 
 
@@ -75,32 +73,3 @@ def worker(
         finally:
             if poller is not None:
                 poller.stop()
-
-
-# Container allocations between two young-generation collections in the worker process.
-# Python's default (700) collects every few emails; each collection is cheap but they
-# add up to about a twentieth of a worker's CPU per email (bench/engine.py).
-_YOUNG_GENERATION_THRESHOLD = 5_000
-
-
-@contextmanager
-def settled_heap() -> Iterator[None]:
-    """Within: what the process built at start (modules, mappers, compiled statements)
-    is out of the garbage collector's reach, and young objects are collected less often.
-
-    Entered by the worker command when it is ready to run: the collector otherwise walks
-    the hundreds of thousands of long-lived objects of the imports at every full
-    collection, and collected every 700 allocations; the engine's own garbage is mostly
-    freed by reference counting. Cycles are still collected, only in larger batches.
-    Undone on leaving, for the processes that run the command among other work (tests
-    invoke it in-process): their later garbage must be collected as before.
-    """
-    threshold = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(_YOUNG_GENERATION_THRESHOLD, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()

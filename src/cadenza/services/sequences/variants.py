@@ -49,6 +49,8 @@ def decide_winners(
     """Step position -> the label every new enrollment gets there, for steps whose rule
     has decided. A rule not yet decided is asked now (domain/variants.winner) and, when
     it decides and `record` (not a dry run), the decision is stored with its figures."""
+    if not any(s.variants for s in specs):
+        return {}  # no step has variants: no decision to read (a query an enrollment saved)
     decided = {p: row.label for p, row in winners(session, sequence_id).items()}
     pending = [s for s in specs if s.variants and s.winner_after and s.position not in decided]
     if not pending:
