@@ -560,6 +560,24 @@ BREAKS: list[Break] = [
         ["tests/integration/test_enrollment.py"],
         select="already_read or plain_rows",
     ),
+    Break(
+        "variant-winners-read-without-variants",
+        "An enroll reads the decided variant winners of a sequence that has no variants",
+        "src/cadenza/services/sequences/variants.py",
+        "    if not any(s.variants for s in specs):\n        return {}",
+        "    if False:\n        return {}",
+        ["tests/api/test_request_statements.py"],
+        select="fifty_contacts",
+    ),
+    Break(
+        "blank-token-value-not-missing",
+        "A token whose value is blank (spaces) no longer counts as missing at enroll",
+        "src/cadenza/domain/templates.py",
+        "str(t) for t in required if _blank((context.get(t.namespace) or {}).get(t.name))",
+        "str(t) for t in required if (context.get(t.namespace) or {}).get(t.name) is None",
+        ["tests/unit/test_templates.py"],
+        select="missing_tokens",
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ live as long as the process. Python's cyclic collector would walk all of them at
 of its full collections, and it collects its young generation every 700 allocations;
 the worker's and the web app's own garbage is mostly freed by reference counting. Both
 cost CPU for nothing: about a twentieth of a worker's CPU an email (bench/engine.py),
-and a fifth of a web process's for a 50-contact enroll preview under load (bench/api.py,
+and a sixth of a web process's for a 50-contact enroll preview under load (bench/api.py,
 docs/benchmarks.md). Settled, the startup objects are out of the collector's reach
 (`gc.freeze`) and young objects are collected in larger batches; cycles are still
 collected.
