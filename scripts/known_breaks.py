@@ -578,6 +578,23 @@ BREAKS: list[Break] = [
         ["tests/unit/test_templates.py"],
         select="missing_tokens",
     ),
+    Break(
+        "enroll-response-steps-shared-across-zones",
+        "Contacts of two zones sent at once are shown one zone's local times",
+        "src/cadenza/web/routes/enrollments.py",
+        "keys = [(step.step, step.due_at, step.due_at.tzinfo) for step in result.schedule]",
+        "keys = [(step.step, step.due_at, None) for step in result.schedule]",
+        ["tests/api/test_enrollments_api.py"],
+        select="each_contacts_wall_clock",
+    ),
+    Break(
+        "serve-heap-not-settled",
+        "`cadenza serve` leaves its start's objects to the garbage collector",
+        "src/cadenza/cli/serve.py",
+        "    settle_heap()  # the app is built",
+        "    pass  # the app is built",
+        ["tests/unit/test_runtime_heap.py"],
+    ),
 ]
 
 

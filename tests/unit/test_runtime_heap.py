@@ -3,8 +3,11 @@ worker command within `settled_heap`, `cadenza serve` and the API bench's server
 `settle_heap`."""
 
 import gc
+import os
 import subprocess
 import sys
+
+from cadenza.runtime import YOUNG_GENERATION_THRESHOLD
 
 CHECK = """
 import gc
@@ -49,3 +52,26 @@ def test_a_server_settles_its_heap_for_good_with_the_web_apps_objects_in_it():
     # than the worker's alone
     assert int(frozen) > 50_000
     assert int(threshold) > int(replaced) == 700
+
+
+SERVE = """
+import gc, sys
+import uvicorn
+from cadenza.cli import app
+# what `cadenza serve` has done to the collector by the time it starts serving
+uvicorn.run = lambda *a, **k: print(gc.get_freeze_count(), gc.get_threshold()[0])
+app(["serve", "--no-worker", "--inbox-interval", "0", "--port", "8999"], standalone_mode=False)
+"""
+
+
+def test_cadenza_serve_has_settled_its_heap_when_it_starts_serving(tmp_path):
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    env = {**os.environ, "CADENZA_DATABASE_URL": url}
+    subprocess.run([sys.executable, "-m", "cadenza", "db", "upgrade"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    frozen, threshold = int(out[-2]), int(out[-1])
+    assert frozen > 50_000  # the web app's objects among them
+    assert threshold == YOUNG_GENERATION_THRESHOLD

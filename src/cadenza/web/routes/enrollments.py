@@ -11,7 +11,7 @@ so enrollment ids of colleagues cannot be probed; admins act on all, viewers rea
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -37,7 +37,6 @@ from cadenza.services.enrollment.enroll import (
     ContactResult,
     EnrollOptions,
     EnrollWarning,
-    ScheduledStep,
     enroll,
 )
 from cadenza.web.auth import ApiUser, ApiWriter, Ctx
@@ -369,24 +368,24 @@ def enrollment_out(view: enrollment_views.EnrollmentView) -> EnrollmentOut:
     )
 
 
-def _result_out(result: ContactResult, shared: dict[int, Any]) -> EnrollResultOut:
-    """A contact's result. The enroll shares one projected schedule among the contacts of
-    a zone and first due time, and the request's warnings among all of them: each step
-    and warning becomes one response object, kept in `shared` by the service's object
-    (50 contacts made 150 step objects of three: bench/api.py)."""
-
-    def step_out(step: ScheduledStep) -> ScheduledStepOut:
-        out: ScheduledStepOut | None = shared.get(id(step))
-        if out is None:
-            out = shared[id(step)] = ScheduledStepOut(step=step.step, due_at=step.due_at)
-        return out
-
-    def warning_out(warning: EnrollWarning) -> EnrollWarningOut:
-        out: EnrollWarningOut | None = shared.get(id(warning))
-        if out is None:
-            out = shared[id(warning)] = EnrollWarningOut(code=warning.code, message=warning.message)
-        return out
-
+def _result_out(
+    result: ContactResult,
+    steps: dict[tuple[int, datetime, tzinfo | None], ScheduledStepOut],
+    warnings: dict[EnrollWarning, EnrollWarningOut],
+) -> EnrollResultOut:
+    """A contact's result. The contacts of a zone and first due time share one projected
+    schedule, and all of them the request's warnings: each distinct step and warning
+    becomes one response object, kept in `steps` and `warnings` for the request's other
+    contacts (50 contacts made 150 step objects of three: bench/api.py). A step is the
+    same by its time zone too: contacts of two zones sent at once share the instant, not
+    the local time the response shows."""
+    keys = [(step.step, step.due_at, step.due_at.tzinfo) for step in result.schedule]
+    for key, step in zip(keys, result.schedule, strict=True):
+        if key not in steps:
+            steps[key] = ScheduledStepOut(step=step.step, due_at=step.due_at)
+    for warning in result.warnings:
+        if warning not in warnings:
+            warnings[warning] = EnrollWarningOut(code=warning.code, message=warning.message)
     return EnrollResultOut(
         contact_id=result.contact_id,
         ok=result.ok,
@@ -395,8 +394,8 @@ def _result_out(result: ContactResult, shared: dict[int, Any]) -> EnrollResultOu
         message=result.message,
         missing_tokens=result.missing_tokens,
         timezone=result.timezone,
-        schedule=[step_out(s) for s in result.schedule],
-        warnings=[warning_out(w) for w in result.warnings],
+        schedule=[steps[key] for key in keys],
+        warnings=[warnings[w] for w in result.warnings],
         overridable=result.overridable,
         details=result.details,
     )
@@ -472,9 +471,9 @@ def enroll_contacts(
         record_id=body.record_id,
         override_rules=list(body.override_rules),
     )
-    results = enroll(ctx, request)
-    shared: dict[int, Any] = {}
-    return EnrollOut(results=[_result_out(r, shared) for r in results])
+    steps: dict[tuple[int, datetime, tzinfo | None], ScheduledStepOut] = {}
+    warnings: dict[EnrollWarning, EnrollWarningOut] = {}
+    return EnrollOut(results=[_result_out(r, steps, warnings) for r in enroll(ctx, request)])
 
 
 @router.get("/enrollments", response_model=EnrollmentPage, responses=error_responses(401, 422))
