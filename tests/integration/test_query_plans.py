@@ -32,6 +32,7 @@ LIVE_ONLY = {
 
 
 def scans(connection, sql: str, params) -> list[str]:
+    params = tuple(params) if isinstance(params, list) else params  # store/prepared.py's
     plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     found = []
     for *_, detail in plan:

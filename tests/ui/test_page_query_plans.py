@@ -56,6 +56,7 @@ def counts_history(sql: str) -> bool:
 
 
 def sqlite_scans(connection, sql: str, params) -> list[str]:
+    params = tuple(params) if isinstance(params, list) else params  # store/prepared.py's
     plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
     in_order = bool(re.search(r"\sLIMIT\s", sql)) and not any(
         "TEMP B-TREE" in detail for detail in plan
@@ -83,6 +84,7 @@ def _stops_early(sql: str, detail: str) -> bool:
 
 
 def postgresql_scans(connection, sql: str, params) -> list[str]:
+    params = tuple(params) if isinstance(params, list) else params  # store/prepared.py's
     connection.exec_driver_sql("SET enable_seqscan = off")
     plan = [row[0] for row in connection.exec_driver_sql("EXPLAIN " + sql, params)]
     in_order = bool(re.search(r"\sLIMIT\s", sql)) and not any(

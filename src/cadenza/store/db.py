@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -123,6 +123,24 @@ class Database:
         """A transaction for use cases that only read."""
         with self._readers() as session, session.begin():
             yield session
+
+    @contextmanager
+    def single_read(self) -> Iterator[Connection]:
+        """A connection for one read statement, outside any transaction: a single
+        statement sees one consistent state by itself. For a read every API request
+        makes (the token check), where a transaction's BEGIN and COMMIT would be two
+        statements more than the read, run on the driver's cursor
+        (store/prepared.py). On SQLite its connections already run each statement on
+        its own (`isolation_level = None`) until a BEGIN, which nothing sends here; on
+        PostgreSQL the connection is in autocommit for the read."""
+        with self._single_reads.connect() as connection:
+            yield connection
+
+    @cached_property
+    def _single_reads(self) -> Engine:
+        if self.dialect == "postgresql":
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self.engine
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,11 +1,14 @@
 """Statements compiled once per dialect and run straight on the driver's cursor.
 
-For the engine's per-email statements only. SQLAlchemy's execution layer (result
-objects, events, parameter processing) costs about three times what SQLite needs to
-run these small statements, and they run several times for every email sent
-(bench/engine.py). The statement is still written with SQLAlchemy Core, so the SQL is
+For the engine's per-email statements, and the few reads an API request makes on
+every call whose cost is mostly SQLAlchemy's (the token check, the enroll preview's
+reads). SQLAlchemy's execution layer (result objects, events, parameter processing)
+costs about three times what SQLite needs to run these small statements, and they run
+several times for every email sent (bench/engine.py) or on every request
+(bench/api.py). The statement is still written with SQLAlchemy Core, so the SQL is
 the dialect's own, and bound values still pass through each column type's processor
-(UTCDateTime included), so what is stored is exactly what the ORM would store.
+(UTCDateTime included), so what is stored is exactly what the ORM would store; `rows`
+passes read values through each column type's result processor the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
@@ -34,6 +37,9 @@ class _Plan:
     positional: tuple[tuple[str, Any], ...] | None
     # PostgreSQL: the same statement as libpq runs it (store/libpq_statements.py)
     libpq: LibpqStatement | None = None
+    # each selected column's result processor (None: the driver's value as it is), for
+    # `Prepared.rows`; empty when no column has one, or the statement selects nothing
+    results: tuple[Any, ...] = ()
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> _Plan:
@@ -54,7 +60,15 @@ class _Plan:
         if dialect.name == "postgresql":
             sql = _arrays_in_binary(sql, compiled.binds)
             libpq = LibpqStatement.of(sql, _declared(compiled.binds, dialect))
-        return cls(sql, fixed, processors, positional, libpq)
+        results: tuple[Any, ...] = ()
+        if isinstance(statement, Select):
+            results = tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in statement.selected_columns
+            )
+            if not any(results):
+                results = ()
+        return cls(sql, fixed, processors, positional, libpq, results)
 
     def parameters(self, given: dict[str, Any]) -> Any:
         values = {**self.fixed, **given} if self.fixed else given
@@ -100,6 +114,17 @@ def json_column(stored: Any) -> Any:
     return json.loads(stored) if isinstance(stored, str) else stored
 
 
+def _announce(connection: Connection, cursor: Any, sql: str, values: Any) -> None:
+    """SQLAlchemy's `before_cursor_execute` listeners hear these statements as they hear
+    its own (the SQL and the driver's parameters), so whatever counts or explains the
+    statements a request or a commit sends (tests/api/test_request_statements.py, the
+    query-plan tests) sees these too. Nothing is done when nobody listens."""
+    listeners = connection.dispatch.before_cursor_execute
+    if listeners:
+        for listener in listeners:
+            listener(connection, cursor, sql, values, None, False)
+
+
 class Prepared:
     """One statement, or (`build`) one whose SQL differs by dialect beyond what
     SQLAlchemy's compiler does for it: `build(dialect_name)` is called once per dialect
@@ -124,11 +149,32 @@ class Prepared:
         hand-over's, `Database.keyed_engine`)."""
         plan = self._plan(connection.dialect)
         driver: Any = connection.connection.driver_connection
+        values = plan.parameters(params or {})
         if plan.libpq is not None and libpq_statements.usable(driver):
-            return libpq_statements.run(driver, plan.libpq, plan.parameters(params or {}))
+            _announce(connection, None, plan.sql, values)
+            return libpq_statements.run(driver, plan.libpq, values)
         cursor = driver.cursor()
-        cursor.execute(plan.sql, plan.parameters(params or {}))
+        _announce(connection, cursor, plan.sql, values)
+        cursor.execute(plan.sql, values)
         return cursor
+
+    def rows(self, connection: Connection, params: dict[str, Any] | None = None) -> list[Any]:
+        """A SELECT's rows, each value as the ORM would give it (each column type's own
+        result processor: an instant aware on SQLite too, a JSON column parsed), as
+        tuples: for the reads a request makes many of, where an ORM object per row
+        cost more than the row itself (the enroll preview, services/enrollment/enroll.py)."""
+        plan = self._plan(connection.dialect)
+        rows = self.run(connection, params).fetchall()
+        if not plan.results:
+            return rows
+        processors = plan.results
+        return [
+            tuple(
+                value if process is None or value is None else process(value)
+                for value, process in zip(row, processors, strict=True)
+            )
+            for row in rows
+        ]
 
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)

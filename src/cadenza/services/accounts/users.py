@@ -7,7 +7,7 @@ cookie stays signed but no longer matches, so a stolen or copied cookie dies too
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -32,6 +32,7 @@ from cadenza.services.context import Context
 from cadenza.services.lookup import fetch
 from cadenza.services.read_models import copy_row
 from cadenza.store.models import ApiToken, User
+from cadenza.store.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,16 @@ def user_for_token(ctx: Context, token: str) -> UserView | None:
 
 
 # Built once: every API request asks it, only the hash changes.
-_TOKEN_HOLDER = (
-    select(ApiToken, User)
+# Every API request's token check: one statement, compiled once and run on the
+# driver's cursor outside a transaction (store/prepared.py, `Database.single_read`),
+# its user read as the columns of a UserView, not an ORM object (bench/api.py).
+_TOKEN_HOLDER = Prepared(
+    select(
+        ApiToken.id,
+        ApiToken.last_used_at,
+        ApiToken.scopes,
+        *(getattr(User, f.name) for f in fields(UserView)),
+    )
     .join(User, User.id == ApiToken.user_id)
     .where(
         ApiToken.token_hash == bindparam("token_hash"),
@@ -202,15 +211,16 @@ _TOKEN_HOLDER = (
 
 def resolve_token(ctx: Context, token: str) -> TokenHolder | None:
     now = ctx.clock.now()
-    with ctx.db.read() as session:
-        found = session.execute(_TOKEN_HOLDER, {"token_hash": hash_token(token)}).first()
-    if found is None:
+    with ctx.db.single_read() as connection:
+        found = _TOKEN_HOLDER.rows(connection, {"token_hash": hash_token(token)})
+    if not found:
         return None
-    row, user = found
-    if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_PRECISION:
+    token_id, last_used_at, scopes, *user = found[0]
+    if last_used_at is None or now - last_used_at > TOKEN_USE_PRECISION:
         with ctx.db.transaction() as session:
-            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-    return TokenHolder(UserView.of(user), row.scopes)
+            used = update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            session.execute(used)
+    return TokenHolder(UserView(*user), scopes)
 
 
 MIN_PASSWORD_LENGTH = 8

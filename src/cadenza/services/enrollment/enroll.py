@@ -31,7 +31,6 @@ from cadenza.domain.eligibility import (
     rule_refusals,
 )
 from cadenza.domain.enums import (
-    LIVE_ENROLLMENT_STATES,
     AutomationEventType,
     EnrollmentState,
     EnrollWarningCode,
@@ -53,6 +52,15 @@ from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.counters import deltas as counters
 from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
+from cadenza.services.enrollment.candidates import (
+    Candidate,
+    Live,
+    blocked_patterns,
+    candidates,
+    is_blocked,
+    live_enrollments,
+    own_rules,
+)
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.enrollment.progress import add_step_run
 from cadenza.services.events_out import triggers, webhooks
@@ -62,7 +70,6 @@ from cadenza.services.sequences.catalog import load_usable_sequence, step_specs
 from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking
 from cadenza.services.sequences.variants import decide_winners
 from cadenza.store.models import (
-    BlockedAddress,
     Contact,
     Enrollment,
     Mailbox,
@@ -259,12 +266,12 @@ def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[Co
     plan = _plan(ctx, session, request)
     source, allowed = _source(session, request)
     plan.source_record_id = source
-    contacts = _contacts(
+    contacts = candidates(
         session, [c.contact_id for c in request.contacts], lock=not request.dry_run
     )
     _check_overrides(plan, request)
     facts = _rule_facts(session, plan, list(contacts))
-    blocked = _blocked_patterns(session, contacts.values())
+    blocked = blocked_patterns(session, contacts.values())
     results: list[ContactResult] = []
     seen: set[int] = set()
     for item in request.contacts:
@@ -505,14 +512,6 @@ def _enrolled_today(ctx: Context, session: Session, user: User, now: datetime) -
     )
 
 
-def _contacts(session: Session, ids: list[int], *, lock: bool) -> dict[int, Contact]:
-    """The request's contacts by id; `lock`ed (in id order) when they are enrolled."""
-    wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)})
-    query = select(Contact).where(Contact.id.in_(wanted)).order_by(Contact.id)
-    rows = session.scalars(query.with_for_update() if lock else query)
-    return {c.id: c for c in rows}
-
-
 def contact_refusal(
     session: Session, ctx: Context, contact: Contact, sequence_id: int
 ) -> Refusal | None:
@@ -521,30 +520,22 @@ def contact_refusal(
     step a person retries after its enrollment ended (delivery.outbox.retry_messages).
     The same enrollment goes on, so re-enrollment and days since emailed do not apply."""
     default = ctx.settings.enrollment_rules()
-    live = _live_enrollments(session, [contact.id], default.exclusivity or Exclusivity.NONE)
+    live = live_enrollments(session, [contact.id], default.exclusivity or Exclusivity.NONE)
     facts = ContactFacts(
         email=contact.email,
         email_valid=_valid_email(contact.email),
         bounced=contact.bounced_at is not None,
         unsubscribed=contact.unsubscribed_at is not None,
-        blocked=_is_blocked(contact, _blocked_patterns(session, [contact])),
+        blocked=is_blocked(contact, blocked_patterns(session, [contact])),
         live=tuple(item.view for item in live.get(contact.id, ())),
     )
     sequence = session.get_one(Sequence, sequence_id)
     rules = replace(
-        _own_rules(sequence.settings).resolved(default),
+        own_rules(sequence.settings).resolved(default),
         reenrollment=Reenrollment.WHEN_NOT_LIVE,
         min_days_since_emailed=0,
     )
     return refusal_for(facts, sequence_id, rules, ctx.clock.now())
-
-
-@dataclass(frozen=True)
-class _Live:
-    """A live enrollment of a contact, and who may end it (its enroller, the mailbox's owner)."""
-
-    view: LiveEnrollment
-    owners: tuple[int, int]
 
 
 @dataclass
@@ -552,45 +543,9 @@ class _RuleFacts:
     """What the enrollment rules need to know of a request's contacts, read in bulk: one
     query per rule in force, whatever the number of contacts."""
 
-    live: dict[int, list[_Live]]
+    live: dict[int, list[Live]]
     enrolled_before: set[int]
     last_emailed: dict[int, datetime]
-
-
-def _own_rules(settings: dict[str, Any] | None) -> EnrollmentRules:
-    """A sequence's own enrollment rules, as stored (validated when saved)."""
-    try:
-        return EnrollmentRules.from_dict((settings or {}).get("enrollment_rules"))
-    except CadenzaError:
-        return EnrollmentRules()
-
-
-def _live_enrollments(
-    session: Session, contact_ids: list[int], default_exclusivity: Exclusivity
-) -> dict[int, list[_Live]]:
-    rows = session.execute(
-        select(
-            Enrollment.id,
-            Enrollment.contact_id,
-            Enrollment.sequence_id,
-            Sequence.name,
-            Sequence.settings,
-            Enrollment.enrolled_by_id,
-            Mailbox.owner_id,
-        )
-        .join(Sequence, Sequence.id == Enrollment.sequence_id)
-        .join(Mailbox, Mailbox.id == Enrollment.mailbox_id)
-        .where(
-            Enrollment.contact_id.in_(contact_ids),
-            Enrollment.state.in_(LIVE_ENROLLMENT_STATES),
-        )
-    )
-    live: dict[int, list[_Live]] = {}
-    for enrollment_id, contact_id, sequence_id, name, settings, enroller, owner in rows:
-        exclusivity = _own_rules(settings).exclusivity or default_exclusivity
-        view = LiveEnrollment(enrollment_id, sequence_id, name, exclusivity)
-        live.setdefault(contact_id, []).append(_Live(view, (enroller, owner)))
-    return live
 
 
 def _rule_facts(session: Session, plan: _Plan, contact_ids: list[int]) -> _RuleFacts:
@@ -615,7 +570,7 @@ def _rule_facts(session: Session, plan: _Plan, contact_ids: list[int]) -> _RuleF
         )
         last_emailed = {c: at for c, at in rows if c is not None and at is not None}
     return _RuleFacts(
-        live=_live_enrollments(session, contact_ids, plan.default_exclusivity),
+        live=live_enrollments(session, contact_ids, plan.default_exclusivity),
         enrolled_before=enrolled_before,
         last_emailed=last_emailed,
     )
@@ -646,27 +601,6 @@ def _check_overrides(plan: _Plan, request: EnrollRequest) -> None:
         )
 
 
-def _blocked_patterns(session: Session, contacts) -> set[str]:
-    keys = set()
-    for contact in contacts:
-        if contact.email_key:
-            keys.add(contact.email_key)
-            keys.add("@" + contact.email_key.rpartition("@")[2])
-    if not keys:
-        return set()
-    return set(
-        session.scalars(select(BlockedAddress.pattern).where(BlockedAddress.pattern.in_(keys)))
-    )
-
-
-def _is_blocked(contact: Contact, patterns: set[str]) -> bool:
-    if contact.blocked:
-        return True
-    if not contact.email_key:
-        return False
-    return bool({contact.email_key, "@" + contact.email_key.rpartition("@")[2]} & patterns)
-
-
 def _valid_email(address: str | None) -> bool:
     return bool(address) and is_valid_email(address)
 
@@ -681,7 +615,7 @@ def _enroll_one(
     plan: _Plan,
     request: EnrollRequest,
     item: ContactRequest,
-    contact: Contact | None,
+    contact: Candidate | None,
     known: _RuleFacts,
     blocked: set[str],
 ) -> ContactResult:
@@ -697,7 +631,7 @@ def _enroll_one(
         email_valid=_valid_email(contact.email),
         bounced=contact.bounced_at is not None,
         unsubscribed=contact.unsubscribed_at is not None,
-        blocked=_is_blocked(contact, blocked),
+        blocked=is_blocked(contact, blocked),
         live=tuple(item.view for item in live),
         enrolled_before=contact.id in known.enrolled_before,
         last_emailed_at=known.last_emailed.get(contact.id),
@@ -772,7 +706,7 @@ def _enroll_one(
         return _refused(contact.id, ErrorCode.ALREADY_ENROLLED, "the contact was just enrolled")
     known.live[contact.id] = [
         *(i for i in live if i is not restarted),
-        _Live(
+        Live(
             LiveEnrollment(enrollment.id, plan.sequence_id, "", plan.rules.exclusivity),
             (plan.user.id, plan.mailbox.owner_id),
         ),
@@ -812,7 +746,7 @@ def _projected(
     return plan.schedules[key]
 
 
-def _rule_warnings(overridden: list[Refusal], restarted: _Live | None) -> list[EnrollWarning]:
+def _rule_warnings(overridden: list[Refusal], restarted: Live | None) -> list[EnrollWarning]:
     """What an enrollment that goes ahead sets aside: rules overridden, a live one ended."""
     warnings = [
         EnrollWarning(EnrollWarningCode.RULE_OVERRIDDEN, f"{r.code} overridden: {r.message}")
@@ -829,7 +763,7 @@ def _rule_warnings(overridden: list[Refusal], restarted: _Live | None) -> list[E
     return warnings
 
 
-def _end_for_restart(session: Session, ctx: Context, plan: _Plan, live: _Live) -> None:
+def _end_for_restart(session: Session, ctx: Context, plan: _Plan, live: Live) -> None:
     """Re-enrollment "any time": the live enrollment ends (unenrolled, manual) before the
     new one is written, in the same savepoint, so the one-live-per-sequence index holds."""
     enrollment = session.get_one(Enrollment, live.view.enrollment_id, with_for_update=True)
@@ -875,7 +809,7 @@ def _variant_for(plan: _Plan, contact_id: int, spec: StepSpec) -> str | None:
     return assigned_label(labels, plan.sequence_id, contact_id, spec.position)
 
 
-def _timezone_for(ctx: Context, plan: _Plan, contact: Contact) -> tuple[str, ZoneInfo]:
+def _timezone_for(ctx: Context, plan: _Plan, contact: Candidate) -> tuple[str, ZoneInfo]:
     """Chosen at enrollment, else the contact's, else the sender's, else the default."""
     if plan.tz_override is not None:
         return plan.tz_override.key, plan.tz_override
@@ -899,7 +833,7 @@ def _first_due(plan: _Plan, send_at: datetime | None, tz: ZoneInfo) -> datetime 
 def _write_enrollment(
     session: Session,
     plan: _Plan,
-    contact: Contact,
+    contact: Candidate,
     steps: list[StepSpec],
     token_values: dict[str, str],
     tz_name: str,

@@ -4,7 +4,7 @@ and task notes (enrollment/tasks.py) share."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from cadenza.domain import signatures, templates
 from cadenza.domain.contact_fields import CONTACT_FIELDS
@@ -14,14 +14,36 @@ from cadenza.domain.steps import StepSpec
 from cadenza.store.models import Contact, Enrollment, Mailbox, User
 
 
-def contact_values(contact: Contact) -> dict[str, Any]:
+class ContactRecord(Protocol):
+    """What templates read of a contact: a stored contact, or the plain row an
+    enrollment request reads (services/enrollment/candidates.py)."""
+
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def firstname(self) -> str | None: ...
+    @property
+    def lastname(self) -> str | None: ...
+    @property
+    def company(self) -> str | None: ...
+    @property
+    def jobtitle(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def properties(self) -> dict[str, Any] | None: ...
+
+
+def contact_values(contact: ContactRecord) -> dict[str, Any]:
     values = dict(contact.properties or {})
     values.update({field: getattr(contact, field) for field in CONTACT_FIELDS})
     values["fullname"] = " ".join(p for p in (contact.firstname, contact.lastname) if p) or None
     return values
 
 
-def values_lacking(tokens: dict[str, Any], contact: Contact | None) -> dict[str, Any]:
+def values_lacking(tokens: dict[str, Any], contact: ContactRecord | None) -> dict[str, Any]:
     """The token values a contact's own record does not already give: a value "for
     everyone" fills gaps, it does not overwrite a first name the contact has."""
     if contact is None or not tokens:
