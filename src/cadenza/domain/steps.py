@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from cadenza.domain import templates
 from cadenza.domain.enums import StepType, TaskPriority, TaskType
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import is_row_id
 from cadenza.domain.variants import (
     LABELS,
     MAX_VARIANTS,
@@ -151,7 +152,7 @@ def _template(value: Any, position: int, field: str, *, html: bool = False) -> s
 def _template_id(value: Any, position: int) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+    if not is_row_id(value):
         raise _fail(position, "template_id must be a template's id", "template_id")
     return value
 

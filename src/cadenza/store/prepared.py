@@ -37,9 +37,9 @@ class _Plan:
     positional: tuple[tuple[str, Any], ...] | None
     # PostgreSQL: the same statement as libpq runs it (store/libpq_statements.py)
     libpq: LibpqStatement | None = None
-    # each selected column's result processor (None: the driver's value as it is), for
-    # `Prepared.rows`; empty when no column has one, or the statement selects nothing
-    results: tuple[Any, ...] = ()
+    # (position, result processor) of each selected column that has one, for
+    # `Prepared.rows`: the others' values are the driver's as they are
+    results: tuple[tuple[int, Any], ...] = ()
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> _Plan:
@@ -60,14 +60,13 @@ class _Plan:
         if dialect.name == "postgresql":
             sql = _arrays_in_binary(sql, compiled.binds)
             libpq = LibpqStatement.of(sql, _declared(compiled.binds, dialect))
-        results: tuple[Any, ...] = ()
+        results: tuple[tuple[int, Any], ...] = ()
         if isinstance(statement, Select):
-            results = tuple(
+            found = (
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in statement.selected_columns
             )
-            if not any(results):
-                results = ()
+            results = tuple((i, p) for i, p in enumerate(found) if p is not None)
         return cls(sql, fixed, processors, positional, libpq, results)
 
     def parameters(self, given: dict[str, Any]) -> Any:
@@ -167,14 +166,14 @@ class Prepared:
         rows = self.run(connection, params).fetchall()
         if not plan.results:
             return rows
-        processors = plan.results
-        return [
-            tuple(
-                value if process is None or value is None else process(value)
-                for value, process in zip(row, processors, strict=True)
-            )
-            for row in rows
-        ]
+        read = []
+        for row in rows:
+            values = list(row)
+            for i, process in plan.results:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            read.append(tuple(values))
+        return read
 
     def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)

@@ -10,11 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cadenza.domain import ids
 from cadenza.domain.errors import CadenzaError, ErrorCode
 
-# Ids are PostgreSQL `integer` columns: a larger id in a path or query would make the
-# driver fail ("integer out of range") instead of the API answering "not found".
-MAX_ID = 2**31 - 1
+MAX_ID = ids.MAX_ID  # the largest id a path or query may give (domain/ids.py)
 # PostgreSQL text cannot hold NUL: refused as invalid input rather than in the driver.
 NO_NUL = r"^[^\x00]*$"
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from cadenza.domain.contact_fields import parse_timezone
 from cadenza.domain.enums import AutomationTrigger, UnenrollReason
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import is_row_id
 from cadenza.domain.policy import Action, Resource
 from cadenza.services.access import authorize, authorize_enrolling
 from cadenza.services.audit import record
@@ -110,10 +111,6 @@ def _invalid(message: str, field: str) -> CadenzaError:
     return CadenzaError(ErrorCode.VALIDATION_ERROR, message, {"field": field})
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**31 - 1
-
-
 def check_trigger(session: Session, trigger: Any) -> dict[str, Any]:
     if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGER_KEYS:
         raise _invalid(f"trigger.type must be one of {', '.join(TRIGGER_KEYS)}", "trigger.type")
@@ -129,11 +126,11 @@ def check_trigger(session: Session, trigger: Any) -> dict[str, Any]:
         if value is not None and not isinstance(value, str | int | float | bool):
             raise _invalid("trigger.value must be text, a number or a boolean", "trigger.value")
     if kind in (AutomationTrigger.LIST_ADDED, AutomationTrigger.LIST_REMOVED):
-        if not _is_id(trigger.get("list_id")):
+        if not is_row_id(trigger.get("list_id")):
             raise _invalid(f"{kind} needs list_id", "trigger.list_id")
         lists.fetch_list(session, trigger["list_id"])
     if trigger.get("sequence_id") is not None:
-        if not _is_id(trigger["sequence_id"]):
+        if not is_row_id(trigger["sequence_id"]):
             raise _invalid("trigger.sequence_id must be an id", "trigger.sequence_id")
         load_sequence(session, trigger["sequence_id"])
     if trigger.get("reason") is not None and trigger["reason"] not in ENDING_REASONS:
@@ -160,13 +157,13 @@ def check_action(session: Session, action: Any, sequence_id: int | None) -> dict
         return dict(action)
     if sequence_id is None:
         raise _invalid("an enroll action needs the rule's sequence_id", "sequence_id")
-    if not _is_id(action.get("user_id")):
+    if not is_row_id(action.get("user_id")):
         raise _invalid("an enroll action names the user it acts as (user_id)", "action.user_id")
     user = fetch(session, User, action["user_id"])
     authorize_enrolling(user, named=True)
     mailbox_id = action.get("mailbox_id")
     if mailbox_id is not None:
-        if not _is_id(mailbox_id):
+        if not is_row_id(mailbox_id):
             raise _invalid("action.mailbox_id must be an id", "action.mailbox_id")
         authorize_enrolling(user, fetch(session, Mailbox, mailbox_id), named=True)
     start = action.get("start_step", 1)

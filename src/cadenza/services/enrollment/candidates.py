@@ -23,6 +23,7 @@ from sqlalchemy.sql import Executable
 from cadenza.domain.eligibility import LiveEnrollment
 from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, Exclusivity
 from cadenza.domain.errors import CadenzaError
+from cadenza.domain.ids import is_row_id
 from cadenza.domain.sequence_settings import EnrollmentRules
 from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, Sequence
@@ -103,9 +104,9 @@ _BLOCKED = Prepared(
 
 
 def candidates(session: Session, ids: Iterable[Any], *, lock: bool) -> dict[int, Candidate]:
-    """The contacts among `ids` that exist, by id (anything but a whole number is no
-    contact's id); `lock`ed (PostgreSQL's row locks) when they are to be enrolled."""
-    wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)})
+    """The contacts among `ids` that exist, by id (what cannot be a row's id is no
+    contact's: domain/ids.py); `lock`ed (PostgreSQL's row locks) when they are to be enrolled."""
+    wanted = sorted({i for i in ids if is_row_id(i)})
     if not wanted:
         return {}
     connection = session.connection()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,7 @@ from cadenza.store.models import (
     Sequence,
     User,
 )
+from cadenza.store.prepared import Prepared
 
 
 @dataclass
@@ -228,6 +229,9 @@ class _Plan:
     default_exclusivity: Exclusivity = Exclusivity.NONE  # of sequences that set none
     overrides: frozenset[int] = frozenset()
     sender: dict[str, Any] = field(default_factory=dict)  # the sender's token values
+    # The steps from the start step on and the templates they render, for the contacts
+    # that get the sequence's own steps (no edits, no variants): worked out once.
+    shared_remaining: tuple[list[StepSpec], list[str]] | None = None
     # Projected schedules by (zone, first due time, remaining steps' delays): contacts
     # that share all three share the schedule, projected once per request.
     schedules: dict[tuple, list[ScheduledStep]] = field(default_factory=dict)
@@ -505,11 +509,19 @@ def _enrolled_today(ctx: Context, session: Session, user: User, now: datetime) -
     tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
     local_midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     since = schedule.local_to_utc(local_midnight.replace(tzinfo=None), tz)
-    return session.scalar(
-        select(func.count())
-        .select_from(Enrollment)
-        .where(Enrollment.enrolled_by_id == user.id, Enrollment.enrolled_at >= since)
+    [(count,)] = _ENROLLED_SINCE.rows(session.connection(), {"user_id": user.id, "since": since})
+    return int(count)
+
+
+# Every enroll request's count for the daily limit, compiled once (store/prepared.py).
+_ENROLLED_SINCE = Prepared(
+    select(func.count())
+    .select_from(Enrollment)
+    .where(
+        Enrollment.enrolled_by_id == bindparam("user_id"),
+        Enrollment.enrolled_at >= bindparam("since"),
     )
+)
 
 
 def contact_refusal(
@@ -662,8 +674,8 @@ def _enroll_one(
         return _refused(contact.id, ErrorCode.INVALID_STEP_EDIT, exc.message)
     token_values = {**values_lacking(request.token_defaults, contact), **token_values}
     context = build_context(contact_values(contact), plan.sender, token_values)
-    remaining = [s for s in steps if s.position >= plan.start_step]
-    missing = templates.missing_tokens([t for s in remaining for t in s.templates()], context)
+    remaining, texts = _remaining(plan, steps)
+    missing = templates.missing_tokens(texts, context)
     if missing:
         return _refused(
             contact.id,
@@ -778,12 +790,27 @@ def _end_for_restart(session: Session, ctx: Context, plan: _Plan, live: Live) ->
     session.flush()
 
 
+def _remaining(plan: _Plan, steps: list[StepSpec]) -> tuple[list[StepSpec], list[str]]:
+    """The steps this contact gets from the start step on, and every template they
+    render (for the token check)."""
+    if steps is plan.specs and plan.shared_remaining is not None:
+        return plan.shared_remaining
+    remaining = [s for s in steps if s.position >= plan.start_step]
+    found = remaining, [t for s in remaining for t in s.templates()]
+    if steps is plan.specs:
+        plan.shared_remaining = found
+    return found
+
+
 def _personal_steps(
     plan: _Plan, contact_id: int, step_edits: dict[Any, dict[str, str]]
 ) -> list[StepSpec]:
     """The steps this contact gets: their edits applied and, on a step with variants,
-    one variant (the decided winner, else the contact's stable draw; an edit wins)."""
+    one variant (the decided winner, else the contact's stable draw; an edit wins).
+    Without either, the sequence's own steps: the very list every such contact shares."""
     specs = plan.specs
+    if not step_edits and not any(s.variants for s in specs):
+        return specs
     by_position = {s.position: s for s in specs}
     edits_by_position: dict[int, dict[str, str]] = {}
     for key, edits in (step_edits or {}).items():

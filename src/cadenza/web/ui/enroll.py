@@ -33,6 +33,7 @@ from starlette.datastructures import FormData
 from cadenza.domain import policy
 from cadenza.domain.enums import EnrollWarningCode, FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import MAX_ID, is_row_id
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services.access import authorize_enrolling
@@ -88,7 +89,7 @@ def _int(value: Any, field: str, what: str) -> int:
         number = int(str(value))
     except ValueError:
         raise FormError(field, f"choose {what}") from None
-    if not 1 <= number <= 2**31 - 1:
+    if not 1 <= number <= MAX_ID:
         raise FormError(field, f"choose {what}")
     return number
 
@@ -283,7 +284,7 @@ def field_errors(exc: FormError | CadenzaError) -> dict[str, str]:
 def _contact_ids(raw: list[str]) -> list[int]:
     ids = []
     for value in raw[:MAX_CONTACTS_IN_URL]:
-        if value.isdigit() and 1 <= int(value) <= 2**31 - 1 and int(value) not in ids:
+        if value.isdigit() and is_row_id(int(value)) and int(value) not in ids:
             ids.append(int(value))
     return ids
 
