@@ -257,6 +257,25 @@ def test_start_step_and_step_edits_are_snapshotted(ctx, world):
         assert session.scalar(select(StepRun.step_position)) == 2
 
 
+def test_one_contacts_edits_are_theirs_alone_in_a_bulk_enrollment(ctx, world):
+    """Contacts without edits share the sequence's steps, worked out once a request
+    (services/enrollment/enroll.py): an edit of one contact, before or after them,
+    changes that contact's steps and token check only."""
+    ann, bob, cid, dan = (world.contact(f"{n}@corp.example") for n in ("ann", "bob", "cid", "dan"))
+    req = request(world, [ann.id, bob.id, cid.id, dan.id])
+    req.contacts[1].step_edits = {"2": {"body": "<p>How is {{ contact.company }}?</p>"}}
+    req.contacts[3].step_edits = {"2": {"body": "<p>Just for Dan</p>"}}
+    results = enroll(ctx, req)
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert results[1].missing_tokens == ["contact.company"]
+    with ctx.db.read() as session:
+        bodies = {
+            e.contact_id: e.steps_snapshot[1]["body"] for e in session.scalars(select(Enrollment))
+        }
+    assert bodies == {ann.id: bodies[cid.id], cid.id: bodies[cid.id], dan.id: "<p>Just for Dan</p>"}
+    assert bodies[ann.id] != "<p>Just for Dan</p>"
+
+
 def test_bad_step_edits_are_refused_per_contact(ctx, world):
     contact = world.contact()
     for edits in (
