@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import bindparam, event, select
 
-from cadenza.services.crm.contacts import create_contact
-from cadenza.services.enrollment.candidates import Candidate, blocked_patterns, candidates
+from cadenza.services.crm.contacts import ContactView, create_contact
+from cadenza.services.enrollment.candidates import blocked_patterns, candidates
 from cadenza.store.models import BlockedAddress, Contact
 from cadenza.store.prepared import Prepared
 
@@ -101,7 +101,7 @@ def test_ids_no_row_can_have_find_no_contact_and_raise_nothing(ctx, lock):
     with ctx.db.transaction() as session:
         found = candidates(session, hostile, lock=lock)
     assert list(found) == [ann.id]
-    assert isinstance(found[ann.id], Candidate)
+    assert isinstance(found[ann.id], ContactView)
     assert found[ann.id].email == "ann@corp.example"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, or_, select
@@ -25,29 +24,10 @@ from cadenza.domain.enums import LIVE_ENROLLMENT_STATES, Exclusivity
 from cadenza.domain.errors import CadenzaError
 from cadenza.domain.ids import is_row_id
 from cadenza.domain.sequence_settings import EnrollmentRules
+from cadenza.services.crm.contacts import ContactView
 from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, Sequence
 from cadenza.store.prepared import Prepared
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A contact as an enrollment checks it (address, bounce, unsubscribe, block list)
-    and personalises it (the contact's fields and properties, for tokens)."""
-
-    id: int
-    email: str | None
-    email_key: str | None
-    firstname: str | None
-    lastname: str | None
-    company: str | None
-    jobtitle: str | None
-    phone: str | None
-    timezone: str | None
-    properties: dict[str, Any] | None
-    bounced_at: datetime | None
-    unsubscribed_at: datetime | None
-    blocked: bool
 
 
 @dataclass(frozen=True)
@@ -62,10 +42,15 @@ _IDS = BoundRows("contact_ids", id=Integer())
 _PATTERNS = BoundRows("patterns", pattern=String())
 
 
+# A request's contacts are read as the app shows a contact (`ContactView`), its columns
+# in the view's order.
+_FIELDS = tuple(f.name for f in fields(ContactView))
+
+
 def _contacts(locked: bool) -> Prepared:
     def build(dialect_name: str) -> Executable:
         query = (
-            select(*(getattr(Contact, f.name) for f in fields(Candidate)))
+            select(*(getattr(Contact, name) for name in _FIELDS))
             .where(Contact.id.in_(select(_IDS.table(dialect_name).c.id)))
             .order_by(Contact.id)
         )
@@ -103,7 +88,7 @@ _BLOCKED = Prepared(
 )
 
 
-def candidates(session: Session, ids: Iterable[Any], *, lock: bool) -> dict[int, Candidate]:
+def candidates(session: Session, ids: Iterable[Any], *, lock: bool) -> dict[int, ContactView]:
     """The contacts among `ids` that exist, by id (what cannot be a row's id is no
     contact's: domain/ids.py); `lock`ed (PostgreSQL's row locks) when they are to be enrolled."""
     wanted = sorted({i for i in ids if is_row_id(i)})
@@ -112,7 +97,13 @@ def candidates(session: Session, ids: Iterable[Any], *, lock: bool) -> dict[int,
     connection = session.connection()
     read = _LOCKED_CONTACTS if lock else _CONTACTS
     rows = read.rows(connection, _IDS.bind([(i,) for i in wanted], connection.dialect))
-    return {row[0]: Candidate(*row) for row in rows}
+    return {row[0]: _view(row) for row in rows}
+
+
+def _view(row: Any) -> ContactView:
+    values = dict(zip(_FIELDS, row, strict=True))
+    values["properties"] = values["properties"] or {}
+    return ContactView(**values)
 
 
 def own_rules(settings: dict[str, Any] | None) -> EnrollmentRules:
@@ -145,7 +136,7 @@ def _keys(email_key: str) -> tuple[str, str]:
     return email_key, "@" + email_key.rpartition("@")[2]
 
 
-def blocked_patterns(session: Session, contacts: Iterable[Candidate | Contact]) -> set[str]:
+def blocked_patterns(session: Session, contacts: Iterable[ContactView | Contact]) -> set[str]:
     """The block list's entries that match any of these contacts' addresses."""
     keys = sorted({key for c in contacts if c.email_key for key in _keys(c.email_key)})
     if not keys:
@@ -155,7 +146,7 @@ def blocked_patterns(session: Session, contacts: Iterable[Candidate | Contact]) 
     return {pattern for (pattern,) in rows}
 
 
-def is_blocked(contact: Candidate | Contact, patterns: set[str]) -> bool:
+def is_blocked(contact: ContactView | Contact, patterns: set[str]) -> bool:
     if contact.blocked:
         return True
     if not contact.email_key:

@@ -51,9 +51,9 @@ from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.counters import deltas as counters
+from cadenza.services.crm.contacts import ContactView
 from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.enrollment.candidates import (
-    Candidate,
     Live,
     blocked_patterns,
     candidates,
@@ -627,7 +627,7 @@ def _enroll_one(
     plan: _Plan,
     request: EnrollRequest,
     item: ContactRequest,
-    contact: Candidate | None,
+    contact: ContactView | None,
     known: _RuleFacts,
     blocked: set[str],
 ) -> ContactResult:
@@ -836,7 +836,7 @@ def _variant_for(plan: _Plan, contact_id: int, spec: StepSpec) -> str | None:
     return assigned_label(labels, plan.sequence_id, contact_id, spec.position)
 
 
-def _timezone_for(ctx: Context, plan: _Plan, contact: Candidate) -> tuple[str, ZoneInfo]:
+def _timezone_for(ctx: Context, plan: _Plan, contact: ContactView) -> tuple[str, ZoneInfo]:
     """Chosen at enrollment, else the contact's, else the sender's, else the default."""
     if plan.tz_override is not None:
         return plan.tz_override.key, plan.tz_override
@@ -860,7 +860,7 @@ def _first_due(plan: _Plan, send_at: datetime | None, tz: ZoneInfo) -> datetime 
 def _write_enrollment(
     session: Session,
     plan: _Plan,
-    contact: Candidate,
+    contact: ContactView,
     steps: list[StepSpec],
     token_values: dict[str, str],
     tz_name: str,
