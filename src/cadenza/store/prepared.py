@@ -161,7 +161,7 @@ class Prepared:
         """A SELECT's rows, each value as the ORM would give it (each column type's own
         result processor: an instant aware on SQLite too, a JSON column parsed), as
         tuples: for the reads a request makes many of, where an ORM object per row
-        cost more than the row itself (the enroll preview, services/enrollment/enroll.py)."""
+        cost more than the row itself (the token check, services/enrollment/candidates.py)."""
         plan = self._plan(connection.dialect)
         rows = self.run(connection, params).fetchall()
         if not plan.results:

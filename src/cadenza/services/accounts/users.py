@@ -189,7 +189,6 @@ def user_for_token(ctx: Context, token: str) -> UserView | None:
     return holder.user if holder is not None else None
 
 
-# Built once: every API request asks it, only the hash changes.
 # Every API request's token check: one statement, compiled once and run on the
 # driver's cursor outside a transaction (store/prepared.py, `Database.single_read`),
 # its user read as the columns of a UserView, not an ORM object (bench/api.py).

@@ -3,9 +3,10 @@ enrollments, and the block list's patterns for their addresses.
 
 A request enrolls up to 50 contacts (the API, a list job's batch, the web dialog), and
 its dry run (the dialog's preview) is the API's busiest write-shaped request. Each read
-here is one statement for all the contacts, compiled once and read as plain rows on the
-driver's cursor (store/prepared.py): loading 50 ORM objects cost more than reading the
-rows (bench/api.py, docs/benchmarks.md, the twentieth session). The ids go in as bound
+here is one statement for all the contacts, compiled once and run on the driver's
+cursor (store/prepared.py), its rows read as plain values (the contacts as
+`ContactView`s): loading 50 ORM objects cost more than reading the rows (bench/api.py,
+docs/benchmarks.md, the twentieth session). The ids go in as bound
 rows (store/bound_rows.py), so the SQL is the same for any number of contacts.
 """
 

@@ -15,8 +15,9 @@ from cadenza.store.models import Contact, Enrollment, Mailbox, User
 
 
 class ContactRecord(Protocol):
-    """What templates read of a contact: a stored contact, or the plain row an
-    enrollment request reads (services/enrollment/candidates.py)."""
+    """What templates read of a contact: a stored contact, or the `ContactView` an
+    enrollment request reads (services/enrollment/candidates.py; this area sits below
+    crm, so it names the fields rather than the class)."""
 
     @property
     def email(self) -> str | None: ...

@@ -33,7 +33,7 @@ from starlette.datastructures import FormData
 from cadenza.domain import policy
 from cadenza.domain.enums import EnrollWarningCode, FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.ids import MAX_ID, is_row_id
+from cadenza.domain.ids import is_row_id
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services.access import authorize_enrolling
@@ -89,7 +89,7 @@ def _int(value: Any, field: str, what: str) -> int:
         number = int(str(value))
     except ValueError:
         raise FormError(field, f"choose {what}") from None
-    if not 1 <= number <= MAX_ID:
+    if not is_row_id(number):
         raise FormError(field, f"choose {what}")
     return number
 
