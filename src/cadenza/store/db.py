@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -67,9 +68,6 @@ def make_engine(url: str, *, plan_once: bool = False) -> Engine:
     store/libpq_statements.py (`Database.keyed_engine`)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    # A ping per checkout guards against a server that dropped the connection; an
-    # SQLite file cannot, and the ping would cost a statement per transaction.
-    pre_ping = not url.startswith("sqlite")
     options = _pool_options(url)
     if plan_once and not url.startswith("sqlite"):
         options["connect_args"] = {
@@ -78,10 +76,53 @@ def make_engine(url: str, *, plan_once: bool = False) -> Engine:
             # psycopg's own preparing would deallocate them after any rollback
             "prepare_threshold": None,
         }
-    engine = create_engine(url, future=True, pool_pre_ping=pre_ping, **options)
+    engine = create_engine(url, future=True, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    else:
+        _ping_rested_connections(engine)
     return engine
+
+
+# How long a connection may rest in the pool and still be handed out without a ping.
+PING_AFTER_REST_SECONDS = 0.5
+
+
+def _ping_rested_connections(engine: Engine) -> None:
+    """A connection that rested in the pool longer than `PING_AFTER_REST_SECONDS` is
+    pinged before it is handed out, and a dead one replaced (with every connection
+    opened before it: a server restart drops them all), so a request never fails on a
+    connection the server closed while it was idle (its idle timeout, a restart, a
+    failover). One back from a request less than that ago is handed out as it is,
+    like HikariCP's `aliveBypassWindowMs` (500 ms too): under load, every connection
+    is back within milliseconds, and a ping at every checkout was a round trip of the
+    five an enroll preview makes, and of the two a `GET` makes (bench/api.py,
+    docs/benchmarks.md, the twenty-first session). A server that goes away within that
+    half second fails the requests it would have failed anyway, those in flight, and
+    the first disconnect seen replaces every connection (SQLAlchemy's pool invalidation).
+    An SQLite file cannot drop a connection: it is never pinged."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi_connection, record) -> None:
+        if record is not None:
+            record.info["returned_at"] = _now()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _handed_out(dbapi_connection, record, _proxy) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or _now() - returned < PING_AFTER_REST_SECONDS:
+            return  # a new connection, or one that was in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            if engine.dialect.is_disconnect(err, dbapi_connection, None):
+                raise exc.InvalidatePoolError() from err
+            raise
+
+
+def _now() -> float:
+    """The pool's clock (a test moves it instead of waiting)."""
+    return time.monotonic()
 
 
 class Database:
@@ -90,9 +131,10 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads take no write lock on SQLite (WAL lets them run beside the writer), so
-        # the API's reads never queue behind the worker's sends.
+        # the API's reads never queue behind the worker's sends; on PostgreSQL they run
+        # in autocommit (`read`).
         self._readers = sessionmaker(
-            self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
+            self._reads.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
 
     @cached_property
@@ -120,7 +162,15 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A transaction for use cases that only read."""
+        """For use cases that only read. On SQLite, one transaction (`BEGIN DEFERRED`):
+        its statements see one snapshot, and take no write lock. On PostgreSQL, no
+        transaction at all (autocommit): at the READ COMMITTED level PostgreSQL's
+        transactions run at here, every statement sees a snapshot of its own inside a
+        transaction too, so a transaction would give a read nothing but its `BEGIN` and
+        `COMMIT`, two round trips of the ten a busy request (the enroll preview) made
+        (bench/api.py, docs/benchmarks.md, the twenty-first session). What a read
+        session writes is therefore kept at once: a use case that writes takes
+        `transaction`."""
         with self._readers() as session, session.begin():
             yield session
 
@@ -133,11 +183,12 @@ class Database:
         (store/prepared.py). On SQLite its connections already run each statement on
         its own (`isolation_level = None`) until a BEGIN, which nothing sends here; on
         PostgreSQL the connection is in autocommit for the read."""
-        with self._single_reads.connect() as connection:
+        with self._reads.connect() as connection:
             yield connection
 
     @cached_property
-    def _single_reads(self) -> Engine:
+    def _reads(self) -> Engine:
+        """The engine of reads: the one engine in autocommit on PostgreSQL."""
         if self.dialect == "postgresql":
             return self.engine.execution_options(isolation_level="AUTOCOMMIT")
         return self.engine

@@ -14,7 +14,7 @@ passes read values through each column type's result processor the same way.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,8 +162,10 @@ class Prepared:
         result processor: an instant aware on SQLite too, a JSON column parsed), as
         tuples: for the reads a request makes many of, where an ORM object per row
         cost more than the row itself (the token check, services/enrollment/candidates.py)."""
-        plan = self._plan(connection.dialect)
-        rows = self.run(connection, params).fetchall()
+        return self._processed(connection.dialect, self.run(connection, params).fetchall())
+
+    def _processed(self, dialect: Dialect, rows: list[Any]) -> list[Any]:
+        plan = self._plan(dialect)
         if not plan.results:
             return rows
         read = []
@@ -182,3 +184,37 @@ class Prepared:
             assert statement is not None
             plan = self._plans[dialect.name] = _Plan.of(statement, dialect)
         return plan
+
+
+# A statement and its parameters, one of several run together (`rows_together`).
+Read = tuple["Prepared", dict[str, Any]]
+
+
+def rows_together(connection: Connection, reads: Sequence[Read]) -> list[list[Any]]:
+    """The rows of several SELECTs that do not depend on each other, each list as
+    `Prepared.rows` gives it, in the order given.
+
+    On PostgreSQL they go in one round trip (psycopg's pipeline mode: the statements
+    are sent together, the server runs them in order, and one sync collects every
+    result). The enroll request's reads of its contacts, their live enrollments and
+    the daily limit's count were three waits of the ten a preview made; under 32
+    clients each wait is also a turn of the server's process for the CPU
+    (bench/api.py, docs/benchmarks.md, the twenty-first session). Elsewhere, one after
+    the other."""
+    if connection.dialect.name != "postgresql":
+        return [prepared.rows(connection, params) for prepared, params in reads]
+    driver: Any = connection.connection.driver_connection
+    cursors = []
+    with driver.pipeline():
+        for prepared, params in reads:
+            plan = prepared._plan(connection.dialect)
+            values = plan.parameters(params)
+            cursor = driver.cursor()
+            _announce(connection, cursor, plan.sql, values)
+            cursor.execute(plan.sql, values)
+            cursors.append(cursor)
+    # leaving the pipeline synced it: every cursor holds its rows
+    return [
+        prepared._processed(connection.dialect, cursor.fetchall())
+        for (prepared, _), cursor in zip(reads, cursors, strict=True)
+    ]

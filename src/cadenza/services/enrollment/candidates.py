@@ -16,7 +16,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Integer, String, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Integer,
+    String,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
@@ -28,7 +39,7 @@ from cadenza.domain.sequence_settings import EnrollmentRules
 from cadenza.services.crm.contacts import ContactView
 from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import BlockedAddress, Contact, Enrollment, Mailbox, Sequence
-from cadenza.store.prepared import Prepared
+from cadenza.store.prepared import Prepared, Read
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,6 @@ class Live:
 
 
 _IDS = BoundRows("contact_ids", id=Integer())
-_PATTERNS = BoundRows("patterns", pattern=String())
 
 
 # A request's contacts are read as the app shows a contact (`ContactView`), its columns
@@ -82,22 +92,50 @@ _LIVE = Prepared(
         .order_by(Enrollment.id)
     )
 )
-_BLOCKED = Prepared(
-    build=lambda dialect_name: select(BlockedAddress.pattern).where(
-        BlockedAddress.pattern.in_(select(_PATTERNS.table(dialect_name).c.pattern))
-    )
-)
 
 
-def candidates(session: Session, ids: Iterable[Any], *, lock: bool) -> dict[int, ContactView]:
-    """The contacts among `ids` that exist, by id (what cannot be a row's id is no
-    contact's: domain/ids.py); `lock`ed (PostgreSQL's row locks) when they are to be enrolled."""
-    wanted = sorted({i for i in ids if is_row_id(i)})
-    if not wanted:
-        return {}
-    connection = session.connection()
+def _domain_key(dialect_name: str) -> ColumnElement[str]:
+    """A contact's `email_key` as the block list names its whole domain: `@` and what
+    follows the last `@` (the whole key if it has none), as `_keys` says, in the
+    dialect's own SQL. SQLite has no regular expressions: the text up to the last `@`
+    is what `rtrim` leaves when told to strip every character but `@`."""
+    key = Contact.email_key
+    if dialect_name == "postgresql":
+        after_last_at = func.regexp_replace(key, literal_column("'^.*@'"), literal_column("''"))
+    else:
+        after_last_at = func.replace(key, func.rtrim(key, func.replace(key, "@", "")), "")
+    return literal_column("'@'", String) + after_last_at
+
+
+def _blocked(dialect_name: str) -> Executable:
+    """The block list's entries for the addresses of the contacts with the bound ids:
+    read by the ids, not the addresses, so that it needs nothing read before it and
+    runs with the request's other reads (store/prepared.py `rows_together`)."""
+    ids = select(_IDS.table(dialect_name).c.id)
+    addresses = select(Contact.email_key).where(Contact.id.in_(ids))
+    domains = select(_domain_key(dialect_name)).where(Contact.id.in_(ids))
+    keys: CompoundSelect[tuple[str | None]] = union_all(addresses, domains)
+    return select(BlockedAddress.pattern).where(BlockedAddress.pattern.in_(keys))
+
+
+_BLOCKED = Prepared(build=_blocked)
+
+
+def row_ids(ids: Iterable[Any]) -> list[int]:
+    """The ids among `ids` that a row can have (domain/ids.py), once each and in order:
+    what cannot be a row's id is no contact's."""
+    return sorted({i for i in ids if is_row_id(i)})
+
+
+def contacts_read(connection: Connection, ids: list[int], *, lock: bool) -> Read:
+    """The read of the contacts among `ids` (`row_ids`), `lock`ed (PostgreSQL's row
+    locks, in id order: two requests never deadlock) when they are to be enrolled."""
     read = _LOCKED_CONTACTS if lock else _CONTACTS
-    rows = read.rows(connection, _IDS.bind([(i,) for i in wanted], connection.dialect))
+    return read, _IDS.bind([(i,) for i in ids], connection.dialect)
+
+
+def contacts_from(rows: list[Any]) -> dict[int, ContactView]:
+    """`contacts_read`'s rows, as the contacts by id."""
     return {row[0]: _view(row) for row in rows}
 
 
@@ -105,6 +143,22 @@ def _view(row: Any) -> ContactView:
     values = dict(zip(_FIELDS, row, strict=True))
     values["properties"] = values["properties"] or {}
     return ContactView(**values)
+
+
+def live_read(connection: Connection, ids: list[int]) -> Read:
+    """The read of the live enrollments of the contacts with these ids (`row_ids`)."""
+    return _LIVE, _IDS.bind([(i,) for i in ids], connection.dialect)
+
+
+def live_from(rows: list[Any], default_exclusivity: Exclusivity) -> dict[int, list[Live]]:
+    """`live_read`'s rows, as each contact's live enrollments, with the exclusivity of
+    their sequences."""
+    live: dict[int, list[Live]] = {}
+    for enrollment_id, contact_id, sequence_id, name, settings, enroller, owner in rows:
+        exclusivity = own_rules(settings).exclusivity or default_exclusivity
+        view = LiveEnrollment(enrollment_id, sequence_id, name, exclusivity)
+        live.setdefault(contact_id, []).append(Live(view, (enroller, owner)))
+    return live
 
 
 def own_rules(settings: dict[str, Any] | None) -> EnrollmentRules:
@@ -119,17 +173,12 @@ def live_enrollments(
     session: Session, contact_ids: Iterable[int], default_exclusivity: Exclusivity
 ) -> dict[int, list[Live]]:
     """Each contact's live enrollments, with the exclusivity of their sequences."""
-    ids = sorted(set(contact_ids))
+    ids = row_ids(contact_ids)
     if not ids:
         return {}
     connection = session.connection()
-    rows = _LIVE.rows(connection, _IDS.bind([(i,) for i in ids], connection.dialect))
-    live: dict[int, list[Live]] = {}
-    for enrollment_id, contact_id, sequence_id, name, settings, enroller, owner in rows:
-        exclusivity = own_rules(settings).exclusivity or default_exclusivity
-        view = LiveEnrollment(enrollment_id, sequence_id, name, exclusivity)
-        live.setdefault(contact_id, []).append(Live(view, (enroller, owner)))
-    return live
+    prepared, params = live_read(connection, ids)
+    return live_from(prepared.rows(connection, params), default_exclusivity)
 
 
 def _keys(email_key: str) -> tuple[str, str]:
@@ -137,13 +186,24 @@ def _keys(email_key: str) -> tuple[str, str]:
     return email_key, "@" + email_key.rpartition("@")[2]
 
 
-def blocked_patterns(session: Session, contacts: Iterable[ContactView | Contact]) -> set[str]:
+def blocked_read(connection: Connection, ids: list[int]) -> Read:
+    """The read of the block list's entries that match the addresses of the contacts
+    with these ids (`row_ids`): an address, or its whole domain."""
+    return _BLOCKED, _IDS.bind([(i,) for i in ids], connection.dialect)
+
+
+def blocked_patterns(session: Session, contact_ids: Iterable[int]) -> set[str]:
     """The block list's entries that match any of these contacts' addresses."""
-    keys = sorted({key for c in contacts if c.email_key for key in _keys(c.email_key)})
-    if not keys:
+    ids = row_ids(contact_ids)
+    if not ids:
         return set()
     connection = session.connection()
-    rows = _BLOCKED.rows(connection, _PATTERNS.bind([(k,) for k in keys], connection.dialect))
+    prepared, params = blocked_read(connection, ids)
+    return blocked_from(prepared.rows(connection, params))
+
+
+def blocked_from(rows: list[Any]) -> set[str]:
+    """`blocked_read`'s rows, as the entries."""
     return {pattern for (pattern,) in rows}
 
 

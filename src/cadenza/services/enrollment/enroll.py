@@ -55,11 +55,17 @@ from cadenza.services.crm.contacts import ContactView
 from cadenza.services.crm.records import associated_contact_ids, contacts_for_enrollment
 from cadenza.services.enrollment.candidates import (
     Live,
+    blocked_from,
     blocked_patterns,
-    candidates,
+    blocked_read,
+    contacts_from,
+    contacts_read,
     is_blocked,
     live_enrollments,
+    live_from,
+    live_read,
     own_rules,
+    row_ids,
 )
 from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.enrollment.progress import add_step_run
@@ -77,7 +83,7 @@ from cadenza.store.models import (
     Sequence,
     User,
 )
-from cadenza.store.prepared import Prepared
+from cadenza.store.prepared import Prepared, Read, rows_together
 
 
 @dataclass
@@ -220,7 +226,6 @@ class _Plan:
     now: datetime
     bulk: bool
     daily_limit: int
-    enrolled_today: int
     warnings: list[EnrollWarning] = field(default_factory=list)
     source_record_id: int | None = None
     # Steps whose A/B winner rule has decided: position -> the label everyone gets.
@@ -229,6 +234,8 @@ class _Plan:
     default_exclusivity: Exclusivity = Exclusivity.NONE  # of sequences that set none
     overrides: frozenset[int] = frozenset()
     sender: dict[str, Any] = field(default_factory=dict)  # the sender's token values
+    # The user's enrollments since their midnight: read with the contacts (`_read_contacts`)
+    enrolled_today: int = 0
     # The steps from the start step on and the templates they render, for the contacts
     # that get the sequence's own steps (no edits, no variants): worked out once.
     shared_remaining: tuple[list[StepSpec], list[str]] | None = None
@@ -270,12 +277,9 @@ def enroll_in(session: Session, ctx: Context, request: EnrollRequest) -> list[Co
     plan = _plan(ctx, session, request)
     source, allowed = _source(session, request)
     plan.source_record_id = source
-    contacts = candidates(
-        session, [c.contact_id for c in request.contacts], lock=not request.dry_run
-    )
+    contacts, live, blocked = _read_contacts(ctx, session, plan, request)
     _check_overrides(plan, request)
-    facts = _rule_facts(session, plan, list(contacts))
-    blocked = blocked_patterns(session, contacts.values())
+    facts = _rule_facts(session, plan, list(contacts), live)
     results: list[ContactResult] = []
     seen: set[int] = set()
     for item in request.contacts:
@@ -441,7 +445,6 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
         now=now,
         bulk=len(request.contacts) > 1,
         daily_limit=user.daily_enrollment_limit or ctx.settings.daily_enrollment_limit,
-        enrolled_today=_enrolled_today(ctx, session, user, now) + request.dry_run_enrolled,
         winners=decide_winners(session, sequence.id, specs, now, record=not request.dry_run),
         sender=sender_values(user, mailbox),
     )
@@ -504,13 +507,40 @@ def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Ma
     return mailbox
 
 
-def _enrolled_today(ctx: Context, session: Session, user: User, now: datetime) -> int:
+def _read_contacts(
+    ctx: Context, session: Session, plan: _Plan, request: EnrollRequest
+) -> tuple[dict[int, ContactView], dict[int, list[Live]], set[str]]:
+    """The request's contacts that exist, by id, their live enrollments and the block
+    list's entries for their addresses; and the user's enrollments today, into
+    `plan.enrolled_today`. Four reads that need nothing of each other, run together:
+    one round trip on PostgreSQL (store/prepared.py `rows_together`)."""
+    connection = session.connection()
+    ids = row_ids(c.contact_id for c in request.contacts)
+    reads = [_enrolled_today(ctx, plan.user, plan.now)]
+    if ids:
+        reads += [
+            contacts_read(connection, ids, lock=not request.dry_run),
+            live_read(connection, ids),
+            blocked_read(connection, ids),
+        ]
+    [(count,)], *rows = rows_together(connection, reads)
+    plan.enrolled_today = int(count) + request.dry_run_enrolled
+    if not rows:
+        return {}, {}, set()
+    contact_rows, live_rows, blocked_rows = rows
+    return (
+        contacts_from(contact_rows),
+        live_from(live_rows, plan.default_exclusivity),
+        blocked_from(blocked_rows),
+    )
+
+
+def _enrolled_today(ctx: Context, user: User, now: datetime) -> Read:
     """The daily limit counts enrollments since midnight in the user's own time zone."""
     tz = parse_timezone(user.timezone or ctx.settings.default_timezone)
     local_midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     since = schedule.local_to_utc(local_midnight.replace(tzinfo=None), tz)
-    [(count,)] = _ENROLLED_SINCE.rows(session.connection(), {"user_id": user.id, "since": since})
-    return int(count)
+    return _ENROLLED_SINCE, {"user_id": user.id, "since": since}
 
 
 # Every enroll request's count for the daily limit, compiled once (store/prepared.py).
@@ -538,7 +568,7 @@ def contact_refusal(
         email_valid=_valid_email(contact.email),
         bounced=contact.bounced_at is not None,
         unsubscribed=contact.unsubscribed_at is not None,
-        blocked=is_blocked(contact, blocked_patterns(session, [contact])),
+        blocked=is_blocked(contact, blocked_patterns(session, [contact.id])),
         live=tuple(item.view for item in live.get(contact.id, ())),
     )
     sequence = session.get_one(Sequence, sequence_id)
@@ -560,7 +590,9 @@ class _RuleFacts:
     last_emailed: dict[int, datetime]
 
 
-def _rule_facts(session: Session, plan: _Plan, contact_ids: list[int]) -> _RuleFacts:
+def _rule_facts(
+    session: Session, plan: _Plan, contact_ids: list[int], live: dict[int, list[Live]]
+) -> _RuleFacts:
     enrolled_before: set[int] = set()
     if plan.rules.reenrollment is Reenrollment.ONCE and contact_ids:
         enrolled_before = set(
@@ -582,7 +614,7 @@ def _rule_facts(session: Session, plan: _Plan, contact_ids: list[int]) -> _RuleF
         )
         last_emailed = {c: at for c, at in rows if c is not None and at is not None}
     return _RuleFacts(
-        live=live_enrollments(session, contact_ids, plan.default_exclusivity),
+        live=live,
         enrolled_before=enrolled_before,
         last_emailed=last_emailed,
     )
