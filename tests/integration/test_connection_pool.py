@@ -45,9 +45,7 @@ def _single(db_url: str):
     return store_db.Database(db_url)
 
 
-def test_a_connection_the_server_dropped_while_it_rested_is_replaced(
-    pg_database_url, monkeypatch
-):
+def test_a_connection_the_server_dropped_while_it_rested_is_replaced(pg_database_url, monkeypatch):
     db, other = _single(pg_database_url), _single(pg_database_url)
     now = [1000.0]
     monkeypatch.setattr(store_db, "_now", lambda: now[0])
@@ -64,9 +62,7 @@ def test_a_connection_the_server_dropped_while_it_rested_is_replaced(
         other.dispose()
 
 
-def test_a_connection_back_a_moment_ago_is_handed_out_without_a_ping(
-    pg_database_url, monkeypatch
-):
+def test_a_connection_back_a_moment_ago_is_handed_out_without_a_ping(pg_database_url, monkeypatch):
     db = _single(pg_database_url)
     now = [1000.0]
     monkeypatch.setattr(store_db, "_now", lambda: now[0])

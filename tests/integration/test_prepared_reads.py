@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import bindparam, event, func, select
 
 from cadenza.services.crm.contacts import ContactView, create_contact
-from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.services.enrollment.candidates import (
     blocked_patterns,
-    is_blocked,
     contacts_from,
     contacts_read,
+    is_blocked,
     row_ids,
 )
+from cadenza.services.enrollment.enroll import ContactRequest, EnrollRequest, enroll
 from cadenza.store.models import BlockedAddress, Contact
 from cadenza.store.prepared import Prepared, rows_together
 from tests.conftest import World

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,27 +53,27 @@ def traced_engine(engine: Engine) -> Iterator[Trace]:
     from its checkout to its return."""
     trace = Trace()
     files: dict[int, Any] = {}
+    with ExitStack() as open_files:
 
-    def start(driver, _record, _proxy) -> None:
-        out = files[id(driver)] = tempfile.TemporaryFile(mode="w+")
-        driver.pgconn.trace(out.fileno())
-        driver.pgconn.set_trace_flags(
-            psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
-        )
+        def start(driver, _record, _proxy) -> None:
+            out = files[id(driver)] = open_files.enter_context(tempfile.TemporaryFile("w+"))
+            driver.pgconn.trace(out.fileno())
+            driver.pgconn.set_trace_flags(
+                psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+            )
 
-    def stop(driver, _record) -> None:
-        out = files.pop(id(driver), None)
-        if out is not None:
-            driver.pgconn.untrace()
-            out.seek(0)
-            trace.lines.extend(out.read().splitlines())
-            out.close()
+        def stop(driver, _record) -> None:
+            out = files.pop(id(driver), None)
+            if out is not None:
+                driver.pgconn.untrace()
+                out.seek(0)
+                trace.lines.extend(out.read().splitlines())
 
-    # the pool's ping comes before "checkout" is heard: it is not in the trace
-    event.listen(engine.pool, "checkout", start)
-    event.listen(engine.pool, "checkin", stop)
-    try:
-        yield trace
-    finally:
-        event.remove(engine.pool, "checkout", start)
-        event.remove(engine.pool, "checkin", stop)
+        # the pool's ping comes before "checkout" is heard: it is not in the trace
+        event.listen(engine.pool, "checkout", start)
+        event.listen(engine.pool, "checkin", stop)
+        try:
+            yield trace
+        finally:
+            event.remove(engine.pool, "checkout", start)
+            event.remove(engine.pool, "checkin", stop)
