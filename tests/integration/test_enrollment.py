@@ -165,6 +165,28 @@ def test_mailbox_rules(ctx, world):
     refuse(ctx, request(world, [contact.id], user_id=nobox.id), "mailbox_not_found")
 
 
+def test_a_request_wrong_in_several_ways_gets_its_first_error(ctx, world):
+    """The user, the sequence and the mailbox are read together (one statement), then
+    checked in order: who may enroll, then the sequence, then the mailbox."""
+    contact = world.contact()
+    viewer = create_user(ctx, "viewer@example.com", can_enroll=False)
+    other = create_user(ctx, "other@example.com")
+    theirs = create_mailbox(ctx, other.id, "other@example.com")
+    missing = {"sequence_id": MISSING_ID, "mailbox_id": MISSING_ID}
+    refuse(ctx, request(world, [contact.id], user_id=viewer.id, **missing), "permission_denied")
+    refuse(ctx, request(world, [contact.id], **missing), "sequence_not_found")
+    wrong_box = {"sequence_id": MISSING_ID, "mailbox_id": theirs.id}
+    refuse(ctx, request(world, [contact.id], **wrong_box), "sequence_not_found")
+    refuse(ctx, request(world, [contact.id], start_step=9, mailbox_id=MISSING_ID),
+           "invalid_start_step")  # fmt: skip
+    refused = refuse(ctx, request(world, [contact.id], user_id=MISSING_ID), "user_not_found")
+    assert refused.details == {"id": MISSING_ID}
+    # a user who owns several mailboxes is told all of them, in id order
+    later = [create_mailbox(ctx, other.id, f"other{i}@example.com").id for i in range(3)]
+    refused = refuse(ctx, request(world, [contact.id], user_id=other.id), "mailbox_required")
+    assert refused.details["mailbox_ids"] == [theirs.id, *later]
+
+
 def test_permission_denied(ctx, world):
     viewer = create_user(ctx, "viewer@example.com", can_enroll=False)
     refuse(ctx, request(world, [world.contact().id], user_id=viewer.id), "permission_denied")

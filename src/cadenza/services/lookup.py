@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,12 @@ _NOT_FOUND = {
 def fetch(session: Session, model: type[Row], row_id: int, *, for_update: bool = False) -> Row:
     row = session.get(model, row_id, with_for_update=for_update or None)
     if row is None:
-        code, noun = _NOT_FOUND[model]
-        raise CadenzaError(code, f"{noun} {row_id} does not exist", {"id": row_id})
+        raise not_found(model, row_id)
     return row
+
+
+def not_found(model: type[Any], row_id: int) -> CadenzaError:
+    """The error for a row of `model` that does not exist, for a row read otherwise
+    than by `fetch` (with others, in one statement)."""
+    code, noun = _NOT_FOUND[model]
+    return CadenzaError(code, f"{noun} {row_id} does not exist", {"id": row_id})

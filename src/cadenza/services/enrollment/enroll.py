@@ -47,7 +47,6 @@ from cadenza.domain.steps import StepSpec, validate_edits
 from cadenza.domain.variants import assigned_label
 from cadenza.services.access import authorize_enrolling
 from cadenza.services.accounts.mailboxes import misses_replies
-from cadenza.services.accounts.users import get_user
 from cadenza.services.audit import record
 from cadenza.services.context import Context
 from cadenza.services.counters import deltas as counters
@@ -71,8 +70,8 @@ from cadenza.services.enrollment.control import end_enrollment
 from cadenza.services.enrollment.progress import add_step_run
 from cadenza.services.events_out import triggers, webhooks
 from cadenza.services.events_out.webhooks import enrollment_event
-from cadenza.services.lookup import fetch
-from cadenza.services.sequences.catalog import load_usable_sequence, step_specs
+from cadenza.services.lookup import not_found
+from cadenza.services.sequences.catalog import WITH_STEPS, step_specs, usable_sequence
 from cadenza.services.sequences.personalization import contact_values, sender_values, values_lacking
 from cadenza.services.sequences.variants import decide_winners
 from cadenza.store.models import (
@@ -388,9 +387,9 @@ def _check_send_at(ctx: Context, send_at: datetime | None) -> None:
 
 
 def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
-    user = get_user(session, request.user_id)
+    user, found, mailboxes = _request_rows(session, request)
     authorize_enrolling(user)
-    sequence = load_usable_sequence(session, request.sequence_id, user)
+    sequence = usable_sequence(found, request.sequence_id, user)
     specs = step_specs(sequence)
     if not specs:
         raise CadenzaError(ErrorCode.SEQUENCE_HAS_NO_STEPS, f"sequence {sequence.id} has no steps")
@@ -419,7 +418,7 @@ def _plan(ctx: Context, session: Session, request: EnrollRequest) -> _Plan:
             {"override_rules": sorted(overrides)},
         )
     now = ctx.clock.now()
-    mailbox = _resolve_mailbox(session, user, request.mailbox_id)
+    mailbox = _resolve_mailbox(user, request.mailbox_id, mailboxes)
     warnings = mailbox_warnings(mailbox)
     if warnings and not request.confirmed_warnings and not request.dry_run:
         raise CadenzaError(
@@ -477,13 +476,43 @@ def daily_limit_resets_at(ctx: Context, user: User, now: datetime) -> datetime:
     return schedule.local_to_utc(datetime(tomorrow.year, tomorrow.month, tomorrow.day), tz)
 
 
-def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Mailbox:
-    if mailbox_id is None:
-        # by id: the error lists them in a stable order (a row updated on PostgreSQL
-        # moves, and an unordered read returned it last)
-        owned = list(
-            session.scalars(select(Mailbox).where(Mailbox.owner_id == user.id).order_by(Mailbox.id))
+def _request_rows(
+    session: Session, request: EnrollRequest
+) -> tuple[User, Sequence | None, list[Mailbox]]:
+    """The enroller; the sequence, with its steps (None if there is none); and the
+    mailbox the request names, or every mailbox the enroller owns when it names none
+    (by id: the error that lists them lists them in a stable order). One statement:
+    each of the three read on its own was a round trip of the enroll preview's few
+    (bench/api.py, docs/benchmarks.md, the twenty-first session). Nothing is decided
+    here: `_plan` checks them in its order, so a request wrong in several ways gets
+    the same first error as when they were read one by one."""
+    mailbox_id = request.mailbox_id
+    rows = (
+        session.execute(
+            select(User, Sequence, Mailbox)
+            .select_from(User)
+            .outerjoin(Sequence, Sequence.id == request.sequence_id)
+            .outerjoin(
+                Mailbox,
+                Mailbox.owner_id == User.id if mailbox_id is None else Mailbox.id == mailbox_id,
+            )
+            .where(User.id == request.user_id)
+            .order_by(Mailbox.id)
+            .options(WITH_STEPS)
         )
+        .unique()
+        .all()
+    )
+    if not rows:
+        raise not_found(User, request.user_id)
+    user, sequence, _ = rows[0]
+    return user, sequence, [mailbox for _, _, mailbox in rows if mailbox is not None]
+
+
+def _resolve_mailbox(user: User, mailbox_id: int | None, mailboxes: list[Mailbox]) -> Mailbox:
+    """The mailbox to send from, of `_request_rows`' `mailboxes`."""
+    if mailbox_id is None:
+        owned = mailboxes
         if not owned:
             raise CadenzaError(
                 ErrorCode.MAILBOX_NOT_FOUND, "you have no mailbox to send from: connect one first"
@@ -496,7 +525,9 @@ def _resolve_mailbox(session: Session, user: User, mailbox_id: int | None) -> Ma
             )
         mailbox = owned[0]
     else:
-        mailbox = fetch(session, Mailbox, mailbox_id)
+        if not mailboxes:
+            raise not_found(Mailbox, mailbox_id)
+        [mailbox] = mailboxes
         authorize_enrolling(user, mailbox)
     if not mailbox.connected:
         raise CadenzaError(

@@ -152,12 +152,9 @@ def load_sequence(session: Session, sequence_id: int) -> Sequence:
     return sequence
 
 
-# The sequence and its steps in one statement (every enroll asks it), built once.
-_WITH_STEPS = (
-    select(Sequence)
-    .where(Sequence.id == bindparam("sequence_id"))
-    .options(joinedload(Sequence.steps))
-)
+# A sequence read with its steps, in the same statement (every enroll asks it).
+WITH_STEPS = joinedload(Sequence.steps)
+_WITH_STEPS = select(Sequence).where(Sequence.id == bindparam("sequence_id")).options(WITH_STEPS)
 
 
 def load_live_sequence(session: Session, sequence_id: int) -> Sequence:
@@ -209,10 +206,12 @@ def load_visible(
     return sequence
 
 
-def load_usable_sequence(session: Session, sequence_id: int, user: policy.Actor) -> Sequence:
-    """A live sequence `user` may enroll into (one they can see): the enroll path's, for
-    a person or for an automation rule acting as its user."""
-    sequence = load_sequence(session, sequence_id)
+def usable_sequence(sequence: Sequence | None, sequence_id: int, user: policy.Actor) -> Sequence:
+    """`sequence` (read with its steps, `WITH_STEPS`, or None if there is no sequence
+    `sequence_id`) if it is a live sequence `user` may enroll into (one they can see):
+    the enroll path's, for a person or for an automation rule acting as its user."""
+    if sequence is None:
+        raise _not_found(sequence_id)
     owners = shared_owners(sequence.owner_id, sequence.sharing, Action.READ)
     if not policy.may(user, Resource.SEQUENCE, Action.READ, owners):
         raise _not_found(sequence_id)
