@@ -241,3 +241,16 @@ def test_an_enroll_preview_of_many_contacts_takes_two_round_trips_on_postgresql(
         assert trace.round_trips == 2, trace.lines
         assert trace.sent("BEGIN") == trace.sent("COMMIT") == 0
     assert all(result.ok for result in previews[50])
+
+
+def test_a_read_session_refuses_to_write_and_nothing_is_written(ctx):
+    """On PostgreSQL a read session runs in autocommit, where each statement of a flush
+    would be kept on its own: it writes nothing at all, on both databases."""
+    ann = create_contact(ctx, {"email": "ann@corp.example", "firstname": "Ann"})
+    with pytest.raises(RuntimeError, match=r"Database\.transaction"), ctx.db.read() as session:
+        session.get_one(Contact, ann.id).firstname = "Changed"
+        session.add(BlockedAddress(pattern="@corp.example", created_at=ctx.clock.now()))
+        session.flush()
+    with ctx.db.read() as session:
+        assert session.get_one(Contact, ann.id).firstname == "Ann"
+        assert session.scalars(select(BlockedAddress)).all() == []

@@ -125,6 +125,17 @@ def _now() -> float:
     return time.monotonic()
 
 
+def _refuse_writes(session: Session, _context: Any, _instances: Any) -> None:
+    """A read session writes nothing: on PostgreSQL it runs in autocommit, where each
+    statement of a flush would be kept on its own, and a failure halfway would leave
+    the rest unwritten (`Database.read`)."""
+    raise RuntimeError(
+        "a read session (Database.read) would write "
+        f"{len(session.new)} new, {len(session.dirty)} changed and "
+        f"{len(session.deleted)} deleted rows: the use case needs Database.transaction"
+    )
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -136,6 +147,7 @@ class Database:
         self._readers = sessionmaker(
             self._reads.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
+        event.listen(self._readers, "before_flush", _refuse_writes)
 
     @cached_property
     def keyed_engine(self) -> Engine:
