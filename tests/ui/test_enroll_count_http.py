@@ -75,3 +75,16 @@ def test_the_dialog_has_a_panel_button_per_contact(rep, world):
     page = rep.client.get(f"/enroll?contact={ready[0].id}&contact={ready[1].id}").text
     for contact in ready:
         assert f'id="enroll-one-{contact.id}"' in page
+
+
+def test_contact_ids_no_row_can_have_leave_the_dialog_to_the_others(rep, world):
+    """A hand-made link: digits that are not ASCII, a number too long for Python to
+    read, ids no row can have. Each is left out; the real contacts stay."""
+    ready = world.contacts(2, prefix="h")
+    hostile = ["²", "٣", "9" * 5000, str(2**31), "0", "-1", "1e3", " 1"]
+    query = "&".join(f"contact={value}" for value in [*hostile, *(str(c.id) for c in ready)])
+    answer = rep.client.get(f"/enroll?{query}")
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.text.count('id="enroll-one-') == 2
+    for contact in ready:
+        assert f'id="enroll-one-{contact.id}"' in answer.text

@@ -33,7 +33,7 @@ from starlette.datastructures import FormData
 from cadenza.domain import policy
 from cadenza.domain.enums import EnrollWarningCode, FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.ids import is_row_id
+from cadenza.domain.ids import MAX_ID, is_row_id
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services.access import authorize_enrolling
@@ -282,10 +282,15 @@ def field_errors(exc: FormError | CadenzaError) -> dict[str, str]:
 
 
 def _contact_ids(raw: list[str]) -> list[int]:
+    """The link's contact ids that a row can have, each once; the rest left out. Only
+    ASCII digits, and few enough to be an id: `isdigit` also takes "²" and "٣",
+    which `int` refuses, and `int` refuses more than 4,300 digits."""
     ids = []
     for value in raw[:MAX_CONTACTS_IN_URL]:
-        if value.isdigit() and is_row_id(int(value)) and int(value) not in ids:
-            ids.append(int(value))
+        if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
+            continue
+        if is_row_id(number := int(value)) and number not in ids:
+            ids.append(number)
     return ids
 
 
