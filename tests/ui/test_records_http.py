@@ -235,6 +235,21 @@ def test_contacts_index_adds_the_selection_to_a_static_list(ui, ctx, world):
     assert ui.client.post("/lists/members", data=form, headers=viewer_headers).status_code == 403
 
 
+@pytest.mark.parametrize("hostile", ["²", "٣", "9" * 5000, "1e3", str(2**31)])
+def test_adding_to_a_list_refuses_ids_no_row_can_have(ui, ctx, world, hostile):
+    ann = world.contact("ann@corp.example")
+    the_list = lists.create_list(ctx, world.user.id, "Picked", "static").contact_list
+    ui.login("rep@example.com", "pw")
+    headers = {"X-CSRF-Token": ui.csrf("/contacts"), "HX-Request": "true"}
+    bad_list = {"list": hostile, "contact": [str(ann.id)]}
+    answer = ui.client.post("/lists/members", data=bad_list, headers=headers)
+    assert answer.status_code == 422 and "validation_error" in answer.text
+    bad_contact = {"list": str(the_list.id), "contact": [str(ann.id), hostile]}
+    answer = ui.client.post("/lists/members", data=bad_contact, headers=headers)
+    assert answer.status_code == 422 and "no_contacts" in answer.text
+    assert lists.get_list(ctx, the_list.id).size == 0
+
+
 def test_a_custom_object_type_has_its_index_and_record_pages(ui, ctx, world):
     records.create_type(
         ctx, None, name="project", plural="projects", label="Project",

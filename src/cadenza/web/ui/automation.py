@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse
 
 from cadenza.domain.errors import CadenzaError
+from cadenza.domain.ids import row_id_of
 from cadenza.services.automation import rules as automation_rules
 from cadenza.services.context import Context
 from cadenza.services.sequences.catalog import list_sequences
@@ -80,7 +81,7 @@ async def create_rule(
     values = {k: str(v) for k, v in form.items() if k != "csrf_token"}
     try:
         sequence = values.get("sequence", "")
-        if sequence and not (sequence.isdigit() and 1 <= int(sequence) <= MAX_ID):
+        if sequence and row_id_of(sequence) is None:
             raise FormError("sequence", "choose a sequence")
         automation_rules.create_rule(
             ctx,

@@ -33,7 +33,7 @@ from starlette.datastructures import FormData
 from cadenza.domain import policy
 from cadenza.domain.enums import EnrollWarningCode, FollowUpDays
 from cadenza.domain.errors import CadenzaError, ErrorCode
-from cadenza.domain.ids import MAX_ID, is_row_id
+from cadenza.domain.ids import is_row_id, row_id_of, whole_number
 from cadenza.domain.sequence_settings import SequenceSettings
 from cadenza.domain.steps import EDITABLE_FIELDS, StepSpec
 from cadenza.services.access import authorize_enrolling
@@ -124,7 +124,8 @@ def _edits(form: FormData, specs: list[StepSpec], contact_id: int) -> dict[str, 
         if not key.startswith(prefix):
             continue
         position_text, _, name = key[len(prefix) :].partition(":")
-        spec = by_position.get(int(position_text)) if position_text.isdigit() else None
+        position = whole_number(position_text)
+        spec = by_position.get(position) if position is not None else None
         if spec is None or name not in EDITABLE_FIELDS:
             continue
         if str(value) != (getattr(spec, name) or ""):
@@ -282,14 +283,11 @@ def field_errors(exc: FormError | CadenzaError) -> dict[str, str]:
 
 
 def _contact_ids(raw: list[str]) -> list[int]:
-    """The link's contact ids that a row can have, each once; the rest left out. Only
-    ASCII digits, and few enough to be an id: `isdigit` also takes "²" and "٣",
-    which `int` refuses, and `int` refuses more than 4,300 digits."""
+    """The link's contact ids that a row can have, each once; the rest left out."""
     ids = []
     for value in raw[:MAX_CONTACTS_IN_URL]:
-        if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
-            continue
-        if is_row_id(number := int(value)) and number not in ids:
+        number = row_id_of(value)
+        if number is not None and number not in ids:
             ids.append(number)
     return ids
 

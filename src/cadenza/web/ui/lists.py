@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from cadenza.domain import policy
 from cadenza.domain.enums import ListKind
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import row_id_of
 from cadenza.services.crm import lists
 from cadenza.services.enrollment import list_jobs as list_enrollment
 from cadenza.services.sequences.catalog import list_sequences
@@ -63,10 +64,10 @@ async def add_members(
     """The contacts index's "Add to list": the selection joins a static list."""
     form = await request.form()
     list_id = str(form.get("list", ""))
-    if not (list_id.isdigit() and 1 <= int(list_id) <= MAX_ID):
+    if row_id_of(list_id) is None:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, "choose a static list")
     chosen = [str(v) for v in form.getlist("contact")]
-    if not chosen or not all(v.isdigit() and 1 <= int(v) <= MAX_ID for v in chosen):
+    if not chosen or any(row_id_of(v) is None for v in chosen):
         raise CadenzaError(ErrorCode.NO_CONTACTS, "select contacts to add to the list first")
     changed = lists.change_members(ctx, user.id, int(list_id), add=[int(v) for v in chosen])
     return render(

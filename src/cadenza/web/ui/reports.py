@@ -13,13 +13,13 @@ from fastapi.responses import StreamingResponse
 from cadenza.domain import policy
 from cadenza.domain.enums import ExportRows, RepBasis, ReportBy
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import row_id_of
 from cadenza.domain.policy import Resource
 from cadenza.domain.report_period import parse_day, period
 from cadenza.services.accounts.users import list_users
 from cadenza.services.analytics import exports, reports
 from cadenza.services.sequences.catalog import list_sequences
 from cadenza.web.auth import Ctx
-from cadenza.web.errors import MAX_ID
 from cadenza.web.ui.charts import funnel, signals_chart
 from cadenza.web.ui.rendering import render
 from cadenza.web.ui.session import PageUser, check_csrf
@@ -40,9 +40,10 @@ MAX_CHARTS = 12  # rows drawn as charts; the table and the CSV hold every row
 def _id(text: str | None, field: str) -> int | None:
     if text is None or not text.strip():
         return None
-    if not text.strip().isdigit() or not 1 <= int(text.strip()) <= MAX_ID:
+    number = row_id_of(text.strip())
+    if number is None:
         raise CadenzaError(ErrorCode.VALIDATION_ERROR, f"{field} must be an id", {"field": field})
-    return int(text.strip())
+    return number
 
 
 def _query(

@@ -28,6 +28,7 @@ from cadenza.domain.enums import (
     UnenrollOnReply,
 )
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import whole_number
 from cadenza.domain.steps import parse_step
 from cadenza.domain.variants import LABELS, MAX_VARIANTS, MIN_VARIANTS
 from cadenza.services.context import Context
@@ -58,7 +59,8 @@ TOKENS = (
 def _number(value: Any) -> Any:
     """Digits become numbers; anything else goes to the validator as it is, to be refused."""
     text = str(value or "").strip()
-    return int(text) if text.isdigit() else (text or 0)
+    number = whole_number(text)
+    return number if number is not None else (text or 0)
 
 
 # Every sequence setting the editor has a control for. A setting missing here keeps its
@@ -115,7 +117,7 @@ def steps_from_form(form: FormData) -> list[dict[str, Any]]:
         step["delay_days"] = _number(form.get(prefix + "delay_days"))
         step["delay_hours"] = _number(form.get(prefix + "delay_hours"))
         thread = str(form.get(prefix + "thread_with_step", ""))
-        step["thread_with_step"] = int(thread) if thread.isdigit() else None
+        step["thread_with_step"] = whole_number(thread)
         step["continue_without_completing"] = form.get(prefix + "continue") == "on"
         step |= _variants_from_form(form, prefix)
         template = str(form.get(prefix + "template_id", ""))

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from cadenza.domain.enums import MailTransport, SmtpSecurity, UserRole
 from cadenza.domain.errors import CadenzaError, ErrorCode
+from cadenza.domain.ids import whole_number
 from cadenza.domain.inbound.bookings import BookingProvider
 from cadenza.domain.reminders import MAX_MINUTES_BEFORE
 from cadenza.engine.transports.base import DeliveryOutcome
@@ -79,9 +80,10 @@ def _whole(form: FormData, name: str, *, required: bool = True) -> int | None:
     text = str(form.get(name, "")).strip()
     if not text and not required:
         return None
-    if not text.isdigit() or int(text) > MAX_ID:
+    number = whole_number(text)
+    if number is None or number > MAX_ID:
         raise FormError(name, f"{name.replace('_', ' ')} must be a whole number")
-    return int(text)
+    return number
 
 
 def _mailbox_fields(form: FormData) -> dict[str, Any]:
