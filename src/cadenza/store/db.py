@@ -95,11 +95,13 @@ def _ping_rested_connections(engine: Engine) -> None:
     connection the server closed while it was idle (its idle timeout, a restart, a
     failover). One back from a request less than that ago is handed out as it is,
     like HikariCP's `aliveBypassWindowMs` (500 ms too): under load, every connection
-    is back within milliseconds, and a ping at every checkout was a round trip of the
-    five an enroll preview makes, and of the two a `GET` makes (bench/api.py,
-    docs/benchmarks.md, the twenty-first session). A server that goes away within that
-    half second fails the requests it would have failed anyway, those in flight, and
-    the first disconnect seen replaces every connection (SQLAlchemy's pool invalidation).
+    is back within milliseconds, and a ping at every checkout was a round trip more
+    for every request, two for an API request (its token check's checkout and its use
+    case's; bench/api.py, docs/benchmarks.md, the twenty-first session). A server
+    that goes away within that half second fails the requests it would have failed
+    anyway, those in flight, and the next request on each connection used a moment
+    before; the first disconnect seen replaces every connection (SQLAlchemy's pool
+    invalidation).
     An SQLite file cannot drop a connection: it is never pinged."""
 
     @event.listens_for(engine.pool, "checkin")

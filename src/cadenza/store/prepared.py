@@ -148,10 +148,16 @@ class Prepared:
         hand-over's, `Database.keyed_engine`)."""
         plan = self._plan(connection.dialect)
         driver: Any = connection.connection.driver_connection
-        values = plan.parameters(params or {})
         if plan.libpq is not None and libpq_statements.usable(driver):
+            values = plan.parameters(params or {})
             _announce(connection, None, plan.sql, values)
             return libpq_statements.run(driver, plan.libpq, values)
+        return self._on_cursor(connection, driver, params or {})
+
+    def _on_cursor(self, connection: Connection, driver: Any, params: dict[str, Any]) -> Any:
+        """Runs on a new cursor of the driver's connection; returns the cursor."""
+        plan = self._plan(connection.dialect)
+        values = plan.parameters(params)
         cursor = driver.cursor()
         _announce(connection, cursor, plan.sql, values)
         cursor.execute(plan.sql, values)
@@ -196,23 +202,16 @@ def rows_together(connection: Connection, reads: Sequence[Read]) -> list[list[An
 
     On PostgreSQL they go in one round trip (psycopg's pipeline mode: the statements
     are sent together, the server runs them in order, and one sync collects every
-    result). The enroll request's reads of its contacts, their live enrollments and
-    the daily limit's count were three waits of the ten a preview made; under 32
-    clients each wait is also a turn of the server's process for the CPU
-    (bench/api.py, docs/benchmarks.md, the twenty-first session). Elsewhere, one after
-    the other."""
+    result). The enroll request's reads of its contacts, their live enrollments, their
+    block-list entries and the daily limit's count were four waits of the ten a preview
+    made; under 32 clients each wait is also a turn of the server's process for the
+    CPU (bench/api.py, docs/benchmarks.md, the twenty-first session). Elsewhere, one
+    after the other."""
     if connection.dialect.name != "postgresql":
         return [prepared.rows(connection, params) for prepared, params in reads]
     driver: Any = connection.connection.driver_connection
-    cursors = []
     with driver.pipeline():
-        for prepared, params in reads:
-            plan = prepared._plan(connection.dialect)
-            values = plan.parameters(params)
-            cursor = driver.cursor()
-            _announce(connection, cursor, plan.sql, values)
-            cursor.execute(plan.sql, values)
-            cursors.append(cursor)
+        cursors = [prepared._on_cursor(connection, driver, params) for prepared, params in reads]
     # leaving the pipeline synced it: every cursor holds its rows
     return [
         prepared._processed(connection.dialect, cursor.fetchall())

@@ -127,11 +127,14 @@ def row_ids(ids: Iterable[Any]) -> list[int]:
     return sorted({i for i in ids if is_row_id(i)})
 
 
+def _by_ids(prepared: Prepared, connection: Connection, ids: list[int]) -> Read:
+    return prepared, _IDS.bind([(i,) for i in ids], connection.dialect)
+
+
 def contacts_read(connection: Connection, ids: list[int], *, lock: bool) -> Read:
     """The read of the contacts among `ids` (`row_ids`), `lock`ed (PostgreSQL's row
     locks, in id order: two requests never deadlock) when they are to be enrolled."""
-    read = _LOCKED_CONTACTS if lock else _CONTACTS
-    return read, _IDS.bind([(i,) for i in ids], connection.dialect)
+    return _by_ids(_LOCKED_CONTACTS if lock else _CONTACTS, connection, ids)
 
 
 def contacts_from(rows: list[Any]) -> dict[int, ContactView]:
@@ -147,7 +150,7 @@ def _view(row: Any) -> ContactView:
 
 def live_read(connection: Connection, ids: list[int]) -> Read:
     """The read of the live enrollments of the contacts with these ids (`row_ids`)."""
-    return _LIVE, _IDS.bind([(i,) for i in ids], connection.dialect)
+    return _by_ids(_LIVE, connection, ids)
 
 
 def live_from(rows: list[Any], default_exclusivity: Exclusivity) -> dict[int, list[Live]]:
@@ -189,7 +192,7 @@ def _keys(email_key: str) -> tuple[str, str]:
 def blocked_read(connection: Connection, ids: list[int]) -> Read:
     """The read of the block list's entries that match the addresses of the contacts
     with these ids (`row_ids`): an address, or its whole domain."""
-    return _BLOCKED, _IDS.bind([(i,) for i in ids], connection.dialect)
+    return _by_ids(_BLOCKED, connection, ids)
 
 
 def blocked_patterns(session: Session, contact_ids: Iterable[int]) -> set[str]:
