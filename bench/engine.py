@@ -127,11 +127,15 @@ def engine(
         server_cpu = database_server_cpu() - server_before if kind == "postgresql" else 0.0
         written = rows_written(db.url, since=written_before) if counting else None
         handed = []
-        for log in logs:
+        for process, log in zip(processes, logs, strict=True):
             log.seek(0)
-            found = re.search(r"handing over (\d+) emails", log.read())
-            handed.append(int(found.group(1)) if found else 0)
+            text = log.read()
             log.close()
+            found = re.search(r"handing over (\d+) emails", text)
+            if process.returncode != 0 or found is None:  # a failed run is no figure
+                tail = "\n".join(line for line in text.splitlines()[-60:])
+                raise SystemExit(f"a worker failed (exit {process.returncode}):\n{tail}")
+            handed.append(int(found.group(1)))
         counted = [json.loads(Path(out).read_text()) for out in outs]
         rate = count / (ended - min(c["ready_at"] for c in counted))
         return Run(

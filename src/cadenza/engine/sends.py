@@ -74,7 +74,10 @@ class Sends:
         self.handed = 0  # handed over since the worker started
         # (slot, mailbox) of each mailbox with a queued email and nothing in flight
         self._ready: list[tuple[datetime, int]] = []
-        self._ended: queue.SimpleQueue[int] = queue.SimpleQueue()  # mailboxes whose send ended
+        # mailboxes whose send ended, and work offered from another thread (`offer`)
+        self._ended: queue.SimpleQueue[int | Callable[[], None]] = queue.SimpleQueue()
+        # another thread offers work (engine/worker.py's claimer): waits wake for it
+        self.offered = False
         # when this worker last handed each mailbox's email over (its spacing counts from it)
         self._last_start: dict[int, datetime] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -110,6 +113,29 @@ class Sends:
             future = self._senders().submit(self._transport_of(mailbox_id).prepare)
             self.sending[mailbox_id] = (None, future)
             future.add_done_callback(functools.partial(self._send_ended, mailbox_id))
+
+    def offer(self, work: Callable[[], None]) -> None:
+        """From another thread: `work` runs on the loop's thread, the next time it looks
+        (it wakes for it). What touches the emails held runs there alone."""
+        self._ended.put(work)
+
+    def wait_for_offers(self, seconds: float) -> None:
+        """With nothing held: until offered work comes (then runs it), the worker
+        stops, or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            try:
+                work = self._ended.get(timeout=min(left, _STOP_CHECK_SECONDS))
+            except queue.Empty:
+                continue
+            self._collected(work)
+            self._collect()
+            return
+
+    def take_offers(self) -> None:
+        """Runs what was offered and not yet run (before stopping: claims offered last
+        are queued, then given back with the rest)."""
+        self._collect()
 
     @property
     def busy(self) -> bool:
@@ -151,7 +177,7 @@ class Sends:
                 continue
             delay = (self._ready[0][0] - now).total_seconds()
             wait_until = delay if until is None else min(delay, (until - now).total_seconds())
-            if self.sending:  # a send may end (and be recorded) before this slot
+            if self.sending or self.offered:  # a send may end, or claims come, before it
                 self._wait_for_a_send(until, wait_until)
             else:
                 self.ctx.clock.wait(wait_until, self.stop)
@@ -316,8 +342,9 @@ class Sends:
         self._ended.put(mailbox_id)
 
     def _wait_for_a_send(self, until: datetime | None, most: float | None = None) -> None:
-        """Until a send ends (then collects it), `most` seconds pass, or `until` comes."""
-        if not self.sending:
+        """Until a send ends (then collects it) or offered work comes (then runs it),
+        `most` seconds pass, or `until` comes."""
+        if not self.sending and not self.offered:
             return
         timeout = _STOP_CHECK_SECONDS
         if most is not None:
@@ -325,24 +352,26 @@ class Sends:
         if until is not None:
             timeout = min(timeout, max((until - self.ctx.clock.now()).total_seconds(), 0.0))
         try:
-            mailbox_id = (
-                self._ended.get(timeout=timeout) if timeout > 0 else self._ended.get_nowait()
-            )
+            ended = self._ended.get(timeout=timeout) if timeout > 0 else self._ended.get_nowait()
         except queue.Empty:
             return
-        self._collected(mailbox_id)
+        self._collected(ended)
         self._collect()
 
     def _collect(self) -> None:
         """Takes in every send that has ended, without waiting."""
         while True:
             try:
-                mailbox_id = self._ended.get_nowait()
+                ended = self._ended.get_nowait()
             except queue.Empty:
                 return
-            self._collected(mailbox_id)
+            self._collected(ended)
 
-    def _collected(self, mailbox_id: int) -> None:
+    def _collected(self, ended: int | Callable[[], None]) -> None:
+        if callable(ended):
+            ended()
+            return
+        mailbox_id = ended
         claim, future = self.sending.pop(mailbox_id)
         if claim is None:  # its session opened (or not: the send will say): now ready
             waiting = self.queues.get(mailbox_id)

@@ -16,6 +16,7 @@ handed over and recorded): how tests step a worker on a frozen clock.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -57,6 +58,9 @@ class WorkerOptions:
     mailboxes_per_claim: int = 1000
     # Webhook deliveries go out from a thread of their own while the worker runs.
     webhooks: bool = True
+    # Claim rounds on a thread of their own, beside the hand-overs (`Worker.claims_beside`):
+    # None, where the database lets a claim and a hand-over write at once.
+    claims_beside: bool | None = None
 
 
 class Worker:
@@ -110,9 +114,10 @@ class Worker:
         self._heartbeat()
         return moved
 
-    def _claim_round(self) -> int:
+    def _claim_round(self, *, beside: bool = False) -> int:
         """The clocked jobs, then a claim of due emails, queued for hand-over; returns
-        how many step runs it moved and emails it claimed."""
+        how many step runs it moved and emails it claimed. `beside`: on the claimer's
+        thread, the claims and mailboxes let go are offered to the loop's (`_claimer`)."""
         opts = self.options
         moved, resumed = jobs.run_clocked_jobs(self.ctx, opts.batch_size)
         if resumed:
@@ -125,8 +130,8 @@ class Worker:
             horizon=opts.horizon,
             lease=opts.lease,
             mailboxes=opts.mailboxes_per_claim,
-            claimed=self._queue,
-            let_go=self.sends.release,
+            claimed=self._offer if beside else self._queue,
+            let_go=self._offer_let_go if beside else self.sends.release,
         )
         self.metrics.claims.observe(time.perf_counter() - claiming)
         return moved + len(due)
@@ -135,6 +140,21 @@ class Worker:
         """A claim transaction's emails: queued, and whatever is due by now handed over, so
         a long claim round (a thousand mailboxes) does not hold up earlier slots."""
         settings = jobs.mailbox_settings_of(self.ctx, {claim.mailbox_id for claim in claims})
+        self._take(claims, settings)
+        self.sends.pump(until=self.ctx.clock.now(), wait=False)
+
+    def _offer(self, claims: list[ClaimedEmail]) -> None:
+        """On the claimer's thread: a claim transaction's emails, with their mailboxes'
+        settings (read here, off the loop), offered to the loop, which queues them."""
+        settings = jobs.mailbox_settings_of(self.ctx, {claim.mailbox_id for claim in claims})
+        self.sends.offer(functools.partial(self._take, claims, settings))
+
+    def _offer_let_go(self, mailbox_ids: list[int]) -> None:
+        self.sends.offer(functools.partial(self.sends.release, mailbox_ids))
+
+    def _take(self, claims: list[ClaimedEmail], settings: dict[int, TransportSettings]) -> None:
+        """On the loop's thread: the claims queued, their mailboxes' transports kept or
+        made, and a new transport's session opened ahead of its first slot."""
         opened = [
             mailbox_id
             for mailbox_id, these in settings.items()
@@ -147,9 +167,9 @@ class Worker:
             first_slot[claim.mailbox_id] = min(
                 first_slot.get(claim.mailbox_id, claim.slot), claim.slot
             )
-        self.sends.warm([m for m in opened if first_slot.get(m, now) > now])
+        if not self.stop_event.is_set():
+            self.sends.warm([m for m in opened if first_slot.get(m, now) > now])
         self.sends.add(claims)
-        self.sends.pump(until=self.ctx.clock.now(), wait=False)
 
     def _heartbeat(self) -> None:
         """At most every HEARTBEAT_SECONDS (on the worker's clock): the last tick and
@@ -174,7 +194,10 @@ class Worker:
         if dispatcher is not None:
             dispatcher.start()
         try:
-            self._loop(exit_when_idle)
+            if self.claims_beside:
+                self._loop_beside(exit_when_idle)
+            else:
+                self._loop(exit_when_idle)
         finally:
             if dispatcher is not None:
                 dispatcher.stop()
@@ -204,6 +227,52 @@ class Worker:
             with logs.bound(worker_id=self.id):
                 self.sends.finish()
                 self.sends.release()
+
+    @property
+    def claims_beside(self) -> bool:
+        """Whether `run` claims on a thread of its own, beside the hand-overs: where a
+        claim's transaction and a hand-over's can write at once (PostgreSQL). On SQLite
+        a claim holds the one write lock from its first statement, and a hand-over
+        would only wait for it (WorkerOptions.claims_beside: None leaves it to this)."""
+        if self.options.claims_beside is not None:
+            return self.options.claims_beside
+        return self.ctx.db.dialect == "postgresql"
+
+    def _loop_beside(self, exit_when_idle: bool) -> None:
+        """The loop's thread hands emails over and records them; the claimer's thread
+        runs the claim rounds (`_claimer`) and offers what they claim. While a worker
+        claims serially (`_loop`), its mailboxes whose sends end wait for the whole
+        round, composing included: a quarter of a busy worker's time
+        (bench/engine.py, docs/benchmarks.md)."""
+        every = self.options.horizon / 2
+        claimer = _Claimer(self)
+        self.sends.offered = True
+        claimer.start()
+        idle = False
+        try:
+            while not self.stop_event.is_set() and claimer.error is None:
+                with logs.bound(worker_id=self.id):
+                    next_round = self.ctx.clock.now() + every
+                    self.sends.pump(until=next_round)
+                    self.sends.settle(until=next_round)
+                    self._close_idle_transports()
+                    self._heartbeat()
+                if not self.sends.busy:
+                    if exit_when_idle and claimer.idle.is_set() and not self._has_due_work():
+                        idle = True
+                        break
+                    self.sends.wait_for_offers(self.options.poll_interval)
+        finally:
+            claimer.stop()
+            self.sends.offered = False
+            with logs.bound(worker_id=self.id):
+                self.sends.take_offers()
+                if idle:  # a round that began after the check offered these: sent, not given back
+                    self.sends.pump()
+                self.sends.finish()
+                self.sends.release()
+        if claimer.error is not None:
+            raise claimer.error
 
     def run_until(self, deadline: datetime) -> None:
         """For tests and simulations on a FrozenClock: jumps from one due time to the next."""
@@ -269,3 +338,40 @@ class Worker:
         """Due steps, ended out-of-office pauses, or due webhook deliveries (the
         dispatcher thread is sending them)."""
         return jobs.has_due_work(self.ctx, webhooks_too=self.options.webhooks)
+
+
+class _Claimer(threading.Thread):
+    """The claim rounds of a worker whose claims run beside its hand-overs: every half
+    horizon while emails were claimed or are held, at the poll interval when nothing
+    was. An error ends the thread and, through `error`, the worker's loop."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(name="cadenza-claims", daemon=True)
+        self.worker = worker
+        self.error: BaseException | None = None
+        self.idle = threading.Event()  # the last round claimed and moved nothing
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        worker = self.worker
+        every = worker.options.horizon.total_seconds() / 2
+        try:
+            while not self._halt.is_set() and not worker.stop_event.is_set():
+                started = time.perf_counter()
+                self.idle.clear()  # set again only after a round that found nothing
+                with logs.bound(worker_id=worker.id):
+                    moved = worker._claim_round(beside=True)
+                worker.metrics.ticks.observe(time.perf_counter() - started)
+                if not moved:
+                    self.idle.set()
+                pause = every - (time.perf_counter() - started)
+                if not moved and not worker.sends.busy:
+                    pause = worker.options.poll_interval
+                worker.ctx.clock.wait(max(pause, 0.0), self._halt)
+        except BaseException as exc:  # the loop re-raises it
+            self.error = exc
+            worker.sends.offer(lambda: None)  # wakes the loop
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()

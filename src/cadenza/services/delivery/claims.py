@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -425,14 +426,7 @@ def claim_emails(
     ids = [mailbox_ids] if isinstance(mailbox_ids, int) else sorted(set(mailbox_ids))
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        mailboxes = list(
-            session.scalars(
-                select(Mailbox)
-                .where(Mailbox.id.in_(ids))
-                .order_by(Mailbox.id)
-                .with_for_update(skip_locked=True)  # others: another worker claims them now
-            )
-        )
+        mailboxes = _claimable(session, ids)
         if not mailboxes:
             return []
         ids = [mailbox.id for mailbox in mailboxes]
@@ -453,9 +447,10 @@ def claim_emails(
         first_reads = _due_runs(session, {m: n + 1 for m, n in wanted.items()}, due_by)
         waits = _Waits()
         plans: list[tuple[Mailbox, list[tuple[StepRun, Enrollment]], list[datetime]]] = []
+        next_free: dict[int, datetime | None] = {}
         for mailbox in mailboxes:
             mine, theirs = reminders.get(mailbox.id, []), digests.get(mailbox.id, [])
-            granted, slots = _plan_mailbox(
+            granted, slots, next_free[mailbox.id] = _plan_mailbox(
                 session,
                 _Planning(mailbox, rooms[mailbox.id], wanted.get(mailbox.id, 0), now, horizon),
                 first_reads.get(mailbox.id, []),
@@ -465,8 +460,6 @@ def claim_emails(
                 waits,
             )
             plans.append((mailbox, granted, slots))
-            if slots:  # kept by this worker for a while (delivery/affinity.py)
-                mailbox.claimed_by, mailbox.claimed_at = worker_id, now
         claimed = _prepare(session, ctx, plans, worker_id, lease, now)
         waits.mark(session, due_by)  # after: the granted runs are leased, no longer pending
         for mailbox, granted, slots in plans:  # reminders, then digests, after the steps
@@ -476,7 +469,46 @@ def claim_emails(
             digest_slots = reminder_slots[len(mine) :]
             theirs = digests.get(mailbox.id, [])
             claimed += _prepare_digests(session, ctx, mailbox, theirs, digest_slots, now)
+        # the mailboxes' rows written last: on PostgreSQL a hand-over of their emails
+        # (which locks them) waits only for the rest of this commit, not the composing
+        for mailbox, _, slots in plans:
+            if mailbox.next_send_at != next_free[mailbox.id]:
+                mailbox.next_send_at = next_free[mailbox.id]
+            if slots:  # kept by this worker for a while (delivery/affinity.py)
+                mailbox.claimed_by, mailbox.claimed_at = worker_id, now
         return claimed
+
+
+# The class of the advisory locks that say "this mailbox is being claimed" (their second
+# key is the mailbox's id): any fixed number no other lock of the database uses.
+CLAIM_LOCK_CLASS = 0x0C1A
+
+
+# Over the ids given, not the table: a filter of the table's rows could be run on every
+# row before the ids' (the planner orders a scan's conditions by their cost).
+_HOLD_FOR_CLAIM = text(
+    "SELECT id FROM unnest(CAST(:ids AS integer[])) AS id"
+    " WHERE pg_try_advisory_xact_lock(:kind, id)"
+)
+
+
+def _claimable(session: Session, ids: list[int]) -> list[Mailbox]:
+    """These mailboxes, less those another transaction is claiming now, each held until
+    this one ends: two claims never plan one mailbox's slots at once.
+
+    On PostgreSQL the hold is a transaction-level advisory lock, not the mailbox's row:
+    a hand-over of the mailbox's emails locks that row (handover.py), and held by the
+    claim it waited for all the claim's composing, so a worker whose claims run beside
+    its hand-overs (engine/worker.py) gained nothing from it. The rows are read in a
+    statement after the locks are taken: one that took them would read a snapshot from
+    before, and miss the slots a claim that committed meanwhile granted. On SQLite the
+    claim's transaction holds the one write lock (BEGIN IMMEDIATE): nothing else claims."""
+    if session.get_bind().dialect.name == "postgresql":
+        held = session.scalars(_HOLD_FOR_CLAIM, {"ids": ids, "kind": CLAIM_LOCK_CLASS}).all()
+        if not held:
+            return []
+        ids = list(held)
+    return list(session.scalars(select(Mailbox).where(Mailbox.id.in_(ids)).order_by(Mailbox.id)))
 
 
 @dataclass(frozen=True)
@@ -511,15 +543,16 @@ def _plan_mailbox(
     reminders: list[Row[Task, User]],
     digests: list[Row[TaskDigest, User]],
     waits: _Waits,
-) -> tuple[list[tuple[StepRun, Enrollment]], list[datetime]]:
+) -> tuple[list[tuple[StepRun, Enrollment]], list[datetime], datetime | None]:
     """One mailbox's granted runs and the slots of its runs, reminders and digests, in
-    that order; its next free slot moves past them. Held runs record why they wait
-    (`waits`). `first_read`: its first `wanted + 1` due runs (_due_runs); a follow-up
-    moved out of its send window makes room, and the runs behind are read again."""
+    that order, and its next free slot past them (the caller writes it, last). Held runs
+    record why they wait (`waits`). `first_read`: its first `wanted + 1` due runs
+    (_due_runs); a follow-up moved out of its send window makes room, and the runs
+    behind are read again."""
     mailbox, room, wanted, now = planning.mailbox, planning.room, planning.wanted, planning.now
     if not mailbox.connected:  # its reminders wait too, unclaimed
         waits.add(StepWaitReason.MAILBOX_DISCONNECTED, mailbox.id)
-        return [], []
+        return [], [], mailbox.next_send_at
     sendable: list[tuple[StepRun, Enrollment]] = []
     due, read = first_read, len(first_read)
     while True:
@@ -543,7 +576,7 @@ def _plan_mailbox(
         due = [(run, enrollment) for run, enrollment in again if run.id not in taken]
         read += len(due)
     if not sendable and not reminders and not digests and not behind:
-        return [], []
+        return [], [], mailbox.next_send_at
     plan = plan_slots(
         next_free=mailbox.next_send_at,
         now=now,
@@ -561,8 +594,7 @@ def _plan_mailbox(
     if (behind and wanted < batch_size) or len(granted) < len(sendable):
         reason = StepWaitReason.DAILY_LIMIT if room <= len(granted) else StepWaitReason.RATE_LIMIT
         waits.add(reason, mailbox.id)
-    mailbox.next_send_at = plan.next_free
-    return granted, plan.slots
+    return granted, plan.slots, plan.next_free
 
 
 def _prepare_reminders(
