@@ -708,6 +708,39 @@ BREAKS: list[Break] = [
         ["tests/integration/test_enrollment.py"],
         select="theirs_alone",
     ),
+    Break(
+        "claims-serial-on-postgresql",
+        "A PostgreSQL worker claims on its loop's thread: its hand-overs wait for each round",
+        "src/cadenza/engine/worker.py",
+        '        return self.ctx.db.dialect == "postgresql"',
+        "        return False",
+        ["tests/integration/test_claims_beside.py"],
+    ),
+    Break(
+        "claim-holds-mailbox-row",
+        "A claim locks its mailboxes' rows: a hand-over of their emails waits for its composing",
+        CLAIMS,
+        "    return list(session.scalars(rows))",
+        "    return list(session.scalars(rows.with_for_update(skip_locked=True)))",
+        ["tests/integration/test_claims_beside.py"],
+    ),
+    Break(
+        "claim-writes-mailbox-first",
+        "A claim writes a mailbox's next free slot before composing, and holds its row since",
+        CLAIMS,
+        "            plans.append((mailbox, granted, slots))\n",
+        "            plans.append((mailbox, granted, slots))\n"
+        "            mailbox.next_send_at = next_free[mailbox.id]\n",
+        ["tests/integration/test_claims_beside.py"],
+    ),
+    Break(
+        "claim-without-hold",
+        "Two claims of one mailbox plan its slots at the same time",
+        CLAIMS,
+        '    if session.get_bind().dialect.name == "postgresql":',
+        "    if False:",
+        ["tests/integration/test_claims_beside.py"],
+    ),
 ]
 
 

@@ -124,7 +124,8 @@ def test_a_mailbox_being_claimed_is_left_to_that_claim(pg_ctx, monkeypatch):
         first = threading.Thread(target=lambda: found.append(_claim(ctx, mailbox_id, "a", 0)))
         first.start()
         assert reached.wait(WAIT)
-        meanwhile = _claim(ctx, mailbox_id, "b")
+        with lock_timeout(ctx):
+            meanwhile = _claim(ctx, mailbox_id, "b")
         let_go.set()
         first.join(WAIT)
     assert meanwhile == []

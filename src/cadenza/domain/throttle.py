@@ -4,7 +4,8 @@ A mailbox with a limit of L per minute sends at most one email every 60/L second
 first steps of a bulk enrollment use 3 per minute. Spacing (rather than bursts of L
 then a pause) is what mailbox providers expect from a person, and it makes "at most
 L in any 60 seconds" hold by construction, across any number of workers, because the
-next free slot is one column of the mailbox row that claims update under a lock.
+next free slot is one column of the mailbox row that only the claim holding the
+mailbox updates (services/delivery/claims.py).
 """
 
 from __future__ import annotations

@@ -7,11 +7,12 @@ for the inbox poller (which only reads mail) to be running.
 A claim round takes what is due by the horizon (within every mailbox's throttle, slots
 up to the horizon ahead, none before its email is due); the claimed emails are handed
 over as their slots come (engine/sends.py), each mailbox over its own connection,
-thousands side by side. A running
-worker claims again every half horizon while earlier emails are still waiting or in
-flight, so slots are granted before they come and a server's slow answer delays
-nothing but its own mailbox. `tick()` is one round taken to its end (every email
-handed over and recorded): how tests step a worker on a frozen clock.
+thousands side by side. A running worker claims again every half horizon while
+earlier emails are still waiting or in flight, so slots are granted before they come
+and a server's slow answer delays nothing but its own mailbox. On PostgreSQL its claim
+rounds run on a thread of their own, beside the hand-overs (`_loop_beside`,
+docs/engine.md). `tick()` is one round taken to its end (every email handed over and
+recorded): how tests step a worker on a frozen clock.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ class Worker:
 
     def _loop_beside(self, exit_when_idle: bool) -> None:
         """The loop's thread hands emails over and records them; the claimer's thread
-        runs the claim rounds (`_claimer`) and offers what they claim. While a worker
+        runs the claim rounds (`_Claimer`) and offers what they claim. While a worker
         claims serially (`_loop`), its mailboxes whose sends end wait for the whole
         round, composing included: a quarter of a busy worker's time
         (bench/engine.py, docs/benchmarks.md)."""

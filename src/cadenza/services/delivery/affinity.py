@@ -23,9 +23,10 @@ let it take everything):
   they drain. A mailbox it let go is no longer its own, even while its last email is
   in flight: it is not chosen again in its place, only taken back if it comes free.
 
-The rules only choose among mailboxes: the claim itself still locks each mailbox row
-(`SKIP LOCKED`) and grants its throttle's slots, so nothing here can send an email
-twice or past its limits; a wrong guess only leaves work for the next round.
+The rules only choose among mailboxes: the claim itself still holds each mailbox
+(skipping those another claim holds) and grants its throttle's slots, so nothing here
+can send an email twice or past its limits; a wrong guess only leaves work for the
+next round.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Claiming due emails: which mailbox, which steps, which send slots, which message.
 
-Claims lock the mailbox row, so the mailbox's send slots (its throttle) are shared by
-all workers and the emails of one mailbox are granted slots in due order. Each granted
-step's message is composed and stored in the same transaction, under a lease
-(see handover.py for what happens next).
+A claim holds each of its mailboxes until it commits (`_claimable`), so the mailbox's
+send slots (its throttle) are shared by all workers and the emails of one mailbox are
+granted slots in due order. Each granted step's message is composed and stored in the
+same transaction, under a lease (see handover.py for what happens next).
 
 Task reminders (an email to the task's owner, from the enrollment's mailbox) are
 claimed here too, after the mailbox's due steps: they take the mailbox's send slots,
@@ -508,7 +508,8 @@ def _claimable(session: Session, ids: list[int]) -> list[Mailbox]:
         if not held:
             return []
         ids = list(held)
-    return list(session.scalars(select(Mailbox).where(Mailbox.id.in_(ids)).order_by(Mailbox.id)))
+    rows = select(Mailbox).where(Mailbox.id.in_(ids)).order_by(Mailbox.id)
+    return list(session.scalars(rows))
 
 
 @dataclass(frozen=True)
