@@ -3,22 +3,24 @@ transaction holds is skipped, never waited for, and the claim locks only its own
 
 Two workers claiming at once must not queue behind each other (a mailbox, a task's
 reminder or a digest being claimed by one is simply passed over by the other: SKIP
-LOCKED), and a claim must not wait for, nor block, a user editing their profile or an
-enrollment being paused: it locks the step runs, tasks and digests it takes, not the
-users or enrollments it reads with them (FOR UPDATE OF; an UPDATE of a user or an
-enrollment takes FOR NO KEY UPDATE, which the claim's new rows referring to them do
-not conflict with, where a FOR UPDATE of theirs would). A third connection holds the
-row lock; the claim runs in its own thread and is failed the moment pg_stat_activity
-shows it waiting (tests/support/pg_locks.py).
+LOCKED for the reminders' and digests' rows, a try of the mailbox's advisory lock for
+the mailbox: claims._claimable), and a claim must not wait for, nor block, a user
+editing their profile or an enrollment being paused: it locks the step runs, tasks
+and digests it takes, not the users or enrollments it reads with them (FOR UPDATE OF;
+an UPDATE of a user or an enrollment takes FOR NO KEY UPDATE, which the claim's new
+rows referring to them do not conflict with, where a FOR UPDATE of theirs would). A
+third connection holds the lock; the claim runs in its own thread and is failed the
+moment pg_stat_activity shows it waiting (tests/support/pg_locks.py).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from cadenza.domain.enums import StepRunStatus, TaskStatus
+from cadenza.services.delivery import claims
 from cadenza.services.enrollment import reminders
 from cadenza.store.models import Enrollment, Mailbox, StepRun, Task, TaskDigest, User
 from tests.conftest import World, enroll_ids
@@ -38,9 +40,20 @@ def held(ctx, model, pk, *, written):
     return holder
 
 
+def claiming(ctx, mailbox_id):
+    """A connection in an open transaction that holds `mailbox_id` as a claim does: its
+    advisory lock (claims._claimable), not its row, which hand-overs lock meanwhile."""
+    holder = ctx.db.engine.connect()
+    holder.begin()
+    lock = text("SELECT pg_advisory_xact_lock(:kind, :id)")
+    holder.execute(lock, {"kind": claims.CLAIM_LOCK_CLASS, "id": mailbox_id})
+    return holder
+
+
 def claim_while(ctx, model, pk, mailbox_id, *, written=False):
-    """The claim of `mailbox_id` while another transaction holds row `pk` of `model`."""
-    holder = held(ctx, model, pk, written=written)
+    """The claim of `mailbox_id` while another transaction holds row `pk` of `model`
+    (of a mailbox: holds it as another claim does)."""
+    holder = claiming(ctx, pk) if model is Mailbox else held(ctx, model, pk, written=written)
     try:
         return without_waiting(ctx, holder, lambda: claim(ctx, "w2", mailbox_id), "the claim")
     finally:
