@@ -5,10 +5,12 @@ Each mailbox's emails leave in slot order, one at a time, over the mailbox's own
 connection; mailboxes send side by side, up to a bound in the thousands (a thread per
 email in flight: the SMTP transport blocks, and a thread waiting on a socket costs no
 CPU and releases the interpreter lock). The loop that hands emails over stays on the
-worker's thread, with all the database work: a send's outcome comes back through a
-queue and is recorded with the next hand-over's commit, or on its own when no
-hand-over follows soon. One hand-over commit marks the next email of every mailbox
-that is due and free at that moment (services/delivery/handover.py, hand_over_many).
+worker's thread, with every hand-over and record commit: a send's outcome comes back
+through a queue and is recorded with the next hand-over's commit, or on its own when
+no hand-over follows soon. Claims made on another thread (engine/worker.py, on
+PostgreSQL) come through the same queue, as work the loop runs (`offer`). One
+hand-over commit marks the next email of every mailbox that is due and free at that
+moment (services/delivery/handover.py, hand_over_many).
 
 Only emails actually being transmitted are in the "handing" state — one per mailbox,
 however many mailboxes share a commit — so a crash leaves at most one `unknown` per

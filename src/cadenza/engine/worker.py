@@ -118,7 +118,7 @@ class Worker:
     def _claim_round(self, *, beside: bool = False) -> int:
         """The clocked jobs, then a claim of due emails, queued for hand-over; returns
         how many step runs it moved and emails it claimed. `beside`: on the claimer's
-        thread, the claims and mailboxes let go are offered to the loop's (`_claimer`)."""
+        thread, the claims and mailboxes let go are offered to the loop's (`_Claimer`)."""
         opts = self.options
         moved, resumed = jobs.run_clocked_jobs(self.ctx, opts.batch_size)
         if resumed:
