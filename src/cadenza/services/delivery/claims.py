@@ -514,7 +514,7 @@ def _claimable(session: Session, ids: list[int]) -> list[Mailbox]:
 
 @dataclass(frozen=True)
 class _Planning:
-    """What planning a mailbox's claim starts from: the mailbox (locked), its daily
+    """What planning a mailbox's claim starts from: the mailbox (held by this claim), its daily
     room, how many runs its throttle can grant before the horizon, and the instants."""
 
     mailbox: Mailbox
