@@ -750,6 +750,25 @@ BREAKS: list[Break] = [
         "    if False:",
         ["tests/integration/test_claims_beside.py"],
     ),
+    Break(
+        "gather-holds-due-outside-heap",
+        "A hand-over keeps its due mailboxes aside while offered work (a let-go) runs",
+        "src/cadenza/engine/sends.py",
+        "            heapq.heappush(self._ready, entry)\n"
+        "        window = max(GATHER_SECONDS, min(self._commit_seconds, GATHER_MOST_SECONDS))\n"
+        "        deadline = time.monotonic() + window\n"
+        "        while self.sending and (left := deadline - time.monotonic()) > 0:\n"
+        "            self._wait_for_a_send(None, left)\n"
+        "        return self._due(self.ctx.clock.now())\n",
+        "            pass\n"
+        "        window = max(GATHER_SECONDS, min(self._commit_seconds, GATHER_MOST_SECONDS))\n"
+        "        deadline = time.monotonic() + window\n"
+        "        while self.sending and (left := deadline - time.monotonic()) > 0:\n"
+        "            self._wait_for_a_send(None, left)\n"
+        "        return due + self._due(self.ctx.clock.now())\n",
+        ["tests/integration/test_batched_handover.py"],
+        select="gathers",
+    ),
 ]
 
 

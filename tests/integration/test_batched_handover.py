@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event, select
 
 from cadenza.domain.delivery_outcome import DeliveryOutcome, DeliveryResult
+from cadenza.engine import sends
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services import worker_jobs as jobs
 from cadenza.services.delivery import affinity, claims, recovery
@@ -23,6 +24,7 @@ from cadenza.services.monitoring import heartbeat
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 from tests.support.seed import seed_due_emails
+from tests.support.smtp_sink import SmtpSink
 
 LEASE = timedelta(minutes=1)
 SENT = DeliveryResult(DeliveryOutcome.SENT, 250, "ok")
@@ -390,6 +392,72 @@ def test_a_worker_over_its_share_gives_back_what_it_has_not_handed_over(ctx, bes
     with ctx.db.read() as session:
         attempts = session.scalars(select(Message.id).join(DeliveryAttempt)).all()
     assert sorted(Counter(attempts).values()) == [1] * 12  # each tried once
+
+
+@pytest.mark.parametrize("claimed_again", [False, True], ids=["let-go", "let-go-and-claimed-again"])
+def test_a_mailbox_let_go_while_a_hand_over_gathers_is_given_back_not_handed_over(
+    ctx, monkeypatch, claimed_again
+):
+    """The loop runs offered work while a hand-over waits for the sends about to end
+    (`Sends._gathered`). When that work lets go a mailbox whose email is already due,
+    the mailbox's email is given back with the rest and the hand-over goes on without
+    it: before, the due list still named it and the worker ended on a KeyError
+    (bench/engine.py, PostgreSQL ×2, the claimer's let-go arriving mid-gather). Claimed
+    again by a round offered meanwhile, it is handed over once, from its new claim."""
+    monkeypatch.setattr(sends, "GATHER_SECONDS", 60.0)  # a ceiling: it ends with the sends
+    with SmtpSink() as sink:
+        [first] = seed_due_emails(
+            ctx, 1, smtp_port=sink.port, due_at=ctx.clock.now() - timedelta(seconds=1)
+        )
+        [later] = seed_due_emails(
+            ctx, 1, smtp_port=sink.port, due_at=ctx.clock.now() + timedelta(seconds=1)
+        )
+        sink.hold_all_data()
+        worker = Worker(ctx, WorkerOptions(webhooks=False), worker_id="a")
+        try:
+            heartbeat.beat(ctx, "a", ctx.clock.now(), {})
+            worker._claim_round()  # both claimed; the first mailbox's email leaves now
+            sink.wait_for_held(1)
+            assert set(worker.sends.queues) == {later}
+            ctx.clock.advance(timedelta(seconds=1))  # the later one is due too
+            gathered = worker.sends._gathered
+            waited: list[list[tuple]] = []
+
+            def let_go_meanwhile(due):
+                waited.append(list(due))
+
+                def let_go() -> None:  # what the claimer offers, arriving mid-gather
+                    worker.sends.release([later])
+                    if claimed_again:
+                        worker._offer(
+                            claims.claim_emails(
+                                ctx, [later], "a", batch_size=1, horizon=LEASE, lease=LEASE
+                            )
+                        )
+                    sink.let_go(2)  # and the send it waits for ends
+
+                worker.sends.offer(let_go)
+                return gathered(due)
+
+            monkeypatch.setattr(worker.sends, "_gathered", let_go_meanwhile)
+            worker.sends.pump()
+            worker.sends.finish()
+        finally:
+            worker.close()
+        assert [[box for _, box in due] for due in waited][:1] == [[later]]
+        sent = 2 if claimed_again else 1
+        assert worker.sent == sent
+        received = sink.message_ids()
+        assert len(received) == len(set(received)) == sent
+    if claimed_again:
+        assert statuses_by_mailbox(ctx) == {first: Counter(sent=1), later: Counter(sent=1)}
+        return
+    assert statuses_by_mailbox(ctx) == {first: Counter(sent=1), later: Counter(prepared=1)}
+    with ctx.db.read() as session:
+        run = session.execute(
+            select(StepRun.status, StepRun.locked_by).where(StepRun.mailbox_id == later)
+        ).one()
+    assert (str(run.status), run.locked_by) == ("pending", None)  # any worker's to send
 
 
 def test_a_worker_lets_go_only_its_own_mailboxes_beyond_its_share(ctx):

@@ -166,6 +166,8 @@ class Sends:
             due = self._due(now)
             if due and wait:
                 due = self._gathered(due)
+                if not due:  # their mailboxes were let go while it waited
+                    continue
             if due:
                 if not self._hand_over(due):
                     return  # stopping: these are released with the rest
@@ -196,20 +198,28 @@ class Sends:
         on PostgreSQL, where a commit of the hand-over's statements takes several times
         a loopback send, a worker's mailboxes split into two halves that took turns,
         each commit carrying half of them (bench/engine.py: 4.2 emails a commit of 8
-        mailboxes; 6.7 to 8 with it, and 1.5 times the rate)."""
+        mailboxes; 6.7 to 8 with it, and 1.5 times the rate).
+
+        The due mailboxes go back to the heap while it waits, and are taken again after:
+        work offered meanwhile runs here (claims, mailboxes let go), and a mailbox let
+        go must leave with the rest of what is held (`release`), not be handed over
+        from a list the release cannot see (a worker ended on it: KeyError, PostgreSQL
+        ×2, bench/engine.py)."""
         room = min(self.bound - len(self.sending), HAND_OVERS_PER_COMMIT)
         if not self.sending or len(due) >= room or GATHER_SECONDS <= 0:
             return due
+        for entry in due:
+            heapq.heappush(self._ready, entry)
         window = max(GATHER_SECONDS, min(self._commit_seconds, GATHER_MOST_SECONDS))
         deadline = time.monotonic() + window
         while self.sending and (left := deadline - time.monotonic()) > 0:
             self._wait_for_a_send(None, left)
-        return due + self._due(self.ctx.clock.now(), taken=len(due))
+        return self._due(self.ctx.clock.now())
 
-    def _due(self, now: datetime, taken: int = 0) -> list[tuple[datetime, int]]:
+    def _due(self, now: datetime) -> list[tuple[datetime, int]]:
         """(slot, mailbox) of the mailboxes whose next email may be handed over now, taken
         from the heap: as many as the bound lets go, HAND_OVERS_PER_COMMIT at most."""
-        room = min(self.bound - len(self.sending), HAND_OVERS_PER_COMMIT) - taken
+        room = min(self.bound - len(self.sending), HAND_OVERS_PER_COMMIT)
         due: list[tuple[datetime, int]] = []
         while self._ready and self._ready[0][0] <= now and len(due) < room:
             due.append(heapq.heappop(self._ready))
