@@ -769,6 +769,24 @@ BREAKS: list[Break] = [
         ["tests/integration/test_batched_handover.py"],
         select="gathers",
     ),
+    Break(
+        "claims-past-what-is-held",
+        "A worker claims a lagging mailbox's slots whatever it already holds of them",
+        "src/cadenza/engine/worker.py",
+        "            held_enough=self._held_enough(),",
+        "            held_enough=(),",
+        ["tests/integration/test_sends_side_by_side.py"],
+        select="server_lags",
+    ),
+    Break(
+        "held-enough-takes-places",
+        "A mailbox held enough takes another mailbox's place in the claim round",
+        "src/cadenza/services/worker_jobs.py",
+        "        mailboxes + len(held_enough),",
+        "        mailboxes,",
+        ["tests/integration/test_batched_handover.py"],
+        select="held_enough",
+    ),
 ]
 
 

@@ -460,6 +460,26 @@ def test_a_mailbox_let_go_while_a_hand_over_gathers_is_given_back_not_handed_ove
     assert (str(run.status), run.locked_by) == ("pending", None)  # any worker's to send
 
 
+def test_a_mailbox_held_enough_is_kept_but_takes_no_place_in_the_round(ctx):
+    """A mailbox whose queued emails already fill a horizon (engine/worker.py,
+    `_held_enough`) is not claimed, and is not let go: still this worker's. The round's
+    place it would have taken goes to the next mailbox with due email."""
+    now = ctx.clock.now()
+    [full] = seed_due_emails(ctx, 4, due_at=now - timedelta(minutes=2))  # the most overdue
+    [other] = seed_due_emails(ctx, 4, due_at=now - timedelta(minutes=1))
+    heartbeat.beat(ctx, "a", now, {})
+    claim = {"batch_size": 1, "horizon": timedelta(minutes=5), "lease": LEASE}
+    [first] = jobs.claim_due(ctx, "a", mailboxes=1, **claim)
+    assert first.mailbox_id == full  # and its next emails are still the most overdue
+    let_go: list[int] = []
+    made = jobs.claim_due(ctx, "a", mailboxes=1, held_enough={full}, let_go=let_go.extend, **claim)
+    assert [c.mailbox_id for c in made] == [other]
+    assert let_go == []
+    with ctx.db.read() as session:
+        notes = dict(session.execute(select(Mailbox.id, Mailbox.claimed_by)).all())
+    assert notes == {full: "a", other: "a"}
+
+
 def test_a_worker_lets_go_only_its_own_mailboxes_beyond_its_share(ctx):
     boxes = seed(ctx, 8, 4)
     lease = {"batch_size": 1, "horizon": timedelta(minutes=5), "lease": LEASE}

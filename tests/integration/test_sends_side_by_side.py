@@ -270,3 +270,48 @@ def test_first_emails_due_within_the_horizon_are_claimed_ahead_and_leave_when_du
     assert len(handed) == 3 and all(at is not None and at >= due for at in handed)
     assert len(received) == 3
     assert statuses(ctx) == Counter({"sent": 3})
+
+
+def _leased(ctx: Context, mailbox_id: int) -> int:
+    with ctx.db.read() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(StepRun)
+            .where(StepRun.mailbox_id == mailbox_id, StepRun.status == "sending")
+        )
+
+
+def test_a_mailbox_whose_server_lags_is_not_claimed_past_a_horizon_of_its_slots(ctx):
+    """At 600 a minute a claim grants a horizon's slots (2 s: twenty-one), and the
+    throttle grants ten more each second whatever the server takes. The server here
+    answers nothing: while the emails queued here fill a horizon of slots, the rounds
+    claim no more for the mailbox (before, ten more each round: the backlog held by one
+    worker grew until the leases ran out). Once they have left, it is claimed again."""
+    with SmtpSink() as sink:
+        [box] = seed_due_emails(
+            ctx, 100, smtp_port=sink.port, per_minute_limit=600, due_at=EARLIER(ctx)
+        )
+        release = sink.hold_all_data()
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        try:
+            worker._claim_round()  # the first email leaves at once; the server holds it
+            sink.wait_for_held(1)
+            leased = [_leased(ctx, box)]
+            for _ in range(4):
+                ctx.clock.advance(timedelta(seconds=1))
+                worker._claim_round()
+                leased.append(_leased(ctx, box))
+            assert leased == [21] * 5
+            release.set()
+            ctx.clock.advance(timedelta(seconds=5))  # every slot claimed has come
+            worker.sends.pump()
+            worker.sends.finish()
+            assert not worker.sends.queues
+            worker._claim_round()  # drained: the mailbox is claimed again
+            assert _leased(ctx, box) == 21
+            worker.sends.release()
+        finally:
+            worker.close()
+        received = sink.message_ids()
+    assert len(received) == len(set(received)) == worker.sent == 21
+    assert _leased(ctx, box) == 0

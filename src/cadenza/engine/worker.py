@@ -131,11 +131,35 @@ class Worker:
             horizon=opts.horizon,
             lease=opts.lease,
             mailboxes=opts.mailboxes_per_claim,
+            held_enough=self._held_enough(),
             claimed=self._offer if beside else self._queue,
             let_go=self._offer_let_go if beside else self.sends.release,
         )
         self.metrics.claims.observe(time.perf_counter() - claiming)
         return moved + len(due)
+
+    def _held_enough(self) -> set[int]:
+        """The mailboxes whose emails queued here already fill a horizon of their
+        throttle's slots: not claimed again this round. The throttle grants slots at its
+        rate whatever the mailbox's server takes; at 600 a minute and a server that takes
+        a second a message, each round claimed ten more while one left, and the backlog
+        held here grew until the leases ran out (or, were this worker to die, waited a
+        lease for recovery rather than going to another worker at once).
+
+        On the claimer's thread the queues are the loop's: read from a copy of the
+        mapping (one step under the interpreter lock), and a queue emptied meanwhile
+        counts as empty."""
+        horizon, most = self.options.horizon, self.options.batch_size
+        full: set[int] = set()
+        for mailbox_id, waiting in dict(self.sends.queues).items():
+            try:
+                spacing = waiting[0].spacing
+            except IndexError:
+                continue
+            fill = most if spacing <= timedelta(0) else min(most, horizon // spacing)
+            if len(waiting) >= max(fill, 1):
+                full.add(mailbox_id)
+        return full
 
     def _queue(self, claims: list[ClaimedEmail]) -> None:
         """A claim transaction's emails: queued, and whatever is due by now handed over, so

@@ -97,6 +97,7 @@ def claim_due(
     horizon: timedelta,
     lease: timedelta,
     mailboxes: int = 50,
+    held_enough: Collection[int] = (),
     claimed: Callable[[list[ClaimedEmail]], None] | None = None,
     let_go: Callable[[list[int]], None] | None = None,
 ) -> list[ClaimedEmail]:
@@ -108,20 +109,25 @@ def claim_due(
     hands over what is due meanwhile instead of waiting for the whole round. `let_go` is
     called, before any claim, with the mailboxes this worker no longer keeps (over its
     share): it gives back what it holds of them, so that the others take them now.
+
+    `held_enough`: mailboxes of this worker's whose queued emails already fill a
+    horizon (engine/worker.py): still its own (not let go), but not claimed this round,
+    and they take no other mailbox's place in it.
     """
     due: list[ClaimedEmail] = []
     slot_before = ctx.clock.now() + horizon
-    waiting = affinity.mailboxes_for(
+    chosen = affinity.mailboxes_for(
         ctx,
         worker_id,
         lambda n: claims.mailboxes_with_due_email(
             ctx, n, slot_before=slot_before, due_before=slot_before
         ),
-        mailboxes,
+        mailboxes + len(held_enough),
         live_within=LIVE_WITHIN,
         sticky_for=STICKY_FOR,
         let_go=let_go,
     )
+    waiting = [mailbox for mailbox in chosen if mailbox not in held_enough][:mailboxes]
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(
             ctx,
