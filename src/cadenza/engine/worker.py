@@ -144,7 +144,9 @@ class Worker:
         rate whatever the mailbox's server takes; at 600 a minute and a server that takes
         a second a message, each round claimed ten more while one left, and the backlog
         held here grew until the leases ran out (or, were this worker to die, waited a
-        lease for recovery rather than going to another worker at once).
+        lease for recovery rather than going to another worker at once). A mailbox
+        whose horizon holds less than two slots (10 a minute: one every 6 s) may hold two:
+        one queued late and the next, claimed ahead of its slot as before.
 
         On the claimer's thread the queues are the loop's: read from a copy of the
         mapping (one step under the interpreter lock), and a queue emptied meanwhile
@@ -157,7 +159,7 @@ class Worker:
             except IndexError:
                 continue
             fill = most if spacing <= timedelta(0) else min(most, horizon // spacing)
-            if len(waiting) >= max(fill, 1):
+            if len(waiting) >= max(fill, 2):  # two: one late and the next, claimed ahead
                 full.add(mailbox_id)
         return full
 
