@@ -142,9 +142,9 @@ class Worker:
         """The mailboxes whose emails queued here already fill a horizon of their
         throttle's slots: not claimed again this round. The throttle grants slots at its
         rate whatever the mailbox's server takes; at 600 a minute and a server that takes
-        a second a message, each round claimed ten more while one left, and the backlog
-        held here grew until the leases ran out (or, were this worker to die, waited a
-        lease for recovery rather than going to another worker at once). A mailbox
+        a second a message, each round would claim ten more while one left, and the
+        backlog held here would grow until the leases ran out (or, were this worker to
+        die, wait a lease for recovery rather than go to another worker at once). A mailbox
         whose horizon holds less than two slots (10 a minute: one every 6 s) may hold two:
         one queued late and the next, claimed ahead of its slot as before.
 
