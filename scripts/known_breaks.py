@@ -787,6 +787,15 @@ BREAKS: list[Break] = [
         ["tests/integration/test_batched_handover.py"],
         select="held_enough",
     ),
+    Break(
+        "held-enough-floor-one",
+        "A mailbox at 10 a minute whose email waits late is not claimed ahead any more",
+        "src/cadenza/engine/worker.py",
+        "            if len(waiting) >= max(fill, 2):",
+        "            if len(waiting) >= max(fill, 1):",
+        ["tests/integration/test_sends_side_by_side.py"],
+        select="ten_a_minute",
+    ),
 ]
 
 

@@ -286,7 +286,8 @@ def test_a_mailbox_whose_server_lags_is_not_claimed_past_a_horizon_of_its_slots(
     throttle grants ten more each second whatever the server takes. The server here
     answers nothing: while the emails queued here fill a horizon of slots, the rounds
     claim no more for the mailbox (before, ten more each round: the backlog held by one
-    worker grew until the leases ran out). Once they have left, it is claimed again."""
+    worker would grow until the leases ran out). Once they have left, it is claimed
+    again."""
     with SmtpSink() as sink:
         [box] = seed_due_emails(
             ctx, 100, smtp_port=sink.port, per_minute_limit=600, due_at=EARLIER(ctx)
@@ -315,3 +316,30 @@ def test_a_mailbox_whose_server_lags_is_not_claimed_past_a_horizon_of_its_slots(
         received = sink.message_ids()
     assert len(received) == len(set(received)) == worker.sent == 21
     assert _leased(ctx, box) == 0
+
+
+def test_a_mailbox_at_ten_a_minute_may_hold_a_late_email_and_the_next(ctx):
+    """At 10 a minute a horizon (2 s) holds no whole slot, but the floor is two: while
+    its second email waits late behind the first (the server holds it), the mailbox's
+    third is still claimed ahead of its slot, as before the bound. A third queued one
+    would be past the floor: not claimed."""
+    with SmtpSink() as sink:
+        [box] = seed_due_emails(
+            ctx, 4, smtp_port=sink.port, per_minute_limit=10, due_at=EARLIER(ctx)
+        )
+        release = sink.hold_all_data()
+        worker = Worker(ctx, WorkerOptions(webhooks=False))
+        try:
+            leased = []
+            for _ in range(4):  # slots at 0, 6, 12 and 18 s; the first never answered
+                worker._claim_round()
+                leased.append(_leased(ctx, box))
+                ctx.clock.advance(timedelta(seconds=5))
+            sink.wait_for_held(1)
+            assert leased == [1, 2, 3, 3]  # the fourth: two already wait here
+            assert len(worker.sends.queues[box]) == 2
+            worker.sends.release()
+        finally:
+            release.set()  # the first email's answer, so the worker closes at once
+            worker.sends.finish()
+            worker.close()
