@@ -19,6 +19,16 @@ sys.path.insert(0, str(ROOT))  # for tests.support (the seeding helper and the S
 PG_ADMIN = os.environ.get("CADENZA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def ready_workers(db) -> int:
+    """Workers that have beaten: each does before its first claim (engine/worker.py)."""
+    from sqlalchemy import func, select
+
+    from cadenza.store.models import WorkerHeartbeat
+
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(WorkerHeartbeat)) or 0
+
+
 @contextmanager
 def sink_process(options: list[str] | None = None):
     """An SMTP sink in another process, so it does not share this one's interpreter lock;

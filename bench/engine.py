@@ -1,7 +1,7 @@
 """Engine throughput against a bare smtplib loop, to the same local SMTP sink, in one run.
 
     .venv/bin/python bench/engine.py [-n 20000] [--db sqlite|postgresql] [--workers 1]
-        [--rounds 1] [--mailboxes M] [--statements K] [--writes]
+        [--rounds 1] [--mailboxes M] [--statements K] [--writes] [--start-when-ready]
 
 Baseline: N pre-built messages sent by one smtplib connection (no database, no
 rendering). Engine: N due email steps claimed, rendered, sent and recorded by the
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import smtplib
 import statistics
 import subprocess
@@ -23,18 +24,21 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import psycopg
-from common import ROOT, scratch_database, sink_process
+from common import ROOT, ready_workers, scratch_database, sink_process
+from sqlalchemy import func, select, update
 from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.services.context import Context
+from cadenza.store.db import Database
+from cadenza.store.models import Message, StepRun
 
 
 def baseline(host: str, port: int, count: int) -> float:
@@ -96,13 +100,25 @@ class Run:
 
 def engine(
     host: str, port: int, count: int, kind: str, workers: int, mailboxes: int,
-    statements: bool = False, writes: bool = False, steps: int = 1,
+    statements: bool = False, writes: bool = False, steps: int = 1, warm: bool = False,
 ) -> Run:  # fmt: skip
     """N due emails sent by `workers` `cadenza worker` processes, timed from the moment
-    the first of them is ready (its imports done) to the last one's exit."""
+    the first of them is ready (its imports done) to the last one's exit.
+
+    `warm` (--start-when-ready): the emails fall due once every worker has beaten, and
+    the run is timed from that moment to the last email recorded as sent (the workers
+    are stopped after it). Timed cold, every run also counts its workers' start after
+    their imports (connections, the first heartbeat) and their exit (a last claim round
+    that finds nothing, the process's end), and with several workers the first one's
+    seconds alone, claiming every mailbox until the others are up and it lets their
+    shares go (delivery/affinity.py): what a deployment whose workers run before the
+    emails fall due never sees. Their CPU still counts the idle polling before the
+    emails fall due, a few milliseconds."""
     with scratch_database(kind) as db, tempfile.TemporaryDirectory() as folder:
         ctx = Context(db=db, clock=SystemClock(), settings=Settings(database_url=db.url))
-        seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port, steps=steps)
+        later = datetime.now(UTC) + timedelta(days=1) if warm else None
+        seed_due_emails(ctx, count, mailboxes=mailboxes, smtp_port=port, steps=steps,
+                        due_at=later)  # fmt: skip
         server_before = database_server_cpu() if kind == "postgresql" else 0.0
         counting = writes and kind == "postgresql"
         if counting:
@@ -116,14 +132,18 @@ def engine(
         processes = [
             subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "timed_worker.py"), out, "worker",
-                 "--exit-when-idle", "--poll", "0.05", "--batch-size", str(BATCH)],
+                 *([] if warm else ["--exit-when-idle"]), "--poll", "0.05",
+                 "--batch-size", str(BATCH)],
                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             )
             for out, log in zip(outs, logs, strict=True)
         ]  # fmt: skip
+        if warm:
+            began, ended = _timed_when_ready(db, processes, count)
         for process in processes:
             process.wait()
-        ended = time.time()
+        if not warm:
+            ended = time.time()
         server_cpu = database_server_cpu() - server_before if kind == "postgresql" else 0.0
         written = rows_written(db.url, since=written_before) if counting else None
         handed = []
@@ -137,7 +157,9 @@ def engine(
                 raise SystemExit(f"a worker failed (exit {process.returncode}):\n{tail}")
             handed.append(int(found.group(1)))
         counted = [json.loads(Path(out).read_text()) for out in outs]
-        rate = count / (ended - min(c["ready_at"] for c in counted))
+        if not warm:
+            began = min(c["ready_at"] for c in counted)
+        rate = count / (ended - began)
         return Run(
             kind, workers, rate, handed,
             [c["cpu_seconds"] for c in counted], [c["db_seconds"] for c in counted],
@@ -146,6 +168,37 @@ def engine(
             sum((Counter(c["waited"]) for c in counted), Counter()) if statements else None,
             written,
         )  # fmt: skip
+
+
+def _timed_when_ready(
+    db: Database, processes: list[subprocess.Popen[bytes]], count: int
+) -> tuple[float, float]:
+    """--start-when-ready: once every worker has beaten, the seeded emails fall due now;
+    returns that moment and the last email's recording as sent (the database's
+    instants), then stops the workers (SIGTERM: each finishes what it holds)."""
+
+    def alive() -> None:
+        if any(process.poll() is not None for process in processes):
+            raise SystemExit("a worker ended before the run did: see its log")
+
+    while ready_workers(db) < len(processes):
+        alive()
+        time.sleep(0.05)
+    due = datetime.now(UTC)
+    with db.transaction() as session:
+        session.execute(update(StepRun).where(StepRun.status == "pending").values(due_at=due))
+    sent = select(func.count()).where(Message.status == "sent").select_from(Message)
+    while True:
+        with db.read() as session:
+            if session.scalar(sent) >= count:
+                last = session.scalar(select(func.max(Message.sent_at)))
+                break
+        alive()
+        time.sleep(0.02)
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    last = last if last.tzinfo else last.replace(tzinfo=UTC)
+    return due.timestamp(), last.timestamp()
 
 
 def rows_written(
@@ -243,6 +296,12 @@ def main() -> None:
         "every send also schedules the next step, as most sends of a real sequence do",
     )  # fmt: skip
     parser.add_argument(
+        "--start-when-ready", action="store_true",
+        help="make the emails due once every worker is ready, and time the run from then "
+        "to the last email recorded as sent: the workers' throughput without the first "
+        "one's seconds alone while the others import their code",
+    )  # fmt: skip
+    parser.add_argument(
         "--writes", action="store_true",
         help="PostgreSQL: also print the rows each table had written, per email, and the "
         "write-ahead log's bytes and records per email (whole server: run it alone)",
@@ -265,7 +324,8 @@ def main() -> None:
             runs = []
             for kind, workers in plan:
                 options = {
-                    "statements": args.statements > 0, "writes": args.writes, "steps": args.steps
+                    "statements": args.statements > 0, "writes": args.writes,
+                    "steps": args.steps, "warm": args.start_when_ready,
                 }  # fmt: skip
                 sink_before_run = cpu_seconds(counted["pid"])
                 runs.append(engine(host, port, args.n, kind, workers, mailboxes, **options))

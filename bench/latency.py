@@ -36,8 +36,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psutil
-from common import ROOT, scratch_database, sink_process
-from sqlalchemy import func, make_url, select, update
+from common import ROOT, ready_workers, scratch_database, sink_process
+from sqlalchemy import make_url, select, update
 from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
@@ -45,7 +45,7 @@ from cadenza.domain.clock import SystemClock
 from cadenza.domain.enums import StepRunStatus
 from cadenza.services.context import Context
 from cadenza.store.db import Database
-from cadenza.store.models import Message, StepRun, WorkerHeartbeat
+from cadenza.store.models import Message, StepRun
 
 
 def main() -> None:
@@ -189,12 +189,6 @@ def run_workers(
     for worker in workers:
         worker.wait(timeout=120)
     return peak
-
-
-def ready_workers(db: Database) -> int:
-    """Workers that have beaten: each does before its first claim (engine/worker.py)."""
-    with db.read() as session:
-        return session.scalar(select(func.count()).select_from(WorkerHeartbeat)) or 0
 
 
 def read_hand_overs(ctx: Context) -> list[tuple[int, datetime]]:
