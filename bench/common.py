@@ -10,8 +10,12 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
+
+if TYPE_CHECKING:
+    from cadenza.store.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.support (the seeding helper and the SMTP sink)
@@ -19,7 +23,7 @@ sys.path.insert(0, str(ROOT))  # for tests.support (the seeding helper and the S
 PG_ADMIN = os.environ.get("CADENZA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def ready_workers(db) -> int:
+def ready_workers(db: Database) -> int:
     """Workers that have beaten: each does before its first claim (engine/worker.py)."""
     from sqlalchemy import func, select
 

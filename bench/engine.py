@@ -35,6 +35,7 @@ from tests.support.seed import seed_due_emails
 
 from cadenza.config import Settings
 from cadenza.domain.clock import SystemClock
+from cadenza.domain.enums import MessageStatus, StepRunStatus
 from cadenza.domain.message import OutgoingEmail, build_mime, new_message_id
 from cadenza.services.context import Context
 from cadenza.store.db import Database
@@ -138,12 +139,10 @@ def engine(
             )
             for out, log in zip(outs, logs, strict=True)
         ]  # fmt: skip
-        if warm:
-            began, ended = _timed_when_ready(db, processes, count)
+        window = _timed_when_ready(db, processes, count) if warm else None
         for process in processes:
             process.wait()
-        if not warm:
-            ended = time.time()
+        exited = time.time()
         server_cpu = database_server_cpu() - server_before if kind == "postgresql" else 0.0
         written = rows_written(db.url, since=written_before) if counting else None
         handed = []
@@ -157,8 +156,7 @@ def engine(
                 raise SystemExit(f"a worker failed (exit {process.returncode}):\n{tail}")
             handed.append(int(found.group(1)))
         counted = [json.loads(Path(out).read_text()) for out in outs]
-        if not warm:
-            began = min(c["ready_at"] for c in counted)
+        began, ended = window or (min(c["ready_at"] for c in counted), exited)
         rate = count / (ended - began)
         return Run(
             kind, workers, rate, handed,
@@ -186,8 +184,9 @@ def _timed_when_ready(
         time.sleep(0.05)
     due = datetime.now(UTC)
     with db.transaction() as session:
-        session.execute(update(StepRun).where(StepRun.status == "pending").values(due_at=due))
-    sent = select(func.count()).where(Message.status == "sent").select_from(Message)
+        pending = StepRun.status == StepRunStatus.PENDING
+        session.execute(update(StepRun).where(pending).values(due_at=due))
+    sent = select(func.count()).where(Message.status == MessageStatus.SENT).select_from(Message)
     while True:
         with db.read() as session:
             if session.scalar(sent) >= count:
@@ -298,8 +297,8 @@ def main() -> None:
     parser.add_argument(
         "--start-when-ready", action="store_true",
         help="make the emails due once every worker is ready, and time the run from then "
-        "to the last email recorded as sent: the workers' throughput without the first "
-        "one's seconds alone while the others import their code",
+        "to the last email recorded as sent: the workers' throughput without their start, "
+        "their exit, or the first one's seconds alone while the others start",
     )  # fmt: skip
     parser.add_argument(
         "--writes", action="store_true",
