@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: a sink in its own process, scratch databases."""
+"""Shared pieces of the benchmarks: a sink in its own process, scratch databases, and
+waiting for the workers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,21 @@ def ready_workers(db: Database) -> int:
 
     with db.read() as session:
         return session.scalar(select(func.count()).select_from(WorkerHeartbeat)) or 0
+
+
+def check_running(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Stops the run when a worker has ended before it: its figures would be wrong, and
+    a wait for its heartbeat or its emails would never end."""
+    for worker in workers:
+        if worker.poll() is not None:
+            raise SystemExit(f"a worker ended before the run did (exit {worker.returncode})")
+
+
+def wait_until_ready(db: Database, workers: list[subprocess.Popen[bytes]]) -> None:
+    """Until every worker has beaten (`ready_workers`), checking that none has ended."""
+    while ready_workers(db) < len(workers):
+        check_running(workers)
+        time.sleep(0.05)
 
 
 @contextmanager

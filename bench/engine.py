@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from common import ROOT, ready_workers, scratch_database, sink_process
+from common import ROOT, check_running, scratch_database, sink_process, wait_until_ready
 from sqlalchemy import func, select, update
 from tests.support.seed import seed_due_emails
 
@@ -175,13 +175,7 @@ def _timed_when_ready(
     returns that moment and the last email's recording as sent (the database's
     instants), then stops the workers (SIGTERM: each finishes what it holds)."""
 
-    def alive() -> None:
-        if any(process.poll() is not None for process in processes):
-            raise SystemExit("a worker ended before the run did: see its log")
-
-    while ready_workers(db) < len(processes):
-        alive()
-        time.sleep(0.05)
+    wait_until_ready(db, processes)
     due = datetime.now(UTC)
     with db.transaction() as session:
         pending = StepRun.status == StepRunStatus.PENDING
@@ -192,11 +186,10 @@ def _timed_when_ready(
             if session.scalar(sent) >= count:
                 last = session.scalar(select(func.max(Message.sent_at)))
                 break
-        alive()
+        check_running(processes)
         time.sleep(0.02)
     for process in processes:
         process.send_signal(signal.SIGTERM)
-    last = last if last.tzinfo else last.replace(tzinfo=UTC)
     return due.timestamp(), last.timestamp()
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psutil
-from common import ROOT, ready_workers, scratch_database, sink_process
+from common import ROOT, scratch_database, sink_process, wait_until_ready
 from sqlalchemy import make_url, select, update
 from tests.support.seed import seed_due_emails
 
@@ -174,8 +174,7 @@ def run_workers(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     if args.start_when_ready:
-        while ready_workers(db) < args.workers:
-            time.sleep(0.1)
+        wait_until_ready(db, workers)
         print(f"workers ready after {time.monotonic() - started:.1f} s", flush=True)
         start = begin(1.0)
     else:
