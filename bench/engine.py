@@ -183,14 +183,28 @@ def _timed_when_ready(
     sent = select(func.count()).where(Message.status == MessageStatus.SENT).select_from(Message)
     while True:
         with db.read() as session:
-            if session.scalar(sent) >= count:
+            done = session.scalar(sent)
+            if done >= count:
                 last = session.scalar(select(func.max(Message.sent_at)))
                 break
         check_running(processes)
-        time.sleep(0.02)
+        time.sleep(_until_next_look(done, count, time.time() - due.timestamp()))
     for process in processes:
         process.send_signal(signal.SIGTERM)
     return due.timestamp(), last.timestamp()
+
+
+def _until_next_look(done: int, count: int, elapsed: float) -> float:
+    """How long to wait before counting the sent emails again: half the time the rest
+    should take at the rate so far, between 20 ms and 1 s. The count reads every
+    message (on PostgreSQL 7 ms and 6,300 buffers at 20,000 emails): looked at every
+    20 ms, it took the cores from the workers and was counted as the server's CPU an
+    email (docs/benchmarks.md, *Twenty-seventh session*). When it looks does not change
+    the figure: the run ends at the last email's own `sent_at`."""
+    if done <= 0:
+        return 0.1
+    rest = (count - done) * elapsed / done
+    return min(max(rest / 2, 0.02), 1.0)
 
 
 def rows_written(
