@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 import psycopg
 
 if TYPE_CHECKING:
@@ -48,6 +49,24 @@ def wait_until_ready(db: Database, workers: list[subprocess.Popen[bytes]]) -> No
     while ready_workers(db) < len(workers):
         check_running(workers)
         time.sleep(0.05)
+
+
+def database_server_cpu() -> float:
+    """CPU seconds of the PostgreSQL server's processes so far: the live ones', and what
+    the postmaster collected from its ended children (each connection's backend ends
+    with its worker). The whole server: nothing else may use it during a run."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "username"]):
+        if process.info["name"] != "postgres" and process.info["username"] != "postgres":
+            continue
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+            if process.ppid() == 1 or process.parent().name() != "postgres":  # the postmaster
+                total += times.children_user + times.children_system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
 
 
 @contextmanager

@@ -29,7 +29,14 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from common import ROOT, check_running, scratch_database, sink_process, wait_until_ready
+from common import (
+    ROOT,
+    check_running,
+    database_server_cpu,
+    scratch_database,
+    sink_process,
+    wait_until_ready,
+)
 from sqlalchemy import func, select, update
 from tests.support.seed import seed_due_emails
 
@@ -241,24 +248,6 @@ def rows_written(
             *counts[moved:],
         )
     return changed
-
-
-def database_server_cpu() -> float:
-    """CPU seconds of the PostgreSQL server's processes so far: the live ones', and what
-    the postmaster collected from its ended children (each connection's backend ends
-    with its worker). The whole server: nothing else may use it during a run."""
-    total = 0.0
-    for process in psutil.process_iter(["name", "username"]):
-        if process.info["name"] != "postgres" and process.info["username"] != "postgres":
-            continue
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-            if process.ppid() == 1 or process.parent().name() != "postgres":  # the postmaster
-                total += times.children_user + times.children_system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
 
 
 def cpu_seconds(pid: int | None = None) -> float:
