@@ -416,9 +416,10 @@ def table(base: float, runs: list[Run]) -> None:
     for run in runs:
         bound = workers_bound(run)
         server = run.server_cpu / max(sum(run.handed), 1)
+        cores_used = f"; at that rate the database server would use {bound * server:.1f} cores"
         print(
             f"{run.db + ' x' + str(run.workers):<16}at most {bound:.0f} msg/s from the "
-            f"workers; at that rate the database server would use {bound * server:.1f} cores"
+            f"workers{cores_used if run.db == 'postgresql' else ''}"
         )
 
 
