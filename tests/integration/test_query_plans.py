@@ -16,6 +16,7 @@ from sqlalchemy import event, update
 from cadenza.engine.worker import Worker, WorkerOptions
 from cadenza.services.delivery import claims
 from cadenza.store.models import StepRun
+from cadenza.store.prepared import Prepared
 from tests.support.query_plans import plan_nodes
 from tests.support.seed import seed_due_emails
 
@@ -224,19 +225,20 @@ def test_the_hand_over_finds_its_rows_by_key_whatever_the_statistics(ctx, databa
 
 def _hand_over_reads_by_key(ctx, database, monkeypatch) -> None:
     ran: list[tuple[str, object]] = []
+    run = Prepared.run
 
-    def recorded(_conn, _cursor, statement, parameters, *_args) -> None:
-        # heard however they run: one by one, or in the hand-over's batch
-        if "unnest(" in statement:
-            ran.append((statement, parameters))
+    def recorded(self, connection, params=None):
+        plan = self._plan(connection.dialect)
+        if "unnest(" in plan.sql:
+            ran.append((plan.sql, plan.parameters(params or {})))
+        return run(self, connection, params)
 
-    event.listen(database.keyed_engine, "before_cursor_execute", recorded)
+    monkeypatch.setattr(Prepared, "run", recorded)
     worker = Worker(ctx, WorkerOptions(webhooks=False))
     try:
         assert worker.tick() == 600
     finally:
         worker.close()
-        event.remove(database.keyed_engine, "before_cursor_execute", recorded)
     updates = {sql: params for sql, params in ran if sql.lstrip().startswith("UPDATE")}
     # the hand-over's, the sent steps' and the finished enrollments' (and the leases')
     assert {sql.split()[1] for sql in updates} >= {"messages", "enrollments", "step_runs"}

@@ -40,8 +40,6 @@ class _Plan:
     # (position, result processor) of each selected column that has one, for
     # `Prepared.rows`: the others' values are the driver's as they are
     results: tuple[tuple[int, Any], ...] = ()
-    # a SELECT, or a change with RETURNING: rows come back (store/server_batch.py)
-    returns_rows: bool = False
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> _Plan:
@@ -69,8 +67,7 @@ class _Plan:
                 for column in statement.selected_columns
             )
             results = tuple((i, p) for i, p in enumerate(found) if p is not None)
-        returns_rows = statement.is_select or bool(compiled.effective_returning)
-        return cls(sql, fixed, processors, positional, libpq, results, returns_rows)
+        return cls(sql, fixed, processors, positional, libpq, results)
 
     def parameters(self, given: dict[str, Any]) -> Any:
         values = {**self.fixed, **given} if self.fixed else given
@@ -116,7 +113,7 @@ def json_column(stored: Any) -> Any:
     return json.loads(stored) if isinstance(stored, str) else stored
 
 
-def announce(connection: Connection, cursor: Any, sql: str, values: Any) -> None:
+def _announce(connection: Connection, cursor: Any, sql: str, values: Any) -> None:
     """SQLAlchemy's `before_cursor_execute` listeners hear these statements as they hear
     its own (the SQL and the driver's parameters), so whatever counts or explains the
     statements a request or a commit sends (tests/api/test_request_statements.py, the
@@ -149,20 +146,20 @@ class Prepared:
         read of one (rowcount, fetchone, fetchall) where libpq runs it: on PostgreSQL,
         on the connections that leave preparing to store/libpq_statements.py (the
         hand-over's, `Database.keyed_engine`)."""
-        plan = self.plan(connection.dialect)
+        plan = self._plan(connection.dialect)
         driver: Any = connection.connection.driver_connection
         if plan.libpq is not None and libpq_statements.usable(driver):
             values = plan.parameters(params or {})
-            announce(connection, None, plan.sql, values)
+            _announce(connection, None, plan.sql, values)
             return libpq_statements.run(driver, plan.libpq, values)
         return self._on_cursor(connection, driver, params or {})
 
     def _on_cursor(self, connection: Connection, driver: Any, params: dict[str, Any]) -> Any:
         """Runs on a new cursor of the driver's connection; returns the cursor."""
-        plan = self.plan(connection.dialect)
+        plan = self._plan(connection.dialect)
         values = plan.parameters(params)
         cursor = driver.cursor()
-        announce(connection, cursor, plan.sql, values)
+        _announce(connection, cursor, plan.sql, values)
         cursor.execute(plan.sql, values)
         return cursor
 
@@ -174,7 +171,7 @@ class Prepared:
         return self._processed(connection.dialect, self.run(connection, params).fetchall())
 
     def _processed(self, dialect: Dialect, rows: list[Any]) -> list[Any]:
-        plan = self.plan(dialect)
+        plan = self._plan(dialect)
         if not plan.results:
             return rows
         read = []
@@ -186,8 +183,7 @@ class Prepared:
             read.append(tuple(values))
         return read
 
-    def plan(self, dialect: Dialect) -> _Plan:
-        """The statement as compiled for `dialect`, once."""
+    def _plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
         if plan is None:
             statement = self.statement if self._build is None else self._build(dialect.name)

@@ -38,11 +38,3 @@ def once(connection: Connection, name: str, read: Callable[[], T]) -> T:
     if name not in answers:
         answers[name] = read()
     return answers[name]
-
-
-def remember(connection: Connection, name: str, answer: Any) -> None:
-    """Within `read_once`, `answer` is what `once` gives for `name` from now on: the
-    lookup ran as part of something else (store/server_batch.py). Outside it, nothing."""
-    answers: dict[str, Any] | None = connection.info.get(_KEY)
-    if answers is not None:
-        answers[name] = answer

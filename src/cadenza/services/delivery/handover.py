@@ -28,7 +28,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    insert,
     literal,
     or_,
     select,
@@ -47,27 +46,13 @@ from cadenza.domain.enums import (
 from cadenza.services.context import Context
 from cadenza.services.counters import deltas as counters
 from cadenza.services.delivery.claims import PENDING, SENDING, ClaimedEmail
-from cadenza.services.delivery.sent_steps import (
-    RUNS_SENT,
-    RanBefore,
-    SentStep,
-    record_step_sent,
-    record_steps_sent,
-    runs_sent,
-)
-from cadenza.services.enrollment.progress import (
-    FINISH_ACTIVE,
-    FINISHING,
-    fail_step,
-    mark_unknown,
-)
-from cadenza.services.events_out import listeners
+from cadenza.services.delivery.sent_steps import SentStep, record_step_sent, record_steps_sent
+from cadenza.services.enrollment.progress import fail_step, mark_unknown
 from cadenza.services.events_out.mailbox_state import mark_disconnected
 from cadenza.store.bound_rows import BoundRows, checked_after_lookup
 from cadenza.store.models import DeliveryAttempt, Enrollment, Mailbox, Message, StepRun
 from cadenza.store.prepared import Prepared
 from cadenza.store.read_once import read_once
-from cadenza.store.server_batch import BatchUnavailable, ServerBatch
 from cadenza.store.types import UTCDateTime
 
 MAX_ATTEMPTS = 5
@@ -92,16 +77,7 @@ _HANDING = BoundRows("handing", pk=Integer(), enrollment_id=Integer())
 _SLOTS = BoundRows("slots", mailbox_id=Integer(), earliest=UTCDateTime())
 # Each message a commit marks: leaving (1, to `handing`) or delivered (0, to `sent`).
 _MARKS = BoundRows("marks", pk=Integer(), leaving=Integer(), reply=Text())
-# Each accepted send's try: its number is its run's attempts, read where the run's record
-# (sent_steps.RUNS_SENT) has just counted it.
-_TRIES = BoundRows(
-    "tries",
-    message_id=Integer(),
-    run_id=Integer(),
-    outcome=DeliveryAttempt.__table__.c.outcome.type,
-    code=Integer(),
-    reply=Text(),
-)
+_TRIES = BoundRows.of("tries", DeliveryAttempt, "message_id", "attempt", "outcome", "code", "reply")
 
 
 def _owned_by_worker(*conditions: ColumnElement[bool]) -> Exists:
@@ -220,42 +196,11 @@ _TAKE_BACK = Prepared(
     .values(status=MessageStatus.PREPARED, handed_at=None)
     .execution_options(synchronize_session=False)
 )
-
-
-def _attempts(dialect: str) -> Executable:
-    rows = _TRIES.table(dialect)
-    tries = select(
-        rows.c.message_id,
-        StepRun.attempts,
-        rows.c.outcome,
-        rows.c.code,
-        rows.c.reply,
-        bindparam("now", type_=UTCDateTime()),
-    ).join_from(rows, StepRun, StepRun.id == rows.c.run_id)
-    columns = ["message_id", "attempt", "outcome", "code", "reply", "at"]
-    return insert(DeliveryAttempt).from_select(columns, tries)
-
-
-_ATTEMPTS = Prepared(build=_attempts)
-# The commit where everything goes as it usually does, as one call to PostgreSQL's
-# server (store/server_batch.py): each statement guards itself as in the step-by-step
-# path, and `_hand_over_commonly` checks their results before anything is committed.
-_COMMON = ServerBatch(
-    "hand_over",
-    [
-        _STATES,
-        _MARK_MESSAGES,
-        _MAILBOX_SLOTS,
-        RUNS_SENT,
-        listeners.LISTENERS,
-        FINISH_ACTIVE,
-        _ATTEMPTS,
-    ],
+_ATTEMPTS = Prepared(
+    build=lambda dialect: _TRIES.inserted(
+        DeliveryAttempt, dialect, at=bindparam("now", type_=UTCDateTime())
+    )
 )
-
-
-class _NotCommon(Exception):
-    """Something in this commit is not as usual: it is rolled back and made step by step."""
 
 
 Finished = Sequence[tuple[ClaimedEmail, DeliveryResult]]
@@ -289,28 +234,15 @@ def hand_over_many(
     """
     if len({claim.mailbox_id for claim in claims}) != len(claims):
         raise ValueError("one email per mailbox at a time: at most one may be unknown")
-    answers = _committed(ctx, claims, finished, worker_id)
+    with _commit(ctx) as connection:
+        answers = _record_and_hand_over(connection, ctx, claims, finished, worker_id)
     return [answers[claim.mailbox_id] for claim in claims]
 
 
 def record_outcomes(ctx: Context, finished: Finished, worker_id: str) -> None:
     if finished:
-        _committed(ctx, (), finished, worker_id)
-
-
-def _committed(
-    ctx: Context, claims: Sequence[ClaimedEmail], finished: Finished, worker_id: str
-) -> dict[int, HandOver]:
-    """One commit: as usual if it is (`_hand_over_commonly`), else (or where the usual
-    one found otherwise and was rolled back) step by step."""
-    if _usual(claims, finished):
-        try:
-            with _commit(ctx) as connection:
-                return _hand_over_commonly(connection, ctx, claims, finished, worker_id)
-        except (_NotCommon, BatchUnavailable):
-            pass
-    with _commit(ctx) as connection:
-        return _record_and_hand_over(connection, ctx, claims, finished, worker_id)
+        with _commit(ctx) as connection:
+            _record_and_hand_over(connection, ctx, (), finished, worker_id)
 
 
 @contextmanager
@@ -320,68 +252,6 @@ def _commit(ctx: Context) -> Iterator[Connection]:
     engine = ctx.db.keyed_engine
     with engine.begin() as connection, read_once(connection), counters.batched(connection):
         yield connection
-
-
-def _usual(claims: Sequence[ClaimedEmail], finished: Finished) -> bool:
-    """Steps' emails only (no reminder, no digest), and every finished one accepted."""
-    return not any(c.is_reminder for c in claims) and all(
-        not c.is_reminder and r.outcome is DeliveryOutcome.SENT for c, r in finished
-    )
-
-
-def _hand_over_commonly(
-    connection: Connection,
-    ctx: Context,
-    claims: Sequence[ClaimedEmail],
-    finished: Finished,
-    worker_id: str,
-) -> dict[int, HandOver]:
-    """The commit of `_record_and_hand_over` where everything is as usual, its statements
-    in one batch: every enrollment live and every mailbox connected, every message still
-    this worker's to mark, every mailbox's spacing passed, every last step's enrollment
-    still active. Each statement is the step-by-step path's own; where a result says
-    otherwise, `_NotCommon` rolls the whole of it back and the commit is made step by
-    step, which knows what to make of it."""
-    now = ctx.clock.now()
-    dialect = connection.dialect
-    going = sorted(claims, key=lambda c: c.mailbox_id)
-    steps = [SentStep.of(c) for c, _ in finished]
-    marks: list[tuple[int, int, str | None]] = [
-        (c.message_pk, 0, r.reply_line) for c, r in finished
-    ]
-    marks += [(c.message_pk, 1, None) for c in going]
-    tries = [(c.message_pk, c.run_id, r.outcome, r.code, r.reply) for c, r in finished]
-    last = [(c.enrollment_id,) for c, _ in finished if c.last_step]
-    params = [
-        _HANDING.bind([(c.message_pk, c.enrollment_id) for c in going], dialect),
-        {**_MARKS.bind(marks, dialect), "worker": worker_id, "now": now},
-        {**_SLOTS.bind([(c.mailbox_id, now - c.spacing) for c in going], dialect), "now": now},
-        {**runs_sent(steps, dialect), "now": now, "tries": 1},
-        {},
-        {**FINISHING.bind(last, dialect), "now": now},
-        {**_TRIES.bind(tries, dialect), "now": now},
-    ]
-    needed = [bool(going), bool(marks), bool(going), bool(steps), bool(steps), bool(last),
-              bool(steps)]  # fmt: skip
-    states, marked, slots, runs, heard, ended, _ = _COMMON.run(connection, params, needed)
-    live = {
-        enrollment
-        for enrollment, state, connected in states.fetchall()
-        if state == EnrollmentState.ACTIVE and connected
-    }
-    if (
-        live != {c.enrollment_id for c in going}
-        or marked.rowcount != len(marks)
-        or slots.rowcount != len(going)
-        or runs.rowcount != len(steps)
-        or ended.rowcount != len(last)
-    ):
-        raise _NotCommon
-    if steps:
-        listeners.read_with(connection, heard.fetchall())
-    ran = RanBefore(runs.fetchall(), [row[0] for row in ended.fetchall()])
-    record_steps_sent(connection, steps, now, tried=True, message_done=True, ran=ran)
-    return {claim.mailbox_id: HandOver.GO for claim in claims}
 
 
 def _record_and_hand_over(
@@ -567,8 +437,11 @@ def _record_sent(
     if not ours:
         return
     steps = [SentStep.of(c) for c, _ in ours]
-    record_steps_sent(connection, steps, now, tried=True, message_done=True)
-    tries = [(c.message_pk, c.run_id, r.outcome, r.code, r.reply) for c, r in ours]
+    attempts = record_steps_sent(connection, steps, now, tried=True, message_done=True)
+    tries = [
+        (step.message_pk, attempts[step.run_id], r.outcome, r.code, r.reply)
+        for step, (_, r) in zip(steps, ours, strict=True)
+    ]
     _ATTEMPTS.run(connection, {**_TRIES.bind(tries, connection.dialect), "now": now})
 
 

@@ -37,11 +37,11 @@ from cadenza.store.bound_rows import BoundRows
 from cadenza.store.models import Enrollment, Message, StepRun
 from cadenza.store.prepared import Prepared
 
-SENT_ROWS = BoundRows("sent", pk=Integer())
+_SENT = BoundRows("sent", pk=Integer())
 
 
 def _messages_sent(dialect: str) -> Executable:
-    rows = SENT_ROWS.table(dialect)
+    rows = _SENT.table(dialect)
     return (
         update(Message)
         .where(Message.id.in_(select(rows.c.pk)))
@@ -51,7 +51,7 @@ def _messages_sent(dialect: str) -> Executable:
 
 
 def _runs_sent(dialect: str) -> Executable:
-    rows = SENT_ROWS.table(dialect)
+    rows = _SENT.table(dialect)
     return (
         update(StepRun)
         .where(StepRun.id.in_(select(rows.c.pk)))
@@ -75,18 +75,7 @@ def _runs_sent(dialect: str) -> Executable:
 
 
 _MESSAGES_SENT = Prepared(build=_messages_sent)
-# Run by the worker's hand-over within its batch too (handover.py), with `RanBefore`.
-RUNS_SENT = Prepared(build=_runs_sent)
-
-
-@dataclass(frozen=True)
-class RanBefore:
-    """What the statements `record_steps_sent` would run returned, run already for all
-    its steps in the caller's batch (handover.py): `RUNS_SENT`'s rows, and the
-    enrollments that `progress.FINISH_ACTIVE` finished."""
-
-    runs: list[tuple[Any, ...]]
-    finished_active: list[int]
+_RUNS_SENT = Prepared(build=_runs_sent)
 
 
 @dataclass(frozen=True)
@@ -143,27 +132,25 @@ def record_steps_sent(
     tried: bool,
     message_done: bool = False,
     session: Session | None = None,
-    ran: RanBefore | None = None,
 ) -> dict[int, int]:
     """The one way steps are recorded as sent, in the caller's transaction.
 
     `tried`: this counts as a delivery attempt of each run's; `message_done`: the
     caller's own guarded statement already marked the messages. `session`: the
-    caller's, when it holds an enrollment's row. `ran`: the runs and the enrollments
-    already recorded by the caller's batch. Returns each run's attempts by run id.
+    caller's, when it holds an enrollment's row. Returns each run's attempts by run id.
     """
     if not sent:
         return {}
     dialect = connection.dialect
     if not message_done:
-        _MESSAGES_SENT.run(connection, {**SENT_ROWS.bind([(s.message_pk,) for s in sent], dialect),
+        _MESSAGES_SENT.run(connection, {**_SENT.bind([(s.message_pk,) for s in sent], dialect),
                                         "now": sent_at})  # fmt: skip
-    if ran is None:
-        params = {**runs_sent(sent, dialect), "now": sent_at, "tries": 1 if tried else 0}
-        rows = RUNS_SENT.run(connection, params).fetchall()
-    else:
-        rows = ran.runs
-    runs = {row[0]: row[1:] for row in rows}
+    params = {
+        **_SENT.bind([(s.run_id,) for s in sent], dialect),
+        "now": sent_at,
+        "tries": 1 if tried else 0,
+    }
+    runs = {row[0]: row[1:] for row in _RUNS_SENT.run(connection, params).fetchall()}
     attempts: dict[int, int] = {}
     messages: list[counted_messages.SentMessage] = []
     for step in sent:
@@ -188,9 +175,7 @@ def record_steps_sent(
         }
         webhooks.emit(connection, sent_at, WebhookEvent.STEP_SENT, event)
     # the common end of a sequence, without loading its snapshot
-    finished_active = None if ran is None else ran.finished_active
-    last = [s.enrollment for s in sent if s.last_step]
-    finish_enrollments(connection, last, sent_at, finished_active)
+    finish_enrollments(connection, [s.enrollment for s in sent if s.last_step], sent_at)
     following = [s for s in sent if not s.last_step]
     if following:
         with Session(bind=connection) if session is None else _borrowed(session) as own:
@@ -201,11 +186,6 @@ def record_steps_sent(
             after_steps_completed(own, completed, sent_at)
             own.flush()
     return attempts
-
-
-def runs_sent(sent: list[SentStep], dialect: Any) -> dict[str, Any]:
-    """`RUNS_SENT`'s rows for these steps (with "now" and "tries", its parameters)."""
-    return SENT_ROWS.bind([(s.run_id,) for s in sent], dialect)
 
 
 @contextmanager

@@ -44,12 +44,12 @@ from cadenza.store.prepared import Prepared, json_column
 # One statement per live state, so that the state each leaves is known (for its
 # counters) without reading the rows: the first matches all but enrollments paused
 # meanwhile.
-FINISHING = BoundRows("finishing", enrollment_id=Integer())
+_FINISHING = BoundRows("finishing", enrollment_id=Integer())
 
 
 def _finish_statement(state: str) -> Prepared:
     def build(dialect: str) -> Executable:
-        rows = FINISHING.table(dialect)
+        rows = _FINISHING.table(dialect)
         return (
             update(Enrollment)
             .where(
@@ -65,8 +65,6 @@ def _finish_statement(state: str) -> Prepared:
 
 
 _FINISH = {state: _finish_statement(str(state)) for state in LIVE_ENROLLMENT_STATES}
-# The common case, run by the worker's hand-over within its batch (delivery/handover.py)
-FINISH_ACTIVE = _FINISH[EnrollmentState.ACTIVE]
 
 
 # A step run's first row, for all the runs one call schedules in one statement: the
@@ -233,10 +231,7 @@ def finish_enrollment(connection: Connection, enrollment: dict, finished_at: dat
 
 
 def finish_enrollments(
-    connection: Connection,
-    enrollments: list[dict],
-    finished_at: datetime,
-    finished_active: list[int] | None = None,
+    connection: Connection, enrollments: list[dict], finished_at: datetime
 ) -> list[dict]:
     """The one way an enrollment finishes: its last step done, it ends, and says so.
 
@@ -245,23 +240,17 @@ def finish_enrollments(
     row. Plain statements on the caller's connection, one per live state for all of
     them, since the worker's hand-over commit runs this for every last step it sends.
     Returns those that finished; one that ended meanwhile is left as it is.
-    `finished_active`: what `FINISH_ACTIVE` returned, run already for all of them (the
-    hand-over's batch).
     """
     waiting = {e["enrollment_id"]: e for e in enrollments}
     finished: list[dict] = []
     for state, finish in _FINISH.items():
         if not waiting:
             break
-        if state == EnrollmentState.ACTIVE and finished_active is not None:
-            left = finished_active
-        else:
-            params = {
-                **FINISHING.bind([(i,) for i in waiting], connection.dialect),
-                "now": finished_at,
-            }
-            left = [row[0] for row in finish.run(connection, params).fetchall()]
-        for enrollment_id in left:
+        params = {
+            **_FINISHING.bind([(i,) for i in waiting], connection.dialect),
+            "now": finished_at,
+        }
+        for (enrollment_id,) in finish.run(connection, params).fetchall():
             enrollment = waiting.pop(enrollment_id)
             finished.append(enrollment)
             counters.enrollment_moved(

@@ -17,10 +17,10 @@ from sqlalchemy import Connection, String, cast, literal, null, select, union_al
 
 from cadenza.store.models import AutomationRule, Webhook
 from cadenza.store.prepared import Prepared, json_column
-from cadenza.store.read_once import once, remember
+from cadenza.store.read_once import once
 
 _WEBHOOK, _RULE = "webhook", "rule"
-LISTENERS = Prepared(
+_LISTENERS = Prepared(
     union_all(
         select(literal(_WEBHOOK), Webhook.id, cast(Webhook.events, String)).where(
             Webhook.active.is_(True)
@@ -44,20 +44,9 @@ def listeners(connection: Connection) -> Listeners:
 
 
 def _read(connection: Connection) -> Listeners:
-    return _of(LISTENERS.run(connection).fetchall())
-
-
-def read_with(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """The listeners' rows, read by `LISTENERS` run as part of a batch (the worker's
-    hand-over commit, services/delivery/handover.py): this transaction's later asks
-    are answered from them."""
-    remember(connection, "listeners", _of(rows))
-
-
-def _of(rows: list[tuple[Any, ...]]) -> Listeners:
     webhooks: list[tuple[int, list[str]]] = []
     rules: list[str] = []
-    for kind, webhook_id, value in rows:
+    for kind, webhook_id, value in _LISTENERS.run(connection).fetchall():
         if kind == _WEBHOOK:
             webhooks.append((webhook_id, _events(value)))
         else:
