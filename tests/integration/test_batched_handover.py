@@ -255,7 +255,7 @@ def mailboxes_for(ctx, worker_id, candidates, limit=100, let_go=None):
         live_within=jobs.LIVE_WITHIN,
         sticky_for=jobs.STICKY_FOR,
         let_go=let_go,
-    )
+    ).mailboxes
 
 
 def test_the_others_mailboxes_never_crowd_a_workers_own_out_of_the_list(ctx):
@@ -602,3 +602,55 @@ def test_a_commit_runs_as_many_statements_for_eight_mailboxes_as_for_one(
     one = statements_of(1)
     assert one > 0
     assert statements_of(8) == one
+
+
+def test_two_workers_choosing_at_once_never_claim_the_same_mailboxes(ctx):
+    """Started together, both workers see the same mailboxes free and choose the same
+    half. The first to claim notes them as its own; the second's claim, which chose them
+    before that note, leaves them out (it would otherwise send their emails beside the
+    first's) and its next round chooses the other half."""
+    boxes = seed(ctx, 16, 8)
+    now = ctx.clock.now()
+    for worker in ("a", "b"):
+        heartbeat.beat(ctx, worker, now, {})
+
+    def choose(worker):
+        return affinity.mailboxes_for(
+            ctx, worker, lambda n: boxes[:n], 100,
+            live_within=jobs.LIVE_WITHIN, sticky_for=jobs.STICKY_FOR,
+        )  # fmt: skip
+
+    first, second = choose("a"), choose("b")
+    assert first.mailboxes == second.mailboxes == boxes[:4]
+
+    def claim(worker, choice):  # the first of each mailbox's two emails
+        return claims.claim_emails(
+            ctx, choice.mailboxes, worker, batch_size=1, horizon=timedelta(minutes=5),
+            lease=LEASE, choice=choice,
+        )  # fmt: skip
+
+    assert {c.mailbox_id for c in claim("a", first)} == set(boxes[:4])
+    assert claim("b", second) == []
+    again = choose("b")
+    assert again.mailboxes == boxes[4:]
+    assert {c.mailbox_id for c in claim("b", again)} == set(boxes[4:])
+
+
+def test_a_dead_workers_fresh_note_does_not_keep_its_mailbox_from_the_others(ctx):
+    """A worker that noted a mailbox and died: once it is no longer live, the others
+    choose its mailbox over its fresh note (its leased emails are recovered later), and
+    the claim takes the mailbox's other emails: the note was seen when it chose."""
+    boxes = seed(ctx, 4, 2)
+    claims.claim_emails(
+        ctx, boxes[:1], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
+    )  # "a" noted the first mailbox, and never beat: no live worker, its note fresh
+    choice = affinity.mailboxes_for(
+        ctx, "b", lambda n: boxes[:n], 100,
+        live_within=jobs.LIVE_WITHIN, sticky_for=jobs.STICKY_FOR,
+    )  # fmt: skip
+    assert choice.mailboxes == boxes and choice.notes == {boxes[0]: "a"}
+    claimed = claims.claim_emails(
+        ctx, choice.mailboxes, "b", batch_size=10, horizon=timedelta(minutes=5),
+        lease=LEASE, choice=choice,
+    )  # fmt: skip
+    assert {c.mailbox_id for c in claimed} == set(boxes)

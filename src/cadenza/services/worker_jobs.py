@@ -127,7 +127,7 @@ def claim_due(
         sticky_for=STICKY_FOR,
         let_go=let_go,
     )
-    waiting = [mailbox for mailbox in chosen if mailbox not in held_enough][:mailboxes]
+    waiting = [mailbox for mailbox in chosen.mailboxes if mailbox not in held_enough][:mailboxes]
     for start in range(0, len(waiting), MAILBOXES_PER_TRANSACTION):
         made = claims.claim_emails(
             ctx,
@@ -136,6 +136,7 @@ def claim_due(
             batch_size=batch_size,
             horizon=horizon,
             lease=lease,
+            choice=chosen,
         )
         if claimed is not None and made:
             claimed(made)

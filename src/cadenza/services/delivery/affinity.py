@@ -26,20 +26,50 @@ let it take everything):
 The rules only choose among mailboxes: the claim itself still holds each mailbox
 (skipping those another claim holds) and grants its throttle's slots, so nothing here
 can send an email twice or past its limits; a wrong guess only leaves work for the
-next round.
+next round. One guess the claim does check (`Choice.taken_meanwhile`): two workers
+that choose at once both see the same mailboxes free, and each would claim them one
+after the other. Started together, two workers both took the first four of eight
+mailboxes and left the other four idle for a second, and for two more seconds both
+sent emails of the same four (bench/engine.py, docs/benchmarks.md, the thirtieth
+session). Within its transaction, the claim leaves out a mailbox that another worker
+noted as its own since this one chose it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from cadenza.domain.enums import StepRunStatus
 from cadenza.services.context import Context
 from cadenza.store.models import Mailbox, StepRun, WorkerHeartbeat
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The mailboxes a worker claims, in claim order, and what it saw of them."""
+
+    mailboxes: list[int]
+    sticky_for: timedelta
+    # a chosen mailbox noted by another worker, seen as free all the same (that worker
+    # is no longer live): the note the choice was made over
+    notes: dict[int, str] = field(default_factory=dict)
+
+    def taken_meanwhile(self, mailbox: Mailbox, worker_id: str, now: datetime) -> bool:
+        """Another worker noted this mailbox as its own (a claim that committed) after
+        this choice was made: read by the claim once it holds the mailbox."""
+        noted = mailbox.claimed_by
+        return (
+            noted is not None
+            and noted != worker_id
+            and noted != self.notes.get(mailbox.id)
+            and mailbox.claimed_at is not None
+            and mailbox.claimed_at > now - self.sticky_for
+        )
 
 
 def mailboxes_for(
@@ -51,7 +81,7 @@ def mailboxes_for(
     live_within: timedelta,
     sticky_for: timedelta,
     let_go: Callable[[list[int]], None] | None = None,
-) -> list[int]:
+) -> Choice:
     """Up to `limit` mailboxes with due email this worker claims, in claim order: the
     ones another worker holds left out, and no more than its share of all the
     mailboxes with work, its own first. A worker that holds more than its share (it
@@ -105,7 +135,12 @@ def mailboxes_for(
     released = _let_go(ctx, worker_id, [m for m in own if m not in chosen])
     if released and let_go is not None:
         let_go(released)
-    return [mailbox for mailbox in candidates if mailbox in chosen]
+    others_notes = {
+        mailbox: holder
+        for mailbox, holder in noted
+        if mailbox in chosen and holder is not None and holder != worker_id
+    }
+    return Choice([m for m in candidates if m in chosen], sticky_for, others_notes)
 
 
 def _let_go(ctx: Context, worker_id: str, mailbox_ids: list[int]) -> list[int]:

@@ -54,6 +54,7 @@ from cadenza.domain.errors import CadenzaError
 from cadenza.domain.reminders import day_bounds
 from cadenza.domain.throttle import most_slots, plan_slots, spacing
 from cadenza.services.context import Context
+from cadenza.services.delivery.affinity import Choice
 from cadenza.services.delivery.compose import (
     DIGEST_MAX_LINES,
     DigestLine,
@@ -407,9 +408,11 @@ def claim_emails(
     batch_size: int,
     horizon: timedelta,
     lease: timedelta,
+    choice: Choice | None = None,
 ) -> list[ClaimedEmail]:
     """Claims these mailboxes' emails due by now + horizon that fit their throttles
-    before it, in one transaction.
+    before it, in one transaction. `choice`: how the worker chose these mailboxes
+    (delivery/affinity.py); one that another worker noted as its own since is left out.
 
     An email that falls due within the horizon is claimed ahead, with a slot no sooner
     than its due time: the worker opens the mailbox's session and has the message
@@ -427,6 +430,8 @@ def claim_emails(
     now = ctx.clock.now()
     with ctx.db.transaction() as session:
         mailboxes = _claimable(session, ids)
+        if choice is not None:
+            mailboxes = [m for m in mailboxes if not choice.taken_meanwhile(m, worker_id, now)]
         if not mailboxes:
             return []
         ids = [mailbox.id for mailbox in mailboxes]
