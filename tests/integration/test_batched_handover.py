@@ -9,7 +9,7 @@ leaves at most one `unknown` per mailbox, and recovery settles them like any oth
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -245,8 +245,8 @@ def test_a_worker_tick_hands_several_mailboxes_over_in_one_commit(ctx, database)
 # --- which mailboxes a worker claims -----------------------------------------------------
 
 
-def mailboxes_for(ctx, worker_id, candidates, limit=100, let_go=None):
-    """What `worker_id` claims when these are the mailboxes with due email, in order."""
+def choice_of(ctx, worker_id, candidates, limit=100, let_go=None):
+    """How `worker_id` chooses when these are the mailboxes with due email, in order."""
     return affinity.mailboxes_for(
         ctx,
         worker_id,
@@ -255,7 +255,12 @@ def mailboxes_for(ctx, worker_id, candidates, limit=100, let_go=None):
         live_within=jobs.LIVE_WITHIN,
         sticky_for=jobs.STICKY_FOR,
         let_go=let_go,
-    ).mailboxes
+    )
+
+
+def mailboxes_for(ctx, worker_id, candidates, limit=100, let_go=None):
+    """What `worker_id` claims when these are the mailboxes with due email, in order."""
+    return choice_of(ctx, worker_id, candidates, limit, let_go).mailboxes
 
 
 def test_the_others_mailboxes_never_crowd_a_workers_own_out_of_the_list(ctx):
@@ -614,13 +619,7 @@ def test_two_workers_choosing_at_once_never_claim_the_same_mailboxes(ctx):
     for worker in ("a", "b"):
         heartbeat.beat(ctx, worker, now, {})
 
-    def choose(worker):
-        return affinity.mailboxes_for(
-            ctx, worker, lambda n: boxes[:n], 100,
-            live_within=jobs.LIVE_WITHIN, sticky_for=jobs.STICKY_FOR,
-        )  # fmt: skip
-
-    first, second = choose("a"), choose("b")
+    first, second = choice_of(ctx, "a", boxes), choice_of(ctx, "b", boxes)
     assert first.mailboxes == second.mailboxes == boxes[:4]
 
     def claim(worker, choice):  # the first of each mailbox's two emails
@@ -631,7 +630,7 @@ def test_two_workers_choosing_at_once_never_claim_the_same_mailboxes(ctx):
 
     assert {c.mailbox_id for c in claim("a", first)} == set(boxes[:4])
     assert claim("b", second) == []
-    again = choose("b")
+    again = choice_of(ctx, "b", boxes)
     assert again.mailboxes == boxes[4:]
     assert {c.mailbox_id for c in claim("b", again)} == set(boxes[4:])
 
@@ -644,13 +643,26 @@ def test_a_dead_workers_fresh_note_does_not_keep_its_mailbox_from_the_others(ctx
     claims.claim_emails(
         ctx, boxes[:1], "a", batch_size=1, horizon=timedelta(minutes=5), lease=LEASE
     )  # "a" noted the first mailbox, and never beat: no live worker, its note fresh
-    choice = affinity.mailboxes_for(
-        ctx, "b", lambda n: boxes[:n], 100,
-        live_within=jobs.LIVE_WITHIN, sticky_for=jobs.STICKY_FOR,
-    )  # fmt: skip
+    choice = choice_of(ctx, "b", boxes)
     assert choice.mailboxes == boxes and choice.notes == {boxes[0]: "a"}
     claimed = claims.claim_emails(
         ctx, choice.mailboxes, "b", batch_size=10, horizon=timedelta(minutes=5),
         lease=LEASE, choice=choice,
     )  # fmt: skip
     assert {c.mailbox_id for c in claimed} == set(boxes)
+
+
+def test_a_claim_leaves_out_only_a_note_made_since_the_choice():
+    """Which notes the claim honours, each alone: none, its own, the one it chose over,
+    one made since (left out), and one older than the sticky time (anyone's)."""
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    choice = affinity.Choice([1], jobs.STICKY_FOR, {1: "dead"})
+
+    def taken(claimed_by, ago=timedelta(seconds=1)):
+        mailbox = Mailbox(id=1, claimed_by=claimed_by, claimed_at=now - ago)
+        return choice.taken_meanwhile(mailbox, "me", now)
+
+    assert [taken(None), taken("me"), taken("dead"), taken("other")] == [
+        False, False, False, True,
+    ]  # fmt: skip
+    assert taken("other", ago=jobs.STICKY_FOR + timedelta(seconds=1)) is False
